@@ -1,0 +1,1 @@
+"""Evidence vault core: settings, catalog, encrypted object store, keys, custody ledger, retention."""

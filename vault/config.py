@@ -1,0 +1,107 @@
+"""The one settings object.
+
+Every setting is an environment variable prefixed ``EVIDENCE_VAULT_`` (or a line in the optional
+``EVIDENCE_VAULT_CONFIG`` env file). With nothing set, everything lives under one data directory,
+``EVIDENCE_VAULT_HOME`` (default ``~/.evidence-vault``): a SQLite catalog, a local encrypted
+object store and a local keyring. Production points ``database_url`` at PostgreSQL and
+``store_backend``/``s3_*`` at MinIO or another S3-compatible server.
+
+Build a :class:`Settings` in the entry point and pass it down; nothing reads the environment at
+import time and no secret is generated here.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_HOME = Path("~/.evidence-vault")
+
+
+class Settings(BaseSettings):
+    """Evidence vault settings; each field is documented in ``docs/settings.md``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="EVIDENCE_VAULT_",
+        env_file=os.environ.get("EVIDENCE_VAULT_CONFIG"),
+        extra="ignore",
+    )
+
+    home: Path = Field(
+        default=DEFAULT_HOME,
+        description="Data directory holding the SQLite catalog, local store, keyring and spool.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the catalog; default sqlite:///<home>/catalog.sqlite3.",
+    )
+    store_backend: Literal["local", "s3"] = Field(
+        default="local", description="Object store: 'local' directory or 's3' (MinIO, SeaweedFS...)."
+    )
+    store_path: Path | None = Field(
+        default=None, description="Directory of the local object store; default <home>/objects."
+    )
+    s3_endpoint: str = Field(default="127.0.0.1:9000", description="S3 endpoint host:port.")
+    s3_access_key: SecretStr = Field(default=SecretStr(""), description="S3 access key.")
+    s3_secret_key: SecretStr = Field(default=SecretStr(""), description="S3 secret key.")
+    s3_bucket: str = Field(default="evidence", description="S3 bucket holding the vault's objects.")
+    s3_secure: bool = Field(default=False, description="Use TLS to reach the S3 endpoint.")
+    s3_region: str | None = Field(default=None, description="S3 region, where the server needs one.")
+    keyring_path: Path | None = Field(
+        default=None, description="Local keyring file (key-encryption keys); default <home>/keyring.json."
+    )
+    keyring_passphrase: SecretStr | None = Field(
+        default=None, description="Optional passphrase protecting the local keyring file."
+    )
+    ledger_key_path: Path | None = Field(
+        default=None,
+        description="Ed25519 key that signs custody checkpoints; default <home>/ledger-signing.key.",
+    )
+    ledger_origin: str = Field(
+        default="evidence-vault.local/custody",
+        description="Origin line of signed custody checkpoints (names this log).",
+    )
+    checkpoint_every: int = Field(
+        default=256, ge=1, description="Sign a custody checkpoint after this many new events."
+    )
+    segment_size: int = Field(
+        default=1 << 20,
+        ge=4096,
+        le=16 << 20,
+        description="Plaintext bytes per encrypted segment of stored objects.",
+    )
+    retention_days: int = Field(
+        default=23, ge=1, description="Days after capture at which footage is deleted unless held."
+    )
+    spool_path: Path | None = Field(
+        default=None, description="Ingest spool directory; default <home>/spool."
+    )
+
+    # Derived locations: the embedded default keeps everything under ``home``.
+    @property
+    def home_dir(self) -> Path:
+        return self.home.expanduser()
+
+    @property
+    def catalog_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home_dir / 'catalog.sqlite3'}"
+
+    @property
+    def objects_dir(self) -> Path:
+        return (self.store_path or self.home_dir / "objects").expanduser()
+
+    @property
+    def keyring_file(self) -> Path:
+        return (self.keyring_path or self.home_dir / "keyring.json").expanduser()
+
+    @property
+    def ledger_key_file(self) -> Path:
+        return (self.ledger_key_path or self.home_dir / "ledger-signing.key").expanduser()
+
+    @property
+    def spool_dir(self) -> Path:
+        return (self.spool_path or self.home_dir / "spool").expanduser()
