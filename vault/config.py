@@ -50,6 +50,10 @@ class Settings(BaseSettings):
     s3_secret_key: SecretStr = Field(default=SecretStr(""), description="S3 secret key.")
     s3_bucket: str = Field(default="evidence", description="S3 bucket holding the vault's objects.")
     s3_secure: bool = Field(default=False, description="Use TLS to reach the S3 endpoint.")
+    s3_object_lock: bool = Field(
+        default=False,
+        description="Create the bucket with S3 object lock so held footage gets a legal hold.",
+    )
     s3_region: str | None = Field(default=None, description="S3 region, where the server needs one.")
     keyring_path: Path | None = Field(
         default=None, description="Local keyring file (key-encryption keys); default <home>/keyring.json."
