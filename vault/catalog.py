@@ -138,6 +138,8 @@ class Recording(Base):
     retain_until: Mapped[dt.datetime]
     deleted_at: Mapped[dt.datetime | None]
     deletion_reason: Mapped[str | None] = mapped_column(Text)
+    # Set once every stored version of the ciphertext is gone (the key went at deleted_at).
+    purged_at: Mapped[dt.datetime | None]
 
     # Provenance: derived copies name their parent and how they were made.
     parent_id: Mapped[str | None] = mapped_column(ForeignKey("recordings.id"), index=True)

@@ -81,6 +81,11 @@ class Settings(BaseSettings):
     retention_days: int = Field(
         default=23, ge=1, description="Days after capture at which footage is deleted unless held."
     )
+    retention_overrides: dict[str, int] = Field(
+        default_factory=dict,
+        description="Days per source kind where they differ from retention_days, as JSON, "
+        'e.g. {"staff_device": 31}. Kinds: cctv, nvr_export, staff_device, upload.',
+    )
     spool_path: Path | None = Field(
         default=None, description="Ingest spool directory; default <home>/spool."
     )

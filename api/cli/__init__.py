@@ -1,0 +1,59 @@
+"""The ``evidence-vault`` command line: a thin layer that parses, calls the library, prints.
+
+Every command has ``--help``; commands that report have ``--json`` for scripts. Errors from the
+vault become one line on stderr and an exit status that names their class (see EXIT_CODES).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from vault.errors import VaultError
+
+from ._common import EXIT_CODES, exit_code_for
+
+from .vault_commands import custody_app, register_vault_commands
+
+app = typer.Typer(
+    name="evidence-vault",
+    help="Evidence vault for CCTV and body-worn camera footage: encrypted storage, redaction, "
+    "chain of custody and retention.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+register_vault_commands(app)
+app.add_typer(custody_app, name="custody")
+
+try:  # the redaction commands live beside the redaction package's CLI
+    from .redact import redact_app
+
+    app.add_typer(redact_app, name="redact")
+except ImportError:  # pragma: no cover - only while redaction is being built
+    pass
+
+def main() -> None:
+    """Console-script entry point: run the app, turning vault errors into one-line messages."""
+    try:
+        status = app(standalone_mode=False)
+    except VaultError as error:
+        typer.echo(f"error: {error}", err=True)
+        sys.exit(exit_code_for(error))
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        sys.exit(130)
+    except SystemExit:
+        raise
+    except Exception as error:  # click usage errors come through here in non-standalone mode
+        import click
+
+        if isinstance(error, click.ClickException):
+            error.show()
+            sys.exit(error.exit_code)
+        raise
+    sys.exit(status if isinstance(status, int) else 0)
+
+
+__all__ = ["EXIT_CODES", "app", "exit_code_for", "main"]

@@ -1,0 +1,95 @@
+"""Shared pieces of the CLI commands: settings, error reporting, JSON output."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import json
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar
+
+import typer
+
+from vault.config import Settings
+from vault.errors import (
+    AccessDenied,
+    ConfigError,
+    IntegrityError,
+    InvalidInput,
+    KeyUnavailable,
+    NotFound,
+    StorageError,
+    VaultError,
+)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+# Exit statuses: 1 any other vault error, 2 usage (click), then one per error class.
+EXIT_CODES: list[tuple[type[VaultError], int]] = [
+    (NotFound, 3),
+    (IntegrityError, 4),
+    (StorageError, 5),
+    (KeyUnavailable, 6),
+    (AccessDenied, 7),
+    (InvalidInput, 8),
+    (ConfigError, 9),
+]
+
+
+def exit_code_for(error: VaultError) -> int:
+    """The exit status the CLI uses for ``error``."""
+    for cls, code in EXIT_CODES:
+        if isinstance(error, cls):
+            return code
+    return 1
+
+
+def reports_errors(func: Callable[P, R]) -> Callable[P, R]:
+    """Turn a VaultError into one line on stderr and the exit status for its class."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except VaultError as error:
+            typer.echo(f"error: {error}", err=True)
+            raise typer.Exit(exit_code_for(error)) from None
+
+    return wrapper
+
+
+def load_settings() -> Settings:
+    """Settings from the environment (EVIDENCE_VAULT_*), built once per command."""
+    try:
+        return Settings()
+    except ValueError as error:  # pydantic's ValidationError is a ValueError
+        raise ConfigError(f"invalid settings: {error}") from None
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    if hasattr(value, "value"):  # enums
+        return value.value
+    if isinstance(value, bytes):
+        return value.hex()
+    raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+def print_json(data: Any) -> None:
+    """Print ``data`` as indented JSON on stdout."""
+    typer.echo(json.dumps(data, indent=2, default=_default, ensure_ascii=False))
+
+
+def parse_time(text: str | None, *, option: str) -> dt.datetime | None:
+    """Parse an ISO-8601 time; a time without offset is refused rather than guessed."""
+    if text is None:
+        return None
+    try:
+        value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidInput(f"{option}: {text!r} is not an ISO-8601 time (e.g. 2026-11-25T14:32:00Z)") from None
+    if value.tzinfo is None:
+        raise InvalidInput(f"{option}: {text!r} has no timezone; add Z or an offset such as +00:00")
+    return value.astimezone(dt.timezone.utc)

@@ -1,0 +1,200 @@
+"""CLI commands over the vault core: init, put, get, ls, and the custody ledger."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from vault.access import Actor, Purpose
+from vault.catalog import MediaKind, Recording, SourceKind
+from vault.vault import ByteRange, Vault
+
+from ._common import load_settings, parse_time, print_json, reports_errors
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+def recording_dict(recording: Recording) -> dict[str, Any]:
+    """The public description of a recording (no key material)."""
+    return {
+        "id": recording.id,
+        "source": recording.source_id,
+        "media_kind": recording.media_kind.value,
+        "captured_start": recording.captured_start,
+        "captured_end": recording.captured_end,
+        "received_at": recording.received_at,
+        "original_name": recording.original_name,
+        "size": recording.size,
+        "sha256": recording.sha256,
+        "key_id": recording.key_id,
+        "retain_until": recording.retain_until,
+        "deleted_at": recording.deleted_at,
+        "parent_id": recording.parent_id,
+    }
+
+
+def _open_vault() -> Vault:
+    return Vault.open(load_settings())
+
+
+def register_vault_commands(app: typer.Typer) -> None:
+    """Add the core commands to the top-level app."""
+
+    @app.command()
+    @reports_errors
+    def init(json_out: JsonOpt = False) -> None:
+        """Create the vault's data directory, keyring, signing key and catalog (safe to re-run)."""
+        settings = load_settings()
+        with Vault.init(settings) as vault:
+            info = {
+                "home": str(settings.home_dir),
+                "catalog": vault.engine.url.render_as_string(hide_password=True),
+                "store": settings.store_backend,
+                "key_id": vault.keys.current_key_id(),
+                "ledger_verifier_key": vault.ledger.verifier_key(),
+            }
+        if json_out:
+            print_json(info)
+        else:
+            typer.echo(f"vault ready at {info['home']}")
+            for name, value in info.items():
+                typer.echo(f"  {name}: {value}")
+
+    @app.command()
+    @reports_errors
+    def put(
+        file: Annotated[Path, typer.Argument(help="File to store.", show_default=False)],
+        source: Annotated[str, typer.Option("--source", "-s", help="Camera, device or route id.")],
+        captured_at: Annotated[
+            Optional[str],
+            typer.Option(help="Capture start, ISO-8601 with timezone (default: file mtime)."),
+        ] = None,
+        kind: Annotated[
+            SourceKind, typer.Option(help="Source kind (sets the retention rule).")
+        ] = SourceKind.UPLOAD,
+        site: Annotated[Optional[str], typer.Option(help="Site or estate name.")] = None,
+        json_out: JsonOpt = False,
+    ) -> None:
+        """Store one file: hash, encrypt, store, catalog and log custody."""
+        with _open_vault() as vault:
+            recording = vault.put_file(
+                file,
+                source_id=source,
+                source_kind=kind,
+                site=site,
+                captured_at=parse_time(captured_at, option="--captured-at"),
+                actor=Actor.local_operator(),
+            )
+        if json_out:
+            print_json(recording_dict(recording))
+        else:
+            typer.echo(f"stored {file} as {recording.id} (sha256 {recording.sha256})")
+
+    @app.command()
+    @reports_errors
+    def get(
+        recording_id: Annotated[str, typer.Argument(metavar="ID", help="Recording id.")],
+        output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the file.")],
+        byte_range: Annotated[
+            Optional[str],
+            typer.Option("--range", help="Inclusive byte range A-B, A- or -N, as in HTTP."),
+        ] = None,
+        purpose: Annotated[
+            str, typer.Option(help="Why you need the footage (recorded in the custody log).")
+        ] = "retrieval by vault operator",
+        reference: Annotated[
+            Optional[str], typer.Option(help="Case, crime or SAR reference.")
+        ] = None,
+        json_out: JsonOpt = False,
+    ) -> None:
+        """Decrypt a recording to a file, verifying its hash; the access is logged."""
+        with _open_vault() as vault:
+            recording = vault.export_file(
+                recording_id,
+                output,
+                actor=Actor.local_operator(),
+                purpose=Purpose(purpose=purpose, reference=reference),
+                byte_range=ByteRange.parse(byte_range) if byte_range else None,
+            )
+        if json_out:
+            print_json({**recording_dict(recording), "output": str(output), "range": byte_range})
+        else:
+            typer.echo(f"wrote {output} ({'range ' + byte_range if byte_range else 'verified'})")
+
+    @app.command("ls")
+    @reports_errors
+    def list_recordings(
+        source: Annotated[Optional[str], typer.Option(help="Only this source.")] = None,
+        since: Annotated[Optional[str], typer.Option(help="Captured at or after (ISO-8601).")] = None,
+        until: Annotated[Optional[str], typer.Option(help="Captured before (ISO-8601).")] = None,
+        deleted: Annotated[bool, typer.Option(help="Include deleted recordings.")] = False,
+        json_out: JsonOpt = False,
+    ) -> None:
+        """List recordings, oldest capture first."""
+        with _open_vault() as vault:
+            rows = vault.recordings(
+                source_id=source,
+                since=parse_time(since, option="--since"),
+                until=parse_time(until, option="--until"),
+                include_deleted=deleted,
+            )
+        if json_out:
+            print_json([recording_dict(r) for r in rows])
+            return
+        if not rows:
+            typer.echo("no recordings")
+        for r in rows:
+            state = "deleted" if r.deleted_at else f"keep until {r.retain_until:%Y-%m-%d}"
+            typer.echo(
+                f"{r.id}  {r.source_id:<16} {r.captured_start:%Y-%m-%d %H:%M:%S}Z "
+                f"{r.media_kind.value:<5} {r.size:>12} B  {state}"
+            )
+
+
+custody_app = typer.Typer(help="The tamper-evident chain-of-custody ledger.", no_args_is_help=True)
+
+
+@custody_app.command("log")
+@reports_errors
+def custody_log(
+    recording_id: Annotated[
+        Optional[str], typer.Argument(metavar="[ID]", help="Only events about this item.")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="At most this many events.")] = 1000,
+    json_out: JsonOpt = False,
+) -> None:
+    """Show custody events, oldest first."""
+    with _open_vault() as vault:
+        events = vault.ledger.events(object_id=recording_id, limit=limit)
+    if json_out:
+        print_json([e.to_dict() for e in events])
+        return
+    for e in events:
+        typer.echo(e.summary())
+
+
+@custody_app.command("verify")
+@reports_errors
+def custody_verify(json_out: JsonOpt = False) -> None:
+    """Recompute every event, hash link, Merkle root and signed checkpoint.
+
+    Exits 0 only when everything verifies; otherwise names the first bad event.
+    """
+    with _open_vault() as vault:
+        report = vault.ledger.verify()
+    if json_out:
+        print_json(report.to_dict())
+    else:
+        typer.echo(f"custody ledger verified: {report.summary()}")
+
+
+@custody_app.command("proof")
+@reports_errors
+def custody_proof(
+    seq: Annotated[int, typer.Argument(metavar="EVENT", help="Event sequence number.")],
+) -> None:
+    """Print the inclusion proof of one event (JSON), checkable offline against a checkpoint."""
+    with _open_vault() as vault:
+        print_json(vault.ledger.inclusion_proof(seq))

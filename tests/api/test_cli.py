@@ -1,0 +1,161 @@
+"""The evidence-vault command line, driven as a user would (in-process via CliRunner)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import sqlite3
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from api.cli import app
+
+
+@pytest.fixture
+def cli(tmp_path: Path):  # type: ignore[no-untyped-def]
+    runner = CliRunner()
+    env = {"EVIDENCE_VAULT_HOME": str(tmp_path / "home"), "EVIDENCE_VAULT_CHECKPOINT_EVERY": "4"}
+
+    def run(*args: str, extra_env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+        return runner.invoke(app, list(args), env={**env, **(extra_env or {})})
+
+    result = run("init", "--json")
+    assert result.exit_code == 0, result.output
+    return run
+
+
+def _put(cli, path: Path) -> str:  # type: ignore[no-untyped-def]
+    result = cli("put", str(path), "--source", "cam-03", "--captured-at", "2026-11-25T14:32:00Z", "--json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)["id"]
+
+
+def test_put_get_ls_round_trip(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    clip = tmp_path / "clip.mp4"
+    data = os.urandom(3_000_000)
+    clip.write_bytes(data)
+    rid = _put(cli, clip)
+
+    listed = json.loads(cli("ls", "--json").stdout)
+    assert [r["id"] for r in listed] == [rid]
+    assert listed[0]["sha256"] == hashlib.sha256(data).hexdigest()
+    assert listed[0]["captured_start"].startswith("2026-11-25T14:32:00")
+    assert listed[0]["media_kind"] == "video"
+
+    out = tmp_path / "out.mp4"
+    result = cli("get", rid, "-o", str(out))
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes() == data
+
+    part = tmp_path / "part.bin"
+    assert cli("get", rid, "-o", str(part), "--range", "1000-1999").exit_code == 0
+    assert part.read_bytes() == data[1000:2000]
+
+
+def test_custody_log_verify_and_proof(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    clip = tmp_path / "a.wav"
+    clip.write_bytes(b"RIFF" + os.urandom(5000))
+    rid = _put(cli, clip)
+    cli("get", rid, "-o", str(tmp_path / "x"))
+
+    events = json.loads(cli("custody", "log", rid, "--json").stdout)
+    assert len(events) == 2
+    verify = cli("custody", "verify", "--json")
+    assert verify.exit_code == 0, verify.output
+    proof = cli("custody", "proof", "0")
+    assert proof.exit_code == 0, proof.output
+    assert json.loads(proof.stdout)
+
+
+def test_custody_verify_names_the_edited_event(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    for i in range(3):
+        f = tmp_path / f"f{i}.mp4"
+        f.write_bytes(os.urandom(100 + i))
+        _put(cli, f)
+    db = sqlite3.connect(tmp_path / "home" / "catalog.sqlite3")
+    table_cols = [r[1] for r in db.execute("PRAGMA table_info(custody_events)")]
+    payload_col = next(c for c in ("payload", "canonical", "entry") if c in table_cols)
+    row = db.execute(f"SELECT {payload_col} FROM custody_events WHERE seq = 1").fetchone()
+    value = row[0]
+    edited = value.replace(b"cam-03", b"cam-04") if isinstance(value, bytes) else value.replace("cam-03", "cam-04")
+    assert edited != value
+    db.execute(f"UPDATE custody_events SET {payload_col} = ? WHERE seq = 1", (edited,))
+    db.commit()
+    db.close()
+    result = cli("custody", "verify")
+    assert result.exit_code == 4, result.output
+    assert "1" in result.stderr
+
+
+def test_unknown_id_is_one_line_and_exit_3(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    result = cli("get", "no-such-id", "-o", str(tmp_path / "o"))
+    assert result.exit_code == 3
+    assert result.stderr.strip().count("\n") == 0
+    assert "no recording with id no-such-id" in result.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_missing_file_is_exit_3(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    result = cli("put", str(tmp_path / "missing.mp4"), "--source", "cam-1")
+    assert result.exit_code == 3
+    assert "no such file" in result.stderr
+
+
+def test_wrong_key_file_is_exit_6(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    clip = tmp_path / "c.mp4"
+    clip.write_bytes(b"x" * 100)
+    rid = _put(cli, clip)
+    other_home = tmp_path / "other"
+    assert cli("init", extra_env={"EVIDENCE_VAULT_HOME": str(other_home)}).exit_code == 0
+    keyring = tmp_path / "home" / "keyring.json"
+    keyring.chmod(0o600)
+    keyring.write_bytes((other_home / "keyring.json").read_bytes())
+    result = cli("get", rid, "-o", str(tmp_path / "o"))
+    assert result.exit_code == 6, result.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_corrupt_object_is_exit_4_and_no_output(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    clip = tmp_path / "c.mp4"
+    clip.write_bytes(os.urandom(200_000))
+    rid = _put(cli, clip)
+    obj = next((tmp_path / "home" / "objects").rglob(rid))
+    raw = bytearray(obj.read_bytes())
+    raw[-100] ^= 0xFF
+    obj.chmod(0o600)
+    obj.write_bytes(bytes(raw))
+    result = cli("get", rid, "-o", str(tmp_path / "o"))
+    assert result.exit_code == 4, result.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_unreachable_s3_is_exit_5(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed once the block ends: nothing listens there
+    clip = tmp_path / "c.mp4"
+    clip.write_bytes(b"x")
+    result = cli(
+        "put", str(clip), "--source", "cam-1",
+        extra_env={
+            "EVIDENCE_VAULT_STORE_BACKEND": "s3",
+            "EVIDENCE_VAULT_S3_ENDPOINT": f"127.0.0.1:{port}",
+            "EVIDENCE_VAULT_S3_ACCESS_KEY": "k",
+            "EVIDENCE_VAULT_S3_SECRET_KEY": "secretsecret",
+        },
+    )
+    assert result.exit_code == 5, result.output
+    assert f"127.0.0.1:{port}" in result.stderr
+
+
+def test_every_command_has_help() -> None:
+    runner = CliRunner()
+    for args in (["--help"], ["init", "--help"], ["put", "--help"], ["get", "--help"], ["ls", "--help"],
+                 ["custody", "log", "--help"], ["custody", "verify", "--help"], ["custody", "proof", "--help"]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, (args, result.output)
+        assert "Usage" in result.output

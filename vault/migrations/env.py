@@ -1,0 +1,25 @@
+"""Alembic environment for the catalog.
+
+Run through :func:`vault.db.upgrade`, which hands over an open connection; there is no
+alembic.ini and no offline mode, so the schema can only be changed the one tested way.
+"""
+
+from __future__ import annotations
+
+from alembic import context
+
+from vault.catalog import Base
+import vault.custody  # noqa: F401  (registers the custody tables on Base.metadata)
+
+connection = context.config.attributes.get("connection")
+if connection is None:
+    raise RuntimeError("run migrations through vault.db.upgrade(engine)")
+
+context.configure(
+    connection=connection,
+    target_metadata=Base.metadata,
+    render_as_batch=True,  # SQLite needs batch mode to alter tables
+    compare_type=True,
+)
+with context.begin_transaction():
+    context.run_migrations()

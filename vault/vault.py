@@ -1,0 +1,506 @@
+"""The vault: one object that wires settings to the catalog, store, keys and custody ledger.
+
+Everything the CLI, the API and the agents do to footage goes through :class:`Vault`, so each
+operation hashes, encrypts, stores, catalogs and records custody the same way.
+
+Write path (``put_stream``):
+    1. a fresh data key and object id; the plaintext is hashed and encrypted in one streaming
+       pass while it is uploaded (no plaintext on disk, memory bounded by one segment);
+    2. the stored size is checked against the size the format predicts;
+    3. the catalog row and its ``ingested`` custody event commit in one transaction. If that
+       fails, the uploaded object is deleted, so a failed put leaves nothing behind. If the
+       process dies between 1 and 3, the orphan holds only ciphertext whose key was never
+       written anywhere: unreadable, and removed by ``orphans()``/``remove_orphans()``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import mimetypes
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from . import crypto
+from .access import Actor, Purpose
+from .catalog import MediaKind, Recording, Source, SourceKind, new_id, utcnow
+from .checkpoint import LedgerSigner, load_or_create_signing_key
+from .config import Settings
+from .custody import Action, CustodyLedger
+from .db import make_engine, session_factory, upgrade
+from .errors import (
+    HashMismatch,
+    InvalidInput,
+    NotFound,
+    Shredded,
+    StorageError,
+    VaultError,
+)
+from .keys import KeyProvider, LocalKeyring, WrappedKey
+from .objectstore import ObjectStore, open_store
+from .retention import RetentionPolicy
+
+Clock = Callable[[], dt.datetime]
+
+_AUDIO_EXTS = {".wav", ".mp3", ".m4a", ".aac", ".flac", ".ogg", ".opus", ".amr"}
+_VIDEO_EXTS = {".mp4", ".mkv", ".avi", ".mov", ".ts", ".m2ts", ".mjpeg", ".mjpg", ".webm", ".264", ".h264", ".h265", ".hevc", ".3gp"}
+
+
+def guess_media_kind(name: str) -> MediaKind:
+    """The media kind suggested by a file name's extension (ingest probes properly)."""
+    ext = Path(name).suffix.lower()
+    if ext in _AUDIO_EXTS:
+        return MediaKind.AUDIO
+    if ext in _VIDEO_EXTS:
+        return MediaKind.VIDEO
+    return MediaKind.OTHER
+
+
+@dataclass(frozen=True)
+class ByteRange:
+    """An inclusive byte range, as in HTTP ``Range: bytes=A-B``."""
+
+    start: int
+    end: int | None = None  # None: to the end
+
+    @classmethod
+    def parse(cls, text: str) -> ByteRange:
+        """Parse ``A-B``, ``A-`` or ``-N`` (the last N bytes is resolved later as start=-N).
+
+        Raises InvalidInput on anything else.
+        """
+        text = text.strip()
+        first, sep, last = text.partition("-")
+        try:
+            if not sep:
+                raise ValueError
+            if first == "":
+                n = int(last)
+                if n <= 0:
+                    raise ValueError
+                return cls(start=-n)
+            start = int(first)
+            end = int(last) if last else None
+        except ValueError:
+            raise InvalidInput(f"bad byte range {text!r}: use A-B, A- or -N (inclusive offsets)") from None
+        if start < 0 or (end is not None and end < start):
+            raise InvalidInput(f"bad byte range {text!r}: start must be <= end")
+        return cls(start=start, end=end)
+
+    def resolve(self, size: int) -> tuple[int, int]:
+        """Absolute inclusive (start, end) within an object of ``size`` bytes.
+
+        Raises InvalidInput when the range is not satisfiable (HTTP 416).
+        """
+        if self.start < 0:
+            if size == 0:
+                raise InvalidInput("range not satisfiable: the recording is empty")
+            return max(0, size + self.start), size - 1
+        if self.start >= size:
+            raise InvalidInput(f"range not satisfiable: start {self.start} is beyond the size {size}")
+        end = size - 1 if self.end is None else min(self.end, size - 1)
+        return self.start, end
+
+
+class Vault:
+    """The evidence vault on one set of settings."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        engine: Engine,
+        store: ObjectStore,
+        keys: KeyProvider,
+        signer: LedgerSigner,
+        clock: Clock = utcnow,
+    ) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.sessions: sessionmaker[Session] = session_factory(engine)
+        self.store = store
+        self.keys = keys
+        self.clock = clock
+        self.signer = signer
+        self.ledger = CustodyLedger(
+            self.sessions,
+            signer,
+            origin=settings.ledger_origin,
+            checkpoint_every=settings.checkpoint_every,
+            clock=clock,
+            witness_path=settings.home_dir / "checkpoints" / "latest.checkpoint",
+        )
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    @classmethod
+    def init(cls, settings: Settings, *, clock: Clock = utcnow) -> Vault:
+        """Create (or bring up to date) a vault: data directory, keyring, signing key, schema.
+
+        Safe to run again on an existing vault. Raises StorageError if the store is unreachable.
+        """
+        home = settings.home_dir
+        home.mkdir(parents=True, exist_ok=True)
+        os.chmod(home, 0o700)
+        if not settings.keyring_file.exists():
+            LocalKeyring.create(
+                settings.keyring_file,
+                passphrase=settings.keyring_passphrase.get_secret_value()
+                if settings.keyring_passphrase
+                else None,
+            )
+        load_or_create_signing_key(settings.ledger_key_file, settings.ledger_origin)
+        engine = make_engine(settings.catalog_url)
+        upgrade(engine)
+        vault = cls.open(settings, clock=clock, engine=engine)
+        vault.store.check()
+        return vault
+
+    @classmethod
+    def open(cls, settings: Settings, *, clock: Clock = utcnow, engine: Engine | None = None) -> Vault:
+        """Open an initialised vault. Raises NotFound when ``init`` has not been run."""
+        if settings.database_url is None and not (settings.home_dir / "catalog.sqlite3").exists():
+            raise NotFound(f"no vault at {settings.home_dir}: run 'evidence-vault init' first")
+        if not settings.keyring_file.exists():
+            raise NotFound(f"keyring {settings.keyring_file} not found: run 'evidence-vault init' first")
+        keys = LocalKeyring.open(
+            settings.keyring_file,
+            passphrase=settings.keyring_passphrase.get_secret_value()
+            if settings.keyring_passphrase
+            else None,
+        )
+        signer = load_or_create_signing_key(settings.ledger_key_file, settings.ledger_origin)
+        return cls(
+            settings,
+            engine=engine or make_engine(settings.catalog_url),
+            store=open_store(settings),
+            keys=keys,
+            signer=signer,
+            clock=clock,
+        )
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Vault:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- sources -----------------------------------------------------------------------------
+
+    def ensure_source(
+        self, session: Session, source_id: str, *, kind: SourceKind, site: str | None = None
+    ) -> Source:
+        """The source row for ``source_id``, created on first use."""
+        if not source_id or len(source_id) > 128:
+            raise InvalidInput("a source id is required (at most 128 characters)")
+        source = session.get(Source, source_id)
+        if source is None:
+            source = Source(id=source_id, kind=kind, site=site, created_at=self.clock())
+            session.add(source)
+            session.flush()
+        return source
+
+    # -- write -------------------------------------------------------------------------------
+
+    def retention_date(self, kind: SourceKind, captured_start: dt.datetime) -> dt.datetime:
+        """When footage captured at ``captured_start`` falls due for deletion."""
+        return RetentionPolicy.from_settings(self.settings).due(kind, captured_start)
+
+    def put_file(
+        self,
+        path: Path,
+        *,
+        source_id: str,
+        actor: Actor,
+        source_kind: SourceKind = SourceKind.UPLOAD,
+        captured_at: dt.datetime | None = None,
+        captured_end: dt.datetime | None = None,
+        media_kind: MediaKind | None = None,
+        site: str | None = None,
+        media_info: dict[str, object] | None = None,
+        details: dict[str, object] | None = None,
+    ) -> Recording:
+        """Store one file (see :meth:`put_stream`). Raises NotFound if the file is missing."""
+        path = Path(path)
+        if not path.is_file():
+            raise NotFound(f"no such file: {path}")
+        if captured_at is None:
+            # Without a stated capture time the file's modification time is the best evidence.
+            captured_at = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.timezone.utc)
+        with path.open("rb") as f:
+            return self.put_stream(
+                f,
+                source_id=source_id,
+                actor=actor,
+                source_kind=source_kind,
+                captured_at=captured_at,
+                captured_end=captured_end,
+                media_kind=media_kind or guess_media_kind(path.name),
+                original_name=path.name,
+                site=site,
+                media_info=media_info,
+                details=details,
+            )
+
+    def put_stream(
+        self,
+        stream: BinaryIO,
+        *,
+        source_id: str,
+        actor: Actor,
+        captured_at: dt.datetime,
+        source_kind: SourceKind = SourceKind.UPLOAD,
+        captured_end: dt.datetime | None = None,
+        media_kind: MediaKind = MediaKind.OTHER,
+        original_name: str | None = None,
+        site: str | None = None,
+        media_info: dict[str, object] | None = None,
+        parent_id: str | None = None,
+        provenance: dict[str, object] | None = None,
+        details: dict[str, object] | None = None,
+    ) -> Recording:
+        """Hash, encrypt and store a stream; catalog it and log ``ingested`` in one transaction.
+
+        The same bytes from the same source twice give one recording: the second call returns
+        the first recording (and removes the duplicate upload).
+        Raises StorageError if the store fails, InvalidInput on bad arguments.
+        """
+        if captured_at.tzinfo is None:
+            raise InvalidInput("capture time must include a timezone (e.g. 2026-11-25T14:32:00Z)")
+        recording_id = new_id()
+        object_key = f"recordings/{recording_id[:2]}/{recording_id}"
+        dek = crypto.new_data_key()
+        reader = crypto.EncryptingReader(
+            stream, dek=dek, object_id=recording_id, segment_size=self.settings.segment_size
+        )
+        info = self.store.put(object_key, reader)  # type: ignore[arg-type]
+        try:
+            expected = crypto.ciphertext_size(reader.plaintext_size, self.settings.segment_size)
+            if info.size != expected:
+                raise StorageError(
+                    f"stored object {object_key} is {info.size} bytes, expected {expected}"
+                )
+            wrapped = self.keys.wrap(dek, context=recording_id)
+            with self.sessions.begin() as session:
+                duplicate = session.scalars(
+                    select(Recording).where(
+                        Recording.source_id == source_id,
+                        Recording.sha256 == reader.plaintext_sha256,
+                        Recording.deleted_at.is_(None),
+                    )
+                ).first()
+                if duplicate is not None:
+                    self.store.delete(object_key)
+                    return duplicate
+                self.ensure_source(session, source_id, kind=source_kind, site=site)
+                recording = Recording(
+                    id=recording_id,
+                    source_id=source_id,
+                    media_kind=media_kind,
+                    captured_start=captured_at,
+                    captured_end=captured_end,
+                    received_at=self.clock(),
+                    original_name=original_name,
+                    content_type=mimetypes.guess_type(original_name or "")[0],
+                    size=reader.plaintext_size,
+                    sha256=reader.plaintext_sha256,
+                    object_key=object_key,
+                    stored_size=info.size,
+                    enc_format=crypto.FORMAT,
+                    wrapped_dek=wrapped.blob,
+                    key_id=wrapped.key_id,
+                    retain_until=self.retention_date(source_kind, captured_at),
+                    parent_id=parent_id,
+                    provenance=provenance,
+                    media_info=media_info,
+                )
+                session.add(recording)
+                session.flush()
+                self.ledger.append(
+                    session,
+                    Action.INGESTED,
+                    actor=actor,
+                    object_ids=[recording_id],
+                    hashes={recording_id: recording.sha256},
+                    details={
+                        "source": source_id,
+                        "size": recording.size,
+                        "original_name": original_name,
+                        "captured_start": captured_at.isoformat(),
+                        **({"parent_id": parent_id} if parent_id else {}),
+                        **(details or {}),
+                    },
+                )
+        except BaseException:
+            # Nothing half-written: the ciphertext goes if its catalog row did not commit.
+            try:
+                if not self._cataloged(recording_id):
+                    self.store.delete(object_key)
+            except VaultError:
+                pass
+            raise
+        self.ledger.maybe_checkpoint()
+        return recording
+
+    def _cataloged(self, recording_id: str) -> bool:
+        with self.sessions() as session:
+            return session.get(Recording, recording_id) is not None
+
+    # -- read --------------------------------------------------------------------------------
+
+    def recording(self, recording_id: str) -> Recording:
+        """The catalog row of one recording. Raises NotFound."""
+        with self.sessions() as session:
+            recording = session.get(Recording, recording_id)
+        if recording is None:
+            raise NotFound(f"no recording with id {recording_id}")
+        return recording
+
+    def recordings(
+        self,
+        *,
+        source_id: str | None = None,
+        since: dt.datetime | None = None,
+        until: dt.datetime | None = None,
+        include_deleted: bool = False,
+        limit: int = 1000,
+    ) -> list[Recording]:
+        """Recordings, oldest capture first, filtered by source and capture window."""
+        query = select(Recording).order_by(Recording.captured_start, Recording.id).limit(limit)
+        if source_id:
+            query = query.where(Recording.source_id == source_id)
+        if since:
+            query = query.where(Recording.captured_start >= since)
+        if until:
+            query = query.where(Recording.captured_start < until)
+        if not include_deleted:
+            query = query.where(Recording.deleted_at.is_(None))
+        with self.sessions() as session:
+            return list(session.scalars(query))
+
+    def _data_key(self, recording: Recording) -> bytes:
+        if recording.wrapped_dek is None or recording.deleted_at is not None:
+            when = recording.deleted_at.isoformat() if recording.deleted_at else "an unknown date"
+            raise Shredded(
+                f"recording {recording.id} was deleted on {when}"
+                f" ({recording.deletion_reason or 'retention'}); its key was destroyed"
+            )
+        return self.keys.unwrap(
+            WrappedKey(key_id=recording.key_id, blob=recording.wrapped_dek), context=recording.id
+        )
+
+    def read(
+        self,
+        recording_id: str,
+        *,
+        actor: Actor,
+        purpose: Purpose,
+        byte_range: ByteRange | None = None,
+        action: Action = Action.VIEWED,
+    ) -> tuple[Recording, tuple[int, int], Iterator[bytes]]:
+        """Decrypt a recording (or an inclusive byte range of it), logging the access first.
+
+        Returns the recording, the resolved (start, end) and an iterator of plaintext chunks.
+        The access is logged before any byte is released. Raises NotFound, Shredded,
+        InvalidInput (unsatisfiable range), CiphertextError.
+        """
+        recording = self.recording(recording_id)
+        dek = self._data_key(recording)
+        if recording.size == 0:
+            start, end = 0, -1
+        else:
+            start, end = (byte_range or ByteRange(0)).resolve(recording.size)
+        with self.sessions.begin() as session:
+            self.ledger.append(
+                session,
+                action,
+                actor=actor,
+                purpose=purpose,
+                object_ids=[recording.id],
+                hashes={recording.id: recording.sha256},
+                details={"range": [start, end]} if byte_range else {},
+            )
+        self.ledger.maybe_checkpoint()
+        chunks = crypto.decrypt_range(
+            lambda offset, length: self.store.read_at(recording.object_key, offset, length),
+            recording.stored_size,
+            dek=dek,
+            object_id=recording.id,
+            start=start,
+            end=None if recording.size == 0 else end,
+        )
+        return recording, (start, end), chunks
+
+    def export_file(
+        self,
+        recording_id: str,
+        destination: Path,
+        *,
+        actor: Actor,
+        purpose: Purpose,
+        byte_range: ByteRange | None = None,
+    ) -> Recording:
+        """Write a decrypted recording (or range) to ``destination``, verifying the whole-file hash.
+
+        Writes to a temporary file beside ``destination`` and renames it only once every byte
+        has decrypted (and, for a whole file, the SHA-256 matches the catalog), so a failure
+        never leaves a partial file. Raises HashMismatch, CiphertextError, NotFound, Shredded.
+        """
+        import hashlib
+
+        destination = Path(destination)
+        recording, (start, end), chunks = self.read(
+            recording_id, actor=actor, purpose=purpose, byte_range=byte_range,
+            action=Action.DOWNLOADED,
+        )
+        tmp = destination.with_name(f".{destination.name}.partial-{os.getpid()}")
+        digest = hashlib.sha256()
+        try:
+            with tmp.open("wb") as out:
+                for chunk in chunks:
+                    digest.update(chunk)
+                    out.write(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            if byte_range is None and digest.hexdigest() != recording.sha256:
+                raise HashMismatch(
+                    f"recording {recording.id}: decrypted SHA-256 {digest.hexdigest()} "
+                    f"differs from the catalog's {recording.sha256}"
+                )
+            os.replace(tmp, destination)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return recording
+
+    def verify_recording(self, recording_id: str) -> Recording:
+        """Read back and decrypt the stored copy; check its SHA-256 against the catalog.
+
+        This is the check an agent makes before it deletes its source copy. It is not a
+        footage access (nothing is released), so it is not a custody event.
+        Raises HashMismatch, CiphertextError, StorageError.
+        """
+        import hashlib
+
+        recording = self.recording(recording_id)
+        dek = self._data_key(recording)
+        digest = hashlib.sha256()
+        # Even an empty recording has one authenticated (empty, final) segment to check.
+        for chunk in crypto.decrypt_range(
+            lambda offset, length: self.store.read_at(recording.object_key, offset, length),
+            recording.stored_size,
+            dek=dek,
+            object_id=recording.id,
+        ):
+            digest.update(chunk)
+        if digest.hexdigest() != recording.sha256:
+            raise HashMismatch(f"recording {recording.id}: stored copy does not match its hash")
+        return recording
