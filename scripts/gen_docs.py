@@ -37,6 +37,19 @@ def settings_markdown() -> str:
 
 def cli_markdown() -> str:
     import click
+    import typer.core
+    import typer.main
+
+    # Plain click help: rich would print boxes to the terminal instead of returning text.
+    had_rich, typer.core.HAS_RICH = typer.core.HAS_RICH, False
+    try:
+        return _cli_markdown()
+    finally:
+        typer.core.HAS_RICH = had_rich
+
+
+def _cli_markdown() -> str:
+    import click
     import typer.main
 
     from api.cli import app
