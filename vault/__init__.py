@@ -1,1 +1,82 @@
-"""Evidence vault core: settings, catalog, encrypted object store, keys, custody ledger, retention."""
+"""Evidence vault core: settings, catalog, encrypted object store, keys, custody ledger, retention.
+
+Import public names from here (``from vault import Vault, Settings``); modules whose names start
+with an underscore are private to this package.
+"""
+
+from .access import Actor, Purpose, Role
+from .catalog import Case, Hold, HoldKind, MediaKind, Recording, Source, SourceKind
+from .config import Settings
+from .custody import Action, CustodyLedger, VerifyReport
+from .errors import (
+    AccessDenied,
+    CiphertextError,
+    ConfigError,
+    HashMismatch,
+    IntegrityError,
+    InvalidInput,
+    KeyUnavailable,
+    LedgerError,
+    NotFound,
+    Shredded,
+    StorageError,
+    VaultError,
+)
+from .holds import active_holds, place_hold, release_hold
+from .keys import KeyProvider, LocalKeyring, WrappedKey
+from .objectstore import LocalStore, ObjectInfo, ObjectStore, S3Store, open_store
+from .retention import (
+    RetentionPolicy,
+    RetentionReport,
+    deletion_certificate,
+    run_retention,
+    verify_deletion_certificate,
+)
+from .vault import ByteRange, Vault
+
+__all__ = [
+    "AccessDenied",
+    "Action",
+    "Actor",
+    "ByteRange",
+    "Case",
+    "CiphertextError",
+    "ConfigError",
+    "CustodyLedger",
+    "HashMismatch",
+    "Hold",
+    "HoldKind",
+    "IntegrityError",
+    "InvalidInput",
+    "KeyProvider",
+    "KeyUnavailable",
+    "LedgerError",
+    "LocalKeyring",
+    "LocalStore",
+    "MediaKind",
+    "NotFound",
+    "ObjectInfo",
+    "ObjectStore",
+    "Purpose",
+    "Recording",
+    "RetentionPolicy",
+    "RetentionReport",
+    "Role",
+    "S3Store",
+    "Settings",
+    "Shredded",
+    "Source",
+    "SourceKind",
+    "StorageError",
+    "Vault",
+    "VaultError",
+    "VerifyReport",
+    "WrappedKey",
+    "active_holds",
+    "deletion_certificate",
+    "open_store",
+    "place_hold",
+    "release_hold",
+    "run_retention",
+    "verify_deletion_certificate",
+]

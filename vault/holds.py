@@ -79,7 +79,7 @@ def place_hold(
         )
     for recording in held:
         vault.store.set_legal_hold(recording.object_key, True)
-    vault.ledger.maybe_checkpoint()
+    vault.checkpoint_if_due()
     return hold
 
 
@@ -110,7 +110,7 @@ def release_hold(vault: Vault, hold_id: str, *, actor: Actor, reason: str) -> Ho
     for recording in released:
         if recording.id not in still_held:
             vault.store.set_legal_hold(recording.object_key, False)
-    vault.ledger.maybe_checkpoint()
+    vault.checkpoint_if_due()
     return hold
 
 

@@ -160,7 +160,7 @@ def run_retention(
 
     if not dry_run:
         _purge_pending(vault, report)
-        vault.ledger.maybe_checkpoint()
+        vault.checkpoint_if_due()
     return report
 
 

@@ -16,6 +16,7 @@ Write path (``put_stream``):
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import mimetypes
 import os
 from collections.abc import Callable, Iterator
@@ -36,6 +37,7 @@ from .db import make_engine, session_factory, upgrade
 from .errors import (
     HashMismatch,
     InvalidInput,
+    LedgerError,
     NotFound,
     Shredded,
     StorageError,
@@ -46,6 +48,7 @@ from .objectstore import ObjectStore, open_store
 from .retention import RetentionPolicy
 
 Clock = Callable[[], dt.datetime]
+log = logging.getLogger("evidence_vault")
 
 _AUDIO_EXTS = {".wav", ".mp3", ".m4a", ".aac", ".flac", ".ogg", ".opus", ".amr"}
 _VIDEO_EXTS = {".mp4", ".mkv", ".avi", ".mov", ".ts", ".m2ts", ".mjpeg", ".mjpg", ".webm", ".264", ".h264", ".h265", ".hevc", ".3gp"}
@@ -347,8 +350,19 @@ class Vault:
             except VaultError:
                 pass
             raise
-        self.ledger.maybe_checkpoint()
+        self.checkpoint_if_due()
         return recording
+
+    def checkpoint_if_due(self) -> None:
+        """Sign a custody checkpoint if one is due, after the caller's commit.
+
+        A ledger that fails its pre-signing checks is logged loudly but does not undo the
+        action that just committed; ``custody verify`` reports it with the bad event.
+        """
+        try:
+            self.ledger.maybe_checkpoint()
+        except LedgerError as error:
+            log.error("custody checkpoint refused: %s (run 'evidence-vault custody verify')", error)
 
     def _cataloged(self, recording_id: str) -> bool:
         with self.sessions() as session:
@@ -428,7 +442,7 @@ class Vault:
                 hashes={recording.id: recording.sha256},
                 details={"range": [start, end]} if byte_range else {},
             )
-        self.ledger.maybe_checkpoint()
+        self.checkpoint_if_due()
         chunks = crypto.decrypt_range(
             lambda offset, length: self.store.read_at(recording.object_key, offset, length),
             recording.stored_size,

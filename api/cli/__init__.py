@@ -14,6 +14,7 @@ from vault.errors import VaultError
 
 from ._common import EXIT_CODES, exit_code_for
 
+from .retention import retention_app
 from .vault_commands import custody_app, register_vault_commands
 
 app = typer.Typer(
@@ -26,6 +27,7 @@ app = typer.Typer(
 )
 register_vault_commands(app)
 app.add_typer(custody_app, name="custody")
+app.add_typer(retention_app, name="retention")
 
 try:  # the redaction commands live beside the redaction package's CLI
     from .redact import redact_app

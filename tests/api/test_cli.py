@@ -159,3 +159,28 @@ def test_every_command_has_help() -> None:
         result = runner.invoke(app, args)
         assert result.exit_code == 0, (args, result.output)
         assert "Usage" in result.output
+
+
+def test_retention_run_and_certificate(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    clip = tmp_path / "c.mp4"
+    clip.write_bytes(os.urandom(1000))
+    rid = _put(cli, clip)  # captured 2026-11-25T14:32Z
+    kept = json.loads(cli("retention", "run", "--now", "2026-12-18T14:31:00Z", "--json").stdout)
+    assert kept["deleted"] == []
+    dry = json.loads(cli("retention", "run", "--now", "2026-12-18T14:32:00Z", "--dry-run", "--json").stdout)
+    assert [d["outcome"] for d in dry["deleted"]] == ["would_delete"]
+    assert cli("retention", "certificate", rid).exit_code == 3  # not deleted yet
+    done = cli("retention", "run", "--now", "2026-12-18T14:32:00Z")
+    assert done.exit_code == 0, done.output
+    assert f"deleted {rid}" in done.stdout
+    cert = json.loads(cli("retention", "certificate", rid).stdout)
+    assert cert["certificate"]["recording_id"] == rid
+    result = cli("get", rid, "-o", str(tmp_path / "gone"))
+    assert result.exit_code == 6 and "deleted on 2026-12-18" in result.stderr
+    assert cli("custody", "verify").exit_code == 0
+
+
+def test_retention_worker_rejects_bad_interval(cli) -> None:  # type: ignore[no-untyped-def]
+    result = cli("retention", "worker", "--every", "soon")
+    assert result.exit_code == 8
+    assert "bad interval" in result.stderr
