@@ -1,1 +1,78 @@
-"""ingest package."""
+"""Ingest agents: footage from cameras (RTSP), NVR exports (HTTP), staff-device docks and
+uploads, through a durable local spool, into the vault.
+
+    source -> spool -> probe -> hash, encrypt, store, catalog, custody -> verify -> acknowledge
+
+Start with :class:`Agent` (``evidence-vault ingest run``) or :func:`ingest_files`
+(``evidence-vault ingest file``); the agents file is described in ``ingest/config.py``.
+"""
+
+from .agent import Agent, agent_spool_dir, read_status
+from .clock import ClockCheck, check_clock
+from .config import (
+    AgentOptions,
+    AgentsFile,
+    DockSourceConfig,
+    NvrHttpSourceConfig,
+    RtspSourceConfig,
+    UploadSourceConfig,
+    load_agents_file,
+)
+from .dock import DockSource
+from .errors import (
+    AgentsFileError,
+    ChecksumMismatch,
+    IngestError,
+    NotMedia,
+    SourceError,
+    SpoolError,
+    SpoolFull,
+    SpoolLocked,
+)
+from .nvr_http import NvrHttpSource
+from .pipeline import CRASH_ENV, CrashPoint, Pipeline
+from .probe import MediaInfo, probe
+from .rtsp import RtspSource
+from .sources import Source, SourceContext
+from .spool import ItemState, Spool, SpoolItem, inspect_spool
+from .upload import UploadResult, UploadSource, ingest_files
+
+__all__ = [
+    "CRASH_ENV",
+    "Agent",
+    "AgentOptions",
+    "AgentsFile",
+    "AgentsFileError",
+    "ChecksumMismatch",
+    "ClockCheck",
+    "CrashPoint",
+    "DockSource",
+    "DockSourceConfig",
+    "IngestError",
+    "ItemState",
+    "MediaInfo",
+    "NotMedia",
+    "NvrHttpSource",
+    "NvrHttpSourceConfig",
+    "Pipeline",
+    "RtspSource",
+    "RtspSourceConfig",
+    "Source",
+    "SourceContext",
+    "SourceError",
+    "Spool",
+    "SpoolError",
+    "SpoolFull",
+    "SpoolItem",
+    "SpoolLocked",
+    "UploadResult",
+    "UploadSource",
+    "UploadSourceConfig",
+    "agent_spool_dir",
+    "check_clock",
+    "ingest_files",
+    "inspect_spool",
+    "load_agents_file",
+    "probe",
+    "read_status",
+]

@@ -24,6 +24,7 @@ Rules both backends keep:
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import errno
 import io
 import os
@@ -86,6 +87,7 @@ class ObjectInfo:
     size: int
     etag: str | None = None
     version_id: str | None = None
+    last_modified: dt.datetime | None = None
 
 
 @runtime_checkable
@@ -291,7 +293,8 @@ class LocalStore:
             raise StorageError(f"cannot stat object {key}: {_os_reason(exc)}") from exc
         if not path.is_file():
             raise NotFound(f"object {key} not found")
-        return ObjectInfo(key=key, size=st.st_size)
+        modified = dt.datetime.fromtimestamp(st.st_mtime, dt.timezone.utc)
+        return ObjectInfo(key=key, size=st.st_size, last_modified=modified)
 
     def exists(self, key: str) -> bool:
         try:
@@ -606,7 +609,11 @@ class S3Store:
         except _CLIENT_ERRORS as exc:
             self._fail(exc, "stat", key)
         return ObjectInfo(
-            key=key, size=int(obj.size or 0), etag=obj.etag, version_id=obj.version_id
+            key=key,
+            size=int(obj.size or 0),
+            etag=obj.etag,
+            version_id=obj.version_id,
+            last_modified=obj.last_modified,
         )
 
     def exists(self, key: str) -> bool:

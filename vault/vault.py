@@ -230,6 +230,7 @@ class Vault:
         site: str | None = None,
         media_info: dict[str, object] | None = None,
         details: dict[str, object] | None = None,
+        received_at: dt.datetime | None = None,
     ) -> Recording:
         """Store one file (see :meth:`put_stream`). Raises NotFound if the file is missing."""
         path = Path(path)
@@ -251,6 +252,7 @@ class Vault:
                 site=site,
                 media_info=media_info,
                 details=details,
+                received_at=received_at,
             )
 
     def put_stream(
@@ -269,6 +271,7 @@ class Vault:
         parent_id: str | None = None,
         provenance: dict[str, object] | None = None,
         details: dict[str, object] | None = None,
+        received_at: dt.datetime | None = None,
     ) -> Recording:
         """Hash, encrypt and store a stream; catalog it and log ``ingested`` in one transaction.
 
@@ -310,7 +313,7 @@ class Vault:
                     media_kind=media_kind,
                     captured_start=captured_at,
                     captured_end=captured_end,
-                    received_at=self.clock(),
+                    received_at=received_at or self.clock(),
                     original_name=original_name,
                     content_type=mimetypes.guess_type(original_name or "")[0],
                     size=reader.plaintext_size,
@@ -363,6 +366,47 @@ class Vault:
             self.ledger.maybe_checkpoint()
         except LedgerError as error:
             log.error("custody checkpoint refused: %s (run 'evidence-vault custody verify')", error)
+
+    def find_by_hash(self, source_id: str, sha256: str) -> Recording | None:
+        """The live recording of these bytes from this source, if the vault holds one."""
+        with self.sessions() as session:
+            return session.scalars(
+                select(Recording).where(
+                    Recording.source_id == source_id,
+                    Recording.sha256 == sha256.lower(),
+                    Recording.deleted_at.is_(None),
+                )
+            ).first()
+
+    def orphans(self, *, older_than: dt.timedelta = dt.timedelta(hours=1)) -> list[str]:
+        """Stored recording objects with no catalog row: uploads whose process died before the
+        catalog commit. Their data key was never written anywhere, so they are unreadable.
+
+        Objects younger than ``older_than`` are left alone: a put still in flight has no
+        catalog row yet either.
+        """
+        with self.sessions() as session:
+            known = set(session.scalars(select(Recording.object_key)))
+        found = []
+        for key in self.store.list("recordings/"):
+            if key in known:
+                continue
+            try:
+                info = self.store.stat(key)
+            except NotFound:
+                continue
+            if info.last_modified is not None and self.clock() - info.last_modified < older_than:
+                continue
+            found.append(key)
+        return found
+
+    def remove_orphans(self, *, older_than: dt.timedelta = dt.timedelta(hours=1)) -> list[str]:
+        """Delete the objects :meth:`orphans` lists; returns their keys."""
+        removed = []
+        for key in self.orphans(older_than=older_than):
+            self.store.delete(key)
+            removed.append(key)
+        return removed
 
     def _cataloged(self, recording_id: str) -> bool:
         with self.sessions() as session:

@@ -186,3 +186,21 @@ def test_ciphertext_never_contains_plaintext(vault: Vault) -> None:
     stored = (vault.settings.objects_dir / rec.object_key).read_bytes()
     assert b"PLAINTEXT-MARKER" not in stored
     assert len(stored) == crypto.ciphertext_size(len(marker), vault.settings.segment_size)
+
+
+def test_orphaned_upload_is_found_and_removed(vault: Vault) -> None:
+    kept = vault.put_stream(io.BytesIO(b"kept"), source_id="cam-01", actor=ACTOR, captured_at=T0)
+    # An agent died after uploading but before the catalog commit: ciphertext, no row.
+    vault.store.put("recordings/ab/abandoned", io.BytesIO(b"ciphertext"))
+    assert vault.orphans() == []  # too young: could be a put still in flight
+    assert vault.orphans(older_than=dt.timedelta(0)) == ["recordings/ab/abandoned"]
+    assert vault.remove_orphans(older_than=dt.timedelta(0)) == ["recordings/ab/abandoned"]
+    assert list(vault.store.list("recordings/")) == [kept.object_key]
+
+
+def test_find_by_hash_and_received_at(vault: Vault) -> None:
+    received = dt.datetime(2026, 11, 2, 9, 0, tzinfo=dt.timezone.utc)
+    rec = vault.put_stream(io.BytesIO(b"abc"), source_id="bwv-1", actor=ACTOR, captured_at=T0, received_at=received)
+    assert rec.received_at == received
+    assert vault.find_by_hash("bwv-1", hashlib.sha256(b"abc").hexdigest()).id == rec.id  # type: ignore[union-attr]
+    assert vault.find_by_hash("bwv-2", rec.sha256) is None

@@ -1,0 +1,405 @@
+"""The agent process: every source in the agents file, concurrently, feeding one pipeline.
+
+Threads: one per source (finding footage), ``workers`` pipeline workers (both cores busy:
+SHA-256 and AES-GCM release the GIL), and a status writer that rewrites ``status.json`` in
+the spool every ``status_interval_s`` for ``evidence-vault ingest status``.
+
+Start-up recovers first: the spool journal is made consistent (ingest/spool.py), each source
+picks up what a crashed run left (RTSP segments of a killed recording), and every unfinished
+item goes back through the pipeline from its journalled state.
+
+Stopping: the first SIGTERM (or SIGINT) stops intake; RTSP sources close their segment in
+progress; workers go on finishing spooled items for up to ``shutdown_grace_s`` and then leave
+the rest in the spool for the next start. A second signal abandons in-flight work at once,
+which is safe at any instruction because every step is journalled.
+
+Events: gaps in a live stream are written to the custody ledger (``gap_recorded``), and so
+are refusals (``ingest.rejected``): footage that reached an agent and was not stored leaves a
+trace. Everything else (back-pressure, retries, clock flags) goes to the spool's local event
+log and the log.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from vault.catalog import utcnow
+from vault.config import Settings
+from vault.custody import Action
+from vault.errors import StorageError, VaultError
+from vault.vault import Vault
+
+from .config import AgentsFile, SourceConfig
+from .dock import DockSource
+from .errors import SpoolError
+from .nvr_http import NvrHttpSource
+from .pipeline import Pipeline
+from .rtsp import RtspSource
+from .sources import Source, SourceContext
+from .spool import STATUS_NAME, ItemState, Spool, SpoolItem, inspect_spool
+from .upload import UploadSource
+
+log = logging.getLogger("ingest.agent")
+
+SOURCE_TYPES: dict[str, type[Source]] = {
+    "rtsp": RtspSource,
+    "nvr_http": NvrHttpSource,
+    "dock": DockSource,
+    "upload": UploadSource,
+}
+
+
+def agent_spool_dir(settings: Settings, agents: AgentsFile) -> Path:
+    """The spool directory an agent uses: the agents file's, or ``<spool_dir>/agent``."""
+    return (agents.agent.spool_dir or settings.spool_dir / "agent").expanduser()
+
+
+def build_source(config: SourceConfig, context: SourceContext) -> Source:
+    """The source object for one agents-file entry."""
+    return SOURCE_TYPES[config.kind](config, context)
+
+
+class Agent:
+    """Runs the sources of an agents file into a vault. Use :meth:`run` (blocks)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        agents: AgentsFile,
+        *,
+        vault: Vault | None = None,
+        clock: Callable[[], dt.datetime] = utcnow,
+    ) -> None:
+        self.settings = settings
+        self.agents = agents
+        self.options = agents.agent
+        self.clock = clock
+        self.stop = threading.Event()
+        self._abort = threading.Event()
+        self._owns_vault = vault is None
+        self.vault = vault if vault is not None else Vault.open(settings)
+        self.spool = Spool(
+            agent_spool_dir(settings, agents),
+            limit_bytes=int(self.options.spool_limit_mb * (1 << 20)),
+        )
+        self.context = SourceContext(
+            spool=self.spool,
+            agent=self.options,
+            stop=self.stop,
+            log=logging.getLogger("ingest.sources"),
+            clock=clock,
+            on_spooled=self._wake,
+            on_event=self._on_event,
+        )
+        self.sources: dict[str, Source] = {
+            c.id: build_source(c, self.context) for c in agents.sources if c.enabled
+        }
+        self.pipeline = Pipeline(
+            self.vault,
+            self.spool,
+            agent_name=self.options.name,
+            clock_bound_s=self.options.clock_offset_bound_s,
+            sources=self.sources,
+        )
+        self._work = threading.Condition()
+        self._inflight: set[str] = set()
+        self._threads: list[threading.Thread] = []
+        self._started = utcnow()
+        self._store: dict[str, Any] = {"ok": True, "last_error": None, "last_ok_at": None}
+        self._done = 0
+        self._stored_bytes = 0
+        self._sources_done = threading.Event()
+
+    # -- events ------------------------------------------------------------------------------
+
+    def _wake(self, item: SpoolItem | None = None) -> None:
+        with self._work:
+            self._work.notify_all()
+
+    def _on_event(self, source: str, kind: str, message: str, details: dict[str, Any]) -> None:
+        if kind == "gap":
+            self.pipeline.record_custody(
+                Action.GAP_RECORDED,
+                {
+                    "ingest_source": source,
+                    "message": message,
+                    "agent_host": self.options.name,
+                    **details,
+                },
+            )
+
+    # -- workers -----------------------------------------------------------------------------
+
+    def _claim(self) -> SpoolItem | None:
+        now = time.time()
+        for item in self.spool.pending():
+            if item.id in self._inflight or item.next_try > now:
+                continue
+            self._inflight.add(item.id)
+            return item
+        return None
+
+    def _worker(self, deadline: list[float]) -> None:
+        while not self._abort.is_set():
+            with self._work:
+                item = self._claim()
+                if item is None:
+                    if self.stop.is_set() and (
+                        self._sources_done.is_set()
+                        and not self._inflight
+                        or time.monotonic() > deadline[0]
+                    ):
+                        return
+                    self._work.wait(0.5)
+                    continue
+            if self.stop.is_set() and time.monotonic() > deadline[0]:
+                with self._work:
+                    self._inflight.discard(item.id)
+                return
+            try:
+                item = self.pipeline.process(item)
+                if item.state == ItemState.ACKNOWLEDGED:
+                    self._done += 1
+                    self._stored_bytes += item.size
+                    self._store.update(ok=True, last_error=None, last_ok_at=utcnow().isoformat())
+            except VaultError as error:
+                if isinstance(error, StorageError):
+                    self._store.update(ok=False, last_error=str(error))
+                self.pipeline.fail(
+                    self.spool.get(item.id),
+                    error,
+                    retry_min_s=self.options.retry_min_s,
+                    retry_max_s=self.options.retry_max_s,
+                )
+            except Exception as error:  # a bug must not lose the item: it stays journalled
+                log.exception("%s: unexpected error on %s", item.source, item.name)
+                self.pipeline.fail(
+                    self.spool.get(item.id),
+                    error,
+                    retry_min_s=self.options.retry_min_s,
+                    retry_max_s=self.options.retry_max_s,
+                )
+            finally:
+                with self._work:
+                    self._inflight.discard(item.id)
+                    self._work.notify_all()
+
+    # -- status ------------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        """The agent's health: sources, spool, vault store, recent events (JSON-ready)."""
+        used = self.spool.used_bytes()
+        limit = self.spool.limit_bytes or 0
+        return {
+            "agent": self.options.name,
+            "pid": os.getpid(),
+            "started_at": self._started.isoformat(),
+            "updated_at": utcnow().isoformat(),
+            "stopping": self.stop.is_set(),
+            "sources": [s.status() for s in self.sources.values()],
+            "spool": {
+                "path": str(self.spool.root),
+                "used_bytes": used,
+                "limit_bytes": limit,
+                "backpressure": self.spool.backpressure or (limit > 0 and used >= limit),
+                "counts": self.spool.counts(),
+            },
+            "store": dict(self._store),
+            "ingested": {"files": self._done, "bytes": self._stored_bytes},
+            "recent": self.spool.events(limit=20),
+        }
+
+    def write_status(self) -> None:
+        """Rewrite ``status.json`` in the spool atomically."""
+        path = self.spool.root / STATUS_NAME
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.status(), indent=2, default=str))
+        os.replace(tmp, path)
+
+    def _status_loop(self) -> None:
+        while not self._sources_done.is_set() or any(
+            t.is_alive() for t in self._threads if t.name.startswith("worker")
+        ):
+            try:
+                self.write_status()
+            except (OSError, VaultError, SpoolError):
+                log.exception("could not write the status file")
+            if self._abort.wait(self.options.status_interval_s):
+                return
+
+    # -- running -----------------------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        """Begin a clean stop (what SIGTERM does); a second call abandons in-flight work."""
+        if self.stop.is_set():
+            log.warning("second stop request: abandoning in-flight work (it resumes on restart)")
+            self._abort.set()
+            for source in self.sources.values():
+                source.interrupt()
+        else:
+            log.info("stopping: no new footage taken; finishing in-flight work")
+            self.stop.set()
+        self._wake()
+
+    def install_signal_handlers(self) -> Callable[[], None]:
+        """SIGTERM and SIGINT request a stop (main thread only); returns a function that
+        puts the previous handlers back."""
+
+        def handler(signum: int, frame: Any) -> None:
+            self.request_stop()
+
+        previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+        def restore() -> None:
+            for sig, old in previous.items():
+                signal.signal(sig, old)
+
+        return restore
+
+    def recover(self) -> None:
+        """Make the spool consistent and let sources pick up a crashed run's leftovers."""
+        undone = self.spool.recover()
+        for item in undone:
+            log.info(
+                "%s: %s was half-spooled when the agent stopped; its source offers it again",
+                item.source,
+                item.name,
+            )
+        for source in self.sources.values():
+            source.recover()
+        pending = self.spool.pending()
+        if pending:
+            log.info("resuming %d unfinished item(s) from the spool", len(pending))
+
+    def run(self, *, duration: float | None = None) -> dict[str, Any]:
+        """Run until stopped (signal, :meth:`request_stop`, or ``duration`` seconds).
+
+        Returns the final status. Sources and workers run on threads; this thread waits.
+        """
+        self.recover()
+        log.info(
+            "agent %s: %d source(s), spool %s",
+            self.options.name,
+            len(self.sources),
+            self.spool.root,
+        )
+        deadline = [float("inf")]
+        source_threads = [
+            threading.Thread(target=self._run_source, args=(s,), name=f"source-{s.id}", daemon=True)
+            for s in self.sources.values()
+        ]
+        workers = [
+            threading.Thread(target=self._worker, args=(deadline,), name=f"worker-{i}", daemon=True)
+            for i in range(self.options.workers)
+        ]
+        self._threads = source_threads + workers
+        for t in self._threads:
+            t.start()
+        status = threading.Thread(target=self._status_loop, name="status", daemon=True)
+        status.start()
+        started = time.monotonic()
+        try:
+            while not self.stop.is_set():
+                if duration is not None and time.monotonic() - started >= duration:
+                    self.request_stop()
+                    break
+                self.stop.wait(0.2)
+            deadline[0] = time.monotonic() + self.options.shutdown_grace_s
+            for t in source_threads:
+                t.join(max(0.0, deadline[0] - time.monotonic()) + 10)
+            self._sources_done.set()
+            self._wake()
+            for t in workers:
+                while t.is_alive() and not self._abort.is_set():
+                    t.join(0.2)
+        finally:
+            self._sources_done.set()
+            self._abort.set()
+            status.join(5)
+            final = self.status()
+            try:
+                self.write_status()
+            except OSError:
+                pass
+            left = len(self.spool.pending())
+            if left:
+                log.info(
+                    "stopped with %d item(s) left in the spool; they resume on the next start", left
+                )
+            log.info("agent stopped")
+        return final
+
+    def _run_source(self, source: Source) -> None:
+        try:
+            source.run()
+        except Exception as error:  # a crashed source is reported, the others go on
+            log.exception("%s: source stopped with an error", source.id)
+            source.set_status(state=f"failed: {error}")
+            self.context.event(source.id, "error", f"source stopped with an error: {error}")
+
+    def close(self) -> None:
+        """Release the spool lock (and the vault, if the agent opened it)."""
+        self.spool.close()
+        if self._owns_vault:
+            self.vault.close()
+
+    def __enter__(self) -> Agent:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def read_status(spool_dir: Path) -> dict[str, Any]:
+    """What ``ingest status`` shows: the last status file and the journal, read-only.
+
+    ``running`` says whether the process that wrote the status file is still alive.
+    Raises SpoolError when the directory holds no spool.
+    """
+    spool_dir = Path(spool_dir).expanduser()
+    snapshot = inspect_spool(spool_dir)
+    status: dict[str, Any] = {}
+    path = spool_dir / STATUS_NAME
+    if path.exists():
+        try:
+            status = json.loads(path.read_text())
+        except ValueError:
+            status = {}
+    pid = status.get("pid")
+    running = False
+    if isinstance(pid, int):
+        try:
+            os.kill(pid, 0)
+            running = True
+        except (ProcessLookupError, PermissionError):
+            running = False
+    status.update(
+        running=running,
+        spool_dir=str(spool_dir),
+        journal={
+            "counts": snapshot.counts,
+            "used_bytes": snapshot.used_bytes,
+            "waiting": [
+                {
+                    k: i.to_dict()[k]
+                    for k in ("id", "source", "name", "state", "size", "error", "attempts")
+                }
+                for i in snapshot.items
+                if i.state != ItemState.REJECTED
+            ],
+            "recent": snapshot.events,
+        },
+    )
+    return status
+
+
+__all__ = ["Agent", "SOURCE_TYPES", "agent_spool_dir", "build_source", "read_status"]

@@ -1,0 +1,489 @@
+"""Identity: people and agents who use the vault, and the bearer tokens they present.
+
+Users
+    A user has a unique name, one role (:class:`vault.access.Role`), an organisation, and the
+    sites they are assigned to (the need-to-know scope of an ASB officer, authorised by an
+    administrator). Creating a user, changing their sites and issuing or revoking a token are
+    ``user_changed`` custody events.
+
+Bearer tokens (format ``evt_`` + 43 characters of base64url, 256 random bits)
+    1. The token is generated with :func:`secrets.token_bytes` (32 bytes) and shown once.
+    2. Only SHA-256(token) is stored (``api_tokens.token_hash``): a copy of the catalog does not
+       let anyone authenticate. A 256-bit random secret needs no salt or slow hash.
+    3. Every token has an expiry; a revoked or expired token, or one whose user is disabled,
+       authenticates nobody.
+    4. Every refusal is an ``access_denied`` custody event naming the reason (never the token).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import re
+import secrets
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import Boolean, Enum, ForeignKey, String, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+from typing import TYPE_CHECKING
+
+from .access import Actor, Role
+from .catalog import Base, new_id, utcnow
+from .custody import Action
+from .errors import AccessDenied, InvalidInput, NotFound
+
+if TYPE_CHECKING:
+    from .vault import Vault
+
+TOKEN_PREFIX = "evt_"
+TOKEN_BYTES = 32  # 256 bits
+DEFAULT_TOKEN_LIFETIME = dt.timedelta(days=30)
+MAX_TOKEN_LIFETIME = dt.timedelta(days=366)
+ANONYMOUS = "anonymous"
+
+_TOKEN_RE = re.compile(r"evt_[A-Za-z0-9_-]{43}")
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,127}")
+_MAX_ORG = 256
+_MAX_SITE = 256
+
+
+class Unauthenticated(AccessDenied):
+    """No usable credentials: no token, an unknown, expired or revoked one (HTTP 401)."""
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+# --- tables ----------------------------------------------------------------------------------
+
+
+class User(Base):
+    """A person or agent allowed to use the vault."""
+
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    role: Mapped[Role] = mapped_column(Enum(Role, native_enum=False, length=32))
+    organisation: Mapped[str] = mapped_column(String(_MAX_ORG))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_by: Mapped[str | None] = mapped_column(String(256))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class UserSite(Base):
+    """A site a user is assigned to: an ASB officer sees that site's footage (need-to-know)."""
+
+    __tablename__ = "user_sites"
+
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    site: Mapped[str] = mapped_column(String(_MAX_SITE), primary_key=True)
+
+
+class ApiToken(Base):
+    """A bearer token, stored only as its SHA-256."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    label: Mapped[str | None] = mapped_column(String(256))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[dt.datetime]
+    revoked_at: Mapped[dt.datetime | None]
+    revoked_by: Mapped[str | None] = mapped_column(String(256))
+
+
+# --- principals ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Principal:
+    """An authenticated user, as the access policy sees them."""
+
+    user_id: str
+    name: str
+    role: Role
+    organisation: str
+    sites: frozenset[str] = field(default_factory=frozenset)
+    token_id: str | None = None
+    client_addr: str | None = None
+
+    @property
+    def actor(self) -> Actor:
+        """Who this is, as the custody ledger records it."""
+        return Actor(
+            user=self.name,
+            role=self.role,
+            organisation=self.organisation,
+            client_addr=self.client_addr,
+        )
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    """A freshly issued token: ``token`` is the only copy of the secret; show it once."""
+
+    token: str
+    token_id: str
+    user: str
+    expires_at: dt.datetime
+
+
+def hash_token(token: str) -> str:
+    """SHA-256 hex of a token: what the catalog stores and looks up."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def new_token(prefix: str = TOKEN_PREFIX) -> str:
+    """A new random 256-bit token (``prefix`` + unpadded base64url)."""
+    raw = base64.urlsafe_b64encode(secrets.token_bytes(TOKEN_BYTES)).rstrip(b"=").decode()
+    return prefix + raw
+
+
+def _check_name(name: str) -> str:
+    if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
+        raise InvalidInput(
+            f"user name {name!r} is not valid: 1-128 letters, digits, '.', '_', '@' or '-',"
+            " starting with a letter or digit"
+        )
+    return name
+
+
+def _check_sites(sites: Iterable[str]) -> list[str]:
+    clean: list[str] = []
+    for site in sites:
+        site = site.strip()
+        if not site or len(site) > _MAX_SITE:
+            raise InvalidInput(f"a site name is 1-{_MAX_SITE} characters")
+        if site not in clean:
+            clean.append(site)
+    return clean
+
+
+def _principal(session: Session, user: User, token_id: str | None, client_addr: str | None) -> Principal:
+    sites = session.scalars(select(UserSite.site).where(UserSite.user_id == user.id))
+    return Principal(
+        user_id=user.id,
+        name=user.name,
+        role=user.role,
+        organisation=user.organisation,
+        sites=frozenset(sites),
+        token_id=token_id,
+        client_addr=client_addr,
+    )
+
+
+# --- users -----------------------------------------------------------------------------------
+
+
+def create_user(
+    vault: Vault,
+    *,
+    name: str,
+    role: Role | str,
+    organisation: str,
+    actor: Actor,
+    sites: Sequence[str] = (),
+) -> User:
+    """Create a user; returns the row. Logs ``user_changed``.
+
+    Raises InvalidInput for a bad name, role or organisation, or a name already taken.
+    """
+    _check_name(name)
+    try:
+        role = Role(role)
+    except ValueError:
+        roles = ", ".join(r.value for r in Role)
+        raise InvalidInput(f"unknown role {role!r}; roles are: {roles}") from None
+    organisation = organisation.strip()
+    if not organisation or len(organisation) > _MAX_ORG:
+        raise InvalidInput(f"an organisation is required (at most {_MAX_ORG} characters)")
+    site_list = _check_sites(sites)
+    with vault.sessions.begin() as session:
+        if session.scalar(select(User.id).where(User.name == name)) is not None:
+            raise InvalidInput(f"a user named {name!r} already exists")
+        user = User(
+            name=name,
+            role=role,
+            organisation=organisation,
+            active=True,
+            created_by=actor.user,
+            created_at=vault.clock(),
+        )
+        session.add(user)
+        session.flush()
+        session.add_all(UserSite(user_id=user.id, site=s) for s in site_list)
+        vault.ledger.append(
+            session,
+            Action.USER_CHANGED,
+            actor=actor,
+            object_ids=[user.id],
+            details={
+                "change": "user_created",
+                "user": name,
+                "role": role.value,
+                "organisation": organisation,
+                "sites": site_list,
+            },
+        )
+    vault.ledger.maybe_checkpoint()
+    return user
+
+
+def set_sites(vault: Vault, name: str, sites: Sequence[str], *, actor: Actor) -> list[str]:
+    """Replace a user's site assignments; returns them. Logs ``user_changed``. Raises NotFound."""
+    site_list = _check_sites(sites)
+    with vault.sessions.begin() as session:
+        user = _user_by_name(session, name)
+        for row in session.scalars(select(UserSite).where(UserSite.user_id == user.id)):
+            session.delete(row)
+        session.flush()
+        session.add_all(UserSite(user_id=user.id, site=s) for s in site_list)
+        vault.ledger.append(
+            session,
+            Action.USER_CHANGED,
+            actor=actor,
+            object_ids=[user.id],
+            details={"change": "sites_set", "user": name, "sites": site_list},
+        )
+    vault.ledger.maybe_checkpoint()
+    return site_list
+
+
+def set_active(vault: Vault, name: str, active: bool, *, actor: Actor) -> User:
+    """Enable or disable a user (a disabled user's tokens stop working). Raises NotFound."""
+    with vault.sessions.begin() as session:
+        user = _user_by_name(session, name)
+        user.active = active
+        vault.ledger.append(
+            session,
+            Action.USER_CHANGED,
+            actor=actor,
+            object_ids=[user.id],
+            details={"change": "enabled" if active else "disabled", "user": name},
+        )
+    vault.ledger.maybe_checkpoint()
+    return user
+
+
+def _user_by_name(session: Session, name: str) -> User:
+    user = session.scalars(select(User).where(User.name == name)).first()
+    if user is None:
+        raise NotFound(f"no user named {name!r}")
+    return user
+
+
+def get_user(vault: Vault, name: str) -> User:
+    """The user called ``name``. Raises NotFound."""
+    with vault.sessions() as session:
+        return _user_by_name(session, name)
+
+
+def principal_for(vault: Vault, name: str, *, client_addr: str | None = None) -> Principal:
+    """The principal of a user by name (for the CLI and tests). Raises NotFound."""
+    with vault.sessions() as session:
+        return _principal(session, _user_by_name(session, name), None, client_addr)
+
+
+def list_users(vault: Vault) -> list[tuple[User, list[str]]]:
+    """Every user with their sites, by name."""
+    with vault.sessions() as session:
+        users = list(session.scalars(select(User).order_by(User.name)))
+        sites: dict[str, list[str]] = {}
+        for row in session.scalars(select(UserSite).order_by(UserSite.site)):
+            sites.setdefault(row.user_id, []).append(row.site)
+    return [(u, sites.get(u.id, [])) for u in users]
+
+
+# --- tokens ----------------------------------------------------------------------------------
+
+
+def issue_token(
+    vault: Vault,
+    name: str,
+    *,
+    actor: Actor,
+    expires_in: dt.timedelta = DEFAULT_TOKEN_LIFETIME,
+    label: str | None = None,
+) -> IssuedToken:
+    """Issue a bearer token for user ``name``; returns it (the secret is not stored).
+
+    Logs ``user_changed`` with the token id. Raises NotFound for an unknown user, InvalidInput
+    for a lifetime that is not positive or longer than a year.
+    """
+    if expires_in <= dt.timedelta(0) or expires_in > MAX_TOKEN_LIFETIME:
+        raise InvalidInput("a token lifetime must be positive and at most 366 days")
+    if label is not None and len(label) > 256:
+        raise InvalidInput("a token label is at most 256 characters")
+    token = new_token()
+    now = vault.clock()
+    with vault.sessions.begin() as session:
+        user = _user_by_name(session, name)
+        if not user.active:
+            raise InvalidInput(f"user {name!r} is disabled")
+        row = ApiToken(
+            user_id=user.id,
+            token_hash=hash_token(token),
+            label=label,
+            created_at=now,
+            expires_at=now + expires_in,
+        )
+        session.add(row)
+        session.flush()
+        vault.ledger.append(
+            session,
+            Action.USER_CHANGED,
+            actor=actor,
+            object_ids=[user.id],
+            details={
+                "change": "token_issued",
+                "user": name,
+                "token_id": row.id,
+                "expires_at": row.expires_at.isoformat(),
+            },
+        )
+    vault.ledger.maybe_checkpoint()
+    return IssuedToken(token=token, token_id=row.id, user=name, expires_at=row.expires_at)
+
+
+def revoke_token(vault: Vault, token_id: str, *, actor: Actor) -> ApiToken:
+    """Revoke a token by id (or by the token itself); returns its row. Logs ``user_changed``.
+
+    Raises NotFound for an unknown token, InvalidInput if it was already revoked.
+    """
+    with vault.sessions.begin() as session:
+        if token_id.startswith(TOKEN_PREFIX):
+            row = session.scalars(
+                select(ApiToken).where(ApiToken.token_hash == hash_token(token_id))
+            ).first()
+        else:
+            row = session.get(ApiToken, token_id)
+        if row is None:
+            raise NotFound(f"no token with id {token_id[:36]!r}")
+        if row.revoked_at is not None:
+            raise InvalidInput(f"token {row.id} was already revoked on {row.revoked_at:%Y-%m-%d}")
+        row.revoked_at = vault.clock()
+        row.revoked_by = actor.user
+        vault.ledger.append(
+            session,
+            Action.USER_CHANGED,
+            actor=actor,
+            object_ids=[row.user_id],
+            details={"change": "token_revoked", "token_id": row.id},
+        )
+    vault.ledger.maybe_checkpoint()
+    return row
+
+
+def list_tokens(vault: Vault, name: str | None = None) -> list[tuple[ApiToken, str]]:
+    """Tokens (never their secrets) with their user's name, newest first."""
+    query = select(ApiToken, User.name).join(User, User.id == ApiToken.user_id)
+    if name is not None:
+        query = query.where(User.name == name)
+    with vault.sessions() as session:
+        return [(t, n) for t, n in session.execute(query.order_by(ApiToken.created_at.desc()))]
+
+
+def authenticate(
+    vault: Vault,
+    token: str | None,
+    *,
+    client_addr: str | None = None,
+    route: str | None = None,
+) -> Principal:
+    """The principal a bearer token stands for.
+
+    Raises Unauthenticated (after logging ``access_denied``) for no token, a malformed or
+    unknown one, an expired or revoked one, or one whose user is disabled.
+    """
+    now = vault.clock()
+    # Decide inside a read session, log outside it: on SQLite every transaction takes the
+    # write lock, so the refusal's own transaction must not nest inside this one.
+    user: User | None = None
+    token_id: str | None = None
+    with vault.sessions() as session:
+        # 1. A token is there and has the right shape (cheap refusal of junk).
+        if not token:
+            failure = ("no bearer token", "missing")
+        elif not _TOKEN_RE.fullmatch(token):
+            failure = ("malformed bearer token", "malformed")
+        else:
+            # 2. Its hash names a stored token.
+            found = session.execute(
+                select(ApiToken, User)
+                .join(User, User.id == ApiToken.user_id)
+                .where(ApiToken.token_hash == hash_token(token))
+            ).first()
+            if found is None:
+                failure = ("unknown bearer token", "unknown")
+            else:
+                row, user = found
+                token_id = row.id
+                # 3. Not revoked, not expired, and its user still enabled.
+                if row.revoked_at is not None:
+                    failure = (f"token {row.id} was revoked on {row.revoked_at:%Y-%m-%d %H:%M}Z", "revoked")
+                elif row.expires_at <= now:
+                    failure = (f"token {row.id} expired on {row.expires_at:%Y-%m-%d %H:%M}Z", "expired")
+                elif not user.active:
+                    failure = (f"user {user.name!r} is disabled", "disabled")
+                else:
+                    return _principal(session, user, row.id, client_addr)
+    _refuse(vault, user, failure[0], failure[1], client_addr, route, token_id=token_id)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _refuse(
+    vault: Vault,
+    user: User | None,
+    message: str,
+    reason: str,
+    client_addr: str | None,
+    route: str | None,
+    *,
+    token_id: str | None = None,
+) -> None:
+    details: dict[str, object] = {"reason": f"authentication: {reason}"}
+    if route:
+        details["route"] = route[:256]
+    if token_id:
+        details["token_id"] = token_id
+    vault.ledger.record(
+        Action.ACCESS_DENIED,
+        actor=user.name if user else ANONYMOUS,
+        actor_role=user.role.value if user else None,
+        actor_org=user.organisation if user else None,
+        client_addr=client_addr,
+        object_ids=[user.id] if user else [],
+        details=details,
+    )
+    raise Unauthenticated(message, reason=reason)
+
+
+__all__ = [
+    "ANONYMOUS",
+    "ApiToken",
+    "DEFAULT_TOKEN_LIFETIME",
+    "IssuedToken",
+    "Principal",
+    "TOKEN_PREFIX",
+    "Unauthenticated",
+    "User",
+    "UserSite",
+    "authenticate",
+    "create_user",
+    "get_user",
+    "hash_token",
+    "issue_token",
+    "list_tokens",
+    "list_users",
+    "new_token",
+    "principal_for",
+    "revoke_token",
+    "set_active",
+    "set_sites",
+]
