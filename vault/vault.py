@@ -231,6 +231,10 @@ class Vault:
         media_info: dict[str, object] | None = None,
         details: dict[str, object] | None = None,
         received_at: dt.datetime | None = None,
+        parent_id: str | None = None,
+        provenance: dict[str, object] | None = None,
+        action: Action = Action.INGESTED,
+        original_name: str | None = None,
     ) -> Recording:
         """Store one file (see :meth:`put_stream`). Raises NotFound if the file is missing."""
         path = Path(path)
@@ -248,11 +252,14 @@ class Vault:
                 captured_at=captured_at,
                 captured_end=captured_end,
                 media_kind=media_kind or guess_media_kind(path.name),
-                original_name=path.name,
+                original_name=original_name or path.name,
                 site=site,
                 media_info=media_info,
                 details=details,
                 received_at=received_at,
+                parent_id=parent_id,
+                provenance=provenance,
+                action=action,
             )
 
     def put_stream(
@@ -272,6 +279,7 @@ class Vault:
         provenance: dict[str, object] | None = None,
         details: dict[str, object] | None = None,
         received_at: dt.datetime | None = None,
+        action: Action = Action.INGESTED,
     ) -> Recording:
         """Hash, encrypt and store a stream; catalog it and log ``ingested`` in one transaction.
 
@@ -306,7 +314,15 @@ class Vault:
                 if duplicate is not None:
                     self.store.delete(object_key)
                     return duplicate
-                self.ensure_source(session, source_id, kind=source_kind, site=site)
+                source = self.ensure_source(session, source_id, kind=source_kind, site=site)
+                if parent_id is not None:
+                    parent = session.get(Recording, parent_id)
+                    if parent is None:
+                        raise NotFound(f"no recording with id {parent_id} (the parent)")
+                    # Derived copies follow their parent for retention.
+                    retain_until = parent.retain_until
+                else:
+                    retain_until = self.retention_date(source.kind, captured_at)
                 recording = Recording(
                     id=recording_id,
                     source_id=source_id,
@@ -323,7 +339,7 @@ class Vault:
                     enc_format=crypto.FORMAT,
                     wrapped_dek=wrapped.blob,
                     key_id=wrapped.key_id,
-                    retain_until=self.retention_date(source_kind, captured_at),
+                    retain_until=retain_until,
                     parent_id=parent_id,
                     provenance=provenance,
                     media_info=media_info,
@@ -332,7 +348,7 @@ class Vault:
                 session.flush()
                 self.ledger.append(
                     session,
-                    Action.INGESTED,
+                    action,
                     actor=actor,
                     object_ids=[recording_id],
                     hashes={recording_id: recording.sha256},
@@ -505,6 +521,7 @@ class Vault:
         actor: Actor,
         purpose: Purpose,
         byte_range: ByteRange | None = None,
+        action: Action = Action.DOWNLOADED,
     ) -> Recording:
         """Write a decrypted recording (or range) to ``destination``, verifying the whole-file hash.
 
@@ -516,8 +533,7 @@ class Vault:
 
         destination = Path(destination)
         recording, (start, end), chunks = self.read(
-            recording_id, actor=actor, purpose=purpose, byte_range=byte_range,
-            action=Action.DOWNLOADED,
+            recording_id, actor=actor, purpose=purpose, byte_range=byte_range, action=action
         )
         tmp = destination.with_name(f".{destination.name}.partial-{os.getpid()}")
         digest = hashlib.sha256()
