@@ -8,6 +8,7 @@ from .access import Actor, Purpose, Role
 from .catalog import Case, Hold, HoldKind, MediaKind, Recording, Source, SourceKind
 from .config import Settings
 from .custody import Action, CustodyLedger, VerifyReport
+from .disclosure import ExportResult, build_export, verify_export
 from .errors import (
     AccessDenied,
     CiphertextError,
@@ -43,6 +44,7 @@ __all__ = [
     "CiphertextError",
     "ConfigError",
     "CustodyLedger",
+    "ExportResult",
     "HashMismatch",
     "Hold",
     "HoldKind",
@@ -73,10 +75,12 @@ __all__ = [
     "VerifyReport",
     "WrappedKey",
     "active_holds",
+    "build_export",
     "deletion_certificate",
     "open_store",
     "place_hold",
     "release_hold",
     "run_retention",
     "verify_deletion_certificate",
+    "verify_export",
 ]

@@ -14,6 +14,7 @@ from vault.errors import VaultError
 
 from ._common import EXIT_CODES, exit_code_for
 
+from .export import export_app
 from .ingest import ingest_app
 from .retention import retention_app
 from .vault_commands import custody_app, register_vault_commands
@@ -30,6 +31,7 @@ register_vault_commands(app)
 app.add_typer(custody_app, name="custody")
 app.add_typer(retention_app, name="retention")
 app.add_typer(ingest_app, name="ingest")
+app.add_typer(export_app, name="export")
 
 try:  # the redaction commands live beside the redaction package's CLI
     from .redact import redact_app

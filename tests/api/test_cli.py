@@ -184,3 +184,19 @@ def test_retention_worker_rejects_bad_interval(cli) -> None:  # type: ignore[no-
     result = cli("retention", "worker", "--every", "soon")
     assert result.exit_code == 8
     assert "bad interval" in result.stderr
+
+
+def test_export_create_and_verify(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    clip = tmp_path / "c.mp4"
+    clip.write_bytes(os.urandom(5000))
+    rid = _put(cli, clip)
+    pkg = tmp_path / "pkg.zip"
+    result = cli("export", "create", rid, "-o", str(pkg), "--recipient", "DC Shaw",
+                 "--recipient-org", "West Yorkshire Police", "--purpose", "prosecution", "--json")
+    assert result.exit_code == 0, result.output
+    vkey = json.loads(result.stdout)["verifier_key"]
+    ok = cli("export", "verify", str(pkg), "--key", vkey)
+    assert ok.exit_code == 0 and ok.stdout.startswith("OK:"), ok.output
+    pkg.write_bytes(pkg.read_bytes()[:-200])  # truncated in transit
+    bad = cli("export", "verify", str(pkg), "--key", vkey)
+    assert bad.exit_code == 4
