@@ -21,6 +21,8 @@ class Role(str, enum.Enum):
     POLICE_LIAISON = "police_liaison"
     AUDITOR = "auditor"
     INGEST_AGENT = "ingest_agent"
+    # Not a vault user: the named recipient of a share, acting through its share token.
+    SHARE_RECIPIENT = "share_recipient"
 
 
 @dataclass(frozen=True)

@@ -24,10 +24,10 @@ import re
 import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Boolean, Enum, ForeignKey, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
-from typing import TYPE_CHECKING
 
 from .access import Actor, Role
 from .catalog import Base, new_id, utcnow
@@ -195,10 +195,13 @@ def create_user(
     Raises InvalidInput for a bad name, role or organisation, or a name already taken.
     """
     _check_name(name)
+    user_roles = [r for r in Role if r is not Role.SHARE_RECIPIENT]
     try:
         role = Role(role)
+        if role is Role.SHARE_RECIPIENT:
+            raise ValueError
     except ValueError:
-        roles = ", ".join(r.value for r in Role)
+        roles = ", ".join(r.value for r in user_roles)
         raise InvalidInput(f"unknown role {role!r}; roles are: {roles}") from None
     organisation = organisation.strip()
     if not organisation or len(organisation) > _MAX_ORG:
@@ -466,11 +469,11 @@ def _refuse(
 
 __all__ = [
     "ANONYMOUS",
-    "ApiToken",
     "DEFAULT_TOKEN_LIFETIME",
+    "TOKEN_PREFIX",
+    "ApiToken",
     "IssuedToken",
     "Principal",
-    "TOKEN_PREFIX",
     "Unauthenticated",
     "User",
     "UserSite",

@@ -14,9 +14,11 @@ from vault.errors import VaultError
 
 from ._common import EXIT_CODES, exit_code_for
 
+from .admin import admin_app
 from .export import export_app
 from .ingest import ingest_app
 from .retention import retention_app
+from .serve import serve
 from .vault_commands import custody_app, register_vault_commands
 
 app = typer.Typer(
@@ -32,6 +34,8 @@ app.add_typer(custody_app, name="custody")
 app.add_typer(retention_app, name="retention")
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(export_app, name="export")
+app.add_typer(admin_app, name="admin")
+app.command()(serve)
 
 try:  # the redaction commands live beside the redaction package's CLI
     from .redact import redact_app

@@ -10,6 +10,9 @@ from alembic import context
 
 from vault.catalog import Base
 import vault.custody  # noqa: F401  (registers the custody tables on Base.metadata)
+import vault.identity  # noqa: F401  (users, user_sites, api_tokens)
+import vault.cases  # noqa: F401  (case_owners, case_members)
+import vault.shares  # noqa: F401  (shares, share_items)
 
 connection = context.config.attributes.get("connection")
 if connection is None:

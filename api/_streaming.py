@@ -1,0 +1,126 @@
+"""Footage responses with HTTP range requests (RFC 9110 section 14), for seeking players.
+
+- No ``Range`` (or a unit other than ``bytes``, which RFC 9110 says to ignore): 200, whole file.
+- ``bytes=A-B``, ``bytes=A-``, ``bytes=-N``: 206 with ``Content-Range: bytes A-B/size``.
+- Several ranges: answered with one range covering them all (a server may coalesce), so a
+  player never gets ``multipart/byteranges``, which none of them need.
+- A range that starts at or past the end, a malformed one, or any range of an empty file:
+  416 with ``Content-Range: bytes */size``.
+
+Only the encrypted segments that cover the range are read and decrypted
+(:meth:`vault.vault.Vault.read`), and the access is logged before the first byte is sent. The
+ETag is the plaintext SHA-256: recordings are immutable, so ``If-Range`` always matches.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import urllib.parse
+
+from fastapi.responses import StreamingResponse
+
+from vault.access import Actor, Purpose
+from vault.catalog import Recording
+from vault.custody import Action
+from vault.errors import InvalidInput, Shredded
+from vault.vault import ByteRange, Vault
+
+from .errors import RangeNotSatisfiable
+
+MAX_RANGES = 16
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9._ -]")
+
+
+def resolve_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """The absolute inclusive range a ``Range`` header asks for, or None for the whole file.
+
+    Raises RangeNotSatisfiable (416).
+    """
+    if header is None:
+        return None
+    unit, sep, specs = header.strip().partition("=")
+    if not sep or unit.strip().lower() != "bytes":
+        return None  # RFC 9110 14.2: ignore a range unit we do not support
+    parts = [p for p in specs.split(",") if p.strip()]
+    if not parts or len(parts) > MAX_RANGES:
+        raise RangeNotSatisfiable(
+            f"Range must name 1-{MAX_RANGES} byte ranges (A-B, A- or -N)", size=size
+        )
+    if size == 0:
+        raise RangeNotSatisfiable("range not satisfiable: the recording is empty", size=size)
+    resolved: list[tuple[int, int]] = []
+    for part in parts:
+        try:
+            byte_range = ByteRange.parse(part)
+        except InvalidInput as exc:
+            raise RangeNotSatisfiable(str(exc), size=size) from None
+        try:
+            resolved.append(byte_range.resolve(size))
+        except InvalidInput:
+            continue  # RFC 9110 14.1.1: unsatisfiable ranges are dropped from a set
+    if not resolved:
+        raise RangeNotSatisfiable(
+            f"range not satisfiable: the recording is {size} bytes (offsets 0-{size - 1})",
+            size=size,
+        )
+    return min(s for s, _ in resolved), max(e for _, e in resolved)
+
+
+def _disposition(kind: str, recording: Recording) -> str:
+    name = recording.original_name or f"recording-{recording.id}"
+    ascii_name = _SAFE_NAME.sub("_", name)[:200] or f"recording-{recording.id}"
+    quoted = urllib.parse.quote(name[:200], safe="")
+    return f"{kind}; filename=\"{ascii_name}\"; filename*=UTF-8''{quoted}"
+
+
+def footage_response(
+    vault: Vault,
+    recording: Recording,
+    *,
+    actor: Actor,
+    purpose: Purpose,
+    range_header: str | None,
+    action: Action,
+    attachment: bool,
+) -> StreamingResponse:
+    """Log the access and stream the recording (or the range asked for).
+
+    Raises Shredded (410) for deleted footage, RangeNotSatisfiable (416).
+    """
+    if recording.deleted_at is not None:
+        raise Shredded(
+            f"recording {recording.id} was deleted on {recording.deleted_at:%Y-%m-%d}"
+            f" ({recording.deletion_reason or 'retention'}); its key was destroyed"
+        )
+    wanted = resolve_range(range_header, recording.size)
+    _, (start, end), chunks = vault.read(
+        recording.id,
+        actor=actor,
+        purpose=purpose,
+        byte_range=ByteRange(*wanted) if wanted else None,
+        action=action,
+    )
+    length = max(0, end - start + 1)
+    headers = {
+        "Accept-Ranges": "bytes",
+        "Content-Length": str(length),
+        "ETag": f'"{recording.sha256}"',
+        # RFC 9530: the whole representation's digest, whatever range this response carries.
+        "Repr-Digest": f"sha-256=:{base64.b64encode(bytes.fromhex(recording.sha256)).decode()}:",
+        "Cache-Control": "private, no-store",
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",  # a share link's token must not leak onwards
+        "Content-Disposition": _disposition("attachment" if attachment else "inline", recording),
+    }
+    if wanted is not None:
+        headers["Content-Range"] = f"bytes {start}-{end}/{recording.size}"
+    return StreamingResponse(
+        chunks,
+        status_code=206 if wanted is not None else 200,
+        media_type=recording.content_type or "application/octet-stream",
+        headers=headers,
+    )
+
+
+__all__ = ["MAX_RANGES", "footage_response", "resolve_range"]

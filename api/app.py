@@ -1,0 +1,75 @@
+"""The HTTP API: ``create_app(settings)`` builds it; nothing is read or opened at import time.
+
+Routers, one per resource (``api/routes/``): evidence (search, metadata, stream, download,
+upload), cases and holds, shares and share recipients, custody, users, health. Later work
+(incident clips, disclosure exports, subject access requests, redaction jobs) adds routers here.
+
+Authentication is a bearer token (``Authorization: Bearer evt_...``, see :mod:`vault.identity`);
+authorisation is :mod:`vault.policy`; every refusal and every footage access is a custody event.
+Errors are JSON ``{"error", "detail"}`` with the status from :mod:`api.errors`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from vault.config import Settings
+from vault.vault import Vault
+
+from . import errors
+from .routes import cases, custody, evidence, health, shares, users
+
+API_VERSION = "0.1.0"
+
+DESCRIPTION = """\
+Evidence vault for CCTV and body-worn camera footage.
+
+* Authenticate with `Authorization: Bearer <token>` (issued by `evidence-vault admin token issue`).
+* Footage routes need `X-Purpose` (why; recorded), and take `X-Reference` (case, crime or SAR
+  reference) and `X-Lawful-Basis`.
+* Every view, stream, download, search, share access and refusal is a custody event.
+* Players seek with `Range: bytes=A-B` (206), and only the segments covering the range are
+  decrypted.
+"""
+
+
+def create_app(settings: Settings, *, vault: Vault | None = None) -> FastAPI:
+    """The API on ``settings``; with ``vault``, serve that vault (tests), else open one at startup
+    (``Vault.init``: creates the embedded default if absent) and close it at shutdown."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if vault is not None:
+            yield
+            return
+        opened = Vault.init(settings)
+        app.state.vault = opened
+        try:
+            yield
+        finally:
+            opened.close()
+
+    app = FastAPI(
+        title="Evidence vault",
+        version=API_VERSION,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    if vault is not None:
+        app.state.vault = vault
+    errors.install(app)
+    app.include_router(health.router)
+    app.include_router(users.router)
+    app.include_router(evidence.router)
+    app.include_router(cases.router)
+    app.include_router(shares.router)
+    app.include_router(shares.recipient_router)
+    app.include_router(custody.router)
+    return app
+
+
+__all__ = ["API_VERSION", "create_app"]

@@ -1,0 +1,134 @@
+"""Dependencies shared by the routes, as ``Annotated`` aliases.
+
+- :data:`VaultDep`: the app's :class:`~vault.vault.Vault`.
+- :data:`PrincipalDep`: who is calling, from ``Authorization: Bearer <token>``; a missing or bad
+  token is refused (401, logged) before the route runs.
+- :data:`PurposeDep`: why, from ``X-Purpose`` (required on footage routes), ``X-Reference``
+  (case, crime or SAR reference) and ``X-Lawful-Basis``. Routes call ``.require()`` after the
+  access check, so a refused caller is logged as refused whether or not they said why.
+- :data:`RouteDep`: the route as ``METHOD /template`` (never the concrete path, which for a
+  share holds its token), for custody event details.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from vault.access import Purpose
+from vault.identity import Principal, authenticate
+from vault.vault import Vault
+
+from .errors import MissingHeader
+
+MAX_PURPOSE = 2000
+MAX_FIELD = 256
+
+bearer_scheme = HTTPBearer(
+    auto_error=False,
+    scheme_name="BearerToken",
+    description="An API token issued with `evidence-vault admin token issue USER`.",
+)
+
+
+def get_vault(request: Request) -> Vault:
+    """The vault the app serves."""
+    vault: Vault = request.app.state.vault
+    return vault
+
+
+VaultDep = Annotated[Vault, Depends(get_vault)]
+
+
+def route_name(request: Request) -> str:
+    """``METHOD /route/{template}`` of the request (no path values: they may be secrets)."""
+    route = request.scope.get("route")
+    return f"{request.method} {getattr(route, 'path', '?')}"
+
+
+RouteDep = Annotated[str, Depends(route_name)]
+
+
+def client_addr(request: Request) -> str | None:
+    """The client's address as the server saw it (a proxy's, behind one)."""
+    return request.client.host if request.client else None
+
+
+def get_principal(
+    request: Request,
+    vault: VaultDep,
+    route: RouteDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+) -> Principal:
+    """The authenticated caller. Raises Unauthenticated (401, logged)."""
+    token = credentials.credentials if credentials is not None else None
+    return authenticate(vault, token, client_addr=client_addr(request), route=route)
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+@dataclass(frozen=True)
+class PurposeHeaders:
+    """The purpose headers as sent; :meth:`require` turns them into a Purpose."""
+
+    purpose: str | None
+    reference: str | None
+    lawful_basis: str | None
+
+    def require(self) -> Purpose:
+        """The stated purpose. Raises MissingHeader (400) naming the header at fault."""
+        purpose = (self.purpose or "").strip()
+        if not purpose:
+            raise MissingHeader(
+                "X-Purpose", "say why you need this footage; it is recorded in the custody log"
+            )
+        if len(purpose) > MAX_PURPOSE:
+            raise MissingHeader("X-Purpose", f"at most {MAX_PURPOSE} characters")
+        for name, value in (("X-Reference", self.reference), ("X-Lawful-Basis", self.lawful_basis)):
+            if value is not None and len(value) > MAX_FIELD:
+                raise MissingHeader(name, f"at most {MAX_FIELD} characters")
+        return Purpose(
+            purpose=purpose,
+            reference=(self.reference or "").strip() or None,
+            lawful_basis=(self.lawful_basis or "").strip() or None,
+        )
+
+
+def get_purpose(
+    x_purpose: Annotated[
+        str | None,
+        Header(description="Why you need this footage (required on footage routes; logged)."),
+    ] = None,
+    x_reference: Annotated[
+        str | None, Header(description="Case, crime or SAR reference (logged).")
+    ] = None,
+    x_lawful_basis: Annotated[
+        str | None,
+        Header(description="Lawful basis, e.g. 'DPA 2018 s.35 law enforcement' (logged)."),
+    ] = None,
+) -> PurposeHeaders:
+    """The purpose headers of the request."""
+    return PurposeHeaders(x_purpose, x_reference, x_lawful_basis)
+
+
+PurposeDep = Annotated[PurposeHeaders, Depends(get_purpose)]
+ClientAddrDep = Annotated[str | None, Depends(client_addr)]
+
+__all__ = [
+    "ClientAddrDep",
+    "PrincipalDep",
+    "PurposeDep",
+    "PurposeHeaders",
+    "RouteDep",
+    "VaultDep",
+    "bearer_scheme",
+    "client_addr",
+    "get_principal",
+    "get_purpose",
+    "get_vault",
+    "route_name",
+]

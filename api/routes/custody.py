@@ -1,0 +1,145 @@
+"""Custody routes: query the ledger, verify it, prove one event, fetch the signed checkpoint.
+
+For auditors, information-governance officers and administrators. Reading the ledger releases
+no footage. A recipient checks an inclusion proof offline with the verifier key alone
+(:meth:`vault.custody.CustodyLedger.verify_inclusion_proof`).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+
+from vault.cases import case_details
+from vault.checkpoint import open_checkpoint
+from vault.custody import EventRecord, parse_action
+from vault.errors import InvalidInput
+from vault.policy import Permission, require
+
+from ..deps import PrincipalDep, RouteDep, VaultDep
+from ..errors import responses
+from ..schemas import (
+    UUID_PATTERN,
+    CheckpointPublic,
+    CustodyEventList,
+    CustodyEventPublic,
+    InclusionProof,
+    Instant,
+    VerifyResult,
+)
+
+router = APIRouter(prefix="/custody", tags=["custody"])
+
+Seq = Annotated[int, Path(ge=0, le=2**53 - 1, description="Event sequence number.")]
+MAX_CASE_OBJECTS = 500
+
+
+def _public(record: EventRecord) -> CustodyEventPublic:
+    return CustodyEventPublic(**record.to_dict())
+
+
+@router.get(
+    "/events",
+    summary="Query custody events",
+    description="Events oldest first, filtered by item (recording, case, share or user id), "
+    "user, action, reference and time. `case_id` gives the case's whole history: its own "
+    "events, its reference's, and those of every recording linked to it.",
+    response_model=CustodyEventList,
+    responses=responses(400, 401, 403, 404),
+)
+def events(
+    vault: VaultDep,
+    principal: PrincipalDep,
+    route: RouteDep,
+    item: Annotated[str | None, Query(max_length=128, description="Object id named by the event.")] = None,
+    user: Annotated[str | None, Query(max_length=256, description="Who acted.")] = None,
+    action: Annotated[str | None, Query(max_length=64, description="e.g. viewed, access_denied.")] = None,
+    case_id: Annotated[str | None, Query(pattern=UUID_PATTERN)] = None,
+    reference: Annotated[str | None, Query(max_length=256)] = None,
+    since: Annotated[Instant | None, Query()] = None,
+    until: Annotated[Instant | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> CustodyEventList:
+    require(vault, principal, Permission.CUSTODY_READ, route=route)
+    parsed = parse_action(action) if action else None
+    filters = {"actor": user, "action": parsed, "since": since, "until": until}
+    if case_id is None:
+        found = vault.ledger.events(
+            object_id=item, reference=reference, limit=limit, offset=offset, **filters  # type: ignore[arg-type]
+        )
+        return CustodyEventList(items=[_public(r) for r in found], limit=limit, offset=offset)
+    if item is not None or reference is not None:
+        raise InvalidInput("case_id gives a case's whole history: use it without item or reference")
+    case, _org, recording_ids, _members = case_details(vault, case_id)
+    window = offset + limit
+    merged: dict[int, EventRecord] = {}
+    queries: list[dict[str, str]] = [
+        {"object_id": oid} for oid in [case_id, *recording_ids[:MAX_CASE_OBJECTS]]
+    ]
+    queries.append({"reference": case.reference})
+    for query in queries:
+        for record in vault.ledger.events(limit=window, **query, **filters):  # type: ignore[arg-type]
+            merged[record.seq] = record
+    page = [merged[s] for s in sorted(merged)][offset:window]
+    return CustodyEventList(items=[_public(r) for r in page], limit=limit, offset=offset)
+
+
+@router.get(
+    "/events/{seq}",
+    summary="One custody event",
+    description="The ledger entry at `seq`: its canonical event and hash links.",
+    response_model=CustodyEventPublic,
+    responses=responses(401, 403, 404),
+)
+def event(vault: VaultDep, principal: PrincipalDep, route: RouteDep, seq: Seq) -> CustodyEventPublic:
+    require(vault, principal, Permission.CUSTODY_READ, route=route)
+    return _public(vault.ledger.get(seq))
+
+
+@router.get(
+    "/events/{seq}/proof",
+    summary="Inclusion proof of an event",
+    description="An RFC 6962 audit path from the event to a signed checkpoint, checkable "
+    "offline with the verifier key (signs a checkpoint now if none covers the event yet).",
+    response_model=InclusionProof,
+    responses=responses(401, 403, 404, 409),
+)
+def proof(vault: VaultDep, principal: PrincipalDep, route: RouteDep, seq: Seq) -> InclusionProof:
+    require(vault, principal, Permission.CUSTODY_READ, route=route)
+    return InclusionProof(**vault.ledger.inclusion_proof(seq))
+
+
+@router.get(
+    "/verify",
+    summary="Verify the custody ledger",
+    description="Recompute every event, hash link, MAC, Merkle root and signed checkpoint, and "
+    "compare with the witnessed checkpoint. 409 names the first event that does not verify.",
+    response_model=VerifyResult,
+    responses=responses(401, 403, 409),
+)
+def verify(vault: VaultDep, principal: PrincipalDep, route: RouteDep) -> VerifyResult:
+    require(vault, principal, Permission.CUSTODY_VERIFY, route=route)
+    report = vault.ledger.verify()
+    return VerifyResult(ok=True, summary=report.summary(), **report.to_dict())
+
+
+@router.get(
+    "/checkpoint",
+    summary="Latest signed checkpoint",
+    description="A C2SP signed checkpoint covering every event so far (signed now if events "
+    "were added since the last one), and the verifier key. Keep copies outside the vault: a "
+    "later `verify` against one catches a rollback.",
+    response_model=CheckpointPublic,
+    responses=responses(401, 403, 409),
+)
+def checkpoint(vault: VaultDep, principal: PrincipalDep, route: RouteDep) -> CheckpointPublic:
+    require(vault, principal, Permission.CUSTODY_READ, route=route)
+    note = vault.ledger.checkpoint()
+    vkey = vault.ledger.verifier_key()
+    cp = open_checkpoint(note, vkey, origin=vault.ledger.origin)
+    return CheckpointPublic(origin=vault.ledger.origin, size=cp.size, checkpoint=note, verifier_key=vkey)
+
+
+__all__ = ["router"]

@@ -1,0 +1,244 @@
+"""Share routes: staff create, list and revoke shares; recipients use ``/share/{token}/...``.
+
+Recipient routes need no account: the share token in the link is the credential (only its hash
+is stored). Every recipient request, allowed or refused, is a custody event; a revoked, expired
+or used-up share answers 410 with the reason. Streams take Range like the evidence routes and
+never count as downloads; each download counts one against the share's limit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query
+from fastapi.responses import StreamingResponse
+
+from vault import shares as share_ops
+from vault.custody import Action
+from vault.policy import (
+    ALL_ORGANISATIONS,
+    Permission,
+    is_scoped,
+    require,
+    require_recording,
+    require_share,
+)
+
+from .._streaming import footage_response
+from ..deps import ClientAddrDep, PrincipalDep, RouteDep, VaultDep
+from ..errors import responses
+from ..schemas import (
+    UUID_PATTERN,
+    ShareCreate,
+    ShareCreated,
+    SharedRecording,
+    SharePublic,
+    ShareRecipientView,
+    ShareRevoke,
+)
+from .evidence import RangeHeader
+
+router = APIRouter(tags=["shares"])
+recipient_router = APIRouter(tags=["share recipients"])
+
+DEFAULT_SHARE_DAYS = 14
+ShareId = Annotated[str, Path(pattern=UUID_PATTERN, description="Share id (UUID).")]
+ShareToken = Annotated[
+    str, Path(min_length=1, max_length=128, description="The share token from the link.")
+]
+RecordingId = Annotated[str, Path(pattern=UUID_PATTERN, description="Recording id (UUID).")]
+_FOOTAGE: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"application/octet-stream": {}}, "description": "The footage"},
+    206: {"description": "The requested byte range"},
+}
+
+
+@router.post(
+    "/shares",
+    summary="Share recordings",
+    description="Grant a named recipient (person and organisation) access to recordings for a "
+    "purpose and lawful basis, until an expiry, view-only or with a download limit. Returns the "
+    "link once; only its hash is kept. Logged as `shared`.",
+    status_code=201,
+    response_model=ShareCreated,
+    responses=responses(400, 401, 403, 404),
+)
+def create(vault: VaultDep, principal: PrincipalDep, route: RouteDep, body: ShareCreate) -> ShareCreated:
+    require(vault, principal, Permission.SHARE_CREATE, route=route)
+    for rid in dict.fromkeys(body.recording_ids):
+        require_recording(vault, principal, Permission.SHARE_CREATE, rid, route=route)
+    expires_at = body.expires_at or vault.clock() + dt.timedelta(days=DEFAULT_SHARE_DAYS)
+    created = share_ops.create_share(
+        vault,
+        actor=principal.actor,
+        recipient=body.recipient,
+        recipient_org=body.recipient_org,
+        purpose=body.purpose,
+        lawful_basis=body.lawful_basis,
+        reference=body.reference,
+        recording_ids=body.recording_ids,
+        expires_at=expires_at,
+        allow_download=body.allow_download,
+        max_downloads=body.max_downloads,
+    )
+    return ShareCreated(
+        share=SharePublic.of(created.share, list(created.recording_ids), vault.clock()),
+        token=created.token,
+        url=f"/share/{created.token}",
+    )
+
+
+@router.get(
+    "/shares",
+    summary="List shares",
+    description="Shares newest first: your own for ASB officers, your organisation's for other "
+    "roles, all for administrators.",
+    response_model=list[SharePublic],
+    responses=responses(401, 403),
+)
+def list_shares(
+    vault: VaultDep,
+    principal: PrincipalDep,
+    route: RouteDep,
+    recording_id: Annotated[str | None, Query(pattern=UUID_PATTERN)] = None,
+    active: Annotated[bool, Query(description="Only shares still usable.")] = False,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> list[SharePublic]:
+    require(vault, principal, Permission.SHARE_READ, route=route)
+    created_by, org = None, None
+    if is_scoped(principal):
+        created_by = principal.name
+    elif principal.role not in ALL_ORGANISATIONS:
+        org = principal.organisation
+    rows = share_ops.list_shares(
+        vault, created_by=created_by, organisation=org, recording_id=recording_id,
+        active_only=active, limit=limit, offset=offset,
+    )
+    now = vault.clock()
+    return [SharePublic.of(s, ids, now) for s, ids in rows]
+
+
+@router.get(
+    "/shares/{share_id}",
+    summary="Share details",
+    description="One share and its state (active, revoked, expired, exhausted).",
+    response_model=SharePublic,
+    responses=responses(401, 403, 404),
+)
+def get_share(vault: VaultDep, principal: PrincipalDep, route: RouteDep, share_id: ShareId) -> SharePublic:
+    found = share_ops.get_share(vault, share_id)
+    share = require_share(vault, principal, Permission.SHARE_READ, found[0] if found else None,
+                          share_id, route=route)
+    return SharePublic.of(share, found[1] if found else [], vault.clock())
+
+
+@router.post(
+    "/shares/{share_id}/revoke",
+    summary="Revoke a share",
+    description="The link stops working at once (410 for the recipient). Logged as "
+    "`share_revoked` with the reason.",
+    response_model=SharePublic,
+    responses=responses(400, 401, 403, 404),
+)
+def revoke(
+    vault: VaultDep, principal: PrincipalDep, route: RouteDep, share_id: ShareId, body: ShareRevoke
+) -> SharePublic:
+    found = share_ops.get_share(vault, share_id)
+    require_share(vault, principal, Permission.SHARE_REVOKE, found[0] if found else None,
+                  share_id, route=route)
+    share = share_ops.revoke_share(vault, share_id, actor=principal.actor, reason=body.reason)
+    return SharePublic.of(share, found[1] if found else [], vault.clock())
+
+
+# --- recipients ------------------------------------------------------------------------------
+
+
+@recipient_router.get(
+    "/share/{token}",
+    summary="What a share grants (recipient)",
+    description="For the recipient of a share link: who it is for, why, until when, and the "
+    "recordings with their SHA-256 and links. No account needed; logged as `share_accessed`.",
+    response_model=ShareRecipientView,
+    responses=responses(403, 404, 410),
+)
+def recipient_view(
+    vault: VaultDep, route: RouteDep, addr: ClientAddrDep, token: ShareToken
+) -> ShareRecipientView:
+    grant = share_ops.access_share(
+        vault, token, share_ops.ShareAccess.METADATA, client_addr=addr, route=route
+    )
+    share = grant.share
+    left = None if share.max_downloads is None else max(0, share.max_downloads - share.downloads)
+    return ShareRecipientView(
+        recipient=share.recipient,
+        recipient_org=share.recipient_org,
+        purpose=share.purpose,
+        reference=share.reference,
+        expires_at=share.expires_at,
+        allow_download=share.allow_download,
+        downloads_left=left,
+        recordings=[
+            SharedRecording(
+                id=r.id, media_kind=r.media_kind, captured_start=r.captured_start,
+                captured_end=r.captured_end, size=r.size, sha256=r.sha256,
+                content_type=r.content_type,
+                stream_url=f"/share/{token}/recordings/{r.id}/stream",
+                download_url=f"/share/{token}/recordings/{r.id}/download"
+                if share.allow_download else None,
+            )
+            for r in grant.recordings
+        ],
+    )
+
+
+def _recording(grant: share_ops.ShareGrant, recording_id: str):  # type: ignore[no-untyped-def]
+    return next(r for r in grant.recordings if r.id == recording_id)
+
+
+@recipient_router.get(
+    "/share/{token}/recordings/{recording_id}/stream",
+    summary="Play a shared recording (recipient, HTTP Range)",
+    description="Inline footage for a player; Range seeks (206/416). Does not count as a "
+    "download. Each request is logged (`share_accessed`, then `streamed` with the range).",
+    response_class=StreamingResponse,
+    responses={**_FOOTAGE, **responses(403, 404, 410, 416)},
+)
+def recipient_stream(
+    vault: VaultDep, route: RouteDep, addr: ClientAddrDep, token: ShareToken,
+    recording_id: RecordingId, range_header: RangeHeader = None,
+) -> StreamingResponse:
+    grant = share_ops.access_share(
+        vault, token, share_ops.ShareAccess.STREAM, recording_id=recording_id,
+        client_addr=addr, route=route,
+    )
+    return footage_response(
+        vault, _recording(grant, recording_id), actor=grant.actor, purpose=grant.purpose,
+        range_header=range_header, action=Action.STREAMED, attachment=False,
+    )
+
+
+@recipient_router.get(
+    "/share/{token}/recordings/{recording_id}/download",
+    summary="Download a shared recording (recipient)",
+    description="The whole file as an attachment, if the share allows downloads; each counts "
+    "against its limit (410 once used up). `Repr-Digest` carries the SHA-256.",
+    response_class=StreamingResponse,
+    responses={200: _FOOTAGE[200], **responses(403, 404, 410)},
+)
+def recipient_download(
+    vault: VaultDep, route: RouteDep, addr: ClientAddrDep, token: ShareToken,
+    recording_id: RecordingId,
+) -> StreamingResponse:
+    grant = share_ops.access_share(
+        vault, token, share_ops.ShareAccess.DOWNLOAD, recording_id=recording_id,
+        client_addr=addr, route=route,
+    )
+    return footage_response(
+        vault, _recording(grant, recording_id), actor=grant.actor, purpose=grant.purpose,
+        range_header=None, action=Action.DOWNLOADED, attachment=True,
+    )
+
+
+__all__ = ["recipient_router", "router"]

@@ -1,0 +1,412 @@
+"""Request and response models of the HTTP API, apart from the catalog tables.
+
+Public models never carry key material (wrapped keys, key ids of shredded items), object-store
+keys or token hashes. Times are ISO-8601 with an offset; a time without one is refused (422).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+
+from vault.access import Role
+from vault.catalog import Case, CaseStatus, Hold, HoldKind, MediaKind, Recording
+from vault.shares import Share, share_state
+
+
+def _sane_instant(value: dt.datetime) -> dt.datetime:
+    # Far dates overflow when converted to UTC or when retention adds days to them.
+    if not MIN_YEAR <= value.year <= MAX_YEAR:
+        raise ValueError(f"year must be between {MIN_YEAR} and {MAX_YEAR}")
+    return value.astimezone(dt.UTC)
+
+
+MIN_YEAR, MAX_YEAR = 1970, 2999
+Instant = Annotated[AwareDatetime, AfterValidator(_sane_instant)]
+"""An ISO-8601 time with an offset, in 1970-2999, normalised to UTC."""
+
+UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+Id = Annotated[str, StringConstraints(pattern=UUID_PATTERN)]
+ShortText = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+LongText = Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ErrorBody(BaseModel):
+    """Every error response."""
+
+    error: str = Field(description="Kind of error, e.g. 'forbidden', 'not_found'.")
+    detail: str = Field(description="What went wrong, for people.")
+
+
+# --- recordings ------------------------------------------------------------------------------
+
+
+class RecordingPublic(BaseModel):
+    """A recording's catalog entry (no key material)."""
+
+    id: str
+    source_id: str
+    media_kind: MediaKind
+    captured_start: dt.datetime
+    captured_end: dt.datetime | None
+    received_at: dt.datetime
+    original_name: str | None
+    content_type: str | None
+    size: int = Field(description="Plaintext size in bytes.")
+    sha256: str = Field(description="SHA-256 of the plaintext, as ingested.")
+    retain_until: dt.datetime = Field(description="Deleted after this unless held.")
+    deleted_at: dt.datetime | None
+    deletion_reason: str | None
+    parent_id: str | None = Field(description="The recording this copy was derived from.")
+
+    @classmethod
+    def of(cls, r: Recording) -> RecordingPublic:
+        """The public view of a catalog row."""
+        return cls(
+            id=r.id,
+            source_id=r.source_id,
+            media_kind=r.media_kind,
+            captured_start=r.captured_start,
+            captured_end=r.captured_end,
+            received_at=r.received_at,
+            original_name=r.original_name,
+            content_type=r.content_type,
+            size=r.size,
+            sha256=r.sha256,
+            retain_until=r.retain_until,
+            deleted_at=r.deleted_at,
+            deletion_reason=r.deletion_reason,
+            parent_id=r.parent_id,
+        )
+
+
+class RecordingList(BaseModel):
+    """One page of search results, oldest capture first."""
+
+    items: list[RecordingPublic]
+    limit: int
+    offset: int
+
+
+# --- cases and holds -------------------------------------------------------------------------
+
+
+class CaseCreate(_Model):
+    """A new case; the caller's organisation owns it and the caller becomes a member."""
+
+    reference: Annotated[str, StringConstraints(min_length=1, max_length=128, strip_whitespace=True)]
+    title: Annotated[str, StringConstraints(max_length=512)] | None = None
+    crime_number: Annotated[str, StringConstraints(max_length=128)] | None = None
+    members: list[Annotated[str, StringConstraints(max_length=128)]] = Field(
+        default_factory=list, max_length=100, description="Other users (names) working the case."
+    )
+
+
+class CasePublic(BaseModel):
+    """A case."""
+
+    id: str
+    reference: str
+    title: str | None
+    crime_number: str | None
+    status: CaseStatus
+    organisation: str | None
+    created_by: str | None
+    created_at: dt.datetime
+
+    @classmethod
+    def of(cls, case: Case, organisation: str | None) -> CasePublic:
+        """The public view of a case row."""
+        return cls(
+            id=case.id,
+            reference=case.reference,
+            title=case.title,
+            crime_number=case.crime_number,
+            status=case.status,
+            organisation=organisation,
+            created_by=case.created_by,
+            created_at=case.created_at,
+        )
+
+
+class CaseDetail(CasePublic):
+    """A case with its recordings and members."""
+
+    recording_ids: list[str]
+    members: list[str]
+
+
+class CaseLink(_Model):
+    """A recording to mark as evidence for the case."""
+
+    recording_id: Id
+
+
+class CaseMemberAdd(_Model):
+    """A user (by name) to add to the case; they must belong to the case's organisation."""
+
+    user: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+
+
+class HoldCreate(_Model):
+    """A hold on exactly one of: a recording, a case, or a source and capture window."""
+
+    kind: HoldKind
+    reason: LongText
+    reference: ShortText | None = None
+    recording_id: Id | None = None
+    case_id: Id | None = None
+    source_id: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = None
+    window_start: Instant | None = None
+    window_end: Instant | None = None
+
+
+class HoldRelease(_Model):
+    """Why the hold is released (footage past its date goes on the next retention run)."""
+
+    reason: LongText
+
+
+class HoldPublic(BaseModel):
+    """A hold."""
+
+    id: str
+    kind: HoldKind
+    reason: str
+    reference: str | None
+    recording_id: str | None
+    case_id: str | None
+    source_id: str | None
+    window_start: dt.datetime | None
+    window_end: dt.datetime | None
+    created_by: str | None
+    created_at: dt.datetime
+    released_at: dt.datetime | None
+    released_by: str | None
+    release_reason: str | None
+
+    @classmethod
+    def of(cls, h: Hold) -> HoldPublic:
+        """The public view of a hold row."""
+        return cls(
+            id=h.id, kind=h.kind, reason=h.reason, reference=h.reference,
+            recording_id=h.recording_id, case_id=h.case_id, source_id=h.source_id,
+            window_start=h.window_start, window_end=h.window_end, created_by=h.created_by,
+            created_at=h.created_at, released_at=h.released_at, released_by=h.released_by,
+            release_reason=h.release_reason,
+        )
+
+
+# --- shares ----------------------------------------------------------------------------------
+
+
+class ShareCreate(_Model):
+    """Share recordings with a named recipient."""
+
+    recipient: ShortText = Field(description="The person receiving access, e.g. 'DC 1234 Smith'.")
+    recipient_org: ShortText = Field(description="Their organisation, e.g. 'Metropolitan Police'.")
+    purpose: LongText
+    lawful_basis: ShortText
+    reference: ShortText | None = Field(default=None, description="Case, crime or SAR reference.")
+    recording_ids: list[Id] = Field(min_length=1, max_length=500)
+    expires_at: Instant | None = Field(
+        default=None, description="When access ends (default: in 14 days; at most 366 days)."
+    )
+    allow_download: bool = Field(default=False, description="False: view (stream) only.")
+    max_downloads: int | None = Field(default=None, ge=1, le=1000)
+
+
+class SharePublic(BaseModel):
+    """A share (never its token)."""
+
+    id: str
+    recipient: str
+    recipient_org: str
+    purpose: str
+    lawful_basis: str
+    reference: str | None
+    recording_ids: list[str]
+    allow_download: bool
+    max_downloads: int | None
+    downloads: int
+    expires_at: dt.datetime
+    created_by: str
+    created_at: dt.datetime
+    revoked_at: dt.datetime | None
+    revoked_by: str | None
+    state: str = Field(description="active, revoked, expired or exhausted.")
+
+    @classmethod
+    def of(cls, share: Share, recording_ids: list[str], now: dt.datetime) -> SharePublic:
+        """The public view of a share row."""
+        return cls(
+            id=share.id, recipient=share.recipient, recipient_org=share.recipient_org,
+            purpose=share.purpose, lawful_basis=share.lawful_basis, reference=share.reference,
+            recording_ids=recording_ids, allow_download=share.allow_download,
+            max_downloads=share.max_downloads, downloads=share.downloads,
+            expires_at=share.expires_at, created_by=share.created_by,
+            created_at=share.created_at, revoked_at=share.revoked_at,
+            revoked_by=share.revoked_by, state=share_state(share, now),
+        )
+
+
+class ShareCreated(BaseModel):
+    """A new share: the token and link are shown only now; send them to the recipient."""
+
+    share: SharePublic
+    token: str
+    url: str = Field(description="The recipient's link (relative to this server).")
+
+
+class ShareRevoke(_Model):
+    """Why the share is revoked."""
+
+    reason: LongText
+
+
+class SharedRecording(BaseModel):
+    """A recording as a share's recipient sees it."""
+
+    id: str
+    media_kind: MediaKind
+    captured_start: dt.datetime
+    captured_end: dt.datetime | None
+    size: int
+    sha256: str
+    content_type: str | None
+    stream_url: str
+    download_url: str | None
+
+
+class ShareRecipientView(BaseModel):
+    """What a share grants, for its recipient."""
+
+    recipient: str
+    recipient_org: str
+    purpose: str
+    reference: str | None
+    expires_at: dt.datetime
+    allow_download: bool
+    downloads_left: int | None
+    recordings: list[SharedRecording]
+
+
+# --- custody ---------------------------------------------------------------------------------
+
+
+class CustodyEventPublic(BaseModel):
+    """A ledger entry: position, hashes and the event (who, what, when, why, to whom)."""
+
+    seq: int
+    prev_hash: str
+    entry_hash: str
+    leaf_hash: str
+    event: dict[str, Any]
+
+
+class CustodyEventList(BaseModel):
+    """Events, oldest first."""
+
+    items: list[CustodyEventPublic]
+    limit: int
+    offset: int
+
+
+class VerifyResult(BaseModel):
+    """The outcome of recomputing the whole ledger."""
+
+    ok: bool
+    events: int
+    checkpoints: int
+    root_hash: str
+    latest_checkpoint: int | None
+    witnessed: int | None
+    trusted: int | None
+    summary: str
+
+
+class InclusionProof(BaseModel):
+    """Proof that one event is in the log (RFC 6962), checkable offline with the verifier key."""
+
+    format: str
+    origin: str
+    entry: str
+    leaf_index: int
+    tree_size: int
+    leaf_hash: str
+    root_hash: str
+    proof: list[str]
+    checkpoint: str
+    verifier_key: str
+
+
+class CheckpointPublic(BaseModel):
+    """The latest signed checkpoint (C2SP tlog-checkpoint) and the key that verifies it."""
+
+    origin: str
+    size: int
+    checkpoint: str
+    verifier_key: str
+
+
+# --- users and health ------------------------------------------------------------------------
+
+
+class UserPublic(BaseModel):
+    """The calling user."""
+
+    name: str
+    role: Role
+    organisation: str
+    sites: list[str]
+
+
+class Health(BaseModel):
+    """Liveness."""
+
+    status: str
+
+
+class Ready(BaseModel):
+    """Readiness: each dependency's state."""
+
+    status: str
+    checks: dict[str, str]
+
+
+__all__ = [
+    "UUID_PATTERN",
+    "CaseCreate",
+    "CaseDetail",
+    "CaseLink",
+    "CaseMemberAdd",
+    "CasePublic",
+    "CheckpointPublic",
+    "CustodyEventList",
+    "CustodyEventPublic",
+    "ErrorBody",
+    "Health",
+    "HoldCreate",
+    "HoldPublic",
+    "HoldRelease",
+    "Id",
+    "InclusionProof",
+    "Instant",
+    "Ready",
+    "RecordingList",
+    "RecordingPublic",
+    "ShareCreate",
+    "ShareCreated",
+    "SharePublic",
+    "ShareRecipientView",
+    "ShareRevoke",
+    "SharedRecording",
+    "UserPublic",
+    "VerifyResult",
+]

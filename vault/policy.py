@@ -1,0 +1,381 @@
+"""Access policy: which role may do what, and on which footage. The rules live here only.
+
+Roles (DESIGN.md "Access control") and what they may do:
+
+=================  ======  ===  ==  ======  =======  ======
+permission          admin  asb  ig  police  auditor  ingest
+=================  ======  ===  ==  ======  =======  ======
+recordings.search     x     s    x     x
+recordings.read       x     s    x     x             (metadata)
+recordings.view       x     s    x     x             (stream)
+recordings.download   x     s    x     x
+recordings.upload     x                                 x
+cases.read            x     m    o     o
+cases.create          x     x    x     x
+cases.write           x     m    o     o             (link, unlink, members)
+holds.read            x     m    x     x
+holds.place           x     s    x     x
+holds.release         x     m    x     x
+shares.read           x     c    o     o
+shares.create         x     s    x     x
+shares.revoke         x     c    o     o
+custody.read          x          x              x
+custody.verify        x          x              x
+self                  x     x    x     x        x       x
+=================  ======  ===  ==  ======  =======  ======
+
+``x`` allowed; ``s`` scoped: an ASB officer only touches recordings linked to a case they are a
+member of, or captured at a site they are assigned to (need-to-know, authorised by an
+administrator); ``m`` only cases they are a member of; ``o`` only their own organisation's cases
+and shares; ``c`` only shares they created. Auditors read custody but never footage; ingest
+agents only write. Footage access additionally needs a stated purpose (the API's headers).
+
+Every refusal is an ``access_denied`` custody event naming who, what, the permission and why,
+logged *before* :class:`~vault.errors.AccessDenied` is raised. A scoped user asking for an item
+outside their scope is refused whether or not it exists, so ids cannot be probed.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, NoReturn
+
+from sqlalchemy import ColumnElement, exists, false, or_, select, true
+from sqlalchemy.orm import Session
+
+from .access import Role
+from .cases import CaseMember, CaseOwner
+from .catalog import Case, CaseRecording, Hold, Recording, Source
+from .custody import Action
+from .errors import AccessDenied, NotFound
+from .identity import Principal
+
+if TYPE_CHECKING:
+    from .shares import Share
+    from .vault import Vault
+
+
+class Permission(str, enum.Enum):
+    """Something a principal may be allowed to do."""
+
+    SEARCH = "recordings.search"
+    READ = "recordings.read"
+    VIEW = "recordings.view"
+    DOWNLOAD = "recordings.download"
+    UPLOAD = "recordings.upload"
+    CASE_READ = "cases.read"
+    CASE_CREATE = "cases.create"
+    CASE_WRITE = "cases.write"
+    HOLD_READ = "holds.read"
+    HOLD_PLACE = "holds.place"
+    HOLD_RELEASE = "holds.release"
+    SHARE_READ = "shares.read"
+    SHARE_CREATE = "shares.create"
+    SHARE_REVOKE = "shares.revoke"
+    CUSTODY_READ = "custody.read"
+    CUSTODY_VERIFY = "custody.verify"
+    SELF = "self"
+
+
+P = Permission
+_FOOTAGE = {P.SEARCH, P.READ, P.VIEW, P.DOWNLOAD}
+_CASES = {P.CASE_READ, P.CASE_CREATE, P.CASE_WRITE}
+_HOLDS = {P.HOLD_READ, P.HOLD_PLACE, P.HOLD_RELEASE}
+_SHARES = {P.SHARE_READ, P.SHARE_CREATE, P.SHARE_REVOKE}
+_CUSTODY = {P.CUSTODY_READ, P.CUSTODY_VERIFY}
+
+ROLE_PERMISSIONS: Mapping[Role, frozenset[Permission]] = {
+    Role.ADMINISTRATOR: frozenset(Permission),
+    Role.ASB_OFFICER: frozenset(_FOOTAGE | _CASES | _HOLDS | _SHARES | {P.SELF}),
+    Role.IG_OFFICER: frozenset(_FOOTAGE | _CASES | _HOLDS | _SHARES | _CUSTODY | {P.SELF}),
+    Role.POLICE_LIAISON: frozenset(_FOOTAGE | _CASES | _HOLDS | _SHARES | {P.SELF}),
+    Role.AUDITOR: frozenset(_CUSTODY | {P.SELF}),
+    Role.INGEST_AGENT: frozenset({P.UPLOAD, P.SELF}),
+    # Recipients reach shared items through their share token only, never through these routes.
+    Role.SHARE_RECIPIENT: frozenset(),
+}
+
+# Roles whose footage access is need-to-know (their cases and assigned sites only).
+SCOPED_ROLES = frozenset({Role.ASB_OFFICER})
+# Roles that see every organisation's cases and shares.
+ALL_ORGANISATIONS = frozenset({Role.ADMINISTRATOR})
+
+
+def allowed(role: Role, permission: Permission) -> bool:
+    """Whether ``role`` holds ``permission`` at all (scope is checked separately)."""
+    return permission in ROLE_PERMISSIONS.get(role, frozenset())
+
+
+def is_scoped(principal: Principal) -> bool:
+    """Whether the principal's footage access is limited to their cases and sites."""
+    return principal.role in SCOPED_ROLES
+
+
+def deny(
+    vault: Vault,
+    principal: Principal,
+    permission: Permission | str,
+    reason: str,
+    *,
+    object_ids: Iterable[str] = (),
+    route: str | None = None,
+    error: type[AccessDenied] = AccessDenied,
+) -> NoReturn:
+    """Log an ``access_denied`` event, then raise ``error`` (AccessDenied) with ``reason``."""
+    details: dict[str, object] = {
+        "permission": permission.value if isinstance(permission, Permission) else permission,
+        "reason": reason,
+    }
+    if route:
+        details["route"] = route[:256]
+    ids = list(dict.fromkeys(i for i in object_ids if i))
+    vault.ledger.record(
+        Action.ACCESS_DENIED, actor=principal.actor, object_ids=ids, details=details
+    )
+    raise error(reason)
+
+
+def require(
+    vault: Vault,
+    principal: Principal,
+    permission: Permission,
+    *,
+    object_ids: Iterable[str] = (),
+    route: str | None = None,
+) -> None:
+    """Raise AccessDenied (logged) unless the principal's role holds ``permission``."""
+    if not allowed(principal.role, permission):
+        deny(
+            vault,
+            principal,
+            permission,
+            f"role {principal.role.value} may not {_verb(permission)}",
+            object_ids=object_ids,
+            route=route,
+        )
+
+
+def _verb(permission: Permission) -> str:
+    return {
+        P.SEARCH: "search recordings",
+        P.READ: "read recording metadata",
+        P.VIEW: "view footage",
+        P.DOWNLOAD: "download footage",
+        P.UPLOAD: "upload footage",
+        P.CASE_READ: "read cases",
+        P.CASE_CREATE: "create cases",
+        P.CASE_WRITE: "change cases",
+        P.HOLD_READ: "read holds",
+        P.HOLD_PLACE: "place holds",
+        P.HOLD_RELEASE: "release holds",
+        P.SHARE_READ: "read shares",
+        P.SHARE_CREATE: "share footage",
+        P.SHARE_REVOKE: "revoke shares",
+        P.CUSTODY_READ: "read the custody log",
+        P.CUSTODY_VERIFY: "verify the custody log",
+        P.SELF: "use the vault",
+    }[permission]
+
+
+# --- need-to-know scope ----------------------------------------------------------------------
+
+
+def member_case_ids(principal: Principal):  # type: ignore[no-untyped-def]
+    """SELECT of the case ids the principal works, in their own organisation."""
+    return (
+        select(CaseMember.case_id)
+        .join(CaseOwner, CaseOwner.case_id == CaseMember.case_id)
+        .where(CaseMember.user_id == principal.user_id)
+        .where(CaseOwner.organisation == principal.organisation)
+    )
+
+
+def visible_recordings(principal: Principal) -> ColumnElement[bool]:
+    """A WHERE clause on ``Recording`` selecting what the principal may see."""
+    if not allowed(principal.role, P.SEARCH):
+        return false()
+    if not is_scoped(principal):
+        return true()
+    by_case = Recording.id.in_(
+        select(CaseRecording.recording_id).where(
+            CaseRecording.case_id.in_(member_case_ids(principal))
+        )
+    )
+    if not principal.sites:
+        return by_case
+    by_site = Recording.source_id.in_(
+        select(Source.id).where(Source.site.in_(sorted(principal.sites)))
+    )
+    return or_(by_case, by_site)
+
+
+def can_see_recording(session: Session, principal: Principal, recording_id: str) -> bool:
+    """Whether the recording is within the principal's scope (True for unscoped roles)."""
+    if not is_scoped(principal):
+        return True
+    query = select(
+        exists().where(Recording.id == recording_id, visible_recordings(principal))
+    )
+    return bool(session.scalar(query))
+
+
+def require_recording(
+    vault: Vault,
+    principal: Principal,
+    permission: Permission,
+    recording_id: str,
+    *,
+    route: str | None = None,
+) -> Recording:
+    """The recording, if the principal may do ``permission`` to it.
+
+    Raises AccessDenied (logged) for the wrong role or out of scope (existing or not), NotFound
+    for an unknown id asked for by an unscoped role.
+    """
+    require(vault, principal, permission, object_ids=[recording_id], route=route)
+    with vault.sessions() as session:
+        visible = can_see_recording(session, principal, recording_id)
+        recording = session.get(Recording, recording_id) if visible else None
+    if not visible:
+        deny(
+            vault, principal, permission,
+            f"recording {recording_id} is not linked to your cases or assigned sites",
+            object_ids=[recording_id], route=route,
+        )
+    if recording is None:
+        raise NotFound(f"no recording with id {recording_id}")
+    return recording
+
+
+def _case_visible(session: Session, principal: Principal, case_id: str) -> bool:
+    if principal.role in ALL_ORGANISATIONS:
+        return True
+    if is_scoped(principal):
+        query = select(exists().where(CaseMember.case_id == case_id, CaseMember.case_id.in_(
+            member_case_ids(principal))))
+        return bool(session.scalar(query))
+    org = session.scalar(select(CaseOwner.organisation).where(CaseOwner.case_id == case_id))
+    return org is None or org == principal.organisation
+
+
+def require_case(
+    vault: Vault,
+    principal: Principal,
+    permission: Permission,
+    case_id: str,
+    *,
+    route: str | None = None,
+) -> Case:
+    """The case, if the principal may do ``permission`` to it (member for ASB officers, own
+    organisation for others). Raises AccessDenied (logged), NotFound."""
+    require(vault, principal, permission, object_ids=[case_id], route=route)
+    with vault.sessions() as session:
+        visible = _case_visible(session, principal, case_id)
+        case = session.get(Case, case_id) if visible else None
+    if not visible:
+        reason = (
+            f"you are not a member of case {case_id}" if is_scoped(principal)
+            else f"case {case_id} belongs to another organisation"
+        )
+        deny(vault, principal, permission, reason, object_ids=[case_id], route=route)
+    if case is None:
+        raise NotFound(f"no case with id {case_id}")
+    return case
+
+
+def case_scope(principal: Principal) -> tuple[str | None, str | None]:
+    """(member_id, organisation) filters for listing cases the principal may see."""
+    if principal.role in ALL_ORGANISATIONS:
+        return None, None
+    if is_scoped(principal):
+        return principal.user_id, principal.organisation
+    return None, principal.organisation
+
+
+def require_hold_target(
+    vault: Vault,
+    principal: Principal,
+    *,
+    recording_id: str | None,
+    case_id: str | None,
+    source_id: str | None,
+    route: str | None = None,
+) -> None:
+    """Raise AccessDenied (logged) unless the principal may place a hold on this target."""
+    require(vault, principal, P.HOLD_PLACE, route=route,
+            object_ids=[x for x in (recording_id, case_id) if x])
+    if recording_id is not None:
+        require_recording(vault, principal, P.HOLD_PLACE, recording_id, route=route)
+    if case_id is not None:
+        require_case(vault, principal, P.HOLD_PLACE, case_id, route=route)
+    if source_id is not None:
+        with vault.sessions() as session:
+            source = session.get(Source, source_id)
+        if is_scoped(principal) and (source is None or source.site not in principal.sites):
+            deny(vault, principal, P.HOLD_PLACE,
+                 f"source {source_id} is not at a site you are assigned to", route=route)
+        if source is None:
+            raise NotFound(f"no source with id {source_id}")
+
+
+def require_hold(
+    vault: Vault, principal: Principal, permission: Permission, hold_id: str, *,
+    route: str | None = None,
+) -> Hold:
+    """The hold, if the principal may do ``permission`` (read/release) to it. Scoped users
+    only touch holds on their cases. Raises AccessDenied (logged), NotFound."""
+    require(vault, principal, permission, object_ids=[hold_id], route=route)
+    with vault.sessions() as session:
+        hold = session.get(Hold, hold_id)
+    if is_scoped(principal):
+        if hold is None or hold.case_id is None:
+            deny(vault, principal, permission,
+                 f"hold {hold_id} is not on a case you are a member of",
+                 object_ids=[hold_id], route=route)
+        require_case(vault, principal, permission, hold.case_id, route=route)
+    if hold is None:
+        raise NotFound(f"no hold with id {hold_id}")
+    return hold
+
+
+def require_share(
+    vault: Vault, principal: Principal, permission: Permission, share: Share | None, share_id: str,
+    *, route: str | None = None,
+) -> Share:
+    """The share, if the principal may do ``permission`` (read/revoke) to it: administrators
+    any, ASB officers their own, others their organisation's. Raises AccessDenied, NotFound."""
+    require(vault, principal, permission, object_ids=[share_id], route=route)
+    if principal.role not in ALL_ORGANISATIONS:
+        if is_scoped(principal):
+            mine = share is not None and share.created_by == principal.name
+            why = f"share {share_id} was not made by you"
+        else:
+            mine = share is not None and share.created_org == principal.organisation
+            why = f"share {share_id} belongs to another organisation"
+        if not mine:
+            deny(vault, principal, permission, why, object_ids=[share_id], route=route)
+    if share is None:
+        raise NotFound(f"no share with id {share_id}")
+    return share
+
+
+__all__ = [
+    "ALL_ORGANISATIONS",
+    "ROLE_PERMISSIONS",
+    "SCOPED_ROLES",
+    "Permission",
+    "allowed",
+    "can_see_recording",
+    "case_scope",
+    "deny",
+    "is_scoped",
+    "member_case_ids",
+    "require",
+    "require_case",
+    "require_hold",
+    "require_hold_target",
+    "require_recording",
+    "require_share",
+    "visible_recordings",
+]

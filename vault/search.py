@@ -1,0 +1,169 @@
+"""Search: find recordings by source, site, capture window, media kind, case and hold state.
+
+The catalog query behind "find the clip of the incident": a recording matches a time window when
+its capture *overlaps* the window (a one-hour file starting at 14:00 matches 14:32-14:35). The
+caller passes the principal's scope (:func:`vault.policy.visible_recordings`), so a search never
+returns what the searcher may not see. A search is a custody event (``searched``, with its
+criteria and the number of results), because who looked for footage of whom is itself personal
+data processing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import ColumnElement, and_, exists, func, or_, select, true
+
+from .access import Actor
+from .catalog import CaseRecording, Hold, HoldKind, MediaKind, Recording, Source
+from .custody import Action
+from .errors import InvalidInput
+
+if TYPE_CHECKING:
+    from .vault import Vault
+
+MAX_LIMIT = 1000
+
+
+@dataclass(frozen=True)
+class RecordingQuery:
+    """Search criteria; every one given must match."""
+
+    source_id: str | None = None
+    site: str | None = None
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
+    media_kind: MediaKind | None = None
+    case_id: str | None = None
+    held: bool | None = None
+    include_deleted: bool = False
+    limit: int = 100
+    offset: int = 0
+
+    def criteria(self) -> dict[str, Any]:
+        """The criteria given, JSON-ready (for the custody event)."""
+        out: dict[str, Any] = {}
+        for name in ("source_id", "site", "case_id", "held", "include_deleted"):
+            value = getattr(self, name)
+            if value not in (None, False):
+                out[name] = value
+        if self.since:
+            out["since"] = self.since.isoformat()
+        if self.until:
+            out["until"] = self.until.isoformat()
+        if self.media_kind:
+            out["media_kind"] = self.media_kind.value
+        out["limit"], out["offset"] = self.limit, self.offset
+        return out
+
+
+def held_clause() -> ColumnElement[bool]:
+    """True for a recording an active hold covers (its own, its case's or its window's)."""
+    end = func.coalesce(Recording.captured_end, Recording.captured_start)
+    return (
+        exists()
+        .where(
+            Hold.released_at.is_(None),
+            or_(
+                Hold.recording_id == Recording.id,
+                Hold.case_id.in_(
+                    select(CaseRecording.case_id)
+                    .where(CaseRecording.recording_id == Recording.id)
+                    .correlate(Recording)  # the outer recording, not every recording
+                ),
+                and_(
+                    Hold.source_id == Recording.source_id,
+                    Hold.window_start <= end,
+                    Hold.window_end > Recording.captured_start,
+                ),
+            ),
+        )
+        .correlate(Recording)
+    )
+
+
+def search_recordings(
+    vault: Vault,
+    query: RecordingQuery,
+    *,
+    actor: Actor,
+    scope: ColumnElement[bool] | None = None,
+) -> list[Recording]:
+    """Recordings matching ``query`` within ``scope``, oldest capture first. Logs ``searched``.
+
+    Raises InvalidInput for a window that ends before it starts or a bad limit.
+    """
+    if not 1 <= query.limit <= MAX_LIMIT or query.offset < 0:
+        raise InvalidInput(f"limit is 1-{MAX_LIMIT} and offset at least 0")
+    if query.since and query.until and query.until <= query.since:
+        raise InvalidInput("the search window must end after it starts")
+    for when in (query.since, query.until):
+        if when is not None and when.tzinfo is None:
+            raise InvalidInput("search times must include a timezone")
+    stmt = (
+        select(Recording)
+        .where(scope if scope is not None else true())
+        .order_by(Recording.captured_start, Recording.id)
+        .limit(query.limit)
+        .offset(query.offset)
+    )
+    if query.source_id:
+        stmt = stmt.where(Recording.source_id == query.source_id)
+    if query.site:
+        stmt = stmt.where(Recording.source_id.in_(select(Source.id).where(Source.site == query.site)))
+    if query.until:
+        stmt = stmt.where(Recording.captured_start < query.until)
+    if query.since:
+        stmt = stmt.where(func.coalesce(Recording.captured_end, Recording.captured_start) >= query.since)
+    if query.media_kind:
+        stmt = stmt.where(Recording.media_kind == query.media_kind)
+    if query.case_id:
+        stmt = stmt.where(
+            Recording.id.in_(
+                select(CaseRecording.recording_id).where(CaseRecording.case_id == query.case_id)
+            )
+        )
+    if query.held is not None:
+        stmt = stmt.where(held_clause() if query.held else ~held_clause())
+    if not query.include_deleted:
+        stmt = stmt.where(Recording.deleted_at.is_(None))
+    with vault.sessions() as session:
+        found = list(session.scalars(stmt))
+    vault.ledger.record(
+        Action.SEARCHED,
+        actor=actor,
+        reference=None,
+        details={"criteria": query.criteria(), "results": len(found)},
+    )
+    return found
+
+
+def list_holds(
+    vault: Vault,
+    *,
+    case_id: str | None = None,
+    recording_id: str | None = None,
+    kind: HoldKind | None = None,
+    active: bool | None = True,
+    limit: int = 1000,
+    offset: int = 0,
+) -> list[Hold]:
+    """Holds, newest first, filtered as given (``active=None``: active and released)."""
+    stmt = select(Hold).order_by(Hold.created_at.desc(), Hold.id).limit(limit).offset(offset)
+    if case_id is not None:
+        stmt = stmt.where(Hold.case_id == case_id)
+    if recording_id is not None:
+        stmt = stmt.where(Hold.recording_id == recording_id)
+    if kind is not None:
+        stmt = stmt.where(Hold.kind == kind)
+    if active is True:
+        stmt = stmt.where(Hold.released_at.is_(None))
+    elif active is False:
+        stmt = stmt.where(Hold.released_at.is_not(None))
+    with vault.sessions() as session:
+        return list(session.scalars(stmt))
+
+
+__all__ = ["MAX_LIMIT", "RecordingQuery", "held_clause", "list_holds", "search_recordings"]
