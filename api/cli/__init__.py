@@ -15,6 +15,7 @@ from vault.errors import VaultError
 from ._common import EXIT_CODES, exit_code_for
 
 from .admin import admin_app
+from .demo import demo
 from .export import export_app
 from .ingest import ingest_app
 from .retention import retention_app
@@ -36,6 +37,7 @@ app.add_typer(ingest_app, name="ingest")
 app.add_typer(export_app, name="export")
 app.add_typer(admin_app, name="admin")
 app.command()(serve)
+app.command()(demo)
 
 try:  # the redaction commands live beside the redaction package's CLI
     from .redact import redact_app

@@ -1,0 +1,106 @@
+"""Redacting footage the vault holds: the redacted copy becomes a new recording.
+
+The master is never changed (NPCC/ACPO: the native recording is the master exhibit). The
+officer's access to the master is a custody event with their purpose; the decrypted master and
+the render's output exist only in the spool directory for the duration of the job, and are
+removed whatever happens. The copy is stored encrypted like any recording, with provenance:
+parent id and hash, plan hash, software version and every parameter, and a
+``redaction_rendered`` custody event. It follows its parent for retention.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from vault import Action, Actor, MediaKind, Purpose, Recording, Vault
+
+from .pipeline import EncodeParams, ProgressCallback, redact_video, render_plan
+from .plan import AudioEdit, MaskSpec, RedactionPlan, save_plan
+from .render import RenderResult
+
+
+@dataclass(frozen=True)
+class RedactedCopy:
+    """A redacted copy stored in the vault, the plan it was rendered from, and the render."""
+
+    recording: Recording
+    plan: RedactionPlan
+    render: RenderResult
+
+
+def redact_recording(
+    vault: Vault,
+    recording_id: str,
+    *,
+    actor: Actor,
+    purpose: Purpose,
+    plan: RedactionPlan | None = None,
+    mask: MaskSpec | None = None,
+    caption: str | None = None,
+    audio: Sequence[AudioEdit] = (),
+    encode: EncodeParams = EncodeParams(),
+    progress: ProgressCallback | None = None,
+) -> RedactedCopy:
+    """Redact a vault recording and store the result as a derived recording.
+
+    With ``plan`` (e.g. one a reviewer edited), renders exactly that plan; otherwise detects,
+    tracks and renders in one pass. Returns the stored copy. Raises NotFound, Shredded,
+    MediaError, PlanError, EncodeError; on any error nothing is stored and the spool is clean.
+    """
+    parent = vault.recording(recording_id)
+    spool = vault.settings.spool_dir
+    spool.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="redact-", dir=spool))
+    try:
+        suffix = Path(parent.original_name or "").suffix or ".mp4"
+        source = work / f"master{suffix}"
+        vault.export_file(
+            recording_id, source, actor=actor, purpose=purpose, action=Action.REDACTION_PLANNED
+        )
+        output = work / "redacted.mp4"
+        if plan is None:
+            plan, render = redact_video(
+                source, output, mask=mask or MaskSpec(), caption=caption, audio=audio,
+                encode=encode, progress=progress,
+            )
+        else:
+            render = render_plan(source, plan, output, encode=encode, progress=progress)
+        save_plan(plan, work / "plan.json")
+        stem = Path(parent.original_name or parent.id).stem
+        copy = vault.put_file(
+            output,
+            source_id=parent.source_id,
+            actor=actor,
+            captured_at=parent.captured_start,
+            captured_end=parent.captured_end,
+            media_kind=MediaKind.VIDEO,
+            original_name=f"{stem}-redacted.mp4",
+            parent_id=parent.id,
+            provenance={
+                "kind": "redaction",
+                "parent_id": parent.id,
+                "parent_sha256": parent.sha256,
+                "plan_sha256": render.plan_sha256,
+                "plan": plan.model_dump(mode="json"),
+                "software_version": render.software_version,
+                "parameters": render.parameters,
+                "frame_count": render.frame_count,
+                "duration": render.duration,
+            },
+            details={
+                "parent_id": parent.id,
+                "plan_sha256": render.plan_sha256,
+                "tracks": len(plan.tracks),
+                "review_spans": len(plan.review),
+                "purpose": purpose.purpose,
+            },
+            action=Action.REDACTION_RENDERED,
+        )
+        return RedactedCopy(recording=copy, plan=plan, render=render)
+    finally:
+        # Plaintext leaves the spool as soon as the job ends, success or not.
+        shutil.rmtree(work, ignore_errors=True)

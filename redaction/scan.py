@@ -1,0 +1,413 @@
+"""Where and how large to look for faces in each frame.
+
+Running the detector on every full frame at a size that finds CCTV faces (20-40 px tall at
+1080p) costs about a second a frame on two cores. Most of a CCTV frame is still, and a face
+that comes into view moves, so the scanner looks, every ``stride``-th frame, only at:
+
+1. **Motion regions** - where the frame differs from a background model (a low-resolution
+   grey image that follows slow light changes, absorbs whatever has stopped moving, and
+   leaves no trail behind a passer-by), expanded by a margin and scaled up so the smallest
+   face of interest (``min_face`` px) reaches ``detect_face`` px, the size the detector
+   finds with confidence (CenterFace scores a 24 px face about 0.75, a 16 px one about 0.1).
+2. **Track regions** - around where each live track is predicted to be, so a face that
+   stops moving keeps being seen.
+3. **A sweep** - the whole frame at the same scale in overlapping tiles, a few tiles per
+   look, so every part of the frame is searched at full sensitivity every ``sweep_seconds``;
+   plus a coarse whole-frame pass for faces too large for one tile. The first frame is swept
+   completely. The sweep catches faces that never moved since the video began and anything
+   the motion model let through.
+
+Overlapping motion and track regions are merged, and the small ones are packed into one
+mosaic image per look, so the detector runs once on them instead of once per region.
+
+When motion covers most of the frame (a moving body-worn camera, a light switched on) the
+motion regions merge into large ones and cost grows towards a full-frame scan: slower, never
+blind.
+"""
+
+from __future__ import annotations
+
+import math
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from redaction.detect import Boxes, Detector, nms
+
+__all__ = ["FrameScanner", "ScanParams", "ScanStats"]
+
+Image = npt.NDArray[np.uint8]
+Box = tuple[float, float, float, float]
+
+#: Regions up to this many detector pixels are packed into one mosaic per look.
+_MOSAIC_ITEM_MAX = 200_000
+#: Black gutter between packed regions (px): a few heat-map cells.
+_GUTTER = 16
+
+
+@dataclass(frozen=True)
+class ScanParams:
+    """How hard to look. Recorded in every plan so a result can be reproduced.
+
+    - ``min_face``: height (px, in the source) of the smallest face to find.
+    - ``detect_face``: height that face is scaled to for the detector.
+    - ``stride``: look every ``stride``-th frame; frames between are covered by the tracker.
+    - ``sweep_seconds``: every part of the frame is searched at full scale this often.
+    - ``motion_width``: width of the motion map (px).
+    - ``motion_threshold``: grey-level difference from the background that counts as motion.
+    - ``background_seconds``: time constant of the background model.
+    - ``max_region_pixels``: largest detector input for one region; bigger regions are
+      searched at a lower scale.
+    - ``coarse_width``: width of the coarse whole-frame pass of the sweep.
+    """
+
+    min_face: int = 20
+    detect_face: int = 28
+    stride: int = 4
+    sweep_seconds: float = 8.0
+    motion_width: int = 480
+    motion_threshold: int = 14
+    background_seconds: float = 2.0
+    max_region_pixels: int = 1_000_000
+    coarse_width: int = 640
+
+    def __post_init__(self) -> None:
+        if self.min_face < 4 or self.detect_face < 8:
+            raise ValueError("min_face must be >= 4 and detect_face >= 8")
+        if self.stride < 1:
+            raise ValueError("stride must be >= 1")
+        if self.sweep_seconds <= 0 or self.background_seconds <= 0:
+            raise ValueError("sweep_seconds and background_seconds must be > 0")
+
+    @property
+    def scale(self) -> float:
+        """Detector scale for regions where any face may be (>= 1: small faces grow)."""
+        return max(1.0, self.detect_face / self.min_face)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the parameters as a JSON-ready dict."""
+        return asdict(self)
+
+
+@dataclass
+class ScanStats:
+    """Counters for reports: looks, detector calls and detector input pixels."""
+
+    looks: int = 0
+    calls: int = 0
+    pixels: int = 0
+    sweeps: int = 0
+    detections: int = 0
+    by_kind: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Region:
+    x0: int
+    y0: int
+    x1: int
+    y1: int
+    scale: float
+    kind: str
+
+    @property
+    def area(self) -> int:
+        return (self.x1 - self.x0) * (self.y1 - self.y0)
+
+
+def _clip(box: Box, width: int, height: int) -> tuple[int, int, int, int]:
+    x0, y0, x1, y1 = box
+    return (max(0, math.floor(x0)), max(0, math.floor(y0)),
+            min(width, math.ceil(x1)), min(height, math.ceil(y1)))
+
+
+def _overlaps(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def _tiles(width: int, height: int, tile: int, overlap: int) -> list[tuple[int, int, int, int]]:
+    """Overlapping tiles covering the frame; ``overlap`` px shared by neighbours."""
+    def starts(length: int) -> list[int]:
+        if length <= tile:
+            return [0]
+        n = math.ceil((length - overlap) / (tile - overlap))
+        step = (length - tile) / (n - 1)
+        return [round(i * step) for i in range(n)]
+
+    return [(x, y, min(width, x + tile), min(height, y + tile))
+            for y in starts(height) for x in starts(width)]
+
+
+class FrameScanner:
+    """Decides where to look in each frame and runs the detector there.
+
+    Call :meth:`scan` for every frame in order (it keeps the background model); it returns
+    the faces found, in frame pixels, or ``None`` on frames it does not look at. ``predicted``
+    are the boxes where live tracks are expected in this frame.
+    """
+
+    def __init__(self, detector: Detector, params: ScanParams, *, width: int, height: int,
+                 fps: float, workers: int = 2) -> None:
+        self.detector = detector
+        self.params = params
+        self.width, self.height = width, height
+        self.fps = fps if fps > 0 else 25.0
+        self.stats = ScanStats()
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="redaction-scan") \
+            if workers > 1 else None
+        self._mw = min(params.motion_width, width)
+        self._mh = max(1, round(height * self._mw / width))
+        self._background: npt.NDArray[np.float32] | None = None
+        self._previous: npt.NDArray[np.float32] | None = None
+        # Background absorbs change with time constant background_seconds, per look.
+        looks_per_tc = params.background_seconds * self.fps / params.stride
+        self._alpha = float(min(1.0, 1.0 / max(1.0, looks_per_tc)))
+        self._sweep = self._sweep_regions()
+        looks_per_sweep = max(1.0, params.sweep_seconds * self.fps / params.stride)
+        # Tiles per look, fractional: a small frame is swept whole every few looks.
+        self._per_look = len(self._sweep) / looks_per_sweep
+        self._credit = 0.0
+        self._sweep_pos = 0
+
+    # -- regions -----------------------------------------------------------------------
+
+    def _sweep_regions(self) -> list[_Region]:
+        p = self.params
+        scale = p.scale
+        if self.width * self.height * scale * scale <= p.max_region_pixels:
+            return [_Region(0, 0, self.width, self.height, scale, "sweep")]
+        regions: list[_Region] = []
+        if self.width > p.coarse_width:
+            regions.append(_Region(0, 0, self.width, self.height,
+                                   p.coarse_width / self.width, "coarse"))
+        tile = max(64, int(math.sqrt(p.max_region_pixels) * 0.64 / scale))
+        # Neighbouring tiles share more than the smallest face the coarse pass finds, so
+        # every face is whole in some tile or found by the coarse pass.
+        overlap = min(tile // 2, int(1.2 * p.detect_face * max(1.0, self.width / p.coarse_width)))
+        for box in _tiles(self.width, self.height, tile, overlap):
+            regions.append(_Region(*box, scale, "sweep"))
+        return regions
+
+    def _region_scale(self, x0: int, y0: int, x1: int, y1: int, scale: float) -> float:
+        area = max(1, (x1 - x0) * (y1 - y0))
+        return min(scale, math.sqrt(self.params.max_region_pixels / area))
+
+    def _motion_boxes(self, image: Image) -> list[tuple[int, int, int, int]]:
+        """Boxes (frame px) around what moved against the background model."""
+        p = self.params
+        small = cv2.resize(image, (self._mw, self._mh), interpolation=cv2.INTER_AREA)
+        grey = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY).astype(np.float32)
+        if self._background is None:
+            self._background = grey
+            self._previous = grey.copy()
+            return []
+        diff = cv2.absdiff(grey, self._background)
+        mask = (diff > p.motion_threshold).astype(np.uint8)
+        # The background follows the scene slowly where it matches (light, shadows), quickly
+        # where it differs but nothing moved since the last look (a parked car, the place a
+        # person stood in the first frame), and hardly where something moves, so a passer-by
+        # leaves no trail. A person who stops is absorbed too; the tracker follows them.
+        assert self._previous is not None
+        settled = (cv2.absdiff(grey, self._previous) < p.motion_threshold / 2).astype(np.uint8)
+        moving = mask & (1 - settled)
+        cv2.accumulateWeighted(grey, self._background, self._alpha, mask=1 - mask)
+        cv2.accumulateWeighted(grey, self._background, 0.5, mask=mask & settled)
+        cv2.accumulateWeighted(grey, self._background, self._alpha / 10, mask=moving)
+        self._previous = grey
+        mask = cv2.dilate(mask, np.ones((3, 3), np.uint8), iterations=2)  # type: ignore[assignment]
+        n, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+        fx = self.width / self._mw
+        fy = self.height / self._mh
+        boxes: list[tuple[int, int, int, int]] = []
+        for i in range(1, n):
+            x, y, w, h, area = (int(v) for v in stats[i])
+            if area < 6:  # isolated noise pixels, grown by the dilation
+                continue
+            bx0, by0, bx1, by1 = x * fx, y * fy, (x + w) * fx, (y + h) * fy
+            # Enough margin that a face at the blob's edge is whole in the region.
+            m = max(0.6 * p.min_face, 0.1 * max(bx1 - bx0, by1 - by0))
+            boxes.append(_clip((bx0 - m, by0 - m, bx1 + m, by1 + m), self.width, self.height))
+        return boxes
+
+    def _track_boxes(self, predicted: list[Box]) -> list[tuple[tuple[int, int, int, int], float]]:
+        """Boxes around where live tracks should be, with the scale each needs."""
+        p = self.params
+        out = []
+        for box in predicted:
+            h = box[3] - box[1]
+            size = max(box[2] - box[0], h, float(p.min_face))
+            m = 0.6 * size + 0.5 * p.min_face
+            r = _clip((box[0] - m, box[1] - m, box[2] + m, box[3] + m), self.width, self.height)
+            if r[2] <= r[0] or r[3] <= r[1]:
+                continue
+            # A tracked face needs only to reach ~40 detector px, never above the full scale.
+            out.append((r, min(p.scale, max(1.0, 40.0 / max(h, 1.0)))))
+        return out
+
+    def _focus_regions(self, motion: list[tuple[int, int, int, int]],
+                       tracks: list[tuple[tuple[int, int, int, int], float]],
+                       sweep: list[_Region]) -> list[_Region]:
+        """Motion and track boxes, overlapping ones merged where that saves pixels."""
+        items = [(b, self.params.scale, "motion") for b in motion]
+        for b, scale in tracks:
+            # A sweep tile scanning this look at full scale already covers the track.
+            if any(c.x0 <= b[0] and c.y0 <= b[1] and c.x1 >= b[2] and c.y1 >= b[3]
+                   and c.scale >= scale for c in sweep):
+                continue
+            items.append((b, scale, "track"))
+
+        def area(b: tuple[int, int, int, int]) -> int:
+            return (b[2] - b[0]) * (b[3] - b[1])
+
+        merged = True
+        while merged:
+            merged = False
+            for i in range(len(items)):
+                for j in range(i + 1, len(items)):
+                    a, b = items[i][0], items[j][0]
+                    if not _overlaps(a, b):
+                        continue
+                    u = (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
+                    if area(u) > area(a) + area(b):
+                        continue
+                    kind = "motion" if "motion" in (items[i][2], items[j][2]) else "track"
+                    items[i] = (u, max(items[i][1], items[j][1]), kind)
+                    del items[j]
+                    merged = True
+                    break
+                if merged:
+                    break
+        return [_Region(*b, self._region_scale(*b, scale), kind) for b, scale, kind in items]
+
+    # -- detection ---------------------------------------------------------------------
+
+    def _crop(self, image: Image, region: _Region) -> Image | None:
+        """The region, scaled for the detector, as RGB; ``None`` if too small to search."""
+        crop = image[region.y0:region.y1, region.x0:region.x1]
+        if crop.shape[0] < 8 or crop.shape[1] < 8:
+            return None
+        if abs(region.scale - 1.0) > 1e-3:
+            w = max(8, round(crop.shape[1] * region.scale))
+            h = max(8, round(crop.shape[0] * region.scale))
+            interp = cv2.INTER_LINEAR if region.scale > 1 else cv2.INTER_AREA
+            crop = cv2.resize(crop, (w, h), interpolation=interp)  # type: ignore[assignment]
+        return cv2.cvtColor(crop, cv2.COLOR_BGR2RGB)  # type: ignore[return-value]
+
+    def _count(self, rgb: Image, kinds: list[str]) -> None:
+        self.stats.calls += 1
+        self.stats.pixels += rgb.shape[0] * rgb.shape[1]
+        for kind in kinds:
+            self.stats.by_kind[kind] = self.stats.by_kind.get(kind, 0) + 1
+
+    @staticmethod
+    def _to_frame(found: Boxes, region: _Region, crop: Image, ox: int, oy: int) -> Boxes:
+        """Map boxes found at (ox, oy) of the detector input back to frame pixels."""
+        sx = (region.x1 - region.x0) / crop.shape[1]
+        sy = (region.y1 - region.y0) / crop.shape[0]
+        out = found.copy()
+        out[:, [0, 2]] = (out[:, [0, 2]] - ox) * sx + region.x0
+        out[:, [1, 3]] = (out[:, [1, 3]] - oy) * sy + region.y0
+        return out
+
+    def _detect(self, image: Image, regions: list[_Region]) -> list[Boxes]:
+        """Run the detector over the regions: big ones alone, small ones packed together.
+
+        Small regions are packed into one mosaic (shelf packing, with black gutters wider
+        than the detector's stride) and searched in one call: per-call overhead and the
+        32-px alignment of every input otherwise cost more than the pixels themselves.
+        The calls of one look run on two threads (the detector releases the GIL), so a core
+        left idle by decoding and encoding - at the start, while the first frame is swept -
+        is put to work.
+        """
+        crops = [(r, c) for r in regions if (c := self._crop(image, r)) is not None]
+        jobs: list[tuple[Image, list[tuple[_Region, Image, int, int]]]] = []
+        small = []
+        for region, crop in crops:
+            if crop.shape[0] * crop.shape[1] > _MOSAIC_ITEM_MAX:
+                jobs.append((crop, [(region, crop, 0, 0)]))
+            else:
+                small.append((region, crop))
+        if small:
+            jobs.append(self._mosaic(small))
+        for rgb, placed in jobs:
+            self._count(rgb, [r.kind for r, _, _, _ in placed])
+        inputs = [rgb for rgb, _ in jobs]
+        if len(inputs) > 1 and self._pool is not None:
+            results = list(self._pool.map(self.detector.detect, inputs))
+        else:
+            results = [self.detector.detect(rgb) for rgb in inputs]
+        out: list[Boxes] = []
+        for (_, placed), found in zip(jobs, results, strict=True):
+            if len(found) == 0:
+                continue
+            cx = (found[:, 0] + found[:, 2]) / 2
+            cy = (found[:, 1] + found[:, 3]) / 2
+            for region, crop, px, py in placed:
+                inside = (cx >= px) & (cx < px + crop.shape[1]) & (cy >= py) & \
+                    (cy < py + crop.shape[0])
+                if inside.any():
+                    mine = found[inside].copy()
+                    # A box reaching into a gutter is clipped to its own crop.
+                    mine[:, [0, 2]] = np.clip(mine[:, [0, 2]], px, px + crop.shape[1])
+                    mine[:, [1, 3]] = np.clip(mine[:, [1, 3]], py, py + crop.shape[0])
+                    out.append(self._to_frame(mine, region, crop, px, py))
+        return out
+
+    @staticmethod
+    def _mosaic(small: list[tuple[_Region, Image]],
+                ) -> tuple[Image, list[tuple[_Region, Image, int, int]]]:
+        """Pack crops into one image (shelf packing); returns it and where each crop went."""
+        small.sort(key=lambda rc: -rc[1].shape[0])
+        # A roughly square mosaic wastes least at the ends of its shelves.
+        area = sum(c.shape[0] * c.shape[1] for _, c in small)
+        width = max(max(c.shape[1] for _, c in small), int(math.sqrt(area) * 1.15))
+        placed = []
+        x = y = row_h = 0
+        for region, crop in small:
+            h, w = crop.shape[:2]
+            if x and x + w > width:
+                x, y, row_h = 0, y + row_h + _GUTTER, 0
+            placed.append((region, crop, x, y))
+            x += w + _GUTTER
+            row_h = max(row_h, h)
+        mosaic = np.zeros((y + row_h, width, 3), np.uint8)
+        for _, crop, px, py in placed:
+            mosaic[py:py + crop.shape[0], px:px + crop.shape[1]] = crop
+        return mosaic, placed
+
+    def close(self) -> None:
+        """Stop the scanner's worker threads."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+
+    def is_look(self, index: int) -> bool:
+        """True for the frames the scanner looks at (every ``stride``-th, and the first)."""
+        return index % self.params.stride == 0
+
+    def scan(self, index: int, image: Image, predicted: list[Box]) -> Boxes | None:
+        """Look at frame ``index`` (BGR). Returns ``(N, 5)`` boxes, or ``None`` if skipped."""
+        if not self.is_look(index):
+            return None
+        self.stats.looks += 1
+        motion = self._motion_boxes(image)
+        if index == 0:
+            sweep = list(self._sweep)
+        else:
+            self._credit += self._per_look
+            take = int(self._credit)
+            self._credit -= take
+            sweep = [self._sweep[(self._sweep_pos + i) % len(self._sweep)] for i in range(take)]
+            self._sweep_pos += take
+            if self._sweep_pos >= len(self._sweep):
+                self._sweep_pos -= len(self._sweep)
+                self.stats.sweeps += 1
+        regions = self._focus_regions(motion, self._track_boxes(predicted), sweep) + sweep
+        found = self._detect(image, regions)
+        boxes = np.concatenate(found) if found else np.empty((0, 5), np.float32)
+        boxes = nms(boxes) if len(boxes) else boxes
+        self.stats.detections += len(boxes)
+        return boxes

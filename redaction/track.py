@@ -1,0 +1,323 @@
+"""Linking detections into tracks and turning tracks into per-frame mask boxes.
+
+Detections arrive only on the frames the scanner looks at. The tracker links them by
+predicted overlap (constant-velocity motion model, IoU, then centre distance for small fast
+faces whose boxes no longer overlap), keeps a track alive through missed detections for up
+to ``max_gap_seconds``, and ends it after that.
+
+A track's mask box on any frame is a pure function of its observations (so a plan records
+exactly what single-pass rendering masked):
+
+- between two observations: linear interpolation, widened by up to half the distance moved
+  (the largest swerve a face could make between two looks), more across a detector miss;
+- before the first / after the last observation: ``pad_seconds`` of extrapolation along the
+  track's velocity, growing as it goes;
+- always: the union of the boxes of the frame before, the frame and the frame after (motion
+  blur and a face moving within a frame interval), then ``box_pad`` of the box size added on
+  every side, rounded outwards to whole pixels.
+
+A box for frame ``t`` is final once detection has passed frame ``t + lookahead``; the
+pipeline renders that far behind detection.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["MaskBox", "Observation", "Track", "TrackParams", "Tracker"]
+
+Box = tuple[float, float, float, float]
+IntBox = tuple[int, int, int, int]
+
+
+@dataclass(frozen=True)
+class TrackParams:
+    """How tracks are linked and padded. Recorded in every plan.
+
+    - ``max_gap_seconds``: a track survives this long without a detection.
+    - ``pad_seconds``: mask this long before a track's first and after its last detection.
+    - ``box_pad``: grow each side of a box by this fraction of its width/height.
+    - ``min_iou``: least predicted overlap to link a detection to a track.
+    - ``max_distance``: else link when centres are within this many box sizes.
+    - ``review_confidence``: frames scored below this are listed for human review.
+    """
+
+    max_gap_seconds: float = 1.0
+    pad_seconds: float = 0.5
+    box_pad: float = 0.25
+    min_iou: float = 0.05
+    max_distance: float = 1.5
+    review_confidence: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.max_gap_seconds < 0 or self.pad_seconds < 0 or self.box_pad < 0:
+            raise ValueError("max_gap_seconds, pad_seconds and box_pad must be >= 0")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the parameters as a JSON-ready dict."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Observation:
+    """A detection linked to a track: frame index, box (frame px) and score."""
+
+    frame: int
+    box: Box
+    score: float
+
+
+@dataclass
+class Track:
+    """A face followed through the video: its id and its observations, in frame order."""
+
+    id: int
+    observations: list[Observation] = field(default_factory=list)
+
+    @property
+    def first(self) -> int:
+        """Frame of the first observation."""
+        return self.observations[0].frame
+
+    @property
+    def last(self) -> int:
+        """Frame of the last observation."""
+        return self.observations[-1].frame
+
+    @property
+    def max_score(self) -> float:
+        """Best detection score of the track."""
+        return max(o.score for o in self.observations)
+
+
+@dataclass(frozen=True)
+class MaskBox:
+    """A track's mask on one frame: integer box, confidence and whether it bridges a miss."""
+
+    track_id: int
+    box: IntBox
+    confidence: float
+    bridged: bool
+
+
+def _iou(a: Box, b: Box) -> float:
+    ix = min(a[2], b[2]) - max(a[0], b[0])
+    iy = min(a[3], b[3]) - max(a[1], b[1])
+    if ix <= 0 or iy <= 0:
+        return 0.0
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def _centre(b: Box) -> tuple[float, float]:
+    return (b[0] + b[2]) / 2, (b[1] + b[3]) / 2
+
+
+def _size(b: Box) -> float:
+    return max(b[2] - b[0], b[3] - b[1], 1.0)
+
+
+def _velocity(a: Observation, b: Observation) -> tuple[float, float]:
+    """Centre velocity (px/frame) from observation a to b."""
+    dt = b.frame - a.frame
+    if dt <= 0:
+        return 0.0, 0.0
+    (ax, ay), (bx, by) = _centre(a.box), _centre(b.box)
+    return (bx - ax) / dt, (by - ay) / dt
+
+
+def _shift(b: Box, dx: float, dy: float) -> Box:
+    return b[0] + dx, b[1] + dy, b[2] + dx, b[3] + dy
+
+
+def _grow(b: Box, m: float) -> Box:
+    return b[0] - m, b[1] - m, b[2] + m, b[3] + m
+
+
+class Tracker:
+    """Links per-look detections into tracks and answers per-frame mask boxes.
+
+    Feed :meth:`update` with each look's detections in frame order, call :meth:`finish` at
+    the end; :meth:`boxes_at` is final for frames up to ``processed - lookahead``.
+    """
+
+    def __init__(self, params: TrackParams, *, fps: float, width: int, height: int,
+                 stride: int = 1) -> None:
+        self.params = params
+        self.stride = max(1, stride)
+        self.fps = fps if fps > 0 else 25.0
+        self.width, self.height = width, height
+        self.gap_frames = max(1, math.ceil(params.max_gap_seconds * self.fps))
+        self.pad_frames = math.ceil(params.pad_seconds * self.fps)
+        self.lookahead = max(self.gap_frames, self.pad_frames) + 2
+        self._next_id = 1
+        self._live: list[Track] = []
+        self.tracks: list[Track] = []
+        self._searchable: list[Track] = []
+        self._finished = False
+        self._last_frame = -1
+
+    # -- linking -----------------------------------------------------------------------
+
+    def _predict(self, track: Track, frame: int) -> Box:
+        obs = track.observations
+        last = obs[-1]
+        if len(obs) == 1:
+            return last.box
+        vx, vy = _velocity(obs[-2], last)
+        dt = frame - last.frame
+        return _shift(last.box, vx * dt, vy * dt)
+
+    def predicted(self, frame: int) -> list[Box]:
+        """Where live tracks are expected on ``frame`` (for the scanner's track regions)."""
+        return [self._predict(t, frame) for t in self._live
+                if frame - t.last <= self.gap_frames]
+
+    def update(self, frame: int, detections: npt.NDArray[np.float32]) -> None:
+        """Link the detections ``(N, 5)`` found on ``frame`` (frames in rising order)."""
+        if frame <= self._last_frame:
+            raise ValueError("frames must be given in rising order")
+        self._last_frame = frame
+        p = self.params
+        # Tracks whose gap ran out are over.
+        self._live = [t for t in self._live if frame - t.last <= self.gap_frames]
+        dets = [(tuple(float(v) for v in d[:4]), float(d[4])) for d in detections]
+        candidates: list[tuple[float, int, int]] = []
+        for ti, track in enumerate(self._live):
+            pred = self._predict(track, frame)
+            psize = _size(pred)
+            pc = _centre(pred)
+            for di, (box, _) in enumerate(dets):
+                dsize = _size(box)  # type: ignore[arg-type]
+                ratio = dsize / psize
+                if not 0.5 <= ratio <= 2.0:
+                    continue
+                iou = _iou(pred, box)  # type: ignore[arg-type]
+                dc = _centre(box)  # type: ignore[arg-type]
+                dist = math.hypot(dc[0] - pc[0], dc[1] - pc[1]) / max(psize, dsize)
+                # A track seen once has no velocity yet: allow for the distance a fast face
+                # covers between looks.
+                gate = p.max_distance + (0.5 * (frame - track.last) if len(track.observations)
+                                         == 1 else 0.0)
+                if iou < p.min_iou and dist > gate:
+                    continue
+                candidates.append((1.0 - iou + 0.5 * dist, ti, di))
+        candidates.sort()
+        used_t: set[int] = set()
+        used_d: set[int] = set()
+        for _, ti, di in candidates:
+            if ti in used_t or di in used_d:
+                continue
+            used_t.add(ti)
+            used_d.add(di)
+            box, score = dets[di]
+            self._live[ti].observations.append(Observation(frame, box, score))  # type: ignore[arg-type]
+        for di, (box, score) in enumerate(dets):
+            if di in used_d:
+                continue
+            track = Track(self._next_id, [Observation(frame, box, score)])  # type: ignore[arg-type]
+            self._next_id += 1
+            self._live.append(track)
+            self.tracks.append(track)
+            self._searchable.append(track)
+
+    def finish(self) -> None:
+        """Mark the end of the video: every box is final from now on."""
+        self._finished = True
+        self._live = []
+
+    # -- masks -------------------------------------------------------------------------
+
+    def _raw(self, track: Track, t: int) -> tuple[Box, float, float, bool]:
+        """Centre box, extra margin, confidence and bridged flag of ``track`` at ``t``."""
+        obs = track.observations
+        first, last = obs[0], obs[-1]
+        if t <= first.frame or t >= last.frame:
+            # Extrapolation: along the velocity, growing as the guess gets older. A face seen
+            # once has no velocity, so its box grows as fast as a quick walker moves.
+            o, v = (first, _velocity(first, obs[1]) if len(obs) > 1 else None) \
+                if t <= first.frame else (last, _velocity(obs[-2], last) if len(obs) > 1
+                                          else None)
+            dt = t - o.frame
+            size = _size(o.box)
+            if v is None:
+                v = (0.0, 0.0)
+                grow = min(3.0 * size, 0.25 * size * abs(dt))
+            else:
+                grow = abs(dt) * 0.5 * math.hypot(*v)
+            grow += 0.5 * size * abs(dt) / max(1, self.pad_frames)
+            return _shift(o.box, v[0] * dt, v[1] * dt), grow, o.score, False
+        # Binary search for the observations either side of t.
+        lo, hi = 0, len(obs) - 1
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if obs[mid].frame <= t:
+                lo = mid
+            else:
+                hi = mid
+        a, b = obs[lo], obs[hi]
+        span = b.frame - a.frame
+        u = (t - a.frame) / span
+        box = tuple(av + (bv - av) * u for av, bv in zip(a.box, b.box))
+        (ax, ay), (bx, by) = _centre(a.box), _centre(b.box)
+        bump = 4 * u * (1 - u)
+        grow = 0.5 * math.hypot(bx - ax, by - ay) * bump
+        bridged = span > self.stride and t != a.frame
+        if bridged:
+            grow += 0.5 * max(_size(a.box), _size(b.box)) * bump
+        return box, grow, min(a.score, b.score), bridged  # type: ignore[return-value]
+
+    def _range(self, track: Track) -> tuple[int, int]:
+        return max(0, track.first - self.pad_frames), track.last + self.pad_frames
+
+    def _mask(self, track: Track, t: int) -> MaskBox | None:
+        lo, hi = self._range(track)
+        if not lo <= t <= hi:
+            return None
+        box, grow, conf, bridged = self._raw(track, t)
+        x0, y0, x1, y1 = box
+        x0, y0, x1, y1 = x0 - grow, y0 - grow, x1 + grow, y1 + grow
+        for n in (t - 1, t + 1):
+            if lo <= n <= hi:
+                nb, ng, _, _ = self._raw(track, n)
+                x0, y0 = min(x0, nb[0] - ng), min(y0, nb[1] - ng)
+                x1, y1 = max(x1, nb[2] + ng), max(y1, nb[3] + ng)
+        pw = self.params.box_pad * (box[2] - box[0])
+        ph = self.params.box_pad * (box[3] - box[1])
+        ix0 = max(0, math.floor(x0 - pw))
+        iy0 = max(0, math.floor(y0 - ph))
+        ix1 = min(self.width, math.ceil(x1 + pw))
+        iy1 = min(self.height, math.ceil(y1 + ph))
+        if ix1 <= ix0 or iy1 <= iy0:
+            return None
+        return MaskBox(track.id, (ix0, iy0, ix1, iy1), round(conf, 3), bridged)
+
+    def final_through(self) -> int:
+        """Last frame whose boxes can no longer change."""
+        if self._finished:
+            return 1 << 62
+        return self._last_frame - self.lookahead
+
+    def boxes_at(self, t: int) -> list[MaskBox]:
+        """Mask boxes of every track on frame ``t`` (final once ``t <= final_through()``)."""
+        out = []
+        for track in self._searchable:
+            m = self._mask(track, t)
+            if m is not None:
+                out.append(m)
+        return out
+
+    def forget_before(self, t: int) -> None:
+        """Stop searching tracks whose masks end before frame ``t`` (rendering is past them).
+
+        They stay in :attr:`tracks`.
+        """
+        live = {id(x) for x in self._live}
+        self._searchable = [x for x in self._searchable
+                            if self._range(x)[1] >= t or id(x) in live]

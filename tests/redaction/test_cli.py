@@ -1,0 +1,77 @@
+"""``evidence-vault redact``: the default one-pass form beside ``plan`` and ``render``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from typer.testing import CliRunner
+
+from api.cli.redact import redact_app
+from tests.redaction.synth import Clip
+
+runner = CliRunner()
+
+
+def parent_app() -> typer.Typer:
+    """The top-level CLI mounts redact_app like this; test through it as a user would."""
+    app = typer.Typer()
+
+    @app.command()
+    def version() -> None:
+        typer.echo("x")
+
+    app.add_typer(redact_app, name="redact")
+    return app
+
+
+def test_default_form_redacts_and_writes_the_plan(people_clip: Clip, tmp_path: Path) -> None:
+    out, plan = tmp_path / "out.mp4", tmp_path / "plan.json"
+    result = runner.invoke(parent_app(), ["redact", str(people_clip.path), "-o", str(out),
+                                          "--plan-out", str(plan), "--mode", "pixelate",
+                                          "--mute", "0.5-1.0", "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["frames"] == people_clip.frame_count
+    assert summary["tracks"] >= 2 and summary["faces"] >= 2
+    assert {"review_spans", "fps", "sha256", "plan_sha256"} <= summary.keys()
+    assert out.exists() and plan.exists()
+    data = json.loads(plan.read_text())
+    assert data["mask"]["style"] == "pixelate" and data["audio"][0]["action"] == "mute"
+
+
+def test_plan_then_render_with_a_kept_track(people_clip: Clip, tmp_path: Path) -> None:
+    plan, out = tmp_path / "plan.json", tmp_path / "out.mp4"
+    r = runner.invoke(redact_app, ["plan", str(people_clip.path), "-o", str(plan), "--json"])
+    assert r.exit_code == 0, r.output
+    first = json.loads(plan.read_text())["tracks"][0]["id"]
+    r = runner.invoke(redact_app, ["render", str(people_clip.path), str(plan), "-o", str(out),
+                                   "--keep", str(first), "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["frames"] == people_clip.frame_count
+
+
+def test_errors_are_one_line_and_a_nonzero_status(tmp_path: Path, people_clip: Clip) -> None:
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    r = runner.invoke(redact_app, [str(empty), "-o", str(tmp_path / "o.mp4")])
+    assert r.exit_code != 0 and "zero-length" in r.output
+    bad_plan = tmp_path / "bad.json"
+    bad_plan.write_text('{"schema": "x"}')
+    r = runner.invoke(redact_app, ["render", str(people_clip.path), str(bad_plan), "-o",
+                                   str(tmp_path / "o.mp4")])
+    assert r.exit_code != 0 and "not a redaction plan" in r.output
+    r = runner.invoke(redact_app, [str(people_clip.path), "-o", str(tmp_path / "o.mp4"),
+                                   "--mute", "soon"])
+    assert r.exit_code == 2 and "START-END" in r.output
+    assert not (tmp_path / "o.mp4").exists()
+
+
+def test_help_names_the_three_forms() -> None:
+    r = runner.invoke(parent_app(), ["redact", "--help"])
+    assert r.exit_code == 0
+    for word in ("plan", "render", "run"):
+        assert word in r.output
+    r = runner.invoke(redact_app, ["render", "--help"])
+    assert r.exit_code == 0 and "--keep" in r.output

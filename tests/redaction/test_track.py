@@ -1,0 +1,106 @@
+"""Tracking: linking, gap filling, padding, widening, and when boxes are final."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from redaction.track import Tracker, TrackParams
+
+
+def det(x: float, y: float, size: float = 24, score: float = 0.9) -> np.ndarray:
+    return np.array([[x, y, x + size, y + size, score]], np.float32)
+
+
+NONE = np.empty((0, 5), np.float32)
+
+
+def covers(box: tuple[int, int, int, int], x: float, y: float, size: float = 24) -> bool:
+    return box[0] <= x and box[1] <= y and box[2] >= x + size and box[3] >= y + size
+
+
+def test_moving_face_is_one_track_covered_on_every_frame() -> None:
+    tr = Tracker(TrackParams(), fps=25, width=640, height=480, stride=3)
+    for f in range(0, 60, 3):
+        tr.update(f, det(20 + 6 * f, 100 + 2 * f))
+    tr.finish()
+    assert len(tr.tracks) == 1
+    for f in range(58):
+        (m,) = tr.boxes_at(f)
+        assert covers(m.box, 20 + 6 * f, 100 + 2 * f)
+
+
+def test_two_crossing_faces_keep_their_ids() -> None:
+    tr = Tracker(TrackParams(), fps=25, width=640, height=480, stride=2)
+    for f in range(0, 40, 2):
+        a, b = det(10 + 5 * f, 100), det(400 - 5 * f, 100)
+        tr.update(f, np.concatenate([a, b]))
+    assert len(tr.tracks) == 2
+    first = tr.tracks[0].observations
+    assert all(o2.box[0] > o1.box[0] for o1, o2 in itertools.pairwise(first))
+
+
+def test_gap_is_bridged_and_flagged_and_start_end_are_padded() -> None:
+    p = TrackParams(max_gap_seconds=1.0, pad_seconds=0.4)
+    tr = Tracker(p, fps=25, width=640, height=480, stride=2)
+    for f in range(20, 80, 2):
+        tr.update(f, NONE if 40 <= f < 56 else det(100 + f, 200))
+    tr.finish()
+    assert len(tr.tracks) == 1
+    for f in range(20, 79):
+        (m,) = tr.boxes_at(f)
+        assert covers(m.box, 100 + f, 200)
+        assert m.bridged == (38 < f < 56)
+    assert tr.boxes_at(20 - tr.pad_frames) and not tr.boxes_at(19 - tr.pad_frames)
+    assert tr.boxes_at(78 + tr.pad_frames) and not tr.boxes_at(79 + tr.pad_frames)
+
+
+def test_a_gap_longer_than_the_limit_starts_a_new_track() -> None:
+    tr = Tracker(TrackParams(max_gap_seconds=0.2), fps=25, width=640, height=480, stride=2)
+    for f in range(0, 60, 2):
+        tr.update(f, NONE if 10 <= f < 30 else det(100, 100))
+    assert len(tr.tracks) == 2
+
+
+def test_boxes_are_final_after_the_lookahead() -> None:
+    """What single-pass rendering masks equals what the finished plan records."""
+    rng = np.random.default_rng(5)
+    seen = {}
+    tr = Tracker(TrackParams(), fps=25, width=640, height=480, stride=2)
+    for f in range(0, 200, 2):
+        d = det(100 + 2 * f, 100) if rng.random() > 0.3 else NONE
+        tr.update(f, d)
+        for g in range(200):
+            if g <= tr.final_through() and g not in seen:
+                seen[g] = tr.boxes_at(g)
+    tr.finish()
+    for g, boxes in seen.items():
+        assert boxes == tr.boxes_at(g)
+
+
+@settings(max_examples=40, deadline=None)
+@given(vx=st.floats(-8, 8), vy=st.floats(-8, 8), size=st.floats(18, 60),
+       stride=st.integers(1, 4), miss=st.sets(st.integers(0, 30), max_size=6))
+def test_linear_motion_is_always_covered(vx: float, vy: float, size: float, stride: int,
+                                         miss: set[int]) -> None:
+    """Any constant-velocity face, any look spacing, a few blinks: no frame uncovered."""
+    tr = Tracker(TrackParams(), fps=25, width=3000, height=3000, stride=stride)
+    pos = [(1000 + vx * f, 1000 + vy * f) for f in range(121)]
+    for f in range(0, 121, stride):
+        look = f // stride
+        tr.update(f, NONE if look in miss and 0 < f < 120 - stride else det(*pos[f], size))
+    tr.finish()
+    for f in range(121):
+        boxes = tr.boxes_at(f)
+        assert any(covers(m.box, *pos[f], size) for m in boxes), f
+
+
+def test_frames_must_rise() -> None:
+    tr = Tracker(TrackParams(), fps=25, width=64, height=64)
+    tr.update(3, NONE)
+    with pytest.raises(ValueError):
+        tr.update(3, NONE)
