@@ -38,11 +38,11 @@ from .spool import ItemState, Spool, SpoolItem, inspect_spool
 from .upload import UploadResult, UploadSource, ingest_files
 
 __all__ = [
-    "CRASH_ENV",
     "Agent",
     "AgentOptions",
     "AgentsFile",
     "AgentsFileError",
+    "CRASH_ENV",
     "ChecksumMismatch",
     "ClockCheck",
     "CrashPoint",

@@ -43,8 +43,6 @@ from redaction.scan import ScanParams
 from redaction.track import TrackParams
 
 __all__ = [
-    "PLAN_SCHEMA",
-    "PLAN_VERSION",
     "AudioEdit",
     "CenterFace",
     "Detector",
@@ -55,6 +53,8 @@ __all__ = [
     "MaskSpec",
     "MaskStyle",
     "MediaError",
+    "PLAN_SCHEMA",
+    "PLAN_VERSION",
     "PlanError",
     "Progress",
     "ProgressCallback",
