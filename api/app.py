@@ -21,6 +21,8 @@ from vault.vault import Vault
 
 from . import errors
 from .routes import cases, custody, evidence, health, shares, users
+from .routes import clips, sar
+from .routes import exports, jobs
 
 API_VERSION = "0.1.0"
 
@@ -69,6 +71,10 @@ def create_app(settings: Settings, *, vault: Vault | None = None) -> FastAPI:
     app.include_router(shares.router)
     app.include_router(shares.recipient_router)
     app.include_router(custody.router)
+    app.include_router(clips.router)
+    app.include_router(sar.router)
+    app.include_router(jobs.router)
+    app.include_router(exports.router)
     return app
 
 

@@ -21,6 +21,8 @@ shares.create         x     s    x     x
 shares.revoke         x     c    o     o
 custody.read          x          x              x
 custody.verify        x          x              x
+sars.read             x          x
+sars.write            x          x                    (register, windows, disclose, close)
 self                  x     x    x     x        x       x
 =================  ======  ===  ==  ======  =======  ======
 
@@ -75,6 +77,8 @@ class Permission(str, enum.Enum):
     SHARE_REVOKE = "shares.revoke"
     CUSTODY_READ = "custody.read"
     CUSTODY_VERIFY = "custody.verify"
+    SAR_READ = "sars.read"
+    SAR_WRITE = "sars.write"
     SELF = "self"
 
 
@@ -84,11 +88,12 @@ _CASES = {P.CASE_READ, P.CASE_CREATE, P.CASE_WRITE}
 _HOLDS = {P.HOLD_READ, P.HOLD_PLACE, P.HOLD_RELEASE}
 _SHARES = {P.SHARE_READ, P.SHARE_CREATE, P.SHARE_REVOKE}
 _CUSTODY = {P.CUSTODY_READ, P.CUSTODY_VERIFY}
+_SARS = {P.SAR_READ, P.SAR_WRITE}
 
 ROLE_PERMISSIONS: Mapping[Role, frozenset[Permission]] = {
     Role.ADMINISTRATOR: frozenset(Permission),
     Role.ASB_OFFICER: frozenset(_FOOTAGE | _CASES | _HOLDS | _SHARES | {P.SELF}),
-    Role.IG_OFFICER: frozenset(_FOOTAGE | _CASES | _HOLDS | _SHARES | _CUSTODY | {P.SELF}),
+    Role.IG_OFFICER: frozenset(_FOOTAGE | _CASES | _HOLDS | _SHARES | _CUSTODY | _SARS | {P.SELF}),
     Role.POLICE_LIAISON: frozenset(_FOOTAGE | _CASES | _HOLDS | _SHARES | {P.SELF}),
     Role.AUDITOR: frozenset(_CUSTODY | {P.SELF}),
     Role.INGEST_AGENT: frozenset({P.UPLOAD, P.SELF}),
@@ -174,6 +179,8 @@ def _verb(permission: Permission) -> str:
         P.SHARE_REVOKE: "revoke shares",
         P.CUSTODY_READ: "read the custody log",
         P.CUSTODY_VERIFY: "verify the custody log",
+        P.SAR_READ: "read subject access requests",
+        P.SAR_WRITE: "manage subject access requests",
         P.SELF: "use the vault",
     }[permission]
 

@@ -233,7 +233,7 @@ class Vault:
         received_at: dt.datetime | None = None,
         parent_id: str | None = None,
         provenance: dict[str, object] | None = None,
-        action: Action = Action.INGESTED,
+        action: Action | str = Action.INGESTED,
         original_name: str | None = None,
     ) -> Recording:
         """Store one file (see :meth:`put_stream`). Raises NotFound if the file is missing."""
@@ -279,7 +279,7 @@ class Vault:
         provenance: dict[str, object] | None = None,
         details: dict[str, object] | None = None,
         received_at: dt.datetime | None = None,
-        action: Action = Action.INGESTED,
+        action: Action | str = Action.INGESTED,
     ) -> Recording:
         """Hash, encrypt and store a stream; catalog it and log ``ingested`` in one transaction.
 
@@ -478,7 +478,8 @@ class Vault:
         actor: Actor,
         purpose: Purpose,
         byte_range: ByteRange | None = None,
-        action: Action = Action.VIEWED,
+        action: Action | str = Action.VIEWED,
+        details: dict[str, object] | None = None,
     ) -> tuple[Recording, tuple[int, int], Iterator[bytes]]:
         """Decrypt a recording (or an inclusive byte range of it), logging the access first.
 
@@ -500,7 +501,7 @@ class Vault:
                 purpose=purpose,
                 object_ids=[recording.id],
                 hashes={recording.id: recording.sha256},
-                details={"range": [start, end]} if byte_range else {},
+                details={**({"range": [start, end]} if byte_range else {}), **(details or {})},
             )
         self.checkpoint_if_due()
         chunks = crypto.decrypt_range(
@@ -521,7 +522,7 @@ class Vault:
         actor: Actor,
         purpose: Purpose,
         byte_range: ByteRange | None = None,
-        action: Action = Action.DOWNLOADED,
+        action: Action | str = Action.DOWNLOADED,
     ) -> Recording:
         """Write a decrypted recording (or range) to ``destination``, verifying the whole-file hash.
 

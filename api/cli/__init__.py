@@ -18,8 +18,11 @@ from .admin import admin_app
 from .demo import demo
 from .export import export_app
 from .ingest import ingest_app
+from .jobs import jobs_app
 from .retention import retention_app
+from .sar import sar_app
 from .serve import serve
+from .worker import worker
 from .vault_commands import custody_app, register_vault_commands
 
 app = typer.Typer(
@@ -36,6 +39,9 @@ app.add_typer(retention_app, name="retention")
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(export_app, name="export")
 app.add_typer(admin_app, name="admin")
+app.add_typer(sar_app, name="sar")
+app.add_typer(jobs_app, name="jobs")
+app.command()(worker)
 app.command()(serve)
 app.command()(demo)
 

@@ -33,6 +33,7 @@ STAFF = {"admin", "asb", "ig", "police"}  # footage roles in scope
 UNSCOPED = {"admin", "ig", "police"}  # footage roles without need-to-know limits
 CUSTODY = {"admin", "ig", "auditor"}
 EVERY_ROLE = {"admin", "asb", "asb_other_org", "ig", "police", "auditor", "ingest"}
+SAR = {"admin", "ig"}  # information governance answers subject access requests
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,72 @@ def _linked(w: World) -> str:
 def _hold(w: World) -> str:
     hold = place_hold(w.vault, kind=HoldKind.CASE, reason="case", actor=OPERATOR, case_id=w.case_id)
     return f"/holds/{hold.id}/release"
+
+
+def _planned_job(w: World) -> str:
+    """A finished redaction-plan job of the ASB officer's on rec_case, with a valid plan."""
+    from redaction import RedactionPlan, SourceInfo, TrackPlan
+    from vault.jobs import Job, JobKind, JobState
+
+    rec = w.rec["rec_case"]
+    plan = RedactionPlan(
+        source=SourceInfo(name="cam-elm-1.mp4", sha256=rec.sha256, width=320, height=240,
+                          frame_count=10, fps="25/1", duration=0.4),
+        tracks=[TrackPlan(id=1, start=0, boxes=[(10, 10, 50, 50, 0.9)] * 10)],
+    )
+    asb = principal_for(w.vault, "asb").actor
+    job = Job(kind=JobKind.REDACTION_PLAN, state=JobState.SUCCEEDED, progress=1.0,
+              params={"recording_ids": [rec.id]}, result={"plan_sha256": plan.sha256()},
+              plan=plan.to_dict(), created_by=asb.user, created_role=asb.role.value,
+              created_org=asb.organisation, created_at=w.clock(), attempts=1, max_attempts=3)
+    with w.vault.sessions.begin() as session:
+        session.add(job)
+    return job.id
+
+
+def _export_job(w: World) -> str:
+    """A finished export job of the ASB officer's (rec_case), its package on disk."""
+    from api.jobs import open_job_queue
+    from vault.access import Purpose
+    from vault.jobs import JobKind
+
+    queue = open_job_queue(w.vault.settings, immediate=True, vault=w.vault)
+    job = queue.submit(
+        JobKind.EXPORT, actor=principal_for(w.vault, "asb").actor,
+        purpose=Purpose("prosecution file", "DPA 2018 s.35"),
+        params={"recording_ids": [w.rec["rec_case"].id], "recipient": "DC Smith",
+                "recipient_org": "Met Police"},
+    )
+    return job.id
+
+
+def _clip_footage(w: World) -> str:
+    """Two real 4 s H.264 segments from a Riverside camera (the ASB officer's site), once."""
+    if "clip_footage" not in w.data:
+        from tests.redaction.test_clips import make_segment
+        from vault.catalog import SourceKind
+
+        base = w.vault.settings.home_dir.parent
+        for n in range(2):
+            start = CLIP_T0 + dt.timedelta(seconds=4 * n)
+            w.vault.put_file(
+                make_segment(base / f"clip-seg{n}.mp4", 100 * n, audio=False),
+                source_id="cam-river-clip", source_kind=SourceKind.CCTV, site="Riverside",
+                actor=OPERATOR, captured_at=start, captured_end=start + dt.timedelta(seconds=4))
+        w.data["clip_footage"] = b"1"
+    return "/clips"
+
+
+CLIP_T0 = dt.datetime(2026, 11, 25, 13, 0, tzinfo=dt.UTC)
+
+
+def _sar(w: World) -> str:
+    """A fresh subject access request (so each principal may extend or close one)."""
+    from vault.sar import register_sar
+
+    sar = register_sar(w.vault, reference=f"SAR-{uuid.uuid4()}", requester_name="A. Resident",
+                       received_on=w.clock().date(), actor=OPERATOR)
+    return f"/sars/{sar.id}"
 
 
 CALLS: dict[str, Call] = {
@@ -116,6 +183,48 @@ CALLS: dict[str, Call] = {
     "custody proof": Call("GET", "/custody/events/{seq}/proof", lambda w: "/custody/events/0/proof"),
     "custody verify": Call("GET", "/custody/verify", lambda w: "/custody/verify"),
     "custody checkpoint": Call("GET", "/custody/checkpoint", lambda w: "/custody/checkpoint"),
+    "create clip": Call(
+        "POST", "/clips", _clip_footage,
+        json=lambda w: {"source_id": "cam-river-clip", "start": "2026-11-25T13:00:03.3Z",
+                        "end": "2026-11-25T13:00:04.7Z"}),
+    "register sar": Call(
+        "POST", "/sars", lambda w: "/sars",
+        json=lambda w: {"reference": f"SAR-{uuid.uuid4()}", "requester_name": "A. Resident",
+                        "received_on": w.clock().date().isoformat()}),
+    "list sars": Call("GET", "/sars", lambda w: "/sars", params=lambda w: {"due_within_days": "30"}),
+    "get sar": Call("GET", "/sars/{sar_id}", _sar),
+    "attach sar window": Call(
+        "POST", "/sars/{sar_id}/windows", lambda w: f"{_sar(w)}/windows",
+        json=lambda w: {"source_id": "cam-elm-1", "start": "2026-11-25T12:00:00Z",
+                        "end": "2026-11-25T13:00:00Z"}),
+    "extend sar": Call(
+        "POST", "/sars/{sar_id}/extend", lambda w: f"{_sar(w)}/extend",
+        json=lambda w: {"months": 2, "reason": "complex: many cameras"}),
+    "record sar disclosure": Call(
+        "POST", "/sars/{sar_id}/disclosures", lambda w: f"{_sar(w)}/disclosures",
+        json=lambda w: {"recording_ids": [w.rec["rec_case"].id], "method": "secure link"}),
+    "close sar": Call(
+        "POST", "/sars/{sar_id}/close", lambda w: f"{_sar(w)}/close",
+        json=lambda w: {"reason": "response sent"}),
+    "create redaction job": Call(
+        "POST", "/recordings/{recording_id}/redaction-jobs",
+        lambda w: f"/recordings/{w.rec['rec_case'].id}/redaction-jobs", json=lambda w: {}),
+    "get job": Call("GET", "/jobs/{job_id}", lambda w: f"/jobs/{_planned_job(w)}"),
+    "get job plan": Call("GET", "/jobs/{job_id}/plan", lambda w: f"/jobs/{_planned_job(w)}/plan"),
+    "edit job plan": Call(
+        "PUT", "/jobs/{job_id}/plan", lambda w: f"/jobs/{_planned_job(w)}/plan",
+        json=lambda w: w.client.get(  # the plan as the admin reads it
+            f"/jobs/{_planned_job(w)}/plan", headers=w.headers("admin")).json()),
+    "render job": Call("POST", "/jobs/{job_id}/render", lambda w: f"/jobs/{_planned_job(w)}/render"),
+    "create export": Call(
+        "POST", "/exports", lambda w: "/exports",
+        json=lambda w: {
+            "recording_ids": [w.rec["rec_case"].id], "recipient": "DC Smith",
+            "recipient_org": "Met Police", "purpose": "prosecution file",
+            "lawful_basis": "DPA 2018 s.35",
+        }),
+    "export package": Call(
+        "GET", "/exports/{job_id}/package", lambda w: f"/exports/{_export_job(w)}/package"),
 }
 
 # The expectations: who gets a 2xx on each call. Everyone else is refused and logged.
@@ -146,6 +255,21 @@ ALLOWED: dict[str, set[str]] = {
     "custody proof": CUSTODY,
     "custody verify": CUSTODY,
     "custody checkpoint": CUSTODY,
+    "create clip": STAFF,  # asb by site; asb_other_org has no site there
+    "register sar": SAR,
+    "list sars": SAR,
+    "get sar": SAR,
+    "attach sar window": SAR,
+    "extend sar": SAR,
+    "record sar disclosure": SAR,
+    "close sar": SAR,
+    "create redaction job": STAFF,
+    "get job": STAFF,  # asb made it; ig and police share its organisation
+    "get job plan": STAFF,
+    "edit job plan": STAFF,
+    "render job": STAFF,
+    "create export": STAFF,
+    "export package": STAFF,
 }
 
 # Routes outside the matrix: no bearer token by design.

@@ -23,9 +23,10 @@ T0 = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.UTC)
 # The DESIGN.md roles, as a table the code must match exactly.
 EXPECTED = {
     Role.ADMINISTRATOR: set(P),
-    Role.ASB_OFFICER: set(P) - {P.UPLOAD, P.CUSTODY_READ, P.CUSTODY_VERIFY},
+    Role.ASB_OFFICER: set(P) - {P.UPLOAD, P.CUSTODY_READ, P.CUSTODY_VERIFY, P.SAR_READ, P.SAR_WRITE},
     Role.IG_OFFICER: set(P) - {P.UPLOAD},
-    Role.POLICE_LIAISON: set(P) - {P.UPLOAD, P.CUSTODY_READ, P.CUSTODY_VERIFY},
+    Role.POLICE_LIAISON: set(P) - {P.UPLOAD, P.CUSTODY_READ, P.CUSTODY_VERIFY, P.SAR_READ,
+                                   P.SAR_WRITE},
     Role.AUDITOR: {P.CUSTODY_READ, P.CUSTODY_VERIFY, P.SELF},
     Role.INGEST_AGENT: {P.UPLOAD, P.SELF},
     Role.SHARE_RECIPIENT: set(),

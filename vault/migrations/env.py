@@ -13,6 +13,8 @@ import vault.custody  # noqa: F401  (registers the custody tables on Base.metada
 import vault.identity  # noqa: F401  (users, user_sites, api_tokens)
 import vault.cases  # noqa: F401  (case_owners, case_members)
 import vault.shares  # noqa: F401  (shares, share_items)
+import vault.sar  # noqa: F401  (subject_access_requests, sar_windows, sar_disclosures)
+import vault.jobs  # noqa: F401  (jobs)
 
 connection = context.config.attributes.get("connection")
 if connection is None:

@@ -1,0 +1,118 @@
+"""Disclosure export routes: build a package on the job queue, then download it.
+
+    POST /exports                    -> 202 an export job (see GET /jobs/{id} for progress)
+    GET  /exports/{job_id}/package   the finished ZIP (masters, redacted copies, manifest,
+                                     signed custody certificate, offline verifier)
+
+The package (see :mod:`vault.disclosure`) is kept under ``<home>/exports`` with owner-only
+permissions. Making one needs ``shares.create`` (it discloses footage to a named recipient) and
+``recordings.download`` on every recording in it (need-to-know); the export itself is an
+``exported`` custody event, and each download of the package is a ``downloaded`` event naming
+the recordings, the export and the package hash.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Annotated
+
+from fastapi import APIRouter, Path, status
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from vault.access import Purpose
+from vault.custody import Action
+from vault.jobs import JobKind, package_recording_id, require_job
+from vault.policy import Permission, require, require_recording
+
+from ..deps import PrincipalDep, PurposeDep, RouteDep, VaultDep
+from ..errors import responses
+from ..jobs import JobQueueDep
+from ..schemas import UUID_PATTERN, Id, LongText, ShortText
+from .jobs import JobPublic
+
+router = APIRouter(tags=["exports"])
+
+JobId = Annotated[str, Path(pattern=UUID_PATTERN, description="Export job id (UUID).")]
+
+
+class ExportCreate(BaseModel):
+    """A disclosure: what, to whom, why."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    recording_ids: list[Id] = Field(min_length=1, max_length=500)
+    recipient: ShortText = Field(description="The person receiving the package.")
+    recipient_org: ShortText = Field(description="Their organisation (police force, ASB team).")
+    purpose: LongText
+    lawful_basis: ShortText = Field(description="e.g. 'DPA 2018 s.35 law enforcement'.")
+    reference: ShortText | None = Field(default=None, description="Case, crime or SAR reference.")
+
+
+@router.post(
+    "/exports",
+    summary="Build a disclosure package",
+    description="Queue a job that builds a disclosure package of the recordings for the named "
+    "recipient: native masters and redacted copies, SHA-256 manifest, signed custody "
+    "certificate with inclusion proofs, and an offline verifier. Download it from "
+    "GET /exports/{job_id}/package once the job has succeeded.",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=JobPublic,
+    responses=responses(400, 401, 403, 404),
+)
+def create_export(
+    vault: VaultDep, queue: JobQueueDep, principal: PrincipalDep, route: RouteDep, body: ExportCreate,
+) -> JobPublic:
+    require(vault, principal, Permission.SHARE_CREATE, route=route)
+    ids = list(dict.fromkeys(body.recording_ids))
+    for rid in ids:
+        require_recording(vault, principal, Permission.DOWNLOAD, rid, route=route)
+    job = queue.submit(
+        JobKind.EXPORT, actor=principal.actor, vault=vault,
+        purpose=Purpose(purpose=body.purpose, lawful_basis=body.lawful_basis, reference=body.reference),
+        params={"recording_ids": ids, "recipient": body.recipient, "recipient_org": body.recipient_org},
+    )
+    return JobPublic.of(job)
+
+
+@router.get(
+    "/exports/{job_id}/package",
+    summary="Download a disclosure package",
+    description="The finished package (ZIP) of an export job; 404 until the job has succeeded. "
+    "Needs `X-Purpose`; logged as `downloaded` with the package's SHA-256.",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/zip": {}}, "description": "The package"},
+               **responses(400, 401, 403, 404)},
+)
+def download_package(
+    vault: VaultDep, principal: PrincipalDep, route: RouteDep, purpose: PurposeDep, job_id: JobId,
+) -> StreamingResponse:
+    job = require_job(vault, principal, Permission.DOWNLOAD, job_id, route=route)
+    stated = purpose.require()
+    package_id = package_recording_id(job)
+    result = job.result or {}
+    # Decrypted as it streams; the read is the custody event (downloaded, with the purpose).
+    recording, _, chunks = vault.read(
+        package_id, actor=principal.actor, purpose=stated, action=Action.DOWNLOADED,
+        details={"job_id": job.id, "export_id": result.get("export_id"),
+                 "recording_ids": job.recording_ids, "route": route},
+    )
+    filename = f"disclosure-{result.get('export_id', job.id)}.zip"
+    return StreamingResponse(
+        chunks, media_type="application/zip",
+        headers={"Cache-Control": "no-store", "Content-Length": str(recording.size),
+                 "Content-Disposition": f'attachment; filename="{filename}"',
+                 **_digest(recording.sha256)},
+    )
+
+
+def _digest(sha256_hex: str) -> dict[str, str]:
+    """``Repr-Digest`` (RFC 9530) of the package, for the client to check its copy against."""
+    try:
+        raw = bytes.fromhex(sha256_hex)
+    except ValueError:
+        return {}
+    return {"Repr-Digest": f"sha-256=:{base64.b64encode(raw).decode()}:"} if len(raw) == 32 else {}
+
+
+__all__ = ["ExportCreate", "router"]

@@ -1,0 +1,281 @@
+"""Subject access request routes: register, list (``due_within_days``), read, attach a camera
+window (which holds the footage at once), extend, record a disclosure, close.
+
+Information-governance officers and administrators only (``sars.read``/``sars.write`` in
+:mod:`vault.policy`). Every change is a custody event under the request's reference
+(:mod:`vault.sar`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, status
+from pydantic import BaseModel, Field, StringConstraints
+
+from vault import sar as sars
+from vault.policy import Permission, require
+from vault.sar import MAX_EXTENSION_MONTHS, SarStatus, SarView, SubjectAccessRequest
+
+from ..deps import PrincipalDep, RouteDep, VaultDep
+from ..errors import responses
+from ..schemas import UUID_PATTERN, Id, Instant, LongText, ShortText, _Model
+
+router = APIRouter(tags=["subject access requests"])
+
+SarId = Annotated[str, Path(pattern=UUID_PATTERN, description="Subject access request id (UUID).")]
+
+
+class SarCreate(_Model):
+    """A request as received."""
+
+    reference: Annotated[str, StringConstraints(min_length=1, max_length=128, strip_whitespace=True)]
+    requester_name: ShortText
+    requester_contact: Annotated[str, StringConstraints(max_length=512)] | None = None
+    received_on: dt.date = Field(description="Day of receipt (day one of the month to respond).")
+    description: Annotated[str, StringConstraints(max_length=4000)] | None = Field(
+        None, description="How the requester describes themselves and the occasion.")
+
+
+class SarWindowCreate(_Model):
+    """A camera or device and a capture window; the matching footage is held at once."""
+
+    source_id: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    start: Instant
+    end: Instant
+    note: Annotated[str, StringConstraints(max_length=2000)] | None = None
+
+
+class SarExtend(_Model):
+    """Extend the deadline (at most two further months in all), with the reason."""
+
+    months: int = Field(ge=1, le=MAX_EXTENSION_MONTHS)
+    reason: LongText
+
+
+class SarDisclosureCreate(_Model):
+    """Recordings (usually redacted copies) disclosed to the requester, and how."""
+
+    recording_ids: list[Id] = Field(min_length=1, max_length=1000)
+    method: ShortText = Field(description="How, e.g. 'secure download link', 'encrypted USB'.")
+    notes: Annotated[str, StringConstraints(max_length=4000)] | None = None
+
+
+class SarClose(_Model):
+    """Close the request (or refuse it); its holds are released."""
+
+    reason: LongText
+    refused: bool = False
+
+
+class SarWindowPublic(BaseModel):
+    id: str
+    hold_id: str
+    source_id: str
+    start: dt.datetime
+    end: dt.datetime
+    note: str | None
+    held: bool = Field(description="Whether its hold is still active.")
+    added_by: str | None
+    added_at: dt.datetime
+
+
+class SarDisclosurePublic(BaseModel):
+    id: str
+    recording_ids: list[str]
+    method: str
+    notes: str | None
+    disclosed_at: dt.datetime
+    disclosed_by: str | None
+
+
+class SarPublic(BaseModel):
+    """A subject access request."""
+
+    id: str
+    reference: str
+    requester_name: str
+    requester_contact: str | None
+    description: str | None
+    received_on: dt.date
+    due_on: dt.date = Field(description="One calendar month after receipt.")
+    deadline: dt.date = Field(description="The deadline with any extension.")
+    extension_months: int
+    extension_reason: str | None
+    status: SarStatus
+    created_by: str | None
+    created_at: dt.datetime
+    closed_at: dt.datetime | None
+    closed_by: str | None
+    close_reason: str | None
+
+    @classmethod
+    def of(cls, s: SubjectAccessRequest) -> SarPublic:
+        return cls(
+            id=s.id, reference=s.reference, requester_name=s.requester_name,
+            requester_contact=s.requester_contact, description=s.description,
+            received_on=s.received_on, due_on=s.due_on, deadline=s.deadline,
+            extension_months=s.extension_months, extension_reason=s.extension_reason,
+            status=s.status, created_by=s.created_by, created_at=s.created_at,
+            closed_at=s.closed_at, closed_by=s.closed_by, close_reason=s.close_reason,
+        )
+
+
+class SarDetail(SarPublic):
+    """A request with its windows and disclosures."""
+
+    windows: list[SarWindowPublic]
+    disclosures: list[SarDisclosurePublic]
+
+    @classmethod
+    def of_view(cls, view: SarView) -> SarDetail:
+        return cls(
+            **SarPublic.of(view.sar).model_dump(),
+            windows=[
+                SarWindowPublic(
+                    id=w.id, hold_id=w.hold_id, source_id=w.source_id, start=w.window_start,
+                    end=w.window_end, note=w.note, held=h.released_at is None,
+                    added_by=w.added_by, added_at=w.added_at,
+                )
+                for w, h in view.windows
+            ],
+            disclosures=[
+                SarDisclosurePublic(
+                    id=d.id, recording_ids=list(d.recording_ids), method=d.method, notes=d.notes,
+                    disclosed_at=d.disclosed_at, disclosed_by=d.disclosed_by,
+                )
+                for d in view.disclosures
+            ],
+        )
+
+
+def _detail(vault, sar_id: str) -> SarDetail:  # type: ignore[no-untyped-def]
+    return SarDetail.of_view(sars.get_sar(vault, sar_id))
+
+
+@router.post(
+    "/sars",
+    summary="Register a subject access request",
+    description="Due one calendar month after receipt (the corresponding date, or the month's "
+    "last day). Logged as `sar.registered`.",
+    status_code=status.HTTP_201_CREATED,
+    response_model=SarDetail,
+    responses=responses(400, 401, 403),
+)
+def register(vault: VaultDep, principal: PrincipalDep, route: RouteDep, body: SarCreate) -> SarDetail:
+    require(vault, principal, Permission.SAR_WRITE, route=route)
+    sar = sars.register_sar(
+        vault, reference=body.reference, requester_name=body.requester_name,
+        requester_contact=body.requester_contact, received_on=body.received_on,
+        description=body.description, actor=principal.actor,
+    )
+    return _detail(vault, sar.id)
+
+
+@router.get(
+    "/sars",
+    summary="List subject access requests",
+    description="Soonest deadline first. `due_within_days=N`: only requests still owed a response "
+    "whose deadline is within N days (overdue ones included).",
+    response_model=list[SarPublic],
+    responses=responses(400, 401, 403),
+)
+def list_requests(
+    vault: VaultDep,
+    principal: PrincipalDep,
+    route: RouteDep,
+    due_within_days: Annotated[int | None, Query(ge=0, le=3660)] = None,
+    status_: Annotated[SarStatus | None, Query(alias="status")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> list[SarPublic]:
+    require(vault, principal, Permission.SAR_READ, route=route)
+    rows = sars.list_sars(vault, status=status_, due_within_days=due_within_days, limit=limit,
+                          offset=offset)
+    return [SarPublic.of(s) for s in rows]
+
+
+@router.get(
+    "/sars/{sar_id}",
+    summary="Subject access request details",
+    description="A request with its camera windows (and whether each is still held) and "
+    "disclosures.",
+    response_model=SarDetail,
+    responses=responses(401, 403, 404),
+)
+def get_request(vault: VaultDep, principal: PrincipalDep, route: RouteDep, sar_id: SarId) -> SarDetail:
+    require(vault, principal, Permission.SAR_READ, object_ids=[sar_id], route=route)
+    return _detail(vault, sar_id)
+
+
+@router.post(
+    "/sars/{sar_id}/windows",
+    summary="Attach a camera window",
+    description="Hold the footage of a source in a capture window until the request closes "
+    "(footage arriving later in the window is held too). Logged as `held` and "
+    "`sar.window_attached`.",
+    status_code=status.HTTP_201_CREATED,
+    response_model=SarDetail,
+    responses=responses(400, 401, 403, 404),
+)
+def attach(
+    vault: VaultDep, principal: PrincipalDep, route: RouteDep, sar_id: SarId, body: SarWindowCreate
+) -> SarDetail:
+    require(vault, principal, Permission.SAR_WRITE, object_ids=[sar_id], route=route)
+    sars.attach_window(vault, sar_id, source_id=body.source_id, start=body.start, end=body.end,
+                       note=body.note, actor=principal.actor)
+    return _detail(vault, sar_id)
+
+
+@router.post(
+    "/sars/{sar_id}/extend",
+    summary="Extend the deadline",
+    description="By up to two further months in all, with the reason. Logged as `sar.extended`.",
+    response_model=SarDetail,
+    responses=responses(400, 401, 403, 404),
+)
+def extend(
+    vault: VaultDep, principal: PrincipalDep, route: RouteDep, sar_id: SarId, body: SarExtend
+) -> SarDetail:
+    require(vault, principal, Permission.SAR_WRITE, object_ids=[sar_id], route=route)
+    sars.extend_sar(vault, sar_id, months=body.months, reason=body.reason, actor=principal.actor)
+    return _detail(vault, sar_id)
+
+
+@router.post(
+    "/sars/{sar_id}/disclosures",
+    summary="Record a disclosure",
+    description="Which recordings (usually redacted copies) went to the requester, and how. "
+    "Logged as `sar.disclosed` with their hashes and the requester as recipient.",
+    status_code=status.HTTP_201_CREATED,
+    response_model=SarDetail,
+    responses=responses(400, 401, 403, 404),
+)
+def disclose(
+    vault: VaultDep, principal: PrincipalDep, route: RouteDep, sar_id: SarId,
+    body: SarDisclosureCreate,
+) -> SarDetail:
+    require(vault, principal, Permission.SAR_WRITE, object_ids=[sar_id], route=route)
+    sars.record_disclosure(vault, sar_id, recording_ids=body.recording_ids, method=body.method,
+                           notes=body.notes, actor=principal.actor)
+    return _detail(vault, sar_id)
+
+
+@router.post(
+    "/sars/{sar_id}/close",
+    summary="Close or refuse a request",
+    description="Releases its holds: footage past its retention date goes on the next retention "
+    "run. Logged as `released` per hold and `sar.closed`.",
+    response_model=SarDetail,
+    responses=responses(400, 401, 403, 404),
+)
+def close(
+    vault: VaultDep, principal: PrincipalDep, route: RouteDep, sar_id: SarId, body: SarClose
+) -> SarDetail:
+    require(vault, principal, Permission.SAR_WRITE, object_ids=[sar_id], route=route)
+    sars.close_sar(vault, sar_id, reason=body.reason, refused=body.refused, actor=principal.actor)
+    return _detail(vault, sar_id)
+
+
+__all__ = ["router"]
