@@ -56,7 +56,7 @@ def test_compose_file_validates(tmp_path: Path) -> None:
 def test_compose_services_and_vault_settings() -> None:
     spec = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     services = spec["services"]
-    assert {"minio", "postgres", "api", "ingest", "retention", "init"} <= set(services)
+    assert {"minio", "postgres", "api", "ingest", "worker", "retention", "init"} <= set(services)
     for name in ("minio", "postgres", "api", "ingest"):
         assert "healthcheck" in services[name], name
     environment = spec["x-vault"]["environment"]
@@ -81,3 +81,27 @@ def test_env_example_sets_every_required_secret() -> None:
     text = (ROOT / "deploy" / "env.example").read_text()
     for name in ENV:
         assert f"{name}=" in text
+
+
+def test_every_compose_command_parses_with_the_real_cli() -> None:
+    import click
+    import typer.main
+
+    from api.cli import app
+
+    root = typer.main.get_command(app)
+    spec = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    checked = 0
+    for name, service in spec["services"].items():
+        if service.get("image") != "evidence-vault:latest" and "<<" not in service:
+            continue
+        args = list(service["command"])
+        command: click.Command = root
+        ctx = click.Context(root, info_name="evidence-vault")
+        while isinstance(command, click.Group):
+            sub = command.get_command(ctx, args[0])
+            assert sub is not None, f"service {name}: unknown command {args[0]!r}"
+            command, args = sub, args[1:]
+        command.make_context(command.name, list(args))  # raises on unknown options
+        checked += 1
+    assert checked >= 5
