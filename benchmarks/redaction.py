@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from redaction import redact_video
-from tests.redaction.synth import (
+from redaction.synthetic import (
     Clip,
     Face,
     circle,

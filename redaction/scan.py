@@ -11,8 +11,9 @@ that comes into view moves, so the scanner looks, every ``stride``-th frame, onl
    finds with confidence (CenterFace scores a 24 px face about 0.75, a 16 px one about 0.1).
 2. **Track regions** - around where each live track is predicted to be, so a face that
    stops moving keeps being seen.
-3. **A sweep** - the whole frame at the same scale in overlapping tiles, a few tiles per
-   look, so every part of the frame is searched at full sensitivity every ``sweep_seconds``;
+3. **A sweep** - the whole frame at the same scale in the cheapest grid of overlapping
+   tiles, one tile every few looks, so every part of the frame is searched at full
+   sensitivity every ``sweep_seconds``;
    plus a coarse whole-frame pass for faces too large for one tile. The first frame is swept
    completely. The sweep catches faces that never moved since the video began and anything
    the motion model let through.
@@ -60,15 +61,15 @@ class ScanParams:
     - ``motion_width``: width of the motion map (px).
     - ``motion_threshold``: grey-level difference from the background that counts as motion.
     - ``background_seconds``: time constant of the background model.
-    - ``max_region_pixels``: largest detector input for one region; bigger regions are
-      searched at a lower scale.
+    - ``max_region_pixels``: largest detector input for one region or sweep tile; bigger
+      motion regions are searched at a lower scale.
     - ``coarse_width``: width of the coarse whole-frame pass of the sweep.
     """
 
     min_face: int = 20
     detect_face: int = 28
     stride: int = 4
-    sweep_seconds: float = 8.0
+    sweep_seconds: float = 10.0
     motion_width: int = 480
     motion_threshold: int = 14
     background_seconds: float = 2.0
@@ -129,17 +130,36 @@ def _overlaps(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> boo
     return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
-def _tiles(width: int, height: int, tile: int, overlap: int) -> list[tuple[int, int, int, int]]:
-    """Overlapping tiles covering the frame; ``overlap`` px shared by neighbours."""
-    def starts(length: int) -> list[int]:
-        if length <= tile:
-            return [0]
-        n = math.ceil((length - overlap) / (tile - overlap))
-        step = (length - tile) / (n - 1)
-        return [round(i * step) for i in range(n)]
+def _tiles(width: int, height: int, max_area: float,
+           overlap: int) -> list[tuple[int, int, int, int]]:
+    """The cheapest grid of overlapping tiles covering the frame, each at most ``max_area``
+    px (frame pixels); neighbours share ``overlap`` px so a face at a seam is whole in one.
+    """
+    best: tuple[float, int, int] | None = None
+    for rows in range(1, 17):
+        th = (height + (rows - 1) * overlap) / rows
+        for cols in range(1, 33):
+            tw = (width + (cols - 1) * overlap) / cols
+            if tw * th > max_area or (rows > 1 and th <= overlap) or (cols > 1 and tw <= overlap):
+                continue
+            cost = rows * cols * tw * th
+            if best is None or cost < best[0]:
+                best = (cost, rows, cols)
+            break  # more columns only cost more
+    if best is None:
+        raise ValueError("tiles cannot be that small")
+    _, rows, cols = best
+    tw = math.ceil((width + (cols - 1) * overlap) / cols)
+    th = math.ceil((height + (rows - 1) * overlap) / rows)
 
-    return [(x, y, min(width, x + tile), min(height, y + tile))
-            for y in starts(height) for x in starts(width)]
+    def starts(length: int, tile: int, n: int) -> list[int]:
+        if n == 1:
+            return [0]
+        step = (length - tile) / (n - 1)
+        return [round(k * step) for k in range(n)]
+
+    return [(x, y, min(width, x + tw), min(height, y + th))
+            for y in starts(height, th, rows) for x in starts(width, tw, cols)]
 
 
 class FrameScanner:
@@ -184,11 +204,10 @@ class FrameScanner:
         if self.width > p.coarse_width:
             regions.append(_Region(0, 0, self.width, self.height,
                                    p.coarse_width / self.width, "coarse"))
-        tile = max(64, int(math.sqrt(p.max_region_pixels) * 0.64 / scale))
         # Neighbouring tiles share more than the smallest face the coarse pass finds, so
         # every face is whole in some tile or found by the coarse pass.
-        overlap = min(tile // 2, int(1.2 * p.detect_face * max(1.0, self.width / p.coarse_width)))
-        for box in _tiles(self.width, self.height, tile, overlap):
+        overlap = int(1.2 * p.detect_face * max(1.0, self.width / p.coarse_width))
+        for box in _tiles(self.width, self.height, p.max_region_pixels / scale**2, overlap):
             regions.append(_Region(*box, scale, "sweep"))
         return regions
 

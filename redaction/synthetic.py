@@ -1,5 +1,7 @@
 """Synthetic footage with known faces: real face images from scikit-image, moved on paths.
 
+Used by the demo, the tests and the benchmarks; scikit-image comes with deface.
+
 A clip is a background photograph with sensor noise, and heads cut from
 ``skimage.data.astronaut()`` (Eileen Collins; optionally mirrored and re-lit so faces differ)
 composited with a soft elliptical edge at known positions and sizes on every frame. The

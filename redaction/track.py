@@ -48,7 +48,7 @@ class TrackParams:
     """
 
     max_gap_seconds: float = 1.0
-    pad_seconds: float = 0.5
+    pad_seconds: float = 1.0
     box_pad: float = 0.25
     min_iou: float = 0.05
     max_distance: float = 1.5

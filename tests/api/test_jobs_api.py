@@ -19,7 +19,7 @@ import pytest
 from api.jobs import open_job_queue
 from tests.api.conftest import OPERATOR, T0, World
 from tests.redaction.conftest import two_people
-from tests.redaction.synth import make_clip
+from redaction.synthetic import make_clip
 from vault.catalog import MediaKind, Recording, SourceKind
 from vault.disclosure import verify_export
 from vault.jobs import Job, JobKind, JobState, get_job

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from redaction import CenterFace
-from tests.redaction.synth import Clip, Face, circle, linear, make_clip
+from redaction.synthetic import Clip, Face, circle, linear, make_clip
 
 
 @pytest.fixture(scope="session")

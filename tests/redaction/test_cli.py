@@ -9,7 +9,7 @@ import typer
 from typer.testing import CliRunner
 
 from api.cli.redact import redact_app
-from tests.redaction.synth import Clip
+from redaction.synthetic import Clip
 
 runner = CliRunner()
 

@@ -19,7 +19,7 @@ from redaction import (
     render_plan,
 )
 from redaction.media import iter_frames
-from tests.redaction.synth import Clip, Face, make_clip, still
+from redaction.synthetic import Clip, Face, make_clip, still
 
 
 def _ffmpeg() -> str:

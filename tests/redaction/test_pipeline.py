@@ -20,7 +20,7 @@ from redaction import (
     render_plan,
 )
 from tests.redaction.conftest import two_people
-from tests.redaction.synth import (
+from redaction.synthetic import (
     Clip,
     Face,
     face_visibility,

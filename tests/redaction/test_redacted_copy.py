@@ -11,7 +11,7 @@ import pytest
 from redaction.redacted_copy import redact_recording
 from redaction.errors import MediaError
 from tests.redaction.conftest import two_people
-from tests.redaction.synth import face_visibility, make_clip, read_frames
+from redaction.synthetic import face_visibility, make_clip, read_frames
 from vault import Action, Actor, Purpose, Role, Settings, SourceKind, Vault, run_retention
 
 ACTOR = Actor(user="ig-1", role=Role.IG_OFFICER, organisation="Housing")

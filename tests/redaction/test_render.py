@@ -7,7 +7,7 @@ import pytest
 
 from redaction import MaskSpec, MaskStyle
 from redaction.render import FrameMasker, apply_mask
-from tests.redaction.synth import Face, face_visibility, render_frame, still
+from redaction.synthetic import Face, face_visibility, render_frame, still
 
 
 @pytest.fixture
