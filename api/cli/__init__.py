@@ -19,6 +19,7 @@ from .demo import demo
 from .export import export_app
 from .ingest import ingest_app
 from .jobs import jobs_app
+from .redact import redact_app
 from .retention import retention_app
 from .sar import sar_app
 from .serve import serve
@@ -45,12 +46,7 @@ app.command()(worker)
 app.command()(serve)
 app.command()(demo)
 
-try:  # the redaction commands live beside the redaction package's CLI
-    from .redact import redact_app
-
-    app.add_typer(redact_app, name="redact")
-except ImportError:  # pragma: no cover - only while redaction is being built
-    pass
+app.add_typer(redact_app, name="redact")
 
 def main() -> None:
     """Console-script entry point: run the app, turning vault errors into one-line messages."""

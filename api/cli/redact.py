@@ -12,6 +12,7 @@ print. ``--json`` prints a machine-readable summary instead of the progress bar.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -38,6 +39,7 @@ from redaction import (
 )
 from redaction.plan import RedactionPlan
 from redaction.render import RenderResult
+from ._common import load_settings, reports_errors
 
 __all__ = ["redact_app"]
 
@@ -186,6 +188,31 @@ MinFaceOpt = Annotated[int, typer.Option(
     "--min-face", min=4, help="Smallest face to find, in pixels tall.")]
 
 
+_RECORDING_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+@reports_errors
+def _redact_vault_recording(recording_id: str, output: Path, *, plan_out: Path | None,
+                            mask: MaskSpec, caption: str | None, audio: list[AudioEdit],
+                            encode: EncodeParams, purpose: str, reference: str | None,
+                            as_json: bool) -> None:
+    from redaction.redacted_copy import redact_recording
+    from vault import Actor, Purpose, Vault
+
+    actor = Actor.local_operator()
+    why = Purpose(purpose=purpose, reference=reference)
+    with Vault.open(load_settings()) as vault, _progress("redact", as_json) as progress:
+        copy = redact_recording(vault, recording_id, actor=actor, purpose=why, mask=mask,
+                                caption=caption, audio=audio, encode=encode, progress=progress)
+        vault.export_file(copy.recording.id, output, actor=actor, purpose=why)
+    if plan_out is not None:
+        save_plan(copy.plan, plan_out)
+    summary = _summary(copy.plan, copy.render, plan_out)
+    summary.update({"output": str(output), "recording_id": copy.recording.id,
+                    "parent_id": recording_id})
+    _print(summary, as_json)
+
+
 @redact_app.command("run")
 def run_cmd(
     input: InputArg,
@@ -201,10 +228,25 @@ def run_cmd(
     min_face: MinFaceOpt = 20,
     preset: PresetOpt = _ENCODE.preset,
     crf: CrfOpt = _ENCODE.crf,
+    purpose: Annotated[str, typer.Option(
+        help="With a vault recording id: why it is redacted (custody log).")] = "redaction for disclosure",
+    reference: Annotated[str | None, typer.Option(
+        help="With a vault recording id: case, crime or SAR reference.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Detect, track and blur faces in INPUT and write a redacted H.264/AAC MP4 (one pass)."""
+    """Detect, track and blur faces in INPUT and write a redacted H.264/AAC MP4 (one pass).
+
+    INPUT is a footage file, or the id of a vault recording: then the redacted copy is also
+    stored in the vault as a new recording with provenance, and the access is logged.
+    """
     audio = _ranges(mute or [], "mute") + _ranges(bleep or [], "bleep")
+    if not input.exists() and _RECORDING_ID.fullmatch(str(input)):
+        _redact_vault_recording(str(input), output, plan_out=plan_out,
+                                mask=MaskSpec(style=MaskStyle(mode.value), strength=strength),
+                                caption=caption, audio=audio,
+                                encode=EncodeParams(preset=preset, crf=crf),
+                                purpose=purpose, reference=reference, as_json=as_json)
+        return
     scan = ScanParams(min_face=min_face)
     try:
         with _progress("redact", as_json) as progress:

@@ -75,3 +75,32 @@ def test_help_names_the_three_forms() -> None:
         assert word in r.output
     r = runner.invoke(redact_app, ["render", "--help"])
     assert r.exit_code == 0 and "--keep" in r.output
+
+
+def test_redact_a_vault_recording_by_id(tmp_path: Path) -> None:
+    import datetime as dt
+
+    from typer.testing import CliRunner
+
+    from api.cli import app
+    from redaction.synthetic import make_clip
+    from tests.redaction.conftest import two_people
+    from vault import Actor, Role, Settings, Vault
+
+    home = tmp_path / "home"
+    clip = make_clip(tmp_path / "cam.mp4", two_people())
+    with Vault.init(Settings(home=home)) as vault:
+        master = vault.put_file(clip.path, source_id="cam-03", actor=Actor(user="t", role=Role.ADMINISTRATOR),
+                                captured_at=dt.datetime(2026, 11, 20, tzinfo=dt.timezone.utc))
+    out = tmp_path / "copy.mp4"
+    result = CliRunner().invoke(app, ["redact", master.id, "-o", str(out), "--json", "--reference", "SAR-1"],
+                                env={"EVIDENCE_VAULT_HOME": str(home)})
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["parent_id"] == master.id and out.stat().st_size > 0
+    with Vault.open(Settings(home=home)) as vault:
+        copy = vault.recording(summary["recording_id"])
+        assert copy.parent_id == master.id and copy.sha256 == summary["sha256"]
+    missing = CliRunner().invoke(app, ["redact", "00000000-0000-4000-8000-000000000000", "-o", str(tmp_path / "x.mp4")],
+                                 env={"EVIDENCE_VAULT_HOME": str(home)})
+    assert missing.exit_code == 3 and "no recording with id" in missing.stderr
