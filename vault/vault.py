@@ -44,11 +44,13 @@ from .errors import (
     VaultError,
 )
 from .keys import KeyProvider, LocalKeyring, WrappedKey
-from .objectstore import ObjectStore, open_store
+from .objectstore import ObjectStore, S3Store, open_store
 from .retention import RetentionPolicy
 
 Clock = Callable[[], dt.datetime]
 log = logging.getLogger("evidence_vault")
+# Storage-side expiry runs this many days after the longest retention period (defence in depth).
+LIFECYCLE_MARGIN_DAYS = 7
 
 _AUDIO_EXTS = {".wav", ".mp3", ".m4a", ".aac", ".flac", ".ogg", ".opus", ".amr"}
 _VIDEO_EXTS = {".mp4", ".mkv", ".avi", ".mov", ".ts", ".m2ts", ".mjpeg", ".mjpg", ".webm", ".264", ".h264", ".h265", ".hevc", ".3gp"}
@@ -162,7 +164,19 @@ class Vault:
         upgrade(engine)
         vault = cls.open(settings, clock=clock, engine=engine)
         vault.store.check()
+        vault._storage_defence_in_depth()
         return vault
+
+    def _storage_defence_in_depth(self) -> None:
+        """On an object-lock bucket, ask the store to expire objects a week after the longest
+        retention period: a backstop if the reaper stops running. Held objects carry an S3 legal
+        hold, which lifecycle expiry cannot remove. Without object lock nothing could protect held
+        footage from such a rule, so none is set and the reaper alone decides.
+        """
+        if isinstance(self.store, S3Store) and self.store.object_lock:
+            policy = RetentionPolicy.from_settings(self.settings)
+            longest = max([policy.default_days, *policy.overrides.values()])
+            self.store.set_expiry_rule(longest + LIFECYCLE_MARGIN_DAYS, prefix="recordings/")
 
     @classmethod
     def open(cls, settings: Settings, *, clock: Clock = utcnow, engine: Engine | None = None) -> Vault:
@@ -369,8 +383,20 @@ class Vault:
             except VaultError:
                 pass
             raise
+        self._legal_hold_if_held(recording)
         self.checkpoint_if_due()
         return recording
+
+    def _legal_hold_if_held(self, recording: Recording) -> None:
+        # Footage arriving inside an already-held window (a SAR for "camera 3, 14:00-15:00",
+        # an agent that was offline) is protected in storage too, not only by the reaper.
+        from .holds import active_holds
+
+        with self.sessions() as session:
+            row = session.get(Recording, recording.id)
+            held = row is not None and bool(active_holds(session, row))
+        if held:
+            self.store.set_legal_hold(recording.object_key, True)
 
     def checkpoint_if_due(self) -> None:
         """Sign a custody checkpoint if one is due, after the caller's commit.
