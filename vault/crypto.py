@@ -51,6 +51,7 @@ no plaintext is released from a segment that does not authenticate.
 from __future__ import annotations
 
 import hashlib
+from concurrent.futures import Future, ThreadPoolExecutor
 import io
 import os
 from collections.abc import Callable, Iterator
@@ -280,11 +281,18 @@ class EncryptingReader(_ChunkReader):
         self._ad = _segments.associated_data(self.header.to_bytes(), oid)
         self._source = source
         self._segment_size = segment_size
-        # One spare byte: if it fills, the segment before it is not the last one.
-        self._buffer: bytearray | None = bytearray(segment_size + 1)
+        # Two buffers, each with one spare byte (if it fills, the segment before it is not the
+        # last one). SHA-256 runs on a helper thread over one buffer while the next segment is
+        # read and encrypted in the other: hashing is the slowest step, and hashlib releases the
+        # GIL, so the two overlap on two cores.
+        self._buffers: list[bytearray] | None = [bytearray(segment_size + 1) for _ in range(2)]
+        self._hashing: list[Future[None] | None] = [None, None]
+        self._which = 0
+        self._lookahead = 0
         self._carry = 0
         self._index = 0
         self._sha256 = hashlib.sha256()
+        self._hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="evs1-sha256")
         self._size = 0
         self._finished = False
         self._header_pending = True
@@ -305,36 +313,53 @@ class EncryptingReader(_ChunkReader):
         if self._header_pending:
             self._header_pending = False
             return self.header.to_bytes()
-        if self._finished or self._buffer is None:
+        if self._finished or self._buffers is None:
             return None
         if self._index >= MAX_SEGMENTS:
             raise InvalidInput(f"plaintext exceeds the format's limit of {MAX_SEGMENTS} segments")
         size = self._segment_size
-        buffer = self._buffer
-        with memoryview(buffer) as view:
-            held = _fill(self._source, view, self._carry)
-            final = held <= size
-            length = held if final else size
-            with view[:length] as segment:
-                self._sha256.update(segment)
-                sealed = self._aead.encrypt(
-                    _segments.nonce(self.header.nonce_prefix, self._index, final),
-                    segment,
-                    self._ad,
-                )
+        which = self._which
+        buffer = self._buffers[which]
+        self._wait_hash(which)  # this buffer's previous segment must be hashed before reuse
+        if self._carry:
+            buffer[0] = self._lookahead  # the lookahead byte opens the next segment
+        view = memoryview(buffer)
+        held = _fill(self._source, view, self._carry)
+        final = held <= size
+        length = held if final else size
+        segment = view[:length]
+        # One worker thread: segments are hashed in order.
+        self._hashing[which] = self._hasher.submit(self._sha256.update, segment)
+        sealed = self._aead.encrypt(
+            _segments.nonce(self.header.nonce_prefix, self._index, final), segment, self._ad
+        )
         self._size += length
         self._index += 1
         if final:
+            self._wait_hash(0)
+            self._wait_hash(1)
             self._finished = True
-            self._buffer = None  # nothing more to read: free the segment buffer now
+            self._release()  # nothing more to read: free the buffers and the thread now
         else:
-            buffer[0] = buffer[size]  # the lookahead byte opens the next segment
+            self._lookahead = buffer[size]
             self._carry = 1
+            self._which = 1 - which
         return sealed
 
+    def _wait_hash(self, which: int) -> None:
+        pending = self._hashing[which]
+        if pending is not None:
+            self._hashing[which] = None
+            pending.result()
+
+    def _release(self) -> None:
+        self._hasher.shutdown(wait=True)
+        self._hashing = [None, None]
+        self._buffers = None
+
     def close(self) -> None:
-        """Release the segment buffer; the source stays open."""
-        self._buffer = None
+        """Release the segment buffers and the hashing thread; the source stays open."""
+        self._release()
         super().close()
 
 

@@ -309,7 +309,10 @@ class Vault:
         reader = crypto.EncryptingReader(
             stream, dek=dek, object_id=recording_id, segment_size=self.settings.segment_size
         )
-        info = self.store.put(object_key, reader)  # type: ignore[arg-type]
+        try:
+            info = self.store.put(object_key, reader)  # type: ignore[arg-type]
+        finally:
+            reader.close()  # frees its buffers and hashing thread, also when the upload failed
         try:
             expected = crypto.ciphertext_size(reader.plaintext_size, self.settings.segment_size)
             if info.size != expected:
