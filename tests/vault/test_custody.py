@@ -697,7 +697,9 @@ def _tampered_proofs(proof: dict[str, Any]) -> Iterator[dict[str, Any]]:
     yield {**proof, "leaf_index": proof["leaf_index"] + 1}
     yield {**proof, "proof": proof["proof"][:-1]}
     yield {**proof, "proof": [*proof["proof"], proof["root_hash"]]}
-    yield {**proof, "proof": [proof["proof"][0][:-1] + "0"] + proof["proof"][1:]}
+    first = proof["proof"][0]
+    flipped = first[:-1] + ("1" if first[-1] == "0" else "0")  # always a different hash
+    yield {**proof, "proof": [flipped] + proof["proof"][1:]}
     yield {**proof, "tree_size": proof["tree_size"] + 1}
     yield {**proof, "root_hash": "00" * 32}
     size = proof["tree_size"]
