@@ -83,8 +83,9 @@ def footage_response(
     range_header: str | None,
     action: Action,
     attachment: bool,
+    details: dict[str, object] | None = None,
 ) -> StreamingResponse:
-    """Log the access and stream the recording (or the range asked for).
+    """Log the access (with ``details``) and stream the recording (or the range asked for).
 
     Raises Shredded (410) for deleted footage, RangeNotSatisfiable (416).
     """
@@ -100,6 +101,7 @@ def footage_response(
         purpose=purpose,
         byte_range=ByteRange(*wanted) if wanted else None,
         action=action,
+        details=details,
     )
     length = max(0, end - start + 1)
     headers = {

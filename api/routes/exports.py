@@ -13,7 +13,6 @@ the recordings, the export and the package hash.
 
 from __future__ import annotations
 
-import base64
 from typing import Annotated
 
 from fastapi import APIRouter, Path, status
@@ -26,9 +25,11 @@ from vault.jobs import JobKind, package_recording_id, require_job
 from vault.policy import Permission, require, require_recording
 
 from ..deps import PrincipalDep, PurposeDep, RouteDep, VaultDep
+from .._streaming import footage_response
 from ..errors import responses
 from ..jobs import JobQueueDep
 from ..schemas import UUID_PATTERN, Id, LongText, ShortText
+from .evidence import RangeHeader
 from .jobs import JobPublic
 
 router = APIRouter(tags=["exports"])
@@ -86,33 +87,18 @@ def create_export(
 )
 def download_package(
     vault: VaultDep, principal: PrincipalDep, route: RouteDep, purpose: PurposeDep, job_id: JobId,
+    range_header: RangeHeader = None,
 ) -> StreamingResponse:
     job = require_job(vault, principal, Permission.DOWNLOAD, job_id, route=route)
     stated = purpose.require()
-    package_id = package_recording_id(job)
     result = job.result or {}
-    # Decrypted as it streams; the read is the custody event (downloaded, with the purpose).
-    recording, _, chunks = vault.read(
-        package_id, actor=principal.actor, purpose=stated, action=Action.DOWNLOADED,
+    # Decrypted as it streams (Range resumes a large package); the read is the custody event.
+    return footage_response(
+        vault, vault.recording(package_recording_id(job)), actor=principal.actor,
+        purpose=stated, range_header=range_header, action=Action.DOWNLOADED, attachment=True,
         details={"job_id": job.id, "export_id": result.get("export_id"),
                  "recording_ids": job.recording_ids, "route": route},
     )
-    filename = f"disclosure-{result.get('export_id', job.id)}.zip"
-    return StreamingResponse(
-        chunks, media_type="application/zip",
-        headers={"Cache-Control": "no-store", "Content-Length": str(recording.size),
-                 "Content-Disposition": f'attachment; filename="{filename}"',
-                 **_digest(recording.sha256)},
-    )
-
-
-def _digest(sha256_hex: str) -> dict[str, str]:
-    """``Repr-Digest`` (RFC 9530) of the package, for the client to check its copy against."""
-    try:
-        raw = bytes.fromhex(sha256_hex)
-    except ValueError:
-        return {}
-    return {"Repr-Digest": f"sha-256=:{base64.b64encode(raw).decode()}:"} if len(raw) == 32 else {}
 
 
 __all__ = ["ExportCreate", "router"]
