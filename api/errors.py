@@ -13,6 +13,8 @@ AccessDenied            403    the role or need-to-know scope does not allow it
 MissingHeader           400    a footage route needs X-Purpose (and names the header)
 RangeNotSatisfiable     416    a Range outside the recording (``Content-Range: bytes */N``)
 InvalidInput            400    the vault refused the input
+PlanError               422    a redaction plan that does not validate or fit the footage
+MediaError              422    footage that cannot be decoded (corrupt, truncated, no video)
 NotFound                404    no such recording, case, hold, share or event
 Shredded                410    the footage was deleted by retention; its key is destroyed
 KeyUnavailable          503    a key cannot be had (keyring, KMS)
@@ -41,8 +43,8 @@ from vault.errors import (
     StorageError,
     VaultError,
 )
-from vault.identity import Unauthenticated
-from vault.shares import ShareUnavailable
+from redaction.errors import MediaError, PlanError
+from vault.errors import ShareUnavailable, Unauthenticated
 
 
 class MissingHeader(InvalidInput):
@@ -69,6 +71,8 @@ STATUS: list[tuple[type[VaultError], int, str]] = [
     (MissingHeader, 400, "missing_header"),
     (RangeNotSatisfiable, 416, "range_not_satisfiable"),
     (InvalidInput, 400, "invalid_input"),
+    (PlanError, 422, "invalid_plan"),
+    (MediaError, 422, "unreadable_media"),
     (NotFound, 404, "not_found"),
     (Shredded, 410, "shredded"),
     (KeyUnavailable, 503, "key_unavailable"),

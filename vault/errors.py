@@ -9,6 +9,8 @@ ids), never plaintext, keys or tokens.
     ├── ConfigError           settings that cannot work (bad URL, missing directory)
     ├── NotFound              no such recording, case, event, key or object
     ├── AccessDenied          the caller may not do this
+    │   ├── Unauthenticated   no usable credentials (no, unknown, expired or revoked token)
+    │   └── ShareUnavailable  a share that was revoked, expired or used up
     ├── KeyUnavailable        a key-encryption key or data key cannot be had (wrong keyring,
     │                         unknown key id, shredded data key)
     │   └── Shredded          the data key was destroyed by retention: the footage is gone
@@ -37,6 +39,22 @@ class NotFound(VaultError):
 
 class AccessDenied(VaultError):
     """The caller is not allowed to do this."""
+
+
+class Unauthenticated(AccessDenied):
+    """No usable credentials: no token, an unknown, expired or revoked one (HTTP 401)."""
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class ShareUnavailable(AccessDenied):
+    """The share exists but can no longer be used: revoked, expired or out of downloads (410)."""
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class KeyUnavailable(VaultError):

@@ -32,7 +32,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from .access import Actor, Role
 from .catalog import Base, new_id, utcnow
 from .custody import Action
-from .errors import AccessDenied, InvalidInput, NotFound
+from .errors import InvalidInput, NotFound, Unauthenticated
 
 if TYPE_CHECKING:
     from .vault import Vault
@@ -47,14 +47,6 @@ _TOKEN_RE = re.compile(r"evt_[A-Za-z0-9_-]{43}")
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,127}")
 _MAX_ORG = 256
 _MAX_SITE = 256
-
-
-class Unauthenticated(AccessDenied):
-    """No usable credentials: no token, an unknown, expired or revoked one (HTTP 401)."""
-
-    def __init__(self, message: str, *, reason: str) -> None:
-        super().__init__(message)
-        self.reason = reason
 
 
 # --- tables ----------------------------------------------------------------------------------

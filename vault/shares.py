@@ -34,7 +34,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from .access import Actor, Purpose, Role
 from .catalog import Base, Recording, new_id, utcnow
 from .custody import Action
-from .errors import AccessDenied, InvalidInput, NotFound
+from .errors import AccessDenied, InvalidInput, NotFound, ShareUnavailable
 from .identity import hash_token, new_token
 
 if TYPE_CHECKING:
@@ -46,14 +46,6 @@ MAX_ITEMS = 500
 RECIPIENT_ROLE = Role.SHARE_RECIPIENT
 
 _SHARE_TOKEN_RE = re.compile(r"evs_[A-Za-z0-9_-]{43}")
-
-
-class ShareUnavailable(AccessDenied):
-    """The share exists but can no longer be used: revoked, expired or out of downloads (410)."""
-
-    def __init__(self, message: str, *, reason: str) -> None:
-        super().__init__(message)
-        self.reason = reason
 
 
 class ShareAccess(str, enum.Enum):

@@ -14,7 +14,8 @@ from vault import shares
 from vault.access import Actor, Role
 from vault.config import Settings
 from vault.errors import AccessDenied, InvalidInput, NotFound
-from vault.shares import ShareAccess, ShareUnavailable
+from vault.errors import ShareUnavailable
+from vault.shares import ShareAccess
 from vault.vault import Vault
 
 T0 = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.UTC)
