@@ -50,7 +50,7 @@ import av
 import av.error
 from sqlalchemy import or_, select
 
-from vault import Action, Actor, MediaKind, NotFound, Purpose, Recording, Vault
+from vault import Actor, MediaKind, NotFound, Purpose, Recording, Vault
 from vault.errors import InvalidInput
 
 from .errors import EncodeError, MediaError

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import lru_cache
 from pathlib import Path
+from typing import cast
 
 import av
 import cv2
@@ -36,7 +37,7 @@ _HEAD = (130, 10, 330, 250)
 def _head_rgba() -> tuple[Image, Image]:
     from skimage import data
 
-    img = data.astronaut()  # RGB
+    img = data.astronaut()  # type: ignore[no-untyped-call]  # RGB
     x0, y0, x1, y1 = _HEAD
     head = cv2.cvtColor(img[y0:y1, x0:x1], cv2.COLOR_RGB2BGR)
     h, w = head.shape[:2]
@@ -55,7 +56,7 @@ def _background(width: int, height: int, name: str) -> Image:
     if img.ndim == 2:
         img = np.stack([img] * 3, axis=-1)
     bgr = cv2.cvtColor(img[..., :3], cv2.COLOR_RGB2BGR)
-    return cv2.resize(bgr, (width, height), interpolation=cv2.INTER_AREA)
+    return cast(Image, cv2.resize(bgr, (width, height), interpolation=cv2.INTER_AREA))
 
 
 Path2D = Callable[[float], tuple[float, float]]
@@ -137,7 +138,7 @@ def _motion_kernel(dx: float, dy: float) -> npt.NDArray[np.float32] | None:
     c = k // 2
     cv2.line(kernel, (round(c - dx / 2), round(c - dy / 2)), (round(c + dx / 2),
              round(c + dy / 2)), 1.0, 1, cv2.LINE_AA)
-    return kernel / kernel.sum()
+    return cast("npt.NDArray[np.float32]", kernel / kernel.sum())
 
 
 def render_frame(width: int, height: int, t: float, faces: Sequence[Face], seed: int,
@@ -177,7 +178,7 @@ def render_frame(width: int, height: int, t: float, faces: Sequence[Face], seed:
             kernel = _motion_kernel(bx - ax, by - ay)
             if kernel is not None:
                 warped = cv2.filter2D(warped, -1, kernel)
-                wa = cv2.filter2D(wa, -1, kernel)
+                wa = cast("npt.NDArray[np.float32]", cv2.filter2D(wa, -1, kernel))
         wa = wa[..., None]
         wa /= 255.0
         roi = img[y0:y1, x0:x1].astype(np.float32)
@@ -213,7 +214,7 @@ def make_clip(path: str | Path, faces: Sequence[Face], *, width: int = 320, heig
         clip.gt.append([(k, b) for k, f in enumerate(faces) if (b := f.box(t)) is not None])
     tb = Fraction(1, 90_000)
     with av.open(str(p), mode="w") as out:
-        vs = out.add_stream(codec, rate=fps)
+        vs = cast("av.video.stream.VideoStream", out.add_stream(codec, rate=fps))
         coded_w, coded_h = (height, width) if rotation in (90, 270) else (width, height)
         vs.width, vs.height = coded_w, coded_h
         vs.pix_fmt = pix_fmt or ("yuvj420p" if codec == "mjpeg" else "yuv420p")
@@ -230,7 +231,7 @@ def make_clip(path: str | Path, faces: Sequence[Face], *, width: int = 320, heig
         vs.codec_context.time_base = tb
         if rotation:
             vs.set_display_rotation(rotation)
-        as_ = None
+        as_: av.audio.stream.AudioStream | None = None
         if audio:
             as_ = out.add_stream("aac", rate=audio_rate)
             as_.layout = "mono"
@@ -240,7 +241,7 @@ def make_clip(path: str | Path, faces: Sequence[Face], *, width: int = 320, heig
         for i, t in enumerate(times):
             img = clip.frame(i)
             if rotation:
-                img = cv2.rotate(img, inverse[rotation])
+                img = cast(Image, cv2.rotate(img, inverse[rotation]))
             vf = av.VideoFrame.from_ndarray(img, format="bgr24")
             vf.pts = round(t / tb)
             vf.time_base = tb

@@ -158,8 +158,8 @@ def build_export(
         finally:
             partial.unlink(missing_ok=True)
         digest = hashlib.sha256()
-        with destination.open("rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
+        with destination.open("rb") as package:
+            for chunk in iter(lambda: package.read(1 << 20), b""):
                 digest.update(chunk)
         return ExportResult(export_id, destination, digest.hexdigest(), manifest, record.seq)
     finally:

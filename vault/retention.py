@@ -138,7 +138,7 @@ def run_retention(
                 .order_by(Recording.retain_until, Recording.id)
             )
         )
-    queue = [(r.id, None) for r in due]
+    queue: list[tuple[str, str | None]] = [(r.id, None) for r in due]
     while queue:
         recording_id, parent_id = queue.pop(0)
         decision = _decide_and_delete(vault, recording_id, parent_id, now, policy, dry_run, actor)

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from vault.access import Actor, Purpose
-from vault.catalog import MediaKind, Recording, SourceKind
+from vault.catalog import Recording, SourceKind
 from vault.vault import ByteRange, Vault
 
 from ._common import load_settings, parse_time, print_json, reports_errors

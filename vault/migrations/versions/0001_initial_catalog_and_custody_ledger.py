@@ -1,7 +1,7 @@
 """initial catalog and custody ledger
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-25 13:35:30.584402
 """
 from __future__ import annotations
