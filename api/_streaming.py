@@ -23,7 +23,7 @@ from fastapi.responses import StreamingResponse
 from vault.access import Actor, Purpose
 from vault.catalog import Recording
 from vault.custody import Action
-from vault.errors import InvalidInput, Shredded
+from vault.errors import InvalidInput
 from vault.vault import ByteRange, Vault
 
 from .errors import RangeNotSatisfiable
@@ -89,11 +89,8 @@ def footage_response(
 
     Raises Shredded (410) for deleted footage, RangeNotSatisfiable (416).
     """
-    if recording.deleted_at is not None:
-        raise Shredded(
-            f"recording {recording.id} was deleted on {recording.deleted_at:%Y-%m-%d}"
-            f" ({recording.deletion_reason or 'retention'}); its key was destroyed"
-        )
+    # Deleted footage answers 410 before any Range is looked at.
+    vault.ensure_not_deleted(recording)
     wanted = resolve_range(range_header, recording.size)
     _, (start, end), chunks = vault.read(
         recording.id,

@@ -157,11 +157,7 @@ def build_export(
             os.replace(partial, destination)
         finally:
             partial.unlink(missing_ok=True)
-        digest = hashlib.sha256()
-        with destination.open("rb") as package:
-            for chunk in iter(lambda: package.read(1 << 20), b""):
-                digest.update(chunk)
-        return ExportResult(export_id, destination, digest.hexdigest(), manifest, record.seq)
+        return ExportResult(export_id, destination, _sha256_file(destination), manifest, record.seq)
     finally:
         # Decrypted footage exists only in the spool, and only while the package is built.
         shutil.rmtree(work, ignore_errors=True)
@@ -194,14 +190,18 @@ def _gather(
     return files
 
 
-def _file_entry(rel: str, path: Path, recording: Recording, role: str) -> dict[str, Any]:
+def _sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _file_entry(rel: str, path: Path, recording: Recording, role: str) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "path": rel,
-        "sha256": digest.hexdigest(),
+        "sha256": _sha256_file(path),
         "size": path.stat().st_size,
         "recording_id": recording.id,
         "role": role,

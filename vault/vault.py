@@ -489,13 +489,19 @@ class Vault:
         with self.sessions() as session:
             return list(session.scalars(query))
 
-    def _data_key(self, recording: Recording) -> bytes:
+    @staticmethod
+    def ensure_not_deleted(recording: Recording) -> None:
+        """Raise Shredded, saying when and why, if retention destroyed this recording's key."""
         if recording.wrapped_dek is None or recording.deleted_at is not None:
             when = recording.deleted_at.isoformat() if recording.deleted_at else "an unknown date"
             raise Shredded(
                 f"recording {recording.id} was deleted on {when}"
                 f" ({recording.deletion_reason or 'retention'}); its key was destroyed"
             )
+
+    def _data_key(self, recording: Recording) -> bytes:
+        self.ensure_not_deleted(recording)
+        assert recording.wrapped_dek is not None
         return self.keys.unwrap(
             WrappedKey(key_id=recording.key_id, blob=recording.wrapped_dek), context=recording.id
         )
