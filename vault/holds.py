@@ -114,6 +114,32 @@ def release_hold(vault: Vault, hold_id: str, *, actor: Actor, reason: str) -> Ho
     return hold
 
 
+def list_holds(
+    vault: Vault,
+    *,
+    case_id: str | None = None,
+    recording_id: str | None = None,
+    kind: HoldKind | None = None,
+    active: bool | None = True,
+    limit: int = 1000,
+    offset: int = 0,
+) -> list[Hold]:
+    """Holds, newest first, filtered as given (``active=None``: active and released)."""
+    stmt = select(Hold).order_by(Hold.created_at.desc(), Hold.id).limit(limit).offset(offset)
+    if case_id is not None:
+        stmt = stmt.where(Hold.case_id == case_id)
+    if recording_id is not None:
+        stmt = stmt.where(Hold.recording_id == recording_id)
+    if kind is not None:
+        stmt = stmt.where(Hold.kind == kind)
+    if active is True:
+        stmt = stmt.where(Hold.released_at.is_(None))
+    elif active is False:
+        stmt = stmt.where(Hold.released_at.is_not(None))
+    with vault.sessions() as session:
+        return list(session.scalars(stmt))
+
+
 def _hold_details(hold: Hold) -> dict[str, object]:
     details: dict[str, object] = {"hold_id": hold.id, "kind": hold.kind.value, "reason": hold.reason}
     if hold.case_id:

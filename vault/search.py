@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import ColumnElement, and_, exists, func, or_, select, true
 
 from .access import Actor
-from .catalog import CaseRecording, Hold, HoldKind, MediaKind, Recording, Source
+from .catalog import CaseRecording, Hold, MediaKind, Recording, Source
 from .custody import Action
 from .errors import InvalidInput
 
@@ -140,30 +140,4 @@ def search_recordings(
     return found
 
 
-def list_holds(
-    vault: Vault,
-    *,
-    case_id: str | None = None,
-    recording_id: str | None = None,
-    kind: HoldKind | None = None,
-    active: bool | None = True,
-    limit: int = 1000,
-    offset: int = 0,
-) -> list[Hold]:
-    """Holds, newest first, filtered as given (``active=None``: active and released)."""
-    stmt = select(Hold).order_by(Hold.created_at.desc(), Hold.id).limit(limit).offset(offset)
-    if case_id is not None:
-        stmt = stmt.where(Hold.case_id == case_id)
-    if recording_id is not None:
-        stmt = stmt.where(Hold.recording_id == recording_id)
-    if kind is not None:
-        stmt = stmt.where(Hold.kind == kind)
-    if active is True:
-        stmt = stmt.where(Hold.released_at.is_(None))
-    elif active is False:
-        stmt = stmt.where(Hold.released_at.is_not(None))
-    with vault.sessions() as session:
-        return list(session.scalars(stmt))
-
-
-__all__ = ["MAX_LIMIT", "RecordingQuery", "held_clause", "list_holds", "search_recordings"]
+__all__ = ["MAX_LIMIT", "RecordingQuery", "held_clause", "search_recordings"]

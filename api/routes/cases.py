@@ -13,7 +13,7 @@ from fastapi import APIRouter, Path, Query, Response, status
 from vault import cases as case_ops
 from vault.catalog import HoldKind
 from vault.errors import InvalidInput
-from vault.holds import place_hold, release_hold
+from vault.holds import list_holds, place_hold, release_hold
 from vault.policy import (
     Permission,
     case_scope,
@@ -24,7 +24,6 @@ from vault.policy import (
     require_hold_target,
     require_recording,
 )
-from vault.search import list_holds
 
 from ..deps import PrincipalDep, PurposeDep, RouteDep, VaultDep
 from ..errors import responses
