@@ -38,6 +38,7 @@ import numpy as np
 import numpy.typing as npt
 
 from redaction.detect import Boxes, Detector, nms
+from redaction.mosaic import pack
 
 __all__ = ["FrameScanner", "ScanParams", "ScanStats"]
 
@@ -335,8 +336,8 @@ class FrameScanner:
     def _detect(self, image: Image, regions: list[_Region]) -> list[Boxes]:
         """Run the detector over the regions: big ones alone, small ones packed together.
 
-        Small regions are packed into one mosaic (shelf packing, with black gutters wider
-        than the detector's stride) and searched in one call: per-call overhead and the
+        Small regions are packed into one mosaic (:mod:`redaction.mosaic`, with black gutters
+        wider than the detector's stride) and searched in one call: per-call overhead and the
         32-px alignment of every input otherwise cost more than the pixels themselves.
         The calls of one look run on two threads (the detector releases the GIL), so a core
         left idle by decoding and encoding - at the start, while the first frame is swept -
@@ -379,23 +380,13 @@ class FrameScanner:
     @staticmethod
     def _mosaic(small: list[tuple[_Region, Image]],
                 ) -> tuple[Image, list[tuple[_Region, Image, int, int]]]:
-        """Pack crops into one image (shelf packing); returns it and where each crop went."""
-        small.sort(key=lambda rc: -rc[1].shape[0])
-        # A roughly square mosaic wastes least at the ends of its shelves.
-        area = sum(c.shape[0] * c.shape[1] for _, c in small)
-        width = max(max(c.shape[1] for _, c in small), int(math.sqrt(area) * 1.15))
+        """Pack crops into one image; returns it and where each crop went."""
+        packing = pack([(c.shape[1], c.shape[0]) for _, c in small], gutter=_GUTTER)
+        mosaic = np.zeros((packing.height, packing.width, 3), np.uint8)
         placed = []
-        x = y = row_h = 0
-        for region, crop in small:
-            h, w = crop.shape[:2]
-            if x and x + w > width:
-                x, y, row_h = 0, y + row_h + _GUTTER, 0
-            placed.append((region, crop, x, y))
-            x += w + _GUTTER
-            row_h = max(row_h, h)
-        mosaic = np.zeros((y + row_h, width, 3), np.uint8)
-        for _, crop, px, py in placed:
+        for (region, crop), (px, py) in zip(small, packing.positions, strict=True):
             mosaic[py:py + crop.shape[0], px:px + crop.shape[1]] = crop
+            placed.append((region, crop, px, py))
         return mosaic, placed
 
     def close(self) -> None:
