@@ -10,7 +10,7 @@ Three threads share a bounded window of decoded frames:
 The heavy work in each stage runs in C with the GIL released (FFmpeg's decoder threads,
 onnxruntime, OpenCV, x264's own threads), so on two cores detection overlaps decoding and
 encoding. Memory is bounded by the window, whatever the footage's length: about
-``(lookahead + stride + 8)`` frames: 39 frames, about 250 MB, at 1080p and 25 fps with the
+``(lookahead + stride + 8)`` frames: 41 frames, about 260 MB, at 1080p and 25 fps with the
 default one-second gap.
 
 Outputs are written to a hidden ``.partial`` file beside the target and renamed into place
@@ -208,14 +208,25 @@ class _Detection:
         self.done = False
 
     def run(self, window: _Window) -> None:
+        p = self.scanner.params
         i = 0
         while (frame := window.get(i)) is not None:
+            full = self.scanner.is_look(i)
             with self.lock:
-                predicted = self.tracker.predicted(i) if self.scanner.is_look(i) else []
-            found = self.scanner.scan(i, frame.image, predicted)
-            if found is not None:
+                if full:
+                    looked = self.tracker.live_ids(i)
+                    predicted = self.tracker.predicted(i)
+                else:
+                    due = self.tracker.due(i)
+                    looked = [tid for tid, _ in due]
+                    predicted = [box for _, box in due]
+            if full or looked:
+                found = self.scanner.scan(i, frame.image, predicted, full=full)
+                assert found is not None
                 with self.lock:
-                    self.tracker.update(i, found)
+                    self.tracker.update(i, found, only=None if full else looked)
+                    self.tracker.schedule(i, looked, p.min_stride, p.stride,
+                                          p.swerve_tolerance)
                     self.lock.notify_all()
             i += 1
         self.scanner.close()
@@ -485,6 +496,7 @@ def _detect_all(source: Path, *, scan: ScanParams, track: TrackParams,
                     "scan": scan.to_dict(), "track": track.to_dict(),
                     "software_version": software_version(), "libraries": _library_versions(),
                     "stats": {"looks": scanner.stats.looks,
+                              "partial_looks": scanner.stats.partial_looks,
                               "detector_calls": scanner.stats.calls,
                               "detector_pixels": scanner.stats.pixels,
                               "detections": scanner.stats.detections}})

@@ -18,6 +18,12 @@ that comes into view moves, so the scanner looks, every ``stride``-th frame, onl
    completely. The sweep catches faces that never moved since the video began and anything
    the motion model let through.
 
+Between those full looks, a tracked face that is new, was missed at its last look, or
+swerves gets partial looks (its track region alone) every ``min_stride`` frames; when is
+the tracker's call (:meth:`redaction.track.Tracker.schedule`). So the detector looks hard
+where the motion model cannot vouch for the straight-line path, and steady walkers cost
+one look in ``stride`` frames.
+
 Overlapping motion and track regions are merged, and the small ones are packed into one
 mosaic image per look, so the detector runs once on them instead of once per region.
 
@@ -57,7 +63,11 @@ class ScanParams:
 
     - ``min_face``: height (px, in the source) of the smallest face to find.
     - ``detect_face``: height that face is scaled to for the detector.
-    - ``stride``: look every ``stride``-th frame; frames between are covered by the tracker.
+    - ``stride``: interval of full looks (frames); frames between are covered by the tracker.
+    - ``min_stride``: interval of partial looks around a tracked face that is new, was missed
+      at its last look, or swerves (see :meth:`redaction.track.Tracker.schedule`).
+    - ``swerve_tolerance``: how far (fraction of its size) a face may stray from the straight
+      line between two looks before looks come closer together.
     - ``sweep_seconds``: every part of the frame is searched at full scale this often.
     - ``motion_width``: width of the motion map (px).
     - ``motion_threshold``: grey-level difference from the background that counts as motion.
@@ -69,7 +79,9 @@ class ScanParams:
 
     min_face: int = 20
     detect_face: int = 28
-    stride: int = 4
+    stride: int = 6
+    min_stride: int = 3
+    swerve_tolerance: float = 0.1
     sweep_seconds: float = 10.0
     motion_width: int = 480
     motion_threshold: int = 14
@@ -80,8 +92,10 @@ class ScanParams:
     def __post_init__(self) -> None:
         if self.min_face < 4 or self.detect_face < 8:
             raise ValueError("min_face must be >= 4 and detect_face >= 8")
-        if self.stride < 1:
-            raise ValueError("stride must be >= 1")
+        if not 1 <= self.min_stride <= self.stride:
+            raise ValueError("strides must satisfy 1 <= min_stride <= stride")
+        if self.swerve_tolerance <= 0:
+            raise ValueError("swerve_tolerance must be > 0")
         if self.sweep_seconds <= 0 or self.background_seconds <= 0:
             raise ValueError("sweep_seconds and background_seconds must be > 0")
 
@@ -97,9 +111,10 @@ class ScanParams:
 
 @dataclass
 class ScanStats:
-    """Counters for reports: looks, detector calls and detector input pixels."""
+    """Counters for reports: full and partial looks, detector calls and input pixels."""
 
     looks: int = 0
+    partial_looks: int = 0
     calls: int = 0
     pixels: int = 0
     sweeps: int = 0
@@ -184,15 +199,14 @@ class FrameScanner:
         self._mh = max(1, round(height * self._mw / width))
         self._background: npt.NDArray[np.float32] | None = None
         self._previous: npt.NDArray[np.float32] | None = None
-        # Background absorbs change with time constant background_seconds, per look.
-        looks_per_tc = params.background_seconds * self.fps / params.stride
-        self._alpha = float(min(1.0, 1.0 / max(1.0, looks_per_tc)))
+        # The background absorbs change with time constant background_seconds.
+        self._tc_frames = max(1.0, params.background_seconds * self.fps)
         self._sweep = self._sweep_regions()
-        looks_per_sweep = max(1.0, params.sweep_seconds * self.fps / params.stride)
-        # Tiles per look, fractional: a small frame is swept whole every few looks.
-        self._per_look = len(self._sweep) / looks_per_sweep
+        # Tiles per frame, fractional: a small frame is swept whole every few looks.
+        self._per_frame = len(self._sweep) / max(1.0, params.sweep_seconds * self.fps)
         self._credit = 0.0
         self._sweep_pos = 0
+        self._last_look = 0
 
     # -- regions -----------------------------------------------------------------------
 
@@ -216,9 +230,11 @@ class FrameScanner:
         area = max(1, (x1 - x0) * (y1 - y0))
         return min(scale, math.sqrt(self.params.max_region_pixels / area))
 
-    def _motion_boxes(self, image: Image) -> list[tuple[int, int, int, int]]:
-        """Boxes (frame px) around what moved against the background model."""
+    def _motion_boxes(self, image: Image, elapsed: int) -> list[tuple[int, int, int, int]]:
+        """Boxes (frame px) around what moved against the background model since the look
+        ``elapsed`` frames ago."""
         p = self.params
+        alpha = min(1.0, elapsed / self._tc_frames)
         small = cv2.resize(image, (self._mw, self._mh), interpolation=cv2.INTER_AREA)
         grey = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY).astype(np.float32)
         if self._background is None:
@@ -234,9 +250,9 @@ class FrameScanner:
         assert self._previous is not None
         settled = (cv2.absdiff(grey, self._previous) < p.motion_threshold / 2).astype(np.uint8)
         moving = mask & (1 - settled)
-        cv2.accumulateWeighted(grey, self._background, self._alpha, mask=1 - mask)
+        cv2.accumulateWeighted(grey, self._background, alpha, mask=1 - mask)
         cv2.accumulateWeighted(grey, self._background, 0.5, mask=mask & settled)
-        cv2.accumulateWeighted(grey, self._background, self._alpha / 10, mask=moving)
+        cv2.accumulateWeighted(grey, self._background, alpha / 10, mask=moving)
         self._previous = grey
         mask = cv2.dilate(mask, np.ones((3, 3), np.uint8), iterations=2)  # type: ignore[assignment]
         n, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
@@ -395,19 +411,31 @@ class FrameScanner:
             self._pool.shutdown(wait=True)
 
     def is_look(self, index: int) -> bool:
-        """True for the frames the scanner looks at (every ``stride``-th, and the first)."""
+        """True for the frames of full looks: every ``stride``-th, from the first."""
         return index % self.params.stride == 0
 
-    def scan(self, index: int, image: Image, predicted: list[Box]) -> Boxes | None:
-        """Look at frame ``index`` (BGR). Returns ``(N, 5)`` boxes, or ``None`` if skipped."""
+    def scan(self, index: int, image: Image, predicted: list[Box], *,
+             full: bool = True) -> Boxes | None:
+        """Look at frame ``index`` (BGR). Returns ``(N, 5)`` boxes, or ``None`` if skipped.
+
+        A full look (only on :meth:`is_look` frames) searches motion, the ``predicted``
+        track boxes and its share of the sweep. A partial look (``full=False``, any frame)
+        searches only around ``predicted``: the tracks due for an early look.
+        """
+        if not full:
+            self.stats.partial_looks += 1
+            regions = self._focus_regions([], self._track_boxes(predicted), [])
+            return self._finish_look(self._detect(image, regions) if regions else [])
         if not self.is_look(index):
             return None
         self.stats.looks += 1
-        motion = self._motion_boxes(image)
+        elapsed = index - self._last_look
+        self._last_look = index
+        motion = self._motion_boxes(image, elapsed)
         if index == 0:
             sweep = list(self._sweep)
         else:
-            self._credit += self._per_look
+            self._credit += self._per_frame * elapsed
             take = int(self._credit)
             self._credit -= take
             sweep = [self._sweep[(self._sweep_pos + i) % len(self._sweep)] for i in range(take)]
@@ -416,7 +444,9 @@ class FrameScanner:
                 self._sweep_pos -= len(self._sweep)
                 self.stats.sweeps += 1
         regions = self._focus_regions(motion, self._track_boxes(predicted), sweep) + sweep
-        found = self._detect(image, regions)
+        return self._finish_look(self._detect(image, regions))
+
+    def _finish_look(self, found: list[Boxes]) -> Boxes:
         boxes = np.concatenate(found) if found else np.empty((0, 5), np.float32)
         boxes = nms(boxes) if len(boxes) else boxes
         self.stats.detections += len(boxes)

@@ -23,6 +23,7 @@ pipeline renders that far behind detection.
 from __future__ import annotations
 
 import math
+from collections.abc import Collection, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -160,6 +161,8 @@ class Tracker:
         self._live: list[Track] = []
         self.tracks: list[Track] = []
         self._searchable: list[Track] = []
+        self._due: dict[int, int] = {}
+        self._started: set[int] = set()
         self._finished = False
         self._last_frame = -1
 
@@ -179,17 +182,28 @@ class Tracker:
         return [self._predict(t, frame) for t in self._live
                 if frame - t.last <= self.gap_frames]
 
-    def update(self, frame: int, detections: npt.NDArray[np.float32]) -> None:
-        """Link the detections ``(N, 5)`` found on ``frame`` (frames in rising order)."""
+    def update(self, frame: int, detections: npt.NDArray[np.float32], *,
+               only: Collection[int] | None = None) -> None:
+        """Link the detections ``(N, 5)`` found on ``frame`` (frames in rising order).
+
+        ``only``: the look searched just around these tracks (ids); detections link to them
+        alone and start no track. Finding new faces is the full looks' job: a partial look's
+        small crops, scored at the low threshold, would otherwise start spurious tracks.
+        """
         if frame <= self._last_frame:
             raise ValueError("frames must be given in rising order")
         self._last_frame = frame
         p = self.params
         # Tracks whose gap ran out are over.
         self._live = [t for t in self._live if frame - t.last <= self.gap_frames]
+        live = {t.id for t in self._live}
+        self._due = {k: v for k, v in self._due.items() if k in live}
+        self._started = set()
         dets = [(tuple(float(v) for v in d[:4]), float(d[4])) for d in detections]
         candidates: list[tuple[float, int, int]] = []
         for ti, track in enumerate(self._live):
+            if only is not None and track.id not in only:
+                continue
             pred = self._predict(track, frame)
             psize = _size(pred)
             pc = _centre(pred)
@@ -219,13 +233,54 @@ class Tracker:
             box, score = dets[di]
             self._live[ti].observations.append(Observation(frame, box, score))  # type: ignore[arg-type]
         for di, (box, score) in enumerate(dets):
-            if di in used_d:
+            if di in used_d or only is not None:
                 continue
             track = Track(self._next_id, [Observation(frame, box, score)])  # type: ignore[arg-type]
             self._next_id += 1
+            self._started.add(track.id)
             self._live.append(track)
             self.tracks.append(track)
             self._searchable.append(track)
+
+    def _interval(self, track: Track, frame: int, shortest: int, longest: int,
+                  tolerance: float) -> int:
+        obs = track.observations
+        if track.last != frame or len(obs) < 3:
+            return shortest
+        a, b, c = obs[-3:]
+        (v1x, v1y), (v2x, v2y) = _velocity(a, b), _velocity(b, c)
+        accel = math.hypot(v2x - v1x, v2y - v1y) / max(1.0, (c.frame - a.frame) / 2)
+        if accel <= 0:
+            return longest
+        return max(shortest, min(longest, int(math.sqrt(8 * tolerance * _size(c.box) / accel))))
+
+    def schedule(self, frame: int, looked: Sequence[int], shortest: int, longest: int,
+                 tolerance: float) -> None:
+        """After a look at ``frame`` that searched around the tracks ``looked`` (ids), set
+        when each of them, and each track started by the look, must be looked at again.
+
+        Between two looks a mask follows the straight line from one detection to the next,
+        widened for the distance moved. A face that turns or speeds up strays from that line
+        by about ``a * s**2 / 8`` px over ``s`` frames (``a``: its acceleration, px/frame²,
+        from its last three detections), so its interval is the longest that keeps the stray
+        within ``tolerance`` of its size. A face seen fewer than three times (no acceleration
+        yet) or missed at this look gets ``shortest``: a new, lost or erratic face is looked
+        at often, a steady walker less.
+        """
+        ids = set(looked) | self._started
+        for track in self._live:
+            if track.id in ids:
+                self._due[track.id] = frame + self._interval(track, frame, shortest, longest,
+                                                             tolerance)
+
+    def due(self, frame: int) -> list[tuple[int, Box]]:
+        """Live tracks due for a look by ``frame``: (id, predicted box on ``frame``)."""
+        return [(t.id, self._predict(t, frame)) for t in self._live
+                if frame - t.last <= self.gap_frames and self._due.get(t.id, frame) <= frame]
+
+    def live_ids(self, frame: int) -> list[int]:
+        """Ids of the tracks alive on ``frame`` (as searched by :meth:`predicted`)."""
+        return [t.id for t in self._live if frame - t.last <= self.gap_frames]
 
     def finish(self) -> None:
         """Mark the end of the video: every box is final from now on."""

@@ -104,3 +104,44 @@ def test_frames_must_rise() -> None:
     tr.update(3, NONE)
     with pytest.raises(ValueError):
         tr.update(3, NONE)
+
+
+def _schedule_after(path: list[tuple[int, float, float]]) -> int:
+    """Feed one face's detections (frame, x, y); return when its next look is due."""
+    tr = Tracker(TrackParams(), fps=25, width=2000, height=2000, stride=6)
+    for f, x, y in path:
+        tr.update(f, det(x, y, 30))
+        tr.schedule(f, tr.live_ids(f), 3, 6, 0.1)
+    last = path[-1][0]
+    due = [f for f in range(last + 1, last + 7) if tr.due(f)]
+    return due[0] - last
+
+
+def test_a_steady_walker_is_looked_at_every_stride() -> None:
+    assert _schedule_after([(f, 100 + 5 * f, 300) for f in (0, 6, 12, 18)]) == 6
+
+
+def test_a_new_face_is_looked_at_soon() -> None:
+    assert _schedule_after([(0, 100, 300)]) == 3
+    assert _schedule_after([(0, 100, 300), (6, 130, 300)]) == 3
+
+
+def test_a_swerving_face_is_looked_at_soon() -> None:
+    # Right at 5 px a frame, then down at 5 px a frame: acceleration |(-5, 5)| / 6 = 1.18
+    # px/frame², so a 30 px face strays 0.1 of its size in sqrt(8 * 3 / 1.18) = 4.5 frames.
+    assert _schedule_after([(0, 100, 300), (6, 130, 300), (12, 130, 330)]) == 4
+    # Doubling back is sharper still: the shortest interval.
+    assert _schedule_after([(0, 100, 300), (6, 130, 300), (12, 100, 300)]) == 3
+
+
+def test_a_missed_face_is_looked_for_soon() -> None:
+    tr = Tracker(TrackParams(), fps=25, width=2000, height=2000, stride=6)
+    for f in (0, 6, 12):
+        tr.update(f, det(100 + 5 * f, 300, 30))
+        tr.schedule(f, tr.live_ids(f), 3, 6, 0.1)
+    tr.update(18, NONE)
+    tr.schedule(18, tr.live_ids(18), 3, 6, 0.1)
+    assert not tr.due(20)
+    ((tid, box),) = tr.due(21)
+    # The search goes where the face should be by now.
+    assert box[0] == pytest.approx(100 + 5 * 21, abs=0.5)
