@@ -13,6 +13,9 @@ vault's hash, encrypt and store must overlap. What is timed, per backend:
   deletion: a second full pass over the bytes, which in a running agent overlaps the next
   file's store on the other core.
 
+Every timed run starts after ``os.sync()`` (no contender pays for an earlier one's
+writeback) and, for the vault, after one tiny put (a running agent's catalog is warm).
+
 Targets: one 100 MB file ``stored`` at >= 70 % of the SHA-256-alone rate; a batch (2 workers)
 at >= 1.5x the single-file rate. Media files are raw video in Matroska made with ffmpeg
 (content does not change hashing or encryption cost). Ends with one summary line.
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import io
 import logging
 import os
 import shutil
@@ -79,6 +83,7 @@ def make_raw_video(path: Path, size_mb: float, offset: int) -> Path:
 
 
 def sha256_alone(paths: list[Path]) -> float:
+    settle()
     start = time.perf_counter()
     for path in paths:
         digest = hashlib.sha256()
@@ -89,6 +94,7 @@ def sha256_alone(paths: list[Path]) -> float:
 
 
 def plain_copy(paths: list[Path], scratch: Path) -> float:
+    settle()
     start = time.perf_counter()
     for path in paths:
         shutil.copyfile(path, scratch / path.name)
@@ -100,6 +106,7 @@ def plain_copy(paths: list[Path], scratch: Path) -> float:
 
 def buffered_copy(paths: list[Path], scratch: Path) -> float:
     """Copy through user-space buffers (read + write 1 MiB at a time), as a store writes."""
+    settle()
     start = time.perf_counter()
     for path in paths:
         with (
@@ -114,12 +121,49 @@ def buffered_copy(paths: list[Path], scratch: Path) -> float:
     return elapsed
 
 
+def durable_write(paths: list[Path], scratch: Path) -> float:
+    """Write each file anew and durably, as the local store does (vault/durable.py), kept
+    until all are written: the disk's share of a store, without hashing or encryption."""
+    from vault.durable import StagingPool, write_stream
+
+    pool = StagingPool()
+    settle()
+    start = time.perf_counter()
+    for path in paths:
+        fd = os.open(scratch / path.name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with path.open("rb", buffering=0) as fin:
+                write_stream(fd, fin.read, chunk=1 << 20, pool=pool)
+        finally:
+            os.close(fd)
+    elapsed = time.perf_counter() - start
+    for path in paths:
+        (scratch / path.name).unlink()
+    return elapsed
+
+
 def warm(paths: list[Path]) -> None:
     """Read the files once so every contender starts from the page cache."""
     for path in paths:
         with path.open("rb", buffering=0) as f:
             while f.read(8 << 20):
                 pass
+
+
+def settle() -> None:
+    """Flush earlier runs' writes to disk first, so no contender pays for another's."""
+    os.sync()
+    time.sleep(0.3)
+
+
+def warm_vault(vault: Vault) -> None:
+    """One tiny put first: a running agent's vault has its catalog queries compiled and its
+    keys loaded long before a file arrives (the first put of a process pays ~30 ms for that)."""
+    from vault.access import Actor, Role
+    from vault.catalog import utcnow
+
+    vault.put_stream(io.BytesIO(os.urandom(1024)), source_id="bench-warmup",
+                     actor=Actor(user="bench", role=Role.INGEST_AGENT), captured_at=utcnow())
 
 
 @dataclass
@@ -161,6 +205,8 @@ def ingest_run(settings: Settings, files: list[Path], work: Path, workers: int) 
             context,
         )
         pipeline = Pipeline(vault, spool, agent_name="bench", sources={"dock-1": source})
+        warm_vault(vault)
+        settle()
         start = time.perf_counter()
         items = source.scan_once()
         with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -189,6 +235,8 @@ def vault_put_alone(settings: Settings, files: list[Path], workers: int) -> floa
             with path.open("rb") as f:
                 vault.put_stream(f, source_id=f"bench-{tag}", actor=actor, captured_at=utcnow())
 
+        warm_vault(vault)
+        settle()
         start = time.perf_counter()
         with ThreadPoolExecutor(max_workers=workers) as pool:
             list(pool.map(put, files))
@@ -246,6 +294,7 @@ def main() -> int:
         sha_batch = min(sha256_alone(batch) for _ in range(args.repeat))
         copy_single = min(plain_copy(single, scratch) for _ in range(args.repeat))
         write_single = min(buffered_copy(single, scratch) for _ in range(args.repeat))
+        durable_single = min(durable_write(single, scratch) for _ in range(args.repeat))
         n_single = single[0].stat().st_size
         n_batch = sum(f.stat().st_size for f in batch)
         print(f"cpus: {os.cpu_count()}, python {sys.version.split()[0]}")
@@ -260,6 +309,9 @@ def main() -> int:
         )
         print(
             f"{'plain copy (read+write), 1 file':<34}   1 files {n_single / MB:>7.0f} MB | {write_single:6.2f} s {n_single / MB / write_single:7.1f} MB/s"
+        )
+        print(
+            f"{'durable write (new file), 1 file':<34}   1 files {n_single / MB:>7.0f} MB | {durable_single:6.2f} s {n_single / MB / durable_single:7.1f} MB/s"
         )
         summary = []
         for wanted in args.backends.split(","):

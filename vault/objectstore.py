@@ -41,6 +41,7 @@ from minio.commonconfig import ENABLED, Filter
 from minio.error import MinioException, S3Error
 from minio.lifecycleconfig import Expiration, LifecycleConfig, NoncurrentVersionExpiration, Rule
 
+from vault import durable
 from vault.errors import InvalidInput, NotFound, StorageError
 
 if TYPE_CHECKING:
@@ -199,6 +200,7 @@ class LocalStore:
 
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root).expanduser().absolute()
+        self._staging = durable.StagingPool()
 
     def __repr__(self) -> str:
         return f"LocalStore({str(self.root)!r})"
@@ -235,10 +237,11 @@ class LocalStore:
         try:
             fd, tmp_name = _mkstemp(path.parent)
             tmp = Path(tmp_name)
-            with os.fdopen(fd, "wb") as out:
-                size = _copy(data, out, length)
-                out.flush()
-                os.fsync(out.fileno())
+            try:
+                size, _ = durable.write_stream(fd, data.read, chunk=COPY_CHUNK, length=length,
+                                               pool=self._staging)
+            finally:
+                os.close(fd)
             if length >= 0 and size != length:
                 raise InvalidInput(f"stream for {key} ended after {size} of {length} bytes")
             _publish(tmp, path, key)
@@ -369,18 +372,6 @@ def _mkstemp(directory: Path) -> tuple[int, str]:
     name = os.path.join(directory, f"{_TMP_PREFIX}{secrets.token_hex(8)}")
     fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
     return fd, name
-
-
-def _copy(data: BinaryIO, out: BinaryIO, length: int) -> int:
-    size = 0
-    while length < 0 or size < length:
-        want = COPY_CHUNK if length < 0 else min(COPY_CHUNK, length - size)
-        chunk = data.read(want)
-        if not chunk:
-            break
-        out.write(chunk)
-        size += len(chunk)
-    return size
 
 
 def _publish(tmp: Path, path: Path, key: str) -> None:
