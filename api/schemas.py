@@ -55,7 +55,14 @@ class RecordingPublic(BaseModel):
     media_kind: MediaKind
     captured_start: dt.datetime
     captured_end: dt.datetime | None
-    received_at: dt.datetime
+    received_at: dt.datetime = Field(description="When the ingest agent received it.")
+    device_time: dt.datetime | None = Field(
+        description="The device's own clock at hand-over, where it stated one.")
+    clock_offset_s: float | None = Field(
+        description="device_time minus received_at, seconds (positive: the device ran fast).")
+    clock_flagged: bool = Field(
+        description="The device clock was off by more than the agent's bound, or the capture "
+                    "ends after it was received: check the capture times.")
     original_name: str | None
     content_type: str | None
     size: int = Field(description="Plaintext size in bytes.")
@@ -75,6 +82,9 @@ class RecordingPublic(BaseModel):
             captured_start=r.captured_start,
             captured_end=r.captured_end,
             received_at=r.received_at,
+            device_time=r.device_time,
+            clock_offset_s=None if r.clock_offset_ms is None else r.clock_offset_ms / 1000,
+            clock_flagged=r.clock_flagged,
             original_name=r.original_name,
             content_type=r.content_type,
             size=r.size,

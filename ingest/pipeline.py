@@ -218,6 +218,10 @@ class Pipeline:
                 site=item.meta.get("site"),
                 media_info=media_info,
                 details=details,
+                received_at=item.received_at,
+                device_time=item.device_time,
+                clock_offset_ms=details["clock_offset_ms"],
+                clock_flagged=details["clock_flagged"],
             )
         self._crash_point(CrashPoint.AFTER_CATALOG)
         duplicate = self._first_ingested_by(recording.id) != item.id

@@ -122,6 +122,12 @@ class Recording(Base):
     captured_start: Mapped[dt.datetime]
     captured_end: Mapped[dt.datetime | None]
     received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # The device's own clock at hand-over, as it stated it, and how far it was from
+    # received_at (device minus agent, ms); flagged beyond the agent's bound. Capture times
+    # stay as the device wrote them: a reviewer corrects them with a stated reason.
+    device_time: Mapped[dt.datetime | None]
+    clock_offset_ms: Mapped[int | None] = mapped_column(BigInteger)
+    clock_flagged: Mapped[bool] = mapped_column(default=False, index=True)
     original_name: Mapped[str | None] = mapped_column(String(512))
     content_type: Mapped[str | None] = mapped_column(String(128))
     size: Mapped[int] = mapped_column(BigInteger)

@@ -38,6 +38,7 @@ class RecordingQuery:
     media_kind: MediaKind | None = None
     case_id: str | None = None
     held: bool | None = None
+    clock_flagged: bool | None = None
     include_deleted: bool = False
     limit: int = 100
     offset: int = 0
@@ -45,7 +46,7 @@ class RecordingQuery:
     def criteria(self) -> dict[str, Any]:
         """The criteria given, JSON-ready (for the custody event)."""
         out: dict[str, Any] = {}
-        for name in ("source_id", "site", "case_id", "held", "include_deleted"):
+        for name in ("source_id", "site", "case_id", "held", "clock_flagged", "include_deleted"):
             value = getattr(self, name)
             if value not in (None, False):
                 out[name] = value
@@ -127,6 +128,8 @@ def search_recordings(
         )
     if query.held is not None:
         stmt = stmt.where(held_clause() if query.held else ~held_clause())
+    if query.clock_flagged is not None:
+        stmt = stmt.where(Recording.clock_flagged.is_(query.clock_flagged))
     if not query.include_deleted:
         stmt = stmt.where(Recording.deleted_at.is_(None))
     with vault.sessions() as session:

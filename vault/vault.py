@@ -293,12 +293,17 @@ class Vault:
         provenance: dict[str, object] | None = None,
         details: dict[str, object] | None = None,
         received_at: dt.datetime | None = None,
+        device_time: dt.datetime | None = None,
+        clock_offset_ms: int | None = None,
+        clock_flagged: bool = False,
         action: Action | str = Action.INGESTED,
     ) -> Recording:
         """Hash, encrypt and store a stream; catalog it and log ``ingested`` in one transaction.
 
         The same bytes from the same source twice give one recording: the second call returns
-        the first recording (and removes the duplicate upload).
+        the first recording (and removes the duplicate upload). ``received_at`` is when the
+        footage reached the vault's agent (default: now); ``device_time``,
+        ``clock_offset_ms`` and ``clock_flagged`` record the device clock check made then.
         Raises StorageError if the store fails, InvalidInput on bad arguments.
         """
         if captured_at.tzinfo is None:
@@ -347,6 +352,9 @@ class Vault:
                     captured_start=captured_at,
                     captured_end=captured_end,
                     received_at=received_at or self.clock(),
+                    device_time=device_time,
+                    clock_offset_ms=clock_offset_ms,
+                    clock_flagged=clock_flagged,
                     original_name=original_name,
                     content_type=mimetypes.guess_type(original_name or "")[0],
                     size=reader.plaintext_size,

@@ -43,7 +43,7 @@ _MAX_NAME = 255
     "/recordings",
     summary="Search recordings",
     description="Recordings whose capture overlaps the window, oldest first, filtered by source, "
-    "site, media kind, case and hold state. Only what you may see is returned. The search and "
+    "site, media kind, case, hold state and device-clock flag. Only what you may see is returned. The search and "
     "its criteria are logged.",
     response_model=RecordingList,
     responses=responses(400, 401, 403),
@@ -59,6 +59,8 @@ def search(
     media_kind: Annotated[MediaKind | None, Query()] = None,
     case_id: Annotated[str | None, Query(pattern=UUID_PATTERN, description="Linked to this case.")] = None,
     held: Annotated[bool | None, Query(description="Only held (true) or unheld (false).")] = None,
+    clock_flagged: Annotated[bool | None, Query(
+        description="Only recordings whose device clock was flagged (true) or not (false).")] = None,
     include_deleted: Annotated[bool, Query(description="Include crypto-shredded recordings.")] = False,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
@@ -68,7 +70,8 @@ def search(
         require_case(vault, principal, Permission.CASE_READ, case_id, route=route)
     query = RecordingQuery(
         source_id=source, site=site, since=since, until=until, media_kind=media_kind,
-        case_id=case_id, held=held, include_deleted=include_deleted, limit=limit, offset=offset,
+        case_id=case_id, held=held, clock_flagged=clock_flagged, include_deleted=include_deleted,
+        limit=limit, offset=offset,
     )
     found = search_recordings(vault, query, actor=principal.actor, scope=visible_recordings(principal))
     return RecordingList(items=[RecordingPublic.of(r) for r in found], limit=limit, offset=offset)

@@ -18,10 +18,12 @@ from ingest.agent import Agent
 from ingest.config import AgentsFile
 from ingest.spool import ItemState
 from tests.ingest.media import copy, truncate
+from vault.access import Actor, Role
 from vault.catalog import Recording
 from vault.config import Settings
 from vault.custody import Action
 from vault.errors import HashMismatch
+from vault.search import RecordingQuery, search_recordings
 from vault.vault import Vault
 
 
@@ -194,6 +196,15 @@ def test_dock_outcomes(
     clock = recordings["rec1.wav"].media_info["clock"]  # type: ignore[index]
     assert clock["flagged"] and clock["offset_s"] == pytest.approx(90, abs=5)
     assert clock["device_time"] and clock["received_at"]
+    # ... and in the catalog's own columns, searchable.
+    wav_rec = recordings["rec1.wav"]
+    assert wav_rec.clock_flagged and wav_rec.clock_offset_ms == pytest.approx(90_000, abs=5_000)
+    assert wav_rec.device_time == dt.datetime.fromisoformat(clock["device_time"])
+    assert wav_rec.received_at == dt.datetime.fromisoformat(clock["received_at"])
+    assert not recordings["clip1.mp4"].clock_flagged
+    flagged = search_recordings(vault, RecordingQuery(clock_flagged=True),
+                                actor=Actor(user="t", role=Role.ADMINISTRATOR))
+    assert [r.original_name for r in flagged] == ["rec1.wav"]
     assert not (officer / "rec1.wav.json").exists()  # the sidecar went with its file
 
     # Refusals: moved aside with the reason beside them, recorded, never deleted.
