@@ -172,6 +172,7 @@ class Run:
     bytes: int
     stored_s: float
     verified_s: float
+    cores: float = 0.0  # CPU seconds / wall seconds while storing: how busy both cores were
 
     def line(self, label: str, floor_s: float) -> str:
         stored = self.bytes / MB / self.stored_s
@@ -180,7 +181,7 @@ class Run:
         return (
             f"{label:<34} {self.files:>3} files {self.bytes / MB:>7.0f} MB | stored {self.stored_s:6.2f} s "
             f"{stored:7.1f} MB/s {self.files / self.stored_s:6.2f} files/s ({stored / sha:4.0%} of sha256) | "
-            f"+verify+ack {total:7.1f} MB/s"
+            f"+verify+ack {total:7.1f} MB/s | {self.cores:.2f} cores busy"
         )
 
     @property
@@ -207,18 +208,22 @@ def ingest_run(settings: Settings, files: list[Path], work: Path, workers: int) 
         pipeline = Pipeline(vault, spool, agent_name="bench", sources={"dock-1": source})
         warm_vault(vault)
         settle()
+        cpu0 = os.times()
         start = time.perf_counter()
         items = source.scan_once()
         with ThreadPoolExecutor(max_workers=workers) as pool:
             stored = list(pool.map(lambda i: pipeline.store(pipeline.probe(i)), items))
         stored_s = time.perf_counter() - start
+        cpu1 = os.times()
+        cores = (cpu1.user + cpu1.system - cpu0.user - cpu0.system) / stored_s
         start = time.perf_counter()
         with ThreadPoolExecutor(max_workers=workers) as pool:
             done = list(pool.map(pipeline.acknowledge, stored))
         verified_s = time.perf_counter() - start
     assert len(done) == len(files) and all(d.recording_id for d in done)
     assert not any(dock.rglob("*.mkv")), "dock not emptied"
-    return Run(files=len(files), bytes=size, stored_s=stored_s, verified_s=verified_s)
+    return Run(files=len(files), bytes=size, stored_s=stored_s, verified_s=verified_s,
+               cores=cores)
 
 
 def vault_put_alone(settings: Settings, files: list[Path], workers: int) -> float:
