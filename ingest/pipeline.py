@@ -224,7 +224,12 @@ class Pipeline:
                 clock_flagged=details["clock_flagged"],
             )
         self._crash_point(CrashPoint.AFTER_CATALOG)
-        duplicate = self._first_ingested_by(recording.id) != item.id
+        # A recording this item made (now, or before a crash) carries the item's receipt
+        # time; only one that doesn't may be another item's, which custody then tells.
+        duplicate = (
+            recording.received_at != item.received_at
+            and self._first_ingested_by(recording.id) != item.id
+        )
         if duplicate:
             self._event(
                 item,

@@ -137,6 +137,11 @@ class ObjectStore(Protocol):
         """Place or release a legal hold; return False where the store has no object lock."""
         ...
 
+    @property
+    def legal_holds(self) -> bool:
+        """True if :meth:`set_legal_hold` can place holds here (S3 object lock)."""
+        ...
+
     def check(self) -> None:
         """Return if the store is reachable and usable, else raise StorageError saying why."""
         ...
@@ -350,6 +355,10 @@ class LocalStore:
 
     def set_legal_hold(self, key: str, on: bool) -> bool:
         self.stat(key)
+        return False
+
+    @property
+    def legal_holds(self) -> bool:
         return False
 
     def check(self) -> None:
@@ -681,6 +690,10 @@ class S3Store:
         except _CLIENT_ERRORS as exc:
             self._fail(exc, "legal hold on", key)
         return True
+
+    @property
+    def legal_holds(self) -> bool:
+        return self._has_object_lock()
 
     def is_legal_hold(self, key: str) -> bool:
         """Return whether the object's current version is under legal hold. Raises NotFound."""

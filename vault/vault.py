@@ -403,6 +403,8 @@ class Vault:
         # an agent that was offline) is protected in storage too, not only by the reaper.
         from .holds import active_holds
 
+        if not self.store.legal_holds:
+            return  # nothing to place (the local store; S3 without object lock)
         with self.sessions() as session:
             row = session.get(Recording, recording.id)
             held = row is not None and bool(active_holds(session, row))

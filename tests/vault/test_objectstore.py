@@ -98,6 +98,11 @@ def versions_of(store: ObjectStore, key: str) -> list[Any]:
 def test_store_satisfies_protocol(store: ObjectStore) -> None:
     assert isinstance(store, ObjectStore)
     store.check()
+    # The conformance buckets have no object lock: no legal holds, and saying so lets the
+    # vault skip its hold lookup on every put.
+    assert store.legal_holds is False
+    store.put(KEY, io.BytesIO(b"x"), length=1)
+    assert store.set_legal_hold(KEY, True) is False
 
 
 @pytest.mark.parametrize("size", [0, 1, 1000], ids=["empty", "one-byte", "small"])
