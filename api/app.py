@@ -11,12 +11,15 @@ Errors are JSON ``{"error", "detail"}`` with the status from :mod:`api.errors`.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
 from vault.config import Settings
+from vault.denials import DenialThrottle
+from vault.identity import log_denial_summaries
 from vault.vault import Vault
 
 from . import errors
@@ -38,6 +41,11 @@ Evidence vault for CCTV and body-worn camera footage.
 """
 
 
+def flush_denials(app: FastAPI) -> None:
+    """Log the refusals the throttle still holds as summaries (at shutdown: none is lost)."""
+    log_denial_summaries(app.state.vault, app.state.denials.flush())
+
+
 def create_app(settings: Settings, *, vault: Vault | None = None) -> FastAPI:
     """The API on ``settings``; with ``vault``, serve that vault (tests), else open one at startup
     (``Vault.init``: creates the embedded default if absent) and close it at shutdown."""
@@ -45,13 +53,17 @@ def create_app(settings: Settings, *, vault: Vault | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if vault is not None:
-            yield
+            try:
+                yield
+            finally:
+                flush_denials(app)
             return
         opened = Vault.init(settings)
         app.state.vault = opened
         try:
             yield
         finally:
+            flush_denials(app)
             opened.close()
 
     app = FastAPI(
@@ -61,6 +73,8 @@ def create_app(settings: Settings, *, vault: Vault | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.denials = DenialThrottle(burst=settings.denial_burst,
+                                       window=dt.timedelta(seconds=settings.denial_window_s))
     if vault is not None:
         app.state.vault = vault
     errors.install(app)

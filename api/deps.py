@@ -65,7 +65,8 @@ def get_principal(
 ) -> Principal:
     """The authenticated caller. Raises Unauthenticated (401, logged)."""
     token = credentials.credentials if credentials is not None else None
-    return authenticate(vault, token, client_addr=client_addr(request), route=route)
+    return authenticate(vault, token, client_addr=client_addr(request), route=route,
+                        throttle=request.app.state.denials)
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

@@ -89,6 +89,14 @@ class Settings(BaseSettings):
     spool_path: Path | None = Field(
         default=None, description="Ingest spool directory; default <home>/spool."
     )
+    denial_burst: int = Field(
+        default=20, ge=1,
+        description="API: anonymous refusals (no, malformed or unknown token) logged one by one "
+        "per client address and window; the rest are summed into one custody event.",
+    )
+    denial_window_s: int = Field(
+        default=60, ge=1, description="API: the window of denial_burst, in seconds."
+    )
 
     # Derived locations: the embedded default keeps everything under ``home``.
     @property

@@ -32,6 +32,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from .access import Actor, Role
 from .catalog import Base, new_id, utcnow
 from .custody import Action
+from .denials import DenialSummary, DenialThrottle
 from .errors import InvalidInput, NotFound, Unauthenticated
 
 if TYPE_CHECKING:
@@ -390,17 +391,21 @@ def authenticate(
     *,
     client_addr: str | None = None,
     route: str | None = None,
+    throttle: DenialThrottle | None = None,
 ) -> Principal:
     """The principal a bearer token stands for.
 
     Raises Unauthenticated (after logging ``access_denied``) for no token, a malformed or
-    unknown one, an expired or revoked one, or one whose user is disabled.
+    unknown one, an expired or revoked one, or one whose user is disabled. With ``throttle``,
+    anonymous refusals beyond its per-address budget are summed into one event per window
+    (see vault/denials.py) instead of one each.
     """
     now = vault.clock()
     # Decide inside a read session, log outside it: on SQLite every transaction takes the
     # write lock, so the refusal's own transaction must not nest inside this one.
     user: User | None = None
     token_id: str | None = None
+    principal: Principal | None = None
     with vault.sessions() as session:
         # 1. A token is there and has the right shape (cheap refusal of junk).
         if not token:
@@ -427,9 +432,25 @@ def authenticate(
                 elif not user.active:
                     failure = (f"user {user.name!r} is disabled", "disabled")
                 else:
-                    return _principal(session, user, row.id, client_addr)
+                    principal = _principal(session, user, row.id, client_addr)
+    if principal is not None:
+        if throttle is not None:
+            log_denial_summaries(vault, throttle.flush(now))
+        return principal
+    if user is None and throttle is not None:
+        alone, due = throttle.admit(client_addr, failure[1], now)
+        log_denial_summaries(vault, due)
+        if not alone:
+            raise Unauthenticated(failure[0], reason=failure[1])
     _refuse(vault, user, failure[0], failure[1], client_addr, route, token_id=token_id)
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def log_denial_summaries(vault: Vault, summaries: list[DenialSummary]) -> None:
+    """Record each summary of throttled refusals as one ``access_denied`` event."""
+    for s in summaries:
+        vault.ledger.record(Action.ACCESS_DENIED, actor=ANONYMOUS, client_addr=s.client_addr,
+                            details=s.details())
 
 
 def _refuse(
@@ -476,6 +497,7 @@ __all__ = [
     "issue_token",
     "list_tokens",
     "list_users",
+    "log_denial_summaries",
     "new_token",
     "principal_for",
     "revoke_token",

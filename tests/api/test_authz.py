@@ -350,3 +350,21 @@ def test_case_membership_never_crosses_organisations(world: World) -> None:
     )
     assert response.status_code == 400
     assert "Partner Council" in response.json()["detail"]
+
+
+def test_a_flood_of_anonymous_refusals_is_summed_not_lost(world: World) -> None:
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+
+    settings = world.vault.settings.model_copy(update={"denial_burst": 3})
+    before = len(world.vault.ledger.events(action="access_denied", limit=10_000))
+    with TestClient(create_app(settings, vault=world.vault)) as client:
+        for _ in range(12):
+            assert client.get("/recordings").status_code == 401
+        during = world.vault.ledger.events(action="access_denied", limit=10_000)[before:]
+        assert len(during) == 3
+    # Shut down: the other nine are in one summary event.
+    after = world.vault.ledger.events(action="access_denied", limit=10_000)[before:]
+    (summary,) = [e.event.details["summary"] for e in after if "summary" in e.event.details]
+    assert summary["count"] == 9 and summary["by_reason"] == {"missing": 9}
