@@ -127,7 +127,7 @@ def _write_direct(fd: int, read: Reader, chunk: int, length: int, staging: Stagi
 
     def submit(pool: concurrent.futures.ThreadPoolExecutor, n: int) -> None:
         nonlocal offset, which, fill
-        pending[which] = pool.submit(os.pwrite, fd, views[which][:n], offset)
+        pending[which] = pool.submit(_pwrite_all, fd, views[which][:n], offset)
         offset += n
         which = 1 - which
         fill = 0
@@ -167,6 +167,24 @@ def _write_direct(fd: int, read: Reader, chunk: int, length: int, staging: Stagi
         for b in buffers:
             staging.give(b)
     return size
+
+
+def _pwrite_all(fd: int, data: memoryview, offset: int) -> int:
+    """Write all of ``data`` at ``offset``. Should the device refuse a direct write
+    (EINVAL: a block size above ``ALIGN``, or the unaligned rest of a short write), the
+    file goes on through the page cache; the final fsync covers either."""
+    done = 0
+    while done < len(data):
+        try:
+            n = os.pwrite(fd, data[done:], offset + done)
+        except OSError as exc:
+            if exc.errno != errno.EINVAL or not _set_direct(fd, False):
+                raise
+            continue
+        if n == 0:
+            raise OSError(errno.EIO, f"write at offset {offset + done} made no progress")
+        done += n
+    return done
 
 
 def _write_buffered(fd: int, read: Reader, chunk: int, length: int) -> int:

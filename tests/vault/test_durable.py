@@ -89,3 +89,24 @@ def test_a_failing_source_leaves_the_error_and_no_stuck_thread(tmp_path: Path) -
             write_stream(fd, read, chunk=1 << 20)
     finally:
         os.close(fd)
+
+
+def test_a_refused_direct_write_goes_on_through_the_page_cache(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A device whose blocks are larger than ALIGN refuses the writes (EINVAL), not the flag.
+    import errno
+
+    real = os.pwrite
+    calls = {"refused": 0}
+
+    def pwrite(fd: int, data: memoryview, offset: int) -> int:
+        if calls["refused"] < 1:
+            calls["refused"] += 1
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real(fd, data, offset)
+
+    monkeypatch.setattr(durable.os, "pwrite", pwrite)
+    data = os.urandom(2 * STAGE_SIZE + 5)
+    assert _write(tmp_path / "f", data)[0] == len(data)
+    assert (tmp_path / "f").read_bytes() == data
+    assert calls["refused"] == 1
