@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +13,30 @@ from vault.config import Settings
 from vault.vault import Vault
 
 SMALL_SEGMENT = 4096  # small segments make boundary cases cheap to test
+T0 = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.UTC)
+
+
+class Clock:
+    """The vault's clock in tests: starts at T0 and moves only when told (``clock.now += ...``)."""
+
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def clocked_vault(tmp_path: Path, clock: Clock) -> Iterator[Vault]:
+    """A vault on the embedded default whose clock is ``clock``."""
+    with Vault.init(Settings(home=tmp_path / "home", segment_size=SMALL_SEGMENT),
+                    clock=clock) as v:
+        yield v
 
 
 @pytest.fixture

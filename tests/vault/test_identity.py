@@ -5,38 +5,22 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import sqlite3
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from vault import identity
 from vault.access import Actor, Role
-from vault.config import Settings
 from vault.errors import InvalidInput, NotFound
 from vault.vault import Vault
 
-T0 = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.UTC)
+from .conftest import T0, Clock
+
 OP = Actor(user="local:test", role=Role.ADMINISTRATOR)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> dt.datetime:
-        return self.now
-
-
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def vault(tmp_path: Path, clock: Clock) -> Iterator[Vault]:
-    with Vault.init(Settings(home=tmp_path / "home"), clock=clock) as v:
-        yield v
+def vault(clocked_vault: Vault) -> Vault:
+    return clocked_vault
 
 
 def _denials(vault: Vault) -> list[dict[str, object]]:

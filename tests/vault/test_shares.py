@@ -18,21 +18,9 @@ from vault.errors import ShareUnavailable
 from vault.shares import ShareAccess
 from vault.vault import Vault
 
-T0 = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.UTC)
+from .conftest import T0, Clock
+
 OFFICER = Actor(user="asb1", role=Role.ASB_OFFICER, organisation="Northside")
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> dt.datetime:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
 
 
 @pytest.fixture
