@@ -609,18 +609,31 @@ class Vault:
         Raises HashMismatch, CiphertextError, StorageError.
         """
         import hashlib
+        from collections import deque
+        from concurrent.futures import Future, ThreadPoolExecutor
 
         recording = self.recording(recording_id)
         dek = self._data_key(recording)
         digest = hashlib.sha256()
-        # Even an empty recording has one authenticated (empty, final) segment to check.
-        for chunk in crypto.decrypt_range(
-            lambda offset, length: self.store.read_at(recording.object_key, offset, length),
-            recording.stored_size,
-            dek=dek,
-            object_id=recording.id,
-        ):
-            digest.update(chunk)
+        # SHA-256 is the slow step: it runs on a helper thread (hashlib releases the GIL)
+        # while the next segments are read and decrypted, a few chunks behind at most.
+        behind: deque[Future[None]] = deque()
+        with ThreadPoolExecutor(1, thread_name_prefix="verify-sha256") as hasher:
+            try:
+                # Even an empty recording has one authenticated (empty, final) segment.
+                for chunk in crypto.decrypt_range(
+                    lambda offset, length: self.store.read_at(recording.object_key, offset,
+                                                              length),
+                    recording.stored_size,
+                    dek=dek,
+                    object_id=recording.id,
+                ):
+                    behind.append(hasher.submit(digest.update, chunk))
+                    if len(behind) > 4:
+                        behind.popleft().result()
+            finally:
+                for pending in behind:
+                    pending.exception()
         if digest.hexdigest() != recording.sha256:
             raise HashMismatch(f"recording {recording.id}: stored copy does not match its hash")
         return recording
