@@ -34,7 +34,7 @@ from sqlalchemy import JSON, Date, Enum, ForeignKey, Integer, String, Text, sele
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .access import Actor
-from .catalog import Base, Hold, HoldKind, Recording, Source, new_id, utcnow
+from .catalog import Base, Hold, HoldKind, MediaKind, Recording, Source, new_id, utcnow
 from .errors import InvalidInput, NotFound
 from .holds import covered_recordings, place_hold, release_hold
 
@@ -58,6 +58,7 @@ __all__ = [
     "list_sars",
     "record_disclosure",
     "register_sar",
+    "sar_recordings",
 ]
 
 RESPONSE_MONTHS = 1
@@ -410,6 +411,22 @@ def get_sar(vault: Vault, sar_id: str) -> SarView:
             .order_by(SarDisclosure.disclosed_at, SarDisclosure.id)
         ))
     return SarView(sar=sar, windows=windows, disclosures=disclosures)
+
+
+def sar_recordings(vault: Vault, sar_id: str) -> list[Recording]:
+    """The footage a request covers: the live original recordings (not derived copies, not
+    audio-only) that its windows hold, oldest capture first. Raises NotFound."""
+    with vault.sessions() as session:
+        sar = _load(session, sar_id)
+        found: dict[str, Recording] = {}
+        for window, hold in session.execute(
+            select(SarWindow, Hold).join(Hold, Hold.id == SarWindow.hold_id)
+            .where(SarWindow.sar_id == sar.id)
+        ):
+            for recording in covered_recordings(session, hold):
+                if recording.parent_id is None and recording.media_kind != MediaKind.AUDIO:
+                    found[recording.id] = recording
+    return sorted(found.values(), key=lambda r: (r.captured_start, r.id))
 
 
 def list_sars(

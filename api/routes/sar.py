@@ -1,5 +1,6 @@
 """Subject access request routes: register, list (``due_within_days``), read, attach a camera
-window (which holds the footage at once), extend, record a disclosure, close.
+window (which holds the footage at once), plan redactions of the footage it covers, extend,
+record a disclosure, close.
 
 Information-governance officers and administrators only (``sars.read``/``sars.write`` in
 :mod:`vault.policy`). Every change is a custody event under the request's reference
@@ -15,12 +16,17 @@ from fastapi import APIRouter, Path, Query, status
 from pydantic import BaseModel, Field, StringConstraints
 
 from vault import sar as sars
-from vault.policy import Permission, require
+from vault.access import Purpose
+from vault.errors import InvalidInput
+from vault.jobs import JobKind
+from vault.policy import Permission, require, require_recording
 from vault.sar import MAX_EXTENSION_MONTHS, SarStatus, SarView, SubjectAccessRequest
 
 from ..deps import PrincipalDep, RouteDep, VaultDep
 from ..errors import responses
+from ..jobs import JobQueueDep
 from ..schemas import UUID_PATTERN, Id, Instant, LongText, ShortText, _Model
+from .jobs import JobPublic, MaskParams
 
 router = APIRouter(tags=["subject access requests"])
 
@@ -260,6 +266,59 @@ def disclose(
     sars.record_disclosure(vault, sar_id, recording_ids=body.recording_ids, method=body.method,
                            notes=body.notes, actor=principal.actor)
     return _detail(vault, sar_id)
+
+
+class SarRedactions(_Model):
+    """How the request's footage is to be redacted."""
+
+    mask: MaskParams = MaskParams()
+    caption: str | None = Field(
+        default=None, max_length=200,
+        description="Burned into every frame of the copies; default 'REDACTED COPY <reference>'.")
+
+
+class SarRedactionJobs(BaseModel):
+    """The plan jobs queued, one per recording."""
+
+    sar_id: str
+    jobs: list[JobPublic]
+
+
+@router.post(
+    "/sars/{sar_id}/redaction-jobs",
+    summary="Plan redactions of the request's footage",
+    description="Queue a redaction-plan job for every recording the request's windows hold "
+    "(originals with video; not derived copies, not audio-only). Then, per job: review the plan "
+    "and mark the requester's track to keep visible (`PUT /jobs/{id}/plan`), render it "
+    "(`POST /jobs/{id}/render`), and record the disclosure here. The purpose logged with each "
+    "job is the request itself (reference, UK GDPR Article 15).",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=SarRedactionJobs,
+    responses=responses(400, 401, 403, 404),
+)
+def plan_redactions(
+    vault: VaultDep, queue: JobQueueDep, principal: PrincipalDep, route: RouteDep,
+    sar_id: SarId, body: SarRedactions,
+) -> SarRedactionJobs:
+    require(vault, principal, Permission.SAR_WRITE, object_ids=[sar_id], route=route)
+    request = sars.get_sar(vault, sar_id).sar
+    recordings = sars.sar_recordings(vault, request.id)
+    if not recordings:
+        raise InvalidInput(f"subject access request {request.reference} holds no video yet: "
+                           "attach a camera window first (POST /sars/{id}/windows)")
+    for recording in recordings:
+        # Planning decrypts the footage: the caller must be allowed to, recording by recording.
+        require_recording(vault, principal, Permission.DOWNLOAD, recording.id, route=route)
+    purpose = Purpose(purpose=f"subject access request {request.reference}",
+                      lawful_basis="UK GDPR Article 15", reference=request.reference)
+    caption = body.caption or f"REDACTED COPY {request.reference}"
+    jobs = [
+        queue.submit(JobKind.REDACTION_PLAN, actor=principal.actor, purpose=purpose, vault=vault,
+                     params={"recording_ids": [r.id], "mask": body.mask.model_dump(mode="json"),
+                             "keep_tracks": [], "caption": caption})
+        for r in recordings
+    ]
+    return SarRedactionJobs(sar_id=request.id, jobs=[JobPublic.of(j) for j in jobs])
 
 
 @router.post(

@@ -131,6 +131,18 @@ def _sar(w: World) -> str:
     return f"/sars/{sar.id}"
 
 
+def _sar_with_footage(w: World) -> str:
+    """A fresh request holding the Elm Court camera around the case recording."""
+    from vault.sar import attach_window
+
+    path = _sar(w)
+    start = w.rec["rec_case"].captured_start
+    attach_window(w.vault, path.rsplit("/", 1)[1], source_id="cam-elm-1",
+                  start=start - dt.timedelta(minutes=5), end=start + dt.timedelta(minutes=5),
+                  actor=OPERATOR)
+    return path
+
+
 CALLS: dict[str, Call] = {
     "me": Call("GET", "/me", lambda w: "/me"),
     "search": Call("GET", "/recordings", lambda w: "/recordings"),
@@ -203,6 +215,9 @@ CALLS: dict[str, Call] = {
     "record sar disclosure": Call(
         "POST", "/sars/{sar_id}/disclosures", lambda w: f"{_sar(w)}/disclosures",
         json=lambda w: {"recording_ids": [w.rec["rec_case"].id], "method": "secure link"}),
+    "plan sar redactions": Call(
+        "POST", "/sars/{sar_id}/redaction-jobs", lambda w: f"{_sar_with_footage(w)}/redaction-jobs",
+        json=lambda w: {}),
     "close sar": Call(
         "POST", "/sars/{sar_id}/close", lambda w: f"{_sar(w)}/close",
         json=lambda w: {"reason": "response sent"}),
@@ -262,6 +277,7 @@ ALLOWED: dict[str, set[str]] = {
     "attach sar window": SAR,
     "extend sar": SAR,
     "record sar disclosure": SAR,
+    "plan sar redactions": SAR,
     "close sar": SAR,
     "create redaction job": STAFF,
     "get job": STAFF,  # asb made it; ig and police share its organisation

@@ -139,3 +139,34 @@ def test_sar_cli(tmp_path) -> None:  # type: ignore[no-untyped-def]
     assert run("attach", "SAR-7", "--source", "cam-x", *window[2:]).exit_code == 3  # NotFound
     closed = run("close", "SAR-7", "--reason", "answered")
     assert closed.exit_code == 0 and "released 1 hold" in closed.output
+
+
+def test_sar_footage_is_queued_for_redaction_under_the_request(world: World) -> None:
+    from vault.jobs import JobKind, get_job
+
+    ig = world.headers("ig", purpose=False)
+    sar = world.client.post("/sars", json={"reference": "SAR-2026-15", "requester_name": "B. Tenant",
+                                           "received_on": "2026-11-25"}, headers=ig).json()
+    empty = world.client.post(f"/sars/{sar['id']}/redaction-jobs", json={}, headers=ig)
+    assert empty.status_code == 400 and "attach a camera window" in empty.json()["detail"]
+
+    window = {"source_id": "cam-elm-1", "start": (T0 - dt.timedelta(hours=3)).isoformat(),
+              "end": (T0 - dt.timedelta(hours=1)).isoformat()}
+    assert world.client.post(f"/sars/{sar['id']}/windows", json=window, headers=ig).status_code == 201
+    queued = world.client.post(f"/sars/{sar['id']}/redaction-jobs",
+                               json={"mask": {"style": "pixelate"}}, headers=ig)
+    assert queued.status_code == 202, queued.text
+    jobs = queued.json()["jobs"]
+    # Only the Elm Court recording is in the window; the other cameras are not touched.
+    assert [j["recording_ids"] for j in jobs] == [[world.rec["rec_case"].id]]
+    job = get_job(world.vault, jobs[0]["id"])
+    assert job.kind is JobKind.REDACTION_PLAN
+    assert job.params["purpose"] == {"purpose": "subject access request SAR-2026-15",
+                                     "lawful_basis": "UK GDPR Article 15",
+                                     "reference": "SAR-2026-15"}
+    assert job.params["caption"] == "REDACTED COPY SAR-2026-15"
+    assert job.params["mask"]["style"] == "pixelate" and job.params["keep_tracks"] == []
+    # An ASB officer cannot start them.
+    refused = world.client.post(f"/sars/{sar['id']}/redaction-jobs", json={},
+                                headers=world.headers("asb", purpose=False))
+    assert refused.status_code == 403
