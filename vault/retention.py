@@ -4,7 +4,9 @@ The rule
     A recording falls due ``days`` after its capture start, where ``days`` is
     ``Settings.retention_days`` (23) or the override for its source kind
     (``Settings.retention_overrides``). Derived copies (redactions, clips) follow their parent:
-    they are deleted with it unless separately held. An active hold (see ``vault/holds.py``)
+    they are deleted with it unless separately held. A stored disclosure package holds copies
+    of several recordings, so it goes with the first of them to go (unless held itself): a
+    package must not keep footage past that footage's own retention. An active hold (see ``vault/holds.py``)
     keeps a recording however old it is; once released, the next run deletes it if due.
 
 Deletion (NIST SP 800-88 "cryptographic erase", then object delete)
@@ -138,10 +140,12 @@ def run_retention(
                 .order_by(Recording.retain_until, Recording.id)
             )
         )
-    queue: list[tuple[str, str | None]] = [(r.id, None) for r in due]
+    packages = _packages_by_item(vault)
+    queue: list[tuple[str, str | None, str]] = [(r.id, None, "") for r in due]
     while queue:
-        recording_id, parent_id = queue.pop(0)
-        decision = _decide_and_delete(vault, recording_id, parent_id, now, policy, dry_run, actor)
+        recording_id, parent_id, relation = queue.pop(0)
+        decision = _decide_and_delete(vault, recording_id, parent_id, relation, now, policy,
+                                      dry_run, actor)
         if decision is None:
             continue
         if decision.outcome == "kept":
@@ -156,7 +160,11 @@ def run_retention(
                     Recording.parent_id == recording_id, Recording.deleted_at.is_(None)
                 )
             ).all()
-        queue.extend((child, recording_id) for child in children if child not in deleted_ids)
+        queue.extend((child, recording_id, "derived from") for child in children
+                     if child not in deleted_ids)
+        queue.extend((package, recording_id, "disclosure package holding a copy of")
+                     for package in packages.get(recording_id, ())
+                     if package not in deleted_ids and package not in children)
 
     if not dry_run:
         _purge_pending(vault, report)
@@ -164,10 +172,26 @@ def run_retention(
     return report
 
 
+def _packages_by_item(vault: Vault) -> dict[str, list[str]]:
+    """Live stored disclosure packages, by each recording they hold a copy of."""
+    out: dict[str, list[str]] = {}
+    with vault.sessions() as session:
+        for package in session.scalars(
+            select(Recording).where(Recording.parent_id.is_not(None),
+                                    Recording.deleted_at.is_(None))
+        ):
+            provenance = package.provenance or {}
+            if provenance.get("kind") == "export":
+                for item in provenance.get("recording_ids") or ():
+                    out.setdefault(str(item), []).append(package.id)
+    return out
+
+
 def _decide_and_delete(
     vault: Vault,
     recording_id: str,
     parent_id: str | None,
+    relation: str,
     now: dt.datetime,
     policy: RetentionPolicy,
     dry_run: bool,
@@ -181,7 +205,7 @@ def _decide_and_delete(
         holds = active_holds(session, recording)
         kind = recording.source.kind
         reason = (
-            f"derived from {parent_id}, which was deleted"
+            f"{relation} {parent_id}, which was deleted"
             if parent_id
             else policy.describe(kind)
         )

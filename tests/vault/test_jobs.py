@@ -285,3 +285,27 @@ def test_a_real_worker_runs_queued_jobs_and_a_killed_workers_job_is_retried(vaul
         worker.send_signal(signal.SIGINT)  # graceful stop
         assert worker.wait(timeout=30) == 0
     queue.close()
+
+
+def test_a_stored_package_goes_with_the_first_of_its_recordings_to_go(
+        vault: Vault, queue: JobQueue) -> None:
+    from vault.retention import run_retention
+
+    now = dt.datetime.now(dt.UTC)
+    later = vault.put_stream(io.BytesIO(os.urandom(9_000)), source_id="cam-1",
+                             source_kind=SourceKind.CCTV, actor=ACTOR, captured_at=now).id
+    earlier = vault.put_stream(io.BytesIO(os.urandom(9_000)), source_id="cam-2",
+                               source_kind=SourceKind.CCTV, actor=ACTOR,
+                               captured_at=now - dt.timedelta(days=5)).id
+    # The package's catalog parent is its first item, the later recording.
+    job = queue.submit(JobKind.EXPORT, actor=ACTOR, purpose=PURPOSE, params={
+        "recording_ids": [later, earlier], "recipient": "DC Jones", "recipient_org": "Met Police"})
+    package = package_recording_id(job)
+    assert vault.recording(package).parent_id == later
+    # Day 19 after the later capture: the earlier recording's 23 days are up, so the package
+    # (which holds a copy of it) goes too; the later recording stays.
+    report = run_retention(vault, now=now + dt.timedelta(days=19))
+    gone = {d.recording_id: d.reason for d in report.deleted}
+    assert set(gone) == {earlier, package}
+    assert gone[package] == f"disclosure package holding a copy of {earlier}, which was deleted"
+    assert vault.recording(later).deleted_at is None
