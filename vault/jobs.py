@@ -635,9 +635,10 @@ def open_queue(settings: Settings, *, immediate: bool = False, vault: Vault | No
 def run_export(ctx: JobContext) -> dict[str, Any]:
     """Build a disclosure package and keep it in the vault, encrypted, until downloaded.
 
-    The ZIP is built in the spool, then stored as a derived recording of the first item (so
-    retention deletes it with that item unless held) and the plaintext copy is removed: like
-    footage, a package exists unencrypted only in the spool and only while it is built.
+    The ZIP is built in the spool, then stored as a derived recording of the first item
+    (retention deletes it with the first of its items to go, unless it is held) and the
+    plaintext copy is removed: like footage, a package exists unencrypted only in the spool
+    and only while it is built.
     """
     from .disclosure import build_export
 
