@@ -162,7 +162,6 @@ class Tracker:
         self.tracks: list[Track] = []
         self._searchable: list[Track] = []
         self._due: dict[int, int] = {}
-        self._started: set[int] = set()
         self._finished = False
         self._last_frame = -1
 
@@ -198,7 +197,6 @@ class Tracker:
         self._live = [t for t in self._live if frame - t.last <= self.gap_frames]
         live = {t.id for t in self._live}
         self._due = {k: v for k, v in self._due.items() if k in live}
-        self._started = set()
         dets = [(tuple(float(v) for v in d[:4]), float(d[4])) for d in detections]
         candidates: list[tuple[float, int, int]] = []
         for ti, track in enumerate(self._live):
@@ -237,7 +235,6 @@ class Tracker:
                 continue
             track = Track(self._next_id, [Observation(frame, box, score)])  # type: ignore[arg-type]
             self._next_id += 1
-            self._started.add(track.id)
             self._live.append(track)
             self.tracks.append(track)
             self._searchable.append(track)
@@ -267,9 +264,9 @@ class Tracker:
         yet) or missed at this look gets ``shortest``: a new, lost or erratic face is looked
         at often, a steady walker less.
         """
-        ids = set(looked) | self._started
+        ids = set(looked)
         for track in self._live:
-            if track.id in ids:
+            if track.id in ids or track.first == frame:  # looked at, or started by, this look
                 self._due[track.id] = frame + self._interval(track, frame, shortest, longest,
                                                              tolerance)
 
