@@ -37,7 +37,7 @@ __all__ = ["ALIGN", "FLUSH_EVERY", "STAGE_SIZE", "StagingPool", "write_stream"]
 #: Alignment of buffers, sizes and offsets for direct I/O (a page: covers 512 B and 4 KiB
 #: logical blocks).
 ALIGN = 4096
-#: Bytes per direct write (two staging buffers of this size are in use).
+#: Bytes per direct write (a write borrows two staging buffers of this size).
 STAGE_SIZE = 4 << 20
 #: Buffered fallback: flush to disk in the background every this many bytes.
 FLUSH_EVERY = 16 << 20
@@ -137,30 +137,26 @@ def _write_direct(fd: int, read: Reader, chunk: int, length: int, staging: Stagi
             waiting.result()
 
     try:
+        # Leaving the executor waits for every write, failed or not: the buffers outlive them.
         with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="store-write") as pool:
-            try:
-                while data := _next(read, chunk, length, size):
-                    size += len(data)
-                    src = memoryview(data)
-                    while src:
-                        take = min(len(src), STAGE_SIZE - fill)
-                        views[which][fill:fill + take] = src[:take]
-                        fill += take
-                        src = src[take:]
-                        if fill == STAGE_SIZE:
-                            submit(pool, STAGE_SIZE)
-                if fill:
-                    # The tail, padded to the block size with zeros; truncated afterwards.
-                    padded = -(-fill // ALIGN) * ALIGN
-                    views[which][fill:padded] = bytes(padded - fill)
-                    submit(pool, padded)
-            finally:
-                for p in pending:
-                    if p is not None:
-                        p.exception()  # wait: the buffers must outlive the writes
-            for p in pending:
-                if p is not None:
-                    p.result()
+            while data := _next(read, chunk, length, size):
+                size += len(data)
+                src = memoryview(data)
+                while src:
+                    take = min(len(src), STAGE_SIZE - fill)
+                    views[which][fill:fill + take] = src[:take]
+                    fill += take
+                    src = src[take:]
+                    if fill == STAGE_SIZE:
+                        submit(pool, STAGE_SIZE)
+            if fill:
+                # The tail, padded to the block size with zeros; truncated afterwards.
+                padded = -(-fill // ALIGN) * ALIGN
+                views[which][fill:padded] = bytes(padded - fill)
+                submit(pool, padded)
+        for p in pending:
+            if p is not None:
+                p.result()
     finally:
         for v in views:
             v.release()
@@ -190,22 +186,19 @@ def _pwrite_all(fd: int, data: memoryview, offset: int) -> int:
 def _write_buffered(fd: int, read: Reader, chunk: int, length: int) -> int:
     flushed = size = 0
     pending: concurrent.futures.Future[None] | None = None
+    # Leaving the executor waits for the last flush, before the caller closes the descriptor.
     with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="store-flush") as pool:
-        try:
-            while data := _next(read, chunk, length, size):
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view):]
-                size += len(data)
-                if size - flushed >= FLUSH_EVERY and (pending is None or pending.done()):
-                    if pending is not None:
-                        pending.result()  # a failed flush (EIO, ENOSPC) fails the write
-                    pending = pool.submit(os.fdatasync, fd)
-                    flushed = size
-        finally:
-            if pending is not None:
-                pending.exception()  # wait before the caller closes the descriptor
-        if pending is not None:
-            pending.result()
+        while data := _next(read, chunk, length, size):
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            size += len(data)
+            if size - flushed >= FLUSH_EVERY and (pending is None or pending.done()):
+                if pending is not None:
+                    pending.result()  # a failed flush (EIO, ENOSPC) fails the write
+                pending = pool.submit(os.fdatasync, fd)
+                flushed = size
+    if pending is not None:
+        pending.result()
     os.fsync(fd)
     return size

@@ -619,21 +619,17 @@ class Vault:
         # while the next segments are read and decrypted, a few chunks behind at most.
         behind: deque[Future[None]] = deque()
         with ThreadPoolExecutor(1, thread_name_prefix="verify-sha256") as hasher:
-            try:
-                # Even an empty recording has one authenticated (empty, final) segment.
-                for chunk in crypto.decrypt_range(
-                    lambda offset, length: self.store.read_at(recording.object_key, offset,
-                                                              length),
-                    recording.stored_size,
-                    dek=dek,
-                    object_id=recording.id,
-                ):
-                    behind.append(hasher.submit(digest.update, chunk))
-                    if len(behind) > 4:
-                        behind.popleft().result()
-            finally:
-                for pending in behind:
-                    pending.exception()
+            # Even an empty recording has one authenticated (empty, final) segment.
+            for chunk in crypto.decrypt_range(
+                lambda offset, length: self.store.read_at(recording.object_key, offset, length),
+                recording.stored_size,
+                dek=dek,
+                object_id=recording.id,
+            ):
+                behind.append(hasher.submit(digest.update, chunk))
+                if len(behind) > 4:
+                    behind.popleft().result()
+        # Leaving the executor waited for the rest of the hashing.
         if digest.hexdigest() != recording.sha256:
             raise HashMismatch(f"recording {recording.id}: stored copy does not match its hash")
         return recording
