@@ -12,8 +12,8 @@ rewrites the footage's own times:
 ``offset_s = device_time - received_at`` (positive: the device runs fast). An offset beyond the
 configured bound is *flagged*: recorded with the recording (catalog columns ``device_time``,
 ``clock_offset_ms``, ``clock_flagged``, searchable as ``GET /recordings?clock_flagged=true``;
-the full check in ``media_info.clock``) and in its ``ingested`` custody event, and logged, so a reviewer can correct the capture time with a
-stated reason. A capture time later than the receipt (the device claims the footage was
+the full check in ``media_info.clock``) and in its ``ingested`` custody event, and logged, so
+a reviewer can correct the capture time with a stated reason. A capture time later than the receipt (the device claims the footage was
 captured in the agent's future) is flagged too, even when the device states no clock.
 """
 

@@ -43,8 +43,8 @@ _MAX_NAME = 255
     "/recordings",
     summary="Search recordings",
     description="Recordings whose capture overlaps the window, oldest first, filtered by source, "
-    "site, media kind, case, hold state and device-clock flag. Only what you may see is returned. The search and "
-    "its criteria are logged.",
+    "site, media kind, case, hold state and device-clock flag. Only what you may see is "
+    "returned. The search and its criteria are logged.",
     response_model=RecordingList,
     responses=responses(400, 401, 403),
 )
