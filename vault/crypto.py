@@ -248,10 +248,26 @@ class _ChunkReader(io.RawIOBase):
         return b"".join(pieces)
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        """Read up to ``len(buffer)`` bytes into ``buffer``; return how many (0 at the end)."""
-        data = self.read(len(buffer))
-        memoryview(buffer).cast("B")[: len(data)] = data
-        return len(data)
+        """Fill ``buffer`` (fewer bytes only at the end); return how many (0 at the end).
+
+        Copies straight from the chunks: a store that stages its writes (vault/durable.py)
+        reads this way and saves the copy :meth:`read` makes to join chunks.
+        """
+        if self.closed:
+            raise ValueError("I/O operation on closed stream")
+        out = memoryview(buffer).cast("B")
+        done = 0
+        while done < len(out):
+            avail = len(self._chunk) - self._pos
+            if avail == 0:
+                if not self._advance():
+                    break
+                avail = len(self._chunk)
+            take = min(avail, len(out) - done)
+            out[done : done + take] = self._chunk_view[self._pos : self._pos + take]
+            self._pos += take
+            done += take
+        return done
 
 
 class EncryptingReader(_ChunkReader):

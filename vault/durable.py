@@ -12,7 +12,8 @@ So :func:`write_stream` writes with ``O_DIRECT`` where the file system allows it
 - bytes are gathered into page-aligned staging buffers (``O_DIRECT`` needs aligned memory,
   sizes and offsets) and each full buffer goes straight to the device from a helper thread,
   while the caller fills the next one: the disk writes as the data is produced, and the
-  caller's core is free for hashing and encryption;
+  caller's core is free for hashing and encryption. A source with ``readinto`` (the vault's
+  encrypting reader, files) fills the staging buffer itself, one copy fewer per byte;
 - the unaligned tail is written padded to the block size and the file is then truncated to
   its true length; a final ``fsync`` makes the size and metadata durable.
 
@@ -31,6 +32,7 @@ import mmap
 import os
 import threading
 from collections.abc import Callable
+from typing import Protocol
 
 __all__ = ["ALIGN", "FLUSH_EVERY", "STAGE_SIZE", "StagingPool", "write_stream"]
 
@@ -42,7 +44,11 @@ STAGE_SIZE = 4 << 20
 #: Buffered fallback: flush to disk in the background every this many bytes.
 FLUSH_EVERY = 16 << 20
 
-Reader = Callable[[int], bytes]
+
+class Source(Protocol):
+    """What :func:`write_stream` reads from: ``read(n)``, and ``readinto`` where it has one."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
 
 
 class StagingPool:
@@ -72,7 +78,10 @@ class StagingPool:
             if len(self._free) < self._keep:
                 self._free.append(buffer)
                 return
-        buffer.close()
+        try:
+            buffer.close()
+        except BufferError:
+            pass  # a source still holds a view of it (a failed read's traceback): unmapped with it
 
 
 def _set_direct(fd: int, on: bool) -> bool:
@@ -90,19 +99,20 @@ def _set_direct(fd: int, on: bool) -> bool:
     return True
 
 
-def write_stream(fd: int, read: Reader, *, chunk: int, length: int = -1,
+def write_stream(fd: int, source: Source, *, chunk: int, length: int = -1,
                  pool: StagingPool | None = None) -> tuple[int, bool]:
-    """Write what ``read(chunk)`` yields (until ``b""``, or ``length`` bytes if >= 0) to the
-    empty file open for writing as ``fd``, and fsync it.
+    """Write what ``source`` yields (until the end, or ``length`` bytes if >= 0) to the empty
+    file open for writing as ``fd``, and fsync it. ``chunk``: the most bytes asked of one
+    ``read``.
 
     Returns (bytes written, whether direct I/O was used). ``fd`` stays open (the caller
     closes it). ``pool`` lends the staging buffers (a private one if not given). Raises
     OSError as the writes do (ENOSPC, EIO...).
     """
     if not _set_direct(fd, True):
-        return _write_buffered(fd, read, chunk, length), False
+        return _write_buffered(fd, source.read, chunk, length), False
     try:
-        size = _write_direct(fd, read, chunk, length, pool or StagingPool(keep=0))
+        size = _write_direct(fd, _filler(source, chunk), length, pool or StagingPool(keep=0))
     finally:
         _set_direct(fd, False)
     os.ftruncate(fd, size)
@@ -110,7 +120,35 @@ def write_stream(fd: int, read: Reader, *, chunk: int, length: int = -1,
     return size, True
 
 
-def _next(read: Reader, chunk: int, length: int, size: int) -> bytes:
+def _filler(source: Source, chunk: int) -> Callable[[memoryview], int]:
+    """``fill(view)``: put the next bytes of ``source`` at the start of ``view``; how many
+    (0 at the end). ``readinto`` where the source has a working one, else ``read`` and a copy."""
+    readinto = getattr(source, "readinto", None)
+
+    def copy(view: memoryview) -> int:
+        data = source.read(min(chunk, len(view)))
+        if len(data) > len(view):
+            raise ValueError(f"the source returned {len(data)} bytes when asked for {len(view)}")
+        view[: len(data)] = data
+        return len(data)
+
+    def fill(view: memoryview) -> int:
+        nonlocal readinto
+        if readinto is None:
+            return copy(view)
+        try:
+            got = readinto(view)
+        except NotImplementedError:  # io.RawIOBase subclasses that define only read()
+            readinto = None
+            return copy(view)
+        if got is None:  # a non-blocking source with nothing to give
+            raise BlockingIOError(errno.EAGAIN, "the source has no data ready")
+        return int(got)
+
+    return fill
+
+
+def _next(read: Callable[[int], bytes], chunk: int, length: int, size: int) -> bytes:
     if length >= 0:
         if size >= length:
             return b""
@@ -118,7 +156,8 @@ def _next(read: Reader, chunk: int, length: int, size: int) -> bytes:
     return read(chunk)
 
 
-def _write_direct(fd: int, read: Reader, chunk: int, length: int, staging: StagingPool) -> int:
+def _write_direct(fd: int, fill_from: Callable[[memoryview], int], length: int,
+                  staging: StagingPool) -> int:
     buffers = [staging.take(), staging.take()]  # page-aligned
     views = [memoryview(b) for b in buffers]
     pending: list[concurrent.futures.Future[int] | None] = [None, None]
@@ -139,16 +178,15 @@ def _write_direct(fd: int, read: Reader, chunk: int, length: int, staging: Stagi
     try:
         # Leaving the executor waits for every write, failed or not: the buffers outlive them.
         with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="store-write") as pool:
-            while data := _next(read, chunk, length, size):
-                size += len(data)
-                src = memoryview(data)
-                while src:
-                    take = min(len(src), STAGE_SIZE - fill)
-                    views[which][fill:fill + take] = src[:take]
-                    fill += take
-                    src = src[take:]
-                    if fill == STAGE_SIZE:
-                        submit(pool, STAGE_SIZE)
+            while True:
+                room = STAGE_SIZE - fill if length < 0 else min(STAGE_SIZE - fill, length - size)
+                got = fill_from(views[which][fill:fill + room]) if room else 0
+                if not got:
+                    break
+                fill += got
+                size += got
+                if fill == STAGE_SIZE:
+                    submit(pool, STAGE_SIZE)
             if fill:
                 # The tail, padded to the block size with zeros; truncated afterwards.
                 padded = -(-fill // ALIGN) * ALIGN
@@ -183,7 +221,7 @@ def _pwrite_all(fd: int, data: memoryview, offset: int) -> int:
     return done
 
 
-def _write_buffered(fd: int, read: Reader, chunk: int, length: int) -> int:
+def _write_buffered(fd: int, read: Callable[[int], bytes], chunk: int, length: int) -> int:
     flushed = size = 0
     pending: concurrent.futures.Future[None] | None = None
     # Leaving the executor waits for the last flush, before the caller closes the descriptor.

@@ -243,7 +243,7 @@ class LocalStore:
             fd, tmp_name = _mkstemp(path.parent)
             tmp = Path(tmp_name)
             try:
-                size, _ = durable.write_stream(fd, data.read, chunk=COPY_CHUNK, length=length,
+                size, _ = durable.write_stream(fd, data, chunk=COPY_CHUNK, length=length,
                                                pool=self._staging)
             finally:
                 os.close(fd)

@@ -354,6 +354,20 @@ def test_readers_are_readable_binary_streams() -> None:
         reader.read(1)
 
 
+@pytest.mark.parametrize("size", [1, SEG - 1, SEG + 7, 3 * SEG + 1])
+def test_readinto_across_segments_gives_the_same_bytes_as_read(size: int) -> None:
+    plaintext = os.urandom(4 * SEG + 3)
+    reader = EncryptingReader(io.BytesIO(plaintext), dek=DEK, object_id=OID, segment_size=SEG)
+    buffer = bytearray(size)
+    pieces = []
+    while got := reader.readinto(buffer):
+        pieces.append(bytes(buffer[:got]))
+        if got < size:  # only the last read comes up short
+            assert reader.readinto(buffer) == 0
+            break
+    assert decrypt(b"".join(pieces)) == plaintext
+
+
 def test_plaintext_hash_is_refused_before_the_end() -> None:
     reader = EncryptingReader(io.BytesIO(b"x" * 3 * SEG), dek=DEK, object_id=OID, segment_size=SEG)
     reader.read(HEADER_SIZE + 10)
