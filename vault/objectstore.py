@@ -38,7 +38,9 @@ from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn, Protocol, cast, runti
 import urllib3
 from minio import Minio
 from minio.commonconfig import ENABLED, Filter
+from minio.credentials.credentials import Credentials
 from minio.error import MinioException, S3Error
+from minio.helpers import DictType
 from minio.lifecycleconfig import Expiration, LifecycleConfig, NoncurrentVersionExpiration, Rule
 
 from vault import durable
@@ -417,6 +419,39 @@ def _fsync_dir(directory: Path) -> None:
 # --------------------------------------------------------------------------------------------
 
 
+#: Request bodies at least this large (object data, multipart parts) go with UNSIGNED-PAYLOAD.
+UNSIGNED_PAYLOAD_MIN = 64 << 10
+
+
+class _Client(Minio):
+    """minio's client, sending object data over plain HTTP without hashing it for the signature.
+
+    Over plain HTTP minio signs a SHA-256 of every request body (over HTTPS it sends
+    ``UNSIGNED-PAYLOAD`` already): one more full SHA-256 pass over the footage in this process,
+    and one in the server to check it, which on a 2-core machine costs as much CPU as the
+    vault's own hash. What the vault stores is ``evs1`` ciphertext whose every segment carries
+    an AES-GCM tag and whose plaintext hash is checked by reading it back (ingest does before
+    it deletes a source), so a payload hash adds no protection. Headers, the request line and
+    small bodies (bucket settings, legal holds, multipart completion) stay signed.
+    """
+
+    def _build_headers(  # minio's private hook, same signature
+        self,
+        host: str,
+        headers: DictType | None = None,
+        body: bytes | None = None,
+        creds: Credentials | None = None,
+    ) -> tuple[DictType, dt.datetime]:
+        if creds is None or body is None or len(body) < UNSIGNED_PAYLOAD_MIN:
+            return super()._build_headers(host, headers, body, creds)
+        if self._base_url.is_https:
+            return super()._build_headers(host, headers, body, creds)
+        built, date = super()._build_headers(host, headers, None, creds)
+        built["Content-Length"] = str(len(body))
+        built["x-amz-content-sha256"] = "UNSIGNED-PAYLOAD"
+        return built, date
+
+
 class S3Store:
     """Objects in one S3 bucket, through the ``minio`` client and only the S3 API.
 
@@ -465,7 +500,7 @@ class S3Store:
                 status_forcelist=[500, 502, 503, 504],
             ),
         )
-        self._client: Minio = Minio(
+        self._client: Minio = _Client(
             endpoint,
             access_key=access_key,
             secret_key=secret_key,
