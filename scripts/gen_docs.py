@@ -60,7 +60,8 @@ def _cli_markdown() -> str:
     def walk(command: click.Command, path: list[str]) -> None:
         ctx = click.Context(command, info_name=" ".join(path), terminal_width=100)
         out.extend([f"## `{' '.join(path)}`", "", "```", command.get_help(ctx), "```", ""])
-        if isinstance(command, click.Group):
+        # Typer may bring its own copy of click, so ask for groups by what they do.
+        if hasattr(command, "list_commands"):
             for name in sorted(command.list_commands(ctx)):
                 sub = command.get_command(ctx, name)
                 if sub is not None and not sub.hidden:

@@ -134,6 +134,25 @@ class LedgerSigner:
         """The signed note of ``checkpoint``: body, blank line, one signature line."""
         return self.sign_note(checkpoint.body())
 
+    def cosign(self, note: str) -> str:
+        """Add this key's signature line to a signed note (the same text, one more signer).
+
+        Raises LedgerError when ``note`` is not a signed note.
+        """
+        split = note.rfind("\n\n")
+        if split < 0 or not note.endswith("\n"):
+            raise LedgerError("signed note has no signature block")
+        signed = self.sign_note(note[: split + 1])
+        return note + signed[split + 2 :]
+
+    def to_pem(self) -> bytes:
+        """The private key as PKCS#8 PEM, for the key file."""
+        return self._private_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+
     def verifier_key(self) -> str:
         """The C2SP verifier key: ``<name>+<hex key id>+<base64(0x01 || public key)>``."""
         encoded = base64.b64encode(bytes([ALG_ED25519]) + self.public_key).decode()

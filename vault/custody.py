@@ -23,6 +23,12 @@ with ``prev`` = 64 zeros for entry 0. Then
 inclusion proof (:meth:`CustodyLedger.inclusion_proof`) and the verifier key to check one event
 offline (:meth:`CustodyLedger.verify_inclusion_proof`).
 
+Key rotation (:meth:`CustodyLedger.rotate_key`, key files in :mod:`vault.ledger_keys`): a
+``key_rotated`` event with ``details.key == "ledger"`` names the old and new verifier keys. It
+is MACed with the old key, the checkpoint that ends with it is signed by both keys, and every
+later event and checkpoint uses the new key. Verification follows the chain from key to key;
+an event written with a retired key after its hand-over fails its MAC check.
+
 Concurrency: appends serialise on a lock taken before the head is read (PostgreSQL: an advisory
 transaction lock; SQLite: ``BEGIN IMMEDIATE``, which :func:`vault.db.make_engine` issues), and the
 primary key on ``seq`` refuses a second event at the same position, so the chain never forks.
@@ -66,6 +72,7 @@ from .access import Actor, Purpose
 from .catalog import Base, new_id, utcnow
 from .checkpoint import Checkpoint, LedgerSigner, VerifierKey, open_checkpoint
 from .errors import InvalidInput, LedgerError, NotFound
+from .ledger_keys import LedgerKeys, mac_key
 from .merkle import (
     CompactRange,
     consistency_proof,
@@ -82,7 +89,8 @@ ENTRY_VERSION = 1
 GENESIS_PREV = "0" * 64
 MAX_SAFE_INTEGER = 2**53 - 1  # RFC 8785 / I-JSON: integers a double holds exactly
 MAX_JSON_DEPTH = 32
-MAC_CONTEXT = "custody entry MAC v1"
+#: ``details.key`` of the ``key_rotated`` event that hands the ledger to a new signing key.
+LEDGER_KEY = "ledger"
 INCLUSION_PROOF_FORMAT = "evidence-vault custody inclusion proof v1"
 CONSISTENCY_PROOF_FORMAT = "evidence-vault custody consistency proof v1"
 # pg_advisory_xact_lock key shared by every process appending to this catalog.
@@ -594,21 +602,84 @@ class VerifyReport:
         return ", ".join(parts)
 
 
+def _rotation(ev: CustodyEvent, seq: int) -> tuple[str, str] | None:
+    """(old, new) verifier keys when ``ev`` hands the ledger to a new signing key, else None."""
+    if ev.action != Action.KEY_ROTATED or ev.details.get("key") != LEDGER_KEY:
+        return None
+    old, new = ev.details.get("old_key"), ev.details.get("new_key")
+    if not isinstance(old, str) or not isinstance(new, str):
+        raise LedgerError(f"event {seq} rotates the ledger key without naming both keys", seq=seq)
+    for vkey in (old, new):
+        try:
+            VerifierKey.parse(vkey)
+        except LedgerError:
+            raise LedgerError(f"event {seq} names a malformed verifier key", seq=seq) from None
+    return old, new
+
+
+def _short(vkey: str) -> str:
+    """``name+keyid`` of a verifier key, for messages."""
+    return vkey.rpartition("+")[0] or vkey
+
+
+@dataclass(frozen=True)
+class _Epochs:
+    """Which signing key was in effect at each size of the ledger.
+
+    ``rotations`` lists (seq, old key, new key) for every ledger key rotation, in order. Events
+    before the first rotation, and the rotation event itself, were written under its old key;
+    after it, under the new. With no rotation, the one key is ``current``.
+    """
+
+    rotations: tuple[tuple[int, str, str], ...]
+    current: str
+
+    def key_at(self, size: int) -> str:
+        """The key in effect once ``size`` events are written: it MACs event ``size`` and
+        signs checkpoints of ``size``."""
+        key = self.rotations[0][1] if self.rotations else self.current
+        for seq, _old, new in self.rotations:
+            if seq < size:
+                key = new
+        return key
+
+    def signers_of(self, size: int) -> list[str]:
+        """The keys that must have signed a checkpoint of ``size``: the key in effect, and
+        also the old key when the checkpoint ends with a rotation (the hand-over, cosigned)."""
+        keys = [self.key_at(size)]
+        keys += [old for seq, old, _new in self.rotations if seq == size - 1]
+        return keys
+
+
 class _ChainChecker:
-    """Checks stored rows one by one, in seq order, keeping the chain head and Merkle frontier."""
+    """Checks stored rows one by one, in seq order, keeping the chain head and Merkle frontier,
+    and following the ledger's signing key through rotations."""
 
     def __init__(
         self,
-        mac_key: bytes,
+        macs: Mapping[str, bytes],
+        vkey: str,
         *,
         seq: int = 0,
         prev: str = GENESIS_PREV,
         tree: CompactRange | None = None,
     ) -> None:
-        self.mac_key = mac_key
+        self.macs = macs
+        self.vkey = vkey
         self.seq = seq
         self.prev = prev
         self.tree = tree or CompactRange()
+        self.rotations: list[tuple[int, str, str]] = []
+
+    def _mac_key(self, seq: int) -> bytes:
+        key = self.macs.get(self.vkey)
+        if key is None:
+            raise LedgerError(
+                f"event {seq} was written under signing key {_short(self.vkey)}, whose MAC key"
+                " this vault does not hold (see the retired ledger keys file)",
+                seq=seq,
+            )
+        return key
 
     def check(self, row: Any) -> CustodyEvent:
         """Check one row (columns as in _VERIFY_COLUMNS); returns its event or raises."""
@@ -639,8 +710,9 @@ class _ChainChecker:
         leaf = leaf_hash(payload)
         if leaf_col != leaf.hex():
             raise LedgerError(f"event {seq} has a wrong Merkle leaf hash", seq=seq)
-        # 5. It was written by a holder of the signing key (no forged, re-chained events).
-        if not hmac.compare_digest(str(mac_col).encode(), _mac(self.mac_key, payload).encode()):
+        # 5. It was written by a holder of the signing key then in effect (no forged,
+        #    re-chained events, none written with a retired key).
+        if not hmac.compare_digest(str(mac_col).encode(), _mac(self._mac_key(seq), payload).encode()):
             raise LedgerError(
                 f"event {seq} was not written by this ledger (bad entry MAC)", seq=seq
             )
@@ -653,6 +725,18 @@ class _ChainChecker:
             or reference != ev.reference
         ):
             raise LedgerError(f"event {seq}'s index columns differ from its entry", seq=seq)
+        # 7. A key rotation hands over from the key in effect; what follows is under the new one.
+        rotation = _rotation(ev, seq)
+        if rotation is not None:
+            old, new = rotation
+            if old != self.vkey:
+                raise LedgerError(
+                    f"event {seq} rotates away from key {_short(old)}, but"
+                    f" {_short(self.vkey)} was in effect",
+                    seq=seq,
+                )
+            self.vkey = new
+            self.rotations.append((seq, old, new))
         self.tree.append(leaf)
         self.prev = entry_hash
         self.seq = seq + 1
@@ -691,7 +775,7 @@ class CustodyLedger:
     def __init__(
         self,
         sessions: sessionmaker[Session] | Engine,
-        signer: LedgerSigner,
+        signer: LedgerSigner | LedgerKeys,
         *,
         origin: str,
         checkpoint_every: int = 256,
@@ -712,25 +796,40 @@ class CustodyLedger:
             raise InvalidInput(str(exc)) from None
         self._sessions = sessions
         self._engine = bind
-        self._signer = signer
+        # With the key files (LedgerKeys) the ledger can rotate its key and follow a rotation
+        # made by another process; with a bare signer it has one key for life.
+        self._keys = signer if isinstance(signer, LedgerKeys) else None
+        held = signer.signer if isinstance(signer, LedgerKeys) else signer
+        self._macs: dict[str, bytes] = dict(self._keys.macs) if self._keys else {}
         self.origin = origin
         self.checkpoint_every = checkpoint_every
         self.checkpoint_interval = checkpoint_interval
         self._clock = clock
         self.witness_path = Path(witness_path) if witness_path is not None else None
-        self._vkey = VerifierKey.parse(signer.verifier_key())
-        self._mac_key = signer.derive_key(MAC_CONTEXT)
+        self._use(held)
         self._postgres = bind.dialect.name == "postgresql"
         self._reader: Engine | None = None
         # Hints (never trusted for correctness) that spare a locked round trip per append.
         self._seen_size = 0
         self._seen_checkpoint: tuple[int, dt.datetime | None] | None = None
 
+    def _use(self, signer: LedgerSigner) -> None:
+        self._signer = signer
+        self._vkey_text = signer.verifier_key()
+        VerifierKey.parse(self._vkey_text)
+        self._mac_key = mac_key(signer)
+        self._macs[self._vkey_text] = self._mac_key
+
     # -- writing ------------------------------------------------------------------------------
 
+    @property
+    def signer(self) -> LedgerSigner:
+        """The key in effect: it signs checkpoints and certificates and MACs new events."""
+        return self._signer
+
     def verifier_key(self) -> str:
-        """The C2SP verifier key that opens this ledger's checkpoints."""
-        return self._signer.verifier_key()
+        """The C2SP verifier key that opens this ledger's current checkpoints."""
+        return self._vkey_text
 
     def event(
         self,
@@ -806,6 +905,7 @@ class CustodyLedger:
             seq, prev = cached[1], cached[2]
         else:
             self._lock(session)
+            self._follow_rotation(conn)
             head = conn.execute(
                 select(_E.seq, _E.entry_hash).order_by(_E.seq.desc()).limit(1)
             ).first()
@@ -870,6 +970,64 @@ class CustodyLedger:
         except LedgerError as exc:
             log.error("custody checkpoint refused: %s (seq=%s)", exc, exc.seq)
 
+    def _follow_rotation(self, conn: Connection) -> None:
+        """Under the ledger lock: make sure new events are written with the key the ledger
+        says is in effect, taking it up if another process rotated; else LedgerError."""
+        last = conn.execute(
+            select(_E.seq, _E.payload)
+            .where(_E.action == Action.KEY_ROTATED.value)
+            .order_by(_E.seq.desc())
+        )
+        for row in last:
+            rotation = _rotation(parse_entry(row.payload.encode("utf-8"))[2], row.seq)
+            if rotation is None:
+                continue  # the keyring's key, not the ledger's
+            wanted = rotation[1]
+            if wanted == self._vkey_text:
+                return
+            adopted = self._keys.adopt(wanted) if self._keys is not None else None
+            if adopted is None:
+                raise LedgerError(
+                    f"the custody signing key was rotated to {_short(wanted)} at event"
+                    f" {row.seq}, and this process does not hold that key: give it the vault's"
+                    " current key files and restart it",
+                    seq=row.seq,
+                )
+            self._macs.update(self._keys.macs if self._keys is not None else {})
+            self._use(adopted)
+            return
+
+    def _epochs(self, conn: Connection | Session) -> _Epochs:
+        """The ledger's key rotations as stored (verify checks them against the chain)."""
+        rotations: list[tuple[int, str, str]] = []
+        rows = conn.execute(
+            select(_E.seq, _E.payload)
+            .where(_E.action == Action.KEY_ROTATED.value)
+            .order_by(_E.seq)
+        )
+        for row in rows:
+            try:
+                ev = parse_entry(row.payload.encode("utf-8"))[2]
+            except LedgerError as exc:
+                raise LedgerError(f"event {row.seq}: {exc}", seq=row.seq) from None
+            rotation = _rotation(ev, row.seq)
+            if rotation is not None:
+                rotations.append((row.seq, *rotation))
+        return _Epochs(tuple(rotations), self._vkey_text)
+
+    def _open(self, note: str, epochs: _Epochs) -> Checkpoint:
+        """Open a checkpoint note with the key(s) that must have signed one of its size."""
+        split = note.rfind("\n\n")
+        size = Checkpoint.from_body(note[: split + 1]).size if split > 0 else 0
+        checkpoint: Checkpoint | None = None
+        for vkey in epochs.signers_of(size):
+            checkpoint = open_checkpoint(note, vkey, origin=self.origin)
+        assert checkpoint is not None
+        return checkpoint
+
+    def _checker(self, epochs: _Epochs, **resume: Any) -> _ChainChecker:
+        return _ChainChecker(self._macs, epochs.key_at(resume.get("seq", 0)), **resume)
+
     def _lock(self, session: Session) -> None:
         # SQLite: the engine opened this transaction with BEGIN IMMEDIATE, which already holds
         # the database's single write lock. PostgreSQL: one advisory lock for every appender,
@@ -927,11 +1085,65 @@ class CustodyLedger:
         self.witness(note)
         return note
 
+    def rotate_key(self, *, actor: str | Actor, reason: str) -> dict[str, Any]:
+        """Hand the ledger to a new signing key; returns the hand-over as JSON-ready fields.
+
+        In one transaction, under the ledger lock: every event since the latest checkpoint is
+        checked and signed with the old key, then a ``key_rotated`` event naming both verifier
+        keys is written (MACed with the old key), then a checkpoint ending with it is signed by
+        *both* keys. Anyone holding the old verifier key can so follow the hand-over: the old
+        key signed a tree whose last event names the new key. From then on the new key MACs
+        events and signs checkpoints; the old signing key is destroyed, its MAC key kept
+        (``<key>.retired``) so earlier events still verify.
+
+        Raises InvalidInput when the ledger was opened without its key files, LedgerError when
+        the ledger does not verify since its latest checkpoint (nothing is rotated then).
+        """
+        if self._keys is None:
+            raise InvalidInput("rotating the ledger key needs the vault's key files")
+        reason = _text("reason", reason, _MAX_NAME, required=True) or ""
+        with self._sessions.begin() as session:
+            self._lock(session)
+            self._follow_rotation(session.connection())
+            size = self._size(session)
+            self._checkpoint_locked(session, size)
+            old = self._signer
+            new = self._keys.begin_rotation()  # durable before the ledger names it
+            self._macs.update(self._keys.macs)
+            record = self.append(
+                session,
+                Action.KEY_ROTATED,
+                actor=actor,
+                details={
+                    "key": LEDGER_KEY,
+                    "old_key": old.verifier_key(),
+                    "new_key": new.verifier_key(),
+                    "reason": reason,
+                },
+            )
+            note = self._checkpoint_locked(session, size + 1, signers=[old, new])
+        adopted = self._keys.adopt(new.verifier_key())  # the successor replaces the key file
+        assert adopted is not None
+        self._use(adopted)
+        self.witness(note)
+        log.warning(
+            "custody signing key rotated at event %d: %s -> %s",
+            record.seq, _short(old.verifier_key()), _short(new.verifier_key()),
+        )
+        return {
+            "seq": record.seq,
+            "old_key": old.verifier_key(),
+            "new_key": new.verifier_key(),
+            "checkpoint": note,
+        }
+
     def _size(self, session: Session | Connection) -> int:
         head = session.execute(select(_E.seq).order_by(_E.seq.desc()).limit(1)).scalar()
         return 0 if head is None else head + 1
 
-    def _checkpoint_locked(self, session: Session, size: int) -> str:
+    def _checkpoint_locked(
+        self, session: Session, size: int, signers: Sequence[LedgerSigner] | None = None
+    ) -> str:
         latest = session.execute(
             select(CustodyCheckpointRow).order_by(_C.size.desc()).limit(1)
         ).scalar_one_or_none()
@@ -947,10 +1159,11 @@ class CustodyLedger:
         if latest is not None and latest.size == size:
             return latest.note
         # 3. Resume the tree from the latest checkpoint, after checking it is ours and intact.
-        if latest is None:
-            checker = _ChainChecker(self._mac_key)
+        epochs = self._epochs(session)
+        if latest is None or latest.size == 0:  # nothing to resume from
+            checker = self._checker(epochs)
         else:
-            cp = open_checkpoint(latest.note, self._vkey, origin=self.origin)
+            cp = self._open(latest.note, epochs)
             tree = _frontier_parse(latest.size, latest.frontier)
             if cp.size != latest.size or tree.root() != cp.root_hash:
                 raise LedgerError(
@@ -961,8 +1174,8 @@ class CustodyLedger:
             ).scalar_one_or_none()
             if before is None:
                 raise LedgerError(f"event {latest.size - 1} is missing", seq=latest.size - 1)
-            checker = _ChainChecker(
-                self._mac_key,
+            checker = self._checker(
+                epochs,
                 seq=latest.size,
                 prev=hashlib.sha256(before.encode("utf-8")).hexdigest(),
                 tree=tree,
@@ -975,9 +1188,12 @@ class CustodyLedger:
             checker.check(row)
         if checker.seq != size:
             raise LedgerError(f"event {checker.seq} is missing", seq=checker.seq)
-        # 5. Sign and store.
+        # 5. Sign (the hand-over of a rotation by both keys) and store.
         checkpoint = Checkpoint(self.origin, size, checker.tree.root())
-        note = self._signer.sign(checkpoint)
+        first, *others = signers or [self._signer]
+        note = first.sign(checkpoint)
+        for other in others:
+            note = other.cosign(note)
         now = self._clock()
         session.execute(
             insert(CustodyCheckpointRow),
@@ -995,7 +1211,7 @@ class CustodyLedger:
         return note
 
     def _check_witness_in_db(self, session: Session) -> None:
-        witnessed = self._read_witness()
+        witnessed = self._read_witness(self._epochs(session))
         if witnessed is None:
             return
         stored = session.execute(
@@ -1019,11 +1235,13 @@ class CustodyLedger:
         """
         if self.witness_path is None:
             return
-        cp = open_checkpoint(note, self._vkey, origin=self.origin)
+        with self._snapshot() as conn:
+            epochs = self._epochs(conn)
+        cp = self._open(note, epochs)
         path = self.witness_path
         path.parent.mkdir(parents=True, exist_ok=True)
         with _file_lock(path.with_name(path.name + ".lock")):
-            current = self._read_witness()
+            current = self._read_witness(epochs)
             if current is not None and current.size >= cp.size:
                 if current.size == cp.size and current.root_hash != cp.root_hash:
                     raise LedgerError(
@@ -1041,12 +1259,17 @@ class CustodyLedger:
                 if os.path.exists(tmp):
                     os.unlink(tmp)
 
-    def _read_witness(self) -> Checkpoint | None:
+    def _witness_note(self) -> str | None:
         if self.witness_path is None or not self.witness_path.exists():
             return None
-        note = self.witness_path.read_text(encoding="utf-8")
+        return self.witness_path.read_text(encoding="utf-8")
+
+    def _read_witness(self, epochs: _Epochs, note: str | None = None) -> Checkpoint | None:
+        note = note if note is not None else self._witness_note()
+        if note is None:
+            return None
         try:
-            return open_checkpoint(note, self._vkey, origin=self.origin)
+            return self._open(note, epochs)
         except LedgerError as exc:
             raise LedgerError(f"witness file {self.witness_path} does not verify: {exc}") from None
 
@@ -1108,24 +1331,27 @@ class CustodyLedger:
         LedgerError naming (``seq``) the first event that does not verify.
         """
         # 1. Checkpoints kept outside the database, read before it (a rollback cannot reach them).
-        outside: list[tuple[str, Checkpoint]] = []
-        if trusted_checkpoint is not None:
-            try:
-                trusted = open_checkpoint(trusted_checkpoint, self._vkey, origin=self.origin)
-            except LedgerError as exc:
-                raise LedgerError(f"the trusted checkpoint does not verify: {exc}") from None
-            outside.append(("trusted checkpoint", trusted))
-        witnessed = self._read_witness()
-        if witnessed is not None:
-            outside.append(("witnessed checkpoint", witnessed))
+        witness_note = self._witness_note()
         with self._snapshot() as conn:
-            # 2. Every stored checkpoint is a note signed by our key for our origin, and its
-            #    columns say what the note says.
+            # Which key signed what: the rotations as stored, checked against the chain in 3.
+            epochs = self._epochs(conn)
+            outside: list[tuple[str, Checkpoint]] = []
+            if trusted_checkpoint is not None:
+                try:
+                    trusted = self._open(trusted_checkpoint, epochs)
+                except LedgerError as exc:
+                    raise LedgerError(f"the trusted checkpoint does not verify: {exc}") from None
+                outside.append(("trusted checkpoint", trusted))
+            witnessed = self._read_witness(epochs, witness_note)
+            if witnessed is not None:
+                outside.append(("witnessed checkpoint", witnessed))
+            # 2. Every stored checkpoint is a note signed for our origin by the key in effect
+            #    at its size (both keys at a hand-over), and its columns say what the note says.
             targets: dict[int, list[tuple[str, bytes, bool]]] = {}
             stored = list(conn.execute(select(_C.size, _C.root_hash, _C.note).order_by(_C.size)))
             for cp_row in stored:
                 try:
-                    cp = open_checkpoint(cp_row.note, self._vkey, origin=self.origin)
+                    cp = self._open(cp_row.note, epochs)
                 except LedgerError as exc:
                     raise LedgerError(f"checkpoint {cp_row.size} does not verify: {exc}") from None
                 if cp.size != cp_row.size or cp.root_hash.hex() != cp_row.root_hash:
@@ -1140,7 +1366,7 @@ class CustodyLedger:
             # 3. Stream the events once, checking each row (_ChainChecker's checks 1-6), and
             # 4. at every size a checkpoint names, the recomputed root must equal the signed one
             #    (so all checkpoints are prefixes of this one history: they only ever grew).
-            checker = _ChainChecker(self._mac_key)
+            checker = self._checker(epochs)
             expected_links: set[tuple[int, str]] = set()
             # The largest size that matched, per kind (stored / outside): a mismatch can only
             # say the change lies after it.
@@ -1156,6 +1382,8 @@ class CustodyLedger:
                 if checker.seq in targets:
                     self._check_roots(targets, checker, matched)
             size = checker.seq
+            if tuple(checker.rotations) != epochs.rotations:  # pragma: no cover - see check 6
+                raise LedgerError("the ledger's key rotations differ from its action index")
             # 5. No checkpoint, stored or outside, may be larger than the ledger (rollback).
             beyond = [s for s in targets if s > size]
             if beyond:
@@ -1260,6 +1488,7 @@ class CustodyLedger:
                     select(_C.size, _C.note).order_by(_C.size.desc()).limit(1)
                 ).first()
                 if latest is not None and latest.size > seq:
+                    epochs = self._epochs(session)
                     leaves = [
                         bytes.fromhex(h)
                         for h in session.execute(
@@ -1271,7 +1500,7 @@ class CustodyLedger:
                 self.checkpoint()
         else:  # pragma: no cover - checkpoint() always covers an existing event
             raise LedgerError(f"no checkpoint covers event {seq}", seq=seq)
-        cp = open_checkpoint(latest.note, self._vkey, origin=self.origin)
+        cp = self._open(latest.note, epochs)
         entry = payload.encode("utf-8")
         if (
             len(leaves) != cp.size
@@ -1289,7 +1518,7 @@ class CustodyLedger:
             "root_hash": cp.root_hash.hex(),
             "proof": [h.hex() for h in inclusion_proof(seq, leaves)],
             "checkpoint": latest.note,
-            "verifier_key": self.verifier_key(),
+            "verifier_key": epochs.key_at(cp.size),
         }
 
     @staticmethod

@@ -31,6 +31,7 @@ from . import crypto
 from .access import Actor, Purpose
 from .catalog import MediaKind, Recording, Source, SourceKind, new_id, utcnow
 from .checkpoint import LedgerSigner, load_or_create_signing_key
+from .ledger_keys import LedgerKeys
 from .config import Settings
 from .custody import Action, CustodyLedger
 from .db import make_engine, session_factory, upgrade
@@ -122,7 +123,7 @@ class Vault:
         engine: Engine,
         store: ObjectStore,
         keys: KeyProvider,
-        signer: LedgerSigner,
+        signer: LedgerSigner | LedgerKeys,
         clock: Clock = utcnow,
     ) -> None:
         self.settings = settings
@@ -131,7 +132,6 @@ class Vault:
         self.store = store
         self.keys = keys
         self.clock = clock
-        self.signer = signer
         self.ledger = CustodyLedger(
             self.sessions,
             signer,
@@ -140,6 +140,11 @@ class Vault:
             clock=clock,
             witness_path=settings.home_dir / "checkpoints" / "latest.checkpoint",
         )
+
+    @property
+    def signer(self) -> LedgerSigner:
+        """The custody signing key in effect (certificates are signed with it)."""
+        return self.ledger.signer
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -191,7 +196,7 @@ class Vault:
             if settings.keyring_passphrase
             else None,
         )
-        signer = load_or_create_signing_key(settings.ledger_key_file, settings.ledger_origin)
+        signer = LedgerKeys.load(settings.ledger_key_file, settings.ledger_origin)
         return cls(
             settings,
             engine=engine or make_engine(settings.catalog_url),

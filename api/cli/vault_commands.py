@@ -198,3 +198,30 @@ def custody_proof(
     """Print the inclusion proof of one event (JSON), checkable offline against a checkpoint."""
     with _open_vault() as vault:
         print_json(vault.ledger.inclusion_proof(seq))
+
+
+@custody_app.command("rotate-key")
+@reports_errors
+def custody_rotate_key(
+    reason: Annotated[
+        str, typer.Option(help="Why (recorded in the ledger), e.g. 'annual rotation'.")
+    ],
+    json_out: JsonOpt = False,
+) -> None:
+    """Hand the custody ledger to a new signing key.
+
+    The old key signs a checkpoint ending with a key_rotated event that names the new key, and
+    the new key cosigns it, so holders of the old verifier key can follow the hand-over. The old
+    signing key is destroyed (its MAC key is kept to verify earlier events). Give recipients the
+    new verifier key; running API and agent processes take it up on their next event.
+    """
+    with _open_vault() as vault:
+        result = vault.ledger.rotate_key(actor=Actor.local_operator(), reason=reason)
+    if json_out:
+        print_json(result)
+        return
+    typer.echo(f"custody signing key rotated at event {result['seq']}")
+    typer.echo(f"  old verifier key: {result['old_key']}")
+    typer.echo(f"  new verifier key: {result['new_key']}")
+    typer.echo("hand-over checkpoint (signed by both keys):")
+    typer.echo(result["checkpoint"], nl=False)

@@ -71,6 +71,26 @@ def test_custody_log_verify_and_proof(cli, tmp_path: Path) -> None:  # type: ign
     assert json.loads(proof.stdout)
 
 
+def test_custody_rotate_key(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    clip = tmp_path / "a.wav"
+    clip.write_bytes(b"RIFF" + os.urandom(5000))
+    rid = _put(cli, clip)
+    init = json.loads(cli("init", "--json").stdout)
+
+    result = cli("custody", "rotate-key", "--reason", "annual rotation", "--json")
+    assert result.exit_code == 0, result.output
+    handover = json.loads(result.stdout)
+    assert handover["old_key"] == init["ledger_verifier_key"] != handover["new_key"]
+    # The next command, a new process, signs with the new key; footage still reads.
+    assert cli("get", rid, "-o", str(tmp_path / "x")).exit_code == 0
+    assert json.loads(cli("init", "--json").stdout)["ledger_verifier_key"] == handover["new_key"]
+    verify = cli("custody", "verify", "--json")
+    assert verify.exit_code == 0, verify.output
+    actions = [e["event"]["action"] for e in json.loads(cli("custody", "log", "--json").stdout)]
+    assert "key_rotated" in actions
+    assert cli("custody", "rotate-key", "--help").exit_code == 0
+
+
 def test_custody_verify_names_the_edited_event(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     for i in range(3):
         f = tmp_path / f"f{i}.mp4"
