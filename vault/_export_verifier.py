@@ -11,7 +11,9 @@ This file is copied unchanged into every package as ``verify_export.py`` and is 
      else is in the package (apart from the package's own notes);
   3. SHA256SUMS agrees with the manifest (so ``sha256sum -c SHA256SUMS`` checks the same thing);
   4. the custody certificate is a C2SP signed note, signed with Ed25519 (RFC 8032) by the
-     vault's custody key, and names this manifest by its SHA-256;
+     vault's custody key, and names this manifest by its SHA-256 (a key given with ``--key``
+     that the vault has since rotated leads to the current key through the certificate's
+     hand-overs, each signed by both keys);
   5. every custody event in the certificate is proven to be in the vault's append-only log by
      an RFC 6962 inclusion proof against a checkpoint signed by the same key;
   6. every master in the manifest has an ``ingested`` (or ``redaction_rendered``) event
@@ -208,6 +210,32 @@ def check_event_proof(proof: dict[str, Any], vkey: str) -> dict[str, Any]:
     return dict(data["event"])
 
 
+def follow_handovers(vkey: str, handovers: list[dict[str, Any]]) -> str:
+    """The custody key ``vkey`` hands over to, through the rotations listed (oldest first).
+
+    A hand-over counts only when the key already trusted signed a checkpoint whose last event
+    is a ledger ``key_rotated`` event from that key to the next, and the next key cosigned it.
+    """
+    for handover in handovers:
+        if handover["old_key"] != vkey:
+            continue
+        proof = handover["proof"]
+        event = check_event_proof(proof, vkey)
+        open_note(proof["checkpoint"], handover["new_key"])
+        size = int(open_note(proof["checkpoint"], vkey).split("\n")[1])
+        details = event.get("details", {})
+        if (
+            event.get("action") != "key_rotated"
+            or details.get("key") != "ledger"
+            or details.get("old_key") != vkey
+            or details.get("new_key") != handover["new_key"]
+            or proof["leaf_index"] != size - 1
+        ):
+            raise VerificationError("a key hand-over in the certificate does not match its event")
+        vkey = handover["new_key"]
+    return vkey
+
+
 # -- the package ---------------------------------------------------------------------------------
 
 
@@ -254,8 +282,11 @@ def verify_package(path: str, vkey: str | None = None) -> dict[str, Any]:
         if sums != {n: e["sha256"] for n, e in listed.items()}:
             raise VerificationError("SHA256SUMS does not agree with the manifest")
         document = json.loads(archive.read(CERTIFICATE))
-    # 4. The certificate is signed by the custody key and names this manifest.
-    key = vkey or document.get("verifier_key", "")
+    # 4. The certificate is signed by the custody key and names this manifest. A key the
+    #    recipient was given before the vault rotated its key leads to the current one through
+    #    the package's hand-overs.
+    key = follow_handovers(vkey, document.get("key_handovers", [])) if vkey else ""
+    key = key or document.get("verifier_key", "")
     text = open_note(document["signed_note"], key)
     header, _, body = text.partition("\n")
     if header != CERTIFICATE_HEADER:

@@ -1050,6 +1050,7 @@ class CustodyLedger:
             return None
         with self._sessions.begin() as session:
             self._lock(session)
+            self._follow_rotation(session.connection())
             size = self._size(session)
             latest = session.execute(
                 select(_C.size, _C.created_at).order_by(_C.size.desc()).limit(1)
@@ -1078,9 +1079,11 @@ class CustodyLedger:
         """
         if session is not None:
             self._lock(session)
+            self._follow_rotation(session.connection())
             return self._checkpoint_locked(session, self._size(session))
         with self._sessions.begin() as own:
             self._lock(own)
+            self._follow_rotation(own.connection())
             note = self._checkpoint_locked(own, self._size(own))
         self.witness(note)
         return note
@@ -1470,12 +1473,13 @@ class CustodyLedger:
 
     # -- proofs -------------------------------------------------------------------------------
 
-    def inclusion_proof(self, seq: int) -> dict[str, Any]:
+    def inclusion_proof(self, seq: int, *, checkpoint_size: int | None = None) -> dict[str, Any]:
         """A JSON-ready proof that event ``seq`` is in the log, with the checkpoint it verifies
-        against (signed now if no checkpoint covers the event yet).
+        against: the latest (signed now if none covers the event yet), or the stored one of
+        ``checkpoint_size``.
 
-        Raises NotFound for an unknown seq, LedgerError when the stored tree disagrees with the
-        checkpoint (run :meth:`verify`).
+        Raises NotFound for an unknown seq or checkpoint, LedgerError when the stored tree
+        disagrees with the checkpoint (run :meth:`verify`).
         """
         for attempt in range(2):
             with self._snapshot() as session:
@@ -1484,9 +1488,12 @@ class CustodyLedger:
                 ).scalar_one_or_none()
                 if payload is None:
                     raise NotFound(f"no custody event {seq}")
-                latest = session.execute(
-                    select(_C.size, _C.note).order_by(_C.size.desc()).limit(1)
-                ).first()
+                query = select(_C.size, _C.note).order_by(_C.size.desc()).limit(1)
+                if checkpoint_size is not None:
+                    query = query.where(_C.size == checkpoint_size)
+                latest = session.execute(query).first()
+                if checkpoint_size is not None and (latest is None or latest.size <= seq):
+                    raise NotFound(f"no checkpoint of size {checkpoint_size} covers event {seq}")
                 if latest is not None and latest.size > seq:
                     epochs = self._epochs(session)
                     leaves = [
@@ -1520,6 +1527,24 @@ class CustodyLedger:
             "checkpoint": latest.note,
             "verifier_key": epochs.key_at(cp.size),
         }
+
+    def handovers(self) -> list[dict[str, Any]]:
+        """Every rotation of the signing key, oldest first, each with the inclusion proof of its
+        ``key_rotated`` event against the hand-over checkpoint (signed by both keys).
+
+        With these, someone who trusts an older verifier key can follow the chain to the key
+        in effect now (``verify_export.py`` does, for export packages).
+        """
+        with self._snapshot() as conn:
+            rotations = self._epochs(conn).rotations
+        return [
+            {
+                "old_key": old,
+                "new_key": new,
+                "proof": self.inclusion_proof(seq, checkpoint_size=seq + 1),
+            }
+            for seq, old, new in rotations
+        ]
 
     @staticmethod
     def verify_inclusion_proof(

@@ -244,7 +244,13 @@ def _certificate(
     }
     header = _export_verifier.CERTIFICATE_HEADER
     note = vault.signer.sign_note(f"{header}\n{canonical_json(payload).decode()}\n")
-    return {"certificate": payload, "signed_note": note, "verifier_key": vault.ledger.verifier_key()}
+    return {
+        "certificate": payload,
+        "signed_note": note,
+        "verifier_key": vault.ledger.verifier_key(),
+        # Lets a recipient who holds an earlier published key follow it to this one.
+        "key_handovers": vault.ledger.handovers(),
+    }
 
 
 def verify_export(path: Path, verifier_key: str | None = None) -> dict[str, Any]:

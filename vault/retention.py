@@ -35,6 +35,7 @@ from sqlalchemy import select
 
 from .access import Actor, Role
 from .catalog import Recording, SourceKind
+from ._export_verifier import VerificationError, follow_handovers
 from .checkpoint import open_note
 from .config import Settings
 from .custody import Action, CustodyLedger, canonical_json
@@ -304,16 +305,27 @@ def deletion_certificate(vault: Vault, recording_id: str) -> dict[str, Any]:
         "inclusion_proof": proof,
     }
     note = vault.signer.sign_note(f"{_CERTIFICATE_HEADER}\n{canonical_json(payload).decode()}\n")
-    return {"certificate": payload, "signed_note": note, "verifier_key": vault.ledger.verifier_key()}
+    return {
+        "certificate": payload,
+        "signed_note": note,
+        "verifier_key": vault.ledger.verifier_key(),
+        "key_handovers": vault.ledger.handovers(),
+    }
 
 
 def verify_deletion_certificate(document: Mapping[str, Any], vkey: str) -> dict[str, Any]:
     """Check a deletion certificate offline against the ledger's verifier key.
 
-    Checks: 1. the note's signature; 2. the note's payload equals the certificate shown;
-    3. the inclusion proof verifies against its signed checkpoint and its entry is the
-    ``deleted`` event for this recording. Returns the payload; raises LedgerError.
+    Checks: 1. the note's signature, by ``vkey`` or the key it was handed over to (the
+    certificate's ``key_handovers``, each signed by both keys); 2. the note's payload equals
+    the certificate shown; 3. the inclusion proof verifies against its signed checkpoint and
+    its entry is the ``deleted`` event for this recording. Returns the payload; raises
+    LedgerError.
     """
+    try:
+        vkey = follow_handovers(vkey, list(document.get("key_handovers") or []))
+    except (VerificationError, KeyError, TypeError, ValueError) as exc:
+        raise LedgerError(f"the certificate's key hand-overs do not verify: {exc}") from None
     text = open_note(str(document.get("signed_note", "")), vkey)
     header, _, body = text.partition("\n")
     if header != _CERTIFICATE_HEADER:

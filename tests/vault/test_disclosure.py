@@ -125,6 +125,55 @@ def test_wrong_key_is_refused(package, tmp_path: Path) -> None:  # type: ignore[
         verify_export(out, other)
 
 
+def _export_after_rotations(vault: Vault, tmp_path: Path, rotations: int) -> tuple[Path, list[str]]:
+    """Put footage, rotate the custody key ``rotations`` times, export it; the keys in order."""
+    keys = [vault.ledger.verifier_key()]
+    rec = vault.put_stream(io.BytesIO(os.urandom(5000)), source_id="cam-03", actor=ACTOR,
+                           captured_at=T0, original_name="seg.mp4")
+    for n in range(rotations):
+        keys.append(vault.ledger.rotate_key(actor="admin", reason=f"rotation {n}")["new_key"])
+    out = tmp_path / "export.zip"
+    build_export(vault, [rec.id], out, actor=ACTOR, purpose=PURPOSE, recipient="DC Amy Shaw",
+                 recipient_org="West Yorkshire Police")
+    return out, keys
+
+
+def test_a_key_from_before_a_rotation_still_verifies_through_the_handovers(
+        vault: Vault, tmp_path: Path) -> None:
+    # A police force given the vault's key last year checks this year's package with it.
+    out, keys = _export_after_rotations(vault, tmp_path, rotations=2)
+    for key in keys:
+        assert verify_export(out, key)["events"] >= 2
+    with zipfile.ZipFile(out) as z:
+        z.extract("verify_export.py", tmp_path)
+    result = subprocess.run([sys.executable, "-I", str(tmp_path / "verify_export.py"), str(out),
+                             "--key", keys[0]], capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+
+
+def test_a_forged_handover_is_refused(vault: Vault, tmp_path: Path) -> None:
+    from vault.checkpoint import LedgerSigner
+
+    out, keys = _export_after_rotations(vault, tmp_path, rotations=1)
+    with zipfile.ZipFile(out) as z:
+        document = json.loads(z.read("custody-certificate.json"))
+    # Someone swaps in a key of their own as the successor of the trusted key.
+    forged = json.loads(json.dumps(document))
+    forged["key_handovers"][0]["new_key"] = LedgerSigner.generate(
+        vault.ledger.origin).verifier_key()
+    bad = _rewrite(out, tmp_path / "forged.zip",
+                   change=("custody-certificate.json", json.dumps(forged).encode()))
+    with pytest.raises(IntegrityError, match="not signed by|does not match"):
+        verify_export(bad, keys[0])
+    # Without the hand-overs the old key cannot vouch for the new one.
+    dropped = {**document, "key_handovers": []}
+    bad2 = _rewrite(out, tmp_path / "dropped.zip",
+                    change=("custody-certificate.json", json.dumps(dropped).encode()))
+    with pytest.raises(IntegrityError, match="not signed by"):
+        verify_export(bad2, keys[0])
+    assert verify_export(bad2, keys[1])  # the current key needs none
+
+
 def test_bad_requests_are_refused(vault: Vault, tmp_path: Path) -> None:
     with pytest.raises(InvalidInput, match="at least one"):
         build_export(vault, [], tmp_path / "x.zip", actor=ACTOR, purpose=PURPOSE, recipient="a", recipient_org="b")

@@ -129,6 +129,18 @@ def test_another_process_takes_up_the_new_key(engine: Engine, key_path: Path) ->
     assert first.verify().events == 8
 
 
+def test_a_checkpoint_by_a_process_that_missed_the_rotation_uses_the_new_key(
+        engine: Engine, key_path: Path) -> None:
+    first, second = ledger(engine, key_path), ledger(engine, key_path)
+    old = second.verifier_key()
+    handover = first.rotate_key(actor="admin", reason="annual rotation")
+    record(first, 1)
+    note = second.checkpoint()  # its first act since the rotation
+    open_checkpoint(note, handover["new_key"])
+    assert second.verifier_key() != old
+    assert first.verify().events == 2
+
+
 def test_a_process_without_the_new_key_is_refused(engine: Engine, key_path: Path,
                                                    tmp_path: Path) -> None:
     led = ledger(engine, key_path)

@@ -220,3 +220,17 @@ def test_deletion_certificate_verifies_offline_and_detects_tampering(vault: Vaul
     bad_note = {**doc, "signed_note": doc["signed_note"].replace(rec.sha256, "1" * 64)}
     with pytest.raises(LedgerError):
         verify_deletion_certificate(bad_note, vkey)
+
+
+def test_deletion_certificate_after_a_key_rotation_verifies_with_the_earlier_key(
+        vault: Vault) -> None:
+    rec = _put(vault, "rotated")
+    old = vault.ledger.verifier_key()
+    run_retention(vault, now=T0 + dt.timedelta(days=23))
+    new = vault.ledger.rotate_key(actor="admin", reason="annual rotation")["new_key"]
+    doc = deletion_certificate(vault, rec.id)
+    assert doc["verifier_key"] == new
+    for key in (old, new):
+        assert verify_deletion_certificate(doc, key)["recording_id"] == rec.id
+    with pytest.raises(LedgerError):
+        verify_deletion_certificate({**doc, "key_handovers": []}, old)
