@@ -355,16 +355,25 @@ class _CrashingStore:
 
 
 class _DieAfter:
-    def __init__(self, inner: BinaryIO, reads: int, point: CrashPoint) -> None:
+    """Dies at the read after ``reads`` reads (``read`` or ``readinto``, as stores use)."""
+
+    def __init__(self, inner: Any, reads: int, point: CrashPoint) -> None:
         self._inner = inner
         self._reads = reads
         self._point = point
 
     def read(self, size: int = -1) -> bytes:
+        self._count()
+        return self._inner.read(size)
+
+    def readinto(self, buffer: Any) -> int:
+        self._count()
+        return int(self._inner.readinto(buffer))
+
+    def _count(self) -> None:
         if self._reads <= 0:
             _die(self._point)
         self._reads -= 1
-        return self._inner.read(size)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)

@@ -27,7 +27,6 @@ import hashlib
 import os
 import re
 import stat
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +35,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from .durable import create_file
 from .errors import ConfigError, KeyUnavailable, LedgerError
 
 ALG_ED25519 = 0x01
@@ -301,40 +301,8 @@ def load_or_create_signing_key(path: Path | str, name: str) -> LedgerSigner:
 
 def _create_key_file(path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    pem = Ed25519PrivateKey.generate().private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        # mkstemp creates the file 0600; say so explicitly in case a platform differs.
-        os.chmod(tmp, KEY_FILE_MODE)
-        with os.fdopen(fd, "wb") as f:
-            f.write(pem)
-            f.flush()
-            os.fsync(f.fileno())
-        try:
-            # A hard link never replaces an existing file: if another process created the key
-            # meanwhile, theirs stands and both processes load it.
-            os.link(tmp, path)
-        except FileExistsError:
-            pass
-        except OSError:
-            if not path.exists():
-                os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    if os.name != "posix":
-        return
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    # If another process created the key meanwhile, theirs stands and both processes load it.
+    create_file(path, LedgerSigner.generate("key").to_pem(), mode=KEY_FILE_MODE)
 
 
 def _check_key_name(name: str) -> None:

@@ -43,9 +43,7 @@ import hashlib
 import hmac
 import json
 import logging
-import os
 import re
-import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring as _json_string
@@ -71,6 +69,7 @@ from sqlalchemy.pool import NullPool
 from .access import Actor, Purpose
 from .catalog import Base, new_id, utcnow
 from .checkpoint import Checkpoint, LedgerSigner, VerifierKey, open_checkpoint
+from .durable import replace_file
 from .errors import InvalidInput, LedgerError, NotFound
 from .ledger_keys import LedgerKeys, mac_key
 from .merkle import (
@@ -1251,16 +1250,7 @@ class CustodyLedger:
                         f"two different checkpoints of size {cp.size}: the ledger forked"
                     )
                 return
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-                    f.write(note)
-                    f.flush()
-                    os.fsync(f.fileno())
-                os.replace(tmp, path)
-            finally:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
+            replace_file(path, note.encode("utf-8"))
 
     def _witness_note(self) -> str | None:
         if self.witness_path is None or not self.witness_path.exists():

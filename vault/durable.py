@@ -30,11 +30,22 @@ import errno
 import fcntl
 import mmap
 import os
+import tempfile
 import threading
+from pathlib import Path
 from collections.abc import Callable
 from typing import Protocol
 
-__all__ = ["ALIGN", "FLUSH_EVERY", "STAGE_SIZE", "StagingPool", "write_stream"]
+__all__ = [
+    "ALIGN",
+    "FLUSH_EVERY",
+    "STAGE_SIZE",
+    "StagingPool",
+    "create_file",
+    "fsync_dir",
+    "replace_file",
+    "write_stream",
+]
 
 #: Alignment of buffers, sizes and offsets for direct I/O (a page: covers 512 B and 4 KiB
 #: logical blocks).
@@ -240,3 +251,71 @@ def _write_buffered(fd: int, read: Callable[[int], bytes], chunk: int, length: i
         pending.result()
     os.fsync(fd)
     return size
+
+
+# -- small files: keys, checkpoints ---------------------------------------------------------
+
+
+def replace_file(path: Path, data: bytes, *, mode: int = 0o600) -> None:
+    """Replace ``path`` with ``data`` so that a crash leaves the old or the new file, whole,
+    and the new one is on disk when this returns: temp file, fsync, rename, fsync directory.
+    Raises OSError."""
+    tmp = _write_temp(path, data, mode)
+    try:
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    fsync_dir(path.parent)
+
+
+def create_file(path: Path, data: bytes, *, mode: int = 0o600) -> bool:
+    """Create ``path`` holding ``data``, whole and on disk, unless it exists: a file another
+    process created first is kept (a hard link never replaces). Returns whether this call
+    created it. Raises OSError."""
+    tmp = _write_temp(path, data, mode)
+    try:
+        try:
+            os.link(tmp, path)
+            created = True
+        except FileExistsError:
+            created = False
+        except OSError:  # a file system without hard links
+            created = not path.exists()
+            if created:
+                os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    fsync_dir(path.parent)
+    return created
+
+
+def _write_temp(path: Path, data: bytes, mode: int) -> str:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        os.fchmod(fd, mode)  # whatever the umask
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        os.unlink(tmp)
+        raise
+    os.close(fd)
+    return tmp
+
+
+def fsync_dir(directory: Path) -> None:
+    """Make a rename or new name in ``directory`` durable (where the platform can)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory fds
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover - some file systems refuse fsync on directories
+        pass
+    finally:
+        os.close(fd)

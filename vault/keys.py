@@ -54,6 +54,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
+from .durable import replace_file
 from .errors import ConfigError, InvalidInput, KeyUnavailable
 
 __all__ = [
@@ -436,21 +437,11 @@ class LocalKeyring(KeyProvider):
         }
 
     def _write(self) -> None:
-        """Replace the keyring file atomically: temp file, fsync, rename, fsync directory."""
+        """Replace the keyring file atomically and durably."""
         payload = (json.dumps(self._to_json(), indent=2) + "\n").encode("utf-8")
-        tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
-            try:
-                os.fchmod(fd, FILE_MODE)  # whatever the umask
-                os.write(fd, payload)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, self.path)
-            _fsync_dir(self.path.parent)
+            replace_file(self.path, payload, mode=FILE_MODE)
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
             raise ConfigError(f"cannot write keyring {self.path}: {exc.strerror}") from None
 
     @contextmanager
@@ -482,19 +473,6 @@ def _timestamp(when: dt.datetime) -> str:
 def _key_number(key_id: str) -> int:
     match = _LOCAL_ID.match(key_id)
     return int(match.group(1)) if match else 0
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover - some filesystems refuse fsync on directories
-        pass
-    finally:
-        os.close(fd)
 
 
 def _read_file(path: Path) -> dict[str, Any]:

@@ -24,14 +24,14 @@ import binascii
 import json
 import os
 import stat
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from .checkpoint import KEY_FILE_MODE, LedgerSigner, _fsync_dir, load_or_create_signing_key
+from .checkpoint import KEY_FILE_MODE, LedgerSigner, load_or_create_signing_key
+from .durable import fsync_dir, replace_file
 from .errors import ConfigError, KeyUnavailable
 
 #: HKDF context of the key that MACs custody entries, derived from the signing key.
@@ -98,10 +98,10 @@ class LedgerKeys:
         recorded is replaced.
         """
         successor = LedgerSigner(Ed25519PrivateKey.generate(), self.name)
-        _write_secret(next_path(self.path), successor.to_pem())
+        replace_file(next_path(self.path), successor.to_pem(), mode=KEY_FILE_MODE)
         retired = _read_retired(retired_path(self.path))
         retired[self.signer.verifier_key()] = mac_key(self.signer)
-        _write_secret(retired_path(self.path), _retired_json(retired))
+        replace_file(retired_path(self.path), _retired_json(retired), mode=KEY_FILE_MODE)
         self.successor = successor
         self.macs[self.signer.verifier_key()] = mac_key(self.signer)
         self.macs[successor.verifier_key()] = mac_key(successor)
@@ -122,7 +122,7 @@ class LedgerKeys:
                 continue
             if candidate is fresh.successor:
                 os.replace(next_path(self.path), self.path)
-                _fsync_dir(self.path.parent)
+                fsync_dir(self.path.parent)
             self.signer, self.successor = candidate, None
             self.macs.update(fresh.macs)
             return candidate
@@ -156,22 +156,6 @@ def _retired_json(macs: dict[str, bytes]) -> bytes:
 def _check_private(path: Path) -> None:
     if os.name == "posix" and stat.S_IMODE(path.stat().st_mode) & 0o077:
         raise ConfigError(f"ledger key file {path} is readable by others; chmod 600 it")
-
-
-def _write_secret(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` atomically and durably, mode 0600."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        os.chmod(tmp, KEY_FILE_MODE)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    _fsync_dir(path.parent)
 
 
 __all__ = ["MAC_CONTEXT", "LedgerKeys", "mac_key", "next_path", "retired_path"]

@@ -252,7 +252,7 @@ class LocalStore:
             if length >= 0 and size != length:
                 raise InvalidInput(f"stream for {key} ended after {size} of {length} bytes")
             _publish(tmp, path, key)
-            _fsync_dir(path.parent)
+            durable.fsync_dir(path.parent)
         except FileExistsError:
             raise InvalidInput(f"object {key} already exists; objects are immutable") from None
         except IsADirectoryError:
@@ -323,7 +323,7 @@ class LocalStore:
             return 0
         except OSError as exc:
             raise StorageError(f"cannot delete object {key}: {_os_reason(exc)}") from exc
-        _fsync_dir(path.parent)
+        durable.fsync_dir(path.parent)
         # Drop directories the delete emptied, so the tree does not grow forever.
         parent = path.parent
         while parent != self.root and self.root in parent.parents:
@@ -399,19 +399,6 @@ def _publish(tmp: Path, path: Path, key: str) -> None:
         if path.exists():
             raise FileExistsError(key) from None
         os.replace(tmp, path)
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass  # some filesystems cannot fsync a directory; the data itself was fsynced
-    finally:
-        os.close(fd)
 
 
 # --------------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from .demo import demo
 from .export import export_app
 from .ingest import ingest_app
 from .jobs import jobs_app
+from .keys import keys_app
 from .redact import redact_app
 from .retention import retention_app
 from .sar import sar_app
@@ -40,6 +41,7 @@ app.add_typer(retention_app, name="retention")
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(export_app, name="export")
 app.add_typer(admin_app, name="admin")
+app.add_typer(keys_app, name="keys")
 app.add_typer(sar_app, name="sar")
 app.add_typer(jobs_app, name="jobs")
 app.command()(worker)

@@ -91,6 +91,29 @@ def test_custody_rotate_key(cli, tmp_path: Path) -> None:  # type: ignore[no-unt
     assert cli("custody", "rotate-key", "--help").exit_code == 0
 
 
+def test_keys_list_rotate_rewrap(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    clip = tmp_path / "a.wav"
+    data = b"RIFF" + os.urandom(5000)
+    clip.write_bytes(data)
+    rid = _put(cli, clip)
+    listed = json.loads(cli("keys", "list", "--json").stdout)
+    assert [(k["current"], k["recordings"]) for k in listed] == [(True, 1)]
+
+    result = cli("keys", "rotate", "--reason", "annual rotation", "--json")
+    assert result.exit_code == 0, result.output
+    rotated = json.loads(result.stdout)
+    assert rotated["old_key_id"] == listed[0]["key_id"] != rotated["new_key_id"]
+    assert rotated["rewrap"]["rewrapped"] == 1
+    listed = json.loads(cli("keys", "list", "--json").stdout)
+    assert [(k["current"], k["recordings"]) for k in listed] == [(False, 0), (True, 1)]
+    assert json.loads(cli("keys", "rewrap", "--json").stdout)["rewrapped"] == 0
+    out = tmp_path / "back.wav"
+    assert cli("get", rid, "-o", str(out)).exit_code == 0
+    assert out.read_bytes() == data
+    refused = cli("keys", "rotate", "--reason", " ")
+    assert refused.exit_code != 0 and "reason" in refused.output
+
+
 def test_custody_verify_names_the_edited_event(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     for i in range(3):
         f = tmp_path / f"f{i}.mp4"

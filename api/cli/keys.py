@@ -1,0 +1,112 @@
+"""CLI commands for the keyring: list its key-encryption keys, rotate, move data keys onto
+the current one. Each change is a custody event by the local operator."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Annotated
+
+import typer
+from sqlalchemy import func, select
+
+from vault.access import Actor
+from vault.catalog import Recording
+from vault.rekey import rewrap, rotate
+from vault.vault import Vault
+
+from ._common import load_settings, print_json, reports_errors
+
+keys_app = typer.Typer(
+    help="The keyring that wraps every recording's data key: list, rotate, rewrap.",
+    no_args_is_help=True,
+)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+@keys_app.command("list")
+@reports_errors
+def keys_list(json_out: JsonOpt = False) -> None:
+    """Key-encryption keys, oldest first, with how many live recordings each wraps."""
+    with Vault.open(load_settings()) as vault, vault.sessions() as session:
+        counts = dict(
+            session.execute(
+                select(Recording.key_id, func.count())
+                .where(Recording.wrapped_dek.is_not(None))
+                .group_by(Recording.key_id)
+            ).all()
+        )
+        current = vault.keys.current_key_id()
+        rows = [
+            {"key_id": kid, "current": kid == current, "recordings": counts.get(kid, 0)}
+            for kid in vault.keys.key_ids()
+        ]
+    if json_out:
+        print_json(rows)
+        return
+    for row in rows:
+        mark = "current" if row["current"] else "retired"
+        typer.echo(f"{row['key_id']:<16} {mark:<8} {row['recordings']:>8} recordings")
+
+
+@keys_app.command("rotate")
+@reports_errors
+def keys_rotate(
+    reason: Annotated[str, typer.Option(help="Why (recorded in the custody log).")],
+    rewrap_now: Annotated[
+        bool,
+        typer.Option("--rewrap/--no-rewrap", help="Also move existing data keys onto the new key."),
+    ] = True,
+    json_out: JsonOpt = False,
+) -> None:
+    """Make a new key-encryption key current (new footage uses it at once), then rewrap.
+
+    Earlier keys still unwrap, so an interrupted rewrap is finished by 'keys rewrap'. The
+    footage itself is not re-encrypted: its data keys stay the same.
+    """
+    actor = Actor.local_operator()
+    with Vault.open(load_settings()) as vault:
+        out: dict[str, object] = dict(rotate(vault, actor=actor, reason=reason))
+        if rewrap_now:
+            with _bar("rewrap", json_out) as progress:
+                out["rewrap"] = rewrap(vault, actor=actor, progress=progress).to_dict()
+    if json_out:
+        print_json(out)
+        return
+    typer.echo(f"keyring key rotated: {out['old_key_id']} -> {out['new_key_id']}")
+    if rewrap_now:
+        typer.echo(f"data keys moved onto {out['new_key_id']}: {out['rewrap']['rewrapped']}")  # type: ignore[index]
+
+
+@keys_app.command("rewrap")
+@reports_errors
+def keys_rewrap(json_out: JsonOpt = False) -> None:
+    """Move every live recording's data key onto the current key-encryption key."""
+    with Vault.open(load_settings()) as vault, _bar("rewrap", json_out) as progress:
+        report = rewrap(vault, actor=Actor.local_operator(), progress=progress)
+    if json_out:
+        print_json(report.to_dict())
+        return
+    typer.echo(
+        f"{report.rewrapped} data keys moved onto {report.key_id}"
+        f" ({report.already_current} already on it, {report.deleted_meanwhile} deleted meanwhile)"
+    )
+
+
+@contextmanager
+def _bar(label: str, quiet: bool) -> Iterator[Callable[[int, int], None] | None]:
+    """A progress bar on a terminal; nothing when piped or with --json."""
+    if quiet or not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import Progress
+
+    with Progress(console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(label, total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
+
+
+__all__ = ["keys_app"]

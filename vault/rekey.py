@@ -1,0 +1,141 @@
+"""Rotating the keyring's key-encryption key (KEK) and moving data keys onto the new one.
+
+Every recording's data key (DEK) is stored wrapped under a KEK of the key provider
+(:mod:`vault.keys`). Rotation makes a new KEK current: new footage is wrapped under it at once,
+and :func:`rewrap` moves existing DEKs onto it, without touching the footage itself (the DEK,
+and so the ciphertext, stays the same). Earlier KEKs still unwrap, so a rewrap can be stopped
+and resumed at any point.
+
+Both steps are custody events: ``key_rotated`` (``details.key == "keyring"``, with the old and
+new KEK ids and the reason) when the KEK changes, and ``keys.rewrapped`` with the count when a
+rewrap pass ends. A recording deleted while a rewrap runs stays deleted: a DEK is replaced only
+if it is still the one that was read (crypto-shredding sets it to nothing, and nothing is
+written back over that).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, cast
+
+from sqlalchemy import func, select, update
+
+from .access import Actor
+from .catalog import Recording
+from .custody import Action
+from .errors import InvalidInput
+from .keys import WrappedKey
+from .keys import rewrap as rewrap_key
+
+if TYPE_CHECKING:
+    from sqlalchemy import CursorResult
+
+    from .vault import Vault
+
+#: Custody action of a finished rewrap pass (an extension name: see custody.Action).
+REWRAPPED = "keys.rewrapped"
+KEYRING = "keyring"
+
+
+@dataclass(frozen=True)
+class RewrapReport:
+    """What one rewrap pass did."""
+
+    key_id: str
+    rewrapped: int
+    already_current: int
+    deleted_meanwhile: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "key_id": self.key_id,
+            "rewrapped": self.rewrapped,
+            "already_current": self.already_current,
+            "deleted_meanwhile": self.deleted_meanwhile,
+        }
+
+
+def rotate(vault: Vault, *, actor: Actor, reason: str) -> dict[str, str]:
+    """Make a new KEK current and log ``key_rotated``; returns the old and new KEK ids.
+
+    Footage stored from now on is wrapped under the new KEK; run :func:`rewrap` to move the
+    rest. Raises InvalidInput without a reason, ConfigError when the keyring cannot be written.
+    """
+    reason = reason.strip()
+    if not reason:
+        raise InvalidInput("say why the key is rotated (--reason), for the custody log")
+    old = vault.keys.current_key_id()
+    new = vault.keys.rotate()
+    vault.ledger.record(
+        Action.KEY_ROTATED,
+        actor=actor,
+        details={"key": KEYRING, "old_key_id": old, "new_key_id": new, "reason": reason},
+    )
+    return {"old_key_id": old, "new_key_id": new}
+
+
+def rewrap(
+    vault: Vault,
+    *,
+    actor: Actor,
+    batch: int = 200,
+    progress: Callable[[int, int], None] | None = None,
+) -> RewrapReport:
+    """Move every live recording's DEK onto the current KEK; log ``keys.rewrapped``.
+
+    Commits every ``batch`` recordings, so an interrupted pass loses nothing and the next one
+    carries on. ``progress(done, total)`` is called after each batch. Raises KeyUnavailable
+    when a DEK does not unwrap (nothing of that batch is written).
+    """
+    current = vault.keys.current_key_id()
+    with vault.sessions() as session:
+        pending = list(
+            session.scalars(
+                select(Recording.id).where(
+                    Recording.wrapped_dek.is_not(None), Recording.key_id != current
+                ).order_by(Recording.id)
+            )
+        )
+        live = session.scalar(
+            select(func.count()).select_from(Recording).where(Recording.wrapped_dek.is_not(None))
+        ) or 0
+    done = vanished = 0
+    for start in range(0, len(pending), batch):
+        ids = pending[start : start + batch]
+        with vault.sessions.begin() as session:
+            rows = session.execute(
+                select(Recording.id, Recording.key_id, Recording.wrapped_dek).where(
+                    Recording.id.in_(ids)
+                )
+            ).all()
+            for rid, key_id, blob in rows:
+                if blob is None:
+                    vanished += 1
+                    continue
+                moved = rewrap_key(vault.keys, WrappedKey(key_id, blob), context=rid)
+                result = session.execute(
+                    update(Recording)
+                    .where(Recording.id == rid, Recording.wrapped_dek == blob)
+                    .values(wrapped_dek=moved.blob, key_id=moved.key_id)
+                    .execution_options(synchronize_session=False)
+                )
+                changed = cast("CursorResult[Any]", result).rowcount
+                if changed:
+                    done += 1
+                else:
+                    vanished += 1
+            vanished += len(ids) - len(rows)
+        if progress is not None:
+            progress(min(start + batch, len(pending)), len(pending))
+    report = RewrapReport(
+        key_id=current,
+        rewrapped=done,
+        already_current=int(live) - len(pending),
+        deleted_meanwhile=vanished,
+    )
+    vault.ledger.record(REWRAPPED, actor=actor, details=report.to_dict())
+    return report
+
+
+__all__ = ["KEYRING", "REWRAPPED", "RewrapReport", "rewrap", "rotate"]
