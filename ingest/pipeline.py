@@ -364,7 +364,7 @@ class _DieAfter:
 
     def read(self, size: int = -1) -> bytes:
         self._count()
-        return self._inner.read(size)
+        return bytes(self._inner.read(size))
 
     def readinto(self, buffer: Any) -> int:
         self._count()
