@@ -356,6 +356,15 @@ class InclusionProof(BaseModel):
     verifier_key: str
 
 
+class KeyHandover(BaseModel):
+    """One rotation of the custody signing key: the event naming both keys, proven against
+    the checkpoint that ends with it, which both keys signed."""
+
+    old_key: str
+    new_key: str
+    proof: InclusionProof
+
+
 class CheckpointPublic(BaseModel):
     """The latest signed checkpoint (C2SP tlog-checkpoint) and the key that verifies it."""
 
@@ -363,6 +372,11 @@ class CheckpointPublic(BaseModel):
     size: int
     checkpoint: str
     verifier_key: str
+    key_handovers: list[KeyHandover] = Field(
+        default_factory=list,
+        description="Every rotation of the signing key, oldest first: a holder of an earlier "
+        "verifier key follows them to the current one.",
+    )
 
 
 # --- users and health ------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from ..schemas import (
     CustodyEventList,
     CustodyEventPublic,
     InclusionProof,
+    KeyHandover,
     Instant,
     VerifyResult,
 )
@@ -139,7 +140,13 @@ def checkpoint(vault: VaultDep, principal: PrincipalDep, route: RouteDep) -> Che
     note = vault.ledger.checkpoint()
     vkey = vault.ledger.verifier_key()
     cp = open_checkpoint(note, vkey, origin=vault.ledger.origin)
-    return CheckpointPublic(origin=vault.ledger.origin, size=cp.size, checkpoint=note, verifier_key=vkey)
+    return CheckpointPublic(
+        origin=vault.ledger.origin,
+        size=cp.size,
+        checkpoint=note,
+        verifier_key=vkey,
+        key_handovers=[KeyHandover(**h) for h in vault.ledger.handovers()],
+    )
 
 
 __all__ = ["router"]

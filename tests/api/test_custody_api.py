@@ -37,6 +37,18 @@ def test_checkpoint_covers_every_event(world: World) -> None:
     body = world.client.get("/custody/checkpoint", headers=world.headers("ig")).json()
     assert body["size"] == world.vault.ledger.size()
     assert body["checkpoint"].startswith(body["origin"] + "\n")
+    assert body["key_handovers"] == []
+
+
+def test_checkpoint_lists_key_handovers_after_a_rotation(world: World) -> None:
+    old = world.vault.ledger.verifier_key()
+    new = world.vault.ledger.rotate_key(actor="admin", reason="annual rotation")["new_key"]
+    body = world.client.get("/custody/checkpoint", headers=world.headers("ig")).json()
+    assert body["verifier_key"] == new
+    (handover,) = body["key_handovers"]
+    assert (handover["old_key"], handover["new_key"]) == (old, new)
+    # The hand-over verifies offline with the old key alone.
+    CustodyLedger.verify_inclusion_proof(handover["proof"], old)
 
 
 def test_query_by_item_user_action_and_case(world: World) -> None:
