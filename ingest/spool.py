@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from vault.catalog import SourceKind
+from vault.durable import fsync_dir
 
 from .errors import SpoolError, SpoolFull, SpoolLocked
 
@@ -203,14 +204,6 @@ def _decode_row(row: sqlite3.Row) -> SpoolItem:
     values["duplicate"] = bool(values["duplicate"])
     values["meta"] = values["meta"] or {}
     return SpoolItem(**values)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
@@ -377,12 +370,12 @@ class Spool:
     def _place(self, src: Path, dst: Path, mode: SpoolMode) -> str:
         if mode == "move":
             os.replace(src, dst)
-            _fsync_dir(self.files_dir)
+            fsync_dir(self.files_dir)
             return "move"
         if mode == "link":
             try:
                 os.link(src, dst)
-                _fsync_dir(self.files_dir)
+                fsync_dir(self.files_dir)
                 return "link"
             except OSError as error:
                 if error.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
@@ -399,7 +392,7 @@ class Spool:
             os.replace(tmp, dst)
         finally:
             tmp.unlink(missing_ok=True)
-        _fsync_dir(self.files_dir)
+        fsync_dir(self.files_dir)
         return "copy"
 
     # -- reading and updating ----------------------------------------------------------------
@@ -431,7 +424,7 @@ class Spool:
         """Delete the spooled file of ``item`` (the vault copy is verified) and journal it."""
         if item.file is not None:
             (self.files_dir / item.file).unlink(missing_ok=True)
-            _fsync_dir(self.files_dir)
+            fsync_dir(self.files_dir)
         return self.update(item, file=None)
 
     def find(self, source: str, origin: str) -> SpoolItem | None:

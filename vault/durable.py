@@ -315,7 +315,8 @@ def fsync_dir(directory: Path) -> None:
         return
     try:
         os.fsync(fd)
-    except OSError:  # pragma: no cover - some file systems refuse fsync on directories
-        pass
+    except OSError as exc:  # pragma: no cover - file systems that cannot sync a directory
+        if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP):
+            raise  # EIO and friends: the new name may not be on disk
     finally:
         os.close(fd)
