@@ -18,6 +18,7 @@ from .admin import admin_app
 from .demo import demo
 from .export import export_app
 from .ingest import ingest_app
+from .fixity import fixity_app
 from .jobs import jobs_app
 from .keys import keys_app
 from .redact import redact_app
@@ -42,6 +43,7 @@ app.add_typer(ingest_app, name="ingest")
 app.add_typer(export_app, name="export")
 app.add_typer(admin_app, name="admin")
 app.add_typer(keys_app, name="keys")
+app.add_typer(fixity_app, name="fixity")
 app.add_typer(sar_app, name="sar")
 app.add_typer(jobs_app, name="jobs")
 app.command()(worker)

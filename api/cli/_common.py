@@ -5,7 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, ParamSpec, TypeVar
 
 import typer
@@ -93,3 +95,17 @@ def parse_time(text: str | None, *, option: str) -> dt.datetime | None:
     if value.tzinfo is None:
         raise InvalidInput(f"{option}: {text!r} has no timezone; add Z or an offset such as +00:00")
     return value.astimezone(dt.timezone.utc)
+
+
+@contextmanager
+def progress_bar(label: str, quiet: bool) -> Iterator[Callable[[int, int], None] | None]:
+    """``update(done, total)`` for a progress bar on a terminal; None when piped or --json."""
+    if quiet or not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import Progress
+
+    with Progress(console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(label, total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)

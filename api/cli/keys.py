@@ -3,9 +3,6 @@ the current one. Each change is a custody event by the local operator."""
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from typing import Annotated
 
 import typer
@@ -16,7 +13,7 @@ from vault.catalog import Recording
 from vault.rekey import rewrap, rotate
 from vault.vault import Vault
 
-from ._common import load_settings, print_json, reports_errors
+from ._common import load_settings, print_json, progress_bar, reports_errors
 
 keys_app = typer.Typer(
     help="The keyring that wraps every recording's data key: list, rotate, rewrap.",
@@ -70,7 +67,7 @@ def keys_rotate(
     with Vault.open(load_settings()) as vault:
         out: dict[str, object] = dict(rotate(vault, actor=actor, reason=reason))
         if rewrap_now:
-            with _bar("rewrap", json_out) as progress:
+            with progress_bar("rewrap", json_out) as progress:
                 out["rewrap"] = rewrap(vault, actor=actor, progress=progress).to_dict()
     if json_out:
         print_json(out)
@@ -84,7 +81,7 @@ def keys_rotate(
 @reports_errors
 def keys_rewrap(json_out: JsonOpt = False) -> None:
     """Move every live recording's data key onto the current key-encryption key."""
-    with Vault.open(load_settings()) as vault, _bar("rewrap", json_out) as progress:
+    with Vault.open(load_settings()) as vault, progress_bar("rewrap", json_out) as progress:
         report = rewrap(vault, actor=Actor.local_operator(), progress=progress)
     if json_out:
         print_json(report.to_dict())
@@ -93,20 +90,6 @@ def keys_rewrap(json_out: JsonOpt = False) -> None:
         f"{report.rewrapped} data keys moved onto {report.key_id}"
         f" ({report.already_current} already on it, {report.deleted_meanwhile} deleted meanwhile)"
     )
-
-
-@contextmanager
-def _bar(label: str, quiet: bool) -> Iterator[Callable[[int, int], None] | None]:
-    """A progress bar on a terminal; nothing when piped or with --json."""
-    if quiet or not sys.stderr.isatty():
-        yield None
-        return
-    from rich.console import Console
-    from rich.progress import Progress
-
-    with Progress(console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task(label, total=None)
-        yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
 __all__ = ["keys_app"]

@@ -114,6 +114,26 @@ def test_keys_list_rotate_rewrap(cli, tmp_path: Path) -> None:  # type: ignore[n
     assert refused.exit_code != 0 and "reason" in refused.output
 
 
+def test_fixity_check(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    ids = []
+    for i in range(2):
+        clip = tmp_path / f"{i}.wav"
+        clip.write_bytes(b"RIFF" + os.urandom(5000))
+        ids.append(_put(cli, clip))
+    result = cli("fixity", "check", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["ok"] == 2
+    # Rot one stored object: the check names it and exits 4 (an integrity failure).
+    objects = sorted((tmp_path / "home" / "objects").rglob(f"{ids[1]}*"))
+    stored = objects[0]
+    data = stored.read_bytes()
+    stored.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
+    result = cli("fixity", "check")
+    assert result.exit_code == 4
+    assert f"corrupt: {ids[1]}" in result.output and "1 of 2 recordings intact" in result.output
+    assert cli("fixity", "check", ids[0]).exit_code == 0
+
+
 def test_custody_verify_names_the_edited_event(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     for i in range(3):
         f = tmp_path / f"f{i}.mp4"
