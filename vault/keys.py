@@ -254,6 +254,9 @@ class LocalKeyring(KeyProvider):
         # Guards the in-memory key table between threads; the file lock guards the file
         # between processes.
         self._lock = threading.RLock()
+        # The file as last read or written (inode, mtime, size): wrap re-reads it when it
+        # changed, so a rotation by another process applies to this one's next wrap too.
+        self._seen: tuple[int, int, int] | None = None
 
     def __repr__(self) -> str:
         return f"LocalKeyring({str(self.path)!r}, current={self._current!r})"
@@ -338,6 +341,8 @@ class LocalKeyring(KeyProvider):
             raise InvalidInput(f"data key must be {KEY_SIZE} bytes")
         _check_context(context)
         with self._lock:
+            if self._seen != _signature(self.path):
+                self._reload()
             kek = self._keys[self._current]
         nonce = os.urandom(NONCE_SIZE)
         sealed = AESGCM(kek.key).encrypt(nonce, bytes(dek), _wrap_ad(kek.key_id, context))
@@ -405,6 +410,7 @@ class LocalKeyring(KeyProvider):
     # -- file handling -------------------------------------------------------------------
 
     def _reload(self) -> None:
+        seen = _signature(self.path)
         data = _read_file(self.path)
         kdf = None if data.get("kdf") is None else _Kdf.from_json(data["kdf"], self.path)
         if (kdf is None) != (self._kdf is None) or (
@@ -415,6 +421,7 @@ class LocalKeyring(KeyProvider):
         self._keys = {k.key_id: k for k in keys}
         self._order = [k.key_id for k in keys]
         self._current = current
+        self._seen = seen
 
     def _to_json(self) -> dict[str, Any]:
         entries = []
@@ -443,6 +450,7 @@ class LocalKeyring(KeyProvider):
             replace_file(self.path, payload, mode=FILE_MODE)
         except OSError as exc:
             raise ConfigError(f"cannot write keyring {self.path}: {exc.strerror}") from None
+        self._seen = _signature(self.path)
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
@@ -462,6 +470,15 @@ class LocalKeyring(KeyProvider):
             yield
         finally:
             os.close(fd)  # closing releases the lock
+
+
+def _signature(path: Path) -> tuple[int, int, int]:
+    """What changes when the keyring file is replaced (every write renames a new file in)."""
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise ConfigError(f"keyring {path} cannot be read: {exc.strerror}") from None
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
 
 
 def _timestamp(when: dt.datetime) -> str:

@@ -161,6 +161,13 @@ def test_rotation_by_another_process_is_seen_by_unwrap(keyring_path: Path) -> No
     assert first.unwrap(wrapped, context=OID) == DEK  # re-reads the file for local-2
 
 
+def test_rotation_by_another_process_is_seen_by_wrap(keyring_path: Path) -> None:
+    agent = LocalKeyring.create(keyring_path)
+    assert agent.wrap(DEK, context=OID).key_id == "local-1"
+    assert LocalKeyring.open(keyring_path).rotate() == "local-2"  # an operator, elsewhere
+    assert agent.wrap(DEK, context=OID).key_id == "local-2"
+
+
 def test_concurrent_rotations_never_lose_a_key(keyring_path: Path) -> None:
     stale = LocalKeyring.create(keyring_path)
     other = LocalKeyring.open(keyring_path)
