@@ -59,6 +59,7 @@ from .errors import ConfigError, InvalidInput, KeyUnavailable
 
 __all__ = [
     "KEYRING_FORMAT",
+    "KeyInfo",
     "KeyProvider",
     "LocalKeyring",
     "WrappedKey",
@@ -77,6 +78,7 @@ WRAPPED_SIZE = 1 + NONCE_SIZE + KEY_SIZE + TAG_SIZE
 LOCAL_KEY_PREFIX = "local-"
 STATE_ACTIVE = "active"
 STATE_RETIRED = "retired"
+STATE_DESTROYED = "destroyed"  # no key material left: what it wrapped is unreadable for good
 FILE_MODE = 0o600
 # scrypt cost: 2**15 * 8 * 128 bytes = 32 MiB and ~0.1 s per open; RFC 7914 / OWASP's
 # interactive-login level. Stored in the file, so raising it later keeps old files readable.
@@ -142,6 +144,14 @@ class KeyProvider(Protocol):
 
     def key_ids(self) -> list[str]:
         """Return the ids of every KEK the provider can unwrap with, oldest first."""
+        ...
+
+    def destroy(self, key_id: str) -> None:
+        """Destroy a retired KEK for good (AWS KMS ``ScheduleKeyDeletion``, transit ``trim``):
+        every data key it wrapped, in the catalog or in any backup of it, stops opening.
+
+        Raises InvalidInput for the current KEK or an unknown id.
+        """
         ...
 
 
@@ -221,6 +231,18 @@ class _Kek:
     created: str
     state: str
     key: bytes = field(repr=False)
+    destroyed: str | None = None
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    """One key-encryption key as a keyring describes it (no key material)."""
+
+    key_id: str
+    state: str  # active, retired or destroyed
+    created: str
+    retired: str | None  # when its successor was created
+    destroyed: str | None
 
 
 class LocalKeyring(KeyProvider):
@@ -328,8 +350,25 @@ class LocalKeyring(KeyProvider):
         return self._current
 
     def key_ids(self) -> list[str]:
-        """Return every KEK id in the keyring, oldest first."""
-        return list(self._order)
+        """Return the id of every KEK that still unwraps (not destroyed), oldest first."""
+        with self._lock:
+            return [k for k in self._order if self._keys[k].state != STATE_DESTROYED]
+
+    def describe(self) -> list[KeyInfo]:
+        """Every KEK ever in this keyring, destroyed ones too, oldest first."""
+        with self._lock:
+            self._reload()
+            keks = [self._keys[k] for k in self._order]
+        return [
+            KeyInfo(
+                key_id=k.key_id,
+                state=k.state,
+                created=k.created,
+                retired=keks[i + 1].created if i + 1 < len(keks) else None,
+                destroyed=k.destroyed,
+            )
+            for i, k in enumerate(keks)
+        ]
 
     def wrap(self, dek: bytes, *, context: str) -> WrappedKey:
         """Wrap ``dek`` under the active KEK, bound to ``context`` (the object id).
@@ -365,6 +404,11 @@ class LocalKeyring(KeyProvider):
             raise KeyUnavailable(
                 f"key {wrapped.key_id!r} is not in keyring {self.path} (have: "
                 f"{', '.join(self._order)}); is EVIDENCE_VAULT_KEYRING_PATH the right keyring?"
+            )
+        if kek.state == STATE_DESTROYED:
+            raise KeyUnavailable(
+                f"key {kek.key_id} of keyring {self.path} was destroyed on {kek.destroyed}: "
+                f"the data key for {context!r} can no longer be opened"
             )
         blob = bytes(wrapped.blob)
         if len(blob) != WRAPPED_SIZE or blob[0] != WRAP_VERSION:
@@ -407,6 +451,27 @@ class LocalKeyring(KeyProvider):
             self._write()
         return new.key_id
 
+    def destroy(self, key_id: str) -> None:
+        """Remove a retired KEK's key material from the keyring file for good; its id, dates
+        and state (``destroyed``) stay, so a blob wrapped by it fails with a clear reason.
+
+        Re-reads the file under the lock first. Raises InvalidInput for the current KEK or an
+        unknown id, ConfigError if the file cannot be written. Destroying twice is a no-op.
+        """
+        with self._lock, self._locked():
+            self._reload()
+            kek = self._keys.get(key_id)
+            if kek is None:
+                raise InvalidInput(f"no key {key_id!r} in keyring {self.path}")
+            if key_id == self._current:
+                raise InvalidInput(f"key {key_id} is the current key: rotate before destroying it")
+            if kek.state == STATE_DESTROYED:
+                return
+            self._keys[key_id] = _Kek(
+                kek.key_id, kek.created, STATE_DESTROYED, b"", destroyed=_timestamp(self._clock())
+            )
+            self._write()
+
     # -- file handling -------------------------------------------------------------------
 
     def _reload(self) -> None:
@@ -428,7 +493,9 @@ class LocalKeyring(KeyProvider):
         for kid in self._order:
             kek = self._keys[kid]
             entry: dict[str, Any] = {"id": kek.key_id, "created": kek.created, "state": kek.state}
-            if self._sealer is None:
+            if kek.state == STATE_DESTROYED:
+                entry["destroyed"] = kek.destroyed
+            elif self._sealer is None:
                 entry["key"] = _b64(kek.key)
             else:
                 nonce = os.urandom(NONCE_SIZE)
@@ -541,10 +608,17 @@ def _parse_keys(data: dict[str, Any], path: Path, sealer: AESGCM | None) -> tupl
         kid, created, state = entry.get("id"), entry.get("created"), entry.get("state")
         if not isinstance(kid, str) or not kid or not isinstance(created, str):
             raise ConfigError(f"{corrupt}: key entry {number} has no id or creation time")
-        if state not in (STATE_ACTIVE, STATE_RETIRED):
+        if state not in (STATE_ACTIVE, STATE_RETIRED, STATE_DESTROYED):
             raise ConfigError(f"{corrupt}: key {kid} has unknown state {state!r:.20}")
         if any(k.key_id == kid for k in keys):
             raise ConfigError(f"{corrupt}: key {kid} appears twice")
+        if state == STATE_DESTROYED:
+            if "key" in entry or "sealed" in entry:
+                raise ConfigError(f"{corrupt}: destroyed key {kid} still has key material")
+            if not isinstance(entry.get("destroyed"), str):
+                raise ConfigError(f"{corrupt}: destroyed key {kid} has no destruction time")
+            keys.append(_Kek(kid, created, state, b"", destroyed=entry["destroyed"]))
+            continue
         if sealer is None:
             if "key" not in entry:
                 raise ConfigError(f"{corrupt}: key {kid} has no key material")

@@ -6,15 +6,22 @@ and :func:`rewrap` moves existing DEKs onto it, without touching the footage its
 and so the ciphertext, stays the same). Earlier KEKs still unwrap, so a rewrap can be stopped
 and resumed at any point.
 
-Both steps are custody events: ``key_rotated`` (``details.key == "keyring"``, with the old and
-new KEK ids and the reason) when the KEK changes, and ``keys.rewrapped`` with the count when a
-rewrap pass ends. A recording deleted while a rewrap runs stays deleted: a DEK is replaced only
+Once no live recording uses a retired KEK, :func:`destroy` removes it from the keyring for
+good. That finishes what crypto-shredding starts: a deleted recording's wrapped data key is
+gone from the catalog, but a *backup* of the catalog still holds it, and opens it for as long
+as the KEK exists. Rotating, rewrapping and destroying (say monthly, with 23-day retention)
+bounds how long a backup can bring deleted footage back.
+
+Each step is a custody event: ``key_rotated`` (``details.key == "keyring"``, with the old and
+new KEK ids and the reason) when the KEK changes, ``keys.rewrapped`` with the count when a
+rewrap pass ends, ``keys.destroyed`` when a KEK is destroyed. A recording deleted while a rewrap runs stays deleted: a DEK is replaced only
 if it is still the one that was read (crypto-shredding sets it to nothing, and nothing is
 written back over that).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
@@ -33,8 +40,12 @@ if TYPE_CHECKING:
 
     from .vault import Vault
 
-#: Custody action of a finished rewrap pass (an extension name: see custody.Action).
+#: Custody actions of a finished rewrap pass and of a destroyed KEK (extension names).
 REWRAPPED = "keys.rewrapped"
+DESTROYED = "keys.destroyed"
+#: How long a KEK must have been retired before it may be destroyed: a put that wrapped its
+#: data key just before the rotation may still be committing.
+DESTROY_GRACE = dt.timedelta(hours=1)
 KEYRING = "keyring"
 
 
@@ -138,4 +149,61 @@ def rewrap(
     return report
 
 
-__all__ = ["KEYRING", "REWRAPPED", "RewrapReport", "rewrap", "rotate"]
+def destroy(
+    vault: Vault,
+    key_id: str,
+    *,
+    actor: Actor,
+    reason: str,
+    grace: dt.timedelta = DESTROY_GRACE,
+) -> dict[str, Any]:
+    """Destroy retired KEK ``key_id`` for good and log ``keys.destroyed``.
+
+    Refused (InvalidInput) for the current KEK, for one retired less than ``grace`` ago, and
+    while any live recording's data key is still wrapped by it (run :func:`rewrap` first).
+    Data keys of deleted recordings wrapped by it, wherever a copy survives, stop opening.
+    """
+    reason = reason.strip()
+    if not reason:
+        raise InvalidInput("say why the key is destroyed (--reason), for the custody log")
+    describe = getattr(vault.keys, "describe", None)
+    if describe is None:
+        raise InvalidInput("this key provider destroys keys by its own procedure")
+    info = next((k for k in describe() if k.key_id == key_id), None)
+    if info is None:
+        raise InvalidInput(f"no key {key_id!r} in the keyring")
+    if info.state == "active" or info.retired is None:
+        raise InvalidInput(f"key {key_id} is the current key: rotate before destroying it")
+    retired = dt.datetime.fromisoformat(info.retired.replace("Z", "+00:00"))
+    if vault.clock() - retired < grace:
+        raise InvalidInput(
+            f"key {key_id} was retired at {info.retired}; wait until {retired + grace:%H:%M} UTC"
+            " (footage stored just before the rotation may still be using it)"
+        )
+    still = _live_under(vault, key_id)
+    if still:
+        raise InvalidInput(
+            f"{still} recordings still use key {key_id}: run 'evidence-vault keys rewrap' first"
+        )
+    vault.keys.destroy(key_id)
+    vault.ledger.record(
+        DESTROYED, actor=actor, details={"key_id": key_id, "retired": info.retired,
+                                         "reason": reason},
+    )
+    return {"key_id": key_id, "retired": info.retired}
+
+
+def _live_under(vault: Vault, key_id: str) -> int:
+    with vault.sessions() as session:
+        return int(
+            session.scalar(
+                select(func.count()).select_from(Recording).where(
+                    Recording.key_id == key_id, Recording.wrapped_dek.is_not(None)
+                )
+            )
+            or 0
+        )
+
+
+__all__ = ["DESTROYED", "DESTROY_GRACE", "KEYRING", "REWRAPPED", "RewrapReport", "destroy",
+           "rewrap", "rotate"]

@@ -3,6 +3,7 @@ the current one. Each change is a custody event by the local operator."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated
 
 import typer
@@ -10,7 +11,7 @@ from sqlalchemy import func, select
 
 from vault.access import Actor
 from vault.catalog import Recording
-from vault.rekey import rewrap, rotate
+from vault.rekey import destroy, rewrap, rotate
 from vault.vault import Vault
 
 from ._common import load_settings, print_json, progress_bar, reports_errors
@@ -26,7 +27,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")
 @keys_app.command("list")
 @reports_errors
 def keys_list(json_out: JsonOpt = False) -> None:
-    """Key-encryption keys, oldest first, with how many live recordings each wraps."""
+    """Key-encryption keys, oldest first: state, dates, and how many live recordings each wraps."""
     with Vault.open(load_settings()) as vault, vault.sessions() as session:
         counts = dict(
             session.execute(
@@ -35,17 +36,22 @@ def keys_list(json_out: JsonOpt = False) -> None:
                 .group_by(Recording.key_id)
             ).all()
         )
-        current = vault.keys.current_key_id()
+        describe = getattr(vault.keys, "describe", None)
+        infos = describe() if describe is not None else []
         rows = [
-            {"key_id": kid, "current": kid == current, "recordings": counts.get(kid, 0)}
+            {**asdict(k), "recordings": counts.get(k.key_id, 0)} for k in infos
+        ] or [
+            {"key_id": kid, "state": "active" if kid == vault.keys.current_key_id() else "retired",
+             "recordings": counts.get(kid, 0)}
             for kid in vault.keys.key_ids()
         ]
     if json_out:
         print_json(rows)
         return
     for row in rows:
-        mark = "current" if row["current"] else "retired"
-        typer.echo(f"{row['key_id']:<16} {mark:<8} {row['recordings']:>8} recordings")
+        when = row.get("destroyed") or row.get("retired") or row.get("created") or ""
+        typer.echo(f"{row['key_id']:<16} {row['state']:<10} {row['recordings']:>8} recordings"
+                   f"  {when}")
 
 
 @keys_app.command("rotate")
@@ -90,6 +96,27 @@ def keys_rewrap(json_out: JsonOpt = False) -> None:
         f"{report.rewrapped} data keys moved onto {report.key_id}"
         f" ({report.already_current} already on it, {report.deleted_meanwhile} deleted meanwhile)"
     )
+
+
+@keys_app.command("destroy")
+@reports_errors
+def keys_destroy(
+    key_id: Annotated[str, typer.Argument(metavar="KEY_ID", help="A retired key, e.g. local-1.")],
+    reason: Annotated[str, typer.Option(help="Why (recorded in the custody log).")],
+    json_out: JsonOpt = False,
+) -> None:
+    """Destroy a retired key-encryption key for good.
+
+    Refused while any live recording still uses it (run 'keys rewrap' first) and within an
+    hour of its retirement. Afterwards the data keys it wrapped, including those of deleted
+    footage kept in old catalog backups, can never be opened again.
+    """
+    with Vault.open(load_settings()) as vault:
+        result = destroy(vault, key_id, actor=Actor.local_operator(), reason=reason)
+    if json_out:
+        print_json(result)
+        return
+    typer.echo(f"key {key_id} destroyed (retired {result['retired']})")
 
 
 __all__ = ["keys_app"]

@@ -97,7 +97,7 @@ def test_keys_list_rotate_rewrap(cli, tmp_path: Path) -> None:  # type: ignore[n
     clip.write_bytes(data)
     rid = _put(cli, clip)
     listed = json.loads(cli("keys", "list", "--json").stdout)
-    assert [(k["current"], k["recordings"]) for k in listed] == [(True, 1)]
+    assert [(k["state"], k["recordings"]) for k in listed] == [("active", 1)]
 
     result = cli("keys", "rotate", "--reason", "annual rotation", "--json")
     assert result.exit_code == 0, result.output
@@ -105,13 +105,16 @@ def test_keys_list_rotate_rewrap(cli, tmp_path: Path) -> None:  # type: ignore[n
     assert rotated["old_key_id"] == listed[0]["key_id"] != rotated["new_key_id"]
     assert rotated["rewrap"]["rewrapped"] == 1
     listed = json.loads(cli("keys", "list", "--json").stdout)
-    assert [(k["current"], k["recordings"]) for k in listed] == [(False, 0), (True, 1)]
+    assert [(k["state"], k["recordings"]) for k in listed] == [("retired", 0), ("active", 1)]
     assert json.loads(cli("keys", "rewrap", "--json").stdout)["rewrapped"] == 0
     out = tmp_path / "back.wav"
     assert cli("get", rid, "-o", str(out)).exit_code == 0
     assert out.read_bytes() == data
     refused = cli("keys", "rotate", "--reason", " ")
     assert refused.exit_code != 0 and "reason" in refused.output
+    # Destroying the old key waits an hour after its retirement.
+    early = cli("keys", "destroy", rotated["old_key_id"], "--reason", "monthly")
+    assert early.exit_code == 8 and "wait until" in early.output
 
 
 def test_fixity_check(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

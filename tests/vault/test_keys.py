@@ -321,3 +321,21 @@ def test_empty_passphrase_is_refused(keyring_path: Path) -> None:
     with pytest.raises(InvalidInput):
         LocalKeyring.create(keyring_path, passphrase="")
     assert not keyring_path.exists()
+
+
+@pytest.mark.parametrize("passphrase", [None, "correct horse"])
+def test_a_destroyed_key_is_gone_from_the_file_and_says_so(keyring_path: Path,
+                                                          passphrase: str | None) -> None:
+    keyring = LocalKeyring.create(keyring_path, passphrase=passphrase)
+    old = keyring.wrap(DEK, context=OID)
+    keyring.rotate()
+    keyring.destroy("local-1")
+    keyring.destroy("local-1")  # twice is a no-op
+    entry = json.loads(keyring_path.read_text())["keys"][0]
+    assert entry["state"] == "destroyed" and not {"key", "sealed"} & set(entry)
+    reopened = LocalKeyring.open(keyring_path, passphrase=passphrase)
+    assert reopened.key_ids() == ["local-2"]
+    assert [k.state for k in reopened.describe()] == ["destroyed", "active"]
+    with pytest.raises(KeyUnavailable, match="destroyed on"):
+        reopened.unwrap(old, context=OID)
+    assert reopened.rotate() == "local-3"  # ids are never reused

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import io
+import json
 import os
 
 import pytest
@@ -15,7 +16,8 @@ from vault.access import Actor, Purpose, Role
 from vault.catalog import Recording
 from vault.custody import Action
 from vault.errors import InvalidInput, KeyUnavailable, Shredded
-from vault.rekey import REWRAPPED, rewrap, rotate
+from vault.keys import LocalKeyring, WrappedKey
+from vault.rekey import DESTROYED, REWRAPPED, destroy, rewrap, rotate
 from vault.retention import run_retention
 from vault.vault import Vault
 
@@ -130,3 +132,47 @@ def test_ciphertext_is_untouched_by_a_rewrap(vault: Vault) -> None:
     rewrap(vault, actor=ADMIN)
     with vault.store.open(recording.object_key) as f:
         assert hashlib.sha256(f.read()).hexdigest() == before
+
+
+def test_destroying_a_retired_key_makes_old_catalog_backups_useless(vault: Vault) -> None:
+    # A deleted recording's wrapped data key survives in last week's catalog backup; once
+    # its KEK is destroyed, that copy no longer opens. Live footage is unaffected.
+    (gone, _), (kept, data) = _put(vault, 2)
+    with vault.sessions() as session:
+        row = session.get(Recording, gone)
+        assert row is not None and row.wrapped_dek is not None
+        backup = WrappedKey(row.key_id, row.wrapped_dek)
+    run_retention(vault, now=T0 + dt.timedelta(days=30))  # both deleted by the 23-day rule...
+    (kept, data), = _put(vault, 1)  # ...and new footage arrives
+    old = rotate(vault, actor=ADMIN, reason="monthly rotation")["old_key_id"]
+    assert vault.keys.unwrap(backup, context=gone)  # the backup still opens before destroy
+
+    with pytest.raises(InvalidInput, match="wait until"):
+        destroy(vault, old, actor=ADMIN, reason="monthly")  # retired moments ago
+    with pytest.raises(InvalidInput, match="1 recordings still use"):
+        destroy(vault, old, actor=ADMIN, reason="monthly", grace=dt.timedelta(0))
+    rewrap(vault, actor=ADMIN)
+    destroy(vault, old, actor=ADMIN, reason="monthly", grace=dt.timedelta(0))
+
+    with pytest.raises(KeyUnavailable, match="destroyed"):
+        vault.keys.unwrap(backup, context=gone)
+    assert _read(vault, kept) == data
+    assert old not in vault.keys.key_ids()
+    stored = {k["id"]: k for k in json.loads(vault.settings.keyring_file.read_text())["keys"]}
+    assert stored[old]["state"] == "destroyed" and "key" not in stored[old]
+    (event,) = vault.ledger.events(action=DESTROYED)
+    assert event.event.details["key_id"] == old
+    # Reopened from the file, the keyring says the same.
+    reopened = LocalKeyring.open(vault.settings.keyring_file)
+    with pytest.raises(KeyUnavailable, match="destroyed"):
+        reopened.unwrap(backup, context=gone)
+
+
+def test_the_current_or_an_unknown_key_cannot_be_destroyed(vault: Vault) -> None:
+    current = vault.keys.current_key_id()
+    with pytest.raises(InvalidInput, match="current key"):
+        destroy(vault, current, actor=ADMIN, reason="x", grace=dt.timedelta(0))
+    with pytest.raises(InvalidInput, match="no key"):
+        destroy(vault, "local-99", actor=ADMIN, reason="x", grace=dt.timedelta(0))
+    with pytest.raises(InvalidInput, match="current key"):
+        vault.keys.destroy(current)
