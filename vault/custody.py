@@ -892,8 +892,18 @@ class CustodyLedger:
         return self.append_many(session, [self.event(action, **fields)])[0]
 
     def append_many(self, session: Session, events: Iterable[CustodyEvent]) -> list[EventRecord]:
-        """Append events, in order, inside the caller's transaction. Returns their records."""
+        """Append events, in order, inside the caller's transaction. Returns their records.
+
+        Raises InvalidInput for an event that would hand the ledger to another signing key:
+        only :meth:`rotate_key` writes those.
+        """
         batch = list(events)
+        for seq, ev in enumerate(batch):
+            if isinstance(ev, CustodyEvent) and _rotation(ev, seq) is not None:
+                raise InvalidInput("the ledger's signing key is rotated by rotate_key only")
+        return self._append(session, batch)
+
+    def _append(self, session: Session, batch: list[CustodyEvent]) -> list[EventRecord]:
         if not batch:
             return []
         conn = session.connection()  # begins the transaction (BEGIN IMMEDIATE on SQLite)
@@ -1112,8 +1122,7 @@ class CustodyLedger:
             old = self._signer
             new = self._keys.begin_rotation()  # durable before the ledger names it
             self._macs.update(self._keys.macs)
-            record = self.append(
-                session,
+            (record,) = self._append(session, [self.event(
                 Action.KEY_ROTATED,
                 actor=actor,
                 details={
@@ -1122,7 +1131,7 @@ class CustodyLedger:
                     "new_key": new.verifier_key(),
                     "reason": reason,
                 },
-            )
+            )])
             note = self._checkpoint_locked(session, size + 1, signers=[old, new])
         adopted = self._keys.adopt(new.verifier_key())  # the successor replaces the key file
         assert adopted is not None

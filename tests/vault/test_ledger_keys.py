@@ -214,7 +214,7 @@ def test_a_rotation_the_ledger_never_recorded_changes_nothing(
     led = ledger(engine, key_path)
     record(led, 2)
     old = led.verifier_key()
-    monkeypatch.setattr(CustodyLedger, "append", lambda *a, **k: (_ for _ in ()).throw(
+    monkeypatch.setattr(CustodyLedger, "_append", lambda *a, **k: (_ for _ in ()).throw(
         SystemExit("killed")))
     with pytest.raises(SystemExit):
         led.rotate_key(actor="admin", reason="annual rotation")
@@ -287,3 +287,14 @@ def test_a_handover_checkpoint_without_the_old_keys_signature_fails(
         )
     with pytest.raises(LedgerError, match=f"checkpoint {cp.size} does not verify.*not signed"):
         led.verify()
+
+
+def test_a_rotation_event_cannot_be_appended_by_hand(engine: Engine, key_path: Path) -> None:
+    led = ledger(engine, key_path)
+    other = LedgerSigner.generate(ORIGIN).verifier_key()
+    with pytest.raises(InvalidInput, match="rotate_key only"):
+        led.record(Action.KEY_ROTATED, actor="intruder", details={
+            "key": "ledger", "old_key": led.verifier_key(), "new_key": other})
+    # The keyring's own rotations are ordinary events.
+    led.record(Action.KEY_ROTATED, actor="admin", details={"key": "keyring"})
+    assert led.verify().events == 1
