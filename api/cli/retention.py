@@ -11,7 +11,9 @@ from typing import Annotated, Optional
 
 import typer
 
+from vault.access import Actor
 from vault.errors import InvalidInput
+from vault.fixity import check_fixity
 from vault.retention import RetentionReport, deletion_certificate, run_retention
 from vault.vault import Vault
 
@@ -68,9 +70,18 @@ def parse_interval(text: str) -> dt.timedelta:
 @reports_errors
 def worker(
     every: Annotated[str, typer.Option(help="How often to run (e.g. 15m, 1h).")] = "15m",
+    fixity_sample: Annotated[
+        int,
+        typer.Option(min=0, help="After each run, fixity-check this many recordings picked at "
+                     "random (0: none)."),
+    ] = 0,
     json_out: Annotated[bool, typer.Option("--json", help="Print each report as JSON.")] = False,
 ) -> None:
-    """Run retention now and then on a schedule until stopped (SIGTERM/SIGINT stop it cleanly)."""
+    """Run retention now and then on a schedule until stopped (SIGTERM/SIGINT stop it cleanly).
+
+    With --fixity-sample, each round also proves a random sample of stored footage intact
+    (see 'evidence-vault fixity check'); failures are logged as errors and in custody.
+    """
     interval = parse_interval(every)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -78,9 +89,23 @@ def worker(
     with Vault.open(load_settings()) as vault:
         while not stop.is_set():
             # Each run finishes before a stop is honoured: a run is short and resumable anyway.
-            _print_report(run_retention(vault), json_out)
+            one_round(vault, fixity_sample=fixity_sample, json_out=json_out)
             stop.wait(interval.total_seconds())
     typer.echo("retention worker stopped")
+
+
+def one_round(vault: Vault, *, fixity_sample: int = 0, json_out: bool = False) -> None:
+    """One round of the retention worker: the reaper, then an optional fixity spot check."""
+    _print_report(run_retention(vault), json_out)
+    if not fixity_sample:
+        return
+    report = check_fixity(vault, actor=Actor.local_operator(), sample=fixity_sample)
+    for failure in report.failures:
+        log.error("fixity: %s %s: %s", failure.outcome, failure.recording_id, failure.reason)
+    if json_out:
+        print_json({"fixity": report.to_dict()})
+    else:
+        typer.echo(f"fixity spot check: {report.summary()}")
 
 
 @retention_app.command("certificate")

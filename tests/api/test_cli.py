@@ -137,6 +137,23 @@ def test_fixity_check(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-d
     assert cli("fixity", "check", ids[0]).exit_code == 0
 
 
+def test_retention_worker_round_with_a_fixity_spot_check(  # type: ignore[no-untyped-def]
+        cli, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from api.cli.retention import one_round
+    from vault.config import Settings
+    from vault.vault import Vault
+
+    for i in range(3):
+        clip = tmp_path / f"{i}.wav"
+        clip.write_bytes(b"RIFF" + os.urandom(5000))
+        _put(cli, clip)
+    with Vault.open(Settings(home=tmp_path / "home")) as vault:
+        one_round(vault, fixity_sample=2)
+        (event,) = vault.ledger.events(action="fixity_checked")
+    assert len(event.object_ids) == 2
+    assert "fixity spot check: 2 of 2 recordings intact" in capsys.readouterr().out
+
+
 def test_custody_verify_names_the_edited_event(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     for i in range(3):
         f = tmp_path / f"f{i}.mp4"
