@@ -43,6 +43,7 @@ from vault import (
 )
 from vault.cases import create_case, link_recording
 from vault.errors import InvalidInput, Shredded
+from vault.fixity import check_fixity
 from vault.shares import ShareAccess, access_share, create_share
 
 DEMO_MARKER = ".evidence-vault-demo"
@@ -214,9 +215,11 @@ def run_demo(
             s.lines.append(f"{package} ({len(exported.manifest['files'])} files, {checked['events']} custody events with inclusion proofs)")
             s.lines.append(f"recipient check: python3 verify_export.py {package.name} --key '<verifier key>'")
 
-        with step("verify the custody ledger") as s:
+        with step("verify the custody ledger and the stored footage") as s:
             verified = vault.ledger.verify()
             s.lines.append(f"custody ledger verified: {verified.summary()}")
+            fixity = check_fixity(vault, actor=IG_OFFICER)
+            s.lines.append(f"fixity check (read back, decrypt, SHA-256): {fixity.summary()}")
 
         with step("24 days later: retention") as s:
             later = start + dt.timedelta(days=24)

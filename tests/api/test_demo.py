@@ -24,6 +24,7 @@ def test_demo_runs_every_step(tmp_path: Path) -> None:
     assert (out / "redacted-incident.mp4").stat().st_size > 0
     with zipfile.ZipFile(out / "disclosure-ASB-2026-0113.zip") as z:
         assert "verify_export.py" in z.namelist()
+    assert any("recordings intact" in line for line in report.steps[-2].lines)
     retention = report.steps[-1].lines
     assert sum(line.startswith("deleted") for line in retention) == 2  # one segment + the audio note
     assert sum(line.startswith("kept") for line in retention) == 2  # the held clip + its redacted copy
