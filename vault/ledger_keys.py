@@ -121,7 +121,10 @@ class LedgerKeys:
             if candidate is None or candidate.verifier_key() != verifier_key:
                 continue
             if candidate is fresh.successor:
-                os.replace(next_path(self.path), self.path)
+                try:
+                    os.replace(next_path(self.path), self.path)
+                except FileNotFoundError:
+                    pass  # another process of this vault moved it a moment ago
                 fsync_dir(self.path.parent)
             self.signer, self.successor = candidate, None
             self.macs.update(fresh.macs)
