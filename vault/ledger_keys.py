@@ -95,13 +95,19 @@ class LedgerKeys:
         added to ``<key>.retired``, both durable before the ledger records the rotation.
 
         Returns the successor. A successor left by an interrupted rotation that the ledger never
-        recorded is replaced.
+        recorded is replaced. Raises ConfigError when the files cannot be written (a full disk).
         """
         successor = LedgerSigner(Ed25519PrivateKey.generate(), self.name)
-        replace_file(next_path(self.path), successor.to_pem(), mode=KEY_FILE_MODE)
         retired = _read_retired(retired_path(self.path))
         retired[self.signer.verifier_key()] = mac_key(self.signer)
-        replace_file(retired_path(self.path), _retired_json(retired), mode=KEY_FILE_MODE)
+        try:
+            replace_file(next_path(self.path), successor.to_pem(), mode=KEY_FILE_MODE)
+            replace_file(retired_path(self.path), _retired_json(retired), mode=KEY_FILE_MODE)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot write the ledger key files in {self.path.parent}: {exc.strerror or exc}"
+                " (nothing was rotated)"
+            ) from None
         self.successor = successor
         self.macs[self.signer.verifier_key()] = mac_key(self.signer)
         self.macs[successor.verifier_key()] = mac_key(successor)

@@ -298,3 +298,26 @@ def test_a_rotation_event_cannot_be_appended_by_hand(engine: Engine, key_path: P
     # The keyring's own rotations are ordinary events.
     led.record(Action.KEY_ROTATED, actor="admin", details={"key": "keyring"})
     assert led.verify().events == 1
+
+
+def test_a_full_disk_during_rotation_rotates_nothing(engine: Engine, key_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    import vault.ledger_keys as ledger_keys
+    from vault.errors import ConfigError
+
+    led = ledger(engine, key_path)
+    record(led, 2)
+    old = led.verifier_key()
+
+    def full(path: Path, data: bytes, *, mode: int = 0o600) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(ledger_keys, "replace_file", full)
+    with pytest.raises(ConfigError, match="No space left.*nothing was rotated"):
+        led.rotate_key(actor="admin", reason="annual rotation")
+    monkeypatch.undo()
+    assert led.verifier_key() == old and not led.events(action=Action.KEY_ROTATED)
+    record(led, 1)
+    assert ledger(engine, key_path).verify().events == 3
