@@ -17,7 +17,9 @@ Every timed run starts after ``os.sync()`` (no contender pays for an earlier one
 writeback) and, for the vault, after one tiny put (a running agent's catalog is warm).
 
 Targets: one 100 MB file ``stored`` at >= 70 % of the SHA-256-alone rate; a batch (2 workers)
-at >= 1.5x the single-file rate. Media files are raw video in Matroska made with ffmpeg
+at >= 1.5x the single-file rate. The same batch on one worker is shown too: what the second
+worker adds. Where a single file already stores at the disk's ``durable write`` rate, no batch
+can beat it by much. Media files are raw video in Matroska made with ffmpeg
 (content does not change hashing or encryption cost). Ends with one summary line.
 """
 
@@ -344,6 +346,10 @@ def main() -> int:
                     (ingest_run(settings, batch, tmp, args.workers) for _ in range(args.repeat)),
                     key=lambda r: r.stored_s,
                 )
+                serial = min(
+                    (ingest_run(settings, batch, tmp, 1) for _ in range(args.repeat)),
+                    key=lambda r: r.stored_s,
+                )
             finally:
                 if server is not None:
                     server.stop()  # type: ignore[attr-defined]
@@ -354,11 +360,14 @@ def main() -> int:
                 f"{'vault put_stream alone, batch':<34} {len(batch):>3} files {n_batch / MB:>7.0f} MB | {put_many:6.2f} s {n_batch / MB / put_many:7.1f} MB/s"
             )
             print(one.line(f"ingest {name}, 1 file", sha_single))
+            print(serial.line(f"ingest {name}, batch x1 worker", sha_batch))
             print(many.line(f"ingest {name}, batch x{args.workers} workers", sha_batch))
             vs_sha = (n_single / one.stored_s) / (n_single / sha_single)
             speedup = many.stored_rate / one.stored_rate
             summary.append(
-                f"{name}: 1 file {vs_sha:.0%} of sha256 (target 70%), batch {speedup:.2f}x single (target 1.5x)"
+                f"{name}: 1 file {vs_sha:.0%} of sha256 (target 70%), batch {speedup:.2f}x single"
+                f" (target 1.5x; {many.stored_rate / serial.stored_rate:.2f}x the same batch"
+                " on 1 worker)"
             )
             print(f"  -> {summary[-1]}")
         print("summary: " + "; ".join(summary))
