@@ -19,6 +19,7 @@ from fastapi import FastAPI
 
 from vault.config import Settings
 from vault.denials import DenialThrottle
+from vault.oidc import OidcVerifier
 from vault.identity import log_denial_summaries
 from vault.vault import Vault
 
@@ -75,6 +76,7 @@ def create_app(settings: Settings, *, vault: Vault | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.denials = DenialThrottle(burst=settings.denial_burst,
                                        window=dt.timedelta(seconds=settings.denial_window_s))
+    app.state.oidc = OidcVerifier.from_settings(settings)  # None: API tokens only
     if vault is not None:
         app.state.vault = vault
     errors.install(app)

@@ -66,7 +66,7 @@ def get_principal(
     """The authenticated caller. Raises Unauthenticated (401, logged)."""
     token = credentials.credentials if credentials is not None else None
     return authenticate(vault, token, client_addr=client_addr(request), route=route,
-                        throttle=request.app.state.denials)
+                        throttle=request.app.state.denials, oidc=request.app.state.oidc)
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

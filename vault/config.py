@@ -97,6 +97,32 @@ class Settings(BaseSettings):
     denial_window_s: int = Field(
         default=60, ge=1, description="API: the window of denial_burst, in seconds."
     )
+    oidc_issuer: str | None = Field(
+        default=None,
+        description="API: sign-in through this OpenID Connect issuer (its 'iss', e.g. "
+        "https://login.microsoftonline.com/<tenant>/v2.0) as well as vault API tokens. Off when "
+        "unset. Callers must also exist as vault users: the vault decides roles and sites.",
+    )
+    oidc_audience: str | None = Field(
+        default=None, description="API: the 'aud' OIDC tokens must carry (the vault's client id)."
+    )
+    oidc_jwks_url: str | None = Field(
+        default=None,
+        description="API: where the issuer publishes its signing keys (JWKS); default: the "
+        "jwks_uri of <issuer>/.well-known/openid-configuration.",
+    )
+    oidc_username_claim: str = Field(
+        default="preferred_username",
+        description="API: the OIDC claim that holds the vault user name (e.g. preferred_username, "
+        "upn, email).",
+    )
+    oidc_algorithms: list[str] = Field(
+        default=["RS256", "RS384", "RS512", "PS256", "ES256", "ES384", "EdDSA"],
+        description="API: JWS algorithms accepted for OIDC tokens (asymmetric only).",
+    )
+    oidc_leeway_s: float = Field(
+        default=60, ge=0, le=600, description="API: clock skew allowed on OIDC token times, seconds."
+    )
 
     # Derived locations: the embedded default keeps everything under ``home``.
     @property

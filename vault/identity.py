@@ -34,6 +34,7 @@ from .catalog import Base, new_id, utcnow
 from .custody import Action
 from .denials import DenialSummary, DenialThrottle
 from .errors import InvalidInput, NotFound, Unauthenticated
+from .oidc import OidcIdentity, OidcRefused, OidcVerifier, looks_like_jwt
 
 if TYPE_CHECKING:
     from .vault import Vault
@@ -392,8 +393,10 @@ def authenticate(
     client_addr: str | None = None,
     route: str | None = None,
     throttle: DenialThrottle | None = None,
+    oidc: OidcVerifier | None = None,
 ) -> Principal:
-    """The principal a bearer token stands for.
+    """The principal a bearer token stands for: a vault API token, or, with ``oidc``, a token
+    from the organisation's identity provider naming an active vault user (vault/oidc.py).
 
     Raises Unauthenticated (after logging ``access_denied``) for no token, a malformed or
     unknown one, an expired or revoked one, or one whose user is disabled. With ``throttle``,
@@ -401,6 +404,15 @@ def authenticate(
     (see vault/denials.py) instead of one each.
     """
     now = vault.clock()
+    # An identity provider's token is checked before the read session: checking may fetch
+    # the provider's keys, and on SQLite a session holds the write lock.
+    identity: OidcIdentity | None = None
+    refused: OidcRefused | None = None
+    if token and oidc is not None and not _TOKEN_RE.fullmatch(token) and looks_like_jwt(token):
+        try:
+            identity = oidc.verify(token)
+        except OidcRefused as exc:
+            refused = exc
     # Decide inside a read session, log outside it: on SQLite every transaction takes the
     # write lock, so the refusal's own transaction must not nest inside this one.
     user: User | None = None
@@ -410,6 +422,19 @@ def authenticate(
         # 1. A token is there and has the right shape (cheap refusal of junk).
         if not token:
             failure = ("no bearer token", "missing")
+        elif refused is not None:
+            failure = (str(refused), refused.reason)
+        elif identity is not None:
+            # 2'. The identity provider vouches for a name; the vault must know it.
+            token_id = identity.token_id
+            user = session.scalars(select(User).where(User.name == identity.username)).first()
+            if user is None:
+                failure = (f"{identity.username!r} signed in through OIDC but is not a vault user",
+                           "oidc-unknown-user")
+            elif not user.active:
+                failure = (f"user {user.name!r} is disabled", "disabled")
+            else:
+                principal = _principal(session, user, identity.token_id, client_addr)
         elif not _TOKEN_RE.fullmatch(token):
             failure = ("malformed bearer token", "malformed")
         else:
