@@ -33,7 +33,8 @@ API_VERSION = "0.1.0"
 DESCRIPTION = """\
 Evidence vault for CCTV and body-worn camera footage.
 
-* Authenticate with `Authorization: Bearer <token>` (issued by `evidence-vault admin token issue`).
+* Authenticate with `Authorization: Bearer <token>` (issued by `evidence-vault admin token issue`),
+  or, where the vault is set up for it, a token from the organisation's OpenID Connect provider.
 * Footage routes need `X-Purpose` (why; recorded), and take `X-Reference` (case, crime or SAR
   reference) and `X-Lawful-Basis`.
 * Every view, stream, download, search, share access and refusal is a custody event.
