@@ -315,7 +315,10 @@ def seaweedfs_command(
         "-master.volumeSizeLimitMB=64",
         f"-volume.port={p['volume']}",
         f"-volume.port.grpc={p['volume_grpc']}",
-        "-volume.max=0",
+        # A fixed volume count: "0" sizes it from the free disk space at start-up, and the suite
+        # makes a bucket (a collection of several volumes) per test, so a fuller disk ran
+        # out of volumes (500s) long before it ran out of space. Volumes are not preallocated.
+        "-volume.max=1000",
         "-volume.preStopSeconds=0",
         "-filer",
         f"-filer.port={p['filer']}",
