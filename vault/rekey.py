@@ -174,7 +174,7 @@ def destroy(
         raise InvalidInput(f"no key {key_id!r} in the keyring")
     if info.state == "active" or info.retired is None:
         raise InvalidInput(f"key {key_id} is the current key: rotate before destroying it")
-    retired = dt.datetime.fromisoformat(info.retired.replace("Z", "+00:00"))
+    retired = _when(info.retired)
     if vault.clock() - retired < grace:
         raise InvalidInput(
             f"key {key_id} was retired at {info.retired}; wait until {retired + grace:%H:%M} UTC"
@@ -193,6 +193,45 @@ def destroy(
     return {"key_id": key_id, "retired": info.retired}
 
 
+def maintain(
+    vault: Vault,
+    *,
+    actor: Actor,
+    rotate_every: dt.timedelta,
+    grace: dt.timedelta = DESTROY_GRACE,
+) -> dict[str, Any]:
+    """The keyring's schedule, safe to run every few minutes: rotate when the current KEK is
+    older than ``rotate_every``, move data keys still under retired KEKs onto the current one,
+    and destroy retired KEKs that wrap no live recording once ``grace`` has passed.
+
+    So no copy of a data key, in the catalog or in any backup of it, opens for much longer than
+    ``rotate_every`` + ``grace`` after the footage was deleted. Returns what it did.
+    """
+    describe = getattr(vault.keys, "describe", None)
+    if describe is None:
+        raise InvalidInput("this key provider rotates and destroys keys by its own procedure")
+    done: dict[str, Any] = {"rotated": None, "rewrapped": 0, "destroyed": []}
+    current = next(k for k in describe() if k.state == "active")
+    if vault.clock() - _when(current.created) >= rotate_every:
+        done["rotated"] = rotate(vault, actor=actor,
+                                 reason=f"scheduled: the key was older than {rotate_every.days} days")
+    if any(_live_under(vault, k.key_id) for k in describe() if k.state == "retired"):
+        done["rewrapped"] = rewrap(vault, actor=actor).rewrapped
+    for key in describe():
+        if key.state != "retired" or key.retired is None:
+            continue
+        if vault.clock() - _when(key.retired) < grace or _live_under(vault, key.key_id):
+            continue
+        destroy(vault, key.key_id, actor=actor, grace=grace,
+                reason="scheduled: retired, past its grace period, and no live recording uses it")
+        done["destroyed"].append(key.key_id)
+    return done
+
+
+def _when(timestamp: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
+
+
 def _live_under(vault: Vault, key_id: str) -> int:
     with vault.sessions() as session:
         return int(
@@ -206,4 +245,4 @@ def _live_under(vault: Vault, key_id: str) -> int:
 
 
 __all__ = ["DESTROYED", "DESTROY_GRACE", "KEYRING", "REWRAPPED", "RewrapReport", "destroy",
-           "rewrap", "rotate"]
+           "maintain", "rewrap", "rotate"]

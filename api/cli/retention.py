@@ -14,6 +14,7 @@ import typer
 from vault.access import Actor
 from vault.errors import InvalidInput
 from vault.fixity import check_fixity
+from vault.rekey import maintain
 from vault.retention import RetentionReport, deletion_certificate, run_retention
 from vault.vault import Vault
 
@@ -75,6 +76,12 @@ def worker(
         typer.Option(min=0, help="After each run, fixity-check this many recordings picked at "
                      "random (0: none)."),
     ] = 0,
+    rotate_keys_every: Annotated[
+        Optional[str],
+        typer.Option(help="Also rotate the keyring key this often (e.g. 30d), rewrap data keys "
+                     "and destroy retired keys no live recording uses, an hour after their "
+                     "retirement: catalog backups stop opening deleted footage's keys."),
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print each report as JSON.")] = False,
 ) -> None:
     """Run retention now and then on a schedule until stopped (SIGTERM/SIGINT stop it cleanly).
@@ -83,20 +90,31 @@ def worker(
     (see 'evidence-vault fixity check'); failures are logged as errors and in custody.
     """
     interval = parse_interval(every)
+    rotation = parse_interval(rotate_keys_every) if rotate_keys_every else None
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     with Vault.open(load_settings()) as vault:
         while not stop.is_set():
             # Each run finishes before a stop is honoured: a run is short and resumable anyway.
-            one_round(vault, fixity_sample=fixity_sample, json_out=json_out)
+            one_round(vault, fixity_sample=fixity_sample, rotate_keys_every=rotation,
+                      json_out=json_out)
             stop.wait(interval.total_seconds())
     typer.echo("retention worker stopped")
 
 
-def one_round(vault: Vault, *, fixity_sample: int = 0, json_out: bool = False) -> None:
-    """One round of the retention worker: the reaper, then an optional fixity spot check."""
+def one_round(vault: Vault, *, fixity_sample: int = 0,
+              rotate_keys_every: dt.timedelta | None = None, json_out: bool = False) -> None:
+    """One round of the retention worker: the reaper, then the optional keyring schedule and
+    fixity spot check."""
     _print_report(run_retention(vault), json_out)
+    if rotate_keys_every is not None:
+        keys = maintain(vault, actor=Actor.local_operator(), rotate_every=rotate_keys_every)
+        if json_out:
+            print_json({"keys": keys})
+        elif keys["rotated"] or keys["rewrapped"] or keys["destroyed"]:
+            typer.echo(f"keyring: rotated {keys['rotated'] or 'no'}, {keys['rewrapped']} data "
+                       f"keys rewrapped, destroyed {', '.join(keys['destroyed']) or 'none'}")
     if not fixity_sample:
         return
     report = check_fixity(vault, actor=Actor.local_operator(), sample=fixity_sample)

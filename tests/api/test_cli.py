@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import os
@@ -148,10 +149,13 @@ def test_retention_worker_round_with_a_fixity_spot_check(  # type: ignore[no-unt
         clip.write_bytes(b"RIFF" + os.urandom(5000))
         _put(cli, clip)
     with Vault.open(Settings(home=tmp_path / "home")) as vault:
-        one_round(vault, fixity_sample=2)
+        one_round(vault, fixity_sample=2, rotate_keys_every=dt.timedelta(0))
         (event,) = vault.ledger.events(action="fixity_checked")
+        assert len(vault.ledger.events(action="key_rotated")) == 1
     assert len(event.object_ids) == 2
-    assert "fixity spot check: 2 of 2 recordings intact" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "fixity spot check: 2 of 2 recordings intact" in out
+    assert "3 data keys rewrapped" in out
 
 
 def test_custody_verify_names_the_edited_event(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

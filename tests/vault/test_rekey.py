@@ -17,7 +17,7 @@ from vault.catalog import Recording
 from vault.custody import Action
 from vault.errors import InvalidInput, KeyUnavailable, Shredded
 from vault.keys import LocalKeyring, WrappedKey
-from vault.rekey import DESTROYED, REWRAPPED, destroy, rewrap, rotate
+from vault.rekey import DESTROYED, REWRAPPED, destroy, maintain, rewrap, rotate
 from vault.retention import run_retention
 from vault.vault import Vault
 
@@ -176,3 +176,21 @@ def test_the_current_or_an_unknown_key_cannot_be_destroyed(vault: Vault) -> None
         destroy(vault, "local-99", actor=ADMIN, reason="x", grace=dt.timedelta(0))
     with pytest.raises(InvalidInput, match="current key"):
         vault.keys.destroy(current)
+
+
+def test_scheduled_maintenance_rotates_rewraps_and_destroys_in_turn(vault: Vault) -> None:
+    (rid, data), = _put(vault, 1)
+    first = vault.keys.current_key_id()
+    month = dt.timedelta(days=30)
+    # A young key: nothing to do.
+    assert maintain(vault, actor=ADMIN, rotate_every=month) == {
+        "rotated": None, "rewrapped": 0, "destroyed": []}
+    # Due: rotate and rewrap; the old key waits out its grace period.
+    due = maintain(vault, actor=ADMIN, rotate_every=dt.timedelta(0))
+    assert due["rotated"]["old_key_id"] == first and due["rewrapped"] == 1
+    assert due["destroyed"] == []
+    # Past the grace period (none here), the next round destroys it.
+    later = maintain(vault, actor=ADMIN, rotate_every=month, grace=dt.timedelta(0))
+    assert later == {"rotated": None, "rewrapped": 0, "destroyed": [first]}
+    assert _read(vault, rid) == data
+    assert [k.state for k in vault.keys.describe()] == ["destroyed", "active"]  # type: ignore[attr-defined]
