@@ -365,6 +365,35 @@ class KeyHandover(BaseModel):
     proof: InclusionProof
 
 
+class FixityRequest(BaseModel):
+    """Which recordings to prove intact: named ones, or a random sample of those held."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    recording_ids: list[Id] = Field(default_factory=list, max_length=100)
+    sample: int | None = Field(default=None, ge=1, le=100)
+
+
+class FixityFailurePublic(BaseModel):
+    """A recording that did not prove intact: corrupt, missing or unreadable, and why."""
+
+    recording_id: str
+    outcome: str
+    reason: str
+
+
+class FixityResult(BaseModel):
+    """What a fixity check found; each batch is a ``fixity_checked`` custody event."""
+
+    checked: int
+    ok: int
+    bytes_checked: int
+    failures: list[FixityFailurePublic]
+    custody_events: list[int]
+    passed: bool
+    summary: str
+
+
 class CheckpointPublic(BaseModel):
     """The latest signed checkpoint (C2SP tlog-checkpoint) and the key that verifies it."""
 

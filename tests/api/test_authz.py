@@ -195,6 +195,8 @@ CALLS: dict[str, Call] = {
     "custody proof": Call("GET", "/custody/events/{seq}/proof", lambda w: "/custody/events/0/proof"),
     "custody verify": Call("GET", "/custody/verify", lambda w: "/custody/verify"),
     "custody checkpoint": Call("GET", "/custody/checkpoint", lambda w: "/custody/checkpoint"),
+    "custody fixity": Call("POST", "/custody/fixity", lambda w: "/custody/fixity",
+                           json=lambda w: {"sample": 1}),
     "create clip": Call(
         "POST", "/clips", _clip_footage,
         json=lambda w: {"source_id": "cam-river-clip", "start": "2026-11-25T13:00:03.3Z",
@@ -270,6 +272,7 @@ ALLOWED: dict[str, set[str]] = {
     "custody proof": CUSTODY,
     "custody verify": CUSTODY,
     "custody checkpoint": CUSTODY,
+    "custody fixity": CUSTODY,
     "create clip": STAFF,  # asb by site; asb_other_org has no site there
     "register sar": SAR,
     "list sars": SAR,

@@ -79,3 +79,20 @@ def test_bad_queries(world: World) -> None:
     assert world.client.get("/custody/events/999999/proof", headers=h).status_code == 404
     naive = world.client.get("/custody/events", params={"since": "2026-11-25T10:00:00"}, headers=h)
     assert naive.status_code == 422
+
+
+def test_fixity_check_by_api(world: World) -> None:
+    rid = world.rec["rec_case"].id
+    h = world.headers("auditor")
+    body = world.client.post("/custody/fixity", json={"recording_ids": [rid]}, headers=h).json()
+    assert (body["checked"], body["ok"], body["passed"]) == (1, 1, True)
+    sample = world.client.post("/custody/fixity", json={"sample": 2}, headers=h).json()
+    assert sample["checked"] == 2
+    assert world.client.post("/custody/fixity", json={}, headers=h).status_code == 400
+    import uuid
+
+    unknown = {"recording_ids": [str(uuid.uuid4())]}
+    assert world.client.post("/custody/fixity", json=unknown, headers=h).status_code == 404
+    assert world.client.post("/custody/fixity", json={"sample": 0}, headers=h).status_code == 422
+    (event, *_) = world.vault.ledger.events(action="fixity_checked")
+    assert event.event.actor == "auditor" and event.object_ids == (rid,)
