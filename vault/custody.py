@@ -1618,9 +1618,13 @@ class CustodyLedger:
         }
 
     @staticmethod
-    def verify_consistency_proof(proof: Mapping[str, Any], vkey: str | None = None) -> None:
+    def verify_consistency_proof(
+        proof: Mapping[str, Any], vkey: str | Sequence[str] | None = None
+    ) -> None:
         """Check a consistency proof; with ``vkey``, against the two signed checkpoints it carries.
 
+        ``vkey`` may list several trusted keys (the old and new keys of a rotation the proof
+        spans, followed through :meth:`handovers`): each checkpoint must be signed by one.
         Returns None; raises LedgerError.
         """
         try:
@@ -1636,7 +1640,7 @@ class CustodyLedger:
                 ):
                     if note is None:
                         raise LedgerError(f"no signed checkpoint of size {size} in the proof")
-                    cp = open_checkpoint(note, vkey)
+                    cp = _open_with_any(note, [vkey] if isinstance(vkey, str) else list(vkey))
                     if cp.size != size or cp.root_hash != root:
                         raise LedgerError(f"checkpoint of size {size} does not match the proof")
             # 2. The proof links the two roots (RFC 9162 2.1.4.2).
@@ -1645,6 +1649,20 @@ class CustodyLedger:
             raise
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise LedgerError(f"malformed consistency proof: {exc!r}") from None
+
+
+def _open_with_any(note: str, vkeys: list[str]) -> Checkpoint:
+    """The checkpoint in ``note``, signed by at least one of ``vkeys``; else LedgerError."""
+    if not vkeys:
+        raise LedgerError("no verifier key given")
+    last: LedgerError | None = None
+    for vkey in vkeys:
+        try:
+            return open_checkpoint(note, vkey)
+        except LedgerError as exc:
+            last = exc
+    assert last is not None
+    raise last
 
 
 @contextlib.contextmanager

@@ -321,3 +321,18 @@ def test_a_full_disk_during_rotation_rotates_nothing(engine: Engine, key_path: P
     assert led.verifier_key() == old and not led.events(action=Action.KEY_ROTATED)
     record(led, 1)
     assert ledger(engine, key_path).verify().events == 3
+
+
+def test_a_consistency_proof_across_a_rotation_verifies_with_both_keys(
+        engine: Engine, key_path: Path) -> None:
+    led = ledger(engine, key_path)
+    record(led, 3)
+    old = led.verifier_key()
+    new = led.rotate_key(actor="admin", reason="annual rotation")["new_key"]
+    record(led, 3)
+    led.checkpoint()
+    proof = led.consistency_proof(3, led.size())
+    CustodyLedger.verify_consistency_proof(proof, [old, new])
+    for alone in (old, new):
+        with pytest.raises(LedgerError):
+            CustodyLedger.verify_consistency_proof(proof, alone)
