@@ -32,7 +32,7 @@ from .access import Actor
 from .catalog import Recording
 from .custody import Action
 from .errors import InvalidInput
-from .keys import WrappedKey
+from .keys import KeyInfo, WrappedKey
 from .keys import rewrap as rewrap_key
 
 if TYPE_CHECKING:
@@ -166,10 +166,7 @@ def destroy(
     reason = reason.strip()
     if not reason:
         raise InvalidInput("say why the key is destroyed (--reason), for the custody log")
-    describe = getattr(vault.keys, "describe", None)
-    if describe is None:
-        raise InvalidInput("this key provider destroys keys by its own procedure")
-    info = next((k for k in describe() if k.key_id == key_id), None)
+    info = next((k for k in describe_keys(vault) if k.key_id == key_id), None)
     if info is None:
         raise InvalidInput(f"no key {key_id!r} in the keyring")
     if info.state == "active" or info.retired is None:
@@ -180,7 +177,7 @@ def destroy(
             f"key {key_id} was retired at {info.retired}; wait until {retired + grace:%H:%M} UTC"
             " (footage stored just before the rotation may still be using it)"
         )
-    still = _live_under(vault, key_id)
+    still = live_counts(vault).get(key_id, 0)
     if still:
         raise InvalidInput(
             f"{still} recordings still use key {key_id}: run 'evidence-vault keys rewrap' first"
@@ -207,20 +204,19 @@ def maintain(
     So no copy of a data key, in the catalog or in any backup of it, opens for much longer than
     ``rotate_every`` + ``grace`` after the footage was deleted. Returns what it did.
     """
-    describe = getattr(vault.keys, "describe", None)
-    if describe is None:
-        raise InvalidInput("this key provider rotates and destroys keys by its own procedure")
     done: dict[str, Any] = {"rotated": None, "rewrapped": 0, "destroyed": []}
-    current = next(k for k in describe() if k.state == "active")
+    current = next(k for k in describe_keys(vault) if k.state == "active")
     if vault.clock() - _when(current.created) >= rotate_every:
         done["rotated"] = rotate(vault, actor=actor,
                                  reason=f"scheduled: the key was older than {rotate_every.days} days")
-    if any(_live_under(vault, k.key_id) for k in describe() if k.state == "retired"):
+    counts = live_counts(vault)
+    if any(k.key_id in counts for k in describe_keys(vault) if k.state == "retired"):
         done["rewrapped"] = rewrap(vault, actor=actor).rewrapped
-    for key in describe():
-        if key.state != "retired" or key.retired is None:
+    in_use = live_counts(vault)
+    for key in describe_keys(vault):
+        if key.state != "retired" or key.retired is None or key.key_id in in_use:
             continue
-        if vault.clock() - _when(key.retired) < grace or _live_under(vault, key.key_id):
+        if vault.clock() - _when(key.retired) < grace:
             continue
         destroy(vault, key.key_id, actor=actor, grace=grace,
                 reason="scheduled: retired, past its grace period, and no live recording uses it")
@@ -228,21 +224,34 @@ def maintain(
     return done
 
 
+def describe_keys(vault: Vault) -> list[KeyInfo]:
+    """Every KEK of the vault's keyring, oldest first, destroyed ones too.
+
+    Raises InvalidInput for a key provider that keeps its key history to itself (a KMS rotates
+    and destroys keys by its own procedure).
+    """
+    describe = getattr(vault.keys, "describe", None)
+    if describe is None:
+        raise InvalidInput("this key provider rotates and destroys keys by its own procedure")
+    return list(describe())
+
+
+def live_counts(vault: Vault) -> dict[str, int]:
+    """How many live (not deleted) recordings each KEK wraps; KEKs wrapping none are absent."""
+    with vault.sessions() as session:
+        return {
+            key_id: int(n)
+            for key_id, n in session.execute(
+                select(Recording.key_id, func.count())
+                .where(Recording.wrapped_dek.is_not(None))
+                .group_by(Recording.key_id)
+            )
+        }
+
+
 def _when(timestamp: str) -> dt.datetime:
     return dt.datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
 
 
-def _live_under(vault: Vault, key_id: str) -> int:
-    with vault.sessions() as session:
-        return int(
-            session.scalar(
-                select(func.count()).select_from(Recording).where(
-                    Recording.key_id == key_id, Recording.wrapped_dek.is_not(None)
-                )
-            )
-            or 0
-        )
-
-
-__all__ = ["DESTROYED", "DESTROY_GRACE", "KEYRING", "REWRAPPED", "RewrapReport", "destroy",
-           "maintain", "rewrap", "rotate"]
+__all__ = ["DESTROYED", "DESTROY_GRACE", "KEYRING", "REWRAPPED", "RewrapReport", "describe_keys",
+           "destroy", "live_counts", "maintain", "rewrap", "rotate"]

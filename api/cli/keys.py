@@ -7,11 +7,9 @@ from dataclasses import asdict
 from typing import Annotated
 
 import typer
-from sqlalchemy import func, select
 
 from vault.access import Actor
-from vault.catalog import Recording
-from vault.rekey import destroy, rewrap, rotate
+from vault.rekey import describe_keys, destroy, live_counts, rewrap, rotate
 from vault.vault import Vault
 
 from ._common import load_settings, print_json, progress_bar, reports_errors
@@ -28,28 +26,14 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")
 @reports_errors
 def keys_list(json_out: JsonOpt = False) -> None:
     """Key-encryption keys, oldest first: state, dates, and how many live recordings each wraps."""
-    with Vault.open(load_settings()) as vault, vault.sessions() as session:
-        counts = dict(
-            session.execute(
-                select(Recording.key_id, func.count())
-                .where(Recording.wrapped_dek.is_not(None))
-                .group_by(Recording.key_id)
-            ).all()
-        )
-        describe = getattr(vault.keys, "describe", None)
-        infos = describe() if describe is not None else []
-        rows = [
-            {**asdict(k), "recordings": counts.get(k.key_id, 0)} for k in infos
-        ] or [
-            {"key_id": kid, "state": "active" if kid == vault.keys.current_key_id() else "retired",
-             "recordings": counts.get(kid, 0)}
-            for kid in vault.keys.key_ids()
-        ]
+    with Vault.open(load_settings()) as vault:
+        counts = live_counts(vault)
+        rows = [{**asdict(k), "recordings": counts.get(k.key_id, 0)} for k in describe_keys(vault)]
     if json_out:
         print_json(rows)
         return
     for row in rows:
-        when = row.get("destroyed") or row.get("retired") or row.get("created") or ""
+        when = row["destroyed"] or row["retired"] or row["created"]
         typer.echo(f"{row['key_id']:<16} {row['state']:<10} {row['recordings']:>8} recordings"
                    f"  {when}")
 
