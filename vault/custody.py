@@ -815,7 +815,6 @@ class CustodyLedger:
     def _use(self, signer: LedgerSigner) -> None:
         self._signer = signer
         self._vkey_text = signer.verifier_key()
-        VerifierKey.parse(self._vkey_text)
         self._mac_key = mac_key(signer)
         self._macs[self._vkey_text] = self._mac_key
 
@@ -982,29 +981,22 @@ class CustodyLedger:
     def _follow_rotation(self, conn: Connection) -> None:
         """Under the ledger lock: make sure new events are written with the key the ledger
         says is in effect, taking it up if another process rotated; else LedgerError."""
-        last = conn.execute(
-            select(_E.seq, _E.payload)
-            .where(_E.action == Action.KEY_ROTATED.value)
-            .order_by(_E.seq.desc())
-        )
-        for row in last:
-            rotation = _rotation(parse_entry(row.payload.encode("utf-8"))[2], row.seq)
-            if rotation is None:
-                continue  # the keyring's key, not the ledger's
-            wanted = rotation[1]
-            if wanted == self._vkey_text:
-                return
-            adopted = self._keys.adopt(wanted) if self._keys is not None else None
-            if adopted is None:
-                raise LedgerError(
-                    f"the custody signing key was rotated to {_short(wanted)} at event"
-                    f" {row.seq}, and this process does not hold that key: give it the vault's"
-                    " current key files and restart it",
-                    seq=row.seq,
-                )
-            self._macs.update(self._keys.macs if self._keys is not None else {})
-            self._use(adopted)
+        rotations = self._epochs(conn).rotations
+        if not rotations:
             return
+        seq, _old, wanted = rotations[-1]
+        if wanted == self._vkey_text:
+            return
+        adopted = self._keys.adopt(wanted) if self._keys is not None else None
+        if self._keys is None or adopted is None:
+            raise LedgerError(
+                f"the custody signing key was rotated to {_short(wanted)} at event {seq}, and"
+                " this process does not hold that key: give it the vault's current key files"
+                " and restart it",
+                seq=seq,
+            )
+        self._macs.update(self._keys.macs)
+        self._use(adopted)
 
     def _epochs(self, conn: Connection | Session) -> _Epochs:
         """The ledger's key rotations as stored (verify checks them against the chain)."""
@@ -1166,11 +1158,11 @@ class CustodyLedger:
                 seq=size,
             )
         # 2. The database must still hold the checkpoint witnessed outside it.
-        self._check_witness_in_db(session)
+        epochs = self._epochs(session)
+        self._check_witness_in_db(session, epochs)
         if latest is not None and latest.size == size:
             return latest.note
         # 3. Resume the tree from the latest checkpoint, after checking it is ours and intact.
-        epochs = self._epochs(session)
         if latest is None or latest.size == 0:  # nothing to resume from
             checker = self._checker(epochs)
         else:
@@ -1221,8 +1213,8 @@ class CustodyLedger:
         self._seen_checkpoint = (size, now)
         return note
 
-    def _check_witness_in_db(self, session: Session) -> None:
-        witnessed = self._read_witness(self._epochs(session))
+    def _check_witness_in_db(self, session: Session, epochs: _Epochs) -> None:
+        witnessed = self._read_witness(epochs)
         if witnessed is None:
             return
         stored = session.execute(
