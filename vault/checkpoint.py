@@ -279,10 +279,7 @@ def load_or_create_signing_key(path: Path | str, name: str) -> LedgerSigner:
     path = Path(path)
     if not path.exists():
         _create_key_file(path)
-    if os.name == "posix":
-        mode = path.stat().st_mode
-        if stat.S_IMODE(mode) & 0o077:
-            raise ConfigError(f"ledger signing key {path} is readable by others; chmod 600 it")
+    check_private(path, "ledger signing key")
     data = path.read_bytes()
     private_key: object
     if data.lstrip().startswith(b"-----BEGIN"):
@@ -297,6 +294,12 @@ def load_or_create_signing_key(path: Path | str, name: str) -> LedgerSigner:
     if not isinstance(private_key, Ed25519PrivateKey):
         raise KeyUnavailable(f"ledger signing key {path} is not an Ed25519 key")
     return LedgerSigner(private_key, name)
+
+
+def check_private(path: Path, what: str) -> None:
+    """Refuse (ConfigError) a secret file that group or others can read (POSIX)."""
+    if os.name == "posix" and stat.S_IMODE(path.stat().st_mode) & 0o077:
+        raise ConfigError(f"{what} {path} is readable by others; chmod 600 it")
 
 
 def _create_key_file(path: Path) -> None:
@@ -341,6 +344,7 @@ __all__ = [
     "Checkpoint",
     "LedgerSigner",
     "VerifierKey",
+    "check_private",
     "key_id",
     "load_or_create_signing_key",
     "open_checkpoint",

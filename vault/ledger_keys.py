@@ -23,14 +23,13 @@ import base64
 import binascii
 import json
 import os
-import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from .checkpoint import KEY_FILE_MODE, LedgerSigner, load_or_create_signing_key
+from .checkpoint import KEY_FILE_MODE, LedgerSigner, check_private, load_or_create_signing_key
 from .durable import fsync_dir, replace_file
 from .errors import ConfigError, KeyUnavailable
 
@@ -141,7 +140,7 @@ class LedgerKeys:
 def _read_retired(path: Path) -> dict[str, bytes]:
     if not path.exists():
         return {}
-    _check_private(path)
+    check_private(path, "retired ledger keys file")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         if data.get("format") != RETIRED_FORMAT:
@@ -160,11 +159,6 @@ def _retired_json(macs: dict[str, bytes]) -> bytes:
         for vkey, mac in sorted(macs.items())
     ]
     return (json.dumps({"format": RETIRED_FORMAT, "keys": keys}, indent=2) + "\n").encode()
-
-
-def _check_private(path: Path) -> None:
-    if os.name == "posix" and stat.S_IMODE(path.stat().st_mode) & 0o077:
-        raise ConfigError(f"ledger key file {path} is readable by others; chmod 600 it")
 
 
 __all__ = ["MAC_CONTEXT", "LedgerKeys", "mac_key", "next_path", "retired_path"]
