@@ -139,11 +139,9 @@ class LedgerSigner:
 
         Raises LedgerError when ``note`` is not a signed note.
         """
-        split = note.rfind("\n\n")
-        if split < 0 or not note.endswith("\n"):
-            raise LedgerError("signed note has no signature block")
-        signed = self.sign_note(note[: split + 1])
-        return note + signed[split + 2 :]
+        text, _block = _split_note(note)
+        signed = self.sign_note(text)
+        return note + signed[len(text) + 1 :]
 
     def to_pem(self) -> bytes:
         """The private key as PKCS#8 PEM, for the key file."""
@@ -220,10 +218,7 @@ def open_note(note: str, vkey: str | VerifierKey) -> str:
     """
     verifier = vkey if isinstance(vkey, VerifierKey) else VerifierKey.parse(vkey)
     # 1. Split the text from the signature block at the last blank line.
-    split = note.rfind("\n\n")
-    if split < 0 or not note.endswith("\n"):
-        raise LedgerError("signed note has no signature block")
-    text, block = note[: split + 1], note[split + 2 :]
+    text, block = _split_note(note)
     _check_note_text(text)
     lines = block[:-1].split("\n")
     if len(lines) > MAX_SIGNATURES:
@@ -255,6 +250,20 @@ def open_note(note: str, vkey: str | VerifierKey) -> str:
     if not verified:
         raise LedgerError(f"note is not signed by {verifier.name}")
     return text
+
+
+def _split_note(note: str) -> tuple[str, str]:
+    """(text, signature block) of a signed note, split at its last blank line."""
+    split = note.rfind("\n\n")
+    if split < 0 or not note.endswith("\n"):
+        raise LedgerError("signed note has no signature block")
+    return note[: split + 1], note[split + 2 :]
+
+
+def peek_checkpoint(note: str) -> Checkpoint:
+    """The checkpoint a signed note carries, its signatures *not* checked: only to choose the
+    key that must open it (with :func:`open_checkpoint`). Raises LedgerError."""
+    return Checkpoint.from_body(_split_note(note)[0])
 
 
 def open_checkpoint(note: str, vkey: str | VerifierKey, *, origin: str | None = None) -> Checkpoint:
@@ -349,4 +358,5 @@ __all__ = [
     "load_or_create_signing_key",
     "open_checkpoint",
     "open_note",
+    "peek_checkpoint",
 ]

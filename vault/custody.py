@@ -68,7 +68,7 @@ from sqlalchemy.pool import NullPool
 
 from .access import Actor, Purpose
 from .catalog import Base, new_id, utcnow
-from .checkpoint import Checkpoint, LedgerSigner, VerifierKey, open_checkpoint
+from .checkpoint import Checkpoint, LedgerSigner, VerifierKey, open_checkpoint, peek_checkpoint
 from .durable import replace_file
 from .errors import InvalidInput, LedgerError, NotFound
 from .ledger_keys import LedgerKeys, mac_key
@@ -1018,10 +1018,8 @@ class CustodyLedger:
 
     def _open(self, note: str, epochs: _Epochs) -> Checkpoint:
         """Open a checkpoint note with the key(s) that must have signed one of its size."""
-        split = note.rfind("\n\n")
-        size = Checkpoint.from_body(note[: split + 1]).size if split > 0 else 0
         checkpoint: Checkpoint | None = None
-        for vkey in epochs.signers_of(size):
+        for vkey in epochs.signers_of(peek_checkpoint(note).size):
             checkpoint = open_checkpoint(note, vkey, origin=self.origin)
         assert checkpoint is not None
         return checkpoint
