@@ -197,11 +197,19 @@ def verify_inclusion(leaf: bytes, index: int, size: int, path: list[bytes], root
 
 def check_event_proof(proof: dict[str, Any], vkey: str) -> dict[str, Any]:
     """Check one event's inclusion proof; returns the event."""
-    body = open_note(proof["checkpoint"], vkey)
-    lines = body.split("\n")
+    return _event_in_tree(proof, *_signed_tree(proof["checkpoint"], vkey))
+
+
+def _signed_tree(note: str, vkey: str) -> tuple[int, bytes]:
+    """(size, root hash) of a checkpoint note signed by ``vkey``."""
+    lines = open_note(note, vkey).split("\n")
     if len(lines) < 4:
         raise VerificationError("checkpoint body is malformed")
-    size, root = int(lines[1]), base64.b64decode(lines[2])
+    return int(lines[1]), base64.b64decode(lines[2])
+
+
+def _event_in_tree(proof: dict[str, Any], size: int, root: bytes) -> dict[str, Any]:
+    """The event of ``proof``, once its audit path leads to ``root`` of a tree of ``size``."""
     entry = proof["entry"].encode("utf-8")
     data = json.loads(entry)
     if data.get("seq") != proof["leaf_index"]:
@@ -220,9 +228,9 @@ def follow_handovers(vkey: str, handovers: list[dict[str, Any]]) -> str:
         if handover["old_key"] != vkey:
             continue
         proof = handover["proof"]
-        event = check_event_proof(proof, vkey)
+        size, root = _signed_tree(proof["checkpoint"], vkey)
+        event = _event_in_tree(proof, size, root)
         open_note(proof["checkpoint"], handover["new_key"])
-        size = int(open_note(proof["checkpoint"], vkey).split("\n")[1])
         details = event.get("details", {})
         if (
             event.get("action") != "key_rotated"
