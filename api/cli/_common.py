@@ -8,7 +8,7 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, ParamSpec, TypeVar
+from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
 
@@ -28,6 +28,9 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 # Exit statuses: 1 any other vault error, 2 usage (click), then one per error class.
+#: The ``--json`` flag every reporting command takes.
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
 EXIT_CODES: list[tuple[type[VaultError], int]] = [
     (NotFound, 3),
     (IntegrityError, 4),

@@ -17,7 +17,7 @@ from vault.access import Actor, Role
 from vault.errors import InvalidInput
 from vault.vault import Vault
 
-from ._common import load_settings, print_json, reports_errors
+from ._common import JsonOpt, load_settings, print_json, reports_errors
 
 admin_app = typer.Typer(help="Users and API tokens.", no_args_is_help=True)
 user_app = typer.Typer(help="People and agents who use the API.", no_args_is_help=True)
@@ -25,7 +25,6 @@ token_app = typer.Typer(help="Bearer tokens for the API.", no_args_is_help=True)
 admin_app.add_typer(user_app, name="user")
 admin_app.add_typer(token_app, name="token")
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 _DURATION = re.compile(r"(\d+)\s*([mhdw])")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 

@@ -11,7 +11,7 @@ from vault.access import Actor, Purpose
 from vault.disclosure import build_export, verify_export
 from vault.vault import Vault
 
-from ._common import load_settings, print_json, reports_errors
+from ._common import JsonOpt, load_settings, print_json, reports_errors
 
 export_app = typer.Typer(
     help="Disclosure packages for police and partners: masters, hashes, signed custody.",
@@ -29,7 +29,7 @@ def create(
     purpose: Annotated[str, typer.Option(help="Why the footage is disclosed.")],
     reference: Annotated[Optional[str], typer.Option(help="Crime, case or SAR reference.")] = None,
     lawful_basis: Annotated[Optional[str], typer.Option(help="Lawful basis for the disclosure.")] = None,
-    json_out: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+    json_out: JsonOpt = False,
 ) -> None:
     """Build a disclosure package (ZIP) and log the export in the custody ledger."""
     with Vault.open(load_settings()) as vault:
@@ -66,7 +66,7 @@ def verify(
         Optional[str],
         typer.Option(help="The vault's verifier key, from a trusted source (default: the one in the package)."),
     ] = None,
-    json_out: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+    json_out: JsonOpt = False,
 ) -> None:
     """Check a package offline: file hashes, signed custody certificate, inclusion proofs."""
     summary = verify_export(package, key)

@@ -11,7 +11,14 @@ from vault.errors import IntegrityError
 from vault.fixity import check_fixity
 from vault.vault import Vault
 
-from ._common import exit_code_for, load_settings, print_json, progress_bar, reports_errors
+from ._common import (
+    JsonOpt,
+    exit_code_for,
+    load_settings,
+    print_json,
+    progress_bar,
+    reports_errors,
+)
 
 fixity_app = typer.Typer(
     help="Fixity checks: read stored footage back and prove it matches its SHA-256.",
@@ -30,7 +37,7 @@ def fixity_check(
         Optional[int],
         typer.Option(min=1, help="Check this many recordings picked at random (daily spot checks)."),
     ] = None,
-    json_out: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+    json_out: JsonOpt = False,
 ) -> None:
     """Decrypt and hash stored recordings; log a fixity_checked custody event per batch.
 

@@ -22,14 +22,13 @@ from ingest import (
 from vault.errors import InvalidInput
 from vault.vault import Vault
 
-from ._common import load_settings, parse_time, print_json, reports_errors
+from ._common import JsonOpt, load_settings, parse_time, print_json, reports_errors
 
 ingest_app = typer.Typer(
     help="Ingest footage: the agent (RTSP cameras, NVR exports, device docks) and uploads.",
     no_args_is_help=True,
 )
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 ConfigOpt = Annotated[
     Optional[Path],
     typer.Option("--config", "-c", help="Agents file (TOML or YAML) naming every source."),

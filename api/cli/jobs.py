@@ -9,12 +9,9 @@ import typer
 from vault.jobs import Job, JobKind, JobState, cancel_job, get_job, list_jobs
 from vault.vault import Vault
 
-from ._common import load_settings, print_json, reports_errors
+from ._common import JsonOpt, load_settings, print_json, reports_errors
 
 jobs_app = typer.Typer(help="Background jobs: redaction, exports, retention runs.", no_args_is_help=True)
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
-
-
 def _public(job: Job, *, full: bool = False) -> dict[str, Any]:
     data: dict[str, Any] = {
         "id": job.id, "kind": job.kind, "state": job.state, "progress": round(job.progress, 3),

@@ -12,15 +12,12 @@ from vault.access import Actor
 from vault.rekey import describe_keys, destroy, live_counts, rewrap, rotate
 from vault.vault import Vault
 
-from ._common import load_settings, print_json, progress_bar, reports_errors
+from ._common import JsonOpt, load_settings, print_json, progress_bar, reports_errors
 
 keys_app = typer.Typer(
     help="The keyring that wraps every recording's data key: list, rotate, rewrap.",
     no_args_is_help=True,
 )
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
-
 
 @keys_app.command("list")
 @reports_errors
@@ -54,17 +51,18 @@ def keys_rotate(
     footage itself is not re-encrypted: its data keys stay the same.
     """
     actor = Actor.local_operator()
+    report = None
     with Vault.open(load_settings()) as vault:
-        out: dict[str, object] = dict(rotate(vault, actor=actor, reason=reason))
+        change = rotate(vault, actor=actor, reason=reason)
         if rewrap_now:
             with progress_bar("rewrap", json_out) as progress:
-                out["rewrap"] = rewrap(vault, actor=actor, progress=progress).to_dict()
+                report = rewrap(vault, actor=actor, progress=progress)
     if json_out:
-        print_json(out)
+        print_json({**change, **({"rewrap": report.to_dict()} if report else {})})
         return
-    typer.echo(f"keyring key rotated: {out['old_key_id']} -> {out['new_key_id']}")
-    if rewrap_now:
-        typer.echo(f"data keys moved onto {out['new_key_id']}: {out['rewrap']['rewrapped']}")  # type: ignore[index]
+    typer.echo(f"keyring key rotated: {change['old_key_id']} -> {change['new_key_id']}")
+    if report is not None:
+        typer.echo(f"data keys moved onto {change['new_key_id']}: {report.rewrapped}")
 
 
 @keys_app.command("rewrap")

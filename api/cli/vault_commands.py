@@ -11,10 +11,7 @@ from vault.access import Actor, Purpose
 from vault.catalog import Recording, SourceKind
 from vault.vault import ByteRange, Vault
 
-from ._common import load_settings, parse_time, print_json, reports_errors
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
-
+from ._common import JsonOpt, load_settings, parse_time, print_json, reports_errors
 
 def recording_dict(recording: Recording) -> dict[str, Any]:
     """The public description of a recording (no key material)."""
