@@ -59,6 +59,7 @@ from sqlalchemy import (
     Text,
     create_engine,
     event,
+    func,
     insert,
     select,
     text,
@@ -811,6 +812,9 @@ class CustodyLedger:
         # Hints (never trusted for correctness) that spare a locked round trip per append.
         self._seen_size = 0
         self._seen_checkpoint: tuple[int, dt.datetime | None] | None = None
+        # The newest key_rotated event's seq when this process last confirmed its key
+        # (-1: not looked yet; None: there was none).
+        self._rotations_seen: int | None = -1
 
     def _use(self, signer: LedgerSigner) -> None:
         self._signer = signer
@@ -981,12 +985,18 @@ class CustodyLedger:
     def _follow_rotation(self, conn: Connection) -> None:
         """Under the ledger lock: make sure new events are written with the key the ledger
         says is in effect, taking it up if another process rotated; else LedgerError."""
+        # Every append comes here: while no key_rotated event was added since the last look
+        # (seqs only grow), the answer stands, and one indexed MAX says so.
+        newest = conn.execute(
+            select(func.max(_E.seq)).where(_E.action == Action.KEY_ROTATED.value)
+        ).scalar()
+        if newest == self._rotations_seen:
+            return
         rotations = self._epochs(conn).rotations
-        if not rotations:
+        if not rotations or rotations[-1][2] == self._vkey_text:
+            self._rotations_seen = newest
             return
         seq, _old, wanted = rotations[-1]
-        if wanted == self._vkey_text:
-            return
         adopted = self._keys.adopt(wanted) if self._keys is not None else None
         if self._keys is None or adopted is None:
             raise LedgerError(
@@ -997,6 +1007,7 @@ class CustodyLedger:
             )
         self._macs.update(self._keys.macs)
         self._use(adopted)
+        self._rotations_seen = newest
 
     def _epochs(self, conn: Connection | Session) -> _Epochs:
         """The ledger's key rotations as stored (verify checks them against the chain)."""

@@ -8,6 +8,7 @@ import os
 import stat
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, insert, select
@@ -48,9 +49,10 @@ def key_path(tmp_path: Path) -> Path:
 
 def ledger(engine: Engine, key_path: Path, **kw: object) -> CustodyLedger:
     """A ledger as a vault process opens it: with its key files."""
+    options: dict[str, Any] = {"checkpoint_every": 3, **kw}
     return CustodyLedger(
-        engine, LedgerKeys.load(key_path, ORIGIN), origin=ORIGIN, checkpoint_every=3,
-        witness_path=key_path.parent / "witness.checkpoint", **kw,  # type: ignore[arg-type]
+        engine, LedgerKeys.load(key_path, ORIGIN), origin=ORIGIN,
+        witness_path=key_path.parent / "witness.checkpoint", **options,
     )
 
 
@@ -336,3 +338,20 @@ def test_a_consistency_proof_across_a_rotation_verifies_with_both_keys(
     for alone in (old, new):
         with pytest.raises(LedgerError):
             CustodyLedger.verify_consistency_proof(proof, alone)
+
+
+def test_appends_read_the_rotation_history_only_when_it_grew(
+        engine: Engine, key_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    led = ledger(engine, key_path, checkpoint_every=1000)
+    led.rotate_key(actor="admin", reason="annual rotation")
+    record(led, 1)  # the first append after the rotation confirms the key
+    calls = []
+    real = CustodyLedger._epochs
+    monkeypatch.setattr(CustodyLedger, "_epochs",
+                        lambda self, conn: calls.append(1) or real(self, conn))
+    record(led, 5)
+    assert calls == []
+    led.record(Action.KEY_ROTATED, actor="admin", details={"key": "keyring"})
+    record(led, 1)
+    assert calls == [1]  # a new key_rotated event: looked once
+    assert led.verify().events == 9
