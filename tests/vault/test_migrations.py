@@ -11,6 +11,8 @@ from alembic.migration import MigrationContext
 import vault.jobs  # noqa: F401  (every table module registers on Base.metadata)
 import vault.sar  # noqa: F401
 import vault.shares  # noqa: F401
+import vault.credentials  # noqa: F401
+import vault.web_sessions  # noqa: F401
 from vault.catalog import Base
 from vault.db import make_engine, upgrade
 

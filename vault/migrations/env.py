@@ -15,6 +15,8 @@ import vault.cases  # noqa: F401  (case_owners, case_members)
 import vault.shares  # noqa: F401  (shares, share_items)
 import vault.sar  # noqa: F401  (subject_access_requests, sar_windows, sar_disclosures)
 import vault.jobs  # noqa: F401  (jobs)
+import vault.credentials  # noqa: F401  (user_credentials)
+import vault.web_sessions  # noqa: F401  (web_sessions)
 
 connection = context.config.attributes.get("connection")
 if connection is None:
