@@ -10,6 +10,22 @@
 Only the encrypted segments that cover the range are read and decrypted
 (:meth:`vault.vault.Vault.read`), and the access is logged before the first byte is sent. The
 ETag is the plaintext SHA-256: recordings are immutable, so ``If-Range`` always matches.
+
+**A window per request** (``window=N``, share streams): the response carries at most N bytes.
+A request without ``Range`` (or with ``bytes=A-``, or any range wider than N) is answered 206
+with the first N bytes from its start and a ``Content-Range`` naming them; players read
+``Content-Range`` and ask for the rest. So a stream that must not hand over a copy (a view-only
+share, a share whose downloads are counted) never yields a whole recording in one request, and
+every further piece is another logged request.
+
+**What the browser may do with the bytes** (issue #11 finding 6): a recording is whatever was
+uploaded, and an upload named ``x.html`` or ``y.svg`` would otherwise run as a page of the
+vault's own origin (stealing a share token or a session). So only ``audio/*`` and ``video/*``
+are served with their own type, and only they may be ``inline``; everything else is
+``application/octet-stream`` as an attachment. Every footage response also carries
+``X-Content-Type-Options: nosniff`` (no guessing HTML from the bytes),
+``Content-Security-Policy: sandbox`` (a document opened anyway runs with no script, no origin)
+and ``Cache-Control: no-store``.
 """
 
 from __future__ import annotations
@@ -29,7 +45,28 @@ from vault.vault import ByteRange, Vault
 from .errors import RangeNotSatisfiable
 
 MAX_RANGES = 16
+#: Content-Security-Policy of every footage response: a sandbox with nothing allowed.
+FOOTAGE_CSP = "sandbox"
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._ -]")
+# A bare type/subtype token (RFC 9110 5.6.2); parameters and anything odd fall back to octet-stream.
+_PLAYABLE = re.compile(r"(audio|video)/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}")
+OCTET_STREAM = "application/octet-stream"
+
+
+def served_type(content_type: str | None) -> str:
+    """The ``Content-Type`` a stored recording is served with: its own for audio and video,
+    ``application/octet-stream`` for anything else (HTML, SVG, PDF, unknown)."""
+    value = (content_type or "").strip().lower()
+    return value if _PLAYABLE.fullmatch(value) else OCTET_STREAM
+
+
+def window_range(wanted: tuple[int, int] | None, size: int, window: int) -> tuple[int, int] | None:
+    """``wanted`` (None: the whole file) cut to at most ``window`` bytes from its start; an
+    empty recording's ``wanted`` unchanged (it has no bytes to cut)."""
+    if size == 0:
+        return wanted
+    start, end = wanted if wanted is not None else (0, size - 1)
+    return start, min(end, start + window - 1)
 
 
 def resolve_range(header: str | None, size: int) -> tuple[int, int] | None:
@@ -84,14 +121,23 @@ def footage_response(
     action: Action,
     attachment: bool,
     details: dict[str, object] | None = None,
+    window: int | None = None,
 ) -> StreamingResponse:
     """Log the access (with ``details``) and stream the recording (or the range asked for).
 
+    ``attachment=False`` asks for ``inline``, which only audio and video get (see the module
+    docstring); ``window`` caps the bytes this one response carries (206 with Content-Range).
     Raises Shredded (410) for deleted footage, RangeNotSatisfiable (416).
     """
     # Deleted footage answers 410 before any Range is looked at.
     vault.ensure_not_deleted(recording)
     wanted = resolve_range(range_header, recording.size)
+    if window is not None:
+        if window < 1:
+            raise ValueError("window must be at least 1 byte")
+        wanted = window_range(wanted, recording.size, window)
+    media_type = served_type(recording.content_type)
+    inline = not attachment and media_type != OCTET_STREAM
     _, (start, end), chunks = vault.read(
         recording.id,
         actor=actor,
@@ -109,17 +155,26 @@ def footage_response(
         "Repr-Digest": f"sha-256=:{base64.b64encode(bytes.fromhex(recording.sha256)).decode()}:",
         "Cache-Control": "private, no-store",
         "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": FOOTAGE_CSP,
         "Referrer-Policy": "no-referrer",  # a share link's token must not leak onwards
-        "Content-Disposition": _disposition("attachment" if attachment else "inline", recording),
+        "Content-Disposition": _disposition("inline" if inline else "attachment", recording),
     }
     if wanted is not None:
         headers["Content-Range"] = f"bytes {start}-{end}/{recording.size}"
     return StreamingResponse(
         chunks,
         status_code=206 if wanted is not None else 200,
-        media_type=recording.content_type or "application/octet-stream",
+        media_type=media_type,
         headers=headers,
     )
 
 
-__all__ = ["MAX_RANGES", "footage_response", "resolve_range"]
+__all__ = [
+    "FOOTAGE_CSP",
+    "MAX_RANGES",
+    "OCTET_STREAM",
+    "footage_response",
+    "resolve_range",
+    "served_type",
+    "window_range",
+]

@@ -19,6 +19,7 @@ from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from vault.access import Purpose
+from vault.denials import DenialThrottle
 from vault.identity import Principal, authenticate
 from vault.vault import Vault
 
@@ -55,6 +56,15 @@ RouteDep = Annotated[str, Depends(route_name)]
 def client_addr(request: Request) -> str | None:
     """The client's address as the server saw it (a proxy's, behind one)."""
     return request.client.host if request.client else None
+
+
+def get_denials(request: Request) -> DenialThrottle:
+    """The app's throttle of anonymous refusals (bearer tokens and share links share it)."""
+    throttle: DenialThrottle = request.app.state.denials
+    return throttle
+
+
+DenialsDep = Annotated[DenialThrottle, Depends(get_denials)]
 
 
 def get_principal(
@@ -121,6 +131,7 @@ ClientAddrDep = Annotated[str | None, Depends(client_addr)]
 
 __all__ = [
     "ClientAddrDep",
+    "DenialsDep",
     "PrincipalDep",
     "PurposeDep",
     "PurposeHeaders",
@@ -128,6 +139,7 @@ __all__ = [
     "VaultDep",
     "bearer_scheme",
     "client_addr",
+    "get_denials",
     "get_principal",
     "get_purpose",
     "get_vault",

@@ -11,6 +11,13 @@ when it does not (unknown, revoked, expired, exhausted, view-only, item not in t
 bytes themselves are then read through :meth:`vault.vault.Vault.read`, which logs its own
 ``streamed``/``downloaded`` event for the byte range released.
 
+A link that names no share (a guessed, mangled or junk token) costs its sender nothing, yet
+each refusal is a signed ledger write: passed a :class:`~vault.denials.DenialThrottle` (the one
+the API uses for bearer tokens), such refusals beyond the per-address burst are summed into one
+event per window, exactly as anonymous bearer-token refusals are (issue #11 finding 9). A
+refusal that names a share (revoked, expired, used up, view-only) is about one identifiable
+link and is always logged on its own.
+
 Checks on each access, in order:
     1. the token names a share (else NotFound);
     2. it was not revoked, 3. it has not expired (else ShareUnavailable, HTTP 410);
@@ -34,8 +41,9 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from .access import Actor, Purpose, Role
 from .catalog import Base, Recording, new_id, utcnow
 from .custody import Action
+from .denials import DenialThrottle
 from .errors import AccessDenied, InvalidInput, NotFound, ShareUnavailable
-from .identity import hash_token, new_token
+from .identity import hash_token, log_denial_summaries, new_token
 
 if TYPE_CHECKING:
     from .vault import Vault
@@ -313,10 +321,12 @@ def access_share(
     recording_id: str | None = None,
     client_addr: str | None = None,
     route: str | None = None,
+    throttle: DenialThrottle | None = None,
 ) -> ShareGrant:
     """Check a recipient's use of a share and log it; returns what it grants.
 
-    Logs ``share_accessed`` on success, ``access_denied`` otherwise (see the module's checks).
+    Logs ``share_accessed`` on success, ``access_denied`` otherwise (see the module's checks);
+    with ``throttle``, refusals of links that name no share are summed beyond its burst.
     Raises NotFound (unknown token), ShareUnavailable (revoked, expired, out of downloads),
     AccessDenied (view-only share, recording not in the share).
     """
@@ -394,6 +404,11 @@ def access_share(
         vault.ledger.maybe_checkpoint()
         return grant
     error, message, reason = failure
+    if share is None and throttle is not None:
+        alone, due = throttle.admit(client_addr, f"share: {reason}", now)
+        log_denial_summaries(vault, due)
+        if not alone:
+            raise error(message)  # counted in the window's summary event instead
     details = {"reason": f"share: {reason}", "access": access.value}
     if route:
         details["route"] = route[:256]

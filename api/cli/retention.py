@@ -41,18 +41,59 @@ def _print_report(report: RetentionReport, json_out: bool) -> None:
     typer.echo(report.summary())
 
 
+#: How far ``--now`` may run ahead of the vault's clock without ``--drill-on-a-copy`` (clock skew
+#: between the operator's typing and the run, not a way to delete early).
+FUTURE_CLOCK_TOLERANCE = dt.timedelta(minutes=1)
+
+
+def check_clock(now: dt.datetime | None, real: dt.datetime, *, dry_run: bool, drill: bool) -> None:
+    """Refuse a ``--now`` ahead of the real clock for a run that deletes (issue #11 finding 23).
+
+    A clock in the future makes footage look older than it is, so a real run with it deletes
+    footage days early, held by nothing. A dry run changes nothing, and a drill on a copy of
+    the vault is the one place a deleting run with a future clock is wanted. Raises
+    InvalidInput naming both ways out.
+    """
+    if now is None or dry_run or drill or now <= real + FUTURE_CLOCK_TOLERANCE:
+        return
+    ahead = now - real
+    raise InvalidInput(
+        f"--now {now:%Y-%m-%dT%H:%MZ} is {_span(ahead)} ahead of the clock "
+        f"({real.astimezone(dt.UTC):%Y-%m-%dT%H:%MZ}): a run with it would delete footage early. "
+        "Nothing was deleted. Add --dry-run to see what would go, or --drill-on-a-copy if this "
+        "vault is a copy made for a drill"
+    )
+
+
+def _span(delta: dt.timedelta) -> str:
+    if delta >= dt.timedelta(days=2):
+        return f"{delta.days} days"
+    hours = delta.total_seconds() / 3600
+    return f"{hours:.1f} hours" if hours >= 1 else f"{int(delta.total_seconds() // 60)} minutes"
+
+
 @retention_app.command("run")
 @reports_errors
 def run(
     now: Annotated[
-        Optional[str], typer.Option(help="Act as if it were this time (ISO-8601); for tests and drills.")
+        Optional[str], typer.Option(help="Act as if it were this time (ISO-8601; no offset: UK "
+                                    "time). A time ahead of the clock needs --dry-run or "
+                                    "--drill-on-a-copy.")
     ] = None,
     dry_run: Annotated[bool, typer.Option(help="Report what would be deleted; change nothing.")] = False,
+    drill_on_a_copy: Annotated[
+        bool,
+        typer.Option("--drill-on-a-copy",
+                     help="This vault is a copy made for a drill: let a --now in the future "
+                     "really delete (footage would otherwise go early)."),
+    ] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Delete every due, unheld recording now and report what was deleted and kept, and why."""
+    when = parse_time(now, option="--now")
     with Vault.open(load_settings()) as vault:
-        report = run_retention(vault, now=parse_time(now, option="--now"), dry_run=dry_run)
+        check_clock(when, vault.clock(), dry_run=dry_run, drill=drill_on_a_copy)
+        report = run_retention(vault, now=when, dry_run=dry_run)
     _print_report(report, json_out)
     if report.errors:
         raise typer.Exit(5)

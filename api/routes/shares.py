@@ -4,6 +4,13 @@ Recipient routes need no account: the share token in the link is the credential 
 is stored). Every recipient request, allowed or refused, is a custody event; a revoked, expired
 or used-up share answers 410 with the reason. Streams take Range like the evidence routes and
 never count as downloads; each download counts one against the share's limit.
+
+A share stream is for watching, not for taking a copy (issue #11 finding 4): one stream
+response carries at most :data:`SHARE_STREAM_WINDOW` bytes and never more than half the
+recording, however the request is made (no ``Range``, ``bytes=0-``, a wide range): it answers 206
+with ``Content-Range`` and a player asks for the next piece. So neither a view-only share nor a
+share whose downloads are used up hands over a whole recording in one request, and each piece
+is its own ``streamed`` event with its byte range.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from fastapi import APIRouter, Path, Query
 from fastapi.responses import StreamingResponse
 
 from vault import shares as share_ops
+from vault.catalog import Recording
 from vault.custody import Action
 from vault.policy import (
     ALL_ORGANISATIONS,
@@ -26,7 +34,7 @@ from vault.policy import (
 )
 
 from .._streaming import footage_response
-from ..deps import ClientAddrDep, PrincipalDep, RouteDep, VaultDep
+from ..deps import ClientAddrDep, DenialsDep, PrincipalDep, RouteDep, VaultDep
 from ..errors import responses
 from ..schemas import (
     UUID_PATTERN,
@@ -43,6 +51,8 @@ router = APIRouter(tags=["shares"])
 recipient_router = APIRouter(tags=["share recipients"])
 
 DEFAULT_SHARE_DAYS = 14
+#: The most bytes one share stream response carries (a few seconds of CCTV at 4-8 Mbit/s).
+SHARE_STREAM_WINDOW = 4 * 1024 * 1024
 ShareId = Annotated[str, Path(pattern=UUID_PATTERN, description="Share id (UUID).")]
 ShareToken = Annotated[
     str, Path(min_length=1, max_length=128, description="The share token from the link.")
@@ -164,10 +174,11 @@ def revoke(
     responses=responses(403, 404, 410),
 )
 def recipient_view(
-    vault: VaultDep, route: RouteDep, addr: ClientAddrDep, token: ShareToken
+    vault: VaultDep, route: RouteDep, addr: ClientAddrDep, denials: DenialsDep, token: ShareToken
 ) -> ShareRecipientView:
     grant = share_ops.access_share(
-        vault, token, share_ops.ShareAccess.METADATA, client_addr=addr, route=route
+        vault, token, share_ops.ShareAccess.METADATA, client_addr=addr, route=route,
+        throttle=denials,
     )
     share = grant.share
     left = None if share.max_downloads is None else max(0, share.max_downloads - share.downloads)
@@ -193,29 +204,39 @@ def recipient_view(
     )
 
 
-def _recording(grant: share_ops.ShareGrant, recording_id: str):  # type: ignore[no-untyped-def]
+def _recording(grant: share_ops.ShareGrant, recording_id: str) -> Recording:
     return next(r for r in grant.recordings if r.id == recording_id)
+
+
+def stream_window(size: int) -> int:
+    """The most bytes one share stream response of a ``size``-byte recording carries: at most
+    :data:`SHARE_STREAM_WINDOW`, and at most half the recording, so no single request is a copy."""
+    return max(1, min(SHARE_STREAM_WINDOW, size // 2))
 
 
 @recipient_router.get(
     "/share/{token}/recordings/{recording_id}/stream",
     summary="Play a shared recording (recipient, HTTP Range)",
     description="Inline footage for a player; Range seeks (206/416). Does not count as a "
-    "download. Each request is logged (`share_accessed`, then `streamed` with the range).",
+    "download. Each response carries at most 4 MiB and at most half the recording (206 with "
+    "`Content-Range`, also without `Range`): players fetch the rest piece by piece. Each "
+    "request is logged (`share_accessed`, then `streamed` with the range).",
     response_class=StreamingResponse,
     responses={**_FOOTAGE, **responses(403, 404, 410, 416)},
 )
 def recipient_stream(
-    vault: VaultDep, route: RouteDep, addr: ClientAddrDep, token: ShareToken,
+    vault: VaultDep, route: RouteDep, addr: ClientAddrDep, denials: DenialsDep, token: ShareToken,
     recording_id: RecordingId, range_header: RangeHeader = None,
 ) -> StreamingResponse:
     grant = share_ops.access_share(
         vault, token, share_ops.ShareAccess.STREAM, recording_id=recording_id,
-        client_addr=addr, route=route,
+        client_addr=addr, route=route, throttle=denials,
     )
+    recording = _recording(grant, recording_id)
     return footage_response(
-        vault, _recording(grant, recording_id), actor=grant.actor, purpose=grant.purpose,
+        vault, recording, actor=grant.actor, purpose=grant.purpose,
         range_header=range_header, action=Action.STREAMED, attachment=False,
+        window=stream_window(recording.size),
     )
 
 
@@ -228,12 +249,12 @@ def recipient_stream(
     responses={200: _FOOTAGE[200], **responses(403, 404, 410)},
 )
 def recipient_download(
-    vault: VaultDep, route: RouteDep, addr: ClientAddrDep, token: ShareToken,
+    vault: VaultDep, route: RouteDep, addr: ClientAddrDep, denials: DenialsDep, token: ShareToken,
     recording_id: RecordingId,
 ) -> StreamingResponse:
     grant = share_ops.access_share(
         vault, token, share_ops.ShareAccess.DOWNLOAD, recording_id=recording_id,
-        client_addr=addr, route=route,
+        client_addr=addr, route=route, throttle=denials,
     )
     return footage_response(
         vault, _recording(grant, recording_id), actor=grant.actor, purpose=grant.purpose,
@@ -241,4 +262,4 @@ def recipient_download(
     )
 
 
-__all__ = ["recipient_router", "router"]
+__all__ = ["SHARE_STREAM_WINDOW", "recipient_router", "router", "stream_window"]

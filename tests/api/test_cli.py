@@ -252,12 +252,14 @@ def test_retention_run_and_certificate(cli, tmp_path: Path) -> None:  # type: ig
     clip = tmp_path / "c.mp4"
     clip.write_bytes(os.urandom(1000))
     rid = _put(cli, clip)  # captured 2026-11-25T14:32Z
-    kept = json.loads(cli("retention", "run", "--now", "2026-12-18T14:31:00Z", "--json").stdout)
+    # The drill flag: 2026-12-18 may be ahead of the machine's clock (finding 23's guard).
+    kept = json.loads(cli("retention", "run", "--now", "2026-12-18T14:31:00Z", "--drill-on-a-copy",
+                          "--json").stdout)
     assert kept["deleted"] == []
     dry = json.loads(cli("retention", "run", "--now", "2026-12-18T14:32:00Z", "--dry-run", "--json").stdout)
     assert [d["outcome"] for d in dry["deleted"]] == ["would_delete"]
     assert cli("retention", "certificate", rid).exit_code == 3  # not deleted yet
-    done = cli("retention", "run", "--now", "2026-12-18T14:32:00Z")
+    done = cli("retention", "run", "--now", "2026-12-18T14:32:00Z", "--drill-on-a-copy")
     assert done.exit_code == 0, done.output
     assert f"deleted {rid}" in done.stdout
     cert = json.loads(cli("retention", "certificate", rid).stdout)
@@ -287,3 +289,34 @@ def test_export_create_and_verify(cli, tmp_path: Path) -> None:  # type: ignore[
     pkg.write_bytes(pkg.read_bytes()[:-200])  # truncated in transit
     bad = cli("export", "verify", str(pkg), "--key", vkey)
     assert bad.exit_code == 4
+
+
+def test_retention_refuses_a_future_clock_unless_a_drill(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Issue #11 finding 23: ``retention run --now <future>`` without ``--dry-run`` deleted
+    footage early. A clock ahead of the real one is refused, naming --dry-run and
+    --drill-on-a-copy, and nothing is deleted; a dry run and an explicit drill still work."""
+    clip = tmp_path / "young.mp4"
+    data = os.urandom(1000)
+    clip.write_bytes(data)
+    captured = dt.datetime.now(dt.UTC) - dt.timedelta(days=2)
+    put = cli("put", str(clip), "--source", "cam-03", "--captured-at",
+              captured.strftime("%Y-%m-%dT%H:%M:%SZ"), "--json")
+    assert put.exit_code == 0, put.output
+    rid = json.loads(put.stdout)["id"]
+    future = (dt.datetime.now(dt.UTC) + dt.timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    refused = cli("retention", "run", "--now", future)
+    assert refused.exit_code == 8, refused.output
+    assert "ahead of the clock" in refused.stderr and "would delete footage early" in refused.stderr
+    assert "--dry-run" in refused.stderr and "--drill-on-a-copy" in refused.stderr
+    assert "Traceback" not in refused.output
+    out = tmp_path / "still.mp4"
+    assert cli("get", rid, "-o", str(out)).exit_code == 0 and out.read_bytes() == data
+
+    dry = cli("retention", "run", "--now", future, "--dry-run", "--json")
+    assert dry.exit_code == 0 and [d["recording_id"] for d in json.loads(dry.stdout)["deleted"]] == [rid]
+    assert cli("get", rid, "-o", str(out)).exit_code == 0
+
+    drill = cli("retention", "run", "--now", future, "--drill-on-a-copy", "--json")
+    assert drill.exit_code == 0, drill.output
+    assert [d["recording_id"] for d in json.loads(drill.stdout)["deleted"]] == [rid]

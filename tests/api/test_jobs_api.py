@@ -168,7 +168,7 @@ def test_export_job_builds_a_package_that_verifies(jw: World, tmp_path: Path) ->
     assert list(w.vault.settings.home_dir.rglob("*.zip")) == []
 
     got = w.client.get(f"/exports/{job['id']}/package", headers=w.headers("asb"))
-    assert got.status_code == 200 and got.headers["content-type"] == "application/zip"
+    assert got.status_code == 200 and got.headers["content-type"] == "application/octet-stream"
     assert got.headers["repr-digest"].startswith("sha-256=:")
     assert hashlib.sha256(got.content).hexdigest() == job["result"]["sha256"]
     out = tmp_path / "package.zip"

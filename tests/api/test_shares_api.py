@@ -70,8 +70,8 @@ def test_share_lifecycle(world: World) -> None:
     assert "download limit (2)" in exhausted.json()["detail"]
     assert world.denials() == denials + 1
     assert _last(world, "access_denied").details["reason"] == "share: exhausted"
-    # Still streamable: the limit is on downloads.
-    assert c.get(f"/share/{token}/recordings/{rid}/stream").status_code == 200
+    # Still streamable, a window at a time: the limit is on downloads (finding 4).
+    assert c.get(f"/share/{token}/recordings/{rid}/stream").status_code == 206
 
     # A recording not in the share.
     other = c.get(f"/share/{token}/recordings/{world.rec['rec_other'].id}/stream")
@@ -111,7 +111,7 @@ def test_view_only_share_refuses_download(world: World) -> None:
     assert refused.status_code == 403 and "view-only" in refused.json()["detail"]
     assert _last(world, "access_denied").details["reason"] == "share: view_only"
     ok = world.client.get(f"/share/{created['token']}/recordings/{rid}/stream")
-    assert ok.status_code == 200 and len(ok.content) == SIZE
+    assert ok.status_code == 206 and 0 < len(ok.content) < SIZE  # never a whole copy (finding 4)
 
 
 def test_unknown_and_mangled_tokens_are_logged(world: World) -> None:
