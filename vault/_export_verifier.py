@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """Check an evidence-vault disclosure package offline, with nothing but Python 3.
 
-    python3 verify_export.py PACKAGE.zip [--key VERIFIER_KEY]
+    python3 verify_export.py PACKAGE.zip [--key VERIFIER_KEY] [--origin LOG_ORIGIN]
 
 This file is copied unchanged into every package as ``verify_export.py`` and is also what
 ``evidence-vault export verify`` runs, so it imports only the standard library. It checks:
 
-  1. the package holds manifest.json, SHA256SUMS and custody-certificate.json;
+  1. the package holds manifest.json, SHA256SUMS and custody-certificate.json, and every ZIP
+     entry is a plain file with a safe, unique name (no duplicates, which ``unzip`` and this
+     script could read differently, no directories, absolute names, ``..`` or backslashes);
   2. every file the manifest lists is present with the stated size and SHA-256, and nothing
      else is in the package (apart from the package's own notes);
   3. SHA256SUMS agrees with the manifest (so ``sha256sum -c SHA256SUMS`` checks the same thing);
@@ -15,7 +17,8 @@ This file is copied unchanged into every package as ``verify_export.py`` and is 
      that the vault has since rotated leads to the current key through the certificate's
      hand-overs, each signed by both keys);
   5. every custody event in the certificate is proven to be in the vault's append-only log by
-     an RFC 6962 inclusion proof against a checkpoint signed by the same key;
+     an RFC 6962 inclusion proof against a checkpoint signed by the same key for the vault's
+     log (its origin line; ``--origin`` names the one expected, default the certificate's);
   6. every master in the manifest has an ``ingested`` (or ``redaction_rendered``) event
      recording the same SHA-256, and the ``exported`` event names this manifest.
 
@@ -39,6 +42,8 @@ CERTIFICATE = "custody-certificate.json"
 NOTES = {"VERIFY.txt", "verify_export.py"}
 CERTIFICATE_HEADER = "evidence-vault custody certificate v1"
 SIGNATURE_PREFIX = "\u2014 "  # em dash and a space, as in C2SP signed-note
+MAX_SIGNATURES = 100  # C2SP signed-note lets verifiers refuse notes with more
+KEY_HASH_SIZE = 4
 
 
 class VerificationError(Exception):
@@ -130,10 +135,12 @@ def parse_verifier_key(vkey: str) -> tuple[str, bytes, bytes]:
     """``<name>+<hex key id>+<base64(0x01 || public key)>`` -> (name, key id, public key)."""
     try:
         name, key_id_hex, encoded = vkey.strip().split("+", 2)
-        raw = base64.b64decode(encoded, validate=True)
-        key_id = bytes.fromhex(key_id_hex)
+        raw = _b64(encoded)
+        key_id = bytes.fromhex(key_id_hex) if len(key_id_hex) == 8 else b""
     except ValueError:
         raise VerificationError("the verifier key is malformed") from None
+    if not _valid_key_name(name):
+        raise VerificationError("the verifier key's name is not a signed-note key name")
     if len(raw) != 33 or raw[0] != 0x01 or len(key_id) != 4:
         raise VerificationError("the verifier key is not an Ed25519 signed-note key")
     public = raw[1:]
@@ -143,26 +150,60 @@ def parse_verifier_key(vkey: str) -> tuple[str, bytes, bytes]:
     return name, key_id, public
 
 
+def _valid_key_name(name: str) -> bool:
+    # C2SP signed-note: non-empty, no Unicode space, no '+' (nor, here, other unprintables).
+    return bool(name) and name.isprintable() and not any(c.isspace() or c == "+" for c in name)
+
+
+def _b64(text: str) -> bytes:
+    # Standard alphabet, padded, nothing else: binascii alone would skip stray characters.
+    if len(text) % 4 or not all(c.isascii() and (c.isalnum() or c in "+/=") for c in text):
+        raise ValueError("not base64")
+    return base64.b64decode(text, validate=True)
+
+
 def open_note(note: str, vkey: str) -> str:
-    """The text of a signed note if ``vkey`` signed it; raises VerificationError otherwise."""
+    """The text of a signed note if ``vkey`` signed it; raises VerificationError otherwise.
+
+    Parsed as strictly as C2SP signed-note and golang.org/x/mod/sumdb/note: every line of the
+    signature block, by a known key or not, must be well formed.
+    """
     name, key_id, public = parse_verifier_key(vkey)
+    # 1. Valid Unicode with no control character but newline, anywhere in the note.
+    if not isinstance(note, str) or any(c < " " and c != "\n" for c in note):
+        raise VerificationError("signed note contains control characters")
+    try:
+        note.encode("utf-8")
+    except UnicodeEncodeError:
+        raise VerificationError("signed note is not valid Unicode") from None
+    # 2. Text, blank line, then one or more signature lines, each ending in a newline.
     split = note.rfind("\n\n")
-    if split < 0 or not note.endswith("\n"):
+    if split < 0 or not note.endswith("\n") or split + 2 == len(note):
         raise VerificationError("signed note has no signature block")
     text, block = note[: split + 1], note[split + 2 : -1]
-    for line in block.split("\n"):
+    lines = block.split("\n")
+    if len(lines) > MAX_SIGNATURES:
+        raise VerificationError(f"signed note carries more than {MAX_SIGNATURES} signatures")
+    verified = False
+    for line in lines:
+        # 3. "— <key name> <base64(4-byte key hash || signature)>", the signature non-empty.
         if not line.startswith(SIGNATURE_PREFIX):
             raise VerificationError("signed note has a malformed signature line")
         signer, _, encoded = line[len(SIGNATURE_PREFIX) :].partition(" ")
         try:
-            blob = base64.b64decode(encoded, validate=True)
+            blob = _b64(encoded)
         except ValueError:
             raise VerificationError("signed note has a malformed signature") from None
-        if signer == name and blob[:4] == key_id:
-            if ed25519_verify(public, text.encode("utf-8"), blob[4:]):
-                return text
-            raise VerificationError(f"the signature by {name} does not verify")
-    raise VerificationError(f"the note is not signed by {name}")
+        if not _valid_key_name(signer) or len(blob) < KEY_HASH_SIZE + 1:
+            raise VerificationError("signed note has a malformed signature line")
+        # 4. Other keys' signatures are ignored; the known key's must verify.
+        if signer == name and blob[:KEY_HASH_SIZE] == key_id:
+            if not ed25519_verify(public, text.encode("utf-8"), blob[KEY_HASH_SIZE:]):
+                raise VerificationError(f"the signature by {name} does not verify")
+            verified = True
+    if not verified:
+        raise VerificationError(f"the note is not signed by {name}")
+    return text
 
 
 def _leaf_hash(entry: bytes) -> bytes:
@@ -195,17 +236,27 @@ def verify_inclusion(leaf: bytes, index: int, size: int, path: list[bytes], root
         raise VerificationError("inclusion proof does not lead to the signed root")
 
 
-def check_event_proof(proof: dict[str, Any], vkey: str) -> dict[str, Any]:
-    """Check one event's inclusion proof; returns the event."""
-    return _event_in_tree(proof, *_signed_tree(proof["checkpoint"], vkey))
+def check_event_proof(proof: dict[str, Any], vkey: str, origin: str | None = None) -> dict[str, Any]:
+    """Check one event's inclusion proof (its checkpoint for log ``origin``); returns the event."""
+    return _event_in_tree(proof, *_signed_tree(proof["checkpoint"], vkey, origin))
 
 
-def _signed_tree(note: str, vkey: str) -> tuple[int, bytes]:
-    """(size, root hash) of a checkpoint note signed by ``vkey``."""
+def _signed_tree(note: str, vkey: str, origin: str | None = None) -> tuple[int, bytes]:
+    """(size, root hash) of a C2SP tlog-checkpoint note signed by ``vkey`` for log ``origin``."""
     lines = open_note(note, vkey).split("\n")
-    if len(lines) < 4:
+    # <origin>, <decimal size without leading zeros>, <base64 32-byte root>, [extensions], "".
+    size_line = lines[1] if len(lines) >= 4 else ""
+    if not size_line.isdigit() or not size_line.isascii() or size_line != str(int(size_line)):
         raise VerificationError("checkpoint body is malformed")
-    return int(lines[1]), base64.b64decode(lines[2])
+    try:
+        root = _b64(lines[2])
+    except ValueError:
+        root = b""
+    if len(root) != 32 or any(not line for line in lines[3:-1]):
+        raise VerificationError("checkpoint body is malformed")
+    if not lines[0] or (origin is not None and lines[0] != origin):
+        raise VerificationError(f"a checkpoint is for log {lines[0]!r}, not {origin!r}")
+    return int(size_line), root
 
 
 def _event_in_tree(proof: dict[str, Any], size: int, root: bytes) -> dict[str, Any]:
@@ -218,7 +269,7 @@ def _event_in_tree(proof: dict[str, Any], size: int, root: bytes) -> dict[str, A
     return dict(data["event"])
 
 
-def follow_handovers(vkey: str, handovers: list[dict[str, Any]]) -> str:
+def follow_handovers(vkey: str, handovers: list[dict[str, Any]], origin: str | None = None) -> str:
     """The custody key ``vkey`` hands over to, through the rotations listed (oldest first).
 
     A hand-over counts only when the key already trusted signed a checkpoint whose last event
@@ -228,7 +279,7 @@ def follow_handovers(vkey: str, handovers: list[dict[str, Any]]) -> str:
         if handover["old_key"] != vkey:
             continue
         proof = handover["proof"]
-        size, root = _signed_tree(proof["checkpoint"], vkey)
+        size, root = _signed_tree(proof["checkpoint"], vkey, origin)
         event = _event_in_tree(proof, size, root)
         open_note(proof["checkpoint"], handover["new_key"])
         details = event.get("details", {})
@@ -244,6 +295,196 @@ def follow_handovers(vkey: str, handovers: list[dict[str, Any]]) -> str:
     return vkey
 
 
+# -- what a certificate discloses, and the checks on derived copies -----------------------------
+#
+# A certificate (format v2) holds each custody event about the package's items and their
+# sources in one of three forms (see vault/disclosure.py and docs/disclosure.md):
+#   "full"      the ledger entry; its leaf hash is recomputed here;
+#   "redacted"  a view (redact_event below) with the entry's leaf hash and inclusion proof;
+#               the view is covered by the certificate's signature, and the leaf hash commits
+#               to the entry, which check_opening checks once the vault produces it;
+#   "withheld"  the leaf hash and proof alone (refusals: every field is someone else's).
+# redact_event is the one statement of that policy: the vault builds views with it, and a
+# court checks an opened entry against a view with it.
+
+CERTIFICATE_FORMATS = ("evidence-vault/custody-certificate/v1", "evidence-vault/custody-certificate/v2")
+# Roles whose holders handle footage for the organisation: their names are the continuity of
+# evidence a recipient may see. Anyone else (a share's recipient, an anonymous caller) is
+# another party, withheld.
+STAFF_ROLES = frozenset(
+    {"administrator", "asb_officer", "ig_officer", "police_liaison", "auditor", "ingest_agent"}
+)
+# Refusals name the refused person and their address, and nothing the recipient's items need.
+WITHHELD_ACTIONS = frozenset({"access_denied"})
+# Details that describe the footage and how it was made; everything else in ``details``
+# (reasons, routes, purposes, search criteria, job ids, free text) is withheld.
+DISCLOSED_DETAILS = frozenset({
+    "source", "size", "original_name", "captured_start", "captured_end", "parent_id",
+    "sources", "window", "first_frame_at", "method", "frames", "frame_count",
+    "plan_sha256", "tracks", "review_spans", "export_id", "manifest_sha256", "files",
+})
+# Why someone acted and for whom: shown only on the event of this very export.
+_OWN_EXPORT_FIELDS = ("purpose", "lawful_basis", "reference", "recipient", "recipient_org")
+_ACTOR_FIELDS = ("actor", "actor_role", "actor_org")
+
+
+def redact_event(event: dict[str, Any], seq: int, scope: set[str], export_seq: int | None) -> tuple[str, dict[str, Any]]:
+    """(form, view) of custody ``event`` at ``seq`` for a recipient whose items and their
+    sources are ``scope``; ``export_seq`` is the position of this export's own event.
+
+    The view names what it leaves out in ``withheld`` (field names, sorted); the form is
+    "full" when nothing is left out, "withheld" for a refusal, "redacted" otherwise.
+    """
+    if event.get("action") in WITHHELD_ACTIONS:
+        return "withheld", {"seq": seq, "withheld": ["*"]}
+    view: dict[str, Any] = {"seq": seq}
+    withheld: set[str] = set()
+    for name in ("action", "ts", "event_id"):
+        view[name] = event.get(name)
+    own = seq == export_seq
+    for name in _ACTOR_FIELDS:
+        if own or event.get("actor_role") in STAFF_ROLES:
+            view[name] = event.get(name)
+        elif event.get(name) is not None:
+            withheld.add(name)
+    for name in _OWN_EXPORT_FIELDS:
+        if own:
+            view[name] = event.get(name)
+        elif event.get(name) is not None:
+            withheld.add(name)
+    if event.get("client_addr") is not None:
+        withheld.add("client_addr")
+    ids = [o for o in event.get("object_ids", []) if o in scope]
+    if len(ids) != len(event.get("object_ids", [])):
+        withheld.add("object_ids")
+    view["object_ids"] = ids
+    hashes = {k: v for k, v in event.get("hashes", {}).items() if k in scope}
+    if len(hashes) != len(event.get("hashes", {})):
+        withheld.add("hashes")
+    view["hashes"] = hashes
+    details = {k: v for k, v in event.get("details", {}).items() if k in DISCLOSED_DETAILS}
+    if len(details) != len(event.get("details", {})):
+        withheld.add("details")
+    view["details"] = details
+    view["withheld"] = sorted(withheld)
+    return ("redacted" if withheld else "full"), view
+
+
+def _hash32(text: Any) -> bytes:
+    raw = bytes.fromhex(text) if isinstance(text, str) and len(text) == 64 else b""
+    if len(raw) != 32:
+        raise VerificationError("a leaf or proof hash is not 32 bytes of hex")
+    return raw
+
+
+def certificate_event(item: dict[str, Any], key: str, origin: str | None,
+                      trees: dict[str, tuple[int, bytes]] | None = None) -> dict[str, Any]:
+    """Check one certificate event against its signed checkpoint; returns the event as the
+    recipient may see it (with ``seq`` and ``form``). Raises VerificationError.
+
+    ``trees`` caches checkpoints already opened (the same note signs many events).
+    """
+    note = item["checkpoint"]
+    tree = trees.get(note) if trees is not None else None
+    if tree is None:
+        tree = _signed_tree(note, key, origin)
+        if trees is not None:
+            trees[note] = tree
+    size, root = tree
+    form = item.get("disclosure", "full")
+    index = item["leaf_index"]
+    if form == "full":
+        event = _event_in_tree(item, size, root)
+        event.update(seq=index, form="full")
+        return event
+    if form not in ("redacted", "withheld"):
+        raise VerificationError(f"custody event {index} has an unknown form {form!r}")
+    view = dict(item["event"])
+    if view.get("seq") != index or isinstance(index, bool):
+        raise VerificationError("event position differs from the proof's")
+    verify_inclusion(_hash32(item["leaf_hash"]), index, size, [_hash32(h) for h in item["proof"]], root)
+    if form == "withheld":
+        return {"seq": index, "form": "withheld"}
+    view["form"] = "redacted"
+    return view
+
+
+def check_opening(item: dict[str, Any], entry: str, scope: set[str], export_seq: int | None) -> None:
+    """Check a full ledger ``entry`` the vault produced for a redacted certificate event:
+    it must hash to the event's leaf, sit at its position, and redact to exactly its view.
+    Raises VerificationError."""
+    data = json.loads(entry)
+    if _leaf_hash(entry.encode("utf-8")).hex() != item["leaf_hash"]:
+        raise VerificationError(f"the entry given for event {item['leaf_index']} is not the one logged")
+    if data.get("seq") != item["leaf_index"]:
+        raise VerificationError("the entry is for another position in the log")
+    _, view = redact_event(data["event"], data["seq"], scope, export_seq)
+    if item.get("disclosure") == "redacted" and view != item["event"]:
+        raise VerificationError(f"the view of event {item['leaf_index']} does not match its entry")
+
+
+class _History:
+    """The certificate's events by the recordings they name, oldest first."""
+
+    def __init__(self, events: list[dict[str, Any]]) -> None:
+        self.by_object: dict[str, list[dict[str, Any]]] = {}
+        for event in sorted(events, key=lambda e: e["seq"]):
+            for oid in event.get("object_ids", []):
+                self.by_object.setdefault(oid, []).append(event)
+        self.events = events
+
+    def creation(self, rid: str, sha256: str, what: str) -> dict[str, Any]:
+        """The event that made recording ``rid``: the first to name it (nothing can name a
+        recording before it exists). It must record ``sha256``."""
+        named = self.by_object.get(rid)
+        if not named:
+            raise VerificationError(f"{what}: no custody event names recording {rid}")
+        first = named[0]
+        if first.get("hashes", {}).get(rid) != sha256:
+            raise VerificationError(f"{what}: no custody event records SHA-256 {sha256} when recording {rid} was made")
+        return first
+
+    def check_master(self, rid: str, sha256: str, what: str) -> None:
+        """A master: ingested with this SHA-256, byte for byte."""
+        if self.creation(rid, sha256, what).get("action") != "ingested":
+            raise VerificationError(f"{what}: recording {rid} is not an ingested master")
+
+    def check_derived(self, rid: str, sha256: str, derivation: dict[str, Any], what: str, depth: int = 0) -> None:
+        """A derived copy: made with this SHA-256 from the sources named, each of which was
+        itself made (or ingested) with the SHA-256 the manifest gives, down to the masters."""
+        if depth > 16:
+            raise VerificationError(f"{what}: derivation chain too deep")
+        made = self.creation(rid, sha256, what)
+        if made.get("action") == "ingested":
+            raise VerificationError(f"{what}: recording {rid} was ingested, not derived")
+        details = made.get("details", {})
+        kind = derivation.get("kind")
+        sources = derivation.get("sources") or []
+        if not sources:
+            raise VerificationError(f"{what}: a derived copy names no sources")
+        if kind == "export":
+            # An earlier package: its own 'exported' event recorded what it held.
+            held = [e for e in self.events if e.get("action") == "exported"
+                    and e.get("details", {}).get("export_id") == derivation.get("export_id")]
+            logged: dict[str, str] = held[0].get("hashes", {}) if held else {}
+            for src in sources:
+                if logged.get(src["recording_id"]) != src["sha256"]:
+                    raise VerificationError(f"{what}: export {derivation.get('export_id')} is not logged as holding {src['recording_id']}")
+        else:
+            named = set(details.get("sources") or []) | {details.get("parent_id")}
+            for src in sources:
+                if src["recording_id"] not in named:
+                    raise VerificationError(f"{what}: the custody log does not record {rid} as made from {src['recording_id']}")
+        for field in {"clip": ("window", "method"), "redaction": ("plan_sha256",)}.get(str(kind), ()):
+            if field in derivation and details.get(field) != derivation[field]:
+                raise VerificationError(f"{what}: the manifest's {field} differs from the custody log's")
+        for src in sources:
+            if src.get("derivation"):
+                self.check_derived(src["recording_id"], src["sha256"], src["derivation"], what, depth + 1)
+            else:
+                self.check_master(src["recording_id"], src["sha256"], what)
+
+
 # -- the package ---------------------------------------------------------------------------------
 
 
@@ -251,14 +492,47 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def verify_package(path: str, vkey: str | None = None) -> dict[str, Any]:
-    """Run every check on the package at ``path``; returns a summary or raises VerificationError."""
+def package_names(archive: zipfile.ZipFile) -> set[str]:
+    """The entry names of a package, each a plain file with a safe name that occurs once.
+
+    A ZIP may hold two entries of one name: ``unzip`` extracts one, Python reads the other, so a
+    forged copy could pass here while the recipient watches another. Directory entries,
+    absolute names, drive letters, ``.``/``..`` parts and backslashes (a path separator on
+    Windows) could likewise write outside the folder or name one file two ways. Raises
+    VerificationError for any of them.
+    """
+    names: set[str] = set()
+    for info in archive.infolist():
+        name = info.filename
+        parts = name.split("/")
+        if name in names:
+            raise VerificationError(f"the package holds {name!r} twice")
+        if info.is_dir():
+            raise VerificationError(f"the package holds a directory entry {name!r}")
+        if (
+            not name
+            or "\\" in name
+            or name.startswith("/")
+            or (len(name) > 1 and name[1] == ":")
+            or any(part in ("", ".", "..") for part in parts)
+            or any(c < " " for c in name)
+        ):
+            raise VerificationError(f"the package holds an unsafe entry name {name!r}")
+        names.add(name)
+    return names
+
+
+def verify_package(path: str, vkey: str | None = None, origin: str | None = None) -> dict[str, Any]:
+    """Run every check on the package at ``path``; returns a summary or raises VerificationError.
+
+    ``origin``, when given, is the log the checkpoints must name (default: the certificate's).
+    """
     try:
         archive = zipfile.ZipFile(path)
     except (OSError, zipfile.BadZipFile) as exc:
         raise VerificationError(f"{path} is not a readable ZIP package: {exc}") from None
     with archive:
-        names = set(archive.namelist())
+        names = package_names(archive)
         # 1. The package's own records are there.
         for required in (MANIFEST, SUMS, CERTIFICATE):
             if required not in names:
@@ -279,7 +553,6 @@ def verify_package(path: str, vkey: str | None = None) -> dict[str, Any]:
             if digest.hexdigest() != entry["sha256"] or size != entry["size"]:
                 raise VerificationError(f"{name} has been modified (SHA-256 or size differs)")
         extra = names - set(listed) - {MANIFEST, SUMS, CERTIFICATE} - NOTES
-        extra = {n for n in extra if not n.endswith("/")}
         if extra:
             raise VerificationError(f"files not in the manifest: {sorted(extra)}")
         # 3. SHA256SUMS says the same as the manifest.
@@ -293,7 +566,9 @@ def verify_package(path: str, vkey: str | None = None) -> dict[str, Any]:
     # 4. The certificate is signed by the custody key and names this manifest. A key the
     #    recipient was given before the vault rotated its key leads to the current one through
     #    the package's hand-overs.
-    key = follow_handovers(vkey, document.get("key_handovers", [])) if vkey else ""
+    # The log's origin: the recipient's, else the certificate's (checked as signed below).
+    origin = origin or document["certificate"].get("origin")
+    key = follow_handovers(vkey, document.get("key_handovers", []), origin) if vkey else ""
     key = key or document.get("verifier_key", "")
     text = open_note(document["signed_note"], key)
     header, _, body = text.partition("\n")
@@ -304,43 +579,55 @@ def verify_package(path: str, vkey: str | None = None) -> dict[str, Any]:
         raise VerificationError("the certificate differs from what was signed")
     if payload["manifest_sha256"] != _sha256(manifest_bytes):
         raise VerificationError("the certificate is for a different manifest")
-    # 5. Every event is in the signed, append-only log.
-    events = [check_event_proof(p, key) for p in payload["events"]]
-    # 6. The log recorded the same hashes the files have, and this export.
-    recorded: dict[str, set[str]] = {}
-    for event in events:
-        if event["action"] in ("ingested", "redaction_rendered"):
-            for oid, digest in event["hashes"].items():
-                recorded.setdefault(oid, set()).add(digest)
+    if payload.get("format", CERTIFICATE_FORMATS[0]) not in CERTIFICATE_FORMATS:
+        raise VerificationError(f"unknown certificate format {payload.get('format')!r}")
+    # 5. Every event is in the signed, append-only log: a full entry by its recomputed leaf,
+    #    a redacted or withheld one by the leaf hash the signed certificate gives.
+    trees: dict[str, tuple[int, bytes]] = {}
+    events = [certificate_event(p, key, origin, trees) for p in payload["events"]]
+    # 6. The log recorded each file's SHA-256 when the file was made: a master at ingest; a
+    #    derived copy (clip, redacted copy, earlier package) when made, from the sources the
+    #    manifest names, each of them back to an ingested master. And it logged this export.
+    history = _History([e for e in events if e["form"] != "withheld"])
     for name, entry in listed.items():
-        rid = entry.get("recording_id")
-        if entry.get("role") in ("master", "redacted") and entry["sha256"] not in recorded.get(rid, set()):
-            raise VerificationError(f"{name}: no custody event records SHA-256 {entry['sha256']}")
-    exports = [e for e in events if e["action"] == "exported" and e["details"].get("manifest_sha256") == payload["manifest_sha256"]]
+        rid, role = entry.get("recording_id"), entry.get("role")
+        if role == "master":
+            history.check_master(rid, entry["sha256"], name)
+        elif role == "derived":
+            history.check_derived(rid, entry["sha256"], entry.get("derivation") or {}, name)
+        elif role == "redacted":  # a v1 package's redacted copy
+            history.creation(rid, entry["sha256"], name)
+        elif role != "playable":
+            raise VerificationError(f"{name}: unknown role {role!r}")
+    exports = [e for e in events if e.get("action") == "exported"
+               and e.get("details", {}).get("manifest_sha256") == payload["manifest_sha256"]]
     if not exports:
         raise VerificationError("no 'exported' custody event names this manifest")
+    withheld = sum(1 for e in events if e["form"] != "full")
     return {
         "export_id": manifest.get("export_id"),
         "files": len(listed),
         "events": len(events),
+        "redacted_events": withheld,
         "key": "given" if vkey else "from the package (compare it with the vault's published key)",
     }
 
 
 def main(argv: list[str]) -> int:
-    args = [a for a in argv if not a.startswith("--key")]
-    key = None
-    for i, a in enumerate(argv):
-        if a == "--key" and i + 1 < len(argv):
-            key = argv[i + 1]
-            args.remove(key)
-        elif a.startswith("--key="):
-            key = a.split("=", 1)[1]
-    if len(args) != 1:
+    args: list[str] = []
+    options: dict[str, str] = {}
+    rest = iter(argv)
+    for a in rest:
+        flag, eq, value = a.partition("=")
+        if flag in ("--key", "--origin"):
+            options[flag] = value if eq else next(rest, "")
+        else:
+            args.append(a)
+    if len(args) != 1 or "" in options.values():
         print(__doc__.strip().splitlines()[2].strip(), file=sys.stderr)
         return 2
     try:
-        summary = verify_package(args[0], key)
+        summary = verify_package(args[0], options.get("--key"), options.get("--origin"))
     except VerificationError as exc:
         print(f"FAILED: {exc}", file=sys.stderr)
         return 1

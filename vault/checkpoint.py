@@ -16,7 +16,14 @@ recipient can check our checkpoints with standard tools.
 
 Opening a note ignores signatures by keys it does not know (witness cosignatures, say), as the
 signed-note spec requires, but fails on a bad signature by the known key or when the known key
-did not sign at all. Every failure is a :class:`~vault.errors.LedgerError`.
+did not sign at all. Notes are parsed as strictly as the spec and its reference implementation
+(``golang.org/x/mod/sumdb/note``): valid UTF-8 with no control character but newline anywhere,
+every signature line well formed whoever signed it (a key name without spaces or ``+``, base64
+of at least a 4-byte key id and one signature byte), at most 100 signatures. Every failure is a
+:class:`~vault.errors.LedgerError`.
+
+The origin names the log (C2SP tlog-checkpoint: unique per log). :func:`new_origin` derives one
+for each new vault; the key name of the vault's signing key is its origin.
 """
 
 from __future__ import annotations
@@ -26,6 +33,8 @@ import binascii
 import hashlib
 import os
 import re
+import secrets
+import socket
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +54,8 @@ PUBLIC_KEY_SIZE = 32
 ROOT_HASH_SIZE = 32
 SIGNATURE_PREFIX = "\u2014 "  # em dash, space
 MAX_SIGNATURES = 100  # the signed-note spec lets verifiers refuse notes with more
+#: The origin every vault had before each derived its own at ``init``; older vaults keep it.
+LEGACY_ORIGIN = "evidence-vault.local/custody"
 KEY_FILE_MODE = 0o600
 
 _SIZE_RE = re.compile(r"(0|[1-9][0-9]{0,19})")
@@ -217,9 +228,10 @@ def open_note(note: str, vkey: str | VerifierKey) -> str:
     malformed, when the known key's signature does not verify, or when it did not sign.
     """
     verifier = vkey if isinstance(vkey, VerifierKey) else VerifierKey.parse(vkey)
-    # 1. Split the text from the signature block at the last blank line.
+    # 1. The whole note (signatures too) is valid Unicode with no control character but
+    #    newline; split the text from the signature block at the last blank line.
+    _check_note_text(note)
     text, block = _split_note(note)
-    _check_note_text(text)
     lines = block[:-1].split("\n")
     if len(lines) > MAX_SIGNATURES:
         raise LedgerError(f"signed note carries more than {MAX_SIGNATURES} signatures")
@@ -230,10 +242,10 @@ def open_note(note: str, vkey: str | VerifierKey) -> str:
         if not line.startswith(SIGNATURE_PREFIX):
             raise LedgerError("signed note has a malformed signature line")
         name, sep, encoded = line[len(SIGNATURE_PREFIX) :].partition(" ")
-        if not sep or not name or " " in encoded:
+        if not sep or not _valid_key_name(name) or not encoded:
             raise LedgerError("signed note has a malformed signature line")
         blob = _b64decode(encoded, "note signature")
-        if len(blob) < KEY_ID_SIZE + 1:
+        if len(blob) < KEY_ID_SIZE + 1:  # a key id and at least one byte of signature
             raise LedgerError("signed note has a truncated signature")
         # 3. Ignore other keys; the known key's signature must verify over the text bytes.
         if name != verifier.name or blob[:KEY_ID_SIZE] != verifier.key_id:
@@ -255,9 +267,20 @@ def open_note(note: str, vkey: str | VerifierKey) -> str:
 def _split_note(note: str) -> tuple[str, str]:
     """(text, signature block) of a signed note, split at its last blank line."""
     split = note.rfind("\n\n")
-    if split < 0 or not note.endswith("\n"):
+    if split < 0 or not note.endswith("\n") or split + 2 == len(note):
         raise LedgerError("signed note has no signature block")
     return note[: split + 1], note[split + 2 :]
+
+
+def new_origin(host: str | None = None) -> str:
+    """A fresh, unique log origin: ``<host>/evidence-vault/<random id>``.
+
+    ``host`` defaults to this machine's name (lower case, reduced to the characters a host
+    name may hold); the random part makes two vaults on one host differ too.
+    """
+    name = (host if host is not None else socket.gethostname()).lower()
+    name = re.sub(r"[^a-z0-9.-]+", "-", name).strip("-.") or "vault"
+    return f"{name[:63]}/evidence-vault/{secrets.token_hex(8)}"
 
 
 def peek_checkpoint(note: str) -> Checkpoint:
@@ -317,14 +340,20 @@ def _create_key_file(path: Path) -> None:
     create_file(path, LedgerSigner.generate("key").to_pem(), mode=KEY_FILE_MODE)
 
 
+def _valid_key_name(name: str) -> bool:
+    # C2SP signed-note: non-empty UTF-8 without Unicode spaces or '+'; we also refuse other
+    # unprintable characters (controls, format characters) that would hide in a name.
+    return bool(name) and name.isprintable() and not any(c.isspace() or c == "+" for c in name)
+
+
 def _check_key_name(name: str) -> None:
-    if not name or any(c.isspace() for c in name) or "+" in name or not name.isprintable():
+    if not _valid_key_name(name):
         raise LedgerError("signed-note key names are non-empty, without spaces or '+'")
 
 
 def _check_note_text(text: str) -> None:
     # Signed-note text: UTF-8, ends in a newline, no control characters but newline.
-    if not text.endswith("\n"):
+    if not isinstance(text, str) or not text.endswith("\n"):
         raise LedgerError("note text must end with a newline")
     if any(ord(c) < 0x20 and c != "\n" for c in text):
         raise LedgerError("note text must not contain control characters")
@@ -350,12 +379,14 @@ def _b64decode(value: str, what: str) -> bytes:
 
 __all__ = [
     "ALG_ED25519",
+    "LEGACY_ORIGIN",
     "Checkpoint",
     "LedgerSigner",
     "VerifierKey",
     "check_private",
     "key_id",
     "load_or_create_signing_key",
+    "new_origin",
     "open_checkpoint",
     "open_note",
     "peek_checkpoint",

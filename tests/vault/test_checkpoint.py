@@ -291,3 +291,86 @@ def test_derived_keys_are_bound_to_key_and_context() -> None:
     assert a.derive_key("x") != a.derive_key("y")
     assert a.derive_key("x") != b.derive_key("x")
     assert len(a.derive_key("x")) == 32
+
+
+# --- Issue #11 finding 18: parse as strictly as C2SP signed-note and sumdb/note ---------------
+
+GO_ENOCH_VKEY = "EnochRoot+af0cfe78+ATtqJ7zOtqQtYqOo0CpvDXNlMhV3HeJDpjrASKGLWdop"
+GO_ENOCH_SIG = (
+    "— EnochRoot rwz+eBzmZa0SO3NbfRGzPCpDckykFXSdeX+MNtCOXm2/5n2tiOHp+vAF1aGrQ5ovTG01oOTGwnWLox33WW"
+    "d1RvMc+QQ=\n"
+)
+GO_PETER_SIG = GO_NOTE[len(GO_TEXT) + 1 :]
+
+
+def test_go_cosigned_example_opens_with_either_key() -> None:
+    """Issue #11 finding 18: sumdb/note's doubly signed example opens with each key, and a key
+    nobody used is 'not signed' (note_test.go TestOpen)."""
+    note = GO_TEXT + "\n" + GO_PETER_SIG + GO_ENOCH_SIG
+    assert open_note(note, GO_VKEY) == GO_TEXT
+    assert open_note(note, GO_ENOCH_VKEY) == GO_TEXT
+    with pytest.raises(LedgerError, match="not signed"):
+        open_note(GO_TEXT + "\n" + GO_ENOCH_SIG, GO_VKEY)
+
+
+@pytest.mark.parametrize(
+    "note",
+    [
+        # note_test.go's badMsgs, each 'malformed note' in Go.
+        pytest.param(GO_TEXT, id="no-signature-block"),
+        pytest.param(GO_TEXT + "\n", id="empty-signature-block"),
+        pytest.param(GO_TEXT + "\n" + GO_PETER_SIG[:-1], id="no-final-newline"),
+        pytest.param("\x01" + GO_TEXT + "\n" + GO_PETER_SIG, id="control-in-text"),
+        pytest.param(GO_TEXT + "\n— Bad Name x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1"
+                     "FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=\n", id="space-in-key-name"),
+        pytest.param(GO_TEXT + "\n" + GO_PETER_SIG + "Unexpected line.\n", id="stray-line"),
+        # The review's cases: an unknown signer's line must be well formed too.
+        pytest.param(GO_TEXT + "\n" + GO_PETER_SIG + "— a+b AAAAAAA=\n", id="plus-in-other-key-name"),
+        pytest.param(GO_TEXT + "\n" + GO_PETER_SIG + "— wit\x7fness AAAAAAA=\n", id="del-in-key-name"),
+        pytest.param(GO_TEXT + "\n" + GO_PETER_SIG + "— witness\u200b AAAAAAA=\n", id="format-char-name"),
+        pytest.param(GO_TEXT + "\n" + GO_PETER_SIG + "— witness AAAAAA==\n", id="4-byte-signature"),
+        pytest.param(GO_TEXT + "\n" + GO_PETER_SIG + "— witness \n", id="empty-signature"),
+        pytest.param(GO_TEXT + "\n" + GO_PETER_SIG + "— witness AAAA\tAAA=\n", id="tab-in-signature"),
+        pytest.param(GO_TEXT + "\n" + GO_PETER_SIG.replace("\n", "\r\n"), id="crlf"),
+        pytest.param(GO_TEXT + "\n" + GO_PETER_SIG * 101, id="101-signatures"),
+    ],
+)
+def test_malformed_notes_are_refused_as_go_refuses_them(note: str) -> None:
+    """Issue #11 finding 18: every note golang.org/x/mod/sumdb/note calls malformed is refused,
+    including lines by keys we do not know (control characters, '+' in a name, <5-byte sigs)."""
+    with pytest.raises(LedgerError):
+        open_note(note, GO_VKEY)
+
+
+@pytest.mark.parametrize(
+    "vkey",
+    ["Peter Neumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW",
+     "Peter\x01+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW",
+     "+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW"],
+)
+def test_verifier_keys_with_bad_names_are_refused(vkey: str) -> None:
+    """Issue #11 finding 18: a verifier key's name follows the same rules as a signer's."""
+    with pytest.raises(LedgerError):
+        VerifierKey.parse(vkey)
+
+
+def test_checkpoint_for_another_origin_is_refused() -> None:
+    """Issue #11 finding 18: a checkpoint signed by the right key for another log is refused."""
+    signer = LedgerSigner.generate("host/evidence-vault/aaaa")
+    note = signer.sign(Checkpoint("host/evidence-vault/bbbb", 3, bytes(32)))
+    assert open_checkpoint(note, signer.verifier_key()).size == 3
+    with pytest.raises(LedgerError, match="not 'host/evidence-vault/aaaa'"):
+        open_checkpoint(note, signer.verifier_key(), origin="host/evidence-vault/aaaa")
+
+
+def test_new_origins_are_unique_and_valid_key_names() -> None:
+    """Issue #11 finding 18: each vault derives its own origin (C2SP: unique per log), fit to be
+    a checkpoint's first line and a signed-note key name."""
+    from vault.checkpoint import new_origin
+
+    first, second = new_origin("Council NVR 01"), new_origin("Council NVR 01")
+    assert first != second
+    assert first.startswith("council-nvr-01/evidence-vault/")
+    for origin in (first, new_origin(), new_origin("")):
+        LedgerSigner.generate(origin)  # a valid key name
+        Checkpoint(origin, 0, bytes(32))  # a valid origin line
