@@ -27,6 +27,7 @@ from . import errors
 from .routes import cases, custody, evidence, health, shares, users
 from .routes import clips, sar
 from .routes import exports, jobs
+from .web import mount_web
 
 API_VERSION = "0.1.0"
 
@@ -92,6 +93,7 @@ def create_app(settings: Settings, *, vault: Vault | None = None) -> FastAPI:
     app.include_router(sar.router)
     app.include_router(jobs.router)
     app.include_router(exports.router)
+    mount_web(app)  # the officers' web app at /: pages call the same vault code as the routes
     return app
 
 

@@ -123,6 +123,24 @@ class Settings(BaseSettings):
     oidc_leeway_s: float = Field(
         default=60, ge=0, le=600, description="API: clock skew allowed on OIDC token times, seconds."
     )
+    web_cookie_secure: bool = Field(
+        default=False,
+        description="Web app: mark the session cookie Secure (sent over HTTPS only) and name it "
+        "__Host-; turn on behind a TLS reverse proxy, as every production set-up should be.",
+    )
+    web_session_idle_minutes: int = Field(
+        default=30, ge=1, le=24 * 60,
+        description="Web app: a session ends after this many minutes without a request.",
+    )
+    web_session_absolute_hours: int = Field(
+        default=10, ge=1, le=24,
+        description="Web app: a session ends this many hours after sign-in, however active.",
+    )
+    web_totp_issuer: str = Field(
+        default="Evidence vault", min_length=1, max_length=64,
+        description="Web app: the name authenticator apps show beside the second-factor code.",
+    )
+
 
     # Derived locations: the embedded default keeps everything under ``home``.
     @property

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import BigInteger, ForeignKey, Integer, String, select
+from sqlalchemy import BigInteger, ForeignKey, Integer, String, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from .access import Actor
@@ -43,6 +43,7 @@ from .catalog import Base
 from .custody import Action
 from .errors import InvalidInput, NotFound, Unauthenticated
 from .identity import User
+from .web_sessions import WebSession
 
 if TYPE_CHECKING:
     from .vault import Vault
@@ -120,8 +121,17 @@ def _credential(session: Session, user_id: str) -> Credential:
     return row
 
 
+def _end_sessions(session: Session, user_id: str, now: dt.datetime) -> int:
+    """End the user's web sessions: a recovery must shut out whoever had the old credentials."""
+    result = session.execute(
+        update(WebSession).where(WebSession.user_id == user_id, WebSession.ended_at.is_(None))
+        .values(ended_at=now, end_reason="credentials_changed"))
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
 def set_password(vault: Vault, name: str, password: str, *, actor: Actor) -> None:
-    """Set (or replace) user ``name``'s password and clear any lock-out. Logs ``user_changed``.
+    """Set (or replace) user ``name``'s password, clear any lock-out and end their web
+    sessions. Logs ``user_changed``.
 
     Raises NotFound for an unknown user, InvalidInput for a weak password.
     """
@@ -134,14 +144,17 @@ def set_password(vault: Vault, name: str, password: str, *, actor: Actor) -> Non
         row.password_set_at = vault.clock()
         row.failed_attempts = 0
         row.locked_until = None
+        ended = _end_sessions(session, user.id, vault.clock())
         vault.ledger.append(session, Action.USER_CHANGED, actor=actor, object_ids=[user.id],
-                            details={"change": "password_set", "user": name})
+                            details={"change": "password_set", "user": name,
+                                     "web_sessions_ended": ended})
     vault.ledger.maybe_checkpoint()
 
 
 def reset_second_factor(vault: Vault, name: str, *, actor: Actor) -> None:
-    """Forget user ``name``'s TOTP secret: they enrol a new one at their next sign-in (the
-    recovery path for a lost phone). Logs ``user_changed``. Raises NotFound."""
+    """Forget user ``name``'s TOTP secret and end their web sessions: they enrol a new one at
+    their next sign-in (the recovery path for a lost phone). Logs ``user_changed``. Raises
+    NotFound."""
     with vault.sessions.begin() as session:
         user = _user(session, name)
         row = _credential(session, user.id)
@@ -150,8 +163,10 @@ def reset_second_factor(vault: Vault, name: str, *, actor: Actor) -> None:
         row.totp_last_step = None
         row.failed_attempts = 0
         row.locked_until = None
+        ended = _end_sessions(session, user.id, vault.clock())
         vault.ledger.append(session, Action.USER_CHANGED, actor=actor, object_ids=[user.id],
-                            details={"change": "second_factor_reset", "user": name})
+                            details={"change": "second_factor_reset", "user": name,
+                                     "web_sessions_ended": ended})
     vault.ledger.maybe_checkpoint()
 
 

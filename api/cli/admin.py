@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import sys
 from typing import Annotated
 
 import typer
@@ -164,6 +165,37 @@ def token_revoke(
     with _vault() as vault:
         row = identity.revoke_token(vault, token_id, actor=Actor.local_operator())
     typer.echo(f"revoked token {row.id}")
+
+
+@user_app.command("set-password")
+@reports_errors
+def user_set_password(
+    name: Annotated[str, typer.Argument(help="User name.")],
+    password_stdin: Annotated[bool, typer.Option(
+        "--password-stdin", help="Read the password from the first line of stdin (scripts).")] = False,
+) -> None:
+    """Set a user's web sign-in password (12+ characters); clears a lock-out."""
+    from vault import credentials
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt("New password", hide_input=True, confirmation_prompt=True)
+    with _vault() as vault:
+        credentials.set_password(vault, name, password, actor=Actor.local_operator())
+    typer.echo(f"password set for {name}; they set up their authenticator at next sign-in"
+               " if they have none")
+
+
+@user_app.command("reset-2fa")
+@reports_errors
+def user_reset_2fa(name: Annotated[str, typer.Argument(help="User name.")]) -> None:
+    """Forget a user's authenticator (lost phone): they set up a new one at next sign-in."""
+    from vault import credentials
+
+    with _vault() as vault:
+        credentials.reset_second_factor(vault, name, actor=Actor.local_operator())
+    typer.echo(f"second factor reset for {name}")
 
 
 __all__ = ["admin_app", "parse_duration"]

@@ -1,0 +1,30 @@
+"""The officers' web app, served at ``/`` beside the API by :func:`api.app.create_app`.
+
+Server-rendered pages (Jinja2, ``templates/``) styled with the GOV.UK Design System
+(``govuk-frontend``, vendored in ``static/``, built without the crown and the GOV.UK font, as
+councils use it; versions and licences in ``static/VENDORED.md``). Nothing is loaded from
+another site, so it works on an air-gapped council network. Pages call the same vault
+functions and policy checks as the API (``routes.py``); sessions, CSRF and headers are
+``_security.py``; UK local time is ``uktime.py``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from .routes import router
+
+STATIC = Path(__file__).parent / "static"
+STATIC_PATH = "/static/web"
+
+
+def mount_web(app: FastAPI) -> None:
+    """Add the web pages and their static assets to ``app`` (the API's routes are untouched)."""
+    app.include_router(router)
+    app.mount(STATIC_PATH, StaticFiles(directory=STATIC), name="web-static")
+
+
+__all__ = ["STATIC_PATH", "mount_web"]

@@ -1,0 +1,447 @@
+"""The officers' web pages: sign in (password, then a TOTP code), state a purpose, find, watch.
+
+Every page asks the same questions of the same code as the API routes: :mod:`vault.policy`
+decides (``require``, ``require_recording``, ``visible_recordings``), :mod:`vault.search`
+searches (a ``searched`` event), and the player streams through the API's decrypting Range
+path (:func:`api._streaming.footage_response`, a ``streamed`` event with the purpose stated
+for the task). The only difference is how the caller is known: a session cookie instead of a
+bearer token (vault/web_sessions.py). Sign-ins and sign-outs are ``web.signed_in`` and
+``web.signed_out`` custody events; each refused password or code is ``access_denied``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import urllib.parse
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, Header, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, Response
+from fastapi.templating import Jinja2Templates
+from sqlalchemy import select
+
+from vault import credentials, web_sessions
+from vault.access import Purpose
+from vault.catalog import Recording, Source
+from vault.config import Settings
+from vault.custody import Action
+from vault.errors import AccessDenied, InvalidInput, Unauthenticated
+from vault.identity import ANONYMOUS, Principal, User
+from vault.policy import Permission, require, require_recording, visible_recordings
+from vault.search import RecordingQuery, search_recordings
+from vault.vault import Vault
+from vault.web_sessions import ActiveSession, Stage
+
+from .._streaming import footage_response
+from ..deps import MAX_FIELD, MAX_PURPOSE, client_addr
+from . import _security as sec
+from .uktime import format_uk, parse_uk, zone_name
+
+TEMPLATES = Path(__file__).parent / "templates"
+PAGE_SIZE = 25
+SIGNED_IN = "web.signed_in"
+SIGNED_OUT = "web.signed_out"
+_MAX_NAME = 128
+
+templates = Jinja2Templates(directory=str(TEMPLATES))
+templates.env.filters["uk"] = format_uk
+templates.env.filters["uk_zone"] = zone_name
+
+router = APIRouter(route_class=sec.make_route_class(templates), include_in_schema=False)
+
+
+# --- who is asking ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WebUser:
+    """A signed-in officer: their session (CSRF token, purposes) and their principal."""
+
+    session: ActiveSession
+    principal: Principal
+
+    @property
+    def csrf(self) -> str:
+        return self.session.csrf_token
+
+
+def _vault(request: Request) -> Vault:
+    vault: Vault = request.app.state.vault
+    return vault
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def _session(request: Request) -> ActiveSession | None:
+    settings = _settings(request)
+    token = request.cookies.get(sec.session_cookie_name(settings))
+    return web_sessions.find_session(
+        _vault(request), token, idle=dt.timedelta(minutes=settings.web_session_idle_minutes))
+
+
+def _here(request: Request) -> str:
+    return request.url.path + (f"?{request.url.query}" if request.url.query else "")
+
+
+def web_user(request: Request) -> WebUser:
+    """The signed-in officer. Raises SignInRequired (a redirect to the sign-in page)."""
+    active = _session(request)
+    if active is None or active.stage is not Stage.SIGNED_IN:
+        raise sec.SignInRequired(_here(request) if request.method == "GET" else "/find")
+    principal = web_sessions.session_principal(_vault(request), active,
+                                               client_addr=client_addr(request))
+    user = WebUser(session=active, principal=principal)
+    request.state.web = user
+    return user
+
+
+WebUserDep = Annotated[WebUser, Depends(web_user)]
+CsrfField = Annotated[str | None, Form(alias=sec.CSRF_FIELD)]
+
+
+def _route(request: Request) -> str:
+    route = request.scope.get("route")
+    return f"{request.method} {getattr(route, 'path', '?')}"
+
+
+def _checked(request: Request, user: WebUser, sent: str | None) -> None:
+    """CSRF check for a signed-in form; a refusal is an ``access_denied`` event."""
+    try:
+        sec.check_csrf(request, sent, user.csrf)
+    except sec.CsrfRefused as refused:
+        _vault(request).ledger.record(
+            Action.ACCESS_DENIED, actor=user.principal.actor,
+            details={"reason": f"csrf: {refused}"[:256], "route": _route(request)})
+        raise
+
+
+def page(request: Request, name: str, context: dict[str, Any], *, status: int = 200) -> HTMLResponse:
+    """Render a template with the signed-in officer (if any) in ``web``."""
+    context.setdefault("web", getattr(request.state, "web", None))
+    response: HTMLResponse = templates.TemplateResponse(request, name, context, status_code=status)
+    return response
+
+
+# --- sign in ---------------------------------------------------------------------------------
+
+
+def _refusal(vault: Vault, request: Request, error: Unauthenticated, *, name: str | None,
+             user_id: str | None = None) -> None:
+    user = None
+    if user_id is not None:
+        with vault.sessions() as session:
+            user = session.get(User, user_id)
+    vault.ledger.record(
+        Action.ACCESS_DENIED,
+        actor=user.name if user else ANONYMOUS,
+        actor_role=user.role.value if user else None,
+        actor_org=user.organisation if user else None,
+        client_addr=client_addr(request),
+        object_ids=[user.id] if user else [],
+        details={"reason": f"sign-in: {error.reason}", "route": _route(request),
+                 **({"user": name[:_MAX_NAME]} if name and user is None else {})},
+    )
+
+
+@router.get("/")
+def home(request: Request) -> Response:
+    active = _session(request)
+    return sec.redirect("/find" if active and active.stage is Stage.SIGNED_IN else "/sign-in")
+
+
+@router.get("/sign-in")
+def sign_in_form(request: Request, next: Annotated[str | None, Query(max_length=2000)] = None,
+                 signed_out: bool = False) -> Response:
+    settings = _settings(request)
+    token = request.cookies.get(sec.csrf_cookie_name(settings)) or sec.new_csrf_token()
+    response = page(request, "sign_in.html", {
+        "csrf": token, "next": sec.safe_next(next), "signed_out": signed_out, "error": None,
+        "username": ""})
+    sec.set_cookie(response, settings, sec.csrf_cookie_name(settings), token)
+    return response
+
+
+@router.post("/sign-in")
+async def sign_in(
+    request: Request,
+    csrf_token: CsrfField = None,
+    username: Annotated[str, Form(max_length=_MAX_NAME)] = "",
+    password: Annotated[str, Form(max_length=credentials.MAX_PASSWORD + 1)] = "",
+    next: Annotated[str | None, Form(max_length=2000)] = None,
+) -> Response:
+    settings, vault = _settings(request), _vault(request)
+    cookie = request.cookies.get(sec.csrf_cookie_name(settings))
+    sec.check_csrf(request, csrf_token, cookie)
+    target = sec.safe_next(next)
+    try:
+        found = await run_in_threadpool(credentials.check_password, vault, username.strip(), password)
+    except Unauthenticated as error:
+        await run_in_threadpool(_refusal, vault, request, error, name=username.strip())
+        return page(request, "sign_in.html", {
+            "csrf": cookie, "next": target, "error": str(error), "signed_out": False,
+            "username": username}, status=401)
+    previous = _session(request)
+    started = web_sessions.start_session(
+        vault, found.user_id, Stage.SECOND_FACTOR if found.enrolled else Stage.ENROL,
+        absolute=dt.timedelta(hours=settings.web_session_absolute_hours),
+        client_addr=client_addr(request), replaces=previous.id if previous else None)
+    step = "/sign-in/code" if found.enrolled else "/sign-in/enrol"
+    response = sec.redirect(f"{step}?{urllib.parse.urlencode({'next': target})}"
+                            if target != "/find" else step)
+    sec.set_cookie(response, settings, sec.session_cookie_name(settings), started.token)
+    return response
+
+
+def _pending(request: Request, stage: Stage) -> ActiveSession:
+    active = _session(request)
+    if active is None or active.stage is not stage:
+        raise sec.SignInRequired("/find")
+    return active
+
+
+@router.get("/sign-in/code")
+def code_form(request: Request, next: Annotated[str | None, Query(max_length=2000)] = None) -> Response:
+    active = _pending(request, Stage.SECOND_FACTOR)
+    return page(request, "code.html", {"csrf": active.csrf_token, "next": sec.safe_next(next),
+                                       "error": None})
+
+
+@router.get("/sign-in/enrol")
+def enrol_form(request: Request, next: Annotated[str | None, Query(max_length=2000)] = None) -> Response:
+    active = _pending(request, Stage.ENROL)
+    enrolment = credentials.begin_enrolment(_vault(request), active.user_id,
+                                            issuer=_settings(request).web_totp_issuer)
+    return page(request, "enrol.html", {
+        "csrf": active.csrf_token, "next": sec.safe_next(next), "error": None,
+        "secret": enrolment.secret, "uri": enrolment.uri,
+        "secret_groups": [enrolment.secret[i:i + 4] for i in range(0, len(enrolment.secret), 4)]})
+
+
+async def _second_factor(request: Request, stage: Stage, csrf_token: str | None, code: str,
+                         next: str | None) -> Response:
+    settings, vault = _settings(request), _vault(request)
+    active = _pending(request, stage)
+    sec.check_csrf(request, csrf_token, active.csrf_token)
+    target = sec.safe_next(next)
+    try:
+        await run_in_threadpool(credentials.check_code, vault, active.user_id, code,
+                                enrolling=stage is Stage.ENROL)
+    except Unauthenticated as error:
+        await run_in_threadpool(_refusal, vault, request, error, name=None, user_id=active.user_id)
+        if stage is Stage.ENROL:
+            raise InvalidInput(f"{error}: start again from the sign-in page") from None
+        return page(request, "code.html", {"csrf": active.csrf_token, "next": target,
+                                           "error": str(error)}, status=401)
+    # Check 3 of vault/web_sessions.py: signed in under a new token; the pending one ends.
+    started = web_sessions.start_session(
+        vault, active.user_id, Stage.SIGNED_IN,
+        absolute=dt.timedelta(hours=settings.web_session_absolute_hours),
+        client_addr=client_addr(request), replaces=active.id)
+    principal = web_sessions.session_principal(vault, started.session,
+                                               client_addr=client_addr(request))
+    vault.ledger.record(SIGNED_IN, actor=principal.actor, object_ids=[principal.user_id],
+                        details={"session_id": started.session.id, "method": "password+totp",
+                                 "enrolled_now": stage is Stage.ENROL})
+    response = sec.redirect(target)
+    sec.set_cookie(response, settings, sec.session_cookie_name(settings), started.token)
+    sec.clear_cookie(response, settings, sec.csrf_cookie_name(settings))
+    return response
+
+
+@router.post("/sign-in/code")
+async def sign_in_code(
+    request: Request,
+    csrf_token: CsrfField = None,
+    code: Annotated[str, Form(max_length=16)] = "",
+    next: Annotated[str | None, Form(max_length=2000)] = None,
+) -> Response:
+    return await _second_factor(request, Stage.SECOND_FACTOR, csrf_token, code, next)
+
+
+@router.post("/sign-in/enrol")
+async def sign_in_enrol(
+    request: Request,
+    csrf_token: CsrfField = None,
+    code: Annotated[str, Form(max_length=16)] = "",
+    next: Annotated[str | None, Form(max_length=2000)] = None,
+) -> Response:
+    return await _second_factor(request, Stage.ENROL, csrf_token, code, next)
+
+
+@router.post("/sign-out")
+def sign_out(request: Request, user: WebUserDep, csrf_token: CsrfField = None,
+             everywhere: Annotated[bool, Form()] = False) -> Response:
+    vault, settings = _vault(request), _settings(request)
+    _checked(request, user, csrf_token)
+    if everywhere:
+        ended = web_sessions.end_all_sessions(vault, user.principal.user_id)
+    else:
+        ended = int(web_sessions.end_session(vault, user.session.id))
+    vault.ledger.record(SIGNED_OUT, actor=user.principal.actor, object_ids=[user.principal.user_id],
+                        details={"session_id": user.session.id, "everywhere": everywhere,
+                                 "sessions_ended": ended})
+    response = sec.redirect("/sign-in?signed_out=true")
+    sec.clear_cookie(response, settings, sec.session_cookie_name(settings))
+    return response
+
+
+@router.get("/account")
+def account(request: Request, user: WebUserDep) -> Response:
+    sessions = web_sessions.live_sessions(_vault(request), user.principal.user_id)
+    return page(request, "account.html", {"csrf": user.csrf, "sessions": sessions,
+                                          "current": user.session.id})
+
+
+# --- purpose ---------------------------------------------------------------------------------
+
+
+@router.get("/purpose")
+def purpose_form(request: Request, user: WebUserDep,
+                 next: Annotated[str | None, Query(max_length=2000)] = None) -> Response:
+    current = user.session.purpose
+    return page(request, "purpose.html", {
+        "csrf": user.csrf, "next": sec.safe_next(next), "errors": {},
+        "values": {"purpose": "", "reference": "", "lawful_basis": ""},
+        "current": current, "earlier": user.session.purposes})
+
+
+@router.post("/purpose")
+def purpose_submit(
+    request: Request,
+    user: WebUserDep,
+    csrf_token: CsrfField = None,
+    purpose: Annotated[str, Form(max_length=MAX_PURPOSE + 1)] = "",
+    reference: Annotated[str, Form(max_length=MAX_FIELD + 1)] = "",
+    lawful_basis: Annotated[str, Form(max_length=MAX_FIELD + 1)] = "",
+    next: Annotated[str | None, Form(max_length=2000)] = None,
+) -> Response:
+    _checked(request, user, csrf_token)
+    values = {"purpose": purpose.strip(), "reference": reference.strip(),
+              "lawful_basis": lawful_basis.strip()}
+    errors: dict[str, str] = {}
+    if not values["purpose"]:
+        errors["purpose"] = "Say why you need this footage; it is recorded with every view"
+    if not values["reference"]:
+        errors["reference"] = "Enter the case, crime or SAR reference this task is for"
+    if not values["lawful_basis"]:
+        errors["lawful_basis"] = "Enter the lawful basis, for example DPA 2018 s.35 law enforcement"
+    limits = {"purpose": MAX_PURPOSE, "reference": MAX_FIELD, "lawful_basis": MAX_FIELD}
+    for name, limit in limits.items():
+        if len(values[name]) > limit:
+            errors[name] = f"Use at most {limit} characters"
+    if errors:
+        return page(request, "purpose.html", {
+            "csrf": user.csrf, "next": sec.safe_next(next), "errors": errors, "values": values,
+            "current": user.session.purpose, "earlier": user.session.purposes}, status=400)
+    web_sessions.state_purpose(_vault(request), user.session.id, Purpose(**values))
+    return sec.redirect(sec.safe_next(next))
+
+
+# --- find ------------------------------------------------------------------------------------
+
+
+def _cameras(vault: Vault, principal: Principal) -> list[tuple[str, str | None, str | None]]:
+    """(source id, name, site) of every camera with footage the principal may see."""
+    query = (select(Source.id, Source.name, Source.site).distinct()
+             .join(Recording, Recording.source_id == Source.id)
+             .where(visible_recordings(principal), Recording.deleted_at.is_(None))
+             .order_by(Source.site, Source.id))
+    with vault.sessions() as session:
+        return [(r.id, r.name, r.site) for r in session.execute(query)]
+
+
+@router.get("/find")
+def find(
+    request: Request,
+    user: WebUserDep,
+    site: Annotated[str | None, Query(max_length=256)] = None,
+    camera: Annotated[str | None, Query(max_length=128)] = None,
+    day: Annotated[str | None, Query(max_length=32)] = None,
+    start: Annotated[str, Query(alias="from", max_length=16)] = "00:00",
+    end: Annotated[str, Query(alias="to", max_length=16)] = "23:59",
+    page_no: Annotated[int, Query(alias="page", ge=1, le=10_000)] = 1,
+) -> Response:
+    vault, principal = _vault(request), user.principal
+    require(vault, principal, Permission.SEARCH, route=_route(request))
+    cameras = _cameras(vault, principal)
+    sites = sorted({s for _, _, s in cameras if s})
+    form = {"site": site or "", "camera": camera or "", "day": day or "", "from": start,
+            "to": end}
+    context: dict[str, Any] = {"form": form, "sites": sites, "cameras": cameras, "errors": {},
+                               "results": None, "page": page_no, "purpose": user.session.purpose}
+    if not day:
+        return page(request, "find.html", context)
+    try:
+        since = parse_uk(day, start, field="From", edge="start")
+        until = parse_uk(day, end, field="To", edge="end")
+        if until <= since:
+            raise InvalidInput("To: the window must end after it starts")
+    except InvalidInput as error:
+        field = "to" if str(error).startswith("To") else "day"
+        context["errors"] = {field: str(error)}
+        return page(request, "find.html", context, status=400)
+    query = RecordingQuery(source_id=camera or None, site=site or None, since=since, until=until,
+                           limit=PAGE_SIZE + 1, offset=(page_no - 1) * PAGE_SIZE)
+    found = search_recordings(vault, query, actor=principal.actor,
+                              scope=visible_recordings(principal))
+    context.update({
+        "results": found[:PAGE_SIZE], "more": len(found) > PAGE_SIZE, "since": since,
+        "until": until, "zone": zone_name(since),
+        "query": {k: v for k, v in form.items() if v},
+    })
+    return page(request, "find.html", context)
+
+
+# --- watch -----------------------------------------------------------------------------------
+
+
+@router.get("/watch/{recording_id}")
+def watch(request: Request, user: WebUserDep, recording_id: str) -> Response:
+    vault = _vault(request)
+    recording = require_recording(vault, user.principal, Permission.VIEW, recording_id,
+                                  route=_route(request))
+    if user.session.purpose is None:
+        return sec.redirect(f"/purpose?next=/watch/{recording.id}")
+    with vault.sessions() as session:
+        source = session.get(Source, recording.source_id)
+    seconds = None
+    if recording.captured_end is not None:
+        seconds = math.ceil((recording.captured_end - recording.captured_start).total_seconds())
+    return page(request, "watch.html", {
+        "csrf": user.csrf, "recording": recording, "source": source, "seconds": seconds,
+        "purpose": user.session.purpose})
+
+
+@router.get("/watch/{recording_id}/media")
+def watch_media(
+    request: Request,
+    recording_id: str,
+    range_header: Annotated[str | None, Header(alias="Range")] = None,
+) -> Response:
+    """The footage for the page's player: the API's stream, authorised by the session."""
+    vault = _vault(request)
+    active = _session(request)
+    if active is None or active.stage is not Stage.SIGNED_IN:
+        raise Unauthenticated("sign in to the web app to play footage", reason="no-session")
+    principal = web_sessions.session_principal(vault, active, client_addr=client_addr(request))
+    recording = require_recording(vault, principal, Permission.VIEW, recording_id,
+                                  route=_route(request))
+    if active.purpose is None:
+        raise AccessDenied("state the purpose of this task before footage is shown")
+    response = footage_response(
+        vault, recording, actor=principal.actor, purpose=active.purpose,
+        range_header=range_header, action=Action.STREAMED, attachment=False,
+        details={"via": "web", "session_id": active.id},
+    )
+    response.headers["Cross-Origin-Resource-Policy"] = "same-origin"
+    return response
+
+
+__all__ = ["PAGE_SIZE", "SIGNED_IN", "SIGNED_OUT", "WebUser", "router", "web_user"]

@@ -1,0 +1,70 @@
+"""UK local time (Europe/London: GMT in winter, BST in summer) for what officers type and read.
+
+Officers think in the clock on the wall; the catalog stores UTC. A time typed on a form is
+read as UK local time, and two hours of the year need a rule:
+
+- **Spring forward** (last Sunday of March, 01:00-02:00 does not exist): refused, naming the
+  gap, rather than silently moved an hour.
+- **Fall back** (last Sunday of October, 01:00-02:00 happens twice): a window *start* takes
+  the earlier (BST) instant and a window *end* the later (GMT) one, so the window covers both
+  and no footage is missed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from vault.errors import InvalidInput
+
+UK = ZoneInfo("Europe/London")
+
+
+def to_uk(when: dt.datetime) -> dt.datetime:
+    """``when`` (aware) in UK local time."""
+    return when.astimezone(UK)
+
+
+def zone_name(when: dt.datetime) -> str:
+    """``GMT`` or ``BST``: the UK zone in force at ``when`` (aware)."""
+    return to_uk(when).tzname() or "UK time"
+
+
+def format_uk(when: dt.datetime | None, *, seconds: bool = True) -> str:
+    """``25 Nov 2026, 15:00:00 GMT``: an aware time as an officer reads it ('' for None)."""
+    if when is None:
+        return ""
+    local = to_uk(when)
+    clock = "%H:%M:%S" if seconds else "%H:%M"
+    return f"{local:%-d %b %Y}, {local.strftime(clock)} {local.tzname()}"
+
+
+def parse_uk(day: str, clock: str, *, field: str, edge: Literal["start", "end"]) -> dt.datetime:
+    """The UTC instant of ``day`` (YYYY-MM-DD) at ``clock`` (HH:MM or HH:MM:SS), UK time.
+
+    ``edge`` picks the instant of a repeated hour (see the module docstring). Raises
+    InvalidInput naming ``field`` for a malformed date or time, or a time the clocks skip.
+    """
+    try:
+        date = dt.date.fromisoformat(day.strip())
+    except ValueError:
+        raise InvalidInput(f"{field}: enter the date as YYYY-MM-DD, for example 2026-11-25") from None
+    try:
+        time = dt.time.fromisoformat(clock.strip())
+    except ValueError:
+        raise InvalidInput(f"{field}: enter the time as HH:MM in 24-hour UK time, for example 14:30") from None
+    naive = dt.datetime.combine(date, time.replace(tzinfo=None))
+    early = naive.replace(tzinfo=UK, fold=0)
+    late = naive.replace(tzinfo=UK, fold=1)
+    # A wall time that does not exist maps to an instant whose wall time differs from it.
+    if early.astimezone(dt.UTC).astimezone(UK).replace(tzinfo=None) != naive:
+        raise InvalidInput(
+            f"{field}: {naive:%H:%M} on {naive:%-d %B %Y} does not exist in UK time (the clocks "
+            "went forward an hour); use a time before or after the change"
+        )
+    chosen = early if edge == "start" else late
+    return chosen.astimezone(dt.UTC)
+
+
+__all__ = ["UK", "format_uk", "parse_uk", "to_uk", "zone_name"]
