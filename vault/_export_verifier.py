@@ -19,8 +19,16 @@ This file is copied unchanged into every package as ``verify_export.py`` and is 
   5. every custody event in the certificate is proven to be in the vault's append-only log by
      an RFC 6962 inclusion proof against a checkpoint signed by the same key for the vault's
      log (its origin line; ``--origin`` names the one expected, default the certificate's);
-  6. every master in the manifest has an ``ingested`` (or ``redaction_rendered``) event
-     recording the same SHA-256, and the ``exported`` event names this manifest.
+  6. the log recorded each file's SHA-256 when the file was made: every master by its
+     ``ingested`` event; every derived copy (clip, redacted copy, earlier package) by the
+     event that made it, which names the sources the manifest lists, each of them made or
+     ingested with the SHA-256 the manifest gives, down to the masters; and the
+     ``exported`` event names this manifest.
+
+Events the recipient has no business seeing in full are *redacted* in the certificate (a
+view without client addresses, other disclosures, purposes of others' access) or *withheld*
+(refusals): their leaf hashes are still proven in the log, and the vault can produce the full
+entries to a court (``check_opening``).
 
 Pass ``--key`` with the verifier key the vault publishes (from its operator, not from the
 package): without it the key inside the package is used, which proves integrity but not origin.
@@ -635,7 +643,8 @@ def main(argv: list[str]) -> int:
         print(f"FAILED: the package is malformed ({exc!r})", file=sys.stderr)
         return 1
     print(
-        f"OK: {summary['files']} files and {summary['events']} custody events verified "
+        f"OK: {summary['files']} files and {summary['events']} custody events verified, "
+        f"{summary['redacted_events']} of them redacted for you "
         f"(signing key {summary['key']})"
     )
     return 0

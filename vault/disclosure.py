@@ -1,20 +1,55 @@
 """Disclosure exports: the package a police force or partner receives.
 
 A package is a ZIP holding
-    masters/    the native recordings, byte for byte as ingested (the master exhibits)
-    redacted/   redacted copies made by the vault, where the export includes them
+    masters/    native recordings, byte for byte as ingested (the master exhibits)
+    clips/      incident clips cut from masters (derived: re-encoded edges, stream-copied middle)
+    redacted/   redacted copies made by the vault (derived)
+    packages/   earlier disclosure packages, when one is disclosed again (derived)
     playable/   playable copies (H.264 MP4) of masters that are not, made by a caller hook
-    manifest.json             every file with its SHA-256, size, recording and role
+    manifest.json             every file with its SHA-256, size, recording and role; a derived
+                              file also names how it was made and from what (its sources'
+                              SHA-256 and, for a clip, the cut), down to the masters
     SHA256SUMS                the same hashes in ``sha256sum -c`` form
     custody-certificate.json  a C2SP signed note (Ed25519, the custody key) naming the
-                              manifest's SHA-256, with every custody event of the items and
-                              each event's RFC 6962 inclusion proof against a signed checkpoint
+                              manifest's SHA-256, with the custody events of the items and
+                              their sources and each event's RFC 6962 inclusion proof
     verify_export.py          a standard-library-only checker (see vault/_export_verifier.py)
     VERIFY.txt                how to check the package with sha256sum and Python 3
 
+What the certificate tells the recipient (certificate format v2, see docs/disclosure.md)
+    A recipient needs the history of *its* items and nothing of anyone else's business. The
+    certificate holds every custody event that names an item or one of its sources, each in
+    one of three forms:
+
+    ``full``      the event's ledger entry as logged. The verifier recomputes its leaf hash
+                  (SHA-256(0x00 || entry)) and walks the inclusion proof to the signed root.
+                  Used when every field of the event may go to this recipient.
+    ``redacted``  a *view*: the fields this recipient may see (what was done, when, to which
+                  of its items, with which SHA-256, and, for staff, who: continuity of
+                  evidence), plus the event's leaf hash and inclusion proof. The fields
+                  withheld are named, never shown: client addresses, other disclosures'
+                  recipients and purposes, purposes and references of staff access (which
+                  can name a SAR requester or another case), free-text details, ids of
+                  other objects. The verifier checks the leaf hash is in the signed tree at
+                  the view's position; the view itself is covered by the certificate's
+                  signature. The leaf hash commits to the whole entry: the vault can open it
+                  to a court or auditor by producing the entry, which anyone then checks with
+                  ``verify_export.check_opening`` (the entry must hash to the leaf and agree
+                  with the view). Entries carry a random 122-bit event id and the previous
+                  entry's hash, so the withheld text cannot be guessed from the leaf hash.
+    ``withheld``  position only (leaf hash and proof): refusals (``access_denied``), whose
+                  every field is about someone else.
+
+    Why not recompute every leaf: a v1 ledger entry is one canonical JSON text hashed whole,
+    so no field can be left out of it without losing the hash; salting fields one by one
+    would need a new ledger entry format. The certificate therefore never shows a field it
+    cannot stand behind: a ``full`` entry is checked byte for byte, a ``redacted`` view is
+    signed by the vault and bound to a leaf it must later be able to open.
+
 The export is itself a custody event (``exported``: items, recipient, purpose, manifest hash),
-and its inclusion proof is in the certificate. The package is built in the spool directory and
-moved into place only when complete, so a failure leaves no partial package.
+in the certificate in full but for the disclosing client's address. The package is built in
+the spool directory and moved into place only when complete, so a failure leaves no partial
+package.
 """
 
 from __future__ import annotations
@@ -24,6 +59,7 @@ import json
 import os
 import shutil
 import tempfile
+import textwrap
 import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -56,7 +92,25 @@ class ExportResult:
     event_seq: int
 
 
-def _verify_text(export_id: str, vkey: str) -> str:
+def _what_is_inside(files: Sequence[dict[str, Any]]) -> str:
+    """The guide's account of the files, true of this package: masters are called masters
+    only when there are some, and derived copies are always called derived."""
+    roles = {f["role"] for f in files}
+    lines = []
+    if "master" in roles:
+        lines.append("Files under masters/ are the native recordings, byte for byte as ingested.")
+    if "derived" in roles:
+        lines.append(
+            "Files under clips/, redacted/ and packages/ are DERIVED copies made by the vault, "
+            "not the recordings as ingested: manifest.json names, for each, how it was made (a "
+            "clip's cut: the window and the offsets taken from each source; a redaction's plan) "
+            "and the SHA-256 of every recording it was made from, back to the masters.")
+    if "playable" in roles:
+        lines.append("Files under playable/ are playable copies of masters, with their own hashes.")
+    return textwrap.fill(" ".join(lines), width=88, initial_indent="   ", subsequent_indent="   ")
+
+
+def _verify_text(export_id: str, vkey: str, files: Sequence[dict[str, Any]]) -> str:
     return f"""Evidence vault disclosure package {export_id}
 
 This package holds recordings disclosed to you and everything needed to check them
@@ -66,8 +120,8 @@ without the vault's software.
 
        sha256sum -c SHA256SUMS
 
-   Every line must end in "OK". The masters are the native recordings, byte for byte as
-   ingested; redacted copies and playable copies are separate files with their own hashes.
+   Every line must end in "OK".
+{_what_is_inside(files)}
 
 2. Check the signed custody certificate and every custody event (Python 3, nothing else):
 
@@ -75,9 +129,16 @@ without the vault's software.
 
    Ask the disclosing organisation to confirm the key above through another channel (phone,
    letter): it is their custody-log verifier key. The script checks that the certificate
-   is signed by that key (Ed25519), names this manifest, and that every event (ingest, each
-   access, redaction, this export) is included in their append-only custody log (RFC 6962
-   Merkle proofs against a signed checkpoint). It prints OK or the first failure.
+   is signed by that key (Ed25519), names this manifest, that every event (ingest, each
+   access, each derivation, this export) is included in their append-only custody log
+   (RFC 6962 Merkle proofs against a signed checkpoint), that the log recorded each file's
+   SHA-256 when it was made, and that each derived copy was logged as made from the
+   sources the manifest names. It prints OK or the first failure.
+
+   Some events are shown redacted: the certificate gives you what concerns your items
+   (who handled them, when, what was done) but not other people's business (their
+   addresses, other disclosures, refusals). Each redacted event still carries its position
+   and hash in the log; the disclosing organisation can produce it in full to a court.
 """
 
 
@@ -92,10 +153,13 @@ def build_export(
     recipient_org: str,
     playable: PlayableHook | None = None,
 ) -> ExportResult:
-    """Build a disclosure package of ``recording_ids`` (masters and redacted copies).
+    """Build a disclosure package of ``recording_ids`` (masters and derived copies: clips,
+    redacted copies, earlier packages) at ``destination``; returns the finished package.
 
-    Every item is decrypted and its SHA-256 checked against the catalog before it goes in.
-    Raises NotFound, Shredded, HashMismatch, InvalidInput (no items, destination exists).
+    Every item is decrypted and its SHA-256 checked against the catalog before it goes in;
+    a derived item's manifest entry names its sources (with their SHA-256) down to the
+    masters. Raises NotFound, Shredded, HashMismatch, InvalidInput (no items, destination
+    exists).
     """
     if not recording_ids:
         raise InvalidInput("an export needs at least one recording")
@@ -140,7 +204,7 @@ def build_export(
                 details={"export_id": export_id, "manifest_sha256": manifest_sha256, "files": len(files)},
             )
         vault.ledger.checkpoint()
-        certificate = _certificate(vault, recordings, manifest_sha256, export_id)
+        certificate = _certificate(vault, recordings, manifest_sha256, export_id, record.seq)
         vkey = vault.ledger.verifier_key()
         partial = destination.with_name(f".{destination.name}.partial-{os.getpid()}")
         try:
@@ -153,7 +217,7 @@ def build_export(
                 )
                 archive.writestr("custody-certificate.json", json.dumps(certificate, indent=2) + "\n")
                 archive.write(_export_verifier.__file__, "verify_export.py")
-                archive.writestr("VERIFY.txt", _verify_text(export_id, vkey))
+                archive.writestr("VERIFY.txt", _verify_text(export_id, vkey, files))
             os.replace(partial, destination)
         finally:
             partial.unlink(missing_ok=True)
@@ -161,6 +225,10 @@ def build_export(
     finally:
         # Decrypted footage exists only in the spool, and only while the package is built.
         shutil.rmtree(work, ignore_errors=True)
+
+
+# Folder and derivation kind of each kind of derived recording (provenance "kind").
+_DERIVED_FOLDERS = {"clip": "clips", "redaction": "redacted", "export": "packages"}
 
 
 def _gather(
@@ -174,20 +242,79 @@ def _gather(
 ) -> list[dict[str, Any]]:
     files: list[dict[str, Any]] = []
     for recording in recordings:
-        role = "redacted" if (recording.provenance or {}).get("kind") == "redaction" else "master"
+        derived = _is_derived(recording)
         name = _safe_name(recording.original_name or "recording")
-        rel = f"{'redacted' if role == 'redacted' else 'masters'}/{recording.id}-{name}"
+        kind = str((recording.provenance or {}).get("kind") or "derived")
+        folder = _DERIVED_FOLDERS.get(kind, "derived") if derived else "masters"
+        rel = f"{folder}/{recording.id}-{name}"
         target = work / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         vault.export_file(recording.id, target, actor=actor, purpose=purpose, action=Action.EXPORTED)
-        files.append(_file_entry(rel, target, recording, role))
-        if role == "master" and recording.media_kind == MediaKind.VIDEO and playable is not None:
+        entry = _file_entry(rel, target, recording, "derived" if derived else "master")
+        if derived:
+            entry["derivation"] = _derivation(vault, recording)
+        files.append(entry)
+        if not derived and recording.media_kind == MediaKind.VIDEO and playable is not None:
             rel_play = f"playable/{recording.id}-{Path(name).stem}.mp4"
             out = work / rel_play
             out.parent.mkdir(parents=True, exist_ok=True)
             if playable(target, out):
                 files.append(_file_entry(rel_play, out, recording, "playable"))
     return files
+
+
+def _is_derived(recording: Recording) -> bool:
+    return recording.parent_id is not None or bool((recording.provenance or {}).get("kind"))
+
+
+def _source_ids(recording: Recording) -> list[str]:
+    """The recordings ``recording`` was made from, as its provenance names them."""
+    prov = recording.provenance or {}
+    kind = prov.get("kind")
+    if kind == "clip":
+        ids = [str(s["id"]) for s in prov.get("sources", [])]
+    elif kind == "export":
+        ids = [str(i) for i in prov.get("recording_ids", [])]
+    elif kind == "redaction":
+        ids = [str(prov.get("parent_id") or recording.parent_id)]
+    else:
+        ids = []
+    if not ids and recording.parent_id:
+        ids = [recording.parent_id]
+    return list(dict.fromkeys(ids))
+
+
+def _derivation(vault: Vault, recording: Recording, depth: int = 0) -> dict[str, Any]:
+    """How a derived recording was made and from what, recursively down to the masters.
+
+    Each source carries its SHA-256 as the catalog holds it (which the verifier checks
+    against the source's own creation event in the certificate) and, for a clip, the cut
+    taken from it. Raises IntegrityError for a derivation chain that does not end.
+    """
+    if depth > 16:
+        raise IntegrityError(f"recording {recording.id}: derivation chain deeper than 16 copies")
+    prov = recording.provenance or {}
+    kind = str(prov.get("kind") or "derived")
+    cuts = {str(s.get("id")): s for s in prov.get("sources", [])} if kind == "clip" else {}
+    sources: list[dict[str, Any]] = []
+    for sid in _source_ids(recording):
+        source = vault.recording(sid)  # a shredded source keeps its row and hash
+        item: dict[str, Any] = {"recording_id": source.id, "sha256": source.sha256}
+        if sid in cuts:
+            cut = cuts[sid]
+            item["cut"] = {k: cut[k] for k in ("captured_start", "from_ms", "to_ms", "frames", "parts")
+                           if k in cut}
+        if _is_derived(source):
+            item["derivation"] = _derivation(vault, source, depth + 1)
+        sources.append(item)
+    out: dict[str, Any] = {"kind": kind, "sources": sources}
+    keep = {
+        "clip": ("window", "first_frame_at", "method", "frame_count", "software_version"),
+        "redaction": ("plan_sha256", "software_version", "frame_count"),
+        "export": ("export_id",),
+    }.get(kind, ())
+    out.update({k: prov[k] for k in keep if k in prov})
+    return out
 
 
 def _sha256_file(path: Path) -> str:
@@ -224,23 +351,63 @@ def _safe_name(name: str) -> str:
     return cleaned.lstrip(".") or "recording"
 
 
-def _certificate(
-    vault: Vault, recordings: list[Recording], manifest_sha256: str, export_id: str
-) -> dict[str, Any]:
+CERTIFICATE_FORMAT = "evidence-vault/custody-certificate/v2"
+
+
+def _scope(vault: Vault, recordings: list[Recording]) -> set[str]:
+    """The items and every recording they were made from, recursively."""
+    scope: set[str] = set()
+    todo = list(recordings)
+    while todo:
+        recording = todo.pop()
+        if recording.id in scope:
+            continue
+        scope.add(recording.id)
+        todo.extend(vault.recording(sid) for sid in _source_ids(recording) if sid not in scope)
+    return scope
+
+
+def certificate_events(
+    vault: Vault, scope: set[str], export_seq: int | None
+) -> list[dict[str, Any]]:
+    """Every custody event naming a recording in ``scope``, oldest first, each in the form the
+    recipient may see (:func:`vault._export_verifier.redact_event`) with its inclusion proof.
+
+    A ``full`` event carries its ledger entry; a ``redacted`` one its view and leaf hash; a
+    ``withheld`` one its leaf hash alone. Raises NotFound when no event names the scope.
+    """
     seqs: set[int] = set()
-    for recording in recordings:
-        seqs.update(e.seq for e in vault.ledger.events(object_id=recording.id, limit=100_000))
-        if recording.parent_id:
-            # A redacted copy's history starts with its master's.
-            seqs.update(e.seq for e in vault.ledger.events(object_id=recording.parent_id, limit=100_000))
+    for rid in scope:
+        seqs.update(e.seq for e in vault.ledger.events(object_id=rid, limit=1_000_000))
     if not seqs:
         raise NotFound("no custody events for the exported recordings")
+    items: list[dict[str, Any]] = []
+    for seq in sorted(seqs):
+        proof = vault.ledger.inclusion_proof(seq)
+        event = json.loads(proof["entry"])["event"]
+        form, view = _export_verifier.redact_event(event, seq, scope, export_seq)
+        if form == "full":
+            items.append({"disclosure": "full", **proof})
+            continue
+        del proof["entry"]  # the leaf hash stands for it
+        items.append({"disclosure": form, **proof, "event": view})
+    return items
+
+
+def _certificate(
+    vault: Vault, recordings: list[Recording], manifest_sha256: str, export_id: str,
+    export_seq: int,
+) -> dict[str, Any]:
+    scope = _scope(vault, recordings)
     payload = {
-        "format": "evidence-vault/custody-certificate/v1",
+        "format": CERTIFICATE_FORMAT,
         "export_id": export_id,
         "manifest_sha256": manifest_sha256,
         "origin": vault.ledger.origin,
-        "events": [vault.ledger.inclusion_proof(seq) for seq in sorted(seqs)],
+        # What the views were made for: check_opening needs both to redact an opened entry.
+        "scope": sorted(scope),
+        "export_seq": export_seq,
+        "events": certificate_events(vault, scope, export_seq),
     }
     header = _export_verifier.CERTIFICATE_HEADER
     note = vault.signer.sign_note(f"{header}\n{canonical_json(payload).decode()}\n")
