@@ -1,12 +1,22 @@
 """The agent process: every source in the agents file, concurrently, feeding one pipeline.
 
 Threads: one per source (finding footage), ``workers`` pipeline workers (both cores busy:
-SHA-256 and AES-GCM release the GIL), and a status writer that rewrites ``status.json`` in
-the spool every ``status_interval_s`` for ``evidence-vault ingest status``.
+SHA-256 and AES-GCM release the GIL), a status writer that rewrites ``status.json`` in the
+spool every ``status_interval_s`` for ``evidence-vault ingest status``, and a maintenance
+thread (store probe and leftover sweep).
 
 Start-up recovers first: the spool journal is made consistent (ingest/spool.py), each source
-picks up what a crashed run left (RTSP segments of a killed recording), and every unfinished
-item goes back through the pipeline from its journalled state.
+picks up what a crashed run left (RTSP segments of a killed recording), what killed uploads
+left in the store is swept (:meth:`vault.vault.Vault.sweep_leftovers`: orphan objects,
+temp files and multipart uploads older than ``sweep_after_s``; again every
+``sweep_every_s``), and every unfinished item goes back through the pipeline from its
+journalled state.
+
+Faults: a worker survives every failure, its own failure path included (a journal that
+cannot be written on a full disk holds the item in memory instead); the status file counts
+live workers and ``ingest status`` fails when there are none. While the store or the disk
+fails, the maintenance thread probes them every ``store_probe_s`` (jittered); the moment they
+answer, every waiting item is retried at once instead of each waiting out its back-off.
 
 Stopping: the first SIGTERM (or SIGINT) stops intake; RTSP sources close their segment in
 progress; workers go on finishing spooled items for up to ``shutdown_grace_s`` and then leave
@@ -25,6 +35,7 @@ import datetime as dt
 import json
 import logging
 import os
+import random
 import signal
 import threading
 import time
@@ -35,7 +46,7 @@ from typing import Any
 from vault.catalog import utcnow
 from vault.config import Settings
 from vault.custody import Action
-from vault.errors import StorageError, VaultError
+from vault.errors import NotFound, StorageError, VaultError
 from vault.vault import Vault
 
 from .config import AgentsFile, SourceConfig
@@ -90,6 +101,7 @@ class Agent:
         self.spool = Spool(
             agent_spool_dir(settings, agents),
             limit_bytes=int(self.options.spool_limit_mb * (1 << 20)),
+            min_free_bytes=int(self.options.min_free_mb * (1 << 20)),
         )
         self.context = SourceContext(
             spool=self.spool,
@@ -112,6 +124,10 @@ class Agent:
         )
         self._work = threading.Condition()
         self._inflight: set[str] = set()
+        # Items whose failure could not be journalled (a full disk): retry time kept here.
+        self._held: dict[str, float] = {}
+        self._degraded = threading.Event()  # the store or the disk failed; probe them
+        self._last_sweep = 0.0
         self._threads: list[threading.Thread] = []
         self._started = utcnow()
         self._store: dict[str, Any] = {"ok": True, "last_error": None, "last_ok_at": None}
@@ -142,61 +158,157 @@ class Agent:
     def _claim(self) -> SpoolItem | None:
         now = time.time()
         for item in self.spool.pending():
-            if item.id in self._inflight or item.next_try > now:
+            if (
+                item.id in self._inflight
+                or item.next_try > now
+                or self._held.get(item.id, 0.0) > now
+            ):
                 continue
             self._inflight.add(item.id)
             return item
         return None
 
     def _worker(self, deadline: list[float]) -> None:
+        # Nothing may end this loop but a stop: an exception escaping it would leave the
+        # agent spooling with no one to drain the spool (issue #18, finding 2).
         while not self._abort.is_set():
-            with self._work:
-                item = self._claim()
-                if item is None:
-                    if self.stop.is_set() and (
-                        self._sources_done.is_set()
-                        and not self._inflight
-                        or time.monotonic() > deadline[0]
-                    ):
-                        return
-                    self._work.wait(0.5)
-                    continue
-            if self.stop.is_set() and time.monotonic() > deadline[0]:
-                with self._work:
-                    self._inflight.discard(item.id)
-                return
             try:
-                item = self.pipeline.process(item)
-                if item.state == ItemState.ACKNOWLEDGED:
-                    self._done += 1
-                    self._stored_bytes += item.size
-                    self._store.update(ok=True, last_error=None, last_ok_at=utcnow().isoformat())
-            except VaultError as error:
-                if isinstance(error, StorageError):
-                    self._store.update(ok=False, last_error=str(error))
-                self.pipeline.fail(
-                    self.spool.get(item.id),
-                    error,
-                    retry_min_s=self.options.retry_min_s,
-                    retry_max_s=self.options.retry_max_s,
-                )
-            except Exception as error:  # a bug must not lose the item: it stays journalled
-                log.exception("%s: unexpected error on %s", item.source, item.name)
-                self.pipeline.fail(
-                    self.spool.get(item.id),
-                    error,
-                    retry_min_s=self.options.retry_min_s,
-                    retry_max_s=self.options.retry_max_s,
-                )
-            finally:
-                with self._work:
-                    self._inflight.discard(item.id)
-                    self._work.notify_all()
+                if not self._work_once(deadline):
+                    return
+            except Exception:
+                log.exception("%s: failure outside any item; carrying on", _thread_name())
+                self._degraded.set()
+                self._abort.wait(1.0)
+
+    def _work_once(self, deadline: list[float]) -> bool:
+        """Claim and process one item; False when the worker should end."""
+        with self._work:
+            item = self._claim()
+            if item is None:
+                if self.stop.is_set() and (
+                    self._sources_done.is_set() and not self._inflight
+                    or time.monotonic() > deadline[0]
+                ):
+                    return False
+                self._work.wait(0.5)
+                return True
+        if self.stop.is_set() and time.monotonic() > deadline[0]:
+            with self._work:
+                self._inflight.discard(item.id)
+            return False
+        try:
+            item = self.pipeline.process(item)
+            if item.state == ItemState.ACKNOWLEDGED:
+                self._done += 1
+                self._stored_bytes += item.size
+                self._store.update(ok=True, last_error=None, last_ok_at=utcnow().isoformat())
+            self._held.pop(item.id, None)
+        except VaultError as error:
+            if isinstance(error, StorageError):
+                self._store.update(ok=False, last_error=str(error))
+            self._failed(item, error)
+        except Exception as error:  # a bug must not lose the item: it stays journalled
+            log.exception("%s: unexpected error on %s", item.source, item.name)
+            self._failed(item, error)
+        finally:
+            with self._work:
+                self._inflight.discard(item.id)
+                self._work.notify_all()
+        return True
+
+    def _failed(self, item: SpoolItem, error: BaseException) -> None:
+        """Journal a failed attempt; if even that fails, hold the item in memory instead."""
+        if not _refusal(error):
+            self._degraded.set()
+        try:
+            self.pipeline.fail(
+                self.spool.get(item.id),
+                error,
+                retry_min_s=self.options.retry_min_s,
+                retry_max_s=self.options.retry_max_s,
+            )
+        except Exception as journal_error:
+            # Typically "database or disk is full": the item keeps its journalled state and is
+            # retried from it; the maintenance probe wakes it when the disk has room again.
+            self._held[item.id] = time.time() + self.options.retry_max_s
+            self._degraded.set()
+            log.error(
+                "%s: %s failed (%s) and the failure could not be journalled (%s); "
+                "retrying when the disk and store answer",
+                item.source,
+                item.name,
+                error,
+                journal_error,
+            )
+
+    # -- maintenance -------------------------------------------------------------------------
+
+    def _healthy_now(self) -> bool:
+        """Whether the store answers and the spool disk is above its floor."""
+        try:
+            self.vault.store.check()
+        except (VaultError, OSError) as error:
+            self._store.update(ok=False, last_error=str(error))
+            return False
+        if not self.spool.above_floor(0):
+            return False
+        self._store.update(ok=True, last_error=None)
+        return True
+
+    def wake_waiting(self) -> int:
+        """Retry every waiting item now (the store answers again); returns how many."""
+        self._held.clear()
+        try:
+            woken = self.spool.retry_now()
+        except VaultError as error:
+            log.warning("could not release waiting items: %s", error)
+            return 0
+        if woken:
+            log.info("store answers again: retrying %d waiting item(s) now", woken)
+            self.spool.log_event("resumed", f"store answers again; {woken} item(s) retried now")
+        self._wake()
+        return woken
+
+    def sweep(self) -> None:
+        """Remove what killed uploads left in the store (logged; failures only logged)."""
+        self._last_sweep = time.monotonic()
+        try:
+            swept = self.vault.sweep_leftovers(
+                older_than=dt.timedelta(seconds=self.options.sweep_after_s)
+            )
+        except (VaultError, OSError) as error:
+            log.warning("leftover sweep skipped: %s", error)
+            return
+        if swept.orphans or swept.partials:
+            self.spool.log_event(
+                "swept",
+                f"removed {len(swept.orphans)} orphan object(s) ({swept.orphan_bytes} bytes) "
+                f"and {len(swept.partials)} unfinished upload(s) ({swept.partial_bytes} bytes)",
+                details={"orphans": swept.orphans, "partials": swept.partials},
+            )
+
+    def _maintenance(self) -> None:
+        while not self._abort.is_set():
+            try:
+                if self._degraded.is_set() and self._healthy_now():
+                    self._degraded.clear()
+                    self.wake_waiting()
+                if time.monotonic() - self._last_sweep >= self.options.sweep_every_s:
+                    self.sweep()
+            except Exception:
+                log.exception("maintenance failed; carrying on")
+            # Jitter: several agents probing one store after an outage do not do so in step.
+            interval = self.options.store_probe_s
+            self._abort.wait(interval * random.uniform(0.75, 1.25))
 
     # -- status ------------------------------------------------------------------------------
 
+    def live_workers(self) -> int:
+        """How many pipeline worker threads are alive."""
+        return sum(1 for t in self._threads if t.name.startswith("worker") and t.is_alive())
+
     def status(self) -> dict[str, Any]:
-        """The agent's health: sources, spool, vault store, recent events (JSON-ready)."""
+        """The agent's health: workers, sources, spool, vault store, recent events (JSON-ready)."""
         used = self.spool.used_bytes()
         limit = self.spool.limit_bytes or 0
         return {
@@ -204,12 +316,16 @@ class Agent:
             "pid": os.getpid(),
             "started_at": self._started.isoformat(),
             "updated_at": utcnow().isoformat(),
+            "status_interval_s": self.options.status_interval_s,
             "stopping": self.stop.is_set(),
+            "workers": {"configured": self.options.workers, "alive": self.live_workers()},
             "sources": [s.status() for s in self.sources.values()],
             "spool": {
                 "path": str(self.spool.root),
                 "used_bytes": used,
                 "limit_bytes": limit,
+                "free_bytes": self.spool.free_bytes(),
+                "min_free_bytes": self.spool.min_free_bytes,
                 "backpressure": self.spool.backpressure or (limit > 0 and used >= limit),
                 "counts": self.spool.counts(),
             },
@@ -231,8 +347,9 @@ class Agent:
         ):
             try:
                 self.write_status()
-            except (OSError, VaultError, SpoolError):
-                log.exception("could not write the status file")
+            except (OSError, VaultError, SpoolError) as error:
+                # A full disk: the status goes stale, which `ingest status` reports.
+                log.error("could not write the status file: %s", error)
             if self._abort.wait(self.options.status_interval_s):
                 return
 
@@ -276,6 +393,7 @@ class Agent:
             )
         for source in self.sources.values():
             source.recover()
+        self.sweep()
         pending = self.spool.pending()
         if pending:
             log.info("resuming %d unfinished item(s) from the spool", len(pending))
@@ -306,6 +424,7 @@ class Agent:
             t.start()
         status = threading.Thread(target=self._status_loop, name="status", daemon=True)
         status.start()
+        threading.Thread(target=self._maintenance, name="maintenance", daemon=True).start()
         started = time.monotonic()
         try:
             while not self.stop.is_set():
@@ -359,11 +478,32 @@ class Agent:
         self.close()
 
 
-def read_status(spool_dir: Path) -> dict[str, Any]:
+def _thread_name() -> str:
+    return threading.current_thread().name
+
+
+def _refusal(error: BaseException) -> bool:
+    """Failures that say nothing about the store or the disk (the item itself is at fault)."""
+    return isinstance(error, NotFound) or (
+        isinstance(error, VaultError) and not isinstance(error, (StorageError, SpoolError))
+        and not isinstance(error.__cause__, OSError)
+    )
+
+
+#: A status file older than this many status intervals (and at least STALE_MIN_S) is stale.
+STALE_INTERVALS = 10
+STALE_MIN_S = 30.0
+
+
+def read_status(spool_dir: Path, *, now: dt.datetime | None = None) -> dict[str, Any]:
     """What ``ingest status`` shows: the last status file and the journal, read-only.
 
-    ``running`` says whether the process that wrote the status file is still alive.
-    Raises SpoolError when the directory holds no spool.
+    ``running`` says whether the process that wrote the status file is still alive;
+    ``live_workers`` how many pipeline workers it last reported alive; ``stale`` whether the
+    file has not been rewritten for ``STALE_INTERVALS`` intervals (a stuck agent, or a disk
+    too full to write it). ``healthy`` is running, not stale, with at least one live worker,
+    and ``problems`` says what is wrong otherwise. Raises SpoolError when the directory holds
+    no spool.
     """
     spool_dir = Path(spool_dir).expanduser()
     snapshot = inspect_spool(spool_dir)
@@ -382,8 +522,31 @@ def read_status(spool_dir: Path) -> dict[str, Any]:
             running = True
         except (ProcessLookupError, PermissionError):
             running = False
+    workers = status.get("workers")
+    live = int(workers.get("alive", 0)) if isinstance(workers, dict) else 0
+    stale = True
+    updated = status.get("updated_at")
+    if isinstance(updated, str):
+        try:
+            age = ((now or utcnow()) - dt.datetime.fromisoformat(updated)).total_seconds()
+            interval = float(status.get("status_interval_s") or 1.0)
+            stale = age > max(STALE_MIN_S, STALE_INTERVALS * interval)
+        except ValueError:
+            stale = True
+    problems = []
+    if not running:
+        problems.append("no agent process is running for this spool")
+    else:
+        if live == 0:
+            problems.append("the agent has no live pipeline workers: nothing leaves the spool")
+        if stale:
+            problems.append(f"the status file has not been rewritten since {updated}")
     status.update(
         running=running,
+        live_workers=live,
+        stale=stale,
+        healthy=not problems,
+        problems=problems,
         spool_dir=str(spool_dir),
         journal={
             "counts": snapshot.counts,

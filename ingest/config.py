@@ -81,7 +81,8 @@ class AgentOptions(_Model):
     min_free_mb: float = Field(
         default=512,
         ge=0,
-        description="Live sources stop recording (and log a gap) when the spool disk has less free.",
+        description="Free space kept on the spool disk: every intake waits (and live sources "
+        "log a gap) while a file would take the disk below it.",
     )
     workers: int = Field(default=2, ge=1, le=32, description="Files processed at once.")
     clock_offset_bound_s: float = Field(
@@ -94,6 +95,23 @@ class AgentOptions(_Model):
         default=1.0, gt=0, description="First retry delay after a store failure."
     )
     retry_max_s: float = Field(default=60.0, gt=0, description="Longest retry delay.")
+    store_probe_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="While the store or disk is failing, how often the agent checks it; when it "
+        "answers, every waiting item is retried at once.",
+    )
+    sweep_after_s: float = Field(
+        default=6 * 3600.0,
+        gt=0,
+        description="Unreadable leftovers of killed uploads (store objects with no catalog row, "
+        "temp files, unfinished multipart uploads) older than this are removed.",
+    )
+    sweep_every_s: float = Field(
+        default=3600.0,
+        gt=0,
+        description="How often the running agent sweeps leftovers (it also sweeps at start).",
+    )
     shutdown_grace_s: float = Field(
         default=30.0, ge=0, description="On SIGTERM, how long in-flight work may take to finish."
     )
@@ -210,7 +228,16 @@ class DockSourceConfig(_SourceBase):
     )
     poll_interval_s: float = Field(default=2.0, gt=0, description="Seconds between dock scans.")
     check_open: bool = Field(
-        default=True, description="Also wait while any process has the file open (Linux /proc)."
+        default=True,
+        description="Also wait while any process has the file open for writing (a Linux file "
+        "lease sees writers in every PID namespace; /proc is the fallback).",
+    )
+    incomplete_wait_s: float = Field(
+        default=3600.0,
+        ge=0,
+        description="A file whose headers say it is cut off (WAV sizes, MP4 boxes) is waited "
+        "for while modified within this many seconds; after that it is refused into the "
+        "rejected folder with the reason.",
     )
     rejected_dir: str = Field(
         default="_rejected", description="Folder (under the dock) that refused files move to."

@@ -9,33 +9,55 @@ beside the media (``clip.mp4.json`` or ``clip.json``) may state any of::
 
 and wins over the path. ``device_time`` is the device's clock at offload (for the clock check,
 see ingest/clock.py). Files whose names start with ``.`` or end in ``.part``, ``.tmp``,
-``.partial`` or ``~`` are never taken, nor ``.json`` files (sidecars).
+``.partial`` or ``~`` are never taken, nor ``.json`` files (sidecars). Devices (and offload
+tools) that write ``<name>.part`` and rename it when done are never seen half-written; that is
+the contract we ask device vendors for (docs/ingest-faults.md).
 
 A file is handed to the spool only once it is complete:
 
-1. its size and modification time have not changed for ``stable_seconds``, and
-2. (``check_open``, Linux) no process has it open, so a device paused mid-write is waited for.
+1. its size and modification time have not changed for ``stable_seconds``;
+2. (``check_open``, Linux) no process has it open for writing. A read lease
+   (``F_SETLEASE``) is refused while any writer has the file open, in any PID namespace (a
+   containerised agent cannot see a host writer in its own ``/proc``); where leases are not
+   available (not the file's owner and no ``CAP_LEASE``, NFS) the agent falls back to
+   scanning ``/proc``, which sees only its own namespace, and says so once in the log;
+3. its headers do not say it is cut off (ingest/probe.py :func:`incomplete_reason`: a WAV
+   whose RIFF/data sizes exceed the file, an MP4 box that runs past the end or no index). A
+   file that looks cut off but was modified within ``incomplete_wait_s`` is "not yet
+   complete" and waited for, not refused; after that the probe refuses it with the reason.
 
-After the pipeline has verified the vault copy by hash, :meth:`DockSource.acknowledge` deletes
-the dock file (and its sidecar), but only if it is still the file that was spooled (same size,
-mtime and inode); a refused file moves to ``<dock>/_rejected/`` with ``<name>.reason.txt``
-beside it. Nothing in the dock is deleted before its vault copy verifies.
+The spool records the file as placed (size, mtime, inode, ctime; see ingest/spool.py
+:func:`file_fingerprint`), and refuses the placement if the file moved meanwhile. After the
+pipeline has verified the vault copy by hash, :meth:`DockSource.acknowledge` deletes the dock
+file (and its sidecar) only while holding a lease that keeps writers out, and only if the
+file is still that version (all four match). A
+refused file moves to ``<dock>/_rejected/`` with ``<name>.reason.txt`` beside it. Nothing in
+the dock is deleted before its vault copy verifies.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import errno
+import fcntl
 import json
+import logging
 import os
+import signal
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .config import DockSourceConfig
-from .errors import SpoolError
+from .errors import SourceChanged, SpoolError
+from .probe import incomplete_reason
 from .sources import Source, SourceContext
-from .spool import ItemState, SpoolItem
+from .spool import ItemState, SpoolItem, file_fingerprint, same_file
+
+log = logging.getLogger("ingest.dock")
 
 _SKIP_SUFFIXES = (".part", ".tmp", ".partial", ".crdownload", "~", ".json", ".reason.txt")
 
@@ -47,8 +69,49 @@ class _Seen:
     since: float  # monotonic time this (size, mtime) was first seen
 
 
-def _fingerprint(st: os.stat_result) -> str:
-    return f"{st.st_size}:{st.st_mtime_ns}:{st.st_ino}"
+# F_SETSIG is missing from older Pythons' fcntl; 10 is its value on every Linux ABI.
+_F_SETSIG = getattr(fcntl, "F_SETSIG", 10)
+
+
+@contextlib.contextmanager
+def write_excluded(fd: int) -> Iterator[bool | None]:
+    """Hold a read lease on the open file ``fd`` for the ``with`` block.
+
+    Yields True while it holds the lease: no process anywhere has the file open for writing,
+    and a writer that opens it now waits until the block ends. Yields False when a writer
+    has it open, None when leases are unavailable here (not the file's owner and no
+    CAP_LEASE, a network or FUSE file system, leases disabled). ``fd`` must be read-only.
+    """
+    try:
+        # A writer opening the file breaks the lease with a signal to us: SIGIO by default,
+        # which would end the process. SIGURG is ignored unless handled.
+        fcntl.fcntl(fd, _F_SETSIG, signal.SIGURG)
+        fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_RDLCK)
+    except OSError as error:
+        yield False if error.errno in (errno.EAGAIN, errno.EBUSY) else None
+        return
+    try:
+        yield True
+    finally:
+        with contextlib.suppress(OSError):
+            fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_UNLCK)
+
+
+def open_for_writing(path: Path) -> bool | None:
+    """Whether any process, in any PID namespace, has ``path`` open for writing.
+
+    None when this cannot be told by a lease (see :func:`write_excluded`); the caller may
+    fall back to :func:`open_by_any_process`.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return None
+    try:
+        with write_excluded(fd) as held:
+            return None if held is None else not held
+    finally:
+        os.close(fd)
 
 
 def _parse_time(value: Any) -> dt.datetime | None:
@@ -95,6 +158,8 @@ class DockSource(Source):
         super().__init__(config, context)
         self.root = Path(config.path).expanduser()
         self._seen: dict[str, _Seen] = {}
+        self._waiting: dict[str, str] = {}  # path -> why it looks incomplete (logged once)
+        self._lease_warned = False
 
     # -- finding complete files --------------------------------------------------------------
 
@@ -122,9 +187,38 @@ class DockSource(Source):
             seen = self._seen[key]
         if now - seen.since < self.config.stable_seconds:
             return False
-        if self.config.check_open and open_by_any_process(path):
+        if self.config.check_open and self._open_for_writing(path):
             return False
+        reason = incomplete_reason(path)
+        if reason is not None and time.time() - st.st_mtime < self.config.incomplete_wait_s:
+            # Looks cut off but was written to lately: a device flushing slowly, not a refusal.
+            if self._waiting.get(key) != reason:
+                self._waiting[key] = reason
+                self.context.event(
+                    self.id,
+                    "waiting",
+                    f"{path.relative_to(self.root).as_posix()} looks incomplete ({reason}); "
+                    f"waiting for its writer (up to {self.config.incomplete_wait_s:.0f} s "
+                    "after its last change)",
+                )
+            return False
+        self._waiting.pop(key, None)
         return True
+
+    def _open_for_writing(self, path: Path) -> bool:
+        held = open_for_writing(path)
+        if held is not None:
+            return held
+        if not self._lease_warned:
+            self._lease_warned = True
+            log.warning(
+                "%s: file leases are not available on %s (the agent needs to own the files or "
+                "have CAP_LEASE); the open-file check falls back to /proc, which sees writers "
+                "only in the agent's own PID namespace. Have devices write *.part and rename.",
+                self.id,
+                self.root,
+            )
+        return open_by_any_process(path)
 
     def scan_once(self) -> list[SpoolItem]:
         """Look at the dock once; spool every file that is complete; return the new items."""
@@ -145,7 +239,7 @@ class DockSource(Source):
             latest = self.context.spool.find(self.id, rel)
             if latest is not None and (
                 not latest.state.terminal
-                or (latest.state == ItemState.REJECTED and latest.fingerprint == _fingerprint(st))
+                or (latest.state == ItemState.REJECTED and same_file(latest.fingerprint, st))
             ):
                 continue  # in the pipeline already (or refused and not yet moved aside)
             if not self.wait_for_room(st.st_size):
@@ -156,6 +250,7 @@ class DockSource(Source):
         for key in list(self._seen):
             if key not in present:
                 del self._seen[key]
+                self._waiting.pop(key, None)
         return spooled
 
     def _spool(self, path: Path, rel: str, st: os.stat_result) -> SpoolItem | None:
@@ -190,13 +285,18 @@ class DockSource(Source):
                 source_kind=self.vault_kind,
                 mode=self.config.spool_mode,
                 received_at=self.context.clock(),
-                fingerprint=_fingerprint(st),
+                fingerprint=file_fingerprint(st),
+                unchanged_since=st,
                 device_time=_parse_time(sidecar.get("device_time")),
                 captured_start=start,
                 captured_end=end,
                 time_basis="sidecar" if start else None,
                 meta=meta,
             )
+        except SourceChanged as error:
+            self._seen.pop(str(path), None)  # quiet time starts again
+            self.context.event(self.id, "changed", str(error))
+            return None
         except SpoolError as error:
             self.context.event(self.id, "error", f"cannot spool {rel}: {error}")
             return None
@@ -253,21 +353,23 @@ class DockSource(Source):
     # -- pipeline callbacks ------------------------------------------------------------------
 
     def acknowledge(self, item: SpoolItem) -> None:
-        """Delete the dock file (the vault copy verified), unless it changed since spooling."""
+        """Delete the dock file (the vault copy verified) if it is certainly that copy.
+
+        Kept, with an event saying why, when a writer has it open or when it changed since
+        it was spooled (size, mtime, inode or ctime); it is then offered again.
+        """
         path = self.root / item.origin
-        try:
-            st = path.stat()
-        except FileNotFoundError:
+        kept = self._delete_if_unchanged(path, item)
+        if kept is None:
             return  # already gone (acknowledged before a crash)
-        if item.fingerprint is not None and _fingerprint(st) != item.fingerprint:
+        if kept:
             self.context.event(
                 self.id,
                 "changed",
-                f"{item.origin} changed after it was spooled; kept in the dock and offered again",
+                f"{item.origin} {kept}; kept in the dock and offered again",
                 item=item.id,
             )
             return
-        path.unlink()
         sidecar = item.meta.get("sidecar")
         if sidecar:
             (path.parent / sidecar).unlink(missing_ok=True)
@@ -277,6 +379,34 @@ class DockSource(Source):
             item.origin,
             item.recording_id,
         )
+
+    def _delete_if_unchanged(self, path: Path, item: SpoolItem) -> str | None:
+        """Unlink ``path`` if it is the verified version; '' when deleted, the reason it was
+        kept otherwise, None when it is already gone."""
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        except FileNotFoundError:
+            return None
+        try:
+            # Every check below runs under the lease, so no writer can open the file between
+            # the last check and the unlink.
+            with write_excluded(fd) as held:
+                if held is False:
+                    return "is open for writing"
+                if held is None and self.config.check_open and self._open_for_writing(path):
+                    return "is open for writing"
+                st = os.fstat(fd)
+                if not same_file(item.fingerprint, st):
+                    return "changed since its verified copy was made"
+                try:
+                    if os.stat(path).st_ino != st.st_ino:
+                        return "was replaced by another file"
+                    path.unlink()
+                except FileNotFoundError:
+                    return None
+                return ""
+        finally:
+            os.close(fd)
 
     def reject(self, item: SpoolItem, reason: str) -> None:
         """Move a refused file to the rejected folder with the reason beside it."""
@@ -298,4 +428,4 @@ class DockSource(Source):
         )
 
 
-__all__ = ["DockSource", "open_by_any_process"]
+__all__ = ["DockSource", "open_by_any_process", "open_for_writing", "write_excluded"]

@@ -13,6 +13,8 @@ Messages name the source, the spool item or the file, never credentials.
         │   ├── SpoolLocked       another agent process holds this spool
         │   └── SpoolFull         back-pressure: the spool reached its limit
         └── SourceError           a source failed (stream down, HTTP error); carries source id
+            ├── SourceChanged     a source file changed while it was being spooled (a
+            │                     writer came back); it is offered again once it settles
             └── ChecksumMismatch  (also IntegrityError) a download differs from the checksum
                                   its source offered
 """
@@ -64,6 +66,10 @@ class SourceError(IngestError):
         self.source_id = source_id
 
 
+class SourceChanged(SourceError):
+    """A source file changed while it was being spooled; nothing was kept of that attempt."""
+
+
 class ChecksumMismatch(SourceError, IntegrityError):
     """A downloaded clip does not match the checksum its source offered."""
 
@@ -73,6 +79,7 @@ __all__ = [
     "ChecksumMismatch",
     "IngestError",
     "NotMedia",
+    "SourceChanged",
     "SourceError",
     "SpoolError",
     "SpoolFull",

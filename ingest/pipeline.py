@@ -12,11 +12,21 @@ Each step starts from the item's journalled state and ends by journalling the ne
    call. The vault treats the same bytes from the same source as one recording, so repeating
    this step after a crash, or ingesting the same file twice, gives one recording: ``stored``.
 3. ``stored``: the vault copy is read back, decrypted and its SHA-256 compared
-   (:meth:`Vault.verify_recording`); only then is the source acknowledged (the dock deletes
-   its original), the spool copy removed: ``acknowledged``.
+   (:meth:`Vault.verify_recording`); the catalog is made durable (a SQLite catalog's WAL is
+   fsynced: it runs ``synchronous=NORMAL``, and a power cut must not take back the row an
+   original is deleted on); only then is the source acknowledged (the dock deletes its
+   original), the spool copy removed: ``acknowledged``.
 
 A store that is slow or down fails step 2 with StorageError; the item waits (journalled, with
-a growing retry delay) and the spool grows until sources feel back-pressure. Nothing is dropped.
+a growing, jittered retry delay, so items do not retry in lock-step) and the spool grows until
+sources feel back-pressure. Nothing is dropped. The agent wakes every waiting item as soon as
+the store answers again (ingest/agent.py).
+
+Duplicates: the vault keeps one recording per source and SHA-256, so the same bytes from the
+same device twice are one recording (``duplicate`` on the item). The same bytes from two
+*different* devices are kept as two recordings, each with its own custody, retention and
+organisation, and flagged: an ``ingest.same_bytes`` custody event names both (see
+docs/ingest-faults.md for why they are not merged).
 
 Crash tests: setting ``EVIDENCE_VAULT_INGEST_CRASH_AT`` (or ``crash_at=``) to one of
 :class:`CrashPoint` makes the process SIGKILL itself the first time an item reaches that point.
@@ -29,14 +39,20 @@ import datetime as dt
 import enum
 import logging
 import os
+import random
 import signal
+import time
+from pathlib import Path
 from collections.abc import Callable, Mapping
 from typing import Any, BinaryIO
 
+from sqlalchemy import select
+
 from vault.access import Actor, Role
-from vault.catalog import MediaKind
+from vault.catalog import MediaKind, Recording
+from vault.durable import sync_sqlite
 from vault.custody import Action
-from vault.errors import HashMismatch, VaultError
+from vault.errors import HashMismatch, StorageError, VaultError
 from vault.vault import Vault
 
 from .clock import check_clock
@@ -57,6 +73,8 @@ class CrashPoint(str, enum.Enum):
     DURING_UPLOAD = "during_upload"  # part of the ciphertext sent to the store
     AFTER_UPLOAD = "after_upload"  # object stored, catalog row not yet written
     AFTER_CATALOG = "after_catalog"  # cataloged with its custody event, source not acknowledged
+    # verified and the catalog made durable; the source's original not yet deleted
+    BEFORE_SOURCE_DELETE = "before_source_delete"
 
 
 def agent_actor(agent_name: str) -> Actor:
@@ -237,6 +255,8 @@ class Pipeline:
                 f"{item.name}: same bytes as recording {recording.id}; no second copy kept",
                 recording=recording.id,
             )
+        else:
+            self._flag_same_bytes(item, recording.id, recording.sha256, recording.source_id)
         return self.spool.update(
             item,
             state=ItemState.STORED,
@@ -258,6 +278,8 @@ class Pipeline:
             raise HashMismatch(
                 f"recording {recording.id}: catalog SHA-256 changed since spool item {item.id} was stored"
             )
+        self._make_catalog_durable()
+        self._crash_point(CrashPoint.BEFORE_SOURCE_DELETE)
         source = self.sources.get(item.source)
         if source is not None:
             source.acknowledge(item)
@@ -277,11 +299,12 @@ class Pipeline:
     def fail(
         self, item: SpoolItem, error: BaseException, *, retry_min_s: float, retry_max_s: float
     ) -> SpoolItem:
-        """Journal a failed attempt and when to try again (exponential back-off)."""
-        attempts = item.attempts + 1
-        delay = min(retry_max_s, retry_min_s * (2 ** min(attempts - 1, 16)))
-        import time
+        """Journal a failed attempt and when to try again (:func:`retry_delay`).
 
+        Raises SpoolError when the journal itself cannot be written (a full disk).
+        """
+        attempts = item.attempts + 1
+        delay = retry_delay(attempts, retry_min_s=retry_min_s, retry_max_s=retry_max_s)
         message = (
             str(error) if isinstance(error, VaultError) else f"{type(error).__name__}: {error}"
         )
@@ -297,6 +320,53 @@ class Pipeline:
         return item
 
     # -- helpers -----------------------------------------------------------------------------
+
+    def _make_catalog_durable(self) -> None:
+        url = self.vault.engine.url
+        if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+            return  # PostgreSQL commits are durable when they return (synchronous_commit)
+        try:
+            sync_sqlite(Path(str(url.database)))
+        except OSError as error:
+            raise StorageError(
+                f"cannot make the catalog durable ({error.strerror}); originals are kept"
+            ) from None
+
+    def _flag_same_bytes(
+        self, item: SpoolItem, recording_id: str, sha256: str, source_id: str
+    ) -> None:
+        """Flag a recording whose bytes another source's live recording already has."""
+        with self.vault.sessions() as session:
+            others = list(
+                session.execute(
+                    select(Recording.id, Recording.source_id).where(
+                        Recording.sha256 == sha256,
+                        Recording.source_id != source_id,
+                        Recording.deleted_at.is_(None),
+                    )
+                )
+            )
+        if not others:
+            return
+        names = ", ".join(f"{rid} ({src})" for rid, src in others)
+        self._event(
+            item,
+            "same_bytes",
+            f"{item.name}: same bytes as {names} from another device; kept as its own "
+            f"recording {recording_id} and flagged",
+            recording=recording_id,
+            others=[rid for rid, _ in others],
+        )
+        self.record_custody(
+            "ingest.same_bytes",
+            {
+                "recording_id": recording_id,
+                "device": source_id,
+                "sha256": sha256,
+                "same_as": [{"recording_id": rid, "device": src} for rid, src in others],
+                "agent_host": self.agent_name,
+            },
+        )
 
     def _event(self, item: SpoolItem, kind: str, message: str, **details: Any) -> None:
         level = logging.WARNING if kind in ("clock", "rejected", "retry") else logging.INFO
@@ -323,6 +393,17 @@ class Pipeline:
     def _crash_point(self, point: CrashPoint) -> None:
         if self.crash_at == point:
             _die(point)
+
+
+def retry_delay(attempts: int, *, retry_min_s: float, retry_max_s: float) -> float:
+    """Seconds before attempt ``attempts + 1``: exponential back-off with "equal jitter".
+
+    Half the capped delay is fixed, half random, so the items that failed together in one
+    outage do not all come back in the same second (and each still waits at least half its
+    delay). The agent also wakes them early when the store answers again.
+    """
+    capped = min(retry_max_s, retry_min_s * (2 ** min(max(attempts, 1) - 1, 16)))
+    return capped / 2 + random.uniform(0, capped / 2)
 
 
 def _die(point: CrashPoint) -> None:
@@ -379,4 +460,4 @@ class _DieAfter:
         return getattr(self._inner, name)
 
 
-__all__ = ["CRASH_ENV", "CrashPoint", "Pipeline", "agent_actor"]
+__all__ = ["CRASH_ENV", "CrashPoint", "Pipeline", "agent_actor", "retry_delay"]

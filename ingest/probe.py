@@ -10,7 +10,14 @@ Refusals (:class:`~ingest.errors.NotMedia`), each with a reason an operator can 
 3. an MP4/MOV whose index (``moov``) is missing: the write was cut off before the end;
 4. a container with no audio or video stream;
 5. an MP4/MOV whose media data ends before its index says it does (truncated after a
-   fast-start index): fewer packets on disk than the index lists.
+   fast-start index): fewer packets on disk than the index lists;
+6. a WAV (RIFF/RF64) whose header declares more bytes than the file holds: a device wrote the
+   header with the final sizes and was cut off (or is still writing). libavformat plays such
+   a file happily, so without this check half a recording would pass.
+
+:func:`incomplete_reason` is the cheap structural part of these checks (headers and box sizes
+only, no demuxing). The dock asks it before taking a file, so a file that *looks* cut off but
+was written to recently is treated as still being written, not refused.
 
 A refusal leaves the file where it is; the source decides where it goes (ingest/dock.py moves
 it aside with the reason written beside it).
@@ -20,6 +27,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import struct
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -114,6 +122,10 @@ def probe(path: Path, *, name: str | None = None) -> MediaInfo:
         raise NotMedia(label, f"cannot read the file: {error.strerror}") from None
     if size == 0:
         raise NotMedia(label, "empty file (0 bytes)")
+    # 6. a RIFF header promising more than the file holds (libavformat would not notice)
+    riff = incomplete_reason(path)
+    if riff is not None and _is_wav(path) and not riff.startswith(_UNFINALISED):
+        raise NotMedia(label, f"truncated: {riff}")
     # 2. / 3. not a container, or an MP4 cut off before its index
     try:
         container = av.open(str(path), mode="r")
@@ -182,6 +194,12 @@ def probe(path: Path, *, name: str | None = None) -> MediaInfo:
     )
 
 
+def _is_wav(path: Path) -> bool:
+    with path.open("rb") as f:
+        head = f.read(12)
+    return head[:4] in _RIFF_IDS and head[8:12] == b"WAVE"
+
+
 def _open_reason(path: Path, error: av.FFmpegError) -> str:
     with path.open("rb") as f:
         head = f.read(12)
@@ -211,4 +229,127 @@ def _check_complete(container: Any, streams: list[dict[str, Any]], label: str) -
             )
 
 
-__all__ = ["MediaInfo", "probe"]
+# -- structural completeness (headers only) ---------------------------------------------------
+
+# RIFF/RF64 and ISO BMFF (MP4/MOV/3GP/M4A) box headers: sizes are big enough to read cheaply.
+_RIFF_IDS = (b"RIFF", b"RF64")
+_BMFF_TOP = {
+    b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"uuid", b"moof", b"mfra", b"meta",
+    b"pdin", b"styp", b"sidx", b"prft", b"emsg",
+}
+# An RF64 file and a streaming writer's placeholder both put 0xFFFFFFFF (or 0) in a 32-bit
+# size until the end of the recording: the header is not final yet.
+_PLACEHOLDERS = (0, 0xFFFFFFFF)
+_UNFINALISED = "header not finalised"
+
+
+def incomplete_reason(path: Path | int) -> str | None:
+    """Why a file looks cut off or still being written, from its headers; None if it does not.
+
+    ``path`` is a path or an open file descriptor (read with ``pread``, so a caller holding a
+    lease on the file does not open it a second time). Checks (structure only, small reads):
+
+    1. WAV (RIFF/RF64): the RIFF size and the ``data`` chunk size are set (not a writer's
+       placeholder) and fit in the file;
+    2. MP4/MOV (ISO BMFF): every top-level box fits in the file, and an index (``moov``) is
+       present (a file still being written by a moov-at-end muxer has none yet).
+
+    Other containers (MPEG-TS, MP3...) declare no size and return None. Raises nothing: an
+    unreadable file returns None and the probe reports it.
+    """
+    if isinstance(path, int):
+        return _reason_fd(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return None
+    try:
+        return _reason_fd(fd)
+    finally:
+        os.close(fd)
+
+
+def _reason_fd(fd: int) -> str | None:
+    try:
+        size = os.fstat(fd).st_size
+        head = os.pread(fd, 12, 0)
+        if len(head) >= 12 and head[:4] in _RIFF_IDS and head[8:12] == b"WAVE":
+            return _riff_reason(fd, size)
+        if len(head) >= 8 and head[4:8] in _BMFF_TOP:
+            return _bmff_reason(fd, size)
+    except (OSError, struct.error):
+        return None
+    return None
+
+
+def _riff_reason(fd: int, size: int) -> str | None:
+    head = os.pread(fd, 12, 0)
+    if len(head) < 12 or head[:4] not in _RIFF_IDS or head[8:12] != b"WAVE":
+        return None
+    riff_size = int(struct.unpack("<I", head[4:8])[0])
+    data_size: int | None = None
+    data_at = 0
+    ds64: tuple[int, int] | None = None
+    pos = 12
+    while pos + 8 <= size:
+        chunk = os.pread(fd, 8, pos)
+        if len(chunk) < 8:
+            break
+        cid, csize = chunk[:4], int(struct.unpack("<I", chunk[4:8])[0])
+        if cid == b"ds64":
+            body = os.pread(fd, 16, pos + 8)
+            if len(body) == 16:
+                ds64 = struct.unpack("<QQ", body)
+        if cid == b"data":
+            data_size, data_at = csize, pos + 8
+            break
+        pos += 8 + csize + (csize & 1)  # chunks are padded to even sizes
+    if head[:4] == b"RF64" and ds64 is not None:
+        riff_size = ds64[0]
+        if data_size == 0xFFFFFFFF:
+            data_size = ds64[1]
+    elif riff_size in _PLACEHOLDERS:
+        return f"{_UNFINALISED}: the RIFF size is a placeholder ({riff_size:#x})"
+    if riff_size + 8 > size:
+        return f"the RIFF header declares {riff_size + 8} bytes; the file holds {size}"
+    if data_size is None:
+        return "no data chunk yet"
+    if data_size in _PLACEHOLDERS and head[:4] == b"RIFF":
+        return f"{_UNFINALISED}: the data chunk size is a placeholder ({data_size:#x})"
+    if data_at + data_size > size:
+        return f"the data chunk declares {data_size} bytes; the file holds {size - data_at}"
+    return None
+
+
+def _bmff_reason(fd: int, size: int) -> str | None:
+    boxes: list[bytes] = []
+    pos = 0
+    while pos + 8 <= size:
+        header = os.pread(fd, 16, pos)
+        box_size, kind = struct.unpack(">I4s", header[:8])
+        name = kind.decode("latin-1")
+        if box_size == 1:
+            if len(header) < 16:
+                return f"the {name!r} box header is cut off"
+            box_size = struct.unpack(">Q", header[8:16])[0]
+        elif box_size == 0:
+            # "Extends to the end of the file": a muxer's placeholder until it closes the file.
+            boxes.append(kind)
+            if kind == b"mdat" and b"moov" not in boxes:
+                return "media data still open (mdat size not written yet, no moov index)"
+            pos = size
+            break
+        if box_size < 8:
+            return f"damaged box header at byte {pos}"
+        boxes.append(kind)
+        if pos + box_size > size:
+            return f"the {name!r} box at byte {pos} declares {box_size} bytes; the file holds {size - pos}"
+        pos += box_size
+    if pos < size:
+        return f"{size - pos} stray bytes after the last box (a box header is cut off)"
+    if b"moov" not in boxes:
+        return "no moov index yet"
+    return None
+
+
+__all__ = ["MediaInfo", "incomplete_reason", "probe"]

@@ -23,7 +23,14 @@ Item states and what a restart does with each::
 
 The journal is written before the file is placed, and a state changes only after the work it
 names is durable, so an agent killed at any instruction restarts with every item in a state it
-can finish from. SQLite runs in WAL mode with ``synchronous=FULL``.
+can finish from. SQLite runs in WAL mode with ``synchronous=FULL``. A journal write that
+fails (a full disk) is rolled back and raised as SpoolError, so the connection stays usable
+and the item is retried once there is room.
+
+Free space: besides ``limit_bytes`` (footage waiting), a spool keeps ``min_free_bytes`` free
+on its disk, which the vault's own store and catalog need to take the footage off it. Intake
+waits (:meth:`Spool.wait_for_room`) while a file would take the disk below that floor, and
+:meth:`Spool.add` refuses a copy that would (SpoolFull).
 """
 
 from __future__ import annotations
@@ -47,7 +54,7 @@ from typing import Any, Literal
 from vault.catalog import SourceKind
 from vault.durable import fsync_dir
 
-from .errors import SpoolError, SpoolFull, SpoolLocked
+from .errors import SourceChanged, SpoolError, SpoolFull, SpoolLocked
 
 JOURNAL_NAME = "journal.sqlite3"
 STATUS_NAME = "status.json"
@@ -70,6 +77,29 @@ class ItemState(str, enum.Enum):
     @property
     def terminal(self) -> bool:
         return self in (ItemState.ACKNOWLEDGED, ItemState.REJECTED)
+
+
+def file_fingerprint(st: os.stat_result) -> str:
+    """What identifies one version of a file: ``size:mtime_ns:inode:ctime_ns``.
+
+    Any write changes the mtime and the ctime (which no process can set back), a replaced
+    file has another inode: a source may let go of its original only while all four still
+    match what was spooled.
+    """
+    return f"{st.st_size}:{st.st_mtime_ns}:{st.st_ino}:{st.st_ctime_ns}"
+
+
+def same_file(fingerprint: str | None, st: os.stat_result) -> bool:
+    """Whether ``st`` is the version of the file that ``fingerprint`` names.
+
+    Fingerprints journalled before ctime was part of them (three fields) compare on the
+    fields they have. None (no fingerprint) never matches.
+    """
+    if not fingerprint:
+        return False
+    ours = file_fingerprint(st).split(":")
+    theirs = fingerprint.split(":")
+    return ours[: len(theirs)] == theirs
 
 
 _ACTIVE = (ItemState.SPOOLED.value, ItemState.PROBED.value, ItemState.STORED.value)
@@ -225,9 +255,12 @@ class Spool:
     Thread-safe: sources add items and pipeline workers advance them from several threads.
     """
 
-    def __init__(self, root: Path, *, limit_bytes: int | None = None) -> None:
+    def __init__(
+        self, root: Path, *, limit_bytes: int | None = None, min_free_bytes: int = 0
+    ) -> None:
         self.root = Path(root).expanduser()
         self.limit_bytes = limit_bytes
+        self.min_free_bytes = min_free_bytes
         self.files_dir = self.root / "files"
         self.incoming_dir = self.root / "incoming"
         self.partial_dir = self.root / "partial"
@@ -280,14 +313,23 @@ class Spool:
 
     @contextlib.contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
+        # A COMMIT that fails (SQLITE_FULL on a full disk) leaves the transaction open; without
+        # the rollback every later BEGIN fails too and the agent is stuck until restarted.
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
             try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._db
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    if self._db.in_transaction:
+                        with contextlib.suppress(sqlite3.Error):
+                            self._db.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as error:
+                raise SpoolError(
+                    f"spool journal {self.root / JOURNAL_NAME} cannot be written: {error}"
+                ) from None
 
     # -- adding files ------------------------------------------------------------------------
 
@@ -314,12 +356,21 @@ class Spool:
         captured_end: dt.datetime | None = None,
         time_basis: str | None = None,
         meta: dict[str, Any] | None = None,
+        unchanged_since: os.stat_result | None = None,
     ) -> SpoolItem:
         """Place ``src`` in the spool and journal it as ``spooled``; return the item.
 
         ``mode``: ``copy`` (fsynced), ``link`` (a hard link; falls back to copy across disks)
         or ``move`` (rename; for files the agent itself wrote inside the spool directory).
-        Raises SpoolError if the file cannot be placed; nothing is left half-done.
+
+        ``unchanged_since``: the stat the source judged the file complete by. The file is
+        stat'ed again once placed; if its size, mtime or inode moved the placement is undone
+        and SourceChanged raised (a writer came back). The item's ``fingerprint`` is then
+        the file as placed (:func:`file_fingerprint`), which the source compares before it
+        deletes its original.
+
+        Raises SpoolFull if a copy would take the disk below ``min_free_bytes``, SpoolError
+        if the file cannot be placed; nothing is left half-done.
         """
         src = Path(src)
         now = _utcnow()
@@ -329,6 +380,8 @@ class Spool:
             size = src.stat().st_size
         except OSError as error:
             raise SpoolError(f"cannot read {src}: {error.strerror}") from None
+        if mode == "copy" or (mode == "link" and not _same_device(src, self.files_dir)):
+            self._check_floor(size)
         item = SpoolItem(
             id=item_id,
             source=source,
@@ -360,12 +413,28 @@ class Spool:
         try:
             # 2. The file, durably.
             actual_mode = self._place(src, dst, mode)
-        except OSError as error:
+            if unchanged_since is not None:
+                placed = src.stat() if actual_mode != "move" else dst.stat()
+                if _changed(unchanged_since, placed) or (
+                    actual_mode == "copy" and dst.stat().st_size != placed.st_size
+                ):
+                    dst.unlink(missing_ok=True)
+                    raise SourceChanged(
+                        f"{src} changed while it was being spooled "
+                        f"({unchanged_since.st_size} -> {placed.st_size} bytes); "
+                        "it is offered again once it settles"
+                    )
+                fingerprint = file_fingerprint(placed)
+        except (OSError, SourceChanged) as error:
             with self._tx() as db:
                 db.execute("DELETE FROM items WHERE id = ?", (item_id,))
+            if isinstance(error, SourceChanged):
+                raise
             raise SpoolError(f"cannot spool {src}: {error.strerror}") from None
         # 3. Only now is it spooled.
-        return self.update(item, state=ItemState.SPOOLED, mode=actual_mode)
+        return self.update(
+            item, state=ItemState.SPOOLED, mode=actual_mode, fingerprint=fingerprint
+        )
 
     def _place(self, src: Path, dst: Path, mode: SpoolMode) -> str:
         if mode == "move":
@@ -462,6 +531,17 @@ class Spool:
         """Items the pipeline still has to finish, oldest first."""
         return self.items(states=(ItemState.SPOOLED, ItemState.PROBED, ItemState.STORED))
 
+    def retry_now(self) -> int:
+        """Make every unfinished item waiting out a retry delay due now; returns how many."""
+        now = _time()
+        with self._tx() as db:
+            cursor = db.execute(
+                f"UPDATE items SET next_try = 0 WHERE next_try > ? "
+                f"AND state IN ({', '.join('?' * len(_ACTIVE))})",
+                (now, *_ACTIVE),
+            )
+            return int(cursor.rowcount)
+
     def counts(self) -> dict[str, int]:
         """How many items are in each state."""
         with self._lock:
@@ -502,8 +582,33 @@ class Spool:
         with self._lock:
             return _used(self._db)
 
+    def free_bytes(self) -> int:
+        """Free bytes on the spool's disk (for unprivileged users)."""
+        try:
+            return shutil.disk_usage(self.root).free
+        except OSError:
+            return 0
+
+    def above_floor(self, size: int) -> bool:
+        """Whether the disk keeps ``min_free_bytes`` free after ``size`` more bytes."""
+        return self.min_free_bytes <= 0 or self.free_bytes() - size >= self.min_free_bytes
+
+    def _check_floor(self, size: int) -> None:
+        if not self.above_floor(size):
+            free = self.free_bytes()
+            raise SpoolFull(
+                f"spool disk {self.root} has {free >> 20} MiB free; a {size >> 20} MiB file "
+                f"would take it below the {self.min_free_bytes >> 20} MiB floor (min_free_mb) "
+                "that the vault's store and catalog need",
+                used=self.used_bytes(),
+                limit=self.limit_bytes or 0,
+            )
+
     def has_room(self, size: int) -> bool:
-        """Whether ``size`` more bytes fit under the limit (a lone file always fits)."""
+        """Whether ``size`` more bytes fit: under the limit (a lone file always does) and
+        above the disk's free-space floor (``min_free_bytes``)."""
+        if not self.above_floor(size):
+            return False
         if self.limit_bytes is None:
             return True
         used = self.used_bytes()
@@ -530,7 +635,8 @@ class Spool:
             return True
 
     def check_room(self, size: int) -> None:
-        """Raise SpoolFull unless ``size`` bytes fit under the limit."""
+        """Raise SpoolFull unless ``size`` bytes fit under the limit and the floor."""
+        self._check_floor(size)
         if not self.has_room(size):
             used = self.used_bytes()
             limit = self.limit_bytes or 0
@@ -578,6 +684,27 @@ class Spool:
                     details={"item": item.id, "origin": item.origin},
                 )
         return undone
+
+
+def _same_device(a: Path, b: Path) -> bool:
+    try:
+        return a.stat().st_dev == b.stat().st_dev
+    except OSError:
+        return False
+
+
+def _changed(before: os.stat_result, after: os.stat_result) -> bool:
+    return (before.st_size, before.st_mtime_ns, before.st_ino) != (
+        after.st_size,
+        after.st_mtime_ns,
+        after.st_ino,
+    )
+
+
+def _time() -> float:
+    import time
+
+    return time.time()
 
 
 def _monotonic() -> float:
@@ -659,6 +786,8 @@ def inspect_spool(root: Path, *, events: int = 20, items: int = 50) -> SpoolSnap
 
 __all__ = [
     "ItemState",
+    "file_fingerprint",
+    "same_file",
     "Spool",
     "SpoolItem",
     "SpoolSnapshot",

@@ -44,6 +44,7 @@ __all__ = [
     "create_file",
     "fsync_dir",
     "replace_file",
+    "sync_sqlite",
     "write_stream",
 ]
 
@@ -320,3 +321,26 @@ def fsync_dir(directory: Path) -> None:
             raise  # EIO and friends: the new name may not be on disk
     finally:
         os.close(fd)
+
+
+def sync_sqlite(database: Path) -> None:
+    """Make every transaction committed to the SQLite file ``database`` durable now.
+
+    The catalog runs WAL with ``synchronous=NORMAL``: a commit is in the ``-wal`` file's page
+    cache and reaches the disk at the next checkpoint, so a power cut can take back a
+    committed row. That is fine for the catalog alone, not when an original is about to be
+    deleted on the row's word: fsyncing the WAL (and the database file and its directory,
+    for a WAL created since the last checkpoint) makes what is committed durable before the
+    delete. Raises OSError when the disk refuses (EIO): nothing may then be deleted.
+    """
+    database = Path(database)
+    for path in (Path(f"{database}-wal"), database):
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            continue
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    fsync_dir(database.parent)

@@ -49,7 +49,15 @@ from vault.errors import InvalidInput, NotFound, StorageError
 if TYPE_CHECKING:
     from vault.config import Settings
 
-__all__ = ["LocalStore", "ObjectInfo", "ObjectStore", "S3Store", "open_store", "validate_key"]
+__all__ = [
+    "LocalStore",
+    "ObjectInfo",
+    "ObjectStore",
+    "PartialUpload",
+    "S3Store",
+    "open_store",
+    "validate_key",
+]
 
 MAX_KEY_LENGTH = 1024
 COPY_CHUNK = 1 << 20
@@ -91,6 +99,22 @@ class ObjectInfo:
     etag: str | None = None
     version_id: str | None = None
     last_modified: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class PartialUpload:
+    """An upload a killed process never finished: a local temp file or an S3 multipart upload.
+
+    It holds ciphertext whose data key was never written anywhere, so it is unreadable and
+    only takes space. ``key`` is the temp file's path under the store root, or the object key
+    of the multipart upload; ``handle`` is what :meth:`ObjectStore.remove_partial` needs (the
+    same path, or the upload id).
+    """
+
+    key: str
+    handle: str
+    size: int | None
+    started: dt.datetime
 
 
 @runtime_checkable
@@ -146,6 +170,17 @@ class ObjectStore(Protocol):
 
     def check(self) -> None:
         """Return if the store is reachable and usable, else raise StorageError saying why."""
+        ...
+
+    def partials(self, older_than: dt.timedelta, *, now: dt.datetime) -> list[PartialUpload]:
+        """Unfinished uploads last written more than ``older_than`` before ``now``.
+
+        Younger ones may be uploads in progress and are not listed. Raises StorageError.
+        """
+        ...
+
+    def remove_partial(self, partial: PartialUpload) -> None:
+        """Remove one unfinished upload (gone already is fine). Raises StorageError."""
         ...
 
 
@@ -358,6 +393,39 @@ class LocalStore:
     def set_legal_hold(self, key: str, on: bool) -> bool:
         self.stat(key)
         return False
+
+    def partials(self, older_than: dt.timedelta, *, now: dt.datetime) -> list[PartialUpload]:
+        # Temp files are dot-files, which list() hides; walk for them here. A put writes its
+        # temp file continuously, so an mtime older than the threshold means its writer died.
+        found: list[PartialUpload] = []
+        if not self.root.is_dir():
+            return found
+        for dirpath, _dirnames, filenames in os.walk(self.root):
+            for name in filenames:
+                if not name.startswith(_TMP_PREFIX):
+                    continue
+                path = Path(dirpath) / name
+                try:
+                    st = path.stat()
+                except FileNotFoundError:
+                    continue
+                except OSError as exc:
+                    raise StorageError(f"cannot stat {path}: {_os_reason(exc)}") from exc
+                modified = dt.datetime.fromtimestamp(st.st_mtime, dt.timezone.utc)
+                if now - modified < older_than:
+                    continue
+                rel = path.relative_to(self.root).as_posix()
+                found.append(PartialUpload(key=rel, handle=rel, size=st.st_size, started=modified))
+        return sorted(found, key=lambda p: p.handle)
+
+    def remove_partial(self, partial: PartialUpload) -> None:
+        name = partial.handle.rsplit("/", 1)[-1]
+        if not name.startswith(_TMP_PREFIX) or ".." in partial.handle.split("/"):
+            raise InvalidInput(f"{partial.handle!r} is not a temp file of this store")
+        try:
+            (self.root / partial.handle).unlink(missing_ok=True)
+        except OSError as exc:
+            raise StorageError(f"cannot remove {partial.handle}: {_os_reason(exc)}") from exc
 
     @property
     def legal_holds(self) -> bool:
@@ -725,6 +793,51 @@ class S3Store:
     def check(self) -> None:
         self._bucket_ready = False
         self._ensure_bucket()
+
+    def partials(self, older_than: dt.timedelta, *, now: dt.datetime) -> list[PartialUpload]:
+        # minio aborts a multipart upload whose put fails, but a killed process leaves it, and
+        # its parts are billed and kept until aborted. The client lists them only through its
+        # private ListMultipartUploads call (the S3 API itself is standard).
+        client = self._ready()
+        found: list[PartialUpload] = []
+        marker: str | None = None
+        while True:
+            try:
+                result = client._list_multipart_uploads(  # noqa: SLF001
+                    self.bucket, key_marker=marker, max_uploads=1000
+                )
+            except S3Error as exc:
+                if exc.code in _UNSUPPORTED_CODES:
+                    return found
+                self._fail(exc, "multipart upload listing")
+            except _CLIENT_ERRORS as exc:
+                self._fail(exc, "multipart upload listing")
+            for upload in result.uploads:
+                started = upload.initiated_time
+                if started is None or now - started < older_than:
+                    continue
+                found.append(
+                    PartialUpload(
+                        key=upload.object_name,
+                        handle=str(upload.upload_id),
+                        size=None,
+                        started=started,
+                    )
+                )
+            if not result.is_truncated or not result.next_key_marker:
+                return found
+            marker = result.next_key_marker
+
+    def remove_partial(self, partial: PartialUpload) -> None:
+        client = self._ready()
+        try:
+            client._abort_multipart_upload(self.bucket, partial.key, partial.handle)  # noqa: SLF001
+        except S3Error as exc:
+            if exc.code in ("NoSuchUpload", *_NOT_FOUND_CODES):
+                return
+            self._fail(exc, "multipart abort", partial.key)
+        except _CLIENT_ERRORS as exc:
+            self._fail(exc, "multipart abort", partial.key)
 
     def set_expiry_rule(self, days: int, prefix: str = "") -> bool:
         """Ask the bucket to expire objects ``days`` after creation (defence in depth only).

@@ -15,6 +15,7 @@ Write path (``put_stream``):
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import mimetypes
@@ -65,6 +66,16 @@ def guess_media_kind(name: str) -> MediaKind:
     if ext in _VIDEO_EXTS:
         return MediaKind.VIDEO
     return MediaKind.OTHER
+
+
+@dataclass(frozen=True)
+class Leftovers:
+    """What :meth:`Vault.sweep_leftovers` removed: orphan object keys and unfinished uploads."""
+
+    orphans: list[str]
+    orphan_bytes: int
+    partials: list[str]
+    partial_bytes: int
 
 
 @dataclass(frozen=True)
@@ -467,6 +478,40 @@ class Vault:
             self.store.delete(key)
             removed.append(key)
         return removed
+
+    def sweep_leftovers(self, *, older_than: dt.timedelta = dt.timedelta(hours=6)) -> Leftovers:
+        """Remove what killed uploads left in the store: orphan objects (:meth:`orphans`) and
+        unfinished uploads (local temp files, S3 multipart uploads), all older than
+        ``older_than``. Returns what was removed; logs it. Raises StorageError.
+        """
+        now = self.clock()
+        partials = self.store.partials(older_than, now=now)
+        for partial in partials:
+            self.store.remove_partial(partial)
+        orphan_bytes = 0
+        orphans = []
+        for key in self.orphans(older_than=older_than):
+            with contextlib.suppress(NotFound):
+                orphan_bytes += self.store.stat(key).size
+            self.store.delete(key)
+            orphans.append(key)
+        swept = Leftovers(
+            orphans=orphans,
+            orphan_bytes=orphan_bytes,
+            partials=[p.key for p in partials],
+            partial_bytes=sum(p.size or 0 for p in partials),
+        )
+        if orphans or partials:
+            log.warning(
+                "swept %d orphan object(s) (%d bytes) and %d unfinished upload(s) (%d bytes) "
+                "left by killed uploads, all older than %s",
+                len(orphans),
+                swept.orphan_bytes,
+                len(partials),
+                swept.partial_bytes,
+                older_than,
+            )
+        return swept
 
     def _cataloged(self, recording_id: str) -> bool:
         with self.sessions() as session:

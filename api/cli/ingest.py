@@ -153,9 +153,13 @@ def _human_status(status: dict[str, Any]) -> None:
     spool = status.get("spool") or {}
     journal = status.get("journal") or {}
     state = "running" if status.get("running") else "not running"
+    workers = status.get("workers") or {}
     typer.echo(
-        f"agent {status.get('agent', '?')}: {state} (pid {status.get('pid', '-')}, updated {status.get('updated_at', '-')})"
+        f"agent {status.get('agent', '?')}: {state} (pid {status.get('pid', '-')}, updated {status.get('updated_at', '-')}), "
+        f"workers {status.get('live_workers', 0)} of {workers.get('configured', '?')} alive"
     )
+    for problem in status.get("problems") or []:
+        typer.echo(f"UNHEALTHY: {problem}")
     used = journal.get("used_bytes", spool.get("used_bytes", 0))
     limit = spool.get("limit_bytes") or 0
     pressure = "  BACK-PRESSURE: intake paused" if spool.get("backpressure") else ""
@@ -186,7 +190,13 @@ def ingest_status(
     ] = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Show the agent's health: sources, spool use and back-pressure, waiting items, events."""
+    """Show the agent's health: workers, sources, spool use and back-pressure, waiting items,
+    events.
+
+    Exits 1 (after printing) when the agent is unhealthy: no agent process for this spool,
+    no live pipeline worker, or a status file not rewritten for 10 intervals (a stuck agent or
+    a full disk). Use it as the container healthcheck.
+    """
     settings = load_settings()
     if spool is None:
         agents = load_agents_file(config) if config else AgentsFile()
@@ -196,6 +206,8 @@ def ingest_status(
         print_json(status)
     else:
         _human_status(status)
+    if not status.get("healthy"):
+        raise typer.Exit(1)
 
 
 __all__ = ["ingest_app"]

@@ -63,13 +63,16 @@ def test_run_then_status(tmp_path: Path, clips: dict[str, Path]) -> None:
     final = json.loads(result.stdout)
     assert final["spool"]["counts"]["acknowledged"] == 1
     assert not (dock / "bwv-3" / "a.m4a").exists()
+    # The agent has stopped: status still reports, and exits 1 (a healthcheck fails).
     status = runner.invoke(ingest_app, ["status", "--config", str(config), "--json"], env=env)
-    assert status.exit_code == 0, status.output
+    assert status.exit_code == 1, status.output
     data = json.loads(status.stdout)
     assert data["agent"] == "cli-agent" and data["stopping"] is True
     assert data["journal"]["counts"]["acknowledged"] == 1
+    # (In-process, the pid in the status file is this test's, so it is "no live workers".)
+    assert not data["healthy"] and data["live_workers"] == 0 and data["problems"]
     human = runner.invoke(ingest_app, ["status", "--spool", str(tmp_path / "spool")], env=env)
-    assert human.exit_code == 0 and "dock-1" in human.stdout
+    assert human.exit_code == 1 and "dock-1" in human.stdout and "UNHEALTHY" in human.stdout
 
 
 def test_bad_config_exits_9(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -112,7 +113,10 @@ def test_dock_outcomes(
         )
     )
     (officer / "empty.mp4").write_bytes(b"")
-    truncate(copy(clips["video2"], officer / "cut.mp4"))
+    # Cut off two hours ago: past incomplete_wait_s, so refused (a recent one is waited for).
+    cut = truncate(copy(clips["video2"], officer / "cut.mp4"))
+    long_ago = time.time() - 7200
+    os.utime(cut, (long_ago, long_ago))
     (officer / "notes.txt").write_text("handover notes\n")
     # A file still being written: half of it now, kept open.
     growing_src = clips["video2"].read_bytes()
