@@ -19,6 +19,15 @@ to ``reconnect_max_s``) and, once footage flows again, records a ``gap`` event f
 the last segment to the start of the first new one. Stopping (SIGTERM) asks ffmpeg to finish
 (``q``), so the segment in progress is closed and ingested; a killed agent's ffmpeg gets
 SIGTERM from the kernel and closes its segment, which :meth:`RtspSource.recover` picks up.
+
+Credentials (issue #11 finding 12): ffmpeg only takes RTSP credentials inside the URL, and a
+command line is world-readable (``ps``, ``/proc/<pid>/cmdline``). So the URL never goes on the
+command line: ffmpeg reads a one-entry ffconcat script (``-f concat -i /dev/fd/N``) from a pipe
+the agent writes and closes before ffmpeg starts. The script carries the URL with its
+credentials and the RTSP options (``option rtsp_transport``, ``option timeout``), nothing
+touches the disk, and the pipe is readable only by ffmpeg. ffmpeg's own log lines can repeat
+the URL, so its stderr is read through the agent and credentials are masked before the log
+file is written. Segments are plaintext footage: run folders are created 0700.
 """
 
 from __future__ import annotations
@@ -37,9 +46,11 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import quote
 
+from vault.plaintext import open_private, private_dir
+
 from ._ffmpeg import die_with_parent, ffmpeg_exe
 from .config import RtspSourceConfig
-from .errors import SpoolError
+from .errors import SourceError, SpoolError
 from .sources import Source, SourceContext
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")
@@ -47,6 +58,16 @@ _LIST = "list.csv"
 _SEGMENTS = "seg[0-9][0-9][0-9][0-9][0-9][0-9].*"
 _ANCHOR = "anchor.json"
 _PID = "ffmpeg.pid"
+_LOG = "ffmpeg.log"
+# What ffmpeg may open: the input script (read as /dev/fd/N through the file protocol) and
+# what RTSP itself needs (TCP control, RTP over UDP or interleaved, TLS for rtsps). No HTTP.
+_PROTOCOLS = "file,rtp,tcp,udp,tls"
+_USERINFO = re.compile(r"(rtsps?://)[^@/\s'\"]+@")
+
+
+def mask_credentials(text: str) -> str:
+    """``text`` with the user information of every rtsp(s):// URL replaced by ``***``."""
+    return _USERINFO.sub(r"\1***@", text)
 
 
 def _utc(ts: float) -> dt.datetime:
@@ -116,6 +137,21 @@ def _listed(run_dir: Path) -> list[tuple[str, float, float]]:
     return out
 
 
+def _child_env(credentials: str | None) -> dict[str, str]:
+    """The agent's environment without the variable holding this source's credentials:
+    ffmpeg gets them through its pipe and has no use for a second copy."""
+    scheme, _, name = (credentials or "").partition(":")
+    return {k: v for k, v in os.environ.items() if not (scheme == "env" and k == name)}
+
+
+def _copy_log(stream: IO[bytes], path: Path) -> None:
+    """Copy ffmpeg's stderr into ``path`` (0600) line by line, credentials masked."""
+    with open_private(path, append=True) as log:
+        for raw in iter(stream.readline, b""):
+            log.write(mask_credentials(raw.decode("utf-8", "replace")).encode())
+            log.flush()
+
+
 class RtspSource(Source):
     """Records one RTSP stream in segments; see the module docstring."""
 
@@ -131,6 +167,7 @@ class RtspSource(Source):
         self._attempts = 0
         self._last_end: dt.datetime | None = None  # end of the newest segment spooled
         self.gaps: list[dict[str, Any]] = []
+        self._log_thread: threading.Thread | None = None
 
     # -- ffmpeg ------------------------------------------------------------------------------
 
@@ -142,20 +179,41 @@ class RtspSource(Source):
         scheme, rest = self.config.url.split("://", 1)
         return f"{scheme}://{quote(user, safe='')}:{quote(password, safe='')}@{rest}"
 
-    def command(self, run_dir: Path) -> list[str]:
-        """The ffmpeg command line for one connection (credentials are in the URL only)."""
+    def input_script(self) -> bytes:
+        """The ffconcat script ffmpeg reads from its pipe: the stream URL (with credentials)
+        and its RTSP options. Raises SourceError for a URL that would break out of its line."""
+        url = self._url()
+        if any(ord(c) < 0x20 or ord(c) == 0x7F for c in url):
+            raise SourceError(f"{self.id}: the RTSP URL contains control characters", source_id=self.id)
+        quoted = "'" + url.replace("'", "'\\''") + "'"  # ffconcat (av_get_token) quoting
+        return (
+            "ffconcat version 1.0\n"
+            f"file {quoted}\n"
+            f"option rtsp_transport {self.config.transport}\n"
+            f"option timeout {int(self.config.timeout_s * 1_000_000)}\n"
+        ).encode()
+
+    def command(self, run_dir: Path, input_fd: int) -> list[str]:
+        """The ffmpeg command line for one connection, reading its input from ``input_fd``.
+
+        Holds no credentials: the URL is in :meth:`input_script`, written to that pipe.
+        """
         ext = "ts" if self.config.container == "mpegts" else "mp4"
         cmd = [
             ffmpeg_exe(),
             "-hide_banner",
             "-loglevel",
             "warning",
-            "-rtsp_transport",
-            self.config.transport,
-            "-timeout",
-            str(int(self.config.timeout_s * 1_000_000)),
+            "-protocol_whitelist",
+            _PROTOCOLS,
+            "-f",
+            "concat",
+            "-safe",
+            "0",  # the script names a URL, which "safe" mode refuses; we wrote the script
             "-i",
-            self._url(),
+            # /dev/fd/N, not pipe:N: ffmpeg stops reading "q" from stdin when an input is
+            # named pipe:, and "q" is how a segment is closed cleanly on stop.
+            f"/dev/fd/{input_fd}",
             "-map",
             "0:v?",
             "-map",
@@ -192,19 +250,33 @@ class RtspSource(Source):
         return cmd
 
     def _start(self, run_dir: Path) -> tuple[subprocess.Popen[bytes], _Progress]:
-        log = (run_dir / "ffmpeg.log").open("wb")
+        script = self.input_script()
+        read_fd, write_fd = os.pipe()
         try:
+            # A pipe holds 64 KiB at least; the script is a few hundred bytes, so this never
+            # blocks, and closing the write end now gives ffmpeg a clean end of file.
+            os.write(write_fd, script)
+            os.close(write_fd)
+            write_fd = -1
             proc = subprocess.Popen(
-                self.command(run_dir),
+                self.command(run_dir, read_fd),
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
-                stderr=log,
+                stderr=subprocess.PIPE,
+                pass_fds=(read_fd,),
+                env=_child_env(self.config.credentials),
                 preexec_fn=die_with_parent,
             )
         finally:
-            log.close()
+            os.close(read_fd)
+            if write_fd >= 0:
+                os.close(write_fd)
         (run_dir / _PID).write_text(str(proc.pid))
-        assert proc.stdout is not None
+        assert proc.stdout is not None and proc.stderr is not None
+        self._log_thread = threading.Thread(
+            target=_copy_log, args=(proc.stderr, run_dir / _LOG), daemon=True, name="rtsp-log"
+        )
+        self._log_thread.start()
         return proc, _Progress(proc.stdout, run_dir)
 
     def _finish(self, proc: subprocess.Popen[bytes], grace: float) -> None:
@@ -225,7 +297,7 @@ class RtspSource(Source):
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait()
-        for pipe in (proc.stdin, proc.stdout):
+        for pipe in (proc.stdin, proc.stdout, proc.stderr):
             if pipe is not None:
                 try:
                     pipe.close()
@@ -386,7 +458,7 @@ class RtspSource(Source):
 
     def run(self) -> None:
         """Record until stopped, reconnecting with back-off; see the module docstring."""
-        self.root.mkdir(parents=True, exist_ok=True)
+        private_dir(self.root)
         delay = self.config.reconnect_min_s
         stop = self.context.stop
         runs = 0
@@ -404,7 +476,7 @@ class RtspSource(Source):
                 continue
             runs += 1
             run_dir = self.root / f"{self.context.clock():%Y%m%dT%H%M%S}-{os.getpid()}-{runs}"
-            run_dir.mkdir(parents=True, exist_ok=True)
+            private_dir(run_dir)  # ffmpeg creates segments 0644: the folder keeps them private
             self._attempts += 1
             self.set_status(state="connecting", url=self.config.url, attempts=self._attempts)
             proc, progress = self._start(run_dir)
@@ -451,14 +523,15 @@ class RtspSource(Source):
         self.set_status(state="stopped")
 
     def _exit_reason(self, run_dir: Path, code: int | None) -> str:
+        if self._log_thread is not None:
+            self._log_thread.join(2)  # ffmpeg has exited: its last lines are on their way
         try:
-            text = (run_dir / "ffmpeg.log").read_text(errors="replace").strip().splitlines()
+            text = (run_dir / _LOG).read_text(errors="replace").strip().splitlines()
         except OSError:
             text = []
         lines = [t for t in text if t.strip() and "Last message repeated" not in t]
         last = lines[-1].strip()[:200] if lines else ""
-        # Never repeat credentials from a URL in an error.
-        last = re.sub(r"rtsps?://[^@/\s]+@", "rtsp://***@", last)
+        last = mask_credentials(last)  # the log is masked already; an error must not rely on it
         if code == 0 and not last:
             return "the server ended the stream"
         return f"ffmpeg exited with status {code}" + (f": {last}" if last else "")
@@ -470,4 +543,4 @@ class RtspSource(Source):
             proc.send_signal(signal.SIGTERM)
 
 
-__all__ = ["RtspSource"]
+__all__ = ["RtspSource", "mask_credentials"]

@@ -92,6 +92,8 @@ class RtspServer:
     port: int = field(default_factory=free_port)
     server: subprocess.Popen[bytes] | None = None
     publisher: subprocess.Popen[bytes] | None = None
+    #: ``(user, password)`` readers must present; publishing stays open to loopback.
+    reader: tuple[str, str] | None = None
 
     def url(self, path: str = "cam1") -> str:
         return f"rtsp://127.0.0.1:{self.port}/{path}"
@@ -104,7 +106,8 @@ class RtspServer:
             f"rtspAddress: 127.0.0.1:{self.port}\n"
             "rtspTransports: [tcp]\n"
             "rtmp: no\nhls: no\nwebrtc: no\nsrt: no\napi: no\nmetrics: no\nplayback: no\npprof: no\n"
-            "paths:\n  all_others:\n"
+            + self._auth()
+            + "paths:\n  all_others:\n"
         )
         log = (self.workdir / "mediamtx.log").open("ab")
         self.server = subprocess.Popen(
@@ -114,6 +117,16 @@ class RtspServer:
         if not _wait_port(self.port, 15):
             raise RuntimeError(f"mediamtx did not listen on {self.port}: {self.log_tail()}")
         self.start_publisher()
+
+    def _auth(self) -> str:
+        if self.reader is None:
+            return ""
+        user, password = self.reader
+        return (
+            "authInternalUsers:\n"
+            "- {user: any, pass: '', ips: ['127.0.0.1/32'], permissions: [{action: publish}]}\n"
+            f"- {{user: '{user}', pass: '{password}', ips: [], permissions: [{{action: read}}]}}\n"
+        )
 
     def start_publisher(self, path: str = "cam1") -> None:
         log = (self.workdir / "publisher.log").open("ab")
