@@ -21,6 +21,7 @@ Example (``agents.toml``)::
     site = "Northgate Estate"
     url = "https://nvr-1.local/api/exports"
     credentials = "file:/etc/evidence-vault/nvr-1.token"
+    cameras = ["cam-03", "cam-04"]   # the only cameras its clips may be filed under
 
     [[sources]]
     id = "dock-office"
@@ -199,6 +200,14 @@ class NvrHttpSourceConfig(_SourceBase):
         default="bearer", description="How credentials are sent: bearer token or user:password."
     )
     max_attempts: int = Field(default=5, ge=1, description="Download attempts before giving up.")
+    cameras: list[Annotated[str, Field(pattern=_ID_PATTERN)]] = Field(
+        default_factory=list,
+        description=(
+            "Camera ids this NVR may file footage under; a listed clip naming any other camera "
+            "is refused (the listing must not choose another site's camera). Empty: clips are "
+            "filed under the source id and a clip naming another camera is refused."
+        ),
+    )
 
     @field_validator("url")
     @classmethod

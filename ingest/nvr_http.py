@@ -20,6 +20,16 @@ with the clip's ETag so a changed clip restarts from zero. The download is check
 listing's ``size`` and ``sha256`` and against a ``Repr-Digest``/``Digest`` SHA-256 header where
 the NVR sends one; a mismatch discards the download and tries again. ``server_time`` is the
 NVR's stated clock for the device-clock check.
+
+The listing is input from a device on the site network, so it is not trusted to steer the agent
+(issue #11 finding 5):
+
+1. Every request this source makes, redirects included, goes to the listing's origin (scheme,
+   host and port of ``url``); a clip URL or ``Location`` elsewhere is refused before anything is
+   sent, and the refusal is logged. The NVR's credentials therefore only ever reach the NVR.
+2. A clip is filed under a camera the agents file lists for this source (``cameras``), or under
+   the source id when none are listed; a clip naming any other camera is refused, so a listing
+   cannot plant footage under another site's camera.
 """
 
 from __future__ import annotations
@@ -32,6 +42,7 @@ import os
 import re
 from pathlib import Path
 from typing import Any
+from collections.abc import Generator
 from urllib.parse import urljoin
 
 import httpx
@@ -52,6 +63,36 @@ def _parse_time(value: Any) -> dt.datetime | None:
     except ValueError:
         return None
     return parsed.astimezone(dt.timezone.utc) if parsed.tzinfo else None
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int]:
+    """The RFC 6454 origin of ``url``: scheme, lower-cased host and port (default filled in)."""
+    scheme = url.scheme.lower()
+    return scheme, url.host.lower(), url.port or _DEFAULT_PORTS.get(scheme, -1)
+
+
+class _OriginAuth(httpx.Auth):
+    """Adds the NVR's credentials to requests for the listing's origin and to nothing else.
+
+    The origin guard already refuses other origins; this keeps the credentials at home even if
+    a request somehow got past it (defence in depth for finding 5).
+    """
+
+    def __init__(self, origin: tuple[str, str, int], header: str) -> None:
+        self._origin = origin
+        self._header = header
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        if _origin(request.url) == self._origin:
+            request.headers["Authorization"] = self._header
+        yield request
+
+
+class OriginRefused(SourceError):
+    """A clip URL or redirect pointed away from the listing's origin; nothing was sent there."""
 
 
 def _header_sha256(headers: httpx.Headers) -> str | None:
@@ -78,28 +119,61 @@ class NvrHttpSource(Source):
     def __init__(self, config: NvrHttpSourceConfig, context: SourceContext) -> None:
         super().__init__(config, context)
         self._failures: dict[str, int] = {}
+        self._refused: set[str] = set()  # clip ids already reported as refused (log once)
         self._client: httpx.Client | None = None
+        self._origin = _origin(httpx.URL(config.url))
 
     def _http(self) -> httpx.Client:
         if self._client is None:
-            headers: dict[str, str] = {}
-            auth: httpx.BasicAuth | None = None
+            auth: httpx.Auth | None = None
             secret = self.config.secret()
             if secret is not None:
                 value = secret.get_secret_value()
                 if self.config.auth == "bearer":
-                    headers["Authorization"] = f"Bearer {value}"
+                    header = f"Bearer {value}"
                 else:
                     user, _, password = value.partition(":")
-                    auth = httpx.BasicAuth(user, password)
+                    # httpx.BasicAuth's own encoding, kept to the origin by _OriginAuth.
+                    header = httpx.BasicAuth(user, password)._auth_header
+                auth = _OriginAuth(self._origin, header)
             self._client = httpx.Client(
-                headers=headers,
                 auth=auth,
                 timeout=self.config.timeout_s,
                 verify=self.config.verify_tls,
                 follow_redirects=True,
+                max_redirects=5,
+                # httpx calls request hooks for every request it sends, each redirect included,
+                # so this one guard covers the listing, the clips and wherever they redirect.
+                event_hooks={"request": [self._guard_origin]},
             )
         return self._client
+
+    def _guard_origin(self, request: httpx.Request) -> None:
+        if _origin(request.url) != self._origin or request.url.userinfo:
+            raise OriginRefused(
+                f"{self.id}: refused a request to {_redact(request.url)}: only "
+                f"{_redact(httpx.URL(self.config.url).copy_with(path='/'))} (the export "
+                "listing's scheme, host and port) is fetched from",
+                source_id=self.id,
+            )
+
+    def _camera(self, clip: dict[str, Any]) -> str | None:
+        """The vault camera id a clip is filed under, or None when the source may not use it."""
+        named = clip.get("camera")
+        camera = str(named) if named not in (None, "") else None
+        if self.config.cameras:
+            if camera is None and len(self.config.cameras) == 1:
+                return self.config.cameras[0]
+            return camera if camera in self.config.cameras else None
+        return self.id if camera in (None, self.id) else None
+
+    def _refuse(self, clip_id: str, message: str) -> None:
+        """Log a refused clip once per agent run (the listing repeats it every poll)."""
+        if clip_id in self._refused:
+            return
+        self._refused.add(clip_id)
+        self.context.event(self.id, "refused", f"clip {clip_id}: {message}", clip=clip_id)
+        self.context.log.warning("%s: clip %s refused: %s", self.id, clip_id, message)
 
     # -- polling -----------------------------------------------------------------------------
 
@@ -132,6 +206,23 @@ class NvrHttpSource(Source):
             clip_id = str(clip["id"])
             if self.context.spool.find(self.id, clip_id) is not None:
                 continue  # downloaded before (the journal keeps every clip id)
+            url = httpx.URL(urljoin(self.config.url, str(clip["url"])))
+            if _origin(url) != self._origin or url.userinfo:
+                self._refuse(
+                    clip_id,
+                    f"its URL {_redact(url)} is not on the export listing's origin "
+                    f"({self._origin[0]}://{self._origin[1]}:{self._origin[2]}); nothing fetched",
+                )
+                continue
+            if self._camera(clip) is None:
+                allowed = ", ".join(self.config.cameras) or self.id
+                self._refuse(
+                    clip_id,
+                    f"camera {str(clip.get('camera'))!r:.80} is not one this source may file "
+                    f"under ({allowed}); add it to 'cameras' in the agents file if it belongs "
+                    "to this NVR; nothing fetched",
+                )
+                continue
             try:
                 if self._download(clip, server_time=server_time, received_at=received_at):
                     spooled += 1
@@ -216,7 +307,8 @@ class NvrHttpSource(Source):
                         f"clip {clip_id}: SHA-256 {digest} differs from the {name}'s {want}; discarded",
                         source_id=self.id,
                     )
-        camera = str(clip.get("camera") or self.id)
+        camera = self._camera(clip)
+        assert camera is not None  # poll_once refused the clip otherwise
         name = Path(str(clip["url"]).split("?", 1)[0]).name or f"{clip_id}.bin"
         start, end = _parse_time(clip.get("start")), _parse_time(clip.get("end"))
         item = self.context.spool.add(
@@ -289,6 +381,11 @@ class NvrHttpSource(Source):
         self.set_status(state="stopped")
 
 
+def _redact(url: httpx.URL) -> str:
+    """``url`` for a log line: without user information or query (either may hold secrets)."""
+    return str(url.copy_with(userinfo=b"", query=None, fragment=None))
+
+
 def _content_total(response: httpx.Response) -> int | None:
     content_range = response.headers.get("content-range")
     if content_range and "/" in content_range:
@@ -307,4 +404,4 @@ def _sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-__all__ = ["NvrHttpSource"]
+__all__ = ["NvrHttpSource", "OriginRefused"]

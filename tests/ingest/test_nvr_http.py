@@ -133,7 +133,12 @@ def test_poll_download_resume_checksum_and_once_only(
 ) -> None:
     monkeypatch.setenv("NVR_TOKEN", TOKEN)
     config = NvrHttpSourceConfig(
-        id="nvr-1", kind="nvr_http", url=nvr.url, credentials="env:NVR_TOKEN", site="Northgate"
+        id="nvr-1",
+        kind="nvr_http",
+        url=nvr.url,
+        credentials="env:NVR_TOKEN",
+        site="Northgate",
+        cameras=["cam-01", "cam-02"],
     )
     with Spool(tmp_path / "spool") as spool:
         context = SourceContext(spool=spool)
