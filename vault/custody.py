@@ -15,9 +15,15 @@ with ``prev`` = 64 zeros for entry 0. Then
 - ``entry_mac``  = HMAC-SHA256(key derived from the ledger signing key, entry), so that someone
   who can write the database but does not hold the signing key cannot append a well-formed
   forged event, nor rewrite the unsigned tail and recompute the chain;
-- every ``checkpoint_every`` events (or ``checkpoint_interval``), a signed checkpoint of the tree,
-  stored in ``custody_checkpoints`` and, when a witness path is set, also written to a file
-  outside the database, so that deleting events *and* checkpoints (a rollback) is still caught.
+- a signed checkpoint of the tree, stored in ``custody_checkpoints`` and, when a witness path
+  is set, also written to a file outside the database (``Settings.ledger_witness_dir``: another
+  disk or host), so that deleting events *and* checkpoints (a rollback) is still caught. A
+  checkpoint is signed every ``checkpoint_every`` events, once ``checkpoint_interval`` has passed
+  since the last while events wait (a timer, so a quiet ledger's tail is signed too), at once
+  after a sensitive event (:data:`SENSITIVE_ACTIONS`: denials, releases, shares, exports,
+  deletions, key and user changes), and when the ledger is closed. Only the events after the
+  latest signature (``VerifyReport.unsigned``) can be removed without :meth:`CustodyLedger.verify`
+  noticing, and only for that long.
 
 :meth:`CustodyLedger.verify` recomputes all of it. A recipient of an export needs only an
 inclusion proof (:meth:`CustodyLedger.inclusion_proof`) and the verifier key to check one event
@@ -44,6 +50,7 @@ import hmac
 import json
 import logging
 import re
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring as _json_string
@@ -61,17 +68,28 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    or_,
     select,
     text,
 )
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.pool import NullPool
 
 from .access import Actor, Purpose
-from .catalog import Base, new_id, utcnow
-from .checkpoint import Checkpoint, LedgerSigner, VerifierKey, open_checkpoint, peek_checkpoint
+from .catalog_binding import CatalogReport
+from .catalog import Base, Setting, new_id, utcnow
+from .checkpoint import (
+    LEGACY_ORIGIN,
+    Checkpoint,
+    LedgerSigner,
+    VerifierKey,
+    new_origin,
+    open_checkpoint,
+    peek_checkpoint,
+)
 from .durable import replace_file
-from .errors import InvalidInput, LedgerError, NotFound
+from .errors import CatalogMismatch, ConfigError, InvalidInput, LedgerError, NotFound
 from .ledger_keys import LedgerKeys, mac_key
 from .merkle import (
     CompactRange,
@@ -105,6 +123,9 @@ _MAX_ID = 128
 _MAX_NAME = 256
 _READ_BATCH = 2000
 _HEAD_KEY = "vault.custody.head"  # session.info: (transaction, next seq, its prev hash)
+_HOOK_KEY = "vault.custody.after_commit"  # session.info: this ledger checkpoints after commits
+#: vault_meta key of the log origin derived at ``init``.
+ORIGIN_META_KEY = "ledger_origin"
 
 Clock = Callable[[], dt.datetime]
 
@@ -137,6 +158,23 @@ class Action(str, enum.Enum):
 
 
 _ACTIONS = {a.value: a for a in Action}
+
+#: Actions whose events are signed into a checkpoint as soon as they commit: the ones an insider
+#: would most want to remove from the unsigned tail (a refusal, a released hold, footage handed
+#: over or destroyed, a key or a user changed).
+SENSITIVE_ACTIONS = frozenset(
+    {
+        Action.ACCESS_DENIED,
+        Action.RELEASED,
+        Action.SHARED,
+        Action.SHARE_REVOKED,
+        Action.EXPORTED,
+        Action.DOWNLOADED,
+        Action.DELETED,
+        Action.KEY_ROTATED,
+        Action.USER_CHANGED,
+    }
+)
 
 
 def parse_action(value: Action | str) -> Action | str:
@@ -576,6 +614,11 @@ class VerifyReport:
     latest_checkpoint: int | None
     witnessed: int | None
     trusted: int | None
+    #: Events after the largest signed checkpoint (stored or witnessed): not yet under any
+    #: signature, so their removal could not be detected.
+    unsigned: int = 0
+    #: Catalog rows compared with the ledger's record of them (None: not checked).
+    recordings: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready fields."""
@@ -586,6 +629,8 @@ class VerifyReport:
             "latest_checkpoint": self.latest_checkpoint,
             "witnessed": self.witnessed,
             "trusted": self.trusted,
+            "unsigned": self.unsigned,
+            "recordings": self.recordings,
         }
 
     def summary(self) -> str:
@@ -593,8 +638,11 @@ class VerifyReport:
         parts = [
             f"{self.events} events",
             f"{self.checkpoints} signed checkpoints",
+            f"{self.unsigned} events not yet covered by a signature",
             f"root {self.root_hash}",
         ]
+        if self.recordings is not None:
+            parts.append(f"{self.recordings} catalog rows match the ledger")
         if self.witnessed is not None:
             parts.append(f"witnessed checkpoint {self.witnessed} matches")
         if self.trusted is not None:
@@ -767,9 +815,11 @@ class CustodyLedger:
     """The append-only, tamper-evident custody log of one vault.
 
     ``sessions`` is the catalog's session factory (or an engine). Checkpoints are signed by
-    ``signer`` for the log ``origin`` every ``checkpoint_every`` events, or when the latest is
-    older than ``checkpoint_interval`` and events have been added since; each is also written to
-    ``witness_path`` when given. ``clock`` supplies event and checkpoint times.
+    ``signer`` for the log ``origin`` every ``checkpoint_every`` events, at once after a
+    sensitive event (:data:`SENSITIVE_ACTIONS`), and, with ``checkpoint_interval``, no later than
+    that after an event (a timer thread signs the tail of a ledger gone quiet); each is also
+    written to ``witness_path`` when given. ``clock`` supplies event and checkpoint times.
+    :meth:`close` signs whatever is left and stops the timer.
     """
 
     def __init__(
@@ -815,6 +865,11 @@ class CustodyLedger:
         # The newest key_rotated event's seq when this process last confirmed its key
         # (-1: not looked yet; None: there was none).
         self._rotations_seen: int | None = -1
+        # A sensitive event was appended: sign at the next chance, whatever the count or time.
+        self._urgent = False
+        self._timer: threading.Timer | None = None
+        self._timer_lock = threading.Lock()
+        self._closed = False
 
     def _use(self, signer: LedgerSigner) -> None:
         self._signer = signer
@@ -956,7 +1011,25 @@ class CustodyLedger:
         # transaction never sees a head it did not write.
         session.info[_HEAD_KEY] = (txn, seq, prev)
         self._seen_size = max(self._seen_size, seq)
+        if any(ev.action in SENSITIVE_ACTIONS for ev in batch):
+            self._urgent = True
+        # Whoever appended, and whether or not they remember to, the checkpoint that is due
+        # follows the commit (and a rollback just finds nothing new to sign).
+        if session.info.get(_HOOK_KEY) is not self:
+            event.listen(session, "after_commit", self._after_commit)
+            session.info[_HOOK_KEY] = self
         return records
+
+    def _after_commit(self, session: Session) -> None:
+        # The caller's commit has succeeded: nothing here may make it look as if it failed.
+        if self._closed:
+            return
+        try:
+            self.maybe_checkpoint()
+        except (LedgerError, InvalidInput) as exc:
+            log.error("custody checkpoint refused: %s (seq=%s)", str(exc), getattr(exc, "seq", None))
+        except (SQLAlchemyError, OSError) as exc:
+            log.error("custody checkpoint failed: %s", str(exc))
 
     def record(self, action: Action | str, **fields: Any) -> EventRecord:
         """Append one event in a transaction of its own, commit, and checkpoint if one is due.
@@ -980,7 +1053,7 @@ class CustodyLedger:
         try:
             self.maybe_checkpoint()
         except LedgerError as exc:
-            log.error("custody checkpoint refused: %s (seq=%s)", exc, exc.seq)
+            log.error("custody checkpoint refused: %s (seq=%s)", str(exc), exc.seq)
 
     def _follow_rotation(self, conn: Connection) -> None:
         """Under the ledger lock: make sure new events are written with the key the ledger
@@ -1050,13 +1123,16 @@ class CustodyLedger:
     def maybe_checkpoint(self) -> str | None:
         """Sign a checkpoint if one is due; returns its signed note, or None.
 
-        Due when ``checkpoint_every`` events were added since the latest checkpoint, or when
-        ``checkpoint_interval`` has passed since it and any event was added. Raises LedgerError
-        when the ledger does not extend its latest or witnessed checkpoint.
+        Due when ``checkpoint_every`` events were added since the latest checkpoint, when a
+        sensitive event was added, or when ``checkpoint_interval`` has passed since it and any
+        event was added; when events wait but none of these holds yet, a timer is set to sign
+        them once the interval is up. Raises LedgerError when the ledger does not extend its
+        latest or witnessed checkpoint.
         """
         if self._seen_checkpoint is not None and not self._due(
             self._seen_size, *self._seen_checkpoint
         ):
+            self._arm_timer(self._seen_size, *self._seen_checkpoint)
             return None
         with self._sessions.begin() as session:
             self._lock(session)
@@ -1067,19 +1143,80 @@ class CustodyLedger:
             ).first()
             self._seen_size = max(self._seen_size, size)
             self._seen_checkpoint = (latest.size, latest.created_at) if latest else (0, None)
-            if not self._due(size, *self._seen_checkpoint):
+            # Under the lock every appender has committed or rolled back: what is urgent is
+            # signed now or was never written.
+            urgent, self._urgent = self._urgent, False
+            if not urgent and not self._due(size, *self._seen_checkpoint):
+                self._arm_timer(size, *self._seen_checkpoint)
                 return None
             note = self._checkpoint_locked(session, size)
         self.witness(note)
         return note
 
     def _due(self, size: int, cp_size: int, cp_time: dt.datetime | None) -> bool:
-        if size - cp_size >= self.checkpoint_every:
+        if size <= cp_size:
+            return False
+        if self._urgent or size - cp_size >= self.checkpoint_every:
             return True
         interval = self.checkpoint_interval
-        if interval is None or size <= cp_size:
+        if interval is None:
             return False
         return cp_time is None or self._clock() - cp_time >= interval
+
+    def _arm_timer(self, size: int, cp_size: int, cp_time: dt.datetime | None) -> None:
+        """Events wait for a signature: make sure one comes within ``checkpoint_interval``."""
+        interval = self.checkpoint_interval
+        if interval is None or size <= cp_size or self._closed or self._timer is not None:
+            return
+        with self._timer_lock:
+            if self._timer is not None or self._closed:
+                return
+            waited = self._clock() - cp_time if cp_time is not None else interval
+            delay = min(max((interval - waited).total_seconds(), 0.0), interval.total_seconds())
+            timer = threading.Timer(delay, self._on_timer)
+            timer.daemon = True  # never keeps a process alive; close() signs the rest
+            timer.name = "custody-checkpoint-timer"
+            self._timer = timer
+            timer.start()
+
+    def _on_timer(self) -> None:
+        with self._timer_lock:
+            self._timer = None
+            if self._closed:
+                return
+        self.sign_pending()
+
+    def sign_pending(self) -> str | None:
+        """Sign a checkpoint now if any committed event is not yet covered by one.
+
+        Returns the new note, or None when nothing waited. Failures are logged, not raised (as
+        after a commit): :meth:`verify` reports them.
+        """
+        try:
+            with self._snapshot() as conn:
+                size = self._size(conn)
+                signed = conn.execute(select(func.max(_C.size))).scalar() or 0
+            if size <= signed:
+                return None
+            return self.checkpoint()
+        except (LedgerError, InvalidInput) as exc:
+            log.error("custody checkpoint refused: %s (seq=%s)", str(exc), getattr(exc, "seq", None))
+        except (SQLAlchemyError, OSError) as exc:
+            log.error("custody checkpoint failed: %s", str(exc))
+        return None
+
+    def close(self) -> None:
+        """Stop the checkpoint timer and sign any events still waiting (idempotent)."""
+        with self._timer_lock:
+            if self._closed:
+                return
+            self._closed = True
+            timer, self._timer = self._timer, None
+        if timer is not None:
+            timer.cancel()
+        self.sign_pending()
+        if self._reader is not None:
+            self._reader.dispose()
 
     def checkpoint(self, session: Session | None = None) -> str:
         """Sign a checkpoint of the whole ledger now (or return the latest if nothing is new).
@@ -1196,8 +1333,11 @@ class CustodyLedger:
         rows = session.execute(
             select(*_VERIFY_COLUMNS).where(_E.seq >= checker.seq, _E.seq < size).order_by(_E.seq)
         )
-        for row in rows:
-            checker.check(row)
+        # Closed also on failure: an unfinished SQLite statement would pin this pooled
+        # connection to an old snapshot, and its next write would fail as "locked".
+        with contextlib.closing(rows):
+            for row in rows:
+                checker.check(row)
         if checker.seq != size:
             raise LedgerError(f"event {checker.seq} is missing", seq=checker.seq)
         # 5. Sign (the hand-over of a rotation by both keys) and store.
@@ -1326,12 +1466,16 @@ class CustodyLedger:
 
     # -- verification --------------------------------------------------------------------------
 
-    def verify(self, *, trusted_checkpoint: str | None = None) -> VerifyReport:
-        """Recompute every entry, link, leaf, MAC, Merkle root and signed checkpoint.
+    def verify(
+        self, *, trusted_checkpoint: str | None = None, catalog: bool = True
+    ) -> VerifyReport:
+        """Recompute every entry, link, leaf, MAC, Merkle root and signed checkpoint, and (with
+        ``catalog``) compare every catalog row with the ledger's record of it.
 
         ``trusted_checkpoint`` is a signed note saved earlier outside the vault; the witness
-        file, when set and present, is checked the same way. Returns a VerifyReport; raises
-        LedgerError naming (``seq``) the first event that does not verify.
+        file, when set and present, is checked the same way. Returns a VerifyReport, which
+        says how many events no signature covers yet; raises LedgerError naming (``seq``) the
+        first event that does not verify, CatalogMismatch listing the rows that differ.
         """
         # 1. Checkpoints kept outside the database, read before it (a rollback cannot reach them).
         witness_note = self._witness_note()
@@ -1415,7 +1559,13 @@ class CustodyLedger:
                     f"the object index hides event {first[0]} from queries about {first[1]}",
                     seq=first[0],
                 )
+            # 7. Every catalog row says what the ledger recorded of it, in the same snapshot
+            #    as the events just verified (vault.catalog_binding).
+            recordings = None
+            if catalog:
+                recordings = _raise_mismatches(self._check_catalog(conn, epochs)).recordings
         latest = stored[-1].size if stored else None
+        signed = max([0, *(row.size for row in stored), *(cp.size for _, cp in outside)])
         return VerifyReport(
             events=size,
             checkpoints=len(stored),
@@ -1423,7 +1573,64 @@ class CustodyLedger:
             latest_checkpoint=latest,
             witnessed=witnessed.size if witnessed is not None else None,
             trusted=outside[0][1].size if trusted_checkpoint is not None else None,
+            unsigned=max(0, size - signed),
+            recordings=recordings,
         )
+
+    def check_catalog(self) -> CatalogReport:
+        """Compare every catalog row with the ledger's record of it (:mod:`vault.catalog_binding`).
+
+        Reads one snapshot; each event used is authenticated (entry MAC by the key then in
+        effect). Returns the report, mismatches listed, not raised; raises LedgerError when an
+        event it reads was not written by this ledger.
+        """
+        with self._snapshot() as conn:
+            return self._check_catalog(conn, self._epochs(conn))
+
+    def _check_catalog(self, conn: Connection, epochs: _Epochs) -> CatalogReport:
+        from .catalog_binding import check_catalog
+
+        return check_catalog(conn, self._object_events(conn, epochs))
+
+    def _object_events(
+        self, conn: Connection, epochs: _Epochs
+    ) -> Iterator[tuple[str, int, CustodyEvent]]:
+        """(object id, seq, event) for every event that may create, move or delete a
+        recording, by object id (code points) then seq, each checked against its entry MAC."""
+        collation = "C" if conn.dialect.name == "postgresql" else "BINARY"
+        rows = conn.execute(
+            select(_O.object_id, _E.seq, _E.payload, _E.entry_mac)
+            .join_from(_OBJECTS, _EVENTS, _E.seq == _O.seq)
+            .where(
+                or_(
+                    _E.action == Action.DELETED.value,
+                    _E.payload.contains('"captured_start"'),
+                    _E.payload.contains('"retain_until"'),
+                )
+            )
+            .order_by(_O.object_id.collate(collation), _E.seq)
+            .execution_options(yield_per=_READ_BATCH)
+        )
+        for row in rows:
+            payload = row.payload.encode("utf-8")
+            key = self._macs.get(epochs.key_at(row.seq))
+            if key is None or not hmac.compare_digest(
+                str(row.entry_mac).encode(), _mac(key, payload).encode()
+            ):
+                raise LedgerError(
+                    f"event {row.seq} was not written by this ledger (bad entry MAC)", seq=row.seq
+                )
+            try:
+                seq, _prev, ev = parse_entry(payload)
+            except LedgerError as exc:
+                raise LedgerError(f"event {row.seq}: {exc}", seq=row.seq) from None
+            if seq != row.seq or row.object_id not in ev.object_ids:
+                raise LedgerError(
+                    f"the object index ties {row.object_id} to event {row.seq}, which does not"
+                    " name it",
+                    seq=row.seq,
+                )
+            yield row.object_id, seq, ev
 
     @staticmethod
     def _check_roots(
@@ -1652,6 +1859,76 @@ class CustodyLedger:
             raise LedgerError(f"malformed consistency proof: {exc!r}") from None
 
 
+def _raise_mismatches(report: CatalogReport) -> CatalogReport:
+    """``report``, or CatalogMismatch naming its first few problems."""
+    if report.passed:
+        return report
+    shown = "; ".join(str(p) for p in report.problems[:5])
+    more = len(report.problems) - 5
+    raise CatalogMismatch(
+        f"{len(report.problems)} catalog problem(s): {shown}"
+        + (f"; and {more} more" if more > 0 else ""),
+        problems=list(report.problems),
+        seq=report.problems[0].seq,
+    )
+
+
+def stored_origin(
+    sessions: sessionmaker[Session] | Engine, configured: str | None = None
+) -> str | None:
+    """The log origin stored in the catalog at ``init`` (None before that).
+
+    Raises ConfigError when ``configured`` (``Settings.ledger_origin``) names another: the
+    checkpoints already signed carry the stored one.
+    """
+    if isinstance(sessions, Engine):
+        sessions = sessionmaker(sessions)
+    with sessions() as session:
+        row = session.get(Setting, ORIGIN_META_KEY)
+    if row is None:
+        return None
+    if configured and configured != row.value:
+        raise ConfigError(
+            f"ledger_origin is set to {configured!r} but this vault's custody log is"
+            f" {row.value!r}; unset it (the origin is fixed at init)"
+        )
+    return row.value
+
+
+def resolve_origin(sessions: sessionmaker[Session] | Engine, configured: str | None = None) -> str:
+    """The origin to open this vault's ledger with: the stored one, else ``configured``, else
+    :data:`~vault.checkpoint.LEGACY_ORIGIN` (a vault from before origins were stored)."""
+    return stored_origin(sessions, configured) or configured or LEGACY_ORIGIN
+
+
+def establish_origin(
+    sessions: sessionmaker[Session] | Engine, configured: str | None = None
+) -> str:
+    """Store this vault's log origin once (at ``init``) and return it.
+
+    A new vault (no custody event yet) gets ``configured`` or a fresh unique
+    :func:`~vault.checkpoint.new_origin`; an existing one keeps the origin its checkpoints
+    already carry (``configured`` or the legacy default). Idempotent; raises ConfigError as
+    :func:`stored_origin` does, InvalidInput for an origin a checkpoint cannot carry.
+    """
+    if isinstance(sessions, Engine):
+        sessions = sessionmaker(sessions)
+    existing = stored_origin(sessions, configured)
+    if existing is not None:
+        return existing
+    with sessions.begin() as session:
+        used = session.execute(select(_E.seq).limit(1)).first() is not None
+        origin = configured or (LEGACY_ORIGIN if used else new_origin())
+        try:
+            Checkpoint(origin, 0, bytes(32))
+        except LedgerError as exc:
+            raise InvalidInput(f"ledger origin {origin!r}: {exc}") from None
+        if session.get(Setting, ORIGIN_META_KEY) is None:
+            session.add(Setting(key=ORIGIN_META_KEY, value=origin))
+    # Another process may have stored its own first: the stored one stands.
+    return stored_origin(sessions) or origin
+
+
 def _open_with_any(note: str, vkeys: list[str]) -> Checkpoint:
     """The checkpoint in ``note``, signed by at least one of ``vkeys``; else LedgerError."""
     if not vkeys:
@@ -1683,6 +1960,7 @@ def _file_lock(path: Path) -> Iterator[None]:
 
 
 __all__ = [
+    "SENSITIVE_ACTIONS",
     "Action",
     "CustodyCheckpointRow",
     "CustodyEvent",
@@ -1693,6 +1971,9 @@ __all__ = [
     "VerifyReport",
     "canonical_json",
     "entry_bytes",
+    "establish_origin",
+    "resolve_origin",
+    "stored_origin",
     "json_copy",
     "parse_action",
     "parse_entry",

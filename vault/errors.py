@@ -18,6 +18,7 @@ ids), never plaintext, keys or tokens.
     │   ├── CiphertextError   an encrypted object was truncated, reordered, spliced or altered
     │   ├── HashMismatch      a plaintext hash differs from the catalog's
     │   └── LedgerError       a custody event, hash link, Merkle proof or checkpoint fails
+    │       └── CatalogMismatch  a catalog row differs from the ledger's record of it
     ├── StorageError          the object store failed or is unreachable
     └── InvalidInput          input the vault refuses (empty name, bad range, path trick)
 """
@@ -83,6 +84,18 @@ class LedgerError(IntegrityError):
     def __init__(self, message: str, *, seq: int | None = None) -> None:
         super().__init__(message)
         self.seq = seq
+
+
+class CatalogMismatch(LedgerError):
+    """Catalog rows differ from the custody ledger's record of them (source, capture times,
+    size, hash, retention date, deletion), or a recording the ledger shows alive lost its row.
+
+    ``problems`` lists them (:class:`vault.catalog_binding.CatalogProblem`).
+    """
+
+    def __init__(self, message: str, *, problems: list[object], seq: int | None = None) -> None:
+        super().__init__(message, seq=seq)
+        self.problems = problems
 
 
 class StorageError(VaultError):
