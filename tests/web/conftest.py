@@ -1,0 +1,197 @@
+"""Web app fixtures: a real ``evidence-vault serve`` on loopback, real footage, real Chromium.
+
+The world (organisation "Northside Homes"):
+
+- ``asb`` (ASB officer, site "Riverside", password and authenticator set up five minutes ago),
+  ``asb_oak`` (ASB officer, site "Oak Park", set up likewise), ``newcomer`` (ASB officer,
+  site "Riverside", a password but no authenticator yet).
+- ``river``: a 6-second H.264/AAC MP4 made on the fly with ffmpeg, from camera
+  ``cam-river-1`` at Riverside, captured yesterday at 14:30 UK time; ``oak``: the same from
+  ``cam-oak-1`` at Oak Park. Stored in 64 KiB segments, so a seek reads across segments.
+
+The authenticators were set up with the vault's clock five minutes back, so the code a test
+computes now is in a later TOTP step than the one used at set-up (codes are single-use).
+Chromium is Debian's (/usr/bin/chromium, installed by .ci/run) driven by Playwright; nothing
+is downloaded. Without it the browser tests skip, or fail on CI.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyotp
+import pytest
+
+from ingest._ffmpeg import ffmpeg_exe
+from tests.conftest import on_ci
+from vault import credentials, identity
+from vault.access import Actor, Role
+from vault.catalog import MediaKind, SourceKind
+from vault.config import Settings
+from vault.vault import Vault
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+AXE = Path(os.environ.get("EVIDENCE_VAULT_AXE", "~/.cache/evidence-vault/npm/node_modules/axe-core/axe.min.js")).expanduser()
+ORG = "Northside Homes"
+PASSWORD = "stairwell-door-2026"
+SEGMENT = 64 * 1024
+OPERATOR = Actor(user="local:test", role=Role.ADMINISTRATOR, organisation=ORG)
+UK_FMT = "%Y-%m-%d"
+
+
+def make_footage(path: Path, *, seconds: int = 6, frequency: int = 440) -> Path:
+    """An H.264/AAC MP4 a browser plays: moov atom first (faststart), a keyframe each second."""
+    subprocess.run(
+        [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y",
+         "-f", "lavfi", "-i", f"testsrc2=size=320x240:rate=25:duration={seconds}",
+         "-f", "lavfi", "-i", f"sine=frequency={frequency}:sample_rate=44100:duration={seconds}",
+         "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-g", "25",
+         "-profile:v", "baseline", "-c:a", "aac", "-movflags", "+faststart", "-shortest",
+         str(path)],
+        check=True, capture_output=True, timeout=120)
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Served:
+    """A running server and what the tests need to know about its vault."""
+
+    url: str
+    home: Path
+    settings: Settings
+    secrets: dict[str, str] = field(default_factory=dict)
+    recordings: dict[str, str] = field(default_factory=dict)
+    day: str = ""  # yesterday, UK date, YYYY-MM-DD
+
+    def code(self, user: str) -> str:
+        """The user's current TOTP code."""
+        return pyotp.TOTP(self.secrets[user]).now()
+
+    def open_vault(self) -> Vault:
+        return Vault.open(self.settings)
+
+
+def _populate(settings: Settings, tmp: Path) -> tuple[dict[str, str], dict[str, str], str]:
+    from api.web.uktime import UK
+
+    past = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
+    secrets: dict[str, str] = {}
+    recordings: dict[str, str] = {}
+    yesterday = (dt.datetime.now(UK) - dt.timedelta(days=1)).date()
+    start = dt.datetime.combine(yesterday, dt.time(14, 30), tzinfo=UK).astimezone(dt.UTC)
+    with Vault.init(settings, clock=lambda: past) as vault:
+        for name, site, enrol in (("asb", "Riverside", True), ("asb_oak", "Oak Park", True),
+                                  ("newcomer", "Riverside", False)):
+            user = identity.create_user(vault, name=name, role=Role.ASB_OFFICER, organisation=ORG,
+                                        sites=[site], actor=OPERATOR)
+            credentials.set_password(vault, name, PASSWORD, actor=OPERATOR)
+            if enrol:
+                enrolment = credentials.begin_enrolment(vault, user.id, issuer="test")
+                code = pyotp.TOTP(enrolment.secret).at(past)
+                credentials.check_code(vault, user.id, code, enrolling=True)
+                secrets[name] = enrolment.secret
+        for key, source, site, hz in (("river", "cam-river-1", "Riverside", 440),
+                                      ("oak", "cam-oak-1", "Oak Park", 880)):
+            media = make_footage(tmp / f"{key}.mp4", frequency=hz)
+            with media.open("rb") as f:
+                rec = vault.put_stream(
+                    f, source_id=source, source_kind=SourceKind.CCTV, site=site, actor=OPERATOR,
+                    captured_at=start, captured_end=start + dt.timedelta(seconds=6),
+                    media_kind=MediaKind.VIDEO, original_name=f"{source}.mp4")
+            recordings[key] = rec.id
+    return secrets, recordings, yesterday.strftime(UK_FMT)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """A real ``evidence-vault serve`` (uvicorn, its own process) over a populated vault."""
+    tmp = tmp_path_factory.mktemp("web")
+    home = tmp / "home"
+    settings = Settings(home=home, segment_size=SEGMENT)
+    secrets, recordings, day = _populate(settings, tmp)
+    port = free_port()
+    env = {**os.environ, "EVIDENCE_VAULT_HOME": str(home),
+           "EVIDENCE_VAULT_SEGMENT_SIZE": str(SEGMENT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "api", "serve", "--port", str(port), "--log-level", "warning"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/healthz", timeout=1).read()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError(f"server did not start: {proc.stderr.read()!r}")  # type: ignore[union-attr]
+                time.sleep(0.2)
+        yield Served(url=url, home=home, settings=settings, secrets=secrets,
+                     recordings=recordings, day=day)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Debian's headless Chromium under Playwright (skips without it; fails on CI)."""
+    reason = None
+    if not Path(CHROMIUM).exists():
+        reason = f"{CHROMIUM} not found (apt-get install chromium; .ci/run does)"
+    else:
+        try:
+            import playwright.sync_api  # noqa: F401
+        except ImportError:
+            reason = "playwright is not installed (pip install -e '.[test]')"
+    if reason is not None:
+        if on_ci():
+            pytest.fail(f"{reason} (CI=true: nothing may be skipped)")
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture(scope="module")
+def axe_source() -> str:
+    """axe-core's source, from the npm cache .ci/run fills (never fetched at test time)."""
+    if not AXE.exists():
+        message = f"axe-core not found at {AXE} (.ci/run installs it with npm)"
+        if on_ci():
+            pytest.fail(message)
+        pytest.skip(message)
+    return AXE.read_text()
+
+
+def csrf_of(html: str) -> str:
+    """The CSRF token of the first form on a page."""
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match, "no CSRF field on the page"
+    return match.group(1)
