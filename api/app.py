@@ -23,7 +23,8 @@ from vault.oidc import OidcVerifier
 from vault.identity import log_denial_summaries
 from vault.vault import Vault
 
-from . import errors
+from . import _openapi, errors
+from ._body import BodyGate
 from .routes import cases, custody, evidence, health, shares, users
 from .routes import clips, sar
 from .routes import exports, jobs
@@ -82,6 +83,8 @@ def create_app(settings: Settings, *, vault: Vault | None = None) -> FastAPI:
     if vault is not None:
         app.state.vault = vault
     errors.install(app)
+    _openapi.install(app)  # required headers shown as required
+    app.add_middleware(BodyGate)
     app.include_router(health.router)
     app.include_router(users.router)
     app.include_router(evidence.router)

@@ -5,7 +5,9 @@
   token is refused (401, logged) before the route runs.
 - :data:`PurposeDep`: why, from ``X-Purpose`` (required on footage routes), ``X-Reference``
   (case, crime or SAR reference) and ``X-Lawful-Basis``. Routes call ``.require()`` after the
-  access check, so a refused caller is logged as refused whether or not they said why.
+  access check, so a refused caller is logged as refused whether or not they said why; the
+  OpenAPI description marks ``X-Purpose`` required on every route that takes it
+  (:mod:`api._openapi`). :data:`OptionalPurposeDep` is for the few routes where it is not.
 - :data:`RouteDep`: the route as ``METHOD /template`` (never the concrete path, which for a
   share holds its token), for custody event details.
 """
@@ -67,16 +69,41 @@ def get_denials(request: Request) -> DenialThrottle:
 DenialsDep = Annotated[DenialThrottle, Depends(get_denials)]
 
 
+def _bearer_token(request: Request) -> str | None:
+    # As HTTPBearer(auto_error=False) reads it: another scheme, or none, is no token.
+    scheme, _, credentials = (request.headers.get("authorization") or "").partition(" ")
+    return credentials.strip() or None if scheme.lower() == "bearer" else None
+
+
+def authenticate_request(request: Request, route: str) -> Principal:
+    """The caller of ``request`` on ``route`` (``METHOD /template``), from its bearer token.
+
+    Raises Unauthenticated (logged, through the app's denial throttle).
+    """
+    vault: Vault = request.app.state.vault
+    return authenticate(vault, _bearer_token(request), client_addr=client_addr(request),
+                        route=route, throttle=request.app.state.denials,
+                        oidc=request.app.state.oidc)
+
+
 def get_principal(
     request: Request,
-    vault: VaultDep,
     route: RouteDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
 ) -> Principal:
-    """The authenticated caller. Raises Unauthenticated (401, logged)."""
-    token = credentials.credentials if credentials is not None else None
-    return authenticate(vault, token, client_addr=client_addr(request), route=route,
-                        throttle=request.app.state.denials, oidc=request.app.state.oidc)
+    """The authenticated caller. Raises Unauthenticated (401, logged).
+
+    A request with a body was authenticated before its body was read (:mod:`api._body`);
+    that principal is used as it is, so the token is checked once per request.
+    """
+    from ._body import PRINCIPAL_STATE
+
+    early: Principal | None = getattr(request.state, PRINCIPAL_STATE, None)
+    if early is None:
+        early = authenticate_request(request, route)
+        # A body the route reads later (an upload) then needs no second check.
+        setattr(request.state, PRINCIPAL_STATE, early)
+    return early
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
@@ -112,7 +139,7 @@ class PurposeHeaders:
 def get_purpose(
     x_purpose: Annotated[
         str | None,
-        Header(description="Why you need this footage (required on footage routes; logged)."),
+        Header(description="Why you need this footage (required on this route; logged)."),
     ] = None,
     x_reference: Annotated[
         str | None, Header(description="Case, crime or SAR reference (logged).")
@@ -122,24 +149,51 @@ def get_purpose(
         Header(description="Lawful basis, e.g. 'DPA 2018 s.35 law enforcement' (logged)."),
     ] = None,
 ) -> PurposeHeaders:
-    """The purpose headers of the request."""
+    """The purpose headers of a route that needs ``X-Purpose``.
+
+    The header is parsed as optional so that the route's access check runs (and logs a
+    refusal) before :meth:`PurposeHeaders.require` asks for it; the OpenAPI description
+    still shows it as required (:func:`api._openapi.required_headers`)."""
     return PurposeHeaders(x_purpose, x_reference, x_lawful_basis)
 
 
+def get_optional_purpose(
+    x_purpose: Annotated[
+        str | None,
+        Header(description="Why (optional on this route; logged when given)."),
+    ] = None,
+    x_reference: Annotated[
+        str | None, Header(description="Case, crime or SAR reference (logged).")
+    ] = None,
+    x_lawful_basis: Annotated[
+        str | None,
+        Header(description="Lawful basis, e.g. 'DPA 2018 s.35 law enforcement' (logged)."),
+    ] = None,
+) -> PurposeHeaders:
+    """The purpose headers of a route on which ``X-Purpose`` is optional."""
+    return PurposeHeaders(x_purpose, x_reference, x_lawful_basis)
+
+
+#: Footage routes: ``X-Purpose`` is required (and documented so in OpenAPI).
 PurposeDep = Annotated[PurposeHeaders, Depends(get_purpose)]
+#: Routes that log a purpose when one is given, and work without.
+OptionalPurposeDep = Annotated[PurposeHeaders, Depends(get_optional_purpose)]
 ClientAddrDep = Annotated[str | None, Depends(client_addr)]
 
 __all__ = [
     "ClientAddrDep",
     "DenialsDep",
+    "OptionalPurposeDep",
     "PrincipalDep",
     "PurposeDep",
     "PurposeHeaders",
     "RouteDep",
     "VaultDep",
     "bearer_scheme",
+    "authenticate_request",
     "client_addr",
     "get_denials",
+    "get_optional_purpose",
     "get_principal",
     "get_purpose",
     "get_vault",

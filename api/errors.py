@@ -129,11 +129,15 @@ _HTTP_KINDS = {
 }
 
 
+def _handle_http_response(error: StarletteHTTPException) -> JSONResponse:
+    body = {"error": _HTTP_KINDS.get(error.status_code, "http_error"), "detail": str(error.detail)}
+    return JSONResponse(body, status_code=error.status_code, headers=error.headers)
+
+
 async def _handle_http(request: Request, error: Exception) -> JSONResponse:
     # Starlette's own errors (unrouted path, wrong method, unparseable JSON) get the same body.
     assert isinstance(error, StarletteHTTPException)
-    body = {"error": _HTTP_KINDS.get(error.status_code, "http_error"), "detail": str(error.detail)}
-    return JSONResponse(body, status_code=error.status_code, headers=error.headers)
+    return _handle_http_response(error)
 
 
 def install(app: FastAPI) -> None:
@@ -152,6 +156,7 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         404: "Not found",
         409: "Stored data or the custody log does not verify",
         410: "Gone: deleted by retention, or a revoked, expired or used-up share",
+        413: "The request body is larger than this route accepts",
         416: "Range not satisfiable",
         503: "Storage or key service unavailable",
     }
