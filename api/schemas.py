@@ -13,6 +13,7 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from vault.access import Role
 from vault.catalog import Case, CaseStatus, Hold, HoldKind, MediaKind, Recording
+from vault.retention import clock_note
 from vault.shares import Share, share_state
 
 
@@ -63,6 +64,10 @@ class RecordingPublic(BaseModel):
     clock_flagged: bool = Field(
         description="The device clock was off by more than the agent's bound, or the capture "
                     "ends after it was received: check the capture times.")
+    clock_note: str | None = Field(
+        default=None,
+        description="Why clock_flagged is set, for people. A capture time after receipt is "
+                    "stored as given and flagged, and retention counts from receipt.")
     original_name: str | None
     content_type: str | None
     size: int = Field(description="Plaintext size in bytes.")
@@ -85,6 +90,7 @@ class RecordingPublic(BaseModel):
             device_time=r.device_time,
             clock_offset_s=None if r.clock_offset_ms is None else r.clock_offset_ms / 1000,
             clock_flagged=r.clock_flagged,
+            clock_note=clock_note(r),
             original_name=r.original_name,
             content_type=r.content_type,
             size=r.size,

@@ -65,12 +65,29 @@ class Settings(BaseSettings):
         default=None,
         description="Ed25519 key that signs custody checkpoints; default <home>/ledger-signing.key.",
     )
-    ledger_origin: str = Field(
-        default="evidence-vault.local/custody",
-        description="Origin line of signed custody checkpoints (names this log).",
+    ledger_origin: str | None = Field(
+        default=None,
+        description="Origin line of signed custody checkpoints (names this log). Unset: the one "
+        "'init' derived and stored for this vault (<host>/evidence-vault/<random id>); vaults "
+        "made before that keep evidence-vault.local/custody. Set, it must match the stored one.",
     )
     checkpoint_every: int = Field(
         default=256, ge=1, description="Sign a custody checkpoint after this many new events."
+    )
+    checkpoint_interval_s: int = Field(
+        default=60,
+        ge=1,
+        le=3600,
+        description="Sign a custody checkpoint at most this many seconds after an event that no "
+        "checkpoint covers yet (sensitive events, such as denials, releases, shares, exports and "
+        "deletions, are signed at once): the unsigned tail is never older than this.",
+    )
+    ledger_witness_dir: Path | None = Field(
+        default=None,
+        description="Directory where the latest signed custody checkpoint is also kept, outside "
+        "the catalog, so a rollback of the database is detected; default <home>/checkpoints. "
+        "Point it at another disk or a mount of another host that database administrators "
+        "cannot write (docs/ledger.md).",
     )
     segment_size: int = Field(
         default=1 << 20,
@@ -162,6 +179,12 @@ class Settings(BaseSettings):
     @property
     def ledger_key_file(self) -> Path:
         return (self.ledger_key_path or self.home_dir / "ledger-signing.key").expanduser()
+
+    @property
+    def witness_file(self) -> Path:
+        return (self.ledger_witness_dir or self.home_dir / "checkpoints").expanduser() / (
+            "latest.checkpoint"
+        )
 
     @property
     def spool_dir(self) -> Path:

@@ -34,7 +34,8 @@ from .catalog import MediaKind, Recording, Source, SourceKind, new_id, utcnow
 from .checkpoint import LedgerSigner, load_or_create_signing_key
 from .ledger_keys import LedgerKeys
 from .config import Settings
-from .custody import Action, CustodyLedger
+from .catalog_binding import RECORD_KEY, catalog_record
+from .custody import Action, CustodyLedger, establish_origin, resolve_origin
 from .db import make_engine, session_factory, upgrade
 from .errors import (
     HashMismatch,
@@ -136,6 +137,7 @@ class Vault:
         keys: KeyProvider,
         signer: LedgerSigner | LedgerKeys,
         clock: Clock = utcnow,
+        origin: str | None = None,
     ) -> None:
         self.settings = settings
         self.engine = engine
@@ -146,10 +148,11 @@ class Vault:
         self.ledger = CustodyLedger(
             self.sessions,
             signer,
-            origin=settings.ledger_origin,
+            origin=origin or resolve_origin(engine, settings.ledger_origin),
             checkpoint_every=settings.checkpoint_every,
+            checkpoint_interval=dt.timedelta(seconds=settings.checkpoint_interval_s),
             clock=clock,
-            witness_path=settings.home_dir / "checkpoints" / "latest.checkpoint",
+            witness_path=settings.witness_file,
         )
 
     @property
@@ -175,9 +178,11 @@ class Vault:
                 if settings.keyring_passphrase
                 else None,
             )
-        load_or_create_signing_key(settings.ledger_key_file, settings.ledger_origin)
         engine = make_engine(settings.catalog_url)
         upgrade(engine)
+        # Each new vault names its own log (C2SP: an origin is unique); older ones keep theirs.
+        origin = establish_origin(engine, settings.ledger_origin)
+        load_or_create_signing_key(settings.ledger_key_file, origin)
         vault = cls.open(settings, clock=clock, engine=engine)
         vault.store.check()
         vault._storage_defence_in_depth()
@@ -207,17 +212,22 @@ class Vault:
             if settings.keyring_passphrase
             else None,
         )
-        signer = LedgerKeys.load(settings.ledger_key_file, settings.ledger_origin)
+        engine = engine or make_engine(settings.catalog_url)
+        origin = resolve_origin(engine, settings.ledger_origin)
+        signer = LedgerKeys.load(settings.ledger_key_file, origin)
         return cls(
             settings,
-            engine=engine or make_engine(settings.catalog_url),
+            engine=engine,
             store=open_store(settings),
             keys=keys,
             signer=signer,
             clock=clock,
+            origin=origin,
         )
 
     def close(self) -> None:
+        """Sign the custody events still waiting for a checkpoint, then release the catalog."""
+        self.ledger.close()
         self.engine.dispose()
 
     def __enter__(self) -> Vault:
@@ -400,6 +410,8 @@ class Vault:
                         "captured_start": captured_at.isoformat(),
                         **({"parent_id": parent_id} if parent_id else {}),
                         **(details or {}),
+                        # What the row says, bound to the ledger (vault.catalog_binding).
+                        RECORD_KEY: catalog_record(recording),
                     },
                 )
         except BaseException:
