@@ -6,8 +6,10 @@ fails while the committed docs differ from what this script writes.
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -27,12 +29,27 @@ def settings_markdown() -> str:
         "|---|---|---|",
     ]
     for name, field in Settings.model_fields.items():
-        default = field.default
-        shown = "(empty)" if default in (None, "") else f"`{default}`"
-        if hasattr(default, "get_secret_value"):
-            shown = "(secret)"
-        lines.append(f"| `EVIDENCE_VAULT_{name.upper()}` | {shown} | {field.description} |")
+        lines.append(f"| `EVIDENCE_VAULT_{name.upper()}` | {shown_default(field)} | {field.description} |")
     return "\n".join(lines) + "\n"
+
+
+def shown_default(field: Any) -> str:
+    """A setting's default as the docs show it: a value, (empty), (secret) or (required).
+
+    A default made by a factory (``Field(default_factory=dict)``) has no ``default`` of its
+    own (pydantic's ``PydanticUndefined``, which the docs once printed): the factory is called
+    to show the value it gives. An empty container or string shows as (empty).
+    """
+    if field.is_required():
+        return "(required)"
+    default = field.get_default(call_default_factory=True)
+    if hasattr(default, "get_secret_value"):
+        return "(secret)"
+    if default is None or (isinstance(default, (str, dict, list, tuple, set)) and not default):
+        return "(empty)"
+    if isinstance(default, (dict, list)):
+        return f"`{json.dumps(default, sort_keys=True)}`"
+    return f"`{default}`"
 
 
 def cli_markdown() -> str:

@@ -10,6 +10,7 @@ real MinIO server in tests/vault/test_objectstore.py.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -105,3 +106,114 @@ def test_every_compose_command_parses_with_the_real_cli() -> None:
         command.make_context(command.name, list(args))  # raises on unknown options
         checked += 1
     assert checked >= 5
+
+
+def _vault_command(args: list[str]) -> None:
+    """Parse ``args`` (after ``evidence-vault``) with the real CLI; raise if it would not run."""
+    import click
+    import typer.main
+
+    from api.cli import app
+
+    command: click.Command = typer.main.get_command(app)
+    ctx = click.Context(command, info_name="evidence-vault")
+    while isinstance(command, click.Group):
+        sub = command.get_command(ctx, args[0])
+        assert sub is not None, f"unknown command {args[0]!r}"
+        command, args = sub, args[1:]
+    command.make_context(command.name, list(args))
+
+
+def test_every_long_running_service_has_a_healthcheck() -> None:
+    """Issue #11 finding 24: ``worker`` and ``retention`` had no healthcheck. Every service that
+    is meant to keep running has one, and a vault healthcheck runs a command the real CLI
+    accepts."""
+    spec = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    for name, service in spec["services"].items():
+        if service.get("restart") == "no":  # one-shot (init)
+            continue
+        check = service.get("healthcheck")
+        assert check and check.get("test"), f"service {name} has no healthcheck"
+        test = check["test"]
+        if test[:2] == ["CMD", "evidence-vault"]:
+            _vault_command(test[2:])
+    assert spec["services"]["init"]["restart"] == "no"
+
+
+def test_retention_and_worker_healthchecks_tell_alive_from_stale(tmp_path: Path) -> None:
+    """Issue #11 finding 24: the commands the new healthchecks run say unhealthy until the
+    process has reported, healthy while it reports, and unhealthy once it stops."""
+    import datetime as dt
+
+    from api.cli.health import Unhealthy, check_retention, check_worker, touch_retention_heartbeat
+    from vault.jobs import WorkerHeartbeat
+    from vault.vault import Vault
+
+    settings = Settings(_env_file=None, home=tmp_path / "home")  # type: ignore[call-arg]
+    Vault.init(settings).close()
+    now = dt.datetime.now(dt.UTC)
+    limit = dt.timedelta(minutes=35)
+    with pytest.raises(Unhealthy, match="no retention round"):
+        check_retention(settings, now, limit)
+    touch_retention_heartbeat(settings, now)
+    assert "alive" in check_retention(settings, now + dt.timedelta(minutes=20), limit)
+    with pytest.raises(Unhealthy, match="limit 2100 s"):
+        check_retention(settings, now + dt.timedelta(minutes=36), limit)
+
+    with pytest.raises(Unhealthy, match="no job worker"):
+        check_worker(settings, now, dt.timedelta(minutes=2))
+    beat = WorkerHeartbeat(settings, kinds=["export"], threads=1)
+    beat.beat()
+    assert "alive" in check_worker(settings, dt.datetime.now(dt.UTC), dt.timedelta(minutes=2))
+    with pytest.raises(Unhealthy, match="1 stale"):
+        check_worker(settings, dt.datetime.now(dt.UTC) + dt.timedelta(minutes=3),
+                     dt.timedelta(minutes=2))
+
+
+def test_dockerfile_creates_the_home_for_its_user() -> None:
+    """Issue #11 finding 24: the image ran as uid 10001 and never created its home, so a named
+    volume came up root-owned and ``init`` died. The Dockerfile creates the home owned by the
+    user it runs as, and that user is not root."""
+    text = (ROOT / "Dockerfile").read_text()
+    user = re.search(r"^USER\s+(\S+)", text, re.M)
+    assert user is not None and user.group(1).split(":")[0] not in ("root", "0")
+    uid = user.group(1).split(":")[0]
+    home = re.search(r"^ENV\s+EVIDENCE_VAULT_HOME=(\S+)", text, re.M)
+    assert home is not None
+    install = re.search(r"install -d -o (\d+) -g (\d+) -m (\d+) ([^\n]+)", text)
+    assert install is not None and install.group(1) == uid and install.group(3) == "0700"
+    assert "$EVIDENCE_VAULT_HOME" in install.group(4)
+    spec = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    assert spec["x-vault"]["environment"]["EVIDENCE_VAULT_HOME"] == home.group(1)
+    assert "vault-keys:/var/lib/evidence-vault" in spec["x-vault"]["volumes"]
+
+
+def _as_another_user() -> dict[str, int]:
+    """subprocess arguments that run a child as a user who does not own root's files."""
+    if os.geteuid() == 0:
+        return {"user": 65534, "group": 65534, "extra_groups": []}
+    return {}
+
+
+def test_init_on_an_unwritable_home_says_what_to_do(tmp_path: Path) -> None:
+    """Issue #11 finding 24: ``init`` on a home it cannot write (a root-owned volume) died
+    with a raw PermissionError traceback. It now exits 9 with one line naming the directory,
+    its owner, the user and the fix, and writes nothing."""
+    import sys
+
+    tmp_path.chmod(0o755)
+    home = tmp_path / "volume"
+    home.mkdir(mode=0o755)
+    if os.geteuid() != 0:
+        home.chmod(0o555)  # not root: make it unwritable for ourselves
+    for target in (home, home / "sub"):
+        result = subprocess.run(
+            [sys.executable, "-m", "api", "init"], capture_output=True, text=True, cwd=ROOT,
+            env={**os.environ, "EVIDENCE_VAULT_HOME": str(target), "HOME": str(tmp_path)},
+            **_as_another_user(),  # type: ignore[arg-type]
+        )
+        assert result.returncode == 9, result.stderr
+        assert "Traceback" not in result.stderr
+        assert str(target) in result.stderr and "EVIDENCE_VAULT_HOME" in result.stderr
+        assert "writable" in result.stderr
+    assert list(home.iterdir()) == []

@@ -40,3 +40,11 @@ def test_every_setting_is_described() -> None:
 
     missing = [name for name, f in Settings.model_fields.items() if not f.description]
     assert missing == []
+
+
+def test_settings_doc_shows_real_defaults() -> None:
+    """Issue #11 finding 24: docs/settings.md showed ``PydanticUndefined`` as the default of a
+    setting whose default comes from a factory. Every default shown is a value or a word."""
+    text = gen_docs.settings_markdown()
+    assert "Undefined" not in text and "PydanticUndefined" not in (ROOT / "docs" / "settings.md").read_text()
+    assert "| `EVIDENCE_VAULT_RETENTION_OVERRIDES` | (empty) |" in text

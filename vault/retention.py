@@ -39,6 +39,7 @@ from ._export_verifier import VerificationError, follow_handovers
 from .checkpoint import open_note
 from .config import Settings
 from .custody import Action, CustodyLedger, canonical_json
+from .db import scrub_freed_pages
 from .errors import InvalidInput, LedgerError, NotFound, VaultError
 from .holds import active_holds
 
@@ -79,6 +80,61 @@ class RetentionPolicy:
 
     def describe(self, kind: SourceKind) -> str:
         return f"delete {self.days(kind)} days after capture ({kind.value})"
+
+
+def future_capture(
+    captured_start: dt.datetime,
+    captured_end: dt.datetime | None,
+    *,
+    received_at: dt.datetime,
+    tolerance: dt.timedelta,
+) -> dict[str, Any] | None:
+    """Why footage's capture times are in the future of its receipt, or None when they are not.
+
+    Footage cannot be captured after it was received, so a start (or end) later than
+    ``received_at + tolerance`` is a device clock error (issue #11 finding 7). Counting
+    retention from such a time would keep it until then (captured "2099": kept until 2099),
+    so the caller counts from the receipt instead. Returns ``{"ahead_s": int, "received_at":
+    str, "retention_from": "received_at", "reason": str}`` (whole seconds: custody events
+    hold no floats).
+    """
+    latest = max(captured_start, captured_end or captured_start)
+    ahead = latest - received_at
+    if ahead <= tolerance:
+        return None
+    which = "start" if captured_start - received_at > tolerance else "end"
+    return {
+        "ahead_s": int(ahead.total_seconds()),
+        "received_at": received_at.isoformat(),
+        "retention_from": "received_at",
+        "reason": (
+            f"capture {which} {latest.isoformat()} is {_span(ahead)} after the footage was "
+            f"received ({received_at.isoformat()}): the capture time is wrong; retention "
+            "counts from receipt"
+        ),
+    }
+
+
+def clock_note(recording: Recording) -> str | None:
+    """Why ``recording``'s capture times are flagged, for people; None when they are not.
+
+    The reason recorded at ingest (``media_info["clock"]["reason"]``: a device clock off by
+    more than the agent's bound, a capture time after receipt), or a generic one.
+    """
+    if not recording.clock_flagged:
+        return None
+    clock = (recording.media_info or {}).get("clock")
+    reason = clock.get("reason") if isinstance(clock, dict) else None
+    return str(reason) if reason else "the device clock was off: check the capture times"
+
+
+def _span(delta: dt.timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    if seconds >= 2 * 86400:
+        return f"{seconds // 86400} days"
+    if seconds >= 7200:
+        return f"{seconds // 3600} hours"
+    return f"{seconds} s"
 
 
 @dataclass
@@ -170,6 +226,13 @@ def run_retention(
     if not dry_run:
         _purge_pending(vault, report)
         vault.checkpoint_if_due()
+        # The destroyed data keys must not outlive the run in the SQLite write-ahead log, where
+        # a copy of the files would still hold them (issue #11 finding 15).
+        if report.deleted and not scrub_freed_pages(vault.engine):
+            report.errors.append(
+                "the catalog's write-ahead log still holds pages from before the deletions"
+                " (other connections kept it busy); run retention again to truncate it"
+            )
     return report
 
 

@@ -33,6 +33,7 @@ from .access import Actor, Purpose
 from .catalog import MediaKind, Recording, Source, SourceKind, new_id, utcnow
 from .checkpoint import LedgerSigner, load_or_create_signing_key
 from .ledger_keys import LedgerKeys
+from ._home import prepare_home
 from .config import Settings
 from .catalog_binding import RECORD_KEY, catalog_record
 from .custody import Action, CustodyLedger, establish_origin, resolve_origin
@@ -169,8 +170,7 @@ class Vault:
         Safe to run again on an existing vault. Raises StorageError if the store is unreachable.
         """
         home = settings.home_dir
-        home.mkdir(parents=True, exist_ok=True)
-        os.chmod(home, 0o700)
+        prepare_home(home)  # a clear ConfigError, not a traceback, for an unwritable home
         if not settings.keyring_file.exists():
             LocalKeyring.create(
                 settings.keyring_file,

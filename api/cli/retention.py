@@ -19,6 +19,7 @@ from vault.retention import RetentionReport, deletion_certificate, run_retention
 from vault.vault import Vault
 
 from ._common import load_settings, parse_time, print_json, reports_errors
+from .health import touch_retention_heartbeat
 
 log = logging.getLogger("evidence_vault.retention")
 
@@ -128,7 +129,8 @@ def worker(
     """Run retention now and then on a schedule until stopped (SIGTERM/SIGINT stop it cleanly).
 
     With --fixity-sample, each round also proves a random sample of stored footage intact
-    (see 'evidence-vault fixity check'); failures are logged as errors and in custody.
+    (see 'evidence-vault fixity check'); failures are logged as errors and in custody. After
+    each round it records the time for 'evidence-vault health retention'.
     """
     interval = parse_interval(every)
     rotation = parse_interval(rotate_keys_every) if rotate_keys_every else None
@@ -140,6 +142,8 @@ def worker(
             # Each run finishes before a stop is honoured: a run is short and resumable anyway.
             one_round(vault, fixity_sample=fixity_sample, rotate_keys_every=rotation,
                       json_out=json_out)
+            # What 'evidence-vault health retention' (the container healthcheck) reads.
+            touch_retention_heartbeat(vault.settings, dt.datetime.now(dt.UTC))
             stop.wait(interval.total_seconds())
     typer.echo("retention worker stopped")
 

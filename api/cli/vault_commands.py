@@ -9,6 +9,7 @@ import typer
 
 from vault.access import Actor, Purpose
 from vault.catalog import Recording, SourceKind
+from vault.retention import clock_note
 from vault.vault import ByteRange, Vault
 
 from ._common import JsonOpt, load_settings, parse_time, print_json, reports_errors
@@ -29,6 +30,8 @@ def recording_dict(recording: Recording) -> dict[str, Any]:
         "retain_until": recording.retain_until,
         "deleted_at": recording.deleted_at,
         "parent_id": recording.parent_id,
+        "clock_flagged": recording.clock_flagged,
+        "clock_note": clock_note(recording),
     }
 
 
@@ -88,6 +91,13 @@ def register_vault_commands(app: typer.Typer) -> None:
             print_json(recording_dict(recording))
         else:
             typer.echo(f"stored {file} as {recording.id} (sha256 {recording.sha256})")
+        note = clock_note(recording)
+        if note:
+            # Stored, not refused (refusing loses evidence), but the operator must hear of it.
+            typer.echo(
+                f"warning: {note}; kept until {recording.retain_until:%Y-%m-%d %H:%M}Z unless held",
+                err=True,
+            )
 
     @app.command()
     @reports_errors
