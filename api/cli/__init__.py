@@ -19,6 +19,7 @@ from .demo import demo
 from .export import export_app
 from .ingest import ingest_app
 from .fixity import fixity_app
+from .health import health_app
 from .jobs import jobs_app
 from .keys import keys_app
 from .redact import redact_app
@@ -46,6 +47,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(fixity_app, name="fixity")
 app.add_typer(sar_app, name="sar")
 app.add_typer(jobs_app, name="jobs")
+app.add_typer(health_app, name="health")
 app.command()(worker)
 app.command()(serve)
 app.command()(demo)
