@@ -1759,15 +1759,18 @@ class CustodyLedger:
     ) -> None:
         """Check an inclusion proof offline, with nothing but the proof and the verifier key.
 
-        ``vkey`` must come from the recipient's own trusted copy, not from the proof. Returns
+        ``vkey`` must come from the recipient's own trusted copy, not from the proof; ``origin``
+        (default: the proof's own ``origin``) is the log its checkpoint must name. Returns
         None; raises LedgerError when anything does not verify.
         """
         try:
             # 1. The format is the one this function reads.
             if proof.get("format") != INCLUSION_PROOF_FORMAT:
                 raise LedgerError("not a custody inclusion proof")
-            # 2. The checkpoint is signed by the trusted key (and names the expected log).
-            cp = open_checkpoint(proof["checkpoint"], vkey, origin=origin)
+            # 2. The checkpoint is signed by the trusted key and names the expected log (by
+            #    default the one the proof names: a checkpoint of another log proves nothing).
+            expected = origin if origin is not None else proof.get("origin")
+            cp = open_checkpoint(proof["checkpoint"], vkey, origin=expected)
             # 3. The proof's own size and root, if a reader looks at them, are the signed ones.
             if proof["tree_size"] != cp.size or proof["root_hash"] != cp.root_hash.hex():
                 raise LedgerError("proof's tree size or root differ from its checkpoint")

@@ -7,6 +7,7 @@ can share the embedded catalog.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,36 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 def _sqlite_begin_immediate(connection: Any) -> None:
     connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def scrub_freed_pages(engine: Engine, *, attempts: int = 50, wait_s: float = 0.1) -> bool:
+    """After key material was destroyed in a SQLite catalog, leave no copy of it in its files.
+
+    SQLite writes every changed page to ``<catalog>-wal`` first; the page as it was before
+    (holding, say, a wrapped data key just set to NULL) stays in the main file until a
+    checkpoint overwrites it, and older frames stay in the WAL file, which is reused, not
+    shrunk. ``secure_delete`` (set on every connection) zeroes freed content in the main file;
+    this checkpoints the WAL into it and truncates the WAL to zero bytes.
+
+    Returns True when done, or when there is nothing to do (PostgreSQL, an in-memory
+    database); False when other connections kept reading an older snapshot through every
+    attempt (call again later). PostgreSQL keeps old row versions until VACUUM and in its WAL
+    archives: there, destroying the key-encryption key is the shred point (docs/ledger.md).
+    """
+    if engine.dialect.name != "sqlite" or engine.url.database in (None, "", ":memory:"):
+        return True
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        for attempt in range(attempts):
+            busy, _log, _done = cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            if busy == 0:
+                return True
+            if attempt + 1 < attempts:
+                time.sleep(wait_s)
+        return False
+    finally:
+        raw.close()
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -14,6 +14,13 @@ police), and the report says which recordings and why.
 Outcomes per recording: ``ok``; ``corrupt`` (hash or authentication fails: altered or damaged
 bytes); ``missing`` (the store has no object, or a shorter one); ``unreadable`` (its data key
 does not unwrap, or the store cannot be reached).
+
+Bytes that match the catalog prove little if the catalog itself was edited, so every run also
+compares every catalog row with the custody ledger's record of it (source, capture times,
+size, SHA-256, retention date, deletion: :mod:`vault.catalog_binding`), whatever recordings
+were named or sampled. Rows that differ, rows no event created and live recordings whose row
+is gone are failures too, with the outcome ``catalog_`` + the problem (``catalog_altered``,
+``catalog_row_missing``, ...), recorded in the first ``fixity_checked`` event.
 """
 
 from __future__ import annotations
@@ -104,7 +111,8 @@ def check_fixity(
     progress: Callable[[int, int], None] | None = None,
 ) -> FixityReport:
     """Check ``recording_ids`` (default: every recording still held), or a random ``sample``
-    of that many; log ``fixity_checked`` events; return the report.
+    of that many, and every catalog row against the ledger; log ``fixity_checked`` events;
+    return the report.
 
     Raises NotFound for a named recording the catalog does not have, Shredded for a named
     recording already deleted. Failures of the footage itself are reported, not raised.
@@ -118,6 +126,16 @@ def check_fixity(
     if sample is not None and sample < len(ids):
         ids = sorted(random.SystemRandom().sample(ids, sample))
     report = FixityReport()
+    binding = vault.ledger.check_catalog()
+    catalog_failed: dict[str, dict[str, str]] = {}
+    for problem in binding.problems:
+        failure = FixityFailure(problem.recording_id, f"catalog_{problem.kind}", problem.detail)
+        report.failures.append(failure)
+        catalog_failed.setdefault(problem.recording_id, failure.to_dict())
+    catalog_details = {"catalog_rows": binding.recordings, "catalog_failed": catalog_failed}
+    if not ids and catalog_failed:
+        vault.ledger.record(Action.FIXITY_CHECKED, actor=actor, details={
+            "checked": 0, "ok": 0, "failed": {}, **catalog_details})
     for start in range(0, len(ids), BATCH):
         batch = ids[start : start + BATCH]
         hashes: dict[str, str] = {}
@@ -139,7 +157,12 @@ def check_fixity(
             actor=actor,
             object_ids=batch,
             hashes=hashes,
-            details={"checked": len(batch), "ok": len(hashes), "failed": failed},
+            details={
+                "checked": len(batch),
+                "ok": len(hashes),
+                "failed": failed,
+                **(catalog_details if start == 0 else {}),
+            },
         )
         report.events.append(record.seq)
     return report
