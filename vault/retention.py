@@ -40,7 +40,6 @@ from .checkpoint import open_note
 from .config import Settings
 from .custody import Action, CustodyLedger, canonical_json
 from .db import scrub_freed_pages
-from .db import scrub_freed_pages
 from .errors import InvalidInput, LedgerError, NotFound, VaultError
 from .holds import active_holds
 
