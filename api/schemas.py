@@ -183,6 +183,12 @@ class HoldCreate(_Model):
     window_end: Instant | None = None
 
 
+class CaseClose(_Model):
+    """Why the case is closed or reopened (recorded in the custody log)."""
+
+    reason: LongText
+
+
 class HoldRelease(_Model):
     """Why the hold is released (footage past its date goes on the next retention run)."""
 
@@ -433,14 +439,19 @@ class Health(BaseModel):
 
 
 class Ready(BaseModel):
-    """Readiness: each dependency's state."""
+    """Readiness: each dependency's state, and how the job queue stands."""
 
     status: str
     checks: dict[str, str]
+    queue: dict[str, Any] | None = Field(
+        default=None,
+        description="Jobs queued and running, the oldest queued job's age (oldest_queued_s) and "
+        "the workers whose heartbeat is fresh (live_workers).")
 
 
 __all__ = [
     "UUID_PATTERN",
+    "CaseClose",
     "CaseCreate",
     "CaseDetail",
     "CaseLink",

@@ -7,6 +7,13 @@ names the case id among its object ids, so ``events(object_id=case_id)`` is the 
 
 Membership never crosses organisations: a partner's officer gets footage through a share
 (:mod:`vault.shares`), not by joining another organisation's case.
+
+Evidence on an open case is kept: a linked recording is held for as long as the link and the
+case's open state last (:func:`vault.holds.open_case_holds`), with no separate hold to place or
+forget. Linking a derived copy (a clip, a redacted copy) links the recordings it was made from
+too: the masters are what a court asks for, and a case member must be able to see every source
+of a copy to see the copy (:func:`vault.policy.visible_recordings`). Closing a case ends what
+it kept; explicit holds on it stay until released.
 """
 
 from __future__ import annotations
@@ -18,9 +25,10 @@ from sqlalchemy import ForeignKey, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from .access import Actor, Purpose
-from .catalog import Base, Case, CaseRecording, Recording, utcnow
+from .catalog import Base, Case, CaseRecording, CaseStatus, Recording, RecordingOrigin, utcnow
 from .custody import Action
 from .errors import InvalidInput, NotFound
+from .holds import is_held
 from .identity import User
 
 if TYPE_CHECKING:
@@ -28,6 +36,8 @@ if TYPE_CHECKING:
 
 MEMBER_ADDED = "case.member_added"
 MEMBER_REMOVED = "case.member_removed"
+CLOSED = "case.closed"
+REOPENED = "case.reopened"
 
 
 class CaseOwner(Base):
@@ -182,31 +192,52 @@ def link_recording(
 ) -> CaseRecording:
     """Mark a recording as evidence for a case; returns the link (the existing one if linked).
 
-    Logs ``case_linked`` (only when a new link is made). Raises NotFound.
+    A derived copy brings the recordings it was made from. Logs ``case_linked`` naming every
+    recording newly linked (only when one is). On an S3 bucket with object lock each gets a
+    legal hold while the case is open. Raises NotFound, InvalidInput for a closed case.
     """
     with vault.sessions.begin() as session:
         case = _case(session, case_id)
         recording = session.get(Recording, recording_id)
         if recording is None:
             raise NotFound(f"no recording with id {recording_id}")
-        link = session.get(CaseRecording, (case.id, recording.id))
-        if link is not None:
+        if case.status != CaseStatus.OPEN:
+            raise InvalidInput(f"case {case.reference!r} is closed: reopen it to add evidence")
+        origins = session.scalars(
+            select(RecordingOrigin.origin_id).where(RecordingOrigin.recording_id == recording.id)
+        ).all()
+        wanted = [recording.id, *sorted(origins)]
+        added: list[Recording] = []
+        link: CaseRecording | None = None
+        for rid in wanted:
+            existing = session.get(CaseRecording, (case.id, rid))
+            if existing is None:
+                existing = CaseRecording(
+                    case_id=case.id, recording_id=rid, linked_by=actor.user[:128],
+                    linked_at=vault.clock(),
+                )
+                session.add(existing)
+                added.append(recording if rid == recording.id else session.get(Recording, rid))
+            link = link or existing
+        assert link is not None
+        if not added:
             return link
-        link = CaseRecording(
-            case_id=case.id, recording_id=recording.id, linked_by=actor.user[:128],
-            linked_at=vault.clock(),
-        )
-        session.add(link)
+        details: dict[str, object] = {"case_id": case.id}
+        if origins:
+            details["made_from"] = sorted(origins)
         vault.ledger.append(
             session,
             Action.CASE_LINKED,
             actor=actor,
             purpose=purpose,
             reference=case.reference,
-            object_ids=[recording.id, case.id],
-            hashes={recording.id: recording.sha256},
-            details={"case_id": case.id},
+            object_ids=[r.id for r in added] + [case.id],
+            hashes={r.id: r.sha256 for r in added},
+            details=details,
         )
+        keys = [r.object_key for r in added if r.deleted_at is None]
+    for key in keys if vault.store.legal_holds else ():
+        vault.store.set_legal_hold(key, True)
     vault.ledger.maybe_checkpoint()
     return link
 
@@ -227,7 +258,72 @@ def unlink_recording(vault: Vault, case_id: str, recording_id: str, *, actor: Ac
             object_ids=[recording_id, case.id],
             details={"case_id": case.id},
         )
+    _lift_legal_holds(vault, [recording_id])
     vault.ledger.maybe_checkpoint()
+
+
+def close_case(vault: Vault, case_id: str, *, actor: Actor, reason: str) -> Case:
+    """Close a case, stating why: its footage is no longer kept *because of this case* (other
+    holds and open cases still keep it; the rest goes on its retention date). Logs
+    ``case.closed``. Raises NotFound, InvalidInput when already closed or without a reason."""
+    if not reason or not reason.strip():
+        raise InvalidInput("say why the case is closed (a reason is required)")
+    with vault.sessions.begin() as session:
+        case = _case(session, case_id)
+        if case.status == CaseStatus.CLOSED:
+            raise InvalidInput(f"case {case.reference!r} is already closed")
+        case.status = CaseStatus.CLOSED
+        linked = list(session.scalars(
+            select(CaseRecording.recording_id).where(CaseRecording.case_id == case.id)
+        ))
+        vault.ledger.append(
+            session, CLOSED, actor=actor, reference=case.reference,
+            object_ids=[case.id, *linked], details={"case_id": case.id, "reason": reason},
+        )
+    _lift_legal_holds(vault, linked)
+    vault.ledger.maybe_checkpoint()
+    return case
+
+
+def reopen_case(vault: Vault, case_id: str, *, actor: Actor, reason: str) -> Case:
+    """Reopen a closed case, stating why; its linked footage that still exists is kept again.
+    Logs ``case.reopened``. Raises NotFound, InvalidInput when open or without a reason."""
+    if not reason or not reason.strip():
+        raise InvalidInput("say why the case is reopened (a reason is required)")
+    with vault.sessions.begin() as session:
+        case = _case(session, case_id)
+        if case.status == CaseStatus.OPEN:
+            raise InvalidInput(f"case {case.reference!r} is open")
+        case.status = CaseStatus.OPEN
+        keys = list(session.scalars(
+            select(Recording.object_key)
+            .join(CaseRecording, CaseRecording.recording_id == Recording.id)
+            .where(CaseRecording.case_id == case.id, Recording.deleted_at.is_(None))
+        ))
+        vault.ledger.append(
+            session, REOPENED, actor=actor, reference=case.reference,
+            object_ids=[case.id], details={"case_id": case.id, "reason": reason},
+        )
+    for key in keys if vault.store.legal_holds else ():
+        vault.store.set_legal_hold(key, True)
+    vault.ledger.maybe_checkpoint()
+    return case
+
+
+def _lift_legal_holds(vault: Vault, recording_ids: list[str]) -> None:
+    # The storage-side legal hold mirrors the catalog's rule; lift it only where nothing else
+    # keeps the recording (another case, an explicit hold, a window).
+    if not vault.store.legal_holds or not recording_ids:
+        return
+    with vault.sessions() as session:
+        free = [
+            r.object_key for r in session.scalars(
+                select(Recording).where(Recording.id.in_(recording_ids),
+                                        Recording.deleted_at.is_(None)))
+            if not is_held(session, r)
+        ]
+    for key in free:
+        vault.store.set_legal_hold(key, False)
 
 
 def get_case(vault: Vault, case_id: str) -> Case:
@@ -292,10 +388,12 @@ __all__ = [
     "add_member",
     "case_details",
     "case_organisation",
+    "close_case",
     "create_case",
     "get_case",
     "link_recording",
     "list_cases",
     "remove_member",
+    "reopen_case",
     "unlink_recording",
 ]

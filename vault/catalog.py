@@ -103,8 +103,26 @@ class Source(Base):
     site: Mapped[str | None] = mapped_column(String(256))
     name: Mapped[str | None] = mapped_column(String(256))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # Whose footage this source records; NULL: the vault's own organisation (settings.organisation),
+    # or, in a vault that names none, every organisation's (a single-organisation vault).
+    organisation: Mapped[str | None] = mapped_column(String(256), index=True)
 
     recordings: Mapped[list[Recording]] = relationship(back_populates="source")
+
+
+class Site(Base):
+    """A site (estate, building) and the organisation that runs its cameras.
+
+    Registering a site (``evidence-vault admin site add``) gives every source at it that
+    organisation, so officers of another organisation who happen to be assigned a site of the
+    same name never see it.
+    """
+
+    __tablename__ = "sites"
+
+    name: Mapped[str] = mapped_column(String(256), primary_key=True)
+    organisation: Mapped[str] = mapped_column(String(256))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
 class Recording(Base):
@@ -158,6 +176,20 @@ class Recording(Base):
     @property
     def is_deleted(self) -> bool:
         return self.deleted_at is not None
+
+
+class RecordingOrigin(Base):
+    """One original recording a derived recording (clip, redacted copy, package) was made from.
+
+    Flattened through derived parents: a redacted copy of a clip names the clip's originals.
+    A derived recording is visible only to those who may see every origin (vault/policy.py).
+    """
+
+    __tablename__ = "recording_origins"
+
+    recording_id: Mapped[str] = mapped_column(ForeignKey("recordings.id"), primary_key=True)
+    origin_id: Mapped[str] = mapped_column(ForeignKey("recordings.id"), primary_key=True,
+                                           index=True)
 
 
 class CaseStatus(str, enum.Enum):
@@ -216,6 +248,8 @@ class Hold(Base):
     released_at: Mapped[dt.datetime | None]
     released_by: Mapped[str | None] = mapped_column(String(128))
     release_reason: Mapped[str | None] = mapped_column(Text)
+    # The organisation whose hold it is (the case's owner, or the organisation of who placed it).
+    organisation: Mapped[str | None] = mapped_column(String(256), index=True)
 
     recording: Mapped[Recording | None] = relationship(back_populates="holds")
 
@@ -242,7 +276,9 @@ __all__ = [
     "HoldKind",
     "MediaKind",
     "Recording",
+    "RecordingOrigin",
     "Setting",
+    "Site",
     "Source",
     "SourceKind",
     "UTCDateTime",

@@ -95,6 +95,14 @@ class Settings(BaseSettings):
         le=16 << 20,
         description="Plaintext bytes per encrypted segment of stored objects.",
     )
+    organisation: str | None = Field(
+        default=None,
+        max_length=256,
+        description="The organisation whose footage this vault holds, for sources at no "
+        "registered site. Set it (and register each site's organisation with 'admin site add') "
+        "when users of more than one organisation share the vault; unset, footage of "
+        "unregistered sites is every organisation's (docs/organisations.md).",
+    )
     retention_days: int = Field(
         default=23, ge=1, description="Days after capture at which footage is deleted unless held."
     )
@@ -102,6 +110,14 @@ class Settings(BaseSettings):
         default_factory=dict,
         description="Days per source kind where they differ from retention_days, as JSON, "
         'e.g. {"staff_device": 31}. Kinds: cctv, nvr_export, staff_device, upload.',
+    )
+    capture_clock_tolerance_s: int = Field(
+        default=300,
+        ge=0,
+        le=86400,
+        description="A capture time later than its receipt by more than this many seconds is "
+        "flagged (clock_flagged) and retention counts from the receipt instead: footage "
+        "stamped in the future must not escape deletion.",
     )
     spool_path: Path | None = Field(
         default=None, description="Ingest spool directory; default <home>/spool."
@@ -113,6 +129,16 @@ class Settings(BaseSettings):
     )
     denial_window_s: int = Field(
         default=60, ge=1, description="API: the window of denial_burst, in seconds."
+    )
+    queue_warn_after_s: int = Field(
+        default=300, ge=1,
+        description="/readyz warns (200, queue 'warn') when a job has been queued this many "
+        "seconds, or when jobs are queued and no worker's heartbeat is fresh.",
+    )
+    queue_fail_after_s: int = Field(
+        default=1800, ge=1,
+        description="/readyz fails (503) when the oldest queued job has waited this many "
+        "seconds: nobody is running the work people asked for ('evidence-vault worker').",
     )
     oidc_issuer: str | None = Field(
         default=None,
@@ -157,7 +183,6 @@ class Settings(BaseSettings):
         default="Evidence vault", min_length=1, max_length=64,
         description="Web app: the name authenticator apps show beside the second-factor code.",
     )
-
 
     # Derived locations: the embedded default keeps everything under ``home``.
     @property

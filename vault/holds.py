@@ -14,11 +14,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.orm import Session
 
 from .access import Actor
-from .catalog import CaseRecording, Hold, HoldKind, Recording
+from .catalog import Case, CaseRecording, CaseStatus, Hold, HoldKind, Recording
 from .custody import Action
 from .errors import InvalidInput, NotFound
 
@@ -37,9 +37,13 @@ def place_hold(
     case_id: str | None = None,
     source_id: str | None = None,
     window: tuple[dt.datetime, dt.datetime] | None = None,
+    organisation: str | None = None,
 ) -> Hold:
     """Place a hold on one recording, a case, or a source and window; returns the hold.
 
+    The hold belongs to ``organisation`` (a case hold: the case's owner; a SAR hold: the
+    request's; default: the organisation of who placed it). Only that organisation sees it or
+    releases it (vault/policy.py).
     Raises InvalidInput unless exactly one target is named, NotFound for an unknown recording.
     """
     targets = [recording_id is not None, case_id is not None, source_id is not None]
@@ -55,6 +59,7 @@ def place_hold(
         if recording_id is not None and session.get(Recording, recording_id) is None:
             raise NotFound(f"no recording with id {recording_id}")
         hold = Hold(
+            organisation=organisation or actor.organisation,
             kind=kind,
             reason=reason,
             reference=reference,
@@ -83,15 +88,27 @@ def place_hold(
     return hold
 
 
-def release_hold(vault: Vault, hold_id: str, *, actor: Actor, reason: str) -> Hold:
-    """Release a hold; footage past its date goes on the next retention run.
+def release_hold(
+    vault: Vault, hold_id: str, *, actor: Actor, reason: str, sar_closing: bool = False
+) -> Hold:
+    """Release a hold, stating why; footage past its date goes on the next retention run.
 
-    Raises NotFound for an unknown hold, InvalidInput if it was already released.
+    A SAR hold ends only when its request closes (:func:`vault.sar.close_sar`, which passes
+    ``sar_closing``): released on its own, the footage could be deleted while the requester
+    still waits for it. Raises NotFound for an unknown hold, InvalidInput if it was already
+    released, a SAR hold outside its SAR's closing, or no reason.
     """
+    if not reason or not reason.strip():
+        raise InvalidInput("say why the hold is released (a reason is required)")
     with vault.sessions.begin() as session:
         hold = session.get(Hold, hold_id)
         if hold is None:
             raise NotFound(f"no hold with id {hold_id}")
+        if hold.kind == HoldKind.SAR and not sar_closing and _sar_of(session, hold.id):
+            raise InvalidInput(
+                f"hold {hold_id} keeps footage for a subject access request ({hold.reference}); "
+                "it ends when that request is closed or refused, not on its own"
+            )
         if hold.released_at is not None:
             raise InvalidInput(f"hold {hold_id} was already released on {hold.released_at:%Y-%m-%d}")
         hold.released_at = vault.clock()
@@ -114,6 +131,13 @@ def release_hold(vault: Vault, hold_id: str, *, actor: Actor, reason: str) -> Ho
     return hold
 
 
+def _sar_of(session: Session, hold_id: str) -> str | None:
+    # The SAR whose window placed this hold, if any. Read through the shared metadata: the SAR
+    # module builds on this one, so this one must not import it.
+    windows = Hold.metadata.tables["sar_windows"]
+    return session.scalar(select(windows.c.sar_id).where(windows.c.hold_id == hold_id).limit(1))
+
+
 def list_holds(
     vault: Vault,
     *,
@@ -121,11 +145,15 @@ def list_holds(
     recording_id: str | None = None,
     kind: HoldKind | None = None,
     active: bool | None = True,
+    scope: ColumnElement[bool] | None = None,
     limit: int = 1000,
     offset: int = 0,
 ) -> list[Hold]:
-    """Holds, newest first, filtered as given (``active=None``: active and released)."""
+    """Holds, newest first, filtered as given (``active=None``: active and released) and within
+    ``scope`` (:func:`vault.policy.visible_holds`)."""
     stmt = select(Hold).order_by(Hold.created_at.desc(), Hold.id).limit(limit).offset(offset)
+    if scope is not None:
+        stmt = stmt.where(scope)
     if case_id is not None:
         stmt = stmt.where(Hold.case_id == case_id)
     if recording_id is not None:
@@ -180,8 +208,9 @@ def _overlaps(start: dt.datetime, end: dt.datetime):  # type: ignore[no-untyped-
 
 
 def active_holds(session: Session, recording: Recording) -> list[Hold]:
-    """The unreleased holds that keep ``recording``: its own, its cases', its windows', and
-    those of the recording it was derived from."""
+    """The unreleased holds that keep ``recording``: its own, its cases', its windows', those
+    of the recording it was derived from, and, as a hold of its own, each **open case** it is
+    evidence on (:func:`open_case_holds`)."""
     holds: list[Hold] = []
     seen: set[str] = set()
     current: Recording | None = recording
@@ -201,5 +230,38 @@ def active_holds(session: Session, recording: Recording) -> list[Hold]:
                 )
             )
         )
+        holds.extend(open_case_holds(session, current.id))
         current = session.get(Recording, current.parent_id) if current.parent_id else None
     return holds
+
+
+def open_case_holds(session: Session, recording_id: str) -> list[Hold]:
+    """One hold per open case the recording is linked to, as the rule "evidence on an open case
+    is kept" reads: derived from the link, never stored, so it cannot drift from it. It ends
+    when the recording is unlinked or the case is closed (both custody events). The holds are
+    transient (id ``case:<case id>``), for reports; they are not catalog rows."""
+    rows = session.execute(
+        select(Case.id, Case.reference)
+        .join(CaseRecording, CaseRecording.case_id == Case.id)
+        .where(CaseRecording.recording_id == recording_id, Case.status == CaseStatus.OPEN)
+        .order_by(Case.reference)
+    ).all()
+    return [
+        Hold(id=f"case:{case_id}", kind=HoldKind.CASE, case_id=case_id, reference=reference,
+             reason=f"evidence on open case {reference}")
+        for case_id, reference in rows
+    ]
+
+
+def on_open_case() -> ColumnElement[bool]:
+    """True for a ``Recording`` linked to an open case (kept by the open-case rule)."""
+    return Recording.id.in_(
+        select(CaseRecording.recording_id)
+        .join(Case, Case.id == CaseRecording.case_id)
+        .where(Case.status == CaseStatus.OPEN)
+    )
+
+
+def is_held(session: Session, recording: Recording) -> bool:
+    """Whether anything keeps ``recording`` past its retention date now."""
+    return bool(active_holds(session, recording))

@@ -43,15 +43,16 @@ import enum
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, NoReturn
 
-from sqlalchemy import ColumnElement, exists, false, or_, select, true
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, and_, exists, false, or_, select, true
+from sqlalchemy.orm import Session, aliased
 
 from .access import Role
 from .cases import CaseMember, CaseOwner
-from .catalog import Case, CaseRecording, Hold, Recording, Source
+from .catalog import Case, CaseRecording, Hold, HoldKind, Recording, RecordingOrigin, Source
 from .custody import Action
 from .errors import AccessDenied, NotFound
 from .identity import Principal
+from .sar import SarWindow, SubjectAccessRequest
 
 if TYPE_CHECKING:
     from .shares import Share
@@ -198,28 +199,62 @@ def member_case_ids(principal: Principal):  # type: ignore[no-untyped-def]
     )
 
 
-def visible_recordings(principal: Principal) -> ColumnElement[bool]:
-    """A WHERE clause on ``Recording`` selecting what the principal may see."""
-    if not allowed(principal.role, P.SEARCH):
-        return false()
+def in_organisation(principal: Principal, organisation: ColumnElement[str | None]) -> ColumnElement[bool]:
+    """True where ``organisation`` is the principal's, or NULL: a source, hold or SAR made
+    before the vault knew organisations, which in a single-organisation vault is everyone's
+    (``settings.organisation`` unset; see docs/organisations.md)."""
+    return or_(organisation == principal.organisation, organisation.is_(None))
+
+
+def _original_visible(
+    principal: Principal, recording_id: ColumnElement[str], source_id: ColumnElement[str]
+) -> ColumnElement[bool]:
+    """Whether an *original* recording (identified by these columns) is the principal's to see:
+    their organisation's footage, and for scoped roles only their cases' or their sites'."""
+    org_sources = select(Source.id).where(in_organisation(principal, Source.organisation))
+    in_org = source_id.in_(org_sources)
     if not is_scoped(principal):
-        return true()
-    by_case = Recording.id.in_(
+        return in_org
+    by_case = recording_id.in_(
         select(CaseRecording.recording_id).where(
             CaseRecording.case_id.in_(member_case_ids(principal))
         )
     )
     if not principal.sites:
-        return by_case
-    by_site = Recording.source_id.in_(
-        select(Source.id).where(Source.site.in_(sorted(principal.sites)))
+        return and_(in_org, by_case)
+    by_site = source_id.in_(org_sources.where(Source.site.in_(sorted(principal.sites))))
+    return and_(in_org, or_(by_case, by_site))
+
+
+def visible_recordings(principal: Principal) -> ColumnElement[bool]:
+    """A WHERE clause on ``Recording`` selecting what the principal may see.
+
+    An original recording is visible by its own source (organisation, site) and case links.
+    A derived recording (clip, redacted copy, export package) is visible only when **every**
+    recording it was made from is (``recording_origins``): its own source row, which is just
+    where it was filed, grants nothing, so no package, clip or copy reaches past the boundary
+    of what went into it.
+    """
+    if not allowed(principal.role, P.SEARCH):
+        return false()
+    if principal.role in ALL_ORGANISATIONS:
+        return true()
+    origin = aliased(Recording)
+    derived = exists().where(RecordingOrigin.recording_id == Recording.id)
+    hidden_origin = (
+        exists()
+        .where(RecordingOrigin.recording_id == Recording.id, origin.id == RecordingOrigin.origin_id)
+        .where(~_original_visible(principal, origin.id, origin.source_id))
     )
-    return or_(by_case, by_site)
+    return or_(
+        and_(~derived, _original_visible(principal, Recording.id, Recording.source_id)),
+        and_(derived, ~hidden_origin),
+    )
 
 
 def can_see_recording(session: Session, principal: Principal, recording_id: str) -> bool:
-    """Whether the recording is within the principal's scope (True for unscoped roles)."""
-    if not is_scoped(principal):
+    """Whether the recording is within the principal's scope (True for administrators)."""
+    if principal.role in ALL_ORGANISATIONS:
         return True
     query = select(
         exists().where(Recording.id == recording_id, visible_recordings(principal))
@@ -242,15 +277,18 @@ def require_recording(
     """
     require(vault, principal, permission, object_ids=[recording_id], route=route)
     with vault.sessions() as session:
+        recording = session.get(Recording, recording_id)
         visible = can_see_recording(session, principal, recording_id)
-        recording = session.get(Recording, recording_id) if visible else None
-    if not visible:
+    if recording is not None and not visible or recording is None and is_scoped(principal):
         deny(
             vault, principal, permission,
-            f"recording {recording_id} is not linked to your cases or assigned sites",
+            f"recording {recording_id} is not linked to your cases or assigned sites"
+            if is_scoped(principal) else
+            f"recording {recording_id} is not your organisation's footage, or was made from "
+            "footage that is not",
             object_ids=[recording_id], route=route,
         )
-    if recording is None:
+    if recording is None or not visible:
         raise NotFound(f"no recording with id {recording_id}")
     return recording
 
@@ -309,7 +347,9 @@ def require_hold_target(
     source_id: str | None,
     route: str | None = None,
 ) -> None:
-    """Raise AccessDenied (logged) unless the principal may place a hold on this target."""
+    """Raise AccessDenied (logged) unless the principal may place a hold on this target: a
+    recording they may see, a case they may change, or a source of their organisation (at one
+    of their sites, for scoped roles)."""
     require(vault, principal, P.HOLD_PLACE, route=route,
             object_ids=[x for x in (recording_id, case_id) if x])
     if recording_id is not None:
@@ -319,6 +359,11 @@ def require_hold_target(
     if source_id is not None:
         with vault.sessions() as session:
             source = session.get(Source, source_id)
+        if principal.role not in ALL_ORGANISATIONS and source is not None and not (
+            source.organisation in (None, principal.organisation)
+        ):
+            deny(vault, principal, P.HOLD_PLACE,
+                 f"source {source_id} records another organisation's footage", route=route)
         if is_scoped(principal) and (source is None or source.site not in principal.sites):
             deny(vault, principal, P.HOLD_PLACE,
                  f"source {source_id} is not at a site you are assigned to", route=route)
@@ -326,24 +371,107 @@ def require_hold_target(
             raise NotFound(f"no source with id {source_id}")
 
 
+def visible_holds(principal: Principal) -> ColumnElement[bool]:
+    """A WHERE clause on ``Hold``: administrators every hold; scoped roles the holds on their
+    cases; others their organisation's holds."""
+    if not allowed(principal.role, P.HOLD_READ):
+        return false()
+    if principal.role in ALL_ORGANISATIONS:
+        return true()
+    if is_scoped(principal):
+        return Hold.case_id.in_(member_case_ids(principal))
+    return in_organisation(principal, Hold.organisation)
+
+
 def require_hold(
     vault: Vault, principal: Principal, permission: Permission, hold_id: str, *,
     route: str | None = None,
 ) -> Hold:
-    """The hold, if the principal may do ``permission`` (read/release) to it. Scoped users
-    only touch holds on their cases. Raises AccessDenied (logged), NotFound."""
+    """The hold, if the principal may do ``permission`` (read/release) to it.
+
+    A hold is its organisation's: scoped users touch only holds on their cases. Releasing a
+    case hold takes the right to change that case (its managers); a SAR hold is never released
+    on its own: it ends when its SAR is closed, by those with SAR rights (vault/sar.py).
+    Raises AccessDenied (logged), NotFound.
+    """
     require(vault, principal, permission, object_ids=[hold_id], route=route)
     with vault.sessions() as session:
         hold = session.get(Hold, hold_id)
-    if is_scoped(principal):
-        if hold is None or hold.case_id is None:
-            deny(vault, principal, permission,
-                 f"hold {hold_id} is not on a case you are a member of",
-                 object_ids=[hold_id], route=route)
-        require_case(vault, principal, permission, hold.case_id, route=route)
+        visible = hold is not None and bool(session.scalar(
+            select(exists().where(Hold.id == hold_id, visible_holds(principal)))))
+    if not visible and (hold is not None or is_scoped(principal)):
+        deny(vault, principal, permission,
+             f"hold {hold_id} is not on a case you are a member of" if is_scoped(principal)
+             else f"hold {hold_id} belongs to another organisation",
+             object_ids=[hold_id], route=route)
     if hold is None:
         raise NotFound(f"no hold with id {hold_id}")
+    if permission == P.HOLD_RELEASE:
+        if hold.kind == HoldKind.SAR:
+            with vault.sessions() as session:
+                sar_id = session.scalar(select(SarWindow.sar_id).where(SarWindow.hold_id == hold_id))
+            if sar_id is not None:
+                deny(vault, principal, permission,
+                     f"hold {hold_id} keeps footage for subject access request {hold.reference}: "
+                     "it ends when that request is closed, by its information-governance team",
+                     object_ids=[hold_id], route=route)
+            require(vault, principal, P.SAR_WRITE, object_ids=[hold_id], route=route)
+        if hold.case_id is not None:
+            require_case(vault, principal, P.CASE_WRITE, hold.case_id, route=route)
     return hold
+
+
+def require_source(
+    vault: Vault, principal: Principal, permission: Permission, source_id: str, *,
+    route: str | None = None,
+) -> Source:
+    """The source, if it records the principal's organisation's footage (and, for scoped roles,
+    is at one of their sites). Raises AccessDenied (logged), NotFound."""
+    require(vault, principal, permission, object_ids=[source_id], route=route)
+    with vault.sessions() as session:
+        source = session.get(Source, source_id)
+    if principal.role not in ALL_ORGANISATIONS:
+        if source is not None and source.organisation not in (None, principal.organisation):
+            deny(vault, principal, permission,
+                 f"source {source_id} records another organisation's footage",
+                 object_ids=[source_id], route=route)
+        if is_scoped(principal) and (source is None or source.site not in principal.sites):
+            deny(vault, principal, permission,
+                 f"source {source_id} is not at a site you are assigned to",
+                 object_ids=[source_id], route=route)
+    if source is None:
+        raise NotFound(f"no source {source_id}: name a camera or device the vault knows")
+    return source
+
+
+def visible_sars(principal: Principal) -> ColumnElement[bool]:
+    """A WHERE clause on ``SubjectAccessRequest``: administrators all; those with SAR rights
+    their organisation's; nobody else any (a request names its requester)."""
+    if not allowed(principal.role, P.SAR_READ):
+        return false()
+    if principal.role in ALL_ORGANISATIONS:
+        return true()
+    return in_organisation(principal, SubjectAccessRequest.organisation)
+
+
+def require_sar(
+    vault: Vault, principal: Principal, permission: Permission, sar_id: str, *,
+    route: str | None = None,
+) -> None:
+    """Raise AccessDenied (logged) unless the principal may do ``permission`` (read/write) to
+    the request (by id or reference): their organisation's only. NotFound when unknown."""
+    require(vault, principal, permission, object_ids=[sar_id], route=route)
+    with vault.sessions() as session:
+        found = session.scalars(select(SubjectAccessRequest).where(or_(
+            SubjectAccessRequest.id == sar_id, SubjectAccessRequest.reference == sar_id))).first()
+        visible = found is not None and bool(session.scalar(select(exists().where(
+            SubjectAccessRequest.id == found.id, visible_sars(principal)))))
+    if found is not None and not visible:
+        deny(vault, principal, permission,
+             f"subject access request {sar_id} belongs to another organisation",
+             object_ids=[sar_id], route=route)
+    if found is None:
+        raise NotFound(f"no subject access request {sar_id}")
 
 
 def require_share(
@@ -383,6 +511,11 @@ __all__ = [
     "require_hold",
     "require_hold_target",
     "require_recording",
+    "require_sar",
     "require_share",
+    "require_source",
+    "in_organisation",
+    "visible_holds",
     "visible_recordings",
+    "visible_sars",
 ]

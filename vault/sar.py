@@ -6,9 +6,10 @@ The lifecycle
     2. ``attach_window``: a camera and a time window the requester describes. This places a SAR
        hold (``vault/holds.py``) at once, so the 23-day deletion cannot destroy the footage
        while the request is answered; footage that arrives later in the window is held too.
-    3. redaction jobs make copies with third parties blurred and the requester kept visible;
-       ``record_disclosure`` records which recordings or copies went to the requester, when
-       and how.
+    3. redaction jobs cut each held window and make a copy of it with third parties blurred
+       and the requester kept visible; ``record_disclosure`` records which copies went to
+       the requester, when and how, and refuses an unredacted recording or footage outside
+       the windows unless an override reason is given (and logged).
     4. ``close_sar`` (or refusing it) releases its holds: footage past its retention date goes
        on the next retention run.
 Every step is a custody event (``sar.*``; the holds add their own ``held``/``released``).
@@ -30,7 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import JSON, Date, Enum, ForeignKey, Integer, String, Text, select
+from sqlalchemy import JSON, ColumnElement, Date, Enum, ForeignKey, Integer, String, Text, select
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .access import Actor
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MAX_EXTENSION_MONTHS",
+    "DisclosureNeedsOverride",
     "SarDisclosure",
     "SarStatus",
     "SarView",
@@ -57,6 +59,7 @@ __all__ = [
     "get_sar",
     "list_sars",
     "record_disclosure",
+    "redaction_windows",
     "register_sar",
     "sar_recordings",
 ]
@@ -105,6 +108,8 @@ class SubjectAccessRequest(Base):
     closed_at: Mapped[dt.datetime | None]
     closed_by: Mapped[str | None] = mapped_column(String(256))
     close_reason: Mapped[str | None] = mapped_column(Text)
+    # The organisation whose request it is (its IG team's); no other organisation sees it.
+    organisation: Mapped[str | None] = mapped_column(String(256), index=True)
 
     @property
     def deadline(self) -> dt.date:
@@ -140,6 +145,8 @@ class SarDisclosure(Base):
     notes: Mapped[str | None] = mapped_column(Text)
     disclosed_at: Mapped[dt.datetime]
     disclosed_by: Mapped[str | None] = mapped_column(String(256))
+    # Why an unredacted recording, or footage outside the request's windows, went anyway.
+    override_reason: Mapped[str | None] = mapped_column(Text)
 
 
 @dataclass(frozen=True)
@@ -235,6 +242,7 @@ def register_sar(
             status=SarStatus.OPEN,
             created_by=actor.user,
             created_at=vault.clock(),
+            organisation=actor.organisation,
         )
         session.add(sar)
         session.flush()
@@ -276,6 +284,7 @@ def attach_window(
     hold = place_hold(
         vault, kind=HoldKind.SAR, reason=f"subject access request {sar.reference}",
         actor=actor, reference=sar.reference, source_id=source_id, window=(start, end),
+        organisation=sar.organisation,
     )
     with vault.sessions.begin() as session:
         window = SarWindow(
@@ -323,6 +332,40 @@ def extend_sar(vault: Vault, sar_id: str, *, months: int, reason: str, actor: Ac
     return sar
 
 
+class DisclosureNeedsOverride(InvalidInput):
+    """A disclosure to a requester that would hand over an unredacted recording, or footage
+    outside the request's windows, and states no override reason.
+
+    ``unredacted`` and ``outside_windows`` name the recordings at fault (ids).
+    """
+
+    def __init__(self, message: str, *, unredacted: list[str], outside_windows: list[str]) -> None:
+        super().__init__(message)
+        self.unredacted = unredacted
+        self.outside_windows = outside_windows
+
+
+def _utc(value: dt.datetime) -> dt.datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+
+
+def _within(recording: Recording, windows: Sequence[SarWindow]) -> bool:
+    """Whether the whole capture of ``recording`` lies in one window of its source. A
+    recording whose end is unknown cannot be shown to lie inside."""
+    if recording.captured_end is None:
+        return False
+    start, end = _utc(recording.captured_start), _utc(recording.captured_end)
+    return any(
+        w.source_id == recording.source_id
+        and _utc(w.window_start) <= start and end <= _utc(w.window_end)
+        for w in windows
+    )
+
+
+def _is_redacted(recording: Recording) -> bool:
+    return (recording.provenance or {}).get("kind") == "redaction"
+
+
 def record_disclosure(
     vault: Vault,
     sar_id: str,
@@ -331,10 +374,23 @@ def record_disclosure(
     method: str,
     actor: Actor,
     notes: str | None = None,
+    override_reason: str | None = None,
 ) -> SarDisclosure:
-    """Record that these recordings (usually redacted copies) were disclosed to the requester,
-    and how. Raises NotFound (request, recording), InvalidInput (no recordings, closed)."""
+    """Record that these recordings (redacted copies of the request's windows) were disclosed
+    to the requester, and how. Returns the disclosure.
+
+    The safety rails: every recording must be a redacted copy (third parties masked) whose
+    whole capture lies inside one of the request's windows, on the window's source. A
+    recording that is not (an unredacted master or clip; a copy of a whole recording that
+    runs past the window; footage of another camera) is accepted only with
+    ``override_reason`` (e.g. "the requester is alone in frame"), which the ``sar.disclosed``
+    event and the disclosure record carry with the ids it covered.
+
+    Raises NotFound (request, recording), DisclosureNeedsOverride (a rail crossed with no
+    reason), InvalidInput (no recordings, closed request, an over-long reason).
+    """
     how = _text("disclosure method", method, 256, required=True)
+    override = _text("override reason", override_reason, 2000)
     ids = list(dict.fromkeys(recording_ids))
     if not ids:
         raise InvalidInput("name the recordings disclosed")
@@ -347,19 +403,41 @@ def record_disclosure(
             if recording is None:
                 raise NotFound(f"no recording with id {rid}")
             recordings.append(recording)
+        windows = list(session.scalars(select(SarWindow).where(SarWindow.sar_id == sar.id)))
+        unredacted = [r.id for r in recordings if not _is_redacted(r)]
+        outside = [r.id for r in recordings if not _within(r, windows)]
+        if (unredacted or outside) and override is None:
+            problems = []
+            if unredacted:
+                problems.append(f"not redacted: {', '.join(unredacted)}")
+            if outside:
+                problems.append(f"not inside the request's windows: {', '.join(outside)}")
+            raise DisclosureNeedsOverride(
+                f"disclosure to the requester of {sar.reference} refused ({'; '.join(problems)}): "
+                "disclose redacted copies of the held windows (POST /sars/{id}/redaction-jobs), or "
+                "state why these may go as they are (override_reason); nothing was recorded",
+                unredacted=unredacted, outside_windows=outside,
+            )
+        crossed = bool(unredacted or outside)
         disclosure = SarDisclosure(
             sar_id=sar.id, recording_ids=ids, method=how, notes=_text("notes", notes, 4000),
             disclosed_at=vault.clock(), disclosed_by=actor.user,
+            override_reason=override if crossed else None,
         )
         session.add(disclosure)
         sar.status = SarStatus.DISCLOSED
         session.flush()
+        details: dict[str, Any] = {
+            "sar_id": sar.id, "disclosure_id": disclosure.id, "method": how,
+            "redacted_copies": [r.id for r in recordings if r.parent_id is not None],
+        }
+        if crossed:
+            details["override"] = {"reason": override, "unredacted": unredacted,
+                                   "outside_windows": outside}
         vault.ledger.append(
             session, DISCLOSED, actor=actor, reference=sar.reference,
             recipient=sar.requester_name, object_ids=ids,
-            hashes={r.id: r.sha256 for r in recordings},
-            details={"sar_id": sar.id, "disclosure_id": disclosure.id, "method": how,
-                     "redacted_copies": [r.id for r in recordings if r.parent_id is not None]},
+            hashes={r.id: r.sha256 for r in recordings}, details=details,
         )
     vault.checkpoint_if_due()
     return disclosure
@@ -379,7 +457,8 @@ def close_sar(
             .where(SarWindow.sar_id == sar.id, Hold.released_at.is_(None))
         ))
     for hold_id in hold_ids:
-        release_hold(vault, hold_id, actor=actor, reason=f"subject access request {sar.reference} closed: {why}")
+        release_hold(vault, hold_id, actor=actor, sar_closing=True,
+                     reason=f"subject access request {sar.reference} closed: {why}")
     with vault.sessions.begin() as session:
         sar = _load(session, sar.id)
         sar.status = SarStatus.REFUSED if refused else SarStatus.CLOSED
@@ -429,18 +508,44 @@ def sar_recordings(vault: Vault, sar_id: str) -> list[Recording]:
     return sorted(found.values(), key=lambda r: (r.captured_start, r.id))
 
 
+def redaction_windows(vault: Vault, sar_id: str) -> list[tuple[SarWindow, list[Recording]]]:
+    """The request's windows still held, each with the live original video recordings it
+    covers (oldest first): what a SAR redaction job cuts and redacts, window by window, so
+    that nothing outside a window is rendered or disclosed. Windows holding no video are
+    left out. Raises NotFound."""
+    with vault.sessions() as session:
+        sar = _load(session, sar_id)
+        found: list[tuple[SarWindow, list[Recording]]] = []
+        for window, hold in session.execute(
+            select(SarWindow, Hold).join(Hold, Hold.id == SarWindow.hold_id)
+            .where(SarWindow.sar_id == sar.id, Hold.released_at.is_(None))
+            .order_by(SarWindow.window_start, SarWindow.id)
+        ):
+            videos = sorted(
+                (r for r in covered_recordings(session, hold)
+                 if r.parent_id is None and r.media_kind != MediaKind.AUDIO),
+                key=lambda r: (r.captured_start, r.id))
+            if videos:
+                found.append((window, videos))
+    return found
+
+
 def list_sars(
     vault: Vault,
     *,
     status: SarStatus | None = None,
     due_within_days: int | None = None,
     now: dt.datetime | None = None,
+    scope: ColumnElement[bool] | None = None,
     limit: int = 100,
     offset: int = 0,
 ) -> list[SubjectAccessRequest]:
-    """Requests, soonest deadline first. With ``due_within_days``, only those still owed a
-    response whose deadline is at most that many days after ``now`` (overdue ones included)."""
+    """Requests, soonest deadline first, within ``scope`` (:func:`vault.policy.visible_sars`).
+    With ``due_within_days``, only those still owed a response whose deadline is at most that
+    many days after ``now`` (overdue ones included)."""
     query = select(SubjectAccessRequest)
+    if scope is not None:
+        query = query.where(scope)
     if status is not None:
         query = query.where(SubjectAccessRequest.status == status)
     with vault.sessions() as session:

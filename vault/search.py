@@ -20,6 +20,7 @@ from .access import Actor
 from .catalog import CaseRecording, Hold, MediaKind, Recording, Source
 from .custody import Action
 from .errors import InvalidInput
+from .holds import on_open_case
 
 if TYPE_CHECKING:
     from .vault import Vault
@@ -61,9 +62,10 @@ class RecordingQuery:
 
 
 def held_clause() -> ColumnElement[bool]:
-    """True for a recording an active hold covers (its own, its case's or its window's)."""
+    """True for a recording an active hold covers (its own, its case's or its window's) or that
+    is evidence on an open case (vault/holds.py)."""
     end = func.coalesce(Recording.captured_end, Recording.captured_start)
-    return (
+    return on_open_case() | (
         exists()
         .where(
             Hold.released_at.is_(None),

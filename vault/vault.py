@@ -20,7 +20,7 @@ import datetime as dt
 import logging
 import mimetypes
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -30,7 +30,16 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from . import crypto
 from .access import Actor, Purpose
-from .catalog import MediaKind, Recording, Source, SourceKind, new_id, utcnow
+from .catalog import (
+    MediaKind,
+    Recording,
+    RecordingOrigin,
+    Site,
+    Source,
+    SourceKind,
+    new_id,
+    utcnow,
+)
 from .checkpoint import LedgerSigner, load_or_create_signing_key
 from .ledger_keys import LedgerKeys
 from ._home import prepare_home
@@ -49,7 +58,7 @@ from .errors import (
 )
 from .keys import KeyProvider, LocalKeyring, WrappedKey
 from .objectstore import ObjectStore, S3Store, open_store
-from .retention import RetentionPolicy
+from .retention import RetentionPolicy, future_capture
 
 Clock = Callable[[], dt.datetime]
 log = logging.getLogger("evidence_vault")
@@ -241,12 +250,20 @@ class Vault:
     def ensure_source(
         self, session: Session, source_id: str, *, kind: SourceKind, site: str | None = None
     ) -> Source:
-        """The source row for ``source_id``, created on first use."""
+        """The source row for ``source_id``, created on first use.
+
+        A new source belongs to its site's organisation where the site is registered
+        (``vault.sites``), else to the vault's own (``settings.organisation``, may be unset).
+        """
         if not source_id or len(source_id) > 128:
             raise InvalidInput("a source id is required (at most 128 characters)")
         source = session.get(Source, source_id)
         if source is None:
-            source = Source(id=source_id, kind=kind, site=site, created_at=self.clock())
+            registered = session.get(Site, site) if site else None
+            source = Source(
+                id=source_id, kind=kind, site=site, created_at=self.clock(),
+                organisation=registered.organisation if registered else self.settings.organisation,
+            )
             session.add(source)
             session.flush()
         return source
@@ -275,6 +292,7 @@ class Vault:
         provenance: dict[str, object] | None = None,
         action: Action | str = Action.INGESTED,
         original_name: str | None = None,
+        derived_from: Sequence[str] | None = None,
     ) -> Recording:
         """Store one file (see :meth:`put_stream`). Raises NotFound if the file is missing."""
         path = Path(path)
@@ -300,6 +318,7 @@ class Vault:
                 parent_id=parent_id,
                 provenance=provenance,
                 action=action,
+                derived_from=derived_from,
             )
 
     def put_stream(
@@ -323,17 +342,42 @@ class Vault:
         clock_offset_ms: int | None = None,
         clock_flagged: bool = False,
         action: Action | str = Action.INGESTED,
+        derived_from: Sequence[str] | None = None,
     ) -> Recording:
         """Hash, encrypt and store a stream; catalog it and log ``ingested`` in one transaction.
 
         The same bytes from the same source twice give one recording: the second call returns
         the first recording (and removes the duplicate upload). ``received_at`` is when the
-        footage reached the vault's agent (default: now); ``device_time``,
+        footage reached the vault's agent (default: now); ``derived_from`` names every
+        recording a derived copy was made from (default: its parent), recorded flattened to
+        originals in ``recording_origins`` for the access policy; ``device_time``,
         ``clock_offset_ms`` and ``clock_flagged`` record the device clock check made then.
+
+        A capture time after the receipt (beyond ``capture_clock_tolerance_s``) is a clock
+        error, not a reason to refuse evidence: the recording is stored, ``clock_flagged``,
+        the reason goes into ``media_info["clock"]`` and the custody event, and retention
+        counts from the receipt, so footage stamped in the future cannot outlive the policy
+        (issue #11 finding 7). The stated capture times are kept as given.
         Raises StorageError if the store fails, InvalidInput on bad arguments.
         """
         if captured_at.tzinfo is None:
             raise InvalidInput("capture time must include a timezone (e.g. 2026-11-25T14:32:00Z)")
+        now = self.clock()
+        received_at = received_at or now
+        # A receipt time is the agent's word too: never later than the vault's own clock.
+        retention_start = captured_at
+        future = future_capture(
+            captured_at, captured_end, received_at=min(received_at, now),
+            tolerance=dt.timedelta(seconds=self.settings.capture_clock_tolerance_s),
+        )
+        if future is not None:
+            clock_flagged = True
+            retention_start = min(captured_at, received_at, now)
+            clock = dict(media_info.get("clock") or {}) if media_info else {}  # type: ignore[call-overload]
+            reasons = [r for r in (clock.get("reason"), future["reason"]) if r]
+            clock.update(flagged=True, future_capture=future, reason="; ".join(reasons))
+            media_info = {**(media_info or {}), "clock": clock}
+            details = {**(details or {}), "future_capture": future}
         recording_id = new_id()
         object_key = f"recordings/{recording_id[:2]}/{recording_id}"
         dek = crypto.new_data_key()
@@ -370,14 +414,14 @@ class Vault:
                     # Derived copies follow their parent for retention.
                     retain_until = parent.retain_until
                 else:
-                    retain_until = self.retention_date(source.kind, captured_at)
+                    retain_until = self.retention_date(source.kind, retention_start)
                 recording = Recording(
                     id=recording_id,
                     source_id=source_id,
                     media_kind=media_kind,
                     captured_start=captured_at,
                     captured_end=captured_end,
-                    received_at=received_at or self.clock(),
+                    received_at=received_at,
                     device_time=device_time,
                     clock_offset_ms=clock_offset_ms,
                     clock_flagged=clock_flagged,
@@ -397,6 +441,8 @@ class Vault:
                 )
                 session.add(recording)
                 session.flush()
+                if parent_id is not None or derived_from:
+                    self._record_origins(session, recording_id, derived_from or [parent_id])
                 self.ledger.append(
                     session,
                     action,
@@ -425,6 +471,31 @@ class Vault:
         self._legal_hold_if_held(recording)
         self.checkpoint_if_due()
         return recording
+
+    def _record_origins(
+        self, session: Session, recording_id: str, made_from: Sequence[str | None]
+    ) -> None:
+        # Flattened to originals, so the policy asks one question of one table however deep
+        # the chain (a redacted copy of a clip of two segments names the two segments).
+        origins: set[str] = set()
+        for rid in dict.fromkeys(r for r in made_from if r):
+            if session.get(Recording, rid) is None:
+                raise NotFound(f"no recording with id {rid} (a source of this copy)")
+            theirs = session.scalars(
+                select(RecordingOrigin.origin_id).where(RecordingOrigin.recording_id == rid)
+            ).all()
+            origins.update(theirs or [rid])
+        session.add_all(RecordingOrigin(recording_id=recording_id, origin_id=o) for o in origins)
+        session.flush()
+
+    def origins(self, recording_id: str) -> list[str]:
+        """The original recordings a derived copy was made from ([] for an original)."""
+        with self.sessions() as session:
+            return list(session.scalars(
+                select(RecordingOrigin.origin_id)
+                .where(RecordingOrigin.recording_id == recording_id)
+                .order_by(RecordingOrigin.origin_id)
+            ))
 
     def _legal_hold_if_held(self, recording: Recording) -> None:
         # Footage arriving inside an already-held window (a SAR for "camera 3, 14:00-15:00",

@@ -23,12 +23,14 @@ from vault.policy import (
     require_hold,
     require_hold_target,
     require_recording,
+    visible_holds,
 )
 
-from ..deps import PrincipalDep, PurposeDep, RouteDep, VaultDep
+from ..deps import OptionalPurposeDep, PrincipalDep, RouteDep, VaultDep
 from ..errors import responses
 from ..schemas import (
     UUID_PATTERN,
+    CaseClose,
     CaseCreate,
     CaseDetail,
     CaseLink,
@@ -126,7 +128,7 @@ def link_recording(
     vault: VaultDep,
     principal: PrincipalDep,
     route: RouteDep,
-    purpose: PurposeDep,
+    purpose: OptionalPurposeDep,
     case_id: CaseId,
     body: CaseLink,
 ) -> CaseDetail:
@@ -169,6 +171,39 @@ def add_member(
     return _detail(vault, case_id)
 
 
+@router.post(
+    "/cases/{case_id}/close",
+    summary="Close a case",
+    description="Evidence on an open case is kept; closing the case ends that (other holds and "
+    "open cases still keep their footage; the rest goes on its retention date). Needs a reason. "
+    "Logged as `case.closed`.",
+    response_model=CaseDetail,
+    responses=responses(400, 401, 403, 404),
+)
+def close_case(
+    vault: VaultDep, principal: PrincipalDep, route: RouteDep, case_id: CaseId, body: CaseClose
+) -> CaseDetail:
+    require_case(vault, principal, Permission.CASE_WRITE, case_id, route=route)
+    case_ops.close_case(vault, case_id, actor=principal.actor, reason=body.reason)
+    return _detail(vault, case_id)
+
+
+@router.post(
+    "/cases/{case_id}/reopen",
+    summary="Reopen a case",
+    description="Its linked footage that still exists is kept again. Needs a reason. Logged as "
+    "`case.reopened`.",
+    response_model=CaseDetail,
+    responses=responses(400, 401, 403, 404),
+)
+def reopen_case(
+    vault: VaultDep, principal: PrincipalDep, route: RouteDep, case_id: CaseId, body: CaseClose
+) -> CaseDetail:
+    require_case(vault, principal, Permission.CASE_WRITE, case_id, route=route)
+    case_ops.reopen_case(vault, case_id, actor=principal.actor, reason=body.reason)
+    return _detail(vault, case_id)
+
+
 # --- holds -----------------------------------------------------------------------------------
 
 
@@ -199,7 +234,8 @@ def holds(
         require_case(vault, principal, Permission.HOLD_READ, case_id, route=route)
     rows = list_holds(
         vault, case_id=case_id, recording_id=recording_id, kind=kind,
-        active=None if all else active, limit=limit, offset=offset,
+        active=None if all else active, scope=visible_holds(principal), limit=limit,
+        offset=offset,
     )
     return [HoldPublic.of(h) for h in rows]
 
@@ -223,11 +259,15 @@ def place(vault: VaultDep, principal: PrincipalDep, route: RouteDep, body: HoldC
         raise InvalidInput("a hold window needs both window_start and window_end")
     if body.window_start is not None and body.source_id is None:
         raise InvalidInput("a hold window needs a source_id")
+    if body.kind == HoldKind.SAR:
+        raise InvalidInput("a subject access request holds footage by attaching a camera window "
+                           "to the request (POST /sars/{id}/windows), which ends with it")
     window = (body.window_start, body.window_end) if body.window_start and body.window_end else None
+    owner = case_ops.case_details(vault, body.case_id)[1] if body.case_id else None
     hold = place_hold(
         vault, kind=body.kind, reason=body.reason, actor=principal.actor,
         reference=body.reference, recording_id=body.recording_id, case_id=body.case_id,
-        source_id=body.source_id, window=window,
+        source_id=body.source_id, window=window, organisation=owner,
     )
     return HoldPublic.of(hold)
 
@@ -236,7 +276,9 @@ def place(vault: VaultDep, principal: PrincipalDep, route: RouteDep, body: HoldC
     "/holds/{hold_id}/release",
     summary="Release a hold",
     description="Footage past its date is deleted on the next retention run unless another hold "
-    "keeps it. Logged as `released` with the reason.",
+    "keeps it. A hold is released by its own organisation only; a case hold by those who may "
+    "change the case; a subject access request's hold only by closing the request. Needs a "
+    "reason. Logged as `released` with the reason.",
     response_model=HoldPublic,
     responses=responses(400, 401, 403, 404),
 )

@@ -19,7 +19,14 @@ from vault import sar as sars
 from vault.access import Purpose
 from vault.errors import InvalidInput
 from vault.jobs import JobKind
-from vault.policy import Permission, require, require_recording
+from vault.policy import (
+    Permission,
+    require,
+    require_recording,
+    require_sar,
+    require_source,
+    visible_sars,
+)
 from vault.sar import MAX_EXTENSION_MONTHS, SarStatus, SarView, SubjectAccessRequest
 
 from ..deps import PrincipalDep, RouteDep, VaultDep
@@ -61,11 +68,17 @@ class SarExtend(_Model):
 
 
 class SarDisclosureCreate(_Model):
-    """Recordings (usually redacted copies) disclosed to the requester, and how."""
+    """Recordings (redacted copies of the request's windows) disclosed to the requester, and how."""
 
     recording_ids: list[Id] = Field(min_length=1, max_length=1000)
     method: ShortText = Field(description="How, e.g. 'secure download link', 'encrypted USB'.")
     notes: Annotated[str, StringConstraints(max_length=4000)] | None = None
+    override_reason: Annotated[str, StringConstraints(min_length=1, max_length=2000)] | None = Field(
+        default=None,
+        description="Required to disclose a recording that is not a redacted copy, or footage "
+        "not wholly inside one of the request's windows: why it may go as it is (logged with "
+        "the ids it covers). Without it such a disclosure is refused (400) and nothing is "
+        "recorded.")
 
 
 class SarClose(_Model):
@@ -94,6 +107,8 @@ class SarDisclosurePublic(BaseModel):
     notes: str | None
     disclosed_at: dt.datetime
     disclosed_by: str | None
+    override_reason: str | None = Field(
+        description="Why an unredacted recording or footage outside the windows went anyway.")
 
 
 class SarPublic(BaseModel):
@@ -150,6 +165,7 @@ class SarDetail(SarPublic):
                 SarDisclosurePublic(
                     id=d.id, recording_ids=list(d.recording_ids), method=d.method, notes=d.notes,
                     disclosed_at=d.disclosed_at, disclosed_by=d.disclosed_by,
+                    override_reason=d.override_reason,
                 )
                 for d in view.disclosures
             ],
@@ -197,8 +213,8 @@ def list_requests(
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> list[SarPublic]:
     require(vault, principal, Permission.SAR_READ, route=route)
-    rows = sars.list_sars(vault, status=status_, due_within_days=due_within_days, limit=limit,
-                          offset=offset)
+    rows = sars.list_sars(vault, status=status_, due_within_days=due_within_days,
+                          scope=visible_sars(principal), limit=limit, offset=offset)
     return [SarPublic.of(s) for s in rows]
 
 
@@ -211,7 +227,7 @@ def list_requests(
     responses=responses(401, 403, 404),
 )
 def get_request(vault: VaultDep, principal: PrincipalDep, route: RouteDep, sar_id: SarId) -> SarDetail:
-    require(vault, principal, Permission.SAR_READ, object_ids=[sar_id], route=route)
+    require_sar(vault, principal, Permission.SAR_READ, sar_id, route=route)
     return _detail(vault, sar_id)
 
 
@@ -228,7 +244,8 @@ def get_request(vault: VaultDep, principal: PrincipalDep, route: RouteDep, sar_i
 def attach(
     vault: VaultDep, principal: PrincipalDep, route: RouteDep, sar_id: SarId, body: SarWindowCreate
 ) -> SarDetail:
-    require(vault, principal, Permission.SAR_WRITE, object_ids=[sar_id], route=route)
+    require_sar(vault, principal, Permission.SAR_WRITE, sar_id, route=route)
+    require_source(vault, principal, Permission.HOLD_PLACE, body.source_id, route=route)
     sars.attach_window(vault, sar_id, source_id=body.source_id, start=body.start, end=body.end,
                        note=body.note, actor=principal.actor)
     return _detail(vault, sar_id)
@@ -244,7 +261,7 @@ def attach(
 def extend(
     vault: VaultDep, principal: PrincipalDep, route: RouteDep, sar_id: SarId, body: SarExtend
 ) -> SarDetail:
-    require(vault, principal, Permission.SAR_WRITE, object_ids=[sar_id], route=route)
+    require_sar(vault, principal, Permission.SAR_WRITE, sar_id, route=route)
     sars.extend_sar(vault, sar_id, months=body.months, reason=body.reason, actor=principal.actor)
     return _detail(vault, sar_id)
 
@@ -252,8 +269,11 @@ def extend(
 @router.post(
     "/sars/{sar_id}/disclosures",
     summary="Record a disclosure",
-    description="Which recordings (usually redacted copies) went to the requester, and how. "
-    "Logged as `sar.disclosed` with their hashes and the requester as recipient.",
+    description="Which recordings went to the requester, and how. Each must be a redacted "
+    "copy wholly inside one of the request's windows (as `POST /sars/{id}/redaction-jobs` "
+    "makes them); an unredacted recording, or footage outside the windows, is refused (400, "
+    "naming the ids) unless `override_reason` says why it may go, which is logged. Logged as "
+    "`sar.disclosed` with their hashes and the requester as recipient.",
     status_code=status.HTTP_201_CREATED,
     response_model=SarDetail,
     responses=responses(400, 401, 403, 404),
@@ -262,9 +282,10 @@ def disclose(
     vault: VaultDep, principal: PrincipalDep, route: RouteDep, sar_id: SarId,
     body: SarDisclosureCreate,
 ) -> SarDetail:
-    require(vault, principal, Permission.SAR_WRITE, object_ids=[sar_id], route=route)
+    require_sar(vault, principal, Permission.SAR_WRITE, sar_id, route=route)
     sars.record_disclosure(vault, sar_id, recording_ids=body.recording_ids, method=body.method,
-                           notes=body.notes, actor=principal.actor)
+                           notes=body.notes, override_reason=body.override_reason,
+                           actor=principal.actor)
     return _detail(vault, sar_id)
 
 
@@ -278,7 +299,7 @@ class SarRedactions(_Model):
 
 
 class SarRedactionJobs(BaseModel):
-    """The plan jobs queued, one per recording."""
+    """The plan jobs queued, one per held window."""
 
     sar_id: str
     jobs: list[JobPublic]
@@ -287,11 +308,13 @@ class SarRedactionJobs(BaseModel):
 @router.post(
     "/sars/{sar_id}/redaction-jobs",
     summary="Plan redactions of the request's footage",
-    description="Queue a redaction-plan job for every recording the request's windows hold "
-    "(originals with video; not derived copies, not audio-only). Then, per job: review the plan "
-    "and mark the requester's track to keep visible (`PUT /jobs/{id}/plan`), render it "
-    "(`POST /jobs/{id}/render`), and record the disclosure here. The purpose logged with each "
-    "job is the request itself (reference, UK GDPR Article 15).",
+    description="Queue one redaction-plan job per window the request still holds: the job "
+    "cuts exactly that window from the camera's footage (across segments; stored as a clip, a "
+    "derived recording) and plans the redaction of the cut only, never the rest of the "
+    "recordings. Then, per job: review the plan and mark the requester's track to keep "
+    "visible (`PUT /jobs/{id}/plan`), render it (`POST /jobs/{id}/render`), and record the "
+    "disclosure here. The purpose logged with each job is the request itself (reference, "
+    "UK GDPR Article 15).",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=SarRedactionJobs,
     responses=responses(400, 401, 403, 404),
@@ -300,23 +323,29 @@ def plan_redactions(
     vault: VaultDep, queue: JobQueueDep, principal: PrincipalDep, route: RouteDep,
     sar_id: SarId, body: SarRedactions,
 ) -> SarRedactionJobs:
-    require(vault, principal, Permission.SAR_WRITE, object_ids=[sar_id], route=route)
+    require_sar(vault, principal, Permission.SAR_WRITE, sar_id, route=route)
     request = sars.get_sar(vault, sar_id).sar
-    recordings = sars.sar_recordings(vault, request.id)
-    if not recordings:
+    windows = sars.redaction_windows(vault, request.id)
+    if not windows:
         raise InvalidInput(f"subject access request {request.reference} holds no video yet: "
                            "attach a camera window first (POST /sars/{id}/windows)")
-    for recording in recordings:
-        # Planning decrypts the footage: the caller must be allowed to, recording by recording.
-        require_recording(vault, principal, Permission.DOWNLOAD, recording.id, route=route)
+    for _, recordings in windows:
+        for recording in recordings:
+            # Cutting decrypts the footage: the caller must be allowed to, recording by recording.
+            require_recording(vault, principal, Permission.DOWNLOAD, recording.id, route=route)
     purpose = Purpose(purpose=f"subject access request {request.reference}",
                       lawful_basis="UK GDPR Article 15", reference=request.reference)
     caption = body.caption or f"REDACTED COPY {request.reference}"
     jobs = [
         queue.submit(JobKind.REDACTION_PLAN, actor=principal.actor, purpose=purpose, vault=vault,
-                     params={"recording_ids": [r.id], "mask": body.mask.model_dump(mode="json"),
+                     params={"recording_ids": [r.id for r in recordings],
+                             "window": {"source_id": window.source_id,
+                                        "start": window.window_start.isoformat(),
+                                        "end": window.window_end.isoformat(),
+                                        "sar_window_id": window.id},
+                             "mask": body.mask.model_dump(mode="json"),
                              "keep_tracks": [], "caption": caption})
-        for r in recordings
+        for window, recordings in windows
     ]
     return SarRedactionJobs(sar_id=request.id, jobs=[JobPublic.of(j) for j in jobs])
 
@@ -332,7 +361,7 @@ def plan_redactions(
 def close(
     vault: VaultDep, principal: PrincipalDep, route: RouteDep, sar_id: SarId, body: SarClose
 ) -> SarDetail:
-    require(vault, principal, Permission.SAR_WRITE, object_ids=[sar_id], route=route)
+    require_sar(vault, principal, Permission.SAR_WRITE, sar_id, route=route)
     sars.close_sar(vault, sar_id, reason=body.reason, refused=body.refused, actor=principal.actor)
     return _detail(vault, sar_id)
 

@@ -22,7 +22,7 @@ def test_health_and_readiness(world: World) -> None:
     assert world.client.get("/healthz").json() == {"status": "ok"}
     ready = world.client.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json()["checks"] == {"catalog": "ok", "store": "ok"}
+    assert ready.json()["checks"] == {"catalog": "ok", "store": "ok", "queue": "ok"}
 
 
 def test_create_app_opens_a_fresh_vault(tmp_path: Path) -> None:
@@ -183,11 +183,18 @@ def test_search_filters(world: World) -> None:
     assert ids(**inside) == {r.id for r in rec.values()}
     later = {"since": (start + dt.timedelta(hours=1)).isoformat()}
     assert ids(**later) == set()
-    assert ids(held="true") == set()
-    world.client.post("/holds", json={"kind": "police", "reason": "request", "case_id": world.case_id},
-                      headers=h)
+    # Evidence on an open case is held without a separate hold (issue #11 finding 20).
     assert ids(held="true") == {rec["rec_case"].id}
-    assert ids(held="false") == {rec["rec_site"].id, rec["rec_other"].id}
+    world.client.post("/holds", json={"kind": "police", "reason": "request",
+                                      "recording_id": rec["rec_site"].id}, headers=h)
+    assert ids(held="true") == {rec["rec_case"].id, rec["rec_site"].id}
+    assert ids(held="false") == {rec["rec_other"].id}
+    world.client.post(f"/cases/{world.case_id}/close", json={"reason": "resolved"},
+                      headers=world.headers("admin", purpose=False))
+    assert ids(held="true") == {rec["rec_site"].id}
+    world.client.post(f"/cases/{world.case_id}/reopen", json={"reason": "new report"},
+                      headers=world.headers("admin", purpose=False))
+    assert ids(held="true") == {rec["rec_case"].id, rec["rec_site"].id}
     assert ids(media_kind="audio") == set()
     searched = world.vault.ledger.events(action="searched")[-1].event
     assert searched.details["criteria"]["media_kind"] == "audio"

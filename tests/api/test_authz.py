@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.api.conftest import OPERATOR, World
+from tests.api.conftest import OPERATOR, ORG, World
 from vault import cases, shares
 from vault.catalog import HoldKind
 from vault.holds import place_hold
@@ -122,6 +122,15 @@ def _clip_footage(w: World) -> str:
 CLIP_T0 = dt.datetime(2026, 11, 25, 13, 0, tzinfo=dt.UTC)
 
 
+def _fresh_case(w: World, *, closed: bool = False) -> str:
+    """A fresh case of the organisation with the ASB officer as member (open or closed)."""
+    case = cases.create_case(w.vault, reference=f"ASB/{uuid.uuid4()}", organisation=ORG,
+                             actor=OPERATOR, member_ids=(w.users["asb"].id,))
+    if closed:
+        cases.close_case(w.vault, case.id, actor=OPERATOR, reason="test")
+    return f"/cases/{case.id}"
+
+
 def _sar(w: World) -> str:
     """A fresh subject access request (so each principal may extend or close one)."""
     from vault.sar import register_sar
@@ -173,6 +182,12 @@ CALLS: dict[str, Call] = {
     "add member": Call(
         "POST", "/cases/{case_id}/members", lambda w: f"/cases/{w.case_id}/members",
         json=lambda w: {"user": "police"}),
+    "close case": Call(
+        "POST", "/cases/{case_id}/close", lambda w: f"{_fresh_case(w)}/close",
+        json=lambda w: {"reason": "no further action"}),
+    "reopen case": Call(
+        "POST", "/cases/{case_id}/reopen", lambda w: f"{_fresh_case(w, closed=True)}/reopen",
+        json=lambda w: {"reason": "new report"}),
     "list holds": Call(
         "GET", "/holds", lambda w: "/holds", params=lambda w: {"case_id": w.case_id}),
     "place hold": Call(
@@ -260,6 +275,8 @@ ALLOWED: dict[str, set[str]] = {
     "link recording": STAFF,
     "unlink recording": STAFF,
     "add member": STAFF,
+    "close case": STAFF,
+    "reopen case": STAFF,
     "list holds": STAFF,
     "place hold": STAFF,
     "release hold": STAFF,

@@ -41,7 +41,8 @@ def test_sar_lifecycle_over_http(world: World) -> None:
     assert too_far.status_code == 400 and "at most 2" in too_far.json()["detail"]
 
     disclosed = world.client.post(f"/sars/{sar['id']}/disclosures",
-                                  json={"recording_ids": [rec.id], "method": "secure link"}, headers=ig)
+                                  json={"recording_ids": [rec.id], "method": "secure link",
+                                        "override_reason": "requester alone in frame"}, headers=ig)
     assert disclosed.status_code == 201 and disclosed.json()["disclosures"][0]["recording_ids"] == [rec.id]
 
     # Retention 30 days on keeps the held footage; after closing, the next run deletes it.
@@ -50,7 +51,14 @@ def test_sar_lifecycle_over_http(world: World) -> None:
     closed = world.client.post(f"/sars/{sar['id']}/close", json={"reason": "answered"}, headers=ig)
     assert closed.json()["status"] == "closed" and closed.json()["windows"][0]["held"] is False
     report = run_retention(world.vault, now=T0 + dt.timedelta(days=31))
-    # (rec_case is linked to a case but no case hold was placed, so nothing else keeps it.)
+    # rec_case is evidence on the open case ASB/1, which keeps it (issue #11 finding 20) ...
+    kept = {d.recording_id: d.reason for d in report.kept}
+    assert "case hold (ASB/1)" in kept[rec.id]
+    # ... until the case is closed, with a reason.
+    admin = world.headers("admin", purpose=False)
+    assert world.client.post(f"/cases/{world.case_id}/close", json={"reason": "no further "
+                             "action"}, headers=admin).json()["status"] == "closed"
+    report = run_retention(world.vault, now=T0 + dt.timedelta(days=32))
     assert rec.id in {d.recording_id for d in report.deleted}
 
     got = world.client.get(f"/sars/{sar['id']}", headers=world.headers("admin", purpose=False))
