@@ -602,6 +602,7 @@ def assemble_clip(
             media_kind=MediaKind.VIDEO,
             original_name=f"{source_id}-{stamp}-clip.mp4",
             parent_id=first_rec.id,
+            derived_from=[p.recording.id for p in pieces],
             provenance=provenance,
             details={
                 "sources": [p.recording.id for p in pieces],
