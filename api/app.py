@@ -25,6 +25,7 @@ from vault.vault import Vault
 
 from . import _openapi, errors
 from ._body import BodyGate
+from ._docs import install_docs
 from .routes import cases, custody, evidence, health, shares, users
 from .routes import clips, sar
 from .routes import exports, jobs
@@ -75,6 +76,9 @@ def create_app(settings: Settings, *, vault: Vault | None = None) -> FastAPI:
         version=API_VERSION,
         description=DESCRIPTION,
         lifespan=lifespan,
+        # /docs is served from the package (api/_docs.py); FastAPI's own pages load a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.denials = DenialThrottle(burst=settings.denial_burst,
@@ -85,6 +89,7 @@ def create_app(settings: Settings, *, vault: Vault | None = None) -> FastAPI:
     errors.install(app)
     _openapi.install(app)  # required headers shown as required
     app.add_middleware(BodyGate)
+    install_docs(app)  # /docs from the package: no CDN (air-gapped networks)
     app.include_router(health.router)
     app.include_router(users.router)
     app.include_router(evidence.router)
