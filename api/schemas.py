@@ -350,6 +350,12 @@ class VerifyResult(BaseModel):
     latest_checkpoint: int | None
     witnessed: int | None
     trusted: int | None
+    unsigned: int = Field(
+        default=0,
+        description="Events after the latest signed checkpoint: not yet under any signature "
+                    "(sensitive events are signed at once, the rest within a minute).")
+    recordings: int | None = Field(
+        default=None, description="Catalog rows compared with the ledger's record of them.")
     summary: str
 
 

@@ -184,13 +184,30 @@ def custody_log(
 
 @custody_app.command("verify")
 @reports_errors
-def custody_verify(json_out: JsonOpt = False) -> None:
-    """Recompute every event, hash link, Merkle root and signed checkpoint.
+def custody_verify(
+    json_out: JsonOpt = False,
+    trusted: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--trusted-checkpoint",
+            exists=True,
+            dir_okay=False,
+            readable=True,
+            help="A signed checkpoint saved earlier outside the vault (e.g. by an auditor): the "
+            "ledger must still contain it.",
+        ),
+    ] = None,
+) -> None:
+    """Recompute every event, hash link, Merkle root and signed checkpoint, and compare
+    every catalog row (source, capture times, size, SHA-256, retention date) with the ledger.
 
-    Exits 0 only when everything verifies; otherwise names the first bad event.
+    Says how many events no signature covers yet (at most a minute's worth: sensitive events
+    are signed at once). Exits 0 only when everything verifies; otherwise names the first bad
+    event, or the recordings whose rows differ from the ledger or lost their row.
     """
+    note = trusted.read_text(encoding="utf-8") if trusted is not None else None
     with _open_vault() as vault:
-        report = vault.ledger.verify()
+        report = vault.ledger.verify(trusted_checkpoint=note)
     if json_out:
         print_json(report.to_dict())
     else:
