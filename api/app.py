@@ -23,7 +23,7 @@ from vault.oidc import OidcVerifier
 from vault.identity import log_denial_summaries
 from vault.vault import Vault
 
-from . import errors
+from . import _openapi, errors
 from ._body import BodyGate
 from ._docs import install_docs
 from .routes import cases, custody, evidence, health, shares, users
@@ -87,6 +87,7 @@ def create_app(settings: Settings, *, vault: Vault | None = None) -> FastAPI:
     if vault is not None:
         app.state.vault = vault
     errors.install(app)
+    _openapi.install(app)  # required headers shown as required
     app.add_middleware(BodyGate)
     install_docs(app)  # /docs from the package: no CDN (air-gapped networks)
     app.include_router(health.router)

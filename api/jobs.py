@@ -5,27 +5,38 @@ retention); the redaction handlers live here because they import :mod:`redaction
 vault must not import. ``evidence-vault worker`` and the API both call :func:`open_job_queue`,
 so every process registers the same tasks under the same names.
 
-Redaction jobs (params: ``recording_ids`` [one], ``mask`` {style, strength}, ``caption``,
-``keep_tracks``):
+Redaction jobs (params: ``recording_ids``, ``mask`` {style, strength}, ``caption``,
+``keep_tracks``, and optionally ``window`` {source_id, start, end}):
 
-- ``redaction_plan``: decrypt the master into the spool, detect and track faces, keep the named
-  tracks visible; the plan is saved on the job for review (``GET/PUT /jobs/{id}/plan``).
+- ``redaction_plan``: decrypt the recording into the spool, detect and track faces, keep the
+  named tracks visible; the plan is saved on the job for review (``GET/PUT /jobs/{id}/plan``).
+  With a ``window`` (a subject access request's held window; ``recording_ids`` are the
+  recordings it holds), the job first cuts exactly that window into a clip
+  (:func:`redaction.clips.assemble_clip`, a derived recording) and plans the clip: nothing
+  outside the window is planned, rendered or disclosed. ``result.recording_id`` names the
+  recording the plan is for (the clip, or the one recording).
 - ``redaction_render``: render the plan saved on the job (a copy of the reviewed plan taken
-  when the render was asked for) into a redacted copy stored as a derived recording.
-- ``redact``: both in one job; one pass over the footage when no track is kept.
+  when the render was asked for) into a redacted copy stored as a derived recording. The job
+  is bound to that plan's SHA-256 (``params.plan_sha256``): if its copy no longer hashes to it,
+  or the plan job's plan was edited after the render was queued, the render is refused
+  (:class:`vault.jobs.PlanChanged`) and the reviewer asks for a new one.
+- ``redact``: plan and render in one job; one pass over the footage when no track is kept.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
 from redaction import MaskSpec, Progress, RedactionPlan, plan_video
+from redaction.clips import assemble_clip
 from redaction.redacted_copy import redact_recording
 from vault.config import Settings
 from vault.custody import Action
-from vault.jobs import JobContext, JobKind, JobQueue, open_queue, spool_dir
+from vault.errors import InvalidInput
+from vault.jobs import JobContext, JobKind, JobQueue, PlanChanged, get_job, open_queue, spool_dir
 from vault.vault import Vault
 
 
@@ -75,13 +86,34 @@ def _recording_id(ctx: JobContext) -> str:
     return str(ctx.params["recording_ids"][0])
 
 
-def _plan(ctx: JobContext, *, span: float) -> RedactionPlan:
-    """Detect and track faces in the job's recording; the named tracks are kept visible."""
-    vault, rid = ctx.vault, _recording_id(ctx)
+def _target(ctx: JobContext) -> tuple[str, dict[str, Any]]:
+    """The recording to plan and render, and what the result should say about it: the job's
+    recording, or, for a job with a ``window``, a clip of exactly that window (cut here)."""
+    window = ctx.params.get("window")
+    if not window:
+        return _recording_id(ctx), {}
+    try:
+        start = dt.datetime.fromisoformat(str(window["start"]))
+        end = dt.datetime.fromisoformat(str(window["end"]))
+        source_id = str(window["source_id"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InvalidInput(f"job {ctx.job.id} has a malformed window: {exc}") from None
+    ctx.progress(0.0, "cutting the held window", force=True)
+    clip = assemble_clip(ctx.vault, source_id, start, end, actor=ctx.actor, purpose=ctx.purpose,
+                         max_window=max(end - start, dt.timedelta(seconds=1)))
+    return clip.recording.id, {
+        "window": {"source_id": source_id, "start": start.isoformat(), "end": end.isoformat()},
+        "clip_recording_id": clip.recording.id, "clip_sources": list(clip.source_ids),
+    }
+
+
+def _plan(ctx: JobContext, rid: str, *, span: float) -> RedactionPlan:
+    """Detect and track faces in recording ``rid``; the named tracks are kept visible."""
+    vault = ctx.vault
     recording = vault.recording(rid)
     with spool_dir(vault, "plan-") as work:
         source = work / "master.mp4"
-        ctx.progress(0.0, "decrypting the master", force=True)
+        ctx.progress(0.0, "decrypting the recording", force=True)
         vault.export_file(rid, source, actor=ctx.actor, purpose=ctx.purpose,
                           action=Action.REDACTION_PLANNED)
         plan = plan_video(source, mask=_mask(ctx), caption=ctx.params.get("caption"),
@@ -109,47 +141,80 @@ def _summary(plan: RedactionPlan) -> dict[str, Any]:
 
 
 def run_redaction_plan(ctx: JobContext) -> dict[str, Any]:
-    """Plan only: the result summarises the tracks; the plan is saved on the job."""
-    plan = _plan(ctx, span=1.0)
+    """Plan only: the result summarises the tracks and names the recording planned; the plan
+    is saved on the job."""
+    rid, cut = _target(ctx)
+    plan = _plan(ctx, rid, span=1.0)
     ctx.plan = plan.to_dict()
-    return {"recording_id": _recording_id(ctx), **_summary(plan)}
+    return {"recording_id": rid, **cut, **_summary(plan)}
 
 
-def _render(ctx: JobContext, plan: RedactionPlan | None, *, start: float) -> dict[str, Any]:
+def _render(ctx: JobContext, rid: str, plan: RedactionPlan | None, *, start: float) -> dict[str, Any]:
     copy = redact_recording(
-        ctx.vault, _recording_id(ctx), actor=ctx.actor, purpose=ctx.purpose, plan=plan,
+        ctx.vault, rid, actor=ctx.actor, purpose=ctx.purpose, plan=plan,
         mask=_mask(ctx), caption=ctx.params.get("caption"),
         progress=_reporter(ctx, start, 1.0 - start),
     )
     ctx.plan = copy.plan.to_dict()
     return {
-        "recording_id": _recording_id(ctx),
+        "recording_id": rid,
         "redacted_recording_id": copy.recording.id,
         "redacted_sha256": copy.recording.sha256,
         **_summary(copy.plan),
     }
 
 
-def run_redaction_render(ctx: JobContext) -> dict[str, Any]:
-    """Render the plan saved on the job (validated again: it may have been edited)."""
-    if ctx.plan is None:
-        from redaction import PlanError
+def bound_plan(ctx: JobContext) -> RedactionPlan:
+    """The plan a render job was queued with, after checking it is still that plan.
 
+    The render is bound to ``params.plan_sha256`` when it is queued. It is refused when the
+    job's copy no longer hashes to it, or when the plan job it came from (``plan_job_id``)
+    was edited after it was queued: a reviewer's later edit (a face found missing) must not
+    be silently left out of the copy. Raises PlanError (no plan, invalid plan), PlanChanged.
+    """
+    from redaction import PlanError
+
+    if ctx.plan is None:
         raise PlanError(f"job {ctx.job.id} has no plan to render")
     plan = RedactionPlan.model_validate(ctx.plan)
-    return _render(ctx, plan, start=0.0)
+    bound = ctx.params.get("plan_sha256")
+    if not bound:
+        raise PlanChanged(f"render job {ctx.job.id} was queued without the SHA-256 of its plan; "
+                          "ask for the render again (POST /jobs/{plan_job_id}/render)")
+    if plan.sha256() != bound:
+        raise PlanChanged(f"render job {ctx.job.id}: its plan (sha256 {plan.sha256()[:12]}...) "
+                          f"is not the one it was queued with ({str(bound)[:12]}...); nothing was "
+                          "rendered: ask for the render again")
+    source_job = ctx.params.get("plan_job_id")
+    if source_job:
+        current = get_job(ctx.vault, str(source_job)).plan
+        now = RedactionPlan.model_validate(current).sha256() if current is not None else None
+        if now != bound:
+            raise PlanChanged(
+                f"render job {ctx.job.id}: the plan of job {source_job} was edited after this "
+                f"render was queued (queued {str(bound)[:12]}..., now {str(now)[:12]}...); nothing "
+                f"was rendered: render the edited plan with POST /jobs/{source_job}/render")
+    return plan
+
+
+def run_redaction_render(ctx: JobContext) -> dict[str, Any]:
+    """Render the plan the job was queued with (see :func:`bound_plan`)."""
+    return _render(ctx, _recording_id(ctx), bound_plan(ctx), start=0.0)
 
 
 def run_redact(ctx: JobContext) -> dict[str, Any]:
-    """Plan and render; one pass over the footage unless tracks are to be kept."""
+    """Plan and render; one pass over the footage unless tracks are to be kept (or a window
+    is to be cut first, which the plan then covers)."""
+    rid, cut = _target(ctx)
     if ctx.params.get("keep_tracks"):
-        plan = _plan(ctx, span=0.5)
-        return _render(ctx, plan, start=0.5)
-    return _render(ctx, None, start=0.0)
+        plan = _plan(ctx, rid, span=0.5)
+        return {**_render(ctx, rid, plan, start=0.5), **cut}
+    return {**_render(ctx, rid, None, start=0.0), **cut}
 
 
 __all__ = [
     "JobQueueDep",
+    "bound_plan",
     "get_job_queue",
     "open_job_queue",
     "run_redact",

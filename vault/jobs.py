@@ -76,6 +76,8 @@ DEFAULT_MAX_ATTEMPTS = 3
 RETRY_DELAY_S = 5
 HEARTBEAT_S = 30.0
 STALE_AFTER = dt.timedelta(minutes=5)
+# A worker whose heartbeat is three beats old is taken to be gone.
+WORKER_STALE_AFTER = dt.timedelta(seconds=3 * HEARTBEAT_S)
 PROGRESS_EVERY_S = 0.5
 MAX_MESSAGE = 512
 MAX_ERROR = 4000
@@ -162,11 +164,33 @@ class Job(Base):
         )
 
 
+class JobWorker(Base):
+    """A worker process that is draining the queue, as its heartbeat last reported it.
+
+    ``evidence-vault worker`` adds its row on start, touches ``seen_at`` every
+    ``HEARTBEAT_S`` seconds and removes the row when it stops; a row whose ``seen_at`` is
+    older than :data:`WORKER_STALE_AFTER` is a worker that died without saying so.
+    """
+
+    __tablename__ = "job_workers"
+
+    id: Mapped[str] = mapped_column(String(256), primary_key=True)  # host:pid
+    kinds: Mapped[list[str]] = mapped_column(JSON, default=list)
+    threads: Mapped[int] = mapped_column(Integer, default=1)
+    started_at: Mapped[dt.datetime]
+    seen_at: Mapped[dt.datetime] = mapped_column(index=True)
+
+
 # --- errors ----------------------------------------------------------------------------------
 
 
 class JobAborted(VaultError):
     """The running attempt is no longer current: the job was cancelled or requeued under it."""
+
+
+class PlanChanged(InvalidInput):
+    """A render job's plan is not the one it was queued with: its copy was changed, or the
+    plan job it came from was edited after the render was queued. Nothing is rendered."""
 
 
 # --- reading and changing rows ----------------------------------------------------------------
@@ -600,6 +624,128 @@ class JobQueue:
         )
 
 
+# --- is anyone draining the queue? (``/readyz``) ------------------------------------------------
+
+
+class WorkerHeartbeat:
+    """Reports this worker process alive in ``job_workers`` while it runs (a context manager).
+
+    It writes through an engine of its own that holds no connection between beats
+    (``NullPool``), so process workers forked after it starts inherit no open connection.
+    """
+
+    def __init__(self, settings: Settings, *, kinds: Sequence[str], threads: int,
+                 interval: float = HEARTBEAT_S, clock: Callable[[], dt.datetime] = utcnow) -> None:
+        from sqlalchemy.pool import NullPool
+
+        from .db import make_engine
+
+        self.worker_id = _worker_id()
+        self._engine = make_engine(settings.catalog_url, poolclass=NullPool)
+        self._kinds, self._threads, self._clock = list(kinds), threads, clock
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="worker-heartbeat")
+
+    def beat(self) -> None:
+        """Record that this worker is alive now (adding its row if it is missing)."""
+        from sqlalchemy.orm import Session
+
+        now = self._clock()
+        with Session(self._engine) as session, session.begin():
+            row = session.get(JobWorker, self.worker_id)
+            if row is None:
+                session.add(JobWorker(id=self.worker_id, kinds=self._kinds, threads=self._threads,
+                                      started_at=now, seen_at=now))
+            else:
+                row.seen_at = now
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                self.beat()
+            except Exception:  # a busy database: the next beat tries again
+                log.warning("worker heartbeat failed", exc_info=True)
+
+    def __enter__(self) -> Self:
+        self.beat()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        from sqlalchemy import delete
+        from sqlalchemy.orm import Session
+
+        self._stop.set()
+        self._thread.join(timeout=5)
+        try:
+            with Session(self._engine) as session, session.begin():
+                session.execute(delete(JobWorker).where(JobWorker.id == self.worker_id))
+        finally:
+            self._engine.dispose()
+
+
+@dataclass(frozen=True)
+class QueueHealth:
+    """Whether the queue is being drained: what ``/readyz`` reports.
+
+    ``status`` is ``ok``; ``warn`` (jobs are queued and no worker is alive, or the oldest has
+    waited past ``warn_after``); or ``fail`` (the oldest queued job has waited past
+    ``fail_after``: nobody is doing the work people asked for).
+    """
+
+    status: str
+    queued: int
+    running: int
+    oldest_queued_s: float | None
+    live_workers: int
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready."""
+        return {"status": self.status, "queued": self.queued, "running": self.running,
+                "oldest_queued_s": self.oldest_queued_s, "live_workers": self.live_workers,
+                "message": self.message}
+
+
+def queue_health(vault: Vault, *, warn_after: dt.timedelta, fail_after: dt.timedelta,
+                 now: dt.datetime | None = None,
+                 worker_stale_after: dt.timedelta = WORKER_STALE_AFTER) -> QueueHealth:
+    """How the queue stands at ``now`` (the vault's clock by default): queued and running jobs,
+    the age of the oldest queued one, and the workers whose heartbeat is fresh (a running job
+    whose own heartbeat is fresh counts its worker alive too)."""
+    from sqlalchemy import func
+
+    now = now or vault.clock()
+    alive_since = now - worker_stale_after
+    with vault.sessions() as session:
+        queued, oldest = session.execute(
+            select(func.count(), func.min(Job.created_at)).where(Job.state == JobState.QUEUED)
+        ).one()
+        running_workers = set(session.scalars(
+            select(Job.worker).where(Job.state == JobState.RUNNING, Job.heartbeat_at >= alive_since)))
+        running = session.scalar(select(func.count()).where(Job.state == JobState.RUNNING)) or 0
+        beating = set(session.scalars(select(JobWorker.id).where(JobWorker.seen_at >= alive_since)))
+    live = len(beating | {w for w in running_workers if w})
+    age = None
+    if oldest is not None:
+        oldest = oldest if oldest.tzinfo is not None else oldest.replace(tzinfo=dt.UTC)
+        age = max(0.0, (now - oldest).total_seconds())
+    status, message = "ok", f"{queued} queued, {running} running, {live} live worker(s)"
+    if queued and age is not None and age > fail_after.total_seconds():
+        status = "fail"
+        message = (f"the oldest of {queued} queued job(s) has waited {int(age)} s (limit "
+                   f"{int(fail_after.total_seconds())} s) with {live} live worker(s): start "
+                   "'evidence-vault worker'")
+    elif queued and (live == 0 or (age is not None and age > warn_after.total_seconds())):
+        status = "warn"
+        message = (f"{queued} job(s) queued, the oldest for {int(age or 0)} s, and "
+                   f"{live} live worker(s)" + ("; start 'evidence-vault worker'" if not live else ""))
+    return QueueHealth(status=status, queued=int(queued), running=int(running),
+                       oldest_queued_s=None if age is None else round(age, 1), live_workers=live,
+                       message=message)
+
+
 # --- the queue, from settings -----------------------------------------------------------------
 
 
@@ -664,6 +810,7 @@ def run_export(ctx: JobContext) -> dict[str, Any]:
             media_kind=MediaKind.OTHER,
             original_name=f"disclosure-{result.export_id}.zip",
             parent_id=first.id,
+            derived_from=ids,
             provenance={"kind": "export", "export_id": result.export_id, "recording_ids": ids,
                         "recipient": str(p["recipient"]), "recipient_org": str(p["recipient_org"])},
             details={"export_id": result.export_id, "job_id": ctx.job.id},
@@ -679,6 +826,15 @@ def run_export(ctx: JobContext) -> dict[str, Any]:
         "files": len(result.manifest.get("files", [])),
         "event_seq": result.event_seq,
     }
+
+
+def planned_recording_id(job: Job) -> str:
+    """The recording a plan job's plan is for: the clip it cut of a held window, or its one
+    recording. Raises NotFound for a job that planned nothing."""
+    rid = (job.result or {}).get("recording_id") or (job.recording_ids[:1] or [None])[0]
+    if not rid:
+        raise NotFound(f"job {job.id} names no recording")
+    return str(rid)
 
 
 def package_recording_id(job: Job) -> str:
@@ -774,13 +930,20 @@ __all__ = [
     "JobKind",
     "JobQueue",
     "JobState",
+    "JobWorker",
+    "PlanChanged",
+    "QueueHealth",
     "SweepReport",
+    "WORKER_STALE_AFTER",
+    "WorkerHeartbeat",
     "cancel_job",
     "get_job",
     "job_summary",
     "list_jobs",
     "open_queue",
     "package_recording_id",
+    "planned_recording_id",
+    "queue_health",
     "queue_path",
     "require_job",
     "run_export",

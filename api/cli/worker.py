@@ -6,6 +6,9 @@ attempts are spent), then drains the queue; its scheduler repeats the sweep ever
 more workers (``--workers N``, or more processes on more machines sharing the queue) to drain it
 faster. Ctrl-C (SIGINT) stops after the jobs in hand; SIGTERM stops at once (the next worker's
 sweep retries them).
+
+While it runs, the worker's heartbeat (a ``job_workers`` row touched every 30 s, removed when it
+stops) tells ``/readyz`` that someone is draining the queue.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ def worker(
 ) -> None:
     """Run queued jobs until stopped (Ctrl-C finishes the jobs in hand first)."""
     from api.jobs import open_job_queue
+    from vault.jobs import WorkerHeartbeat
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     settings = load_settings()
@@ -41,7 +45,9 @@ def worker(
     )
     # Each worker opens its own vault on first use (never one shared across a fork).
     queue.close()
-    queue.consumer(workers=workers, worker_type="process" if processes else "thread").run()
+    consumer = queue.consumer(workers=workers, worker_type="process" if processes else "thread")
+    with WorkerHeartbeat(settings, kinds=[k.value for k in queue.kinds], threads=workers):
+        consumer.run()
 
 
 __all__ = ["worker"]

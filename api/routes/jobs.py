@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from redaction import MaskStyle, PlanError, RedactionPlan
 from vault.custody import Action
 from vault.errors import InvalidInput, NotFound
-from vault.jobs import Job, JobKind, JobState, get_job, require_job, set_plan
+from vault.jobs import Job, JobKind, JobState, get_job, planned_recording_id, require_job, set_plan
 from vault.policy import Permission, require_recording
 
 from ..deps import PrincipalDep, PurposeDep, RouteDep, VaultDep
@@ -184,7 +184,7 @@ def edit_plan(
         parsed = RedactionPlan.from_json(text)
     except PlanError as error:
         return plan_rejected(str(error))
-    recording = vault.recording(job.recording_ids[0])
+    recording = vault.recording(planned_recording_id(job))
     if parsed.source.sha256 != recording.sha256:
         return plan_rejected(
             f"plan is for footage with sha256 {parsed.source.sha256[:12]}..., not recording "
@@ -220,9 +220,14 @@ def render(
         raise InvalidInput(f"job {job_id} is a {job.kind.value} job in state {job.state.value}: "
                            "only a finished redaction_plan job's plan can be rendered")
     plan = RedactionPlan.model_validate(job.plan)
+    # The render is bound to this plan's hash (api.jobs.bound_plan checks it before rendering)
+    # and renders the recording the plan is for (for a SAR window, the clip of the window,
+    # never cut again).
+    params = {k: v for k, v in job.params.items() if k != "window"}
     rendered = queue.submit(
         JobKind.REDACTION_RENDER, actor=principal.actor, purpose=stated, vault=vault,
-        params={**job.params, "plan_sha256": plan.sha256(), "plan_job_id": job.id},
+        params={**params, "recording_ids": [planned_recording_id(job)],
+                "plan_sha256": plan.sha256(), "plan_job_id": job.id},
         plan=job.plan, parent_id=job.id,
     )
     return JobPublic.of(get_job(vault, rendered.id))

@@ -209,3 +209,119 @@ def test_verifier_uses_only_the_standard_library() -> None:
     modules = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     modules |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
     assert modules <= set(sys.stdlib_module_names) | {"__future__"}, modules
+
+
+# --- what the certificate tells a recipient (issue #11 finding 16) ---------------------------
+
+
+def _busy_history(vault: Vault) -> tuple[str, dict[str, str]]:
+    """A recording with the history real footage gets before it is exported to the police:
+    viewed by staff, shared with a partner for their own purpose, opened by that partner,
+    disclosed to a SAR requester, and refused to someone else. Returns the recording id and
+    the strings the police recipient has no business reading."""
+    from vault.identity import Principal
+    from vault.policy import Permission, deny
+    from vault.sar import record_disclosure, register_sar
+    from vault.shares import create_share
+
+    ig = Actor(user="ig-priya", role=Role.IG_OFFICER, organisation="Northgate Housing",
+               client_addr="10.9.8.7")
+    rec = vault.put_stream(io.BytesIO(os.urandom(30_000)), source_id="cam-03", actor=ACTOR,
+                           captured_at=T0, original_name="seg.mp4")
+    vault.export_file(rec.id, vault.settings.spool_dir / "viewed.bin", actor=Actor(
+        user="asb-jo", role=Role.ASB_OFFICER, organisation="Northgate Housing",
+        client_addr="192.168.44.10"), purpose=Purpose(purpose="checking the stairwell camera"))
+    create_share(vault, actor=ACTOR, recipient="Sam Partner", recipient_org="Eastfield ASB Team",
+                 purpose="joint problem-solving meeting about flat 12", lawful_basis="DPA 2018 s8",
+                 recording_ids=[rec.id], expires_at=vault.clock() + dt.timedelta(days=7))
+    vault.ledger.record("share_accessed", actor="Sam Partner", actor_role="share_recipient",
+                        client_addr="203.0.113.77", object_ids=[rec.id])
+    sar = register_sar(vault, reference="SAR-2026-017", requester_name="Jordan Requester",
+                       received_on=vault.clock().date(), actor=ig)
+    record_disclosure(vault, sar.id, recording_ids=[rec.id], method="secure link", actor=ig,
+                      override_reason="requester's own footage, nobody else in frame")
+    intruder = Principal(user_id="u-x", name="nosy-neighbour-staff", role=Role.ASB_OFFICER,
+                         organisation="Northgate Housing", client_addr="172.16.5.5")
+    with pytest.raises(Exception):
+        deny(vault, intruder, Permission.DOWNLOAD, "not on this case", object_ids=[rec.id])
+    secrets = {
+        "other recipient": "Sam Partner", "other organisation": "Eastfield ASB Team",
+        "other purpose": "joint problem-solving meeting", "SAR requester": "Jordan Requester",
+        "staff address": "192.168.44.10", "IG address": "10.9.8.7",
+        "partner address": "203.0.113.77", "refused person": "nosy-neighbour-staff",
+        "refusal address": "172.16.5.5", "refusal reason": "not on this case",
+        "staff purpose": "checking the stairwell camera",
+    }
+    return rec.id, secrets
+
+
+def test_the_certificate_carries_only_what_the_recipient_needs(vault: Vault, tmp_path: Path) -> None:
+    """Issue #11 finding 16: the certificate told the police recipient about other recipients
+    and their purposes, a SAR requester's name, and staff names and addresses from refusals.
+    Now every event about the item is there (the continuity: who handled it, when, what),
+    proven in the log, but other people's business is withheld, and the package verifies."""
+    rid, secrets = _busy_history(vault)
+    out = tmp_path / "police.zip"
+    build_export(vault, [rid], out, actor=ACTOR, purpose=PURPOSE, recipient="DC Amy Shaw",
+                 recipient_org="West Yorkshire Police")
+    with zipfile.ZipFile(out) as z:
+        text = "\n".join(z.read(n).decode("utf-8", "replace") for n in z.namelist()
+                         if n.endswith((".json", ".txt")) or n == "SHA256SUMS")
+    leaked = {what: s for what, s in secrets.items() if s in text}
+    assert leaked == {}
+    summary = verify_export(out, vault.ledger.verifier_key())
+    assert summary["redacted_events"] >= 5
+
+    with zipfile.ZipFile(out) as z:
+        document = json.loads(z.read("custody-certificate.json"))
+    events = document["certificate"]["events"]
+    # Every event naming the recording is accounted for, in order, none skipped.
+    logged = [e.seq for e in vault.ledger.events(object_id=rid)]
+    assert [e["leaf_index"] for e in events] == logged
+    forms = {e["leaf_index"]: e["disclosure"] for e in events}
+    views = {e["leaf_index"]: e.get("event", {}) for e in events}
+    by_action = {v.get("action"): v for v in views.values() if v}
+    # Continuity of evidence: the staff who handled it are named, with their roles.
+    assert by_action["ingested"]["actor"] == "asb-1"
+    assert by_action["downloaded"]["actor"] == "asb-jo"
+    assert by_action["shared"]["actor"] == "asb-1" and "recipient" in by_action["shared"]["withheld"]
+    assert "actor" in by_action["share_accessed"]["withheld"]
+    assert "recipient" in by_action["sar.disclosed"]["withheld"]
+    # The refusal is there only as a position and a leaf hash.
+    denials = [s for s, f in forms.items() if f == "withheld"]
+    assert len(denials) == 1 and views[denials[0]] == {"seq": denials[0], "withheld": ["*"]}
+    # This export's own event is disclosed to its recipient (their name, the purpose), but
+    # not the discloser's address.
+    own = by_action["exported"]
+    assert own["recipient"] == "DC Amy Shaw" and own["purpose"] == PURPOSE.purpose
+    assert "client_addr" in own["withheld"]
+
+
+def test_a_redacted_event_opens_to_its_logged_entry_and_nothing_else(vault: Vault, tmp_path: Path) -> None:
+    """Issue #11 finding 16: a redacted event's leaf hash commits to the whole entry. When the
+    vault produces the entry (to a court), check_opening proves it is the one logged and that
+    the view was a faithful redaction of it; a changed entry or a doctored view fails."""
+    rid, _ = _busy_history(vault)
+    out = tmp_path / "police.zip"
+    build_export(vault, [rid], out, actor=ACTOR, purpose=PURPOSE, recipient="DC Amy Shaw",
+                 recipient_org="West Yorkshire Police")
+    with zipfile.ZipFile(out) as z:
+        cert = json.loads(z.read("custody-certificate.json"))["certificate"]
+    scope, export_seq = set(cert["scope"]), cert["export_seq"]
+    opened = 0
+    for item in cert["events"]:
+        if item["disclosure"] == "full":
+            continue
+        entry = vault.ledger.get(item["leaf_index"]).entry.decode()
+        verifier.check_opening(item, entry, scope, export_seq)
+        opened += 1
+        forged = entry.replace('"seq":', '"seq": ', 1)
+        with pytest.raises(verifier.VerificationError, match="not the one logged"):
+            verifier.check_opening(item, forged, scope, export_seq)
+    assert opened >= 5
+    shared = next(i for i in cert["events"] if i.get("event", {}).get("action") == "shared")
+    entry = vault.ledger.get(shared["leaf_index"]).entry.decode()
+    doctored = json.loads(json.dumps(shared))
+    doctored["event"]["actor"] = "someone-else"
+    with pytest.raises(verifier.VerificationError, match="does not match its entry"):
+        verifier.check_opening(doctored, entry, scope, export_seq)

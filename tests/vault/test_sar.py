@@ -110,8 +110,10 @@ def test_registering_holds_footage_through_retention_until_closed(vault: Vault, 
     assert all("SAR-2026-14" in d.reason for d in report.kept)
 
     clock.now = T0 + dt.timedelta(days=31)
+    # The master itself goes (the requester is alone in frame): a logged override (finding 21).
     disclosure = sars.record_disclosure(vault, sar.id, recording_ids=[inside.id],
-                                        method="secure download link", actor=IG)
+                                        method="secure download link", actor=IG,
+                                        override_reason="requester alone in frame")
     assert sars.get_sar(vault, sar.id).sar.status == SarStatus.DISCLOSED
     # Disclosed but not closed: still held.
     assert {d.recording_id for d in run_retention(vault, now=T0 + dt.timedelta(days=32)).kept} == {
