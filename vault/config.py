@@ -144,7 +144,8 @@ class Settings(BaseSettings):
         default=None,
         description="API: sign-in through this OpenID Connect issuer (its 'iss', e.g. "
         "https://login.microsoftonline.com/<tenant>/v2.0) as well as vault API tokens. Off when "
-        "unset. Callers must also exist as vault users: the vault decides roles and sites.",
+        "unset. Each caller's account (issuer + subject) must be linked to a vault user "
+        "('admin user link-oidc' or 'allow-oidc'): the vault decides roles and sites.",
     )
     oidc_audience: str | None = Field(
         default=None, description="API: the 'aud' OIDC tokens must carry (the vault's client id)."
@@ -156,8 +157,9 @@ class Settings(BaseSettings):
     )
     oidc_username_claim: str = Field(
         default="preferred_username",
-        description="API: the OIDC claim that holds the vault user name (e.g. preferred_username, "
-        "upn, email).",
+        description="API: the OIDC claim compared with the vault user name for a first-use bind "
+        "an administrator allowed ('admin user allow-oidc'); never used to sign in otherwise "
+        "(e.g. preferred_username, upn, email).",
     )
     oidc_algorithms: list[str] = Field(
         default=["RS256", "RS384", "RS512", "PS256", "ES256", "ES384", "EdDSA"],

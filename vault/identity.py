@@ -13,6 +13,21 @@ Bearer tokens (format ``evt_`` + 43 characters of base64url, 256 random bits)
     3. Every token has an expiry; a revoked or expired token, or one whose user is disabled,
        authenticates nobody.
     4. Every refusal is an ``access_denied`` custody event naming the reason (never the token).
+
+Identity-provider accounts (OpenID Connect, vault/oidc.py)
+    A provider's token names its account by issuer (``iss``) and subject (``sub``): the pair
+    OpenID Connect Core 1.0 section 5.7 says is the only stable, unique identifier. Claims
+    such as ``preferred_username`` or ``email`` can be changed by the account holder or a
+    provider administrator and must not decide who someone is (issue #11 finding 10). So:
+
+    1. A vault user signs in through a provider only through an :class:`OidcLink` naming that
+       issuer and subject, made by an administrator (``admin user link-oidc``).
+    2. An administrator may instead allow one first-use bind (``admin user allow-oidc``): the
+       next valid token from that issuer whose username claim is the user's name binds its
+       subject, once, before the allowance expires. From then on only that subject matches.
+    3. A token whose subject is linked to nobody never signs in, whatever its username claim
+       says; in particular, renaming an account to another user's name takes over nothing.
+    4. Linking, allowing, binding and unlinking are ``user_changed`` custody events.
 """
 
 from __future__ import annotations
@@ -26,7 +41,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Boolean, Enum, ForeignKey, String, select
+from sqlalchemy import Boolean, Enum, ForeignKey, String, UniqueConstraint, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from .access import Actor, Role
@@ -49,6 +64,9 @@ _TOKEN_RE = re.compile(r"evt_[A-Za-z0-9_-]{43}")
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,127}")
 _MAX_ORG = 256
 _MAX_SITE = 256
+_MAX_ISSUER = 512
+_MAX_SUBJECT = 255  # OpenID Connect Core 1.0 section 2: "MUST NOT exceed 255 ASCII characters"
+DEFAULT_BIND_WINDOW = dt.timedelta(days=7)
 
 
 # --- tables ----------------------------------------------------------------------------------
@@ -90,6 +108,29 @@ class ApiToken(Base):
     expires_at: Mapped[dt.datetime]
     revoked_at: Mapped[dt.datetime | None]
     revoked_by: Mapped[str | None] = mapped_column(String(256))
+
+
+class OidcLink(Base):
+    """A vault user's account at an OpenID Connect provider: ``issuer`` + ``subject``.
+
+    ``subject`` is None while a first-use bind is allowed but has not happened (until
+    ``bind_until``); ``bound_at`` says when the subject was set by such a bind.
+    """
+
+    __tablename__ = "oidc_links"
+    __table_args__ = (
+        UniqueConstraint("issuer", "subject", name="uq_oidc_links_issuer_subject"),
+        UniqueConstraint("user_id", "issuer", name="uq_oidc_links_user_issuer"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    issuer: Mapped[str] = mapped_column(String(_MAX_ISSUER))
+    subject: Mapped[str | None] = mapped_column(String(_MAX_SUBJECT))
+    created_by: Mapped[str | None] = mapped_column(String(256))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    bind_until: Mapped[dt.datetime | None]
+    bound_at: Mapped[dt.datetime | None]
 
 
 # --- principals ------------------------------------------------------------------------------
@@ -386,6 +427,176 @@ def list_tokens(vault: Vault, name: str | None = None) -> list[tuple[ApiToken, s
         return [(t, n) for t, n in session.execute(query.order_by(ApiToken.created_at.desc()))]
 
 
+# --- identity-provider accounts ------------------------------------------------------------
+
+
+def _check_issuer(issuer: str) -> str:
+    issuer = issuer.strip()
+    if not issuer.startswith(("https://", "http://")) or len(issuer) > _MAX_ISSUER:
+        raise InvalidInput(
+            f"issuer {issuer[:80]!r} is not valid: the provider's 'iss' URL, as in its tokens "
+            "(the oidc_issuer setting)"
+        )
+    return issuer
+
+
+def _check_subject(subject: str) -> str:
+    if not subject or len(subject) > _MAX_SUBJECT or any(ord(c) < 0x20 for c in subject):
+        raise InvalidInput(
+            f"subject must be the account's 'sub' claim: 1-{_MAX_SUBJECT} characters"
+        )
+    return subject
+
+
+def link_oidc(vault: Vault, name: str, *, issuer: str, subject: str, actor: Actor) -> OidcLink:
+    """Link user ``name`` to the provider account ``issuer`` + ``subject``; returns the link.
+
+    Replaces the user's earlier link to that issuer (an account moved). Logs ``user_changed``.
+    Raises NotFound for an unknown user, InvalidInput for a bad issuer or subject, or a
+    subject already linked to another user (unlink it there first).
+    """
+    issuer, subject = _check_issuer(issuer), _check_subject(subject)
+    with vault.sessions.begin() as session:
+        user = _user_by_name(session, name)
+        taken = session.scalars(
+            select(OidcLink).where(OidcLink.issuer == issuer, OidcLink.subject == subject)
+        ).first()
+        if taken is not None and taken.user_id != user.id:
+            other = session.get(User, taken.user_id)
+            raise InvalidInput(
+                f"subject {subject!r} of {issuer} is already linked to user "
+                f"{other.name if other else taken.user_id!r}; unlink it there first"
+            )
+        link = _link_row(session, user.id, issuer)
+        previous = link.subject
+        link.subject, link.bind_until, link.bound_at = subject, None, None
+        link.created_by, link.created_at = actor.user, vault.clock()
+        vault.ledger.append(
+            session,
+            Action.USER_CHANGED,
+            actor=actor,
+            object_ids=[user.id],
+            details={"change": "oidc_linked", "user": name, "issuer": issuer,
+                     "subject": subject, "replaced_subject": previous},
+        )
+    vault.ledger.maybe_checkpoint()
+    return link
+
+
+def allow_oidc_bind(
+    vault: Vault,
+    name: str,
+    *,
+    issuer: str,
+    actor: Actor,
+    valid_for: dt.timedelta = DEFAULT_BIND_WINDOW,
+) -> OidcLink:
+    """Let the next valid token from ``issuer`` whose username claim is ``name`` bind its
+    subject to user ``name``, once, within ``valid_for``; returns the pending link.
+
+    For the first sign-in of a user whose subject the administrator does not know. Logs
+    ``user_changed``. Raises NotFound for an unknown user, InvalidInput when the user is
+    already linked to a subject of that issuer (unlink first) or for a bad window.
+    """
+    issuer = _check_issuer(issuer)
+    if valid_for <= dt.timedelta(0) or valid_for > dt.timedelta(days=31):
+        raise InvalidInput("a first-use bind may be allowed for at most 31 days")
+    with vault.sessions.begin() as session:
+        user = _user_by_name(session, name)
+        link = _link_row(session, user.id, issuer)
+        if link.subject is not None:
+            raise InvalidInput(
+                f"user {name!r} is already linked to subject {link.subject!r} of {issuer}; "
+                "unlink it first ('admin user unlink-oidc') to allow a new account"
+            )
+        now = vault.clock()
+        link.bind_until, link.created_by, link.created_at = now + valid_for, actor.user, now
+        vault.ledger.append(
+            session,
+            Action.USER_CHANGED,
+            actor=actor,
+            object_ids=[user.id],
+            details={"change": "oidc_bind_allowed", "user": name, "issuer": issuer,
+                     "bind_until": link.bind_until.isoformat()},
+        )
+    vault.ledger.maybe_checkpoint()
+    return link
+
+
+def unlink_oidc(vault: Vault, name: str, *, issuer: str, actor: Actor) -> None:
+    """Remove user ``name``'s link (or allowance) for ``issuer``: that account no longer signs
+    them in. Logs ``user_changed``. Raises NotFound when there is none."""
+    issuer = issuer.strip()
+    with vault.sessions.begin() as session:
+        user = _user_by_name(session, name)
+        link = session.scalars(
+            select(OidcLink).where(OidcLink.user_id == user.id, OidcLink.issuer == issuer)
+        ).first()
+        if link is None:
+            raise NotFound(f"user {name!r} has no link to {issuer}")
+        session.delete(link)
+        vault.ledger.append(
+            session,
+            Action.USER_CHANGED,
+            actor=actor,
+            object_ids=[user.id],
+            details={"change": "oidc_unlinked", "user": name, "issuer": issuer,
+                     "subject": link.subject},
+        )
+    vault.ledger.maybe_checkpoint()
+
+
+def list_oidc_links(vault: Vault, name: str | None = None) -> list[tuple[OidcLink, str]]:
+    """Identity-provider links (and pending allowances) with their user's name."""
+    query = select(OidcLink, User.name).join(User, User.id == OidcLink.user_id)
+    if name is not None:
+        query = query.where(User.name == name)
+    with vault.sessions() as session:
+        return [(link, n) for link, n in session.execute(query.order_by(User.name, OidcLink.issuer))]
+
+
+def _link_row(session: Session, user_id: str, issuer: str) -> OidcLink:
+    link = session.scalars(
+        select(OidcLink).where(OidcLink.user_id == user_id, OidcLink.issuer == issuer)
+    ).first()
+    if link is None:
+        link = OidcLink(user_id=user_id, issuer=issuer)
+        session.add(link)
+    return link
+
+
+def _bind_first_use(vault: Vault, user: User, identity: OidcIdentity) -> bool:
+    """Set the subject of ``user``'s pending link to ``identity``'s; False if it is gone.
+
+    The update only matches a link still pending and unexpired, so two first sign-ins at
+    once bind one subject, and the other is refused.
+    """
+    now = vault.clock()
+    with vault.sessions.begin() as session:
+        result = session.execute(
+            update(OidcLink)
+            .where(
+                OidcLink.user_id == user.id,
+                OidcLink.issuer == identity.issuer,
+                OidcLink.subject.is_(None),
+                OidcLink.bind_until > now,
+            )
+            .values(subject=identity.subject, bound_at=now, bind_until=None)
+        )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            return False
+        vault.ledger.append(
+            session,
+            Action.USER_CHANGED,
+            actor=Actor(user=user.name, role=user.role, organisation=user.organisation),
+            object_ids=[user.id],
+            details={"change": "oidc_bound", "user": user.name, "issuer": identity.issuer,
+                     "subject": identity.subject, "username_claim": identity.username},
+        )
+    vault.ledger.maybe_checkpoint()
+    return True
+
+
 def authenticate(
     vault: Vault,
     token: str | None,
@@ -418,6 +629,8 @@ def authenticate(
     user: User | None = None
     token_id: str | None = None
     principal: Principal | None = None
+    bind_user: User | None = None
+    denied_target: str | None = None
     with vault.sessions() as session:
         # 1. A token is there and has the right shape (cheap refusal of junk).
         if not token:
@@ -425,16 +638,51 @@ def authenticate(
         elif refused is not None:
             failure = (str(refused), refused.reason)
         elif identity is not None:
-            # 2'. The identity provider vouches for a name; the vault must know it.
+            # 2'. The provider vouches for an account (issuer + subject); a link names its user.
             token_id = identity.token_id
-            user = session.scalars(select(User).where(User.name == identity.username)).first()
-            if user is None:
-                failure = (f"{identity.username!r} signed in through OIDC but is not a vault user",
-                           "oidc-unknown-user")
-            elif not user.active:
-                failure = (f"user {user.name!r} is disabled", "disabled")
+            link = session.scalars(
+                select(OidcLink).where(
+                    OidcLink.issuer == identity.issuer, OidcLink.subject == identity.subject
+                )
+            ).first()
+            if link is not None:
+                user = session.get(User, link.user_id)
+                assert user is not None  # a foreign key
+                if not user.active:
+                    failure = (f"user {user.name!r} is disabled", "disabled")
+                else:
+                    principal = _principal(session, user, identity.token_id, client_addr)
             else:
-                principal = _principal(session, user, identity.token_id, client_addr)
+                # 3'. No link: the username claim counts only for a bind an admin allowed.
+                named = None if identity.username is None else session.scalars(
+                    select(User).where(User.name == identity.username)
+                ).first()
+                pending = None if named is None else session.scalars(
+                    select(OidcLink).where(
+                        OidcLink.user_id == named.id, OidcLink.issuer == identity.issuer
+                    )
+                ).first()
+                how = (f"account {identity.subject!r} of {identity.issuer}"
+                       f" (username claim {identity.username!r})")
+                if named is None:
+                    failure = (f"{how} signed in through OIDC but is not a vault user",
+                               "oidc-unknown-user")
+                elif pending is not None and pending.subject is not None:
+                    # A changed username claim naming someone else's account: no takeover.
+                    failure = (f"{how} is not the account linked to user {named.name!r}",
+                               "oidc-subject-mismatch")
+                    denied_target = named.id
+                elif pending is None or pending.bind_until is None or pending.bind_until <= now:
+                    failure = (
+                        f"{how} is not linked to a vault user; an administrator links it with"
+                        f" 'evidence-vault admin user link-oidc {named.name} --issuer"
+                        f" {identity.issuer} --subject {identity.subject}'",
+                        "oidc-unlinked",
+                    )
+                elif not named.active:
+                    failure = (f"user {named.name!r} is disabled", "disabled")
+                else:
+                    bind_user = named
         elif not _TOKEN_RE.fullmatch(token):
             failure = ("malformed bearer token", "malformed")
         else:
@@ -458,6 +706,15 @@ def authenticate(
                     failure = (f"user {user.name!r} is disabled", "disabled")
                 else:
                     principal = _principal(session, user, row.id, client_addr)
+    if bind_user is not None and identity is not None:
+        # A first-use bind the administrator allowed: write it (its own transaction, after
+        # the read session), then sign in through the link it made.
+        if _bind_first_use(vault, bind_user, identity):
+            with vault.sessions() as session:
+                principal = _principal(session, bind_user, identity.token_id, client_addr)
+        else:
+            failure = (f"the first-use bind for user {bind_user.name!r} was already used",
+                       "oidc-unlinked")
     if principal is not None:
         if throttle is not None:
             log_denial_summaries(vault, throttle.flush(now))
@@ -467,7 +724,8 @@ def authenticate(
         log_denial_summaries(vault, due)
         if not alone:
             raise Unauthenticated(failure[0], reason=failure[1])
-    _refuse(vault, user, failure[0], failure[1], client_addr, route, token_id=token_id)
+    _refuse(vault, user, failure[0], failure[1], client_addr, route, token_id=token_id,
+            target=denied_target)
     raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -487,6 +745,7 @@ def _refuse(
     route: str | None,
     *,
     token_id: str | None = None,
+    target: str | None = None,
 ) -> None:
     details: dict[str, object] = {"reason": f"authentication: {reason}"}
     if route:
@@ -499,7 +758,7 @@ def _refuse(
         actor_role=user.role.value if user else None,
         actor_org=user.organisation if user else None,
         client_addr=client_addr,
-        object_ids=[user.id] if user else [],
+        object_ids=[user.id] if user else [target] if target else [],
         details=details,
     )
     raise Unauthenticated(message, reason=reason)
@@ -507,19 +766,24 @@ def _refuse(
 
 __all__ = [
     "ANONYMOUS",
+    "DEFAULT_BIND_WINDOW",
     "DEFAULT_TOKEN_LIFETIME",
     "TOKEN_PREFIX",
     "ApiToken",
     "IssuedToken",
+    "OidcLink",
     "Principal",
     "Unauthenticated",
     "User",
     "UserSite",
+    "allow_oidc_bind",
     "authenticate",
     "create_user",
     "get_user",
     "hash_token",
     "issue_token",
+    "link_oidc",
+    "list_oidc_links",
     "list_tokens",
     "list_users",
     "log_denial_summaries",
@@ -528,4 +792,5 @@ __all__ = [
     "revoke_token",
     "set_active",
     "set_sites",
+    "unlink_oidc",
 ]

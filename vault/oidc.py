@@ -12,8 +12,11 @@ vault alone says what they may do. A token is accepted only when
    ``<issuer>/.well-known/openid-configuration``, read on first use);
 2. its ``iss`` is ``oidc_issuer`` and its ``aud`` includes ``oidc_audience``;
 3. it has not expired (``exp``, ``nbf``, ``iat`` within ``oidc_leeway_s``);
-4. its ``oidc_username_claim`` (default ``preferred_username``) names an *active* vault user,
-   created beforehand with ``evidence-vault admin user add`` with a role and sites.
+4. its issuer and subject (``iss`` + ``sub``, the account's stable identifier) are linked to
+   an *active* vault user (vault/identity.py: ``admin user link-oidc``), or an administrator
+   allowed that user a first-use bind and the ``oidc_username_claim`` (default
+   ``preferred_username``) names them. The username claim alone never signs anyone in:
+   providers let it change, and say it is not for authorisation (issue #11 finding 10).
 
 Anything else is refused like a bad API token: 401, and an ``access_denied`` custody event.
 """
@@ -50,8 +53,9 @@ class OidcRefused(Exception):
 class OidcIdentity:
     """Who a valid token names."""
 
-    username: str
+    issuer: str
     subject: str
+    username: str | None  # the username claim: used only for a first-use bind an admin allowed
     token_id: str  # "oidc:<jti or sub>", for the custody log
 
 
@@ -132,9 +136,12 @@ class OidcVerifier:
             raise OidcRefused(f"OIDC token refused: {exc}", "oidc-invalid") from None
         username = claims.get(self.username_claim)
         if not isinstance(username, str) or not username:
-            raise OidcRefused(f"OIDC token has no {self.username_claim!r} claim", "oidc-invalid")
-        subject = str(claims["sub"])
+            username = None  # needed only for a first-use bind
+        subject = claims["sub"]
+        if not isinstance(subject, str) or not subject or len(subject) > 255:
+            raise OidcRefused("OIDC token's 'sub' is not a 1-255 character string", "oidc-invalid")
         return OidcIdentity(
+            issuer=str(claims["iss"]),
             username=username,
             subject=subject,
             token_id=f"oidc:{str(claims.get('jti') or subject)[:100]}",

@@ -108,6 +108,90 @@ def user_disable(name: Annotated[str, typer.Argument(help="User name.")]) -> Non
     typer.echo(f"disabled {name}")
 
 
+IssuerOpt = Annotated[
+    str | None,
+    typer.Option(help="The provider's issuer ('iss'); default the oidc_issuer setting."),
+]
+
+
+def _issuer(vault: Vault, issuer: str | None) -> str:
+    chosen = issuer or vault.settings.oidc_issuer
+    if not chosen:
+        raise InvalidInput("--issuer is required (no oidc_issuer setting to default to)")
+    return chosen
+
+
+@user_app.command("link-oidc")
+@reports_errors
+def user_link_oidc(
+    name: Annotated[str, typer.Argument(help="User name.")],
+    subject: Annotated[str, typer.Option(help="The account's 'sub' claim at the provider.")],
+    issuer: IssuerOpt = None,
+) -> None:
+    """Link a user to their identity-provider account (issuer + subject): only that account
+    signs them in through OIDC, whatever its username claim says."""
+    with _vault() as vault:
+        link = identity.link_oidc(vault, name, issuer=_issuer(vault, issuer), subject=subject,
+                                  actor=Actor.local_operator())
+    typer.echo(f"{name}: linked to subject {link.subject} of {link.issuer}")
+
+
+@user_app.command("allow-oidc")
+@reports_errors
+def user_allow_oidc(
+    name: Annotated[str, typer.Argument(help="User name.")],
+    issuer: IssuerOpt = None,
+    within: Annotated[str, typer.Option(help="How long the allowance lasts (at most 31d).")] = "7d",
+) -> None:
+    """Allow one first-use bind: the user's next provider sign-in whose username claim is
+    their name links that account's subject to them. Use link-oidc when you know the subject."""
+    with _vault() as vault:
+        link = identity.allow_oidc_bind(vault, name, issuer=_issuer(vault, issuer),
+                                        valid_for=parse_duration(within),
+                                        actor=Actor.local_operator())
+    assert link.bind_until is not None
+    typer.echo(f"{name}: the next sign-in through {link.issuer} before "
+               f"{link.bind_until:%Y-%m-%d %H:%M}Z binds that account")
+
+
+@user_app.command("unlink-oidc")
+@reports_errors
+def user_unlink_oidc(
+    name: Annotated[str, typer.Argument(help="User name.")],
+    issuer: IssuerOpt = None,
+) -> None:
+    """Remove a user's identity-provider link (or unused allowance)."""
+    with _vault() as vault:
+        chosen = _issuer(vault, issuer)
+        identity.unlink_oidc(vault, name, issuer=chosen, actor=Actor.local_operator())
+    typer.echo(f"{name}: no longer linked to {chosen}")
+
+
+@user_app.command("oidc-links")
+@reports_errors
+def user_oidc_links(
+    name: Annotated[str | None, typer.Argument(help="Only this user's links.")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """List identity-provider links and pending first-use binds."""
+    with _vault() as vault:
+        rows = identity.list_oidc_links(vault, name)
+    data = [
+        {"user": n, "issuer": link.issuer, "subject": link.subject, "bind_until": link.bind_until,
+         "bound_at": link.bound_at, "created_by": link.created_by}
+        for link, n in rows
+    ]
+    if json_out:
+        print_json(data)
+        return
+    if not data:
+        typer.echo("no links")
+    for d in data:
+        state = (d["subject"] if d["subject"] is not None
+                 else f"(first-use bind allowed until {d['bind_until']:%Y-%m-%d %H:%M}Z)")
+        typer.echo(f"{d['user']:<24} {d['issuer']}  {state}")
+
+
 @token_app.command("issue")
 @reports_errors
 def token_issue(

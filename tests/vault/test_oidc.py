@@ -3,6 +3,7 @@ HTTP on loopback): what signs a user in, and every way a token is refused."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import threading
 import time
@@ -107,6 +108,8 @@ def people(vault: Vault) -> Vault:
     identity.create_user(vault, name="left", role=Role.ASB_OFFICER, organisation="Northgate",
                          sites=[], actor=ADMIN)
     identity.set_active(vault, "left", False, actor=ADMIN)
+    identity.link_oidc(vault, "khan", issuer=ISSUER, subject="00u-khan", actor=ADMIN)
+    identity.link_oidc(vault, "left", issuer=ISSUER, subject="00u-left", actor=ADMIN)
     return vault
 
 
@@ -137,10 +140,10 @@ def _other_key() -> rsa.RSAPrivateKey:
         (lambda p: p.token(key=_other_key()), "oidc-invalid"),  # right kid, wrong key
         (lambda p: p.token(kid="k9", key=_other_key()), "oidc-invalid"),  # unknown key
         (lambda p: p.token(sub=None), "oidc-invalid"),
-        (lambda p: p.token(preferred_username=None), "oidc-invalid"),
+        (lambda p: p.token(preferred_username=None, sub="00u-nobody"), "oidc-unknown-user"),
         (lambda p: p.token(nbf=int(time.time()) + 3600), "oidc-invalid"),
-        (lambda p: p.token(preferred_username="stranger"), "oidc-unknown-user"),
-        (lambda p: p.token(preferred_username="left"), "disabled"),
+        (lambda p: p.token(preferred_username="stranger", sub="00u-x"), "oidc-unknown-user"),
+        (lambda p: p.token(preferred_username="left", sub="00u-left"), "disabled"),
     ],
     ids=["expired", "audience", "issuer", "forged", "unknown-key", "no-sub", "no-name",
          "not-yet", "unknown-user", "disabled-user"],
@@ -227,9 +230,140 @@ def test_the_api_takes_provider_tokens(people: Vault, idp: IdentityProvider) -> 
 def test_keys_are_found_through_the_issuers_discovery_document(people: Vault,
                                                                idp: IdentityProvider) -> None:
     discovered = OidcVerifier(issuer=idp.base_url, audience=AUDIENCE)
+    identity.link_oidc(people, "khan", issuer=idp.base_url, subject="00u-khan", actor=ADMIN)
     token = idp.token(iss=idp.base_url)
     assert identity.authenticate(people, token, oidc=discovered).name == "khan"
     # A discovery document for another issuer is not believed.
     wrong = OidcVerifier(issuer=idp.base_url + "/other", audience=AUDIENCE)
     with pytest.raises(Unauthenticated, match="describes another issuer"):
         identity.authenticate(people, idp.token(iss=idp.base_url + "/other"), oidc=wrong)
+
+
+# --- issue #11 finding 10: accounts are bound by issuer + subject, not by a username claim ---
+
+
+def test_a_changed_username_claim_cannot_take_over_another_user(
+    people: Vault, idp: IdentityProvider, verifier: OidcVerifier
+) -> None:
+    """Issue #11 finding 10: users were matched by ``preferred_username``, which an account
+    holder or provider admin can change. Another account renamed to "khan" is refused (and the
+    denial names khan as the target); khan's own account renamed to "admin" is still khan."""
+    with pytest.raises(Unauthenticated, match="not the account linked to user 'khan'"):
+        identity.authenticate(people, idp.token(sub="00u-mallory", preferred_username="khan"),
+                              oidc=verifier)
+    (denial,) = people.ledger.events(action=Action.ACCESS_DENIED)
+    assert denial.event.details["reason"] == "authentication: oidc-subject-mismatch"
+    assert list(denial.event.object_ids) == [identity.get_user(people, "khan").id]
+    identity.create_user(people, name="admin", role=Role.ADMINISTRATOR, organisation="Northgate",
+                         actor=ADMIN)
+    renamed = idp.token(sub="00u-khan", preferred_username="admin")
+    assert identity.authenticate(people, renamed, oidc=verifier).name == "khan"
+
+
+def test_an_unlinked_account_is_refused_with_what_to_do(
+    people: Vault, idp: IdentityProvider, verifier: OidcVerifier
+) -> None:
+    """Issue #11 finding 10: a vault user with no link does not sign in by name alone; the
+    refusal tells the administrator the exact command that links the account."""
+    identity.create_user(people, name="patel", role=Role.IG_OFFICER, organisation="Northgate",
+                         actor=ADMIN)
+    with pytest.raises(Unauthenticated) as info:
+        identity.authenticate(people, idp.token(sub="00u-patel", preferred_username="patel"),
+                              oidc=verifier)
+    assert info.value.reason == "oidc-unlinked"
+    assert f"admin user link-oidc patel --issuer {ISSUER} --subject 00u-patel" in str(info.value)
+
+
+def test_a_first_use_bind_binds_once_and_then_only_the_subject_matches(
+    people: Vault, idp: IdentityProvider, verifier: OidcVerifier
+) -> None:
+    """Issue #11 finding 10: an administrator may allow one first-use bind by username claim;
+    it binds the first account that uses it (a custody event), and from then on only that
+    subject signs the user in, whatever the claim says."""
+    identity.create_user(people, name="patel", role=Role.IG_OFFICER, organisation="Northgate",
+                         actor=ADMIN)
+    identity.allow_oidc_bind(people, "patel", issuer=ISSUER, actor=ADMIN)
+    first = identity.authenticate(
+        people, idp.token(sub="00u-patel", preferred_username="patel"), oidc=verifier)
+    assert first.name == "patel"
+    changes = [e.event.details for e in people.ledger.events(action=Action.USER_CHANGED)]
+    assert (changes[-2]["change"], changes[-2]["issuer"]) == ("oidc_bind_allowed", ISSUER)
+    assert changes[-1]["change"] == "oidc_bound" and changes[-1]["subject"] == "00u-patel"
+    # Used up: a second account with the same claim is refused, not bound.
+    with pytest.raises(Unauthenticated) as info:
+        identity.authenticate(people, idp.token(sub="00u-other", preferred_username="patel"),
+                              oidc=verifier)
+    assert info.value.reason == "oidc-subject-mismatch"
+    renamed = idp.token(sub="00u-patel", preferred_username="patel.new")
+    assert identity.authenticate(people, renamed, oidc=verifier).name == "patel"
+    (link, name), = identity.list_oidc_links(people, "patel")
+    assert (name, link.subject, link.bind_until) == ("patel", "00u-patel", None)
+    assert link.bound_at is not None
+
+
+def test_an_expired_allowance_binds_nothing(
+    people: Vault, idp: IdentityProvider, verifier: OidcVerifier
+) -> None:
+    """Issue #11 finding 10: a first-use allowance lasts only as long as the admin said."""
+    identity.create_user(people, name="patel", role=Role.IG_OFFICER, organisation="Northgate",
+                         actor=ADMIN)
+    identity.allow_oidc_bind(people, "patel", issuer=ISSUER, actor=ADMIN,
+                             valid_for=dt.timedelta(minutes=1))
+    clock = people.clock
+    people.clock = lambda: clock() + dt.timedelta(minutes=5)  # type: ignore[method-assign]
+    with pytest.raises(Unauthenticated) as info:
+        identity.authenticate(people, idp.token(sub="00u-patel", preferred_username="patel"),
+                              oidc=verifier)
+    assert info.value.reason == "oidc-unlinked"
+
+
+def test_link_rules(people: Vault) -> None:
+    """Issue #11 finding 10: one subject belongs to one user; a linked user needs an unlink
+    before a new first-use bind; unlinking is logged; bad input is refused clearly."""
+    from vault.errors import InvalidInput, NotFound
+
+    identity.create_user(people, name="patel", role=Role.IG_OFFICER, organisation="Northgate",
+                         actor=ADMIN)
+    with pytest.raises(InvalidInput, match="already linked to user 'khan'"):
+        identity.link_oidc(people, "patel", issuer=ISSUER, subject="00u-khan", actor=ADMIN)
+    with pytest.raises(InvalidInput, match="unlink it first"):
+        identity.allow_oidc_bind(people, "khan", issuer=ISSUER, actor=ADMIN)
+    with pytest.raises(InvalidInput, match="issuer"):
+        identity.link_oidc(people, "patel", issuer="not a url", subject="x", actor=ADMIN)
+    with pytest.raises(InvalidInput, match="subject"):
+        identity.link_oidc(people, "patel", issuer=ISSUER, subject="", actor=ADMIN)
+    identity.unlink_oidc(people, "khan", issuer=ISSUER, actor=ADMIN)
+    with pytest.raises(NotFound):
+        identity.unlink_oidc(people, "khan", issuer=ISSUER, actor=ADMIN)
+    last = people.ledger.events(action=Action.USER_CHANGED)[-1].event.details
+    assert (last["change"], last["subject"]) == ("oidc_unlinked", "00u-khan")
+
+
+def test_admin_cli_links_and_lists(tmp_path: Any) -> None:
+    """Issue #11 finding 10: ``admin user link-oidc / allow-oidc / oidc-links / unlink-oidc``."""
+    from typer.testing import CliRunner
+
+    from api.cli import app
+
+    runner = CliRunner()
+    env = {"EVIDENCE_VAULT_HOME": str(tmp_path / "home"), "EVIDENCE_VAULT_OIDC_ISSUER": ISSUER,
+           "EVIDENCE_VAULT_OIDC_AUDIENCE": AUDIENCE}
+
+    def run(*args: str) -> Any:
+        result = runner.invoke(app, list(args), env=env)
+        assert result.exit_code == 0, result.output
+        return result
+
+    run("init")
+    run("admin", "user", "add", "khan", "--role", "asb_officer", "--org", "Northgate")
+    run("admin", "user", "add", "patel", "--role", "ig_officer", "--org", "Northgate")
+    assert "linked to subject 00u-khan" in run("admin", "user", "link-oidc", "khan",
+                                              "--subject", "00u-khan").stdout
+    assert "binds that account" in run("admin", "user", "allow-oidc", "patel",
+                                       "--within", "2d").stdout
+    listed = json.loads(run("admin", "user", "oidc-links", "--json").stdout)
+    assert [(d["user"], d["subject"]) for d in listed] == [("khan", "00u-khan"), ("patel", None)]
+    run("admin", "user", "unlink-oidc", "khan")
+    refused = runner.invoke(app, ["admin", "user", "allow-oidc", "patel", "--within", "90d"],
+                            env=env)
+    assert refused.exit_code != 0 and "31 days" in refused.output
