@@ -43,19 +43,19 @@ import enum
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, NoReturn
 
-from sqlalchemy import ColumnElement, and_, exists, false, or_, select, true
+from sqlalchemy import ColumnElement, and_, exists, false, or_, select, true, union_all
 from sqlalchemy.orm import Session, aliased
 
 from .access import Role
 from .cases import CaseMember, CaseOwner
 from .catalog import Case, CaseRecording, Hold, HoldKind, Recording, RecordingOrigin, Source
-from .custody import Action
+from .custody import Action, CustodyEventObjectRow, CustodyEventRow
 from .errors import AccessDenied, NotFound
-from .identity import Principal
+from .identity import Principal, User
 from .sar import SarWindow, SubjectAccessRequest
+from .shares import Share
 
 if TYPE_CHECKING:
-    from .shares import Share
     from .vault import Vault
 
 
@@ -207,13 +207,14 @@ def in_organisation(principal: Principal, organisation: ColumnElement[str | None
 
 
 def _original_visible(
-    principal: Principal, recording_id: ColumnElement[str], source_id: ColumnElement[str]
+    principal: Principal, recording_id: ColumnElement[str], source_id: ColumnElement[str], *,
+    scoped: bool,
 ) -> ColumnElement[bool]:
     """Whether an *original* recording (identified by these columns) is the principal's to see:
     their organisation's footage, and for scoped roles only their cases' or their sites'."""
     org_sources = select(Source.id).where(in_organisation(principal, Source.organisation))
     in_org = source_id.in_(org_sources)
-    if not is_scoped(principal):
+    if not scoped:
         return in_org
     by_case = recording_id.in_(
         select(CaseRecording.recording_id).where(
@@ -237,6 +238,10 @@ def visible_recordings(principal: Principal) -> ColumnElement[bool]:
     """
     if not allowed(principal.role, P.SEARCH):
         return false()
+    return _recordings_of(principal, scoped=is_scoped(principal))
+
+
+def _recordings_of(principal: Principal, *, scoped: bool) -> ColumnElement[bool]:
     if principal.role in ALL_ORGANISATIONS:
         return true()
     origin = aliased(Recording)
@@ -244,12 +249,59 @@ def visible_recordings(principal: Principal) -> ColumnElement[bool]:
     hidden_origin = (
         exists()
         .where(RecordingOrigin.recording_id == Recording.id, origin.id == RecordingOrigin.origin_id)
-        .where(~_original_visible(principal, origin.id, origin.source_id))
+        .where(~_original_visible(principal, origin.id, origin.source_id, scoped=scoped))
     )
     return or_(
-        and_(~derived, _original_visible(principal, Recording.id, Recording.source_id)),
+        and_(~derived, _original_visible(principal, Recording.id, Recording.source_id,
+                                         scoped=scoped)),
         and_(derived, ~hidden_origin),
     )
+
+
+def visible_events(principal: Principal) -> ColumnElement[bool]:
+    """A WHERE clause on custody events (``CustodyEventRow``) for readers of the custody log.
+
+    Administrators read the whole log. Others (information governance, auditors) read their
+    organisation's history: events by its users, and events naming anything it owns (its
+    footage and copies made only of it, its cases, holds, shares, requests and users). Another
+    organisation's case history, requests and refusals stay out of sight; verifying the
+    ledger as a whole (counts and hashes, no content) is open to every custody reader.
+    """
+    if not allowed(principal.role, P.CUSTODY_READ):
+        return false()
+    if principal.role in ALL_ORGANISATIONS:
+        return true()
+    org = principal.organisation
+    owned = union_all(
+        select(Recording.id).where(_recordings_of(principal, scoped=False)),
+        select(CaseOwner.case_id).where(CaseOwner.organisation == org),
+        select(Hold.id).where(in_organisation(principal, Hold.organisation)),
+        select(SubjectAccessRequest.id).where(
+            in_organisation(principal, SubjectAccessRequest.organisation)),
+        select(Share.id).where(Share.created_org == org),
+        select(User.id).where(User.organisation == org),
+    )
+    return or_(
+        CustodyEventRow.actor.in_(select(User.name).where(User.organisation == org)),
+        CustodyEventRow.seq.in_(
+            select(CustodyEventObjectRow.seq).where(CustodyEventObjectRow.object_id.in_(owned))
+        ),
+    )
+
+
+def require_event(vault: Vault, principal: Principal, seq: int, *, route: str | None = None) -> None:
+    """Raise AccessDenied (logged) unless the principal may read custody event ``seq``
+    (:func:`visible_events`); NotFound when there is no such event."""
+    require(vault, principal, P.CUSTODY_READ, route=route)
+    with vault.sessions() as session:
+        found = session.scalar(select(exists().where(CustodyEventRow.seq == seq)))
+        visible = found and session.scalar(
+            select(exists().where(CustodyEventRow.seq == seq, visible_events(principal))))
+    if found and not visible:
+        deny(vault, principal, P.CUSTODY_READ,
+             f"custody event {seq} is about another organisation", route=route)
+    if not found:
+        raise NotFound(f"no custody event {seq}")
 
 
 def can_see_recording(session: Session, principal: Principal, recording_id: str) -> bool:
@@ -508,6 +560,7 @@ __all__ = [
     "member_case_ids",
     "require",
     "require_case",
+    "require_event",
     "require_hold",
     "require_hold_target",
     "require_recording",
@@ -515,6 +568,7 @@ __all__ = [
     "require_share",
     "require_source",
     "in_organisation",
+    "visible_events",
     "visible_holds",
     "visible_recordings",
     "visible_sars",

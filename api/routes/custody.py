@@ -16,7 +16,7 @@ from vault.checkpoint import open_checkpoint
 from vault.custody import EventRecord, parse_action
 from vault.errors import InvalidInput
 from vault.fixity import check_fixity
-from vault.policy import Permission, require
+from vault.policy import Permission, require, require_case, require_event, visible_events
 
 from ..deps import PrincipalDep, RouteDep, VaultDep
 from ..errors import responses
@@ -68,7 +68,8 @@ def events(
 ) -> CustodyEventList:
     require(vault, principal, Permission.CUSTODY_READ, route=route)
     parsed = parse_action(action) if action else None
-    filters = {"actor": user, "action": parsed, "since": since, "until": until}
+    filters = {"actor": user, "action": parsed, "since": since, "until": until,
+               "where": visible_events(principal)}
     if case_id is None:
         found = vault.ledger.events(
             object_id=item, reference=reference, limit=limit, offset=offset, **filters  # type: ignore[arg-type]
@@ -76,6 +77,7 @@ def events(
         return CustodyEventList(items=[_public(r) for r in found], limit=limit, offset=offset)
     if item is not None or reference is not None:
         raise InvalidInput("case_id gives a case's whole history: use it without item or reference")
+    require_case(vault, principal, Permission.CUSTODY_READ, case_id, route=route)
     case, _org, recording_ids, _members = case_details(vault, case_id)
     window = offset + limit
     merged: dict[int, EventRecord] = {}
@@ -98,7 +100,7 @@ def events(
     responses=responses(401, 403, 404),
 )
 def event(vault: VaultDep, principal: PrincipalDep, route: RouteDep, seq: Seq) -> CustodyEventPublic:
-    require(vault, principal, Permission.CUSTODY_READ, route=route)
+    require_event(vault, principal, seq, route=route)
     return _public(vault.ledger.get(seq))
 
 
@@ -111,7 +113,7 @@ def event(vault: VaultDep, principal: PrincipalDep, route: RouteDep, seq: Seq) -
     responses=responses(401, 403, 404, 409),
 )
 def proof(vault: VaultDep, principal: PrincipalDep, route: RouteDep, seq: Seq) -> InclusionProof:
-    require(vault, principal, Permission.CUSTODY_READ, route=route)
+    require_event(vault, principal, seq, route=route)
     return InclusionProof(**vault.ledger.inclusion_proof(seq))
 
 
