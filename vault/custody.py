@@ -59,6 +59,7 @@ from typing import Any, cast
 
 from sqlalchemy import (
     BigInteger,
+    ColumnElement,
     Connection,
     Engine,
     String,
@@ -1427,14 +1428,18 @@ class CustodyLedger:
         since: dt.datetime | None = None,
         until: dt.datetime | None = None,
         reference: str | None = None,
+        where: ColumnElement[bool] | None = None,
         limit: int = 1000,
         offset: int = 0,
     ) -> list[EventRecord]:
-        """Events matching every filter given, oldest first (``since`` <= ts < ``until``).
+        """Events matching every filter given, oldest first (``since`` <= ts < ``until``), and
+        ``where`` (a reader's boundary: :func:`vault.policy.visible_events`).
 
         Raises LedgerError when a stored entry does not parse (run :meth:`verify`).
         """
         query = select(_E.payload).order_by(_E.seq).limit(limit).offset(offset)
+        if where is not None:
+            query = query.where(where)
         if object_id is not None:
             query = query.where(_E.seq.in_(select(_O.seq).where(_O.object_id == object_id)))
         if actor is not None:
