@@ -214,7 +214,7 @@ def test_verifier_uses_only_the_standard_library() -> None:
 # --- what the certificate tells a recipient (issue #11 finding 16) ---------------------------
 
 
-def _busy_history(vault: Vault) -> tuple[str, dict[str, str]]:
+def _busy_history(vault: Vault, tmp_path: Path) -> tuple[str, dict[str, str]]:
     """A recording with the history real footage gets before it is exported to the police:
     viewed by staff, shared with a partner for their own purpose, opened by that partner,
     disclosed to a SAR requester, and refused to someone else. Returns the recording id and
@@ -228,7 +228,7 @@ def _busy_history(vault: Vault) -> tuple[str, dict[str, str]]:
                client_addr="10.9.8.7")
     rec = vault.put_stream(io.BytesIO(os.urandom(30_000)), source_id="cam-03", actor=ACTOR,
                            captured_at=T0, original_name="seg.mp4")
-    vault.export_file(rec.id, vault.settings.spool_dir / "viewed.bin", actor=Actor(
+    vault.export_file(rec.id, tmp_path / "viewed.bin", actor=Actor(
         user="asb-jo", role=Role.ASB_OFFICER, organisation="Northgate Housing",
         client_addr="192.168.44.10"), purpose=Purpose(purpose="checking the stairwell camera"))
     create_share(vault, actor=ACTOR, recipient="Sam Partner", recipient_org="Eastfield ASB Team",
@@ -260,9 +260,12 @@ def test_the_certificate_carries_only_what_the_recipient_needs(vault: Vault, tmp
     and their purposes, a SAR requester's name, and staff names and addresses from refusals.
     Now every event about the item is there (the continuity: who handled it, when, what),
     proven in the log, but other people's business is withheld, and the package verifies."""
-    rid, secrets = _busy_history(vault)
+    rid, secrets = _busy_history(vault, tmp_path)
     out = tmp_path / "police.zip"
-    build_export(vault, [rid], out, actor=ACTOR, purpose=PURPOSE, recipient="DC Amy Shaw",
+    discloser = Actor(user="asb-1", role=Role.ASB_OFFICER, organisation="Northgate Housing",
+                      client_addr="10.1.1.1")
+    secrets["discloser's address"] = "10.1.1.1"
+    build_export(vault, [rid], out, actor=discloser, purpose=PURPOSE, recipient="DC Amy Shaw",
                  recipient_org="West Yorkshire Police")
     with zipfile.ZipFile(out) as z:
         text = "\n".join(z.read(n).decode("utf-8", "replace") for n in z.namelist()
@@ -279,7 +282,8 @@ def test_the_certificate_carries_only_what_the_recipient_needs(vault: Vault, tmp
     logged = [e.seq for e in vault.ledger.events(object_id=rid)]
     assert [e["leaf_index"] for e in events] == logged
     forms = {e["leaf_index"]: e["disclosure"] for e in events}
-    views = {e["leaf_index"]: e.get("event", {}) for e in events}
+    views = {e["leaf_index"]: json.loads(e["entry"])["event"] if e["disclosure"] == "full"
+             else e["event"] for e in events}
     by_action = {v.get("action"): v for v in views.values() if v}
     # Continuity of evidence: the staff who handled it are named, with their roles.
     assert by_action["ingested"]["actor"] == "asb-1"
@@ -292,7 +296,8 @@ def test_the_certificate_carries_only_what_the_recipient_needs(vault: Vault, tmp
     assert len(denials) == 1 and views[denials[0]] == {"seq": denials[0], "withheld": ["*"]}
     # This export's own event is disclosed to its recipient (their name, the purpose), but
     # not the discloser's address.
-    own = by_action["exported"]
+    own = views[document["certificate"]["export_seq"]]
+    assert own["action"] == "exported" and own["details"]["export_id"]
     assert own["recipient"] == "DC Amy Shaw" and own["purpose"] == PURPOSE.purpose
     assert "client_addr" in own["withheld"]
 
@@ -301,7 +306,7 @@ def test_a_redacted_event_opens_to_its_logged_entry_and_nothing_else(vault: Vaul
     """Issue #11 finding 16: a redacted event's leaf hash commits to the whole entry. When the
     vault produces the entry (to a court), check_opening proves it is the one logged and that
     the view was a faithful redaction of it; a changed entry or a doctored view fails."""
-    rid, _ = _busy_history(vault)
+    rid, _ = _busy_history(vault, tmp_path)
     out = tmp_path / "police.zip"
     build_export(vault, [rid], out, actor=ACTOR, purpose=PURPOSE, recipient="DC Amy Shaw",
                  recipient_org="West Yorkshire Police")
