@@ -25,6 +25,7 @@ from vault.vault import Vault
 
 from . import _openapi, errors
 from ._body import BodyGate
+from ._localtime import AssumedZoneHeader
 from ._docs import install_docs
 from .routes import cases, custody, evidence, health, shares, users
 from .routes import clips, sar
@@ -42,7 +43,12 @@ Evidence vault for CCTV and body-worn camera footage.
   reference) and `X-Lawful-Basis`.
 * Every view, stream, download, search, share access and refusal is a custody event.
 * Players seek with `Range: bytes=A-B` (206), and only the segments covering the range are
-  decrypted.
+  decrypted. A share stream answers at most a window per request (206 with `Content-Range`).
+* Times are ISO-8601. One without a UTC offset is read as UK local time (Europe/London, GMT or
+  BST) and `X-Assumed-Time-Zone` says how it was read; a time the clocks skip or repeat is
+  refused with the offsets to choose from. Responses and the custody log are in UTC.
+* Request bodies are read only after the bearer token is checked, and are limited per route
+  (413 with the limit).
 """
 
 
@@ -89,6 +95,7 @@ def create_app(settings: Settings, *, vault: Vault | None = None) -> FastAPI:
     errors.install(app)
     _openapi.install(app)  # required headers shown as required
     app.add_middleware(BodyGate)
+    app.add_middleware(AssumedZoneHeader)  # which zone offset-less times were read in
     install_docs(app)  # /docs from the package: no CDN (air-gapped networks)
     app.include_router(health.router)
     app.include_router(users.router)

@@ -1,7 +1,9 @@
 """Request and response models of the HTTP API, apart from the catalog tables.
 
 Public models never carry key material (wrapped keys, key ids of shredded items), object-store
-keys or token hashes. Times are ISO-8601 with an offset; a time without one is refused (422).
+keys or token hashes. Times are ISO-8601; one without a UTC offset is read as UK local time
+(Europe/London, :mod:`vault.localtime`) and the response says so in ``X-Assumed-Time-Zone``.
+Responses give UTC.
 """
 
 from __future__ import annotations
@@ -9,12 +11,25 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+)
 
 from vault.access import Role
+from vault.errors import InvalidInput
+from vault.localtime import parse_instant
 from vault.catalog import Case, CaseStatus, Hold, HoldKind, MediaKind, Recording
 from vault.retention import clock_note
 from vault.shares import Share, share_state
+
+from ._localtime import note_assumed
 
 
 def _sane_instant(value: dt.datetime) -> dt.datetime:
@@ -25,8 +40,32 @@ def _sane_instant(value: dt.datetime) -> dt.datetime:
 
 
 MIN_YEAR, MAX_YEAR = 1970, 2999
-Instant = Annotated[AwareDatetime, AfterValidator(_sane_instant)]
-"""An ISO-8601 time with an offset, in 1970-2999, normalised to UTC."""
+
+
+def _uk_if_no_offset(value: Any, info: ValidationInfo) -> Any:
+    # Issue #11 finding 26: a person types the time on the wall; read it as UK time (one parser
+    # for API, CLI and web: vault.localtime) and let the response say which zone was used.
+    field = info.field_name or "time"
+    if isinstance(value, dt.datetime) and value.tzinfo is None:
+        value = value.isoformat()
+    if not isinstance(value, str):
+        return value  # aware datetimes pass; anything else gets pydantic's own error
+    try:
+        parsed = parse_instant(value, field=field)
+    except InvalidInput as error:
+        raise ValueError(str(error)) from None
+    except OverflowError:  # year 1 or 9999 in UK time has no UTC instant
+        raise ValueError(f"year must be between {MIN_YEAR} and {MAX_YEAR}") from None
+    # FastAPI validates a query parameter without naming it: then the note names the value.
+    note = parsed.note(info.field_name) if info.field_name else parsed.note("")
+    if note is not None:
+        note_assumed(note.strip())
+    return parsed.utc
+
+
+Instant = Annotated[AwareDatetime, BeforeValidator(_uk_if_no_offset), AfterValidator(_sane_instant)]
+"""An ISO-8601 time in 1970-2999, normalised to UTC; without an offset, UK local time (a time
+the clocks skip or repeat is refused, naming the offsets to choose from)."""
 
 UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 Id = Annotated[str, StringConstraints(pattern=UUID_PATTERN)]

@@ -13,6 +13,7 @@ from typing import Annotated, Any, ParamSpec, TypeVar
 import typer
 
 from vault.config import Settings
+from vault.localtime import parse_instant
 from vault.errors import (
     AccessDenied,
     ConfigError,
@@ -88,16 +89,20 @@ def print_json(data: Any) -> None:
 
 
 def parse_time(text: str | None, *, option: str) -> dt.datetime | None:
-    """Parse an ISO-8601 time; a time without offset is refused rather than guessed."""
+    """Parse a time typed on the command line (:func:`vault.localtime.parse_instant`): ISO-8601
+    with an offset as given, without one as UK local time, saying so on stderr. Returns UTC.
+
+    Raises InvalidInput naming ``option`` for text that is not a time, or a UK time that the
+    clocks skip or repeat.
+    """
     if text is None:
         return None
-    try:
-        value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise InvalidInput(f"{option}: {text!r} is not an ISO-8601 time (e.g. 2026-11-25T14:32:00Z)") from None
-    if value.tzinfo is None:
-        raise InvalidInput(f"{option}: {text!r} has no timezone; add Z or an offset such as +00:00")
-    return value.astimezone(dt.timezone.utc)
+    parsed = parse_instant(text, field=option)
+    note = parsed.note(option)
+    if note is not None:
+        # stderr: --json output on stdout stays parseable.
+        typer.echo(f"note: {note}", err=True)
+    return parsed.utc
 
 
 @contextmanager

@@ -129,11 +129,12 @@ def test_upload_round_trip_and_name_checks(world: World) -> None:
             "/recordings", params={**params, "name": bad}, content=b"x", headers=headers
         )
         assert refused.status_code == 400, bad
-    naive = world.client.post(
-        "/recordings", params={**params, "captured_at": "2026-11-25T09:00:00"}, content=b"x",
+    # A time with no offset is UK local time (finding 26); one the clocks skip is refused.
+    skipped = world.client.post(
+        "/recordings", params={**params, "captured_at": "2026-03-29T01:30:00"}, content=b"x",
         headers=headers,
     )
-    assert naive.status_code == 422
+    assert skipped.status_code == 422 and "does not exist in UK time" in skipped.text
 
 
 def test_shredded_footage_is_410(world: World) -> None:
