@@ -44,7 +44,7 @@ def api_routes(app: FastAPI) -> Iterator[tuple[APIRoute, str, set[str], bool]]:
     if contexts is None:  # older FastAPI: included routes are copied into app.routes
         for route in app.routes:
             if isinstance(route, APIRoute):
-                yield route, route.path_format, set(route.methods), route.include_in_schema
+                yield route, route.path_format, set(route.methods or ()), route.include_in_schema
         return
     for context in contexts(app.routes):
         route = context.original_route

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Check an evidence-vault disclosure package offline, with nothing but Python 3.
 
-    python3 verify_export.py PACKAGE.zip [--key VERIFIER_KEY] [--origin LOG_ORIGIN]
+    python3 verify_export.py PACKAGE.zip [--key VERIFIER_KEY] [--origin LOG_ORIGIN] [--opening PROOF.json]
 
 This file is copied unchanged into every package as ``verify_export.py`` and is also what
 ``evidence-vault export verify`` runs, so it imports only the standard library. It checks:
@@ -28,7 +28,9 @@ This file is copied unchanged into every package as ``verify_export.py`` and is 
 Events the recipient has no business seeing in full are *redacted* in the certificate (a
 view without client addresses, other disclosures, purposes of others' access) or *withheld*
 (refusals): their leaf hashes are still proven in the log, and the vault can produce the full
-entries to a court (``check_opening``).
+entries to a court: ``--opening PROOF.json`` (the vault's ``evidence-vault custody proof N``
+output) checks, after every check above, that the entry is the one event N's leaf hash commits
+to and that the certificate's view of it left out nothing but what it says it withheld.
 
 Pass ``--key`` with the verifier key the vault publishes (from its operator, not from the
 package): without it the key inside the package is used, which proves integrity but not origin.
@@ -431,6 +433,20 @@ def check_opening(item: dict[str, Any], entry: str, scope: set[str], export_seq:
         raise VerificationError(f"the view of event {item['leaf_index']} does not match its entry")
 
 
+def open_event(path: str, proof: dict[str, Any]) -> int:
+    """Check a full entry the vault produced (``proof``: its ``custody proof`` output, with
+    ``entry`` and ``leaf_index``) against the certificate of the package at ``path``, which
+    :func:`verify_package` has checked. Returns the event's position; raises VerificationError."""
+    with zipfile.ZipFile(path) as archive:
+        payload = json.loads(archive.read(CERTIFICATE))["certificate"]
+    index = proof["leaf_index"]
+    item = next((i for i in payload["events"] if i["leaf_index"] == index), None)
+    if item is None:
+        raise VerificationError(f"the certificate has no event {index}")
+    check_opening(item, proof["entry"], set(payload.get("scope", [])), payload.get("export_seq"))
+    return int(index)
+
+
 class _History:
     """The certificate's events by the recordings they name, oldest first."""
 
@@ -627,7 +643,7 @@ def main(argv: list[str]) -> int:
     rest = iter(argv)
     for a in rest:
         flag, eq, value = a.partition("=")
-        if flag in ("--key", "--origin"):
+        if flag in ("--key", "--origin", "--opening"):
             options[flag] = value if eq else next(rest, "")
         else:
             args.append(a)
@@ -647,6 +663,14 @@ def main(argv: list[str]) -> int:
         f"{summary['redacted_events']} of them redacted for you "
         f"(signing key {summary['key']})"
     )
+    if "--opening" in options:
+        try:
+            with open(options["--opening"], encoding="utf-8") as f:
+                seq = open_event(args[0], json.load(f))
+        except (OSError, VerificationError, KeyError, ValueError, TypeError) as exc:
+            print(f"FAILED: the opening does not match: {exc}", file=sys.stderr)
+            return 1
+        print(f"OK: event {seq} opened: the entry is the one logged and the certificate's view of it is faithful")
     return 0
 
 

@@ -46,6 +46,8 @@ What the certificate tells the recipient (certificate format v2, see docs/disclo
     cannot stand behind: a ``full`` entry is checked byte for byte, a ``redacted`` view is
     signed by the vault and bound to a leaf it must later be able to open.
 
+docs/disclosure.md states the design in full, with the field-by-field table.
+
 The export is itself a custody event (``exported``: items, recipient, purpose, manifest hash),
 in the certificate in full but for the disclosing client's address. The package is built in
 the spool directory and moved into place only when complete, so a failure leaves no partial
@@ -71,6 +73,7 @@ from .access import Actor, Purpose
 from .catalog import MediaKind, Recording, new_id
 from .custody import Action, canonical_json
 from .errors import InvalidInput, IntegrityError, NotFound
+from .plaintext import private_dir, private_partial
 
 if TYPE_CHECKING:
     from .vault import Vault
@@ -170,11 +173,12 @@ def build_export(
     destination = Path(destination)
     if destination.exists():
         raise InvalidInput(f"{destination} already exists; choose a new file name")
+    if not destination.parent.is_dir():
+        raise InvalidInput(f"{destination.parent} is not a folder; create it first")
     recordings = [vault.recording(rid) for rid in recording_ids]
     export_id = new_id()
-    spool = vault.settings.spool_dir
-    spool.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix="export-", dir=spool))
+    spool = private_dir(vault.settings.spool_dir)
+    work = Path(tempfile.mkdtemp(prefix="export-", dir=spool))  # 0700: decrypted footage
     try:
         files = _gather(vault, recordings, work, actor=actor, purpose=purpose, playable=playable)
         manifest = {
@@ -206,9 +210,10 @@ def build_export(
         vault.ledger.checkpoint()
         certificate = _certificate(vault, recordings, manifest_sha256, export_id, record.seq)
         vkey = vault.ledger.verifier_key()
-        partial = destination.with_name(f".{destination.name}.partial-{os.getpid()}")
+        # The package holds plaintext footage: 0600 from creation (vault/plaintext.py).
+        partial, handle = private_partial(destination)
         try:
-            with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_STORED) as archive:
+            with handle, zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_STORED) as archive:
                 for f in files:
                     archive.write(work / f["path"], f["path"])
                 archive.writestr("manifest.json", manifest_bytes)

@@ -58,6 +58,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from .access import Actor, Purpose, Role
 from .catalog import Base, MediaKind, new_id, utcnow
 from .errors import InvalidInput, NotFound, VaultError
+from .plaintext import private_dir
 
 if TYPE_CHECKING:
     from huey import Huey
@@ -789,8 +790,8 @@ def run_export(ctx: JobContext) -> dict[str, Any]:
     from .disclosure import build_export
 
     p = ctx.params
-    spool = ctx.vault.settings.spool_dir
-    spool.mkdir(parents=True, exist_ok=True)
+    spool = private_dir(ctx.vault.settings.spool_dir)
+    # build_export writes the package 0600 (vault/plaintext.py): it holds plaintext footage.
     work = spool / f"export-job-{ctx.job.id}-{ctx.attempt}.zip"
     work.unlink(missing_ok=True)
     ctx.progress(0.05, "gathering and checking recordings", force=True)
@@ -831,7 +832,7 @@ def run_export(ctx: JobContext) -> dict[str, Any]:
 def planned_recording_id(job: Job) -> str:
     """The recording a plan job's plan is for: the clip it cut of a held window, or its one
     recording. Raises NotFound for a job that planned nothing."""
-    rid = (job.result or {}).get("recording_id") or (job.recording_ids[:1] or [None])[0]
+    rid = (job.result or {}).get("recording_id") or next(iter(job.recording_ids), None)
     if not rid:
         raise NotFound(f"job {job.id} names no recording")
     return str(rid)
@@ -903,9 +904,8 @@ def spool_dir(vault: Vault, prefix: str) -> Iterator[Path]:
     """A private temporary directory in the spool, removed afterwards whatever happens."""
     import tempfile
 
-    spool = vault.settings.spool_dir
-    spool.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=prefix, dir=spool))
+    spool = private_dir(vault.settings.spool_dir)
+    work = Path(tempfile.mkdtemp(prefix=prefix, dir=spool))  # 0700
     try:
         yield work
     finally:

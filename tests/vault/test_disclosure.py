@@ -330,3 +330,33 @@ def test_a_redacted_event_opens_to_its_logged_entry_and_nothing_else(vault: Vaul
     doctored["event"]["actor"] = "someone-else"
     with pytest.raises(verifier.VerificationError, match="does not match its entry"):
         verifier.check_opening(doctored, entry, scope, export_seq)
+
+
+def test_the_packaged_verifier_checks_an_opening_the_vault_produces(vault: Vault, tmp_path: Path) -> None:
+    """Issue #11 finding 16: the court's check of a withheld field, end to end with the packaged
+    script: ``verify_export.py PACKAGE --opening PROOF.json`` accepts the vault's ``custody
+    proof N`` output for a redacted event and refuses a changed one."""
+    rid, _ = _busy_history(vault, tmp_path)
+    out = tmp_path / "police.zip"
+    build_export(vault, [rid], out, actor=ACTOR, purpose=PURPOSE, recipient="DC Amy Shaw",
+                 recipient_org="West Yorkshire Police")
+    shared = next(e for e in vault.ledger.events(object_id=rid) if e.event.action == "shared")
+    proof = vault.ledger.inclusion_proof(shared.seq)  # what 'evidence-vault custody proof N' prints
+    good, bad = tmp_path / "proof.json", tmp_path / "forged.json"
+    good.write_text(json.dumps(proof))
+    bad.write_text(json.dumps({**proof, "entry": proof["entry"].replace("Sam Partner", "Sam Other")}))
+    court = tmp_path / "court"
+    court.mkdir()
+    with zipfile.ZipFile(out) as z:
+        (court / "verify_export.py").write_bytes(z.read("verify_export.py"))
+    vkey = vault.ledger.verifier_key()
+
+    def run(opening: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-I", "-S", "verify_export.py", str(out), "--key", vkey,
+                               "--opening", str(opening)], cwd=court, capture_output=True, text=True)
+
+    opened = run(good)
+    assert opened.returncode == 0, opened.stderr
+    assert f"event {shared.seq} opened" in opened.stdout
+    forged = run(bad)
+    assert forged.returncode == 1 and "not the one logged" in forged.stderr
