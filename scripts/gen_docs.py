@@ -53,7 +53,6 @@ def shown_default(field: Any) -> str:
 
 
 def cli_markdown() -> str:
-    import click
     import typer.core
     import typer.main
 

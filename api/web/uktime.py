@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Literal
-from zoneinfo import ZoneInfo
 
 from vault.errors import InvalidInput
+from vault.localtime import UK, uk_wall_time
 
-UK = ZoneInfo("Europe/London")
 
 
 def to_uk(when: dt.datetime) -> dt.datetime:
@@ -54,17 +53,8 @@ def parse_uk(day: str, clock: str, *, field: str, edge: Literal["start", "end"])
         time = dt.time.fromisoformat(clock.strip())
     except ValueError:
         raise InvalidInput(f"{field}: enter the time as HH:MM in 24-hour UK time, for example 14:30") from None
-    naive = dt.datetime.combine(date, time.replace(tzinfo=None))
-    early = naive.replace(tzinfo=UK, fold=0)
-    late = naive.replace(tzinfo=UK, fold=1)
-    # A wall time that does not exist maps to an instant whose wall time differs from it.
-    if early.astimezone(dt.UTC).astimezone(UK).replace(tzinfo=None) != naive:
-        raise InvalidInput(
-            f"{field}: {naive:%H:%M} on {naive:%-d %B %Y} does not exist in UK time (the clocks "
-            "went forward an hour); use a time before or after the change"
-        )
-    chosen = early if edge == "start" else late
-    return chosen.astimezone(dt.UTC)
+    # The one rule for UK wall-clock times, shared with the API and the CLI (issue #11 f26).
+    return uk_wall_time(dt.datetime.combine(date, time.replace(tzinfo=None)), field=field, edge=edge)
 
 
 __all__ = ["UK", "format_uk", "parse_uk", "to_uk", "zone_name"]
