@@ -1,23 +1,19 @@
-"""UK local time (Europe/London: GMT in winter, BST in summer) for what officers type and read.
+"""UK local time (Europe/London: GMT in winter, BST in summer) as the web pages show and read it.
 
-Officers think in the clock on the wall; the catalog stores UTC. A time typed on a form is
-read as UK local time, and two hours of the year need a rule:
-
-- **Spring forward** (last Sunday of March, 01:00-02:00 does not exist): refused, naming the
-  gap, rather than silently moved an hour.
-- **Fall back** (last Sunday of October, 01:00-02:00 happens twice): a window *start* takes
-  the earlier (BST) instant and a window *end* the later (GMT) one, so the window covers both
-  and no footage is missed.
+Officers think in the clock on the wall; the catalog stores UTC. Reading a typed wall-clock
+time is :func:`vault.localtime.uk_wall_time`, the one rule the API and CLI use too: the hour the
+clocks skip in spring is refused, naming the gap; in the hour repeated in autumn a window
+*start* takes the earlier (BST) instant and an *end* the later (GMT) one, so no footage is
+missed. This module adds what the forms need around it: a date and a time in two fields, and
+times printed with their zone.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
 
 from vault.errors import InvalidInput
-from vault.localtime import UK, uk_wall_time
-
+from vault.localtime import UK, Edge, uk_wall_time
 
 
 def to_uk(when: dt.datetime) -> dt.datetime:
@@ -39,7 +35,7 @@ def format_uk(when: dt.datetime | None, *, seconds: bool = True) -> str:
     return f"{local:%-d %b %Y}, {local.strftime(clock)} {local.tzname()}"
 
 
-def parse_uk(day: str, clock: str, *, field: str, edge: Literal["start", "end"]) -> dt.datetime:
+def parse_uk(day: str, clock: str, *, field: str, edge: Edge) -> dt.datetime:
     """The UTC instant of ``day`` (YYYY-MM-DD) at ``clock`` (HH:MM or HH:MM:SS), UK time.
 
     ``edge`` picks the instant of a repeated hour (see the module docstring). Raises
