@@ -73,4 +73,6 @@ def verify(
     if json_out:
         print_json(summary)
     else:
-        typer.echo(f"OK: {summary['files']} files and {summary['events']} custody events verified (key {summary['key']})")
+        typer.echo(f"OK: {summary['files']} files and {summary['events']} custody events verified, "
+                   f"{summary.get('redacted_events', 0)} of them redacted for the recipient "
+                   f"(key {summary['key']})")

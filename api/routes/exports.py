@@ -1,7 +1,7 @@
 """Disclosure export routes: build a package on the job queue, then download it.
 
     POST /exports                    -> 202 an export job (see GET /jobs/{id} for progress)
-    GET  /exports/{job_id}/package   the finished ZIP (masters, redacted copies, manifest,
+    GET  /exports/{job_id}/package   the finished ZIP (masters, derived copies, manifest,
                                      signed custody certificate, offline verifier)
 
 The package (see :mod:`vault.disclosure`) is kept under ``<home>/exports`` with owner-only
@@ -54,8 +54,12 @@ class ExportCreate(BaseModel):
     "/exports",
     summary="Build a disclosure package",
     description="Queue a job that builds a disclosure package of the recordings for the named "
-    "recipient: native masters and redacted copies, SHA-256 manifest, signed custody "
-    "certificate with inclusion proofs, and an offline verifier. Download it from "
+    "recipient: native masters and derived copies (clips, redacted copies, earlier packages, "
+    "each naming its sources' SHA-256 and how it was made), SHA-256 manifest, signed custody "
+    "certificate with inclusion proofs, and an offline verifier. The certificate holds every "
+    "custody event of the items and their sources, but shows the recipient only what concerns "
+    "them: other recipients and purposes, SAR requesters, client addresses and refusals are "
+    "withheld, their events still proven in the log (docs/disclosure.md). Download it from "
     "GET /exports/{job_id}/package once the job has succeeded.",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=JobPublic,

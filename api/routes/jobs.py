@@ -163,7 +163,8 @@ def read_plan(vault: VaultDep, principal: PrincipalDep, route: RouteDep, job_id:
     description="Replace the plan of a finished plan job with a reviewer's edit (keep a track "
     "visible, add a manual box, mute audio). The plan must validate and belong to the job's "
     "recording (422 naming the problem otherwise). Logged as `redaction_planned` with the new "
-    "plan's hash. Render it with POST /jobs/{id}/render.",
+    "plan's hash. Render it with POST /jobs/{id}/render; a render queued before this edit is "
+    "refused when it runs. Needs `X-Purpose` (400 without it).",
     response_model=JobPublic,
     responses={**responses(400, 401, 403, 404),
                422: {"description": "The plan does not validate or is for other footage"}},
@@ -205,7 +206,9 @@ def edit_plan(
     summary="Render a job's plan",
     description="Queue a job rendering the plan saved on a finished plan job (as it stands now, "
     "edits included) into a redacted copy, stored as a derived recording whose provenance names "
-    "the plan's hash. Needs `X-Purpose`.",
+    "the plan's hash. The render is bound to that hash: if the plan is edited before the render "
+    "runs, the render fails (`PlanChanged`, nothing rendered) and is asked for again. For a "
+    "plan job that cut a window (a SAR's), the clip of the window is rendered. Needs `X-Purpose`.",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=JobPublic,
     responses=responses(400, 401, 403, 404),
