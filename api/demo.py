@@ -44,6 +44,7 @@ from vault import (
 from vault.cases import create_case, link_recording
 from vault.errors import InvalidInput, Shredded
 from vault.fixity import check_fixity
+from vault.plaintext import private_dir
 from vault.shares import ShareAccess, access_share, create_share
 
 DEMO_MARKER = ".evidence-vault-demo"
@@ -82,7 +83,8 @@ def prepare_home(home: Path) -> None:
         if not (home / DEMO_MARKER).exists():
             raise InvalidInput(f"{home} exists and is not a demo directory; choose another --home")
         shutil.rmtree(home)
-    home.mkdir(parents=True, exist_ok=True)
+    # The demo writes decrypted footage and packages under home: only its user may look.
+    private_dir(home)
     (home / DEMO_MARKER).write_text("made by 'evidence-vault demo'; safe to delete\n")
 
 
@@ -122,10 +124,8 @@ def run_demo(
             on_step(current)
 
     settings = Settings(home=home / "vault")
-    footage = home / "footage"
-    footage.mkdir()
-    out = home / "out"
-    out.mkdir()
+    footage = private_dir(home / "footage")
+    out = private_dir(home / "out")  # decrypted copies and the package (issue #11 finding 11)
     # The footage was "captured" this morning; retention is then shown 24 days later.
     start = dt.datetime.now(dt.timezone.utc).replace(microsecond=0) - dt.timedelta(hours=6)
 

@@ -47,6 +47,8 @@ from urllib.parse import urljoin
 
 import httpx
 
+from vault.plaintext import open_private
+
 from .config import NvrHttpSourceConfig
 from .errors import ChecksumMismatch, SourceError, SpoolError
 from .sources import Source, SourceContext
@@ -352,7 +354,10 @@ class NvrHttpSource(Source):
     ) -> None:
         state["etag"] = response.headers.get("etag")
         state_file.write_text(json.dumps(state))
-        with part.open(mode) as out:
+        if mode == "wb":
+            part.unlink(missing_ok=True)
+        # Footage: the partial download is 0600 from its creation (vault/plaintext.py).
+        with open_private(part, append=True) as out:
             for chunk in response.iter_bytes():  # as it arrives: an interrupted download keeps it
                 out.write(chunk)
                 if self.context.stop.is_set():

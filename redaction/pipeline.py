@@ -45,6 +45,7 @@ from redaction.plan import (
 from redaction.render import FrameMasker, RenderResult
 from redaction.scan import FrameScanner, ScanParams
 from redaction.track import MaskBox, Tracker, TrackParams
+from vault.plaintext import open_private
 
 __all__ = [
     "EncodeParams",
@@ -334,7 +335,12 @@ class _PlanBuilder:
 
 
 def _partial_path(output: Path) -> Path:
-    return output.with_name(f".{output.name}.partial")
+    # A redacted copy is still footage of people: its file exists 0600 before the encoder
+    # opens it (opening truncates and keeps the mode), never world-readable (issue #11 f11).
+    partial = output.with_name(f".{output.name}.partial")
+    partial.unlink(missing_ok=True)  # a crashed render's leftover
+    open_private(partial).close()
+    return partial
 
 
 def _format_fps(rate: Fraction) -> str:

@@ -12,10 +12,10 @@ and nobody else (issue #11 finding 11). The rules, one per helper:
 2. A finished file is written under a fresh hidden name beside its destination and renamed
    into place (:func:`private_partial`), so the destination is never partly written and
    always has the partial file's ``0600`` mode, even when it replaces a wider one.
-3. Folders the vault makes for plaintext are ``0700`` (:func:`private_dir`), which also
-   covers files that a tool (ffmpeg, a ZIP writer) creates inside with its own mode. A folder
-   the vault owns that an older version left wider is tightened; a folder the user named is
-   never changed.
+3. Folders the vault makes for plaintext are ``0700`` (:func:`private_dir`, or
+   :func:`tempfile.mkdtemp`), which also covers files a tool (ffmpeg, PyAV) creates inside
+   with its own mode. An existing folder is never changed: it may be shared (a spool path
+   set to ``/tmp``), so what goes inside protects itself (a 0700 work folder, a 0600 file).
 
 The umask can only narrow these modes, never widen them.
 """
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import stat
 from pathlib import Path
 from typing import BinaryIO
 
@@ -67,19 +66,16 @@ def private_partial(destination: Path) -> tuple[Path, BinaryIO]:
         raise StorageError(f"cannot write {destination}: {error.strerror}") from None
 
 
-def private_dir(path: Path, *, owned: bool = True) -> Path:
-    """Make sure ``path`` is a folder only its owner can enter; return it.
+def private_dir(path: Path) -> Path:
+    """Create ``path`` (and missing parents) as a folder only its owner can enter; return it.
 
-    Creates it (and missing parents) 0700. An existing folder is tightened to 0700 when
-    ``owned`` (the vault's own spool and work folders); pass ``owned=False`` for a folder a
-    person named, which is left as it is. Raises StorageError when it cannot be made.
+    The folder itself is made 0700; parents the call creates get the process's default mode,
+    and an existing folder is left as it is (rule 3). Raises StorageError when it cannot be
+    made.
     """
     path = Path(path)
     try:
         path.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
-        info = os.stat(path)
-        if owned and stat.S_IMODE(info.st_mode) & 0o077 and info.st_uid == os.getuid():
-            os.chmod(path, stat.S_IMODE(info.st_mode) & PRIVATE_DIR_MODE)
     except OSError as error:
         raise StorageError(f"cannot create folder {path}: {error.strerror}") from None
     return path

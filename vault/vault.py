@@ -58,6 +58,7 @@ from .errors import (
 )
 from .keys import KeyProvider, LocalKeyring, WrappedKey
 from .objectstore import ObjectStore, S3Store, open_store
+from .plaintext import private_partial
 from .retention import RetentionPolicy, future_capture
 
 Clock = Callable[[], dt.datetime]
@@ -706,7 +707,9 @@ class Vault:
 
         Writes to a temporary file beside ``destination`` and renames it only once every byte
         has decrypted (and, for a whole file, the SHA-256 matches the catalog), so a failure
-        never leaves a partial file. Raises HashMismatch, CiphertextError, NotFound, Shredded.
+        never leaves a partial file. The file is created 0600: only the vault's user can read
+        the footage (issue #11 finding 11). Raises HashMismatch, CiphertextError, NotFound,
+        Shredded, InvalidInput (no such folder).
         """
         import hashlib
 
@@ -714,7 +717,8 @@ class Vault:
         recording, (start, end), chunks = self.read(
             recording_id, actor=actor, purpose=purpose, byte_range=byte_range, action=action
         )
-        tmp = destination.with_name(f".{destination.name}.partial-{os.getpid()}")
+        # Plaintext footage: created 0600 at open, renamed into place (vault/plaintext.py).
+        tmp, out = private_partial(destination)
         digest = hashlib.sha256()
         try:
             with tmp.open("wb") as out:

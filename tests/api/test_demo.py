@@ -55,3 +55,22 @@ def test_demo_refuses_a_directory_it_did_not_make(tmp_path: Path) -> None:
     (demo / "old").write_text("x")
     prepare_home(demo)
     assert sorted(p.name for p in demo.iterdir()) == [DEMO_MARKER]
+
+
+def test_demo_outputs_are_private(tmp_path: Path) -> None:
+    """Issue #11 finding 11: the demo's ``out/`` (a decrypted redacted copy, a disclosure
+    package) was world-readable. Under umask 000 its folders are 0700 and its footage and
+    package files 0600."""
+    import os
+    import stat
+
+    old = os.umask(0)
+    try:
+        run_demo(tmp_path / "demo", segment_seconds=2, segments=1, width=320, height=240)
+    finally:
+        os.umask(old)
+    home = tmp_path / "demo"
+    for folder in (home, home / "out", home / "footage"):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
+    for name in ("redacted-incident.mp4", "disclosure-ASB-2026-0113.zip"):
+        assert stat.S_IMODE((home / "out" / name).stat().st_mode) == 0o600, name

@@ -232,3 +232,24 @@ def test_without_configured_cameras_clips_are_filed_under_the_source(
         refused = spool.events(kind="refused")
     assert [(i.origin, i.vault_source) for i in items] == [("plain", "nvr-north")]
     assert [e["details"]["clip"] for e in refused] == ["named"]
+
+
+def test_downloaded_clips_are_private_files(
+    tmp_path: Path, origins: tuple[Origin, Origin], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue #11 finding 11: a clip being downloaded is plaintext footage; its partial file is
+    created 0600 (0666 before, under this umask), and so is the spooled copy it becomes."""
+    import os
+    import stat
+
+    nvr, _ = origins
+    monkeypatch.setenv("NVR_SECRET", TOKEN)
+    nvr.listing([_clip("good", "/clips/ok.mp4")])
+    old = os.umask(0)
+    try:
+        with Spool(tmp_path / "spool") as spool:
+            assert _source(spool, nvr).poll_once() == 1
+            (item,) = spool.items()
+            assert stat.S_IMODE(spool.path_of(item).stat().st_mode) == 0o600
+    finally:
+        os.umask(old)
