@@ -171,3 +171,37 @@ def test_readyz_reports_a_queue_nobody_drains(world: World) -> None:
         assert ok.json()["queue"]["live_workers"] == 1
     # The worker's row goes when it stops.
     assert w.client.get("/readyz").json()["queue"]["live_workers"] == 0
+
+
+def test_the_worker_command_keeps_a_heartbeat_readyz_can_see(world: World) -> None:
+    """Issue #11 finding 22: ``evidence-vault worker`` reports itself alive while it runs (a
+    ``job_workers`` row, touched every beat) and removes the row when stopped, so ``/readyz``
+    counts live workers from the real command, not from a test double."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    w = world
+    assert w.client.get("/readyz").json()["queue"]["live_workers"] == 0
+    env = {**os.environ, "EVIDENCE_VAULT_HOME": str(w.vault.settings.home_dir),
+           "EVIDENCE_VAULT_SEGMENT_SIZE": str(w.vault.settings.segment_size)}
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from api.cli.worker import worker; worker(workers=1, log_level='warning')"],
+        cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        w.clock.now = dt.datetime.now(dt.UTC)  # the worker beats on the real clock
+        deadline = time.monotonic() + 60
+        live = 0
+        while live == 0 and time.monotonic() < deadline:
+            time.sleep(0.2)
+            live = w.client.get("/readyz").json()["queue"]["live_workers"]
+        assert live == 1
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err.decode()[-2000:]
+    assert w.client.get("/readyz").json()["queue"]["live_workers"] == 0
