@@ -30,7 +30,7 @@ from vault.catalog import Recording, Source
 from vault.config import Settings
 from vault.custody import Action
 from vault.errors import AccessDenied, InvalidInput, Unauthenticated
-from vault.identity import ANONYMOUS, Principal, User
+from vault.identity import ANONYMOUS, Principal, User, log_denial_summaries
 from vault.policy import Permission, require, require_recording, visible_recordings
 from vault.search import RecordingQuery, search_recordings
 from vault.vault import Vault
@@ -134,19 +134,32 @@ def page(request: Request, name: str, context: dict[str, Any], *, status: int = 
 
 def _refusal(vault: Vault, request: Request, error: Unauthenticated, *, name: str | None,
              user_id: str | None = None) -> None:
+    """Log a refused sign-in step as ``access_denied``. Refusals that name no known user go
+    through the API's denial throttle (vault/denials.py), so a script guessing names from one
+    address is summed into one event per window instead of flooding the ledger."""
     user = None
     if user_id is not None:
         with vault.sessions() as session:
             user = session.get(User, user_id)
+    elif name and error.reason != "unknown-user":
+        with vault.sessions() as session:
+            user = session.scalars(select(User).where(User.name == name)).first()
+    addr = client_addr(request)
+    if user is None:
+        throttle = request.app.state.denials
+        alone, due = throttle.admit(addr, f"sign-in: {error.reason}", vault.clock())
+        log_denial_summaries(vault, due)
+        if not alone:
+            return
     vault.ledger.record(
         Action.ACCESS_DENIED,
         actor=user.name if user else ANONYMOUS,
         actor_role=user.role.value if user else None,
         actor_org=user.organisation if user else None,
-        client_addr=client_addr(request),
+        client_addr=addr,
         object_ids=[user.id] if user else [],
-        details={"reason": f"sign-in: {error.reason}", "route": _route(request),
-                 **({"user": name[:_MAX_NAME]} if name and user is None else {})},
+        # Never the name typed for an unknown user: people type passwords into that field.
+        details={"reason": f"sign-in: {error.reason}", "route": _route(request)},
     )
 
 

@@ -71,7 +71,15 @@ def context(browser: Any, axe_source: str) -> Iterator[Any]:
         ctx.close()
 
 
-def _sign_in(checked: Checked, served: Served, user: str, *, shots: bool = False) -> None:
+def _session_cookie(page: Any) -> dict[str, Any]:
+    found = [c for c in page.context.cookies() if c["name"] == "ev_session"]
+    assert len(found) == 1, found
+    return dict(found[0])
+
+
+def _sign_in(checked: Checked, served: Served, user: str, *, shots: bool = False) -> tuple[str, str]:
+    """Sign in through the pages; returns the session cookie after the password and after
+    the code."""
     page = checked.page
     page.goto(served.url + "/")
     assert page.url.startswith(served.url + "/sign-in")
@@ -81,11 +89,13 @@ def _sign_in(checked: Checked, served: Served, user: str, *, shots: bool = False
     page.fill("#password", PASSWORD)
     page.click("button[type=submit]")
     page.wait_for_url("**/sign-in/code**")
+    pending = _session_cookie(page)["value"]
     if shots:
         checked.audit("02-security-code")
     page.fill("#code", served.code(user))
     page.click("main button[type=submit]")
     page.wait_for_url("**/find")
+    return pending, _session_cookie(page)["value"]
 
 
 def test_asb_officer_signs_in_finds_a_window_and_the_video_plays_and_seeks(
@@ -96,7 +106,12 @@ def test_asb_officer_signs_in_finds_a_window_and_the_video_plays_and_seeks(
     videoWidth > 0) and seeks, through the decrypting Range path, logged with that purpose."""
     checked = Checked(context, served)
     page = checked.page
-    _sign_in(checked, served, "asb", shots=True)
+    pending, signed_in = _sign_in(checked, served, "asb", shots=True)
+    assert pending != signed_in  # a new session id at sign-in (no fixation)
+    cookie = _session_cookie(page)
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Lax" and cookie["path"] == "/"
+    assert cookie["expires"] == -1  # a browser-session cookie; the server times it out
+    assert page.evaluate("document.cookie") == ""  # no script can read it
     checked.audit("03-find")
 
     page.select_option("#site", "Riverside")

@@ -351,3 +351,29 @@ def test_a_time_the_clocks_skip_is_refused_with_a_clear_message(web: Web) -> Non
     r = c.get("/find?day=2026-03-29&from=01:30&to=03:00")
     assert r.status_code == 400
     assert "does not exist in UK time" in r.text
+
+
+def test_sign_in_guesses_from_one_address_are_summed_not_flooded(tmp_path: Path) -> None:
+    """Issue #12: refused sign-ins that name no known user pass through the API's denial
+    throttle: beyond denial_burst per address and window they are counted, not logged one by
+    one, so a script guessing names cannot flood the custody ledger; a known user's failures
+    are always logged, under their name."""
+    w = _world(tmp_path, Settings(home=tmp_path / "home", denial_burst=3))
+    try:
+        c = w.client()
+        token = csrf_of(c.get("/sign-in").text)
+        before = len(w.events(Action.ACCESS_DENIED.value))
+        for i in range(10):
+            r = c.post("/sign-in", data={"username": f"guess{i}", "password": PASSWORD,
+                                         "csrf_token": token})
+            assert r.status_code == 401
+        assert len(w.events(Action.ACCESS_DENIED.value)) == before + 3
+        r = c.post("/sign-in", data={"username": "asb", "password": "not the password",
+                                     "csrf_token": token})
+        last = w.events(Action.ACCESS_DENIED.value)[-1]
+        assert last.actor == "asb" and last.details["reason"] == "sign-in: wrong-password"  # type: ignore[attr-defined]
+        assert "guess" not in str([e.details for e in w.events(Action.ACCESS_DENIED.value)])  # type: ignore[attr-defined]
+    finally:
+        for c in w.clients:
+            c.close()
+        w.vault.close()
