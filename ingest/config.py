@@ -214,6 +214,8 @@ class NvrHttpSourceConfig(_SourceBase):
     def _http_url(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")):
             raise ValueError("url must start with http:// or https://")
+        if "@" in value.split("://", 1)[1].split("/", 1)[0]:
+            raise ValueError("put credentials in 'credentials', not in the URL")
         return value
 
     @property

@@ -253,3 +253,12 @@ def test_downloaded_clips_are_private_files(
             assert stat.S_IMODE(spool.path_of(item).stat().st_mode) == 0o600
     finally:
         os.umask(old)
+
+
+def test_credentials_in_the_listing_url_are_refused_at_load() -> None:
+    """Issue #11 finding 5: credentials go only by reference, sent only to the listing's
+    origin; a ``user:pass@`` listing URL is refused when the agents file is read."""
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="credentials"):
+        NvrHttpSourceConfig(id="n", kind="nvr_http", url="http://admin:pw@10.0.0.9/exports")
