@@ -48,14 +48,17 @@ What the certificate tells the recipient (certificate format v2, see docs/disclo
 
 docs/disclosure.md states the design in full, with the field-by-field table.
 
-The export is itself a custody event (``exported``: items, recipient, purpose, manifest hash),
-in the certificate in full but for the disclosing client's address. The package is built in
+The export is itself a custody event (``exported``: items and their SHA-256, recipient,
+purpose, manifest hash), written with nothing the recipient may not read, so that it is in the
+certificate in ``full`` form: the recipient recomputes its leaf. (The discloser's address is in
+the ledger all the same, on each item's ``exported`` read that comes just before it.) The package is built in
 the spool directory and moved into place only when complete, so a failure leaves no partial
 package.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -196,10 +199,13 @@ def build_export(
         manifest_bytes = json.dumps(manifest, indent=2, sort_keys=True).encode() + b"\n"
         manifest_sha256 = hashlib.sha256(manifest_bytes).hexdigest()
         with vault.sessions.begin() as session:
+            # The export's own event is the one the recipient checks byte for byte (its leaf
+            # recomputed), so it holds only what they may read. The discloser's address is
+            # not lost: each item's read just above is logged with it.
             record = vault.ledger.append(
                 session,
                 Action.EXPORTED,
-                actor=actor,
+                actor=dataclasses.replace(actor, client_addr=None),
                 purpose=purpose,
                 recipient=recipient,
                 recipient_org=recipient_org,

@@ -296,10 +296,17 @@ def test_the_certificate_carries_only_what_the_recipient_needs(vault: Vault, tmp
     assert len(denials) == 1 and views[denials[0]] == {"seq": denials[0], "withheld": ["*"]}
     # This export's own event is disclosed to its recipient (their name, the purpose), but
     # not the discloser's address.
-    own = views[document["certificate"]["export_seq"]]
+    own_seq = document["certificate"]["export_seq"]
+    own = views[own_seq]
     assert own["action"] == "exported" and own["details"]["export_id"]
     assert own["recipient"] == "DC Amy Shaw" and own["purpose"] == PURPOSE.purpose
-    assert "client_addr" in own["withheld"]
+    # ... and it is shipped whole: the recipient recomputes its leaf, which records every
+    # item's SHA-256 and the manifest's. The discloser's address is still in the ledger, on
+    # the item reads that precede it.
+    assert forms[own_seq] == "full" and own["client_addr"] is None
+    assert own["hashes"] == {rid: vault.recording(rid).sha256}
+    reads = [e.event for e in vault.ledger.events(object_id=rid) if e.seq < own_seq]
+    assert reads[-1].action == "exported" and reads[-1].client_addr == "10.1.1.1"
 
 
 def test_a_redacted_event_opens_to_its_logged_entry_and_nothing_else(vault: Vault, tmp_path: Path) -> None:
