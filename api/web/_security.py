@@ -24,6 +24,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from fastapi import Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse
 from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
@@ -135,6 +136,15 @@ def make_route_class(templates: Jinja2Templates) -> type[APIRoute]:
                 except SignInRequired as need:
                     query = urllib.parse.urlencode({"next": need.next_path})
                     response = RedirectResponse(f"/sign-in?{query}", status_code=303)
+                except RequestValidationError:
+                    # A malformed id or field (the API answers 422 JSON): a page, never a trace.
+                    response = templates.TemplateResponse(
+                        request, "error.html",
+                        {"status": 404, "kind": "not_found",
+                         "message": "There is no page at this address. Check it, or start again.",
+                         "web": getattr(request.state, "web", None)},
+                        status_code=404,
+                    )
                 except VaultError as error:
                     status, kind = status_for(error)
                     response = templates.TemplateResponse(

@@ -15,10 +15,10 @@ import datetime as dt
 import math
 import urllib.parse
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path as FilePath
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Header, Query, Request
+from fastapi import APIRouter, Depends, Form, Header, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
@@ -38,10 +38,11 @@ from vault.web_sessions import ActiveSession, Stage
 
 from .._streaming import footage_response
 from ..deps import MAX_FIELD, MAX_PURPOSE, client_addr
+from ..schemas import UUID_PATTERN
 from . import _security as sec
 from .uktime import format_uk, parse_uk, zone_name
 
-TEMPLATES = Path(__file__).parent / "templates"
+TEMPLATES = FilePath(__file__).parent / "templates"
 PAGE_SIZE = 25
 SIGNED_IN = "web.signed_in"
 SIGNED_OUT = "web.signed_out"
@@ -415,8 +416,11 @@ def find(
 # --- watch -----------------------------------------------------------------------------------
 
 
+RecordingId = Annotated[str, Path(pattern=UUID_PATTERN)]
+
+
 @router.get("/watch/{recording_id}")
-def watch(request: Request, user: WebUserDep, recording_id: str) -> Response:
+def watch(request: Request, user: WebUserDep, recording_id: RecordingId) -> Response:
     vault = _vault(request)
     recording = require_recording(vault, user.principal, Permission.VIEW, recording_id,
                                   route=_route(request))
@@ -435,7 +439,7 @@ def watch(request: Request, user: WebUserDep, recording_id: str) -> Response:
 @router.get("/watch/{recording_id}/media")
 def watch_media(
     request: Request,
-    recording_id: str,
+    recording_id: RecordingId,
     range_header: Annotated[str | None, Header(alias="Range")] = None,
 ) -> Response:
     """The footage for the page's player: the API's stream, authorised by the session."""

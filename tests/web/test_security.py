@@ -377,3 +377,16 @@ def test_sign_in_guesses_from_one_address_are_summed_not_flooded(tmp_path: Path)
         for c in w.clients:
             c.close()
         w.vault.close()
+
+
+def test_a_malformed_recording_id_is_a_not_found_page_and_writes_nothing(web: Web) -> None:
+    """Issue #12: a watch address whose id is not a UUID answers a 404 page before any policy
+    check, so nobody can write text of their choosing into the custody log through the URL."""
+    c = web.client()
+    web.sign_in(c, "asb")
+    before = web.vault.ledger.events(limit=1_000_000)
+    for path in ("/watch/<script>alert(1)<script>", "/watch/" + "x" * 300 + "/media"):
+        r = c.get(path)
+        assert r.status_code == 404 and "There is no page at this address" in r.text
+        assert r.headers["content-security-policy"] == CSP and "<script>alert" not in r.text
+    assert len(web.vault.ledger.events(limit=1_000_000)) == len(before)
