@@ -25,6 +25,7 @@ from .keys import keys_app
 from .redact import redact_app
 from .retention import retention_app
 from .sar import sar_app
+from .sites import site_app
 from .serve import serve
 from .worker import worker
 from .vault_commands import custody_app, register_vault_commands
@@ -43,6 +44,7 @@ app.add_typer(retention_app, name="retention")
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(export_app, name="export")
 app.add_typer(admin_app, name="admin")
+admin_app.add_typer(site_app, name="site")
 app.add_typer(keys_app, name="keys")
 app.add_typer(fixity_app, name="fixity")
 app.add_typer(sar_app, name="sar")
