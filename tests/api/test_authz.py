@@ -231,7 +231,9 @@ CALLS: dict[str, Call] = {
         json=lambda w: {"months": 2, "reason": "complex: many cameras"}),
     "record sar disclosure": Call(
         "POST", "/sars/{sar_id}/disclosures", lambda w: f"{_sar(w)}/disclosures",
-        json=lambda w: {"recording_ids": [w.rec["rec_case"].id], "method": "secure link"}),
+        json=lambda w: {"recording_ids": [w.rec["rec_case"].id], "method": "secure link",
+                        # a master outside the windows: the stated, logged override (#11 f21)
+                        "override_reason": "requester alone in frame"}),
     "plan sar redactions": Call(
         "POST", "/sars/{sar_id}/redaction-jobs", lambda w: f"{_sar_with_footage(w)}/redaction-jobs",
         json=lambda w: {}),
