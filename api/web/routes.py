@@ -431,9 +431,11 @@ def watch(request: Request, user: WebUserDep, recording_id: RecordingId) -> Resp
     seconds = None
     if recording.captured_end is not None:
         seconds = math.ceil((recording.captured_end - recording.captured_start).total_seconds())
+    fps = (recording.media_info or {}).get("fps")
     return page(request, "watch.html", {
         "csrf": user.csrf, "recording": recording, "source": source, "seconds": seconds,
-        "purpose": user.session.purpose})
+        "purpose": user.session.purpose,
+        "fps": fps if isinstance(fps, (int, float)) and 1 <= fps <= 240 else None})
 
 
 @router.get("/watch/{recording_id}/media")

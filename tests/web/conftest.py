@@ -83,6 +83,7 @@ class Served:
     secrets: dict[str, str] = field(default_factory=dict)
     recordings: dict[str, str] = field(default_factory=dict)
     day: str = ""  # yesterday, UK date, YYYY-MM-DD
+    zone: str = ""  # GMT or BST, yesterday at 14:30
 
     def code(self, user: str) -> str:
         """The user's current TOTP code."""
@@ -92,7 +93,7 @@ class Served:
         return Vault.open(self.settings)
 
 
-def _populate(settings: Settings, tmp: Path) -> tuple[dict[str, str], dict[str, str], str]:
+def _populate(settings: Settings, tmp: Path) -> tuple[dict[str, str], dict[str, str], str, str]:
     from api.web.uktime import UK
 
     past = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
@@ -120,7 +121,7 @@ def _populate(settings: Settings, tmp: Path) -> tuple[dict[str, str], dict[str, 
                     captured_at=start, captured_end=start + dt.timedelta(seconds=6),
                     media_kind=MediaKind.VIDEO, original_name=f"{source}.mp4")
             recordings[key] = rec.id
-    return secrets, recordings, yesterday.strftime(UK_FMT)
+    return secrets, recordings, yesterday.strftime(UK_FMT), start.astimezone(UK).tzname() or ""
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +130,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     tmp = tmp_path_factory.mktemp("web")
     home = tmp / "home"
     settings = Settings(home=home, segment_size=SEGMENT)
-    secrets, recordings, day = _populate(settings, tmp)
+    secrets, recordings, day, zone = _populate(settings, tmp)
     port = free_port()
     env = {**os.environ, "EVIDENCE_VAULT_HOME": str(home),
            "EVIDENCE_VAULT_SEGMENT_SIZE": str(SEGMENT)}
@@ -148,7 +149,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
                     raise AssertionError(f"server did not start: {proc.stderr.read()!r}")  # type: ignore[union-attr]
                 time.sleep(0.2)
         yield Served(url=url, home=home, settings=settings, secrets=secrets,
-                     recordings=recordings, day=day)
+                     recordings=recordings, day=day, zone=zone)
     finally:
         proc.terminate()
         proc.wait(timeout=30)

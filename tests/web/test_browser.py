@@ -147,6 +147,17 @@ def test_asb_officer_signs_in_finds_a_window_and_the_video_plays_and_seeks(
     page.wait_for_function(
         "() => { const v = document.getElementById('player'); "
         "return !v.seeking && v.currentTime >= 4.0 && v.readyState >= 2; }", timeout=20_000)
+    # The UK wall-clock time of the frame on screen, frame steps and speed (player.js).
+    page.wait_for_function("() => /14:30:0[3-5]/.test("
+                           "document.getElementById('player-clock').textContent)")
+    assert served.zone in page.inner_text("#player-clock")
+    page.focus("#frame-forward")
+    before = video.evaluate("v => v.currentTime")
+    page.keyboard.press("Enter")  # by keyboard alone
+    page.wait_for_function(f"() => Math.abs(document.getElementById('player').currentTime - "
+                           f"{before} - 0.04) < 0.005")
+    page.select_option("#speed", "2")
+    assert video.evaluate("v => v.playbackRate") == 2
     checked.audit("06-watch")
 
     media = [r for r in checked.responses if "/media" in r.url]
