@@ -46,8 +46,9 @@ def serve(
     app = create_app(settings)
     logging.getLogger("uvicorn.access").addFilter(RedactShareTokens())
     typer.echo(
-        f"serving {settings.home_dir} on http://{host}:{port} (docs: /docs); "
-        "add users with 'evidence-vault admin user add' and 'admin token issue'",
+        f"serving {settings.home_dir} on http://{host}:{port} (web app: /, API docs: /docs); "
+        "add users with 'evidence-vault admin user add', then 'admin user set-password' "
+        "(web) or 'admin token issue' (API)",
         err=True,
     )
     uvicorn.run(app, host=host, port=port, log_level=log_level)
