@@ -37,16 +37,19 @@ import logging
 import os
 import random
 import signal
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from vault.catalog import utcnow
 from vault.config import Settings
 from vault.custody import Action
-from vault.errors import NotFound, StorageError, VaultError
+from vault.errors import StorageError, VaultError
 from vault.vault import Vault
 
 from .config import AgentsFile, SourceConfig
@@ -127,6 +130,7 @@ class Agent:
         # Items whose failure could not be journalled (a full disk): retry time kept here.
         self._held: dict[str, float] = {}
         self._degraded = threading.Event()  # the store or the disk failed; probe them
+        self._outage_seen = False  # a probe failed since: its recovery wakes waiting items
         self._last_sweep = 0.0
         self._threads: list[threading.Thread] = []
         self._started = utcnow()
@@ -175,9 +179,10 @@ class Agent:
             try:
                 if not self._work_once(deadline):
                     return
-            except Exception:
+            except Exception as error:
                 log.exception("%s: failure outside any item; carrying on", _thread_name())
-                self._degraded.set()
+                if _environmental(error):
+                    self._degraded.set()
                 self._abort.wait(1.0)
 
     def _work_once(self, deadline: list[float]) -> bool:
@@ -218,7 +223,7 @@ class Agent:
 
     def _failed(self, item: SpoolItem, error: BaseException) -> None:
         """Journal a failed attempt; if even that fails, hold the item in memory instead."""
-        if not _refusal(error):
+        if _environmental(error):
             self._degraded.set()
         try:
             self.pipeline.fail(
@@ -290,9 +295,19 @@ class Agent:
     def _maintenance(self) -> None:
         while not self._abort.is_set():
             try:
-                if self._degraded.is_set() and self._healthy_now():
-                    self._degraded.clear()
-                    self.wake_waiting()
+                if self._degraded.is_set():
+                    # Wake items only after an outage the probe itself saw end; a failure
+                    # the probe never sees (a bad file) keeps its own back-off.
+                    if not self._healthy_now():
+                        self._outage_seen = True
+                    else:
+                        self._degraded.clear()
+                        if self._outage_seen:
+                            self._outage_seen = False
+                            self.wake_waiting()
+                undone = self.spool.clean_incoming()
+                if undone:
+                    log.info("undid %d spool placement(s) a full disk had left half-done", undone)
                 if time.monotonic() - self._last_sweep >= self.options.sweep_every_s:
                     self.sweep()
             except Exception:
@@ -482,12 +497,17 @@ def _thread_name() -> str:
     return threading.current_thread().name
 
 
-def _refusal(error: BaseException) -> bool:
-    """Failures that say nothing about the store or the disk (the item itself is at fault)."""
-    return isinstance(error, NotFound) or (
-        isinstance(error, VaultError) and not isinstance(error, (StorageError, SpoolError))
-        and not isinstance(error.__cause__, OSError)
-    )
+def _environmental(error: BaseException | None) -> bool:
+    """Whether a failure may be the store's or the disk's (worth probing them for)."""
+    seen = 0
+    while error is not None and seen < 8:
+        if isinstance(error, (StorageError, SpoolError, OSError, sqlite3.OperationalError)):
+            return True
+        if isinstance(error, SQLAlchemyError) and "disk" in str(error).lower():
+            return True
+        error = error.__cause__ or error.__context__
+        seen += 1
+    return False
 
 
 #: A status file older than this many status intervals (and at least STALE_MIN_S) is stale.

@@ -120,7 +120,8 @@ class Source(abc.ABC):
             return {"id": self.id, "kind": self.kind, "site": self.config.site, **self._status}
 
     def wait_for_room(self, size: int) -> bool:
-        """Back-pressure: block until ``size`` bytes fit in the spool; False when stopping.
+        """Back-pressure: block until ``size`` bytes fit in the spool and keep its disk above
+        the free-space floor (``min_free_mb``); False when stopping.
 
         Says so in the status and the event log while it waits.
         """
@@ -128,15 +129,22 @@ class Source(abc.ABC):
         if spool.has_room(size):
             return True
         used, limit = spool.used_bytes(), spool.limit_bytes or 0
-        self.set_status(state="paused: spool full (back-pressure)")
-        self.context.event(
-            self.id,
-            "backpressure",
-            f"spool full ({used >> 20} of {limit >> 20} MiB waiting for the vault); "
-            "intake paused until the store catches up",
-            used=used,
-            limit=limit,
-        )
+        if not spool.above_floor(size):
+            free = spool.free_bytes()
+            self.set_status(state="paused: spool disk below its free-space floor")
+            message = (
+                f"spool disk has {free >> 20} MiB free; a {size >> 20} MiB file would take it "
+                f"below the {spool.min_free_bytes >> 20} MiB floor (min_free_mb); intake paused "
+                "until there is room"
+            )
+        else:
+            free = None
+            self.set_status(state="paused: spool full (back-pressure)")
+            message = (
+                f"spool full ({used >> 20} of {limit >> 20} MiB waiting for the vault); "
+                "intake paused until the store catches up"
+            )
+        self.context.event(self.id, "backpressure", message, used=used, limit=limit, free=free)
         ok = spool.wait_for_room(size, self.context.stop)
         if ok:
             self.context.event(self.id, "resumed", "spool has room again; intake resumed")

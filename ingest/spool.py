@@ -267,6 +267,7 @@ class Spool:
         self._lock = threading.RLock()
         self._room = threading.Condition(self._lock)
         self._lock_fd: int | None = None
+        self._placing: set[str] = set()  # incoming items this process is placing right now
         try:
             for d in (self.root, self.files_dir, self.incoming_dir, self.partial_dir):
                 d.mkdir(parents=True, exist_ok=True)
@@ -404,11 +405,26 @@ class Spool:
             updated_at=now,
         )
         # 1. The row first, so a file is never in files/ without a row naming it.
-        with self._tx() as db:
-            db.execute(
-                f"INSERT INTO items ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})",
-                [_encode(c, getattr(item, c)) for c in _COLUMNS],
-            )
+        self._placing.add(item_id)  # before the row exists, so clean_incoming() never sees it
+        try:
+            with self._tx() as db:
+                db.execute(
+                    f"INSERT INTO items ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})",
+                    [_encode(c, getattr(item, c)) for c in _COLUMNS],
+                )
+            return self._finish_add(item, src, mode, fingerprint, unchanged_since)
+        finally:
+            self._placing.discard(item_id)
+
+    def _finish_add(
+        self,
+        item: SpoolItem,
+        src: Path,
+        mode: SpoolMode,
+        fingerprint: str | None,
+        unchanged_since: os.stat_result | None,
+    ) -> SpoolItem:
+        item_id = item.id
         dst = self.files_dir / str(item.file)
         try:
             # 2. The file, durably.
@@ -426,8 +442,11 @@ class Spool:
                     )
                 fingerprint = file_fingerprint(placed)
         except (OSError, SourceChanged) as error:
-            with self._tx() as db:
-                db.execute("DELETE FROM items WHERE id = ?", (item_id,))
+            # On a full disk this delete can fail too; clean_incoming() retries it, so the
+            # row does not make its source think the file is in the pipeline for ever.
+            with contextlib.suppress(SpoolError):
+                with self._tx() as db:
+                    db.execute("DELETE FROM items WHERE id = ?", (item_id,))
             if isinstance(error, SourceChanged):
                 raise
             raise SpoolError(f"cannot spool {src}: {error.strerror}") from None
@@ -530,6 +549,31 @@ class Spool:
     def pending(self) -> list[SpoolItem]:
         """Items the pipeline still has to finish, oldest first."""
         return self.items(states=(ItemState.SPOOLED, ItemState.PROBED, ItemState.STORED))
+
+    def clean_incoming(self) -> int:
+        """Undo placements that failed and could not be undone at the time (a full disk):
+        ``incoming`` rows this process is not placing now. Returns how many were undone;
+        their sources offer the files again. Raises SpoolError if the journal still refuses.
+        """
+        undone = 0
+        for item in self.items(states=(ItemState.INCOMING,)):
+            if item.id not in self._placing and self._settle_incoming(item):
+                undone += 1
+        return undone
+
+    def _settle_incoming(self, item: SpoolItem) -> bool:
+        """Keep a placement that finished (a move, or a complete copy) as ``spooled``;
+        undo any other. Returns True when undone."""
+        dst = self.files_dir / str(item.file)
+        if dst.exists() and (item.mode == "move" or dst.stat().st_size == item.size):
+            self.update(item, state=ItemState.SPOOLED)
+            return False
+        dst.unlink(missing_ok=True)
+        with self._tx() as db:
+            db.execute(
+                "DELETE FROM items WHERE id = ? AND state = ?", (item.id, ItemState.INCOMING.value)
+            )
+        return True
 
     def retry_now(self) -> int:
         """Make every unfinished item waiting out a retry delay due now; returns how many."""
@@ -658,14 +702,8 @@ class Spool:
         """
         undone: list[SpoolItem] = []
         for item in self.items(states=(ItemState.INCOMING,)):
-            dst = self.files_dir / str(item.file)
-            if dst.exists() and (item.mode == "move" or dst.stat().st_size == item.size):
-                self.update(item, state=ItemState.SPOOLED)
-                continue
-            dst.unlink(missing_ok=True)
-            with self._tx() as db:
-                db.execute("DELETE FROM items WHERE id = ?", (item.id,))
-            undone.append(item)
+            if self._settle_incoming(item):
+                undone.append(item)
         for tmp in self.incoming_dir.iterdir():
             tmp.unlink(missing_ok=True)
         with self._lock:
