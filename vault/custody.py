@@ -73,13 +73,14 @@ from sqlalchemy import (
     select,
     text,
 )
+from sqlalchemy.exc import IntegrityError as SQLAlchemyIntegrityError
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.pool import NullPool
 
 from .access import Actor, Purpose
-from .catalog_binding import CatalogReport
 from .catalog import Base, Setting, new_id, utcnow
+from .catalog_binding import CatalogReport, check_catalog
 from .checkpoint import (
     LEGACY_ORIGIN,
     Checkpoint,
@@ -1593,8 +1594,6 @@ class CustodyLedger:
             return self._check_catalog(conn, self._epochs(conn))
 
     def _check_catalog(self, conn: Connection, epochs: _Epochs) -> CatalogReport:
-        from .catalog_binding import check_catalog
-
         return check_catalog(conn, self._object_events(conn, epochs))
 
     def _object_events(
@@ -1924,16 +1923,18 @@ def establish_origin(
     existing = stored_origin(sessions, configured)
     if existing is not None:
         return existing
-    with sessions.begin() as session:
-        used = session.execute(select(_E.seq).limit(1)).first() is not None
-        origin = configured or (LEGACY_ORIGIN if used else new_origin())
-        try:
-            Checkpoint(origin, 0, bytes(32))
-        except LedgerError as exc:
-            raise InvalidInput(f"ledger origin {origin!r}: {exc}") from None
-        if session.get(Setting, ORIGIN_META_KEY) is None:
-            session.add(Setting(key=ORIGIN_META_KEY, value=origin))
-    # Another process may have stored its own first: the stored one stands.
+    try:
+        with sessions.begin() as session:
+            used = session.execute(select(_E.seq).limit(1)).first() is not None
+            origin = configured or (LEGACY_ORIGIN if used else new_origin())
+            try:
+                Checkpoint(origin, 0, bytes(32))
+            except LedgerError as exc:
+                raise InvalidInput(f"ledger origin {origin!r}: {exc}") from None
+            if session.get(Setting, ORIGIN_META_KEY) is None:
+                session.add(Setting(key=ORIGIN_META_KEY, value=origin))
+    except SQLAlchemyIntegrityError:
+        pass  # another process stored its origin first: that one stands
     return stored_origin(sessions) or origin
 
 
@@ -1980,9 +1981,9 @@ __all__ = [
     "canonical_json",
     "entry_bytes",
     "establish_origin",
-    "resolve_origin",
-    "stored_origin",
     "json_copy",
     "parse_action",
     "parse_entry",
+    "resolve_origin",
+    "stored_origin",
 ]

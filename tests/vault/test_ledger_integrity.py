@@ -356,3 +356,16 @@ def test_a_vault_from_before_origins_keeps_the_legacy_one(tmp_path: Path) -> Non
         assert upgraded.ledger.verify().events == 1
         with upgraded.sessions() as session:
             assert session.get(Setting, ORIGIN_META_KEY).value == LEGACY_ORIGIN  # type: ignore[union-attr]
+
+
+def test_catalog_binding_and_origin_on_every_backend(any_vault: Vault) -> None:
+    """Issue #11 findings 14 and 18 on each catalog (SQLite, PostgreSQL: the id order both
+    streams share is the code-point collation) and store: rows bound, an edit caught, the
+    vault's own origin stored."""
+    ids = sorted(_put(any_vault, f"cam-{c}", minutes=i).id for i, c in enumerate("aBc-_Z9"))
+    assert any_vault.ledger.verify().recordings == len(ids)
+    assert any_vault.ledger.origin != LEGACY_ORIGIN
+    _sql(any_vault.engine, "UPDATE recordings SET source_id = 'cam-a' WHERE id = :id", id=ids[3])
+    with pytest.raises(CatalogMismatch) as info:
+        any_vault.ledger.verify()
+    assert [p.recording_id for p in info.value.problems] == [ids[3]]  # type: ignore[attr-defined]
