@@ -9,10 +9,12 @@ real MinIO server in tests/vault/test_objectstore.py.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -188,6 +190,22 @@ def test_dockerfile_creates_the_home_for_its_user() -> None:
     assert "vault-keys:/var/lib/evidence-vault" in spec["x-vault"]["volumes"]
 
 
+@pytest.fixture
+def open_tmp() -> Iterator[Path]:
+    """A folder any user can reach (pytest's own tmp_path is under a root-only folder)."""
+    import tempfile
+
+    path = Path(tempfile.mkdtemp(prefix="ev-deploy-"))
+    path.chmod(0o755)
+    try:
+        yield path
+    finally:
+        for sub in path.rglob("*"):
+            if sub.is_dir():
+                sub.chmod(0o755)
+        shutil.rmtree(path)
+
+
 def _as_another_user() -> dict[str, int]:
     """subprocess arguments that run a child as a user who does not own root's files."""
     if os.geteuid() == 0:
@@ -195,21 +213,20 @@ def _as_another_user() -> dict[str, int]:
     return {}
 
 
-def test_init_on_an_unwritable_home_says_what_to_do(tmp_path: Path) -> None:
+def test_init_on_an_unwritable_home_says_what_to_do(open_tmp: Path) -> None:
     """Issue #11 finding 24: ``init`` on a home it cannot write (a root-owned volume) died
     with a raw PermissionError traceback. It now exits 9 with one line naming the directory,
     its owner, the user and the fix, and writes nothing."""
     import sys
 
-    tmp_path.chmod(0o755)
-    home = tmp_path / "volume"
+    home = open_tmp / "volume"
     home.mkdir(mode=0o755)
     if os.geteuid() != 0:
         home.chmod(0o555)  # not root: make it unwritable for ourselves
     for target in (home, home / "sub"):
         result = subprocess.run(
             [sys.executable, "-m", "api", "init"], capture_output=True, text=True, cwd=ROOT,
-            env={**os.environ, "EVIDENCE_VAULT_HOME": str(target), "HOME": str(tmp_path)},
+            env={**os.environ, "EVIDENCE_VAULT_HOME": str(target), "HOME": str(open_tmp)},
             **_as_another_user(),  # type: ignore[arg-type]
         )
         assert result.returncode == 9, result.stderr
@@ -217,3 +234,51 @@ def test_init_on_an_unwritable_home_says_what_to_do(tmp_path: Path) -> None:
         assert str(target) in result.stderr and "EVIDENCE_VAULT_HOME" in result.stderr
         assert "writable" in result.stderr
     assert list(home.iterdir()) == []
+
+
+def test_cli_permission_errors_are_one_line(open_tmp: Path) -> None:
+    """Issue #11 finding 24 (the class): any command that meets a path its user may not write
+    (here ``get -o`` into a read-only folder) says so in one line, exit 9, not a traceback."""
+    import sys
+
+    home, readonly = open_tmp / "home", open_tmp / "readonly"
+    readonly.mkdir(mode=0o555)
+    home.mkdir(mode=0o700)
+    clip = open_tmp / "clip.mp4"
+    clip.write_bytes(b"\0" * 1000)
+    clip.chmod(0o644)
+    other = _as_another_user()
+    if other:
+        os.chown(home, other["user"], other["group"])
+    env = {**os.environ, "EVIDENCE_VAULT_HOME": str(home), "HOME": str(open_tmp)}
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "api", *args], capture_output=True,
+                              text=True, cwd=ROOT, env=env, check=False, **other)  # type: ignore[arg-type]
+
+    assert cli("init").returncode == 0
+    put = cli("put", str(clip), "--source", "cam-1", "--captured-at", "2026-11-25T10:00Z", "--json")
+    assert put.returncode == 0, put.stderr
+    rid = json.loads(put.stdout)["id"]
+    got = cli("get", rid, "-o", str(readonly / "out.mp4"))
+    assert got.returncode in (5, 9), got.stderr
+    assert "Traceback" not in got.stderr and "permission denied" in got.stderr.lower()
+    assert str(readonly) in got.stderr and len(got.stderr.strip().splitlines()) == 1
+
+
+def test_any_command_turns_permission_errors_into_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue #11 finding 24 (the class): whatever command meets a PermissionError the library
+    did not name (a file in a root-owned volume), the CLI says which path, exit 9."""
+    import typer
+
+    from api.cli._common import reports_errors
+
+    @reports_errors
+    def command() -> None:
+        raise PermissionError(13, "Permission denied", "/var/lib/evidence-vault/ledger.key")
+
+    with pytest.raises(typer.Exit) as exited:
+        command()
+    assert exited.value.exit_code == 9
+    err = capsys.readouterr().err
+    assert err.startswith("error: permission denied /var/lib/evidence-vault/ledger.key for uid ")

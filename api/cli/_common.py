@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -52,7 +53,12 @@ def exit_code_for(error: VaultError) -> int:
 
 
 def reports_errors(func: Callable[P, R]) -> Callable[P, R]:
-    """Turn a VaultError into one line on stderr and the exit status for its class."""
+    """Turn a VaultError into one line on stderr and the exit status for its class.
+
+    A file or directory the process may not write or read (a root-owned volume, a read-only
+    output folder) is an error of the setup, not of the program: one line naming the path
+    and the user, exit 9 (configuration), instead of a traceback.
+    """
 
     @functools.wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -61,6 +67,11 @@ def reports_errors(func: Callable[P, R]) -> Callable[P, R]:
         except VaultError as error:
             typer.echo(f"error: {error}", err=True)
             raise typer.Exit(exit_code_for(error)) from None
+        except PermissionError as error:
+            where = f" {error.filename}" if error.filename else ""
+            typer.echo(f"error: permission denied{where} for uid {os.geteuid()}: make it "
+                       "accessible to this user or choose another path", err=True)
+            raise typer.Exit(exit_code_for(ConfigError(str(error)))) from None
 
     return wrapper
 
