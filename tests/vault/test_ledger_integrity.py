@@ -362,10 +362,10 @@ def test_catalog_binding_and_origin_on_every_backend(any_vault: Vault) -> None:
     """Issue #11 findings 14 and 18 on each catalog (SQLite, PostgreSQL: the id order both
     streams share is the code-point collation) and store: rows bound, an edit caught, the
     vault's own origin stored."""
-    ids = sorted(_put(any_vault, f"cam-{c}", minutes=i).id for i, c in enumerate("aBc-_Z9"))
-    assert any_vault.ledger.verify().recordings == len(ids)
+    recs = {c: _put(any_vault, f"cam-{c}", minutes=i).id for i, c in enumerate("aBc-_Z9")}
+    assert any_vault.ledger.verify().recordings == len(recs)
     assert any_vault.ledger.origin != LEGACY_ORIGIN
-    _sql(any_vault.engine, "UPDATE recordings SET source_id = 'cam-a' WHERE id = :id", id=ids[3])
+    _sql(any_vault.engine, "UPDATE recordings SET source_id = 'cam-a' WHERE id = :id", id=recs["c"])
     with pytest.raises(CatalogMismatch) as info:
         any_vault.ledger.verify()
-    assert [p.recording_id for p in info.value.problems] == [ids[3]]  # type: ignore[attr-defined]
+    assert [p.recording_id for p in info.value.problems] == [recs["c"]]  # type: ignore[attr-defined]
