@@ -111,15 +111,26 @@ class RecordingPublic(BaseModel):
     content_type: str | None
     size: int = Field(description="Plaintext size in bytes.")
     sha256: str = Field(description="SHA-256 of the plaintext, as ingested.")
-    retain_until: dt.datetime = Field(description="Deleted after this unless held.")
+    retain_until: dt.datetime = Field(
+        description="The retention rule's date: deleted after this unless held.")
+    held: bool = Field(
+        default=False,
+        description="Something keeps it past that date now: a hold, a subject access request's "
+                    "window, or an open case it is evidence on.")
+    kept_until: dt.datetime | None = Field(
+        default=None,
+        description="When it will be deleted as things stand: retain_until, or null while held "
+                    "(kept until every hold is released and every case it is on is closed).")
     deleted_at: dt.datetime | None
     deletion_reason: str | None
     parent_id: str | None = Field(description="The recording this copy was derived from.")
 
     @classmethod
-    def of(cls, r: Recording) -> RecordingPublic:
-        """The public view of a catalog row."""
+    def of(cls, r: Recording, *, held: bool = False) -> RecordingPublic:
+        """The public view of a catalog row (``held``: see :func:`vault.holds.held_ids`)."""
         return cls(
+            held=held,
+            kept_until=None if held or r.deleted_at else r.retain_until,
             id=r.id,
             source_id=r.source_id,
             media_kind=r.media_kind,

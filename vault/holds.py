@@ -12,9 +12,10 @@ objects also get an S3 legal hold, so storage-side lifecycle rules cannot race t
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from sqlalchemy import ColumnElement, and_, or_, select
+from sqlalchemy import ColumnElement, and_, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from .access import Actor
@@ -265,3 +266,40 @@ def on_open_case() -> ColumnElement[bool]:
 def is_held(session: Session, recording: Recording) -> bool:
     """Whether anything keeps ``recording`` past its retention date now."""
     return bool(active_holds(session, recording))
+
+
+def held_clause() -> ColumnElement[bool]:
+    """True for a recording an active hold covers (its own, its case's or its window's) or that
+    is evidence on an open case (vault/holds.py)."""
+    end = func.coalesce(Recording.captured_end, Recording.captured_start)
+    return on_open_case() | (
+        exists()
+        .where(
+            Hold.released_at.is_(None),
+            or_(
+                Hold.recording_id == Recording.id,
+                Hold.case_id.in_(
+                    select(CaseRecording.case_id)
+                    .where(CaseRecording.recording_id == Recording.id)
+                    .correlate(Recording)  # the outer recording, not every recording
+                ),
+                and_(
+                    Hold.source_id == Recording.source_id,
+                    Hold.window_start <= end,
+                    Hold.window_end > Recording.captured_start,
+                ),
+            ),
+        )
+        .correlate(Recording)
+    )
+
+
+def held_ids(vault: Vault, recording_ids: Iterable[str]) -> set[str]:
+    """Which of ``recording_ids`` something keeps now (one query; for listings, so that what
+    they show as "kept until" tells the truth)."""
+    ids = list(dict.fromkeys(recording_ids))
+    if not ids:
+        return set()
+    with vault.sessions() as session:
+        return set(session.scalars(
+            select(Recording.id).where(Recording.id.in_(ids), held_clause())))

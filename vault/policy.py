@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from sqlalchemy import ColumnElement, and_, exists, false, or_, select, true, union_all
 from sqlalchemy.orm import Session, aliased
@@ -263,8 +263,9 @@ def visible_events(principal: Principal) -> ColumnElement[bool]:
 
     Administrators read the whole log. Others (information governance, auditors) read their
     organisation's history: events by its users, and events naming anything it owns (its
-    footage and copies made only of it, its cases, holds, shares, requests and users). Another
-    organisation's case history, requests and refusals stay out of sight; verifying the
+    footage and copies made only of it, its cases, holds, shares, requests and users) and
+    nothing another organisation owns. Another organisation's case history, requests and
+    refusals stay out of sight; verifying the
     ledger as a whole (counts and hashes, no content) is open to every custody reader.
     """
     if not allowed(principal.role, P.CUSTODY_READ):
@@ -281,11 +282,26 @@ def visible_events(principal: Principal) -> ColumnElement[bool]:
         select(Share.id).where(Share.created_org == org),
         select(User.id).where(User.organisation == org),
     )
+    # An event about our footage that also names another organisation's case, request, hold,
+    # share, user or footage is that organisation's history too: showing it would show theirs.
+    foreign = union_all(
+        select(Recording.id).where(Recording.source_id.in_(select(Source.id).where(
+            Source.organisation.is_not(None), Source.organisation != org))),
+        select(CaseOwner.case_id).where(CaseOwner.organisation != org),
+        select(Hold.id).where(Hold.organisation.is_not(None), Hold.organisation != org),
+        select(SubjectAccessRequest.id).where(SubjectAccessRequest.organisation.is_not(None),
+                                              SubjectAccessRequest.organisation != org),
+        select(Share.id).where(Share.created_org != org),
+        select(User.id).where(User.organisation != org),
+    )
+
+    def naming(ids: Any) -> ColumnElement[bool]:
+        return CustodyEventRow.seq.in_(
+            select(CustodyEventObjectRow.seq).where(CustodyEventObjectRow.object_id.in_(ids)))
+
     return or_(
         CustodyEventRow.actor.in_(select(User.name).where(User.organisation == org)),
-        CustodyEventRow.seq.in_(
-            select(CustodyEventObjectRow.seq).where(CustodyEventObjectRow.object_id.in_(owned))
-        ),
+        and_(naming(owned), ~naming(foreign)),
     )
 
 
@@ -556,6 +572,7 @@ __all__ = [
     "can_see_recording",
     "case_scope",
     "deny",
+    "in_organisation",
     "is_scoped",
     "member_case_ids",
     "require",
@@ -567,7 +584,6 @@ __all__ = [
     "require_sar",
     "require_share",
     "require_source",
-    "in_organisation",
     "visible_events",
     "visible_holds",
     "visible_recordings",

@@ -14,13 +14,13 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, and_, exists, func, or_, select, true
+from sqlalchemy import ColumnElement, func, select, true
 
 from .access import Actor
-from .catalog import CaseRecording, Hold, MediaKind, Recording, Source
+from .catalog import CaseRecording, MediaKind, Recording, Source
 from .custody import Action
 from .errors import InvalidInput
-from .holds import on_open_case
+from .holds import held_clause
 
 if TYPE_CHECKING:
     from .vault import Vault
@@ -59,32 +59,6 @@ class RecordingQuery:
             out["media_kind"] = self.media_kind.value
         out["limit"], out["offset"] = self.limit, self.offset
         return out
-
-
-def held_clause() -> ColumnElement[bool]:
-    """True for a recording an active hold covers (its own, its case's or its window's) or that
-    is evidence on an open case (vault/holds.py)."""
-    end = func.coalesce(Recording.captured_end, Recording.captured_start)
-    return on_open_case() | (
-        exists()
-        .where(
-            Hold.released_at.is_(None),
-            or_(
-                Hold.recording_id == Recording.id,
-                Hold.case_id.in_(
-                    select(CaseRecording.case_id)
-                    .where(CaseRecording.recording_id == Recording.id)
-                    .correlate(Recording)  # the outer recording, not every recording
-                ),
-                and_(
-                    Hold.source_id == Recording.source_id,
-                    Hold.window_start <= end,
-                    Hold.window_end > Recording.captured_start,
-                ),
-            ),
-        )
-        .correlate(Recording)
-    )
 
 
 def search_recordings(
@@ -145,4 +119,4 @@ def search_recordings(
     return found
 
 
-__all__ = ["MAX_LIMIT", "RecordingQuery", "held_clause", "search_recordings"]
+__all__ = ["MAX_LIMIT", "RecordingQuery", "held_clause", "search_recordings"]  # held_clause: vault/holds.py

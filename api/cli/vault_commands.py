@@ -9,13 +9,15 @@ import typer
 
 from vault.access import Actor, Purpose
 from vault.catalog import Recording, SourceKind
+from vault.holds import held_ids
 from vault.retention import clock_note
 from vault.vault import ByteRange, Vault
 
 from ._common import JsonOpt, load_settings, parse_time, print_json, reports_errors
 
-def recording_dict(recording: Recording) -> dict[str, Any]:
-    """The public description of a recording (no key material)."""
+def recording_dict(recording: Recording, *, held: bool = False) -> dict[str, Any]:
+    """The public description of a recording (no key material); ``held``: something keeps it
+    past ``retain_until`` now, so ``kept_until`` is null (vault/holds.py)."""
     return {
         "id": recording.id,
         "source": recording.source_id,
@@ -28,6 +30,8 @@ def recording_dict(recording: Recording) -> dict[str, Any]:
         "sha256": recording.sha256,
         "key_id": recording.key_id,
         "retain_until": recording.retain_until,
+        "held": held,
+        "kept_until": None if held or recording.deleted_at else recording.retain_until,
         "deleted_at": recording.deleted_at,
         "parent_id": recording.parent_id,
         "clock_flagged": recording.clock_flagged,
@@ -147,13 +151,15 @@ def register_vault_commands(app: typer.Typer) -> None:
                 until=parse_time(until, option="--until"),
                 include_deleted=deleted,
             )
+            kept = held_ids(vault, (r.id for r in rows))
         if json_out:
-            print_json([recording_dict(r) for r in rows])
+            print_json([recording_dict(r, held=r.id in kept) for r in rows])
             return
         if not rows:
             typer.echo("no recordings")
         for r in rows:
-            state = "deleted" if r.deleted_at else f"keep until {r.retain_until:%Y-%m-%d}"
+            state = ("deleted" if r.deleted_at else "held" if r.id in kept
+                     else f"keep until {r.retain_until:%Y-%m-%d}")
             typer.echo(
                 f"{r.id}  {r.source_id:<16} {r.captured_start:%Y-%m-%d %H:%M:%S}Z "
                 f"{r.media_kind.value:<5} {r.size:>12} B  {state}"

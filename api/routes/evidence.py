@@ -20,6 +20,7 @@ from fastapi.responses import StreamingResponse
 from vault.catalog import MediaKind, SourceKind
 from vault.custody import Action
 from vault.errors import InvalidInput
+from vault.holds import held_ids
 from vault.policy import Permission, require, require_case, require_recording, visible_recordings
 from vault.search import MAX_LIMIT, RecordingQuery, search_recordings
 
@@ -74,7 +75,9 @@ def search(
         limit=limit, offset=offset,
     )
     found = search_recordings(vault, query, actor=principal.actor, scope=visible_recordings(principal))
-    return RecordingList(items=[RecordingPublic.of(r) for r in found], limit=limit, offset=offset)
+    kept = held_ids(vault, (r.id for r in found))
+    return RecordingList(items=[RecordingPublic.of(r, held=r.id in kept) for r in found],
+                         limit=limit, offset=offset)
 
 
 @router.get(
@@ -89,7 +92,7 @@ def metadata(
     vault: VaultDep, principal: PrincipalDep, route: RouteDep, recording_id: RecordingId
 ) -> RecordingPublic:
     recording = require_recording(vault, principal, Permission.READ, recording_id, route=route)
-    return RecordingPublic.of(recording)
+    return RecordingPublic.of(recording, held=bool(held_ids(vault, [recording.id])))
 
 
 @router.get(

@@ -46,7 +46,7 @@ from vault.holds import list_holds, place_hold
 from vault.sar import attach_window, register_sar
 from vault.vault import Vault
 
-T0 = dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.UTC)
 ROLES = [Role.ADMINISTRATOR, Role.ASB_OFFICER, Role.IG_OFFICER, Role.POLICE_LIAISON,
          Role.AUDITOR, Role.INGEST_AGENT]
 FOOTAGE_ROLES = {Role.ADMINISTRATOR, Role.ASB_OFFICER, Role.IG_OFFICER, Role.POLICE_LIAISON}
@@ -351,6 +351,15 @@ def test_every_route_answers_as_the_model_says(world: tuple[Vault, TestClient, M
             if event["actor"] not in org_users and not set(event["object_ids"]) & owned:
                 wrong.append(f"{u.name} reads event {event['seq']} ({event['action']}) of "
                              "another organisation")
+        foreign = ({r.id for r in m.recs.values() if not r.origins and r.org not in (None, u.org)}
+                   | {c for c, o in m.case_org.items() if o != u.org}
+                   | {h for h, v in m.holds.items() if v[0] != u.org}
+                   | {s for s, o in m.sars.items() if o != u.org}
+                   | {s for s, v in m.shares.items() if v[0] != u.org}
+                   | {x.id for x in m.users.values() if x.org != u.org})
+        check(u, "events by others naming another organisation's objects", [
+            e["seq"] for e in got if e["actor"] not in org_users
+            and set(e["object_ids"]) & foreign], [])
         foreign_sars = [s for s, o in m.sars.items() if o != u.org]
         check(u, "events naming another organisation's SAR", [
             e["seq"] for e in got if set(e["object_ids"]) & set(foreign_sars)
