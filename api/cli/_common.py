@@ -14,7 +14,7 @@ from typing import Annotated, Any, ParamSpec, TypeVar
 import typer
 
 from vault.config import Settings
-from vault.localtime import parse_instant
+from vault.localtime import Edge, parse_instant
 from vault.errors import (
     AccessDenied,
     ConfigError,
@@ -99,16 +99,17 @@ def print_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2, default=_default, ensure_ascii=False))
 
 
-def parse_time(text: str | None, *, option: str) -> dt.datetime | None:
+def parse_time(text: str | None, *, option: str, edge: Edge | None = None) -> dt.datetime | None:
     """Parse a time typed on the command line (:func:`vault.localtime.parse_instant`): ISO-8601
     with an offset as given, without one as UK local time, saying so on stderr. Returns UTC.
 
-    Raises InvalidInput naming ``option`` for text that is not a time, or a UK time that the
-    clocks skip or repeat.
+    ``edge`` (a window's start or end) settles the hour the clocks repeat in autumn so that the
+    window covers both; without it that hour is refused. Raises InvalidInput naming ``option``
+    for text that is not a time, or a UK time that the clocks skip (or repeat, without edge).
     """
     if text is None:
         return None
-    parsed = parse_instant(text, field=option)
+    parsed = parse_instant(text, field=option, edge=edge)
     note = parsed.note(option)
     if note is not None:
         # stderr: --json output on stdout stays parseable.

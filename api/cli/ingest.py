@@ -58,7 +58,7 @@ def ingest_file(
     ] = None,
     site: Annotated[Optional[str], typer.Option(help="Site or estate name.")] = None,
     captured_at: Annotated[
-        Optional[str], typer.Option(help="Capture start, ISO-8601 with timezone (default: probed).")
+        Optional[str], typer.Option(help="Capture start, ISO-8601; no offset: UK time (default: probed).")
     ] = None,
     device_time: Annotated[
         Optional[str],

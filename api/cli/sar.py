@@ -79,12 +79,13 @@ def register(
 def attach(
     sar: Annotated[str, typer.Argument(help="Request id or reference.")],
     source: Annotated[str, typer.Option(help="Camera or device (source id).")],
-    start: Annotated[str, typer.Option(help="Window start (ISO-8601 with offset).")],
-    end: Annotated[str, typer.Option(help="Window end (ISO-8601 with offset).")],
+    start: Annotated[str, typer.Option(help="Window start (ISO-8601; no offset: UK time).")],
+    end: Annotated[str, typer.Option(help="Window end (ISO-8601; no offset: UK time).")],
     note: Annotated[str | None, typer.Option(help="What the window shows.")] = None,
 ) -> None:
     """Attach a camera window: its footage (and any that arrives later) is held until closing."""
-    begin, finish = parse_time(start, option="--start"), parse_time(end, option="--end")
+    begin = parse_time(start, option="--start", edge="start")
+    finish = parse_time(end, option="--end", edge="end")
     assert begin is not None and finish is not None
     with Vault.open(load_settings()) as vault:
         window = attach_window(vault, sar, source_id=source, start=begin, end=finish, note=note,

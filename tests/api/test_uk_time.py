@@ -106,3 +106,27 @@ def test_cli_reads_uk_time_and_says_so(tmp_path: Path) -> None:
     assert json.loads(put.stdout)["captured_start"].startswith("2026-07-01T08:00:00")
     skipped = runner.invoke(cli_app, ["ls", "--since", "2026-03-29T01:15"], env=env)
     assert skipped.exit_code == 8 and "does not exist in UK time" in skipped.stderr
+
+
+def test_cli_window_covers_both_repeated_hours(tmp_path: Path) -> None:
+    """Issue #11 finding 26: a SAR window typed in the hour the clocks repeat (25 October
+    01:00-01:59 happens twice) starts at the first and ends at the second, so it covers both;
+    the output gives UTC."""
+    runner = CliRunner()
+    env = {"EVIDENCE_VAULT_HOME": str(tmp_path / "home")}
+    assert runner.invoke(cli_app, ["init"], env=env).exit_code == 0
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(os.urandom(1000))
+    put = runner.invoke(cli_app, ["put", str(clip), "--source", "cam-1", "--captured-at",
+                                  "2026-10-25T00:40Z"], env=env)
+    assert put.exit_code == 0, put.output
+    reg = runner.invoke(cli_app, ["sar", "register", "SAR-UK-1", "--requester", "A. Person",
+                                  "--received", "2026-10-26"], env=env)
+    assert reg.exit_code == 0, reg.output
+    attached = runner.invoke(cli_app, ["sar", "attach", "SAR-UK-1", "--source", "cam-1",
+                                       "--start", "2026-10-25T01:30", "--end", "2026-10-25T01:45"],
+                             env=env)
+    assert attached.exit_code == 0, attached.output
+    assert "held cam-1 2026-10-25T00:30:00+00:00 to 2026-10-25T01:45:00+00:00" in attached.stdout
+    assert "read as Europe/London (BST, +01:00)" in attached.stderr
+    assert "read as Europe/London (GMT, +00:00)" in attached.stderr
