@@ -390,3 +390,17 @@ def test_a_malformed_recording_id_is_a_not_found_page_and_writes_nothing(web: We
         assert r.status_code == 404 and "There is no page at this address" in r.text
         assert r.headers["content-security-policy"] == CSP and "<script>alert" not in r.text
     assert len(web.vault.ledger.events(limit=1_000_000)) == len(before)
+
+
+def test_the_api_is_unchanged_and_a_session_cookie_does_not_open_it(web: Web) -> None:
+    """Issue #12: the API's routes answer as before beside the web app, and only to a bearer
+    token: the browser's session cookie does not authorise them, so no other site can make a
+    signed-in browser call the JSON API (which has no CSRF tokens)."""
+    c = web.client()
+    web.sign_in(c, "asb")
+    for path in ("/recordings", f"/recordings/{web.rec['river']}", "/me"):
+        r = c.get(path)
+        assert r.status_code == 401 and r.json()["error"] == "unauthenticated", path
+    assert c.get("/healthz").status_code == 200
+    assert c.get("/openapi.json").json()["paths"].keys().isdisjoint(
+        {"/", "/find", "/sign-in", "/watch/{recording_id}"})
