@@ -15,8 +15,10 @@ Messages name the source, the spool item or the file, never credentials.
         └── SourceError           a source failed (stream down, HTTP error); carries source id
             ├── SourceChanged     a source file changed while it was being spooled (a
             │                     writer came back); it is offered again once it settles
-            └── ChecksumMismatch  (also IntegrityError) a download differs from the checksum
-                                  its source offered
+            ├── ChecksumMismatch  (also IntegrityError) a download differs from the checksum
+            │                     its source offered
+            └── OriginRefused     a URL or redirect pointed away from the source's own origin;
+                                  nothing was sent there
 """
 
 from __future__ import annotations
@@ -74,11 +76,18 @@ class ChecksumMismatch(SourceError, IntegrityError):
     """A downloaded clip does not match the checksum its source offered."""
 
 
+class OriginRefused(SourceError):
+    """A clip URL or redirect pointed away from the export listing's origin (scheme, host,
+    port); the request was not sent, so neither credentials nor the agent's network position
+    reached the other host (issue #11 finding 5)."""
+
+
 __all__ = [
     "AgentsFileError",
     "ChecksumMismatch",
     "IngestError",
     "NotMedia",
+    "OriginRefused",
     "SourceChanged",
     "SourceError",
     "SpoolError",

@@ -50,7 +50,7 @@ import httpx
 from vault.plaintext import open_private
 
 from .config import NvrHttpSourceConfig
-from .errors import ChecksumMismatch, SourceError, SpoolError
+from .errors import ChecksumMismatch, OriginRefused, SourceError, SpoolError
 from .sources import Source, SourceContext
 
 _CHUNK = 1 << 20
@@ -93,10 +93,6 @@ class _OriginAuth(httpx.Auth):
         yield request
 
 
-class OriginRefused(SourceError):
-    """A clip URL or redirect pointed away from the listing's origin; nothing was sent there."""
-
-
 def _header_sha256(headers: httpx.Headers) -> str | None:
     """The SHA-256 a response states in Repr-Digest (RFC 9530) or Digest (RFC 3230), as hex."""
     repr_digest = headers.get("repr-digest")
@@ -134,9 +130,8 @@ class NvrHttpSource(Source):
                 if self.config.auth == "bearer":
                     header = f"Bearer {value}"
                 else:
-                    user, _, password = value.partition(":")
-                    # httpx.BasicAuth's own encoding, kept to the origin by _OriginAuth.
-                    header = httpx.BasicAuth(user, password)._auth_header
+                    # RFC 7617 with UTF-8, as httpx.BasicAuth sends it, but kept to the origin.
+                    header = "Basic " + base64.b64encode(value.encode("utf-8")).decode("ascii")
                 auth = _OriginAuth(self._origin, header)
             self._client = httpx.Client(
                 auth=auth,
@@ -409,4 +404,4 @@ def _sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-__all__ = ["NvrHttpSource", "OriginRefused"]
+__all__ = ["NvrHttpSource"]
