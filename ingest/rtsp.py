@@ -27,7 +27,8 @@ the agent writes and closes before ffmpeg starts. The script carries the URL wit
 credentials and the RTSP options (``option rtsp_transport``, ``option timeout``), nothing
 touches the disk, and the pipe is readable only by ffmpeg. ffmpeg's own log lines can repeat
 the URL, so its stderr is read through the agent and credentials are masked before the log
-file is written. Segments are plaintext footage: run folders are created 0700.
+file is written. Segments are plaintext footage: run folders are created 0700. The script's
+``option`` lines need ffmpeg 5.0 or later (the bundled imageio-ffmpeg build is newer).
 """
 
 from __future__ import annotations
