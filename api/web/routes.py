@@ -7,6 +7,9 @@ path (:func:`api._streaming.footage_response`, a ``streamed`` event with the pur
 for the task). The only difference is how the caller is known: a session cookie instead of a
 bearer token (vault/web_sessions.py). Sign-ins and sign-outs are ``web.signed_in`` and
 ``web.signed_out`` custody events; each refused password or code is ``access_denied``.
+
+Every page is a plain ``def``: each reads the catalog (and sign-in hashes a password), so
+FastAPI runs it in a worker thread rather than on the event loop.
 """
 
 from __future__ import annotations
@@ -19,7 +22,6 @@ from pathlib import Path as FilePath
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Header, Path, Query, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import select
@@ -183,7 +185,7 @@ def sign_in_form(request: Request, next: Annotated[str | None, Query(max_length=
 
 
 @router.post("/sign-in")
-async def sign_in(
+def sign_in(
     request: Request,
     csrf_token: CsrfField = None,
     username: Annotated[str, Form(max_length=_MAX_NAME)] = "",
@@ -195,9 +197,9 @@ async def sign_in(
     sec.check_csrf(request, csrf_token, cookie)
     target = sec.safe_next(next)
     try:
-        found = await run_in_threadpool(credentials.check_password, vault, username.strip(), password)
+        found = credentials.check_password(vault, username.strip(), password)
     except Unauthenticated as error:
-        await run_in_threadpool(_refusal, vault, request, error, name=username.strip())
+        _refusal(vault, request, error, name=username.strip())
         return page(request, "sign_in.html", {
             "csrf": cookie, "next": target, "error": str(error), "signed_out": False,
             "username": username}, status=401)
@@ -238,17 +240,16 @@ def enrol_form(request: Request, next: Annotated[str | None, Query(max_length=20
         "secret_groups": [enrolment.secret[i:i + 4] for i in range(0, len(enrolment.secret), 4)]})
 
 
-async def _second_factor(request: Request, stage: Stage, csrf_token: str | None, code: str,
+def _second_factor(request: Request, stage: Stage, csrf_token: str | None, code: str,
                          next: str | None) -> Response:
     settings, vault = _settings(request), _vault(request)
     active = _pending(request, stage)
     sec.check_csrf(request, csrf_token, active.csrf_token)
     target = sec.safe_next(next)
     try:
-        await run_in_threadpool(credentials.check_code, vault, active.user_id, code,
-                                enrolling=stage is Stage.ENROL)
+        credentials.check_code(vault, active.user_id, code, enrolling=stage is Stage.ENROL)
     except Unauthenticated as error:
-        await run_in_threadpool(_refusal, vault, request, error, name=None, user_id=active.user_id)
+        _refusal(vault, request, error, name=None, user_id=active.user_id)
         if stage is Stage.ENROL:
             raise InvalidInput(f"{error}: start again from the sign-in page") from None
         return page(request, "code.html", {"csrf": active.csrf_token, "next": target,
@@ -270,23 +271,23 @@ async def _second_factor(request: Request, stage: Stage, csrf_token: str | None,
 
 
 @router.post("/sign-in/code")
-async def sign_in_code(
+def sign_in_code(
     request: Request,
     csrf_token: CsrfField = None,
     code: Annotated[str, Form(max_length=16)] = "",
     next: Annotated[str | None, Form(max_length=2000)] = None,
 ) -> Response:
-    return await _second_factor(request, Stage.SECOND_FACTOR, csrf_token, code, next)
+    return _second_factor(request, Stage.SECOND_FACTOR, csrf_token, code, next)
 
 
 @router.post("/sign-in/enrol")
-async def sign_in_enrol(
+def sign_in_enrol(
     request: Request,
     csrf_token: CsrfField = None,
     code: Annotated[str, Form(max_length=16)] = "",
     next: Annotated[str | None, Form(max_length=2000)] = None,
 ) -> Response:
-    return await _second_factor(request, Stage.ENROL, csrf_token, code, next)
+    return _second_factor(request, Stage.ENROL, csrf_token, code, next)
 
 
 @router.post("/sign-out")
