@@ -17,7 +17,8 @@ COPY api ./api
 # `init` then says so instead of failing with a traceback.)
 ENV EVIDENCE_VAULT_HOME=/var/lib/evidence-vault
 RUN pip install --no-cache-dir . \
-    && useradd --create-home --uid 10001 --user-group vault \
+    && groupadd --gid 10001 vault \
+    && useradd --create-home --uid 10001 --gid 10001 vault \
     && install -d -o 10001 -g 10001 -m 0700 "$EVIDENCE_VAULT_HOME" /srv/dock
 USER 10001:10001
 ENTRYPOINT ["evidence-vault"]
