@@ -71,11 +71,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import select
+
 from . import _export_verifier
 from .access import Actor, Purpose
 from .catalog import MediaKind, Recording, new_id
-from .custody import Action, canonical_json
-from .errors import InvalidInput, IntegrityError, NotFound
+from .custody import Action, CustodyEventRow, canonical_json
+from .errors import InvalidInput, IntegrityError, LedgerError, NotFound
+from .merkle import inclusion_proofs, leaf_hash, root_hash
 from .plaintext import private_dir, private_partial
 
 if TYPE_CHECKING:
@@ -393,8 +396,7 @@ def certificate_events(
     if not seqs:
         raise NotFound("no custody events for the exported recordings")
     items: list[dict[str, Any]] = []
-    for seq in sorted(seqs):
-        proof = vault.ledger.inclusion_proof(seq)
+    for seq, proof in _inclusion_proofs(vault, sorted(seqs)).items():
         event = json.loads(proof["entry"])["event"]
         form, view = _export_verifier.redact_event(event, seq, scope, export_seq)
         if form == "full":
@@ -403,6 +405,33 @@ def certificate_events(
         del proof["entry"]  # the leaf hash stands for it
         items.append({"disclosure": form, **proof, "event": view})
     return items
+
+
+def _inclusion_proofs(vault: Vault, seqs: Sequence[int]) -> dict[int, dict[str, Any]]:
+    """Inclusion proofs of events ``seqs`` (ascending) against one signed checkpoint, in the
+    form :meth:`CustodyLedger.inclusion_proof` gives, reading and hashing the tree once.
+
+    The ledger proves the last event itself (signing a checkpoint if none covers it yet, and
+    checking the stored tree against it); the rest share that checkpoint. Raises LedgerError
+    when a stored entry or leaf disagrees with the checkpoint.
+    """
+    anchor = vault.ledger.inclusion_proof(seqs[-1])
+    size = anchor["tree_size"]
+    with vault.sessions() as session:
+        leaves = [bytes.fromhex(h) for h in session.scalars(
+            select(CustodyEventRow.leaf_hash).where(CustodyEventRow.seq < size)
+            .order_by(CustodyEventRow.seq))]
+    if len(leaves) != size or root_hash(leaves).hex() != anchor["root_hash"]:
+        raise LedgerError(f"the stored tree does not match checkpoint {size}; run custody verify")
+    paths = inclusion_proofs(seqs, leaves)
+    proofs: dict[int, dict[str, Any]] = {}
+    for seq in seqs:
+        entry = vault.ledger.get(seq).entry
+        if leaf_hash(entry) != leaves[seq]:
+            raise LedgerError(f"custody event {seq} does not match its leaf; run custody verify", seq=seq)
+        proofs[seq] = {**anchor, "entry": entry.decode("utf-8"), "leaf_index": seq,
+                       "leaf_hash": leaves[seq].hex(), "proof": [h.hex() for h in paths[seq]]}
+    return proofs
 
 
 def _certificate(

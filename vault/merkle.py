@@ -17,7 +17,7 @@ Sizes are leaf counts and indexes are zero-based, as in the RFCs.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from .errors import LedgerError
 
@@ -67,6 +67,31 @@ def inclusion_proof(index: int, leaf_hashes: Sequence[bytes]) -> list[bytes]:
         level = _next_level(level)
         index >>= 1
     return proof
+
+
+def inclusion_proofs(indexes: Iterable[int], leaf_hashes: Sequence[bytes]) -> dict[int, list[bytes]]:
+    """The audit paths of several leaves of one tree, each as :func:`inclusion_proof` gives it.
+
+    The tree's levels are hashed once, so ``k`` proofs over ``n`` leaves cost O(n + k log n)
+    rather than O(k n) (a disclosure certificate proves every event of its items). Raises
+    LedgerError when an index is outside the tree.
+    """
+    size = len(leaf_hashes)
+    wanted = sorted(set(indexes))
+    if wanted and not (0 <= wanted[0] and wanted[-1] < size):
+        raise LedgerError(f"leaf indexes {wanted[0]}..{wanted[-1]} outside a tree of size {size}")
+    levels = [list(leaf_hashes)]
+    while len(levels[-1]) > 1:
+        levels.append(_next_level(levels[-1]))
+    proofs: dict[int, list[bytes]] = {}
+    for index in wanted:
+        proof, at = [], index
+        for level in levels[:-1]:
+            if at ^ 1 < len(level):
+                proof.append(level[at ^ 1])
+            at >>= 1
+        proofs[index] = proof
+    return proofs
 
 
 def consistency_proof(m: int, n: int, leaf_hashes: Sequence[bytes]) -> list[bytes]:
@@ -300,6 +325,7 @@ __all__ = [
     "CompactRange",
     "consistency_proof",
     "inclusion_proof",
+    "inclusion_proofs",
     "leaf_hash",
     "node_hash",
     "root_hash",

@@ -418,3 +418,22 @@ def test_root_of_100k_leaves_is_fast() -> None:
         compact.append(h)
     assert compact.root() == root
     assert elapsed < 1.0, f"root of 100k leaves took {elapsed:.2f}s"
+
+
+def test_inclusion_proofs_of_many_leaves_equal_one_at_a_time() -> None:
+    """Issue #11 finding 16 (the certificate proves every event of its items): the batched
+    audit paths are exactly RFC 9162's, for every leaf of trees of every shape up to 70 and a
+    few larger, and an index outside the tree is refused."""
+    import os
+
+    from vault.merkle import inclusion_proof, inclusion_proofs, root_hash, verify_inclusion
+
+    for n in [*range(1, 71), 255, 256, 257, 1000]:
+        leaves = [os.urandom(32) for _ in range(n)]
+        paths = inclusion_proofs(range(n), leaves)
+        root = root_hash(leaves)
+        for i in range(n):
+            assert paths[i] == inclusion_proof(i, leaves)
+        verify_inclusion(leaves[n - 1], n - 1, n, paths[n - 1], root)
+    with pytest.raises(LedgerError):
+        inclusion_proofs([3], [os.urandom(32)] * 3)
