@@ -185,6 +185,17 @@ class Settings(BaseSettings):
         default="Evidence vault", min_length=1, max_length=64,
         description="Web app: the name authenticator apps show beside the second-factor code.",
     )
+    web_oidc_client_secret: SecretStr | None = Field(
+        default=None,
+        description="Web app: the vault's client secret at the OpenID Connect provider "
+        "(oidc_issuer; the client id is oidc_audience). Set, the sign-in page offers sign-in "
+        "through the provider (authorization code flow with PKCE).",
+    )
+    web_public_url: str | None = Field(
+        default=None,
+        description="Web app: the address people reach the vault at (e.g. https://vault.example.org), "
+        "for the OpenID Connect redirect address; default: the address of each request.",
+    )
 
     # Derived locations: the embedded default keeps everything under ``home``.
     @property

@@ -15,6 +15,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
+from ._oidc import OidcClient
 from .routes import router
 
 STATIC = Path(__file__).parent / "static"
@@ -23,6 +24,7 @@ STATIC_PATH = "/static/web"
 
 def mount_web(app: FastAPI) -> None:
     """Add the web pages and their static assets to ``app`` (the API's routes are untouched)."""
+    app.state.web_oidc = OidcClient.from_settings(app.state.settings)  # None: passwords only
     app.include_router(router)
     app.mount(STATIC_PATH, StaticFiles(directory=STATIC), name="web-static")
 

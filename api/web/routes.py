@@ -31,8 +31,8 @@ from vault.access import Purpose
 from vault.catalog import Recording, Source
 from vault.config import Settings
 from vault.custody import Action
-from vault.errors import AccessDenied, InvalidInput, Unauthenticated
-from vault.identity import ANONYMOUS, Principal, User, log_denial_summaries
+from vault.errors import AccessDenied, InvalidInput, NotFound, Unauthenticated
+from vault.identity import ANONYMOUS, Principal, User, authenticate, log_denial_summaries
 from vault.policy import Permission, require, require_recording, visible_recordings
 from vault.search import RecordingQuery, search_recordings
 from vault.vault import Vault
@@ -42,6 +42,7 @@ from .._streaming import footage_response
 from ..deps import MAX_FIELD, MAX_PURPOSE, client_addr
 from ..schemas import UUID_PATTERN
 from . import _security as sec
+from ._oidc import PENDING_COOKIE, PENDING_MAX_AGE, PENDING_PATH, OidcClient, Pending
 from .uktime import format_uk, parse_uk, zone_name
 
 TEMPLATES = FilePath(__file__).parent / "templates"
@@ -179,7 +180,7 @@ def sign_in_form(request: Request, next: Annotated[str | None, Query(max_length=
     token = request.cookies.get(sec.csrf_cookie_name(settings)) or sec.new_csrf_token()
     response = page(request, "sign_in.html", {
         "csrf": token, "next": sec.safe_next(next), "signed_out": signed_out, "error": None,
-        "username": ""})
+        "username": "", "oidc": _oidc(request) is not None})
     sec.set_cookie(response, settings, sec.csrf_cookie_name(settings), token)
     return response
 
@@ -202,7 +203,7 @@ def sign_in(
         _refusal(vault, request, error, name=username.strip())
         return page(request, "sign_in.html", {
             "csrf": cookie, "next": target, "error": str(error), "signed_out": False,
-            "username": username}, status=401)
+            "username": username, "oidc": _oidc(request) is not None}, status=401)
     previous = _session(request)
     started = web_sessions.start_session(
         vault, found.user_id, Stage.SECOND_FACTOR if found.enrolled else Stage.ENROL,
@@ -288,6 +289,71 @@ def sign_in_enrol(
     next: Annotated[str | None, Form(max_length=2000)] = None,
 ) -> Response:
     return _second_factor(request, Stage.ENROL, csrf_token, code, next)
+
+
+def _oidc(request: Request) -> OidcClient | None:
+    client: OidcClient | None = getattr(request.app.state, "web_oidc", None)
+    return client
+
+
+@router.get("/sign-in/oidc")
+def oidc_start(request: Request,
+               next: Annotated[str | None, Query(max_length=2000)] = None) -> Response:
+    """Send the browser to the identity provider (vault/_oidc.py check 1)."""
+    client = _oidc(request)
+    if client is None:
+        raise NotFound("sign-in through an identity provider is not set up on this vault")
+    settings = _settings(request)
+    url, pending = client.start(client.redirect_uri(str(request.base_url)), sec.safe_next(next))
+    response = sec.redirect(url)
+    response.set_cookie(PENDING_COOKIE, pending.to_cookie(), max_age=PENDING_MAX_AGE,
+                        path=PENDING_PATH, httponly=True, samesite="lax",
+                        secure=settings.web_cookie_secure)
+    return response
+
+
+@router.get("/sign-in/oidc/callback")
+def oidc_callback(
+    request: Request,
+    code: Annotated[str | None, Query(max_length=4096)] = None,
+    state: Annotated[str | None, Query(max_length=256)] = None,
+    error: Annotated[str | None, Query(max_length=256)] = None,
+) -> Response:
+    """The provider's answer: exchange the code, let vault.identity decide who it is."""
+    client = _oidc(request)
+    if client is None:
+        raise NotFound("sign-in through an identity provider is not set up on this vault")
+    vault, settings = _vault(request), _settings(request)
+    pending = Pending.from_cookie(request.cookies.get(PENDING_COOKIE))
+    try:
+        id_token = client.finish(pending, state=state, code=code, error=error,
+                                 redirect_uri=client.redirect_uri(str(request.base_url)))
+    except Unauthenticated as refused:
+        _refusal(vault, request, refused, name=None)
+        raise
+    assert pending is not None  # finish refuses a missing one
+    # The same decision as for an API caller presenting this token (logged when refused).
+    principal = authenticate(vault, id_token, client_addr=client_addr(request),
+                             route=_route(request), throttle=request.app.state.denials,
+                             oidc=request.app.state.oidc)
+    try:
+        client.check_nonce(id_token, pending)
+    except Unauthenticated as refused:
+        _refusal(vault, request, refused, name=None, user_id=principal.user_id)
+        raise
+    previous = _session(request)
+    started = web_sessions.start_session(
+        vault, principal.user_id, Stage.SIGNED_IN,
+        absolute=dt.timedelta(hours=settings.web_session_absolute_hours),
+        client_addr=client_addr(request), replaces=previous.id if previous else None)
+    vault.ledger.record(SIGNED_IN, actor=principal.actor, object_ids=[principal.user_id],
+                        details={"session_id": started.session.id, "method": "oidc",
+                                 "issuer": client.issuer})
+    response = sec.redirect(sec.safe_next(pending.next_path))
+    sec.set_cookie(response, settings, sec.session_cookie_name(settings), started.token)
+    response.delete_cookie(PENDING_COOKIE, path=PENDING_PATH, httponly=True, samesite="lax",
+                           secure=settings.web_cookie_secure)
+    return response
 
 
 @router.post("/sign-out")

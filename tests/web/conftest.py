@@ -26,6 +26,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -124,19 +125,16 @@ def _populate(settings: Settings, tmp: Path) -> tuple[dict[str, str], dict[str, 
     return secrets, recordings, yesterday.strftime(UK_FMT), start.astimezone(UK).tzname() or ""
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    """A real ``evidence-vault serve`` (uvicorn, its own process) over a populated vault."""
-    tmp = tmp_path_factory.mktemp("web")
-    home = tmp / "home"
-    settings = Settings(home=home, segment_size=SEGMENT)
-    secrets, recordings, day, zone = _populate(settings, tmp)
-    port = free_port()
-    env = {**os.environ, "EVIDENCE_VAULT_HOME": str(home),
-           "EVIDENCE_VAULT_SEGMENT_SIZE": str(SEGMENT)}
+@contextmanager
+def run_serve(home: Path, port: int | None = None, **env: str) -> Iterator[str]:
+    """A real ``evidence-vault serve`` (uvicorn, its own process) on ``home``; yields its URL.
+    ``env``: more EVIDENCE_VAULT_* settings."""
+    port = port or free_port()
+    full = {**os.environ, "EVIDENCE_VAULT_HOME": str(home),
+            "EVIDENCE_VAULT_SEGMENT_SIZE": str(SEGMENT), **env}
     proc = subprocess.Popen(
         [sys.executable, "-m", "api", "serve", "--port", str(port), "--log-level", "warning"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        env=full, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -148,11 +146,22 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
                 if proc.poll() is not None or time.monotonic() > deadline:
                     raise AssertionError(f"server did not start: {proc.stderr.read()!r}")  # type: ignore[union-attr]
                 time.sleep(0.2)
-        yield Served(url=url, home=home, settings=settings, secrets=secrets,
-                     recordings=recordings, day=day, zone=zone)
+        yield url
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """A real ``evidence-vault serve`` over a populated vault."""
+    tmp = tmp_path_factory.mktemp("web")
+    home = tmp / "home"
+    settings = Settings(home=home, segment_size=SEGMENT)
+    secrets, recordings, day, zone = _populate(settings, tmp)
+    with run_serve(home) as url:
+        yield Served(url=url, home=home, settings=settings, secrets=secrets,
+                     recordings=recordings, day=day, zone=zone)
 
 
 @pytest.fixture(scope="module")
