@@ -200,6 +200,47 @@ def axe_source() -> str:
     return AXE.read_text()
 
 
+SHOTS = os.environ.get("EVIDENCE_VAULT_SCREENSHOTS")
+SERIOUS = ("serious", "critical")
+
+
+class Checked:
+    """A page under watch: CSP reports, console errors, off-site requests, footage headers."""
+
+    def __init__(self, context: Any, served: Served | Any) -> None:
+        self.page = context.new_page()
+        self.problems: list[str] = []
+        self.responses: list[Any] = []
+        self.page.on("console", self._console)
+        self.page.on("request", self._request)
+        self.page.on("response", lambda response: self.responses.append(response))
+        self.base: str = served.url
+
+    def _console(self, message: Any) -> None:
+        text = message.text
+        if message.type == "error" or "Content Security Policy" in text:
+            self.problems.append(f"console {message.type}: {text}")
+
+    def _request(self, request: Any) -> None:
+        if not request.url.startswith(self.base) and not request.url.startswith("data:"):
+            self.problems.append(f"off-site request: {request.url}")
+
+    def audit(self, name: str) -> None:
+        """axe-core on the page as it stands; a screenshot when asked for."""
+        self.page.wait_for_load_state("load")
+        result = self.page.evaluate(
+            "async () => { const r = await axe.run(document); return r.violations"
+            ".map(v => ({id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map("
+            "n => n.target.join(' ') + ': ' + (n.failureSummary || '').slice(0, 300))})); }")
+        bad = [v for v in result if v["impact"] in SERIOUS]
+        assert bad == [], f"{name}: axe-core found {bad}"
+        assert self.problems == [], f"{name}: {self.problems}"
+        if SHOTS:
+            Path(SHOTS).mkdir(parents=True, exist_ok=True)
+            self.page.screenshot(path=str(Path(SHOTS) / f"{name}.png"), full_page=True)
+
+
+
 def csrf_of(html: str) -> str:
     """The CSRF token of the first form on a page."""
     match = re.search(r'name="csrf_token" value="([^"]+)"', html)

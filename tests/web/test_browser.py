@@ -8,56 +8,16 @@ With ``EVIDENCE_VAULT_SCREENSHOTS`` set to a folder, each page is photographed i
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.web.conftest import PASSWORD, Served
+from tests.web.conftest import PASSWORD, Checked, Served
 from vault.custody import Action
 
 pytestmark = pytest.mark.slow
 
-SHOTS = os.environ.get("EVIDENCE_VAULT_SCREENSHOTS")
-SERIOUS = ("serious", "critical")
-
-
-class Checked:
-    """A page under watch: CSP reports, console errors, off-site requests, footage headers."""
-
-    def __init__(self, context: Any, served: Served) -> None:
-        self.page = context.new_page()
-        self.problems: list[str] = []
-        self.responses: list[Any] = []
-        self.page.on("console", self._console)
-        self.page.on("request", self._request)
-        self.page.on("response", lambda response: self.responses.append(response))
-        self.base = served.url
-
-    def _console(self, message: Any) -> None:
-        text = message.text
-        if message.type == "error" or "Content Security Policy" in text:
-            self.problems.append(f"console {message.type}: {text}")
-
-    def _request(self, request: Any) -> None:
-        if not request.url.startswith(self.base) and not request.url.startswith("data:"):
-            self.problems.append(f"off-site request: {request.url}")
-
-    def audit(self, name: str) -> None:
-        """axe-core on the page as it stands; a screenshot when asked for."""
-        self.page.wait_for_load_state("load")
-        result = self.page.evaluate(
-            "async () => { const r = await axe.run(document); return r.violations"
-            ".map(v => ({id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map("
-            "n => n.target.join(' ') + ': ' + (n.failureSummary || '').slice(0, 300))})); }")
-        bad = [v for v in result if v["impact"] in SERIOUS]
-        assert bad == [], f"{name}: axe-core found {bad}"
-        assert self.problems == [], f"{name}: {self.problems}"
-        if SHOTS:
-            Path(SHOTS).mkdir(parents=True, exist_ok=True)
-            self.page.screenshot(path=str(Path(SHOTS) / f"{name}.png"), full_page=True)
 
 
 @pytest.fixture

@@ -19,8 +19,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import on_ci
-from tests.web.conftest import OPERATOR, ORG, free_port, run_serve
-from tests.web.test_browser import Checked
+from tests.web.conftest import OPERATOR, ORG, Checked, free_port, run_serve
 from vault import identity
 from vault.access import Role
 from vault.config import Settings
@@ -82,6 +81,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 def _through_provider(checked: Checked, world: World, login: str) -> Any:
     page = checked.page
     page.goto(world.url + "/sign-in")
+    checked.audit("sign-in-with-provider")  # axe-core and CSP on the page with the button
     page.click("#sign-in-oidc")
     page.wait_for_url(world.issuer + "/**")
     page.fill("input[name=login]", login)
@@ -95,8 +95,9 @@ def _through_provider(checked: Checked, world: World, login: str) -> Any:
 
 
 @pytest.fixture
-def context(browser: Any) -> Iterator[Any]:
+def context(browser: Any, axe_source: str) -> Iterator[Any]:
     ctx = browser.new_context()
+    ctx.add_init_script(script=axe_source)
     try:
         yield ctx
     finally:
@@ -106,8 +107,7 @@ def context(browser: Any) -> Iterator[Any]:
 def test_an_officer_signs_in_through_the_organisations_provider(context: Any, world: World) -> None:
     """Issue #12: sign-in through a real OpenID provider (code flow, PKCE): the linked account
     lands on the search page with a session cookie, logged as ``web.signed_in`` (oidc)."""
-    checked = Checked(context, world)  # type: ignore[arg-type]
-    checked.base = world.url
+    checked = Checked(context, world)
     page = _through_provider(checked, world, "asb-at-idp")
     assert page.url == world.url + "/find", page.url
     assert page.inner_text(".ev-sign-out").split() == ["Sign", "out", "asb"]
@@ -119,7 +119,7 @@ def test_an_officer_signs_in_through_the_organisations_provider(context: Any, wo
 def test_an_account_nobody_linked_is_refused_and_logged(context: Any, world: World) -> None:
     """Issue #12: a provider account no administrator linked to a vault user (here one whose
     name matches a vault user's) signs nobody in: a 401 page and an ``access_denied`` event."""
-    checked = Checked(context, world)  # type: ignore[arg-type]
+    checked = Checked(context, world)
     page = _through_provider(checked, world, "asb_oak")
     assert "/sign-in/oidc/callback" in page.url
     assert "Sign in again" in page.content()
