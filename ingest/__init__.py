@@ -5,6 +5,7 @@ uploads, through a durable local spool, into the vault.
 
 Start with :class:`Agent` (``evidence-vault ingest run``) or :func:`ingest_files`
 (``evidence-vault ingest file``); the agents file is described in ``ingest/config.py``.
+Past footage is pulled from a site's NVR with :func:`pull` (``evidence-vault ingest pull``).
 """
 
 from .agent import Agent, agent_spool_dir, read_status
@@ -13,7 +14,9 @@ from .config import (
     AgentOptions,
     AgentsFile,
     DockSourceConfig,
+    MediamtxNvrConfig,
     NvrHttpSourceConfig,
+    OnvifNvrConfig,
     RtspSourceConfig,
     UploadSourceConfig,
     load_agents_file,
@@ -24,6 +27,9 @@ from .errors import (
     ChecksumMismatch,
     IngestError,
     NotMedia,
+    NvrAuthFailed,
+    NvrError,
+    NvrUnreachable,
     OriginRefused,
     SourceError,
     SpoolError,
@@ -33,6 +39,7 @@ from .errors import (
 from .nvr_http import NvrHttpSource
 from .pipeline import CRASH_ENV, CrashPoint, Pipeline
 from .probe import MediaInfo, probe
+from .pull import Gap, GapReason, PulledPiece, PullProgress, PullReport, pull
 from .rtsp import RtspSource
 from .sources import Source, SourceContext
 from .spool import ItemState, Spool, SpoolItem, inspect_spool
@@ -49,14 +56,24 @@ __all__ = [
     "CrashPoint",
     "DockSource",
     "DockSourceConfig",
+    "Gap",
+    "GapReason",
     "IngestError",
     "ItemState",
     "MediaInfo",
+    "MediamtxNvrConfig",
     "NotMedia",
+    "NvrAuthFailed",
+    "NvrError",
     "NvrHttpSource",
     "NvrHttpSourceConfig",
+    "NvrUnreachable",
+    "OnvifNvrConfig",
     "OriginRefused",
     "Pipeline",
+    "PullProgress",
+    "PullReport",
+    "PulledPiece",
     "RtspSource",
     "RtspSourceConfig",
     "Source",
@@ -76,5 +93,6 @@ __all__ = [
     "inspect_spool",
     "load_agents_file",
     "probe",
+    "pull",
     "read_status",
 ]

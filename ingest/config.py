@@ -30,6 +30,17 @@ Example (``agents.toml``)::
     path = "/srv/dock"
     layout = "{device}/{wearer}/{file}"
 
+    [[nvrs]]                         # NVRs asked for past footage (``ingest pull``)
+    id = "nvr-north"
+    kind = "mediamtx"                # or "onvif" (Profile G)
+    site = "Northgate Estate"
+    url = "http://10.0.0.40:9996"    # mediamtx's playback server
+    credentials = "env:NVR_NORTH"    # "user:password"
+    cameras = { "cam-03" = "bin-store-1" }   # vault camera id -> the NVR's name for it
+
+``[[nvrs]]`` are not run by the agent: nothing is fetched from them until someone asks for a
+window (``evidence-vault ingest pull``, ``POST /ingest/pulls``; see docs/nvr-pull.md).
+
 Credentials are never written in the file: ``credentials`` is a reference, ``env:NAME`` (an
 environment variable) or ``file:/path`` (a file holding the secret), resolved when the agent
 starts. Every field is described below in its model; unknown fields are refused so that a typo
@@ -284,6 +295,69 @@ class UploadSourceConfig(_SourceBase):
         return SourceKind.UPLOAD
 
 
+class _NvrBase(_SourceBase):
+    site: str = Field(
+        description="Site or estate the NVR records; pulled footage is filed there, and its "
+        "organisation (vault.sites) decides who may pull from it."
+    )
+    cameras: dict[Annotated[str, Field(pattern=_ID_PATTERN)], str] = Field(
+        min_length=1,
+        description="Vault camera id -> the NVR's name for that camera (a mediamtx path, an "
+        "ONVIF recording token). Only these cameras can be pulled, and pulled footage is "
+        "filed under the vault camera id.",
+    )
+    timeout_s: float = Field(default=30.0, gt=0, description="Timeout of each request.")
+    verify_tls: bool = Field(default=True, description="Check the NVR's TLS certificate.")
+    max_attempts: int = Field(
+        default=5, ge=1, description="Attempts per piece when the connection drops."
+    )
+    piece_seconds: float = Field(
+        default=300.0,
+        ge=1,
+        le=3600,
+        description="A window is fetched and stored in pieces of at most this long, so a "
+        "dropped connection costs at most one piece.",
+    )
+    max_window_hours: float = Field(
+        default=24.0, gt=0, description="Longest window one pull may ask for."
+    )
+
+    @field_validator("url", check_fields=False)
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("url must start with http:// or https://")
+        if "@" in value.split("://", 1)[1].split("/", 1)[0]:
+            raise ValueError("put credentials in 'credentials', not in the URL")
+        return value
+
+    @property
+    def vault_kind(self) -> SourceKind:
+        return SourceKind.CCTV
+
+
+class MediamtxNvrConfig(_NvrBase):
+    """A mediamtx recorder's playback server (``/list`` and ``/get``; ingest/nvr/mediamtx.py)."""
+
+    kind: Literal["mediamtx"]
+    url: str = Field(description="http(s):// URL of the playback server, e.g. http://nvr:9996.")
+
+
+class OnvifNvrConfig(_NvrBase):
+    """An ONVIF Profile G NVR: recording search and RTSP replay (ingest/nvr/onvif.py)."""
+
+    kind: Literal["onvif"]
+    url: str = Field(
+        description="http(s):// URL of the device service, e.g. http://nvr/onvif/device_service."
+    )
+
+
+NvrConfig = Annotated[
+    Union[MediamtxNvrConfig, OnvifNvrConfig],
+    Field(discriminator="kind"),
+]
+
+
 SourceConfig = Annotated[
     Union[RtspSourceConfig, NvrHttpSourceConfig, DockSourceConfig, UploadSourceConfig],
     Field(discriminator="kind"),
@@ -295,11 +369,12 @@ class AgentsFile(_Model):
 
     agent: AgentOptions = Field(default_factory=AgentOptions)
     sources: list[SourceConfig] = Field(default_factory=list)
+    nvrs: list[NvrConfig] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _unique_ids(self) -> AgentsFile:
         seen: set[str] = set()
-        for source in self.sources:
+        for source in [*self.sources, *self.nvrs]:
             if source.id in seen:
                 raise ValueError(f"source id {source.id!r} is used twice")
             seen.add(source.id)
@@ -311,6 +386,14 @@ class AgentsFile(_Model):
             if source.id == source_id:
                 return source
         raise AgentsFileError(f"no source {source_id!r} in the agents file")
+
+    def nvr(self, nvr_id: str) -> NvrConfig:
+        """The NVR named ``nvr_id``. Raises AgentsFileError listing the NVRs there are."""
+        for nvr in self.nvrs:
+            if nvr.id == nvr_id:
+                return nvr
+        known = ", ".join(n.id for n in self.nvrs) or "none: add an [[nvrs]] table"
+        raise AgentsFileError(f"no NVR {nvr_id!r} in the agents file (NVRs: {known})")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, origin: str = "agents file") -> AgentsFile:
@@ -381,7 +464,10 @@ __all__ = [
     "AgentOptions",
     "AgentsFile",
     "DockSourceConfig",
+    "MediamtxNvrConfig",
+    "NvrConfig",
     "NvrHttpSourceConfig",
+    "OnvifNvrConfig",
     "RtspSourceConfig",
     "SourceConfig",
     "UploadSourceConfig",

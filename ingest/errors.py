@@ -17,8 +17,12 @@ Messages name the source, the spool item or the file, never credentials.
             │                     writer came back); it is offered again once it settles
             ├── ChecksumMismatch  (also IntegrityError) a download differs from the checksum
             │                     its source offered
-            └── OriginRefused     a URL or redirect pointed away from the source's own origin;
-                                  nothing was sent there
+            ├── OriginRefused     a URL or redirect pointed away from the source's own origin;
+            │                     nothing was sent there
+            └── NvrError          an NVR asked for past footage (ingest/pull.py) answered
+                │                 badly: an HTTP or SOAP error, a listing it cannot explain
+                ├── NvrUnreachable  the NVR does not answer (down, wrong address, firewall)
+                └── NvrAuthFailed   the NVR refused the vault's credentials for it
 """
 
 from __future__ import annotations
@@ -82,11 +86,28 @@ class OriginRefused(SourceError):
     reached the other host (issue #11 finding 5)."""
 
 
+class NvrError(SourceError):
+    """An NVR asked for past footage answered with an error; ``source_id`` names the NVR."""
+
+
+class NvrUnreachable(NvrError):
+    """The NVR did not answer at all (connection refused, timed out, name unknown); nothing
+    was pulled."""
+
+
+class NvrAuthFailed(NvrError):
+    """The NVR refused the credentials the agents file gives for it (HTTP 401/403, a SOAP
+    ``NotAuthorized`` fault); nothing was pulled."""
+
+
 __all__ = [
     "AgentsFileError",
     "ChecksumMismatch",
     "IngestError",
     "NotMedia",
+    "NvrAuthFailed",
+    "NvrError",
+    "NvrUnreachable",
     "OriginRefused",
     "SourceChanged",
     "SourceError",

@@ -220,7 +220,11 @@ class Pipeline:
             "time_basis": item.time_basis,
         }
         details.update(
-            {k: v for k, v in item.meta.items() if k in ("wearer", "camera", "clip_id", "partial")}
+            {
+                k: v
+                for k, v in item.meta.items()
+                if k in ("wearer", "camera", "clip_id", "partial", "pull")
+            }
         )
         assert item.captured_start is not None  # probed items always have one
         with self.spool.path_of(item).open("rb") as stream:
@@ -240,6 +244,8 @@ class Pipeline:
                 device_time=item.device_time,
                 clock_offset_ms=details["clock_offset_ms"],
                 clock_flagged=details["clock_flagged"],
+                # Footage pulled from an NVR records what was asked for, of whom, by whom.
+                provenance=item.meta.get("pull"),
             )
         self._crash_point(CrashPoint.AFTER_CATALOG)
         # A recording this item made (now, or before a crash) carries the item's receipt

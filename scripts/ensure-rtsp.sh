@@ -19,7 +19,9 @@ if [[ -n "${EVIDENCE_VAULT_MEDIAMTX_BIN:-}" && -x "${EVIDENCE_VAULT_MEDIAMTX_BIN
     echo "$EVIDENCE_VAULT_MEDIAMTX_BIN"
     exit 0
 fi
-if [[ -x "$TARGET" ]] && [[ "$(cat "$TARGET.version" 2>/dev/null)" == "$MEDIAMTX_VERSION" ]]; then
+# The build carries one upstream fix (below); the marker names it, so older builds are redone.
+BUILD_ID="$MEDIAMTX_VERSION+playback-auth-fix"
+if [[ -x "$TARGET" ]] && [[ "$(cat "$TARGET.version" 2>/dev/null)" == "$BUILD_ID" ]]; then
     echo "$TARGET"
     exit 0
 fi
@@ -48,9 +50,13 @@ chmod -R u+w "$work"
 [[ -f "$work/internal/servers/hls/hls.min.js" ]] || echo "/* hls.js not bundled */" \
     > "$work/internal/servers/hls/hls.min.js"
 [[ -f "$work/internal/core/VERSION" ]] || echo "$MEDIAMTX_VERSION" > "$work/internal/core/VERSION"
+# Upstream fix bluenviron/mediamtx#4966 (issue #4960), released after v1.12.3 in versions the
+# Go proxy here does not serve: the playback server (NVR pull tests, ingest/nvr/mediamtx.py)
+# panicked and exited on a request with wrong credentials instead of answering 401.
+sed -i 's/err\.(\*auth\.Error)\.Message/err.(auth.Error).Message/' "$work/internal/playback/server.go"
 
 mkdir -p "$BIN_DIR"
 (cd "$work" && CGO_ENABLED=0 GOFLAGS=-buildvcs=false "$GO" build -trimpath -o "$TARGET.tmp" .)
 mv "$TARGET.tmp" "$TARGET"
-echo "$MEDIAMTX_VERSION" > "$TARGET.version"
+echo "$BUILD_ID" > "$TARGET.version"
 echo "$TARGET"

@@ -1,0 +1,25 @@
+"""NVR clients for pulling past footage (ingest/pull.py): one module per kind of NVR.
+
+- ``mediamtx``: mediamtx's recorder and playback server (``/list``, ``/get``), mediamtx.py.
+- ``onvif``: ONVIF Profile G recording search and RTSP replay, onvif.py.
+
+:func:`open_nvr` builds the client an agents-file ``[[nvrs]]`` entry names; every client meets
+:class:`~ingest.nvr.base.Nvr`.
+"""
+
+from __future__ import annotations
+
+from ..config import MediamtxNvrConfig, NvrConfig
+from ..errors import AgentsFileError
+from .base import Fetch, Listing, Nvr, Span
+from .mediamtx import MediamtxNvr
+
+
+def open_nvr(config: NvrConfig) -> Nvr:
+    """The client for ``config``'s kind of NVR. Raises AgentsFileError (credentials)."""
+    if isinstance(config, MediamtxNvrConfig):
+        return MediamtxNvr(config)
+    raise AgentsFileError(f"NVR {config.id}: kind {config.kind!r} cannot be pulled from yet")
+
+
+__all__ = ["Fetch", "Listing", "MediamtxNvr", "Nvr", "Span", "open_nvr"]
