@@ -353,7 +353,7 @@ def drill_full_disk(base: Path, args: argparse.Namespace) -> Result:
         with ballast.open("wb") as f:
             # Room for one spool copy above the floor, not for its vault copy as well: the
             # store's write and the catalog's commit run out of space (ENOSPC).
-            left = shutil.disk_usage(disk).free - int(args.max_mb * 1.2 * MB)
+            left = shutil.disk_usage(disk).free - int(args.max_mb * 1.6 * MB)
             while left > 0:
                 f.write(b"\0" * min(left, 1 << 20))
                 left -= 1 << 20
@@ -511,12 +511,18 @@ def main() -> int:
     parser.add_argument("--kills", type=int, default=12, help="kill -9s in the kill drill")
     parser.add_argument("--outage-s", type=float, default=10.0, help="each store outage, s")
     parser.add_argument("--drills", default=",".join(DRILLS), help="comma-separated subset")
+    parser.add_argument("--keep", type=Path, help="work in this new folder and keep it (logs)")
     args = parser.parse_args()
     chosen = [d.strip() for d in args.drills.split(",") if d.strip()]
     runners = {"kill": drill_kill, "full-disk": drill_full_disk, "store": drill_store,
                "growing": drill_growing}
     results: list[Result] = []
-    with tempfile.TemporaryDirectory(prefix="fault-drill-") as tmp:
+    with contextlib.ExitStack() as stack:
+        if args.keep:
+            args.keep.mkdir(parents=True)
+            tmp = str(args.keep)
+        else:
+            tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="fault-drill-"))
         for name in chosen:
             started = time.monotonic()
             result = runners[name](Path(tmp) / name, args)

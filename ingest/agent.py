@@ -36,6 +36,7 @@ import json
 import logging
 import os
 import random
+import shutil
 import signal
 import sqlite3
 import threading
@@ -131,6 +132,7 @@ class Agent:
         self._held: dict[str, float] = {}
         self._degraded = threading.Event()  # the store or the disk failed; probe them
         self._outage_seen = False  # a probe failed since: its recovery wakes waiting items
+        self._last_wake = float("-inf")
         self._last_sweep = 0.0
         self._threads: list[threading.Thread] = []
         self._started = utcnow()
@@ -257,6 +259,17 @@ class Agent:
             return False
         if not self.spool.above_floor(0):
             return False
+        root = getattr(self.vault.store, "root", None)
+        if isinstance(root, Path):
+            # A local store answers a 5-byte probe long before it has room for footage:
+            # wait until the smallest waiting item fits as well.
+            sizes = [i.size for i in self.spool.pending() if i.attempts]
+            try:
+                free = shutil.disk_usage(root).free
+            except OSError:
+                return False
+            if sizes and free < min(sizes) + self.spool.min_free_bytes:
+                return False
         self._store.update(ok=True, last_error=None)
         return True
 
@@ -296,14 +309,18 @@ class Agent:
         while not self._abort.is_set():
             try:
                 if self._degraded.is_set():
-                    # Wake items only after an outage the probe itself saw end; a failure
-                    # the probe never sees (a bad file) keeps its own back-off.
                     if not self._healthy_now():
                         self._outage_seen = True
                     else:
                         self._degraded.clear()
-                        if self._outage_seen:
+                        # A failure the probe cannot see (one bad key, a full catalog disk
+                        # with the store elsewhere) must not turn into a retry every probe:
+                        # without an outage the probe saw end, wake at most every half
+                        # retry_max_s and let the back-off do the rest.
+                        quiet = self.options.retry_max_s / 2
+                        if self._outage_seen or time.monotonic() - self._last_wake >= quiet:
                             self._outage_seen = False
+                            self._last_wake = time.monotonic()
                             self.wake_waiting()
                 undone = self.spool.clean_incoming()
                 if undone:
