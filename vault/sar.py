@@ -436,7 +436,9 @@ def record_disclosure(
                                    "outside_windows": outside}
         vault.ledger.append(
             session, DISCLOSED, actor=actor, reference=sar.reference,
-            recipient=sar.requester_name, object_ids=ids,
+            # The permanent log names the requester by the request only: their name stays in the
+            # request's row, which can be erased when the request's own retention ends.
+            recipient=f"the requester of {sar.reference}", object_ids=ids,
             hashes={r.id: r.sha256 for r in recordings}, details=details,
         )
     vault.checkpoint_if_due()
