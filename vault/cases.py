@@ -217,7 +217,9 @@ def link_recording(
                     linked_at=vault.clock(),
                 )
                 session.add(existing)
-                added.append(recording if rid == recording.id else session.get(Recording, rid))
+                linked = recording if rid == recording.id else session.get(Recording, rid)
+                assert linked is not None  # an origin row names an existing recording (FK)
+                added.append(linked)
             link = link or existing
         assert link is not None
         if not added:

@@ -43,7 +43,17 @@ import enum
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from sqlalchemy import ColumnElement, and_, exists, false, or_, select, true, union_all
+from sqlalchemy import (
+    ColumnElement,
+    SQLColumnExpression,
+    and_,
+    exists,
+    false,
+    or_,
+    select,
+    true,
+    union_all,
+)
 from sqlalchemy.orm import Session, aliased
 
 from .access import Role
@@ -199,7 +209,9 @@ def member_case_ids(principal: Principal):  # type: ignore[no-untyped-def]
     )
 
 
-def in_organisation(principal: Principal, organisation: ColumnElement[str | None]) -> ColumnElement[bool]:
+def in_organisation(
+    principal: Principal, organisation: SQLColumnExpression[str | None]
+) -> ColumnElement[bool]:
     """True where ``organisation`` is the principal's, or NULL: a source, hold or SAR made
     before the vault knew organisations, which in a single-organisation vault is everyone's
     (``settings.organisation`` unset; see docs/organisations.md)."""
@@ -207,7 +219,8 @@ def in_organisation(principal: Principal, organisation: ColumnElement[str | None
 
 
 def _original_visible(
-    principal: Principal, recording_id: ColumnElement[str], source_id: ColumnElement[str], *,
+    principal: Principal, recording_id: SQLColumnExpression[str],
+    source_id: SQLColumnExpression[str], *,
     scoped: bool,
 ) -> ColumnElement[bool]:
     """Whether an *original* recording (identified by these columns) is the principal's to see:
