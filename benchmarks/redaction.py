@@ -19,10 +19,11 @@ in the same run, and measured against the clip's exact ground truth:
 - **visible**: share of ground-truth face boxes whose detail survives in the output
   (:func:`redaction.synthetic.face_visibility` above 0.3);
 - **cover**: share of the frame visibly changed (the 5x5 mean absolute grey difference
-  between the decoded input and the output above ``CHANGED`` levels, at half resolution);
+  between the decoded input and the output above ``CHANGED_LEVEL``, at half resolution:
+  :func:`redaction.synthetic.changed_map`);
 - **spill**: the share of the frame *away from every face* (outside each face box grown by
-  its own width and height on every side) that is visibly changed: blurred bodies, hands,
-  background. A redaction that blurs everything leaves no face visible; spill is its
+  its own width and height on every side) that is visibly changed
+  (:func:`redaction.synthetic.spill`): blurred bodies, hands, background. A redaction that blurs everything leaves no face visible; spill is its
   counterweight;
 - **mask/face**: median over masked face boxes of the changed region around the face (the
   connected changed area touching the box, shared equally among the faces it touches),
@@ -50,7 +51,6 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -67,6 +67,8 @@ from redaction.synthetic import (  # noqa: E402
     Camera,
     Clip,
     Face,
+    away_map,
+    changed_map,
     circle,
     face_visibility,
     linear,
@@ -77,8 +79,6 @@ from redaction.synthetic import (  # noqa: E402
 )
 
 VISIBLE = 0.3
-#: Grey levels of mean difference (5x5, half resolution) that count as visibly changed.
-CHANGED = 10.0
 W, H, FPS = 1920, 1080, 25
 
 
@@ -206,19 +206,9 @@ def measure(clip: Clip, output: Path, seconds: float) -> Score:
             score.boxes += 1
             if face_visibility(pristine, b, box) > VISIBLE:
                 score.visible += 1
-        half = (a.shape[1] // 2, a.shape[0] // 2)
-        ga = cv2.cvtColor(cv2.resize(a, half, interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY)
-        gb = cv2.cvtColor(cv2.resize(b, half, interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY)
-        diff = cv2.blur(cv2.absdiff(ga, gb).astype(np.float32), (5, 5))
-        changed = (diff > CHANGED).astype(np.uint8)
-        away = np.ones_like(changed)
-        half_boxes = []
-        for _, box in clip.gt[i]:
-            x0, y0, x1, y1 = (v / 2 for v in box)
-            bw, bh = x1 - x0, y1 - y0
-            away[max(0, math.floor(y0 - bh)):max(0, math.ceil(y1 + bh)),
-                 max(0, math.floor(x0 - bw)):max(0, math.ceil(x1 + bw))] = 0
-            half_boxes.append((x0, y0, x1, y1))
+        changed = changed_map(a, b)
+        away = away_map(changed.shape[:2], [box for _, box in clip.gt[i]])
+        half_boxes = [tuple(v / 2 for v in box) for _, box in clip.gt[i]]
         score.changed += float(changed.sum())
         score.area += changed.size
         score.changed_away += float((changed & away).sum())

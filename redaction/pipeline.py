@@ -257,16 +257,15 @@ class _PlanMasks:
         self._active: list[TrackPlan] = []
         self._pos = 0
 
-    def __call__(self, index: int) -> list[IntBox]:
+    def __call__(self, index: int) -> tuple[list[IntBox], list[IntBox]]:
+        """(track boxes, manual boxes) to mask on frame ``index``."""
         while self._pos < len(self._pending) and self._pending[self._pos].start <= index:
             self._active.append(self._pending[self._pos])
             self._pos += 1
         self._active = [t for t in self._active if t.end >= index]
         out = [b for t in self._active if (b := t.box_at(index)) is not None]
-        for m in self._plan.manual:
-            if (b := m.box_at(index)) is not None:
-                out.append(b)
-        return out
+        manual = [b for m in self._plan.manual if (b := m.box_at(index)) is not None]
+        return out, manual
 
 
 class _PlanBuilder:
@@ -404,14 +403,15 @@ def _run(source: Path, *, detection: _Detection | None, plan_masks: _PlanMasks |
                 if builder is not None:
                     builder.add(index, frame.time, mboxes)
                 boxes: list[IntBox] = [m.box for m in mboxes]
+                manual: list[IntBox] = []
             elif plan_masks is not None:
-                boxes = plan_masks(index)
+                boxes, manual = plan_masks(index)
             else:
-                boxes = []
+                boxes, manual = [], []
             if writer_factory is not None and masker is not None:
                 if writer is None:
                     writer = writer_factory(frame)
-                masker(frame.image, boxes)
+                masker(frame.image, boxes, manual)
                 writer.write(frame.image, frame.time)
             last_time = frame.time
             window.release(index)

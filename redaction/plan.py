@@ -1,12 +1,15 @@
 """The redaction plan: what to mask, where, on which frames, and what to do with the audio.
 
-Format ``evidence-vault/redaction-plan``, version 1: a JSON object
+Format ``evidence-vault/redaction-plan``, version 2: a JSON object
 
-- ``schema``, ``version``: ``"evidence-vault/redaction-plan"``, ``1``.
+- ``schema``, ``version``: ``"evidence-vault/redaction-plan"``, ``2`` (version 1 plans are
+  read as they were written: see ``mask.shape``).
 - ``source``: the recording it was made for (``name``, ``sha256``, ``width``, ``height``,
   ``frame_count``, ``fps`` as ``"num/den"``, ``duration`` s). Rendering refuses other footage.
-- ``mask``: ``style`` (``blur`` | ``pixelate`` | ``solid``) and ``strength`` 1-10 (higher
-  leaves less detail).
+- ``mask``: ``style`` (``blur`` | ``pixelate`` | ``solid``), ``strength`` 1-10 (higher
+  leaves less detail) and ``shape`` of a track's mask: ``ellipse`` (version 2's default: the
+  ellipse inscribed in each box, the shape of a head) or ``box`` (the whole rectangle; what a
+  version 1 plan, which has no ``shape``, always meant). Manual boxes are always rectangles.
 - ``caption``: text burned into every frame (``null``: none), e.g. a reference and
   ``REDACTED COPY``.
 - ``tracks``: detected faces. ``id`` (>= 1), ``start`` (first frame), ``boxes`` - one entry
@@ -37,7 +40,7 @@ import re
 from enum import Enum
 from fractions import Fraction
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -49,6 +52,7 @@ __all__ = [
     "AudioEdit",
     "Keyframe",
     "ManualBox",
+    "MaskShape",
     "MaskSpec",
     "MaskStyle",
     "RedactionPlan",
@@ -60,7 +64,9 @@ __all__ = [
 ]
 
 PLAN_SCHEMA = "evidence-vault/redaction-plan"
-PLAN_VERSION = 1
+PLAN_VERSION: Final = 2
+#: Versions this software reads. Version 1 has no ``mask.shape``: its masks are rectangles.
+READ_VERSIONS = (1, 2)
 
 IntBox = tuple[int, int, int, int]
 NonNeg = Annotated[int, Field(ge=0)]
@@ -79,11 +85,19 @@ class MaskStyle(str, Enum):
     SOLID = "solid"
 
 
+class MaskShape(str, Enum):
+    """The shape a track's mask takes within its box."""
+
+    ELLIPSE = "ellipse"
+    BOX = "box"
+
+
 class MaskSpec(_Model):
-    """Mask style and strength (1-10; higher keeps less detail)."""
+    """Mask style, strength (1-10; higher keeps less detail) and the shape of track masks."""
 
     style: MaskStyle = MaskStyle.BLUR
     strength: int = Field(default=8, ge=1, le=10)
+    shape: MaskShape = MaskShape.ELLIPSE
 
 
 class SourceInfo(_Model):
@@ -231,7 +245,7 @@ class RedactionPlan(_Model):
 
     schema_: Literal["evidence-vault/redaction-plan"] = Field(
         default="evidence-vault/redaction-plan", alias="schema")
-    version: Literal[1] = 1
+    version: Literal[1, 2] = PLAN_VERSION
     source: SourceInfo
     mask: MaskSpec = MaskSpec()
     caption: str | None = Field(default=None, max_length=200)
@@ -240,6 +254,17 @@ class RedactionPlan(_Model):
     audio: list[AudioEdit] = Field(default_factory=list)
     review: list[ReviewSpan] = Field(default_factory=list)
     parameters: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _version_1_masks_are_boxes(cls, data: Any) -> Any:
+        # A version 1 plan was reviewed, hashed and rendered with rectangular masks: read it
+        # so, or the same plan would hide less than it did when it was approved.
+        if isinstance(data, dict) and data.get("version") == 1:
+            mask = data.get("mask")
+            if mask is None or (isinstance(mask, dict) and "shape" not in mask):
+                data = {**data, "mask": {**(mask or {}), "shape": MaskShape.BOX.value}}
+        return data
 
     @model_validator(mode="after")
     def _consistent(self) -> RedactionPlan:
@@ -303,9 +328,10 @@ class RedactionPlan(_Model):
             raise PlanError("plan must be a JSON object")
         if data.get("schema") != PLAN_SCHEMA:
             raise PlanError(f"not a redaction plan (schema must be {PLAN_SCHEMA!r})")
-        if data.get("version") != PLAN_VERSION:
+        if data.get("version") not in READ_VERSIONS:
             raise PlanError(f"unsupported plan version {data.get('version')!r} "
-                            f"(this software reads version {PLAN_VERSION})")
+                            f"(this software reads versions "
+                            f"{', '.join(str(v) for v in READ_VERSIONS)})")
         try:
             return cls.model_validate(data)
         except ValidationError as exc:

@@ -1,8 +1,9 @@
 """Masking frames, burning in the caption, and what a render reports.
 
-Masks are axis-aligned rectangles (the tracker already pads them); a rectangle hides the
-corners of a face that an ellipse would leave. Each style destroys the detail inside the box
-rather than hiding it reversibly:
+A track's mask is the ellipse inscribed in its box (``MaskShape.ELLIPSE``, the shape of a
+head: the tracker sizes the box so that the ellipse covers the head) or the whole box
+(``MaskShape.BOX``, version 1 plans); manual boxes are always whole rectangles. Each style
+destroys the detail inside the mask rather than hiding it reversibly:
 
 - ``blur``: the box is shrunk to a few cells (``12 - strength`` across its longer side) and
   smoothly enlarged again, then smoothed twice with a box filter a cell wide - no feature
@@ -15,14 +16,15 @@ Everything is integer arithmetic on the same inputs, so rendering a plan is dete
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import cv2
 import numpy as np
 import numpy.typing as npt
 
-from redaction.plan import MaskSpec, MaskStyle
+from redaction.plan import MaskShape, MaskSpec, MaskStyle
 
 __all__ = ["FrameMasker", "RenderResult", "apply_mask", "burn_caption"]
 
@@ -34,31 +36,51 @@ def _cells(strength: int) -> int:
     return max(2, 12 - strength)
 
 
-def apply_mask(image: Image, box: IntBox, spec: MaskSpec) -> None:
-    """Hide ``box`` of ``image`` (BGR, changed in place) in the style of ``spec``."""
+def _ellipse(box: IntBox, clipped: IntBox) -> npt.NDArray[np.bool_]:
+    """The ellipse inscribed in ``box``, over the part ``clipped`` of it inside the frame."""
+    x0, y0, x1, y1 = clipped
+    # Centre and semi-axes in the clipped region's pixels; pixel centres are at +0.5.
+    cx = (box[0] + box[2]) / 2 - x0
+    cy = (box[1] + box[3]) / 2 - y0
+    rx = max(0.5, (box[2] - box[0]) / 2)
+    ry = max(0.5, (box[3] - box[1]) / 2)
+    xs = (np.arange(x1 - x0, dtype=np.float32) + 0.5 - cx) / rx
+    ys = (np.arange(y1 - y0, dtype=np.float32) + 0.5 - cy) / ry
+    return (ys[:, None] ** 2 + xs[None, :] ** 2) <= 1.0
+
+
+def apply_mask(image: Image, box: IntBox, spec: MaskSpec,
+               shape: MaskShape = MaskShape.BOX) -> None:
+    """Hide ``box`` of ``image`` (BGR, changed in place) in the style of ``spec``: the whole
+    box, or the ellipse inscribed in it (``shape``)."""
     h, w = image.shape[:2]
     x0, y0 = max(0, box[0]), max(0, box[1])
     x1, y1 = min(w, box[2]), min(h, box[3])
     if x1 <= x0 or y1 <= y0:
         return
     roi = image[y0:y1, x0:x1]
-    if spec.style is MaskStyle.SOLID:
-        roi[:] = 0
-        return
     bw, bh = x1 - x0, y1 - y0
-    cells = _cells(spec.strength)
-    longer = max(bw, bh)
-    cw = max(1, round(cells * bw / longer))
-    ch = max(1, round(cells * bh / longer))
-    small = cv2.resize(roi, (cw, ch), interpolation=cv2.INTER_AREA)
-    if spec.style is MaskStyle.PIXELATE:
-        roi[:] = cv2.resize(small, (bw, bh), interpolation=cv2.INTER_NEAREST)
-        return
-    big = cv2.resize(small, (bw, bh), interpolation=cv2.INTER_LINEAR)
-    # Two box filters about half a cell wide: a near-Gaussian smoothing of the cell seams
-    # (OpenCV's GaussianBlur is ~60x slower on these small regions).
-    k = max(3, (longer // cells) | 1)
-    roi[:] = cv2.blur(cv2.blur(big, (k, k)), (k, k))
+    if spec.style is MaskStyle.SOLID:
+        hidden: Image = np.zeros_like(roi)
+    else:
+        cells = _cells(spec.strength)
+        longer = max(bw, bh)
+        cw = max(1, round(cells * bw / longer))
+        ch = max(1, round(cells * bh / longer))
+        small = cv2.resize(roi, (cw, ch), interpolation=cv2.INTER_AREA)
+        if spec.style is MaskStyle.PIXELATE:
+            hidden = cast(Image, cv2.resize(small, (bw, bh), interpolation=cv2.INTER_NEAREST))
+        else:
+            big = cv2.resize(small, (bw, bh), interpolation=cv2.INTER_LINEAR)
+            # Two box filters about half a cell wide: a near-Gaussian smoothing of the cell
+            # seams (OpenCV's GaussianBlur is ~60x slower on these small regions).
+            k = max(3, (longer // cells) | 1)
+            hidden = cast(Image, cv2.blur(cv2.blur(big, (k, k)), (k, k)))
+    if shape is MaskShape.ELLIPSE:
+        inside = _ellipse(box, (x0, y0, x1, y1))
+        roi[inside] = hidden[inside]
+    else:
+        roi[:] = hidden
 
 
 def burn_caption(image: Image, text: str) -> None:
@@ -80,10 +102,14 @@ class FrameMasker:
         self.spec = spec
         self.caption = caption
 
-    def __call__(self, image: Image, boxes: list[IntBox]) -> Image:
-        """Mask ``boxes`` and burn the caption into ``image`` (in place); return it."""
+    def __call__(self, image: Image, boxes: list[IntBox],
+                 rectangles: Sequence[IntBox] = ()) -> Image:
+        """Mask ``boxes`` (tracks: in the spec's shape) and ``rectangles`` (manual boxes:
+        whole) and burn the caption into ``image`` (in place); return it."""
         for box in boxes:
-            apply_mask(image, box, self.spec)
+            apply_mask(image, box, self.spec, self.spec.shape)
+        for box in rectangles:
+            apply_mask(image, box, self.spec, MaskShape.BOX)
         if self.caption:
             burn_caption(image, self.caption)
         return image

@@ -89,7 +89,7 @@ def _lfw_rgba(identity: int) -> tuple[Image, Image]:
     alpha = np.zeros((_LFW_SIZE, _LFW_SIZE), np.float32)
     c = _LFW_SIZE // 2
     cv2.ellipse(alpha, (c, c), (int(0.47 * _LFW_SIZE), int(0.5 * _LFW_SIZE)), 0, 0, 360, 1.0, -1)
-    alpha = cv2.GaussianBlur(alpha, (0, 0), 3)
+    alpha = cast("npt.NDArray[np.float32]", cv2.GaussianBlur(alpha, (0, 0), 3))
     return head, (alpha * 255).astype(np.uint8)
 
 
@@ -359,8 +359,8 @@ def render_frame(width: int, height: int, t: float, faces: Sequence[Face], seed:
         x, y, z = camera.view(t)
         world = _background(camera.world[0], camera.world[1], background)
         m = np.array([[z, 0, -x * z], [0, z, -y * z]], np.float32)
-        img = cv2.warpAffine(world, m, (width, height), flags=cv2.INTER_LINEAR,
-                             borderMode=cv2.BORDER_REFLECT)
+        img = cast(Image, cv2.warpAffine(world, m, (width, height), flags=cv2.INTER_LINEAR,
+                                         borderMode=cv2.BORDER_REFLECT))
         if shutter > 0:
             c = (camera.world[0] / 2, camera.world[1] / 2)
             (ax, ay), (bx, by) = camera.point(c, t - shutter / 2), camera.point(c, t + shutter / 2)
@@ -387,7 +387,8 @@ def render_frame(width: int, height: int, t: float, faces: Sequence[Face], seed:
         # Infrared night picture: grey, flat (the IR lamp lights everything alike).
         grey = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY).astype(np.float32)
         grey = 40 + 0.6 * grey
-        img = cv2.cvtColor(np.clip(grey, 0, 255).astype(np.uint8), cv2.COLOR_GRAY2BGR)
+        img = cast(Image, cv2.cvtColor(np.clip(grey, 0, 255).astype(np.uint8),
+                                       cv2.COLOR_GRAY2BGR))
     if noise > 0:
         rng = np.random.default_rng(seed)
         n = rng.normal(0, noise, (height, width, 1)).astype(np.float32)
@@ -544,3 +545,39 @@ def face_visibility(source: Image, output: Image, box: Box) -> float:
             if float((ca * cb).sum()) / math.sqrt(ea * eb) > 0.5:
                 shown += 1
     return shown / 9
+
+
+#: Mean grey difference (5x5 window, half resolution) above which a pixel counts as visibly
+#: changed by a redaction: well above what re-encoding leaves (the benchmark's floor row).
+CHANGED_LEVEL = 10.0
+
+
+def changed_map(source: Image, output: Image) -> npt.NDArray[np.uint8]:
+    """Where ``output`` visibly differs from ``source`` (BGR, same size): a 0/1 map at half
+    resolution (mean absolute grey difference over 5x5 above :data:`CHANGED_LEVEL`)."""
+    half = (source.shape[1] // 2, source.shape[0] // 2)
+    ga = cv2.cvtColor(cv2.resize(source, half, interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY)
+    gb = cv2.cvtColor(cv2.resize(output, half, interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY)
+    diff = cv2.blur(cv2.absdiff(ga, gb).astype(np.float32), (5, 5))
+    return cast("npt.NDArray[np.uint8]", (diff > CHANGED_LEVEL).astype(np.uint8))
+
+
+def away_map(shape: tuple[int, int], boxes: Sequence[Box]) -> npt.NDArray[np.uint8]:
+    """1 where a half-resolution frame of ``shape`` (h, w) is *away from every face*: outside
+    each face box (full-resolution px) grown by its own width and height on every side."""
+    away = np.ones(shape, np.uint8)
+    for box in boxes:
+        x0, y0, x1, y1 = (v / 2 for v in box)
+        bw, bh = x1 - x0, y1 - y0
+        away[max(0, math.floor(y0 - bh)):max(0, math.ceil(y1 + bh)),
+             max(0, math.floor(x0 - bw)):max(0, math.ceil(x1 + bw))] = 0
+    return away
+
+
+def spill(source: Image, output: Image, boxes: Sequence[Box]) -> tuple[int, int]:
+    """Spill of one frame: (visibly changed pixels away from every face, pixels away from
+    every face), at half resolution. Their ratio is the share of the picture a redaction
+    hid that was not a face: bodies, hands, background - the evidence."""
+    changed = changed_map(source, output)
+    away = away_map((changed.shape[0], changed.shape[1]), boxes)
+    return int((changed & away).sum()), int(away.sum())

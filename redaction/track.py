@@ -6,15 +6,24 @@ faces whose boxes no longer overlap), keeps a track alive through missed detecti
 to ``max_gap_seconds``, and ends it after that.
 
 A track's mask box on any frame is a pure function of its observations (so a plan records
-exactly what single-pass rendering masked):
+exactly what single-pass rendering masked). It is the *head* around the face box: the face
+box grown by ``box_pad`` of its size on every side (hair, ears, a turned profile), plus a
+margin for what the tracker does not know, and no more:
 
-- between two observations: linear interpolation, widened by up to half the distance moved
-  (the largest swerve a face could make between two looks), more across a detector miss;
+- between two observations: linear interpolation. The face strays from that line by at most
+  ``a * s**2 / 8`` px over a span of ``s`` frames (``a``: its acceleration, px/frame², from
+  the observations either side), so that, at mid-span, is the margin: a steady walker or a
+  smooth camera pan gets almost none however fast it moves, a swerving face or a shaking
+  body-worn camera gets what its own track shows. A track seen fewer than three times has no
+  acceleration yet: it gets half the distance moved. Across a detector miss a little more
+  (the face may have turned); the miss is listed for review rather than masked wider;
 - before the first / after the last observation: ``pad_seconds`` of extrapolation along the
-  track's velocity, growing as it goes;
-- always: the union of the boxes of the frame before, the frame and the frame after (motion
-  blur and a face moving within a frame interval), then ``box_pad`` of the box size added on
-  every side, rounded outwards to whole pixels.
+  track's velocity, growing slowly as the guess gets older;
+- always: the detector's own jitter (a few per cent of the size) and half a frame's motion
+  (a face moves while the shutter is open), rounded outwards to whole pixels.
+
+When the tracker is unsure it asks the scanner to look again (:meth:`Tracker.schedule`) rather
+than growing the box. The renderer draws the mask as the ellipse inscribed in the box.
 
 A box for frame ``t`` is final once detection has passed frame ``t + lookahead``; the
 pipeline renders that far behind detection.
@@ -22,6 +31,7 @@ pipeline renders that far behind detection.
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Collection, Sequence
 from dataclasses import asdict, dataclass, field
@@ -42,7 +52,8 @@ class TrackParams:
 
     - ``max_gap_seconds``: a track survives this long without a detection.
     - ``pad_seconds``: mask this long before a track's first and after its last detection.
-    - ``box_pad``: grow each side of a box by this fraction of its width/height.
+    - ``box_pad``: grow each side of a face box by this fraction of its width/height: the
+      head (hair, ears, profile) around the face the detector boxes.
     - ``min_iou``: least predicted overlap to link a detection to a track.
     - ``max_distance``: else link when centres are within this many box sizes.
     - ``review_confidence``: frames scored below this are listed for human review.
@@ -50,7 +61,7 @@ class TrackParams:
 
     max_gap_seconds: float = 1.0
     pad_seconds: float = 1.0
-    box_pad: float = 0.25
+    box_pad: float = 0.2
     min_iou: float = 0.05
     max_distance: float = 1.5
     review_confidence: float = 0.5
@@ -131,6 +142,16 @@ def _velocity(a: Observation, b: Observation) -> tuple[float, float]:
         return 0.0, 0.0
     (ax, ay), (bx, by) = _centre(a.box), _centre(b.box)
     return (bx - ax) / dt, (by - ay) / dt
+
+
+def _accel(a: Observation, b: Observation, c: Observation) -> float:
+    """Acceleration (px/frame²) about ``b`` from three observations."""
+    (v1x, v1y), (v2x, v2y) = _velocity(a, b), _velocity(b, c)
+    return math.hypot(v2x - v1x, v2y - v1y) / max(1.0, (c.frame - a.frame) / 2)
+
+
+#: The detector's box wobbles by a few per cent of the face's size from look to look.
+_JITTER = 0.05
 
 
 def _shift(b: Box, dx: float, dy: float) -> Box:
@@ -287,24 +308,35 @@ class Tracker:
     # -- masks -------------------------------------------------------------------------
 
     def _raw(self, track: Track, t: int) -> tuple[Box, float, float, bool]:
-        """Centre box, extra margin, confidence and bridged flag of ``track`` at ``t``."""
+        """Face box, margin for uncertainty (px), confidence and bridged flag of ``track``
+        at ``t``."""
         obs = track.observations
         first, last = obs[0], obs[-1]
         if t <= first.frame or t >= last.frame:
-            # Extrapolation: along the velocity, growing as the guess gets older. A face seen
-            # once has no velocity, so its box grows as fast as a quick walker moves.
-            o, v = (first, _velocity(first, obs[1]) if len(obs) > 1 else None) \
-                if t <= first.frame else (last, _velocity(obs[-2], last) if len(obs) > 1
-                                          else None)
-            dt = t - o.frame
-            size = _size(o.box)
-            if v is None:
-                v = (0.0, 0.0)
-                grow = min(3.0 * size, 0.25 * size * abs(dt))
+            # Extrapolation: along the velocity, growing slowly as the guess gets older. A
+            # face seen once has no velocity, so its box grows as a slow walker moves.
+            if t <= first.frame:
+                o, far = first, next((x for x in obs if x.frame - first.frame >= self.stride),
+                                     obs[-1])
             else:
-                grow = abs(dt) * 0.5 * math.hypot(*v)
-            grow += 0.5 * size * abs(dt) / max(1, self.pad_frames)
-            return _shift(o.box, v[0] * dt, v[1] * dt), grow, o.score, False
+                o, far = last, next((x for x in reversed(obs)
+                                     if last.frame - x.frame >= self.stride), obs[0])
+            dt = abs(t - o.frame)
+            size = _size(o.box)
+            if far is o:
+                v = (0.0, 0.0)
+                grow = 0.15 * size * dt
+            else:
+                # Velocity over at least a stride: two looks a few frames apart give a
+                # velocity as noisy as the detector's boxes, and a long extrapolation of it
+                # flies off. It is still uncertain by about half.
+                v = _velocity(far, o) if far.frame < o.frame else _velocity(o, far)
+                grow = dt * 0.5 * math.hypot(*v)
+            # However old the guess, the face is not further than a head's size from the
+            # line: beyond that the next look (or the track's end) answers, not a wider box.
+            grow = min(grow + 0.3 * size * dt / max(1, self.pad_frames), 1.0 * size)
+            step = t - o.frame
+            return _shift(o.box, v[0] * step, v[1] * step), grow, o.score, False
         # Binary search for the observations either side of t.
         lo, hi = 0, len(obs) - 1
         while hi - lo > 1:
@@ -317,13 +349,29 @@ class Tracker:
         span = b.frame - a.frame
         u = (t - a.frame) / span
         box = tuple(av + (bv - av) * u for av, bv in zip(a.box, b.box))
-        (ax, ay), (bx, by) = _centre(a.box), _centre(b.box)
         bump = 4 * u * (1 - u)
-        grow = 0.5 * math.hypot(bx - ax, by - ay) * bump
+        accel = [_accel(obs[i - 1], obs[i], obs[i + 1]) for i in (lo, hi)
+                 if 0 < i < len(obs) - 1]
+        (ax, ay), (bx, by) = _centre(a.box), _centre(b.box)
+        moved = math.hypot(bx - ax, by - ay)
+        if accel:
+            # The straight line strays from a path of acceleration `a` by a * s**2 / 8.
+            grow = max(accel) * span * span / 8 * bump
+        else:
+            grow = 0.5 * moved * bump
         bridged = span > self.stride and t != a.frame
         if bridged:
-            grow += 0.5 * max(_size(a.box), _size(b.box)) * bump
+            grow += 0.15 * max(_size(a.box), _size(b.box)) * bump
         return box, grow, min(a.score, b.score), bridged  # type: ignore[return-value]
+
+    def _speed(self, track: Track, t: int) -> float:
+        """Speed (px/frame) of ``track`` about ``t``."""
+        obs = track.observations
+        if len(obs) < 2:
+            return 0.0
+        # The pair of observations around t (binary search: tracks can be long).
+        i = min(max(0, bisect.bisect_right(obs, t, key=lambda o: o.frame) - 1), len(obs) - 2)
+        return math.hypot(*_velocity(obs[i], obs[i + 1]))
 
     def _range(self, track: Track) -> tuple[int, int]:
         return max(0, track.first - self.pad_frames), track.last + self.pad_frames
@@ -333,19 +381,22 @@ class Tracker:
         if not lo <= t <= hi:
             return None
         box, grow, conf, bridged = self._raw(track, t)
-        x0, y0, x1, y1 = box
-        x0, y0, x1, y1 = x0 - grow, y0 - grow, x1 + grow, y1 + grow
-        for n in (t - 1, t + 1):
-            if lo <= n <= hi:
-                nb, ng, _, _ = self._raw(track, n)
-                x0, y0 = min(x0, nb[0] - ng), min(y0, nb[1] - ng)
-                x1, y1 = max(x1, nb[2] + ng), max(y1, nb[3] + ng)
-        pw = self.params.box_pad * (box[2] - box[0])
-        ph = self.params.box_pad * (box[3] - box[1])
-        ix0 = max(0, math.floor(x0 - pw))
-        iy0 = max(0, math.floor(y0 - ph))
-        ix1 = min(self.width, math.ceil(x1 + pw))
-        iy1 = min(self.height, math.ceil(y1 + ph))
+        w, h = box[2] - box[0], box[3] - box[1]
+        # A face is never much narrower or flatter than 4:5 (a box clipped at the edge of a
+        # detector tile, or smeared by motion, can be): widen such a box about its centre.
+        if w < 0.8 * h or h < 0.8 * w:
+            cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+            w, h = max(w, 0.8 * h), max(h, 0.8 * w)
+            box = (cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)
+        # Detector jitter, and the smear of a face moving while the shutter is open (half a
+        # frame interval, half of it either side).
+        grow += _JITTER * max(w, h) + 0.25 * self._speed(track, t)
+        pw = self.params.box_pad * w + grow
+        ph = self.params.box_pad * h + grow
+        ix0 = max(0, math.floor(box[0] - pw))
+        iy0 = max(0, math.floor(box[1] - ph))
+        ix1 = min(self.width, math.ceil(box[2] + pw))
+        iy1 = min(self.height, math.ceil(box[3] + ph))
         if ix1 <= ix0 or iy1 <= iy0:
             return None
         return MaskBox(track.id, (ix0, iy0, ix1, iy1), round(conf, 3), bridged)

@@ -71,7 +71,7 @@ def test_masks_at_skips_kept_tracks_and_adds_manual_boxes() -> None:
 
 @pytest.mark.parametrize("data,match", [
     (plan_data(schema="something-else"), "not a redaction plan"),
-    (plan_data(version=2), "unsupported plan version"),
+    (plan_data(version=3), "unsupported plan version"),
     (plan_data(tracks=[{"id": 1, "start": 49, "boxes": [[1, 1, 5, 5, 0.5], [1, 1, 5, 5, 0.5]]}]),
      "past the last frame"),
     (plan_data(tracks=[{"id": 1, "start": 0, "boxes": [[1, 1, 500, 5, 0.5]]}]), "outside"),
@@ -112,3 +112,17 @@ def test_keep_unknown_track_is_refused() -> None:
 
 def test_audio_edit_defaults_to_mute() -> None:
     assert AudioEdit(start=0, end=1).action == "mute"
+
+
+def test_version_1_plans_keep_their_rectangular_masks() -> None:
+    """Issue #13 finding 2: version 2 masks tracks with ellipses. A version 1 plan was
+    reviewed and approved with rectangles, so it is read with ``shape: box`` and renders as
+    it did; a new plan is version 2 with ellipses."""
+    from redaction import PLAN_VERSION, MaskShape
+
+    old = RedactionPlan.from_json(json.dumps(plan_data()))
+    assert old.version == 1 and old.mask.shape is MaskShape.BOX
+    new = RedactionPlan.from_json(json.dumps(plan_data(version=2)))
+    assert new.version == PLAN_VERSION == 2 and new.mask.shape is MaskShape.ELLIPSE
+    explicit = plan_data(version=2, mask={"style": "blur", "strength": 8, "shape": "box"})
+    assert RedactionPlan.from_json(json.dumps(explicit)).mask.shape is MaskShape.BOX
