@@ -408,7 +408,7 @@ def retry_delay(attempts: int, *, retry_min_s: float, retry_max_s: float) -> flo
     outage do not all come back in the same second (and each still waits at least half its
     delay). The agent also wakes them early when the store answers again.
     """
-    capped = min(retry_max_s, retry_min_s * (2 ** min(max(attempts, 1) - 1, 16)))
+    capped = min(retry_max_s, retry_min_s * float(2 ** min(max(attempts, 1) - 1, 16)))
     return capped / 2 + random.uniform(0, capped / 2)
 
 

@@ -117,6 +117,10 @@ class PartialUpload:
     started: dt.datetime
 
 
+#: What ``partials`` returns (an alias: inside the store classes ``list`` is their method).
+Partials = list[PartialUpload]
+
+
 @runtime_checkable
 class ObjectStore(Protocol):
     """A flat namespace of immutable objects."""
@@ -172,7 +176,7 @@ class ObjectStore(Protocol):
         """Return if the store is reachable and usable, else raise StorageError saying why."""
         ...
 
-    def partials(self, older_than: dt.timedelta, *, now: dt.datetime) -> list[PartialUpload]:
+    def partials(self, older_than: dt.timedelta, *, now: dt.datetime) -> Partials:
         """Unfinished uploads last written more than ``older_than`` before ``now``.
 
         Younger ones may be uploads in progress and are not listed. Raises StorageError.
@@ -394,10 +398,10 @@ class LocalStore:
         self.stat(key)
         return False
 
-    def partials(self, older_than: dt.timedelta, *, now: dt.datetime) -> list[PartialUpload]:
+    def partials(self, older_than: dt.timedelta, *, now: dt.datetime) -> Partials:
         # Temp files are dot-files, which list() hides; walk for them here. A put writes its
         # temp file continuously, so an mtime older than the threshold means its writer died.
-        found: list[PartialUpload] = []
+        found: Partials = []
         if not self.root.is_dir():
             return found
         for dirpath, _dirnames, filenames in os.walk(self.root):
@@ -794,16 +798,16 @@ class S3Store:
         self._bucket_ready = False
         self._ensure_bucket()
 
-    def partials(self, older_than: dt.timedelta, *, now: dt.datetime) -> list[PartialUpload]:
+    def partials(self, older_than: dt.timedelta, *, now: dt.datetime) -> Partials:
         # minio aborts a multipart upload whose put fails, but a killed process leaves it, and
         # its parts are billed and kept until aborted. The client lists them only through its
         # private ListMultipartUploads call (the S3 API itself is standard).
         client = self._ready()
-        found: list[PartialUpload] = []
+        found: Partials = []
         marker: str | None = None
         while True:
             try:
-                result = client._list_multipart_uploads(  # noqa: SLF001
+                result = client._list_multipart_uploads(
                     self.bucket, key_marker=marker, max_uploads=1000
                 )
             except S3Error as exc:
@@ -831,7 +835,7 @@ class S3Store:
     def remove_partial(self, partial: PartialUpload) -> None:
         client = self._ready()
         try:
-            client._abort_multipart_upload(self.bucket, partial.key, partial.handle)  # noqa: SLF001
+            client._abort_multipart_upload(self.bucket, partial.key, partial.handle)
         except S3Error as exc:
             if exc.code in ("NoSuchUpload", *_NOT_FOUND_CODES):
                 return
