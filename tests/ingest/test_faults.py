@@ -595,7 +595,6 @@ def test_sweep_leaves_young_leftovers_alone(vault: Vault) -> None:
     assert not young.exists()
 
 
-@pytest.mark.minio
 def test_unfinished_multipart_uploads_are_swept(make_s3_store: Callable[..., S3Store]) -> None:
     """Issue #18 finding 3: on S3 a killed upload leaves an unfinished multipart upload
     (billed, invisible to listings); the sweep lists and aborts it once old enough."""
