@@ -793,6 +793,37 @@ class _ChainChecker:
         return ev
 
 
+class _IndexCursor:
+    """The object index (``custody_event_objects``) streamed in seq order beside the events."""
+
+    def __init__(self, conn: Connection) -> None:
+        rows = conn.execute(
+            select(_O.seq, _O.object_id)
+            .order_by(_O.seq)
+            .execution_options(yield_per=_READ_BATCH)
+        )
+        self._rows = iter(rows)
+        self._next = next(self._rows, None)
+
+    def check(self, seq: int, object_ids: Sequence[str]) -> None:
+        """The index rows of event ``seq`` name exactly ``object_ids``; else LedgerError."""
+        listed: set[str] = set()
+        while self._next is not None and self._next.seq <= seq:
+            link, self._next = self._next, next(self._rows, None)
+            if link.seq < seq or link.object_id not in object_ids:
+                raise LedgerError(
+                    f"the object index ties {link.object_id} to event {link.seq},"
+                    " which does not name it",
+                    seq=link.seq,
+                )
+            listed.add(link.object_id)
+        hidden = [oid for oid in object_ids if oid not in listed]
+        if hidden:
+            raise LedgerError(
+                f"the object index hides event {seq} from queries about {min(hidden)}", seq=seq
+            )
+
+
 def _mac(key: bytes, payload: bytes) -> str:
     return hmac.digest(key, payload, "sha256").hex()
 
@@ -1024,7 +1055,9 @@ class CustodyLedger:
 
     def _after_commit(self, session: Session) -> None:
         # The caller's commit has succeeded: nothing here may make it look as if it failed.
-        if self._closed:
+        # SQLAlchemy also calls this when a savepoint is released; the outer transaction then
+        # still holds the appenders' lock, and a checkpoint taking it would wait for ever.
+        if self._closed or session.in_transaction():
             return
         try:
             self.maybe_checkpoint()
@@ -1520,7 +1553,6 @@ class CustodyLedger:
             # 4. at every size a checkpoint names, the recomputed root must equal the signed one
             #    (so all checkpoints are prefixes of this one history: they only ever grew).
             checker = self._checker(epochs)
-            expected_links: set[tuple[int, str]] = set()
             # The largest size that matched, per kind (stored / outside): a mismatch can only
             # say the change lies after it.
             matched = {False: 0, True: 0}
@@ -1528,10 +1560,12 @@ class CustodyLedger:
             stream = conn.execute(
                 select(*_VERIFY_COLUMNS).order_by(_E.seq).execution_options(yield_per=_READ_BATCH)
             )
+            # 6 (in the same pass). The object index, read alongside in seq order, lists exactly
+            #    the objects each entry names: memory stays one event's worth, whatever the size.
+            links = _IndexCursor(conn)
             for event_row in stream:
                 ev = checker.check(event_row)
-                for oid in ev.object_ids:
-                    expected_links.add((event_row.seq, oid))
+                links.check(event_row.seq, ev.object_ids)
                 if checker.seq in targets:
                     self._check_roots(targets, checker, matched)
             size = checker.seq
@@ -1545,26 +1579,7 @@ class CustodyLedger:
                     f"the ledger has {size} events but {labels} signed more: events were removed",
                     seq=size,
                 )
-            # 6. The object index lists exactly the objects each entry names.
-            links = conn.execute(
-                select(_O.seq, _O.object_id).execution_options(yield_per=_READ_BATCH)
-            )
-            for link in links:
-                key = (link.seq, link.object_id)
-                if key in expected_links:
-                    expected_links.remove(key)
-                elif link.seq < size:
-                    raise LedgerError(
-                        f"the object index ties {link.object_id} to event {link.seq},"
-                        " which does not name it",
-                        seq=link.seq,
-                    )
-            if expected_links:
-                first = min(expected_links)
-                raise LedgerError(
-                    f"the object index hides event {first[0]} from queries about {first[1]}",
-                    seq=first[0],
-                )
+            # (Index rows beyond the last event name no event of this snapshot: ignored.)
             # 7. Every catalog row says what the ledger recorded of it, in the same snapshot
             #    as the events just verified (vault.catalog_binding).
             recordings = None
