@@ -58,6 +58,7 @@ def register_vault_commands(app: typer.Typer) -> None:
                 "store": settings.store_backend,
                 "key_id": vault.keys.current_key_id(),
                 "ledger_verifier_key": vault.ledger.verifier_key(),
+                "ledger_origin": vault.ledger.origin,
             }
         if json_out:
             print_json(info)

@@ -88,3 +88,12 @@ def test_a_trusted_checkpoint_saved_by_an_auditor_catches_a_rollback(
     result = cli("custody", "verify", "--trusted-checkpoint", str(saved))
     assert result.exit_code == 4, result.output  # ...but not against the saved checkpoint
     assert "removed" in result.output
+
+
+def test_init_shows_the_vaults_own_origin(cli: Any) -> None:
+    """Issue #11 finding 18: ``init`` names the log origin it derived for this vault, which the
+    recipient passes to ``verify_export.py --origin``; running it again keeps it."""
+    first = json.loads(cli("init", "--json").stdout)
+    assert "/evidence-vault/" in first["ledger_origin"]
+    assert first["ledger_verifier_key"].startswith(first["ledger_origin"] + "+")
+    assert json.loads(cli("init", "--json").stdout)["ledger_origin"] == first["ledger_origin"]
