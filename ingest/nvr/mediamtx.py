@@ -59,7 +59,8 @@ class _Stream:
 
     def chunks(self) -> Iterator[bytes]:
         try:
-            yield from self._response.iter_bytes(1 << 20)
+            # As the bytes arrive: what came before a drop is kept for the resume.
+            yield from self._response.iter_bytes()
         except httpx.HTTPError as error:
             raise NvrError(
                 f"NVR {self._nvr.id}: the transfer of {self._what} broke off: "
