@@ -17,7 +17,9 @@ from pydantic import Field, StringConstraints
 from redaction.clips import MAX_WINDOW, assemble_clip, clip_sources
 from vault.catalog import Source
 from vault.errors import InvalidInput
+from vault.identity import Principal
 from vault.policy import Permission, deny, is_scoped, require, require_recording
+from vault.vault import Vault
 
 from ..deps import PrincipalDep, PurposeDep, RouteDep, VaultDep
 from ..errors import responses
@@ -46,6 +48,35 @@ class ClipPublic(RecordingPublic):
     provenance: dict[str, object] | None
 
 
+def authorise_clip(
+    vault: Vault, principal: Principal, source_id: str, start: dt.datetime, end: dt.datetime,
+    *, route: str | None = None,
+) -> tuple[dt.datetime, dt.datetime]:
+    """The one decision on cutting a clip, for this route and the web app's watch page: the
+    window in UTC, if ``principal`` may cut it.
+
+    Raises InvalidInput for a window that does not end after it starts; AccessDenied (logged)
+    without the download permission, or when any recording the clip would show is outside the
+    principal's need-to-know (or, for a scoped user, the source is at none of their sites).
+    """
+    require(vault, principal, Permission.DOWNLOAD, route=route)
+    if end <= start:
+        raise InvalidInput("the clip window must end after it starts")
+    start, end = start.astimezone(dt.UTC), end.astimezone(dt.UTC)
+    if end - start <= MAX_WINDOW:
+        sources = clip_sources(vault, source_id, start, end)
+        for recording in sources:  # need-to-know over every recording the clip shows
+            require_recording(vault, principal, Permission.DOWNLOAD, recording.id, route=route)
+        if not sources and is_scoped(principal):
+            # An empty answer must not tell a scoped user about cameras outside their sites.
+            with vault.sessions() as session:
+                source = session.get(Source, source_id)
+            if source is None or source.site not in principal.sites:
+                deny(vault, principal, Permission.DOWNLOAD,
+                     f"source {source_id} is not at a site you are assigned to", route=route)
+    return start, end
+
+
 @router.post(
     "/clips",
     summary="Cut an incident clip",
@@ -60,21 +91,8 @@ class ClipPublic(RecordingPublic):
 def create_clip(
     vault: VaultDep, principal: PrincipalDep, route: RouteDep, purpose: PurposeDep, body: ClipCreate
 ) -> ClipPublic:
-    require(vault, principal, Permission.DOWNLOAD, route=route)
-    if body.end <= body.start:
-        raise InvalidInput("the clip window must end after it starts")
-    start, end = body.start.astimezone(dt.UTC), body.end.astimezone(dt.UTC)
-    if end - start <= MAX_WINDOW:
-        sources = clip_sources(vault, body.source_id, start, end)
-        for recording in sources:  # need-to-know over every recording the clip shows
-            require_recording(vault, principal, Permission.DOWNLOAD, recording.id, route=route)
-        if not sources and is_scoped(principal):
-            # An empty answer must not tell a scoped user about cameras outside their sites.
-            with vault.sessions() as session:
-                source = session.get(Source, body.source_id)
-            if source is None or source.site not in principal.sites:
-                deny(vault, principal, Permission.DOWNLOAD,
-                     f"source {body.source_id} is not at a site you are assigned to", route=route)
+    start, end = authorise_clip(vault, principal, body.source_id, body.start, body.end,
+                                route=route)
     clip = assemble_clip(
         vault, body.source_id, start, end, actor=principal.actor, purpose=purpose.require(),
         method=body.method,
@@ -88,4 +106,4 @@ def create_clip(
     )
 
 
-__all__ = ["router"]
+__all__ = ["authorise_clip", "router"]
