@@ -6,11 +6,11 @@ spool every ``status_interval_s`` for ``evidence-vault ingest status``, and a ma
 thread (store probe and leftover sweep).
 
 Start-up recovers first: the spool journal is made consistent (ingest/spool.py), each source
-picks up what a crashed run left (RTSP segments of a killed recording), what killed uploads
-left in the store is swept (:meth:`vault.vault.Vault.sweep_leftovers`: orphan objects,
-temp files and multipart uploads older than ``sweep_after_s``; again every
-``sweep_every_s``), and every unfinished item goes back through the pipeline from its
-journalled state.
+picks up what a crashed run left (RTSP segments of a killed recording), and every unfinished
+item goes back through the pipeline from its journalled state. As the agent starts, and
+every ``sweep_every_s`` after, the maintenance thread sweeps what killed uploads left in the
+store (:meth:`vault.vault.Vault.sweep_leftovers`: orphan objects, temp files and multipart
+uploads older than ``sweep_after_s``).
 
 Faults: a worker survives every failure, its own failure path included (a journal that
 cannot be written on a full disk holds the item in memory instead); the status file counts
@@ -133,7 +133,9 @@ class Agent:
         self._degraded = threading.Event()  # the store or the disk failed; probe them
         self._outage_seen = False  # a probe failed since: its recovery wakes waiting items
         self._last_wake = float("-inf")
-        self._last_sweep = 0.0
+        # The first sweep runs as soon as the maintenance thread starts (listing a large
+        # store takes a while; intake does not wait for it).
+        self._last_sweep = float("-inf")
         self._threads: list[threading.Thread] = []
         self._started = utcnow()
         self._store: dict[str, Any] = {"ok": True, "last_error": None, "last_ok_at": None}
@@ -425,7 +427,6 @@ class Agent:
             )
         for source in self.sources.values():
             source.recover()
-        self.sweep()
         pending = self.spool.pending()
         if pending:
             log.info("resuming %d unfinished item(s) from the spool", len(pending))
