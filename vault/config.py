@@ -61,6 +61,25 @@ class Settings(BaseSettings):
     keyring_passphrase: SecretStr | None = Field(
         default=None, description="Optional passphrase protecting the local keyring file."
     )
+    key_provider: Literal["keyring", "pkcs11"] = Field(
+        default="keyring",
+        description="Where the key-encryption keys live: 'keyring' (the local keyring file) or "
+        "'pkcs11' (an HSM token through its PKCS#11 library: the keys never leave it; see "
+        "docs/deployment.md).",
+    )
+    pkcs11_module: Path | None = Field(
+        default=None,
+        description="key_provider=pkcs11: the token's PKCS#11 library, e.g. "
+        "/usr/lib/softhsm/libsofthsm2.so.",
+    )
+    pkcs11_token_label: str | None = Field(
+        default=None, description="key_provider=pkcs11: the label of the token holding the keys."
+    )
+    pkcs11_pin: SecretStr | None = Field(
+        default=None,
+        description="key_provider=pkcs11: the token's user PIN (give it as a file with "
+        "EVIDENCE_VAULT_CONFIG or a secrets mount, not in the environment).",
+    )
     ledger_key_path: Path | None = Field(
         default=None,
         description="Ed25519 key that signs custody checkpoints; default <home>/ledger-signing.key.",
@@ -129,6 +148,12 @@ class Settings(BaseSettings):
     )
     denial_window_s: int = Field(
         default=60, ge=1, description="API: the window of denial_burst, in seconds."
+    )
+    queue_url: SecretStr | None = Field(
+        default=None,
+        description="Redis URL of the job queue (redis://[:password@]host:6379/0), shared by "
+        "every API and worker process on every host. Unset: the embedded SQLite queue at "
+        "<home>/jobs.sqlite3 (workers on this host only).",
     )
     queue_warn_after_s: int = Field(
         default=300, ge=1,

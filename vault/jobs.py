@@ -758,13 +758,20 @@ def queue_path(settings: Settings) -> Path:
 def open_queue(settings: Settings, *, immediate: bool = False, vault: Vault | None = None) -> JobQueue:
     """The job queue for ``settings``, with the vault's own handlers (export, retention).
 
-    SQLite storage at :func:`queue_path`; ``immediate=True`` runs each job synchronously
+    Redis storage when ``settings.queue_url`` is set (workers on any host drain one queue);
+    else SQLite storage at :func:`queue_path`; ``immediate=True`` runs each job synchronously
     inside ``submit`` (tests, one-shot CLI use) with no storage at all.
     """
-    from huey import SqliteHuey
+    from huey import RedisHuey, SqliteHuey
 
+    huey: Huey
     if immediate:
         huey = SqliteHuey(QUEUE_NAME, results=False, immediate=True)
+    elif settings.queue_url is not None:
+        # Redis hands each message to one worker and forgets it (no acknowledgement), so a
+        # worker killed mid-job takes the message with it: the job row, not the message, is
+        # the truth, and sweep() requeues the row's job once its worker is seen to be gone.
+        huey = RedisHuey(QUEUE_NAME, results=False, url=settings.queue_url.get_secret_value())
     else:
         path = queue_path(settings)
         path.parent.mkdir(parents=True, exist_ok=True)
