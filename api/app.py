@@ -30,6 +30,7 @@ from ._docs import install_docs
 from .routes import cases, custody, evidence, health, shares, users
 from .routes import clips, sar
 from .routes import exports, jobs
+from .routes import pulls
 from .web import mount_web
 
 API_VERSION = "0.1.0"
@@ -108,6 +109,7 @@ def create_app(settings: Settings, *, vault: Vault | None = None) -> FastAPI:
     app.include_router(sar.router)
     app.include_router(jobs.router)
     app.include_router(exports.router)
+    app.include_router(pulls.router)
     mount_web(app)  # the officers' web app at /: pages call the same vault code as the routes
     return app
 

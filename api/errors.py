@@ -20,6 +20,9 @@ Shredded                410    the footage was deleted by retention; its key is 
 KeyUnavailable          503    a key cannot be had (keyring, KMS)
 IntegrityError          409    stored data or the custody log does not verify
 StorageError            503    the object store failed or is unreachable
+NvrError                502    a site NVR asked for past footage is down, refused the vault's
+                               credentials or answered badly (ingest/pull.py)
+SpoolLocked             409    another pull from the same NVR is running
 VaultError (other)      500
 =====================  ======  ==============================================================
 """
@@ -43,6 +46,7 @@ from vault.errors import (
     StorageError,
     VaultError,
 )
+from ingest.errors import NvrError, SpoolLocked
 from redaction.errors import MediaError, PlanError
 from vault.errors import ShareUnavailable, Unauthenticated
 
@@ -79,6 +83,8 @@ STATUS: list[tuple[type[VaultError], int, str]] = [
     (LedgerError, 409, "custody_integrity"),
     (IntegrityError, 409, "integrity"),
     (StorageError, 503, "storage_unavailable"),
+    (NvrError, 502, "nvr_error"),
+    (SpoolLocked, 409, "busy"),
     (VaultError, 500, "vault_error"),
 ]
 
@@ -154,10 +160,11 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         401: "Missing, unknown, expired or revoked bearer token",
         403: "Not allowed for your role or outside your need-to-know scope (logged)",
         404: "Not found",
-        409: "Stored data or the custody log does not verify",
+        409: "Stored data or the custody log does not verify; or busy (another pull)",
         410: "Gone: deleted by retention, or a revoked, expired or used-up share",
         413: "The request body is larger than this route accepts",
         416: "Range not satisfiable",
+        502: "The site NVR is down, refused the vault's credentials or answered badly",
         503: "Storage or key service unavailable",
     }
     from .schemas import ErrorBody

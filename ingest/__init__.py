@@ -15,6 +15,7 @@ from .config import (
     AgentsFile,
     DockSourceConfig,
     MediamtxNvrConfig,
+    NvrConfig,
     NvrHttpSourceConfig,
     OnvifNvrConfig,
     RtspSourceConfig,
@@ -39,7 +40,15 @@ from .errors import (
 from .nvr_http import NvrHttpSource
 from .pipeline import CRASH_ENV, CrashPoint, Pipeline
 from .probe import MediaInfo, probe
-from .pull import Gap, GapReason, PulledPiece, PullProgress, PullReport, pull
+from .pull import (
+    Gap,
+    GapReason,
+    PulledPiece,
+    PullProgress,
+    PullReport,
+    pull,
+    pull_spool_dir,
+)
 from .rtsp import RtspSource
 from .sources import Source, SourceContext
 from .spool import ItemState, Spool, SpoolItem, inspect_spool
@@ -64,6 +73,7 @@ __all__ = [
     "MediamtxNvrConfig",
     "NotMedia",
     "NvrAuthFailed",
+    "NvrConfig",
     "NvrError",
     "NvrHttpSource",
     "NvrHttpSourceConfig",
@@ -94,5 +104,6 @@ __all__ = [
     "load_agents_file",
     "probe",
     "pull",
+    "pull_spool_dir",
     "read_status",
 ]

@@ -58,6 +58,7 @@ from typing import Any
 
 from vault.access import Actor, Purpose
 from vault.catalog import utcnow
+from vault.config import Settings
 from vault.errors import InvalidInput, VaultError
 from vault.plaintext import open_private
 from vault.vault import Vault
@@ -102,8 +103,8 @@ class Gap:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready (and custody-ready: no floats)."""
         return {
-            "from": self.start.isoformat(),
-            "to": self.end.isoformat(),
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
             "seconds": round((self.end - self.start).total_seconds()),
             "reason": self.reason.value,
             "message": self.message,
@@ -127,8 +128,8 @@ class PulledPiece:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready (and custody-ready)."""
         return {
-            "from": self.start.isoformat(),
-            "to": self.end.isoformat(),
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
             "recording_id": self.recording_id,
             "sha256": self.sha256,
             "size": self.size,
@@ -185,7 +186,7 @@ class PullReport:
             "nvr": self.nvr,
             "camera": self.camera,
             "nvr_camera": self.nvr_camera,
-            "window": {"from": self.start.isoformat(), "to": self.end.isoformat()},
+            "window": {"start": self.start.isoformat(), "end": self.end.isoformat()},
             "requested_by": _who(self.requested_by),
             "recordings": [p.to_dict() for p in self.pieces],
             "gaps": [g.to_dict() for g in self.gaps],
@@ -193,6 +194,12 @@ class PullReport:
             "oldest_held": self.oldest_held.isoformat() if self.oldest_held else None,
             "error": self.error,
         }
+
+
+def pull_spool_dir(settings: Settings, nvr_id: str) -> Path:
+    """The spool of pulls from ``nvr_id``: one per NVR, shared by the CLI and the API, so a
+    pull interrupted in one resumes from the other."""
+    return settings.spool_dir / "pull" / _SAFE.sub("_", nvr_id)
 
 
 def _who(actor: Actor) -> dict[str, Any]:
@@ -401,7 +408,7 @@ def _run(
         "nvr": report.nvr,
         "camera": report.camera,
         "nvr_camera": report.nvr_camera,
-        "window": {"from": start.isoformat(), "to": report.end.isoformat()},
+        "window": {"start": start.isoformat(), "end": report.end.isoformat()},
         "requested_by": _who(report.requested_by),
         "purpose": purpose.purpose if purpose else None,
         "reference": purpose.reference if purpose else None,
@@ -480,7 +487,7 @@ def _pull_piece(
                 "camera": report.camera,
                 "pull": {
                     **provenance,
-                    "piece": {"from": piece.start.isoformat(), "to": piece.end.isoformat()},
+                    "piece": {"start": piece.start.isoformat(), "end": piece.end.isoformat()},
                 },
             },
         )
@@ -623,7 +630,7 @@ def _record(vault: Vault, report: PullReport, purpose: Purpose | None) -> None:
         "nvr": report.nvr,
         "camera": report.camera,
         "nvr_camera": report.nvr_camera,
-        "window": {"from": report.start.isoformat(), "to": report.end.isoformat()},
+        "window": {"start": report.start.isoformat(), "end": report.end.isoformat()},
         "recordings": [p.to_dict() for p in report.pieces],
         "gaps": [g.to_dict() for g in report.gaps],
         "oldest_held": report.oldest_held.isoformat() if report.oldest_held else None,
@@ -663,5 +670,6 @@ __all__ = [
     "check_request",
     "find_gaps",
     "pull",
+    "pull_spool_dir",
     "split_pieces",
 ]

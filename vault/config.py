@@ -141,6 +141,12 @@ class Settings(BaseSettings):
     spool_path: Path | None = Field(
         default=None, description="Ingest spool directory; default <home>/spool."
     )
+    agents_file: Path | None = Field(
+        default=None,
+        description="The ingest agents file (TOML or YAML, see ingest/config.py). The API "
+        "(POST /ingest/pulls) and 'ingest pull' read its [[nvrs]]: the site NVRs past footage "
+        "may be pulled from (docs/nvr-pull.md). Unset: no NVR can be pulled from the API.",
+    )
     denial_burst: int = Field(
         default=20, ge=1,
         description="API: anonymous refusals (no, malformed or unknown token) logged one by one "

@@ -18,6 +18,7 @@ from .admin import admin_app
 from .demo import demo
 from .export import export_app
 from .ingest import ingest_app
+from .pull import pull_command
 from .fixity import fixity_app
 from .health import health_app
 from .jobs import jobs_app
@@ -42,6 +43,7 @@ register_vault_commands(app)
 app.add_typer(custody_app, name="custody")
 app.add_typer(retention_app, name="retention")
 app.add_typer(ingest_app, name="ingest")
+ingest_app.command("pull")(pull_command)
 app.add_typer(export_app, name="export")
 app.add_typer(admin_app, name="admin")
 admin_app.add_typer(site_app, name="site")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -259,6 +259,11 @@ CALLS: dict[str, Call] = {
         }),
     "export package": Call(
         "GET", "/exports/{job_id}/package", lambda w: f"/exports/{_export_job(w)}/package"),
+    "pull footage": Call(
+        "POST", "/ingest/pulls", lambda w: "/ingest/pulls",
+        json=lambda w: {"nvr": "nvr-river", "camera": "cam-river-pull",
+                        "start": (dt.datetime.now(dt.UTC) - dt.timedelta(hours=2)).isoformat(),
+                        "end": (dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)).isoformat()}),
 }
 
 # The expectations: who gets a 2xx on each call. Everyone else is refused and logged.
@@ -308,6 +313,7 @@ ALLOWED: dict[str, set[str]] = {
     "render job": STAFF,
     "create export": STAFF,
     "export package": STAFF,
+    "pull footage": STAFF,  # holds.place on the camera: asb by site (Riverside)
 }
 
 # Routes outside the matrix: no bearer token by design.
@@ -328,9 +334,41 @@ def test_matrix_covers_every_route(world: World) -> None:
     assert set(ALLOWED) == set(CALLS)
 
 
+@pytest.fixture(scope="module")
+def pull_nvr(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real NVR for the pull route (mediamtx's playback server, holding no footage)."""
+    from tests.conftest import on_ci
+    from tests.ingest.conftest import find_mediamtx
+    from tests.ingest.nvr_servers import PASSWORD, USER, MediamtxNvrServer
+
+    binary = find_mediamtx()
+    if binary is None:
+        (pytest.fail if on_ci() else pytest.skip)("mediamtx not found; run scripts/ensure-rtsp.sh")
+    server = MediamtxNvrServer(binary=binary, workdir=tmp_path_factory.mktemp("authz-nvr"))
+    server.start()
+    os.environ["AUTHZ_NVR_CREDENTIALS"] = f"{USER}:{PASSWORD}"
+    try:
+        yield server.url
+    finally:
+        os.environ.pop("AUTHZ_NVR_CREDENTIALS", None)
+        server.stop()
+
+
+def _configure_pulls(w: World, url: str) -> None:
+    agents = w.vault.settings.home_dir / "agents.toml"
+    agents.write_text(
+        '[[nvrs]]\nid = "nvr-river"\nkind = "mediamtx"\nsite = "Riverside"\n'
+        f'url = "{url}"\ncredentials = "env:AUTHZ_NVR_CREDENTIALS"\n'
+        'cameras = { "cam-river-pull" = "cam1" }\n'
+    )
+    w.vault.settings.agents_file = agents
+
+
 @pytest.mark.parametrize("name", sorted(CALLS))
-def test_authorization_matrix(world: World, name: str) -> None:
+def test_authorization_matrix(world: World, name: str, request: pytest.FixtureRequest) -> None:
     call = CALLS[name]
+    if call.route == "/ingest/pulls":
+        _configure_pulls(world, request.getfixturevalue("pull_nvr"))
     failures: list[str] = []
     for who in PRINCIPALS:
         path = call.path(world)  # fresh state per request (a share to revoke, a hold to release)

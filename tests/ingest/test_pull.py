@@ -133,7 +133,7 @@ def test_window_over_two_files_is_cut_at_the_keyframe_with_the_window_in_provena
     assert recording.source_id == "cam-03"
     pull_info = recording.provenance
     assert pull_info is not None
-    assert pull_info["window"] == {"from": start.isoformat(), "to": end.isoformat()}
+    assert pull_info["window"] == {"start": start.isoformat(), "end": end.isoformat()}
     assert pull_info["nvr"]["id"] == "nvr-north" and pull_info["nvr"]["kind"] == "mediamtx"
     assert pull_info["requested_by"]["user"] == "asb.jones"
     assert pull_info["nvr_camera"] == "cam1"
@@ -144,7 +144,7 @@ def test_window_over_two_files_is_cut_at_the_keyframe_with_the_window_in_provena
     [ingested] = vault.ledger.events(object_id=piece.recording_id, action=Action.INGESTED)
     details = ingested.event.details
     assert details["pull"]["nvr"]["id"] == "nvr-north"
-    assert details["pull"]["window"]["from"] == start.isoformat()
+    assert details["pull"]["window"]["start"] == start.isoformat()
     assert details["pull"]["requested_by"]["user"] == "asb.jones"
     [closing] = vault.ledger.events(action=PULL_ACTION)
     assert closing.event.actor == "asb.jones"
@@ -310,3 +310,133 @@ def test_the_nvr_clock_offset_is_recorded_and_flagged(
     assert recording.clock_offset_ms is not None and -31_500 < recording.clock_offset_ms < -28_500
     [closing] = vault.ledger.events(action=PULL_ACTION)
     assert closing.event.details["clock"]["flagged"] is True
+
+
+# -- the same from the command line and the API ----------------------------------------------
+
+
+def write_agents(path: Path, url: str) -> Path:
+    path.write_text(
+        '[agent]\nname = "pull-test-agent"\n\n'
+        "[[nvrs]]\n"
+        'id = "nvr-north"\nkind = "mediamtx"\nsite = "Northgate Estate"\n'
+        f'url = "{url}"\ncredentials = "env:NVR_TEST_CREDENTIALS"\n'
+        'cameras = { "cam-03" = "cam1" }\n'
+    )
+    return path
+
+
+def test_cli_pulls_a_window_typed_in_uk_time_and_reports_it(
+    nvr: MediamtxNvrServer, tmp_path: Path
+) -> None:
+    """Issue #17: ``evidence-vault ingest pull --source --camera --from --to`` with times typed
+    as UK local time (no offset; GMT in December) pulls the window and prints the report;
+    --json gives the same report as the API."""
+    from typer.testing import CliRunner
+
+    from api.cli import app
+    from vault.config import Settings
+    from vault.localtime import UK
+
+    Vault.init(Settings(home=tmp_path / "home")).close()
+    config = write_agents(tmp_path / "agents.toml", nvr.url)
+    (start, _), _ = nvr.listing()
+    start = start.replace(microsecond=0) + dt.timedelta(seconds=1)
+    end = start + dt.timedelta(seconds=2)
+    local = [t.astimezone(UK).strftime("%Y-%m-%dT%H:%M:%S") for t in (start, end)]
+    result = CliRunner().invoke(
+        app,
+        ["ingest", "pull", "--config", str(config), "--source", "nvr-north", "--camera", "cam-03",
+         "--from", local[0], "--to", local[1], "--reference", "ASB-4411", "--json"],
+        env={"EVIDENCE_VAULT_HOME": str(tmp_path / "home"),
+             "NVR_TEST_CREDENTIALS": f"{USER}:{PASSWORD}"},
+    )
+    assert result.exit_code == 0, result.output
+    import json
+
+    report = json.loads(result.stdout)
+    assert report["state"] == "complete"
+    assert report["window"] == {"start": start.isoformat(), "end": end.isoformat()}
+    assert report["requested_by"]["user"].startswith("local:")
+    assert "read as Europe/London" in result.stderr  # the CLI says how it read the times
+
+
+def test_cli_without_an_agents_file_says_how_to_name_the_nvrs(tmp_path: Path) -> None:
+    """Issue #17: no --config and no agents_file setting: exit 9 with what to do."""
+    from typer.testing import CliRunner
+
+    from api.cli import app
+
+    result = CliRunner().invoke(
+        app, ["ingest", "pull", "--source", "nvr-north", "--camera", "cam-03",
+              "--from", "2026-11-24T21:00", "--to", "2026-11-24T23:00"],
+        env={"EVIDENCE_VAULT_HOME": str(tmp_path / "home")},
+    )
+    assert result.exit_code == 9
+    assert "EVIDENCE_VAULT_AGENTS_FILE" in result.stderr
+
+
+def test_api_pull_respects_the_site_boundary_and_names_the_requester(
+    nvr: MediamtxNvrServer, tmp_path: Path
+) -> None:
+    """Issue #17: ``POST /ingest/pulls`` pulls for an ASB officer assigned to the NVR's site
+    (custody names them), refuses one assigned elsewhere (403, logged) and an auditor, needs
+    X-Purpose, and answers 502 naming the NVR when it is down."""
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from vault import identity
+    from vault.access import Role
+    from vault.config import Settings
+
+    settings = Settings(home=tmp_path / "home",
+                        agents_file=write_agents(tmp_path / "agents.toml", nvr.url))
+    admin = Actor.local_operator()
+    with Vault.init(settings) as vault, TestClient(create_app(settings, vault=vault)) as client:
+        tokens = {}
+        for name, role, sites in (("jones", Role.ASB_OFFICER, ["Northgate Estate"]),
+                                  ("patel", Role.ASB_OFFICER, ["Oak Park"]),
+                                  ("audit", Role.AUDITOR, [])):
+            identity.create_user(vault, name=name, role=role, organisation="Northgate Homes",
+                                 sites=sites, actor=admin)
+            tokens[name] = identity.issue_token(vault, name, actor=admin).token
+        (start, _), _ = nvr.listing()
+        body = {"nvr": "nvr-north", "camera": "cam-03",
+                "start": (start + dt.timedelta(seconds=1)).isoformat(),
+                "end": (start + dt.timedelta(seconds=3)).isoformat()}
+
+        def post(who: str, purpose: bool = True, **extra: Any) -> httpx.Response:
+            headers = {"Authorization": f"Bearer {tokens[who]}"}
+            if purpose:
+                headers["X-Purpose"] = "ASB report 4411"
+            return client.post("/ingest/pulls", json={**body, **extra}, headers=headers)
+
+        assert post("jones", purpose=False).status_code == 400
+        refused = post("patel")
+        assert refused.status_code == 403, refused.text
+        assert post("audit").status_code == 403
+        assert len(vault.ledger.events(action="access_denied")) >= 2
+        ok = post("jones")
+        assert ok.status_code == 201, ok.text
+        report = ok.json()
+        assert report["state"] == "complete"
+        [recording] = report["recordings"]
+        [closing] = vault.ledger.events(action=PULL_ACTION)
+        assert closing.event.actor == "jones" and closing.event.purpose == "ASB report 4411"
+        assert list(closing.event.object_ids) == [recording["recording_id"]]
+        assert post("jones", nvr="nvr-south").status_code == 404
+
+    down = tmp_path / "down"
+    settings = Settings(home=down / "home",
+                        agents_file=write_agents(down.parent / "down.toml",
+                                                 f"http://127.0.0.1:{free_port()}"))
+    with Vault.init(settings) as vault, TestClient(create_app(settings, vault=vault)) as client:
+        identity.create_user(vault, name="jones", role=Role.ASB_OFFICER,
+                             organisation="Northgate Homes", sites=["Northgate Estate"],
+                             actor=admin)
+        token = identity.issue_token(vault, "jones", actor=admin).token
+        answer = client.post("/ingest/pulls", json=body, headers={
+            "Authorization": f"Bearer {token}", "X-Purpose": "ASB report 4411"})
+        assert answer.status_code == 502, answer.text
+        assert answer.json()["error"] == "nvr_error"
+        assert "nvr-north" in answer.json()["detail"]

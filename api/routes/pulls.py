@@ -1,0 +1,134 @@
+"""Pulling past footage from a site's NVR (issue #17; ingest/pull.py does the work).
+
+    POST /ingest/pulls   {nvr, camera, start, end} -> 201 the pull's report
+
+Who may pull: whoever may place a hold on the camera's footage (``holds.place`` on its source,
+vault/policy.py ``require_source``): administrators; information-governance and police liaison
+officers of the organisation that owns the camera's site; ASB officers assigned to that site.
+Pulling footage is asking the vault to keep evidence of an incident, as a hold is; auditors
+and ingest agents may not. The camera must be one the agents file (``agents_file`` setting)
+maps for that NVR; its source is created in the catalog on first use, at the NVR's site (as
+ingest would on first sight), so the organisation boundary applies before anything is fetched.
+A scoped user naming an NVR or camera outside their sites is refused whether or not it exists.
+
+The pull runs within the request (a worker thread): the answer comes when the footage is in
+the vault, with the gaps and the clock check. A window is bounded by the NVR's
+``max_window_hours``; the request needs ``X-Purpose``, recorded in custody with the pull.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from fastapi import APIRouter, status
+from pydantic import BaseModel, ConfigDict, Field
+
+from ingest import AgentsFile, NvrConfig, load_agents_file, pull, pull_spool_dir
+from vault.catalog import SourceKind
+from vault.errors import NotFound
+from vault.policy import Permission, require, require_source
+
+from ..deps import PrincipalDep, PurposeDep, RouteDep, VaultDep
+from ..errors import responses
+from ..schemas import Instant, ShortText
+
+router = APIRouter(tags=["ingest"])
+
+
+class PullCreate(BaseModel):
+    """A window of one camera to fetch from its site's NVR."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    nvr: ShortText = Field(description="The NVR's id in the agents file ([[nvrs]]).")
+    camera: ShortText = Field(description="Vault camera id (the NVR's name for it is mapped).")
+    start: Instant = Field(description="Window start; without an offset, UK local time.")
+    end: Instant = Field(description="Window end; without an offset, UK local time.")
+
+
+class PullWindow(BaseModel):
+    start: dt.datetime
+    end: dt.datetime
+
+
+class PulledRecording(PullWindow):
+    recording_id: str
+    sha256: str
+    size: int
+    duration_ms: int | None
+    attempts: int = Field(description="Requests it took (more than 1: the connection dropped).")
+    resumed_bytes: int = Field(description="Bytes kept from before a dropped connection.")
+    already_pulled: bool = Field(description="An earlier run of the same pull stored it.")
+
+
+class PullGap(PullWindow):
+    seconds: int
+    reason: str = Field(description="before_retention, no_recording, future or short_transfer.")
+    message: str
+
+
+class PullPublic(BaseModel):
+    """What a pull fetched, what it could not, and the NVR's clock."""
+
+    id: str
+    state: str = Field(description="complete, partial (see gaps) or empty.")
+    nvr: dict[str, Any] = Field(description="The NVR: id, kind, site, URL.")
+    camera: str
+    nvr_camera: str
+    window: PullWindow
+    requested_by: dict[str, Any]
+    recordings: list[PulledRecording]
+    gaps: list[PullGap]
+    clock: dict[str, Any] | None = Field(
+        description="The NVR's stated time against the vault's, offset and flag (as for docks)."
+    )
+    oldest_held: dt.datetime | None = Field(
+        description="Start of the oldest footage of the camera the NVR keeps, where it mattered."
+    )
+
+
+def _nvr(agents: AgentsFile, nvr_id: str) -> NvrConfig | None:
+    return next((n for n in agents.nvrs if n.id == nvr_id), None)
+
+
+@router.post(
+    "/ingest/pulls",
+    summary="Pull a past window from a site's NVR",
+    description="Fetch one camera's footage for a past window from its site's NVR (mediamtx "
+    "playback server, ONVIF Profile G) and ingest it: hashed, encrypted, cataloged, with "
+    "custody naming the NVR, the window and you. Parts of the window the NVR does not hold "
+    "are reported as gaps with their reason; the NVR's clock is compared with the vault's and "
+    "flagged beyond the bound. Needs `holds.place` on the camera (its site's organisation; "
+    "ASB officers: their sites) and `X-Purpose`. 502 when the NVR is down or refuses the "
+    "vault's credentials (the attempt is in custody); 409 while another pull from the same "
+    "NVR runs. See docs/nvr-pull.md.",
+    status_code=status.HTTP_201_CREATED,
+    response_model=PullPublic,
+    responses=responses(400, 401, 403, 404, 409, 502),
+)
+def create_pull(
+    vault: VaultDep, principal: PrincipalDep, route: RouteDep, purpose: PurposeDep,
+    body: PullCreate,
+) -> dict[str, Any]:
+    require(vault, principal, Permission.HOLD_PLACE, route=route)
+    settings = vault.settings
+    agents = load_agents_file(settings.agents_file) if settings.agents_file else AgentsFile()
+    config = _nvr(agents, body.nvr)
+    if config is None or body.camera not in config.cameras:
+        # Asked as for any source: a scoped user is refused whether or not it exists.
+        require_source(vault, principal, Permission.HOLD_PLACE, body.camera, route=route)
+        raise NotFound(f"no NVR {body.nvr!r} with camera {body.camera!r} in the agents file")
+    with vault.sessions.begin() as session:
+        vault.ensure_source(session, body.camera, kind=SourceKind.CCTV, site=config.site)
+    require_source(vault, principal, Permission.HOLD_PLACE, body.camera, route=route)
+    stated = purpose.require()
+    report = pull(
+        vault, agents, nvr_id=config.id, camera=body.camera, start=body.start, end=body.end,
+        requested_by=principal.actor, purpose=stated,
+        spool_dir=pull_spool_dir(settings, config.id), lock_wait_s=5.0,
+    )
+    return report.to_dict()
+
+
+__all__ = ["PullCreate", "PullPublic", "router"]
