@@ -15,6 +15,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
+from . import casework, recipient, retention
 from ._oidc import OidcClient
 from .routes import router
 
@@ -26,6 +27,9 @@ def mount_web(app: FastAPI) -> None:
     """Add the web pages and their static assets to ``app`` (the API's routes are untouched)."""
     app.state.web_oidc = OidcClient.from_settings(app.state.settings)  # None: passwords only
     app.include_router(router)
+    app.include_router(casework.router)
+    app.include_router(recipient.router)
+    app.include_router(retention.router)
     app.mount(STATIC_PATH, StaticFiles(directory=STATIC), name="web-static")
 
 

@@ -15,7 +15,6 @@ FastAPI runs it in a worker thread rather than on the event loop.
 from __future__ import annotations
 
 import datetime as dt
-import math
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path as FilePath
@@ -33,7 +32,7 @@ from vault.config import Settings
 from vault.custody import Action
 from vault.errors import AccessDenied, InvalidInput, NotFound, Unauthenticated
 from vault.identity import ANONYMOUS, Principal, User, authenticate, log_denial_summaries
-from vault.policy import Permission, require, require_recording, visible_recordings
+from vault.policy import Permission, allowed, require, require_recording, visible_recordings
 from vault.search import RecordingQuery, search_recordings
 from vault.vault import Vault
 from vault.web_sessions import ActiveSession, Stage
@@ -71,6 +70,11 @@ class WebUser:
     @property
     def csrf(self) -> str:
         return self.session.csrf_token
+
+    def can(self, permission: str) -> bool:
+        """Whether their role holds ``permission`` (a :class:`Permission` value): which
+        pages the menu offers. Each page still decides for itself."""
+        return allowed(self.principal.role, Permission(permission))
 
 
 def _vault(request: Request) -> Vault:
@@ -484,25 +488,6 @@ def find(
 
 
 RecordingId = Annotated[str, Path(pattern=UUID_PATTERN)]
-
-
-@router.get("/watch/{recording_id}")
-def watch(request: Request, user: WebUserDep, recording_id: RecordingId) -> Response:
-    vault = _vault(request)
-    recording = require_recording(vault, user.principal, Permission.VIEW, recording_id,
-                                  route=_route(request))
-    if user.session.purpose is None:
-        return sec.redirect(f"/purpose?next=/watch/{recording.id}")
-    with vault.sessions() as session:
-        source = session.get(Source, recording.source_id)
-    seconds = None
-    if recording.captured_end is not None:
-        seconds = math.ceil((recording.captured_end - recording.captured_start).total_seconds())
-    fps = (recording.media_info or {}).get("fps")
-    return page(request, "watch.html", {
-        "csrf": user.csrf, "recording": recording, "source": source, "seconds": seconds,
-        "purpose": user.session.purpose,
-        "fps": fps if isinstance(fps, (int, float)) and 1 <= fps <= 240 else None})
 
 
 @router.get("/watch/{recording_id}/media")

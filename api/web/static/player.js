@@ -37,3 +37,65 @@ if (video && tools) {
   tools.hidden = false;
   showClock();
 }
+
+// Mark in and out for the clip form: the UK wall-clock time of the frame on screen goes into
+// the form's date and time fields (which a person can also type). The in mark is remembered
+// for this camera in this tab (sessionStorage), so a clip can start on one recording and end
+// on the next: mark in, open the next recording, mark out. I and O work only while the player
+// has focus (WCAG 2.1.4: a single-key shortcut must not fire while typing elsewhere).
+const clipForm = document.getElementById("clip-form");
+
+if (video && clipForm) {
+  const start = Date.parse(video.dataset.start);
+  const markTools = document.getElementById("mark-tools");
+  const note = document.getElementById("mark-note");
+  const fields = {
+    day: document.getElementById("clip-day"),
+    start: document.getElementById("clip-start"),
+    end: document.getElementById("clip-end"),
+  };
+  const key = `evidence-vault:mark-in:${clipForm.dataset.source}`;
+  const parts = new Intl.DateTimeFormat("en-GB", {
+    timeZone: "Europe/London", year: "numeric", month: "2-digit", day: "2-digit",
+    hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23",
+  });
+  const wall = (ms) => {
+    const p = Object.fromEntries(parts.formatToParts(new Date(ms)).map((x) => [x.type, x.value]));
+    const millis = String(Math.floor(((ms % 1000) + 1000) % 1000)).padStart(3, "0");
+    return { day: `${p.year}-${p.month}-${p.day}`, time: `${p.hour}:${p.minute}:${p.second}.${millis}` };
+  };
+  const here = () => wall(start + video.currentTime * 1000);
+  const markIn = () => {
+    const at = here();
+    fields.day.value = at.day;
+    fields.start.value = at.time;
+    sessionStorage.setItem(key, JSON.stringify(at));
+    note.textContent = `Marked in at ${at.time}.`;
+  };
+  const markOut = () => {
+    const at = here();
+    if (!fields.start.value) {
+      fields.day.value = at.day;
+    }
+    fields.end.value = at.time;
+    note.textContent = `Marked out at ${at.time}.`;
+  };
+
+  if (!Number.isNaN(start)) {
+    const earlier = JSON.parse(sessionStorage.getItem(key) || "null");
+    if (earlier && !fields.start.value) {
+      fields.day.value = earlier.day;
+      fields.start.value = earlier.time;
+      note.textContent = `Start marked earlier at ${earlier.time} (this camera).`;
+    }
+    document.getElementById("mark-in").addEventListener("click", markIn);
+    document.getElementById("mark-out").addEventListener("click", markOut);
+    video.addEventListener("keydown", (event) => {
+      if (event.ctrlKey || event.metaKey || event.altKey) return;
+      if (event.key === "i" || event.key === "I") { markIn(); event.preventDefault(); }
+      if (event.key === "o" || event.key === "O") { markOut(); event.preventDefault(); }
+    });
+    clipForm.addEventListener("submit", () => sessionStorage.removeItem(key));
+    markTools.hidden = false;
+  }
+}
