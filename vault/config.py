@@ -80,6 +80,11 @@ class Settings(BaseSettings):
         description="key_provider=pkcs11: the token's user PIN (give it as a file with "
         "EVIDENCE_VAULT_CONFIG or a secrets mount, not in the environment).",
     )
+    pkcs11_key_label: str = Field(
+        default="evidence-vault-kek", min_length=1, max_length=200,
+        description="key_provider=pkcs11: label prefix of this vault's keys on the token "
+        "(distinct per vault when vaults share a token).",
+    )
     ledger_key_path: Path | None = Field(
         default=None,
         description="Ed25519 key that signs custody checkpoints; default <home>/ledger-signing.key.",

@@ -56,7 +56,7 @@ from .errors import (
     StorageError,
     VaultError,
 )
-from .keys import KeyProvider, LocalKeyring, WrappedKey
+from .keys import KeyProvider, WrappedKey, open_key_provider
 from .objectstore import ObjectStore, S3Store, open_store
 from .plaintext import private_partial
 from .retention import RetentionPolicy, future_capture
@@ -181,13 +181,10 @@ class Vault:
         """
         home = settings.home_dir
         prepare_home(home)  # a clear ConfigError, not a traceback, for an unwritable home
-        if not settings.keyring_file.exists():
-            LocalKeyring.create(
-                settings.keyring_file,
-                passphrase=settings.keyring_passphrase.get_secret_value()
-                if settings.keyring_passphrase
-                else None,
-            )
+        keys = open_key_provider(settings, create=True)  # the first KEK, where there is none
+        close_keys = getattr(keys, "close", None)
+        if close_keys is not None:
+            close_keys()
         engine = make_engine(settings.catalog_url)
         upgrade(engine)
         # Each new vault names its own log (C2SP: an origin is unique); older ones keep theirs.
@@ -214,14 +211,7 @@ class Vault:
         """Open an initialised vault. Raises NotFound when ``init`` has not been run."""
         if settings.database_url is None and not (settings.home_dir / "catalog.sqlite3").exists():
             raise NotFound(f"no vault at {settings.home_dir}: run 'evidence-vault init' first")
-        if not settings.keyring_file.exists():
-            raise NotFound(f"keyring {settings.keyring_file} not found: run 'evidence-vault init' first")
-        keys = LocalKeyring.open(
-            settings.keyring_file,
-            passphrase=settings.keyring_passphrase.get_secret_value()
-            if settings.keyring_passphrase
-            else None,
-        )
+        keys = open_key_provider(settings)
         engine = engine or make_engine(settings.catalog_url)
         origin = resolve_origin(engine, settings.ledger_origin)
         signer = LedgerKeys.load(settings.ledger_key_file, origin)
