@@ -49,6 +49,7 @@ import hashlib
 import hmac
 import json
 import logging
+import os
 import re
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -901,6 +902,7 @@ class CustodyLedger:
         # A sensitive event was appended: sign at the next chance, whatever the count or time.
         self._urgent = False
         self._timer: threading.Timer | None = None
+        self._timer_pid = 0
         self._timer_lock = threading.Lock()
         self._closed = False
 
@@ -1201,17 +1203,20 @@ class CustodyLedger:
     def _arm_timer(self, size: int, cp_size: int, cp_time: dt.datetime | None) -> None:
         """Events wait for a signature: make sure one comes within ``checkpoint_interval``."""
         interval = self.checkpoint_interval
-        if interval is None or size <= cp_size or self._closed or self._timer is not None:
+        if interval is None or size <= cp_size or self._closed:
+            return
+        if self._timer is not None and self._timer_pid == os.getpid():
             return
         with self._timer_lock:
-            if self._timer is not None or self._closed:
+            # A timer armed before this process was forked did not come with it.
+            if (self._timer is not None and self._timer_pid == os.getpid()) or self._closed:
                 return
             waited = self._clock() - cp_time if cp_time is not None else interval
             delay = min(max((interval - waited).total_seconds(), 0.0), interval.total_seconds())
             timer = threading.Timer(delay, self._on_timer)
             timer.daemon = True  # never keeps a process alive; close() signs the rest
             timer.name = "custody-checkpoint-timer"
-            self._timer = timer
+            self._timer, self._timer_pid = timer, os.getpid()
             timer.start()
 
     def _on_timer(self) -> None:

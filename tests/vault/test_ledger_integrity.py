@@ -369,3 +369,19 @@ def test_catalog_binding_and_origin_on_every_backend(any_vault: Vault) -> None:
     with pytest.raises(CatalogMismatch) as info:
         any_vault.ledger.verify()
     assert [p.recording_id for p in info.value.problems] == [recs["c"]]  # type: ignore[attr-defined]
+
+
+def test_a_forked_worker_arms_its_own_timer(tmp_path: Path) -> None:
+    """Issue #11 finding 13: a timer thread does not survive fork(); a worker process that
+    inherited a ledger with a pending timer still signs its own quiet tail."""
+    import threading
+
+    with Vault.init(_settings(tmp_path, checkpoint_interval_s=1)) as vault:
+        vault.ledger.checkpoint()
+        inherited = threading.Timer(3600, lambda: None)  # never started: as after a fork
+        vault.ledger._timer, vault.ledger._timer_pid = inherited, -1
+        vault.ledger.record(Action.VIEWED, actor="asb-1")
+        deadline = time.monotonic() + 10
+        while _signed_size(vault) < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _signed_size(vault) == 1
