@@ -10,16 +10,16 @@
 from __future__ import annotations
 
 from ..config import MediamtxNvrConfig, NvrConfig
-from ..errors import AgentsFileError
 from .base import Fetch, Listing, Nvr, Span
 from .mediamtx import MediamtxNvr
+from .onvif import OnvifNvr
 
 
 def open_nvr(config: NvrConfig) -> Nvr:
     """The client for ``config``'s kind of NVR. Raises AgentsFileError (credentials)."""
     if isinstance(config, MediamtxNvrConfig):
         return MediamtxNvr(config)
-    raise AgentsFileError(f"NVR {config.id}: kind {config.kind!r} cannot be pulled from yet")
+    return OnvifNvr(config)
 
 
-__all__ = ["Fetch", "Listing", "MediamtxNvr", "Nvr", "Span", "open_nvr"]
+__all__ = ["Fetch", "Listing", "MediamtxNvr", "Nvr", "OnvifNvr", "Span", "open_nvr"]

@@ -1,0 +1,246 @@
+"""ONVIF Profile G NVRs: recording search and replay URIs over SOAP (``onvif-zeep-async``).
+
+What is spoken, all with WS-Security UsernameToken *digest* authentication (the password never
+crosses the wire: ``Base64(SHA-1(nonce + created + password))``, ONVIF Core 5.12):
+
+1. ``GetServices`` (device service, the agents file's ``url``): where the search and replay
+   services are.
+2. ``GetSystemDateAndTime``: the NVR's clock, compared with the vault's (1 s resolution).
+3. ``FindRecordings`` (scope: the camera's recording token), ``GetRecordingSearchResults``
+   until the search is ``Completed``, ``EndSearch``: the recording's earliest and latest
+   footage. The held span of the window is ``[EarliestRecording, LatestRecording]`` clipped
+   to it.
+4. ``GetRecordingSummary``: the oldest footage the NVR holds at all; with the recording's own
+   ``EarliestRecording``, where its retention begins (a window starting earlier is reported as
+   ``before_retention``).
+5. ``GetReplayUri`` (``RTP-Unicast`` over ``RTSP``): where the recording is replayed.
+
+Stated limitations of this first slice:
+
+- **Gaps inside a recording** are not found: ONVIF reports them only as recording events
+  (``FindEvents`` on ``tns1:RecordingHistory/Track/State``), which this client does not ask
+  for yet. A gap inside the held span shows up as a ``short_transfer`` gap once fetched.
+- **Replay is not fetched here yet**: :meth:`OnvifNvr.fetch` gets the replay URI and refuses
+  with :class:`~ingest.errors.NvrError` saying so. Replaying it needs an RTSP client that sends
+  ``Require: onvif-replay`` and ``Range: clock=...`` (ONVIF Streaming Spec 6), which ffmpeg
+  does not; GStreamer's ``rtspsrc onvif-mode=true`` does, and is the planned client
+  (docs/nvr-pull.md).
+- Tested against a loopback SOAP server whose every answer is validated against the ONVIF
+  WSDLs shipped in ``onvif-zeep-async``, and which checks the digest of every request; not
+  against a commercial NVR's firmware.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from ..config import OnvifNvrConfig
+from ..errors import NvrAuthFailed, NvrError, NvrUnreachable
+from .base import Fetch, Listing, Span
+
+T = TypeVar("T")
+
+#: The device service path ONVIF fixes (Core 5.1.1); ONVIFCamera builds it from host and port.
+DEVICE_PATH = "/onvif/device_service"
+_SEARCH_WAIT = "PT5S"
+_SEARCH_ROUNDS = 20
+
+
+class OnvifNvr:
+    """A client of one ONVIF Profile G NVR (see the module docstring)."""
+
+    kind = "onvif"
+
+    def __init__(self, config: OnvifNvrConfig) -> None:
+        self.config = config
+        self.id = config.id
+        parts = urlsplit(config.url)
+        if parts.path.rstrip("/") != DEVICE_PATH or parts.scheme != "http":
+            raise NvrError(
+                f"NVR {self.id}: url must be the device service, http://HOST:PORT{DEVICE_PATH} "
+                f"(got {config.url})",
+                source_id=self.id,
+            )
+        self._host = parts.hostname or ""
+        self._port = parts.port or 80
+        user, password = None, None
+        secret = config.secret()
+        if secret is not None:
+            user, _, password = secret.get_secret_value().partition(":")
+        self._user, self._password = user, password
+
+    def describe(self) -> dict[str, Any]:
+        """Who this NVR is, for custody events and reports (no credentials)."""
+        return {"id": self.id, "kind": self.kind, "site": self.config.site, "url": self.config.url}
+
+    # -- the SOAP session ---------------------------------------------------------------------
+
+    def _run(self, what: str, work: Callable[[Any], Awaitable[T]]) -> T:
+        """Open the device, run ``work(camera)``, close; map every failure to an NvrError."""
+        return asyncio.run(self._session(what, work))
+
+    async def _session(self, what: str, work: Callable[[Any], Awaitable[T]]) -> T:
+        import aiohttp
+        import zeep.exceptions
+        from onvif import ONVIFCamera
+        from onvif.exceptions import ONVIFAuthError, ONVIFError
+
+        camera = ONVIFCamera(self._host, self._port, self._user, self._password, no_cache=True)
+        try:
+            await asyncio.wait_for(camera.update_xaddrs(), self.config.timeout_s)
+            return await asyncio.wait_for(work(camera), self.config.timeout_s * 4)
+        except zeep.exceptions.Fault as fault:
+            if _not_authorized(fault):
+                raise self._refused(what) from None
+            raise NvrError(
+                f"NVR {self.id} answered {what} with a SOAP fault: {fault.message}",
+                source_id=self.id,
+            ) from None
+        except ONVIFAuthError:
+            raise self._refused(what) from None
+        except (ONVIFError, aiohttp.ClientError, OSError, asyncio.TimeoutError) as error:
+            cause = error.__cause__ or error.__context__ or error
+            if isinstance(cause, zeep.exceptions.Fault) and _not_authorized(cause):
+                raise self._refused(what) from None
+            raise NvrUnreachable(
+                f"NVR {self.id} at {self.config.url} did not answer {what} "
+                f"({type(error).__name__}: {error or 'timed out'}): check that it is on and "
+                "reachable from this host; nothing was pulled",
+                source_id=self.id,
+            ) from None
+        finally:
+            await camera.close()
+
+    def _refused(self, what: str) -> NvrAuthFailed:
+        reference = self.config.credentials or "(none given)"
+        return NvrAuthFailed(
+            f"NVR {self.id} refused the credentials {reference} for {what} (SOAP "
+            "NotAuthorized): set the user and password of an ONVIF account allowed to search "
+            "and replay recordings; nothing was pulled",
+            source_id=self.id,
+        )
+
+    # -- the Nvr protocol ---------------------------------------------------------------------
+
+    def listing(self, camera: str, start: dt.datetime, end: dt.datetime) -> Listing:
+        """The held span of recording ``camera`` in ``[start, end)``, and the NVR's clock."""
+
+        async def work(device: Any) -> Listing:
+            server_time = await _system_time(device)
+            info = await _find_recording(device, camera)
+            spans: tuple[Span, ...] = ()
+            first, last = info if info is not None else (None, None)
+            if first is not None and last is not None:
+                if last > start and first < end:
+                    spans = (Span(max(first, start), min(last, end)),)
+            return Listing(spans=spans, server_time=server_time, server_time_resolution_s=1.0)
+
+        return self._run(f"the recording search for {camera}", work)
+
+    def oldest(self, camera: str) -> dt.datetime | None:
+        """The start of recording ``camera``'s footage, no earlier than the NVR's summary."""
+
+        async def work(device: Any) -> dt.datetime | None:
+            search = await device.create_search_service()
+            summary = await search.GetRecordingSummary()
+            held_from = _utc(getattr(summary, "DataFrom", None))
+            info = await _find_recording(device, camera)
+            first = info[0] if info else None
+            candidates = [t for t in (held_from, first) if t is not None]
+            return max(candidates) if candidates else None
+
+        return self._run(f"the recording summary for {camera}", work)
+
+    def replay_uri(self, camera: str) -> str:
+        """The RTSP URI the NVR replays recording ``camera`` at (``GetReplayUri``)."""
+
+        async def work(device: Any) -> str:
+            replay = await device.create_replay_service()
+            answer = await replay.GetReplayUri({
+                "StreamSetup": {"Stream": "RTP-Unicast", "Transport": {"Protocol": "RTSP"}},
+                "RecordingToken": camera,
+            })
+            uri = answer if isinstance(answer, str) else getattr(answer, "Uri", None)
+            if not uri:
+                raise NvrError(f"NVR {self.id} gave no replay URI for {camera}",
+                               source_id=self.id)
+            return str(uri)
+
+        return self._run(f"the replay URI of {camera}", work)
+
+    @contextmanager
+    def fetch(
+        self, camera: str, start: dt.datetime, end: dt.datetime, *, offset: int = 0
+    ) -> Iterator[Fetch]:
+        """Not yet: asks for the replay URI (so credentials and the recording are checked)
+        and refuses with NvrError naming it (see the module docstring)."""
+        uri = self.replay_uri(camera)
+        raise NvrError(
+            f"NVR {self.id}: recording {camera} replays at {uri}, but replay over RTSP with "
+            "'Require: onvif-replay' is not implemented in this version; pull it from the "
+            "NVR's own export, or through a mediamtx NVR (docs/nvr-pull.md)",
+            source_id=self.id,
+        )
+        yield  # pragma: no cover - unreachable, keeps this a generator
+
+    def close(self) -> None:
+        """Nothing held between calls: each call opens and closes its own session."""
+
+
+async def _system_time(device: Any) -> dt.datetime | None:
+    management = await device.create_devicemgmt_service()
+    answer = await management.GetSystemDateAndTime()
+    utc = getattr(answer, "UTCDateTime", None)
+    if utc is None:
+        return None
+    date, time_ = utc.Date, utc.Time
+    return dt.datetime(date.Year, date.Month, date.Day, time_.Hour, time_.Minute, time_.Second,
+                       tzinfo=dt.timezone.utc)
+
+
+async def _find_recording(device: Any, token: str) -> tuple[dt.datetime | None,
+                                                             dt.datetime | None] | None:
+    """(EarliestRecording, LatestRecording) of recording ``token``; None if not found."""
+    search = await device.create_search_service()
+    started = await search.FindRecordings({
+        "Scope": {"IncludedRecordings": [token]},
+        "MaxMatches": 10,
+        "KeepAliveTime": "PT30S",
+    })
+    search_token = started if isinstance(started, str) else started.SearchToken
+    found = None
+    try:
+        for _ in range(_SEARCH_ROUNDS):
+            results = await search.GetRecordingSearchResults({
+                "SearchToken": search_token, "MinResults": 1, "MaxResults": 10,
+                "WaitTime": _SEARCH_WAIT,
+            })
+            for info in getattr(results, "RecordingInformation", None) or []:
+                if info.RecordingToken == token:
+                    found = (_utc(info.EarliestRecording), _utc(info.LatestRecording))
+            if getattr(results, "SearchState", None) == "Completed":
+                break
+    finally:
+        await search.EndSearch({"SearchToken": search_token})
+    return found
+
+
+def _utc(value: Any) -> dt.datetime | None:
+    if not isinstance(value, dt.datetime):
+        return None
+    return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value.astimezone(
+        dt.timezone.utc)
+
+
+def _not_authorized(fault: Any) -> bool:
+    codes = [str(c) for c in (getattr(fault, "subcodes", None) or [])]
+    text = " ".join([*codes, str(getattr(fault, "message", "")), str(getattr(fault, "code", ""))])
+    return "NotAuthorized" in text or "not authorized" in text.lower()
+
+
+__all__ = ["DEVICE_PATH", "OnvifNvr"]
