@@ -52,7 +52,17 @@ from ..deps import MAX_FIELD, MAX_PURPOSE
 from ..routes.clips import authorise_clip
 from ..schemas import UUID_PATTERN
 from . import _security as sec
-from .routes import CsrfField, WebUser, WebUserDep, _checked, _route, _settings, _vault, page, templates
+from .routes import (
+    CsrfField,
+    WebUser,
+    WebUserDep,
+    _checked,
+    _route,
+    _settings,
+    _vault,
+    page,
+    templates,
+)
 from .uktime import parse_uk, to_uk
 
 router = APIRouter(route_class=sec.make_route_class(templates), include_in_schema=False)
@@ -425,7 +435,7 @@ def new_share(request: Request, user: WebUserDep,
     items = _shared_items(vault, principal, ids, _route(request))
     expires = to_uk(vault.clock() + dt.timedelta(days=DEFAULT_SHARE_DAYS))
     values = {"recipient": "", "email": "", "recipient_org": "", "purpose": "",
-              "reference": user.session.purpose.reference if user.session.purpose else "",
+              "reference": (user.session.purpose.reference or "") if user.session.purpose else "",
               "lawful_basis": "", "expires": f"{expires:%Y-%m-%d}", "access": "view",
               "max_downloads": ""}
     return _share_form(request, user, items, values, {})
