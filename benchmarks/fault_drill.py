@@ -194,6 +194,16 @@ class Run:
                                           str(self.config)], cwd=ROOT, env=self.env,
                                          stdout=out, stderr=out)
 
+    def wait_up(self, timeout: float = 60) -> None:
+        """Wait until the agent started last has written its status file (it is working)."""
+        started = time.time()
+        status = self.spool / "status.json"
+        while time.time() - started < timeout:
+            with contextlib.suppress(OSError):
+                if status.stat().st_mtime > started:
+                    return
+            time.sleep(0.05)
+
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             for pid in _children(self.proc.pid) if self.prefix else [self.proc.pid]:
@@ -315,7 +325,8 @@ def drill_kill(base: Path, args: argparse.Namespace) -> Result:
     rng = random.Random(7)
     run.start()
     for _ in range(args.kills):
-        time.sleep(rng.uniform(0.4, 2.0))
+        run.wait_up()  # kill a working agent, not one still importing
+        time.sleep(rng.uniform(0.1, 1.5))
         run.kill()
         run.start()
     run.wait_drained(600)

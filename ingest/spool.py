@@ -566,7 +566,15 @@ class Spool:
         undo any other. Returns True when undone."""
         dst = self.files_dir / str(item.file)
         if dst.exists() and (item.mode == "move" or dst.stat().st_size == item.size):
-            self.update(item, state=ItemState.SPOOLED)
+            changes: dict[str, Any] = {"state": ItemState.SPOOLED}
+            placed = dst.stat()
+            if item.mode == "link" and item.fingerprint and same_file(
+                ":".join(item.fingerprint.split(":")[:3]), placed
+            ):
+                # The link itself moved the ctime after the source judged the file complete;
+                # the file is otherwise the version it judged, so record it as linked.
+                changes["fingerprint"] = file_fingerprint(placed)
+            self.update(item, **changes)
             return False
         dst.unlink(missing_ok=True)
         with self._tx() as db:
