@@ -230,7 +230,8 @@ class Settings(BaseSettings):
     web_public_url: str | None = Field(
         default=None,
         description="Web app: the address people reach the vault at (e.g. https://vault.example.org), "
-        "for the OpenID Connect redirect address; default: the address of each request.",
+        "for the OpenID Connect redirect address and the share links the web app gives out; "
+        "default: the address of each request.",
     )
 
     # Derived locations: the embedded default keeps everything under ``home``.
