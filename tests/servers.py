@@ -305,6 +305,86 @@ def start_minio(tmp_path: Path, *, timeout: float = START_TIMEOUT) -> S3Server:
     raise AssertionError("unreachable")
 
 
+@dataclass
+class MinioCluster:
+    """A distributed, erasure-coded MinIO of ``len(nodes)`` processes, one drive each, on
+    loopback. ``endpoint`` is node 0's (the tests' clients talk to it; production puts a load
+    balancer in front). ``kill(i)`` is SIGKILL; ``restart(i)`` brings a node back on its drive."""
+
+    endpoint: str
+    access_key: str
+    secret_key: str
+    ports: list[int]
+    drives: list[Path]
+    argv: list[list[str]]
+    env: dict[str, str]
+    log_dir: Path
+    nodes: list[_Process | None] = field(default_factory=list)
+
+    def kill(self, i: int) -> None:
+        node = self.nodes[i]
+        if node is not None and node.alive():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(node.proc.pid, signal.SIGKILL)
+            node.proc.wait(STOP_GRACE)
+        self.nodes[i] = None
+
+    def restart(self, i: int) -> None:
+        if self.nodes[i] is None:
+            # In a container (/.dockerenv) MinIO waits for peer names to stop resolving to
+            # loopback; naming each node's own endpoint lets it start (cmd/endpoint.go).
+            env = {**self.env, "_MINIO_SERVER_LOCAL": f"{HOST}:{self.ports[i]}"}
+            self.nodes[i] = _spawn(f"minio-{i}", self.argv[i], self.log_dir / f"minio-{i}.log", env)
+
+    def wait_healthy(self, timeout: float = START_TIMEOUT) -> None:
+        """Wait until every node answers and the cluster has write quorum."""
+        for i, node in enumerate(self.nodes):
+            assert node is not None, f"node {i} is down"
+            _wait_http(node, f"http://{HOST}:{self.ports[i]}/minio/health/live", lambda s: s == 200, timeout)
+        first = self.nodes[0]
+        assert first is not None
+        _wait_http(first, f"http://{self.endpoint}/minio/health/cluster", lambda s: s == 200, timeout)
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            if node is not None:
+                node.stop()
+
+    def log_tail(self) -> str:
+        return "\n".join(f"--- node {i}\n{n.log_tail()}" for i, n in enumerate(self.nodes) if n)
+
+
+def start_minio_cluster(tmp_path: Path, *, nodes: int = 4, timeout: float = START_TIMEOUT) -> MinioCluster:
+    """Start a distributed MinIO of ``nodes`` processes on free loopback ports (erasure set of
+    ``nodes`` drives; 4 drives get EC:2, so one node lost keeps both read and write quorum)."""
+    binary = find_minio()
+    access_key, secret_key = "vault-test", secrets.token_hex(16)
+    ports = _free_ports(2 * nodes)
+    api, consoles = ports[:nodes], ports[nodes:]
+    drives = [tmp_path / f"drive-{i}" for i in range(nodes)]
+    for drive in drives:
+        drive.mkdir(parents=True, exist_ok=True)
+    peers = [f"http://{HOST}:{api[i]}{drives[i]}" for i in range(nodes)]
+    argv = [[binary, "server", "--address", f"{HOST}:{api[i]}", "--console-address",
+             f"{HOST}:{consoles[i]}", "--quiet", *peers] for i in range(nodes)]
+    env = {
+        "MINIO_ROOT_USER": access_key, "MINIO_ROOT_PASSWORD": secret_key, "MINIO_BROWSER": "off",
+        "MINIO_UPDATE": "off", "MINIO_CALLHOME_ENABLE": "off",
+        # The drives share the root file system here; MinIO refuses that outside CI mode.
+        "MINIO_CI_CD": "on",
+    }
+    cluster = MinioCluster(f"{HOST}:{api[0]}", access_key, secret_key, api, drives, argv, env,
+                           tmp_path, nodes=[None] * nodes)
+    for i in range(nodes):
+        cluster.restart(i)
+    try:
+        cluster.wait_healthy(timeout)
+    except ServerStartError:
+        cluster.stop()
+        raise
+    return cluster
+
+
 # --------------------------------------------------------------------------------------------
 # Redis
 # --------------------------------------------------------------------------------------------
