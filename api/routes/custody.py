@@ -120,8 +120,11 @@ def proof(vault: VaultDep, principal: PrincipalDep, route: RouteDep, seq: Seq) -
 @router.get(
     "/verify",
     summary="Verify the custody ledger",
-    description="Recompute every event, hash link, MAC, Merkle root and signed checkpoint, and "
-    "compare with the witnessed checkpoint. 409 names the first event that does not verify.",
+    description="Recompute every event, hash link, MAC, Merkle root and signed checkpoint, "
+    "compare with the witnessed checkpoint, and compare every catalog row (source, capture "
+    "times, size, SHA-256, retention date) with the ledger's record of it. `unsigned` counts "
+    "the events no signature covers yet. 409 names the first event that does not verify, or "
+    "the recordings whose rows differ from the ledger or lost their row.",
     response_model=VerifyResult,
     responses=responses(401, 403, 409),
 )
