@@ -564,6 +564,15 @@ def test_kill_leftovers_are_swept_at_agent_start(
     time.sleep(1.2)  # older than sweep_after_s
     with agent_process(home, config, log):
         wait_for(lambda: _drained(spool, dock), what="the restart to finish")
+        # A running agent with live workers is healthy: `ingest status` exits 0.
+        status = subprocess.run(
+            [sys.executable, "-c", "import sys; from api.cli.ingest import ingest_app; "
+             "sys.exit(ingest_app(['status', '--spool', sys.argv[1], '--json']))", str(spool)],
+            cwd=ROOT, env={**os.environ, "EVIDENCE_VAULT_HOME": str(home)},
+            capture_output=True, text=True, timeout=60,
+        )
+        assert status.returncode == 0, status.stdout + status.stderr
+        assert '"live_workers": 2' in status.stdout
     for path in leftovers:
         assert not path.exists(), f"{path} was not swept"
     with Vault.open(settings) as vault:
