@@ -10,7 +10,9 @@ Write path (``put_stream``):
     3. the catalog row and its ``ingested`` custody event commit in one transaction. If that
        fails, the uploaded object is deleted, so a failed put leaves nothing behind. If the
        process dies between 1 and 3, the orphan holds only ciphertext whose key was never
-       written anywhere: unreadable, and removed by ``orphans()``/``remove_orphans()``.
+       written anywhere: unreadable. ``sweep_leftovers()`` removes such orphans and the
+       store's unfinished uploads (temp files, multipart uploads) once old enough; every
+       ingest agent runs it at start and hourly (docs/ingest-faults.md).
 """
 
 from __future__ import annotations
