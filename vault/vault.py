@@ -228,9 +228,13 @@ class Vault:
         )
 
     def close(self) -> None:
-        """Sign the custody events still waiting for a checkpoint, then release the catalog."""
+        """Sign the custody events still waiting for a checkpoint, then release the catalog
+        and the key provider's session (an HSM token's, where it keeps one)."""
         self.ledger.close()
         self.engine.dispose()
+        close_keys = getattr(self.keys, "close", None)
+        if close_keys is not None:
+            close_keys()
 
     def __enter__(self) -> Vault:
         return self
