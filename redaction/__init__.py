@@ -6,8 +6,8 @@
     plan, result = redact_video("clip.mp4", "clip.redacted.mp4")   # both, in one pass
 
 Modules: :mod:`~redaction.media` (probe, decode, encode), :mod:`~redaction.detect`
-(detectors), :mod:`~redaction.scan` (where to look), :mod:`~redaction.track` (tracks and
-mask boxes), :mod:`~redaction.plan` (the JSON plan), :mod:`~redaction.render` (masks,
+(detectors), :mod:`~redaction.scan` (where to look), :mod:`~redaction.motion` (camera
+motion), :mod:`~redaction.track` (tracks and mask boxes), :mod:`~redaction.plan` (the JSON plan), :mod:`~redaction.render` (masks,
 caption, result), :mod:`~redaction.pipeline` (concurrent stages), :mod:`~redaction.errors`.
 """
 

@@ -34,6 +34,7 @@ import av
 from redaction.detect import CenterFace, Detector
 from redaction.errors import MediaError, PlanError, RedactionError
 from redaction.media import Frame, VideoWriter, iter_frames, probe
+from redaction.motion import CameraMotion
 from redaction.plan import (
     AudioEdit,
     MaskSpec,
@@ -202,9 +203,11 @@ class _Window:
 class _Detection:
     """Scanner + tracker, driven by the detection thread, read by the render thread."""
 
-    def __init__(self, scanner: FrameScanner, tracker: Tracker) -> None:
+    def __init__(self, scanner: FrameScanner, tracker: Tracker,
+                 motion: CameraMotion | None = None) -> None:
         self.scanner = scanner
         self.tracker = tracker
+        self.motion = motion
         self.lock = threading.Condition()
         self.done = False
 
@@ -212,6 +215,11 @@ class _Detection:
         p = self.scanner.params
         i = 0
         while (frame := window.get(i)) is not None:
+            if self.motion is not None:
+                # Every frame, looked at or not: offsets accumulate frame to frame, and the
+                # render thread asks the tracker for masks on every frame.
+                with self.lock:
+                    self.motion.update(i, frame.image)
             full = self.scanner.is_look(i)
             with self.lock:
                 if full:
@@ -468,9 +476,12 @@ def _detect_all(source: Path, *, scan: ScanParams, track: TrackParams,
     hasher = _Hasher(source)
     fps = float(info.fps) if info.fps else 25.0
     det = detector if detector is not None else CenterFace()
-    scanner = FrameScanner(det, scan, width=info.width, height=info.height, fps=fps)
-    tracker = Tracker(track, fps=fps, width=info.width, height=info.height, stride=scan.stride)
-    detection = _Detection(scanner, tracker)
+    motion = CameraMotion(info.width, info.height)
+    scanner = FrameScanner(det, scan, width=info.width, height=info.height, fps=fps,
+                           motion=motion)
+    tracker = Tracker(track, fps=fps, width=info.width, height=info.height, stride=scan.stride,
+                      motion=motion)
+    detection = _Detection(scanner, tracker, motion)
     builder = _PlanBuilder(track.review_confidence, merge_frames=max(1, round(fps / 2)))
     masker = FrameMasker(mask, caption) if encode_to is not None else None
     factory = None

@@ -27,9 +27,11 @@ one look in ``stride`` frames.
 Overlapping motion and track regions are merged, and the small ones are packed into one
 mosaic image per look, so the detector runs once on them instead of once per region.
 
-When motion covers most of the frame (a moving body-worn camera, a light switched on) the
-motion regions merge into large ones and cost grows towards a full-frame scan: slower, never
-blind.
+A moving camera would make the whole frame "motion": given the camera's motion
+(:mod:`redaction.motion`), the background model is moved with the picture before each
+comparison, so only what moves in the scene shows. When motion still covers most of the
+frame (a light switched on, a zoom) the motion regions merge into large ones and cost grows
+towards a full-frame scan: slower, never blind.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ import numpy.typing as npt
 
 from redaction.detect import Boxes, Detector, nms
 from redaction.mosaic import pack
+from redaction.motion import CameraMotion
 
 __all__ = ["FrameScanner", "ScanParams", "ScanStats"]
 
@@ -187,7 +190,7 @@ class FrameScanner:
     """
 
     def __init__(self, detector: Detector, params: ScanParams, *, width: int, height: int,
-                 fps: float, workers: int = 2) -> None:
+                 fps: float, workers: int = 2, motion: CameraMotion | None = None) -> None:
         self.detector = detector
         self.params = params
         self.width, self.height = width, height
@@ -198,6 +201,10 @@ class FrameScanner:
         self._mw = min(params.motion_width, width)
         self._mh = max(1, round(height * self._mw / width))
         self._background: npt.NDArray[np.float32] | None = None
+        # With camera motion, the background model is moved with the picture before each
+        # comparison, so a pan or a shake is not "motion" everywhere.
+        self._motion = motion
+        self._background_offset = (0.0, 0.0)
         self._previous: npt.NDArray[np.float32] | None = None
         # The background absorbs change with time constant background_seconds.
         self._tc_frames = max(1.0, params.background_seconds * self.fps)
@@ -230,16 +237,41 @@ class FrameScanner:
         area = max(1, (x1 - x0) * (y1 - y0))
         return min(scale, math.sqrt(self.params.max_region_pixels / area))
 
-    def _motion_boxes(self, image: Image, elapsed: int) -> list[tuple[int, int, int, int]]:
+    def _follow_camera(self, index: int) -> None:
+        """Move the background model (and the previous look) with the camera to frame
+        ``index``; what comes into view is taken from the nearest edge and shows as motion
+        only where it differs."""
+        if self._motion is None or self._background is None or self._previous is None:
+            return
+        ox, oy = self._motion.offset(index)
+        dx = (ox - self._background_offset[0]) * self._mw / self.width
+        dy = (oy - self._background_offset[1]) * self._mh / self.height
+        self._background_offset = (ox, oy)
+        if abs(dx) < 0.25 and abs(dy) < 0.25:
+            return
+        m = np.array([[1, 0, dx], [0, 1, dy]], np.float32)
+        size = (self._mw, self._mh)
+        self._background = cv2.warpAffine(self._background, m, size,  # type: ignore[assignment]
+                                          flags=cv2.INTER_LINEAR,
+                                          borderMode=cv2.BORDER_REPLICATE)
+        self._previous = cv2.warpAffine(self._previous, m, size,  # type: ignore[assignment]
+                                        flags=cv2.INTER_LINEAR,
+                                        borderMode=cv2.BORDER_REPLICATE)
+
+    def _motion_boxes(self, image: Image, elapsed: int,
+                      index: int = 0) -> list[tuple[int, int, int, int]]:
         """Boxes (frame px) around what moved against the background model since the look
         ``elapsed`` frames ago."""
         p = self.params
+        self._follow_camera(index)
         alpha = min(1.0, elapsed / self._tc_frames)
         small = cv2.resize(image, (self._mw, self._mh), interpolation=cv2.INTER_AREA)
         grey = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY).astype(np.float32)
         if self._background is None:
             self._background = grey
             self._previous = grey.copy()
+            if self._motion is not None:
+                self._background_offset = self._motion.offset(index)
             return []
         diff = cv2.absdiff(grey, self._background)
         mask = (diff > p.motion_threshold).astype(np.uint8)
@@ -431,7 +463,7 @@ class FrameScanner:
         self.stats.looks += 1
         elapsed = index - self._last_look
         self._last_look = index
-        motion = self._motion_boxes(image, elapsed)
+        motion = self._motion_boxes(image, elapsed, index)
         if index == 0:
             sweep = list(self._sweep)
         else:

@@ -3,7 +3,10 @@
 Detections arrive only on the frames the scanner looks at. The tracker links them by
 predicted overlap (constant-velocity motion model, IoU, then centre distance for small fast
 faces whose boxes no longer overlap), keeps a track alive through missed detections for up
-to ``max_gap_seconds``, and ends it after that.
+to ``max_gap_seconds``, and ends it after that. Given the camera's motion
+(:class:`redaction.motion.CameraMotion`), it links, predicts and interpolates in scene
+coordinates, with the camera's pan or shake taken out, so that a face keeps its track and
+its tight mask on a moving camera as on a still one.
 
 A track's mask box on any frame is a pure function of its observations (so a plan records
 exactly what single-pass rendering masked). It is the *head* around the face box: the face
@@ -39,6 +42,8 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
+from redaction.motion import CameraMotion
 
 __all__ = ["MaskBox", "Observation", "Track", "TrackParams", "Tracker"]
 
@@ -170,7 +175,7 @@ class Tracker:
     """
 
     def __init__(self, params: TrackParams, *, fps: float, width: int, height: int,
-                 stride: int = 1) -> None:
+                 stride: int = 1, motion: CameraMotion | None = None) -> None:
         self.params = params
         self.stride = max(1, stride)
         self.fps = fps if fps > 0 else 25.0
@@ -185,6 +190,21 @@ class Tracker:
         self._due: dict[int, int] = {}
         self._finished = False
         self._last_frame = -1
+        # Observations are kept in scene coordinates (camera motion taken out, see
+        # redaction.motion): frame boxes go in through _to_scene and out through _to_frame.
+        self.motion = motion
+
+    def _to_scene(self, box: Box, frame: int) -> Box:
+        if self.motion is None:
+            return box
+        ox, oy = self.motion.offset(frame)
+        return _shift(box, -ox, -oy)
+
+    def _to_frame(self, box: Box, frame: int) -> Box:
+        if self.motion is None:
+            return box
+        ox, oy = self.motion.offset(frame)
+        return _shift(box, ox, oy)
 
     # -- linking -----------------------------------------------------------------------
 
@@ -199,7 +219,7 @@ class Tracker:
 
     def predicted(self, frame: int) -> list[Box]:
         """Where live tracks are expected on ``frame`` (for the scanner's track regions)."""
-        return [self._predict(t, frame) for t in self._live
+        return [self._to_frame(self._predict(t, frame), frame) for t in self._live
                 if frame - t.last <= self.gap_frames]
 
     def update(self, frame: int, detections: npt.NDArray[np.float32], *,
@@ -218,7 +238,8 @@ class Tracker:
         self._live = [t for t in self._live if frame - t.last <= self.gap_frames]
         live = {t.id for t in self._live}
         self._due = {k: v for k, v in self._due.items() if k in live}
-        dets = [(tuple(float(v) for v in d[:4]), float(d[4])) for d in detections]
+        dets = [(self._to_scene(tuple(float(v) for v in d[:4]), frame),  # type: ignore[arg-type]
+                 float(d[4])) for d in detections]
         candidates: list[tuple[float, int, int]] = []
         for ti, track in enumerate(self._live):
             if only is not None and track.id not in only:
@@ -227,12 +248,12 @@ class Tracker:
             psize = _size(pred)
             pc = _centre(pred)
             for di, (box, _) in enumerate(dets):
-                dsize = _size(box)  # type: ignore[arg-type]
+                dsize = _size(box)
                 ratio = dsize / psize
                 if not 0.5 <= ratio <= 2.0:
                     continue
-                iou = _iou(pred, box)  # type: ignore[arg-type]
-                dc = _centre(box)  # type: ignore[arg-type]
+                iou = _iou(pred, box)
+                dc = _centre(box)
                 dist = math.hypot(dc[0] - pc[0], dc[1] - pc[1]) / max(psize, dsize)
                 # A track seen once has no velocity yet: allow for the distance a fast face
                 # covers between looks.
@@ -250,11 +271,11 @@ class Tracker:
             used_t.add(ti)
             used_d.add(di)
             box, score = dets[di]
-            self._live[ti].observations.append(Observation(frame, box, score))  # type: ignore[arg-type]
+            self._live[ti].observations.append(Observation(frame, box, score))
         for di, (box, score) in enumerate(dets):
             if di in used_d or only is not None:
                 continue
-            track = Track(self._next_id, [Observation(frame, box, score)])  # type: ignore[arg-type]
+            track = Track(self._next_id, [Observation(frame, box, score)])
             self._next_id += 1
             self._live.append(track)
             self.tracks.append(track)
@@ -293,7 +314,7 @@ class Tracker:
 
     def due(self, frame: int) -> list[tuple[int, Box]]:
         """Live tracks due for a look by ``frame``: (id, predicted box on ``frame``)."""
-        return [(t.id, self._predict(t, frame)) for t in self._live
+        return [(t.id, self._to_frame(self._predict(t, frame), frame)) for t in self._live
                 if frame - t.last <= self.gap_frames and self._due.get(t.id, frame) <= frame]
 
     def live_ids(self, frame: int) -> list[int]:
@@ -365,13 +386,16 @@ class Tracker:
         return box, grow, min(a.score, b.score), bridged  # type: ignore[return-value]
 
     def _speed(self, track: Track, t: int) -> float:
-        """Speed (px/frame) of ``track`` about ``t``."""
+        """Speed (px/frame) of ``track`` in the frame about ``t``: its own and the camera's."""
         obs = track.observations
-        if len(obs) < 2:
-            return 0.0
-        # The pair of observations around t (binary search: tracks can be long).
-        i = min(max(0, bisect.bisect_right(obs, t, key=lambda o: o.frame) - 1), len(obs) - 2)
-        return math.hypot(*_velocity(obs[i], obs[i + 1]))
+        vx, vy = self.motion.velocity(t) if self.motion is not None else (0.0, 0.0)
+        if len(obs) >= 2:
+            # The pair of observations around t (binary search: tracks can be long).
+            i = min(max(0, bisect.bisect_right(obs, t, key=lambda o: o.frame) - 1),
+                    len(obs) - 2)
+            ux, uy = _velocity(obs[i], obs[i + 1])
+            vx, vy = vx + ux, vy + uy
+        return math.hypot(vx, vy)
 
     def _range(self, track: Track) -> tuple[int, int]:
         return max(0, track.first - self.pad_frames), track.last + self.pad_frames
@@ -381,6 +405,7 @@ class Tracker:
         if not lo <= t <= hi:
             return None
         box, grow, conf, bridged = self._raw(track, t)
+        box = self._to_frame(box, t)
         w, h = box[2] - box[0], box[3] - box[1]
         # A face is never much narrower or flatter than 4:5 (a box clipped at the edge of a
         # detector tile, or smeared by motion, can be): widen such a box about its centre.
