@@ -7,7 +7,10 @@ is a copy). A download needs the recipient to acknowledge the terms, goes throug
 :func:`vault.shares.access_share` like the API's download route (counted against the limit,
 logged), and is a form with a CSRF token (double-submit cookie, as before sign-in) so another
 site cannot spend the recipient's downloads. Every use of the link, allowed or refused, is a
-custody event; a revoked, expired or used-up link is a page saying so (410).
+custody event; a revoked, expired or used-up link is a page saying so (410). The page also
+checks, in the browser and without uploading anything, a downloaded recording's SHA-256 or a
+whole disclosure package (``static/check.js``: the checks of the package's verify_export.py)
+against this vault's verifier key and log origin.
 """
 
 from __future__ import annotations
@@ -50,7 +53,11 @@ def _recipient_page(request: Request, token: str, *, error: str | None = None,
     left = None if share.max_downloads is None else max(0, share.max_downloads - share.downloads)
     response = page(request, "recipient.html", {
         "share": share, "recordings": grant.recordings, "token": token, "csrf": csrf,
-        "downloads_left": left, "error": error, "web": None})
+        "downloads_left": left, "error": error, "web": None,
+        # The trust anchor for the in-browser package check: the vault's own key and log,
+        # not the copy inside a package (which proves integrity but not origin).
+        "verifier_key": _vault(request).ledger.verifier_key(),
+        "origin": _vault(request).ledger.origin})
     response.status_code = status
     sec.set_cookie(response, settings, sec.csrf_cookie_name(settings), csrf)
     return response

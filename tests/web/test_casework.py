@@ -18,6 +18,8 @@ import datetime as dt
 import hashlib
 import io
 import json
+import struct
+import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -35,9 +37,11 @@ from tests.web.conftest import (
 )
 from vault import cases as case_ops
 from vault import credentials, identity, sites
-from vault.access import Actor, Role
+from vault.access import Actor, Purpose, Role
 from vault.catalog import MediaKind, SourceKind
 from vault.config import Settings
+from vault.custody import canonical_json
+from vault.disclosure import build_export
 from vault.retention import run_retention, verify_deletion_certificate
 from vault.vault import Vault
 
@@ -149,6 +153,48 @@ def _seek(page: Any, seconds: float) -> None:
         "() => { const v = document.getElementById('player'); "
         f"return !v.seeking && Math.abs(v.currentTime - {seconds}) < 0.01 && v.readyState >= 2; }}",
         timeout=20_000)
+
+
+def _flip_byte_in_clip(package: Path, out: Path) -> None:
+    """One bit of the clip's bytes changed inside the (stored) package."""
+    data = bytearray(package.read_bytes())
+    with zipfile.ZipFile(package) as archive:
+        info = next(i for i in archive.infolist() if i.filename.endswith(".mp4"))
+    with package.open("rb") as f:
+        f.seek(info.header_offset + 26)
+        name_len, extra_len = struct.unpack("<HH", f.read(4))
+    data[info.header_offset + 30 + name_len + extra_len + info.file_size // 2] ^= 0x01
+    out.write_bytes(bytes(data))
+
+
+def _rewrite(package: Path, out: Path, edit: Callable[[dict[str, Any]], None]) -> None:
+    """The package again with its custody certificate edited (everything else unchanged)."""
+    with zipfile.ZipFile(package) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as dst:
+        for info in src.infolist():
+            data = src.read(info.filename)
+            if info.filename == "custody-certificate.json":
+                document = json.loads(data)
+                edit(document)
+                data = json.dumps(document, indent=2).encode()
+            dst.writestr(info.filename, data)
+
+
+def _edit_certificate(package: Path, out: Path) -> None:
+    def edit(document: dict[str, Any]) -> None:
+        document["certificate"]["events"] = document["certificate"]["events"][1:]
+    _rewrite(package, out, edit)
+
+
+def _break_a_proof(package: Path, out: Path, vault: Vault) -> None:
+    """One audit path changed, and the certificate signed again with the vault's own key (as
+    a vault whose log was rewritten would): only the inclusion proof check catches it."""
+    def edit(document: dict[str, Any]) -> None:
+        payload = document["certificate"]
+        item = next(e for e in payload["events"] if e.get("proof"))
+        item["proof"][0] = "00" * 32
+        document["signed_note"] = vault.signer.sign_note(
+            f"evidence-vault custody certificate v1\n{canonical_json(payload).decode()}\n")
+    _rewrite(package, out, edit)
 
 
 def test_asb_clip_case_share_recipient_and_ig_review(contexts: Callable[..., Any],
@@ -266,6 +312,34 @@ def test_asb_clip_case_share_recipient_and_ig_review(contexts: Callable[..., Any
     rp.reload()
     assert "1 download left" in rp.content()
 
+    # --- a disclosure package of the clip, verified in the browser against the vault's key ---
+    package = tmp_path / "package.zip"
+    with served.open_vault() as vault:
+        build_export(vault, [clip_id], package, actor=ADMIN, recipient="DC Sam Patel",
+                     recipient_org="Northshire Police",
+                     purpose=Purpose("Disclosure for crime 41/22817/26", "DPA 2018 s.35",
+                                     "ASB/2026/0142"))
+    rp.set_input_files("#check-file", str(package))
+    rp.wait_for_selector("#check-result[data-verdict=pass]", timeout=30_000)
+    # The refused download's 400 reaches the console late; any other problem still fails.
+    police.problems[:] = [p for p in police.problems if "status of 400" not in p]
+    police.audit("17-recipient-package-verified")
+    with served.open_vault() as vault:
+        forgeries: list[tuple[str, Callable[[Path, Path], None], str]] = [
+            ("bytes", _flip_byte_in_clip, "has been modified"),
+            ("certificate", _edit_certificate, "differs from what was signed"),
+            ("proof", lambda src, dst: _break_a_proof(src, dst, vault), "is not in the signed log"),
+        ]
+        for name, tamper, _reason in forgeries:
+            tamper(package, tmp_path / f"package-{name}.zip")
+    for name, _tamper, reason in forgeries:
+        bad = tmp_path / f"package-{name}.zip"
+        rp.set_input_files("#check-file", str(bad))
+        rp.wait_for_selector("#check-result[data-verdict=fail]", timeout=30_000)
+        assert reason in rp.inner_text("#check-result"), (name, rp.inner_text("#check-result"))
+    assert not [r for r in police.responses if r.request.method == "POST"
+                and "/download" not in r.url]  # nothing uploaded
+
     # --- the officer revokes the link; it stops at once --------------------------------------
     page.goto(served.url + "/sharing")
     page.fill("#shares input[name=reason]", "Sent to the wrong officer")
@@ -288,7 +362,7 @@ def test_asb_clip_case_share_recipient_and_ig_review(contexts: Callable[..., Any
     assert verified >= 6 and gp.locator(".ev-unverified").count() == 0
     history = gp.inner_text(f".ev-history[data-item='{clip_id}']")
     assert "clip assembled" in history and "shared" in history
-    ig.audit("17-case-history")
+    ig.audit("18-case-history")
     gp.fill("#reason", "Police have taken the investigation over")
     gp.click("text=Close case")
     gp.wait_for_url(case_url)
@@ -297,7 +371,7 @@ def test_asb_clip_case_share_recipient_and_ig_review(contexts: Callable[..., Any
     going = gp.inner_text("#retention-going")
     assert "cam-river-2" in going and "cam-east-2" not in gp.content()
     assert "cam-river-3" in gp.inner_text("#retention-deleted")
-    ig.audit("18-retention")
+    ig.audit("19-retention")
     with gp.expect_download() as download:
         gp.click(f"#retention-deleted tr[data-recording='{served.recordings['river_old']}'] a")
     certificate = json.loads(Path(download.value.path()).read_text())

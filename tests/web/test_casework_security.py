@@ -314,3 +314,22 @@ def test_share_form_needs_each_field_and_gives_the_full_link_once(world: World) 
     assert share.expires_at.astimezone(dt.UTC) == dt.datetime(2026, 12, 1, 23, 59, 59, tzinfo=dt.UTC)
     recipient = world.client()
     assert recipient.get(link.group(1).removeprefix(BASE)).status_code == 200
+
+
+def test_share_link_uses_the_public_address_behind_a_proxy(world: World) -> None:
+    """Issue #12 (second slice): behind a TLS proxy the link given out is
+    ``web_public_url`` + ``/s/<token>`` (not the address the app was reached at), so the
+    recipient gets a full link that works from outside."""
+    settings = world.vault.settings.model_copy(
+        update={"web_public_url": "https://vault.example.org/"})
+    c = TestClient(create_app(settings, vault=world.vault), base_url=BASE)
+    world.clients.append(c)
+    world.sign_in(c, "asb")
+    form = c.get(f"/sharing/new?recording={world.rec['river']}")
+    ok = c.post("/sharing", data={
+        "csrf_token": csrf_of(form.text), "recording": world.rec["river"], "recipient": "DC Ana Lee",
+        "email": "ana.lee@police.example.uk", "recipient_org": "Northshire Police",
+        "purpose": "Identify the suspect", "lawful_basis": "DPA 2018 s.35",
+        "expires": "2026-12-01", "access": "view"})
+    link = re.search(r'id="share-link"[^>]*value="([^"]+)"', ok.text)
+    assert link and link.group(1).startswith("https://vault.example.org/s/evs_")
