@@ -1058,8 +1058,9 @@ class CustodyLedger:
     def _after_commit(self, session: Session) -> None:
         # The caller's commit has succeeded: nothing here may make it look as if it failed.
         # SQLAlchemy also calls this when a savepoint is released; the outer transaction then
-        # still holds the appenders' lock, and a checkpoint taking it would wait for ever.
-        if self._closed or session.in_transaction():
+        # still holds the appenders' lock, and a checkpoint taking it would wait for ever. (At
+        # the outer commit the session still reports a transaction, but not a nested one.)
+        if self._closed or session.in_nested_transaction():
             return
         try:
             self.maybe_checkpoint()

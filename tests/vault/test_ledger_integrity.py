@@ -385,3 +385,15 @@ def test_a_forked_worker_arms_its_own_timer(tmp_path: Path) -> None:
         while _signed_size(vault) < 1 and time.monotonic() < deadline:
             time.sleep(0.05)
         assert _signed_size(vault) == 1
+
+
+def test_the_checkpoint_follows_the_outer_commit_not_a_savepoint(vault: Vault) -> None:
+    """Issue #11 finding 13: an event appended inside a savepoint is signed once the outer
+    transaction commits; releasing the savepoint (the outer one still holding the appenders'
+    lock) does not wait for that lock."""
+    started = time.monotonic()
+    with vault.sessions.begin() as session:
+        with session.begin_nested():
+            vault.ledger.append(session, Action.RELEASED, actor="police-9", reference="HOLD/1")
+    assert time.monotonic() - started < 5
+    assert _signed_size(vault) == vault.ledger.size() == 1
