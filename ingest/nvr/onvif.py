@@ -24,7 +24,7 @@ Stated limitations of this first slice:
   with :class:`~ingest.errors.NvrError` saying so. Replaying it needs an RTSP client that sends
   ``Require: onvif-replay`` and ``Range: clock=...`` (ONVIF Streaming Spec 6), which ffmpeg
   does not; GStreamer's ``rtspsrc onvif-mode=true`` does, and is the planned client
-  (docs/nvr-pull.md).
+  (docs/nvr-pull.md says what was tried with GStreamer 1.22 and where it stopped).
 - Tested against a loopback SOAP server whose every answer is validated against the ONVIF
   WSDLs shipped in ``onvif-zeep-async``, and which checks the digest of every request; not
   against a commercial NVR's firmware.
