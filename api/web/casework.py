@@ -412,7 +412,8 @@ def share_link(request: Request, token: str) -> str:
     return f"{base.rstrip('/')}{SHARE_PATH}/{token}"
 
 
-def _shared_items(vault: Vault, principal: Principal, ids: list[str], route: str) -> list[Recording]:
+def _shared_items(vault: Vault, principal: Principal, ids: list[str],
+                  route: str) -> list[Recording]:
     return [require_recording(vault, principal, Permission.SHARE_CREATE, rid, route=route)
             for rid in dict.fromkeys(ids)]
 
@@ -493,7 +494,8 @@ def create_share(
     limit = None
     if access == "download" and values["max_downloads"]:
         if not values["max_downloads"].isdigit() or not 1 <= int(values["max_downloads"]) <= 1000:
-            errors["max_downloads"] = "Download limit: a whole number from 1 to 1000, or leave it empty"
+            errors["max_downloads"] = ("Download limit: a whole number from 1 to 1000, or "
+                                       "leave it empty")
         else:
             limit = int(values["max_downloads"])
     if errors or expires_at is None:

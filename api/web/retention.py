@@ -50,7 +50,8 @@ def retention(request: Request, user: WebUserDep) -> Response:
         visible = set(session.scalars(select(Recording.id).where(
             Recording.id.in_(ids), visible_recordings(principal)))) if ids else set()
         deleted = list(session.scalars(
-            select(Recording).where(Recording.deleted_at.is_not(None), visible_recordings(principal))
+            select(Recording)
+            .where(Recording.deleted_at.is_not(None), visible_recordings(principal))
             .order_by(Recording.deleted_at.desc(), Recording.id).limit(CERTIFICATES_SHOWN)))
     going = [d for d in report.deleted if d.recording_id in visible]
     kept = [d for d in report.kept if d.recording_id in visible]

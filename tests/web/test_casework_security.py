@@ -144,7 +144,8 @@ def test_another_site_or_organisation_sees_nothing_of_a_case(world: World) -> No
         token = csrf_of(c.get("/account").text)
         for path, data in ((f"/casework/{world.case_id}/close", {"reason": "x"}),
                            (f"/casework/{world.case_id}/members", {"name": user}),
-                           ("/casework/link", {"case": world.case_id, "recording": world.rec["river"]})):
+                           ("/casework/link", {"case": world.case_id,
+                                               "recording": world.rec["river"]})):
             r = c.post(path, data={"csrf_token": token, **data})
             assert r.status_code == 403, (user, path)
     with world.vault.sessions() as session:
@@ -311,7 +312,8 @@ def test_share_form_needs_each_field_and_gives_the_full_link_once(world: World) 
     share, _ids = share_ops.list_shares(world.vault, limit=1)[0]
     assert share.recipient == "DC Ana Lee <ana.lee@police.example.uk>"
     assert share.max_downloads == 3 and share.allow_download
-    assert share.expires_at.astimezone(dt.UTC) == dt.datetime(2026, 12, 1, 23, 59, 59, tzinfo=dt.UTC)
+    end_of_day = dt.datetime(2026, 12, 1, 23, 59, 59, tzinfo=dt.UTC)  # GMT in December
+    assert share.expires_at.astimezone(dt.UTC) == end_of_day
     recipient = world.client()
     assert recipient.get(link.group(1).removeprefix(BASE)).status_code == 200
 
@@ -327,7 +329,8 @@ def test_share_link_uses_the_public_address_behind_a_proxy(world: World) -> None
     world.sign_in(c, "asb")
     form = c.get(f"/sharing/new?recording={world.rec['river']}")
     ok = c.post("/sharing", data={
-        "csrf_token": csrf_of(form.text), "recording": world.rec["river"], "recipient": "DC Ana Lee",
+        "csrf_token": csrf_of(form.text), "recording": world.rec["river"],
+        "recipient": "DC Ana Lee",
         "email": "ana.lee@police.example.uk", "recipient_org": "Northshire Police",
         "purpose": "Identify the suspect", "lawful_basis": "DPA 2018 s.35",
         "expires": "2026-12-01", "access": "view"})
