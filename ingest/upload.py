@@ -138,13 +138,16 @@ def ingest_files(
     device_time: dt.datetime | None = None,
     workers: int = 2,
     progress: Callable[[UploadResult], None] | None = None,
+    min_free_bytes: int = 0,
 ) -> list[UploadResult]:
     """Ingest ``paths`` through the pipeline; return one result per path (in order).
 
     Unfinished items from an earlier, interrupted run on this spool are finished first (they
-    are not in the returned list). Raises SpoolLocked when another upload holds the spool.
+    are not in the returned list). A file whose spool copy would take the spool disk below
+    ``min_free_bytes`` is not taken (its result says so; the original is untouched). Raises
+    SpoolLocked when another upload holds the spool.
     """
-    with Spool(spool_dir) as spool:
+    with Spool(spool_dir, min_free_bytes=min_free_bytes) as spool:
         spool.recover()
         context = SourceContext(spool=spool)
         source = UploadSource(config, context)

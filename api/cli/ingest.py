@@ -112,6 +112,7 @@ def ingest_file(
             device_time=parse_time(device_time, option="--device-time"),
             workers=agents.agent.workers,
             progress=progress,
+            min_free_bytes=int(agents.agent.min_free_mb * (1 << 20)),
         )
     if json_out:
         print_json([r.to_dict() for r in results])

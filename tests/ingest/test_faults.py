@@ -803,3 +803,33 @@ def test_same_bytes_from_two_devices_are_kept_and_flagged(
         {"recording_id": first.recording_id, "device": "bwv-01"}
     ]
     vault.ledger.verify()
+
+
+def test_upload_keeps_the_free_space_floor(
+    tmp_path: Path, vault: Vault, clips: dict[str, Path]
+) -> None:
+    """Issue #18 finding 2: ``ingest file`` (uploads) keeps the floor too: a spool copy that
+    would take the disk below min_free is not made, the result says why, the original stays."""
+    from ingest.config import UploadSourceConfig
+    from ingest.upload import ingest_files
+
+    clip = copy(clips["wav"], tmp_path / "handed-in.wav")
+    free = shutil.disk_usage(tmp_path).free
+    (result,) = ingest_files(
+        vault,
+        [clip],
+        config=UploadSourceConfig(id="upload", kind="upload"),
+        spool_dir=tmp_path / "upload-spool",
+        agent_name="t",
+        min_free_bytes=free,  # any copy crosses it
+    )
+    assert not result.ok and "floor (min_free_mb)" in (result.error or "")
+    assert clip.exists() and vault.recordings(limit=10) == []
+    (ok,) = ingest_files(
+        vault,
+        [clip],
+        config=UploadSourceConfig(id="upload", kind="upload"),
+        spool_dir=tmp_path / "upload-spool",
+        agent_name="t",
+    )
+    assert ok.ok
