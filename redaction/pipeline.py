@@ -500,6 +500,10 @@ def _detect_all(source: Path, *, scan: ScanParams, track: TrackParams,
         masker=masker, stage=stage, progress=progress, total=info.frame_count,
         window_size=tracker.lookahead + scan.stride + 8)
     tracks, review = builder.tracks()
+    best = {t.id: tracker.best(t) for t in tracker.tracks}
+    tracks = [t.model_copy(update={"best_frame": best[t.id][0], "quality": best[t.id][1]})
+              if t.id in best and t.box_at(best[t.id][0]) is not None else t
+              for t in tracks]
     duration = last_time + 1.0 / fps
     if info.duration is not None and abs(info.duration - duration) < 2.0 / fps:
         duration = info.duration

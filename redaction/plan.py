@@ -15,8 +15,10 @@ Format ``evidence-vault/redaction-plan``, version 2: a JSON object
 - ``tracks``: detected faces. ``id`` (>= 1), ``start`` (first frame), ``boxes`` - one entry
   per frame from ``start``: ``[x0, y0, x1, y1, confidence]`` in pixels of the upright frame
   (``x1``/``y1`` exclusive), or ``null`` for a frame without a mask - ``keep`` (``true``: leave
-  this face visible, e.g. the requester of a subject access request) and an optional
-  ``label``.
+  this face visible, e.g. the requester of a subject access request), an optional
+  ``label``, and (version 2) ``quality`` (0-1: how good the track's best view of the face
+  is) and ``best_frame`` (that view's frame, where a gallery crops its thumbnail from the
+  footage; the plan itself holds no picture).
 - ``manual``: boxes drawn by a person: ``id``, ``keyframes`` (``frame``, ``box``; positions
   between keyframes are interpolated linearly) and ``end`` (last frame, default the last
   keyframe's). One keyframe plus ``end`` is a static box.
@@ -130,6 +132,13 @@ class TrackPlan(_Model):
     boxes: list[FrameBox | None] = Field(min_length=1)
     keep: bool = False
     label: str | None = None
+    #: How good the track's best view of the face is (0-1: detector score times how large
+    #: the face is, up to 48 px), for ordering a gallery of people. ``None`` in older plans.
+    quality: float | None = Field(default=None, ge=0, le=1)
+    #: The frame of that best view. A gallery crops its thumbnail from the (encrypted)
+    #: footage on demand (:func:`redaction.thumbnail.thumbnail`), so the plan, stored and
+    #: shown as JSON, never holds a picture of anyone.
+    best_frame: int | None = Field(default=None, ge=0)
 
     @field_validator("boxes")
     @classmethod
@@ -143,6 +152,12 @@ class TrackPlan(_Model):
     def end(self) -> int:
         """Last frame of the track."""
         return self.start + len(self.boxes) - 1
+
+    @model_validator(mode="after")
+    def _best_in_track(self) -> TrackPlan:
+        if self.best_frame is not None and self.box_at(self.best_frame) is None:
+            raise ValueError(f"track {self.id}: best_frame {self.best_frame} has no box")
+        return self
 
     def box_at(self, frame: int) -> IntBox | None:
         """The mask box on ``frame``, or ``None``."""

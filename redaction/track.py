@@ -426,6 +426,16 @@ class Tracker:
             return None
         return MaskBox(track.id, (ix0, iy0, ix1, iy1), round(conf, 3), bridged)
 
+    def best(self, track: Track) -> tuple[int, float]:
+        """The frame of ``track``'s best view of the face and its quality (0-1): detector
+        score times the face's size up to 48 px (a large, sure face makes a recognisable
+        thumbnail; a 16 px one does not)."""
+        def quality(o: Observation) -> float:
+            return o.score * min(1.0, _size(o.box) / 48.0)
+
+        best = max(track.observations, key=lambda o: (quality(o), -o.frame))
+        return best.frame, round(quality(best), 3)
+
     def final_through(self) -> int:
         """Last frame whose boxes can no longer change."""
         if self._finished:

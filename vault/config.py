@@ -17,7 +17,12 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SecretsSettingsSource,
+    SettingsConfigDict,
+)
 
 DEFAULT_HOME = Path("~/.evidence-vault")
 
@@ -233,6 +238,24 @@ class Settings(BaseSettings):
         "for the OpenID Connect redirect address and the share links the web app gives out; "
         "default: the address of each request.",
     )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Settings also come from files in ``$EVIDENCE_VAULT_SECRETS_DIR``, one per setting,
+        named like its variable (``EVIDENCE_VAULT_PKCS11_PIN``): compose or Kubernetes secrets
+        mounted at ``/run/secrets``, which ``docker inspect`` does not show as the environment
+        does. Read when settings are built, not at import; the environment wins over a file."""
+        secrets_dir = os.environ.get("EVIDENCE_VAULT_SECRETS_DIR")
+        if secrets_dir:
+            file_secret_settings = SecretsSettingsSource(settings_cls, secrets_dir=secrets_dir)
+        return init_settings, env_settings, dotenv_settings, file_secret_settings
 
     # Derived locations: the embedded default keeps everything under ``home``.
     @property
