@@ -135,6 +135,7 @@ def test_another_site_or_organisation_sees_nothing_of_a_case(world: World) -> No
     boundary: an ASB officer of another site (not a member) and an IG officer of another
     organisation get a refusal (logged) on the case page and its forms, and the case is not in
     their list; the IG officer of its own organisation sees it and its custody history."""
+    denied = len(world.events(Action.ACCESS_DENIED.value))
     for user in ("asb_oak", "ig_east", "asb_east"):
         c = world.client(user)
         listing = c.get("/casework")
@@ -148,6 +149,7 @@ def test_another_site_or_organisation_sees_nothing_of_a_case(world: World) -> No
                                                "recording": world.rec["river"]})):
             r = c.post(path, data={"csrf_token": token, **data})
             assert r.status_code == 403, (user, path)
+    assert len(world.events(Action.ACCESS_DENIED.value)) >= denied + 12  # each one logged
     with world.vault.sessions() as session:
         from vault.catalog import Case
         case = session.get(Case, world.case_id)
@@ -164,8 +166,8 @@ def test_another_site_or_organisation_sees_nothing_of_a_case(world: World) -> No
 
 def test_footage_and_clips_of_another_site_are_refused_on_the_watch_page(world: World) -> None:
     """Issue #12 (second slice): the watch page and its clip form decide like the API: an ASB
-    officer of another site, or a user of another organisation, is refused the page and the
-    clip (403, logged), and nothing is cut."""
+    officer of another site, or a user of another organisation, is refused the page, the clip
+    and a new case started from the recording (403, logged), and nothing is cut or created."""
     before = len(world.events("clip.assembled"))
     for user in ("asb_oak", "asb_east", "ig_east"):
         c = world.client(user)
@@ -174,7 +176,13 @@ def test_footage_and_clips_of_another_site_are_refused_on_the_watch_page(world: 
         r = c.post(f"/watch/{world.rec['river']}/clip", data={
             "csrf_token": token, "day": "2026-11-25", "start": "14:00:00", "end": "14:00:05"})
         assert r.status_code == 403
+        # Nor may they start a case from it: refused before the case exists.
+        assert c.get(f"/casework/new?recording={world.rec['river']}").status_code == 403
+        r = c.post("/casework", data={"csrf_token": token, "reference": f"X/{user}",
+                                      "recording": world.rec["river"]})
+        assert r.status_code == 403
     assert len(world.events("clip.assembled")) == before
+    assert not [c for c, _ in case_ops.list_cases(world.vault) if c.reference.startswith("X/")]
 
 
 def test_shares_are_seen_and_revoked_only_within_their_boundary(world: World) -> None:
