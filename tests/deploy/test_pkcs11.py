@@ -176,3 +176,28 @@ def test_wrong_pin_missing_settings_and_an_empty_token_say_what_to_fix(
         update={"pkcs11_token_label": "no-such-token"})
     with pytest.raises(ConfigError, match="no-such-token"):
         open_key_provider(wrong_token)
+
+
+def _unwrap_in_child(keys: Pkcs11Keys, wrapped: WrappedKey, out: Any) -> None:
+    out.put(keys.unwrap(wrapped, context="object-a"))
+
+
+def test_a_forked_worker_process_reinitialises_the_token_and_unwraps(vault: Vault) -> None:
+    """Issue #16 item 4: ``evidence-vault worker --processes`` forks after the parent has used
+    the token. PKCS#11 says a library must be initialised again in the child; the provider
+    does so on its first use there (C_Finalize + C_Initialize, a new login), and the parent's
+    session keeps working. SoftHSM2 happens to tolerate the inherited state too, so this shows
+    the re-initialisation path works; network HSMs are the ones that need it."""
+    import multiprocessing
+
+    assert isinstance(vault.keys, Pkcs11Keys)
+    dek = os.urandom(32)
+    wrapped = vault.keys.wrap(dek, context="object-a")  # the parent's session is open
+    ctx = multiprocessing.get_context("fork")
+    out = ctx.Queue()
+    child = ctx.Process(target=_unwrap_in_child, args=(vault.keys, wrapped, out))
+    child.start()
+    child.join(60)
+    assert child.exitcode == 0
+    assert out.get(timeout=5) == dek
+    assert vault.keys.unwrap(wrapped, context="object-a") == dek  # the parent's still works
