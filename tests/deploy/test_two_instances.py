@@ -7,6 +7,7 @@ event from whichever instance served them: the ledger stays one ordered, verifia
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import shutil
 import subprocess
@@ -16,12 +17,13 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from tests.servers import HOST, free_port
-from vault import Settings, Vault, identity
+from vault import Settings, Vault, credentials, identity
 from vault.access import Actor, Role
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -80,9 +82,17 @@ http {{
     return conf
 
 
+@dataclass
+class Deployment:
+    proxy: str  # nginx, in front of both
+    instances: list[str]  # each serve process, directly
+    token: str  # an administrator's API token
+    settings: Settings
+
+
 @pytest.fixture
-def deployment(tmp_path: Path, fresh_postgres_url: str) -> Iterator[tuple[str, str, Settings]]:
-    """(proxy base URL, an administrator's token, settings) with two instances behind nginx."""
+def deployment(tmp_path: Path, fresh_postgres_url: str) -> Iterator[Deployment]:
+    """Two ``serve`` instances on one PostgreSQL catalog, behind nginx."""
     nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
     if nginx is None:
         if os.environ.get("CI") == "true":
@@ -113,7 +123,8 @@ def deployment(tmp_path: Path, fresh_postgres_url: str) -> Iterator[tuple[str, s
             procs.append(subprocess.Popen([nginx, "-p", str(tmp_path), "-c", str(conf), "-g", "daemon off;"],
                                           stdout=out, stderr=subprocess.STDOUT))
         _wait(f"http://{HOST}:{proxy_port}/healthz", procs[-1], nginx_log)
-        yield f"http://{HOST}:{proxy_port}", token, settings
+        yield Deployment(f"http://{HOST}:{proxy_port}", [f"http://{HOST}:{p}" for p in ports],
+                         token, settings)
     finally:
         for proc in procs:
             proc.terminate()
@@ -126,11 +137,11 @@ def deployment(tmp_path: Path, fresh_postgres_url: str) -> Iterator[tuple[str, s
 
 
 def test_custody_appends_from_two_instances_behind_the_proxy_stay_one_ordered_ledger(
-        deployment: tuple[str, str, Settings]) -> None:
+        deployment: Deployment) -> None:
     """Issue #16 item 3: 40 searches from 8 concurrent clients through nginx are served by both
     API processes; each logs its search, and the ledger holds all 40 in one hash chain that
     ``custody verify`` (a third process) accepts."""
-    base, token, settings = deployment
+    base, token, settings = deployment.proxy, deployment.token, deployment.settings
 
     def search(i: int) -> str:
         request = urllib.request.Request(
@@ -155,3 +166,39 @@ def test_custody_appends_from_two_instances_behind_the_proxy_stay_one_ordered_le
     verify = subprocess.run([sys.executable, "-m", "api", "custody", "verify"], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=300, check=False)
     assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+def test_a_web_session_made_on_one_instance_works_on_the_other_and_ends_everywhere(
+        deployment: Deployment) -> None:
+    """Issue #16 item 3: sessions are not per process. Signing in (password, then the
+    authenticator code) through instance A gives a session instance B honours; signing out on
+    B ends it on A too. The proxy may send each request to either."""
+    import httpx
+    import pyotp
+
+    from tests.web.conftest import PASSWORD, csrf_of
+
+    past = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
+    with Vault.open(deployment.settings, clock=lambda: past) as vault:
+        user = identity.create_user(vault, name="asb", role=Role.ASB_OFFICER, organisation=ORG,
+                                    sites=["Riverside"], actor=OPERATOR)
+        credentials.set_password(vault, "asb", PASSWORD, actor=OPERATOR)
+        enrolment = credentials.begin_enrolment(vault, user.id, issuer="test")
+        credentials.check_code(vault, user.id, pyotp.TOTP(enrolment.secret).at(past), enrolling=True)
+    a_url, b_url = deployment.instances
+    with httpx.Client(base_url=a_url, follow_redirects=True, timeout=60) as a:
+        page = a.get("/sign-in")
+        r = a.post("/sign-in", data={"username": "asb", "password": PASSWORD,
+                                     "csrf_token": csrf_of(page.text)})
+        assert "/sign-in/code" in str(r.url), r.text[:300]
+        r = a.post("/sign-in/code", data={"code": pyotp.TOTP(enrolment.secret).now(),
+                                          "csrf_token": csrf_of(r.text)})
+        assert str(r.url).endswith("/find"), r.text[:300]
+        cookies = dict(a.cookies)
+    with httpx.Client(base_url=b_url, follow_redirects=True, timeout=60, cookies=cookies) as b:
+        r = b.get("/find")
+        assert r.status_code == 200 and str(r.url).endswith("/find")  # B knows A's session
+        r = b.post("/sign-out", data={"csrf_token": csrf_of(b.get("/account").text)})
+        assert "signed_out=true" in str(r.url)
+    with httpx.Client(base_url=a_url, follow_redirects=True, timeout=60, cookies=cookies) as a:
+        assert "/sign-in" in str(a.get("/find").url)  # ended on A as well
