@@ -153,12 +153,6 @@ class TrackPlan(_Model):
         """Last frame of the track."""
         return self.start + len(self.boxes) - 1
 
-    @model_validator(mode="after")
-    def _best_in_track(self) -> TrackPlan:
-        if self.best_frame is not None and self.box_at(self.best_frame) is None:
-            raise ValueError(f"track {self.id}: best_frame {self.best_frame} has no box")
-        return self
-
     def box_at(self, frame: int) -> IntBox | None:
         """The mask box on ``frame``, or ``None``."""
         i = frame - self.start

@@ -23,9 +23,9 @@ def thumbnail(source: str | Path, plan: RedactionPlan, track_id: int, *,
               height: int = 64) -> bytes:
     """JPEG of track ``track_id``'s best view in ``source`` (its mask box), ``height`` px tall.
 
-    Raises :class:`PlanError` for an unknown track or one without a ``best_frame`` (a
-    version 1 plan), :class:`MediaError` when the footage cannot be read or ends before that
-    frame.
+    Raises :class:`PlanError` for an unknown track, one without a ``best_frame`` (a
+    version 1 plan) or whose box on that frame a reviewer removed; :class:`MediaError` when
+    the footage cannot be read or ends before that frame.
     """
     track = next((t for t in plan.tracks if t.id == track_id), None)
     if track is None:
@@ -33,7 +33,9 @@ def thumbnail(source: str | Path, plan: RedactionPlan, track_id: int, *,
     if track.best_frame is None:
         raise PlanError(f"track {track_id} has no best_frame (plan version {plan.version})")
     box = track.box_at(track.best_frame)
-    assert box is not None  # the plan checks that best_frame has a box
+    if box is None:
+        # A reviewer's edit may shorten a track; its best view then no longer exists.
+        raise PlanError(f"track {track_id} has no box on its best_frame {track.best_frame}")
     for frame in iter_frames(source):
         if frame.index == track.best_frame:
             x0, y0, x1, y1 = box
