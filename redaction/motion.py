@@ -16,7 +16,8 @@ coordinates, in which the tracker links, predicts and interpolates.
 Rotation and zoom are not modelled: both are slow on real cameras (a zoom changes face sizes
 over seconds, which the tracker's boxes follow), and a translation is what a pan, a tilt and
 a shake are. A frame whose correlation peak is weak (a cut, a flash, a frame of pure noise)
-counts as still, so a bad estimate never throws the offsets far.
+counts as still, so a bad estimate never throws the offsets far; so does a shift under half
+a pixel, which on a still camera is people walking by, not the camera.
 """
 
 from __future__ import annotations
@@ -32,6 +33,10 @@ Image = npt.NDArray[np.uint8]
 #: Least phase-correlation response trusted as a real shift (0-1; a still, textured scene
 #: gives about 0.3-0.9, unrelated frames under 0.05).
 _MIN_RESPONSE = 0.08
+#: Shifts under this (frame px) count as none: people walking past a still camera pull the
+#: estimate by a fraction of a pixel a frame, which would add up to a drift of tens of
+#: pixels; a camera that really moves moves more than this.
+_DEADBAND = 0.5
 
 
 class CameraMotion:
@@ -60,10 +65,11 @@ class CameraMotion:
             offset = (0.0, 0.0)
         else:
             (dx, dy), response = cv2.phaseCorrelate(self._previous, grey, self._window)
-            if response < _MIN_RESPONSE:
+            dx, dy = dx * self._scale, dy * self._scale
+            if response < _MIN_RESPONSE or max(abs(dx), abs(dy)) < _DEADBAND:
                 dx = dy = 0.0
             last = self._offsets[-1]
-            offset = (last[0] + dx * self._scale, last[1] + dy * self._scale)
+            offset = (last[0] + dx, last[1] + dy)
         self._previous = grey
         self._offsets.append(offset)
         return offset

@@ -244,18 +244,22 @@ class FrameScanner:
         if self._motion is None or self._background is None or self._previous is None:
             return
         ox, oy = self._motion.offset(index)
-        dx = (ox - self._background_offset[0]) * self._mw / self.width
-        dy = (oy - self._background_offset[1]) * self._mh / self.height
-        self._background_offset = (ox, oy)
-        if abs(dx) < 0.25 and abs(dy) < 0.25:
+        # Whole motion-map pixels only: a sub-pixel resampling blurs the model a little
+        # more at every look until it no longer matches any sharp frame; the remainder is
+        # carried to the next look.
+        dx = round((ox - self._background_offset[0]) * self._mw / self.width)
+        dy = round((oy - self._background_offset[1]) * self._mh / self.height)
+        if dx == 0 and dy == 0:
             return
+        self._background_offset = (self._background_offset[0] + dx * self.width / self._mw,
+                                   self._background_offset[1] + dy * self.height / self._mh)
         m = np.array([[1, 0, dx], [0, 1, dy]], np.float32)
         size = (self._mw, self._mh)
         self._background = cv2.warpAffine(self._background, m, size,  # type: ignore[assignment]
-                                          flags=cv2.INTER_LINEAR,
+                                          flags=cv2.INTER_NEAREST,
                                           borderMode=cv2.BORDER_REPLICATE)
         self._previous = cv2.warpAffine(self._previous, m, size,  # type: ignore[assignment]
-                                        flags=cv2.INTER_LINEAR,
+                                        flags=cv2.INTER_NEAREST,
                                         borderMode=cv2.BORDER_REPLICATE)
 
     def _motion_boxes(self, image: Image, elapsed: int,
