@@ -201,3 +201,28 @@ def test_a_forked_worker_process_reinitialises_the_token_and_unwraps(vault: Vaul
     assert child.exitcode == 0
     assert out.get(timeout=5) == dek
     assert vault.keys.unwrap(wrapped, context="object-a") == dek  # the parent's still works
+
+
+def test_the_cli_inits_rotates_and_lists_keys_on_the_token(
+        tmp_path: Path, softhsm: SoftHsm, label: str) -> None:
+    """Issue #16 item 4: with the PKCS#11 settings in the environment, ``init``, ``keys
+    rotate`` and ``keys list`` work on the token, and the vault's home holds no keyring."""
+    home = tmp_path / "home"
+    env = {**os.environ, **softhsm.env(), "EVIDENCE_VAULT_HOME": str(home),
+           "EVIDENCE_VAULT_KEY_PROVIDER": "pkcs11",
+           "EVIDENCE_VAULT_PKCS11_MODULE": str(softhsm.module),
+           "EVIDENCE_VAULT_PKCS11_TOKEN_LABEL": softhsm.token_label,
+           "EVIDENCE_VAULT_PKCS11_PIN": softhsm.pin, "EVIDENCE_VAULT_PKCS11_KEY_LABEL": label}
+
+    def cli(*args: str) -> str:
+        result = subprocess.run([sys.executable, "-m", "api", *args], cwd=ROOT, env=env,
+                                capture_output=True, text=True, timeout=120, check=False)
+        assert result.returncode == 0, result.stdout + result.stderr
+        return result.stdout
+
+    cli("init")
+    cli("keys", "rotate", "--reason", "test")
+    listed = cli("keys", "list")
+    assert "pkcs11-1" in listed and "retired" in listed
+    assert "pkcs11-2" in listed and "active" in listed
+    assert not (home / "keyring.json").exists()

@@ -159,3 +159,31 @@ def test_a_worker_killed_mid_job_loses_nothing_and_another_worker_finishes_it(
     assert done.attempts == 2 and done.result is not None
     assert done.result["pid"] != victim.pid and done.result["attempt"] == 2
     assert done.result["pid"] in {p.pid for p in workers if p is not victim}
+
+
+def test_the_real_worker_command_drains_the_redis_queue_from_settings_in_the_environment(
+        vault: Vault, redis_server: RedisServer, tmp_path: Path) -> None:
+    """Issue #16 item 1: ``evidence-vault worker`` with EVIDENCE_VAULT_QUEUE_URL in its
+    environment (as compose sets it) takes a real retention job submitted to Redis by another
+    process, and reports it done in the catalog."""
+    env = {**os.environ, "EVIDENCE_VAULT_HOME": str(vault.settings.home_dir),
+           "EVIDENCE_VAULT_SEGMENT_SIZE": "4096", "EVIDENCE_VAULT_QUEUE_URL": redis_server.url}
+    queue = open_queue(vault.settings, vault=vault)
+    log = tmp_path / "cli-worker.log"
+    with log.open("wb") as out:
+        worker = subprocess.Popen([sys.executable, "-m", "api", "worker"], cwd=ROOT, env=env,
+                                  stdout=out, stderr=subprocess.STDOUT)
+    try:
+        job = queue.submit(JobKind.RETENTION, actor=ACTOR, params={"dry_run": True})
+        done = _wait(vault, job.id, lambda j: j.state == JobState.SUCCEEDED, 90, "succeeded")
+        assert done.result is not None and done.result["dry_run"] is True
+        assert not queue_path(vault.settings).exists()  # nothing went through a local queue file
+    finally:
+        queue.close()
+        worker.send_signal(signal.SIGINT)
+        try:
+            worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
+    assert "swept" in log.read_text()
