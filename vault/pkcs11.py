@@ -22,7 +22,7 @@ KEK objects on the token (one per key id ``pkcs11-N``)::
 
     CKA_CLASS=CKO_SECRET_KEY  CKA_KEY_TYPE=CKK_AES  CKA_VALUE_LEN=32  CKA_TOKEN=true
     CKA_PRIVATE=true  CKA_SENSITIVE=true  CKA_EXTRACTABLE=false  CKA_ENCRYPT=CKA_DECRYPT=true
-    CKA_WRAP=CKA_UNWRAP=false  CKA_ID=uint32(N)
+    CKA_WRAP=CKA_UNWRAP=false  CKA_MODIFIABLE=false  CKA_ID=uint32(N, big-endian)
     CKA_LABEL="<prefix>/<N>/<created, RFC 3339 UTC>"     prefix: settings.pkcs11_key_label
 
 The label carries the creation time because PKCS#11 has no timestamp attribute (CKA_START_DATE
@@ -183,7 +183,8 @@ class Pkcs11Keys(KeyProvider):
                 self._lib = pkcs11.lib(str(self.module))
             elif self._pid != os.getpid():
                 # A PKCS#11 library initialised before fork() must be initialised again in the
-                # child (PKCS#11 v2.40 section 6.6.1): the parent's session is not ours.
+                # child (PKCS#11 base specification, "Applications and processes"): the
+                # parent's session is not ours.
                 self._lib.reinitialize()
         except (OSError, RuntimeError, p11.PKCS11Error) as exc:
             raise ConfigError(f"cannot load the PKCS#11 library {self.module}: {exc}") from None
@@ -196,8 +197,9 @@ class Pkcs11Keys(KeyProvider):
             try:
                 self._session = token.open(rw=True, user_pin=self._pin)
             except p11.UserAlreadyLoggedIn:
-                # Login is per process and token (PKCS#11 v2.40 section 5.6): another provider
-                # in this process (another Vault) holds a logged-in session, which ours shares.
+                # Login is per application and token, shared by all its sessions (PKCS#11
+                # base specification, "Sessions"): another provider in this process (another
+                # Vault) holds a logged-in session, which ours shares.
                 # The token checks no PIN now, so ours must match the one it accepted.
                 accepted = _LOGINS.get((str(self.module), self.token_label))
                 if accepted is not None and not hmac.compare_digest(accepted, self._pin_digest()):
