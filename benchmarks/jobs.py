@@ -28,12 +28,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pydantic import SecretStr  # noqa: E402
+from pydantic import SecretStr
 
-from tests.servers import start_redis  # noqa: E402
-from vault import Settings, Vault  # noqa: E402
-from vault.access import Actor, Role  # noqa: E402
-from vault.jobs import JobContext, JobKind, JobState, list_jobs, open_queue  # noqa: E402
+from tests.servers import start_redis
+from vault import Settings, Vault
+from vault.access import Actor, Role
+from vault.jobs import JobContext, JobKind, JobState, list_jobs, open_queue
 
 ACTOR = Actor(user="bench", role=Role.ADMINISTRATOR, organisation="Bench", client_addr=None)
 
