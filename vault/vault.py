@@ -717,7 +717,7 @@ class Vault:
         tmp, out = private_partial(destination)
         digest = hashlib.sha256()
         try:
-            with tmp.open("wb") as out:
+            with out:
                 for chunk in chunks:
                     digest.update(chunk)
                     out.write(chunk)
