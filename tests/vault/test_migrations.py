@@ -63,3 +63,60 @@ def test_device_clock_columns_are_filled_from_earlier_ingests(db_url: str) -> No
     assert rows["r1"].device_time is not None
     assert not rows["r2"].clock_flagged and rows["r2"].clock_offset_ms is None
     assert not rows["r3"].clock_flagged
+
+
+def test_origins_and_organisations_are_filled_from_earlier_rows(db_url: str) -> None:
+    """Migration 0006 (issue #11 findings 1-3): derived recordings made before it get their
+    origins from their provenance (a redacted copy of a clip names the clip's segments), and
+    holds and requests made before it get the organisation of the case or of who made them."""
+    import datetime as dt
+    import json
+
+    from sqlalchemy import text
+
+    engine = make_engine(db_url)
+    upgrade(engine, "0005")
+    now = dt.datetime(2026, 11, 20, 10, tzinfo=dt.timezone.utc)
+    with engine.begin() as c:
+        c.execute(text("INSERT INTO sources (id, kind, created_at) VALUES ('cam-1', 'CCTV', :t)"),
+                  {"t": now})
+
+        def rec(rid: str, parent: str | None = None, prov: object = None) -> None:
+            c.execute(text(
+                "INSERT INTO recordings (id, source_id, media_kind, captured_start, received_at, "
+                "size, sha256, object_key, stored_size, enc_format, key_id, retain_until, "
+                "parent_id, provenance, clock_flagged) VALUES (:id, 'cam-1', 'VIDEO', :t, :t, 1, "
+                "'x', :id, 1, 'evs1', 'k', :t, :parent, :prov, false)"),
+                {"id": rid, "t": now, "parent": parent,
+                 "prov": None if prov is None else json.dumps(prov)})
+
+        rec("seg-1")
+        rec("seg-2")
+        rec("clip", "seg-1", {"kind": "clip", "sources": [{"id": "seg-1"}, {"id": "seg-2"}]})
+        rec("redacted", "clip", {"kind": "redaction"})
+        rec("package", "seg-1", {"kind": "export", "recording_ids": ["seg-1", "redacted"]})
+        c.execute(text("INSERT INTO users (id, name, role, organisation, created_at, active) "
+                       "VALUES ('u1', 'ig.one', 'IG_OFFICER', 'Northgate', :t, true)"), {"t": now})
+        c.execute(text("INSERT INTO cases (id, reference, status, created_at) VALUES "
+                       "('c1', 'ASB/1', 'OPEN', :t)"), {"t": now})
+        c.execute(text("INSERT INTO case_owners (case_id, organisation) VALUES ('c1', 'Partner')"))
+        for hid, case, by in (("h1", "c1", None), ("h2", None, "ig.one"), ("h3", None, "gone")):
+            c.execute(text("INSERT INTO holds (id, kind, reason, case_id, recording_id, created_by, "
+                           "created_at) VALUES (:id, 'CASE', 'r', :case, 'seg-1', :by, :t)"),
+                      {"id": hid, "case": case, "by": by, "t": now})
+        c.execute(text("INSERT INTO subject_access_requests (id, reference, requester_name, "
+                       "received_on, due_on, extension_months, status, created_by, created_at) "
+                       "VALUES ('s1', 'SAR-1', 'A', :d, :d, 0, 'OPEN', 'ig.one', :t)"),
+                  {"d": now.date(), "t": now})
+    upgrade(engine)
+    with engine.connect() as c:
+        origins: dict[str, set[str]] = {}
+        for rid, origin in c.execute(text("SELECT recording_id, origin_id FROM recording_origins")):
+            origins.setdefault(rid, set()).add(origin)
+        holds = dict(c.execute(text("SELECT id, organisation FROM holds")).all())
+        sars = dict(c.execute(text("SELECT id, organisation FROM subject_access_requests")).all())
+    engine.dispose()
+    assert origins == {"clip": {"seg-1", "seg-2"}, "redacted": {"seg-1", "seg-2"},
+                       "package": {"seg-1", "seg-2"}}
+    assert holds == {"h1": "Partner", "h2": "Northgate", "h3": None}
+    assert sars == {"s1": "Northgate"}

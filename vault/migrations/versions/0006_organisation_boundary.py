@@ -103,7 +103,8 @@ def _backfill() -> None:
 
     users = sa.table('users', sa.column('name', sa.String), sa.column('organisation', sa.String))
     orgs = dict(conn.execute(sa.select(users.c.name, users.c.organisation)).all())
-    owners = dict(conn.execute(sa.text('SELECT case_id, organisation FROM case_owners')).all())
+    owners: dict[str, str] = dict(
+        conn.execute(sa.text('SELECT case_id, organisation FROM case_owners')).all())
     holds = sa.table('holds', sa.column('id', sa.String), sa.column('case_id', sa.String),
                      sa.column('created_by', sa.String), sa.column('organisation', sa.String))
     for hid, case_id, by in conn.execute(
