@@ -1,8 +1,8 @@
 """jobs and disclosure: worker heartbeats (job_workers, for /readyz) and the reason a SAR
 disclosure crossed a safety rail (sar_disclosures.override_reason)
 
-Revision ID: 0010
-Revises: 0009
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-06 06:00:00
 """
 from __future__ import annotations
@@ -12,8 +12,8 @@ import sqlalchemy as sa
 import vault.catalog
 
 
-revision = '0010'
-down_revision = '0009'
+revision = '0009'
+down_revision = '0008'
 branch_labels = None
 depends_on = None
 
