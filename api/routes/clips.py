@@ -15,10 +15,9 @@ from fastapi import APIRouter, status
 from pydantic import Field, StringConstraints
 
 from redaction.clips import MAX_WINDOW, assemble_clip, clip_sources
-from vault.catalog import Source
 from vault.errors import InvalidInput
 from vault.identity import Principal
-from vault.policy import Permission, deny, is_scoped, require, require_recording
+from vault.policy import Permission, require, require_recording, require_source
 from vault.vault import Vault
 
 from ..deps import PrincipalDep, PurposeDep, RouteDep, VaultDep
@@ -67,13 +66,10 @@ def authorise_clip(
         sources = clip_sources(vault, source_id, start, end)
         for recording in sources:  # need-to-know over every recording the clip shows
             require_recording(vault, principal, Permission.DOWNLOAD, recording.id, route=route)
-        if not sources and is_scoped(principal):
-            # An empty answer must not tell a scoped user about cameras outside their sites.
-            with vault.sessions() as session:
-                source = session.get(Source, source_id)
-            if source is None or source.site not in principal.sites:
-                deny(vault, principal, Permission.DOWNLOAD,
-                     f"source {source_id} is not at a site you are assigned to", route=route)
+        if not sources:
+            # An empty answer must not tell anyone about cameras outside their organisation
+            # (or, for a scoped user, outside their sites).
+            require_source(vault, principal, Permission.DOWNLOAD, source_id, route=route)
     return start, end
 
 
