@@ -43,6 +43,13 @@ _DEADBAND = 0.5
 _GRID = (4, 3)
 
 
+def _dft_size(n: int) -> int:
+    """The largest even size up to ``n`` that the FFT needs no padding for."""
+    while n > 2 and (n % 2 or cv2.getOptimalDFTSize(n) != n):
+        n -= 1
+    return n
+
+
 class CameraMotion:
     """Accumulated camera translation per frame (frame px), from consecutive frames.
 
@@ -58,12 +65,14 @@ class CameraMotion:
         self._scale = float(self._factor)
         # The estimate is the median over a grid of tiles: people walking through part of
         # the picture move their tiles, not the median of all of them.
+        # Tiles of sizes the FFT takes as they are: OpenCV's phase correlation reads a
+        # half-pixel shift into inputs it pads (a still 1080p camera "moved" 4 px a frame
+        # with 44- or 45-row tiles).
         cols, rows = _GRID
-        self._tiles = [(self._aw * c // cols, self._ah * r // rows,
-                        self._aw * (c + 1) // cols, self._ah * (r + 1) // rows)
+        tw, th = _dft_size(self._aw // cols), _dft_size(self._ah // rows)
+        self._tiles = [(tw * c, th * r, tw * (c + 1), th * (r + 1))
                        for r in range(rows) for c in range(cols)]
-        x0, y0, x1, y1 = self._tiles[0]
-        self._window = cv2.createHanningWindow((x1 - x0, y1 - y0), cv2.CV_32F)
+        self._window = cv2.createHanningWindow((tw, th), cv2.CV_32F)
         self._previous: npt.NDArray[np.float32] | None = None
         self._offsets: list[tuple[float, float]] = []
 

@@ -49,3 +49,16 @@ def test_a_still_camera_stays_still_while_people_walk_by() -> None:
     for i in range(50):
         motion.update(i, render_frame(640, 360, i / 25, faces, i, 3.0, "coffee", 0.02))
     assert max(abs(v) for v in motion.offset(49)) < 1.0
+
+
+@pytest.mark.parametrize("size", [(1920, 1080), (1280, 720), (640, 360), (321, 239)])
+def test_identical_frames_do_not_move(size: tuple[int, int]) -> None:
+    """Issue #13 finding 3: OpenCV's phase correlation reads half a pixel of shift into
+    inputs the FFT must pad; with 45-row tiles a still 1080p camera "moved" 4 px a frame
+    and masks slid off the faces. Identical frames give offset zero at any size."""
+    w, h = size
+    image = render_frame(w, h, 0.0, [], 1, 3.0, "coffee")
+    motion = CameraMotion(w, h)
+    for i in range(5):
+        motion.update(i, image)
+    assert motion.offset(4) == (0.0, 0.0)
