@@ -231,7 +231,9 @@ def active_holds(session: Session, recording: Recording) -> list[Hold]:
                 )
             )
         )
-        holds.extend(open_case_holds(session, current.id))
+        # An explicit hold on the same case already says why; one line per reason.
+        explicit = {h.case_id for h in holds if h.case_id is not None}
+        holds.extend(h for h in open_case_holds(session, current.id) if h.case_id not in explicit)
         current = session.get(Recording, current.parent_id) if current.parent_id else None
     return holds
 
