@@ -615,9 +615,12 @@ class Vault:
         until: dt.datetime | None = None,
         include_deleted: bool = False,
         limit: int = 1000,
+        offset: int = 0,
     ) -> list[Recording]:
-        """Recordings, oldest capture first, filtered by source and capture window."""
-        query = select(Recording).order_by(Recording.captured_start, Recording.id).limit(limit)
+        """Recordings, oldest capture first, filtered by source and capture window; at most
+        ``limit`` of them, after skipping ``offset``."""
+        query = (select(Recording).order_by(Recording.captured_start, Recording.id)
+                 .limit(limit).offset(offset))
         if source_id:
             query = query.where(Recording.source_id == source_id)
         if since:

@@ -142,17 +142,27 @@ def register_vault_commands(app: typer.Typer) -> None:
         since: Annotated[Optional[str], typer.Option(help="Captured at or after (ISO-8601).")] = None,
         until: Annotated[Optional[str], typer.Option(help="Captured before (ISO-8601).")] = None,
         deleted: Annotated[bool, typer.Option(help="Include deleted recordings.")] = False,
+        limit: Annotated[int, typer.Option(min=1, max=100_000,
+                                           help="Show at most this many.")] = 1000,
+        offset: Annotated[int, typer.Option(min=0, help="Skip this many first.")] = 0,
         json_out: JsonOpt = False,
     ) -> None:
-        """List recordings, oldest capture first."""
+        """List recordings, oldest capture first; says so when more match than it shows."""
         with _open_vault() as vault:
             rows = vault.recordings(
                 source_id=source,
                 since=parse_time(since, option="--since"),
                 until=parse_time(until, option="--until"),
                 include_deleted=deleted,
+                limit=limit + 1,  # one more than shown: whether to say there are more
+                offset=offset,
             )
+            more, rows = len(rows) > limit, rows[:limit]
             kept = held_ids(vault, (r.id for r in rows))
+        if more:
+            # Never a silent cut: a list that stops at its limit looks like all there is.
+            typer.echo(f"showing {len(rows)} from {offset}; more match: "
+                       f"use --offset {offset + len(rows)}", err=True)
         if json_out:
             print_json([recording_dict(r, held=r.id in kept) for r in rows])
             return

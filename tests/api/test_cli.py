@@ -320,3 +320,21 @@ def test_retention_refuses_a_future_clock_unless_a_drill(cli, tmp_path: Path) ->
     drill = cli("retention", "run", "--now", future, "--drill-on-a-copy", "--json")
     assert drill.exit_code == 0, drill.output
     assert [d["recording_id"] for d in json.loads(drill.stdout)["deleted"]] == [rid]
+
+
+def test_ls_says_when_more_match_than_it_shows(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Issue #15: `ls` stopped at 1,000 rows without a word; a cut list looked like all there is."""
+    ids = []
+    for n in range(3):
+        clip = tmp_path / f"c{n}.bin"
+        clip.write_bytes(os.urandom(1000))
+        result = cli("put", str(clip), "--source", "cam-03", "--captured-at",
+                     f"2026-11-25T14:3{n}:00Z", "--json")
+        ids.append(json.loads(result.stdout)["id"])
+    first = cli("ls", "--limit", "2", "--json")
+    assert [r["id"] for r in json.loads(first.stdout)] == ids[:2]
+    assert "more match: use --offset 2" in first.stderr
+    rest = cli("ls", "--limit", "2", "--offset", "2", "--json")
+    assert [r["id"] for r in json.loads(rest.stdout)] == ids[2:]
+    assert "more match" not in rest.stderr
+    assert cli("ls", "--limit", "0").exit_code != 0
