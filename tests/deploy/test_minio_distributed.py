@@ -21,10 +21,7 @@ from tests.conftest import _server_or_skip
 from tests.servers import MinioCluster, start_minio_cluster
 from vault import Settings, Vault
 from vault.access import Actor, Purpose, Role
-from vault.catalog import HoldKind, Recording, SourceKind
-from vault.errors import StorageError
-from vault.holds import place_hold
-from vault.objectstore import S3Store
+from vault.catalog import Recording, SourceKind
 
 ACTOR = Actor(user="asb-1", role=Role.ASB_OFFICER, organisation="Housing", client_addr="10.0.0.7")
 PURPOSE = Purpose("incident review", "DPA 2018 s.35", "CASE/9")
@@ -113,21 +110,3 @@ def test_a_read_survives_a_node_killed_in_the_middle_of_it(vault: Vault, cluster
     rid = _put(vault, footage)
     assert _sha256_of(vault, rid, during=lambda: cluster.kill(2)) == footage.sha256
     assert cluster.nodes[2] is None
-
-
-def test_a_legal_hold_holds_with_a_node_down(vault: Vault, cluster: MinioCluster) -> None:
-    """Issue #16 item 2: on the distributed cluster, a vault hold puts an S3 legal hold on the
-    object (object lock), and with a node down the object still cannot be deleted."""
-    footage = _Footage(1 << 20, (1 << 20) + 1, lambda: None)
-    rid = _put(vault, footage)
-    place_hold(vault, kind=HoldKind.LEGAL, reason="court order", actor=ACTOR, recording_id=rid)
-    cluster.kill(1)
-    store = vault.store
-    assert isinstance(store, S3Store)
-    with vault.sessions() as session:
-        row = session.get(Recording, rid)
-        assert row is not None
-        key = row.object_key
-    with pytest.raises(StorageError, match="legal hold"):
-        store.delete(key)
-    assert _sha256_of(vault, rid) == footage.sha256

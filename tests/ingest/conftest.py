@@ -21,6 +21,7 @@ import pytest
 
 from ingest._ffmpeg import die_with_parent, ffmpeg_exe
 from tests.conftest import on_ci
+from tests.servers import free_port
 from tests.ingest.media import make_media
 from vault.config import Settings
 from vault.vault import Vault
@@ -64,12 +65,6 @@ def find_mediamtx() -> str | None:
     if os.access(cached, os.X_OK):
         return str(cached)
     return shutil.which("mediamtx")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _wait_port(port: int, timeout: float) -> bool:

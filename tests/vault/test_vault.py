@@ -16,7 +16,6 @@ from vault.catalog import Recording
 from vault.config import Settings
 from vault.errors import (
     CiphertextError,
-    HashMismatch,
     InvalidInput,
     KeyUnavailable,
     NotFound,

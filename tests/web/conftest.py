@@ -20,7 +20,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -36,6 +35,7 @@ import pytest
 
 from ingest._ffmpeg import ffmpeg_exe
 from tests.conftest import on_ci
+from tests.servers import free_port
 from vault import credentials, identity
 from vault.access import Actor, Role
 from vault.catalog import MediaKind, SourceKind
@@ -66,12 +66,6 @@ def make_footage(path: Path, *, seconds: int = 6, frequency: int = 440) -> Path:
          str(path)],
         check=True, capture_output=True, timeout=120)
     return path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

@@ -51,7 +51,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             pytest.fail(message)
         pytest.skip(message)
     home = tmp_path_factory.mktemp("oidc") / "home"
-    oidc_port, vault_port = free_port(), free_port()
+    oidc_port, vault_port = free_port(), free_port()  # never the same one twice
     issuer = f"http://127.0.0.1:{oidc_port}"
     proc = subprocess.Popen(
         [node, str(SCRIPT)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
