@@ -136,18 +136,23 @@ class PurposeHeaders:
         )
 
 
+# The two headers every purpose dependency reads the same way (only X-Purpose differs).
+ReferenceHeader = Annotated[
+    str | None, Header(description="Case, crime or SAR reference (logged).")
+]
+LawfulBasisHeader = Annotated[
+    str | None,
+    Header(description="Lawful basis, e.g. 'DPA 2018 s.35 law enforcement' (logged)."),
+]
+
+
 def get_purpose(
     x_purpose: Annotated[
         str | None,
         Header(description="Why you need this footage (required on this route; logged)."),
     ] = None,
-    x_reference: Annotated[
-        str | None, Header(description="Case, crime or SAR reference (logged).")
-    ] = None,
-    x_lawful_basis: Annotated[
-        str | None,
-        Header(description="Lawful basis, e.g. 'DPA 2018 s.35 law enforcement' (logged)."),
-    ] = None,
+    x_reference: ReferenceHeader = None,
+    x_lawful_basis: LawfulBasisHeader = None,
 ) -> PurposeHeaders:
     """The purpose headers of a route that needs ``X-Purpose``.
 
@@ -162,13 +167,8 @@ def get_optional_purpose(
         str | None,
         Header(description="Why (optional on this route; logged when given)."),
     ] = None,
-    x_reference: Annotated[
-        str | None, Header(description="Case, crime or SAR reference (logged).")
-    ] = None,
-    x_lawful_basis: Annotated[
-        str | None,
-        Header(description="Lawful basis, e.g. 'DPA 2018 s.35 law enforcement' (logged)."),
-    ] = None,
+    x_reference: ReferenceHeader = None,
+    x_lawful_basis: LawfulBasisHeader = None,
 ) -> PurposeHeaders:
     """The purpose headers of a route on which ``X-Purpose`` is optional."""
     return PurposeHeaders(x_purpose, x_reference, x_lawful_basis)

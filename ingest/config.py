@@ -72,6 +72,16 @@ from .errors import AgentsFileError
 _ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
 
 
+
+def http_url_without_credentials(value: str) -> str:
+    """``value`` if it is an http(s) URL with no ``user:pass@``; credentials go by reference
+    (``credentials``), never in a URL that logs and process lists show. Raises ValueError."""
+    if not value.startswith(("http://", "https://")):
+        raise ValueError("url must start with http:// or https://")
+    if "@" in value.split("://", 1)[1].split("/", 1)[0]:
+        raise ValueError("put credentials in 'credentials', not in the URL")
+    return value
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -223,11 +233,7 @@ class NvrHttpSourceConfig(_SourceBase):
     @field_validator("url")
     @classmethod
     def _http_url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("url must start with http:// or https://")
-        if "@" in value.split("://", 1)[1].split("/", 1)[0]:
-            raise ValueError("put credentials in 'credentials', not in the URL")
-        return value
+        return http_url_without_credentials(value)
 
     @property
     def vault_kind(self) -> SourceKind:
@@ -325,11 +331,7 @@ class _NvrBase(_SourceBase):
     @field_validator("url", check_fields=False)
     @classmethod
     def _http_url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("url must start with http:// or https://")
-        if "@" in value.split("://", 1)[1].split("/", 1)[0]:
-            raise ValueError("put credentials in 'credentials', not in the URL")
-        return value
+        return http_url_without_credentials(value)
 
     @property
     def vault_kind(self) -> SourceKind:

@@ -438,18 +438,7 @@ def require_hold_target(
     if case_id is not None:
         require_case(vault, principal, P.HOLD_PLACE, case_id, route=route)
     if source_id is not None:
-        with vault.sessions() as session:
-            source = session.get(Source, source_id)
-        if principal.role not in ALL_ORGANISATIONS and source is not None and not (
-            source.organisation in (None, principal.organisation)
-        ):
-            deny(vault, principal, P.HOLD_PLACE,
-                 f"source {source_id} records another organisation's footage", route=route)
-        if is_scoped(principal) and (source is None or source.site not in principal.sites):
-            deny(vault, principal, P.HOLD_PLACE,
-                 f"source {source_id} is not at a site you are assigned to", route=route)
-        if source is None:
-            raise NotFound(f"no source with id {source_id}")
+        require_source(vault, principal, P.HOLD_PLACE, source_id, route=route)
 
 
 def visible_holds(principal: Principal) -> ColumnElement[bool]:
