@@ -28,7 +28,7 @@ from .access import Actor, Purpose
 from .catalog import Base, Case, CaseRecording, CaseStatus, Recording, RecordingOrigin, utcnow
 from .custody import Action
 from .errors import InvalidInput, NotFound
-from .holds import is_held
+from .holds import lift_legal_holds, place_legal_holds
 from .identity import User
 
 if TYPE_CHECKING:
@@ -238,8 +238,7 @@ def link_recording(
             details=details,
         )
         keys = [r.object_key for r in added if r.deleted_at is None]
-    for key in keys if vault.store.legal_holds else ():
-        vault.store.set_legal_hold(key, True)
+    place_legal_holds(vault, keys)
     vault.ledger.maybe_checkpoint()
     return link
 
@@ -260,7 +259,7 @@ def unlink_recording(vault: Vault, case_id: str, recording_id: str, *, actor: Ac
             object_ids=[recording_id, case.id],
             details={"case_id": case.id},
         )
-    _lift_legal_holds(vault, [recording_id])
+    lift_legal_holds(vault, [recording_id])
     vault.ledger.maybe_checkpoint()
 
 
@@ -282,7 +281,7 @@ def close_case(vault: Vault, case_id: str, *, actor: Actor, reason: str) -> Case
             session, CLOSED, actor=actor, reference=case.reference,
             object_ids=[case.id, *linked], details={"case_id": case.id, "reason": reason},
         )
-    _lift_legal_holds(vault, linked)
+    lift_legal_holds(vault, linked)
     vault.ledger.maybe_checkpoint()
     return case
 
@@ -306,26 +305,9 @@ def reopen_case(vault: Vault, case_id: str, *, actor: Actor, reason: str) -> Cas
             session, REOPENED, actor=actor, reference=case.reference,
             object_ids=[case.id], details={"case_id": case.id, "reason": reason},
         )
-    for key in keys if vault.store.legal_holds else ():
-        vault.store.set_legal_hold(key, True)
+    place_legal_holds(vault, keys)
     vault.ledger.maybe_checkpoint()
     return case
-
-
-def _lift_legal_holds(vault: Vault, recording_ids: list[str]) -> None:
-    # The storage-side legal hold mirrors the catalog's rule; lift it only where nothing else
-    # keeps the recording (another case, an explicit hold, a window).
-    if not vault.store.legal_holds or not recording_ids:
-        return
-    with vault.sessions() as session:
-        free = [
-            r.object_key for r in session.scalars(
-                select(Recording).where(Recording.id.in_(recording_ids),
-                                        Recording.deleted_at.is_(None)))
-            if not is_held(session, r)
-        ]
-    for key in free:
-        vault.store.set_legal_hold(key, False)
 
 
 def get_case(vault: Vault, case_id: str) -> Case:

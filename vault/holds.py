@@ -83,8 +83,7 @@ def place_hold(
             object_ids=[r.id for r in held],
             details=_hold_details(hold),
         )
-    for recording in held:
-        vault.store.set_legal_hold(recording.object_key, True)
+    place_legal_holds(vault, [r.object_key for r in held])
     vault.checkpoint_if_due()
     return hold
 
@@ -124,12 +123,34 @@ def release_hold(
             object_ids=[r.id for r in released],
             details={**_hold_details(hold), "release_reason": reason},
         )
-        still_held = {r.id for r in released if active_holds(session, r)}
-    for recording in released:
-        if recording.id not in still_held:
-            vault.store.set_legal_hold(recording.object_key, False)
+    lift_legal_holds(vault, [r.id for r in released])
     vault.checkpoint_if_due()
     return hold
+
+
+def place_legal_holds(vault: Vault, object_keys: Iterable[str]) -> None:
+    """Mirror a catalog hold in storage (an S3 legal hold), so lifecycle rules cannot race the
+    vault; nothing where the store has no object lock."""
+    if not vault.store.legal_holds:
+        return
+    for key in object_keys:
+        vault.store.set_legal_hold(key, True)
+
+
+def lift_legal_holds(vault: Vault, recording_ids: Iterable[str]) -> None:
+    """Lift the storage-side legal hold of those of ``recording_ids`` that nothing keeps any
+    more (another hold, case or window may still keep them)."""
+    ids = list(recording_ids)
+    if not vault.store.legal_holds or not ids:
+        return
+    with vault.sessions() as session:
+        free = [
+            r.object_key for r in session.scalars(
+                select(Recording).where(Recording.id.in_(ids), Recording.deleted_at.is_(None)))
+            if not is_held(session, r)
+        ]
+    for key in free:
+        vault.store.set_legal_hold(key, False)
 
 
 def _sar_of(session: Session, hold_id: str) -> str | None:
