@@ -26,6 +26,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from api.jobs import open_job_queue
 from vault import cases, identity
 from vault.access import Actor, Role
 from vault.catalog import MediaKind, Recording, SourceKind
@@ -140,3 +141,12 @@ def world(tmp_path: Path) -> Iterator[World]:
     finally:
         w.client.close()
         vault.close()
+
+
+@pytest.fixture
+def jw(world: World) -> Iterator[World]:
+    """The API world with an immediate queue: jobs finish inside the request (Huey's immediate
+    mode); tests/vault/test_jobs.py runs a real consumer."""
+    world.client.app.state.jobs = open_job_queue(  # type: ignore[attr-defined]
+        world.vault.settings, immediate=True, vault=world.vault)
+    yield world

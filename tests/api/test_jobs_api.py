@@ -10,13 +10,11 @@ import datetime as dt
 import hashlib
 import io
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from api.jobs import open_job_queue
 from tests.api.conftest import OPERATOR, T0, World
 from tests.redaction.conftest import two_people
 from redaction.synthetic import make_clip
@@ -30,14 +28,6 @@ def clip_bytes(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     """A 1 s 320x240 clip with two moving faces (shared by the module's tests)."""
     clip = make_clip(tmp_path_factory.mktemp("clips") / "people.mp4", two_people(1.0), seconds=1.0)
     return clip.path.read_bytes()
-
-
-@pytest.fixture
-def jw(world: World) -> Iterator[World]:
-    """The API world with an immediate queue (jobs finish inside the request)."""
-    world.client.app.state.jobs = open_job_queue(  # type: ignore[attr-defined]
-        world.vault.settings, immediate=True, vault=world.vault)
-    yield world
 
 
 def _store_clip(w: World, data: bytes, *, site: str = "Riverside", source: str = "cam-river-9") -> Recording:

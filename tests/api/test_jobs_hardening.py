@@ -9,7 +9,6 @@ import datetime as dt
 import inspect
 import io
 import textwrap
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -29,14 +28,6 @@ from vault.jobs import Job, JobState, WorkerHeartbeat, get_job
 def clip_bytes(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     clip = make_clip(tmp_path_factory.mktemp("clips") / "people.mp4", two_people(1.0), seconds=1.0)
     return clip.path.read_bytes()
-
-
-@pytest.fixture
-def jw(world: World) -> Iterator[World]:
-    """The world with an immediate queue: jobs finish inside the request."""
-    world.client.app.state.jobs = open_job_queue(  # type: ignore[attr-defined]
-        world.vault.settings, immediate=True, vault=world.vault)
-    yield world
 
 
 def _store_clip(w: World, data: bytes) -> Recording:

@@ -21,25 +21,15 @@ import io
 import subprocess
 import sys
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 
-from api.jobs import open_job_queue
 from redaction.synthetic import Face, face_visibility, linear, make_clip, read_frames, still
 from tests.api.conftest import OPERATOR, T0, World
 from vault.catalog import MediaKind, SourceKind
 
 SEG = 2.0  # seconds per segment
 START = T0 - dt.timedelta(hours=1)
-
-
-@pytest.fixture
-def jw(world: World) -> Iterator[World]:
-    world.client.app.state.jobs = open_job_queue(  # type: ignore[attr-defined]
-        world.vault.settings, immediate=True, vault=world.vault)
-    yield world
 
 
 def _segments(w: World, tmp_path: Path, source: str, site: str) -> list[str]:
