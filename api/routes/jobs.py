@@ -23,10 +23,22 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from redaction import MaskStyle, PlanError, RedactionPlan
+from vault.access import Purpose
 from vault.custody import Action
 from vault.errors import InvalidInput, NotFound
-from vault.jobs import Job, JobKind, JobState, get_job, planned_recording_id, require_job, set_plan
+from vault.identity import Principal
+from vault.jobs import (
+    Job,
+    JobKind,
+    JobQueue,
+    JobState,
+    get_job,
+    planned_recording_id,
+    require_job,
+    set_plan,
+)
 from vault.policy import Permission, require_recording
+from vault.vault import Vault
 
 from ..deps import PrincipalDep, PurposeDep, RouteDep, VaultDep
 from ..errors import responses
@@ -173,32 +185,55 @@ def edit_plan(
     vault: VaultDep, principal: PrincipalDep, route: RouteDep, purpose: PurposeDep,
     job_id: JobId, plan: Annotated[dict[str, Any], Body(description="The edited plan.")],
 ) -> Any:
-    job = require_job(vault, principal, Permission.DOWNLOAD, job_id, route=route)
+    # Decided in the order the route always had: who may (logged), why, what state, the plan.
+    _editable(require_job(vault, principal, Permission.DOWNLOAD, job_id, route=route))
     stated = purpose.require()
-    if job.kind != JobKind.REDACTION_PLAN or job.state != JobState.SUCCEEDED:
-        raise InvalidInput(f"job {job_id} is a {job.kind.value} job in state {job.state.value}: "
-                           "only a finished redaction_plan job's plan can be edited")
     text = json.dumps(plan)
     if len(text) > MAX_PLAN_BYTES:
         return plan_rejected(f"plan is larger than {MAX_PLAN_BYTES} bytes")
     try:
         parsed = RedactionPlan.from_json(text)
+        updated = save_edited_plan(vault, principal, job_id, parsed, purpose=stated, route=route)
     except PlanError as error:
         return plan_rejected(str(error))
+    return JobPublic.of(updated)
+
+
+def _editable(job: Job) -> Job:
+    """``job`` if it is a finished plan job, whose plan may be edited. Raises InvalidInput."""
+    if job.kind != JobKind.REDACTION_PLAN or job.state != JobState.SUCCEEDED:
+        raise InvalidInput(f"job {job.id} is a {job.kind.value} job in state {job.state.value}: "
+                           "only a finished redaction_plan job's plan can be edited")
+    return job
+
+
+def save_edited_plan(
+    vault: Vault, principal: Principal, job_id: str, plan: RedactionPlan, *, purpose: Purpose,
+    route: str | None = None,
+) -> Job:
+    """Replace a finished plan job's plan with a reviewer's edit (``PUT /jobs/{id}/plan`` and
+    the web app's SAR workspace both call this). Returns the job as saved.
+
+    Decides and logs as the route documents: ``recordings.download`` on the job
+    (:func:`vault.jobs.require_job`); the edit is a ``redaction_planned`` event with the new
+    plan's hash and the one it replaced. Raises AccessDenied (logged), NotFound,
+    InvalidInput (not a finished plan job), PlanError (a plan for other footage).
+    """
+    job = _editable(require_job(vault, principal, Permission.DOWNLOAD, job_id, route=route))
     recording = vault.recording(planned_recording_id(job))
-    if parsed.source.sha256 != recording.sha256:
-        return plan_rejected(
-            f"plan is for footage with sha256 {parsed.source.sha256[:12]}..., not recording "
+    if plan.source.sha256 != recording.sha256:
+        raise PlanError(
+            f"plan is for footage with sha256 {plan.source.sha256[:12]}..., not recording "
             f"{recording.id} (sha256 {recording.sha256[:12]}...)")
     previous = (job.result or {}).get("plan_sha256")
-    updated = set_plan(vault, job_id, parsed.to_dict(), edited_by=principal.name)
+    updated = set_plan(vault, job_id, plan.to_dict(), edited_by=principal.name)
     vault.ledger.record(
-        Action.REDACTION_PLANNED, actor=principal.actor, purpose=stated,
+        Action.REDACTION_PLANNED, actor=principal.actor, purpose=purpose,
         object_ids=[recording.id], hashes={recording.id: recording.sha256},
-        details={"job_id": job_id, "edited": True, "plan_sha256": parsed.sha256(),
+        details={"job_id": job_id, "edited": True, "plan_sha256": plan.sha256(),
                  "previous_plan_sha256": previous, "route": route},
     )
-    return JobPublic.of(updated)
+    return updated
 
 
 @router.post(
@@ -217,8 +252,19 @@ def render(
     vault: VaultDep, queue: JobQueueDep, principal: PrincipalDep, route: RouteDep,
     purpose: PurposeDep, job_id: JobId,
 ) -> JobPublic:
-    job = require_job(vault, principal, Permission.DOWNLOAD, job_id, route=route)
+    require_job(vault, principal, Permission.DOWNLOAD, job_id, route=route)  # before X-Purpose
     stated = purpose.require()
+    return JobPublic.of(queue_render(vault, queue, principal, job_id, purpose=stated, route=route))
+
+
+def queue_render(
+    vault: Vault, queue: JobQueue, principal: Principal, job_id: str, *, purpose: Purpose,
+    route: str | None = None,
+) -> Job:
+    """Queue the render of a finished plan job's plan as it stands now (``POST
+    /jobs/{id}/render`` and the web app's SAR workspace both call this). Returns the render
+    job. Raises AccessDenied (logged), NotFound, InvalidInput (not a finished plan job)."""
+    job = require_job(vault, principal, Permission.DOWNLOAD, job_id, route=route)
     if job.kind != JobKind.REDACTION_PLAN or job.state != JobState.SUCCEEDED or job.plan is None:
         raise InvalidInput(f"job {job_id} is a {job.kind.value} job in state {job.state.value}: "
                            "only a finished redaction_plan job's plan can be rendered")
@@ -228,12 +274,13 @@ def render(
     # never cut again).
     params = {k: v for k, v in job.params.items() if k != "window"}
     rendered = queue.submit(
-        JobKind.REDACTION_RENDER, actor=principal.actor, purpose=stated, vault=vault,
+        JobKind.REDACTION_RENDER, actor=principal.actor, purpose=purpose, vault=vault,
         params={**params, "recording_ids": [planned_recording_id(job)],
                 "plan_sha256": plan.sha256(), "plan_job_id": job.id},
         plan=job.plan, parent_id=job.id,
     )
-    return JobPublic.of(get_job(vault, rendered.id))
+    return get_job(vault, rendered.id)
 
 
-__all__ = ["JobPublic", "RedactionJobCreate", "plan_rejected", "router"]
+__all__ = ["JobPublic", "RedactionJobCreate", "plan_rejected", "queue_render", "router",
+           "save_edited_plan"]

@@ -18,7 +18,8 @@ from pydantic import BaseModel, Field, StringConstraints
 from vault import sar as sars
 from vault.access import Purpose
 from vault.errors import InvalidInput
-from vault.jobs import JobKind
+from vault.identity import Principal
+from vault.jobs import Job, JobKind, JobQueue
 from vault.policy import (
     Permission,
     require,
@@ -28,6 +29,7 @@ from vault.policy import (
     visible_sars,
 )
 from vault.sar import MAX_EXTENSION_MONTHS, SarStatus, SarView, SubjectAccessRequest
+from vault.vault import Vault
 
 from ..deps import PrincipalDep, RouteDep, VaultDep
 from ..errors import responses
@@ -323,6 +325,23 @@ def plan_redactions(
     vault: VaultDep, queue: JobQueueDep, principal: PrincipalDep, route: RouteDep,
     sar_id: SarId, body: SarRedactions,
 ) -> SarRedactionJobs:
+    request, jobs = queue_sar_redactions(vault, queue, principal, sar_id, mask=body.mask,
+                                         caption=body.caption, route=route)
+    return SarRedactionJobs(sar_id=request.id, jobs=[JobPublic.of(j) for j in jobs])
+
+
+def queue_sar_redactions(
+    vault: Vault, queue: JobQueue, principal: Principal, sar_id: str, *,
+    mask: MaskParams | None = None, caption: str | None = None, route: str | None = None,
+) -> tuple[SubjectAccessRequest, list[Job]]:
+    """Queue one redaction-plan job per window the request still holds (the route above and
+    the web app's SAR workspace both call this). Returns the request and the jobs.
+
+    Decides as the route documents: ``sars.write`` on the request, then ``recordings.download``
+    on every recording a window holds (cutting decrypts them); the purpose logged with each
+    job is the request itself. Raises AccessDenied (logged), NotFound, InvalidInput (no video
+    held yet).
+    """
     require_sar(vault, principal, Permission.SAR_WRITE, sar_id, route=route)
     request = sars.get_sar(vault, sar_id).sar
     windows = sars.redaction_windows(vault, request.id)
@@ -333,9 +352,7 @@ def plan_redactions(
         for recording in recordings:
             # Cutting decrypts the footage: the caller must be allowed to, recording by recording.
             require_recording(vault, principal, Permission.DOWNLOAD, recording.id, route=route)
-    purpose = Purpose(purpose=f"subject access request {request.reference}",
-                      lawful_basis="UK GDPR Article 15", reference=request.reference)
-    caption = body.caption or f"REDACTED COPY {request.reference}"
+    purpose = sar_purpose(request)
     jobs = [
         queue.submit(JobKind.REDACTION_PLAN, actor=principal.actor, purpose=purpose, vault=vault,
                      params={"recording_ids": [r.id for r in recordings],
@@ -343,11 +360,18 @@ def plan_redactions(
                                         "start": window.window_start.isoformat(),
                                         "end": window.window_end.isoformat(),
                                         "sar_window_id": window.id},
-                             "mask": body.mask.model_dump(mode="json"),
-                             "keep_tracks": [], "caption": caption})
+                             "mask": (mask or MaskParams()).model_dump(mode="json"),
+                             "keep_tracks": [],
+                             "caption": caption or f"REDACTED COPY {request.reference}"})
         for window, recordings in windows
     ]
-    return SarRedactionJobs(sar_id=request.id, jobs=[JobPublic.of(j) for j in jobs])
+    return request, jobs
+
+
+def sar_purpose(request: SubjectAccessRequest) -> Purpose:
+    """The purpose logged when a request's footage is touched: the request itself."""
+    return Purpose(purpose=f"subject access request {request.reference}",
+                   lawful_basis="UK GDPR Article 15", reference=request.reference)
 
 
 @router.post(
@@ -366,4 +390,4 @@ def close(
     return _detail(vault, sar_id)
 
 
-__all__ = ["router"]
+__all__ = ["queue_sar_redactions", "router", "sar_purpose"]
