@@ -181,6 +181,12 @@ class Settings(BaseSettings):
         description="/readyz fails (503) when the oldest queued job has waited this many "
         "seconds: nobody is running the work people asked for ('evidence-vault worker').",
     )
+    queue_resend_after_s: int = Field(
+        default=300, ge=1,
+        description="Workers' sweep: a job queued this many seconds whose message is no longer "
+        "in the queue (Redis restarted without persistence, flushed, or a lost queue file) is "
+        "enqueued again; the job row is the truth.",
+    )
     oidc_issuer: str | None = Field(
         default=None,
         description="API: sign-in through this OpenID Connect issuer (its 'iss', e.g. "

@@ -30,6 +30,11 @@ Life of a job::
    starts and every minute by its scheduler, finds rows whose worker is gone (its process is
    not alive on this host, or its heartbeat is older than ``stale_after``) and requeues them,
    or marks them failed once ``max_attempts`` is spent. No row stays ``running`` forever.
+6. A queue message can be lost without any worker dying: Redis restarted without persistence,
+   ``FLUSHALL``, a deleted SQLite queue file. The same sweep finds ``queued`` rows that have
+   waited ``queue_resend_after_s`` since they were last enqueued and whose id is in no message
+   the queue holds (pending or scheduled), and enqueues them again. No row stays ``queued``
+   forever either; a message that turns out to be a duplicate finds nothing to claim.
 
 Handlers are plain functions ``handler(ctx: JobContext) -> dict`` registered per
 :class:`JobKind`; this module registers the vault's own (``export``, ``retention``) and
@@ -52,7 +57,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
-from sqlalchemy import JSON, Enum, Float, ForeignKey, Index, Integer, String, Text, select, update
+from sqlalchemy import (
+    JSON,
+    Enum,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .access import Actor, Purpose, Role
@@ -132,6 +149,8 @@ class Job(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     started_at: Mapped[dt.datetime | None]
     finished_at: Mapped[dt.datetime | None]
+    # The job's last sign of life: when it was last enqueued (``queued``) or its running
+    # attempt last reported (``running``). The sweep reads both (lost messages, dead workers).
     heartbeat_at: Mapped[dt.datetime | None]
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer, default=DEFAULT_MAX_ATTEMPTS)
@@ -382,10 +401,12 @@ Handler = Callable[[JobContext], dict[str, Any]]
 
 @dataclass(frozen=True)
 class SweepReport:
-    """What a sweep found: jobs requeued and jobs given up on (ids)."""
+    """What a sweep found (job ids): running jobs requeued and given up on because their
+    worker was gone, and queued jobs enqueued again because their message was gone."""
 
     requeued: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+    resent: list[str] = field(default_factory=list)
 
 
 class JobQueue:
@@ -481,8 +502,8 @@ class JobQueue:
             id=new_id(), kind=kind, state=JobState.QUEUED, progress=0.0, message="queued",
             params=params, plan=plan, created_by=actor.user, created_role=actor.role.value,
             created_org=actor.organisation, client_addr=actor.client_addr,
-            created_at=v.clock(), attempts=0, max_attempts=DEFAULT_MAX_ATTEMPTS,
-            parent_id=parent_id,
+            created_at=v.clock(), heartbeat_at=v.clock(), attempts=0,
+            max_attempts=DEFAULT_MAX_ATTEMPTS, parent_id=parent_id,
         )
         with v.sessions.begin() as session:
             session.add(job)
@@ -548,7 +569,7 @@ class JobQueue:
                 update(Job)
                 .where(Job.id == job_id, Job.attempts == attempt, Job.state == JobState.RUNNING)
                 .values(state=JobState.QUEUED, message=message[:MAX_MESSAGE], worker=None,
-                        error=message[:MAX_ERROR])
+                        error=message[:MAX_ERROR], heartbeat_at=vault.clock())
             )))
 
     def _finish(self, vault: Vault, job_id: str, attempt: int, state: JobState, *,
@@ -571,16 +592,23 @@ class JobQueue:
 
     # -- recovering from dead workers -------------------------------------------------------
 
-    def sweep(self, *, now: dt.datetime | None = None, stale_after: dt.timedelta = STALE_AFTER) -> SweepReport:
-        """Requeue (or fail, once attempts are spent) running jobs whose worker is gone.
+    def sweep(self, *, now: dt.datetime | None = None, stale_after: dt.timedelta = STALE_AFTER,
+              resend_after: dt.timedelta | None = None) -> SweepReport:
+        """Requeue (or fail, once attempts are spent) running jobs whose worker is gone, and
+        enqueue again queued jobs whose message is gone.
 
         A worker is gone when its process no longer exists on this host, or when its
-        heartbeat is older than ``stale_after`` (a worker on another machine). Safe to run
-        from any number of workers at once: each change is conditional on the row as read.
+        heartbeat is older than ``stale_after`` (a worker on another machine). A message is
+        gone when the job has been queued longer than ``resend_after`` (default: the
+        settings' ``queue_resend_after_s``) and no pending or scheduled message names it.
+        Safe to run from any number of workers at once: each change is conditional on the
+        row as read. Returns what it changed.
         """
         vault = self.vault
         now = now or vault.clock()
-        report = SweepReport()
+        if resend_after is None:
+            resend_after = dt.timedelta(seconds=self.settings.queue_resend_after_s)
+        report = SweepReport(resent=self._resend_lost(vault, now, resend_after))
         with vault.sessions() as session:
             running = list(session.scalars(select(Job).where(Job.state == JobState.RUNNING)))
         for job in running:
@@ -600,7 +628,47 @@ class JobQueue:
                 report.failed.append(job.id)
         for job_id in report.requeued + report.failed:
             log.warning("swept job %s (%s)", job_id, "requeued" if job_id in report.requeued else "failed")
+        for job_id in report.resent:
+            log.warning("swept job %s (queued, its message was lost: enqueued again)", job_id)
         return report
+
+    def _resend_lost(self, vault: Vault, now: dt.datetime, resend_after: dt.timedelta) -> list[str]:
+        """Enqueue again the queued jobs older than ``resend_after`` that no message names."""
+        if self.huey.immediate:  # no storage: every job ran inside submit()
+            return []
+        cutoff = now - resend_after
+        waited = func.coalesce(Job.heartbeat_at, Job.created_at) < cutoff
+        with vault.sessions() as session:
+            waiting = list(session.execute(
+                select(Job.id, Job.kind).where(Job.state == JobState.QUEUED, waited)))
+        if not waiting:
+            return []
+        # Rows first, messages second: a message enqueued in between is seen, so a job is
+        # only taken for lost when no message for it existed after its row was read.
+        in_queue = self._job_ids_in_queue()
+        resent: list[str] = []
+        for job_id, kind in waiting:
+            if job_id in in_queue or kind not in self._tasks:
+                continue  # a long queue, not a lost message (or a kind this process lacks)
+            # Conditional on the row still waiting past the cutoff: of several workers
+            # sweeping at once, one resends (and restarts the grace); the others see it moved.
+            with vault.sessions.begin() as session:
+                won = _rowcount(session.execute(
+                    update(Job).where(Job.id == job_id, Job.state == JobState.QUEUED, waited)
+                    .values(heartbeat_at=now, message="queued (message lost: enqueued again)")
+                ))
+            if won:
+                self._enqueue(kind, job_id)
+                resent.append(job_id)
+        return resent
+
+    def _job_ids_in_queue(self) -> set[str]:
+        """Job ids named by a message the queue storage holds: pending, or scheduled (a retry
+        waiting out its delay). Messages this process cannot read are skipped by Huey."""
+        ids: set[str] = set()
+        for task in [*self.huey.pending(), *self.huey.scheduled()]:
+            ids.update(arg for arg in task.args if isinstance(arg, str))
+        return ids
 
     # -- consuming ---------------------------------------------------------------------------
 
@@ -715,8 +783,6 @@ def queue_health(vault: Vault, *, warn_after: dt.timedelta, fail_after: dt.timed
     """How the queue stands at ``now`` (the vault's clock by default): queued and running jobs,
     the age of the oldest queued one, and the workers whose heartbeat is fresh (a running job
     whose own heartbeat is fresh counts its worker alive too)."""
-    from sqlalchemy import func
-
     now = now or vault.clock()
     alive_since = now - worker_stale_after
     with vault.sessions() as session:
@@ -930,6 +996,7 @@ def job_summary(jobs: Sequence[Job]) -> dict[str, int]:
 __all__ = [
     "DEFAULT_MAX_ATTEMPTS",
     "FINISHED",
+    "WORKER_STALE_AFTER",
     "Handler",
     "Job",
     "JobAborted",
@@ -941,7 +1008,6 @@ __all__ = [
     "PlanChanged",
     "QueueHealth",
     "SweepReport",
-    "WORKER_STALE_AFTER",
     "WorkerHeartbeat",
     "cancel_job",
     "get_job",

@@ -2,7 +2,8 @@
 
 The queue is Huey on the settings' storage (``<home>/jobs.sqlite3`` by default). On start the
 worker sweeps jobs left ``running`` by a worker that died (requeued, or failed once their
-attempts are spent), then drains the queue; its scheduler repeats the sweep every minute. Run
+attempts are spent) and jobs left ``queued`` whose message the queue lost (enqueued again after
+``queue_resend_after_s``), then drains the queue; its scheduler repeats the sweep every minute. Run
 more workers (``--workers N``, or more processes on more machines sharing the queue) to drain it
 faster. Ctrl-C (SIGINT) stops after the jobs in hand; SIGTERM stops at once (the next worker's
 sweep retries them).
@@ -40,7 +41,7 @@ def worker(
     typer.echo(
         f"worker on {settings.home_dir}: {workers} {'process' if processes else 'thread'}(s), "
         f"kinds {', '.join(k.value for k in queue.kinds)}; swept {len(report.requeued)} "
-        f"requeued, {len(report.failed)} failed",
+        f"requeued, {len(report.failed)} failed, {len(report.resent)} lost message(s) resent",
         err=True,
     )
     # Each worker opens its own vault on first use (never one shared across a fork).
