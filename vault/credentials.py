@@ -19,6 +19,25 @@ Lock-out
        :data:`LOCKOUT`: an online guess of a 6-digit code becomes impractical. A successful
        sign-in clears the count; an administrator clears it with a new password.
 
+Second-factor secrets at rest (format ``evidence-vault/totp-secret/v1``)
+    7. A TOTP secret is a password equivalent, so the catalog never holds it in the clear: it
+       is sealed under a random 256-bit data key of its own, and that key is wrapped by the
+       vault's key-encryption key (:mod:`vault.keys`), exactly as footage is::
+
+           totp_key_id       the KEK that wrapped the data key
+           totp_wrapped_key  KeyProvider.wrap(data key, context="totp:" + user id)
+           totp_sealed       0x01 || nonce (12) || AES-256-GCM(data key, nonce, secret, AD)
+           AD = b"evidence-vault/totp-secret/v1" || UTF-8 user id
+
+       A copy of the catalog without the keyring opens no second factor, and a sealed secret
+       moved to another user's row does not open (both the wrap and the seal name the user).
+    8. Rows written before sealing (``totp_secret``, base32 in the clear) still work: they are
+       sealed at the next accepted code, or all at once by :func:`seal_second_factors`
+       (``keys rewrap`` runs it), and the plaintext column is cleared.
+    9. Rotating the KEK moves these data keys too (:func:`rewrap_second_factors`, called by
+       :func:`vault.rekey.rewrap`), and :func:`vault.rekey.live_counts` counts them, so a
+       retired KEK that still wraps a second factor is never destroyed under it.
+
 Recovery is the administrator's (``evidence-vault admin user set-password`` and ``reset-2fa``),
 each a ``user_changed`` custody event. Refusals raise :class:`~vault.errors.Unauthenticated`;
 the web app logs them as ``access_denied`` (the API does the same for bad tokens).
@@ -28,6 +47,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hmac
+import os
 import secrets
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -35,14 +55,18 @@ from typing import TYPE_CHECKING
 import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import BigInteger, ForeignKey, Integer, String, select, update
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from sqlalchemy import BigInteger, ForeignKey, Integer, LargeBinary, String, func, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from .access import Actor
 from .catalog import Base
 from .custody import Action
-from .errors import InvalidInput, NotFound, Unauthenticated
+from .errors import CiphertextError, InvalidInput, NotFound, Unauthenticated
 from .identity import User
+from .keys import WrappedKey
+from .keys import rewrap as rewrap_key
 from .web_sessions import WebSession
 
 if TYPE_CHECKING:
@@ -56,6 +80,11 @@ TOTP_DIGITS = 6
 TOTP_DRIFT_STEPS = 1
 MAX_FAILURES = 5
 LOCKOUT = dt.timedelta(minutes=15)
+SEAL_LABEL = b"evidence-vault/totp-secret/v1"  # check 7
+SEAL_VERSION = 1
+SEAL_NONCE_SIZE = 12
+SEAL_KEY_SIZE = 32
+SEAL_CONTEXT_PREFIX = "totp:"
 
 _hasher = PasswordHasher()  # argon2-cffi's defaults: RFC 9106's low-memory Argon2id profile
 # A real hash of a random password, verified against for unknown names (check 3).
@@ -70,12 +99,100 @@ class Credential(Base):
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), primary_key=True)
     password_hash: Mapped[str | None] = mapped_column(String(256))
     password_set_at: Mapped[dt.datetime | None]
-    # Base32 TOTP secret; pending until totp_confirmed_at is set (check 4).
+    # Base32 TOTP secret in the clear: rows written before check 7 only (check 8).
     totp_secret: Mapped[str | None] = mapped_column(String(64))
+    # The sealed secret (check 7); pending until totp_confirmed_at is set (check 4).
+    totp_key_id: Mapped[str | None] = mapped_column(String(128))
+    totp_wrapped_key: Mapped[bytes | None] = mapped_column(LargeBinary)
+    totp_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
     totp_confirmed_at: Mapped[dt.datetime | None]
     totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
     failed_attempts: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[dt.datetime | None]
+
+    @property
+    def has_second_factor(self) -> bool:
+        """Whether a TOTP secret (sealed, or a plaintext row of before check 7) is stored."""
+        return self.totp_sealed is not None or bool(self.totp_secret)
+
+
+def _seal_ad(user_id: str) -> bytes:
+    return SEAL_LABEL + user_id.encode("utf-8")
+
+
+def _seal(vault: Vault, row: Credential, secret: str) -> None:
+    """Check 7: store ``secret`` sealed on ``row`` (and nothing in the clear)."""
+    dek = AESGCM.generate_key(bit_length=SEAL_KEY_SIZE * 8)
+    wrapped = vault.keys.wrap(dek, context=SEAL_CONTEXT_PREFIX + row.user_id)
+    nonce = os.urandom(SEAL_NONCE_SIZE)
+    sealed = AESGCM(dek).encrypt(nonce, secret.encode("ascii"), _seal_ad(row.user_id))
+    row.totp_key_id, row.totp_wrapped_key = wrapped.key_id, wrapped.blob
+    row.totp_sealed = bytes([SEAL_VERSION]) + nonce + sealed
+    row.totp_secret = None
+
+
+def _clear_secret(row: Credential) -> None:
+    row.totp_secret = row.totp_key_id = row.totp_wrapped_key = row.totp_sealed = None
+
+
+def _open_secret(vault: Vault, row: Credential) -> str | None:
+    """The row's TOTP secret: unsealed (check 7), or a plaintext row's (check 8), or None.
+
+    Raises KeyUnavailable when the data key does not unwrap, CiphertextError when the sealed
+    secret was altered or belongs to another user's row.
+    """
+    if row.totp_sealed is None:
+        return row.totp_secret or None
+    if row.totp_key_id is None or row.totp_wrapped_key is None:
+        raise CiphertextError(f"the second factor of user {row.user_id} has no wrapped key")
+    dek = vault.keys.unwrap(WrappedKey(row.totp_key_id, row.totp_wrapped_key),
+                            context=SEAL_CONTEXT_PREFIX + row.user_id)
+    blob = bytes(row.totp_sealed)
+    if len(blob) <= 1 + SEAL_NONCE_SIZE or blob[0] != SEAL_VERSION:
+        raise CiphertextError(f"the sealed second factor of user {row.user_id} is malformed")
+    try:
+        plain = AESGCM(dek).decrypt(blob[1:1 + SEAL_NONCE_SIZE], blob[1 + SEAL_NONCE_SIZE:],
+                                    _seal_ad(row.user_id))
+    except InvalidTag:
+        raise CiphertextError(
+            f"the sealed second factor of user {row.user_id} does not open: altered, or "
+            "copied from another user's row") from None
+    return plain.decode("ascii")
+
+
+def seal_second_factors(vault: Vault) -> int:
+    """Check 8: seal every second factor still stored in the clear; returns how many."""
+    with vault.sessions.begin() as session:
+        rows = list(session.scalars(select(Credential).where(
+            Credential.totp_secret.is_not(None), Credential.totp_sealed.is_(None))))
+        for row in rows:
+            _seal(vault, row, str(row.totp_secret))
+    return len(rows)
+
+
+def rewrap_second_factors(vault: Vault) -> int:
+    """Check 9: move every sealed second factor's data key onto the current KEK (the secret
+    stays sealed under the same data key); returns how many moved. Raises KeyUnavailable."""
+    current = vault.keys.current_key_id()
+    moved = 0
+    with vault.sessions.begin() as session:
+        for row in session.scalars(select(Credential).where(
+                Credential.totp_sealed.is_not(None), Credential.totp_key_id != current)):
+            assert row.totp_key_id is not None and row.totp_wrapped_key is not None
+            wrapped = rewrap_key(vault.keys, WrappedKey(row.totp_key_id, row.totp_wrapped_key),
+                                 context=SEAL_CONTEXT_PREFIX + row.user_id)
+            row.totp_key_id, row.totp_wrapped_key = wrapped.key_id, wrapped.blob
+            moved += 1
+    return moved
+
+
+def second_factor_key_counts(vault: Vault) -> dict[str, int]:
+    """How many sealed second factors each KEK wraps (check 9); KEKs wrapping none absent."""
+    with vault.sessions() as session:
+        return {str(key_id): int(n) for key_id, n in session.execute(
+            select(Credential.totp_key_id, func.count())
+            .where(Credential.totp_sealed.is_not(None))
+            .group_by(Credential.totp_key_id))}
 
 
 @dataclass(frozen=True)
@@ -158,7 +275,7 @@ def reset_second_factor(vault: Vault, name: str, *, actor: Actor) -> None:
     with vault.sessions.begin() as session:
         user = _user(session, name)
         row = _credential(session, user.id)
-        row.totp_secret = None
+        _clear_secret(row)
         row.totp_confirmed_at = None
         row.totp_last_step = None
         row.failed_attempts = 0
@@ -225,7 +342,7 @@ def check_password(vault: Vault, name: str, password: str) -> PasswordCheck:
         with vault.sessions.begin() as session:
             _credential(session, user.id).password_hash = _hasher.hash(password)
     return PasswordCheck(user_id=user.id, name=user.name,
-                         enrolled=row.totp_confirmed_at is not None and bool(row.totp_secret))
+                         enrolled=row.totp_confirmed_at is not None and row.has_second_factor)
 
 
 def _matching_step(secret: str, code: str, now: dt.datetime) -> int | None:
@@ -253,9 +370,9 @@ def begin_enrolment(vault: Vault, user_id: str, *, issuer: str) -> Enrolment:
         if user is None:
             raise NotFound(f"no user with id {user_id}")
         row = _credential(session, user_id)
-        if row.totp_confirmed_at is not None and row.totp_secret:
+        if row.totp_confirmed_at is not None and row.has_second_factor:
             raise InvalidInput("a second factor is already set up; an administrator can reset it")
-        row.totp_secret = secret
+        _seal(vault, row, secret)
         name = user.name
     uri = pyotp.TOTP(secret, digits=TOTP_DIGITS, interval=TOTP_STEP_S).provisioning_uri(
         name=name, issuer_name=issuer)
@@ -273,14 +390,19 @@ def check_code(vault: Vault, user_id: str, code: str, *, enrolling: bool = False
     with vault.sessions() as session:
         row = session.get(Credential, user_id)
         user = session.get(User, user_id)
-        if row is None or user is None or not row.totp_secret:
+        if row is None or user is None or not row.has_second_factor:
             raise Unauthenticated("no second factor is set up; sign in again",
                                   reason="no-second-factor")
         _refuse_locked(row, now)
         confirmed = row.totp_confirmed_at is not None
         if confirmed == enrolling:
             raise Unauthenticated("sign in again", reason="no-second-factor")
-        secret, last = row.totp_secret, row.totp_last_step
+        last, legacy = row.totp_last_step, row.totp_sealed is None
+    # Unsealed outside the read session: a key provider may be a network service (check 7).
+    secret = _open_secret(vault, row)
+    if secret is None:
+        raise Unauthenticated("no second factor is set up; sign in again",
+                              reason="no-second-factor")
     step = _matching_step(secret, code, now)
     if step is None or (last is not None and step <= last):
         _fail(vault, user_id)
@@ -295,6 +417,8 @@ def check_code(vault: Vault, user_id: str, code: str, *, enrolling: bool = False
         row.totp_last_step = step
         row.failed_attempts = 0
         row.locked_until = None
+        if legacy and row.totp_sealed is None and row.totp_secret == secret:
+            _seal(vault, row, secret)  # check 8: a row of before sealing, sealed now
         if enrolling:
             row.totp_confirmed_at = now
             vault.ledger.append(
@@ -319,5 +443,8 @@ __all__ = [
     "check_password",
     "check_password_strength",
     "reset_second_factor",
+    "rewrap_second_factors",
+    "seal_second_factors",
+    "second_factor_key_counts",
     "set_password",
 ]

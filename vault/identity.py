@@ -309,6 +309,34 @@ def set_active(vault: Vault, name: str, active: bool, *, actor: Actor) -> User:
     return user
 
 
+def set_role(vault: Vault, name: str, role: Role | str, *, actor: Actor) -> User:
+    """Give user ``name`` another role; returns the row. Logs ``user_changed`` with the old
+    and new role. Takes effect at their next request (tokens and web sessions look the role
+    up each time). Raises NotFound, InvalidInput for an unknown role or the recipients' role.
+    """
+    try:
+        role = Role(role)
+        if role is Role.SHARE_RECIPIENT:
+            raise ValueError
+    except ValueError:
+        roles = ", ".join(r.value for r in Role if r is not Role.SHARE_RECIPIENT)
+        raise InvalidInput(f"unknown role {role!r}; roles are: {roles}") from None
+    with vault.sessions.begin() as session:
+        user = _user_by_name(session, name)
+        previous = user.role
+        user.role = role
+        vault.ledger.append(
+            session,
+            Action.USER_CHANGED,
+            actor=actor,
+            object_ids=[user.id],
+            details={"change": "role_set", "user": name, "role": role.value,
+                     "previous_role": previous.value},
+        )
+    vault.ledger.maybe_checkpoint()
+    return user
+
+
 def _user_by_name(session: Session, name: str) -> User:
     user = session.scalars(select(User).where(User.name == name)).first()
     if user is None:
@@ -791,6 +819,7 @@ __all__ = [
     "principal_for",
     "revoke_token",
     "set_active",
+    "set_role",
     "set_sites",
     "unlink_oidc",
 ]

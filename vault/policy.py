@@ -23,6 +23,8 @@ custody.read          x          x              x
 custody.verify        x          x              x
 sars.read             x          x
 sars.write            x          x                    (register, windows, disclose, close)
+users.manage          x                                 (users, roles, tokens, second factors)
+sites.manage          x                                 (sites and their organisations)
 self                  x     x    x     x        x       x
 =================  ======  ===  ==  ======  =======  ======
 
@@ -90,6 +92,8 @@ class Permission(str, enum.Enum):
     CUSTODY_VERIFY = "custody.verify"
     SAR_READ = "sars.read"
     SAR_WRITE = "sars.write"
+    USERS_MANAGE = "users.manage"
+    SITES_MANAGE = "sites.manage"
     SELF = "self"
 
 
@@ -192,6 +196,8 @@ def _verb(permission: Permission) -> str:
         P.CUSTODY_VERIFY: "verify the custody log",
         P.SAR_READ: "read subject access requests",
         P.SAR_WRITE: "manage subject access requests",
+        P.USERS_MANAGE: "manage users, roles, tokens and second factors",
+        P.SITES_MANAGE: "manage sites and organisations",
         P.SELF: "use the vault",
     }[permission]
 

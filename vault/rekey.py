@@ -145,7 +145,14 @@ def rewrap(
         already_current=int(live) - len(pending),
         deleted_meanwhile=vanished,
     )
-    vault.ledger.record(REWRAPPED, actor=actor, details=report.to_dict())
+    # Second-factor secrets are wrapped by the same KEKs (vault/credentials.py check 9).
+    from .credentials import rewrap_second_factors, seal_second_factors
+
+    sealed = seal_second_factors(vault)
+    factors = rewrap_second_factors(vault)
+    vault.ledger.record(REWRAPPED, actor=actor, details={
+        **report.to_dict(), "second_factors_rewrapped": factors,
+        "second_factors_sealed": sealed})
     return report
 
 
@@ -180,7 +187,7 @@ def destroy(
     still = live_counts(vault).get(key_id, 0)
     if still:
         raise InvalidInput(
-            f"{still} recordings still use key {key_id}: run 'evidence-vault keys rewrap' first"
+            f"{still} recordings or second factors still use key {key_id}: run 'evidence-vault keys rewrap' first"
         )
     vault.keys.destroy(key_id)
     vault.ledger.record(
@@ -237,9 +244,12 @@ def describe_keys(vault: Vault) -> list[KeyInfo]:
 
 
 def live_counts(vault: Vault) -> dict[str, int]:
-    """How many live (not deleted) recordings each KEK wraps; KEKs wrapping none are absent."""
+    """How many live (not deleted) recordings and sealed second factors
+    (vault/credentials.py check 9) each KEK wraps; KEKs wrapping none are absent."""
+    from .credentials import second_factor_key_counts
+
     with vault.sessions() as session:
-        return {
+        counts = {
             key_id: int(n)
             for key_id, n in session.execute(
                 select(Recording.key_id, func.count())
@@ -247,6 +257,9 @@ def live_counts(vault: Vault) -> dict[str, int]:
                 .group_by(Recording.key_id)
             )
         }
+    for key_id, n in second_factor_key_counts(vault).items():
+        counts[key_id] = counts.get(key_id, 0) + n
+    return counts
 
 
 def _when(timestamp: str) -> dt.datetime:

@@ -240,3 +240,17 @@ def csrf_of(html: str) -> str:
     match = re.search(r'name="csrf_token" value="([^"]+)"', html)
     assert match, "no CSRF field on the page"
     return match.group(1)
+
+
+@contextmanager
+def run_worker(home: Path, **env: str) -> Iterator[subprocess.Popen[bytes]]:
+    """A real ``evidence-vault worker`` (its own process) draining ``home``'s job queue."""
+    full = {**os.environ, "EVIDENCE_VAULT_HOME": str(home),
+            "EVIDENCE_VAULT_SEGMENT_SIZE": str(SEGMENT), **env}
+    proc = subprocess.Popen([sys.executable, "-m", "api", "worker", "--log-level", "warning"],
+                            env=full, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
