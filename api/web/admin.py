@@ -120,13 +120,13 @@ def _user_rows(vault: Vault, name: str | None = None) -> list[UserRow]:
     listed = identity.list_users(vault)
     with vault.sessions() as session:
         creds = {c.user_id: c for c in session.scalars(select(Credential))}
-        links = dict(session.execute(select(OidcLink.user_id, func.count())
-                                     .where(OidcLink.subject.is_not(None))
-                                     .group_by(OidcLink.user_id)).tuples())
-        live = dict(session.execute(
+        links = {uid: n for uid, n in session.execute(
+            select(OidcLink.user_id, func.count()).where(OidcLink.subject.is_not(None))
+            .group_by(OidcLink.user_id))}
+        live = {uid: n for uid, n in session.execute(
             select(ApiToken.user_id, func.count())
             .where(ApiToken.revoked_at.is_(None), ApiToken.expires_at > now)
-            .group_by(ApiToken.user_id)).tuples())
+            .group_by(ApiToken.user_id))}
     rows = []
     for user, user_sites in listed:
         if name is not None and user.name != name:
@@ -157,10 +157,10 @@ def _organisations(vault: Vault) -> list[dict[str, Any]]:
     """Every organisation the vault knows (its users', its sites', the vault's own), with how
     many users and sites each has."""
     with vault.sessions() as session:
-        users = dict(session.execute(select(User.organisation, func.count())
-                                     .group_by(User.organisation)).tuples())
-        owned = dict(session.execute(select(Site.organisation, func.count())
-                                     .group_by(Site.organisation)).tuples())
+        users = {org: n for org, n in session.execute(
+            select(User.organisation, func.count()).group_by(User.organisation))}
+        owned = {org: n for org, n in session.execute(
+            select(Site.organisation, func.count()).group_by(Site.organisation))}
     names = set(users) | set(owned)
     if vault.settings.organisation:
         names.add(vault.settings.organisation)
