@@ -79,6 +79,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.pool import NullPool
 
+from . import stored_tree
 from .access import Actor, Purpose
 from .catalog import Base, Setting, new_id, utcnow
 from .catalog_binding import CatalogReport, check_catalog
@@ -96,10 +97,7 @@ from .errors import CatalogMismatch, ConfigError, InvalidInput, LedgerError, Not
 from .ledger_keys import LedgerKeys, mac_key
 from .merkle import (
     CompactRange,
-    consistency_proof,
-    inclusion_proof,
     leaf_hash,
-    root_hash,
     verify_consistency,
     verify_inclusion,
 )
@@ -1040,6 +1038,8 @@ class CustodyLedger:
             records.append(EventRecord(seq, prev, ev, entry, entry_hash, leaf))
             prev, seq = entry_hash, seq + 1
         conn.execute(insert(_EVENTS), rows)
+        # The Merkle nodes these leaves complete, in the same transaction (vault.stored_tree).
+        stored_tree.extend(conn, rows[0]["seq"], [bytes.fromhex(r["leaf_hash"]) for r in rows])
         if links:
             conn.execute(insert(_OBJECTS), links)
         # Keyed by the innermost transaction object: a rolled-back savepoint or a new
@@ -1713,7 +1713,10 @@ class CustodyLedger:
         Raises NotFound for an unknown seq or checkpoint, LedgerError when the stored tree
         disagrees with the checkpoint (run :meth:`verify`).
         """
-        for attempt in range(2):
+        # Proofs read O(log n) stored nodes (vault.stored_tree); a ledger from before they were
+        # stored is filled in first, in committed batches, then the read is retried.
+        signed = caught_up = False
+        while True:
             with self._snapshot() as session:
                 payload = session.execute(
                     select(_E.payload).where(_E.seq == seq)
@@ -1726,37 +1729,42 @@ class CustodyLedger:
                 latest = session.execute(query).first()
                 if checkpoint_size is not None and (latest is None or latest.size <= seq):
                     raise NotFound(f"no checkpoint of size {checkpoint_size} covers event {seq}")
+                size, note = 0, ""
                 if latest is not None and latest.size > seq:
+                    size, note = latest.size, latest.note
+                if size and _tree_ready(session, size):
                     epochs = self._epochs(session)
-                    leaves = [
-                        bytes.fromhex(h)
-                        for h in session.execute(
-                            select(_E.leaf_hash).where(_E.seq < latest.size).order_by(_E.seq)
-                        ).scalars()
-                    ]
+                    tree_root, paths = stored_tree.inclusion_proofs(session, [seq], size)
                     break
-            if attempt == 0:
+            if size and not caught_up:
+                stored_tree.catch_up(self._sessions, self._lock, size)
+                caught_up = True
+            elif not size and not signed:
                 self.checkpoint()
-        else:  # pragma: no cover - checkpoint() always covers an existing event
-            raise LedgerError(f"no checkpoint covers event {seq}", seq=seq)
-        cp = self._open(latest.note, epochs)
+                signed = True
+            else:  # pragma: no cover - checkpoint() always covers an existing event
+                raise LedgerError(f"no checkpoint covers event {seq}", seq=seq)
+        cp = self._open(note, epochs)
         entry = payload.encode("utf-8")
-        if (
-            len(leaves) != cp.size
-            or leaf_hash(entry) != leaves[seq]
-            or root_hash(leaves) != cp.root_hash
-        ):
-            raise LedgerError(f"the stored tree does not match checkpoint {cp.size}", seq=seq)
+        leaf = leaf_hash(entry)
+        try:
+            if tree_root != cp.root_hash:
+                raise LedgerError("root differs")
+            verify_inclusion(leaf, seq, cp.size, paths[seq], cp.root_hash)
+        except LedgerError:
+            raise LedgerError(
+                f"the stored tree does not match checkpoint {cp.size}; run custody verify", seq=seq
+            ) from None
         return {
             "format": INCLUSION_PROOF_FORMAT,
             "origin": self.origin,
             "entry": payload,
             "leaf_index": seq,
             "tree_size": cp.size,
-            "leaf_hash": leaves[seq].hex(),
+            "leaf_hash": leaf.hex(),
             "root_hash": cp.root_hash.hex(),
-            "proof": [h.hex() for h in inclusion_proof(seq, leaves)],
-            "checkpoint": latest.note,
+            "proof": [h.hex() for h in paths[seq]],
+            "checkpoint": note,
             "verifier_key": epochs.key_at(cp.size),
         }
 
@@ -1822,33 +1830,32 @@ class CustodyLedger:
 
         Raises InvalidInput unless 0 <= old_size <= new_size <= the ledger's size.
         """
-        with self._snapshot() as session:
-            size = self._size(session)
-            new_size = size if new_size is None else new_size
-            if not 0 <= old_size <= new_size <= size:
-                raise InvalidInput(
-                    f"no consistency proof from {old_size} to {new_size} (ledger has {size})"
-                )
-            leaves = [
-                bytes.fromhex(h)
-                for h in session.execute(
-                    select(_E.leaf_hash).where(_E.seq < new_size).order_by(_E.seq)
-                ).scalars()
-            ]
-            notes = {
-                row.size: row.note
-                for row in session.execute(
-                    select(_C.size, _C.note).where(_C.size.in_([old_size, new_size]))
-                )
-            }
+        for attempt in range(2):
+            with self._snapshot() as session:
+                size = self._size(session)
+                new_size = size if new_size is None else new_size
+                if not 0 <= old_size <= new_size <= size:
+                    raise InvalidInput(
+                        f"no consistency proof from {old_size} to {new_size} (ledger has {size})"
+                    )
+                if _tree_ready(session, new_size) or attempt:
+                    old_root, new_root, path = stored_tree.consistency(session, old_size, new_size)
+                    notes = {
+                        row.size: row.note
+                        for row in session.execute(
+                            select(_C.size, _C.note).where(_C.size.in_([old_size, new_size]))
+                        )
+                    }
+                    break
+            stored_tree.catch_up(self._sessions, self._lock, new_size)
         return {
             "format": CONSISTENCY_PROOF_FORMAT,
             "origin": self.origin,
             "old_size": old_size,
             "new_size": new_size,
-            "old_root": root_hash(leaves[:old_size]).hex(),
-            "new_root": root_hash(leaves).hex(),
-            "proof": [h.hex() for h in consistency_proof(old_size, new_size, leaves)],
+            "old_root": old_root.hex(),
+            "new_root": new_root.hex(),
+            "proof": [h.hex() for h in path],
             "old_checkpoint": notes.get(old_size),
             "new_checkpoint": notes.get(new_size),
         }
@@ -1885,6 +1892,12 @@ class CustodyLedger:
             raise
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise LedgerError(f"malformed consistency proof: {exc!r}") from None
+
+
+def _tree_ready(conn: Connection, size: int) -> bool:
+    """Whether the stored Merkle tree holds every node a proof within ``size`` leaves needs."""
+    floor = size >> stored_tree.LOWEST_STORED_LEVEL << stored_tree.LOWEST_STORED_LEVEL
+    return stored_tree.covered(conn) >= floor
 
 
 def _raise_mismatches(report: CatalogReport) -> CatalogReport:

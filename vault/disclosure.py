@@ -73,12 +73,12 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from . import _export_verifier
+from . import _export_verifier, stored_tree
 from .access import Actor, Purpose
 from .catalog import MediaKind, Recording, new_id
 from .custody import Action, CustodyEventRow, canonical_json
 from .errors import InvalidInput, IntegrityError, LedgerError, NotFound
-from .merkle import inclusion_proofs, leaf_hash, root_hash
+from .merkle import leaf_hash, verify_inclusion
 from .plaintext import private_dir, private_partial
 
 if TYPE_CHECKING:
@@ -426,21 +426,30 @@ def _inclusion_proofs(vault: Vault, seqs: Sequence[int]) -> dict[int, dict[str, 
     when a stored entry or leaf disagrees with the checkpoint.
     """
     anchor = vault.ledger.inclusion_proof(seqs[-1])
-    size = anchor["tree_size"]
+    size, root = anchor["tree_size"], bytes.fromhex(anchor["root_hash"])
+    # Every path from one read of the stored tree: O(k log n) nodes, never the whole ledger.
     with vault.sessions() as session:
-        leaves = [bytes.fromhex(h) for h in session.scalars(
-            select(CustodyEventRow.leaf_hash).where(CustodyEventRow.seq < size)
-            .order_by(CustodyEventRow.seq))]
-    if len(leaves) != size or root_hash(leaves).hex() != anchor["root_hash"]:
+        conn = session.connection()
+        tree_root, paths = stored_tree.inclusion_proofs(conn, seqs, size)
+        entries: dict[int, str] = {}
+        for start in range(0, len(seqs), 5000):
+            rows = conn.execute(select(CustodyEventRow.seq, CustodyEventRow.payload)
+                                .where(CustodyEventRow.seq.in_(seqs[start:start + 5000])))
+            entries.update((row.seq, row.payload) for row in rows)
+    if tree_root != root:
         raise LedgerError(f"the stored tree does not match checkpoint {size}; run custody verify")
-    paths = inclusion_proofs(seqs, leaves)
     proofs: dict[int, dict[str, Any]] = {}
     for seq in seqs:
-        entry = vault.ledger.get(seq).entry
-        if leaf_hash(entry) != leaves[seq]:
-            raise LedgerError(f"custody event {seq} does not match its leaf; run custody verify", seq=seq)
-        proofs[seq] = {**anchor, "entry": entry.decode("utf-8"), "leaf_index": seq,
-                       "leaf_hash": leaves[seq].hex(), "proof": [h.hex() for h in paths[seq]]}
+        if seq not in entries:
+            raise NotFound(f"no custody event {seq}")
+        leaf = leaf_hash(entries[seq].encode("utf-8"))
+        try:
+            verify_inclusion(leaf, seq, size, paths[seq], root)
+        except LedgerError:
+            raise LedgerError(f"custody event {seq} does not match its leaf; run custody verify",
+                              seq=seq) from None
+        proofs[seq] = {**anchor, "entry": entries[seq], "leaf_index": seq,
+                       "leaf_hash": leaf.hex(), "proof": [h.hex() for h in paths[seq]]}
     return proofs
 
 

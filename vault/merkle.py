@@ -12,12 +12,17 @@ one the sizes call for, a lesson from immudb's client, which accepted forged con
 (GHSA-672p-m5jq-mrh8).
 
 Sizes are leaf counts and indexes are zero-based, as in the RFCs.
+
+Proofs over a *stored* tree (:mod:`vault.stored_tree`) are planned here first: a
+:data:`NodeId` names a perfect subtree, :func:`subtree_nodes` splits any subtree RFC 6962 uses
+into perfect ones, and :func:`inclusion_plan` / :func:`consistency_plan` say which perfect
+subtrees each proof element folds, so a proof reads O(log n) stored nodes, never every leaf.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from .errors import LedgerError
 
@@ -27,6 +32,10 @@ HASH_SIZE = 32
 EMPTY_ROOT = hashlib.sha256(b"").digest()
 
 _sha256 = hashlib.sha256
+
+#: A perfect subtree: ``(level, index)`` is the root over leaves ``[index << level,
+#: (index + 1) << level)``; level 0 is a leaf.
+NodeId = tuple[int, int]
 
 
 def leaf_hash(entry: bytes) -> bytes:
@@ -246,6 +255,23 @@ class CompactRange:
             size >>= 1
         self._size += 1
 
+    def extend(self, leaves: Iterable[bytes]) -> list[tuple[NodeId, bytes]]:
+        """Add leaf hashes at the end; returns every interior node they complete, as
+        ``((level, index), hash)`` in the order completed (what a stored tree keeps)."""
+        stack = self._stack
+        done: list[tuple[NodeId, bytes]] = []
+        for leaf in leaves:
+            stack.append(leaf)
+            size, level = self._size, 0
+            while size & 1:
+                right = stack.pop()
+                stack[-1] = node_hash(stack[-1], right)
+                size >>= 1
+                level += 1
+                done.append(((level, size), stack[-1]))
+            self._size += 1
+        return done
+
     def root(self) -> bytes:
         """The tree hash of the leaves appended so far (EMPTY_ROOT when none)."""
         stack = self._stack
@@ -255,6 +281,88 @@ class CompactRange:
         for h in reversed(stack[:-1]):
             r = node_hash(h, r)
         return r
+
+
+def subtree_nodes(lo: int, hi: int) -> list[NodeId]:
+    """The perfect subtrees that make up leaves ``[lo, hi)``, left to right, each as large as
+    its alignment allows.
+
+    For a subtree RFC 6962 builds (``lo`` a multiple of a power of two >= ``hi - lo``) these are
+    the set bits of ``hi - lo``, largest first, and :func:`fold` of their hashes is its MTH.
+    """
+    nodes: list[NodeId] = []
+    while lo < hi:
+        level = (lo & -lo).bit_length() - 1 if lo else (hi - lo).bit_length()
+        while 1 << level > hi - lo:
+            level -= 1
+        nodes.append((level, lo >> level))
+        lo += 1 << level
+    return nodes
+
+
+def fold(hashes: Sequence[bytes]) -> bytes:
+    """The MTH of consecutive perfect subtrees (largest first), hashed right to left as
+    RFC 6962's split at the largest power of two does; EMPTY_ROOT for none."""
+    if not hashes:
+        return EMPTY_ROOT
+    r = hashes[-1]
+    for h in reversed(hashes[:-1]):
+        r = node_hash(h, r)
+    return r
+
+
+def inclusion_plan(index: int, size: int) -> list[list[NodeId]]:
+    """The audit path of leaf ``index`` in a tree of ``size`` leaves (RFC 9162 2.1.3.1), as the
+    perfect subtrees each element folds (:func:`fold`), deepest element first.
+
+    At most one element (the sibling on the tree's right border) has more than one subtree, so
+    a path needs O(log n) nodes. Raises LedgerError when the index is outside the tree.
+    """
+    if not 0 <= index < size:
+        raise LedgerError(f"leaf index {index} outside a tree of size {size}")
+    lo, hi = 0, size
+    top_down: list[list[NodeId]] = []
+    while hi - lo > 1:
+        k = _split(hi - lo)
+        if index < lo + k:  # PATH(m, D[0:k]) : MTH(D[k:n])
+            top_down.append(subtree_nodes(lo + k, hi))
+            hi = lo + k
+        else:  # PATH(m - k, D[k:n]) : MTH(D[0:k])
+            top_down.append(subtree_nodes(lo, lo + k))
+            lo += k
+    return top_down[::-1]
+
+
+def consistency_plan(m: int, n: int) -> list[list[NodeId]]:
+    """The consistency proof from size ``m`` to ``n`` (RFC 9162 2.1.4.1), as the perfect
+    subtrees each element folds, in proof order; empty when m is 0 or m == n.
+
+    Raises LedgerError unless 0 <= m <= n.
+    """
+    if not 0 <= m <= n:
+        raise LedgerError(f"no consistency proof from size {m} to {n}")
+    if m == 0 or m == n:
+        return []
+    lo, hi, complete = 0, n, True
+    top_down: list[list[NodeId]] = []
+    while m != hi - lo:
+        k = _split(hi - lo)
+        if m <= k:
+            top_down.append(subtree_nodes(lo + k, hi))
+            hi = lo + k
+        else:
+            top_down.append(subtree_nodes(lo, lo + k))
+            lo += k
+            m -= k
+            complete = False
+    seed = [] if complete else [subtree_nodes(lo, hi)]
+    return seed + top_down[::-1]
+
+
+def plan_hashes(plan: Sequence[Sequence[NodeId]], nodes: Mapping[NodeId, bytes]) -> list[bytes]:
+    """The proof a plan describes, from the hashes of its nodes. Raises KeyError for a node
+    ``nodes`` lacks."""
+    return [fold([nodes[node] for node in element]) for element in plan]
 
 
 def _next_level(level: list[bytes]) -> list[bytes]:
@@ -323,12 +431,18 @@ __all__ = [
     "LEAF_PREFIX",
     "NODE_PREFIX",
     "CompactRange",
+    "NodeId",
+    "consistency_plan",
     "consistency_proof",
+    "fold",
+    "inclusion_plan",
     "inclusion_proof",
     "inclusion_proofs",
     "leaf_hash",
     "node_hash",
+    "plan_hashes",
     "root_hash",
+    "subtree_nodes",
     "verify_consistency",
     "verify_inclusion",
 ]
