@@ -65,8 +65,8 @@ from vault.vault import Vault
 
 from .clock import ClockCheck, check_clock
 from .config import AgentsFile, NvrConfig
-from .errors import NvrAuthFailed, NvrError, SpoolLocked
-from .nvr import Nvr, Span, open_nvr
+from .errors import NvrAuthFailed, NvrError, NvrUnreachable, SpoolLocked
+from .nvr import FileNvr, Nvr, Replayed, ReplayNvr, Span, open_nvr
 from .pipeline import Pipeline
 from .spool import ItemState, Spool
 
@@ -124,6 +124,7 @@ class PulledPiece:
     attempts: int
     resumed_bytes: int  # bytes held before the last attempt and kept
     already_pulled: bool  # an earlier run of the same pull stored it
+    replay: dict[str, Any] | None = None  # an RTSP replay's account (ingest/nvr/replay.py)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready (and custody-ready)."""
@@ -137,6 +138,7 @@ class PulledPiece:
             "attempts": self.attempts,
             "resumed_bytes": self.resumed_bytes,
             "already_pulled": self.already_pulled,
+            "replay": self.replay,
         }
 
 
@@ -429,6 +431,14 @@ def _run(
         )
         report.pieces.append(pulled)
         done += piece.seconds
+        for gap in (pulled.replay or {}).get("gaps", []):
+            # Found by the replay (D flag, or a jump in the frames' recorded times): the search
+            # does not list gaps inside a recording (ingest/nvr/onvif.py).
+            report.gaps.append(Gap(
+                dt.datetime.fromisoformat(gap["start"]), dt.datetime.fromisoformat(gap["end"]),
+                GapReason.NO_RECORDING,
+                "the NVR recorded nothing then (its replay skipped this stretch)",
+            ))
         if pulled.duration_ms is not None:
             short = piece.seconds - pulled.duration_ms / 1000
             if short > SHORTFALL_S:
@@ -464,11 +474,22 @@ def _pull_piece(
     earlier = spool.find(config.id, origin)
     already = earlier is not None and earlier.state == ItemState.ACKNOWLEDGED
     attempts, resumed = 0, 0
+    replayed: Replayed | None = None
     if earlier is not None and earlier.state != ItemState.REJECTED:
         item = earlier
+        replayed_meta = ((earlier.meta or {}).get("pull") or {}).get("piece", {}).get("replay")
     else:
         part = _partial_path(spool, config.id, origin)
-        attempts, resumed = _download(client, config, report.nvr_camera, piece, part, tell=tell)
+        if isinstance(client, ReplayNvr):
+            replayed = _replay(client, config, report.nvr_camera, piece, part, tell=tell)
+            attempts = replayed.attempts
+        elif isinstance(client, FileNvr):
+            attempts, resumed = _download(client, config, report.nvr_camera, piece, part,
+                                          tell=tell)
+        else:  # pragma: no cover - open_nvr only builds the two
+            raise NvrError(f"NVR {config.id}: its client can neither fetch nor replay",
+                           source_id=config.id)
+        replayed_meta = replayed.to_dict() if replayed is not None else None
         item = spool.add(
             part,
             source=config.id,
@@ -487,7 +508,11 @@ def _pull_piece(
                 "camera": report.camera,
                 "pull": {
                     **provenance,
-                    "piece": {"start": piece.start.isoformat(), "end": piece.end.isoformat()},
+                    "piece": {
+                        "start": piece.start.isoformat(),
+                        "end": piece.end.isoformat(),
+                        **({"replay": replayed_meta} if replayed_meta else {}),
+                    },
                 },
             },
         )
@@ -509,6 +534,7 @@ def _pull_piece(
         attempts=attempts,
         resumed_bytes=resumed,
         already_pulled=already,
+        replay=replayed_meta,
     )
 
 
@@ -517,8 +543,34 @@ def _partial_path(spool: Spool, nvr_id: str, origin: str) -> Path:
     return spool.partial_dir / f"pull-{_SAFE.sub('_', nvr_id)[:64]}-{digest}.mp4"
 
 
+def _replay(
+    client: ReplayNvr,
+    config: NvrConfig,
+    nvr_camera: str,
+    piece: Span,
+    part: Path,
+    *,
+    tell: Callable[..., None],
+) -> Replayed:
+    """Replay one piece into ``part`` (step 4 for NVRs that replay frames: ONVIF). The frames
+    are journalled beside ``part`` as they arrive, so a drop, or a killed process and a rerun,
+    resumes from the last keyframe held. Raises NvrAuthFailed at once; NvrError after
+    ``max_attempts``."""
+    replayed = client.replay(
+        nvr_camera, piece.start, piece.end,
+        journal=part.with_suffix(".frames"), out=part,
+        max_attempts=config.max_attempts, tell=tell,
+    )
+    if replayed.waited_for_keyframe:
+        # Said where it is seen: the first frames of the piece could not be decoded.
+        tell(part.stat().st_size,
+             f"the NVR's replay did not start at a keyframe: {replayed.waited_for_keyframe} "
+             f"frames dropped; the piece starts at {replayed.first_keyframe}")
+    return replayed
+
+
 def _download(
-    client: Nvr,
+    client: FileNvr,
     config: NvrConfig,
     nvr_camera: str,
     piece: Span,
@@ -543,7 +595,9 @@ def _download(
             raise
         except NvrError as error:
             if attempt == config.max_attempts:
-                raise NvrError(
+                # Still an NvrUnreachable when it is one (the API and CLI tell them apart).
+                kind = NvrUnreachable if isinstance(error, NvrUnreachable) else NvrError
+                raise kind(
                     f"{error} (attempt {attempt} of {config.max_attempts}; "
                     f"{part.stat().st_size if part.exists() else 0} bytes kept for a rerun)",
                     source_id=config.id,

@@ -1,7 +1,7 @@
 """NVR clients for pulling past footage (ingest/pull.py): one module per kind of NVR.
 
 - ``mediamtx``: mediamtx's recorder and playback server (``/list``, ``/get``), mediamtx.py.
-- ``onvif``: ONVIF Profile G recording search and RTSP replay, onvif.py.
+- ``onvif``: ONVIF Profile G recording search (onvif.py) and RTSP replay (replay.py).
 
 :func:`open_nvr` builds the client an agents-file ``[[nvrs]]`` entry names; every client meets
 :class:`~ingest.nvr.base.Nvr`.
@@ -10,9 +10,10 @@
 from __future__ import annotations
 
 from ..config import MediamtxNvrConfig, NvrConfig
-from .base import Fetch, Listing, Nvr, Span
+from .base import Fetch, FileNvr, Listing, Nvr, ReplayNvr, Span
 from .mediamtx import MediamtxNvr
 from .onvif import OnvifNvr
+from .replay import Replayed
 
 
 def open_nvr(config: NvrConfig) -> Nvr:
@@ -22,4 +23,15 @@ def open_nvr(config: NvrConfig) -> Nvr:
     return OnvifNvr(config)
 
 
-__all__ = ["Fetch", "Listing", "MediamtxNvr", "Nvr", "OnvifNvr", "Span", "open_nvr"]
+__all__ = [
+    "Fetch",
+    "FileNvr",
+    "Listing",
+    "MediamtxNvr",
+    "Nvr",
+    "OnvifNvr",
+    "ReplayNvr",
+    "Replayed",
+    "Span",
+    "open_nvr",
+]

@@ -5,8 +5,14 @@
         describe()                    who it is, for custody: id, kind, site, URL (no secrets)
         listing(camera, start, end)   the spans of footage it holds in [start, end), its clock
         oldest(camera)                when its oldest footage of the camera starts (retention)
-        fetch(camera, start, end)     a stream of that stretch, as the NVR stores it
         close()
+
+    class FileNvr(Nvr):               footage arrives as a file the NVR cuts (mediamtx /get)
+        fetch(camera, start, end)     a byte stream of that stretch; resumed by bytes
+
+    class ReplayNvr(Nvr):             footage arrives as frames replayed (ONVIF RTSP replay)
+        replay(camera, start, end, journal=, out=, ...)   the stretch saved as MP4 at ``out``;
+                                      resumed by frames from the journal beside it
 
 ``camera`` is always the NVR's own name for the camera (the agents file maps vault camera ids to
 it). Times are timezone-aware UTC. A client raises :class:`~ingest.errors.NvrUnreachable`,
@@ -17,10 +23,13 @@ library's exception, so ingest/pull.py can tell the person what went wrong.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from .replay import Replayed
 
 
 @dataclass(frozen=True)
@@ -58,6 +67,7 @@ class Fetch(Protocol):
     def chunks(self) -> Iterator[bytes]: ...
 
 
+@runtime_checkable
 class Nvr(Protocol):
     """An NVR client (see the module docstring)."""
 
@@ -82,6 +92,15 @@ class Nvr(Protocol):
         """
         ...
 
+    def close(self) -> None:
+        """Release connections."""
+        ...
+
+
+@runtime_checkable
+class FileNvr(Nvr, Protocol):
+    """An NVR that cuts a stretch into a file and sends its bytes (HTTP)."""
+
     def fetch(
         self, camera: str, start: dt.datetime, end: dt.datetime, *, offset: int = 0
     ) -> AbstractContextManager[Fetch]:
@@ -89,9 +108,27 @@ class Nvr(Protocol):
         where the NVR supports ranges). Raises NvrUnreachable, NvrAuthFailed, NvrError."""
         ...
 
-    def close(self) -> None:
-        """Release connections."""
+
+@runtime_checkable
+class ReplayNvr(Nvr, Protocol):
+    """An NVR that replays a stretch as a stream of frames (RTSP), saved by the client."""
+
+    def replay(
+        self,
+        camera: str,
+        start: dt.datetime,
+        end: dt.datetime,
+        *,
+        journal: Path,
+        out: Path,
+        max_attempts: int,
+        tell: Callable[[int, str], None],
+    ) -> Replayed:
+        """Replay ``[start, end)`` of ``camera`` and save it as MP4 at ``out``, the frames
+        journalled at ``journal`` as they arrive (a rerun resumes from it; removed once ``out``
+        is written). Raises NvrAuthFailed at once; NvrUnreachable, NvrError after
+        ``max_attempts``."""
         ...
 
 
-__all__ = ["Fetch", "Listing", "Nvr", "Span"]
+__all__ = ["Fetch", "FileNvr", "Listing", "Nvr", "ReplayNvr", "Span"]

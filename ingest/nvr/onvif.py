@@ -14,34 +14,34 @@ crosses the wire: ``Base64(SHA-1(nonce + created + password))``, ONVIF Core 5.12
    ``EarliestRecording``, where its retention begins (a window starting earlier is reported as
    ``before_retention``).
 5. ``GetReplayUri`` (``RTP-Unicast`` over ``RTSP``): where the recording is replayed.
+6. The replay itself: RTSP with ``Require: onvif-replay`` and ``Range: clock=...``, saved
+   without re-encoding (ingest/nvr/replay.py), with the same account (RTSP Digest).
 
-Stated limitations of this first slice:
+Stated limitations:
 
-- **Gaps inside a recording** are not found: ONVIF reports them only as recording events
-  (``FindEvents`` on ``tns1:RecordingHistory/Track/State``), which this client does not ask
-  for yet. A gap inside the held span shows up as a ``short_transfer`` gap once fetched.
-- **Replay is not fetched here yet**: :meth:`OnvifNvr.fetch` gets the replay URI and refuses
-  with :class:`~ingest.errors.NvrError` saying so. Replaying it needs an RTSP client that sends
-  ``Require: onvif-replay`` and ``Range: clock=...`` (ONVIF Streaming Spec 6), which ffmpeg
-  does not; GStreamer's ``rtspsrc onvif-mode=true`` does, and is the planned client
-  (docs/nvr-pull.md says what was tried with GStreamer 1.22 and where it stopped).
+- **Gaps inside a recording** are not searched for: ONVIF reports them only as recording
+  events (``FindEvents`` on ``tns1:RecordingHistory/Track/State``), which this client does not
+  ask for. The replay finds them instead (the ``D`` flag or a jump in the frames' NTP times):
+  they are reported as ``no_recording`` gaps with their times, from the frames.
 - Tested against a loopback SOAP server whose every answer is validated against the ONVIF
-  WSDLs shipped in ``onvif-zeep-async``, and which checks the digest of every request; not
-  against a commercial NVR's firmware.
+  WSDLs shipped in ``onvif-zeep-async``, and which checks the digest of every request, and a
+  loopback RTSP replay server written to the ONVIF Streaming Specification
+  (tests/ingest/onvif_replay_server.py); not against a commercial NVR's firmware.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from ..config import OnvifNvrConfig
 from ..errors import NvrAuthFailed, NvrError, NvrUnreachable
-from .base import Fetch, Listing, Span
+from .base import Listing, Span
+from .replay import Replayed, RtspReplayClient, mux, replay_window
 
 T = TypeVar("T")
 
@@ -103,7 +103,7 @@ class OnvifNvr:
             ) from None
         except ONVIFAuthError:
             raise self._refused(what) from None
-        except (ONVIFError, aiohttp.ClientError, OSError, asyncio.TimeoutError) as error:
+        except (TimeoutError, ONVIFError, aiohttp.ClientError, OSError) as error:
             cause = error.__cause__ or error.__context__ or error
             if isinstance(cause, zeep.exceptions.Fault) and _not_authorized(cause):
                 raise self._refused(what) from None
@@ -135,9 +135,8 @@ class OnvifNvr:
             info = await _find_recording(device, camera)
             spans: tuple[Span, ...] = ()
             first, last = info if info is not None else (None, None)
-            if first is not None and last is not None:
-                if last > start and first < end:
-                    spans = (Span(max(first, start), min(last, end)),)
+            if first is not None and last is not None and last > start and first < end:
+                spans = (Span(max(first, start), min(last, end)),)
             return Listing(spans=spans, server_time=server_time, server_time_resolution_s=1.0)
 
         return self._run(f"the recording search for {camera}", work)
@@ -173,20 +172,35 @@ class OnvifNvr:
 
         return self._run(f"the replay URI of {camera}", work)
 
-    @contextmanager
-    def fetch(
-        self, camera: str, start: dt.datetime, end: dt.datetime, *, offset: int = 0
-    ) -> Iterator[Fetch]:
-        """Not yet: asks for the replay URI (so credentials and the recording are checked)
-        and refuses with NvrError naming it (see the module docstring)."""
+    def replay(
+        self,
+        camera: str,
+        start: dt.datetime,
+        end: dt.datetime,
+        *,
+        journal: Path,
+        out: Path,
+        max_attempts: int,
+        tell: Callable[[int, str], None],
+    ) -> Replayed:
+        """Replay ``[start, end)`` of recording ``camera`` over RTSP and save it at ``out``
+        (see :class:`ingest.nvr.base.ReplayNvr` and ingest/nvr/replay.py)."""
         uri = self.replay_uri(camera)
-        raise NvrError(
-            f"NVR {self.id}: recording {camera} replays at {uri}, but replay over RTSP with "
-            "'Require: onvif-replay' is not implemented in this version; pull it from the "
-            "NVR's own export, or through a mediamtx NVR (docs/nvr-pull.md)",
-            source_id=self.id,
-        )
-        yield  # pragma: no cover - unreachable, keeps this a generator
+
+        def client() -> RtspReplayClient:
+            return RtspReplayClient(
+                uri, user=self._user, password=self._password, timeout_s=self.config.timeout_s,
+                nvr_id=self.id, credentials_ref=self.config.credentials,
+            )
+
+        frames, result = replay_window(client, start, end, journal, max_attempts=max_attempts,
+                                       tell=tell)
+        try:
+            mux(frames, out, start, end)
+        finally:
+            frames.close()
+        journal.unlink()  # the MP4 holds every frame now; a rerun starts from it
+        return result
 
     def close(self) -> None:
         """Nothing held between calls: each call opens and closes its own session."""
@@ -200,7 +214,7 @@ async def _system_time(device: Any) -> dt.datetime | None:
         return None
     date, time_ = utc.Date, utc.Time
     return dt.datetime(date.Year, date.Month, date.Day, time_.Hour, time_.Minute, time_.Second,
-                       tzinfo=dt.timezone.utc)
+                       tzinfo=dt.UTC)
 
 
 async def _find_recording(device: Any, token: str) -> tuple[dt.datetime | None,
@@ -233,8 +247,8 @@ async def _find_recording(device: Any, token: str) -> tuple[dt.datetime | None,
 def _utc(value: Any) -> dt.datetime | None:
     if not isinstance(value, dt.datetime):
         return None
-    return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value.astimezone(
-        dt.timezone.utc)
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(
+        dt.UTC)
 
 
 def _not_authorized(fault: Any) -> bool:

@@ -49,6 +49,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
+import itertools
 import logging
 import os
 import re
@@ -135,19 +136,19 @@ def clock_range(start: dt.datetime, end: dt.datetime) -> str:
     UTC, with milliseconds as ONVIF servers accept them)."""
 
     def one(when: dt.datetime) -> str:
-        when = when.astimezone(dt.timezone.utc)
+        when = when.astimezone(dt.UTC)
         return when.strftime("%Y%m%dT%H%M%S.") + f"{when.microsecond // 1000:03d}Z"
 
     return f"clock={one(start)}-{one(end)}"
 
 
 def _ns(when: dt.datetime) -> int:
-    delta = when.astimezone(dt.timezone.utc) - dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+    delta = when.astimezone(dt.UTC) - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
     return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
 
 
 def _from_ns(ns: int) -> dt.datetime:
-    return dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(microseconds=ns // 1000)
+    return dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=ns // 1000)
 
 
 def ntp_to_unix_ns(ntp: int) -> int:
@@ -227,6 +228,11 @@ class FrameJournal:
         self.last_ns = ns
         if kind == _KEYFRAME:
             self.last_key_ns, self._last_key_at = ns, offset
+
+    @property
+    def size(self) -> int:
+        """Bytes held (the journal's length): the progress of a replay."""
+        return self._file.seek(0, os.SEEK_END)
 
     def set_config(self, config: bytes) -> None:
         """Record the stream's parameter sets (SPS, PPS) once, before the first frame."""
@@ -557,7 +563,7 @@ class _Track:
 
 
 def _md5(text: str) -> str:
-    return hashlib.md5(text.encode("utf-8")).hexdigest()  # noqa: S324 - RFC 2617 fixes MD5
+    return hashlib.md5(text.encode("utf-8")).hexdigest()
 
 
 def _parse_challenge(value: str) -> dict[str, str] | None:
@@ -569,45 +575,53 @@ def _parse_challenge(value: str) -> dict[str, str] | None:
     return fields
 
 
+@dataclass
+class _Media:
+    line: str
+    control: str | None = None
+    rtpmap: dict[str, str] = field(default_factory=dict)
+    fmtp: dict[str, str] = field(default_factory=dict)
+
+
 def _video_track(sdp: str, base: str, nvr_id: str) -> _Track:
     """The first H.264 video track of ``sdp`` (RFC 4566, RFC 6184 ``fmtp``)."""
-    session_control, media, found = None, None, []
+    session_control: str | None = None
+    media: _Media | None = None
+    found: list[_Media] = []
     for line in sdp.splitlines():
         line = line.strip()
         if line.startswith("m="):
-            media = {"m": line[2:], "control": None, "rtpmap": {}, "fmtp": {}}
+            media = _Media(line[2:])
             found.append(media)
         elif line.startswith("a=control:"):
             if media is None:
                 session_control = line[len("a=control:"):]
             else:
-                media["control"] = line[len("a=control:"):]
+                media.control = line[len("a=control:"):]
         elif media is not None and line.startswith("a=rtpmap:"):
             pt, _, codec = line[len("a=rtpmap:"):].partition(" ")
-            media["rtpmap"][pt] = codec
+            media.rtpmap[pt] = codec
         elif media is not None and line.startswith("a=fmtp:"):
             pt, _, params = line[len("a=fmtp:"):].partition(" ")
-            media["fmtp"][pt] = params
+            media.fmtp[pt] = params
     for media in found:
-        kind, _, rest = str(media["m"]).partition(" ")
+        kind, _, rest = media.line.partition(" ")
         if kind != "video":
             continue
-        formats = rest.split()[2:]
-        for pt in formats:
-            codec = str(media["rtpmap"].get(pt, "")).upper()  # type: ignore[union-attr]
-            if codec.startswith("H265") or codec.startswith("HEVC"):
+        for pt in rest.split()[2:]:
+            codec = media.rtpmap.get(pt, "").upper()
+            if codec.startswith(("H265", "HEVC")):
                 raise NvrError(f"NVR {nvr_id}: the recording is H.265; this version replays "
                                "H.264 only", source_id=nvr_id)
             if not codec.startswith("H264"):
                 continue
-            fmtp = str(media["fmtp"].get(pt, ""))  # type: ignore[union-attr]
             config = b""
-            match = re.search(r"sprop-parameter-sets=([^;\s]+)", fmtp)
+            match = re.search(r"sprop-parameter-sets=([^;\s]+)", media.fmtp.get(pt, ""))
             if match:
                 for nal in match[1].split(","):
                     if nal:
                         config += _START_CODE + base64.b64decode(nal + "=" * (-len(nal) % 4))
-            control = _resolve(base, str(media["control"] or session_control or "*"))
+            control = _resolve(base, media.control or session_control or "*")
             # PLAY goes to the session (aggregate) URL, RFC 2326 C.1.1.
             session_url = _resolve(base, session_control or "*")
             return _Track(control=control, payload_type=int(pt), config=config,
@@ -619,7 +633,7 @@ def _video_track(sdp: str, base: str, nvr_id: str) -> _Track:
 def _resolve(base: str, control: str) -> str:
     if control == "*":
         return base
-    if control.startswith("rtsp://") or control.startswith("rtsps://"):
+    if control.startswith(("rtsp://", "rtsps://")):
         return control
     return base.rstrip("/") + "/" + control.lstrip("/")
 
@@ -776,22 +790,24 @@ def replay_window(
             resume_ns = journal.cut_to_last_keyframe() if journal.frames else None
             if resume_ns is not None:
                 result.resumed_from.append(_from_ns(resume_ns))
-                tell(journal.frames, f"resuming the replay from {_from_ns(resume_ns).isoformat()}")
+                tell(journal.size, f"resuming the replay from {_from_ns(resume_ns).isoformat()}")
             client = client_factory()
             try:
-                _one_attempt(client, journal, result, start, end, start_ns, end_ns, resume_ns)
+                _one_attempt(client, journal, result, start_ns, end_ns, resume_ns, tell)
                 break
             except NvrAuthFailed:
                 raise
             except NvrError as error:
                 if attempt == max_attempts:
-                    raise NvrError(
+                    # Still an NvrUnreachable when it is one: the API answers it 502 as such.
+                    kind = NvrUnreachable if isinstance(error, NvrUnreachable) else NvrError
+                    raise kind(
                         f"{error} (attempt {attempt} of {max_attempts}; {journal.frames} frames "
                         "kept for a rerun)",
                         source_id=error.source_id,
                     ) from None
                 delay = min(5.0, 0.25 * 2 ** (attempt - 1))
-                tell(journal.frames, f"replay dropped ({error}); retrying in {delay:.2f} s")
+                tell(journal.size, f"replay dropped ({error}); retrying in {delay:.2f} s")
                 log.warning("%s; attempt %d, retrying", error, attempt)
                 sleep(delay)
             finally:
@@ -802,6 +818,7 @@ def replay_window(
     result.frames = journal.frames
     times = [ns for ns, _, _ in journal.frames_in_order(data=False)]
     shown = [ns for ns in times if ns >= start_ns]
+    result.preroll_frames = len(times) - len(shown)
     if shown:
         result.first_frame, result.last_frame = _from_ns(shown[0]), _from_ns(shown[-1])
     return journal, result
@@ -811,14 +828,13 @@ def _one_attempt(
     client: RtspReplayClient,
     journal: FrameJournal,
     result: Replayed,
-    start: dt.datetime,
-    end: dt.datetime,
     start_ns: int,
     end_ns: int,
     resume_ns: int | None,
+    tell: Callable[[int, str], None],
 ) -> None:
-    ask_from = _from_ns(resume_ns) if resume_ns is not None else start
-    track, rate_control = client.open(ask_from, end)
+    ask_from = resume_ns if resume_ns is not None else start_ns
+    track, rate_control = client.open(_from_ns(ask_from), _from_ns(end_ns))
     result.rate_control = rate_control
     if track.config:
         journal.set_config(track.config)
@@ -852,9 +868,9 @@ def _one_attempt(
                                             _from_ns(ns)))
                     elif interval is None or step < interval:
                         interval = step
-                if ns < start_ns:
-                    result.preroll_frames += 1
                 journal.add(ns, data, keyframe=idr)
+                if idr:
+                    tell(journal.size, f"receiving (frames to {_from_ns(ns).isoformat()})")
             if depacketiser.terminal:
                 result.ended_by = "T flag (end of the range)"
                 return
@@ -884,7 +900,7 @@ def mux(journal: FrameJournal, out: Path, start: dt.datetime, end: dt.datetime) 
     if not times:
         raise NvrError("the NVR's replay sent no decodable frame for the window")
     start_ns, end_ns = _ns(start), _ns(end)
-    steps = [b - a for a, b in zip(times, times[1:], strict=False) if b > a]
+    steps = [b - a for a, b in itertools.pairwise(times) if b > a]
     typical = min(steps) if steps else 40_000_000
     time_base = Fraction(1, _CLOCK_RATE)
     first = next(journal.frames_in_order())[1]

@@ -4,8 +4,8 @@ Limitation, stated: the NVR here is a loopback SOAP endpoint (tests/ingest/onvif
 not a commercial NVR's firmware. Every answer it sends is validated against the ONVIF WSDLs that
 ``onvif-zeep-async`` ships, and it checks the UsernameToken digest of every request, so the
 client is tested against what the standard defines; a device that departs from the standard is
-not covered. Replay over RTSP is not fetched by this version (ingest/nvr/onvif.py says why); the
-pull says so and records the attempt.
+not covered. Replay over RTSP is tested in test_pull_onvif_replay.py; here nothing listens at
+the replay URI.
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ OFFICER = Actor(user="ig.khan", role=Role.IG_OFFICER, organisation="Northgate Ho
 @pytest.fixture
 def server() -> Iterator[OnvifNvrServer]:
     nvr = OnvifNvrServer("onvif-user", "digest-secret", {"Rec_0001": (FIRST, LAST)},
-                         clock_offset=dt.timedelta(seconds=45))
+                         clock_offset=dt.timedelta(seconds=45),
+                         replay_base=f"rtsp://127.0.0.1:{free_port()}")  # nothing listens
     nvr.start()
     try:
         yield nvr
@@ -50,7 +51,7 @@ def _credentials(monkeypatch: pytest.MonkeyPatch) -> None:
 def config(url: str) -> OnvifNvrConfig:
     return OnvifNvrConfig(id="nvr-onvif", kind="onvif", site="Northgate Estate", url=url,
                           credentials="env:ONVIF_TEST_CREDENTIALS",
-                          cameras={"cam-07": "Rec_0001"}, timeout_s=5)
+                          cameras={"cam-07": "Rec_0001"}, timeout_s=5, max_attempts=1)
 
 
 def test_recording_search_finds_the_span_the_oldest_footage_and_the_clock(
@@ -87,15 +88,15 @@ def test_the_server_validates_what_it_sends_against_the_wsdl() -> None:
         validate("tse", wrong)
 
 
-def test_a_pull_from_onvif_reports_gaps_and_clock_then_says_replay_is_not_yet_fetched(
+def test_a_pull_from_onvif_reports_gaps_and_clock_when_replay_is_unreachable(
     server: OnvifNvrServer, vault: Vault, tmp_path: Path
 ) -> None:
-    """Issue #17 items 2 and 4 (this slice): a pull from an ONVIF NVR searches, reports the
-    part of the window before the NVR's retention and flags its clock (45 s fast), then stops
-    at replay with an NvrError naming the replay URI; the ingest.pull custody event by the
-    requester records all of it and that it failed. Nothing half-made is stored."""
+    """Issue #17 items 2 and 4: a pull from an ONVIF NVR searches, reports the part of the
+    window before the NVR's retention and flags its clock (45 s fast); when nothing answers at
+    the replay URI it fails with NvrUnreachable naming it, and the ingest.pull custody event
+    by the requester records all of it and that it failed. Nothing half-made is stored."""
     agents = AgentsFile(nvrs=[config(server.url)])
-    with pytest.raises(NvrError, match="replays at rtsp://.*Rec_0001.*not implemented"):
+    with pytest.raises(NvrUnreachable, match="replay server 127.0.0.1"):
         pull(vault, agents, nvr_id="nvr-onvif", camera="cam-07",
              start=FIRST - dt.timedelta(hours=1), end=FIRST + dt.timedelta(minutes=10),
              requested_by=OFFICER, spool_dir=tmp_path / "spool")
