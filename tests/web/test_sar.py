@@ -1,0 +1,486 @@
+"""Issue #12 item 8, the SAR workspace, in real headless Chromium against a real ``serve`` and
+a real ``worker`` on loopback.
+
+The information-governance officer registers a subject access request, attaches a window of
+footage in which three different real people (faces from Labeled Faces in the Wild, made by
+``redaction.synthetic``) walk and stand, and runs redaction as a job whose progress shows on
+the page. The gallery shows one face per person (cropped on demand, no-store); the officer
+ticks the requester by keyboard alone, previews a frame before and after, draws a box over a
+corner and mutes half a second of sound, renders, plays the copy, and records the disclosure.
+The copy's decoded frames show the requester and hide the other two; its sound is silent where
+it was muted. axe-core and the browser's CSP enforcement on every SAR page.
+
+Over HTTP against the same server: an ASB officer of another site and an IG officer of another
+organisation see nothing of the request on any page, thumbnail, preview or copy (each refusal
+an ``access_denied`` event, the list not naming it), and every SAR form without its CSRF token
+is refused, changing nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pyotp
+import pytest
+
+from redaction.synthetic import (
+    Clip,
+    Face,
+    face_visibility,
+    linear,
+    make_clip,
+    read_audio,
+    read_frames,
+    still,
+)
+from tests.web.conftest import PASSWORD, SEGMENT, Checked, Served, csrf_of, run_serve, run_worker
+from vault import credentials, identity, sites
+from vault.access import Actor, Purpose, Role
+from vault.catalog import MediaKind, SourceKind
+from vault.config import Settings
+from vault.custody import Action
+from vault.jobs import Job, JobKind, get_job
+from vault.sar import SarStatus, get_sar
+from vault.vault import Vault
+
+pytestmark = pytest.mark.slow
+
+NORTH, EAST = "Northside Homes", "Eastgate Housing"
+ADMIN = Actor(user="local:test", role=Role.ADMINISTRATOR)
+REFERENCE = "SAR-2026-014"
+VISIBLE = 0.3  # tests/redaction/test_pipeline.py's threshold for a face left visible
+#: The requester (face 0) walks across; person 1 stands still; person 2 walks the other way.
+FACES = [Face(linear(70, 110, 150, 120, 2.0), 44, identity=3),
+         Face(still(235, 100), 40, identity=11, mirror=True),
+         Face(linear(250, 185, 180, 180, 2.0), 38, identity=42)]
+MUTE = (0.5, 1.0)
+
+
+def _populate(settings: Settings, tmp: Path) -> tuple[dict[str, str], Clip, str]:
+    """The IG officer ``ig`` at Northside Homes; an ASB officer at another of its sites
+    (``asb_oak``) and an IG officer of another organisation (``ig_east``). A 2 s clip of three
+    people from cam-river-1 at Riverside, captured yesterday at 14:30:00 UK time."""
+    from api.web.uktime import UK
+
+    past = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
+    secrets: dict[str, str] = {}
+    clip = make_clip(tmp / "three-people.mp4", FACES, seconds=2.0, background="coffee")
+    yesterday = (dt.datetime.now(UK) - dt.timedelta(days=1)).date()
+    start = dt.datetime.combine(yesterday, dt.time(14, 30), tzinfo=UK).astimezone(dt.UTC)
+    with Vault.init(settings, clock=lambda: past) as vault:
+        for site, org in (("Riverside", NORTH), ("Oak Park", NORTH), ("Eastgate", EAST)):
+            sites.register_site(vault, site, organisation=org, actor=ADMIN)
+        for name, role, org, assigned in (("ig", Role.IG_OFFICER, NORTH, []),
+                                          ("asb_oak", Role.ASB_OFFICER, NORTH, ["Oak Park"]),
+                                          ("ig_east", Role.IG_OFFICER, EAST, [])):
+            user = identity.create_user(vault, name=name, role=role, organisation=org,
+                                        sites=assigned, actor=ADMIN)
+            credentials.set_password(vault, name, PASSWORD, actor=ADMIN)
+            enrolment = credentials.begin_enrolment(vault, user.id, issuer="test")
+            credentials.check_code(vault, user.id, pyotp.TOTP(enrolment.secret).at(past),
+                                   enrolling=True)
+            secrets[name] = enrolment.secret
+        with clip.path.open("rb") as f:
+            vault.put_stream(f, source_id="cam-river-1", source_kind=SourceKind.CCTV,
+                             site="Riverside", actor=ADMIN, captured_at=start,
+                             captured_end=start + dt.timedelta(seconds=2),
+                             media_kind=MediaKind.VIDEO, original_name="cam-river-1.mp4")
+    return secrets, clip, yesterday.strftime("%Y-%m-%d")
+
+
+class World(Served):
+    clip: Clip
+    state: dict[str, str]
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    """A real ``serve`` and a real ``worker`` on one vault."""
+    tmp = tmp_path_factory.mktemp("sar")
+    home = tmp / "home"
+    settings = Settings(home=home, segment_size=SEGMENT)
+    secrets, clip, day = _populate(settings, tmp)
+    with run_worker(home), run_serve(home) as url:
+        world = World(url=url, home=home, settings=settings, secrets=secrets, day=day)
+        world.clip = clip
+        world.state = {}
+        yield world
+
+
+@pytest.fixture
+def contexts(browser: Any, axe_source: str) -> Iterator[Callable[..., Any]]:
+    """Fresh browser contexts, axe-core injected by the DevTools protocol (CSP intact)."""
+    made: list[Any] = []
+
+    def new(**options: Any) -> Any:
+        ctx = browser.new_context(viewport={"width": 1100, "height": 800}, locale="en-GB",
+                                  **options)
+        ctx.add_init_script(script=axe_source)
+        made.append(ctx)
+        return ctx
+
+    try:
+        yield new
+    finally:
+        for ctx in made:
+            ctx.close()
+
+
+def _sign_in(checked: Checked, served: Served, user: str) -> None:
+    page = checked.page
+    page.goto(served.url + "/sign-in")
+    page.fill("#username", user)
+    page.fill("#password", PASSWORD)
+    page.click("main button[type=submit]")
+    page.wait_for_url("**/sign-in/code**")
+    page.fill("#code", served.code(user))
+    page.click("main button[type=submit]")
+    page.wait_for_url("**/find")
+
+
+def _requester_track(plan: dict[str, Any], clip: Clip) -> int:
+    """The track that follows face 0 (the requester): the most overlap with its true box."""
+    def overlap(track: dict[str, Any]) -> float:
+        total = 0.0
+        for i, box in enumerate(track["boxes"]):
+            frame = track["start"] + i
+            truth = dict(clip.gt[frame]).get(0)
+            if box is None or truth is None:
+                continue
+            w = min(box[2], truth[2]) - max(box[0], truth[0])
+            h = min(box[3], truth[3]) - max(box[1], truth[1])
+            total += max(0.0, w) * max(0.0, h)
+        return total
+    return int(max(plan["tracks"], key=overlap)["id"])
+
+
+def _loaded(page: Any, selector: str) -> None:
+    page.wait_for_function(
+        "(s) => [...document.querySelectorAll(s)].every(i => i.complete && i.naturalWidth > 0)",
+        arg=selector, timeout=60_000)
+
+
+def _tab_to(page: Any, element_id: str, limit: int = 60) -> None:
+    """Press Tab until ``element_id`` has the focus (keyboard only)."""
+    for _ in range(limit):
+        if page.evaluate("() => document.activeElement && document.activeElement.id") == element_id:
+            return
+        page.keyboard.press("Tab")
+    raise AssertionError(f"Tab never reached #{element_id}")
+
+
+def test_ig_officer_runs_a_sar_to_a_redacted_copy(contexts: Callable[..., Any], served: World,
+                                                   tmp_path: Path) -> None:
+    """Issue #12 item 8: register -> attach a window (UK time) -> find people (a job with
+    progress) -> gallery, one face per person -> keep the requester by keyboard -> preview
+    before and after -> a box over a missed face and a muted range -> render -> play the copy
+    -> record the disclosure. The copy's decoded frames show the requester and hide the other
+    two; its sound is silent in the muted range. axe-core and CSP on every SAR page."""
+    ig = Checked(contexts(), served)
+    page = ig.page
+    _sign_in(ig, served, "ig")
+
+    # --- the list, then register ------------------------------------------------------------
+    page.click("nav >> text=Subject access")
+    page.wait_for_url("**/subject-access")
+    ig.audit("20-sar-list-empty")
+    page.click("text=Register a request")
+    page.wait_for_url("**/subject-access/new")
+    page.click("main button[type=submit]")  # nothing filled in: the form says what is missing
+    page.wait_for_selector(".govuk-error-summary")
+    assert "Enter the request's reference" in page.content()
+    ig.problems.clear()  # the 400 itself is reported on the console
+    page.fill("#reference", REFERENCE)
+    page.fill("#requester_name", "Jordan Reyes")
+    page.fill("#description", "Tall, dark jacket, walked past the block B door at about 2:30 pm")
+    ig.audit("21-sar-new")
+    page.click("main button[type=submit]")
+    page.wait_for_url(re.compile(r".*/subject-access/[0-9a-f-]{36}$"))
+    sar_url = page.url
+    sar_id = sar_url.rsplit("/", 1)[1]
+    served.state["sar"] = sar_id
+    deadline = page.inner_text("#deadline")
+    assert "end of the day, UK time" in deadline and re.search(r"\d+ days left", deadline), deadline
+
+    # --- attach a window typed in UK time; it is held at once ---------------------------------
+    page.select_option("#camera", "cam-river-1")
+    page.fill("#window-day", served.day)
+    page.fill("#window-start", "14:29")
+    page.fill("#window-end", "14:31")
+    page.click("#attach-window button[type=submit]")
+    page.wait_for_url(f"{sar_url}#windows")
+    windows = page.inner_text("#sar-windows")
+    assert "cam-river-1" in windows and re.search(r"14:29:00 (GMT|BST)", windows), windows
+    assert "Yes, since" in windows
+    ig.audit("22-sar-window-held")
+
+    # --- find the people: a job, its progress on the page ------------------------------------
+    page.click("#find-people")
+    page.wait_for_url(f"{sar_url}#redaction")
+    assert page.locator("#sar-jobs progress").count() == 1
+    # sar.js polls the progress and reloads the page when the job is done.
+    review = page.wait_for_selector("#sar-jobs a[href*='/people/']", timeout=300_000)
+    assert review is not None and "Review the people found" in review.inner_text()
+    page.wait_for_load_state("load")
+    ig.audit("23-sar-people-found")
+    page.click("#sar-jobs a[href*='/people/']")
+    page.wait_for_url("**/people/*")
+    job_id = page.url.split("/people/")[1].split("?")[0].split("#")[0]
+    served.state["job"] = job_id
+
+    # --- the gallery: one face per person, each cropped on demand, no-store -------------------
+    people = page.locator("#gallery .ev-person")
+    assert people.count() >= 3, people.count()
+    _loaded(page, "#gallery img.ev-thumb")
+    thumbs = [r for r in ig.responses if "/thumbnails/" in r.url]
+    assert len(thumbs) >= 3
+    assert all(r.status == 200 and "no-store" in r.headers["cache-control"]
+               and r.headers["content-type"] == "image/jpeg" for r in thumbs)
+    with served.open_vault() as vault:
+        plan_job = get_job(vault, job_id)
+        assert plan_job.plan is not None
+        requester = _requester_track(plan_job.plan, served.clip)
+        clip_id = str((plan_job.result or {})["recording_id"])
+    served.state["track"] = str(requester)
+    ig.audit("24-sar-gallery")
+
+    # --- tick the requester by keyboard alone --------------------------------------------------
+    page.focus("#gallery input[type=checkbox] >> nth=0")
+    _tab_to(page, f"keep-{requester}")
+    page.keyboard.press("Space")
+    assert page.is_checked(f"#keep-{requester}")
+    _tab_to(page, "save-keep")
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"**/people/{job_id}")
+    assert page.is_checked(f"#keep-{requester}")
+    assert [i for i in page.locator("#gallery input:checked").all()] and \
+        page.locator("#gallery input:checked").count() == 1
+
+    # --- before and after at a chosen frame ---------------------------------------------------
+    page.fill("#frame", "12")
+    page.press("#frame", "Enter")
+    page.wait_for_url("**?frame=12*")
+    _loaded(page, "img.ev-preview")
+    previews = [r for r in ig.responses if "/frames/12" in r.url]
+    assert {("masked=true" in r.url) for r in previews} == {True, False}
+    assert all("no-store" in r.headers["cache-control"] for r in previews)
+    ig.audit("25-sar-preview")
+
+    # --- a box over a "missed face" (a corner) and half a second muted ------------------------
+    for field, value in (("#box-first", "0"), ("#box-last", "49"), ("#box-x0", "4"),
+                         ("#box-y0", "200"), ("#box-x1", "40"), ("#box-y1", "236")):
+        page.fill(field, value)
+    page.click("#box-form button[type=submit]")
+    page.wait_for_url(f"**/people/{job_id}")
+    assert "0 to 49" in page.inner_text("#manual-boxes")
+    page.fill("#audio_start", str(MUTE[0]))
+    page.fill("#audio_end", f"0:0{MUTE[1]}")
+    page.click("#audio-form button[type=submit]")
+    page.wait_for_url(f"**/people/{job_id}")
+    assert "Muted" in page.inner_text("#audio-ranges")
+
+    # --- render, then play the copy ------------------------------------------------------------
+    page.click("#render")
+    page.wait_for_url(f"**/people/{job_id}#renders")
+    page.wait_for_selector("video.ev-copy", timeout=300_000)
+    copy_id = page.get_attribute("video.ev-copy", "data-recording")
+    assert copy_id
+    served.state["copy"] = copy_id
+    page.evaluate("() => { const v = document.querySelector('video.ev-copy'); v.muted = true; "
+                  "return v.play(); }")
+    page.wait_for_function("() => { const v = document.querySelector('video.ev-copy'); "
+                           "return v.videoWidth > 0 && v.currentTime > 0.3; }", timeout=30_000)
+    streams = [r for r in ig.responses if f"/copies/{copy_id}/media" in r.url]
+    assert streams and all("no-store" in r.headers["cache-control"] for r in streams)
+    ig.audit("26-sar-rendered")
+
+    # --- record the disclosure --------------------------------------------------------------
+    page.goto(sar_url + "#disclosures")
+    page.check("#disclose-copies")
+    page.fill("#method", "Secure download link")
+    page.click("#record-disclosure")
+    page.wait_for_url(f"{sar_url}#disclosures")
+    from api.web.uktime import UK
+
+    today = dt.datetime.now(UK)
+    assert f"{today:%-d %b %Y}" in page.inner_text("#sar-disclosures")
+    assert "Disclosed" in page.inner_text("h1")
+    ig.audit("27-sar-disclosed")
+
+    # --- the copy, decoded: the requester shown, the others hidden, the range silent ----------
+    out = tmp_path / "copy.mp4"
+    with served.open_vault() as vault:
+        copy = vault.recording(copy_id)
+        assert copy.provenance and copy.provenance.get("kind") == "redaction"
+        assert copy.parent_id == clip_id
+        vault.export_file(copy_id, out, actor=ADMIN,
+                          purpose=Purpose("test: check the redacted copy", "test", REFERENCE))
+        view = get_sar(vault, sar_id)
+        assert view.sar.status is SarStatus.DISCLOSED
+        assert view.disclosures[0].recording_ids == [copy_id]
+        assert vault.ledger.events(action="sar.disclosed", limit=10)
+        edits = [e.event for e in vault.ledger.events(action=Action.REDACTION_PLANNED, limit=100)
+                 if (e.event.details or {}).get("edited")]
+        assert len(edits) == 3 and {e.actor for e in edits} == {"ig"}  # keep, box, audio
+    frames = read_frames(out)
+    assert len(frames) == served.clip.frame_count
+    shown = {k: 0 for k in range(len(FACES))}
+    for i, boxes in enumerate(served.clip.gt):
+        source = served.clip.frame(i)
+        for k, box in boxes:
+            if face_visibility(source, frames[i], box) > VISIBLE:
+                shown[k] += 1
+    # The requester is visible. Not on every frame: on this clip the detector also makes a
+    # faint ghost track (quality 0.08, its own thumbnail in the gallery) that crosses the
+    # requester's face for the first few frames, and every track not ticked is masked, so
+    # the redaction errs towards hiding (about 6 of 50 frames here).
+    assert shown[0] >= 0.8 * served.clip.frame_count, shown
+    assert shown[1] == 0 and shown[2] == 0, shown  # everyone else is hidden on every frame
+    corner = [float(np.abs(served.clip.frame(i)[200:236, 4:40].astype(int)
+                           - frames[i][200:236, 4:40].astype(int)).mean()) for i in (0, 25, 49)]
+    assert min(corner) > 3, corner  # the hand-drawn box was masked too
+    samples, rate = read_audio(out)
+    muted = samples[int((MUTE[0] + 0.05) * rate):int((MUTE[1] - 0.05) * rate)]
+    heard = samples[int(1.2 * rate):int(1.8 * rate)]
+    assert float(np.sqrt(np.mean(muted ** 2))) < 0.01 < float(np.sqrt(np.mean(heard ** 2)))
+
+
+# --- over HTTP: the boundary and CSRF ---------------------------------------------------------
+
+
+def _client(served: World, user: str, *, step: int = 0) -> httpx.Client:
+    """A signed-in HTTP session for ``user`` (``step``: use the next TOTP step's code, which
+    the server accepts as one step of drift, when this step's was spent)."""
+    client = httpx.Client(base_url=served.url, follow_redirects=True, timeout=60)
+    page = client.get("/sign-in")
+    r = client.post("/sign-in", data={"username": user, "password": PASSWORD,
+                                      "csrf_token": csrf_of(page.text)})
+    code = pyotp.TOTP(served.secrets[user]).at(time.time() + 30 * step)
+    r = client.post("/sign-in/code", data={"code": code, "csrf_token": csrf_of(r.text)})
+    assert r.status_code == 200 and str(r.url).endswith("/find"), r.text[:300]
+    return client
+
+
+def _denials(vault: Vault, actor: str) -> list[Any]:
+    return [e.event for e in vault.ledger.events(action=Action.ACCESS_DENIED, limit=100_000)
+            if e.event.actor == actor]
+
+
+def test_other_site_and_other_organisation_see_nothing_of_the_sar(served: World) -> None:
+    """Issue #12 item 8: an ASB officer of another site (no SAR rights at all) and an IG
+    officer of another organisation are refused every SAR page, the progress poll, each
+    person's thumbnail, the before/after previews and the copy's stream (403, each refusal an
+    ``access_denied`` event naming the route), and the list never names the request."""
+    state = served.state
+    if "copy" not in state:
+        pytest.skip("the journey test did not get as far as a rendered copy")
+    sar, job, track, copy = state["sar"], state["job"], state["track"], state["copy"]
+    people = f"/subject-access/{sar}/people/{job}"
+    gets = [f"/subject-access/{sar}", f"/subject-access/{sar}/progress", people,
+            f"{people}/thumbnails/{track}", f"{people}/frames/10?masked=false",
+            f"{people}/frames/10?masked=true", f"/subject-access/{sar}/copies/{copy}/media"]
+    posts = [f"/subject-access/{sar}/{p}" for p in ("extend", "windows", "redaction", "disclose",
+                                                    "close")] + \
+        [f"{people}/{p}" for p in ("keep", "boxes", "audio", "render")]
+    for user in ("asb_oak", "ig_east"):
+        client = _client(served, user)
+        with served.open_vault() as vault:
+            before = len(_denials(vault, user))
+        listing = client.get("/subject-access")
+        assert REFERENCE not in listing.text and sar not in listing.text
+        for url in gets:
+            r = client.get(url)
+            assert r.status_code == 403, (user, url, r.status_code)
+            assert "image/jpeg" not in r.headers.get("content-type", "")
+            assert "no-store" in r.headers["cache-control"]
+        home = client.get("/find")
+        token = csrf_of(home.text)
+        for url in posts:
+            r = client.post(url, data={"csrf_token": token, "reason": "x", "months": "1",
+                                       "track": track, "method": "x"})
+            assert r.status_code == 403, (user, url, r.status_code)
+        with served.open_vault() as vault:
+            refused = _denials(vault, user)[before:]
+            # The list page refuses an ASB officer too; an IG officer of another
+            # organisation may list (their own requests), so it is not a refusal for them.
+            assert len(refused) >= len(gets) + len(posts), (user, len(refused))
+            routes = {str((e.details or {}).get("route", "")) for e in refused}
+            assert any("/thumbnails/" in r for r in routes) and any("/frames/" in r for r in routes)
+        client.close()
+    with served.open_vault() as vault:
+        view = get_sar(vault, sar)
+        assert view.sar.status is SarStatus.DISCLOSED and len(view.windows) == 1
+
+
+def test_every_sar_form_needs_its_csrf_token(served: World) -> None:
+    """Issue #12 item 8: each SAR form posted without its CSRF token, or with another
+    session's, is refused (403), logged, and changes nothing: no request registered, no
+    window, extension, job, plan edit, render, disclosure or closing."""
+    state = served.state
+    if "copy" not in state:
+        pytest.skip("the journey test did not get as far as a rendered copy")
+    sar, job, track, copy = state["sar"], state["job"], state["track"], state["copy"]
+    people = f"/subject-access/{sar}/people/{job}"
+    forms: list[tuple[str, dict[str, Any]]] = [
+        ("/subject-access", {"reference": "SAR-CSRF-1", "requester_name": "X",
+                             "received_on": served.day}),
+        (f"/subject-access/{sar}/extend", {"months": "1", "reason": "complex"}),
+        (f"/subject-access/{sar}/windows", {"camera": "cam-river-1", "day": served.day,
+                                            "start": "14:00", "end": "14:10"}),
+        (f"/subject-access/{sar}/redaction", {}),
+        (f"/subject-access/{sar}/disclose", {"recording": copy, "method": "post"}),
+        (f"/subject-access/{sar}/close", {"reason": "done"}),
+        (f"{people}/keep", {"track": track}),
+        (f"{people}/boxes", {"first": "0", "last": "1", "x0": "0", "y0": "0", "x1": "9",
+                             "y1": "9"}),
+        (f"{people}/boxes/web-1/remove", {}),
+        (f"{people}/audio", {"audio_start": "0", "audio_end": "1", "action": "mute"}),
+        (f"{people}/audio/0/remove", {}),
+        (f"{people}/render", {}),
+    ]
+    client = _client(served, "ig", step=1)
+    with served.open_vault() as vault:
+        plan_before = get_job(vault, job).plan
+        jobs_before = _job_count(vault)
+        view = get_sar(vault, sar)
+        before = (view.sar.status, view.sar.extension_months, len(view.windows),
+                  len(view.disclosures))
+        denied_before = len(_denials(vault, "ig"))
+    for url, data in forms:
+        for token in (None, "forged-token-from-another-session"):
+            sent = dict(data) if token is None else {**data, "csrf_token": token}
+            r = client.post(url, data=sent)
+            assert r.status_code == 403, (url, token, r.status_code)
+            assert "did not come from this site" in r.text
+    with served.open_vault() as vault:
+        assert get_job(vault, job).plan == plan_before
+        assert _job_count(vault) == jobs_before
+        view = get_sar(vault, sar)
+        assert (view.sar.status, view.sar.extension_months, len(view.windows),
+                len(view.disclosures)) == before
+        assert "SAR-CSRF-1" not in {s.reference for s in _sars(vault)}
+        refused = _denials(vault, "ig")[denied_before:]
+        assert len(refused) == 2 * len(forms)
+        assert all(str((e.details or {}).get("reason", "")).startswith("csrf") for e in refused)
+    client.close()
+
+
+def _job_count(vault: Vault) -> int:
+    from sqlalchemy import func, select
+
+    with vault.sessions() as session:
+        return int(session.scalar(select(func.count()).select_from(Job).where(
+            Job.kind.in_([JobKind.REDACTION_PLAN, JobKind.REDACTION_RENDER]))) or 0)
+
+
+def _sars(vault: Vault) -> list[Any]:
+    from vault.sar import list_sars
+
+    return list_sars(vault, limit=1000)
