@@ -416,5 +416,8 @@ def test_asb_officer_exports_a_case_and_downloads_a_package_that_verifies(
         with vault.sessions() as session:
             state = session.scalar(select(Job.state).order_by(Job.created_at.desc()))
         assert state == JobState.SUCCEEDED
-    package = [r for r in officer.responses if r.url.endswith("/package")]
-    assert package and all("no-store" in r.headers.get("cache-control", "") for r in package)
+    # The same request as the browser's download, with its cookies: the headers it carried.
+    href = page.get_attribute("#download-package", "href")
+    answer = page.context.request.get(served.url + str(href))
+    assert answer.status == 200 and "no-store" in answer.headers["cache-control"]
+    assert answer.headers["content-disposition"].startswith("attachment")
