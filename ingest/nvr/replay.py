@@ -716,6 +716,9 @@ class _Depacketiser:
         self._payload(packet.payload)
         if packet.marker and self._nals:
             done.append(self._finish())
+            # The marker ends the access unit even if the next has the same RTP timestamp
+            # (a server may stamp pre-roll frames alike); its time comes from its own packets.
+            self._timestamp = None
         return done
 
     def _payload(self, payload: bytes) -> None:
