@@ -570,7 +570,8 @@ class CustodyEventObjectRow(Base):
     __tablename__ = "custody_event_objects"
 
     object_id: Mapped[str] = mapped_column(String(_MAX_ID), primary_key=True)
-    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    # Indexed alone too: verify streams the links in seq order from any point (migration 0011).
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False, index=True)
 
 
 class CustodyCheckpointRow(Base):
@@ -795,9 +796,10 @@ class _ChainChecker:
 class _IndexCursor:
     """The object index (``custody_event_objects``) streamed in seq order beside the events."""
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, start: int = 0) -> None:
         rows = conn.execute(
             select(_O.seq, _O.object_id)
+            .where(_O.seq >= start)
             .order_by(_O.seq)
             .execution_options(yield_per=_READ_BATCH)
         )

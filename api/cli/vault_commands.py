@@ -10,6 +10,7 @@ import typer
 from vault.access import Actor, Purpose
 from vault.catalog import Recording, SourceKind
 from vault.holds import held_ids
+from vault.incremental_verify import verify_incremental
 from vault.retention import clock_note
 from vault.vault import ByteRange, Vault
 
@@ -214,6 +215,14 @@ def custody_verify(
             "ledger must still contain it.",
         ),
     ] = None,
+    incremental: Annotated[
+        bool,
+        typer.Option(
+            "--incremental",
+            help="Check only the events appended since the last verified checkpoint (the "
+            "scheduled check; the first run checks everything). Skips the catalog comparison.",
+        ),
+    ] = False,
 ) -> None:
     """Recompute every event, hash link, Merkle root and signed checkpoint, and compare
     every catalog row (source, capture times, size, SHA-256, retention date) with the ledger.
@@ -224,7 +233,10 @@ def custody_verify(
     """
     note = trusted.read_text(encoding="utf-8") if trusted is not None else None
     with _open_vault() as vault:
-        report = vault.ledger.verify(trusted_checkpoint=note)
+        if incremental:
+            report = verify_incremental(vault.ledger, trusted_checkpoint=note)
+        else:
+            report = vault.ledger.verify(trusted_checkpoint=note)
     if json_out:
         print_json(report.to_dict())
     else:

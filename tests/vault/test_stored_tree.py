@@ -7,108 +7,33 @@ from __future__ import annotations
 import datetime as dt
 import io
 import os
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, text
 
 from vault import Actor, Purpose, Role, Vault
-from vault.catalog import Base
 from vault.checkpoint import LedgerSigner, load_or_create_signing_key
 from vault.config import Settings
 from vault.custody import Action, CustodyEvent, CustodyLedger
-from vault.db import make_engine, session_factory
+from vault.db import session_factory
 from vault.disclosure import build_export, verify_export
 from vault.errors import LedgerError
-from vault.merkle import consistency_proof, inclusion_proof, leaf_hash
+from vault.merkle import consistency_proof, inclusion_proof
 from vault import stored_tree
+
+from ._counting import Counter, counting_engine
 
 ORIGIN = "vault.test/stored-tree"
 T0 = dt.datetime(2026, 11, 20, 22, 5, tzinfo=dt.UTC)
 
 
-# --- counting the rows a path reads ------------------------------------------------------------
-
-
-class Counter:
-    """Rows handed back by the database to the application (SELECT results)."""
-
-    def __init__(self) -> None:
-        self.rows = 0
-
-
-_SQLITE_COUNTER = Counter()
-
-
-class _CountingCursor(sqlite3.Cursor):
-    def fetchone(self) -> Any:
-        row = super().fetchone()
-        _SQLITE_COUNTER.rows += row is not None
-        return row
-
-    def fetchmany(self, size: int | None = None) -> list[Any]:
-        rows = super().fetchmany() if size is None else super().fetchmany(size)
-        _SQLITE_COUNTER.rows += len(rows)
-        return rows
-
-    def fetchall(self) -> list[Any]:
-        rows = super().fetchall()
-        _SQLITE_COUNTER.rows += len(rows)
-        return rows
-
-
-class _CountingConnection(sqlite3.Connection):
-    def cursor(self, factory: Any = _CountingCursor) -> Any:  # type: ignore[override]
-        return super().cursor(factory)
-
-
-def _counting_sqlite(path: Path) -> tuple[Engine, Counter]:
-    # The URL names no file, so the ledger reads through this engine too (its snapshot twin is
-    # only made for file URLs); the file comes from the creator.
-    engine = create_engine(
-        "sqlite://",
-        creator=lambda: sqlite3.connect(
-            str(path), factory=_CountingConnection, isolation_level=None,
-            check_same_thread=False, timeout=30,
-        ),
-    )
-
-    @event.listens_for(engine, "connect")
-    def _wal(dbapi: Any, _record: Any) -> None:
-        dbapi.execute("PRAGMA journal_mode=WAL")
-
-    @event.listens_for(engine, "begin")
-    def _immediate(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
-
-    _SQLITE_COUNTER.rows = 0
-    return engine, _SQLITE_COUNTER
-
-
-def _counting_postgres(url: str) -> tuple[Engine, Counter]:
-    engine = make_engine(url)
-    counter = Counter()
-
-    @event.listens_for(engine, "after_cursor_execute")
-    def _count(_c: Any, cursor: Any, statement: str, *_args: Any) -> None:
-        # psycopg's client-side cursor holds the whole result: rowcount is what was read.
-        if statement.lstrip().upper().startswith("SELECT") and cursor.rowcount > 0:
-            counter.rows += cursor.rowcount
-
-    return engine, counter
-
-
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def counted(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Engine, Counter]]:
     """An empty catalog whose engine counts the rows every SELECT returns."""
-    if request.param == "sqlite":
-        engine, counter = _counting_sqlite(tmp_path / "catalog.sqlite3")
-    else:
-        engine, counter = _counting_postgres(request.getfixturevalue("fresh_postgres_url"))
-    Base.metadata.create_all(engine)
+    engine, counter = counting_engine(request, tmp_path)
     yield engine, counter
     engine.dispose()
 

@@ -28,7 +28,12 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('level', 'idx'),
     sqlite_with_rowid=False,
     )
+    # Verify streams the object index in seq order from any point (incremental verify).
+    with op.batch_alter_table('custody_event_objects', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_custody_event_objects_seq'), ['seq'], unique=False)
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('custody_event_objects', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_custody_event_objects_seq'))
     op.drop_table('custody_tree_nodes')
