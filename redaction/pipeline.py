@@ -33,6 +33,7 @@ import av
 
 from redaction.detect import CenterFace, Detector
 from redaction.errors import MediaError, PlanError, RedactionError
+from redaction.identity import AppearanceLog, IdentityParams, join_people
 from redaction.media import Frame, VideoWriter, iter_frames, probe
 from redaction.motion import CameraMotion
 from redaction.plan import (
@@ -271,7 +272,7 @@ class _PlanMasks:
             self._active.append(self._pending[self._pos])
             self._pos += 1
         self._active = [t for t in self._active if t.end >= index]
-        out = [b for t in self._active if (b := t.box_at(index)) is not None]
+        out = [b for t in self._active for b in t.boxes_at(index)]
         manual = [b for m in self._plan.manual if (b := m.box_at(index)) is not None]
         return out, manual
 
@@ -285,10 +286,13 @@ class _PlanBuilder:
         # footage, not every flicker of the detector's score.
         self.merge_frames = merge_frames
         self.times: list[float] = []
+        self.appearance = AppearanceLog()
         self._tracks: dict[int, tuple[int, list[Any], list[bool]]] = {}
 
-    def add(self, index: int, t: float, boxes: Sequence[MaskBox]) -> None:
+    def add(self, index: int, t: float, boxes: Sequence[MaskBox], image: Any = None) -> None:
         self.times.append(t)
+        if image is not None:
+            self.appearance.add(index, image, boxes)
         for m in boxes:
             entry = self._tracks.get(m.track_id)
             if entry is None:
@@ -409,7 +413,7 @@ def _run(source: Path, *, detection: _Detection | None, plan_masks: _PlanMasks |
             if detection is not None:
                 mboxes = detection.boxes_at(index, window)
                 if builder is not None:
-                    builder.add(index, frame.time, mboxes)
+                    builder.add(index, frame.time, mboxes, frame.image)
                 boxes: list[IntBox] = [m.box for m in mboxes]
                 manual: list[IntBox] = []
             elif plan_masks is not None:
@@ -504,6 +508,10 @@ def _detect_all(source: Path, *, scan: ScanParams, track: TrackParams,
     tracks = [t.model_copy(update={"best_frame": best[t.id][0], "quality": best[t.id][1]})
               if t.id in best and t.box_at(best[t.id][0]) is not None else t
               for t in tracks]
+    # One person, one track: join the pieces the tracker split or doubled.
+    tracklets = len(tracks)
+    tracks, review = join_people(tracks, review, tracker.tracks, builder.appearance,
+                                 times=builder.times, fps=fps)
     duration = last_time + 1.0 / fps
     if info.duration is not None and abs(info.duration - duration) < 2.0 / fps:
         duration = info.duration
@@ -515,12 +523,14 @@ def _detect_all(source: Path, *, scan: ScanParams, track: TrackParams,
         parameters={"detector": getattr(det, "name", type(det).__name__),
                     "threshold": getattr(det, "threshold", None),
                     "scan": scan.to_dict(), "track": track.to_dict(),
+                    "identity": IdentityParams().to_dict(),
                     "software_version": software_version(), "libraries": _library_versions(),
                     "stats": {"looks": scanner.stats.looks,
                               "partial_looks": scanner.stats.partial_looks,
                               "detector_calls": scanner.stats.calls,
                               "detector_pixels": scanner.stats.pixels,
-                              "detections": scanner.stats.detections}})
+                              "detections": scanner.stats.detections,
+                              "tracklets": tracklets}})
     timing = {"seconds": elapsed, **{f"cpu_{k}": round(v, 3) for k, v in cpu.items()}}
     return plan, frames, last_time, timing
 

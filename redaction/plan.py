@@ -18,15 +18,21 @@ Format ``evidence-vault/redaction-plan``, version 2: a JSON object
   this face visible, e.g. the requester of a subject access request), an optional
   ``label``, and (version 2) ``quality`` (0-1: how good the track's best view of the face
   is) and ``best_frame`` (that view's frame, where a gallery crops its thumbnail from the
-  footage; the plan itself holds no picture).
+  footage; the plan itself holds no picture). A track is one person
+  (:mod:`redaction.identity` joins the tracker's pieces of them); where two pieces overlap
+  in time the second one's boxes are kept in the optional ``extra``: runs of ``start`` and
+  ``boxes`` (as above) within the track's frames, masked and kept with the track. A plan
+  without ``extra`` reads as before; software that does not know ``extra`` refuses the plan
+  rather than mask less than it says.
 - ``manual``: boxes drawn by a person: ``id``, ``keyframes`` (``frame``, ``box``; positions
   between keyframes are interpolated linearly) and ``end`` (last frame, default the last
   keyframe's). One keyframe plus ``end`` is a static box.
 - ``audio``: ``start``/``end`` seconds and ``action`` (``mute`` | ``bleep``).
 - ``review``: spans a person should check: ``track_id``, ``start``/``end`` frames (inclusive),
   ``start_time``/``end_time`` s, ``reason`` (``low_confidence``: the detector was unsure;
-  ``gap``: the detector missed the face and the mask was interpolated) and
-  ``min_confidence``.
+  ``gap``: the detector missed the face and the mask was interpolated; ``identity``: this
+  track may be the same person as ``related_track``, but the evidence was mixed, so they were
+  kept apart: check both before keeping either) and ``min_confidence``.
 - ``parameters``: detector, scan and tracking settings that produced it (provenance).
 
 The plan hash is the SHA-256 of the canonical JSON encoding (keys sorted, no whitespace,
@@ -52,6 +58,7 @@ __all__ = [
     "PLAN_SCHEMA",
     "PLAN_VERSION",
     "AudioEdit",
+    "BoxRun",
     "Keyframe",
     "ManualBox",
     "MaskShape",
@@ -124,8 +131,39 @@ def _check_box(box: tuple[Any, ...], what: str) -> None:
         raise ValueError(f"{what}: empty box {list(box[:4])} (need x0 < x1 and y0 < y1)")
 
 
+class BoxRun(_Model):
+    """More mask boxes of a track, one per frame from ``start``, on frames where the track
+    already has a box: a second detection of the same person's face, followed separately
+    by the tracker and joined to the person afterwards."""
+
+    start: int = Field(ge=0)
+    boxes: list[FrameBox | None] = Field(min_length=1)
+
+    @field_validator("boxes")
+    @classmethod
+    def _boxes_nonempty(cls, boxes: list[FrameBox | None]) -> list[FrameBox | None]:
+        for i, b in enumerate(boxes):
+            if b is not None:
+                _check_box(b, f"extra box {i}")
+        return boxes
+
+    @property
+    def end(self) -> int:
+        """Last frame of the run."""
+        return self.start + len(self.boxes) - 1
+
+    def box_at(self, frame: int) -> IntBox | None:
+        """The box on ``frame``, or ``None``."""
+        i = frame - self.start
+        if 0 <= i < len(self.boxes):
+            b = self.boxes[i]
+            return None if b is None else (b[0], b[1], b[2], b[3])
+        return None
+
+
 class TrackPlan(_Model):
-    """A detected face: a mask box for each frame from ``start`` (``None``: no mask)."""
+    """A detected person's face: a mask box for each frame from ``start`` (``None``: no
+    mask), and ``extra`` boxes where two detections of them overlapped in time."""
 
     id: int = Field(ge=1)
     start: int = Field(ge=0)
@@ -139,6 +177,17 @@ class TrackPlan(_Model):
     #: footage on demand (:func:`redaction.thumbnail.thumbnail`), so the plan, stored and
     #: shown as JSON, never holds a picture of anyone.
     best_frame: int | None = Field(default=None, ge=0)
+    #: The boxes of this person's other tracks on frames where ``boxes`` already has one
+    #: (see :class:`BoxRun`). Empty in most tracks and in older plans.
+    extra: list[BoxRun] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _extra_within(self) -> TrackPlan:
+        for r in self.extra:
+            if r.start < self.start or r.end > self.end:
+                raise ValueError(f"track {self.id}: extra boxes {r.start}-{r.end} outside "
+                                 f"the track's frames {self.start}-{self.end}")
+        return self
 
     @field_validator("boxes")
     @classmethod
@@ -160,6 +209,12 @@ class TrackPlan(_Model):
             b = self.boxes[i]
             return None if b is None else (b[0], b[1], b[2], b[3])
         return None
+
+    def boxes_at(self, frame: int) -> list[IntBox]:
+        """Every mask box of this person on ``frame``: the track's own, then ``extra``."""
+        out = [] if (b := self.box_at(frame)) is None else [b]
+        out += [x for r in self.extra if (x := r.box_at(frame)) is not None]
+        return out
 
 
 class Keyframe(_Model):
@@ -245,8 +300,10 @@ class ReviewSpan(_Model):
     end: int = Field(ge=0)
     start_time: float = Field(ge=0)
     end_time: float = Field(ge=0)
-    reason: Literal["low_confidence", "gap"]
+    reason: Literal["low_confidence", "gap", "identity"]
     min_confidence: float = Field(ge=0, le=1)
+    #: For ``identity``: the other track that may be the same person.
+    related_track: int | None = None
 
 
 class RedactionPlan(_Model):
@@ -287,7 +344,7 @@ class RedactionPlan(_Model):
         for t in self.tracks:
             if t.end >= src.frame_count:
                 raise ValueError(f"track {t.id} runs past the last frame ({src.frame_count - 1})")
-            for b in t.boxes:
+            for b in [*t.boxes, *(x for r in t.extra for x in r.boxes)]:
                 if b is not None and (b[2] > src.width or b[3] > src.height):
                     raise ValueError(f"track {t.id} has a box outside the "
                                      f"{src.width}x{src.height} frame")
@@ -301,13 +358,24 @@ class RedactionPlan(_Model):
         for r in self.review:
             if r.track_id not in known:
                 raise ValueError(f"review span names unknown track {r.track_id}")
+            if r.related_track is not None and r.related_track not in known:
+                raise ValueError(f"review span names unknown related track {r.related_track}")
         return self
 
     # -- encoding ----------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
         """Return the plan as JSON-ready data."""
-        return self.model_dump(mode="json", by_alias=True)
+        data = self.model_dump(mode="json", by_alias=True)
+        # Fields added to version 2 are written only when used, so that a plan which does
+        # not use them encodes, and hashes, exactly as it did before they existed.
+        for t in data["tracks"]:
+            if not t["extra"]:
+                del t["extra"]
+        for r in data["review"]:
+            if r["related_track"] is None:
+                del r["related_track"]
+        return data
 
     def canonical_bytes(self) -> bytes:
         """The canonical encoding hashed by :meth:`sha256`."""
@@ -356,9 +424,7 @@ class RedactionPlan(_Model):
         out = []
         for t in self.tracks:
             if not t.keep:
-                b = t.box_at(frame)
-                if b is not None:
-                    out.append(b)
+                out += t.boxes_at(frame)
         for m in self.manual:
             b = m.box_at(frame)
             if b is not None:
@@ -366,7 +432,8 @@ class RedactionPlan(_Model):
         return out
 
     def with_keep(self, track_ids: set[int]) -> RedactionPlan:
-        """A copy in which the given tracks are kept visible. Raises :class:`PlanError`."""
+        """A copy in which the given tracks are kept visible: each is one person, so every
+        box of theirs (``extra`` included) is left unmasked. Raises :class:`PlanError`."""
         unknown = track_ids - {t.id for t in self.tracks}
         if unknown:
             raise PlanError(f"no such track: {sorted(unknown)}")

@@ -105,8 +105,12 @@ class FrameMasker:
     def __call__(self, image: Image, boxes: list[IntBox],
                  rectangles: Sequence[IntBox] = ()) -> Image:
         """Mask ``boxes`` (tracks: in the spec's shape) and ``rectangles`` (manual boxes:
-        whole) and burn the caption into ``image`` (in place); return it."""
-        for box in boxes:
+        whole) and burn the caption into ``image`` (in place); return it.
+
+        Boxes are masked in sorted order: where masks overlap, the pixels depend on the
+        order, and the same boxes must give the same picture whether they come from the
+        tracker in one pass or from a plan whose tracks were joined into people."""
+        for box in sorted(boxes):
             apply_mask(image, box, self.spec, self.spec.shape)
         for box in rectangles:
             apply_mask(image, box, self.spec, MaskShape.BOX)
