@@ -33,7 +33,7 @@ import gi
 gi.require_version("Gst", "1.0")
 gi.require_version("GstRtsp", "1.0")
 gi.require_version("GstRtspServer", "1.0")
-from gi.repository import GLib, Gst, GstRtsp, GstRtspServer  # noqa: E402
+from gi.repository import GLib, Gst, GstRtsp, GstRtspServer
 
 NTP_UNIX_OFFSET_NS = 2_208_988_800 * Gst.SECOND
 _RECORD = struct.Struct(">qBBI")  # unix ns, keyframe, gap before, length

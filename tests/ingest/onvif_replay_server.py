@@ -37,6 +37,7 @@ import struct
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import av
 
@@ -351,4 +352,166 @@ def make_recording(directory: Path, starts: list[tuple[dt.datetime, float]]) -> 
     return files
 
 
-__all__ = ["Frame", "OnvifReplayServer", "load_recording", "make_recording"]
+#: The python that has GStreamer's introspection bindings (Debian python3-gi,
+#: gir1.2-gst-rtsp-server-1.0); the test venv usually has not.
+GST_PYTHON_ENV = "EVIDENCE_VAULT_TEST_GST_PYTHON"
+_GST_CHECK = (
+    "import gi; gi.require_version('Gst', '1.0'); gi.require_version('GstRtspServer', '1.0'); "
+    "from gi.repository import Gst, GstRtspServer; Gst.init(None); "
+    "assert all(Gst.ElementFactory.find(e) for e in "
+    "('appsrc', 'h264parse', 'rtph264pay', 'rtponviftimestamp'))"
+)
+
+
+def find_gst_python() -> str | None:
+    """A python that can run GStreamer's ONVIF RTSP server (tests/ingest/
+    gst_onvif_replay_server.py), or None."""
+    import subprocess
+    import sys
+
+    candidates = [os.environ.get(GST_PYTHON_ENV), "/usr/bin/python3", sys.executable]
+    for python in candidates:
+        if python and os.access(python, os.X_OK) and subprocess.run(
+                [python, "-c", _GST_CHECK], capture_output=True, timeout=30, check=False).returncode == 0:
+            return python
+    return None
+
+
+@dataclass
+class GstOnvifReplayServer:
+    """GStreamer's ONVIF RTSP server (tests/ingest/gst_onvif_replay_server.py) replaying
+    ``token``'s recording files, behind a loopback TCP proxy that records the requests the
+    client sends (``requests``, ``plays``, as :class:`OnvifReplayServer` does) and, with
+    ``drop_after_bytes``, cuts the first replay's connection after that many bytes from the
+    server (a dropped link)."""
+
+    python: str
+    token: str
+    files: list[tuple[dt.datetime, Path]]
+    user: str
+    password: str
+    workdir: Path
+    drop_after_bytes: int | None = None
+    requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+    plays: list[str] = field(default_factory=list)
+    port: int = 0
+    _process: Any = None
+    _listener: socket.socket | None = None
+
+    @property
+    def url(self) -> str:
+        return f"rtsp://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        import subprocess
+
+        from ingest._ffmpeg import die_with_parent
+        from tests.servers import free_port
+
+        self.frames, sps, pps = load_recording(self.files)
+        archive = self.workdir / "frames.bin"
+        with archive.open("wb") as out:
+            for frame in self.frames:
+                # Parameter sets before each keyframe, as a camera sends them.
+                nals = ((sps, pps) if frame.key else ()) + frame.nals
+                data = b"".join(b"\x00\x00\x00\x01" + n for n in nals)
+                out.write(struct.pack(">qBBI", frame.ns, frame.key, frame.after_gap, len(data))
+                          + data)
+        self.upstream = free_port()
+        log = (self.workdir / "gst-server.log").open("ab")
+        self._process = subprocess.Popen(
+            [self.python, str(Path(__file__).with_name("gst_onvif_replay_server.py")),
+             str(archive), str(self.upstream), self.user, self.password, self.token],
+            stdout=subprocess.PIPE, stderr=log,
+            preexec_fn=die_with_parent)  # noqa: PLW1509 - prctl only, before exec
+        log.close()
+        assert self._process.stdout is not None
+        if self._process.stdout.readline().strip() != b"ready":
+            raise RuntimeError(f"GStreamer's RTSP server did not start: see {log.name}")
+        self._listener = socket.socket()
+        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._listener.bind(("127.0.0.1", self.port))
+        self._listener.listen(16)
+        self.port = self._listener.getsockname()[1]
+        self._cut = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def stop(self) -> None:
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+        if self._process is not None:
+            self._process.terminate()
+            self._process.wait(timeout=10)
+            self._process = None
+
+    def _accept(self) -> None:
+        while self._listener is not None:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.upstream), timeout=10)
+            except OSError:
+                client.close()
+                continue
+            playing = threading.Event()
+            threading.Thread(target=self._requests, args=(client, upstream, playing),
+                             daemon=True).start()
+            threading.Thread(target=self._answers, args=(upstream, client, playing),
+                             daemon=True).start()
+
+    def _requests(self, client: socket.socket, upstream: socket.socket,
+                  playing: threading.Event) -> None:
+        buffer = b""
+        try:
+            while data := client.recv(65536):
+                upstream.sendall(data)
+                buffer += data
+                while b"\r\n\r\n" in buffer:
+                    head, _, buffer = buffer.partition(b"\r\n\r\n")
+                    lines = head.decode("utf-8", "replace").split("\r\n")
+                    headers = {}
+                    for line in lines[1:]:
+                        name, _, value = line.partition(":")
+                        headers[name.strip().lower()] = value.strip()
+                    method = lines[0].split(" ", 1)[0]
+                    self.requests.append((method, headers))
+                    if method == "PLAY" and "authorization" in headers:
+                        self.plays.append(headers.get("range", ""))
+                        playing.set()
+        except OSError:
+            pass
+        finally:
+            upstream.close()
+            client.close()
+
+    def _answers(self, upstream: socket.socket, client: socket.socket,
+                 playing: threading.Event) -> None:
+        sent = 0
+        try:
+            while data := upstream.recv(65536):
+                if playing.is_set() and self.drop_after_bytes is not None and not self._cut:
+                    sent += len(data)
+                    if sent > self.drop_after_bytes:
+                        self._cut = True
+                        client.shutdown(socket.SHUT_RDWR)
+                        return
+                client.sendall(data)
+        except OSError:
+            pass
+        finally:
+            upstream.close()
+            client.close()
+
+
+__all__ = [
+    "GST_PYTHON_ENV",
+    "Frame",
+    "GstOnvifReplayServer",
+    "OnvifReplayServer",
+    "find_gst_python",
+    "load_recording",
+    "make_recording",
+]

@@ -1,11 +1,17 @@
 """Pulling a window from an ONVIF Profile G NVR: SOAP search, then RTSP replay (issue #17 item 2).
 
-The NVR is two loopback servers started here: the SOAP endpoint of test_pull_onvif.py (answers
-validated against the ONVIF WSDLs, WS-Security digest checked) and an RTSP replay server
-written for these tests to the ONVIF Streaming Specification (tests/ingest/onvif_replay_server.py:
-``Require: onvif-replay``, ``Range: clock``, the 0xABAC header extension with NTP times, RTSP
-Digest). Limitation, stated: it is not GStreamer's ONVIF RTSP server nor a commercial NVR;
-docs/nvr-pull.md says why and what that leaves untested.
+The NVR is two servers started here: the SOAP endpoint of test_pull_onvif.py (answers validated
+against the ONVIF WSDLs, WS-Security digest checked) and an RTSP replay server, one of two
+(``kind``, every must-show test runs on both):
+
+- ``gstreamer``: GStreamer's ONVIF RTSP server (``RTSPOnvifServer``, ``RTSPOnvifMediaFactory``
+  with replay support, ``rtponviftimestamp``, RTSP Digest by ``RTSPAuth``) replaying the
+  recording (tests/ingest/gst_onvif_replay_server.py), behind a recording TCP proxy;
+- ``loopback``: a server written here to the ONVIF Streaming Specification
+  (tests/ingest/onvif_replay_server.py), which can also misbehave on purpose (start mid-GOP,
+  drop after an exact frame).
+
+Limitation, stated: neither is a commercial NVR's firmware.
 
 The recording is three real H.264 files made by ffmpeg (25 fps, a keyframe every second):
 T0..T0+4 s, T0+4..T0+8 s, then a 3 s gap, T0+11..T0+14 s.
@@ -33,7 +39,13 @@ from ingest.nvr.replay import (
     replay_window,
 )
 from ingest.pull import PULL_ACTION, GapReason, PullProgress, PullReport, pull
-from tests.ingest.onvif_replay_server import OnvifReplayServer, make_recording
+from tests.conftest import on_ci
+from tests.ingest.onvif_replay_server import (
+    GstOnvifReplayServer,
+    OnvifReplayServer,
+    find_gst_python,
+    make_recording,
+)
 from tests.ingest.onvif_server import OnvifNvrServer
 from vault.access import Actor, Purpose, Role
 from vault.custody import Action
@@ -59,11 +71,24 @@ def recording(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[dt.datetim
 
 
 class Nvr:
-    """The SOAP endpoint and the RTSP replay server of one NVR."""
+    """The SOAP endpoint and the RTSP replay server (of ``kind``) of one NVR."""
 
-    def __init__(self, recording: list[tuple[dt.datetime, Path]], **replay: Any) -> None:
-        self.rtsp = OnvifReplayServer("Rec_0001", recording, USER,
-                                      replay.pop("rtsp_password", PASSWORD), **replay)
+    def __init__(self, kind: str, recording: list[tuple[dt.datetime, Path]], workdir: Path, *,
+                 rtsp_password: str = PASSWORD, drop: bool = False,
+                 start_exact: bool = False) -> None:
+        self.rtsp: GstOnvifReplayServer | OnvifReplayServer
+        if kind == "gstreamer":
+            python = find_gst_python()
+            assert python is not None
+            workdir.mkdir(parents=True, exist_ok=True)
+            # About a second of this recording: the cut falls inside the window.
+            self.rtsp = GstOnvifReplayServer(python, "Rec_0001", recording, USER, rtsp_password,
+                                             workdir, drop_after_bytes=60_000 if drop else None)
+        else:
+            assert not start_exact or kind == "loopback"
+            self.rtsp = OnvifReplayServer("Rec_0001", recording, USER, rtsp_password,
+                                          drop_after=30 if drop else None,
+                                          start_exact=start_exact)
         self.rtsp.start()
         self.soap = OnvifNvrServer(USER, PASSWORD, {"Rec_0001": (at(0), at(14))},
                                    replay_base=self.rtsp.url)
@@ -74,9 +99,20 @@ class Nvr:
         self.rtsp.stop()
 
 
+@pytest.fixture(params=["gstreamer", "loopback"])
+def kind(request: pytest.FixtureRequest) -> str:
+    if request.param == "gstreamer" and find_gst_python() is None:
+        reason = ("GStreamer's RTSP server is not importable (Debian python3-gi, "
+                  "gir1.2-gst-rtsp-server-1.0, gstreamer1.0-plugins-bad; .ci/run installs them)")
+        if on_ci():
+            pytest.fail(f"{reason} (CI=true: the ONVIF replay server is required)")
+        pytest.skip(reason)
+    return str(request.param)
+
+
 @pytest.fixture
-def nvr(recording: list[tuple[dt.datetime, Path]]) -> Iterator[Nvr]:
-    server = Nvr(recording)
+def nvr(kind: str, recording: list[tuple[dt.datetime, Path]], tmp_path: Path) -> Iterator[Nvr]:
+    server = Nvr(kind, recording, tmp_path / "nvr")
     try:
         yield server
     finally:
@@ -191,28 +227,32 @@ def test_a_gap_in_the_recording_is_found_by_the_replay_and_reported(
 
 
 def test_a_dropped_replay_resumes_from_the_last_keyframe_and_loses_nothing(
-    recording: list[tuple[dt.datetime, Path]], vault: Vault, tmp_path: Path
+    kind: str, recording: list[tuple[dt.datetime, Path]], vault: Vault, tmp_path: Path
 ) -> None:
-    """Issue #17 must-show 3 (ONVIF): the NVR drops the connection after 30 frames; the pull
-    asks again from the last keyframe it holds (``Range: clock`` from it), skips nothing and
-    keeps no frame twice: the stored file is byte for byte the one an unbroken replay gives."""
+    """Issue #17 must-show 3 (ONVIF): the connection drops mid-replay; the pull asks again from
+    the last keyframe it holds (``Range: clock`` from it), skips nothing and keeps no frame
+    twice: the stored file is byte for byte the one an unbroken replay gives."""
     start, end = at(1.5), at(6.5)
-    dropping = Nvr(recording, drop_after=30)
+    dropping = Nvr(kind, recording, tmp_path / "dropping", drop=True)
     seen: list[PullProgress] = []
     try:
         report = run_pull(vault, tmp_path, agents(dropping), start, end, progress=seen.append)
     finally:
         dropping.stop()
     [piece] = report.pieces
-    assert dropping.rtsp.plays == [clock_range(start, end), clock_range(at(2), end)]
     assert piece.attempts == 2 and piece.replay is not None
-    assert piece.replay["resumed_from"] == [at(2).isoformat()]
+    [resumed] = piece.replay["resumed_from"]
+    resumed_at = dt.datetime.fromisoformat(resumed)
+    assert resumed_at.microsecond == 0 and at(1) <= resumed_at < end  # a keyframe's time
+    assert dropping.rtsp.plays == [clock_range(start, end), clock_range(resumed_at, end)]
+    if kind == "loopback":
+        assert resumed_at == at(2)  # 30 frames from the keyframe at 1 s: 1.00 .. 2.16 s
     assert any("retrying" in p.message for p in seen)
     assert any("resuming the replay from" in p.message for p in seen)
 
-    unbroken = Nvr(recording)
+    unbroken = Nvr(kind, recording, tmp_path / "unbroken")
     try:
-        expected = _replay_directly(unbroken, start, end, tmp_path / "unbroken")
+        expected = _replay_directly(unbroken, start, end, tmp_path / "direct")
     finally:
         unbroken.stop()
     out = export(vault, piece.recording_id, tmp_path)
@@ -228,7 +268,7 @@ def test_a_replay_that_does_not_start_at_a_keyframe_waits_for_one_and_says_so(
     the first keyframe, counts them, and the report, provenance and progress say so. The file
     decodes from its first frame."""
     start, end = at(2.5), at(6.5)
-    exact = Nvr(recording, start_exact=True)
+    exact = Nvr("loopback", recording, tmp_path / "exact", start_exact=True)
     seen: list[PullProgress] = []
     try:
         report = run_pull(vault, tmp_path, agents(exact), start, end, progress=seen.append)
@@ -244,12 +284,12 @@ def test_a_replay_that_does_not_start_at_a_keyframe_waits_for_one_and_says_so(
 
 
 def test_wrong_replay_credentials_are_refused_and_nothing_is_stored(
-    recording: list[tuple[dt.datetime, Path]], vault: Vault, tmp_path: Path
+    kind: str, recording: list[tuple[dt.datetime, Path]], vault: Vault, tmp_path: Path
 ) -> None:
     """Issue #17 must-show 4 (ONVIF replay): the account may search but the replay server
     refuses its Digest (RTSP 401 twice): NvrAuthFailed at once (no retries), naming the
     credentials' reference and never the password; nothing stored; the failure in custody."""
-    refusing = Nvr(recording, rtsp_password="another-password")
+    refusing = Nvr(kind, recording, tmp_path / "refusing", rtsp_password="another-password")
     try:
         with pytest.raises(NvrAuthFailed) as refused:
             run_pull(vault, tmp_path, agents(refusing), at(1), at(3))
@@ -330,12 +370,25 @@ def _replay_directly(nvr: Nvr, start: dt.datetime, end: dt.datetime, work: Path)
 
 
 def _h264_frames(path: Path) -> list[bytes]:
+    """Each stored frame's picture NAL units, length-prefixed; parameter sets and access unit
+    delimiters left out (a server may repeat them in-band, as GStreamer's h264parse does)."""
+    frames = []
     with av.open(str(path)) as container:
-        return [bytes(p) for p in container.demux(video=0) if p.size]
+        for packet in container.demux(video=0):
+            data, offset, kept = bytes(packet), 0, b""
+            while offset + 4 <= len(data):
+                size = int.from_bytes(data[offset:offset + 4], "big")
+                nal = data[offset + 4:offset + 4 + size]
+                if nal and nal[0] & 0x1F not in (7, 8, 9):
+                    kept += data[offset:offset + 4 + size]
+                offset += 4 + size
+            if kept:
+                frames.append(kept)
+    return frames
 
 
 def _source_frames(nvr: Nvr, start: dt.datetime, end: dt.datetime) -> list[bytes]:
     """The recording files' own frames in ``[start, end)``, length-prefixed as in MP4."""
     low, high = (round(t.timestamp() * 1e6) * 1000 for t in (start, end))
-    return [b"".join(len(n).to_bytes(4, "big") + n for n in f.nals)
+    return [b"".join(len(n).to_bytes(4, "big") + n for n in f.nals if n[0] & 0x1F not in (7, 8, 9))
             for f in nvr.rtsp.frames if low <= f.ns < high]
