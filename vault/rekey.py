@@ -187,7 +187,7 @@ def destroy(
     still = live_counts(vault).get(key_id, 0)
     if still:
         raise InvalidInput(
-            f"{still} recordings or second factors still use key {key_id}: run 'evidence-vault keys rewrap' first"
+            f"{still} recordings still use key {key_id} (web sign-in second factors counted): run 'evidence-vault keys rewrap' first"
         )
     vault.keys.destroy(key_id)
     vault.ledger.record(
