@@ -1,8 +1,10 @@
-"""Pull rate from a loopback NVR (mediamtx's recorder and playback server) beside fetching and
-copying the same bytes, in the same run.
+"""Pull rate from a loopback NVR (mediamtx's recorder and playback server, or GStreamer's ONVIF
+RTSP server replaying recording files) beside fetching and copying the same bytes, in the same
+run.
 
     python benchmarks/pull.py                    # 20 s of 640x360 noisy video at ~6 Mbit/s
     python benchmarks/pull.py --seconds 60 --bitrate 12M --piece-seconds 10
+    python benchmarks/pull.py --nvr onvif        # ONVIF replay over RTSP (Rate-Control: no)
 
 The NVR records a real stream first (published in real time, so this takes ``--seconds``).
 Then, over the same window:
@@ -12,6 +14,11 @@ Then, over the same window:
 - ``fetch``: ``GET /get`` of the window to a file, nothing else (the NVR's serving rate);
 - ``pull``: :func:`ingest.pull.pull` into a fresh vault: list, fetch in pieces, spool, probe,
   hash + encrypt + store + catalog + custody, verify by reading back, one ``ingest.pull`` event.
+
+With ``--nvr onvif`` the NVR is GStreamer's ONVIF RTSP server (tests/ingest/
+gst_onvif_replay_server.py, run by a python with GStreamer's bindings) over recording files of
+10 s made by ffmpeg (not in real time), and ``fetch`` is the replay alone: ``Require:
+onvif-replay``, ``Range: clock``, frames journalled and muxed to MP4 (ingest/nvr/replay.py).
 
 A pull writes the bytes twice (spool, then the encrypted vault copy) and reads them twice
 (probe/store, then the verifying read-back), so it cannot reach the copy rate; the target is a
@@ -96,7 +103,10 @@ def main() -> int:
     parser.add_argument("--bitrate", default="6M", help="Video bitrate published.")
     parser.add_argument("--piece-seconds", type=float, default=300.0)
     parser.add_argument("--repeat", type=int, default=3, help="Best of this many runs.")
+    parser.add_argument("--nvr", choices=("mediamtx", "onvif"), default="mediamtx")
     args = parser.parse_args()
+    if args.nvr == "onvif":
+        return main_onvif(args)
     binary = find_mediamtx()
     if binary is None:
         print("mediamtx not found: run scripts/ensure-rtsp.sh", file=sys.stderr)
@@ -151,6 +161,106 @@ def main() -> int:
     print(f"summary: pull {pull_rate:.1f} MB/s from a loopback NVR = {pull_rate / fetch_rate:.0%}"
           f" of fetching the same bytes ({fetch_rate:.1f} MB/s; target 25%) and "
           f"{pull_rate / copy_rate:.0%} of copying them ({copy_rate:.1f} MB/s)")
+    return 0
+
+
+def record_files(directory: Path, seconds: float, bitrate: str) -> list[tuple[dt.datetime, Path]]:
+    """Recording files of 10 s each of noisy 640x360 H.264 at ``bitrate``, ending an hour ago."""
+    directory.mkdir(parents=True)
+    first = (dt.datetime.now(dt.UTC) - dt.timedelta(hours=1, seconds=seconds)).replace(
+        microsecond=0)
+    files, done = [], 0.0
+    while done < seconds:
+        length = min(10.0, seconds - done)
+        path = directory / f"rec-{len(files)}.mp4"
+        subprocess.run(
+            [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
+             f"testsrc=size=640x360:rate=25:duration={length}", "-vf", "noise=alls=30:allf=t",
+             "-c:v", "libx264", "-preset", "ultrafast", "-bf", "0", "-b:v", bitrate,
+             "-maxrate", bitrate, "-bufsize", bitrate, "-g", "25", "-pix_fmt", "yuv420p",
+             str(path)],
+            stdin=subprocess.DEVNULL, capture_output=True, check=True,
+        )
+        files.append((first + dt.timedelta(seconds=done), path))
+        done += length
+    return files
+
+
+def main_onvif(args: argparse.Namespace) -> int:
+    """The ``--nvr onvif`` comparison (see the module docstring)."""
+    from ingest.config import AgentOptions, OnvifNvrConfig
+    from ingest.nvr.replay import RtspReplayClient, mux, replay_window
+    from tests.ingest.onvif_replay_server import GstOnvifReplayServer, find_gst_python
+    from tests.ingest.onvif_server import OnvifNvrServer
+
+    python = find_gst_python()
+    if python is None:
+        print("GStreamer's RTSP server is not importable (python3-gi, "
+              "gir1.2-gst-rtsp-server-1.0)", file=sys.stderr)
+        return 2
+    user, password = "bench", "bench-secret"
+    with tempfile.TemporaryDirectory(prefix="pull-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        print(f"making {args.seconds:g} s of recording files at {args.bitrate}bit/s...")
+        files = record_files(tmp / "recording", args.seconds, args.bitrate)
+        rtsp = GstOnvifReplayServer(python, "Rec_0001", files, user, password, tmp)
+        rtsp.start()
+        start = files[0][0] + dt.timedelta(seconds=0.5)
+        end = files[0][0] + dt.timedelta(seconds=args.seconds - 0.5)
+        soap = OnvifNvrServer(user, password, {"Rec_0001": (files[0][0], end)},
+                              replay_base=rtsp.url)
+        soap.start()
+        os.environ["BENCH_NVR_CREDENTIALS"] = f"{user}:{password}"
+        agents = AgentsFile(agent=AgentOptions(name="bench"), nvrs=[OnvifNvrConfig(
+            id="nvr", kind="onvif", site="Bench", url=soap.url,
+            credentials="env:BENCH_NVR_CREDENTIALS", cameras={"cam": "Rec_0001"},
+            piece_seconds=args.piece_seconds)])
+
+        def client() -> RtspReplayClient:
+            return RtspReplayClient(f"{rtsp.url}/Rec_0001", user=user, password=password,
+                                    timeout_s=30, nvr_id="nvr", credentials_ref=None)
+
+        fetches, copies, pulls = [], [], []
+        size = 0
+        try:
+            for run in range(args.repeat):
+                os.sync()
+                out = tmp / f"replayed-{run}.mp4"
+                began = time.perf_counter()
+                journal, _ = replay_window(client, start, end, tmp / f"j-{run}.frames",
+                                           max_attempts=1, tell=lambda *_: None)
+                try:
+                    mux(journal, out, start, end)
+                finally:
+                    journal.close()
+                fetches.append(time.perf_counter() - began)
+                size = out.stat().st_size
+                os.sync()
+                copies.append(plain_copy(out, tmp / f"copy-{run}.mp4"))
+                with Vault.init(Settings(home=tmp / f"vault-{run}")) as vault:
+                    os.sync()
+                    began = time.perf_counter()
+                    report = pull(vault, agents, nvr_id="nvr", camera="cam", start=start,
+                                  end=end, requested_by=Actor.local_operator(),
+                                  spool_dir=tmp / f"spool-{run}")
+                    pulls.append(time.perf_counter() - began)
+                    assert report.state == "complete", report.to_dict()
+                    if len(report.pieces) == 1:
+                        digest = hashlib.sha256(out.read_bytes()).hexdigest()
+                        assert report.pieces[0].sha256 == digest
+        finally:
+            soap.stop()
+            rtsp.stop()
+    best = {"copy": min(copies), "replay": min(fetches), "pull": min(pulls)}
+    print(f"window {(end - start).total_seconds():.1f} s, {size / MB:.1f} MB as replayed and "
+          f"saved; {len(report.pieces)} piece(s); best of {args.repeat}")
+    for name, seconds in best.items():
+        print(f"  {name:<6} {seconds:7.3f} s  {size / MB / seconds:8.1f} MB/s")
+    pull_rate, replay_rate, copy_rate = (size / MB / best[k] for k in ("pull", "replay", "copy"))
+    print(f"summary: pull {pull_rate:.1f} MB/s by ONVIF replay from GStreamer's RTSP server = "
+          f"{pull_rate / replay_rate:.0%} of the replay alone ({replay_rate:.1f} MB/s; target "
+          f"25%) and {pull_rate / copy_rate:.0%} of copying the same bytes "
+          f"({copy_rate:.1f} MB/s)")
     return 0
 
 
