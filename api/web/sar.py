@@ -33,7 +33,9 @@ from dataclasses import dataclass
 from pathlib import Path as FilePath
 from typing import Annotated
 
+import av
 import cv2
+import numpy as np
 from fastapi import APIRouter, Form, Header, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import select
@@ -89,6 +91,8 @@ JobId = Annotated[str, Path(pattern=UUID_PATTERN)]
 RecordingId = Annotated[str, Path(pattern=UUID_PATTERN)]
 #: Thumbnail height in pixels (the gallery shows them at this size).
 THUMB_HEIGHT = 96
+#: The waveform picture's size in pixels.
+WAVE_WIDTH, WAVE_HEIGHT = 800, 120
 #: A preview is never larger than this on its longer side (the page scales it anyway).
 PREVIEW_MAX = 960
 _SECONDS = re.compile(r"^(?:(\d{1,3}):)?(\d{1,5}(?:\.\d{1,3})?)$")
@@ -572,6 +576,67 @@ def preview(request: Request, user: WebUserDep, sar_id: SarId, job_id: JobId,
     if not ok:  # pragma: no cover - OpenCV always encodes a decoded frame
         raise MediaError("cannot encode the preview")
     return _jpeg(data.tobytes())
+
+
+def _waveform(path: FilePath, plan: RedactionPlan) -> bytes:
+    """PNG of the clip's sound: the peak level in each column (time runs left to right over
+    the clip's duration), the ranges to mute or bleep shaded, a tick each second."""
+    width, height, mid = WAVE_WIDTH, WAVE_HEIGHT, WAVE_HEIGHT // 2
+    duration = max(plan.source.duration, 1e-3)
+    image = np.full((height, width, 3), 255, np.uint8)
+    for edit in plan.audio:
+        x0, x1 = (int(min(width, max(0.0, t / duration * width))) for t in (edit.start, edit.end))
+        image[:, x0:max(x0 + 1, x1)] = (200, 200, 200) if edit.action == "mute" else (160, 220, 255)
+    peaks = np.zeros(width, np.float32)
+    with av.open(str(path)) as container:
+        if not container.streams.audio:
+            cv2.putText(image, "no sound in this clip", (8, mid + 6), cv2.FONT_HERSHEY_SIMPLEX,
+                        0.6, (11, 12, 12), 1, cv2.LINE_AA)
+        else:
+            stream = container.streams.audio[0]
+            done = 0
+            for frame in container.decode(stream):
+                data = frame.to_ndarray()
+                scale = 32768.0 if data.dtype == np.int16 else (
+                    2147483648.0 if data.dtype == np.int32 else 1.0)
+                channels = len(frame.layout.channels)
+                level = np.abs(data.astype(np.float32) / scale)
+                # Planar audio is one row per channel; packed audio interleaves them in one.
+                if level.shape[0] == channels and channels > 1:
+                    level = level.max(axis=0)
+                else:
+                    level = level.reshape(-1)[:frame.samples * channels].reshape(-1, channels)
+                    level = level.max(axis=1)
+                rate = frame.sample_rate or 48_000
+                cols = ((done + np.arange(level.shape[0])) / rate / duration * width).astype(int)
+                np.maximum.at(peaks, np.clip(cols, 0, width - 1), level)
+                done += level.shape[0]
+    for x, peak in enumerate(np.minimum(peaks, 1.0)):
+        reach = round(float(peak) * (mid - 4))
+        cv2.line(image, (x, mid - reach), (x, mid + reach), (11, 12, 12), 1)
+    for second in range(int(duration) + 1):
+        x = min(width - 1, int(second / duration * width))
+        cv2.line(image, (x, height - 8), (x, height - 1), (80, 90, 95), 1)
+    ok, data_png = cv2.imencode(".png", image)
+    if not ok:  # pragma: no cover - OpenCV always encodes an image it drew
+        raise MediaError("cannot encode the waveform")
+    return bytes(data_png.tobytes())
+
+
+@router.get(f"{BASE}/{{sar_id}}/people/{{job_id}}/waveform")
+def waveform(request: Request, user: WebUserDep, sar_id: SarId, job_id: JobId) -> Response:
+    """The clip's sound as a picture, with the ranges to hide shaded, no-store."""
+    vault = _vault(request)
+    view = _request(vault, user, sar_id, Permission.SAR_READ, _route(request))
+    job = _plan_job(vault, user, view, job_id, Permission.VIEW, _route(request))
+    plan = _plan(job)
+    with _decrypted(vault, user.principal, view, job, _route(request)) as clip:
+        try:
+            picture = _waveform(clip, plan)
+        except av.error.FFmpegError as error:
+            raise NotFound(f"the clip's sound cannot be read: {error}") from None
+    return Response(picture, media_type="image/png", headers={
+        **sec.PAGE_HEADERS, "Cross-Origin-Resource-Policy": "same-origin"})
 
 
 def _edit(request: Request, user: WebUser, view: SarView, job: Job,

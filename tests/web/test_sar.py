@@ -190,7 +190,6 @@ def test_ig_officer_runs_a_sar_to_a_redacted_copy(contexts: Callable[..., Any], 
     # --- the list, then register ------------------------------------------------------------
     page.click("nav >> text=Subject access")
     page.wait_for_url("**/subject-access")
-    ig.audit("20-sar-list-empty")
     page.click("text=Register a request")
     page.wait_for_url("**/subject-access/new")
     page.click("main button[type=submit]")  # nothing filled in: the form says what is missing
@@ -200,7 +199,7 @@ def test_ig_officer_runs_a_sar_to_a_redacted_copy(contexts: Callable[..., Any], 
     page.fill("#reference", REFERENCE)
     page.fill("#requester_name", "Jordan Reyes")
     page.fill("#description", "Tall, dark jacket, walked past the block B door at about 2:30 pm")
-    ig.audit("21-sar-new")
+    ig.audit("32-sar-new")
     page.click("main button[type=submit]")
     page.wait_for_url(re.compile(r".*/subject-access/[0-9a-f-]{36}$"))
     sar_url = page.url
@@ -208,6 +207,11 @@ def test_ig_officer_runs_a_sar_to_a_redacted_copy(contexts: Callable[..., Any], 
     served.state["sar"] = sar_id
     deadline = page.inner_text("#deadline")
     assert "end of the day, UK time" in deadline and re.search(r"\d+ days left", deadline), deadline
+    page.click("nav >> text=Subject access")
+    assert REFERENCE in page.inner_text("#sars") and "days left" in page.inner_text("#sars")
+    ig.audit("31-sar-list")
+    page.click(f"#sars >> text={REFERENCE}")
+    page.wait_for_url(sar_url)
 
     # --- attach a window typed in UK time; it is held at once ---------------------------------
     page.select_option("#camera", "cam-river-1")
@@ -219,7 +223,7 @@ def test_ig_officer_runs_a_sar_to_a_redacted_copy(contexts: Callable[..., Any], 
     windows = page.inner_text("#sar-windows")
     assert "cam-river-1" in windows and re.search(r"14:29:00 (GMT|BST)", windows), windows
     assert "Yes, since" in windows
-    ig.audit("22-sar-window-held")
+    ig.audit("33-sar-window-held")
 
     # --- find the people: a job, its progress on the page ------------------------------------
     page.click("#find-people")
@@ -229,7 +233,7 @@ def test_ig_officer_runs_a_sar_to_a_redacted_copy(contexts: Callable[..., Any], 
     review = page.wait_for_selector("#sar-jobs a[href*='/people/']", timeout=300_000)
     assert review is not None and "Review the people found" in review.inner_text()
     page.wait_for_load_state("load")
-    ig.audit("23-sar-people-found")
+    ig.audit("34-sar-people-found")
     page.click("#sar-jobs a[href*='/people/']")
     page.wait_for_url("**/people/*")
     job_id = page.url.split("/people/")[1].split("?")[0].split("#")[0]
@@ -249,7 +253,7 @@ def test_ig_officer_runs_a_sar_to_a_redacted_copy(contexts: Callable[..., Any], 
         requester = _requester_track(plan_job.plan, served.clip)
         clip_id = str((plan_job.result or {})["recording_id"])
     served.state["track"] = str(requester)
-    ig.audit("24-sar-gallery")
+    ig.audit("35-sar-gallery")
 
     # --- tick the requester by keyboard alone --------------------------------------------------
     page.focus("#gallery input[type=checkbox] >> nth=0")
@@ -257,11 +261,10 @@ def test_ig_officer_runs_a_sar_to_a_redacted_copy(contexts: Callable[..., Any], 
     page.keyboard.press("Space")
     assert page.is_checked(f"#keep-{requester}")
     _tab_to(page, "save-keep")
-    page.keyboard.press("Enter")
-    page.wait_for_url(f"**/people/{job_id}")
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
     assert page.is_checked(f"#keep-{requester}")
-    assert [i for i in page.locator("#gallery input:checked").all()] and \
-        page.locator("#gallery input:checked").count() == 1
+    assert page.locator("#gallery input:checked").count() == 1
 
     # --- before and after at a chosen frame ---------------------------------------------------
     page.fill("#frame", "12")
@@ -271,24 +274,48 @@ def test_ig_officer_runs_a_sar_to_a_redacted_copy(contexts: Callable[..., Any], 
     previews = [r for r in ig.responses if "/frames/12" in r.url]
     assert {("masked=true" in r.url) for r in previews} == {True, False}
     assert all("no-store" in r.headers["cache-control"] for r in previews)
-    ig.audit("25-sar-preview")
+    ig.audit("36-sar-preview")
 
     # --- a box over a "missed face" (a corner) and half a second muted ------------------------
+    # Dragging over the picture fills in the box (sar.js); the typed form is what is sent.
+    page.locator("#preview-before").scroll_into_view_if_needed()
+    shot = page.locator("#preview-before").bounding_box()
+    assert shot is not None
+    page.mouse.move(shot["x"] + shot["width"] * 0.1, shot["y"] + shot["height"] * 0.5)
+    page.mouse.down()
+    page.mouse.move(shot["x"] + shot["width"] * 0.3, shot["y"] + shot["height"] * 0.9, steps=5)
+    page.mouse.up()
+    dragged = [int(page.input_value(f"#box-{k}")) for k in ("x0", "y0", "x1", "y1")]
+    width, height = served.clip.width, served.clip.height
+    assert abs(dragged[0] - 0.1 * width) <= 3 and abs(dragged[3] - 0.9 * height) <= 3, dragged
     for field, value in (("#box-first", "0"), ("#box-last", "49"), ("#box-x0", "4"),
                          ("#box-y0", "200"), ("#box-x1", "40"), ("#box-y1", "236")):
         page.fill(field, value)
-    page.click("#box-form button[type=submit]")
-    page.wait_for_url(f"**/people/{job_id}")
+    with page.expect_navigation():
+        page.click("#box-form button[type=submit]")
     assert "0 to 49" in page.inner_text("#manual-boxes")
+    _loaded(page, "#waveform")
+    wave = [r for r in ig.responses if r.url.endswith("/waveform")]
+    assert wave and wave[-1].headers["content-type"] == "image/png"
+    assert "no-store" in wave[-1].headers["cache-control"]
+    page.locator("#waveform").scroll_into_view_if_needed()
+    line = page.locator("#waveform").bounding_box()
+    assert line is not None
+    page.mouse.move(line["x"] + line["width"] * 0.25, line["y"] + line["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(line["x"] + line["width"] * 0.5, line["y"] + line["height"] / 2, steps=5)
+    page.mouse.up()
+    assert abs(float(page.input_value("#audio_start")) - 0.5) <= 0.1
+    assert abs(float(page.input_value("#audio_end")) - 1.0) <= 0.1
     page.fill("#audio_start", str(MUTE[0]))
     page.fill("#audio_end", f"0:0{MUTE[1]}")
-    page.click("#audio-form button[type=submit]")
-    page.wait_for_url(f"**/people/{job_id}")
+    with page.expect_navigation():
+        page.click("#audio-form button[type=submit]")
     assert "Muted" in page.inner_text("#audio-ranges")
 
     # --- render, then play the copy ------------------------------------------------------------
-    page.click("#render")
-    page.wait_for_url(f"**/people/{job_id}#renders")
+    with page.expect_navigation():
+        page.click("#render")
     page.wait_for_selector("video.ev-copy", timeout=300_000)
     copy_id = page.get_attribute("video.ev-copy", "data-recording")
     assert copy_id
@@ -299,20 +326,20 @@ def test_ig_officer_runs_a_sar_to_a_redacted_copy(contexts: Callable[..., Any], 
                            "return v.videoWidth > 0 && v.currentTime > 0.3; }", timeout=30_000)
     streams = [r for r in ig.responses if f"/copies/{copy_id}/media" in r.url]
     assert streams and all("no-store" in r.headers["cache-control"] for r in streams)
-    ig.audit("26-sar-rendered")
+    ig.audit("37-sar-rendered")
 
     # --- record the disclosure --------------------------------------------------------------
     page.goto(sar_url + "#disclosures")
     page.check("#disclose-copies")
     page.fill("#method", "Secure download link")
-    page.click("#record-disclosure")
-    page.wait_for_url(f"{sar_url}#disclosures")
+    with page.expect_navigation():
+        page.click("#record-disclosure")
     from api.web.uktime import UK
 
     today = dt.datetime.now(UK)
     assert f"{today:%-d %b %Y}" in page.inner_text("#sar-disclosures")
     assert "Disclosed" in page.inner_text("h1")
-    ig.audit("27-sar-disclosed")
+    ig.audit("38-sar-disclosed")
 
     # --- the copy, decoded: the requester shown, the others hidden, the range silent ----------
     out = tmp_path / "copy.mp4"

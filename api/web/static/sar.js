@@ -3,7 +3,8 @@
 //    second and show it; when a job finishes the page reloads to show what it made. Without
 //    script, the page's "Refresh progress" link does the same by hand.
 // 2. Drawing a box: dragging over the "as recorded" preview fills in the box form (frame
-//    pixels), which still works typed by hand. Loaded as a module file: the CSP forbids
+//    pixels), which still works typed by hand; dragging across the waveform fills in the
+//    sound range (seconds) the same way. Loaded as a module file: the CSP forbids
 //    inline script.
 
 const progressRoot = document.querySelector("[data-progress-url]");
@@ -44,8 +45,9 @@ const image = document.getElementById("preview-before");
 const area = document.getElementById("draw-area");
 const form = document.getElementById("box-form");
 
+for (const hint of document.querySelectorAll(".ev-js-only")) hint.hidden = false;
+
 if (image && area && form) {
-  for (const hint of document.querySelectorAll(".ev-js-only")) hint.hidden = false;
   const width = Number(image.dataset.width);
   const height = Number(image.dataset.height);
   const outline = document.createElement("div");
@@ -98,5 +100,51 @@ if (image && area && form) {
       document.getElementById("box-x0").focus();
     }
     start = null;
+  });
+}
+
+const wave = document.getElementById("waveform");
+const waveArea = document.getElementById("wave-area");
+const audioForm = document.getElementById("audio-form");
+
+if (wave && waveArea && audioForm) {
+  const duration = Number(wave.dataset.duration);
+  const band = document.createElement("div");
+  band.className = "ev-draw-box";
+  band.hidden = true;
+  waveArea.append(band);
+  let from = null;
+  const x = (event) => {
+    const rect = wave.getBoundingClientRect();
+    return { x: Math.min(Math.max(event.clientX - rect.left, 0), rect.width), width: rect.width, height: rect.height };
+  };
+  const paint = (a, b) => {
+    band.hidden = false;
+    band.style.left = `${Math.min(a.x, b.x)}px`;
+    band.style.top = "0px";
+    band.style.width = `${Math.abs(b.x - a.x)}px`;
+    band.style.height = `${a.height}px`;
+  };
+  wave.draggable = false;
+  waveArea.addEventListener("pointerdown", (event) => {
+    from = x(event);
+    waveArea.setPointerCapture(event.pointerId);
+    event.preventDefault();
+  });
+  waveArea.addEventListener("pointermove", (event) => {
+    if (from) paint(from, x(event));
+  });
+  waveArea.addEventListener("pointerup", (event) => {
+    if (!from) return;
+    const to = x(event);
+    if (Math.abs(to.x - from.x) > 2) {
+      paint(from, to);
+      const seconds = (p) => (Math.round((p.x / p.width) * duration * 10) / 10).toFixed(1);
+      const [a, b] = from.x < to.x ? [from, to] : [to, from];
+      document.getElementById("audio_start").value = seconds(a);
+      document.getElementById("audio_end").value = seconds(b);
+      document.getElementById("audio_start").focus();
+    }
+    from = null;
   });
 }
