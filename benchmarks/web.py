@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import io
 import os
 import statistics
 import subprocess
@@ -44,19 +43,19 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import pyotp  # noqa: E402
-from fastapi.testclient import TestClient  # noqa: E402
-from sqlalchemy import insert  # noqa: E402
+import pyotp
+from fastapi.testclient import TestClient
+from sqlalchemy import insert
 
-from api.app import create_app  # noqa: E402
-from ingest._ffmpeg import ffmpeg_exe  # noqa: E402
-from vault import cases as case_ops  # noqa: E402
-from vault import credentials, identity, sites  # noqa: E402
-from vault.access import Actor, Role  # noqa: E402
-from vault.catalog import MediaKind, Recording, Source, SourceKind, new_id  # noqa: E402
-from vault.config import Settings  # noqa: E402
-from vault.custody import Action  # noqa: E402
-from vault.vault import Vault  # noqa: E402
+from api.app import create_app
+from ingest._ffmpeg import ffmpeg_exe
+from vault import cases as case_ops
+from vault import credentials, identity, sites
+from vault.access import Actor, Role
+from vault.catalog import MediaKind, Recording, Source, SourceKind, new_id
+from vault.config import Settings
+from vault.custody import Action
+from vault.vault import Vault
 
 ORG = "Northside Homes"
 PASSWORD = "stairwell-door-2026"
@@ -69,7 +68,7 @@ CHROMIUM = "/usr/bin/chromium"
 
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def populate(vault: Vault, n_recordings: int, n_events: int, now: dt.datetime) -> dict[str, Any]:

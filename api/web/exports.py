@@ -161,22 +161,22 @@ def _export_job(request: Request, user: WebUser, case_id: str, job_id: str,
 
 #: What a person can do about a failed export, by the kind of error that stopped it.
 _ADVICE: tuple[tuple[type[vault_errors.VaultError], str], ...] = (
-    (vault_errors.Shredded,
+    (vault_errors.Shredded, (
      "An item on this case was deleted after the export was started, so it cannot go into a "
-     "package. Check the case's evidence, then start the export again."),
-    (vault_errors.NotFound,
+     "package. Check the case's evidence, then start the export again.")),
+    (vault_errors.NotFound, (
      "An item on this case is missing from the vault. Check the case's evidence, then start "
-     "the export again; if the item should be there, tell your administrator."),
-    (vault_errors.IntegrityError,
+     "the export again; if the item should be there, tell your administrator.")),
+    (vault_errors.IntegrityError, (
      "An item failed its integrity check, so nothing was disclosed. Do not send footage from "
      "another copy: tell your administrator, quoting the job reference below, so they can run "
-     "'evidence-vault fixity'."),
-    (vault_errors.KeyUnavailable,
+     "'evidence-vault fixity check'.")),
+    (vault_errors.KeyUnavailable, (
      "The vault could not open an item's encryption key. Tell your administrator, quoting the "
-     "job reference below (the keyring may be the wrong one)."),
-    (vault_errors.StorageError,
+     "job reference below (the keyring may be the wrong one).")),
+    (vault_errors.StorageError, (
      "The vault's storage could not be reached. Wait a few minutes, then start the export "
-     "again."),
+     "again.")),
 )
 
 
@@ -205,7 +205,7 @@ def _progress(vault: Vault, case_id: str, job: Job) -> dict[str, Any]:
     result = job.result or {}
     return {
         "state": job.state.value,
-        "percent": int(round((1.0 if job.state is JobState.SUCCEEDED else job.progress) * 100)),
+        "percent": round((1.0 if job.state is JobState.SUCCEEDED else job.progress) * 100),
         "message": {"queued": "Waiting to start", "running": "Running", "done": "Done",
                     "failed": "Failed"}.get(job.message or "", job.message or ""),
         "finished": finished,

@@ -35,6 +35,7 @@ from vault.catalog import MediaKind, Site, SourceKind
 from vault.config import Settings
 from vault.credentials import Credential
 from vault.custody import Action
+from vault.errors import NotFound
 from vault.vault import Vault
 
 NORTH, EAST = "Northside Homes", "Eastgate Housing"
@@ -128,7 +129,7 @@ def test_admin_adds_a_user_who_signs_in_and_enrols(world: World) -> None:
     asked = _post(admin, "/admin/users", form, confirm=False, token=token)
     assert asked.status_code == 200 and "Add j.okafor?" in asked.text
     assert "Riverside, Elm Court" in asked.text
-    with pytest.raises(Exception):
+    with pytest.raises(NotFound):
         identity.get_user(world.vault, "j.okafor")
     made = _post(admin, "/admin/users", {**form, "sites": "Riverside\nElm Court"},
                  token=csrf_of(asked.text))
