@@ -386,7 +386,7 @@ class RtspReplayClient:
         except OSError as error:
             raise self._dropped(f"{type(error).__name__}: {error}") from None
         if not data:
-            raise ConnectionClosed(self._dropped("the NVR closed it"))
+            raise _Closed(self._dropped("the NVR closed it"))
         self._buffer += data
 
     # requests ---------------------------------------------------------------------------
@@ -528,7 +528,7 @@ class RtspReplayClient:
 
     def packets(self, track: _Track) -> Iterator[bytes]:
         """The video track's RTP packets as they arrive; ends at an RTCP BYE. Raises
-        ConnectionClosed (the NVR closed the connection), NvrError (a drop)."""
+        _Closed (the NVR closed the connection), NvrError (a drop)."""
         keepalive = time.monotonic() + 20.0
         while True:
             item = self._next()
@@ -545,8 +545,9 @@ class RtspReplayClient:
                 keepalive = time.monotonic() + 20.0
 
 
-class ConnectionClosed(NvrError):
-    """The NVR closed the replay connection (at the end of the range, or as a drop)."""
+class _Closed(NvrError):
+    """The NVR closed the replay connection: at the end of the range, or as a drop (the
+    caller tells which from the frames held)."""
 
     def __init__(self, error: NvrError) -> None:
         super().__init__(str(error), source_id=error.source_id)
@@ -878,7 +879,7 @@ def _one_attempt(
                 result.ended_by = "T flag (end of the range)"
                 return
         result.ended_by = "RTCP BYE"
-    except ConnectionClosed:
+    except _Closed:
         # The NVR closing at the end of what it holds is an end; before it, a drop.
         last = journal.last_ns
         if depacketiser.terminal or (last is not None and last >= end_ns - 1_000_000_000):
@@ -940,7 +941,6 @@ def mux(journal: FrameJournal, out: Path, start: dt.datetime, end: dt.datetime) 
 __all__ = [
     "NTP_UNIX_OFFSET",
     "ONVIF_EXTENSION",
-    "ConnectionClosed",
     "FrameJournal",
     "Replayed",
     "RtspReplayClient",

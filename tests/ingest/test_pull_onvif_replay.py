@@ -30,7 +30,7 @@ import av
 import pytest
 
 from ingest.config import AgentOptions, AgentsFile, OnvifNvrConfig
-from ingest.errors import NvrAuthFailed, NvrUnreachable
+from ingest.errors import NvrAuthFailed, NvrError, NvrUnreachable
 from ingest.nvr.replay import (
     FrameJournal,
     RtspReplayClient,
@@ -258,6 +258,37 @@ def test_a_dropped_replay_resumes_from_the_last_keyframe_and_loses_nothing(
     out = export(vault, piece.recording_id, tmp_path)
     assert hashlib.sha256(out.read_bytes()).hexdigest() == hashlib.sha256(expected).hexdigest()
     assert len(shown_frames(out)) == 5 * FPS
+
+
+def test_a_pull_that_gave_up_resumes_from_its_frame_journal_when_run_again(
+    recording: list[tuple[dt.datetime, Path]], vault: Vault, tmp_path: Path
+) -> None:
+    """Issue #17 item 1 (resume) for ONVIF: the replay drops and the pull gives up
+    (``max_attempts`` 1), keeping the frames it journalled in its spool; run again, it asks the
+    NVR only from the last keyframe it holds and stores the same file an unbroken replay
+    gives."""
+    start, end = at(1.5), at(6.5)
+    dropping = Nvr("loopback", recording, tmp_path / "dropping", drop=True)
+    try:
+        with pytest.raises(NvrError, match="frames kept for a rerun"):
+            run_pull(vault, tmp_path, agents(dropping, max_attempts=1), start, end)
+    finally:
+        dropping.stop()
+    assert vault.recordings() == []
+    assert list((tmp_path / "pull-spool").rglob("*.frames"))  # the journal stays for the rerun
+
+    again = Nvr("loopback", recording, tmp_path / "again")
+    try:
+        report = run_pull(vault, tmp_path, agents(again), start, end)
+        expected = _replay_directly(again, start, end, tmp_path / "direct")
+    finally:
+        again.stop()
+    [piece] = report.pieces
+    assert piece.replay is not None and piece.replay["resumed_from"] == [at(2).isoformat()]
+    assert again.rtsp.plays[0] == clock_range(at(2), end)
+    out = export(vault, piece.recording_id, tmp_path)
+    assert hashlib.sha256(out.read_bytes()).hexdigest() == hashlib.sha256(expected).hexdigest()
+    assert not list((tmp_path / "pull-spool").rglob("*.frames"))  # removed once saved
 
 
 def test_a_replay_that_does_not_start_at_a_keyframe_waits_for_one_and_says_so(
