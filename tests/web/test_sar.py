@@ -365,9 +365,9 @@ def test_ig_officer_runs_a_sar_to_a_redacted_copy(contexts: Callable[..., Any], 
             if face_visibility(source, frames[i], box) > VISIBLE:
                 shown[k] += 1
     # The requester is visible. Not on every frame: on this clip the detector also makes a
-    # faint ghost track (quality 0.08, its own thumbnail in the gallery) that crosses the
-    # requester's face for the first few frames, and every track not ticked is masked, so
-    # the redaction errs towards hiding (about 6 of 50 frames here).
+    # faint fourth track (quality 0.08, its own picture in the gallery) that starts on the
+    # requester's face and drifts onto a spoon in the background; every track not ticked is
+    # masked, so the redaction errs towards hiding (about 6 of 50 frames here).
     assert shown[0] >= 0.8 * served.clip.frame_count, shown
     assert shown[1] == 0 and shown[2] == 0, shown  # everyone else is hidden on every frame
     corner = [float(np.abs(served.clip.frame(i)[200:236, 4:40].astype(int)
