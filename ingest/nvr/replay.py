@@ -80,6 +80,8 @@ _RECORD = struct.Struct(">BqI")  # kind, unix time ns, payload length
 _CONFIG, _FRAME, _KEYFRAME = 1, 2, 3
 _START_CODE = b"\x00\x00\x00\x01"
 _RECV = 1 << 16
+#: Largest RTSP answer head and body accepted (an SDP is a few hundred bytes).
+_MAX_HEAD, _MAX_BODY = 64 << 10, 1 << 20
 
 
 @dataclass
@@ -377,6 +379,12 @@ class RtspReplayClient:
         return NvrError(f"NVR {self.nvr_id}: the replay connection broke off ({what})",
                         source_id=self.nvr_id)
 
+    def _garbled(self, what: str) -> NvrError:
+        # Said as what it is, not as a drop: the NVR (or what answers for it) is not speaking
+        # RTSP; the retries will most likely meet the same.
+        return NvrError(f"NVR {self.nvr_id}: its replay server sent {what}",
+                        source_id=self.nvr_id)
+
     def _fill(self) -> None:
         assert self._sock is not None
         try:
@@ -484,20 +492,26 @@ class RtspReplayClient:
                         return channel, packet
             elif self._buffer:
                 end = self._buffer.find(b"\r\n\r\n")
+                if end < 0 and len(self._buffer) > _MAX_HEAD:
+                    raise self._garbled(f"no end of an RTSP answer's head in {_MAX_HEAD} bytes")
                 if end >= 0:
                     head = self._buffer[:end].decode("utf-8", "replace").split("\r\n")
                     headers: dict[str, str] = {}
                     for line in head[1:]:
                         name, _, value = line.partition(":")
                         headers[name.strip().lower()] = value.strip()
-                    length = int(headers.get("content-length", "0") or 0)
+                    try:
+                        length = int(headers.get("content-length", "0") or 0)
+                    except ValueError:
+                        raise self._garbled("a Content-Length that is not a number") from None
+                    if not 0 <= length <= _MAX_BODY:
+                        raise self._garbled(f"a body of {length} bytes (at most {_MAX_BODY})")
                     if len(self._buffer) >= end + 4 + length:
                         body = bytes(self._buffer[end + 4:end + 4 + length])
                         del self._buffer[:end + 4 + length]
                         match = re.match(r"RTSP/1\.\d (\d{3}) ?(.*)", head[0])
                         if not match:
-                            raise NvrError(f"NVR {self.nvr_id}: not an RTSP answer: "
-                                           f"{head[0][:80]!r}", source_id=self.nvr_id)
+                            raise self._garbled(f"not an RTSP answer: {head[0][:80]!r}")
                         return _Response(int(match[1]), match[2], headers, body)
             self._fill()
 
