@@ -1,13 +1,13 @@
 """ONVIF replay over RTSP: one camera's recorded H.264 for a window, saved without re-encoding.
 
-Implements the client side of the ONVIF Streaming Specification, "Playback" (section 6 in
-versions 2.x-23.x; the requirements are cited by name, the section numbers move):
+Implements the client side of the ONVIF Streaming Specification's "Playback" section (its
+requirements are cited here by name: the section numbers move between versions):
 
 1. **Requests.** ``DESCRIBE``, ``SETUP`` and ``PLAY`` each carry ``Require: onvif-replay``; a
    server that does not know the feature answers ``551 Option not supported`` (reported as
    :class:`~ingest.errors.NvrError`). Transport is RTP over the RTSP connection
-   (``RTP/AVP/TCP;interleaved``), which every ONVIF replay server must offer and which needs no
-   port through a firewall. ``PLAY`` asks for the window in absolute time,
+   (``RTP/AVP/TCP;interleaved``), which ONVIF devices must support (RTP/RTSP/TCP) and which
+   needs no port opened through a firewall. ``PLAY`` asks for the window in absolute time,
    ``Range: clock=20261124T210000.000Z-20261124T210500.000Z``, with ``Rate-Control: no`` (send
    as fast as the NVR can, not in real time: a pull is a download).
 2. **Authentication.** RTSP Digest (RFC 2617, MD5, with or without ``qop=auth``) or Basic, as
@@ -37,11 +37,13 @@ versions 2.x-23.x; the requirements are cited by name, the section numbers move)
    is a stretch the NVR holds no footage for inside the piece: reported with its times
    (:attr:`Replayed.gaps`), the frames either side kept with their true times.
 8. **Saving.** The journal becomes one MP4 by a stream copy (PyAV/libavformat's MP4 muxer):
-   the H.264 bitstream is written as received, never decoded or re-encoded.
+   the H.264 NAL units are written as received (length-prefixed, as MP4 stores them), never
+   decoded or re-encoded.
 
 Limits, stated: H.264 only (an H.265 recording is refused with an NvrError saying so); the video
 track only (audio is not set up); streams with B-frames are not reordered (NVR recordings are
-I/P); UDP transport is not offered.
+I/P; one with B-frames fails to save, with an NvrError); UDP transport and ``rtsps://`` are not
+offered.
 """
 
 from __future__ import annotations
