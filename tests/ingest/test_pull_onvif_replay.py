@@ -51,7 +51,7 @@ from vault.access import Actor, Purpose, Role
 from vault.custody import Action
 from vault.vault import Vault
 
-pytestmark = [pytest.mark.rtsp]
+pytestmark = [pytest.mark.rtsp, pytest.mark.slow]
 
 FPS = 25
 USER, PASSWORD = "onvif-user", "digest-secret"
