@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import hashlib
 import os
 import re
@@ -363,6 +364,7 @@ _GST_CHECK = (
 )
 
 
+@functools.lru_cache(maxsize=1)
 def find_gst_python() -> str | None:
     """A python that can run GStreamer's ONVIF RTSP server (tests/ingest/
     gst_onvif_replay_server.py), or None."""
