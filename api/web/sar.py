@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -137,16 +138,28 @@ def _plan_job(vault: Vault, user: WebUser, view: SarView, job_id: str, permissio
 
 
 @dataclass(frozen=True)
-class WindowWork:
-    """A held window's redaction jobs: its latest plan job and that plan's renders."""
+class SarJobs:
+    """The request's redaction jobs: each window's latest plan job, every render (newest
+    first, whichever plan it came from), and all of them in order (for the progress poll)."""
 
-    plan: Job | None
+    latest: dict[str, Job | None]
     renders: list[Job]
+    every: list[Job]
+
+    def renders_of(self, plan_job: Job) -> list[Job]:
+        """The renders of one plan job, newest first."""
+        return [r for r in self.renders if r.parent_id == plan_job.id]
+
+    def copies(self) -> list[tuple[Job, str]]:
+        """(render job, redacted recording id) of every finished render of the request."""
+        return [(r, str(r.result["redacted_recording_id"])) for r in self.renders
+                if r.state is JobState.SUCCEEDED and r.result
+                and r.result.get("redacted_recording_id")]
 
 
-def _jobs(vault: Vault, view: SarView) -> tuple[dict[str, WindowWork], list[Job]]:
-    """Each window's latest plan job and its renders (newest first), and every job of the
-    request (for the progress poll)."""
+def _jobs(vault: Vault, view: SarView) -> SarJobs:
+    """The request's plan and render jobs (its organisation's jobs cut from its windows, and
+    the renders of those plans)."""
     query = (select(Job).where(Job.kind.in_([JobKind.REDACTION_PLAN, JobKind.REDACTION_RENDER]))
              .order_by(Job.created_at, Job.id))
     org = view.sar.organisation
@@ -155,24 +168,21 @@ def _jobs(vault: Vault, view: SarView) -> tuple[dict[str, WindowWork], list[Job]
         rows = list(session.scalars(query))
     plans = [j for j in rows if _belongs(j, view)]
     plan_ids = {j.id for j in plans}
-    renders = [j for j in rows if _belongs(j, view, plan_ids) and j.kind is JobKind.REDACTION_RENDER]
-    work: dict[str, WindowWork] = {}
+    renders = [j for j in rows if j.kind is JobKind.REDACTION_RENDER and _belongs(j, view, plan_ids)]
+    latest: dict[str, Job | None] = {}
     for window, _hold in view.windows:
         mine = [j for j in plans if j.params["window"]["sar_window_id"] == window.id]
-        latest = mine[-1] if mine else None
-        work[window.id] = WindowWork(
-            plan=latest,
-            renders=[r for r in reversed(renders) if latest is not None and r.parent_id == latest.id])
-    return work, plans + renders
-
-
-def _copies(work: dict[str, WindowWork]) -> list[tuple[Job, str]]:
-    """(render job, redacted recording id) of every finished render of the request."""
-    return [(r, str(r.result["redacted_recording_id"])) for w in work.values() for r in w.renders
-            if r.state is JobState.SUCCEEDED and r.result and r.result.get("redacted_recording_id")]
+        latest[window.id] = mine[-1] if mine else None
+    return SarJobs(latest=latest, renders=list(reversed(renders)), every=plans + renders)
 
 
 # --- the list and the register form -----------------------------------------------------------
+
+
+def _stamp() -> str:
+    """A value that makes each "Refresh progress" link a new address: a link to the page's own
+    address with the same ``#fragment`` only scrolls, where a new one loads the page again."""
+    return secrets.token_hex(4)
 
 
 def _days_left(vault: Vault, request: SubjectAccessRequest) -> int:
@@ -276,20 +286,20 @@ def request_page(request: Request, user: WebUser, view: SarView, *,
     """The request: deadline, extension, windows (and the form to attach one), redaction jobs
     with their progress, the redacted copies, disclosures, closing."""
     vault, principal = _vault(request), user.principal
-    work, jobs = _jobs(vault, view)
+    jobs = _jobs(vault, view)
     form = dict(window_form or _EMPTY_WINDOW)
     if not form["day"]:
         form["day"] = f"{vault.clock().astimezone(UK) - dt.timedelta(days=1):%Y-%m-%d}"
     active = view.sar.status in sars.ACTIVE
     return page(request, "sar.html", {
         "csrf": user.csrf, "sar": view.sar, "windows": view.windows, "disclosures": view.disclosures,
-        "days_left": _days_left(vault, view.sar), "work": work,
-        "running": [j for j in jobs if j.state not in FINISHED],
-        "copies": _copies(work), "cameras": _cameras(vault, principal), "form": form,
+        "days_left": _days_left(vault, view.sar), "latest": jobs.latest,
+        "running": [j for j in jobs.every if j.state not in FINISHED],
+        "copies": jobs.copies(), "cameras": _cameras(vault, principal), "form": form,
         "errors": errors or {}, "active": active, "pending": view.sar.status in PENDING,
         "can_write": allowed(principal.role, Permission.SAR_WRITE) and active,
         "max_extension": MAX_EXTENSION_MONTHS - view.sar.extension_months,
-        "base": BASE,
+        "base": BASE, "stamp": _stamp(),
     }, status=status)
 
 
@@ -304,10 +314,10 @@ def progress(request: Request, user: WebUserDep, sar_id: SarId) -> Response:
     """The request's redaction jobs, for ``static/sar.js`` to poll (no-store JSON)."""
     vault = _vault(request)
     view = _request(vault, user, sar_id, Permission.SAR_READ, _route(request))
-    _work, jobs = _jobs(vault, view)
     return JSONResponse({"jobs": [
         {"id": j.id, "state": j.state.value, "progress": round(j.progress, 3),
-         "message": j.message or "", "finished": j.state in FINISHED} for j in jobs]},
+         "message": j.message or "", "finished": j.state in FINISHED}
+        for j in _jobs(vault, view).every]},
         headers=sec.PAGE_HEADERS)
 
 
@@ -479,10 +489,10 @@ def people_page(request: Request, user: WebUser, view: SarView, job: Job, *,
     over a missed face, audio ranges, render and the rendered copies."""
     vault, principal = _vault(request), user.principal
     plan = _plan(job)
-    work, _jobs_all = _jobs(vault, view)
     window = next(w for w, _ in view.windows if w.id == job.params["window"]["sar_window_id"])
-    latest = work[window.id].plan
-    renders = work[window.id].renders if latest is not None and latest.id == job.id else []
+    jobs = _jobs(vault, view)
+    renders = jobs.renders_of(job)
+    latest = jobs.latest.get(window.id)
     tracks = sorted(plan.tracks, key=lambda t: (-(t.quality or 0.0), t.id))
     last = plan.source.frame_count - 1
     if frame is None:
@@ -493,8 +503,9 @@ def people_page(request: Request, user: WebUser, view: SarView, job: Job, *,
         "tracks": tracks, "frame": frame, "last": last, "seconds": _seconds(frame, plan),
         "rate": float(plan.source.rate), "at": lambda f: _seconds(f, plan),
         "renders": renders, "running": [r for r in renders if r.state not in FINISHED],
+        "superseded": latest is not None and latest.id != job.id,
         "box": dict(box_form or _EMPTY_BOX), "audio": dict(audio_form or _EMPTY_AUDIO),
-        "errors": errors or {}, "base": BASE,
+        "errors": errors or {}, "base": BASE, "stamp": _stamp(),
         "can_write": allowed(principal.role, Permission.SAR_WRITE)
         and view.sar.status in sars.ACTIVE,
         "edited": job.result and (job.result.get("plan_sha256") != plan.sha256()),
@@ -817,8 +828,7 @@ def copy_media(request: Request, user: WebUserDep, sar_id: SarId, recording_id: 
     Range stream (a ``streamed`` event per request, the request as purpose), no-store."""
     vault = _vault(request)
     view = _request(vault, user, sar_id, Permission.SAR_READ, _route(request))
-    work, _all = _jobs(vault, view)
-    if recording_id not in {rid for _, rid in _copies(work)}:
+    if recording_id not in {rid for _, rid in _jobs(vault, view).copies()}:
         raise NotFound(f"subject access request {view.sar.reference} has no copy {recording_id}")
     recording: Recording = require_recording(vault, user.principal, Permission.VIEW, recording_id,
                                              route=_route(request))

@@ -64,7 +64,7 @@ MUTE = (0.5, 1.0)
 
 
 def _populate(settings: Settings, tmp: Path) -> tuple[dict[str, str], Clip, str]:
-    """The IG officer ``ig`` at Northside Homes; an ASB officer at another of its sites
+    """The IG officers ``ig`` and ``ig2`` at Northside Homes; an ASB officer at another of its sites
     (``asb_oak``) and an IG officer of another organisation (``ig_east``). A 2 s clip of three
     people from cam-river-1 at Riverside, captured yesterday at 14:30:00 UK time."""
     from api.web.uktime import UK
@@ -78,6 +78,7 @@ def _populate(settings: Settings, tmp: Path) -> tuple[dict[str, str], Clip, str]
         for site, org in (("Riverside", NORTH), ("Oak Park", NORTH), ("Eastgate", EAST)):
             sites.register_site(vault, site, organisation=org, actor=ADMIN)
         for name, role, org, assigned in (("ig", Role.IG_OFFICER, NORTH, []),
+                                          ("ig2", Role.IG_OFFICER, NORTH, []),
                                           ("asb_oak", Role.ASB_OFFICER, NORTH, ["Oak Park"]),
                                           ("ig_east", Role.IG_OFFICER, EAST, [])):
             user = identity.create_user(vault, name=name, role=role, organisation=org,
@@ -497,6 +498,47 @@ def test_every_sar_form_needs_its_csrf_token(served: World) -> None:
         assert len(refused) == 2 * len(forms)
         assert all(str((e.details or {}).get("reason", "")).startswith("csrf") for e in refused)
     client.close()
+
+
+def test_the_workspace_works_without_script(contexts: Callable[..., Any], served: World) -> None:
+    """Issue #12 item 8 (progressive enhancement): with JavaScript off, a colleague searches
+    the window again; the page shows the job and a "Refresh progress" link, which loads the
+    page anew (a new address each time, so it is never a mere scroll) until the people are
+    found; the gallery's pictures show, the drag hints stay hidden, and the keep and preview
+    forms work as plain forms."""
+    state = served.state
+    if "copy" not in state:
+        pytest.skip("the journey test did not get as far as a rendered copy")
+    checked = Checked(contexts(java_script_enabled=False), served)
+    page = checked.page
+    _sign_in(checked, served, "ig2")
+    page.goto(f"{served.url}/subject-access/{state['sar']}")
+    with page.expect_navigation():
+        page.click("#find-people")
+    deadline = time.monotonic() + 300
+    while not page.locator("#sar-jobs a[href*='/people/']").count():
+        assert time.monotonic() < deadline, "the job never finished"
+        assert page.locator("#refresh-progress a").count() == 1
+        time.sleep(1)
+        with page.expect_navigation():
+            page.click("#refresh-progress a")
+    href = page.get_attribute("#sar-jobs a[href*='/people/']", "href")
+    assert href and state["job"] not in href  # the new search
+    page.goto(served.url + href)
+    _loaded(page, "#gallery img.ev-thumb")
+    assert all(not hint.is_visible() for hint in page.locator(".ev-js-only").all())
+    with page.expect_navigation():
+        page.click("#save-keep")
+    assert page.locator("#gallery input:checked").count() == 0
+    page.fill("#frame", "5")
+    with page.expect_navigation():
+        page.press("#frame", "Enter")
+    _loaded(page, "img.ev-preview")
+    assert "frame=5" in page.url
+    # The copy rendered from the earlier search is still the request's, offered for disclosure.
+    page.goto(f"{served.url}/subject-access/{state['sar']}")
+    assert page.locator(f"input[name=recording][value='{state['copy']}']").count() == 1
+    assert checked.problems == []
 
 
 def _job_count(vault: Vault) -> int:
