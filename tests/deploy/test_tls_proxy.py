@@ -1,8 +1,8 @@
 """Issue #16 item 5: the TLS reverse proxy in front of the API (``deploy/Caddyfile``).
 
 The real Caddy (Debian's ``caddy``) runs the very Caddyfile compose mounts, on loopback, with a
-certificate from a test CA made here; a real ``evidence-vault serve`` process sits behind it,
-told its public address. A police recipient's share link is opened and its footage downloaded
+certificate from a test CA made here; two real ``evidence-vault serve`` processes sit behind
+it, told their public address, as compose's ``api1`` and ``api2`` do. A police recipient's share link is opened and its footage downloaded
 through the proxy over TLS.
 """
 
@@ -91,13 +91,15 @@ def _test_ca(tmp: Path) -> tuple[Path, Path, Path]:
 
 
 def _wait(url: str, proc: subprocess.Popen[bytes], log: Path, *, verify: ssl.SSLContext | bool = True,
-          timeout: float = 90) -> None:
+          timeout: float = 90, ok: int | None = None) -> None:
+    """Wait until ``url`` answers (with status ``ok`` if given, else anything below 500)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise AssertionError(f"{url}: exited {proc.returncode}:\n{log.read_text()[-3000:]}")
         try:
-            if httpx.get(url, verify=verify, timeout=2).status_code < 500:
+            status = httpx.get(url, verify=verify, timeout=2).status_code
+            if status == ok or (ok is None and status < 500):
                 return
         except httpx.HTTPError:
             pass
@@ -114,14 +116,17 @@ class Proxied:
     share_token: str
     recording_id: str
     admin_token: str
+    instances: list[subprocess.Popen[bytes]]  # the serve processes behind the proxy
+    health_url: str  # what compose's healthcheck asks, inside the proxy's container
 
 
 @pytest.fixture
 def proxied(tmp_path: Path) -> Iterator[Proxied]:
-    """One ``serve`` process behind Caddy running deploy/Caddyfile with a test certificate."""
+    """Two ``serve`` processes behind Caddy running deploy/Caddyfile with a test certificate."""
     caddy = _caddy()
     ca, cert, key = _test_ca(tmp_path)
-    https_port, http_port, health_port, api_port = free_port(), free_port(), free_port(), free_port()
+    https_port, http_port, health_port = free_port(), free_port(), free_port()
+    api_ports = [free_port(), free_port()]
     public_url = f"https://{PUBLIC_HOST}:{https_port}"
     settings = Settings(home=tmp_path / "home", segment_size=4096)
     now = dt.datetime.now(dt.UTC)
@@ -146,29 +151,31 @@ def proxied(tmp_path: Path) -> Iterator[Proxied]:
     caddy_env = {**os.environ, "HOME": str(tmp_path), "XDG_DATA_HOME": str(tmp_path / "caddy-data"),
                  "XDG_CONFIG_HOME": str(tmp_path / "caddy-config"),
                  "VAULT_PUBLIC_HOST": PUBLIC_HOST, "VAULT_TLS": f"{cert} {key}",
-                 "VAULT_UPSTREAMS": f"{HOST}:{api_port}",
+                 "VAULT_UPSTREAMS": " ".join(f"{HOST}:{p}" for p in api_ports),
                  "VAULT_MAX_REQUEST_SIZE": str(MAX_REQUEST), "VAULT_MAX_UPLOAD_SIZE": str(MAX_UPLOAD),
                  "CADDY_HTTPS_PORT": str(https_port), "CADDY_HTTP_PORT": str(http_port),
                  "CADDY_HEALTH_PORT": str(health_port),
                  "CADDY_GLOBAL_OPTIONS": f"default_bind {HOST}"}
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        serve_log = tmp_path / "serve.log"
-        with serve_log.open("wb") as out:
-            procs.append(subprocess.Popen(
-                [sys.executable, "-m", "api", "serve", "--host", HOST, "--port", str(api_port),
-                 "--log-level", "warning"], cwd=ROOT, env=serve_env, stdout=out, stderr=subprocess.STDOUT))
-        _wait(f"http://{HOST}:{api_port}/healthz", procs[0], serve_log)
+        for i, port in enumerate(api_ports):
+            with (tmp_path / f"serve-{i}.log").open("wb") as out:
+                procs.append(subprocess.Popen(
+                    [sys.executable, "-m", "api", "serve", "--host", HOST, "--port", str(port),
+                     "--log-level", "warning"], cwd=ROOT, env=serve_env, stdout=out,
+                    stderr=subprocess.STDOUT))
+        for i, port in enumerate(api_ports):
+            _wait(f"http://{HOST}:{port}/healthz", procs[i], tmp_path / f"serve-{i}.log")
         caddy_log = tmp_path / "caddy.log"
         with caddy_log.open("wb") as out:
             procs.append(subprocess.Popen(
                 [caddy, "run", "--config", str(CADDYFILE), "--adapter", "caddyfile"],
                 cwd=tmp_path, env=caddy_env, stdout=out, stderr=subprocess.STDOUT))
         tls = ssl.create_default_context(cafile=str(ca))
-        _wait(f"http://{HOST}:{health_port}/healthz", procs[1], caddy_log)
-        _wait(f"{public_url}/healthz", procs[1], caddy_log, verify=tls)
+        _wait(f"http://{HOST}:{health_port}/healthz", procs[-1], caddy_log, ok=200)
+        _wait(f"{public_url}/healthz", procs[-1], caddy_log, verify=tls)
         yield Proxied(public_url, f"http://{PUBLIC_HOST}:{http_port}", tls, settings, created.token,
-                      recording.id, admin_token)
+                      recording.id, admin_token, procs[:2], f"http://{HOST}:{health_port}/healthz")
     finally:
         for proc in reversed(procs):
             proc.terminate()
@@ -242,3 +249,21 @@ def test_request_size_limits_refuse_oversized_bodies_before_the_api(proxied: Pro
     with Vault.open(p.settings) as vault, vault.sessions() as session:
         stored = session.scalar(select(func.count()).where(Recording.source_id == "cam-3"))
     assert stored == 0
+
+
+def test_the_proxy_steps_around_an_api_instance_that_died(proxied: Proxied) -> None:
+    """Issue #16 item 5 (several API instances): kill -9 one of the two instances; every
+    request through the proxy still succeeds (a request sent to the dead one is tried on the
+    other), the share link included; the proxy's own healthcheck stays healthy while one
+    instance answers, and fails once none does."""
+    victim = proxied.instances[0]
+    victim.kill()
+    victim.wait()
+    with httpx.Client(base_url=proxied.public_url, verify=proxied.tls, timeout=60) as c:
+        statuses = [c.get("/healthz").status_code for _ in range(8)]
+        assert statuses == [200] * 8
+        assert c.get(f"/s/{proxied.share_token}").status_code == 200
+    assert httpx.get(proxied.health_url, timeout=30).status_code == 200
+    proxied.instances[1].kill()
+    proxied.instances[1].wait()
+    assert httpx.get(proxied.health_url, timeout=30).status_code >= 500  # none left: unhealthy
