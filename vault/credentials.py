@@ -120,14 +120,20 @@ def _seal_ad(user_id: str) -> bytes:
     return SEAL_LABEL + user_id.encode("utf-8")
 
 
-def _seal(vault: Vault, row: Credential, secret: str) -> None:
-    """Check 7: store ``secret`` sealed on ``row`` (and nothing in the clear)."""
+def _sealed(vault: Vault, user_id: str, secret: str) -> tuple[str, bytes, bytes]:
+    """Check 7: (KEK id, wrapped data key, sealed secret) for user ``user_id``."""
     dek = AESGCM.generate_key(bit_length=SEAL_KEY_SIZE * 8)
-    wrapped = vault.keys.wrap(dek, context=SEAL_CONTEXT_PREFIX + row.user_id)
+    wrapped = vault.keys.wrap(dek, context=SEAL_CONTEXT_PREFIX + user_id)
     nonce = os.urandom(SEAL_NONCE_SIZE)
-    sealed = AESGCM(dek).encrypt(nonce, secret.encode("ascii"), _seal_ad(row.user_id))
-    row.totp_key_id, row.totp_wrapped_key = wrapped.key_id, wrapped.blob
-    row.totp_sealed = bytes([SEAL_VERSION]) + nonce + sealed
+    sealed = AESGCM(dek).encrypt(nonce, secret.encode("ascii"), _seal_ad(user_id))
+    return wrapped.key_id, wrapped.blob, bytes([SEAL_VERSION]) + nonce + sealed
+
+
+def _seal(vault: Vault, row: Credential, secret: str,
+          parts: tuple[str, bytes, bytes] | None = None) -> None:
+    """Store ``secret`` sealed on ``row`` (``parts``: sealed already) and nothing in the clear."""
+    row.totp_key_id, row.totp_wrapped_key, row.totp_sealed = (
+        parts or _sealed(vault, row.user_id, secret))
     row.totp_secret = None
 
 
@@ -365,6 +371,8 @@ def begin_enrolment(vault: Vault, user_id: str, *, issuer: str) -> Enrolment:
     ``reset-2fa`` replaces one), NotFound for an unknown user.
     """
     secret = pyotp.random_base32(length=TOTP_SECRET_BYTES * 8 // 5)
+    # Sealed before the transaction: a key provider may be a network service (KMS, transit).
+    parts = _sealed(vault, user_id, secret)
     with vault.sessions.begin() as session:
         user = session.get(User, user_id)
         if user is None:
@@ -372,7 +380,7 @@ def begin_enrolment(vault: Vault, user_id: str, *, issuer: str) -> Enrolment:
         row = _credential(session, user_id)
         if row.totp_confirmed_at is not None and row.has_second_factor:
             raise InvalidInput("a second factor is already set up; an administrator can reset it")
-        _seal(vault, row, secret)
+        _seal(vault, row, secret, parts)
         name = user.name
     uri = pyotp.TOTP(secret, digits=TOTP_DIGITS, interval=TOTP_STEP_S).provisioning_uri(
         name=name, issuer_name=issuer)
