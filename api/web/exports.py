@@ -40,7 +40,7 @@ from vault import errors as vault_errors
 from vault.access import Purpose
 from vault.catalog import Case, Recording
 from vault.custody import Action
-from vault.errors import NotFound
+from vault.errors import InvalidInput, NotFound
 from vault.identity import Principal
 from vault.jobs import Job, JobKind, JobState, package_recording_id, queue_health, require_job
 from vault.policy import Permission, allowed, require, require_case, require_recording
@@ -118,10 +118,10 @@ def start_export(
     case, items = _authorise_start(vault, principal, case_id, _route(request))
     values = dict(zip(_FIELDS, (v.strip() for v in (recipient, recipient_org, purpose,
                                                     reference, lawful_basis)), strict=True))
-    errors: dict[str, str] = {}
     if not items:
-        errors["recipient"] = ("This case has no evidence to export: add a recording or clip "
-                               "to it first")
+        raise InvalidInput("This case has no evidence to export: add a recording or clip to it "
+                           "first, then export it")
+    errors: dict[str, str] = {}
     if not values["recipient"]:
         errors["recipient"] = "Enter the name of the person receiving the package"
     if not values["recipient_org"]:

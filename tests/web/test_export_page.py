@@ -266,6 +266,19 @@ def test_the_export_form_refuses_a_missing_csrf_token_and_missing_fields(world: 
         assert text in r.text
 
 
+def test_a_case_without_evidence_is_not_exported(world: World) -> None:
+    """Issue #12 item 6: a case with no evidence left says so (400) and queues nothing."""
+    asb = identity.get_user(world.vault, "asb")
+    empty = case_ops.create_case(world.vault, reference="ASB/2026/0160", organisation=NORTH,
+                                 actor=ADMIN, member_ids=(asb.id,))
+    c = world.client("asb")
+    jobs = world.jobs()
+    token = csrf_of(c.get(f"/casework/{empty.id}/export").text)
+    r = c.post(f"/casework/{empty.id}/export", data={"csrf_token": token, **FORM})
+    assert r.status_code == 400 and "no evidence to export" in r.text
+    assert world.jobs() == jobs
+
+
 def test_a_failed_export_says_what_to_do(world: World) -> None:
     """Issue #12 item 6: when an item fails its integrity check while the package is built
     (a byte of its stored ciphertext changed), the job fails and its page says so in words
