@@ -45,6 +45,14 @@ def _human(report: PullReport) -> None:
             f"  stored {piece['start']} .. {piece['end']} as {piece['recording_id']} "
             f"(sha256 {piece['sha256']}){again}{resumed}"
         )
+        replay = piece.get("replay") or {}
+        if replay.get("waited_for_keyframe"):
+            typer.echo(f"    the replay did not start at a keyframe: "
+                       f"{replay['waited_for_keyframe']} frames dropped, footage from "
+                       f"{replay['first_keyframe']}", err=True)
+        if replay.get("resumed_from"):
+            typer.echo(f"    replay resumed after a drop from {', '.join(replay['resumed_from'])}",
+                       err=True)
     for gap in info["gaps"]:
         typer.echo(f"  GAP {gap['start']} .. {gap['end']} ({gap['seconds']} s): {gap['message']}",
                    err=True)

@@ -60,6 +60,11 @@ class PulledRecording(PullWindow):
     attempts: int = Field(description="Requests it took (more than 1: the connection dropped).")
     resumed_bytes: int = Field(description="Bytes kept from before a dropped connection.")
     already_pulled: bool = Field(description="An earlier run of the same pull stored it.")
+    replay: dict[str, Any] | None = Field(
+        default=None,
+        description="ONVIF NVRs: the RTSP replay's account (frames kept, pre-roll frames, frames "
+        "waited for a keyframe, first and last frame shown, resumes, gaps; docs/nvr-pull.md).",
+    )
 
 
 class PullGap(PullWindow):

@@ -423,3 +423,74 @@ def _source_frames(nvr: Nvr, start: dt.datetime, end: dt.datetime) -> list[bytes
     low, high = (round(t.timestamp() * 1e6) * 1000 for t in (start, end))
     return [b"".join(len(n).to_bytes(4, "big") + n for n in f.nals if n[0] & 0x1F not in (7, 8, 9))
             for f in nvr.rtsp.frames if low <= f.ns < high]
+
+
+def _agents_toml(path: Path, soap_url: str) -> Path:
+    path.write_text(
+        '[agent]\nname = "pull-test-agent"\n\n[[nvrs]]\nid = "nvr-onvif"\nkind = "onvif"\n'
+        f'site = "Northgate Estate"\nurl = "{soap_url}"\n'
+        'credentials = "env:ONVIF_TEST_CREDENTIALS"\ntimeout_s = 5\n'
+        'cameras = { "cam-07" = "Rec_0001" }\n')
+    return path
+
+
+def test_the_cli_says_when_the_replay_had_to_wait_for_a_keyframe(
+    recording: list[tuple[dt.datetime, Path]], tmp_path: Path
+) -> None:
+    """``evidence-vault ingest pull`` from an ONVIF NVR: the report it prints says that the
+    replay did not start at a keyframe, how many frames that cost and where the footage
+    starts (the client waits for the first keyframe and says so)."""
+    from typer.testing import CliRunner
+
+    from api.cli import app
+    from vault.config import Settings
+
+    Vault.init(Settings(home=tmp_path / "home")).close()
+    exact = Nvr("loopback", recording, tmp_path / "exact", start_exact=True)
+    try:
+        result = CliRunner().invoke(
+            app,
+            ["ingest", "pull", "--config", str(_agents_toml(tmp_path / "a.toml", exact.soap.url)),
+             "--source", "nvr-onvif", "--camera", "cam-07", "--from", at(2.5).isoformat(),
+             "--to", at(6.5).isoformat()],
+            env={"EVIDENCE_VAULT_HOME": str(tmp_path / "home"),
+                 "ONVIF_TEST_CREDENTIALS": f"{USER}:{PASSWORD}"},
+        )
+    finally:
+        exact.stop()
+    assert result.exit_code == 0, result.output
+    assert (f"the replay did not start at a keyframe: 12 frames dropped, footage from "
+            f"{at(3).isoformat()}") in result.stderr
+    assert ": complete" in result.stdout
+
+
+def test_the_api_pulls_from_an_onvif_nvr_and_returns_the_replay_account(
+    nvr: Nvr, tmp_path: Path
+) -> None:
+    """``POST /ingest/pulls`` naming an ONVIF NVR: 201 with the recording and the replay's
+    account (pre-roll frames, first frame shown); custody names the officer who asked."""
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from vault import identity
+    from vault.config import Settings
+
+    settings = Settings(home=tmp_path / "home",
+                        agents_file=_agents_toml(tmp_path / "a.toml", nvr.soap.url))
+    admin = Actor.local_operator()
+    with Vault.init(settings) as vault, TestClient(create_app(settings, vault=vault)) as client:
+        identity.create_user(vault, name="jones", role=Role.ASB_OFFICER,
+                             organisation="Northgate Homes", sites=["Northgate Estate"],
+                             actor=admin)
+        token = identity.issue_token(vault, "jones", actor=admin).token
+        answer = client.post(
+            "/ingest/pulls",
+            json={"nvr": "nvr-onvif", "camera": "cam-07", "start": at(2.5).isoformat(),
+                  "end": at(6.5).isoformat()},
+            headers={"Authorization": f"Bearer {token}", "X-Purpose": "ASB report 4411"})
+        assert answer.status_code == 201, answer.text
+        [recording] = answer.json()["recordings"]
+        assert recording["replay"]["preroll_frames"] == 13
+        assert recording["replay"]["first_frame"] == at(2.52).isoformat()
+        [closing] = vault.ledger.events(action=PULL_ACTION)
+        assert closing.event.actor == "jones"
