@@ -207,6 +207,8 @@ templates.env.filters["countdown"] = _countdown
 @router.get(BASE)
 def requests(request: Request, user: WebUserDep,
              show: Annotated[str, Query(pattern="^(open|all)$")] = "open") -> Response:
+    """The organisation's requests (``vault.policy.visible_sars``), soonest deadline first:
+    the open ones, or all (``show=all``)."""
     vault, principal = _vault(request), user.principal
     require(vault, principal, Permission.SAR_READ, route=_route(request))
     rows = sars.list_sars(vault, scope=visible_sars(principal), limit=500)
@@ -225,6 +227,7 @@ def _register_page(request: Request, user: WebUser, values: dict[str, str],
 
 @router.get(f"{BASE}/new")
 def new_request(request: Request, user: WebUserDep) -> Response:
+    """The register form, received today (UK date) unless changed."""
     vault = _vault(request)
     require(vault, user.principal, Permission.SAR_WRITE, route=_route(request))
     today = vault.clock().astimezone(UK).date()
@@ -305,6 +308,7 @@ def request_page(request: Request, user: WebUser, view: SarView, *,
 
 @router.get(f"{BASE}/{{sar_id}}")
 def request_detail(request: Request, user: WebUserDep, sar_id: SarId) -> Response:
+    """One request (``sars.read``)."""
     view = _request(_vault(request), user, sar_id, Permission.SAR_READ, _route(request))
     return request_page(request, user, view)
 
@@ -425,6 +429,12 @@ def disclose(
         errors["method"] = "Say how they were sent, for example secure download link"
     if errors:
         return request_page(request, user, view, errors=errors, status=400)
+    own = {rid for _, rid in _jobs(vault, view).copies()}
+    if not set(ids) <= own:
+        # A copy made for another request could pass the rails (redacted, inside a window of
+        # the same camera) with other people kept visible: only this request's copies go.
+        return request_page(request, user, view, errors={
+            "disclose-copies": "Choose among the copies rendered for this request"}, status=400)
     for rid in ids:
         require_recording(vault, principal, Permission.READ, rid, route=_route(request))
     try:
@@ -515,6 +525,8 @@ def people_page(request: Request, user: WebUser, view: SarView, job: Job, *,
 @router.get(f"{BASE}/{{sar_id}}/people/{{job_id}}")
 def people(request: Request, user: WebUserDep, sar_id: SarId, job_id: JobId,
            frame: Annotated[int | None, Query(ge=0, le=10_000_000)] = None) -> Response:
+    """A window's people (``sars.read`` on the request, ``recordings.view`` on the job),
+    previewed at ``frame`` (default: the best view of the best face)."""
     vault = _vault(request)
     view = _request(vault, user, sar_id, Permission.SAR_READ, _route(request))
     job = _plan_job(vault, user, view, job_id, Permission.VIEW, _route(request))

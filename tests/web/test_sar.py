@@ -450,7 +450,8 @@ def test_other_site_and_other_organisation_see_nothing_of_the_sar(served: World)
 def test_every_sar_form_needs_its_csrf_token(served: World) -> None:
     """Issue #12 item 8: each SAR form posted without its CSRF token, or with another
     session's, is refused (403), logged, and changes nothing: no request registered, no
-    window, extension, job, plan edit, render, disclosure or closing."""
+    window, extension, job, plan edit, render, disclosure or closing. With its token, the
+    disclosure form takes only the request's own redacted copies."""
     state = served.state
     if "copy" not in state:
         pytest.skip("the journey test did not get as far as a rendered copy")
@@ -497,6 +498,15 @@ def test_every_sar_form_needs_its_csrf_token(served: World) -> None:
         refused = _denials(vault, "ig")[denied_before:]
         assert len(refused) == 2 * len(forms)
         assert all(str((e.details or {}).get("reason", "")).startswith("csrf") for e in refused)
+        clip_id = str((get_job(vault, job).result or {})["recording_id"])
+    # With its token, a disclosure still offers only the request's own rendered copies: the
+    # clip of the window (not redacted) is refused with a message, and nothing is recorded.
+    token = csrf_of(client.get(f"/subject-access/{sar}").text)
+    r = client.post(f"/subject-access/{sar}/disclose",
+                    data={"csrf_token": token, "recording": clip_id, "method": "post"})
+    assert r.status_code == 400 and "copies rendered for this request" in r.text
+    with served.open_vault() as vault:
+        assert len(get_sar(vault, sar).disclosures) == before[3]
     client.close()
 
 
