@@ -158,6 +158,8 @@ class RecordingList(BaseModel):
     items: list[RecordingPublic]
     limit: int
     offset: int
+    #: Pass as ``after`` for the next page; None when this page was the last.
+    next_after: str | None = None
 
 
 # --- cases and holds -------------------------------------------------------------------------

@@ -22,11 +22,11 @@ from sqlalchemy import (
     Enum,
     ForeignKey,
     Index,
-
     LargeBinary,
     String,
     Text,
     TypeDecorator,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -125,13 +125,32 @@ class Site(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
+#: Index options restricting it to live recordings, where the database supports that.
+_LIVE: dict[str, Any] = {
+    "sqlite_where": text("deleted_at IS NULL"),
+    "postgresql_where": text("deleted_at IS NULL"),
+}
+
+
 class Recording(Base):
     """One stored file: an ingested original or a derived copy (redaction, clip, export)."""
 
     __tablename__ = "recordings"
     __table_args__ = (
         Index("ix_recordings_source_start", "source_id", "captured_start"),
-        Index("ix_recordings_retain_until", "retain_until"),
+        # The live set (issue #15): after a year of retention most rows are deleted, so the
+        # indexes searches and the reaper walk hold live rows only (partial indexes).
+        Index("ix_recordings_live_start", "captured_start", "id", **_LIVE),
+        Index("ix_recordings_live_source_start", "source_id", "captured_start", "id", **_LIVE),
+        # A window search's lower bound: where a recording's capture ends (its start when the
+        # end is unknown), the expression search_recordings filters on.
+        Index("ix_recordings_live_source_end", "source_id",
+              text("coalesce(captured_end, captured_start)"), **_LIVE),
+        Index("ix_recordings_live_retain_until", "retain_until", **_LIVE),
+        # Deleted rows whose ciphertext is still to be removed (the reaper's step 2).
+        Index("ix_recordings_purge_pending", "deleted_at",
+              sqlite_where=text("deleted_at IS NOT NULL AND purged_at IS NULL"),
+              postgresql_where=text("deleted_at IS NOT NULL AND purged_at IS NULL")),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
@@ -219,7 +238,9 @@ class CaseRecording(Base):
     __tablename__ = "case_recordings"
 
     case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), primary_key=True)
-    recording_id: Mapped[str] = mapped_column(ForeignKey("recordings.id"), primary_key=True)
+    # Indexed alone too: retention asks, per recording, which cases it is on.
+    recording_id: Mapped[str] = mapped_column(ForeignKey("recordings.id"), primary_key=True,
+                                              index=True)
     linked_by: Mapped[str | None] = mapped_column(String(128))
     linked_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
@@ -233,6 +254,12 @@ class Hold(Base):
     """
 
     __tablename__ = "holds"
+    __table_args__ = (
+        # Retention asks, per recording, whether an active window hold covers it.
+        Index("ix_holds_active_source", "source_id", "window_start",
+              sqlite_where=text("released_at IS NULL"),
+              postgresql_where=text("released_at IS NULL")),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     kind: Mapped[HoldKind] = mapped_column(Enum(HoldKind, native_enum=False, length=16))

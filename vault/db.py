@@ -31,11 +31,12 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         # pysqlite's own transaction handling is switched off so that every transaction starts
         # with BEGIN IMMEDIATE: a writer takes the lock before it reads the ledger head, so two
         # processes can never both extend the same head (no forked chain, no SQLITE_BUSY_SNAPSHOT).
+        # Sessions from read_sessions() begin a deferred, query-only transaction instead.
         engine = create_engine(
             url, connect_args={"timeout": 30, "isolation_level": None}, **kwargs
         )
         event.listen(engine, "connect", _sqlite_pragmas)
-        event.listen(engine, "begin", _sqlite_begin_immediate)
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
@@ -53,8 +54,21 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _sqlite_begin_immediate(connection: Any) -> None:
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+#: Execution option marking a connection whose transactions only read (see read_sessions).
+READ_ONLY = "evidence_vault_read_only"
+
+
+def _sqlite_begin(connection: Any) -> None:
+    # A read takes no write lock: BEGIN (deferred) is a snapshot in WAL mode, so a slow search
+    # never holds up ingest or custody appends. query_only makes SQLite refuse any write in it,
+    # so a read session can never become the unlocked read-then-write that IMMEDIATE prevents.
+    # The flag lives on the pooled DBAPI connection; it is switched only when it changes.
+    read_only = bool(connection.get_execution_options().get(READ_ONLY))
+    info = connection.connection.info
+    if info.get(READ_ONLY, False) != read_only:
+        connection.exec_driver_sql(f"PRAGMA query_only = {'ON' if read_only else 'OFF'}")
+        info[READ_ONLY] = read_only
+    connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 def scrub_freed_pages(engine: Engine, *, attempts: int = 50, wait_s: float = 0.1) -> bool:
@@ -90,6 +104,19 @@ def scrub_freed_pages(engine: Engine, *, attempts: int = 50, wait_s: float = 0.1
 def session_factory(engine: Engine) -> sessionmaker[Session]:
     """A session factory whose objects stay readable after commit."""
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def read_sessions(engine: Engine) -> sessionmaker[Session]:
+    """A factory of sessions that only read: on SQLite each begins a deferred transaction (a
+    WAL snapshot, no write lock) with writes refused (``PRAGMA query_only``), so searches and
+    listings never wait for, or hold up, ingest and custody appends; on PostgreSQL reads never
+    block writers anyway, and the sessions are ordinary ones.
+
+    A write through such a session raises (SQLite: "attempt to write a readonly database").
+    """
+    if engine.dialect.name != "sqlite":
+        return session_factory(engine)
+    return sessionmaker(engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False)
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:

@@ -6,19 +6,29 @@ caller passes the principal's scope (:func:`vault.policy.visible_recordings`), s
 returns what the searcher may not see. A search is a custody event (``searched``, with its
 criteria and the number of results), because who looked for footage of whom is itself personal
 data processing.
+
+Paging is by keyset: each page ends with a cursor (:func:`page_cursor`, the last row's capture
+start and id) that the next request passes as ``after``, so a deep page costs what the first
+does (an ``offset`` makes the database sort and skip every earlier row). The live set's partial
+indexes (migration 0011) serve the order, the camera + window bounds (the window's lower bound
+through the index on where a capture ends) and the keyset. Searches read through
+:func:`vault.db.read_sessions`: on SQLite they take no write lock.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, func, select, true
+from sqlalchemy import ColumnElement, Select, func, select, true, tuple_
 
 from .access import Actor
 from .catalog import CaseRecording, MediaKind, Recording, Source
 from .custody import Action
+from .db import read_sessions
 from .errors import InvalidInput
 from .holds import held_clause
 
@@ -43,6 +53,8 @@ class RecordingQuery:
     include_deleted: bool = False
     limit: int = 100
     offset: int = 0
+    #: Keyset cursor: only recordings after the one :func:`page_cursor` made it from.
+    after: str | None = None
 
     def criteria(self) -> dict[str, Any]:
         """The criteria given, JSON-ready (for the custody event)."""
@@ -58,19 +70,39 @@ class RecordingQuery:
         if self.media_kind:
             out["media_kind"] = self.media_kind.value
         out["limit"], out["offset"] = self.limit, self.offset
+        if self.after:
+            out["after"] = self.after
         return out
 
 
-def search_recordings(
-    vault: Vault,
-    query: RecordingQuery,
-    *,
-    actor: Actor,
-    scope: ColumnElement[bool] | None = None,
-) -> list[Recording]:
-    """Recordings matching ``query`` within ``scope``, oldest capture first. Logs ``searched``.
+def page_cursor(recording: Recording) -> str:
+    """The cursor that continues a listing after ``recording`` (pass it as ``after``): opaque
+    URL-safe text naming its capture start and id, the listing's sort key."""
+    start = recording.captured_start.astimezone(dt.UTC).isoformat(timespec="microseconds")
+    raw = f"{start}|{recording.id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
-    Raises InvalidInput for a window that ends before it starts or a bad limit.
+
+def _after_clause(cursor: str) -> ColumnElement[bool]:
+    """Rows after ``cursor`` in (captured_start, id) order. Raises InvalidInput."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        start_text, _, rid = raw.partition("|")
+        start = dt.datetime.fromisoformat(start_text)
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise InvalidInput(f"bad paging cursor {cursor[:40]!r}: pass the one a page ended with")
+    if start.tzinfo is None or not rid or len(rid) > 36:
+        raise InvalidInput(f"bad paging cursor {cursor[:40]!r}: pass the one a page ended with")
+    return tuple_(Recording.captured_start, Recording.id) > tuple_(start, rid)
+
+
+def recordings_statement(
+    query: RecordingQuery, scope: ColumnElement[bool] | None = None
+) -> Select[Recording]:
+    """The SELECT behind a search: ``query``'s criteria within ``scope``, oldest capture first.
+
+    Raises InvalidInput for a window that ends before it starts, a time without a timezone, a
+    bad limit or a bad cursor.
     """
     if not 1 <= query.limit <= MAX_LIMIT or query.offset < 0:
         raise InvalidInput(f"limit is 1-{MAX_LIMIT} and offset at least 0")
@@ -86,6 +118,8 @@ def search_recordings(
         .limit(query.limit)
         .offset(query.offset)
     )
+    if query.after:
+        stmt = stmt.where(_after_clause(query.after))
     if query.source_id:
         stmt = stmt.where(Recording.source_id == query.source_id)
     if query.site:
@@ -93,6 +127,7 @@ def search_recordings(
     if query.until:
         stmt = stmt.where(Recording.captured_start < query.until)
     if query.since:
+        # The same expression as ix_recordings_live_source_end, so the bound is an index range.
         stmt = stmt.where(func.coalesce(Recording.captured_end, Recording.captured_start) >= query.since)
     if query.media_kind:
         stmt = stmt.where(Recording.media_kind == query.media_kind)
@@ -108,7 +143,31 @@ def search_recordings(
         stmt = stmt.where(Recording.clock_flagged.is_(query.clock_flagged))
     if not query.include_deleted:
         stmt = stmt.where(Recording.deleted_at.is_(None))
-    with vault.sessions() as session:
+    return stmt
+
+
+def list_recordings(vault: Vault, query: RecordingQuery) -> list[Recording]:
+    """Recordings matching ``query``, oldest capture first, read without the write lock and
+    without a custody event (the local operator's listing; people search through
+    :func:`search_recordings`). Raises InvalidInput as :func:`recordings_statement`."""
+    stmt = recordings_statement(query)
+    with read_sessions(vault.engine)() as session:
+        return list(session.scalars(stmt))
+
+
+def search_recordings(
+    vault: Vault,
+    query: RecordingQuery,
+    *,
+    actor: Actor,
+    scope: ColumnElement[bool] | None = None,
+) -> list[Recording]:
+    """Recordings matching ``query`` within ``scope``, oldest capture first. Logs ``searched``.
+
+    Raises InvalidInput for a window that ends before it starts, a bad limit or cursor.
+    """
+    stmt = recordings_statement(query, scope)
+    with read_sessions(vault.engine)() as session:
         found = list(session.scalars(stmt))
     vault.ledger.record(
         Action.SEARCHED,
@@ -119,4 +178,12 @@ def search_recordings(
     return found
 
 
-__all__ = ["MAX_LIMIT", "RecordingQuery", "held_clause", "search_recordings"]  # held_clause: vault/holds.py
+__all__ = [
+    "MAX_LIMIT",
+    "RecordingQuery",
+    "held_clause",
+    "list_recordings",
+    "page_cursor",
+    "recordings_statement",
+    "search_recordings",
+]  # held_clause: vault/holds.py

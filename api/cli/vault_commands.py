@@ -12,9 +12,15 @@ from vault.catalog import Recording, SourceKind
 from vault.holds import held_ids
 from vault.incremental_verify import verify_incremental
 from vault.retention import clock_note
+from vault.search import RecordingQuery, page_cursor
+from vault.search import list_recordings as search_list
 from vault.vault import ByteRange, Vault
 
 from ._common import JsonOpt, load_settings, parse_time, print_json, reports_errors
+
+# Rows per catalog read when ls lists everything.
+_LS_PAGE = 500
+
 
 def recording_dict(recording: Recording, *, held: bool = False) -> dict[str, Any]:
     """The public description of a recording (no key material); ``held``: something keeps it
@@ -140,30 +146,46 @@ def register_vault_commands(app: typer.Typer) -> None:
     @reports_errors
     def list_recordings(
         source: Annotated[Optional[str], typer.Option(help="Only this source.")] = None,
-        since: Annotated[Optional[str], typer.Option(help="Captured at or after (ISO-8601).")] = None,
+        since: Annotated[Optional[str], typer.Option(
+            help="Capture ends at or after (ISO-8601).")] = None,
         until: Annotated[Optional[str], typer.Option(help="Captured before (ISO-8601).")] = None,
         deleted: Annotated[bool, typer.Option(help="Include deleted recordings.")] = False,
-        limit: Annotated[int, typer.Option(min=1, max=100_000,
-                                           help="Show at most this many.")] = 1000,
+        limit: Annotated[Optional[int], typer.Option(
+            min=1, help="Show at most this many (default: all of them, read a page at a time).")
+        ] = None,
         offset: Annotated[int, typer.Option(min=0, help="Skip this many first.")] = 0,
+        after: Annotated[Optional[str], typer.Option(
+            help="Start after this cursor (the one a cut listing names): as fast at any depth, "
+            "where --offset makes the catalog skip every earlier row.")] = None,
         json_out: JsonOpt = False,
     ) -> None:
-        """List recordings, oldest capture first; says so when more match than it shows."""
+        """List recordings, oldest capture first, a page at a time; with --limit, says so when
+        more match than it shows and how to go on."""
+        rows: list[Recording] = []
+        kept: set[str] = set()
+        more = False
         with _open_vault() as vault:
-            rows = vault.recordings(
-                source_id=source,
-                since=parse_time(since, option="--since"),
-                until=parse_time(until, option="--until"),
-                include_deleted=deleted,
-                limit=limit + 1,  # one more than shown: whether to say there are more
-                offset=offset,
-            )
-            more, rows = len(rows) > limit, rows[:limit]
-            kept = held_ids(vault, (r.id for r in rows))
+            start = parse_time(since, option="--since")
+            end = parse_time(until, option="--until")
+            cursor, skip = after, offset
+            while limit is None or len(rows) < limit:
+                # One row more than needed: whether anything follows the last one shown.
+                want = _LS_PAGE if limit is None else min(_LS_PAGE, limit - len(rows))
+                page = search_list(vault, RecordingQuery(
+                    source_id=source, include_deleted=deleted, limit=want + 1, offset=skip,
+                    after=cursor, since=start, until=end))
+                skip, more = 0, len(page) > want
+                page = page[:want]
+                rows.extend(page)
+                kept |= held_ids(vault, (r.id for r in page))
+                if not more:
+                    break
+                cursor = page_cursor(page[-1])
         if more:
             # Never a silent cut: a list that stops at its limit looks like all there is.
             typer.echo(f"showing {len(rows)} from {offset}; more match: "
-                       f"use --offset {offset + len(rows)}", err=True)
+                       f"use --offset {offset + len(rows)}, or --after {cursor} (as fast at any "
+                       "depth)", err=True)
         if json_out:
             print_json([recording_dict(r, held=r.id in kept) for r in rows])
             return

@@ -22,7 +22,7 @@ from vault.custody import Action
 from vault.errors import InvalidInput
 from vault.holds import held_ids
 from vault.policy import Permission, require, require_case, require_recording, visible_recordings
-from vault.search import MAX_LIMIT, RecordingQuery, search_recordings
+from vault.search import MAX_LIMIT, RecordingQuery, page_cursor, search_recordings
 
 from .._streaming import footage_response
 from ..deps import PrincipalDep, PurposeDep, RouteDep, VaultDep
@@ -65,6 +65,9 @@ def search(
     include_deleted: Annotated[bool, Query(description="Include crypto-shredded recordings.")] = False,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    after: Annotated[str | None, Query(max_length=200, description=(
+        "Keyset cursor: the previous page's next_after. Pages stay fast at any depth, where "
+        "offset makes the catalog skip every earlier row."))] = None,
 ) -> RecordingList:
     require(vault, principal, Permission.SEARCH, route=route)
     if case_id is not None:
@@ -72,12 +75,13 @@ def search(
     query = RecordingQuery(
         source_id=source, site=site, since=since, until=until, media_kind=media_kind,
         case_id=case_id, held=held, clock_flagged=clock_flagged, include_deleted=include_deleted,
-        limit=limit, offset=offset,
+        limit=limit, offset=offset, after=after,
     )
     found = search_recordings(vault, query, actor=principal.actor, scope=visible_recordings(principal))
     kept = held_ids(vault, (r.id for r in found))
     return RecordingList(items=[RecordingPublic.of(r, held=r.id in kept) for r in found],
-                         limit=limit, offset=offset)
+                         limit=limit, offset=offset,
+                         next_after=page_cursor(found[-1]) if len(found) == limit else None)
 
 
 @router.get(
