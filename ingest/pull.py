@@ -432,8 +432,8 @@ def _run(
         report.pieces.append(pulled)
         done += piece.seconds
         for gap in (pulled.replay or {}).get("gaps", []):
-            # Found by the replay (D flag, or a jump in the frames' recorded times): the search
-            # does not list gaps inside a recording (ingest/nvr/onvif.py).
+            # Found by the replay (D flag, or a jump in the frames' recorded times): an NVR
+            # without event search lists no gaps inside a recording (ingest/nvr/onvif.py).
             report.gaps.append(Gap(
                 dt.datetime.fromisoformat(gap["start"]), dt.datetime.fromisoformat(gap["end"]),
                 GapReason.NO_RECORDING,

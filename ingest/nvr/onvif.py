@@ -9,7 +9,9 @@ crosses the wire: ``Base64(SHA-1(nonce + created + password))``, ONVIF Core 5.12
 3. ``FindRecordings`` (scope: the camera's recording token), ``GetRecordingSearchResults``
    until the search is ``Completed``, ``EndSearch``: the recording's earliest and latest
    footage. The held span of the window is ``[EarliestRecording, LatestRecording]`` clipped
-   to it.
+   to it, less the gaps inside it: ``FindEvents`` + ``GetEventSearchResults`` over that span
+   (``tns1:RecordingHistory/Track/State`` events with the start state; ``IsDataPresent``
+   false where footage stops, true where it resumes), then ``EndSearch``.
 4. ``GetRecordingSummary``: the oldest footage the NVR holds at all; with the recording's own
    ``EarliestRecording``, where its retention begins (a window starting earlier is reported as
    ``before_retention``).
@@ -19,14 +21,15 @@ crosses the wire: ``Base64(SHA-1(nonce + created + password))``, ONVIF Core 5.12
 
 Stated limitations:
 
-- **Gaps inside a recording** are not searched for: ONVIF reports them only as recording
-  events (``FindEvents`` on ``tns1:RecordingHistory/Track/State``), which this client does not
-  ask for. The replay finds them instead (the ``D`` flag or a jump in the frames' NTP times):
-  they are reported as ``no_recording`` gaps with their times, from the frames.
+- **Event search is optional** in Profile G: an NVR that answers ``FindEvents`` with a fault
+  (``ter:ActionNotSupported``) lists one span, and the replay finds the gaps instead (the
+  ``D`` flag or a jump in the frames' NTP times), reported as ``no_recording`` gaps with
+  their times, the frames either side in one recording.
 - Tested against a loopback SOAP server whose every answer is validated against the ONVIF
-  WSDLs shipped in ``onvif-zeep-async``, and which checks the digest of every request, and a
-  loopback RTSP replay server written to the ONVIF Streaming Specification
-  (tests/ingest/onvif_replay_server.py); not against a commercial NVR's firmware.
+  WSDLs shipped in ``onvif-zeep-async``, and which checks the digest of every request, with
+  GStreamer's ONVIF RTSP server and a loopback RTSP replay server written to the ONVIF
+  Streaming Specification for the replay (tests/ingest/); not against a commercial NVR's
+  firmware.
 """
 
 from __future__ import annotations
@@ -136,7 +139,9 @@ class OnvifNvr:
             spans: tuple[Span, ...] = ()
             first, last = info if info is not None else (None, None)
             if first is not None and last is not None and last > start and first < end:
-                spans = (Span(max(first, start), min(last, end)),)
+                held = Span(max(first, start), min(last, end))
+                gaps = await _data_gaps(device, camera, held.start, held.end)
+                spans = _without(held, gaps or [])
             return Listing(spans=spans, server_time=server_time, server_time_resolution_s=1.0)
 
         return self._run(f"the recording search for {camera}", work)
@@ -242,6 +247,93 @@ async def _find_recording(device: Any, token: str) -> tuple[dt.datetime | None,
     finally:
         await search.EndSearch({"SearchToken": search_token})
     return found
+
+
+#: The Profile G event telling that a track's footage stops or starts ("recording history"
+#: events): its Data item ``IsDataPresent`` is ``false`` where a gap starts, ``true`` where
+#: footage resumes.
+_TRACK_STATE = "RecordingHistory/Track/State"
+
+
+async def _data_gaps(device: Any, token: str, start: dt.datetime,
+                     end: dt.datetime) -> list[tuple[dt.datetime, dt.datetime]] | None:
+    """The stretches of ``[start, end)`` where recording ``token`` holds no footage, from
+    ``FindEvents`` + ``GetEventSearchResults`` (track state events, with the state at
+    ``start``); None where the NVR does not offer event search (the replay finds gaps then)."""
+    import zeep.exceptions
+
+    search = await device.create_search_service()
+    try:
+        started = await search.FindEvents({
+            "StartPoint": start, "EndPoint": end,
+            "Scope": {"IncludedRecordings": [token]},
+            "SearchFilter": {}, "IncludeStartState": True, "KeepAliveTime": "PT30S",
+        })
+    except zeep.exceptions.Fault as fault:
+        if _not_authorized(fault):
+            raise
+        return None  # ter:ActionNotSupported and the like: event search is optional
+    search_token = started if isinstance(started, str) else started.SearchToken
+    changes: list[tuple[dt.datetime, bool]] = []
+    try:
+        for _ in range(_SEARCH_ROUNDS):
+            results = await search.GetEventSearchResults({
+                "SearchToken": search_token, "MinResults": 1, "MaxResults": 1000,
+                "WaitTime": _SEARCH_WAIT,
+            })
+            for result in getattr(results, "Result", None) or []:
+                present = _data_present(result, token)
+                when = _utc(getattr(result, "Time", None))
+                if present is not None and when is not None:
+                    changes.append((when, present))
+            if getattr(results, "SearchState", None) == "Completed":
+                break
+    finally:
+        await search.EndSearch({"SearchToken": search_token})
+    gaps: list[tuple[dt.datetime, dt.datetime]] = []
+    gap_from: dt.datetime | None = None
+    for when, present in sorted(changes, key=lambda c: c[0]):
+        if not present and gap_from is None:
+            gap_from = max(when, start)
+        elif present and gap_from is not None:
+            if when > gap_from:
+                gaps.append((gap_from, min(when, end)))
+            gap_from = None
+    if gap_from is not None and gap_from < end:
+        gaps.append((gap_from, end))
+    return gaps
+
+
+def _data_present(result: Any, token: str) -> bool | None:
+    """``IsDataPresent`` of a track state event for recording ``token``; None otherwise."""
+    if str(getattr(result, "RecordingToken", "") or token) != token:
+        return None
+    event = getattr(result, "Event", None)
+    topic = getattr(getattr(event, "Topic", None), "_value_1", None)
+    if not isinstance(topic, str) or not topic.endswith(_TRACK_STATE):
+        return None
+    message = getattr(getattr(event, "Message", None), "_value_1", None)
+    items = getattr(getattr(message, "Data", None), "SimpleItem", None) or []
+    if not items and message is not None and hasattr(message, "iter"):  # left as XML by zeep
+        items = [element.attrib for element in message.iter("{*}SimpleItem")]
+    for item in items:
+        name = item.get("Name") if isinstance(item, dict) else getattr(item, "Name", None)
+        value = item.get("Value") if isinstance(item, dict) else getattr(item, "Value", None)
+        if name == "IsDataPresent" and value is not None:
+            return str(value).lower() == "true"
+    return None
+
+
+def _without(held: Span, gaps: list[tuple[dt.datetime, dt.datetime]]) -> tuple[Span, ...]:
+    """``held`` with the ``gaps`` taken out, oldest first."""
+    spans, cursor = [], held.start
+    for a, b in sorted(gaps):
+        if a > cursor:
+            spans.append(Span(cursor, min(a, held.end)))
+        cursor = max(cursor, b)
+    if cursor < held.end:
+        spans.append(Span(cursor, held.end))
+    return tuple(s for s in spans if s.end > s.start)
 
 
 def _utc(value: Any) -> dt.datetime | None:

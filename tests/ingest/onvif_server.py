@@ -38,6 +38,8 @@ NS = {
     "ter": "http://www.onvif.org/ver10/error",
     "wsse": WSSE,
     "wsu": WSU,
+    "wsnt": "http://docs.oasis-open.org/wsn/b-2",
+    "tns1": "http://www.onvif.org/ver10/topics",
 }
 WSDLS = {"tds": "devicemgmt.wsdl", "tse": "search.wsdl", "trp": "replay.wsdl"}
 
@@ -81,6 +83,10 @@ class OnvifNvrServer:
     recordings: dict[str, tuple[dt.datetime, dt.datetime]]
     clock_offset: dt.timedelta = dt.timedelta(0)
     replay_base: str = "rtsp://127.0.0.1:8554"
+    #: token -> stretches inside (earliest, latest) with no footage, told by FindEvents
+    gaps: dict[str, list[tuple[dt.datetime, dt.datetime]]] = field(default_factory=dict)
+    #: False: FindEvents is answered ter:ActionNotSupported, as by NVRs without event search
+    event_search: bool = True
     asked: list[str] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
     _server: ThreadingHTTPServer | None = None
@@ -125,6 +131,9 @@ class OnvifNvrServer:
         if operation != "GetSystemDateAndTime" and not self._authorized(request):
             self.refused.append(operation)
             return 400, self._fault()
+        if operation == "FindEvents" and not self.event_search:
+            return 400, self._fault("env:Receiver", "ter:ActionNotSupported",
+                                    "Optional Action Not Implemented")
         prefix, response = getattr(self, f"_{operation}")(body[0])
         validate(prefix, response)  # 1. what is sent is what the WSDL defines
         return 200, self._envelope(response)
@@ -150,12 +159,13 @@ class OnvifNvrServer:
         etree.SubElement(envelope, f"{{{ENV}}}Body").append(response)
         return bytes(etree.tostring(envelope, xml_declaration=True, encoding="utf-8"))
 
-    def _fault(self) -> bytes:
+    def _fault(self, code: str = "env:Sender", subcode: str = "ter:NotAuthorized",
+               reason: str = "Sender not Authorized") -> bytes:
         return (
             f'<?xml version="1.0" encoding="utf-8"?><env:Envelope xmlns:env="{ENV}" '
-            f'xmlns:ter="{NS["ter"]}"><env:Body><env:Fault><env:Code><env:Value>env:Sender'
-            "</env:Value><env:Subcode><env:Value>ter:NotAuthorized</env:Value></env:Subcode>"
-            '</env:Code><env:Reason><env:Text xml:lang="en">Sender not Authorized</env:Text>'
+            f'xmlns:ter="{NS["ter"]}"><env:Body><env:Fault><env:Code><env:Value>{code}'
+            f"</env:Value><env:Subcode><env:Value>{subcode}</env:Value></env:Subcode>"
+            f'</env:Code><env:Reason><env:Text xml:lang="en">{reason}</env:Text>'
             "</env:Reason></env:Fault></env:Body></env:Envelope>"
         ).encode()
 
@@ -238,3 +248,54 @@ class OnvifNvrServer:
         return "trp", self._xml(
             f"<trp:GetReplayUriResponse><trp:Uri>{self.replay_base}/{token}</trp:Uri>"
             "</trp:GetReplayUriResponse>")
+
+    def _FindEvents(self, request: etree._Element) -> tuple[str, etree._Element]:  # noqa: N802
+        self._event_scope = [e.text for e in request.iterfind(".//tt:IncludedRecordings", NS)]
+        self._event_window = (
+            _parse_t(request.findtext("tse:StartPoint", namespaces=NS)),
+            _parse_t(request.findtext("tse:EndPoint", namespaces=NS)),
+        )
+        self._start_state = request.findtext("tse:IncludeStartState", namespaces=NS) == "true"
+        return "tse", self._xml(
+            "<tse:FindEventsResponse><tse:SearchToken>events-1</tse:SearchToken>"
+            "</tse:FindEventsResponse>")
+
+    def _GetEventSearchResults(self, request: etree._Element) -> tuple[str, etree._Element]:  # noqa: N802
+        # tns1:RecordingHistory/Track/State with IsDataPresent, as Profile G devices report
+        # footage stopping and starting on a track.
+        start, end = self._event_window
+        found = ""
+        for token in self._event_scope or list(self.recordings):
+            changes: list[tuple[dt.datetime, bool, bool]] = []
+            gaps = self.gaps.get(token, [])
+            if self._start_state and start is not None:
+                inside = any(a <= start < b for a, b in gaps)
+                changes.append((start, not inside, True))
+            for a, b in gaps:
+                for when, present in ((a, False), (b, True)):
+                    if (start is None or when >= start) and (end is None or when < end):
+                        changes.append((when, present, False))
+            for when, present, state in sorted(changes):
+                found += (
+                    f"<tt:Result><tt:RecordingToken>{token}</tt:RecordingToken>"
+                    f"<tt:TrackToken>video</tt:TrackToken><tt:Time>{_t(when)}</tt:Time>"
+                    '<tt:Event><wsnt:Topic Dialect="http://www.onvif.org/ver10/tev/'
+                    'topicExpression/ConcreteSet">tns1:RecordingHistory/Track/State</wsnt:Topic>'
+                    f'<wsnt:Message><tt:Message UtcTime="{_t(when)}"><tt:Source>'
+                    f'<tt:SimpleItem Name="RecordingToken" Value="{token}"/>'
+                    '<tt:SimpleItem Name="Track" Value="video"/></tt:Source><tt:Data>'
+                    f'<tt:SimpleItem Name="IsDataPresent" Value="{str(present).lower()}"/>'
+                    "</tt:Data></tt:Message></wsnt:Message></tt:Event>"
+                    f"<tt:StartStateEvent>{str(state).lower()}</tt:StartStateEvent></tt:Result>"
+                )
+        return "tse", self._xml(
+            "<tse:GetEventSearchResultsResponse><tse:ResultList>"
+            f"<tt:SearchState>Completed</tt:SearchState>{found}"
+            "</tse:ResultList></tse:GetEventSearchResultsResponse>")
+
+
+def _parse_t(text: str | None) -> dt.datetime | None:
+    if not text:
+        return None
+    value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)

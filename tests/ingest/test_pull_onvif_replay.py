@@ -75,7 +75,7 @@ class Nvr:
 
     def __init__(self, kind: str, recording: list[tuple[dt.datetime, Path]], workdir: Path, *,
                  rtsp_password: str = PASSWORD, drop: bool = False,
-                 start_exact: bool = False) -> None:
+                 start_exact: bool = False, event_search: bool = True) -> None:
         self.rtsp: GstOnvifReplayServer | OnvifReplayServer
         if kind == "gstreamer":
             python = find_gst_python()
@@ -91,7 +91,9 @@ class Nvr:
                                           start_exact=start_exact)
         self.rtsp.start()
         self.soap = OnvifNvrServer(USER, PASSWORD, {"Rec_0001": (at(0), at(14))},
-                                   replay_base=self.rtsp.url)
+                                   replay_base=self.rtsp.url,
+                                   gaps={"Rec_0001": [(at(8), at(11))]},
+                                   event_search=event_search)
         self.soap.start()
 
     def stop(self) -> None:
@@ -203,27 +205,48 @@ def test_a_window_over_two_recording_files_is_replayed_to_the_frame(
     assert vault.ledger.verify().events >= 2
 
 
-def test_a_gap_in_the_recording_is_found_by_the_replay_and_reported(
+def test_a_gap_in_the_recording_is_found_by_event_search_and_pulled_around(
     nvr: Nvr, vault: Vault, tmp_path: Path
 ) -> None:
-    """Issue #17 must-show 2 (ONVIF): the search lists one span (ONVIF search does not list
-    gaps inside a recording); the replay's D flag shows the 3 s the NVR did not record, which
-    the report and the custody event give as a ``no_recording`` gap with its times; the frames
-    either side are kept at their recorded times."""
+    """Issue #17 must-show 2 (ONVIF): the NVR's track state events (``FindEvents``,
+    ``IsDataPresent`` false at 8 s, true at 11 s) tell the 3 s it did not record; the window is
+    pulled as a recording on each side and the gap is reported with its times and reason, in
+    the report and the pull's custody event."""
     start, end = at(6), at(13)
     report = run_pull(vault, tmp_path, agents(nvr), start, end)
 
     assert report.state == "partial"
     [gap] = report.gaps
-    assert gap.reason == GapReason.NO_RECORDING
-    assert (gap.start, gap.end) == (at(8), at(11))
+    assert gap.reason == GapReason.NO_RECORDING and (gap.start, gap.end) == (at(8), at(11))
+    assert [(p.start, p.end) for p in report.pieces] == [(at(6), at(8)), (at(11), at(13))]
+    for piece in report.pieces:
+        assert len(shown_frames(export(vault, piece.recording_id, tmp_path))) == 2 * FPS
+    assert nvr.rtsp.plays == [clock_range(at(6), at(8)), clock_range(at(11), at(13))]
+    [closing] = vault.ledger.events(action=PULL_ACTION)
+    assert closing.event.details["gaps"][0]["start"] == at(8).isoformat()
+
+
+def test_without_event_search_the_replay_finds_the_gap(
+    kind: str, recording: list[tuple[dt.datetime, Path]], vault: Vault, tmp_path: Path
+) -> None:
+    """Issue #17 must-show 2 (ONVIF), for an NVR without event search (``FindEvents`` answered
+    ``ter:ActionNotSupported``): the search lists one span; the replay's D flag shows the 3 s
+    the NVR did not record, reported as a ``no_recording`` gap with its times; the frames
+    either side are kept at their recorded times in one recording."""
+    plain = Nvr(kind, recording, tmp_path / "plain", event_search=False)
+    try:
+        report = run_pull(vault, tmp_path, agents(plain), at(6), at(13))
+    finally:
+        plain.stop()
+    assert "FindEvents" in plain.soap.asked
+    assert report.state == "partial"
+    [gap] = report.gaps
+    assert gap.reason == GapReason.NO_RECORDING and (gap.start, gap.end) == (at(8), at(11))
     [piece] = report.pieces
     times = shown_frames(export(vault, piece.recording_id, tmp_path))
     assert len(times) == 4 * FPS  # 6..8 s and 11..13 s
     jump = [b - a for a, b in itertools.pairwise(times) if b - a > 0.5]
     assert jump == [pytest.approx(3.04)]  # the last frame before the gap to the first after
-    [closing] = vault.ledger.events(action=PULL_ACTION)
-    assert closing.event.details["gaps"][0]["start"] == at(8).isoformat()
 
 
 def test_a_dropped_replay_resumes_from_the_last_keyframe_and_loses_nothing(
