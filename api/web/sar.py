@@ -40,6 +40,7 @@ import numpy as np
 from fastapi import APIRouter, Form, Header, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import select
+from sqlalchemy.orm import defer
 
 from redaction import AudioEdit, Keyframe, ManualBox, PlanError, RedactionPlan
 from redaction.errors import MediaError
@@ -159,8 +160,11 @@ class SarJobs:
 
 def _jobs(vault: Vault, view: SarView) -> SarJobs:
     """The request's plan and render jobs (its organisation's jobs cut from its windows, and
-    the renders of those plans)."""
-    query = (select(Job).where(Job.kind.in_([JobKind.REDACTION_PLAN, JobKind.REDACTION_RENDER]))
+    the renders of those plans), without their plans (each can be large; the progress poll
+    reads this every second)."""
+    query = (select(Job).options(defer(Job.plan))
+             .where(Job.kind.in_([JobKind.REDACTION_PLAN, JobKind.REDACTION_RENDER]),
+                    Job.created_at >= view.sar.created_at)
              .order_by(Job.created_at, Job.id))
     org = view.sar.organisation
     query = query.where(Job.created_org.is_(None) if org is None else Job.created_org == org)
