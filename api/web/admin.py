@@ -271,7 +271,7 @@ def user_page(request: Request, user: WebUserDep, name: UserName) -> Response:
     tokens = [t for t, _n in identity.list_tokens(vault, name)]
     return page(request, "admin_user.html", {
         "csrf": user.csrf, "row": row, "roles": ROLE_NAMES, "tokens": tokens,
-        "now": vault.clock(), "self": name == user.principal.name,
+        "now": vault.clock(), "is_self": name == user.principal.name,
         "done": request.query_params.get("done"), "default_days": DEFAULT_TOKEN_DAYS,
         "max_days": MAX_TOKEN_DAYS})
 

@@ -257,8 +257,11 @@ def test_sites_and_organisations(world: World) -> None:
 
 def test_an_administrator_cannot_lock_themselves_out(world: World) -> None:
     """Issue #12 item 10: an administrator may not disable themselves or take away their own
-    administrator role (nobody could undo it from the browser); nothing changes."""
+    administrator role (nobody could undo it from the browser; their own page offers no
+    "Disable"), nothing changes; another user's page offers it."""
     admin = world.client("admin")
+    assert 'id="disable-user"' in admin.get("/admin/users/asb").text
+    assert 'id="disable-user"' not in admin.get("/admin/users/admin").text
     before = world.changes()
     assert _post(admin, "/admin/users/admin/disable", {}).status_code == 400
     assert _post(admin, "/admin/users/admin/role", {"role": "auditor"}).status_code == 400
