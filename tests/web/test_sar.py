@@ -179,7 +179,7 @@ def _tab_to(page: Any, element_id: str, limit: int = 60) -> None:
 
 def test_ig_officer_runs_a_sar_to_a_redacted_copy(contexts: Callable[..., Any], served: World,
                                                    tmp_path: Path) -> None:
-    """Issue #12 item 8: register -> attach a window (UK time) -> find people (a job with
+    """Issue #12 item 8: register -> extend the deadline -> attach a window (UK time) -> find people (a job with
     progress) -> gallery, one face per person -> keep the requester by keyboard -> preview
     before and after -> a box over a missed face and a muted range -> render -> play the copy
     -> record the disclosure. The copy's decoded frames show the requester and hide the other
@@ -208,6 +208,16 @@ def test_ig_officer_runs_a_sar_to_a_redacted_copy(contexts: Callable[..., Any], 
     served.state["sar"] = sar_id
     deadline = page.inner_text("#deadline")
     assert "end of the day, UK time" in deadline and re.search(r"\d+ days left", deadline), deadline
+    # --- extend the deadline by a month, with the reason ------------------------------------
+    days = int(re.search(r"(\d+) days left", deadline).group(1))  # type: ignore[union-attr]
+    page.click("#extension summary")
+    page.check("#months")
+    page.fill("#extension-reason", "Footage from three cameras must be reviewed")
+    with page.expect_navigation():
+        page.click("#extension button[type=submit]")
+    extended = page.inner_text("#deadline")
+    assert "Extended by 1 month" in extended and "three cameras" in extended, extended
+    assert int(re.search(r"(\d+) days left", extended).group(1)) - days in (28, 29, 30, 31)  # type: ignore[union-attr]
     page.click("nav >> text=Subject access")
     assert REFERENCE in page.inner_text("#sars") and "days left" in page.inner_text("#sars")
     ig.audit("31-sar-list")
