@@ -522,7 +522,8 @@ def people_page(request: Request, user: WebUser, view: SarView, job: Job, *,
         "errors": errors or {}, "base": BASE, "stamp": _stamp(),
         "can_write": allowed(principal.role, Permission.SAR_WRITE)
         and view.sar.status in sars.ACTIVE,
-        "edited": job.result and (job.result.get("plan_sha256") != plan.sha256()),
+        # The newest copy (or render asked for) was made from another version of the plan.
+        "stale": bool(renders) and renders[0].params.get("plan_sha256") != plan.sha256(),
     }, status=status)
 
 

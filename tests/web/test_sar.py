@@ -328,6 +328,7 @@ def test_ig_officer_runs_a_sar_to_a_redacted_copy(contexts: Callable[..., Any], 
     with page.expect_navigation():
         page.click("#render")
     page.wait_for_selector("video.ev-copy", timeout=300_000)
+    assert page.locator("#plan-changed").count() == 0  # the copy is of the plan as it stands
     copy_id = page.get_attribute("video.ev-copy", "data-recording")
     assert copy_id
     served.state["copy"] = copy_id
@@ -558,6 +559,9 @@ def test_the_workspace_works_without_script(contexts: Callable[..., Any], served
     # The copy rendered from the earlier search is still the request's, offered for disclosure.
     page.goto(f"{served.url}/subject-access/{state['sar']}")
     assert page.locator(f"input[name=recording][value='{state['copy']}']").count() == 1
+    page.goto(f"{served.url}/subject-access/{state['sar']}/people/{state['job']}")
+    assert "searched for again since" in page.inner_text(".govuk-warning-text")
+    assert page.locator("video.ev-copy").count() == 1 and page.locator("#plan-changed").count() == 0
     assert checked.problems == []
 
 
