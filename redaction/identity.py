@@ -9,13 +9,20 @@ blurring them in half their frames. After tracking, :func:`join_people` groups t
 people with three kinds of evidence, in this order:
 
 1. **Same place, same time** (duplicates): two tracks seen at the same time whose face boxes
-   overlap (``overlap``: the shared area over the smaller box) at most of the looks they
-   share (``duplicate_share``) are one face, unless their pictures are plainly different
-   or a third track is in the same place at the same looks (a crossing: then nobody can
-   say which face is which from position alone).
+   are one box (``duplicate_iou``) at most of the looks they share (``duplicate_share``)
+   are one face, unless their pictures are plainly different, either track's detections
+   (sure or not) stray more than ``stray`` face sizes from the other's face while both are
+   seen (the tracker jumped from somebody else), or either is also where a third person's
+   track is (a crossing: position alone cannot say whose face is whose).
 2. **Two places at once** (a person cannot be): two tracks seen at the same time in
    different places (overlapping at under ``apart_share`` of shared looks) are two people,
    and no later join may put them into one person.
+
+Identity is judged on each track's *sure* detections (``sure_score``): the tracker often
+links a low-scoring box beside the face (an ear, hair, a collar) before or after the face
+itself, and judged on those one person's two tracks look apart. A track with no sure
+detection is mostly not a face; it joins a person only as a duplicate, never across a gap.
+
 3. **Split by a gap** (misses, occlusion, leaving and returning): a person's last look in one
    group and first look in a later one are joined when their appearance matches (a colour
    histogram and a gradient-orientation descriptor of the face: :class:`AppearanceLog`) and,
@@ -38,8 +45,10 @@ and an untested feature would decide identities unmeasured.
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
-from collections.abc import Sequence
+import statistics
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, cast
 
@@ -91,6 +100,9 @@ class IdentityParams:
     - ``overlap``: least shared area over the smaller face box for "the same place".
     - ``duplicate_share``: share of shared looks at the same place for two tracks to be one
       face (duplicates).
+    - ``duplicate_iou``: least overlap (intersection over union) of two boxes of one face.
+    - ``stray``: a duplicate's detections, sure or not, stay within this many face sizes of
+      the other track's face while both are seen (further off, the tracker jumped).
     - ``apart_share``: tracks seen together at the same place at fewer of their shared looks
       than this are two people (a person cannot be in two places at once).
     - ``same``: appearance distance (0-1) at or below which tracks split by a short gap are
@@ -101,6 +113,8 @@ class IdentityParams:
     - ``short_gap_seconds``: gaps up to this long must be spatially plausible; after longer
       ones a person may have left and come back anywhere.
     - ``min_samples``: appearance samples each track needs before its appearance counts.
+    - ``min_face``: faces smaller than this (px, median of a track's) are not compared by
+      appearance: too little of their texture survives compression.
     - ``sure_score``: detections scoring this or more are surely a face. Identity is judged
       on them; a track with none (mostly not a face) joins a person only as a duplicate over
       their face, and never across a gap.
@@ -108,6 +122,8 @@ class IdentityParams:
 
     overlap: float = 0.5
     duplicate_share: float = 0.7
+    duplicate_iou: float = 0.5
+    stray: float = 2.0
     apart_share: float = 0.3
     same: float = 0.18
     same_after_leaving: float = 0.15
@@ -115,6 +131,7 @@ class IdentityParams:
     max_speed: float = 4.0
     short_gap_seconds: float = 2.0
     sure_score: float = 0.3
+    min_face: float = 32.0
     min_samples: int = 4
 
     def __post_init__(self) -> None:
@@ -209,6 +226,10 @@ class AppearanceLog:
                 del samples[1::2]
                 self._step[m.track_id] = step * 2
 
+    def samples(self, track_id: int, first: int, last: int) -> list[tuple[int, Vector]]:
+        """The samples (frame, descriptor) of ``track_id`` over frames ``first``-``last``."""
+        return [(f, v) for f, v in self._samples.get(track_id, ()) if first <= f <= last]
+
     def mean(self, track_id: int, first: int, last: int) -> tuple[Vector | None, int]:
         """Mean descriptor of ``track_id`` over frames ``first``-``last`` (where the track
         was seen, not extrapolated) and how many samples it averages (``None``, 0: none).
@@ -244,6 +265,15 @@ def _containment(a: Box, b: Box) -> float:
     return ix * iy / small if small > 0 else 0.0
 
 
+def _iou(a: Box, b: Box) -> float:
+    ix = min(a[2], b[2]) - max(a[0], b[0])
+    iy = min(a[3], b[3]) - max(a[1], b[1])
+    if ix <= 0 or iy <= 0:
+        return 0.0
+    inter = ix * iy
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
 def _size(b: Box) -> float:
     return max(b[2] - b[0], b[3] - b[1], 1.0)
 
@@ -263,6 +293,7 @@ class _Tracklet:
     look: Vector | None
     samples: int
     sure: bool
+    every: list[Observation]  # all of them, sure or not
 
     @property
     def first(self) -> int:
@@ -273,15 +304,23 @@ class _Tracklet:
         return self.frames[-1]
 
 
-def _tracklet(track: Track, appearance: AppearanceLog, sure_score: float) -> _Tracklet:
+def _tracklet(track: Track, appearance: AppearanceLog, params: IdentityParams,
+              source: int | None = None) -> _Tracklet:
     # A track's ends are often a low-scoring detection beside the face (an ear, hair, a
     # texture) that the tracker linked before or after the face itself: judged on those,
     # one person's two tracks look apart and two people's look joined.
-    sure = [o for o in track.observations if o.score >= sure_score]
+    sure = [o for o in track.observations if o.score >= params.sure_score]
     obs = sure or track.observations
     frames = [o.frame for o in obs]
-    look, samples = appearance.mean(track.id, frames[0], frames[-1])
-    return _Tracklet(track.id, obs, frames, look, samples, bool(sure))
+    # Appearance over all of the track's looks: a stray box beside the face adds a few
+    # samples to many, and a face the detector is unsure of is still that face.
+    look, samples = appearance.mean(track.id if source is None else source, track.first,
+                                    track.last)
+    # A small face's texture is mostly the encoder's: on the benchmark's crowd (faces up
+    # to 30 px, x264 crf 26) two neighbours measured closer than one face at two times.
+    if statistics.median(_size(o.box) for o in obs) < params.min_face:
+        look, samples = None, 0
+    return _Tracklet(track.id, obs, frames, look, samples, bool(sure), track.observations)
 
 
 @dataclass(frozen=True)
@@ -292,6 +331,10 @@ class People:
 
     groups: list[list[int]]
     doubts: list[tuple[int, int]]
+    #: Tracks cut where the face changed (the tracker swapped faces at a crossing): the
+    #: track's id -> its pieces: (first frame, track in the same coordinates), the first
+    #: piece keeping the id. A piece's frames run to the next piece's first frame.
+    pieces: dict[int, list[tuple[int, Track]]] = field(default_factory=dict)
 
 
 class _Groups:
@@ -341,13 +384,82 @@ def _shared_looks(a: _Tracklet, b: _Tracklet) -> list[int]:
     return sorted({f for f in a.frames + b.frames if lo <= f <= hi})
 
 
+def _change_points(samples: Sequence[tuple[int, Vector]], params: IdentityParams
+                   ) -> list[int]:
+    """Frames where a track's face changes: where the mean of the ``2 * min_samples``
+    samples before differs from that of those after by ``different`` or more (the
+    strongest such change, then recursively either side of it)."""
+    w = 2 * params.min_samples
+    if len(samples) < 2 * w:
+        return []
+    vs = np.stack([v for _, v in samples])
+    best, at = 0.0, 0
+    for k in range(w, len(samples) - w + 1):
+        d = distance(vs[k - w:k].mean(axis=0), vs[k:k + w].mean(axis=0))
+        if d > best:
+            best, at = d, k
+    if best < params.different:
+        return []
+    # The swap happened between these two samples; cut halfway.
+    cut = (samples[at - 1][0] + samples[at][0] + 1) // 2
+    return [*_change_points(samples[:at], params), cut, *_change_points(samples[at:], params)]
+
+
+def _cut(tracks: Sequence[Track], appearance: AppearanceLog, params: IdentityParams
+         ) -> tuple[list[Track], dict[int, int], dict[int, list[tuple[int, Track]]]]:
+    """Tracks cut where their face changes: (all pieces, piece id -> track id, track id ->
+    its pieces for the tracks that were cut). Later pieces get new ids after the largest."""
+    out: list[Track] = []
+    source: dict[int, int] = {}
+    pieces: dict[int, list[tuple[int, Track]]] = {}
+    next_id = max((t.id for t in tracks), default=0) + 1
+    for t in tracks:
+        if not t.observations:
+            continue
+        # Judged where the face is sure: a stray box at either end is not a change of face.
+        sure = [o.frame for o in t.observations if o.score >= params.sure_score]
+        if not sure:
+            out.append(t)
+            source[t.id] = t.id
+            continue
+        cuts = _change_points(appearance.samples(t.id, sure[0], sure[-1]), params)
+        # Between the last detection of one face and the first of the other the mask slid
+        # from one to the other: the half nearer each face goes with it.
+        frames = [o.frame for o in t.observations]
+        for i, c in enumerate(cuts):
+            k = bisect.bisect_left(frames, c)
+            if 0 < k < len(frames):
+                cuts[i] = (frames[k - 1] + frames[k] + 1) // 2
+        bounds = [t.first, *cuts, t.last + 1]
+        parts = [(lo, [o for o in t.observations if lo <= o.frame < hi])
+                 for lo, hi in itertools.pairwise(bounds)]
+        parts = [(lo, part) for lo, part in parts if part]
+        if len(parts) == 1:
+            out.append(t)
+            source[t.id] = t.id
+            continue
+        cut_track = []
+        for i, (lo, part) in enumerate(parts):
+            pid = t.id if i == 0 else next_id
+            next_id += i > 0
+            piece = Track(pid, part)
+            cut_track.append((lo, piece))
+            out.append(piece)
+            source[pid] = t.id
+        pieces[t.id] = cut_track
+    return out, source, pieces
+
+
 def group_people(tracks: Sequence[Track], appearance: AppearanceLog, *, fps: float,
                  params: IdentityParams = IdentityParams()) -> People:
     """Decide which of ``tracks`` (the tracker's, observations in scene coordinates) are one
-    person, by the rules in the module docstring. Every track is in exactly one group."""
+    person, by the rules in the module docstring. A track whose face changes part way (the
+    tracker swapped two faces where they crossed) is first cut there (``People.pieces``).
+    Every track, or piece, is in exactly one group."""
     p = params
     fps = fps if fps > 0 else 25.0
-    ts = [_tracklet(t, appearance, p.sure_score) for t in tracks if t.observations]
+    cut, source, pieces = _cut(tracks, appearance, p)
+    ts = [_tracklet(t, appearance, p, source[t.id]) for t in cut]
     by_id = {t.id: t for t in ts}
     groups = _Groups([t.id for t in ts])
     doubts: list[tuple[int, int]] = []
@@ -359,8 +471,17 @@ def group_people(tracks: Sequence[Track], appearance: AppearanceLog, *, fps: flo
 
     # 1 and 2: tracks seen at the same time are the same face or two people.
     shares: dict[tuple[int, int], float] = {}
-    extent = {t.id: (min(o.box[0] for o in t.obs), min(o.box[1] for o in t.obs),
-                     max(o.box[2] for o in t.obs), max(o.box[3] for o in t.obs)) for t in ts}
+    # Of the shared looks: how many at the same place and of the same size (one face), and
+    # how many looks were shared at all.
+    one_face: dict[tuple[int, int], float] = {}
+    extent = {t.id: (min(o.box[0] for o in t.every), min(o.box[1] for o in t.every),
+                     max(o.box[2] for o in t.every), max(o.box[3] for o in t.every))
+              for t in ts}
+    # Which sure tracks each track's detections, sure or not, ever land on: a track that
+    # was on one person's face and then on another's (the tracker jumped) belongs to
+    # neither, even if its sure detections were all on one of them.
+    touches: dict[int, set[int]] = {t.id: set() for t in ts}
+
     for i, a in enumerate(ts):
         for b in ts[i + 1:]:
             looks = _shared_looks(a, b)
@@ -369,36 +490,58 @@ def group_people(tracks: Sequence[Track], appearance: AppearanceLog, *, fps: flo
             if _containment(extent[a.id], extent[b.id]) == 0.0:
                 shares[a.id, b.id] = shares[b.id, a.id] = 0.0  # never near each other
                 continue
-            same_place = 0
+            for u, v in ((a, b), (b, a)):
+                if v.sure and any((vb := _box_at(v.obs, v.frames, o.frame)) is not None
+                                  and _containment(o.box, vb) >= p.overlap for o in u.every):
+                    touches[u.id].add(v.id)
+            same_place = same_face = 0
             for f in looks:
                 ba, bb = _box_at(a.obs, a.frames, f), _box_at(b.obs, b.frames, f)
                 assert ba is not None and bb is not None
-                same_place += _containment(ba, bb) >= p.overlap
+                if _containment(ba, bb) >= p.overlap:
+                    same_place += 1
+                    # A box around two neighbours' faces contains each of them: it is at
+                    # their place, but it is neither face. One face is one box.
+                    same_face += _iou(ba, bb) >= p.duplicate_iou
             shares[a.id, b.id] = shares[b.id, a.id] = same_place / len(looks)
+            one_face[a.id, b.id] = one_face[b.id, a.id] = same_face / len(looks)
     apart = {k for k, v in shares.items() if v < p.apart_share}
     for x, y in apart:
         groups.forbid(x, y)
 
     near: dict[int, list[int]] = {}
-    for (x, y), v in shares.items():
-        if v >= p.apart_share:
+    for (x, y), share in shares.items():
+        if share >= p.apart_share:
             near.setdefault(x, []).append(y)
+
+    def strayed(u: _Tracklet, v: _Tracklet) -> bool:
+        # u's detections, sure or not, while v was seen: beside v's face (an ear, hair) is
+        # the same head; further off, u was on somebody else before or after.
+        for o in u.every:
+            vb = _box_at(v.obs, v.frames, o.frame)
+            if vb is not None:
+                (ux, uy), (vx, vy) = _centre(o.box), _centre(vb)
+                if math.hypot(ux - vx, uy - vy) > p.stray * _size(vb):
+                    return True
+        return False
 
     def ambiguous(x: int, y: int) -> bool:
         # y is also often where a third track is, and that track is somebody other than
         # x (a crossing): position alone cannot say whose face y followed.
-        return any(c != x and (x, c) in apart for c in near.get(y, ()))
+        return any(c != x and (x, c) in apart for c in (*near.get(y, ()), *touches[y]))
 
     duplicates: list[tuple[float, int, int]] = []
     for (x, y), share in shares.items():
         if x > y or share < p.apart_share:
             continue
         a, b = by_id[x], by_id[y]
+        face_share = one_face[x, y]
         if not (a.sure or b.sure):
             continue  # two unsure tracks: neither is known to be a face, let alone whose
         # An unsure track's picture is mostly not a face: only its place counts.
         d = look_distance(a, b) if a.sure and b.sure else None
-        if (share >= p.duplicate_share and not ambiguous(x, y) and not ambiguous(y, x)
+        if (face_share >= p.duplicate_share and not ambiguous(x, y) and not ambiguous(y, x)
+                and not strayed(a, b) and not strayed(b, a)
                 and (d is None or d < p.different)):
             duplicates.append((1.0 - share, x, y))
         elif not (a.sure and b.sure):
@@ -414,6 +557,24 @@ def group_people(tracks: Sequence[Track], appearance: AppearanceLog, *, fps: flo
 
     # 3: tracks split by a gap, best matches first, each end joined at most once.
     short_gap = p.short_gap_seconds * fps
+
+    def crowded(a: _Tracklet, b: _Tracklet, gap: int) -> bool:
+        # Somebody else is where a could have got to when b appears (people crossing, a
+        # crowd): a's end could as well have become them. Only a face plainly unlike a's
+        # there leaves b as the one a became.
+        ea = a.obs[-1].box
+        (ax, ay), reach = _centre(ea), (1.5 + p.max_speed * gap / fps) * _size(ea)
+        gb = groups.find(b.id)
+        for c in ts:
+            if c.id in (a.id, b.id) or not c.sure or groups.find(c.id) == gb:
+                continue
+            cb = _box_at(c.obs, c.frames, b.first)
+            if cb is not None and math.hypot(_centre(cb)[0] - ax, _centre(cb)[1] - ay) <= reach:
+                d = look_distance(a, c)
+                if d is None or d < p.different:
+                    return True
+        return False
+
     candidates: list[tuple[float, int, int]] = []
     gap_doubts: list[tuple[int, int]] = []
     for a in ts:
@@ -429,6 +590,9 @@ def group_people(tracks: Sequence[Track], appearance: AppearanceLog, *, fps: flo
                 moved = math.hypot(bx - ax, by - ay) / max(_size(ea), _size(sb))
                 if moved > 1.5 + p.max_speed * gap / fps:
                     continue  # nobody moves that fast
+                if crowded(a, b, gap):
+                    gap_doubts.append((a.id, b.id))
+                    continue
                 threshold = p.same
             else:
                 threshold = p.same_after_leaving
@@ -458,8 +622,11 @@ def group_people(tracks: Sequence[Track], appearance: AppearanceLog, *, fps: flo
     doubts += [(x, y) for x, y in gap_doubts if x not in joined_after and y not in joined_before]
     members = groups.members()
     out = sorted((sorted(g) for g in members.values()), key=lambda g: (by_id[g[0]].first, g))
+    # A cut is a doubt too: a person should see that the face changed there.
+    doubts += [(a.id, b.id) for parts in pieces.values()
+               for (_, a), (_, b) in itertools.pairwise(parts)]
     kept_apart = [(x, y) for x, y in dict.fromkeys(doubts) if groups.find(x) != groups.find(y)]
-    return People(out, kept_apart)
+    return People(out, kept_apart, pieces)
 
 
 # -- the plan: one TrackPlan per person --------------------------------------------------
@@ -520,9 +687,11 @@ def merge_tracks(tracks: Sequence[TrackPlan], groups: Sequence[Sequence[int]]
     return out, mapping
 
 
-def _doubt_span(track: TrackPlan, other: int, times: Sequence[float], fps: float
-                ) -> ReviewSpan:
+def _doubt_span(track: TrackPlan, other: int, times: Sequence[float], fps: float,
+                at: int | None = None) -> ReviewSpan:
     first = next(i for i, b in enumerate(track.boxes) if b is not None) + track.start
+    if at is not None and track.start <= at <= track.end:
+        first = at
     last = min(track.end, first + max(1, round(fps)))
     confs = [b[4] for f in range(first, last + 1)
              if (b := track.boxes[f - track.start]) is not None]
@@ -533,28 +702,73 @@ def _doubt_span(track: TrackPlan, other: int, times: Sequence[float], fps: float
                       related_track=other)
 
 
+def _cut_plan(tracks: Sequence[TrackPlan], review: Sequence[ReviewSpan],
+              pieces: dict[int, list[tuple[int, Track]]],
+              best: Callable[[Track], tuple[int, float]] | None,
+              ) -> tuple[list[TrackPlan], list[ReviewSpan]]:
+    """Plan tracks and review spans cut where :func:`group_people` cut the tracks: a piece
+    runs from its first observation (the track's start, for the first piece) to the next
+    piece's; its best view is its own (``best``: the tracker's rule)."""
+    out: list[TrackPlan] = []
+    spans = [r for r in review if r.track_id not in pieces]
+    for t in tracks:
+        parts = pieces.get(t.id)
+        if not parts:
+            out.append(t)
+            continue
+        starts = [t.start] + [lo for lo, _ in parts[1:]] + [t.end + 1]
+        for (_, part), lo, hi in zip(parts, starts, starts[1:]):
+            rows = t.boxes[lo - t.start:hi - t.start]
+            keep = [i for i, b in enumerate(rows) if b is not None]
+            if not keep:
+                continue
+            first, last = keep[0], keep[-1]
+            frame, quality = best(part) if best is not None else (None, None)
+            if frame is None or not lo + first <= frame <= lo + last \
+                    or rows[frame - lo] is None:
+                frame, quality = None, None
+            out.append(t.model_copy(update={
+                "id": part.id, "start": lo + first, "boxes": rows[first:last + 1],
+                "best_frame": frame, "quality": quality}))
+            for r in review:
+                if r.track_id == t.id and r.start < hi and r.end >= lo:
+                    spans.append(r.model_copy(update={
+                        "track_id": part.id, "start": max(r.start, lo + first),
+                        "end": min(r.end, lo + last)}))
+    return out, spans
+
+
 def join_people(tracks: Sequence[TrackPlan], review: Sequence[ReviewSpan],
                 tracklets: Sequence[Track], appearance: AppearanceLog, *,
                 times: Sequence[float], fps: float,
                 params: IdentityParams = IdentityParams(),
+                best: Callable[[Track], tuple[int, float]] | None = None,
                 ) -> tuple[list[TrackPlan], list[ReviewSpan]]:
     """The plan's ``tracks`` joined into one per person (:func:`group_people`,
     :func:`merge_tracks`), and ``review`` renumbered with a span (``identity``) for each pair
     kept apart in doubt, on the later track's first second. ``tracklets`` are the tracker's
-    tracks (same ids as ``tracks``); ``times`` each frame's presentation time (s)."""
+    tracks (same ids as ``tracks``); ``times`` each frame's presentation time (s); ``best``
+    gives a piece of a cut track its best view (frame, quality)."""
     people = group_people(tracklets, appearance, fps=fps, params=params)
+    tracks, review = _cut_plan(tracks, review, people.pieces, best)
     merged, mapping = merge_tracks(tracks, people.groups)
     by_new = {t.id: t for t in merged}
     spans = [r.model_copy(update={"track_id": mapping[r.track_id]})
              for r in review if r.track_id in mapping]
     seen: set[tuple[int, int]] = set()
+    # Where a track was cut, the doubt is at the cut, on the person the later piece joined.
+    cut_at = {(a.id, b.id): lo for parts in people.pieces.values()
+              for (_, a), (lo, b) in itertools.pairwise(parts)}
     for x, y in people.doubts:
         if x not in mapping or y not in mapping:
             continue
         a, b = sorted((mapping[x], mapping[y]), key=lambda i: (by_new[i].start, i))
+        at = cut_at.get((x, y))
+        if at is not None:
+            a, b = mapping[x], mapping[y]
         if a == b or (a, b) in seen:
             continue
         seen.add((a, b))
-        spans.append(_doubt_span(by_new[b], a, times, fps))
+        spans.append(_doubt_span(by_new[b], a, times, fps, at))
     spans.sort(key=lambda r: (r.start, r.track_id, r.reason))
     return merged, spans

@@ -511,7 +511,7 @@ def _detect_all(source: Path, *, scan: ScanParams, track: TrackParams,
     # One person, one track: join the pieces the tracker split or doubled.
     tracklets = len(tracks)
     tracks, review = join_people(tracks, review, tracker.tracks, builder.appearance,
-                                 times=builder.times, fps=fps)
+                                 times=builder.times, fps=fps, best=tracker.best)
     duration = last_time + 1.0 / fps
     if info.duration is not None and abs(info.duration - duration) < 2.0 / fps:
         duration = info.duration

@@ -303,6 +303,29 @@ def test_a_track_seen_only_where_two_people_cross_is_not_joined_to_either() -> N
     assert any(3 in pair for pair in people.doubts)
 
 
+def test_a_track_that_jumped_from_another_face_is_not_joined() -> None:
+    """Issue #13 item 4, the wrong-merge case found on the crowd clip: the tracker linked a
+    neighbour's faint detections and then, 100 px away, one sure detection on the
+    requester's face. Joined as a duplicate, keeping the requester would have shown the
+    neighbour for those frames: it stays apart, with or without a track for the neighbour."""
+    requester = _walk(1, range(0, 60, 3), 100, 100, 0.0)
+    neighbour = _walk(2, range(0, 60, 3), 220, 100, 0.0)
+    jumped = _track(3, [(24, 220, 100), (27, 220, 101)], score=0.12)
+    jumped.observations.append(Observation(36, (80.0, 80.0, 120.0, 120.0), 0.6))
+    assert [3] in group_people([requester, neighbour, jumped], AppearanceLog(),
+                               fps=25).groups
+    assert [3] in group_people([requester, jumped], AppearanceLog(), fps=25).groups
+
+
+def test_a_box_around_two_neighbours_is_neither() -> None:
+    """Issue #13 item 4: a detection boxing two neighbours' faces contains each of them,
+    but is not one face: it is joined to neither."""
+    left = _walk(1, range(0, 60, 3), 100, 100, 0.0)
+    right = _walk(2, range(0, 60, 3), 150, 100, 0.0)
+    both = _track(3, [(30, 125, 100), (33, 125, 100)], size=95)
+    assert [3] in group_people([left, right, both], AppearanceLog(), fps=25).groups
+
+
 def test_a_gap_too_far_to_walk_is_not_joined() -> None:
     """Issue #13 item 4: across a short gap a head can only move so far; the same face
     reappearing 300 px away 0.2 s later is somebody else (or needs a person to say so)."""
