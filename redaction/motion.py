@@ -31,6 +31,7 @@ import numpy.typing as npt
 __all__ = ["CameraMotion"]
 
 Image = npt.NDArray[np.uint8]
+Box = tuple[float, float, float, float]
 
 #: Least phase-correlation response trusted as a real shift (0-1; a still, textured scene
 #: gives about 0.3-0.9, unrelated frames under 0.05).
@@ -39,6 +40,9 @@ _MIN_RESPONSE = 0.08
 #: estimate by a fraction of a pixel a frame, which would add up to a drift of tens of
 #: pixels; a camera that really moves moves more than this.
 _DEADBAND = 0.5
+#: A zoom step under this between two frames (0.2 %: a quarter pixel at the edge of the
+#: analysis copy) counts as none: people walking past a still camera fake about 0.1 %.
+_ZOOM_DEADBAND = 0.002
 #: Tiles (columns, rows) of the small grey copy, each correlated on its own.
 _GRID = (4, 3)
 
@@ -75,6 +79,7 @@ class CameraMotion:
         self._window = cv2.createHanningWindow((tw, th), cv2.CV_32F)
         self._previous: npt.NDArray[np.float32] | None = None
         self._offsets: list[tuple[float, float]] = []
+        self._zooms: list[float] = []
 
     def update(self, index: int, image: Image) -> tuple[float, float]:
         """Measure frame ``index`` (BGR; frames in order from 0) and return its offset."""
@@ -86,7 +91,7 @@ class CameraMotion:
                            interpolation=cv2.INTER_AREA)
         grey = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY).astype(np.float32)
         if self._previous is None:
-            offset = (0.0, 0.0)
+            offset, zoom = (0.0, 0.0), 1.0
         else:
             shifts = []
             tw, th = self._window.shape[1], self._window.shape[0]
@@ -95,19 +100,58 @@ class CameraMotion:
                     self._previous[y0:y0 + th, x0:x0 + tw], grey[y0:y0 + th, x0:x0 + tw],
                     self._window)
                 if response >= _MIN_RESPONSE:
-                    shifts.append((sx, sy))
-            if len(shifts) * 2 <= len(self._tiles):
-                dx = dy = 0.0  # most of the picture gives no answer: a cut, a flash
-            else:
-                dx = float(np.median([s[0] for s in shifts])) * self._scale
-                dy = float(np.median([s[1] for s in shifts])) * self._scale
-            if max(abs(dx), abs(dy)) < _DEADBAND:
-                dx = dy = 0.0
-            last = self._offsets[-1]
-            offset = (last[0] + dx, last[1] + dy)
+                    shifts.append((x0 + tw / 2, y0 + th / 2, sx, sy))
+            dx = dy = k = 0.0
+            if len(shifts) * 2 > len(self._tiles):  # else most of the picture gives no
+                # answer: a cut, a flash
+                dx, dy, k = self._fit(shifts)
+            if max(abs(dx), abs(dy)) < _DEADBAND and abs(k) < _ZOOM_DEADBAND:
+                dx = dy = k = 0.0
+            # A scene point seen at p on the previous frame is at (1 + k)(p - c) + c + d now
+            # (c: the frame's centre): the accumulated zoom and offset follow.
+            cx, cy = self.width / 2, self.height / 2
+            (lx, ly), lz = self._offsets[-1], self._zooms[-1]
+            offset = ((1 + k) * (lx - cx) + cx + dx, (1 + k) * (ly - cy) + cy + dy)
+            zoom = lz * (1 + k)
         self._previous = grey
         self._offsets.append(offset)
+        self._zooms.append(zoom)
         return offset
+
+    def _fit(self, shifts: list[tuple[float, float, float, float]]) -> tuple[float, float, float]:
+        """Pan (dx, dy: frame px, at the frame's centre) and zoom step ``k`` from the tiles'
+        shifts (tile centre x, y and shift, analysis px).
+
+        A zoom moves each tile away from the centre in proportion to its distance, so the
+        shifts are fitted as ``d + k * (tile centre - c)``; tiles a person walked through
+        disagree with the rest and are dropped (more than a pixel off), then the fit is
+        redone. A zoom step under :data:`_ZOOM_DEADBAND` is none: the pan is then the
+        tiles' median, as robust as it was before zoom was modelled.
+        """
+        a = np.array(shifts, np.float64)
+        rx, ry = a[:, 0] - self._aw / 2, a[:, 1] - self._ah / 2
+        keep = np.ones(len(a), bool)
+        k = 0.0
+        for _ in range(2):
+            if keep.sum() < 4:
+                break
+            # Least squares for (dx, dy, k) over the kept tiles' x and y equations.
+            rows = np.concatenate([np.stack([np.ones(keep.sum()), np.zeros(keep.sum()),
+                                             rx[keep]], 1),
+                                   np.stack([np.zeros(keep.sum()), np.ones(keep.sum()),
+                                             ry[keep]], 1)])
+            rhs = np.concatenate([a[keep, 2], a[keep, 3]])
+            sol, *_ = np.linalg.lstsq(rows, rhs, rcond=None)
+            k = float(sol[2])
+            res = np.hypot(a[:, 2] - sol[0] - k * rx, a[:, 3] - sol[1] - k * ry)
+            keep = res <= max(1.0, 2 * float(np.median(res)))
+        if abs(k) < _ZOOM_DEADBAND:
+            k = 0.0
+            ex, ey = np.median(a[:, 2]), np.median(a[:, 3])
+        else:
+            ex = float(np.median(a[keep, 2] - k * rx[keep])) if keep.any() else 0.0
+            ey = float(np.median(a[keep, 3] - k * ry[keep])) if keep.any() else 0.0
+        return float(ex) * self._scale, float(ey) * self._scale, k
 
     def offset(self, index: int) -> tuple[float, float]:
         """Offset of frame ``index``; frames past the last measured hold the last offset."""
@@ -115,7 +159,26 @@ class CameraMotion:
             return 0.0, 0.0
         return self._offsets[min(max(0, index), len(self._offsets) - 1)]
 
-    def velocity(self, index: int) -> tuple[float, float]:
-        """Camera motion (px/frame) into frame ``index``."""
-        a, b = self.offset(index - 1), self.offset(index)
-        return b[0] - a[0], b[1] - a[1]
+    def zoom(self, index: int) -> float:
+        """Zoom of frame ``index`` against the first (frame px per scene px)."""
+        if not self._zooms:
+            return 1.0
+        return self._zooms[min(max(0, index), len(self._zooms) - 1)]
+
+    def to_scene(self, box: Box, index: int) -> Box:
+        """A box on frame ``index`` (frame px) in scene coordinates."""
+        (ox, oy), z = self.offset(index), self.zoom(index)
+        return (box[0] - ox) / z, (box[1] - oy) / z, (box[2] - ox) / z, (box[3] - oy) / z
+
+    def to_frame(self, box: Box, index: int) -> Box:
+        """A box in scene coordinates as seen on frame ``index`` (frame px)."""
+        (ox, oy), z = self.offset(index), self.zoom(index)
+        return box[0] * z + ox, box[1] * z + oy, box[2] * z + ox, box[3] * z + oy
+
+    def velocity(self, index: int, at: tuple[float, float] | None = None,
+                 ) -> tuple[float, float]:
+        """Camera motion (px/frame) into frame ``index`` at the point ``at`` of that frame
+        (default: the frame's centre; a zoom moves the edges more)."""
+        x, y = at if at is not None else (self.width / 2, self.height / 2)
+        a = self.to_frame(self.to_scene((x, y, x, y), index), index - 1)
+        return x - a[0], y - a[1]

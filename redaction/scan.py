@@ -39,7 +39,7 @@ from __future__ import annotations
 import math
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import cv2
 import numpy as np
@@ -58,6 +58,13 @@ Box = tuple[float, float, float, float]
 _MOSAIC_ITEM_MAX = 200_000
 #: Black gutter between packed regions (px): a few heat-map cells.
 _GUTTER = 16
+#: Spacing (motion-map px) of the grid of points whose flow measures the camera's motion.
+_FLOW_STEP = 16
+#: A zoom (or roll) smaller than this between two looks, with a pan under half a
+#: motion-map pixel, is a still camera.
+_STILL_ZOOM = 0.002
+#: What comes into view on a moving camera is cut into pieces this many motion-map px wide.
+_CUT = 32
 
 
 @dataclass(frozen=True)
@@ -206,6 +213,9 @@ class FrameScanner:
         self._motion = motion
         self._background_offset = (0.0, 0.0)
         self._previous: npt.NDArray[np.float32] | None = None
+        # The previous look's picture as it was (8-bit, not moved with the camera): the
+        # reference for the optical flow that measures a zoom.
+        self._previous_grey: Image | None = None
         # The background absorbs change with time constant background_seconds.
         self._tc_frames = max(1.0, params.background_seconds * self.fps)
         self._sweep = self._sweep_regions()
@@ -262,21 +272,93 @@ class FrameScanner:
                                         flags=cv2.INTER_NEAREST,
                                         borderMode=cv2.BORDER_REPLICATE)
 
+    def _camera_transform(self, grey: Image, index: int,
+                          elapsed: int) -> npt.NDArray[np.float64] | None:
+        """The similarity (2x3, motion-map px) taking the previous look's picture onto this
+        one, or ``None`` when the camera held still (or the estimate failed).
+
+        :mod:`redaction.motion` gives the pan between frames, not the zoom; but a PTZ zoom
+        or a body-worn camera walking forward moves the edges of the picture by several
+        motion-map pixels between two looks, which a translation leaves as "motion" all over
+        a textured scene (issue #13: the whole frame was one motion region, searched below
+        the scale that finds small faces). So the look measures the camera's pan, zoom and
+        roll itself: the optical flow of a grid of points (started at the measured pan) and
+        a RANSAC fit that ignores the people moving through the picture.
+        """
+        if self._motion is None or self._previous_grey is None:
+            return None
+        prev = self._previous_grey
+        ax, ay = self._motion.offset(index - elapsed)
+        bx, by = self._motion.offset(index)
+        dx, dy = (bx - ax) * self._mw / self.width, (by - ay) * self._mh / self.height
+        step = _FLOW_STEP
+        ys, xs = np.mgrid[step // 2:self._mh - step // 2:step, step // 2:self._mw - step // 2:step]
+        pts = np.stack([xs.ravel(), ys.ravel()], axis=1).astype(np.float32)[:, None]
+        if len(pts) < 8:
+            return None
+        guess = pts + np.array([dx, dy], np.float32)
+        nxt, status, _ = cv2.calcOpticalFlowPyrLK(
+            prev, grey, pts, guess.copy(), winSize=(15, 15), maxLevel=2,
+            flags=cv2.OPTFLOW_USE_INITIAL_FLOW)
+        ok = status[:, 0] == 1
+        if ok.sum() < len(pts) // 4:
+            return None
+        m, inliers = cv2.estimateAffinePartial2D(pts[ok], nxt[ok], method=cv2.RANSAC,
+                                                 ransacReprojThreshold=1.0)
+        if m is None or inliers is None or int(inliers.sum()) < len(pts) // 4:
+            return None
+        zoom = math.hypot(m[0, 0], m[1, 0])
+        if abs(zoom - 1) < _STILL_ZOOM and abs(m[1, 0]) < _STILL_ZOOM and \
+                math.hypot(m[0, 2], m[1, 2]) < 0.5:
+            return None
+        return cast("npt.NDArray[np.float64]", m)
+
     def _motion_boxes(self, image: Image, elapsed: int,
                       index: int = 0) -> list[tuple[int, int, int, int]]:
         """Boxes (frame px) around what moved against the background model since the look
-        ``elapsed`` frames ago."""
+        ``elapsed`` frames ago.
+
+        On a moving camera (pan, zoom, shake: :meth:`_camera_transform`) the reference is the
+        previous look's picture carried onto this one, both slightly smoothed (the shutter's
+        smear changes with the camera's speed); what came into view since then counts as
+        motion, so faces the camera pans onto are searched at once.
+        """
         p = self.params
-        self._follow_camera(index)
-        alpha = min(1.0, elapsed / self._tc_frames)
         small = cv2.resize(image, (self._mw, self._mh), interpolation=cv2.INTER_AREA)
-        grey = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY).astype(np.float32)
+        grey8 = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
+        grey = grey8.astype(np.float32)
         if self._background is None:
             self._background = grey
             self._previous = grey.copy()
+            self._previous_grey = grey8
             if self._motion is not None:
                 self._background_offset = self._motion.offset(index)
             return []
+        camera = self._camera_transform(grey8, index, elapsed)
+        if camera is not None:
+            assert self._previous_grey is not None and self._motion is not None
+            size = (self._mw, self._mh)
+            carried = cv2.warpAffine(self._previous_grey, camera, size, flags=cv2.INTER_LINEAR,
+                                     borderMode=cv2.BORDER_REPLICATE)
+            seen = cv2.warpAffine(np.ones((self._mh, self._mw), np.uint8), camera, size,
+                                  flags=cv2.INTER_NEAREST, borderValue=0)
+            diff = cv2.absdiff(cv2.GaussianBlur(grey8, (0, 0), 1.0),
+                               cv2.GaussianBlur(carried, (0, 0), 1.0))
+            mask = (diff > p.motion_threshold).astype(np.uint8)
+            # What came into view is an L or a ring along the edges, whose bounding box is
+            # the whole frame: cut it into pieces, which _focus_regions joins along each
+            # edge again where that saves pixels.
+            unseen = (seen == 0).astype(np.uint8)
+            unseen[:, ::_CUT] = 0
+            unseen[::_CUT, :] = 0
+            # The still camera's model restarts from this picture when the camera stops.
+            self._background = grey
+            self._previous = grey.copy()
+            self._previous_grey = grey8
+            self._background_offset = self._motion.offset(index)
+            return self._blob_boxes(mask) + self._blob_boxes(unseen, grow=False)
+        self._follow_camera(index)
+        alpha = min(1.0, elapsed / self._tc_frames)
         diff = cv2.absdiff(grey, self._background)
         mask = (diff > p.motion_threshold).astype(np.uint8)
         # The background follows the scene slowly where it matches (light, shadows), quickly
@@ -290,7 +372,16 @@ class FrameScanner:
         cv2.accumulateWeighted(grey, self._background, 0.5, mask=mask & settled)
         cv2.accumulateWeighted(grey, self._background, alpha / 10, mask=moving)
         self._previous = grey
-        mask = cv2.dilate(mask, np.ones((3, 3), np.uint8), iterations=2)  # type: ignore[assignment]
+        self._previous_grey = grey8
+        return self._blob_boxes(mask)
+
+    def _blob_boxes(self, mask: npt.NDArray[np.uint8], *,
+                    grow: bool = True) -> list[tuple[int, int, int, int]]:
+        """Boxes (frame px) around the blobs of a motion-map mask, with a face's margin;
+        ``grow`` joins blobs a few pixels apart first."""
+        p = self.params
+        if grow:
+            mask = cv2.dilate(mask, np.ones((3, 3), np.uint8), iterations=2)  # type: ignore[assignment]
         n, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
         fx = self.width / self._mw
         fy = self.height / self._mh

@@ -195,16 +195,14 @@ class Tracker:
         self.motion = motion
 
     def _to_scene(self, box: Box, frame: int) -> Box:
-        if self.motion is None:
-            return box
-        ox, oy = self.motion.offset(frame)
-        return _shift(box, -ox, -oy)
+        return box if self.motion is None else self.motion.to_scene(box, frame)
 
     def _to_frame(self, box: Box, frame: int) -> Box:
-        if self.motion is None:
-            return box
-        ox, oy = self.motion.offset(frame)
-        return _shift(box, ox, oy)
+        return box if self.motion is None else self.motion.to_frame(box, frame)
+
+    def _zoom(self, frame: int) -> float:
+        """Frame px per scene px on ``frame`` (a PTZ zoom, a body-worn camera walking on)."""
+        return 1.0 if self.motion is None else self.motion.zoom(frame)
 
     # -- linking -----------------------------------------------------------------------
 
@@ -388,13 +386,19 @@ class Tracker:
     def _speed(self, track: Track, t: int) -> float:
         """Speed (px/frame) of ``track`` in the frame about ``t``: its own and the camera's."""
         obs = track.observations
-        vx, vy = self.motion.velocity(t) if self.motion is not None else (0.0, 0.0)
+        vx = vy = 0.0
+        if self.motion is not None:
+            # A zoom moves a face at the edge of the picture more than one at the centre.
+            x0, y0, x1, y1 = self._to_frame(obs[min(len(obs) - 1, bisect.bisect_right(
+                obs, t, key=lambda o: o.frame))].box, t)
+            vx, vy = self.motion.velocity(t, ((x0 + x1) / 2, (y0 + y1) / 2))
         if len(obs) >= 2:
             # The pair of observations around t (binary search: tracks can be long).
             i = min(max(0, bisect.bisect_right(obs, t, key=lambda o: o.frame) - 1),
                     len(obs) - 2)
             ux, uy = _velocity(obs[i], obs[i + 1])
-            vx, vy = vx + ux, vy + uy
+            z = self._zoom(t)
+            vx, vy = vx + ux * z, vy + uy * z
         return math.hypot(vx, vy)
 
     def _range(self, track: Track) -> tuple[int, int]:
@@ -406,6 +410,7 @@ class Tracker:
             return None
         box, grow, conf, bridged = self._raw(track, t)
         box = self._to_frame(box, t)
+        grow *= self._zoom(t)  # the margin was worked out in scene px
         w, h = box[2] - box[0], box[3] - box[1]
         # A face is never much narrower or flatter than 4:5 (a box clipped at the edge of a
         # detector tile, or smeared by motion, can be): widen such a box about its centre.
