@@ -895,6 +895,7 @@ class CustodyLedger:
         self._reader: Engine | None = None
         # Hints (never trusted for correctness) that spare a locked round trip per append.
         self._seen_size = 0
+        self._tree_hint: tuple[int, str, CompactRange] | None = None
         self._seen_checkpoint: tuple[int, dt.datetime | None] | None = None
         # The newest key_rotated event's seq when this process last confirmed its key
         # (-1: not looked yet; None: there was none).
@@ -1041,7 +1042,14 @@ class CustodyLedger:
             prev, seq = entry_hash, seq + 1
         conn.execute(insert(_EVENTS), rows)
         # The Merkle nodes these leaves complete, in the same transaction (vault.stored_tree).
-        stored_tree.extend(conn, rows[0]["seq"], [bytes.fromhex(r["leaf_hash"]) for r in rows])
+        # The frontier this process left after its last append is reused when the head is the
+        # one it wrote (same seq and entry hash: the same history), sparing a read per append.
+        start, hint = rows[0]["seq"], self._tree_hint
+        frontier = hint[2].copy() if hint and hint[:2] == (start, rows[0]["prev_hash"]) else None
+        tree = stored_tree.extend(
+            conn, start, [bytes.fromhex(r["leaf_hash"]) for r in rows], frontier
+        )
+        self._tree_hint = (seq, prev, tree.copy())
         if links:
             conn.execute(insert(_OBJECTS), links)
         # Keyed by the innermost transaction object: a rolled-back savepoint or a new

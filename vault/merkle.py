@@ -233,6 +233,10 @@ class CompactRange:
         self._size = size
         self._stack: list[bytes] = list(hashes)
 
+    def copy(self) -> CompactRange:
+        """An independent range at the same size."""
+        return CompactRange(self._size, self._stack)
+
     @property
     def size(self) -> int:
         """The number of leaves appended so far."""

@@ -243,3 +243,26 @@ def test_an_export_reads_only_the_nodes_its_proofs_need(
                  recipient_org="West Yorkshire Police")
     summary = verify_export(out, vault.ledger.verifier_key())
     assert summary
+
+
+def test_a_rolled_back_append_and_a_second_appender_leave_the_tree_right(
+    counted: tuple[Engine, Counter], signer: LedgerSigner
+) -> None:
+    """Issue #15 build 2: an appender reuses the frontier it left only when the head is the one
+    it wrote; after a rolled-back append, or another process's appends, it reads the stored
+    frontier, so the stored nodes always equal the reference tree of the events committed."""
+    engine, _counter = counted
+    first, second = _ledger(engine, signer), _ledger(engine, signer)
+    _grow(first, 10, batch=3)
+    with pytest.raises(RuntimeError), session_factory(engine).begin() as session:
+        first.append(session, Action.VIEWED, actor="officer")
+        first.append(session, Action.VIEWED, actor="officer")
+        raise RuntimeError("the caller's transaction fails after the appends")
+    _grow(first, 5, batch=2)
+    for _ in range(4):
+        _grow(second, 3, batch=1)
+        _grow(first, 2, batch=1)
+    assert len(_leaves(engine)) == 35
+    assert _nodes(engine) == _reference_nodes(_leaves(engine))
+    first.close()
+    second.close()
