@@ -121,8 +121,8 @@ def read_nodes(conn: Connection, nodes: Collection[NodeId]) -> dict[NodeId, byte
         seqs = sorted({seq for level, index in low for seq in _leaf_range(level, index)})
         leaves: dict[int, bytes] = {}
         for start in range(0, len(seqs), _IN_CHUNK):
-            part = seqs[start : start + _IN_CHUNK]
-            rows = conn.execute(select(_L.seq, _L.leaf_hash).where(_L.seq.in_(part)))
+            chunk = seqs[start : start + _IN_CHUNK]
+            rows = conn.execute(select(_L.seq, _L.leaf_hash).where(_L.seq.in_(chunk)))
             leaves.update((row.seq, bytes.fromhex(row.leaf_hash)) for row in rows)
         for level, index in low:
             try:
