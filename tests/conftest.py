@@ -161,10 +161,23 @@ def store(make_store: StoreFactory) -> ObjectStore:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if not _unavailable:
-        return
-    outcome = "failed (CI=true)" if on_ci() else "skipped"
-    terminalreporter.section(f"servers not available: their tests {outcome}")
-    for name, reason in sorted(_unavailable.items()):
-        terminalreporter.write_line(f"{name}: {reason.splitlines()[0]}")
-    terminalreporter.write_line("scripts/ensure-servers.sh builds or installs them.")
+    # A newcomer's run must say, last, what it did not test and why (issue #16): every skip,
+    # whatever raised it (a server fixture, a missing browser or tool), grouped by reason.
+    if _unavailable:
+        outcome = "failed (CI=true)" if on_ci() else "skipped"
+        terminalreporter.section(f"servers not available: their tests {outcome}")
+        for name, reason in sorted(_unavailable.items()):
+            terminalreporter.write_line(f"{name}: {reason.splitlines()[0]}")
+    reasons: dict[str, int] = {}
+    for report in terminalreporter.stats.get("skipped", []):
+        longrepr = report.longrepr
+        reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+        reason = reason.removeprefix("Skipped: ").splitlines()[0] if reason else "no reason given"
+        reasons[reason] = reasons.get(reason, 0) + 1
+    if reasons:
+        terminalreporter.section(f"{sum(reasons.values())} tests skipped, by reason")
+        for reason, count in sorted(reasons.items(), key=lambda item: -item[1]):
+            terminalreporter.write_line(f"{count:4d}  {reason}")
+    if _unavailable or reasons:
+        terminalreporter.write_line(
+            "bash scripts/provision.sh provides the servers and tools (see README, 'Run the tests').")
