@@ -7,10 +7,10 @@
 
 Modules: :mod:`~redaction.media` (probe, decode, encode), :mod:`~redaction.detect`
 (detectors), :mod:`~redaction.scan` (where to look), :mod:`~redaction.motion` (camera
-motion), :mod:`~redaction.track` (tracks and mask boxes), :mod:`~redaction.plan` (the JSON
-plan), :mod:`~redaction.render` (masks, caption, result), :mod:`~redaction.thumbnail` (a
-track's picture, on demand), :mod:`~redaction.pipeline` (concurrent stages),
-:mod:`~redaction.errors`.
+motion), :mod:`~redaction.track` (tracks and mask boxes), :mod:`~redaction.identity` (one
+track per person), :mod:`~redaction.plan` (the JSON plan), :mod:`~redaction.render` (masks,
+caption, result), :mod:`~redaction.thumbnail` (a track's picture, on demand),
+:mod:`~redaction.pipeline` (concurrent stages), :mod:`~redaction.errors`.
 """
 
 from redaction.detect import CenterFace, Detector
