@@ -144,3 +144,39 @@ def test_rotating_the_kek_moves_second_factors_and_never_destroys_them(
     row = _row(v, ids["jo"])
     assert (row.totp_secret, row.totp_key_id, row.totp_wrapped_key, row.totp_sealed) == (
         None, None, None, None)
+
+
+def test_a_catalog_from_before_migration_0010_keeps_its_second_factors(tmp_path: Path) -> None:
+    """Issue #12 item 10 (check 8, migration 0010): a catalog migrated from 0011 (plaintext
+    ``totp_secret``) to the head keeps its users' second factors: the code from their existing
+    authenticator is accepted, then the secret is sealed and the plaintext gone."""
+    from alembic import command
+    from alembic.config import Config
+
+    from vault.db import MIGRATIONS_DIR, make_engine, upgrade
+
+    clock = Clock(T0)
+    settings = Settings(home=tmp_path / "home")
+    v = Vault.init(settings, clock=clock)
+    user_id = identity.create_user(v, name="jo", role=Role.ASB_OFFICER, organisation="N",
+                                   actor=OPERATOR).id
+    v.close()
+    engine = make_engine(settings.catalog_url)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with engine.begin() as connection:
+        cfg.attributes["connection"] = connection
+        command.downgrade(cfg, "0011")
+    secret = pyotp.random_base32(32)
+    with engine.begin() as connection:  # the row as vault 0.x wrote it, secret in the clear
+        connection.execute(Credential.__table__.insert().values(
+            user_id=user_id, totp_secret=secret, totp_confirmed_at=T0, failed_attempts=0))
+    upgrade(engine)
+    engine.dispose()
+    v = Vault.open(settings, clock=clock)
+    try:
+        _code(v, clock, user_id, secret)
+        row = _row(v, user_id)
+        assert row.totp_secret is None and row.totp_sealed is not None
+    finally:
+        v.close()
