@@ -159,15 +159,13 @@ class SarJobs:
 
 
 def _jobs(vault: Vault, view: SarView) -> SarJobs:
-    """The request's plan and render jobs (its organisation's jobs cut from its windows, and
-    the renders of those plans), without their plans (each can be large; the progress poll
-    reads this every second)."""
+    """The request's plan jobs (those cut from its windows, whoever asked: an administrator's
+    jobs carry the administrator's organisation) and the renders of those plans, without the plans themselves
+    (each can be large; the progress poll reads this every second)."""
     query = (select(Job).options(defer(Job.plan))
              .where(Job.kind.in_([JobKind.REDACTION_PLAN, JobKind.REDACTION_RENDER]),
                     Job.created_at >= view.sar.created_at)
              .order_by(Job.created_at, Job.id))
-    org = view.sar.organisation
-    query = query.where(Job.created_org.is_(None) if org is None else Job.created_org == org)
     with vault.sessions() as session:
         rows = list(session.scalars(query))
     plans = [j for j in rows if _belongs(j, view)]

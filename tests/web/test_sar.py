@@ -53,6 +53,7 @@ from vault.vault import Vault
 pytestmark = pytest.mark.slow
 
 NORTH, EAST = "Northside Homes", "Eastgate Housing"
+OPERATORS = "Vault operations"  # the administrator's own organisation
 ADMIN = Actor(user="local:test", role=Role.ADMINISTRATOR)
 REFERENCE = "SAR-2026-014"
 VISIBLE = 0.3  # tests/redaction/test_pipeline.py's threshold for a face left visible
@@ -64,7 +65,8 @@ MUTE = (0.5, 1.0)
 
 
 def _populate(settings: Settings, tmp: Path) -> tuple[dict[str, str], Clip, str]:
-    """The IG officers ``ig`` and ``ig2`` at Northside Homes; an ASB officer at another of its sites
+    """The IG officers ``ig`` and ``ig2`` at Northside Homes, an administrator of the vault's
+    operators; an ASB officer at another of its sites
     (``asb_oak``) and an IG officer of another organisation (``ig_east``). A 2 s clip of three
     people from cam-river-1 at Riverside, captured yesterday at 14:30:00 UK time."""
     from api.web.uktime import UK
@@ -80,7 +82,8 @@ def _populate(settings: Settings, tmp: Path) -> tuple[dict[str, str], Clip, str]
         for name, role, org, assigned in (("ig", Role.IG_OFFICER, NORTH, []),
                                           ("ig2", Role.IG_OFFICER, NORTH, []),
                                           ("asb_oak", Role.ASB_OFFICER, NORTH, ["Oak Park"]),
-                                          ("ig_east", Role.IG_OFFICER, EAST, [])):
+                                          ("ig_east", Role.IG_OFFICER, EAST, []),
+                                          ("admin", Role.ADMINISTRATOR, OPERATORS, [])):
             user = identity.create_user(vault, name=name, role=role, organisation=org,
                                         sites=assigned, actor=ADMIN)
             credentials.set_password(vault, name, PASSWORD, actor=ADMIN)
@@ -518,6 +521,31 @@ def test_every_sar_form_needs_its_csrf_token(served: World) -> None:
     assert r.status_code == 400 and "copies rendered for this request" in r.text
     with served.open_vault() as vault:
         assert len(get_sar(vault, sar).disclosures) == before[3]
+    client.close()
+
+
+def test_an_administrators_search_shows_on_the_request(served: World) -> None:
+    """An administrator (of the vault's operators, not the request's organisation) searches
+    the request's window for people: the job is on the request's page and in its progress, as
+    an IG officer's is (the listing once kept to jobs of the request's organisation, and lost
+    it)."""
+    state = served.state
+    if "copy" not in state:
+        pytest.skip("the journey test did not get as far as a rendered copy")
+    client = _client(served, "admin")
+    page = client.get(f"/subject-access/{state['sar']}")
+    r = client.post(f"/subject-access/{state['sar']}/redaction",
+                    data={"csrf_token": csrf_of(page.text)})
+    assert r.status_code == 200
+    with served.open_vault() as vault:
+        from sqlalchemy import select
+
+        with vault.sessions() as session:
+            newest = session.scalars(select(Job).where(Job.created_by == "admin")).one()
+        assert newest.created_org == OPERATORS
+    assert f'data-job="{newest.id}"' in r.text
+    progress = client.get(f"/subject-access/{state['sar']}/progress").json()
+    assert newest.id in {j["id"] for j in progress["jobs"]}
     client.close()
 
 
