@@ -35,7 +35,7 @@ Second-factor secrets at rest (format ``evidence-vault/totp-secret/v1``)
        sealed at the next accepted code, or all at once by :func:`seal_second_factors`
        (``keys rewrap`` runs it), and the plaintext column is cleared.
     9. Rotating the KEK moves these data keys too (:func:`rewrap_second_factors`, called by
-       :func:`vault.rekey.rewrap`), and :func:`vault.rekey.live_counts` counts them, so a
+       :func:`vault.rekey.rewrap`), and :func:`vault.rekey.in_use_counts` counts them, so a
        retired KEK that still wraps a second factor is never destroyed under it.
 
 Recovery is the administrator's (``evidence-vault admin user set-password`` and ``reset-2fa``),

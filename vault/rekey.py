@@ -184,10 +184,15 @@ def destroy(
             f"key {key_id} was retired at {info.retired}; wait until {retired + grace:%H:%M} UTC"
             " (footage stored just before the rotation may still be using it)"
         )
+    from .credentials import second_factor_key_counts
+
     still = live_counts(vault).get(key_id, 0)
-    if still:
+    factors = second_factor_key_counts(vault).get(key_id, 0)
+    if still or factors:
+        also = f" and {factors} web sign-in second factors" if factors else ""
         raise InvalidInput(
-            f"{still} recordings still use key {key_id} (web sign-in second factors counted): run 'evidence-vault keys rewrap' first"
+            f"{still} recordings{also} still use key {key_id}: run 'evidence-vault keys rewrap' "
+            "first"
         )
     vault.keys.destroy(key_id)
     vault.ledger.record(
@@ -216,10 +221,10 @@ def maintain(
     if vault.clock() - _when(current.created) >= rotate_every:
         done["rotated"] = rotate(vault, actor=actor,
                                  reason=f"scheduled: the key was older than {rotate_every.days} days")
-    counts = live_counts(vault)
+    counts = in_use_counts(vault)
     if any(k.key_id in counts for k in describe_keys(vault) if k.state == "retired"):
         done["rewrapped"] = rewrap(vault, actor=actor).rewrapped
-    in_use = live_counts(vault)
+    in_use = in_use_counts(vault)
     for key in describe_keys(vault):
         if key.state != "retired" or key.retired is None or key.key_id in in_use:
             continue
@@ -244,12 +249,9 @@ def describe_keys(vault: Vault) -> list[KeyInfo]:
 
 
 def live_counts(vault: Vault) -> dict[str, int]:
-    """How many live (not deleted) recordings and sealed second factors
-    (vault/credentials.py check 9) each KEK wraps; KEKs wrapping none are absent."""
-    from .credentials import second_factor_key_counts
-
+    """How many live (not deleted) recordings each KEK wraps; KEKs wrapping none are absent."""
     with vault.sessions() as session:
-        counts = {
+        return {
             key_id: int(n)
             for key_id, n in session.execute(
                 select(Recording.key_id, func.count())
@@ -257,6 +259,14 @@ def live_counts(vault: Vault) -> dict[str, int]:
                 .group_by(Recording.key_id)
             )
         }
+
+
+def in_use_counts(vault: Vault) -> dict[str, int]:
+    """How many data keys each KEK still wraps: live recordings' and web sign-in second
+    factors' (vault/credentials.py check 9). A KEK in here must not be destroyed."""
+    from .credentials import second_factor_key_counts
+
+    counts = live_counts(vault)
     for key_id, n in second_factor_key_counts(vault).items():
         counts[key_id] = counts.get(key_id, 0) + n
     return counts
@@ -267,4 +277,4 @@ def _when(timestamp: str) -> dt.datetime:
 
 
 __all__ = ["DESTROYED", "DESTROY_GRACE", "KEYRING", "REWRAPPED", "RewrapReport", "describe_keys",
-           "destroy", "live_counts", "maintain", "rewrap", "rotate"]
+           "destroy", "in_use_counts", "live_counts", "maintain", "rewrap", "rotate"]

@@ -129,14 +129,14 @@ def test_rotating_the_kek_moves_second_factors_and_never_destroys_them(
     secret = _enrol(v, clock, ids["jo"])
     old = v.keys.current_key_id()
     rekey.rotate(v, actor=OPERATOR, reason="test")
-    assert rekey.live_counts(v).get(old) == 1
+    assert rekey.in_use_counts(v).get(old) == 1 and old not in rekey.live_counts(v)
     clock.now = dt.datetime.now(dt.UTC) + dt.timedelta(hours=2)  # the keyring's own clock
     with pytest.raises(InvalidInput, match="still use key"):
         rekey.destroy(v, old, actor=OPERATOR, reason="test", grace=dt.timedelta(0))
     report = rekey.rewrap(v, actor=OPERATOR)
     assert report.rewrapped == 0  # no recordings; the second factor moved on its own
     assert _row(v, ids["jo"]).totp_key_id == v.keys.current_key_id() != old
-    assert old not in rekey.live_counts(v)
+    assert old not in rekey.in_use_counts(v)
     rekey.destroy(v, old, actor=OPERATOR, reason="test", grace=dt.timedelta(0))
     _code(v, clock, ids["jo"], secret)
     # A second-factor reset clears every part of the sealed secret.
@@ -144,6 +144,23 @@ def test_rotating_the_kek_moves_second_factors_and_never_destroys_them(
     row = _row(v, ids["jo"])
     assert (row.totp_secret, row.totp_key_id, row.totp_wrapped_key, row.totp_sealed) == (
         None, None, None, None)
+
+
+def test_the_keyring_schedule_moves_second_factors_before_destroying_a_kek(
+        world: tuple[Vault, Clock, dict[str, str]]) -> None:
+    """Issue #12 item 10 (check 9): the scheduled maintenance (``keys`` schedule of the
+    retention worker) sees a retired KEK still wrapping a second factor, moves it, and only
+    then destroys the KEK: the user's codes keep working."""
+    v, clock, ids = world
+    secret = _enrol(v, clock, ids["jo"])
+    old = v.keys.current_key_id()
+    rekey.rotate(v, actor=OPERATOR, reason="test")
+    clock.now = dt.datetime.now(dt.UTC) + dt.timedelta(hours=2)  # the keyring's own clock
+    done = rekey.maintain(v, actor=OPERATOR, rotate_every=dt.timedelta(days=365),
+                          grace=dt.timedelta(0))
+    assert done["destroyed"] == [old]
+    assert _row(v, ids["jo"]).totp_key_id == v.keys.current_key_id()
+    _code(v, clock, ids["jo"], secret)
 
 
 def test_a_catalog_from_before_migration_0010_keeps_its_second_factors(tmp_path: Path) -> None:
