@@ -379,10 +379,10 @@ def test_ig_officer_runs_a_sar_to_a_redacted_copy(contexts: Callable[..., Any], 
         for k, box in boxes:
             if face_visibility(source, frames[i], box) > VISIBLE:
                 shown[k] += 1
-    # The requester is visible. Not on every frame: on this clip the detector also makes a
-    # faint fourth track (quality 0.08, its own picture in the gallery) that starts on the
-    # requester's face and drifts onto a spoon in the background; every track not ticked is
-    # masked, so the redaction errs towards hiding (about 6 of 50 frames here).
+    # The requester is visible. Not on every frame: on this clip the tracker also makes faint
+    # extra tracks (quality about 0.1, each its own picture in the gallery) that overlap a
+    # real face on some frames; every track not ticked is masked, so the redaction errs
+    # towards hiding the requester there (a few of 50 frames).
     assert shown[0] >= 0.8 * served.clip.frame_count, shown
     assert shown[1] == 0 and shown[2] == 0, shown  # everyone else is hidden on every frame
     corner = [float(np.abs(served.clip.frame(i)[200:236, 4:40].astype(int)
