@@ -530,7 +530,8 @@ def _detect_all(source: Path, *, scan: ScanParams, track: TrackParams,
                               "detector_calls": scanner.stats.calls,
                               "detector_pixels": scanner.stats.pixels,
                               "detections": scanner.stats.detections,
-                              "tracklets": tracklets}})
+                              "tracklets": tracklets,
+                              "withdrawn_tracks": tracker.withdrawn}})
     timing = {"seconds": elapsed, **{f"cpu_{k}": round(v, 3) for k, v in cpu.items()}}
     return plan, frames, last_time, timing
 
