@@ -161,10 +161,12 @@ def build_export(
     recipient: str,
     recipient_org: str,
     playable: PlayableHook | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> ExportResult:
     """Build a disclosure package of ``recording_ids`` (masters and derived copies: clips,
     redacted copies, earlier packages) at ``destination``; returns the finished package.
 
+    ``progress(done, total)`` is called after each item is in (a job's progress bar).
     Every item is decrypted and its SHA-256 checked against the catalog before it goes in;
     a derived item's manifest entry names its sources (with their SHA-256) down to the
     masters. Raises NotFound, Shredded, HashMismatch, InvalidInput (no items, destination
@@ -186,7 +188,8 @@ def build_export(
     spool = private_dir(vault.settings.spool_dir)
     work = Path(tempfile.mkdtemp(prefix="export-", dir=spool))  # 0700: decrypted footage
     try:
-        files = _gather(vault, recordings, work, actor=actor, purpose=purpose, playable=playable)
+        files = _gather(vault, recordings, work, actor=actor, purpose=purpose, playable=playable,
+                        progress=progress)
         manifest = {
             "format": PACKAGE_FORMAT,
             "export_id": export_id,
@@ -253,9 +256,10 @@ def _gather(
     actor: Actor,
     purpose: Purpose,
     playable: PlayableHook | None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> list[dict[str, Any]]:
     files: list[dict[str, Any]] = []
-    for recording in recordings:
+    for done, recording in enumerate(recordings, start=1):
         derived = _is_derived(recording)
         name = _safe_name(recording.original_name or "recording")
         kind = str((recording.provenance or {}).get("kind") or "derived")
@@ -274,6 +278,8 @@ def _gather(
             out.parent.mkdir(parents=True, exist_ok=True)
             if playable(target, out):
                 files.append(_file_entry(rel_play, out, recording, "playable"))
+        if progress is not None:
+            progress(done, len(recordings))
     return files
 
 

@@ -266,6 +266,39 @@ def test_the_export_form_refuses_a_missing_csrf_token_and_missing_fields(world: 
         assert text in r.text
 
 
+def test_progress_moves_item_by_item_while_the_package_is_built(world: World) -> None:
+    """Issue #12 item 6: while the job runs, the progress the page polls moves with each item
+    put into the package ("checked and added item 1 of 2", then 2 of 2), between "gathering"
+    and "storing", rather than sitting at one figure until the end."""
+    from vault.jobs import JobContext, JobKind, get_job, run_export
+
+    c = world.client("asb")
+    job_id = _start(world, c, world.case_id)
+    seen: list[tuple[int, str]] = []
+    progress_url = f"/casework/{world.case_id}/exports/{job_id}/progress"
+
+    def watched(ctx: JobContext) -> dict[str, Any]:
+        report = ctx.progress
+
+        def progress(fraction: float, message: str | None = None, *, force: bool = False) -> None:
+            report(fraction, message, force=force)
+            # What the officer's page reads at this moment, through the route itself.
+            state = c.get(progress_url).json()
+            seen.append((state["percent"], state["message"]))
+
+        ctx.progress = progress  # type: ignore[method-assign]
+        return run_export(ctx)
+
+    c.app.state.jobs.register(JobKind.EXPORT, watched)  # type: ignore[attr-defined]
+    _run(c, job_id)
+    assert get_job(world.vault, job_id).state is JobState.SUCCEEDED
+    messages = [m for _, m in seen]
+    assert messages == ["gathering and checking recordings", "checked and added item 1 of 2",
+                        "checked and added item 2 of 2", "storing the package encrypted"]
+    percents = [p for p, _ in seen]
+    assert percents == sorted(percents) and percents[1] < percents[2] < percents[3]
+
+
 def test_a_case_without_evidence_is_not_exported(world: World) -> None:
     """Issue #12 item 6: a case with no evidence left says so (400) and queues nothing."""
     asb = identity.get_user(world.vault, "asb")
