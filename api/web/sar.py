@@ -45,6 +45,7 @@ from sqlalchemy.orm import defer
 from redaction import AudioEdit, Keyframe, ManualBox, PlanError, RedactionPlan
 from redaction.errors import MediaError
 from redaction.media import iter_frames
+from redaction.plan import IntBox
 from redaction.render import FrameMasker
 from redaction.thumbnail import thumbnail
 from vault import sar as sars
@@ -510,7 +511,14 @@ def people_page(request: Request, user: WebUser, view: SarView, job: Job, *,
     if frame is None:
         frame = next((t.best_frame for t in tracks if t.best_frame is not None), 0)
     frame = max(0, min(last, frame))
+    # Tracks the tracker could not tell apart: "check both before keeping either".
+    related: dict[int, set[int]] = {}
+    for span in plan.review:
+        if span.reason == "identity" and span.related_track is not None:
+            related.setdefault(span.track_id, set()).add(span.related_track)
+            related.setdefault(span.related_track, set()).add(span.track_id)
     return page(request, "sar_people.html", {
+        "related": {k: sorted(v) for k, v in related.items()},
         "csrf": user.csrf, "sar": view.sar, "job": job, "plan": plan, "window": window,
         "tracks": tracks, "frame": frame, "last": last, "seconds": _seconds(frame, plan),
         "rate": float(plan.source.rate), "at": lambda f: _seconds(f, plan),
@@ -571,6 +579,15 @@ def person_thumbnail(request: Request, user: WebUserDep, sar_id: SarId, job_id: 
             raise NotFound(f"no picture of person {track_id}: {error}") from None
 
 
+def preview_masks(plan: RedactionPlan, frame: int) -> tuple[list[IntBox], list[IntBox]]:
+    """(track boxes, manual boxes) the render masks on ``frame``: every box of each person not
+    kept (``TrackPlan.boxes_at``: their own and the ``extra`` of a joined track), and every
+    manual box, so the preview hides exactly what the copy will."""
+    tracks = [b for t in plan.tracks if not t.keep for b in t.boxes_at(frame)]
+    manual = [b for m in plan.manual if (b := m.box_at(frame)) is not None]
+    return tracks, manual
+
+
 @router.get(f"{BASE}/{{sar_id}}/people/{{job_id}}/frames/{{frame}}")
 def preview(request: Request, user: WebUserDep, sar_id: SarId, job_id: JobId,
             frame: Annotated[int, Path(ge=0, le=10_000_000)],
@@ -591,9 +608,7 @@ def preview(request: Request, user: WebUserDep, sar_id: SarId, job_id: JobId,
         except MediaError as error:
             raise NotFound(f"frame {frame} cannot be read: {error}") from None
     if masked:
-        tracks = [b for t in plan.tracks if not t.keep and (b := t.box_at(frame)) is not None]
-        manual = [b for m in plan.manual if (b := m.box_at(frame)) is not None]
-        FrameMasker(plan.mask, plan.caption)(image, tracks, manual)
+        FrameMasker(plan.mask, plan.caption)(image, *preview_masks(plan, frame))
     height, width = image.shape[:2]
     scale = min(1.0, PREVIEW_MAX / max(height, width))
     shown = image if scale == 1.0 else cv2.resize(
@@ -855,4 +870,4 @@ def copy_media(request: Request, user: WebUserDep, sar_id: SarId, recording_id: 
     return response
 
 
-__all__ = ["BASE", "THUMB_HEIGHT", "people_page", "request_page", "router"]
+__all__ = ["BASE", "THUMB_HEIGHT", "people_page", "preview_masks", "request_page", "router"]
