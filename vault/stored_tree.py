@@ -43,7 +43,6 @@ from sqlalchemy import (
     or_,
     select,
     table,
-    tuple_,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -110,11 +109,17 @@ def read_nodes(conn: Connection, nodes: Collection[NodeId]) -> dict[NodeId, byte
     for node in wanted:
         (stored if node[0] >= LOWEST_STORED_LEVEL else low).append(node)
     found: dict[NodeId, bytes] = {}
-    # One statement for all levels (a row-value IN): a proof's ~log2(n) nodes in one round trip.
+    # One statement for all levels: a proof's ~log2(n) nodes in one round trip. Spelled as
+    # "level = ? AND idx IN (...)" per level, OR-ed: both databases look each up by primary key
+    # (SQLite scans the whole table for a row-value "(level, idx) IN (VALUES ...)").
     for start in range(0, len(stored), _IN_CHUNK):
-        part = stored[start : start + _IN_CHUNK]
+        by_level: dict[int, list[int]] = {}
+        for level, index in stored[start : start + _IN_CHUNK]:
+            by_level.setdefault(level, []).append(index)
         rows = conn.execute(
-            select(_N.level, _N.idx, _N.hash).where(tuple_(_N.level, _N.idx).in_(part))
+            select(_N.level, _N.idx, _N.hash).where(
+                or_(*(and_(_N.level == lv, _N.idx.in_(ix)) for lv, ix in by_level.items()))
+            )
         )
         found.update(((row.level, row.idx), bytes(row.hash)) for row in rows)
     if low:

@@ -266,3 +266,53 @@ def test_a_rolled_back_append_and_a_second_appender_leave_the_tree_right(
     assert _nodes(engine) == _reference_nodes(_leaves(engine))
     first.close()
     second.close()
+
+
+def test_proof_and_verify_statements_never_scan_the_ledger(tmp_path: Path, signer: LedgerSigner) -> None:
+    """Issue #15 build 2: counting rows returned misses a statement that *scans* a table to
+    return a few (SQLite read a row-value ``(level, idx) IN (VALUES ...)`` by scanning every
+    stored node); every statement a proof, an export's proofs or an incremental verify makes
+    looks its rows up by index (SQLite's query plan: no SCAN of a custody table)."""
+    from sqlalchemy import event as sa_event
+
+    from vault.incremental_verify import verify_incremental
+
+    from ._counting import _counting_sqlite
+
+    engine, _counter = _counting_sqlite(tmp_path / "plans.sqlite3")
+    from vault.catalog import Base
+
+    Base.metadata.create_all(engine)
+    ledger = CustodyLedger(session_factory(engine), signer, origin=ORIGIN, checkpoint_every=10**9,
+                           witness_path=tmp_path / "w" / "latest.checkpoint")
+    _grow(ledger, 1500)
+    ledger.checkpoint()
+    verify_incremental(ledger)
+    _grow(ledger, 300)
+    ledger.checkpoint()
+    seen: list[tuple[str, Any]] = []
+
+    def capture(_c: Any, _cur: Any, statement: str, params: Any, *_a: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT"):
+            seen.append((statement, params))
+
+    sa_event.listen(engine, "before_cursor_execute", capture)
+    ledger.inclusion_proof(700)
+    ledger.consistency_proof(333, 1800)
+    with engine.connect() as conn:
+        stored_tree.inclusion_proofs(conn, [1, 500, 1799], 1800)
+    verify_incremental(ledger)
+    sa_event.remove(engine, "before_cursor_execute", capture)
+    assert seen
+    with engine.connect() as conn:
+        for statement, params in seen:
+            plan = [str(r[-1]) for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement,
+                                                              params).all()]
+            # An index walked in order under a LIMIT (the head: ORDER BY seq DESC LIMIT 1)
+            # reads what the limit says; checkpoints are one per 256 events.
+            scans = [p for p in plan if p.startswith("SCAN custody_")
+                     and not p.startswith("SCAN custody_checkpoints")
+                     and not ("LIMIT" in statement and "INDEX" in p)]
+            assert not scans, (statement, plan)
+    ledger.close()
+    engine.dispose()
