@@ -47,6 +47,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +56,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from vault import stored_tree  # noqa: E402
 from vault.checkpoint import Checkpoint  # noqa: E402
 from vault.config import Settings  # noqa: E402
-from vault.custody import Action, CustodyEvent, entry_bytes  # noqa: E402
+from vault.custody import Action, CustodyEvent  # noqa: E402
 from vault.disclosure import event_proofs  # noqa: E402
 from vault.incremental_verify import verify_incremental  # noqa: E402
 from vault.merkle import leaf_hash  # noqa: E402
@@ -124,12 +125,17 @@ class LedgerBuilder:
         self.vault, self.db, self.object_ids = vault, db, object_ids
         ledger = vault.ledger
         self.mac_key = ledger._mac_key
-        head = db.execute("SELECT seq, entry_hash FROM custody_events ORDER BY seq DESC LIMIT 1"
-                          ).fetchone()
-        self.seq, self.prev = (head[0] + 1, head[1]) if head else (0, "0" * 64)
-        with vault.engine.connect() as conn:
-            self.tree = stored_tree._frontier(conn, self.seq)
+        self.seq, self.prev = 0, "0" * 64
+        self.resume()
         self._check_template()
+
+    def resume(self) -> None:
+        """Continue after whatever the ledger holds now (events appended the ordinary way)."""
+        head = self.db.execute(
+            "SELECT seq, entry_hash FROM custody_events ORDER BY seq DESC LIMIT 1").fetchone()
+        self.seq, self.prev = (int(head[0]) + 1, str(head[1])) if head else (0, "0" * 64)
+        with self.vault.engine.connect() as conn:
+            self.tree = stored_tree._frontier(conn, self.seq)
 
     def _event(self, seq: int, when: dt.datetime) -> tuple[bytes, str, str]:
         rid = self.object_ids[random.randrange(len(self.object_ids))]
@@ -185,7 +191,6 @@ class LedgerBuilder:
                     "INSERT INTO custody_event_objects (object_id, seq) VALUES (?, ?)", links)
                 self.db.commit()
                 events, links = [], []
-        assert entry_bytes  # the same format as vault.custody writes
         stored_tree.catch_up(self.vault.sessions, ledger._lock, self.seq)
         checkpoint = Checkpoint(ledger.origin, self.seq, self.tree.root())
         note = ledger.signer.sign(checkpoint)
@@ -206,7 +211,8 @@ def _child(home: Path, what: str) -> dict[str, float]:
     out = subprocess.run(
         [sys.executable, __file__, "--child", what, "--home", str(home)],
         check=True, capture_output=True, text=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
 
 
 def _child_main(home: Path, what: str) -> None:
@@ -253,7 +259,7 @@ def measure(vault: Vault, home: Path, db: sqlite3.Connection, builder: LedgerBui
                                          object_ids=["bench-append"]) for _ in range(1000)])
     out["record_many_per_s"] = 5000 / (time.perf_counter() - t)
     ledger.checkpoint()
-    builder.__init__(vault, db, recordings)  # type: ignore[misc]  (continue after them)
+    builder.resume()
     out["bytes_per_event"], out["node_bytes_per_event"] = _bytes_per_event(db, builder.seq)
     # Full verify in a child (time, peak RSS beside a child that only opens the vault).
     base = _child(home, "open")
@@ -264,9 +270,16 @@ def measure(vault: Vault, home: Path, db: sqlite3.Connection, builder: LedgerBui
     builder.grow(day, NOW, dt.timedelta(days=1))
     inc = _child(home, "incremental")
     out["day_events"], out["incremental_s"], out["incremental_rss_mib"] = day, inc["s"], inc["rss_mib"]
-    size = builder.seq
-    out["events_after_day"] = size
-    # Proofs.
+    out["events_after_day"] = builder.seq
+    out.update(measure_proofs(vault, recordings))
+    return out
+
+
+def measure_proofs(vault: Vault, recordings: list[str]) -> dict[str, Any]:
+    """Inclusion and consistency proof times, and the export proofs of 20 recordings."""
+    ledger = vault.ledger
+    size = ledger.size()
+    out: dict[str, Any] = {}
     rng = random.Random(7)
     samples = []
     for _ in range(50):
@@ -295,6 +308,7 @@ def measure(vault: Vault, home: Path, db: sqlite3.Connection, builder: LedgerBui
     proofs = event_proofs(vault, seqs)
     out["export_s"] = time.perf_counter() - t
     out["export_events"] = len(proofs)
+    out["proof_events"] = ledger.size()
     return out
 
 
@@ -311,7 +325,7 @@ def measure_search(vault: Vault, runs: int) -> dict[str, Any]:
         if not page:
             break
         cursor = page_cursor(page[-1])
-    kinds = {
+    kinds: dict[str, Callable[[], RecordingQuery]] = {
         "camera_window": lambda: RecordingQuery(
             source_id=f"cam-{rng.randrange(CAMERAS):03d}",
             since=(s := live_from + dt.timedelta(hours=rng.randrange(LIVE_DAYS * 24 - 1))),
@@ -333,7 +347,7 @@ def measure_search(vault: Vault, runs: int) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--sizes", default="100000,1000000",
                         help="Ledger sizes to grow to and measure at, comma-separated.")
     parser.add_argument("--recordings", type=int, default=1_000_000)
@@ -341,6 +355,8 @@ def main() -> None:
                         help="Events appended for the incremental verify (a busy day).")
     parser.add_argument("--search-runs", type=int, default=200)
     parser.add_argument("--dir", type=Path, default=None, help="Work here (default: a temp dir).")
+    parser.add_argument("--proofs-only", action="store_true",
+                        help="Only the proof and export figures, on the vault already in --dir.")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--home", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -348,6 +364,13 @@ def main() -> None:
         _child_main(args.home, args.child)
         return
     random.seed(1)
+    if args.proofs_only:
+        with Vault.open(Settings(home=args.dir / "home")) as vault:
+            with vault.engine.connect() as conn:
+                ids = list(conn.exec_driver_sql(
+                    "SELECT id FROM recordings ORDER BY id LIMIT 5000").scalars())
+            print(json.dumps({k: round(v, 2) for k, v in measure_proofs(vault, ids).items()}))
+        return
     work = args.dir or Path(tempfile.mkdtemp(prefix="ledger-scale-"))
     home = work / "home"
     sizes = [int(s) for s in args.sizes.split(",")]
