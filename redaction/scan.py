@@ -63,6 +63,8 @@ _FLOW_STEP = 16
 #: A zoom (or roll) smaller than this between two looks, with a pan under half a
 #: motion-map pixel, is a still camera.
 _STILL_ZOOM = 0.002
+#: Boxes scored under this that touch a crop's cut edge are dropped (see _at_cut_edge).
+_EDGE_SCORE = 0.3
 #: What comes into view on a moving camera is cut into pieces this many motion-map px wide.
 _CUT = 32
 
@@ -130,6 +132,9 @@ class ScanStats:
     sweeps: int = 0
     detections: int = 0
     by_kind: dict[str, int] = field(default_factory=dict)
+    #: Share of the frame in motion regions, summed over full looks (over ``looks``: the
+    #: mean). Near 1 means the motion model saw the whole frame move: it vouches for nothing.
+    motion_share: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -288,25 +293,32 @@ class FrameScanner:
         if self._motion is None or self._previous_grey is None:
             return None
         prev = self._previous_grey
-        ax, ay = self._motion.offset(index - elapsed)
-        bx, by = self._motion.offset(index)
-        dx, dy = (bx - ax) * self._mw / self.width, (by - ay) * self._mh / self.height
         step = _FLOW_STEP
         ys, xs = np.mgrid[step // 2:self._mh - step // 2:step, step // 2:self._mw - step // 2:step]
         pts = np.stack([xs.ravel(), ys.ravel()], axis=1).astype(np.float32)[:, None]
         if len(pts) < 8:
             return None
-        guess = pts + np.array([dx, dy], np.float32)
+        # Start each point where the frame-to-frame estimate (pan and zoom) puts it.
+        (ax, ay), za = self._motion.offset(index - elapsed), self._motion.zoom(index - elapsed)
+        (bx, by), zb = self._motion.offset(index), self._motion.zoom(index)
+        fx, fy = self.width / self._mw, self._mh / self.height
+        k = zb / za
+        guess = np.empty_like(pts)
+        guess[..., 0] = ((pts[..., 0] * fx - ax) * k + bx) / fx
+        guess[..., 1] = ((pts[..., 1] / fy - ay) * k + by) * fy
+        # Should the flow fail (a flash, a cut), the frame-to-frame estimate stands in.
+        fallback = None if (ax, ay, za) == (bx, by, zb) else np.array(
+            [[k, 0.0, (bx - ax * k) / fx], [0.0, k, (by - ay * k) * fy]], np.float64)
         nxt, status, _ = cv2.calcOpticalFlowPyrLK(
             prev, grey, pts, guess.copy(), winSize=(15, 15), maxLevel=2,
             flags=cv2.OPTFLOW_USE_INITIAL_FLOW)
         ok = status[:, 0] == 1
         if ok.sum() < len(pts) // 4:
-            return None
+            return fallback
         m, inliers = cv2.estimateAffinePartial2D(pts[ok], nxt[ok], method=cv2.RANSAC,
                                                  ransacReprojThreshold=1.0)
         if m is None or inliers is None or int(inliers.sum()) < len(pts) // 4:
-            return None
+            return fallback
         zoom = math.hypot(m[0, 0], m[1, 0])
         if abs(zoom - 1) < _STILL_ZOOM and abs(m[1, 0]) < _STILL_ZOOM and \
                 math.hypot(m[0, 2], m[1, 2]) < 0.5:
@@ -517,8 +529,33 @@ class FrameScanner:
                     # A box reaching into a gutter is clipped to its own crop.
                     mine[:, [0, 2]] = np.clip(mine[:, [0, 2]], px, px + crop.shape[1])
                     mine[:, [1, 3]] = np.clip(mine[:, [1, 3]], py, py + crop.shape[0])
-                    out.append(self._to_frame(mine, region, crop, px, py))
+                    mine = mine[~self._at_cut_edge(mine, region, crop, px, py)]
+                    if len(mine):
+                        out.append(self._to_frame(mine, region, crop, px, py))
         return out
+
+    def _at_cut_edge(self, boxes: Boxes, region: _Region, crop: Image, px: int,
+                     py: int) -> npt.NDArray[np.bool_]:
+        """Which unsure boxes (under :data:`_EDGE_SCORE`) touch an edge of their crop that
+        is a cut through the picture, not the frame's own edge.
+
+        Issue #13 (spill): the black edge of a crop makes the detector score textures
+        beside it at 0.1-0.2; each such box started a track whose mask was padded a second
+        either side. A face on a cut is whole in a neighbouring region (regions carry a
+        face's margin, sweep tiles overlap) and a sure face is kept wherever it is.
+        """
+        tol = 8.0  # two heat-map cells of the detector's input
+        h, w = crop.shape[:2]
+        cut = np.zeros(len(boxes), bool)
+        if region.x0 > 0:
+            cut |= boxes[:, 0] <= px + tol
+        if region.y0 > 0:
+            cut |= boxes[:, 1] <= py + tol
+        if region.x1 < self.width:
+            cut |= boxes[:, 2] >= px + w - tol
+        if region.y1 < self.height:
+            cut |= boxes[:, 3] >= py + h - tol
+        return cast("npt.NDArray[np.bool_]", cut & (boxes[:, 4] < _EDGE_SCORE))
 
     @staticmethod
     def _mosaic(small: list[tuple[_Region, Image]],
@@ -559,6 +596,8 @@ class FrameScanner:
         elapsed = index - self._last_look
         self._last_look = index
         motion = self._motion_boxes(image, elapsed, index)
+        self.stats.motion_share += sum((b[2] - b[0]) * (b[3] - b[1]) for b in motion) / (
+            self.width * self.height)
         if index == 0:
             sweep = list(self._sweep)
         else:

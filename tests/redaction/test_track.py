@@ -186,3 +186,41 @@ def test_a_swerving_face_gets_the_margin_its_own_path_shows() -> None:
     tr.finish()
     for f in range(121):
         assert any(covers(m.box, *pos(f), 30) for m in tr.boxes_at(f)), f
+
+
+def test_an_unconfirmed_track_missed_on_a_sharp_picture_is_withdrawn() -> None:
+    """Issue #13 (crowd spill 3.06 %): a texture the detector scored 0.1 once started a track
+    whose mask was padded a second either side, growing to three times a face; in the
+    benchmark's crowd 175 of 372 tracks never scored 0.3 and held 42 % of all masks. A track
+    never scored ``confirm_score`` that two looks in a row search for on a still camera and
+    do not find is withdrawn: no mask from then on. A confirmed face missed the same way
+    keeps its track (a face that turned away is still there)."""
+    tr = Tracker(TrackParams(), fps=25, width=640, height=480, stride=6)
+    tr.update(0, np.concatenate([det(100, 100, score=0.12), det(400, 100, score=0.6)]))
+    tr.update(6, NONE)
+    assert len(tr.tracks) == 2
+    tr.update(12, NONE)
+    assert [t.observations[0].score for t in tr.tracks] == [pytest.approx(0.6)]
+    assert tr.withdrawn == 1
+    assert [m.box[0] > 300 for m in tr.boxes_at(13)] == [True]
+
+
+def test_a_track_missed_while_the_camera_smears_the_picture_is_kept() -> None:
+    """Issue #13: on a fast pan the shutter smears a face so that the detector cannot find
+    it, so such a miss is no evidence that the face was a texture: an unconfirmed track
+    missed only on smeared pictures (camera moving more than a tenth of the face's size a
+    frame) stays, and keeps its mask."""
+    from redaction.motion import CameraMotion
+    from redaction.synthetic import render_frame
+
+    base = render_frame(640, 480, 0.0, [], 1, 3.0, "coffee")
+    motion = CameraMotion(640, 480)
+    for i in range(13):
+        # A pan of 8 px a frame (a third of a 24 px face).
+        motion.update(i, np.roll(base, 8 * i, axis=1))
+    tr = Tracker(TrackParams(), fps=25, width=640, height=480, stride=6, motion=motion)
+    tr.update(0, det(100, 100, score=0.12))
+    tr.update(6, NONE)
+    tr.update(12, NONE)
+    assert len(tr.tracks) == 1 and tr.withdrawn == 0
+    assert tr.boxes_at(12)
