@@ -69,6 +69,8 @@ Box = tuple[float, float, float, float]
 #: The face inside a mask box: the tracker grows the face box by ``box_pad`` (a fifth) of
 #: its size on each side, plus a margin; the middle 64 % is the face without hair or edge.
 _INNER = 0.18
+#: A face box is about this share of the mask box around it (``box_pad`` of 0.2 a side).
+_FACE_OF_MASK = 1 / 1.4
 #: The face is resampled to this square, and its local binary patterns counted in a
 #: _GRID x _GRID grid of cells (the layout of a face: eyes, nose, mouth), as in LBPH face
 #: recognition (Ahonen, Hadid and Pietikäinen, ECCV 2004).
@@ -90,6 +92,10 @@ def _uniform_lut() -> npt.NDArray[np.int32]:
 
 _LUT = _uniform_lut()
 _BINS = 59
+_CELL = (_SIDE - 2) // _GRID
+#: Each pixel's cell (row-major), times the bins a cell takes.
+_CELL_OF = ((np.arange(_SIDE - 2)[:, None] // _CELL) * _GRID
+            + np.arange(_SIDE - 2)[None, :] // _CELL).clip(0, _GRID * _GRID - 1) * _BINS
 _RING = ((0, 0), (0, 1), (0, 2), (1, 2), (2, 2), (2, 1), (2, 0), (1, 0))
 
 
@@ -177,15 +183,13 @@ def describe(image: Image, box: tuple[int, int, int, int]) -> Vector | None:
     code = np.zeros((n, n), np.int32)
     for k, (dy, dx) in enumerate(_RING):
         code |= (grey[dy:dy + n, dx:dx + n] >= centre).astype(np.int32) << k
-    code = _LUT[code]
     cell = n // _GRID
-    hists = np.empty((_GRID, _GRID, _BINS), np.float32)
-    for gy in range(_GRID):
-        for gx in range(_GRID):
-            c = code[gy * cell:(gy + 1) * cell, gx * cell:(gx + 1) * cell]
-            hists[gy, gx] = np.bincount(c.ravel(), minlength=_BINS)
-    hists /= hists.sum(axis=2, keepdims=True) * (_GRID * _GRID)
-    return cast(Vector, hists.ravel())
+    m = cell * _GRID
+    # One histogram over (cell, pattern) pairs: the 16 cells' histograms side by side.
+    hists = np.bincount((_CELL_OF[:m, :m] + _LUT[code[:m, :m]]).ravel(),
+                        minlength=_GRID * _GRID * _BINS).astype(np.float32)
+    hists /= cell * cell * _GRID * _GRID
+    return cast(Vector, hists)
 
 
 def distance(a: Vector, b: Vector) -> float:
@@ -208,6 +212,9 @@ class AppearanceLog:
 
     every: int = 3
     limit: int = 96
+    #: Faces smaller than this (px) are not described: :func:`group_people` does not compare
+    #: them (``IdentityParams.min_face``), and a crowd of them would cost the most.
+    min_face: float = IdentityParams.min_face
     _samples: dict[int, list[tuple[int, Vector]]] = field(default_factory=dict)
     _step: dict[int, int] = field(default_factory=dict)
 
@@ -215,7 +222,7 @@ class AppearanceLog:
         """Describe the faces in mask ``boxes`` of frame ``index`` that are due a sample."""
         for m in boxes:
             step = self._step.get(m.track_id, self.every)
-            if index % step:
+            if index % step or (m.box[3] - m.box[1]) * _FACE_OF_MASK < self.min_face:
                 continue
             d = describe(image, m.box)
             if d is None:
