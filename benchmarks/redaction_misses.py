@@ -136,7 +136,8 @@ def main() -> None:
                             for mb in masks), default=math.inf)
                 detail = face_visibility(sharp, smeared, box)
                 if vis > VISIBLE:
-                    rows.append({"detail": detail, "frame": i, "face": fid, "identity": face.identity or -1,
+                    rows.append({"detail": detail, "frame": i, "face": fid,
+                                 "identity": face.identity or -1,
                                  "h": h, "inside": inside, "blur": blur,
                                  "s28": best_score(det, a.image, box, 28),
                                  "s64": best_score(det, a.image, box, 64),

@@ -147,11 +147,11 @@ class CameraMotion:
             keep = res <= max(1.0, 2 * float(np.median(res)))
         if abs(k) < _ZOOM_DEADBAND:
             k = 0.0
-            ex, ey = np.median(a[:, 2]), np.median(a[:, 3])
+            ex, ey = float(np.median(a[:, 2])), float(np.median(a[:, 3]))
         else:
             ex = float(np.median(a[keep, 2] - k * rx[keep])) if keep.any() else 0.0
             ey = float(np.median(a[keep, 3] - k * ry[keep])) if keep.any() else 0.0
-        return float(ex) * self._scale, float(ey) * self._scale, k
+        return ex * self._scale, ey * self._scale, k
 
     def offset(self, index: int) -> tuple[float, float]:
         """Offset of frame ``index``; frames past the last measured hold the last offset."""

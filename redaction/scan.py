@@ -337,7 +337,7 @@ class FrameScanner:
         """
         p = self.params
         small = cv2.resize(image, (self._mw, self._mh), interpolation=cv2.INTER_AREA)
-        grey8 = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
+        grey8 = cast(Image, cv2.cvtColor(small, cv2.COLOR_BGR2GRAY))
         grey = grey8.astype(np.float32)
         if self._background is None:
             self._background = grey
@@ -555,7 +555,7 @@ class FrameScanner:
             cut |= boxes[:, 2] >= px + w - tol
         if region.y1 < self.height:
             cut |= boxes[:, 3] >= py + h - tol
-        return cast("npt.NDArray[np.bool_]", cut & (boxes[:, 4] < _EDGE_SCORE))
+        return cut & (boxes[:, 4] < _EDGE_SCORE)
 
     @staticmethod
     def _mosaic(small: list[tuple[_Region, Image]],
