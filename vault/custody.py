@@ -52,7 +52,7 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring as _json_string
 from pathlib import Path
@@ -1473,6 +1473,7 @@ class CustodyLedger:
         self,
         *,
         object_id: str | None = None,
+        object_ids: Collection[str] | None = None,
         actor: str | None = None,
         action: Action | str | None = None,
         since: dt.datetime | None = None,
@@ -1485,6 +1486,10 @@ class CustodyLedger:
         """Events matching every filter given, oldest first (``since`` <= ts < ``until``), and
         ``where`` (a reader's boundary: :func:`vault.policy.visible_events`).
 
+        ``object_ids`` selects events naming any of those objects (none for an empty
+        collection) in one statement, on the ``(object_id, seq)`` key of the event-object
+        links: a case's history is one query, not one per item.
+
         Raises LedgerError when a stored entry does not parse (run :meth:`verify`).
         """
         query = select(_E.payload).order_by(_E.seq).limit(limit).offset(offset)
@@ -1492,6 +1497,8 @@ class CustodyLedger:
             query = query.where(where)
         if object_id is not None:
             query = query.where(_E.seq.in_(select(_O.seq).where(_O.object_id == object_id)))
+        if object_ids is not None:
+            query = query.where(_E.seq.in_(select(_O.seq).where(_O.object_id.in_(object_ids))))
         if actor is not None:
             query = query.where(_E.actor == actor)
         if action is not None:

@@ -277,7 +277,7 @@ def _recordings_of(principal: Principal, *, scoped: bool) -> ColumnElement[bool]
     )
 
 
-def visible_events(principal: Principal) -> ColumnElement[bool]:
+def visible_events(principal: Principal, *, narrowed: bool = False) -> ColumnElement[bool]:
     """A WHERE clause on custody events (``CustodyEventRow``) for readers of the custody log.
 
     Administrators read the whole log. Others (information governance, auditors) read their
@@ -286,35 +286,50 @@ def visible_events(principal: Principal) -> ColumnElement[bool]:
     nothing another organisation owns. Another organisation's case history, requests and
     refusals stay out of sight; verifying the
     ledger as a whole (counts and hashes, no content) is open to every custody reader.
+
+    Both forms select the same rows; ``narrowed`` says which is cheaper. Without it the clause
+    builds, once per query, the set of events naming anything the organisation owns: right
+    for scanning the log, where many events may be someone else's. With it each candidate
+    event looks up its own few links (by seq) and the rows they name (by primary key): right
+    when the query is already narrowed to a bounded set (one event, an item's or a case's
+    history), whose cost then follows the candidates, not the size of the ledger.
     """
     if not allowed(principal.role, P.CUSTODY_READ):
         return false()
     if principal.role in ALL_ORGANISATIONS:
         return true()
     org = principal.organisation
-    owned = union_all(
-        select(Recording.id).where(_recordings_of(principal, scoped=False)),
-        select(CaseOwner.case_id).where(CaseOwner.organisation == org),
-        select(Hold.id).where(in_organisation(principal, Hold.organisation)),
-        select(SubjectAccessRequest.id).where(
-            in_organisation(principal, SubjectAccessRequest.organisation)),
-        select(Share.id).where(Share.created_org == org),
-        select(User.id).where(User.organisation == org),
-    )
+    # (id column, condition) per kind of object an event can name.
+    owned: list[tuple[SQLColumnExpression[str], ColumnElement[bool]]] = [
+        (Recording.id, _recordings_of(principal, scoped=False)),
+        (CaseOwner.case_id, CaseOwner.organisation == org),
+        (Hold.id, in_organisation(principal, Hold.organisation)),
+        (SubjectAccessRequest.id, in_organisation(principal, SubjectAccessRequest.organisation)),
+        (Share.id, Share.created_org == org),
+        (User.id, User.organisation == org),
+    ]
     # An event about our footage that also names another organisation's case, request, hold,
     # share, user or footage is that organisation's history too: showing it would show theirs.
-    foreign = union_all(
-        select(Recording.id).where(Recording.source_id.in_(select(Source.id).where(
+    foreign: list[tuple[SQLColumnExpression[str], ColumnElement[bool]]] = [
+        (Recording.id, Recording.source_id.in_(select(Source.id).where(
             Source.organisation.is_not(None), Source.organisation != org))),
-        select(CaseOwner.case_id).where(CaseOwner.organisation != org),
-        select(Hold.id).where(Hold.organisation.is_not(None), Hold.organisation != org),
-        select(SubjectAccessRequest.id).where(SubjectAccessRequest.organisation.is_not(None),
-                                              SubjectAccessRequest.organisation != org),
-        select(Share.id).where(Share.created_org != org),
-        select(User.id).where(User.organisation != org),
-    )
+        (CaseOwner.case_id, CaseOwner.organisation != org),
+        (Hold.id, and_(Hold.organisation.is_not(None), Hold.organisation != org)),
+        (SubjectAccessRequest.id, and_(SubjectAccessRequest.organisation.is_not(None),
+                                       SubjectAccessRequest.organisation != org)),
+        (Share.id, Share.created_org != org),
+        (User.id, User.organisation != org),
+    ]
 
-    def naming(ids: Any) -> ColumnElement[bool]:
+    def naming(kinds: list[tuple[SQLColumnExpression[str], ColumnElement[bool]]]
+               ) -> ColumnElement[bool]:
+        if narrowed:
+            # Correlated on the event's seq: its links on ix_custody_event_objects_seq, then
+            # each named row by primary key (the plan is in docs/web.md, "Speed").
+            return or_(*(exists().where(CustodyEventObjectRow.seq == CustodyEventRow.seq,
+                                        CustodyEventObjectRow.object_id == column, condition)
+                         for column, condition in kinds))
+        ids = union_all(*(select(column).where(condition) for column, condition in kinds))
         return CustodyEventRow.seq.in_(
             select(CustodyEventObjectRow.seq).where(CustodyEventObjectRow.object_id.in_(ids)))
 
@@ -331,7 +346,8 @@ def require_event(vault: Vault, principal: Principal, seq: int, *, route: str | 
     with vault.sessions() as session:
         found = session.scalar(select(exists().where(CustodyEventRow.seq == seq)))
         visible = found and session.scalar(
-            select(exists().where(CustodyEventRow.seq == seq, visible_events(principal))))
+            select(exists().where(CustodyEventRow.seq == seq,
+                                  visible_events(principal, narrowed=True))))
     if found and not visible:
         deny(vault, principal, P.CUSTODY_READ,
              f"custody event {seq} is about another organisation", route=route)
