@@ -542,11 +542,15 @@ class FrameScanner:
         Issue #13 (spill): the black edge of a crop makes the detector score textures
         beside it at 0.1-0.2; each such box started a track whose mask was padded a second
         either side. A face on a cut is whole in a neighbouring region (regions carry a
-        face's margin, sweep tiles overlap) and a sure face is kept wherever it is.
+        face's margin, sweep tiles overlap) and a sure face is kept wherever it is. Track
+        regions are exempt: there a box on the edge is the tracked face leaving the place it
+        was predicted at (a swerve), and may be all the evidence of it.
         """
         tol = 8.0  # two heat-map cells of the detector's input
         h, w = crop.shape[:2]
         cut = np.zeros(len(boxes), bool)
+        if region.kind == "track":
+            return cut
         if region.x0 > 0:
             cut |= boxes[:, 0] <= px + tol
         if region.y0 > 0:
