@@ -1805,13 +1805,16 @@ class CustodyLedger:
 
     @staticmethod
     def verify_inclusion_proof(
-        proof: Mapping[str, Any], vkey: str, *, origin: str | None = None
+        proof: Mapping[str, Any], vkey: str, *, origin: str | None = None,
+        opened: dict[tuple[str, str, Any], Checkpoint] | None = None,
     ) -> None:
         """Check an inclusion proof offline, with nothing but the proof and the verifier key.
 
         ``vkey`` must come from the recipient's own trusted copy, not from the proof; ``origin``
-        (default: the proof's own ``origin``) is the log its checkpoint must name. Returns
-        None; raises LedgerError when anything does not verify.
+        (default: the proof's own ``origin``) is the log its checkpoint must name. ``opened``
+        is a cache kept by a caller checking many proofs: a checkpoint note opened (signature
+        verified) for this key and origin is not opened again. Returns None; raises
+        LedgerError when anything does not verify.
         """
         try:
             # 1. The format is the one this function reads.
@@ -1820,7 +1823,12 @@ class CustodyLedger:
             # 2. The checkpoint is signed by the trusted key and names the expected log (by
             #    default the one the proof names: a checkpoint of another log proves nothing).
             expected = origin if origin is not None else proof.get("origin")
-            cp = open_checkpoint(proof["checkpoint"], vkey, origin=expected)
+            opened_key = (proof["checkpoint"], vkey, expected)
+            cp = opened.get(opened_key) if opened is not None else None
+            if cp is None:
+                cp = open_checkpoint(proof["checkpoint"], vkey, origin=expected)
+                if opened is not None:
+                    opened[opened_key] = cp
             # 3. The proof's own size and root, if a reader looks at them, are the signed ones.
             if proof["tree_size"] != cp.size or proof["root_hash"] != cp.root_hash.hex():
                 raise LedgerError("proof's tree size or root differ from its checkpoint")

@@ -21,13 +21,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Path, Query, Request
 from fastapi.responses import Response
-from sqlalchemy import select
+from sqlalchemy import and_, func, or_, select
 
 from redaction.clips import MAX_WINDOW, assemble_clip
 from vault import cases as case_ops
 from vault import shares as share_ops
 from vault.catalog import CaseStatus, Recording, Source
-from vault.custody import CustodyLedger, EventRecord
+from vault.checkpoint import Checkpoint
+from vault.custody import CustodyEventObjectRow, CustodyEventRow, CustodyLedger, EventRecord
 from vault.disclosure import event_proofs
 from vault.errors import InvalidInput, LedgerError, NotFound
 from vault.holds import list_holds
@@ -70,8 +71,9 @@ router = APIRouter(route_class=sec.make_route_class(templates), include_in_schem
 RecordingId = Annotated[str, Path(pattern=UUID_PATTERN)]
 CaseId = Annotated[str, Path(pattern=UUID_PATTERN)]
 ShareId = Annotated[str, Path(pattern=UUID_PATTERN)]
-#: Events shown per item on a case page (the newest are the ones a reviewer checks).
-HISTORY_LIMIT = 200
+#: Custody events shown per item on a case page; the rest are a "more events" link away, so
+#: an item viewed ten thousand times costs the page no more than one viewed fifty.
+HISTORY_LIMIT = 50
 DEFAULT_SHARE_DAYS = 14
 SHARE_PATH = "/s"
 _EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
@@ -291,20 +293,80 @@ class HistoryRow:
     problem: str | None
 
 
-def _histories(vault: Vault, principal: Principal, ids: list[str]) -> tuple[
-        dict[str, list[HistoryRow]] | None, int | None]:
-    """Each item's custody events the principal may read (None: their role reads no custody
-    log), each with a verified mark, and the checkpoint size they were proved against.
+@dataclass(frozen=True)
+class History:
+    """The part of one item's custody history a case page shows: ``rows`` are its visible
+    events ``start`` + 1 .. ``start`` + len(rows), oldest first, out of ``total``."""
 
-    Every event is proved against one signed checkpoint and each proof checked with the
-    ledger's verifier key; an event whose proof fails is shown unverified with the reason, the
-    page still answers."""
+    rows: list[HistoryRow]
+    start: int
+    total: int
+
+    @property
+    def more(self) -> int:
+        """Visible events after the ones shown (the "N more events" link's N)."""
+        return max(0, self.total - self.start - len(self.rows))
+
+
+def _visible_histories(vault: Vault, principal: Principal, ids: list[str],
+                       starts: dict[str, int]) -> dict[str, tuple[int, list[EventRecord]]]:
+    """For each item: how many custody events naming it the principal may read, and
+    HISTORY_LIMIT of them from ``starts[item]`` (default 0), oldest first.
+
+    One statement for every item, whatever their number: the links are read on the
+    ``(object_id, seq)`` key, the reader's boundary (:func:`vault.policy.visible_events`,
+    narrowed: checked per candidate event) is applied once, and each item's events are
+    numbered in SQL so a busy item cannot crowd the others off the page.
+    """
+    link = CustodyEventObjectRow
+    ranked = (
+        select(link.object_id, link.seq,
+               func.row_number().over(partition_by=link.object_id, order_by=link.seq).label("n"),
+               func.count().over(partition_by=link.object_id).label("total"))
+        .join(CustodyEventRow, CustodyEventRow.seq == link.seq)
+        .where(link.object_id.in_(ids), visible_events(principal, narrowed=True))
+        .subquery())
+    shown = or_(*(and_(ranked.c.object_id == rid, ranked.c.n > starts.get(rid, 0),
+                       ranked.c.n <= starts.get(rid, 0) + HISTORY_LIMIT) for rid in ids))
+    query = (select(ranked.c.object_id, ranked.c.total, CustodyEventRow.payload)
+             .join(CustodyEventRow, CustodyEventRow.seq == ranked.c.seq)
+             .where(shown).order_by(ranked.c.object_id, ranked.c.seq))
+    # Items with no visible event at all have no row: they show an empty history.
+    out: dict[str, tuple[int, list[EventRecord]]] = {rid: (0, []) for rid in ids}
+    with vault.sessions() as session:
+        for row in session.execute(query):
+            total, records = out[row.object_id]
+            records.append(EventRecord.from_entry(row.payload))
+            out[row.object_id] = (row.total, records)
+    # An item whose shown window is past its end (a stale "more" link) still needs its count.
+    missing = [rid for rid, (total, _) in out.items() if total == 0 and starts.get(rid)]
+    if missing:
+        with vault.sessions() as session:
+            for rid, total in session.execute(
+                    select(link.object_id, func.count())
+                    .join(CustodyEventRow, CustodyEventRow.seq == link.seq)
+                    .where(link.object_id.in_(missing), visible_events(principal, narrowed=True))
+                    .group_by(link.object_id)):
+                out[rid] = (total, [])
+    return out
+
+
+def _histories(vault: Vault, principal: Principal, ids: list[str],
+               starts: dict[str, int] | None = None) -> tuple[dict[str, History] | None,
+                                                              int | None]:
+    """Each item's custody events the principal may read (None: their role reads no custody
+    log), HISTORY_LIMIT an item from ``starts`` (default: its first), each with a verified
+    mark, and the checkpoint size they were proved against.
+
+    All the page's events are proved in one batch against one signed checkpoint
+    (:func:`vault.disclosure.event_proofs`, the export's path: one read of the stored tree)
+    and each proof checked with the ledger's verifier key, the checkpoint's signature
+    verified once for the batch. An event whose proof fails is shown unverified with the
+    reason; the page still answers."""
     if not allowed(principal.role, Permission.CUSTODY_READ):
         return None, None
-    where = visible_events(principal)
-    found = {rid: vault.ledger.events(object_id=rid, where=where, limit=HISTORY_LIMIT)
-             for rid in ids}
-    seqs = sorted({e.seq for events in found.values() for e in events})
+    found = _visible_histories(vault, principal, ids, starts or {})
+    seqs = sorted({e.seq for _total, events in found.values() for e in events})
     problems: dict[int, str] = {}
     size = None
     try:
@@ -312,19 +374,30 @@ def _histories(vault: Vault, principal: Principal, ids: list[str]) -> tuple[
     except (LedgerError, NotFound) as error:
         proofs, problems = {}, {seq: str(error) for seq in seqs}
     vkey = vault.ledger.verifier_key()
+    opened: dict[tuple[str, str, Any], Checkpoint] = {}
     for seq, proof in proofs.items():
         size = proof["tree_size"]
         try:
-            CustodyLedger.verify_inclusion_proof(proof, vkey, origin=vault.ledger.origin)
+            CustodyLedger.verify_inclusion_proof(proof, vkey, origin=vault.ledger.origin,
+                                                 opened=opened)
         except LedgerError as error:
             problems[seq] = str(error)
-    rows = {rid: [HistoryRow(e, e.seq in proofs and e.seq not in problems, problems.get(e.seq))
-                  for e in events] for rid, events in found.items()}
-    return rows, size
+    histories = {
+        rid: History([HistoryRow(e, e.seq in proofs and e.seq not in problems,
+                                 problems.get(e.seq)) for e in events],
+                     (starts or {}).get(rid, 0), total)
+        for rid, (total, events) in found.items()}
+    return histories, size
 
 
 @router.get("/casework/{case_id}")
-def case_page(request: Request, user: WebUserDep, case_id: CaseId) -> Response:
+def case_page(
+    request: Request, user: WebUserDep, case_id: CaseId,
+    item: Annotated[str | None, Query(pattern=UUID_PATTERN)] = None,
+    after: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> Response:
+    """The case: items, holds, members and each item's custody history (``item`` and
+    ``after``: that item's history from its event ``after`` + 1, the "more events" link)."""
     vault, principal = _vault(request), user.principal
     case = require_case(vault, principal, Permission.CASE_READ, case_id, route=_route(request))
     _case, org, recording_ids, members = case_ops.case_details(vault, case_id)
@@ -335,14 +408,15 @@ def case_page(request: Request, user: WebUserDep, case_id: CaseId) -> Response:
             Source.id.in_({r.source_id for r in items.values()})))}
     ordered = [items[rid] for rid in recording_ids if rid in items]
     holds = list_holds(vault, case_id=case_id, active=None, scope=visible_holds(principal))
-    histories, checkpoint_size = _histories(vault, principal, [r.id for r in ordered])
+    starts = {item: after} if item in items else {}
+    histories, checkpoint_size = _histories(vault, principal, [r.id for r in ordered], starts)
     can_write = allowed(principal.role, Permission.CASE_WRITE)
     return page(request, "case.html", {
         "csrf": user.csrf, "case": case, "organisation": org, "items": ordered,
         "sources": sources, "members": members, "holds": holds, "histories": histories,
         "checkpoint_size": checkpoint_size, "can_write": can_write,
         "can_share": allowed(principal.role, Permission.SHARE_CREATE),
-        "errors": {}, "open": case.status == CaseStatus.OPEN,
+        "errors": {}, "open": case.status == CaseStatus.OPEN, "history_limit": HISTORY_LIMIT,
     })
 
 
