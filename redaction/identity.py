@@ -6,29 +6,32 @@ someone leaving the picture and coming back), and it doubles a face when a secon
 of it (another scale, a low-scoring box around the head) is not linked to the first. For a
 subject access request that is the difference between keeping the requester visible and
 blurring them in half their frames. After tracking, :func:`join_people` groups tracks into
-people with three kinds of evidence, in this order:
+people, in this order:
 
-1. **Same place, same time** (duplicates): two tracks seen at the same time whose face boxes
+1. **Swaps**: a track whose face changes part way (the tracker swapped two faces where they
+   crossed: the mean appearance of the samples either side differs by ``different``) is
+   cut there, halfway between its last detection of one face and first of the other.
+2. **Same place, same time** (duplicates): two tracks seen at the same time whose face boxes
    are one box (``duplicate_iou``) at most of the looks they share (``duplicate_share``)
    are one face, unless their pictures are plainly different, either track's detections
    (sure or not) stray more than ``stray`` face sizes from the other's face while both are
    seen (the tracker jumped from somebody else), or either is also where a third person's
    track is (a crossing: position alone cannot say whose face is whose).
-2. **Two places at once** (a person cannot be): two tracks seen at the same time in
+3. **Two places at once** (a person cannot be): two tracks seen at the same time in
    different places (overlapping at under ``apart_share`` of shared looks) are two people,
    and no later join may put them into one person.
+4. **Split by a gap** (misses, occlusion, leaving and returning): a person's last look in one
+   group and first look in a later one are joined when their faces match (local binary
+   pattern texture, :func:`describe`, averaged over each track) and, for a gap shorter than
+   ``short_gap_seconds``, the head could have moved that far (at most ``max_speed`` face
+   sizes a second) and nobody else within that reach looks like them. After a longer gap a
+   person may come back anywhere, so the face alone decides, with a stricter threshold.
 
 Identity is judged on each track's *sure* detections (``sure_score``): the tracker often
 links a low-scoring box beside the face (an ear, hair, a collar) before or after the face
 itself, and judged on those one person's two tracks look apart. A track with no sure
 detection is mostly not a face; it joins a person only as a duplicate, never across a gap.
-
-3. **Split by a gap** (misses, occlusion, leaving and returning): a person's last look in one
-   group and first look in a later one are joined when their appearance matches (a colour
-   histogram and a gradient-orientation descriptor of the face: :class:`AppearanceLog`) and,
-   for a gap shorter than ``short_gap_seconds``, the head could have moved that far (at most
-   ``max_speed`` face sizes a second). After a longer gap a person may come back anywhere,
-   so appearance alone decides, with a stricter threshold.
+Faces under ``min_face`` px are not compared by appearance at all.
 
 Joining two different people would expose the wrong person when one is kept, so the join is
 conservative: when the evidence is mixed, the tracks stay apart and the plan gets a review
@@ -59,8 +62,8 @@ import numpy.typing as npt
 from redaction.plan import BoxRun, ReviewSpan, TrackPlan
 from redaction.track import MaskBox, Observation, Track
 
-__all__ = ["AppearanceLog", "IdentityParams", "People", "group_people", "join_people",
-           "merge_tracks"]
+__all__ = ["AppearanceLog", "IdentityParams", "People", "describe", "distance", "group_people",
+           "join_people", "merge_tracks"]
 
 Image = npt.NDArray[np.uint8]
 Vector = npt.NDArray[np.float32]
@@ -189,7 +192,7 @@ def describe(image: Image, box: tuple[int, int, int, int]) -> Vector | None:
     hists = np.bincount((_CELL_OF[:m, :m] + _LUT[code[:m, :m]]).ravel(),
                         minlength=_GRID * _GRID * _BINS).astype(np.float32)
     hists /= cell * cell * _GRID * _GRID
-    return cast(Vector, hists)
+    return hists
 
 
 def distance(a: Vector, b: Vector) -> float:
