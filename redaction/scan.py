@@ -618,6 +618,12 @@ class FrameScanner:
 
     def _finish_look(self, found: list[Boxes]) -> Boxes:
         boxes = np.concatenate(found) if found else np.empty((0, 5), np.float32)
+        if len(boxes):
+            # An unsure box well under the smallest face the scan is sized for is texture
+            # (issue #13: an 11x14 px box scored 0.13 on a walking camera became a track
+            # masked for two seconds); a sure one is kept whatever its size.
+            size = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
+            boxes = boxes[(boxes[:, 4] >= _EDGE_SCORE) | (size >= 0.75 * self.params.min_face)]
         boxes = nms(boxes) if len(boxes) else boxes
         self.stats.detections += len(boxes)
         return boxes
