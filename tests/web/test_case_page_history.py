@@ -6,7 +6,7 @@ events), and checked each of 220 inclusion proofs by re-opening the same signed 
 6.8 s a page. These tests pin what replaced it: one statement for every item's history, a
 boundary that costs per candidate event and selects exactly what the set form selects, a page
 of events per item with a "more events" link, and a checkpoint opened once per batch of
-proofs without weakening any check. Over HTTP (``TestClient``) on a real SQLite vault.
+proofs without weakening any check. Over HTTP (``TestClient``) on real vaults: SQLite and PostgreSQL catalogs.
 """
 
 from __future__ import annotations
@@ -86,10 +86,16 @@ class World:
             reference="ASB/1") for _ in range(n)])
 
 
-@pytest.fixture
-def world(tmp_path: Path) -> Iterator[World]:
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
+    """20 Northside recordings with three views each, an Eastgate recording and case; on the
+    embedded SQLite catalog and on PostgreSQL (the window functions and correlated checks
+    must plan on both)."""
     clock = Clock(T0)
-    vault = Vault.init(Settings(home=tmp_path / "home", segment_size=4096), clock=clock)
+    options: dict[str, Any] = {"home": tmp_path / "home", "segment_size": 4096}
+    if request.param == "postgres":
+        options["database_url"] = request.getfixturevalue("fresh_postgres_url")
+    vault = Vault.init(Settings(**options), clock=clock)
     for site, org in (("Riverside", NORTH), ("Eastgate", EAST)):
         sites.register_site(vault, site, organisation=org, actor=ADMIN)
     secret = ""
