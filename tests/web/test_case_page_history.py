@@ -204,6 +204,25 @@ def test_narrowed_boundary_selects_exactly_the_set_forms_events(world: World) ->
     assert _seqs(vault, readers[2], narrowed=True) == []  # an ASB officer reads no custody log
 
 
+def test_case_page_history_keeps_the_organisation_boundary(world: World) -> None:
+    """Issue #12 Benchmark: the one history statement reads the item's links itself, and the
+    boundary must still weigh every object an event names, not just that link: an event
+    about a Northside item that also names Eastgate's case or footage stays off Northside's
+    case page (as the per-item query with the set-form boundary kept it off)."""
+    mixed, plain = world.recordings[0], world.recordings[1]
+    world.views(mixed, 1, also=(world.east_case,), actor=ADMIN)
+    world.views(mixed, 1, also=(world.east_recording,), actor=ADMIN)
+    world.views(mixed, 2, actor=ADMIN)
+    case_id = world.case_of([mixed, plain], "ASB/2026/0004")
+    html = world.ig_client().get(f"/casework/{case_id}").text
+    ig = identity.principal_for(world.vault, "ig")
+    for rid in (mixed, plain):
+        expected = world.vault.ledger.events(object_id=rid, where=visible_events(ig))
+        assert _history_rows(html, rid) == len(expected)
+    assert _history_rows(html, mixed) == 1 + 1 + 3 + 2  # ingested, linked, views; not the two
+    assert world.east_case not in html and world.east_recording not in html
+
+
 def test_a_busy_item_shows_a_page_of_events_and_a_link_to_the_rest(world: World) -> None:
     """Issue #12 Benchmark: an item's history can grow without bound (every view is an
     event). The page shows HISTORY_LIMIT events an item and "N more events" linking to the
