@@ -570,7 +570,7 @@ class CustodyEventObjectRow(Base):
     __tablename__ = "custody_event_objects"
 
     object_id: Mapped[str] = mapped_column(String(_MAX_ID), primary_key=True)
-    # Indexed alone too: verify streams the links in seq order from any point (migration 0011).
+    # Indexed alone too: verify streams the links in seq order from any point (migration 0010).
     seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False, index=True)
 
 

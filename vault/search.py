@@ -10,7 +10,7 @@ data processing.
 Paging is by keyset: each page ends with a cursor (:func:`page_cursor`, the last row's capture
 start and id) that the next request passes as ``after``, so a deep page costs what the first
 does (an ``offset`` makes the database sort and skip every earlier row). The live set's partial
-indexes (migration 0011) serve the order, the camera + window bounds (the window's lower bound
+indexes (migration 0010) serve the order, the camera + window bounds (the window's lower bound
 through the index on where a capture ends) and the keyset. Searches read through
 :func:`vault.db.read_sessions`: on SQLite they take no write lock.
 """

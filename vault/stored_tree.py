@@ -17,7 +17,7 @@ their nodes read in one query per call: an inclusion or consistency proof reads 
 shares the nodes it has in common. Proofs are checked against the signed checkpoint by their
 callers, so a stored node that is wrong yields a refused proof (LedgerError), never a false one.
 
-Existing ledgers (before migration 0011) are filled in lazily and resumably:
+Existing ledgers (before migration 0010) are filled in lazily and resumably:
 :func:`extend` fills any gap below the appended position inside the append's transaction, and
 :func:`catch_up` fills it in committed batches before a proof needs it. The stored tree covers
 leaf ``c`` when every node of level >= :data:`LOWEST_STORED_LEVEL` inside ``[0, c)`` is stored,
@@ -191,7 +191,7 @@ def extend(
     reading the frontier; give it only for the same history, e.g. keyed by the head's hash).
 
     Fills in first whatever the store lacks below ``size`` (a ledger from before migration
-    0011), and drops nodes beyond it (events removed from the end: ``verify`` reports that; the
+    0010), and drops nodes beyond it (events removed from the end: ``verify`` reports that; the
     stored tree follows the events as they are). Raises LedgerError when a stored node needed
     to continue is missing.
     """

@@ -163,8 +163,8 @@ def test_the_keyring_schedule_moves_second_factors_before_destroying_a_kek(
     _code(v, clock, ids["jo"], secret)
 
 
-def test_a_catalog_from_before_migration_0010_keeps_its_second_factors(tmp_path: Path) -> None:
-    """Issue #12 item 10 (check 8, migration 0010): a catalog migrated from 0011 (plaintext
+def test_a_catalog_from_before_migration_0011_keeps_its_second_factors(tmp_path: Path) -> None:
+    """Issue #12 item 10 (check 8, migration 0011): a catalog migrated from 0010 (plaintext
     ``totp_secret``) to the head keeps its users' second factors: the code from their existing
     authenticator is accepted, then the secret is sealed and the plaintext gone."""
     from alembic import command
@@ -183,7 +183,7 @@ def test_a_catalog_from_before_migration_0010_keeps_its_second_factors(tmp_path:
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     with engine.begin() as connection:
         cfg.attributes["connection"] = connection
-        command.downgrade(cfg, "0011")
+        command.downgrade(cfg, "0010")
     secret = pyotp.random_base32(32)
     with engine.begin() as connection:  # the row as vault 0.x wrote it, secret in the clear
         connection.execute(Credential.__table__.insert().values(

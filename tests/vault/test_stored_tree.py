@@ -154,7 +154,7 @@ def test_a_wrong_stored_node_gives_a_refused_proof_not_a_false_one(
 def test_a_ledger_without_stored_nodes_is_filled_in_lazily_and_resumably(
     counted: tuple[Engine, Counter], signer: LedgerSigner
 ) -> None:
-    """Issue #15 build 2: a ledger from before migration 0011 (no nodes) gets them in committed
+    """Issue #15 build 2: a ledger from before migration 0010 (no nodes) gets them in committed
     batches when a proof first needs them; a run cut short resumes where it stopped."""
     engine, _counter = counted
     ledger = _ledger(engine, signer)

@@ -3,17 +3,19 @@
 index by seq (incremental verify); partial indexes on live recordings for search order, window
 bounds and the reaper, and the hold and case-link lookups of retention
 
-Revision ID: 0011
+Revision ID: 0010
 Revises: 0009
 Create Date: 2026-12-06 09:30:00
 """
 from __future__ import annotations
 
+from typing import Any
+
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0011'
+revision = '0010'
 down_revision = '0009'
 branch_labels = None
 depends_on = None
@@ -33,8 +35,8 @@ def upgrade() -> None:
     # Verify streams the object index in seq order from any point (incremental verify).
     with op.batch_alter_table('custody_event_objects', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_custody_event_objects_seq'), ['seq'], unique=False)
-    live = {'sqlite_where': sa.text('deleted_at IS NULL'),
-            'postgresql_where': sa.text('deleted_at IS NULL')}
+    live: dict[str, Any] = {'sqlite_where': sa.text('deleted_at IS NULL'),
+                            'postgresql_where': sa.text('deleted_at IS NULL')}
     op.drop_index('ix_recordings_retain_until', table_name='recordings')
     op.create_index('ix_recordings_live_start', 'recordings', ['captured_start', 'id'], **live)
     op.create_index('ix_recordings_live_source_start', 'recordings',

@@ -5,8 +5,8 @@
 sealed at their next accepted code or by ``keys rewrap`` (check 8): sealing needs the key
 provider, which a migration does not open.
 
-Revision ID: 0010
-Revises: 0011
+Revision ID: 0011
+Revises: 0010
 Create Date: 2026-12-06 09:45:00
 """
 from __future__ import annotations
@@ -15,9 +15,8 @@ from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0010'
-# Chained on the highest revision present when it was written (0011 came first).
-down_revision = '0011'
+revision = '0011'
+down_revision = '0010'
 branch_labels = None
 depends_on = None
 
