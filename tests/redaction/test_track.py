@@ -192,10 +192,11 @@ def test_an_unconfirmed_track_missed_on_a_sharp_picture_is_withdrawn() -> None:
     """Issue #13 (crowd spill 3.06 %): a texture the detector scored 0.1 once started a track
     whose mask was padded a second either side, growing to three times a face; in the
     benchmark's crowd 175 of 372 tracks never scored 0.3 and held 42 % of all masks. A track
-    never scored ``confirm_score`` that two looks in a row search for on a still camera and
+    never scored ``confirm_score`` (0.3 here; off by default) that two looks in a row search
+    for on a still camera and
     do not find is withdrawn: no mask from then on. A confirmed face missed the same way
     keeps its track (a face that turned away is still there)."""
-    tr = Tracker(TrackParams(), fps=25, width=640, height=480, stride=6)
+    tr = Tracker(TrackParams(confirm_score=0.3), fps=25, width=640, height=480, stride=6)
     tr.update(0, np.concatenate([det(100, 100, score=0.12), det(400, 100, score=0.6)]))
     tr.update(6, NONE)
     assert len(tr.tracks) == 2
@@ -218,7 +219,8 @@ def test_a_track_missed_while_the_camera_smears_the_picture_is_kept() -> None:
     for i in range(13):
         # A pan of 8 px a frame (a third of a 24 px face).
         motion.update(i, np.roll(base, 8 * i, axis=1))
-    tr = Tracker(TrackParams(), fps=25, width=640, height=480, stride=6, motion=motion)
+    tr = Tracker(TrackParams(confirm_score=0.3), fps=25, width=640, height=480, stride=6,
+                 motion=motion)
     tr.update(0, det(100, 100, score=0.12))
     tr.update(6, NONE)
     tr.update(12, NONE)
