@@ -36,9 +36,9 @@ import urllib.parse
 
 from fastapi.responses import StreamingResponse
 
-from vault.access import Actor, Purpose
-from vault.catalog import Recording
-from vault.custody import Action
+from vault.actors import Actor, Purpose
+from vault.storage.catalog import Recording
+from vault.ledger.custody import Action
 from vault.errors import InvalidInput
 from vault.vault import ByteRange, Vault
 

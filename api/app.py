@@ -4,8 +4,8 @@ Routers, one per resource (``api/routes/``): evidence (search, metadata, stream,
 upload), cases and holds, shares and share recipients, custody, users, health. Later work
 (incident clips, disclosure exports, subject access requests, redaction jobs) adds routers here.
 
-Authentication is a bearer token (``Authorization: Bearer evt_...``, see :mod:`vault.identity`);
-authorisation is :mod:`vault.policy`; every refusal and every footage access is a custody event.
+Authentication is a bearer token (``Authorization: Bearer evt_...``, see :mod:`vault.access.identity`);
+authorisation is :mod:`vault.casework.policy`; every refusal and every footage access is a custody event.
 Errors are JSON ``{"error", "detail"}`` with the status from :mod:`api.errors`.
 """
 
@@ -18,9 +18,9 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from vault.config import Settings
-from vault.denials import DenialThrottle
-from vault.oidc import OidcVerifier
-from vault.identity import log_denial_summaries
+from vault.access.denials import DenialThrottle
+from vault.access.oidc import OidcVerifier
+from vault.access.identity import log_denial_summaries
 from vault.vault import Vault
 
 from . import _openapi, errors

@@ -41,11 +41,11 @@ from vault import (
     verify_deletion_certificate,
     verify_export,
 )
-from vault.cases import create_case, link_recording
+from vault.casework.cases import create_case, link_recording
 from vault.errors import InvalidInput, Shredded
-from vault.fixity import check_fixity
+from vault.casework.fixity import check_fixity
 from vault.plaintext import private_dir
-from vault.shares import ShareAccess, access_share, create_share
+from vault.casework.shares import ShareAccess, access_share, create_share
 
 DEMO_MARKER = ".evidence-vault-demo"
 OFFICER = Actor(user="asb.officer.khan", role=Role.ASB_OFFICER, organisation="Northgate Housing")

@@ -20,9 +20,9 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from vault.access import Purpose
-from vault.denials import DenialThrottle
-from vault.identity import Principal, authenticate
+from vault.actors import Purpose
+from vault.access.denials import DenialThrottle
+from vault.access.identity import Principal, authenticate
 from vault.vault import Vault
 
 from .errors import MissingHeader

@@ -1,6 +1,6 @@
 """The job queue as the API and the worker build it: the vault's handlers plus redaction's.
 
-:mod:`vault.jobs` owns the jobs table, the Huey wiring and the vault's own handlers (export,
+:mod:`vault.casework.jobs` owns the jobs table, the Huey wiring and the vault's own handlers (export,
 retention); the redaction handlers live here because they import :mod:`redaction`, a layer the
 vault must not import. ``evidence-vault worker`` and the API both call :func:`open_job_queue`,
 so every process registers the same tasks under the same names.
@@ -19,7 +19,7 @@ Redaction jobs (params: ``recording_ids``, ``mask`` {style, strength}, ``caption
   when the render was asked for) into a redacted copy stored as a derived recording. The job
   is bound to that plan's SHA-256 (``params.plan_sha256``): if its copy no longer hashes to it,
   or the plan job's plan was edited after the render was queued, the render is refused
-  (:class:`vault.jobs.PlanChanged`) and the reviewer asks for a new one.
+  (:class:`vault.casework.jobs.PlanChanged`) and the reviewer asks for a new one.
 - ``redact``: plan and render in one job; one pass over the footage when no track is kept.
 """
 
@@ -34,9 +34,17 @@ from redaction import MaskSpec, Progress, RedactionPlan, plan_video
 from redaction.clips import assemble_clip
 from redaction.redacted_copy import redact_recording
 from vault.config import Settings
-from vault.custody import Action
+from vault.ledger.custody import Action
 from vault.errors import InvalidInput
-from vault.jobs import JobContext, JobKind, JobQueue, PlanChanged, get_job, open_queue, spool_dir
+from vault.casework.jobs import (
+    JobContext,
+    JobKind,
+    JobQueue,
+    PlanChanged,
+    get_job,
+    open_queue,
+    spool_dir,
+)
 from vault.vault import Vault
 
 

@@ -22,12 +22,12 @@ from pydantic import (
     ValidationInfo,
 )
 
-from vault.access import Role
+from vault.actors import Role
 from vault.errors import InvalidInput
 from vault.localtime import parse_instant
-from vault.catalog import Case, CaseStatus, Hold, HoldKind, MediaKind, Recording
-from vault.retention import clock_note
-from vault.shares import Share, share_state
+from vault.storage.catalog import Case, CaseStatus, Hold, HoldKind, MediaKind, Recording
+from vault.casework.retention import clock_note
+from vault.casework.shares import Share, share_state
 
 from ._localtime import note_assumed
 
@@ -127,7 +127,7 @@ class RecordingPublic(BaseModel):
 
     @classmethod
     def of(cls, r: Recording, *, held: bool = False) -> RecordingPublic:
-        """The public view of a catalog row (``held``: see :func:`vault.holds.held_ids`)."""
+        """The public view of a catalog row (``held``: see :func:`vault.casework.holds.held_ids`)."""
         return cls(
             held=held,
             kept_until=None if held or r.deleted_at else r.retain_until,

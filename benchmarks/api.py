@@ -192,9 +192,9 @@ def main() -> int:
 
     import datetime as dt
 
-    from vault import identity
-    from vault.access import Actor, Role
-    from vault.catalog import MediaKind
+    from vault.access import identity
+    from vault.actors import Actor, Role
+    from vault.storage.catalog import MediaKind
     from vault.config import Settings
     from vault.vault import Vault
 

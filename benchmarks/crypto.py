@@ -43,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from vault import crypto
+from vault.storage import crypto
 
 MiB = 1 << 20
 GiB = 1 << 30

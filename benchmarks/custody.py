@@ -34,10 +34,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy import text
 
-from vault.catalog import Base
-from vault.checkpoint import LedgerSigner
-from vault.custody import Action, CustodyLedger
-from vault.db import make_engine, session_factory
+from vault.storage.catalog import Base
+from vault.ledger.checkpoint import LedgerSigner
+from vault.ledger.custody import Action, CustodyLedger
+from vault.storage.db import make_engine, session_factory
 
 ORIGIN = "bench.local/custody"
 VERIFY_TARGET_S = 10.0

@@ -124,9 +124,9 @@ def buffered_copy(paths: list[Path], scratch: Path) -> float:
 
 
 def durable_write(paths: list[Path], scratch: Path) -> float:
-    """Write each file anew and durably, as the local store does (vault/durable.py), kept
+    """Write each file anew and durably, as the local store does (vault/storage/durable.py), kept
     until all are written: the disk's share of a store, without hashing or encryption."""
-    from vault.durable import StagingPool, write_stream
+    from vault.storage.durable import StagingPool, write_stream
 
     pool = StagingPool()
     settle()
@@ -162,9 +162,9 @@ def warm_vault(vault: Vault) -> None:
     """One small put first: a running agent's vault has its catalog queries compiled, its keys
     loaded and its store's staging buffers touched long before a file arrives (the first put
     of a process pays ~30 ms for that)."""
-    from vault.access import Actor, Role
-    from vault.catalog import utcnow
-    from vault.durable import STAGE_SIZE
+    from vault.actors import Actor, Role
+    from vault.storage.catalog import utcnow
+    from vault.storage.durable import STAGE_SIZE
 
     vault.put_stream(io.BytesIO(os.urandom(2 * STAGE_SIZE + 1)), source_id="bench-warmup",
                      actor=Actor(user="bench", role=Role.INGEST_AGENT), captured_at=utcnow())
@@ -236,8 +236,8 @@ def ingest_run(settings: Settings, files: list[Path], work: Path, workers: int) 
 
 def vault_put_alone(settings: Settings, files: list[Path], workers: int) -> float:
     """The vault core's put_stream alone over the same files (no spool, probe or verify)."""
-    from vault.access import Actor, Role
-    from vault.catalog import utcnow
+    from vault.actors import Actor, Role
+    from vault.storage.catalog import utcnow
 
     actor = Actor(user="bench", role=Role.INGEST_AGENT)
     tag = uuid.uuid4().hex[:6]

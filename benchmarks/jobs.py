@@ -32,8 +32,8 @@ from pydantic import SecretStr
 
 from tests.servers import start_redis
 from vault import Settings, Vault
-from vault.access import Actor, Role
-from vault.jobs import JobContext, JobKind, JobState, list_jobs, open_queue
+from vault.actors import Actor, Role
+from vault.casework.jobs import JobContext, JobKind, JobState, list_jobs, open_queue
 
 ACTOR = Actor(user="bench", role=Role.ADMINISTRATOR, organisation="Bench", client_addr=None)
 

@@ -7,7 +7,7 @@ Grows one vault (``Vault.init``: SQLite catalog, local store, real keys) in step
 is *built* in bulk, straight into the tables, so the run measures the operations and not the
 building: custody entries are canonical v1 entries (checked against ``CustodyEvent.to_bytes``),
 hash-chained, MACed with the vault's ledger key, with the stored Merkle nodes filled in by
-``vault.stored_tree.catch_up`` and a signed, witnessed checkpoint at the end of each step; the
+``vault.ledger.stored_tree.catch_up`` and a signed, witnessed checkpoint at the end of each step; the
 catalog gets ``--recordings`` rows from 200 cameras in one-hour segments, of which only the last
 23 days are live (most rows deleted, as after a year and more of retention).
 
@@ -23,7 +23,7 @@ Reported per ledger size:
   checkpoint), time and peak RSS;
 - inclusion and consistency proof time (50 each, at random positions);
 - export proof time for 20 recordings with 25 events each (and any the bulk history gave them):
-  every event naming them, proved against one checkpoint (``vault.disclosure.event_proofs``,
+  every event naming them, proved against one checkpoint (``vault.casework.disclosure.event_proofs``,
   what a package's certificate carries);
 - search p50/p99 over 200 runs each: camera + one-hour window, no filter (first page of 100), a
   deep page by keyset (``after``) and, for comparison, the same depth by ``offset``.
@@ -53,14 +53,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from vault import stored_tree  # noqa: E402
-from vault.checkpoint import Checkpoint  # noqa: E402
+from vault.ledger import stored_tree  # noqa: E402
+from vault.ledger.checkpoint import Checkpoint  # noqa: E402
 from vault.config import Settings  # noqa: E402
-from vault.custody import Action, CustodyEvent  # noqa: E402
-from vault.disclosure import event_proofs  # noqa: E402
-from vault.incremental_verify import verify_incremental  # noqa: E402
-from vault.merkle import leaf_hash  # noqa: E402
-from vault.search import RecordingQuery, list_recordings, page_cursor  # noqa: E402
+from vault.ledger.custody import Action, CustodyEvent  # noqa: E402
+from vault.casework.disclosure import event_proofs  # noqa: E402
+from vault.ledger.incremental_verify import verify_incremental  # noqa: E402
+from vault.ledger.merkle import leaf_hash  # noqa: E402
+from vault.casework.search import RecordingQuery, list_recordings, page_cursor  # noqa: E402
 from vault.vault import Vault  # noqa: E402
 
 CAMERAS = 200

@@ -28,8 +28,8 @@ from pydantic import SecretStr
 
 from tests.servers import start_minio, start_minio_cluster
 from vault import Settings, Vault
-from vault.access import Actor, Purpose, Role
-from vault.catalog import SourceKind
+from vault.actors import Actor, Purpose, Role
+from vault.storage.catalog import SourceKind
 
 ACTOR = Actor(user="bench", role=Role.ADMINISTRATOR, organisation="Bench", client_addr=None)
 PURPOSE = Purpose("benchmark", None, None)

@@ -48,7 +48,7 @@ from ingest.config import AgentsFile  # noqa: E402
 from ingest.pull import pull  # noqa: E402
 from tests.ingest.conftest import find_mediamtx  # noqa: E402
 from tests.ingest.nvr_servers import PASSWORD, USER, MediamtxNvrServer  # noqa: E402
-from vault.access import Actor  # noqa: E402
+from vault.actors import Actor  # noqa: E402
 from vault.config import Settings  # noqa: E402
 from vault.vault import Vault  # noqa: E402
 

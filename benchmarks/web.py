@@ -49,12 +49,13 @@ from sqlalchemy import insert
 
 from api.app import create_app
 from ingest._ffmpeg import ffmpeg_exe
-from vault import cases as case_ops
-from vault import credentials, identity, sites
-from vault.access import Actor, Role
-from vault.catalog import MediaKind, Recording, Source, SourceKind, new_id
+from vault.casework import cases as case_ops
+from vault.access import credentials, identity
+from vault.casework import sites
+from vault.actors import Actor, Role
+from vault.storage.catalog import MediaKind, Recording, Source, SourceKind, new_id
 from vault.config import Settings
-from vault.custody import Action
+from vault.ledger.custody import Action
 from vault.vault import Vault
 
 ORG = "Northside Homes"

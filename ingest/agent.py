@@ -47,9 +47,9 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from vault.catalog import utcnow
+from vault.storage.catalog import utcnow
 from vault.config import Settings
-from vault.custody import Action
+from vault.ledger.custody import Action
 from vault.errors import StorageError, VaultError
 from vault.vault import Vault
 

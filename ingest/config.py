@@ -65,7 +65,7 @@ from pydantic import (
     model_validator,
 )
 
-from vault.catalog import SourceKind
+from vault.storage.catalog import SourceKind
 
 from .errors import AgentsFileError
 
@@ -304,7 +304,7 @@ class UploadSourceConfig(_SourceBase):
 class _NvrBase(_SourceBase):
     site: str = Field(
         description="Site or estate the NVR records; pulled footage is filed there, and its "
-        "organisation (vault.sites) decides who may pull from it."
+        "organisation (vault.casework.sites) decides who may pull from it."
     )
     cameras: dict[Annotated[str, Field(pattern=_ID_PATTERN)], str] = Field(
         min_length=1,

@@ -48,10 +48,10 @@ from typing import Any, BinaryIO
 
 from sqlalchemy import select
 
-from vault.access import Actor, Role
-from vault.catalog import MediaKind, Recording
-from vault.durable import sync_sqlite
-from vault.custody import Action
+from vault.actors import Actor, Role
+from vault.storage.catalog import MediaKind, Recording
+from vault.storage.durable import sync_sqlite
+from vault.ledger.custody import Action
 from vault.errors import HashMismatch, StorageError, VaultError
 from vault.vault import Vault
 

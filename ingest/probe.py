@@ -35,7 +35,7 @@ from typing import Any
 
 import av
 
-from vault.catalog import MediaKind
+from vault.storage.catalog import MediaKind
 
 from .errors import NotMedia
 

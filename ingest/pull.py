@@ -9,7 +9,7 @@ custody, verify). In order:
    (``[[nvrs]]``), the camera one it maps for that NVR, the window ends after it starts, starts
    in the past and is no longer than ``max_window_hours``. A window ending in the future is cut
    at now (the rest is reported as a gap). Who may ask is the caller's business (the API and
-   CLI check ``holds.place`` on the camera's source, vault/policy.py ``require_source``).
+   CLI check ``holds.place`` on the camera's source, vault/casework/policy.py ``require_source``).
 2. **The NVR lists** what it holds of the camera in the window (:meth:`Nvr.listing`). The parts
    of the window it does not hold are **gaps**, each with its reason: ``before_retention`` (the
    window starts before the oldest footage the NVR keeps of that camera), ``no_recording``
@@ -56,8 +56,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vault.access import Actor, Purpose
-from vault.catalog import utcnow
+from vault.actors import Actor, Purpose
+from vault.storage.catalog import utcnow
 from vault.config import Settings
 from vault.errors import InvalidInput, VaultError
 from vault.plaintext import open_private
@@ -72,7 +72,7 @@ from .spool import ItemState, Spool
 
 log = logging.getLogger("ingest.pull")
 
-#: Custody action closing every pull (dotted extension name, vault/custody.py).
+#: Custody action closing every pull (dotted extension name, vault/ledger/custody.py).
 PULL_ACTION = "ingest.pull"
 #: A piece shorter than this is not asked for (the NVR cannot cut less than a frame).
 MIN_PIECE_S = 0.1

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from vault.catalog import SourceKind, utcnow
+from vault.storage.catalog import SourceKind, utcnow
 
 from .config import AgentOptions, SourceConfig
 from .spool import Spool, SpoolItem

@@ -51,8 +51,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from vault.catalog import SourceKind
-from vault.durable import fsync_dir
+from vault.storage.catalog import SourceKind
+from vault.storage.durable import fsync_dir
 
 from .errors import SourceChanged, SpoolError, SpoolFull, SpoolLocked
 

@@ -71,7 +71,7 @@ __all__ = [
 MAX_WINDOW = dt.timedelta(hours=2)
 METHOD_SMART = "stream-copy+edge-reencode"
 METHOD_REENCODE = "reencode"
-#: Custody actions (dotted extension names, see vault.custody.parse_action).
+#: Custody actions (dotted extension names, see vault.ledger.custody.parse_action).
 CLIP_CUT = "clip.cut"  # a source recording decrypted to cut a clip from it
 CLIP_ASSEMBLED = "clip.assembled"  # the clip stored as a derived recording
 

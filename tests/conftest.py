@@ -25,7 +25,7 @@ from tests.servers import (
     start_postgres,
     start_seaweedfs,
 )
-from vault.objectstore import LocalStore, ObjectStore, S3Store
+from vault.storage.objectstore import LocalStore, ObjectStore, S3Store
 
 # On CI, property-based tests (hypothesis, schemathesis) run the same examples every time, so
 # a submission is judged on repeatable runs; developers' runs stay random and keep finding bugs.

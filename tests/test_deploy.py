@@ -170,7 +170,7 @@ def test_retention_and_worker_healthchecks_tell_alive_from_stale(tmp_path: Path)
     import datetime as dt
 
     from api.cli.health import Unhealthy, check_retention, check_worker, touch_retention_heartbeat
-    from vault.jobs import WorkerHeartbeat
+    from vault.casework.jobs import WorkerHeartbeat
     from vault.vault import Vault
 
     settings = Settings(_env_file=None, home=tmp_path / "home")  # type: ignore[call-arg]

@@ -4,11 +4,11 @@ Import public names from here (``from vault import Vault, Settings``); modules w
 with an underscore are private to this package.
 """
 
-from .access import Actor, Purpose, Role
-from .catalog import Case, Hold, HoldKind, MediaKind, Recording, Source, SourceKind
+from .actors import Actor, Purpose, Role
+from .storage.catalog import Case, Hold, HoldKind, MediaKind, Recording, Source, SourceKind
 from .config import Settings
-from .custody import Action, CustodyLedger, VerifyReport
-from .disclosure import ExportResult, build_export, verify_export
+from .ledger.custody import Action, CustodyLedger, VerifyReport
+from .casework.disclosure import ExportResult, build_export, verify_export
 from .errors import (
     AccessDenied,
     CiphertextError,
@@ -23,10 +23,10 @@ from .errors import (
     StorageError,
     VaultError,
 )
-from .holds import active_holds, place_hold, release_hold
-from .keys import KeyProvider, LocalKeyring, WrappedKey
-from .objectstore import LocalStore, ObjectInfo, ObjectStore, S3Store, open_store
-from .retention import (
+from .casework.holds import active_holds, place_hold, release_hold
+from .storage.keys import KeyProvider, LocalKeyring, WrappedKey
+from .storage.objectstore import LocalStore, ObjectInfo, ObjectStore, S3Store, open_store
+from .casework.retention import (
     RetentionPolicy,
     RetentionReport,
     deletion_certificate,

@@ -90,7 +90,7 @@ class CatalogMismatch(LedgerError):
     """Catalog rows differ from the custody ledger's record of them (source, capture times,
     size, hash, retention date, deletion), or a recording the ledger shows alive lost its row.
 
-    ``problems`` lists them (:class:`vault.catalog_binding.CatalogProblem`).
+    ``problems`` lists them (:class:`vault.ledger.catalog_binding.CatalogProblem`).
     """
 
     def __init__(self, message: str, *, problems: list[object], seq: int | None = None) -> None:

@@ -30,9 +30,9 @@ from typing import BinaryIO
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from . import crypto
-from .access import Actor, Purpose
-from .catalog import (
+from .storage import crypto
+from .actors import Actor, Purpose
+from .storage.catalog import (
     MediaKind,
     Recording,
     RecordingOrigin,
@@ -42,13 +42,13 @@ from .catalog import (
     new_id,
     utcnow,
 )
-from .checkpoint import LedgerSigner, load_or_create_signing_key
-from .ledger_keys import LedgerKeys
+from .ledger.checkpoint import LedgerSigner, load_or_create_signing_key
+from .ledger.signing_keys import LedgerKeys
 from ._home import prepare_home
 from .config import Settings
-from .catalog_binding import RECORD_KEY, catalog_record
-from .custody import Action, CustodyLedger, establish_origin, resolve_origin
-from .db import make_engine, session_factory, upgrade
+from .ledger.catalog_binding import RECORD_KEY, catalog_record
+from .ledger.custody import Action, CustodyLedger, establish_origin, resolve_origin
+from .storage.db import make_engine, session_factory, upgrade
 from .errors import (
     HashMismatch,
     InvalidInput,
@@ -58,10 +58,10 @@ from .errors import (
     StorageError,
     VaultError,
 )
-from .keys import KeyProvider, WrappedKey, open_key_provider
-from .objectstore import ObjectStore, S3Store, open_store
+from .storage.keys import KeyProvider, WrappedKey, open_key_provider
+from .storage.objectstore import ObjectStore, S3Store, open_store
 from .plaintext import private_partial
-from .retention import RetentionPolicy, future_capture
+from .casework.retention import RetentionPolicy, future_capture
 
 Clock = Callable[[], dt.datetime]
 log = logging.getLogger("evidence_vault")
@@ -250,7 +250,7 @@ class Vault:
         """The source row for ``source_id``, created on first use.
 
         A new source belongs to its site's organisation where the site is registered
-        (``vault.sites``), else to the vault's own (``settings.organisation``, may be unset).
+        (``vault.casework.sites``), else to the vault's own (``settings.organisation``, may be unset).
         """
         if not source_id or len(source_id) > 128:
             raise InvalidInput("a source id is required (at most 128 characters)")
@@ -453,7 +453,7 @@ class Vault:
                         "captured_start": captured_at.isoformat(),
                         **({"parent_id": parent_id} if parent_id else {}),
                         **(details or {}),
-                        # What the row says, bound to the ledger (vault.catalog_binding).
+                        # What the row says, bound to the ledger (vault.ledger.catalog_binding).
                         RECORD_KEY: catalog_record(recording),
                     },
                 )
@@ -497,7 +497,7 @@ class Vault:
     def _legal_hold_if_held(self, recording: Recording) -> None:
         # Footage arriving inside an already-held window (a SAR for "camera 3, 14:00-15:00",
         # an agent that was offline) is protected in storage too, not only by the reaper.
-        from .holds import active_holds
+        from .casework.holds import active_holds
 
         if not self.store.legal_holds:
             return  # nothing to place (the local store; S3 without object lock)

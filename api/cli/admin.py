@@ -13,8 +13,8 @@ from typing import Annotated
 
 import typer
 
-from vault import identity
-from vault.access import Actor, Role
+from vault.access import identity
+from vault.actors import Actor, Role
 from vault.errors import InvalidInput
 from vault.vault import Vault
 
@@ -46,7 +46,7 @@ def _vault() -> Vault:
 @reports_errors
 def user_add(
     name: Annotated[str, typer.Argument(help="Login name (letters, digits, . _ @ -).")],
-    role: Annotated[Role, typer.Option(help="What they may do (the table in vault/policy.py).")],
+    role: Annotated[Role, typer.Option(help="What they may do (the table in vault/casework/policy.py).")],
     org: Annotated[str, typer.Option("--org", help="Their organisation.")],
     site: Annotated[
         list[str] | None,
@@ -259,7 +259,7 @@ def user_set_password(
         "--password-stdin", help="Read the password from the first line of stdin (scripts).")] = False,
 ) -> None:
     """Set a user's web sign-in password (12+ characters); clears a lock-out."""
-    from vault import credentials
+    from vault.access import credentials
 
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
@@ -275,7 +275,7 @@ def user_set_password(
 @reports_errors
 def user_reset_2fa(name: Annotated[str, typer.Argument(help="User name.")]) -> None:
     """Forget a user's authenticator (lost phone): they set up a new one at next sign-in."""
-    from vault import credentials
+    from vault.access import credentials
 
     with _vault() as vault:
         credentials.reset_second_factor(vault, name, actor=Actor.local_operator())

@@ -7,8 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from vault.access import Actor, Purpose
-from vault.disclosure import build_export, verify_export
+from vault.actors import Actor, Purpose
+from vault.casework.disclosure import build_export, verify_export
 from vault.vault import Vault
 
 from ._common import JsonOpt, load_settings, print_json, reports_errors

@@ -6,9 +6,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from vault.access import Actor
+from vault.actors import Actor
 from vault.errors import IntegrityError
-from vault.fixity import check_fixity
+from vault.casework.fixity import check_fixity
 from vault.vault import Vault
 
 from ._common import (

@@ -79,8 +79,8 @@ def check_worker(settings: Settings, now: dt.datetime, max_age: dt.timedelta) ->
     from sqlalchemy.orm import Session
     from sqlalchemy.pool import NullPool
 
-    from vault.db import make_engine
-    from vault.jobs import JobWorker
+    from vault.storage.db import make_engine
+    from vault.casework.jobs import JobWorker
 
     engine = make_engine(settings.catalog_url, poolclass=NullPool)
     try:

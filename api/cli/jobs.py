@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
-from vault.jobs import Job, JobKind, JobState, cancel_job, get_job, list_jobs
+from vault.casework.jobs import Job, JobKind, JobState, cancel_job, get_job, list_jobs
 from vault.vault import Vault
 
 from ._common import JsonOpt, load_settings, print_json, reports_errors

@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
-from vault.access import Actor
-from vault.rekey import describe_keys, destroy, live_counts, rewrap, rotate
+from vault.actors import Actor
+from vault.casework.rekey import describe_keys, destroy, live_counts, rewrap, rotate
 from vault.vault import Vault
 
 from ._common import JsonOpt, load_settings, print_json, progress_bar, reports_errors

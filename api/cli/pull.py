@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from ingest import AgentsFile, PullProgress, PullReport, load_agents_file, pull, pull_spool_dir
-from vault.access import Actor, Purpose
+from vault.actors import Actor, Purpose
 from vault.config import Settings
 from vault.errors import ConfigError, NotFound
 from vault.vault import Vault

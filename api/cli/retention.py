@@ -11,11 +11,11 @@ from typing import Annotated, Optional
 
 import typer
 
-from vault.access import Actor
+from vault.actors import Actor
 from vault.errors import InvalidInput
-from vault.fixity import check_fixity
-from vault.rekey import maintain
-from vault.retention import RetentionReport, deletion_certificate, run_retention
+from vault.casework.fixity import check_fixity
+from vault.casework.rekey import maintain
+from vault.casework.retention import RetentionReport, deletion_certificate, run_retention
 from vault.vault import Vault
 
 from ._common import load_settings, parse_time, print_json, reports_errors

@@ -1,6 +1,6 @@
 """CLI commands for subject access requests: register, attach a camera window (holds the
 footage), list those nearing their deadline, extend, close. The operator acts as an
-administrator; every step is a custody event (see :mod:`vault.sar`)."""
+administrator; every step is a custody event (see :mod:`vault.casework.sar`)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from typing import Annotated, Any
 
 import typer
 
-from vault.access import Actor
+from vault.actors import Actor
 from vault.errors import InvalidInput
-from vault.sar import (
+from vault.casework.sar import (
     SarStatus,
     SubjectAccessRequest,
     attach_window,

@@ -11,8 +11,8 @@ from typing import Annotated
 
 import typer
 
-from vault import sites
-from vault.access import Actor
+from vault.casework import sites
+from vault.actors import Actor
 from vault.vault import Vault
 
 from ._common import JsonOpt, load_settings, print_json, reports_errors

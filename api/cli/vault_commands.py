@@ -7,13 +7,13 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from vault.access import Actor, Purpose
-from vault.catalog import Recording, SourceKind
-from vault.holds import held_ids
-from vault.incremental_verify import verify_incremental
-from vault.retention import clock_note
-from vault.search import RecordingQuery, page_cursor
-from vault.search import list_recordings as search_list
+from vault.actors import Actor, Purpose
+from vault.storage.catalog import Recording, SourceKind
+from vault.casework.holds import held_ids
+from vault.ledger.incremental_verify import verify_incremental
+from vault.casework.retention import clock_note
+from vault.casework.search import RecordingQuery, page_cursor
+from vault.casework.search import list_recordings as search_list
 from vault.vault import ByteRange, Vault
 
 from ._common import JsonOpt, load_settings, parse_time, print_json, reports_errors
@@ -24,7 +24,7 @@ _LS_PAGE = 500
 
 def recording_dict(recording: Recording, *, held: bool = False) -> dict[str, Any]:
     """The public description of a recording (no key material); ``held``: something keeps it
-    past ``retain_until`` now, so ``kept_until`` is null (vault/holds.py)."""
+    past ``retain_until`` now, so ``kept_until`` is null (vault/casework/holds.py)."""
     return {
         "id": recording.id,
         "source": recording.source_id,

@@ -32,7 +32,7 @@ def worker(
 ) -> None:
     """Run queued jobs until stopped (Ctrl-C finishes the jobs in hand first)."""
     from api.jobs import open_job_queue
-    from vault.jobs import WorkerHeartbeat
+    from vault.casework.jobs import WorkerHeartbeat
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     settings = load_settings()

@@ -1,7 +1,7 @@
 """Case routes (create, list, link recordings, members) and holds (place, list, release).
 
 Each change is a custody event. ASB officers work only the cases they are members of; other
-roles only their own organisation's cases (:mod:`vault.policy`).
+roles only their own organisation's cases (:mod:`vault.casework.policy`).
 """
 
 from __future__ import annotations
@@ -10,11 +10,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response, status
 
-from vault import cases as case_ops
-from vault.catalog import HoldKind
+from vault.casework import cases as case_ops
+from vault.storage.catalog import HoldKind
 from vault.errors import InvalidInput
-from vault.holds import list_holds, place_hold, release_hold
-from vault.policy import (
+from vault.casework.holds import list_holds, place_hold, release_hold
+from vault.casework.policy import (
     Permission,
     case_scope,
     is_scoped,
@@ -87,7 +87,7 @@ def create_case(
     vault: VaultDep, principal: PrincipalDep, route: RouteDep, body: CaseCreate
 ) -> CaseDetail:
     require(vault, principal, Permission.CASE_CREATE, route=route)
-    from vault.identity import get_user
+    from vault.access.identity import get_user
 
     members = [principal.user_id] + [
         u.id for u in (get_user(vault, name) for name in body.members) if u.id != principal.user_id

@@ -16,8 +16,8 @@ from pydantic import Field, StringConstraints
 
 from redaction.clips import MAX_WINDOW, assemble_clip, clip_sources
 from vault.errors import InvalidInput
-from vault.identity import Principal
-from vault.policy import Permission, require, require_recording, require_source
+from vault.access.identity import Principal
+from vault.casework.policy import Permission, require, require_recording, require_source
 from vault.vault import Vault
 
 from ..deps import PrincipalDep, PurposeDep, RouteDep, VaultDep

@@ -2,7 +2,7 @@
 
 For auditors, information-governance officers and administrators. Reading the ledger releases
 no footage. A recipient checks an inclusion proof offline with the verifier key alone
-(:meth:`vault.custody.CustodyLedger.verify_inclusion_proof`).
+(:meth:`vault.ledger.custody.CustodyLedger.verify_inclusion_proof`).
 """
 
 from __future__ import annotations
@@ -11,12 +11,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 
-from vault.cases import case_details
-from vault.checkpoint import open_checkpoint
-from vault.custody import EventRecord, parse_action
+from vault.casework.cases import case_details
+from vault.ledger.checkpoint import open_checkpoint
+from vault.ledger.custody import EventRecord, parse_action
 from vault.errors import InvalidInput
-from vault.fixity import check_fixity
-from vault.policy import Permission, require, require_case, require_event, visible_events
+from vault.casework.fixity import check_fixity
+from vault.casework.policy import Permission, require, require_case, require_event, visible_events
 
 from ..deps import PrincipalDep, RouteDep, VaultDep
 from ..errors import responses
@@ -69,7 +69,7 @@ def events(
     require(vault, principal, Permission.CUSTODY_READ, route=route)
     parsed = parse_action(action) if action else None
     # Narrowed by item, user, reference or case, the boundary is checked per candidate event;
-    # over the whole log, once as a set (vault.policy.visible_events says why).
+    # over the whole log, once as a set (vault.casework.policy.visible_events says why).
     narrowed = any(x is not None for x in (item, user, reference, case_id))
     filters = {"actor": user, "action": parsed, "since": since, "until": until,
                "where": visible_events(principal, narrowed=narrowed)}

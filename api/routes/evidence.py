@@ -3,7 +3,7 @@
 Streaming and downloading need ``X-Purpose`` (and take ``X-Reference``, ``X-Lawful-Basis``);
 each is a custody event (``streamed``/``downloaded`` with the byte range) logged before the
 first byte leaves. A search is a ``searched`` event with its criteria. ASB officers see only
-recordings linked to their cases or captured at their assigned sites (:mod:`vault.policy`).
+recordings linked to their cases or captured at their assigned sites (:mod:`vault.casework.policy`).
 """
 
 from __future__ import annotations
@@ -17,12 +17,18 @@ from fastapi import APIRouter, Header, Path, Query, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
-from vault.catalog import MediaKind, SourceKind
-from vault.custody import Action
+from vault.storage.catalog import MediaKind, SourceKind
+from vault.ledger.custody import Action
 from vault.errors import InvalidInput
-from vault.holds import held_ids
-from vault.policy import Permission, require, require_case, require_recording, visible_recordings
-from vault.search import MAX_LIMIT, RecordingQuery, page_cursor, search_recordings
+from vault.casework.holds import held_ids
+from vault.casework.policy import (
+    Permission,
+    require,
+    require_case,
+    require_recording,
+    visible_recordings,
+)
+from vault.casework.search import MAX_LIMIT, RecordingQuery, page_cursor, search_recordings
 
 from .._streaming import footage_response
 from ..deps import PrincipalDep, PurposeDep, RouteDep, VaultDep

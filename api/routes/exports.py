@@ -4,7 +4,7 @@
     GET  /exports/{job_id}/package   the finished ZIP (masters, derived copies, manifest,
                                      signed custody certificate, offline verifier)
 
-The package (see :mod:`vault.disclosure`) is kept under ``<home>/exports`` with owner-only
+The package (see :mod:`vault.casework.disclosure`) is kept under ``<home>/exports`` with owner-only
 permissions. Making one needs ``shares.create`` (it discloses footage to a named recipient) and
 ``recordings.download`` on every recording in it (need-to-know); the export itself is an
 ``exported`` custody event, and each download of the package is a ``downloaded`` event naming
@@ -19,10 +19,10 @@ from fastapi import APIRouter, Path, status
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from vault.access import Purpose
-from vault.custody import Action
-from vault.jobs import JobKind, package_recording_id, require_job
-from vault.policy import Permission, require, require_recording
+from vault.actors import Purpose
+from vault.ledger.custody import Action
+from vault.casework.jobs import JobKind, package_recording_id, require_job
+from vault.casework.policy import Permission, require, require_recording
 
 from ..deps import PrincipalDep, PurposeDep, RouteDep, VaultDep
 from .._streaming import footage_response

@@ -13,7 +13,7 @@ from sqlalchemy import text
 import datetime as dt
 
 from vault.errors import VaultError
-from vault.jobs import queue_health
+from vault.casework.jobs import queue_health
 
 from ..deps import VaultDep
 from ..schemas import Health, Ready

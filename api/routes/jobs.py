@@ -7,7 +7,7 @@
     POST /jobs/{id}/render                 render the saved plan -> 202 a render job
 
 Work runs on the job queue (``evidence-vault worker``), never in the request. Who may touch a
-job follows need-to-know (:func:`vault.jobs.require_job`): the recordings it reads must be in
+job follows need-to-know (:func:`vault.casework.jobs.require_job`): the recordings it reads must be in
 the caller's scope, and the job must be their organisation's. Planning and rendering decrypt
 footage, so they need ``recordings.download`` and ``X-Purpose``, recorded with each access.
 """
@@ -23,11 +23,11 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from redaction import MaskStyle, PlanError, RedactionPlan
-from vault.access import Purpose
-from vault.custody import Action
+from vault.actors import Purpose
+from vault.ledger.custody import Action
 from vault.errors import InvalidInput, NotFound
-from vault.identity import Principal
-from vault.jobs import (
+from vault.access.identity import Principal
+from vault.casework.jobs import (
     Job,
     JobKind,
     JobQueue,
@@ -37,7 +37,7 @@ from vault.jobs import (
     require_job,
     set_plan,
 )
-from vault.policy import Permission, require_recording
+from vault.casework.policy import Permission, require_recording
 from vault.vault import Vault
 
 from ..deps import PrincipalDep, PurposeDep, RouteDep, VaultDep
@@ -215,7 +215,7 @@ def save_edited_plan(
     the web app's SAR workspace both call this). Returns the job as saved.
 
     Decides and logs as the route documents: ``recordings.download`` on the job
-    (:func:`vault.jobs.require_job`); the edit is a ``redaction_planned`` event with the new
+    (:func:`vault.casework.jobs.require_job`); the edit is a ``redaction_planned`` event with the new
     plan's hash and the one it replaced. Raises AccessDenied (logged), NotFound,
     InvalidInput (not a finished plan job), PlanError (a plan for other footage).
     """

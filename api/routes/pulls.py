@@ -3,7 +3,7 @@
     POST /ingest/pulls   {nvr, camera, start, end} -> 201 the pull's report
 
 Who may pull: whoever may place a hold on the camera's footage (``holds.place`` on its source,
-vault/policy.py ``require_source``): administrators; information-governance and police liaison
+vault/casework/policy.py ``require_source``): administrators; information-governance and police liaison
 officers of the organisation that owns the camera's site; ASB officers assigned to that site.
 Pulling footage is asking the vault to keep evidence of an incident, as a hold is; auditors
 and ingest agents may not. The camera must be one the agents file (``agents_file`` setting)
@@ -25,9 +25,9 @@ from fastapi import APIRouter, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from ingest import AgentsFile, NvrConfig, load_agents_file, pull, pull_spool_dir
-from vault.catalog import SourceKind
+from vault.storage.catalog import SourceKind
 from vault.errors import NotFound
-from vault.policy import Permission, require, require_source
+from vault.casework.policy import Permission, require, require_source
 
 from ..deps import PrincipalDep, PurposeDep, RouteDep, VaultDep
 from ..errors import responses

@@ -3,8 +3,8 @@ window (which holds the footage at once), plan redactions of the footage it cove
 record a disclosure, close.
 
 Information-governance officers and administrators only (``sars.read``/``sars.write`` in
-:mod:`vault.policy`). Every change is a custody event under the request's reference
-(:mod:`vault.sar`).
+:mod:`vault.casework.policy`). Every change is a custody event under the request's reference
+(:mod:`vault.casework.sar`).
 """
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, status
 from pydantic import BaseModel, Field, StringConstraints
 
-from vault import sar as sars
-from vault.access import Purpose
+from vault.casework import sar as sars
+from vault.actors import Purpose
 from vault.errors import InvalidInput
-from vault.identity import Principal
-from vault.jobs import Job, JobKind, JobQueue
-from vault.policy import (
+from vault.access.identity import Principal
+from vault.casework.jobs import Job, JobKind, JobQueue
+from vault.casework.policy import (
     Permission,
     require,
     require_recording,
@@ -28,7 +28,7 @@ from vault.policy import (
     require_source,
     visible_sars,
 )
-from vault.sar import MAX_EXTENSION_MONTHS, SarStatus, SarView, SubjectAccessRequest
+from vault.casework.sar import MAX_EXTENSION_MONTHS, SarStatus, SarView, SubjectAccessRequest
 from vault.vault import Vault
 
 from ..deps import PrincipalDep, RouteDep, VaultDep

@@ -21,10 +21,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import StreamingResponse
 
-from vault import shares as share_ops
-from vault.catalog import Recording
-from vault.custody import Action
-from vault.policy import (
+from vault.casework import shares as share_ops
+from vault.storage.catalog import Recording
+from vault.ledger.custody import Action
+from vault.casework.policy import (
     ALL_ORGANISATIONS,
     Permission,
     is_scoped,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from vault.policy import Permission, require
+from vault.casework.policy import Permission, require
 
 from ..deps import PrincipalDep, RouteDep, VaultDep
 from ..errors import responses

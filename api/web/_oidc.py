@@ -2,7 +2,7 @@
 with PKCE (OpenID Connect Core 1.0 section 3.1; RFC 7636 S256).
 
 The provider authenticates the person (with its own second factor); the vault then decides
-exactly as for an API caller: the ID token goes through :func:`vault.identity.authenticate`,
+exactly as for an API caller: the ID token goes through :func:`vault.access.identity.authenticate`,
 so the signature, issuer, audience, expiry and the issuer + subject link to a vault user
 (``admin user link-oidc``) are checked by the same code, and a refusal is the same
 ``access_denied`` event. The flow adds:

@@ -3,7 +3,7 @@
 1. **Cookie.** ``ev_session`` (``__Host-ev_session`` with ``web_cookie_secure``): HttpOnly (no
    script reads it), SameSite=Lax (another site's page cannot make the browser send it with a
    form post or an embedded video), Secure behind TLS, Path=/, no Domain, no Max-Age (it dies
-   with the browser; the server ends it sooner, vault/web_sessions.py).
+   with the browser; the server ends it sooner, vault/access/web_sessions.py).
 2. **CSRF.** Every form carries ``csrf_token``. Signed-in (and half-signed-in) sessions hold
    their own token server-side (synchroniser token); the sign-in form, before any session,
    uses a double-submit cookie (``ev_csrf``). A POST whose token is missing or wrong is

@@ -12,7 +12,7 @@
 Rules, the same as the CLI's (``evidence-vault admin``), through the same functions:
 
 1. Only a role holding ``users.manage`` (users, roles, tokens, second factors) or
-   ``sites.manage`` (sites) in :mod:`vault.policy` gets anywhere: administrators. Anyone else
+   ``sites.manage`` (sites) in :mod:`vault.casework.policy` gets anywhere: administrators. Anyone else
    is refused with an ``access_denied`` event before anything is read.
 2. Every change is a form with the session's CSRF token (checked first: a refusal is logged
    and changes nothing), and is **confirmed**: the first POST shows what will happen and asks
@@ -40,13 +40,14 @@ from fastapi import APIRouter, Form, Path, Request
 from fastapi.responses import Response
 from sqlalchemy import func, select
 
-from vault import credentials, identity, sites
-from vault.access import Role
-from vault.catalog import Site
-from vault.credentials import Credential
+from vault.access import credentials, identity
+from vault.casework import sites
+from vault.actors import Role
+from vault.storage.catalog import Site
+from vault.access.credentials import Credential
 from vault.errors import InvalidInput, NotFound
-from vault.identity import ApiToken, OidcLink, User
-from vault.policy import Permission, require
+from vault.access.identity import ApiToken, OidcLink, User
+from vault.casework.policy import Permission, require
 from vault.vault import Vault
 
 from . import _security as sec
@@ -54,7 +55,7 @@ from .routes import CsrfField, WebUser, WebUserDep, _checked, _route, _vault, pa
 
 router = APIRouter(route_class=sec.make_route_class(templates), include_in_schema=False)
 
-#: vault.identity's rule for user names (checked again there when a user is created).
+#: vault.access.identity's rule for user names (checked again there when a user is created).
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$"
 UserName = Annotated[str, Path(pattern=NAME_PATTERN)]
 TokenId = Annotated[str, Path(pattern=r"^[0-9a-f-]{36}$")]
@@ -337,7 +338,7 @@ def _set_active(request: Request, user: WebUser, name: str, csrf_token: str | No
             back=f"/admin/users/{name}", rows=[("User", name)], fields={},
             warning=("Their API tokens and web sessions stop working at once; nothing they "
                      "recorded is lost.") if not active else None)
-    # A disabled user's web sessions end at their next request (vault/web_sessions.py).
+    # A disabled user's web sessions end at their next request (vault/access/web_sessions.py).
     identity.set_active(vault, name, active, actor=user.principal.actor)
     return sec.redirect(f"/admin/users/{name}?done={verb}d")
 

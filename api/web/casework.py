@@ -2,13 +2,13 @@
 
 The same decisions as the API, from the same functions: a clip is authorised by
 :func:`api.routes.clips.authorise_clip` and cut by :func:`redaction.clips.assemble_clip` (the
-``POST /clips`` path); cases by :func:`vault.policy.require_case` and :mod:`vault.cases`; shares
-by :func:`vault.policy.require_recording` / :func:`vault.policy.require_share` and
-:mod:`vault.shares`. A form is checked for its CSRF token before anything else, and a refused
+``POST /clips`` path); cases by :func:`vault.casework.policy.require_case` and :mod:`vault.casework.cases`; shares
+by :func:`vault.casework.policy.require_recording` / :func:`vault.casework.policy.require_share` and
+:mod:`vault.casework.shares`. A form is checked for its CSRF token before anything else, and a refused
 one changes nothing. The custody history of a case's items carries a "verified" mark: the
 item's events are proved against the ledger's signed checkpoint
-(:func:`vault.disclosure.event_proofs`) and each proof checked with the ledger's verifier key
-(:meth:`vault.custody.CustodyLedger.verify_inclusion_proof`), as a recipient would check it.
+(:func:`vault.casework.disclosure.event_proofs`) and each proof checked with the ledger's verifier key
+(:meth:`vault.ledger.custody.CustodyLedger.verify_inclusion_proof`), as a recipient would check it.
 """
 
 from __future__ import annotations
@@ -24,16 +24,16 @@ from fastapi.responses import Response
 from sqlalchemy import and_, func, or_, select
 
 from redaction.clips import MAX_WINDOW, assemble_clip
-from vault import cases as case_ops
-from vault import shares as share_ops
-from vault.catalog import CaseStatus, Recording, Source
-from vault.checkpoint import Checkpoint
-from vault.custody import CustodyEventObjectRow, CustodyEventRow, CustodyLedger, EventRecord
-from vault.disclosure import event_proofs
+from vault.casework import cases as case_ops
+from vault.casework import shares as share_ops
+from vault.storage.catalog import CaseStatus, Recording, Source
+from vault.ledger.checkpoint import Checkpoint
+from vault.ledger.custody import CustodyEventObjectRow, CustodyEventRow, CustodyLedger, EventRecord
+from vault.casework.disclosure import event_proofs
 from vault.errors import InvalidInput, LedgerError, NotFound
-from vault.holds import list_holds
-from vault.identity import Principal
-from vault.policy import (
+from vault.casework.holds import list_holds
+from vault.access.identity import Principal
+from vault.casework.policy import (
     ALL_ORGANISATIONS,
     Permission,
     allowed,
@@ -314,7 +314,7 @@ def _visible_histories(vault: Vault, principal: Principal, ids: list[str],
     HISTORY_LIMIT of them from ``starts[item]`` (default 0), oldest first.
 
     One statement for every item, whatever their number: the links are read on the
-    ``(object_id, seq)`` key, the reader's boundary (:func:`vault.policy.visible_events`,
+    ``(object_id, seq)`` key, the reader's boundary (:func:`vault.casework.policy.visible_events`,
     narrowed: checked per candidate event) is applied once, and each item's events are
     numbered in SQL so a busy item cannot crowd the others off the page.
     """
@@ -359,7 +359,7 @@ def _histories(vault: Vault, principal: Principal, ids: list[str],
     mark, and the checkpoint size they were proved against.
 
     All the page's events are proved in one batch against one signed checkpoint
-    (:func:`vault.disclosure.event_proofs`, the export's path: one read of the stored tree)
+    (:func:`vault.casework.disclosure.event_proofs`, the export's path: one read of the stored tree)
     and each proof checked with the ledger's verifier key, the checkpoint's signature
     verified once for the batch. An event whose proof fails is shown unverified with the
     reason; the page still answers."""

@@ -9,12 +9,12 @@
 The decisions are the API's (``POST /exports``, ``GET /jobs/{id}``, ``GET
 /exports/{id}/package``), asked of the same functions, plus sight of the case:
 
-1. Starting one needs ``cases.read`` on the case (:func:`vault.policy.require_case`: members
+1. Starting one needs ``cases.read`` on the case (:func:`vault.casework.policy.require_case`: members
    for ASB officers, the organisation's for others), ``shares.create`` (it discloses footage)
-   and ``recordings.download`` on **every** item (:func:`vault.policy.require_recording`).
+   and ``recordings.download`` on **every** item (:func:`vault.casework.policy.require_recording`).
    Any refusal is an ``access_denied`` event and nothing is queued.
 2. Seeing the job, its progress or its package needs sight of the case again and
-   :func:`vault.jobs.require_job` (the job's organisation, every recording it reads within
+   :func:`vault.casework.jobs.require_job` (the job's organisation, every recording it reads within
    the caller's scope); a job of another case or kind is "not found" under this case, so the
    URL cannot be used to reach someone else's job.
 3. The package is the API's stream (:func:`api._streaming.footage_response`): a
@@ -35,15 +35,22 @@ from fastapi import APIRouter, Form, Header, Path, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import select
 
-from vault import cases as case_ops
+from vault.casework import cases as case_ops
 from vault import errors as vault_errors
-from vault.access import Purpose
-from vault.catalog import Case, Recording
-from vault.custody import Action
+from vault.actors import Purpose
+from vault.storage.catalog import Case, Recording
+from vault.ledger.custody import Action
 from vault.errors import InvalidInput, NotFound
-from vault.identity import Principal
-from vault.jobs import Job, JobKind, JobState, package_recording_id, queue_health, require_job
-from vault.policy import Permission, allowed, require, require_case, require_recording
+from vault.access.identity import Principal
+from vault.casework.jobs import (
+    Job,
+    JobKind,
+    JobState,
+    package_recording_id,
+    queue_health,
+    require_job,
+)
+from vault.casework.policy import Permission, allowed, require, require_case, require_recording
 from vault.vault import Vault
 
 from .._streaming import footage_response
@@ -182,7 +189,7 @@ _ADVICE: tuple[tuple[type[vault_errors.VaultError], str], ...] = (
 
 def failure_advice(error: str | None) -> str:
     """What the officer should do about a failed export, from the job's error text
-    (``"ClassName: message"``, as :class:`vault.jobs.JobQueue` records it)."""
+    (``"ClassName: message"``, as :class:`vault.casework.jobs.JobQueue` records it)."""
     name = (error or "").split(":", 1)[0].strip()
     kind = getattr(vault_errors, name, None)
     if isinstance(kind, type) and issubclass(kind, vault_errors.VaultError):

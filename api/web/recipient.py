@@ -4,7 +4,7 @@
 and plays each recording in the browser through the API's share stream route (which answers at
 most a window per request: the player's Range requests fetch the rest, and no single response
 is a copy). A download needs the recipient to acknowledge the terms, goes through
-:func:`vault.shares.access_share` like the API's download route (counted against the limit,
+:func:`vault.casework.shares.access_share` like the API's download route (counted against the limit,
 logged), and is a form with a CSRF token (double-submit cookie, as before sign-in) so another
 site cannot spend the recipient's downloads. Every use of the link, allowed or refused, is a
 custody event; a revoked, expired or used-up link is a page saying so (410). The page also
@@ -20,8 +20,8 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Path, Request
 from fastapi.responses import Response
 
-from vault import shares as share_ops
-from vault.custody import Action
+from vault.casework import shares as share_ops
+from vault.ledger.custody import Action
 from vault.errors import InvalidInput
 
 from .._streaming import footage_response

@@ -1,13 +1,13 @@
 """The retention page (administrators and information governance): what the reaper will delete
 in the next seven days and why, what holds keep, and the deletion certificates.
 
-The forecast is :func:`vault.retention.run_retention` as a dry run with its clock a week ahead:
+The forecast is :func:`vault.casework.retention.run_retention` as a dry run with its clock a week ahead:
 the reaper's own decision, not a second implementation of it, so what the page says will go is
 what the next runs delete unless a hold is placed first. Nothing is deleted or logged by looking.
 The reader needs the roles' ``custody.read`` and ``holds.read`` (information governance,
-administrators) and sees only recordings :func:`vault.policy.visible_recordings` gives them:
+administrators) and sees only recordings :func:`vault.casework.policy.visible_recordings` gives them:
 another organisation's footage, holds and certificates stay out of sight. A certificate is
-:func:`vault.retention.deletion_certificate` (a signed note with the inclusion proof of the
+:func:`vault.casework.retention.deletion_certificate` (a signed note with the inclusion proof of the
 ``deleted`` event), as JSON to keep or hand over.
 """
 
@@ -21,10 +21,16 @@ from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response
 from sqlalchemy import select
 
-from vault.catalog import Recording
-from vault.holds import list_holds
-from vault.policy import Permission, require, require_recording, visible_holds, visible_recordings
-from vault.retention import deletion_certificate, run_retention
+from vault.storage.catalog import Recording
+from vault.casework.holds import list_holds
+from vault.casework.policy import (
+    Permission,
+    require,
+    require_recording,
+    visible_holds,
+    visible_recordings,
+)
+from vault.casework.retention import deletion_certificate, run_retention
 
 from ..schemas import UUID_PATTERN
 from . import _security as sec

@@ -1,11 +1,11 @@
 """The officers' web pages: sign in (password, then a TOTP code), state a purpose, find, watch.
 
-Every page asks the same questions of the same code as the API routes: :mod:`vault.policy`
-decides (``require``, ``require_recording``, ``visible_recordings``), :mod:`vault.search`
+Every page asks the same questions of the same code as the API routes: :mod:`vault.casework.policy`
+decides (``require``, ``require_recording``, ``visible_recordings``), :mod:`vault.casework.search`
 searches (a ``searched`` event), and the player streams through the API's decrypting Range
 path (:func:`api._streaming.footage_response`, a ``streamed`` event with the purpose stated
 for the task). The only difference is how the caller is known: a session cookie instead of a
-bearer token (vault/web_sessions.py). Sign-ins and sign-outs are ``web.signed_in`` and
+bearer token (vault/access/web_sessions.py). Sign-ins and sign-outs are ``web.signed_in`` and
 ``web.signed_out`` custody events; each refused password or code is ``access_denied``.
 
 Every page is a plain ``def``: each reads the catalog (and sign-in hashes a password), so
@@ -25,17 +25,23 @@ from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import select
 
-from vault import credentials, web_sessions
-from vault.access import Purpose
-from vault.catalog import Recording, Source
+from vault.access import credentials, web_sessions
+from vault.actors import Purpose
+from vault.storage.catalog import Recording, Source
 from vault.config import Settings
-from vault.custody import Action
+from vault.ledger.custody import Action
 from vault.errors import AccessDenied, InvalidInput, NotFound, Unauthenticated
-from vault.identity import ANONYMOUS, Principal, User, authenticate, log_denial_summaries
-from vault.policy import Permission, allowed, require, require_recording, visible_recordings
-from vault.search import RecordingQuery, search_recordings
+from vault.access.identity import ANONYMOUS, Principal, User, authenticate, log_denial_summaries
+from vault.casework.policy import (
+    Permission,
+    allowed,
+    require,
+    require_recording,
+    visible_recordings,
+)
+from vault.casework.search import RecordingQuery, search_recordings
 from vault.vault import Vault
-from vault.web_sessions import ActiveSession, Stage
+from vault.access.web_sessions import ActiveSession, Stage
 
 from .._streaming import footage_response
 from ..deps import MAX_FIELD, MAX_PURPOSE, client_addr
@@ -143,7 +149,7 @@ def page(request: Request, name: str, context: dict[str, Any], *, status: int = 
 def _refusal(vault: Vault, request: Request, error: Unauthenticated, *, name: str | None,
              user_id: str | None = None) -> None:
     """Log a refused sign-in step as ``access_denied``. Refusals that name no known user go
-    through the API's denial throttle (vault/denials.py), so a script guessing names from one
+    through the API's denial throttle (vault/access/denials.py), so a script guessing names from one
     address is summed into one event per window instead of flooding the ledger."""
     user = None
     if user_id is not None:
@@ -259,7 +265,7 @@ def _second_factor(request: Request, stage: Stage, csrf_token: str | None, code:
             raise InvalidInput(f"{error}: start again from the sign-in page") from None
         return page(request, "code.html", {"csrf": active.csrf_token, "next": target,
                                            "error": str(error)}, status=401)
-    # Check 3 of vault/web_sessions.py: signed in under a new token; the pending one ends.
+    # Check 3 of vault/access/web_sessions.py: signed in under a new token; the pending one ends.
     started = web_sessions.start_session(
         vault, active.user_id, Stage.SIGNED_IN,
         absolute=dt.timedelta(hours=settings.web_session_absolute_hours),
@@ -323,7 +329,7 @@ def oidc_callback(
     state: Annotated[str | None, Query(max_length=256)] = None,
     error: Annotated[str | None, Query(max_length=256)] = None,
 ) -> Response:
-    """The provider's answer: exchange the code, let vault.identity decide who it is."""
+    """The provider's answer: exchange the code, let vault.access.identity decide who it is."""
     client = _oidc(request)
     if client is None:
         raise NotFound("sign-in through an identity provider is not set up on this vault")

@@ -1,13 +1,13 @@
 """The subject access (SAR) workspace: register a request, hold its camera windows, find the
 people in them, keep the requester visible, render, review and record the disclosure.
 
-One authorisation path. Every page and image asks :func:`vault.policy.require_sar` first
+One authorisation path. Every page and image asks :func:`vault.casework.policy.require_sar` first
 (``sars.read`` to look, ``sars.write`` to change: information-governance officers and
 administrators of the request's organisation; anyone else is refused and the refusal is an
 ``access_denied`` event), then the question the API asks of the thing touched:
-:func:`vault.jobs.require_job` for a redaction job, :func:`vault.policy.require_source` for a
-camera, :func:`vault.policy.require_recording` for footage. Changes go through the functions
-the API routes call: :mod:`vault.sar` (``sar.*`` events, the hold a window places),
+:func:`vault.casework.jobs.require_job` for a redaction job, :func:`vault.casework.policy.require_source` for a
+camera, :func:`vault.casework.policy.require_recording` for footage. Changes go through the functions
+the API routes call: :mod:`vault.casework.sar` (``sar.*`` events, the hold a window places),
 :func:`api.routes.sar.queue_sar_redactions` (one plan job per held window, the request as its
 purpose), :func:`api.routes.jobs.save_edited_plan` (a ``redaction_planned`` event with the new
 plan's hash) and :func:`api.routes.jobs.queue_render` (a render bound to that hash).
@@ -48,14 +48,14 @@ from redaction.media import iter_frames
 from redaction.plan import IntBox
 from redaction.render import FrameMasker
 from redaction.thumbnail import thumbnail
-from vault import sar as sars
-from vault.catalog import Recording
-from vault.custody import Action
+from vault.casework import sar as sars
+from vault.storage.catalog import Recording
+from vault.ledger.custody import Action
 from vault.errors import InvalidInput, NotFound
-from vault.identity import Principal
-from vault.jobs import FINISHED, Job, JobKind, JobState, spool_dir
-from vault.jobs import require_job as _require_job
-from vault.policy import (
+from vault.access.identity import Principal
+from vault.casework.jobs import FINISHED, Job, JobKind, JobState, spool_dir
+from vault.casework.jobs import require_job as _require_job
+from vault.casework.policy import (
     Permission,
     allowed,
     require,
@@ -64,7 +64,7 @@ from vault.policy import (
     require_source,
     visible_sars,
 )
-from vault.sar import MAX_EXTENSION_MONTHS, PENDING, SarView, SubjectAccessRequest
+from vault.casework.sar import MAX_EXTENSION_MONTHS, PENDING, SarView, SubjectAccessRequest
 from vault.vault import Vault
 
 from .._streaming import footage_response
@@ -210,7 +210,7 @@ templates.env.filters["countdown"] = _countdown
 @router.get(BASE)
 def requests(request: Request, user: WebUserDep,
              show: Annotated[str, Query(pattern="^(open|all)$")] = "open") -> Response:
-    """The organisation's requests (``vault.policy.visible_sars``), soonest deadline first:
+    """The organisation's requests (``vault.casework.policy.visible_sars``), soonest deadline first:
     the open ones, or all (``show=all``)."""
     vault, principal = _vault(request), user.principal
     require(vault, principal, Permission.SAR_READ, route=_route(request))
@@ -420,7 +420,7 @@ def disclose(
 ) -> Response:
     """Record which redacted copies went to the requester, how, and when (today): the
     ``sar.disclosed`` event with their hashes. Only the request's own rendered copies are
-    offered; :func:`vault.sar.record_disclosure` refuses anything else."""
+    offered; :func:`vault.casework.sar.record_disclosure` refuses anything else."""
     vault, principal = _vault(request), user.principal
     _checked(request, user, csrf_token)
     view = _request(vault, user, sar_id, Permission.SAR_WRITE, _route(request))

@@ -27,9 +27,10 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.jobs import open_job_queue
-from vault import cases, identity
-from vault.access import Actor, Role
-from vault.catalog import MediaKind, Recording, SourceKind
+from vault.casework import cases
+from vault.access import identity
+from vault.actors import Actor, Role
+from vault.storage.catalog import MediaKind, Recording, SourceKind
 from vault.config import Settings
 from vault.vault import Vault
 

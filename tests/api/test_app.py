@@ -15,7 +15,7 @@ from api.errors import STATUS, status_for
 from tests.api.conftest import World
 from vault import errors
 from vault.config import Settings
-from vault.retention import run_retention
+from vault.casework.retention import run_retention
 
 
 def test_health_and_readiness(world: World) -> None:

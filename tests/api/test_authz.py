@@ -19,10 +19,10 @@ from typing import Any
 import pytest
 
 from tests.api.conftest import OPERATOR, ORG, World
-from vault import cases, shares
-from vault.catalog import HoldKind
-from vault.holds import place_hold
-from vault.identity import principal_for
+from vault.casework import cases, shares
+from vault.storage.catalog import HoldKind
+from vault.casework.holds import place_hold
+from vault.access.identity import principal_for
 
 PRINCIPALS = [
     "admin", "asb", "asb_other_org", "ig", "police", "auditor", "ingest",
@@ -68,7 +68,7 @@ def _hold(w: World) -> str:
 def _planned_job(w: World) -> str:
     """A finished redaction-plan job of the ASB officer's on rec_case, with a valid plan."""
     from redaction import RedactionPlan, SourceInfo, TrackPlan
-    from vault.jobs import Job, JobKind, JobState
+    from vault.casework.jobs import Job, JobKind, JobState
 
     rec = w.rec["rec_case"]
     plan = RedactionPlan(
@@ -89,8 +89,8 @@ def _planned_job(w: World) -> str:
 def _export_job(w: World) -> str:
     """A finished export job of the ASB officer's (rec_case), its package on disk."""
     from api.jobs import open_job_queue
-    from vault.access import Purpose
-    from vault.jobs import JobKind
+    from vault.actors import Purpose
+    from vault.casework.jobs import JobKind
 
     queue = open_job_queue(w.vault.settings, immediate=True, vault=w.vault)
     job = queue.submit(
@@ -106,7 +106,7 @@ def _clip_footage(w: World) -> str:
     """Two real 4 s H.264 segments from a Riverside camera (the ASB officer's site), once."""
     if "clip_footage" not in w.data:
         from tests.redaction.test_clips import make_segment
-        from vault.catalog import SourceKind
+        from vault.storage.catalog import SourceKind
 
         base = w.vault.settings.home_dir.parent
         for n in range(2):
@@ -133,7 +133,7 @@ def _fresh_case(w: World, *, closed: bool = False) -> str:
 
 def _sar(w: World) -> str:
     """A fresh subject access request (so each principal may extend or close one)."""
-    from vault.sar import register_sar
+    from vault.casework.sar import register_sar
 
     sar = register_sar(w.vault, reference=f"SAR-{uuid.uuid4()}", requester_name="A. Resident",
                        received_on=w.clock().date(), actor=OPERATOR)
@@ -142,7 +142,7 @@ def _sar(w: World) -> str:
 
 def _sar_with_footage(w: World) -> str:
     """A fresh request holding the Elm Court camera around the case recording."""
-    from vault.sar import attach_window
+    from vault.casework.sar import attach_window
 
     path = _sar(w)
     start = w.rec["rec_case"].captured_start

@@ -19,8 +19,8 @@ import pytest
 
 from api._body import BODY_LIMITS, DEFAULT_BODY_LIMIT, limit_for
 from tests.api.conftest import World
-from vault import identity
-from vault.access import Actor, Role
+from vault.access import identity
+from vault.actors import Actor, Role
 from vault.config import Settings
 from vault.vault import Vault
 

@@ -13,7 +13,7 @@ attacker would, a site name of another organisation.
 A small, independent model below says what each user may see; then every user asks every
 route the question over HTTP (search, metadata, holds list and release, SARs, cases, case
 history, custody events, shares) and the answers must equal the model's. The model is
-written from DESIGN.md's rules, not from vault/policy.py's SQL:
+written from DESIGN.md's rules, not from vault/casework/policy.py's SQL:
 
 - footage is its source's organisation's (unowned: everyone's); scoped roles (ASB officers)
   see only their organisation's footage at their sites or on their cases;
@@ -38,12 +38,13 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from tests.api.conftest import Clock
-from vault import cases, identity, shares, sites
-from vault.access import Actor, Role
-from vault.catalog import HoldKind, MediaKind, SourceKind
+from vault.casework import cases, shares, sites
+from vault.access import identity
+from vault.actors import Actor, Role
+from vault.storage.catalog import HoldKind, MediaKind, SourceKind
 from vault.config import Settings
-from vault.holds import list_holds, place_hold
-from vault.sar import attach_window, register_sar
+from vault.casework.holds import list_holds, place_hold
+from vault.casework.sar import attach_window, register_sar
 from vault.vault import Vault
 
 T0 = dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.UTC)

@@ -19,7 +19,7 @@ import pytest
 from api.jobs import open_job_queue
 from tests.api.conftest import OPERATOR, T0, World
 from tests.redaction.test_clips import FPS, SECONDS, make_segment
-from vault.catalog import MediaKind, SourceKind
+from vault.storage.catalog import MediaKind, SourceKind
 
 START = T0 - dt.timedelta(hours=3)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.api.conftest import World
-from vault.custody import CustodyLedger
+from vault.ledger.custody import CustodyLedger
 from vault.errors import LedgerError
 
 

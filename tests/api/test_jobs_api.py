@@ -18,9 +18,9 @@ import pytest
 from tests.api.conftest import OPERATOR, T0, World
 from tests.redaction.conftest import two_people
 from redaction.synthetic import make_clip
-from vault.catalog import MediaKind, Recording, SourceKind
-from vault.disclosure import verify_export
-from vault.jobs import Job, JobKind, JobState, get_job
+from vault.storage.catalog import MediaKind, Recording, SourceKind
+from vault.casework.disclosure import verify_export
+from vault.casework.jobs import Job, JobKind, JobState, get_job
 
 
 @pytest.fixture(scope="module")

@@ -20,8 +20,8 @@ from api.jobs import open_job_queue
 from tests.api.conftest import OPERATOR, T0, World
 from tests.redaction.conftest import two_people
 from redaction.synthetic import make_clip
-from vault.catalog import MediaKind, Recording, SourceKind
-from vault.jobs import Job, JobState, WorkerHeartbeat, get_job
+from vault.storage.catalog import MediaKind, Recording, SourceKind
+from vault.casework.jobs import Job, JobState, WorkerHeartbeat, get_job
 
 
 @pytest.fixture(scope="module")

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from redaction.synthetic import Face, face_visibility, linear, make_clip, read_frames, still
 from tests.api.conftest import OPERATOR, T0, World
-from vault.catalog import MediaKind, SourceKind
+from vault.storage.catalog import MediaKind, SourceKind
 
 SEG = 2.0  # seconds per segment
 START = T0 - dt.timedelta(hours=1)

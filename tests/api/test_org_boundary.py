@@ -10,14 +10,15 @@ import datetime as dt
 
 from api.jobs import open_job_queue
 from tests.api.conftest import OPERATOR, ORG, T0, World
-from vault import identity, sites
-from vault.access import Purpose, Role
-from vault.catalog import HoldKind
-from vault.holds import place_hold
-from vault.identity import principal_for
-from vault.jobs import JobKind, get_job
-from vault.retention import run_retention
-from vault.sar import attach_window, register_sar
+from vault.access import identity
+from vault.casework import sites
+from vault.actors import Purpose, Role
+from vault.storage.catalog import HoldKind
+from vault.casework.holds import place_hold
+from vault.access.identity import principal_for
+from vault.casework.jobs import JobKind, get_job
+from vault.casework.retention import run_retention
+from vault.casework.sar import attach_window, register_sar
 
 PARTNER = "Partner Council"
 

@@ -12,7 +12,7 @@ import hashlib
 import pytest
 
 from tests.api.conftest import SEGMENT, SIZE, World
-from vault import crypto
+from vault.storage import crypto
 
 
 def _stream(world: World, rng: str | None, who: str = "admin"):  # type: ignore[no-untyped-def]

@@ -6,8 +6,8 @@ from __future__ import annotations
 import datetime as dt
 
 from tests.api.conftest import OPERATOR, T0, World
-from vault.catalog import SourceKind
-from vault.retention import run_retention
+from vault.storage.catalog import SourceKind
+from vault.casework.retention import run_retention
 
 
 def test_sar_lifecycle_over_http(world: World) -> None:
@@ -150,7 +150,7 @@ def test_sar_cli(tmp_path) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_sar_footage_is_queued_for_redaction_under_the_request(world: World) -> None:
-    from vault.jobs import JobKind, get_job
+    from vault.casework.jobs import JobKind, get_job
 
     ig = world.headers("ig", purpose=False)
     sar = world.client.post("/sars", json={"reference": "SAR-2026-15", "requester_name": "B. Tenant",

@@ -15,8 +15,8 @@ import pytest
 from api.jobs import open_job_queue
 from tests.api.conftest import OPERATOR, T0, World
 from tests.redaction.test_clips import FPS, SECONDS, make_segment
-from vault.catalog import MediaKind, Recording, SourceKind
-from vault.sar import SarDisclosure
+from vault.storage.catalog import MediaKind, Recording, SourceKind
+from vault.casework.sar import SarDisclosure
 
 START = T0 - dt.timedelta(hours=3)  # the two segments' capture start
 
@@ -56,7 +56,7 @@ def _frames(w: World, rid: str, tmp_path: Path) -> int:
 
 
 def _purpose():  # type: ignore[no-untyped-def]
-    from vault.access import Purpose
+    from vault.actors import Purpose
 
     return Purpose(purpose="test: count frames")
 
@@ -143,7 +143,7 @@ def test_disclosing_a_master_or_footage_outside_the_windows_needs_a_logged_overr
 def test_recording_outside_of_any_window_source_is_named(sw: World) -> None:
     """Issue #11 finding 21: footage of another camera than the request's windows is outside
     them, whatever its times."""
-    from vault.sar import DisclosureNeedsOverride, record_disclosure
+    from vault.casework.sar import DisclosureNeedsOverride, record_disclosure
 
     w = sw
     sar = _sar_with_window(w, START, START + dt.timedelta(seconds=8))

@@ -24,11 +24,11 @@ from pydantic import SecretStr
 
 from tests.servers import S3Server
 from vault import Settings, Vault
-from vault.access import Actor, Purpose, Role
-from vault.catalog import SourceKind
+from vault.actors import Actor, Purpose, Role
+from vault.storage.catalog import SourceKind
 from vault.errors import Shredded
-from vault.fixity import check_fixity
-from vault.retention import run_retention
+from vault.casework.fixity import check_fixity
+from vault.casework.retention import run_retention
 
 ACTOR = Actor(user="asb-1", role=Role.ASB_OFFICER, organisation="Housing", client_addr="10.0.0.7")
 ADMIN = Actor(user="local:admin", role=Role.ADMINISTRATOR, organisation="Housing")

@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from vault import Settings, Vault
-from vault.access import Actor, Role
+from vault.actors import Actor, Role
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "deploy" / "backup.sh"

@@ -23,11 +23,11 @@ from pydantic import SecretStr
 
 from tests.servers import S3Server
 from vault import Settings, Vault
-from vault.access import Actor, Purpose, Role
-from vault.catalog import SourceKind
+from vault.actors import Actor, Purpose, Role
+from vault.storage.catalog import SourceKind
 from vault.errors import Shredded
-from vault.holds import HoldKind, place_hold, release_hold
-from vault.retention import run_retention
+from vault.casework.holds import HoldKind, place_hold, release_hold
+from vault.casework.retention import run_retention
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "deploy" / "minio_setup.py"

@@ -20,8 +20,8 @@ from pydantic import SecretStr
 from tests.conftest import _server_or_skip
 from tests.servers import MinioCluster, start_minio_cluster
 from vault import Settings, Vault
-from vault.access import Actor, Purpose, Role
-from vault.catalog import Recording, SourceKind
+from vault.actors import Actor, Purpose, Role
+from vault.storage.catalog import Recording, SourceKind
 
 ACTOR = Actor(user="asb-1", role=Role.ASB_OFFICER, organisation="Housing", client_addr="10.0.0.7")
 PURPOSE = Purpose("incident review", "DPA 2018 s.35", "CASE/9")

@@ -17,12 +17,12 @@ from pydantic import SecretStr
 
 from tests.servers import SoftHsm
 from vault import Settings, Vault
-from vault.access import Actor, Purpose, Role
-from vault.catalog import Recording, SourceKind
+from vault.actors import Actor, Purpose, Role
+from vault.storage.catalog import Recording, SourceKind
 from vault.errors import ConfigError, InvalidInput, KeyUnavailable
-from vault.keys import WrappedKey, open_key_provider
-from vault.pkcs11 import Pkcs11Keys
-from vault.rekey import describe_keys, destroy, rewrap, rotate
+from vault.storage.keys import WrappedKey, open_key_provider
+from vault.storage.pkcs11 import Pkcs11Keys
+from vault.casework.rekey import describe_keys, destroy, rewrap, rotate
 
 ACTOR = Actor(user="admin-1", role=Role.ADMINISTRATOR, organisation="Housing", client_addr="10.0.0.9")
 PURPOSE = Purpose("review", "DPA 2018 s.35", "CASE/1")
@@ -120,7 +120,7 @@ def test_a_second_process_opens_the_footage_through_the_token_alone(
 
 
 def test_rotation_rewrap_and_destroy_work_on_the_token(vault: Vault) -> None:
-    """Issue #16 item 4: keyring rotation (vault.rekey) works with the PKCS#11 provider: a new
+    """Issue #16 item 4: keyring rotation (vault.casework.rekey) works with the PKCS#11 provider: a new
     KEK is generated in the token, data keys move onto it, and destroying the retired KEK in
     the token shreds every copy of a data key it wrapped (a catalog backup, say)."""
     data = os.urandom(9_000)

@@ -20,8 +20,8 @@ import pytest
 
 from tests.servers import RedisServer
 from vault import Settings, Vault
-from vault.access import Actor, Role
-from vault.jobs import Job, JobContext, JobKind, JobState, get_job, open_queue, queue_path
+from vault.actors import Actor, Role
+from vault.casework.jobs import Job, JobContext, JobKind, JobState, get_job, open_queue, queue_path
 
 ACTOR = Actor(user="ig-1", role=Role.IG_OFFICER, organisation="Housing", client_addr="10.0.0.5")
 ROOT = Path(__file__).resolve().parents[2]

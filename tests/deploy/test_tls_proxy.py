@@ -24,9 +24,10 @@ import httpx
 import pytest
 
 from tests.servers import HOST, free_port
-from vault import Settings, Vault, identity
-from vault import shares as share_ops
-from vault.access import Actor, Role
+from vault import Settings, Vault
+from vault.access import identity
+from vault.casework import shares as share_ops
+from vault.actors import Actor, Role
 
 ROOT = Path(__file__).resolve().parents[2]
 CADDYFILE = ROOT / "deploy" / "Caddyfile"
@@ -244,7 +245,7 @@ def test_request_size_limits_refuse_oversized_bodies_before_the_api(proxied: Pro
         assert too_big.status_code == 413
     from sqlalchemy import func, select
 
-    from vault.catalog import Recording
+    from vault.storage.catalog import Recording
 
     with Vault.open(p.settings) as vault, vault.sessions() as session:
         stored = session.scalar(select(func.count()).where(Recording.source_id == "cam-3"))

@@ -23,8 +23,9 @@ from pathlib import Path
 import pytest
 
 from tests.servers import HOST, free_port
-from vault import Settings, Vault, credentials, identity
-from vault.access import Actor, Role
+from vault import Settings, Vault
+from vault.access import credentials, identity
+from vault.actors import Actor, Role
 
 ROOT = Path(__file__).resolve().parents[2]
 ORG = "Housing"

@@ -15,7 +15,7 @@ from ingest.config import (
     resolve_credentials,
 )
 from ingest.errors import AgentsFileError
-from vault.catalog import SourceKind
+from vault.storage.catalog import SourceKind
 from vault.errors import ConfigError
 
 TOML = """

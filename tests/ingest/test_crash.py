@@ -22,7 +22,7 @@ from ingest.pipeline import CRASH_ENV, CrashPoint
 from ingest.spool import inspect_spool
 from tests.ingest.media import copy
 from vault.config import Settings
-from vault.custody import Action
+from vault.ledger.custody import Action
 from vault.vault import Vault
 
 pytestmark = pytest.mark.slow

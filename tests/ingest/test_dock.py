@@ -19,12 +19,12 @@ from ingest.agent import Agent
 from ingest.config import AgentsFile
 from ingest.spool import ItemState
 from tests.ingest.media import copy, truncate
-from vault.access import Actor, Role
-from vault.catalog import Recording
+from vault.actors import Actor, Role
+from vault.storage.catalog import Recording
 from vault.config import Settings
-from vault.custody import Action
+from vault.ledger.custody import Action
 from vault.errors import HashMismatch
-from vault.search import RecordingQuery, search_recordings
+from vault.casework.search import RecordingQuery, search_recordings
 from vault.vault import Vault
 
 

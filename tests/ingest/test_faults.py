@@ -35,7 +35,7 @@ from ingest.spool import ItemState, inspect_spool
 from tests.ingest.media import copy, make_media
 from vault.config import Settings
 from vault.errors import StorageError
-from vault.objectstore import S3Store
+from vault.storage.objectstore import S3Store
 from vault.vault import Vault
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,7 +8,7 @@ from pathlib import Path
 from ingest.pipeline import Pipeline
 from ingest.spool import Spool
 from tests.ingest.media import make_media
-from vault.catalog import SourceKind
+from vault.storage.catalog import SourceKind
 from vault.config import Settings
 from vault.vault import Vault
 

@@ -10,7 +10,7 @@ import pytest
 from ingest.errors import NotMedia
 from ingest.probe import probe
 from tests.ingest.media import copy, make_media, truncate
-from vault.catalog import MediaKind
+from vault.storage.catalog import MediaKind
 from vault.errors import InvalidInput
 
 

@@ -24,8 +24,8 @@ from ingest.pull import PULL_ACTION, GapReason, PullProgress, PullReport, pull
 from tests.conftest import on_ci
 from tests.ingest.conftest import find_mediamtx, free_port
 from tests.ingest.nvr_servers import PASSWORD, USER, DroppingProxy, MediamtxNvrServer
-from vault.access import Actor, Purpose, Role
-from vault.custody import Action
+from vault.actors import Actor, Purpose, Role
+from vault.ledger.custody import Action
 from vault.vault import Vault
 
 pytestmark = [pytest.mark.rtsp, pytest.mark.slow]
@@ -385,8 +385,8 @@ def test_api_pull_respects_the_site_boundary_and_names_the_requester(
     from fastapi.testclient import TestClient
 
     from api.app import create_app
-    from vault import identity
-    from vault.access import Role
+    from vault.access import identity
+    from vault.actors import Role
     from vault.config import Settings
 
     settings = Settings(home=tmp_path / "home",

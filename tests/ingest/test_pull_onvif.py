@@ -23,7 +23,7 @@ from ingest.nvr.onvif import OnvifNvr
 from ingest.pull import PULL_ACTION, GapReason, pull
 from tests.ingest.conftest import free_port
 from tests.ingest.onvif_server import NS, OnvifNvrServer, validate
-from vault.access import Actor, Role
+from vault.actors import Actor, Role
 from vault.vault import Vault
 
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)

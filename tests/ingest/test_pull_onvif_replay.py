@@ -47,8 +47,8 @@ from tests.ingest.onvif_replay_server import (
     make_recording,
 )
 from tests.ingest.onvif_server import OnvifNvrServer
-from vault.access import Actor, Purpose, Role
-from vault.custody import Action
+from vault.actors import Actor, Purpose, Role
+from vault.ledger.custody import Action
 from vault.vault import Vault
 
 pytestmark = [pytest.mark.rtsp, pytest.mark.slow]
@@ -495,7 +495,7 @@ def test_the_api_pulls_from_an_onvif_nvr_and_returns_the_replay_account(
     from fastapi.testclient import TestClient
 
     from api.app import create_app
-    from vault import identity
+    from vault.access import identity
     from vault.config import Settings
 
     settings = Settings(home=tmp_path / "home",

@@ -20,7 +20,7 @@ from ingest.config import AgentsFile
 from ingest.spool import ItemState
 from tests.ingest.conftest import RtspServer
 from vault.config import Settings
-from vault.custody import Action
+from vault.ledger.custody import Action
 from vault.vault import Vault
 
 pytestmark = [pytest.mark.rtsp, pytest.mark.slow]

@@ -11,7 +11,7 @@ import pytest
 
 from ingest.errors import SpoolFull, SpoolLocked
 from ingest.spool import ItemState, Spool, inspect_spool
-from vault.catalog import SourceKind
+from vault.storage.catalog import SourceKind
 
 
 def _add(spool: Spool, src: Path, origin: str = "a", **kw: object):  # type: ignore[no-untyped-def]

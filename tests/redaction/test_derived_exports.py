@@ -18,9 +18,9 @@ from redaction.clips import assemble_clip
 from redaction.redacted_copy import redact_recording
 from tests.redaction.test_clips import FPS, SECONDS, T0, make_segment
 from vault import Actor, IntegrityError, MediaKind, Purpose, Role, Settings, SourceKind, Vault
-from vault import disclosure
-from vault.disclosure import build_export, verify_export
-from vault.jobs import JobKind, JobState, get_job, open_queue
+from vault.casework import disclosure
+from vault.casework.disclosure import build_export, verify_export
+from vault.casework.jobs import JobKind, JobState, get_job, open_queue
 
 ACTOR = Actor(user="asb-1", role=Role.ASB_OFFICER, organisation="Housing", client_addr="10.20.30.40")
 PURPOSE = Purpose(purpose="ASB incident, stairwell", reference="ASB/2026/31")

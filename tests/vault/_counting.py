@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, create_engine, event
 
-from vault.catalog import Base
-from vault.db import make_engine
+from vault.storage.catalog import Base
+from vault.storage.db import make_engine
 
 
 class Counter:

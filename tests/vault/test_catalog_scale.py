@@ -18,11 +18,11 @@ from sqlalchemy import Engine, event, inspect, select, text
 from sqlalchemy.exc import OperationalError
 
 from vault import Actor, InvalidInput, Role, Vault
-from vault.catalog import Recording
+from vault.storage.catalog import Recording
 from vault.config import Settings
-from vault.db import read_sessions
-from vault.holds import held_clause
-from vault.search import RecordingQuery, list_recordings, page_cursor, recordings_statement
+from vault.storage.db import read_sessions
+from vault.casework.holds import held_clause
+from vault.casework.search import RecordingQuery, list_recordings, page_cursor, recordings_statement
 
 ACTOR = Actor(user="asb-1", role=Role.ASB_OFFICER, organisation="Northgate Housing")
 T0 = dt.datetime(2026, 11, 20, 22, 0, tzinfo=dt.UTC)

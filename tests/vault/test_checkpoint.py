@@ -13,7 +13,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from vault.checkpoint import (
+from vault.ledger.checkpoint import (
     Checkpoint,
     LedgerSigner,
     VerifierKey,
@@ -366,7 +366,7 @@ def test_checkpoint_for_another_origin_is_refused() -> None:
 def test_new_origins_are_unique_and_valid_key_names() -> None:
     """Issue #11 finding 18: each vault derives its own origin (C2SP: unique per log), fit to be
     a checkpoint's first line and a signed-note key name."""
-    from vault.checkpoint import new_origin
+    from vault.ledger.checkpoint import new_origin
 
     first, second = new_origin("Council NVR 01"), new_origin("Council NVR 01")
     assert first != second

@@ -1,4 +1,4 @@
-"""Issue #12: local users' passwords (Argon2id) and TOTP second factor (vault/credentials.py)."""
+"""Issue #12: local users' passwords (Argon2id) and TOTP second factor (vault/access/credentials.py)."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ import pytest
 from sqlalchemy import select
 
 from tests.api.conftest import Clock
-from vault import credentials, identity, web_sessions
-from vault.access import Actor, Role
+from vault.access import credentials, identity, web_sessions
+from vault.actors import Actor, Role
 from vault.config import Settings
-from vault.credentials import Credential
-from vault.custody import Action
+from vault.access.credentials import Credential
+from vault.ledger.custody import Action
 from vault.errors import InvalidInput, NotFound, Unauthenticated
 from vault.vault import Vault
 

@@ -1,4 +1,4 @@
-"""Issue #12 item 10: TOTP secrets sealed under the key-encryption key (vault/credentials.py
+"""Issue #12 item 10: TOTP secrets sealed under the key-encryption key (vault/access/credentials.py
 checks 7-9): nothing in the clear in the catalog, old plaintext rows still work and are sealed,
 a sealed secret does not open on another user's row, and KEK rotation moves them too."""
 
@@ -14,10 +14,11 @@ import pytest
 from sqlalchemy import update
 
 from tests.api.conftest import Clock
-from vault import credentials, identity, rekey
-from vault.access import Actor, Role
+from vault.access import credentials, identity
+from vault.casework import rekey
+from vault.actors import Actor, Role
 from vault.config import Settings
-from vault.credentials import Credential
+from vault.access.credentials import Credential
 from vault.errors import CiphertextError, InvalidInput, KeyUnavailable
 from vault.vault import Vault
 
@@ -170,7 +171,7 @@ def test_a_catalog_from_before_migration_0011_keeps_its_second_factors(tmp_path:
     from alembic import command
     from alembic.config import Config
 
-    from vault.db import MIGRATIONS_DIR, make_engine, upgrade
+    from vault.storage.db import MIGRATIONS_DIR, make_engine, upgrade
 
     clock = Clock(T0)
     settings = Settings(home=tmp_path / "home")

@@ -15,8 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from vault import crypto
-from vault.crypto import (
+from vault.storage import crypto
+from vault.storage.crypto import (
     HEADER_SIZE,
     TAG_SIZE,
     DecryptingReader,

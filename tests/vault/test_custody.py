@@ -19,10 +19,10 @@ import pytest
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
-from vault.access import Actor, Purpose, Role
-from vault.catalog import Base
-from vault.checkpoint import LedgerSigner, load_or_create_signing_key, open_checkpoint
-from vault.custody import (
+from vault.actors import Actor, Purpose, Role
+from vault.storage.catalog import Base
+from vault.ledger.checkpoint import LedgerSigner, load_or_create_signing_key, open_checkpoint
+from vault.ledger.custody import (
     GENESIS_PREV,
     Action,
     CustodyEvent,
@@ -31,9 +31,9 @@ from vault.custody import (
     entry_bytes,
     parse_entry,
 )
-from vault.db import make_engine, session_factory
+from vault.storage.db import make_engine, session_factory
 from vault.errors import InvalidInput, LedgerError, NotFound
-from vault.merkle import leaf_hash, root_hash
+from vault.ledger.merkle import leaf_hash, root_hash
 
 ORIGIN = "vault.test/custody"
 T0 = dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.UTC)
@@ -554,7 +554,7 @@ def test_forged_event_appended_with_valid_chain(
         ledger.checkpoint()
     assert info.value.seq == 10
     # record() keeps recording (the event commits) and logs the refused checkpoint.
-    with caplog.at_level(logging.ERROR, logger="vault.custody"):
+    with caplog.at_level(logging.ERROR, logger="vault.ledger.custody"):
         for _ in range(4):
             ledger.record(Action.VIEWED, actor="officer-1")
     assert "checkpoint refused" in caplog.text

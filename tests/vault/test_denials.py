@@ -6,9 +6,9 @@ import datetime as dt
 
 import pytest
 
-from vault import identity
-from vault.access import Actor, Role
-from vault.denials import DenialThrottle
+from vault.access import identity
+from vault.actors import Actor, Role
+from vault.access.denials import DenialThrottle
 from vault.vault import Vault
 
 from .conftest import T0, Clock

@@ -15,8 +15,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from vault import Actor, IntegrityError, InvalidInput, Purpose, Role, Vault
-from vault import _export_verifier as verifier
-from vault.disclosure import build_export, verify_export
+from vault.ledger import _export_verifier as verifier
+from vault.casework.disclosure import build_export, verify_export
 
 ACTOR = Actor(user="asb-1", role=Role.ASB_OFFICER, organisation="Northgate Housing")
 PURPOSE = Purpose(purpose="evidence for prosecution", lawful_basis="DPA 2018 s35", reference="CRIME/2026/4411")
@@ -117,7 +117,7 @@ def test_manifest_swapped_for_another_is_detected(package, tmp_path: Path) -> No
 
 
 def test_wrong_key_is_refused(package, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    from vault.checkpoint import LedgerSigner
+    from vault.ledger.checkpoint import LedgerSigner
 
     _, out, _ = package
     other = LedgerSigner.generate("evidence-vault.local/custody").verifier_key()
@@ -152,7 +152,7 @@ def test_a_key_from_before_a_rotation_still_verifies_through_the_handovers(
 
 
 def test_a_forged_handover_is_refused(vault: Vault, tmp_path: Path) -> None:
-    from vault.checkpoint import LedgerSigner
+    from vault.ledger.checkpoint import LedgerSigner
 
     out, keys = _export_after_rotations(vault, tmp_path, rotations=1)
     with zipfile.ZipFile(out) as z:
@@ -219,10 +219,10 @@ def _busy_history(vault: Vault, tmp_path: Path) -> tuple[str, dict[str, str]]:
     viewed by staff, shared with a partner for their own purpose, opened by that partner,
     disclosed to a SAR requester, and refused to someone else. Returns the recording id and
     the strings the police recipient has no business reading."""
-    from vault.identity import Principal
-    from vault.policy import Permission, deny
-    from vault.sar import record_disclosure, register_sar
-    from vault.shares import create_share
+    from vault.access.identity import Principal
+    from vault.casework.policy import Permission, deny
+    from vault.casework.sar import record_disclosure, register_sar
+    from vault.casework.shares import create_share
 
     ig = Actor(user="ig-priya", role=Role.IG_OFFICER, organisation="Northgate Housing",
                client_addr="10.9.8.7")

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from vault import durable
-from vault.durable import ALIGN, STAGE_SIZE, StagingPool, write_stream
+from vault.storage import durable
+from vault.storage.durable import ALIGN, STAGE_SIZE, StagingPool, write_stream
 
 SIZES = [0, 1, ALIGN - 1, ALIGN, ALIGN + 1, STAGE_SIZE - 1, STAGE_SIZE, STAGE_SIZE + 1,
          3 * STAGE_SIZE + 12345]

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from vault import Actor, Purpose, Role, Vault
-from vault import _export_verifier as verifier
-from vault.checkpoint import Checkpoint, LedgerSigner
-from vault.disclosure import build_export
+from vault.ledger import _export_verifier as verifier
+from vault.ledger.checkpoint import Checkpoint, LedgerSigner
+from vault.casework.disclosure import build_export
 
 ACTOR = Actor(user="asb-1", role=Role.ASB_OFFICER, organisation="Northgate Housing")
 PURPOSE = Purpose(purpose="evidence for prosecution", lawful_basis="DPA 2018 s35",

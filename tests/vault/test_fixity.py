@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from vault import fixity
-from vault.access import Actor, Role
-from vault.catalog import Recording
-from vault.custody import Action
+from vault.casework import fixity
+from vault.actors import Actor, Role
+from vault.storage.catalog import Recording
+from vault.ledger.custody import Action
 from vault.errors import NotFound, Shredded
-from vault.fixity import check_fixity
-from vault.objectstore import LocalStore
-from vault.retention import run_retention
+from vault.casework.fixity import check_fixity
+from vault.storage.objectstore import LocalStore
+from vault.casework.retention import run_retention
 from vault.vault import Vault
 
 from .conftest import T0

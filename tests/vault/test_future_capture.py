@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from vault.access import Actor, Role
-from vault.catalog import SourceKind
+from vault.actors import Actor, Role
+from vault.storage.catalog import SourceKind
 from vault.config import Settings
-from vault.custody import Action
-from vault.retention import run_retention
+from vault.ledger.custody import Action
+from vault.casework.retention import run_retention
 from vault.vault import Vault
 
 NOW = dt.datetime(2026, 11, 25, 15, 0, tzinfo=dt.UTC)

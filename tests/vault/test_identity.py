@@ -8,8 +8,8 @@ import sqlite3
 
 import pytest
 
-from vault import identity
-from vault.access import Actor, Role
+from vault.access import identity
+from vault.actors import Actor, Role
 from vault.errors import InvalidInput, NotFound
 from vault.vault import Vault
 

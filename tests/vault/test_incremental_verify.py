@@ -1,4 +1,4 @@
-"""Incremental verify (vault/incremental_verify.py): the scheduled check reads only what was
+"""Incremental verify (vault/ledger/incremental_verify.py): the scheduled check reads only what was
 appended since the last verified checkpoint, and still catches every tamper in that range and
 any rollback, on SQLite and PostgreSQL (issue #15)."""
 
@@ -11,11 +11,15 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 
-from vault.checkpoint import LedgerSigner, load_or_create_signing_key
-from vault.custody import Action, CustodyEvent, CustodyLedger
-from vault.db import session_factory
+from vault.ledger.checkpoint import LedgerSigner, load_or_create_signing_key
+from vault.ledger.custody import Action, CustodyEvent, CustodyLedger
+from vault.storage.db import session_factory
 from vault.errors import LedgerError
-from vault.incremental_verify import read_verified_mark, verified_mark_path, verify_incremental
+from vault.ledger.incremental_verify import (
+    read_verified_mark,
+    verified_mark_path,
+    verify_incremental,
+)
 
 from ._counting import Counter, counting_engine
 
@@ -146,7 +150,7 @@ def test_a_forged_or_moved_mark_is_refused(
     _sql(engine, "UPDATE custody_checkpoints SET frontier = :f WHERE size = 512", f=frontier)
     # A mark signed by another key.
     other = load_or_create_signing_key(tmp_path / "other.key", ORIGIN)
-    from vault.checkpoint import Checkpoint
+    from vault.ledger.checkpoint import Checkpoint
 
     forged = other.sign(Checkpoint(ORIGIN, 512, b"\x01" * 32))
     _sql(engine, "UPDATE vault_meta SET value = :v WHERE key = 'ledger_verified_checkpoint'",

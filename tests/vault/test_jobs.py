@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 
 from vault import Settings, Vault
-from vault.access import Actor, Purpose, Role
-from vault.catalog import SourceKind
-from vault.disclosure import verify_export
+from vault.actors import Actor, Purpose, Role
+from vault.storage.catalog import SourceKind
+from vault.casework.disclosure import verify_export
 from vault.errors import InvalidInput, NotFound
-from vault.jobs import (
+from vault.casework.jobs import (
     Job,
     JobContext,
     JobKind,
@@ -200,7 +200,7 @@ def test_sweep_requeues_a_dead_workers_job_and_gives_up_after_max_attempts(vault
 
 def test_a_stale_attempt_cannot_overwrite_the_current_one(vault: Vault, queue: JobQueue) -> None:
     """Fencing: a worker that lost its job (requeued under it) cannot record a result."""
-    from vault.jobs import JobAborted
+    from vault.casework.jobs import JobAborted
 
     stale: list[JobContext] = []
 
@@ -289,7 +289,7 @@ def test_a_real_worker_runs_queued_jobs_and_a_killed_workers_job_is_retried(vaul
 
 def test_a_stored_package_goes_with_the_first_of_its_recordings_to_go(
         vault: Vault, queue: JobQueue) -> None:
-    from vault.retention import run_retention
+    from vault.casework.retention import run_retention
 
     now = dt.datetime.now(dt.UTC)
     later = vault.put_stream(io.BytesIO(os.urandom(9_000)), source_id="cam-1",

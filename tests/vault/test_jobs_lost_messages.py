@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from vault import Settings, Vault
-from vault.access import Actor, Role
-from vault.jobs import JobKind, JobState, get_job, open_queue
+from vault.actors import Actor, Role
+from vault.casework.jobs import JobKind, JobState, get_job, open_queue
 
 ACTOR = Actor(user="ig-1", role=Role.IG_OFFICER, organisation="Housing")
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from vault.errors import ConfigError, InvalidInput, KeyUnavailable
-from vault.keys import KeyProvider, LocalKeyring, WrappedKey, rewrap
+from vault.storage.keys import KeyProvider, LocalKeyring, WrappedKey, rewrap
 
 DEK = bytes(range(32))
 OID = "rec-0001"

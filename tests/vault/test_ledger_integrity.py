@@ -20,14 +20,14 @@ import pytest
 from sqlalchemy import Engine, func, select, text
 
 from vault import Actor, Purpose, Role, Vault
-from vault.catalog import Recording, Setting
-from vault.catalog_binding import RECORD_KEY
-from vault.checkpoint import LEGACY_ORIGIN, open_checkpoint
+from vault.storage.catalog import Recording, Setting
+from vault.ledger.catalog_binding import RECORD_KEY
+from vault.ledger.checkpoint import LEGACY_ORIGIN, open_checkpoint
 from vault.config import Settings
-from vault.custody import ORIGIN_META_KEY, Action, CustodyCheckpointRow
+from vault.ledger.custody import ORIGIN_META_KEY, Action, CustodyCheckpointRow
 from vault.errors import CatalogMismatch, ConfigError, LedgerError, Shredded
-from vault.fixity import check_fixity
-from vault.retention import run_retention
+from vault.casework.fixity import check_fixity
+from vault.casework.retention import run_retention
 
 OFFICER = Actor(user="asb-1", role=Role.ASB_OFFICER, organisation="Northgate Housing")
 AUDITOR = Actor(user="audit-1", role=Role.AUDITOR, organisation="Northgate Housing")
@@ -283,7 +283,7 @@ def test_rows_from_before_the_catalog_record_are_checked_on_what_they_have(vault
 def test_the_catalog_check_streams(vault: Vault, monkeypatch: pytest.MonkeyPatch) -> None:
     """Issue #11 finding 14: the comparison reads rows and events in batches, in id order,
     holding one recording's events at a time (checked here on 300 recordings)."""
-    import vault.catalog_binding as binding
+    import vault.ledger.catalog_binding as binding
 
     monkeypatch.setattr(binding, "_BATCH", 7)
     for i in range(300):

@@ -13,18 +13,18 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, insert, select
 
-from vault.catalog import Base
-from vault.checkpoint import LedgerSigner, open_checkpoint
-from vault.custody import (
+from vault.storage.catalog import Base
+from vault.ledger.checkpoint import LedgerSigner, open_checkpoint
+from vault.ledger.custody import (
     Action,
     CustodyEventRow,
     CustodyLedger,
     entry_bytes,
 )
-from vault.db import make_engine
+from vault.storage.db import make_engine
 from vault.errors import InvalidInput, LedgerError
-from vault.ledger_keys import LedgerKeys, mac_key, next_path, retired_path
-from vault.merkle import leaf_hash
+from vault.ledger.signing_keys import LedgerKeys, mac_key, next_path, retired_path
+from vault.ledger.merkle import leaf_hash
 
 ORIGIN = "vault.test/custody"
 
@@ -274,8 +274,8 @@ def test_a_handover_checkpoint_without_the_old_keys_signature_fails(
         engine: Engine, key_path: Path) -> None:
     # Only the old key can vouch for its successor: a hand-over signed by the new key alone
     # is what someone who slipped in a key of their own would produce.
-    from vault.checkpoint import Checkpoint
-    from vault.custody import CustodyCheckpointRow
+    from vault.ledger.checkpoint import Checkpoint
+    from vault.ledger.custody import CustodyCheckpointRow
 
     led = ledger(engine, key_path)
     record(led, 2)
@@ -306,7 +306,7 @@ def test_a_full_disk_during_rotation_rotates_nothing(engine: Engine, key_path: P
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     import errno
 
-    import vault.ledger_keys as ledger_keys
+    import vault.ledger.signing_keys as ledger_keys
     from vault.errors import ConfigError
 
     led = ledger(engine, key_path)

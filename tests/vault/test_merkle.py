@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vault.errors import LedgerError
-from vault.merkle import (
+from vault.ledger.merkle import (
     EMPTY_ROOT,
     CompactRange,
     consistency_proof,
@@ -426,7 +426,7 @@ def test_inclusion_proofs_of_many_leaves_equal_one_at_a_time() -> None:
     few larger, and an index outside the tree is refused."""
     import os
 
-    from vault.merkle import inclusion_proof, inclusion_proofs, root_hash, verify_inclusion
+    from vault.ledger.merkle import inclusion_proof, inclusion_proofs, root_hash, verify_inclusion
 
     for n in [*range(1, 71), 255, 256, 257, 1000]:
         leaves = [os.urandom(32) for _ in range(n)]

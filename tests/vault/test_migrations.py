@@ -8,13 +8,13 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-import vault.jobs  # noqa: F401  (every table module registers on Base.metadata)
-import vault.sar  # noqa: F401
-import vault.shares  # noqa: F401
-import vault.credentials  # noqa: F401
-import vault.web_sessions  # noqa: F401
-from vault.catalog import Base
-from vault.db import make_engine, upgrade
+import vault.casework.jobs  # noqa: F401  (every table module registers on Base.metadata)
+import vault.casework.sar  # noqa: F401
+import vault.casework.shares  # noqa: F401
+import vault.access.credentials  # noqa: F401
+import vault.access.web_sessions  # noqa: F401
+from vault.storage.catalog import Base
+from vault.storage.db import make_engine, upgrade
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

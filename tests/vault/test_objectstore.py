@@ -24,7 +24,7 @@ from pydantic import SecretStr
 
 from vault.config import Settings
 from vault.errors import InvalidInput, NotFound, StorageError
-from vault.objectstore import LocalStore, ObjectInfo, ObjectStore, S3Store, open_store
+from vault.storage.objectstore import LocalStore, ObjectInfo, ObjectStore, S3Store, open_store
 
 StoreFactory = Callable[..., ObjectStore]  # the make_store fixtures (tests/conftest.py)
 S3_TEST_PART_SIZE = 5 << 20  # the part size those fixtures give S3 stores
@@ -498,7 +498,7 @@ def test_local_real_write_failure_leaves_no_temp_file(tmp_path: Path) -> None:
     root = tmp_path / "objects"
     script = textwrap.dedent(f"""
         import io, resource, signal, sys
-        from vault.objectstore import LocalStore
+        from vault.storage.objectstore import LocalStore
         from vault.errors import StorageError
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         store = LocalStore({str(root)!r})

@@ -19,12 +19,12 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from vault import identity
-from vault.access import Actor, Role
+from vault.access import identity
+from vault.actors import Actor, Role
 from vault.config import Settings
-from vault.custody import Action
+from vault.ledger.custody import Action
 from vault.errors import ConfigError, Unauthenticated
-from vault.oidc import OidcVerifier
+from vault.access.oidc import OidcVerifier
 from vault.vault import Vault
 
 ISSUER = "https://login.example.gov.uk/tenant/v2.0"

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from vault.access import Actor, Purpose, Role
-from vault.catalog import MediaKind
+from vault.actors import Actor, Purpose, Role
+from vault.storage.catalog import MediaKind
 from vault.config import Settings
-from vault.disclosure import build_export
+from vault.casework.disclosure import build_export
 from vault.errors import InvalidInput
-from vault.jobs import spool_dir
+from vault.casework.jobs import spool_dir
 from vault.plaintext import open_private, private_dir, private_partial
 from vault.vault import Vault
 

@@ -9,12 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from vault import cases, identity, policy
-from vault.access import Actor, Role
-from vault.catalog import SourceKind
+from vault.casework import cases, policy
+from vault.access import identity
+from vault.actors import Actor, Role
+from vault.storage.catalog import SourceKind
 from vault.config import Settings
 from vault.errors import AccessDenied, NotFound
-from vault.policy import Permission as P
+from vault.casework.policy import Permission as P
 from vault.vault import Vault
 
 OP = Actor(user="local:test", role=Role.ADMINISTRATOR)

@@ -12,13 +12,13 @@ import os
 import pytest
 from sqlalchemy import select
 
-from vault.access import Actor, Purpose, Role
-from vault.catalog import Recording
-from vault.custody import Action
+from vault.actors import Actor, Purpose, Role
+from vault.storage.catalog import Recording
+from vault.ledger.custody import Action
 from vault.errors import InvalidInput, KeyUnavailable, Shredded
-from vault.keys import LocalKeyring, WrappedKey
-from vault.rekey import DESTROYED, REWRAPPED, destroy, maintain, rewrap, rotate
-from vault.retention import run_retention
+from vault.storage.keys import LocalKeyring, WrappedKey
+from vault.casework.rekey import DESTROYED, REWRAPPED, destroy, maintain, rewrap, rotate
+from vault.casework.retention import run_retention
 from vault.vault import Vault
 
 from .conftest import T0

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from vault.access import Actor, Purpose, Role
-from vault.catalog import CaseRecording, Case, HoldKind, Recording, SourceKind
-from vault.custody import Action
+from vault.actors import Actor, Purpose, Role
+from vault.storage.catalog import CaseRecording, Case, HoldKind, Recording, SourceKind
+from vault.ledger.custody import Action
 from vault.errors import InvalidInput, LedgerError, NotFound, Shredded
-from vault.holds import place_hold, release_hold
-from vault.retention import (
+from vault.casework.holds import place_hold, release_hold
+from vault.casework.retention import (
     RetentionPolicy,
     deletion_certificate,
     run_retention,
@@ -177,7 +177,7 @@ def test_reaper_killed_midway_loses_nothing_and_never_doubles(vault: Vault, tmp_
         sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r})
         from vault.config import Settings
         from vault.vault import Vault
-        from vault import retention
+        from vault.casework import retention
         vault = Vault.open(Settings(home={str(home)!r}, segment_size=4096))
         count = 0
         real = retention._decide_and_delete

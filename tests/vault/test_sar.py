@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from vault import sar as sars
-from vault.access import Actor, Role
-from vault.catalog import HoldKind, Recording, SourceKind
+from vault.casework import sar as sars
+from vault.actors import Actor, Role
+from vault.storage.catalog import HoldKind, Recording, SourceKind
 from vault.config import Settings
 from vault.errors import InvalidInput, NotFound
-from vault.holds import active_holds
-from vault.retention import run_retention
-from vault.sar import SarStatus, add_months, due_date
+from vault.casework.holds import active_holds
+from vault.casework.retention import run_retention
+from vault.casework.sar import SarStatus, add_months, due_date
 from vault.vault import Vault
 
 IG = Actor(user="ig-1", role=Role.IG_OFFICER, organisation="Northside Homes")

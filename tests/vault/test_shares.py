@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from vault import shares
-from vault.access import Actor, Role
+from vault.casework import shares
+from vault.actors import Actor, Role
 from vault.config import Settings
 from vault.errors import AccessDenied, InvalidInput, NotFound
 from vault.errors import ShareUnavailable
-from vault.shares import ShareAccess
+from vault.casework.shares import ShareAccess
 from vault.vault import Vault
 
 from .conftest import T0, Clock

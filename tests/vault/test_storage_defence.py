@@ -13,7 +13,7 @@ import pytest
 from minio import Minio
 
 from vault import Actor, HoldKind, Role, Settings, Vault, place_hold, release_hold, run_retention
-from vault.objectstore import S3Store
+from vault.storage.objectstore import S3Store
 from vault.vault import LIFECYCLE_MARGIN_DAYS
 
 ACTOR = Actor(user="ig-1", role=Role.IG_OFFICER)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 
-from vault.objectstore import LocalStore, ObjectStore
+from vault.storage.objectstore import LocalStore, ObjectStore
 
 
 def test_a_finished_put_leaves_no_partial(store: ObjectStore) -> None:
@@ -24,7 +24,7 @@ def test_local_temp_files_are_partials_once_old(tmp_path) -> None:  # type: igno
     import pytest
 
     from vault.errors import InvalidInput
-    from vault.objectstore import PartialUpload
+    from vault.storage.objectstore import PartialUpload
 
     store = LocalStore(tmp_path / "objects")
     store.put("recordings/ab/kept", io.BytesIO(b"k"))

@@ -1,4 +1,4 @@
-"""The stored Merkle tree (vault/stored_tree.py): proofs and exports read O(log n) rows, on
+"""The stored Merkle tree (vault/ledger/stored_tree.py): proofs and exports read O(log n) rows, on
 SQLite and PostgreSQL; the nodes equal the reference tree's; old ledgers are filled in lazily
 and resumably; a wrong stored node gives a refused proof, never a false one (issue #15)."""
 
@@ -15,14 +15,14 @@ import pytest
 from sqlalchemy import Engine, text
 
 from vault import Actor, Purpose, Role, Vault
-from vault.checkpoint import LedgerSigner, load_or_create_signing_key
+from vault.ledger.checkpoint import LedgerSigner, load_or_create_signing_key
 from vault.config import Settings
-from vault.custody import Action, CustodyEvent, CustodyLedger
-from vault.db import session_factory
-from vault.disclosure import build_export, verify_export
+from vault.ledger.custody import Action, CustodyEvent, CustodyLedger
+from vault.storage.db import session_factory
+from vault.casework.disclosure import build_export, verify_export
 from vault.errors import LedgerError
-from vault.merkle import consistency_proof, inclusion_proof
-from vault import stored_tree
+from vault.ledger.merkle import consistency_proof, inclusion_proof
+from vault.ledger import stored_tree
 
 from ._counting import Counter, counting_engine
 
@@ -60,7 +60,7 @@ def _grow(ledger: CustodyLedger, n: int, *, batch: int = 500) -> None:
 
 
 def _reference_nodes(leaves: list[bytes]) -> dict[tuple[int, int], bytes]:
-    from vault.merkle import root_hash
+    from vault.ledger.merkle import root_hash
 
     nodes = {}
     level = stored_tree.LOWEST_STORED_LEVEL
@@ -275,12 +275,12 @@ def test_proof_and_verify_statements_never_scan_the_ledger(tmp_path: Path, signe
     looks its rows up by index (SQLite's query plan: no SCAN of a custody table)."""
     from sqlalchemy import event as sa_event
 
-    from vault.incremental_verify import verify_incremental
+    from vault.ledger.incremental_verify import verify_incremental
 
     from ._counting import _counting_sqlite
 
     engine, _counter = _counting_sqlite(tmp_path / "plans.sqlite3")
-    from vault.catalog import Base
+    from vault.storage.catalog import Base
 
     Base.metadata.create_all(engine)
     ledger = CustodyLedger(session_factory(engine), signer, origin=ORIGIN, checkpoint_every=10**9,

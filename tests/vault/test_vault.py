@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from vault import crypto
-from vault.access import Actor, Purpose, Role
-from vault.catalog import Recording
+from vault.storage import crypto
+from vault.actors import Actor, Purpose, Role
+from vault.storage.catalog import Recording
 from vault.config import Settings
 from vault.errors import (
     CiphertextError,
@@ -133,7 +133,7 @@ def test_shredded_recording_says_when_it_was_deleted(vault: Vault) -> None:
 
 
 def test_wrong_keyring_fails_clearly(vault: Vault, tmp_path: Path) -> None:
-    from vault.keys import LocalKeyring
+    from vault.storage.keys import LocalKeyring
 
     rec = vault.put_stream(io.BytesIO(b"abc"), source_id="cam-01", actor=ACTOR, captured_at=T0)
     other = LocalKeyring.create(tmp_path / "other-keyring.json")

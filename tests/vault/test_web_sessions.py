@@ -1,4 +1,4 @@
-"""Issue #12: web sessions stored server-side in the catalog (vault/web_sessions.py)."""
+"""Issue #12: web sessions stored server-side in the catalog (vault/access/web_sessions.py)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ import pytest
 from sqlalchemy import select
 
 from tests.api.conftest import Clock
-from vault import identity, web_sessions
-from vault.access import Actor, Purpose, Role
+from vault.access import identity, web_sessions
+from vault.actors import Actor, Purpose, Role
 from vault.config import Settings
 from vault.vault import Vault
-from vault.web_sessions import Stage, WebSession
+from vault.access.web_sessions import Stage, WebSession
 
 T0 = dt.datetime(2026, 11, 25, 15, 0, tzinfo=dt.UTC)
 OPERATOR = Actor(user="local:test", role=Role.ADMINISTRATOR, organisation="N")

@@ -36,9 +36,9 @@ import pytest
 from ingest._ffmpeg import ffmpeg_exe
 from tests.conftest import on_ci
 from tests.servers import free_port
-from vault import credentials, identity
-from vault.access import Actor, Role
-from vault.catalog import MediaKind, SourceKind
+from vault.access import credentials, identity
+from vault.actors import Actor, Role
+from vault.storage.catalog import MediaKind, SourceKind
 from vault.config import Settings
 from vault.vault import Vault
 

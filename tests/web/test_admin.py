@@ -29,12 +29,13 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from tests.api.conftest import Clock
 from tests.web.conftest import PASSWORD, SEGMENT, Checked, Served, csrf_of, run_serve
-from vault import credentials, identity, sites
-from vault.access import Actor, Role
-from vault.catalog import MediaKind, Site, SourceKind
+from vault.access import credentials, identity
+from vault.casework import sites
+from vault.actors import Actor, Role
+from vault.storage.catalog import MediaKind, Site, SourceKind
 from vault.config import Settings
-from vault.credentials import Credential
-from vault.custody import Action
+from vault.access.credentials import Credential
+from vault.ledger.custody import Action
 from vault.errors import NotFound
 from vault.vault import Vault
 

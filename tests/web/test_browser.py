@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.web.conftest import PASSWORD, Checked, Served
-from vault.custody import Action
+from vault.ledger.custody import Action
 
 pytestmark = pytest.mark.slow
 

@@ -30,16 +30,17 @@ from api.app import create_app
 from api.web.casework import HISTORY_LIMIT
 from tests.api.conftest import Clock
 from tests.web.conftest import PASSWORD, csrf_of
-from vault import cases as case_ops
-from vault import credentials, identity, sites
-from vault.access import Actor, Role
-from vault.catalog import MediaKind, SourceKind
+from vault.casework import cases as case_ops
+from vault.access import credentials, identity
+from vault.casework import sites
+from vault.actors import Actor, Role
+from vault.storage.catalog import MediaKind, SourceKind
 from vault.config import Settings
-from vault.custody import Action, CustodyEventRow, CustodyLedger
-from vault.disclosure import event_proofs
+from vault.ledger.custody import Action, CustodyEventRow, CustodyLedger
+from vault.casework.disclosure import event_proofs
 from vault.errors import LedgerError
-from vault.identity import Principal
-from vault.policy import visible_events
+from vault.access.identity import Principal
+from vault.casework.policy import visible_events
 from vault.vault import Vault
 
 NORTH, EAST = "Northside Homes", "Eastgate Housing"

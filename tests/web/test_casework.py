@@ -35,14 +35,15 @@ from tests.web.conftest import (
     make_footage,
     run_serve,
 )
-from vault import cases as case_ops
-from vault import credentials, identity, sites
-from vault.access import Actor, Purpose, Role
-from vault.catalog import MediaKind, SourceKind
+from vault.casework import cases as case_ops
+from vault.access import credentials, identity
+from vault.casework import sites
+from vault.actors import Actor, Purpose, Role
+from vault.storage.catalog import MediaKind, SourceKind
 from vault.config import Settings
-from vault.custody import canonical_json
-from vault.disclosure import build_export
-from vault.retention import run_retention, verify_deletion_certificate
+from vault.ledger.custody import canonical_json
+from vault.casework.disclosure import build_export
+from vault.casework.retention import run_retention, verify_deletion_certificate
 from vault.vault import Vault
 
 pytestmark = pytest.mark.slow

@@ -21,14 +21,15 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from tests.api.conftest import Clock
 from tests.web.conftest import PASSWORD, csrf_of
-from vault import cases as case_ops
-from vault import credentials, identity, sites
-from vault import shares as share_ops
-from vault.access import Actor, Role
-from vault.catalog import MediaKind, SourceKind
+from vault.casework import cases as case_ops
+from vault.access import credentials, identity
+from vault.casework import sites
+from vault.casework import shares as share_ops
+from vault.actors import Actor, Role
+from vault.storage.catalog import MediaKind, SourceKind
 from vault.config import Settings
-from vault.custody import Action
-from vault.retention import run_retention
+from vault.ledger.custody import Action
+from vault.casework.retention import run_retention
 from vault.vault import Vault
 
 NORTH, EAST = "Northside Homes", "Eastgate Housing"
@@ -151,7 +152,7 @@ def test_another_site_or_organisation_sees_nothing_of_a_case(world: World) -> No
             assert r.status_code == 403, (user, path)
     assert len(world.events(Action.ACCESS_DENIED.value)) >= denied + 12  # each one logged
     with world.vault.sessions() as session:
-        from vault.catalog import Case
+        from vault.storage.catalog import Case
         case = session.get(Case, world.case_id)
         assert case is not None and case.status.value == "open"
     assert case_ops.case_details(world.vault, world.case_id)[3] == ["asb"]
@@ -159,7 +160,7 @@ def test_another_site_or_organisation_sees_nothing_of_a_case(world: World) -> No
     page = ig.get(f"/casework/{world.case_id}")
     assert page.status_code == 200
     assert "Verified" in page.text and "Not verified" not in page.text
-    # The ASB officer is a member but reads no custody log (vault.policy): told so, not shown.
+    # The ASB officer is a member but reads no custody log (vault.casework.policy): told so, not shown.
     own = world.client("asb").get(f"/casework/{world.case_id}")
     assert own.status_code == 200 and "Your role does not read the custody log" in own.text
 
@@ -227,7 +228,7 @@ def test_retention_shows_only_its_organisations_footage(world: World) -> None:
     assert c.get(f"/retention/certificates/{world.rec['river_old']}").status_code == 403
     cert = world.client("ig").get(f"/retention/certificates/{world.rec['river_old']}")
     assert cert.status_code == 200 and "attachment" in cert.headers["content-disposition"]
-    from vault.retention import verify_deletion_certificate
+    from vault.casework.retention import verify_deletion_certificate
     verify_deletion_certificate(cert.json(), world.vault.ledger.verifier_key())
     refused = world.client("asb").get("/retention")
     assert refused.status_code == 403

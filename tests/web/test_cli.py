@@ -10,8 +10,8 @@ import typer
 from typer.testing import CliRunner
 
 from api.cli.admin import admin_app
-from vault import credentials, identity
-from vault.access import Actor, Role
+from vault.access import credentials, identity
+from vault.actors import Actor, Role
 from vault.config import Settings
 from vault.vault import Vault
 

@@ -36,14 +36,15 @@ from tests.web.conftest import (
     run_serve,
     run_worker,
 )
-from vault import cases as case_ops
-from vault import credentials, identity, sites
-from vault.access import Actor, Role
-from vault.catalog import MediaKind, Recording, SourceKind
+from vault.casework import cases as case_ops
+from vault.access import credentials, identity
+from vault.casework import sites
+from vault.actors import Actor, Role
+from vault.storage.catalog import MediaKind, Recording, SourceKind
 from vault.config import Settings
-from vault.custody import Action
-from vault.disclosure import verify_export
-from vault.jobs import Job, JobState
+from vault.ledger.custody import Action
+from vault.casework.disclosure import verify_export
+from vault.casework.jobs import Job, JobState
 from vault.vault import Vault
 
 NORTH, EAST = "Northside Homes", "Eastgate Housing"
@@ -270,7 +271,7 @@ def test_progress_moves_item_by_item_while_the_package_is_built(world: World) ->
     """Issue #12 item 6: while the job runs, the progress the page polls moves with each item
     put into the package ("checked and added item 1 of 2", then 2 of 2), between "gathering"
     and "storing", rather than sitting at one figure until the end."""
-    from vault.jobs import JobContext, JobKind, get_job, run_export
+    from vault.casework.jobs import JobContext, JobKind, get_job, run_export
 
     c = world.client("asb")
     job_id = _start(world, c, world.case_id)

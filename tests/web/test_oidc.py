@@ -20,10 +20,10 @@ import pytest
 
 from tests.conftest import on_ci
 from tests.web.conftest import OPERATOR, ORG, Checked, free_port, run_serve
-from vault import identity
-from vault.access import Role
+from vault.access import identity
+from vault.actors import Role
 from vault.config import Settings
-from vault.custody import Action
+from vault.ledger.custody import Action
 from vault.vault import Vault
 
 pytestmark = pytest.mark.slow

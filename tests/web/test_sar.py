@@ -41,13 +41,14 @@ from redaction.synthetic import (
     still,
 )
 from tests.web.conftest import PASSWORD, SEGMENT, Checked, Served, csrf_of, run_serve, run_worker
-from vault import credentials, identity, sites
-from vault.access import Actor, Purpose, Role
-from vault.catalog import MediaKind, SourceKind
+from vault.access import credentials, identity
+from vault.casework import sites
+from vault.actors import Actor, Purpose, Role
+from vault.storage.catalog import MediaKind, SourceKind
 from vault.config import Settings
-from vault.custody import Action
-from vault.jobs import Job, JobKind, get_job
-from vault.sar import SarStatus, get_sar
+from vault.ledger.custody import Action
+from vault.casework.jobs import Job, JobKind, get_job
+from vault.casework.sar import SarStatus, get_sar
 from vault.vault import Vault
 
 pytestmark = pytest.mark.slow
@@ -602,6 +603,6 @@ def _job_count(vault: Vault) -> int:
 
 
 def _sars(vault: Vault) -> list[Any]:
-    from vault.sar import list_sars
+    from vault.casework.sar import list_sars
 
     return list_sars(vault, limit=1000)

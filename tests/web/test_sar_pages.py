@@ -23,12 +23,13 @@ from api.web.sar import preview_masks
 from redaction import RedactionPlan
 from tests.api.conftest import Clock
 from tests.web.conftest import PASSWORD, csrf_of
-from vault import credentials, identity, sites
-from vault import sar as sars
-from vault.access import Actor, Role
-from vault.catalog import MediaKind, SourceKind
+from vault.access import credentials, identity
+from vault.casework import sites
+from vault.casework import sar as sars
+from vault.actors import Actor, Role
+from vault.storage.catalog import MediaKind, SourceKind
 from vault.config import Settings
-from vault.jobs import Job, JobKind, JobState
+from vault.casework.jobs import Job, JobKind, JobState
 from vault.vault import Vault
 
 NORTH = "Northside Homes"

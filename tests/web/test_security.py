@@ -21,11 +21,11 @@ from api.app import create_app
 from api.web._security import CSP
 from tests.api.conftest import Clock
 from tests.web.conftest import PASSWORD, csrf_of
-from vault import credentials, identity, web_sessions
-from vault.access import Actor, Role
-from vault.catalog import MediaKind, SourceKind
+from vault.access import credentials, identity, web_sessions
+from vault.actors import Actor, Role
+from vault.storage.catalog import MediaKind, SourceKind
 from vault.config import Settings
-from vault.custody import Action
+from vault.ledger.custody import Action
 from vault.vault import Vault
 
 ORG = "Northside Homes"

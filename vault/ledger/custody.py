@@ -1,0 +1,2048 @@
+"""The chain-of-custody ledger: custody entry format v1, hash-chained, the leaves of an
+RFC 6962 Merkle tree, with C2SP tlog-checkpoint v1 signed notes (:mod:`vault.ledger.merkle`,
+:mod:`vault.ledger.checkpoint`).
+
+Every action on footage is one :class:`CustodyEvent`. Appending event number ``seq`` stores its
+*entry*, canonical JSON (RFC 8785 JCS: sorted keys, no insignificant whitespace, UTF-8, integers
+only, no floats)::
+
+    {"event":{...the event's fields...},"prev":"<hex SHA-256 of entry seq-1>","seq":<seq>,"v":1}
+
+with ``prev`` = 64 zeros for entry 0. Then
+
+- ``entry_hash`` = SHA-256(entry), which the next entry's ``prev`` names (the hash chain);
+- ``leaf_hash``  = SHA-256(0x00 || entry), leaf ``seq`` of the Merkle tree (RFC 6962);
+- ``entry_mac``  = HMAC-SHA256(key derived from the ledger signing key, entry), so that someone
+  who can write the database but does not hold the signing key cannot append a well-formed
+  forged event, nor rewrite the unsigned tail and recompute the chain;
+- a signed checkpoint of the tree, stored in ``custody_checkpoints`` and, when a witness path
+  is set, also written to a file outside the database (``Settings.ledger_witness_dir``: another
+  disk or host), so that deleting events *and* checkpoints (a rollback) is still caught. A
+  checkpoint is signed every ``checkpoint_every`` events, once ``checkpoint_interval`` has passed
+  since the last while events wait (a timer, so a quiet ledger's tail is signed too), at once
+  after a sensitive event (:data:`SENSITIVE_ACTIONS`: denials, releases, shares, exports,
+  deletions, key and user changes), and when the ledger is closed. Only the events after the
+  latest signature (``VerifyReport.unsigned``) can be removed without :meth:`CustodyLedger.verify`
+  noticing, and only for that long.
+
+:meth:`CustodyLedger.verify` recomputes all of it. A recipient of an export needs only an
+inclusion proof (:meth:`CustodyLedger.inclusion_proof`) and the verifier key to check one event
+offline (:meth:`CustodyLedger.verify_inclusion_proof`).
+
+Key rotation (:meth:`CustodyLedger.rotate_key`, key files in :mod:`vault.ledger.signing_keys`): a
+``key_rotated`` event with ``details.key == "ledger"`` names the old and new verifier keys. It
+is MACed with the old key, the checkpoint that ends with it is signed by both keys, and every
+later event and checkpoint uses the new key. Verification follows the chain from key to key;
+an event written with a retired key after its hand-over fails its MAC check.
+
+Concurrency: appends serialise on a lock taken before the head is read (PostgreSQL: an advisory
+transaction lock; SQLite: ``BEGIN IMMEDIATE``, which :func:`vault.storage.db.make_engine` issues), and the
+primary key on ``seq`` refuses a second event at the same position, so the chain never forks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import enum
+import hashlib
+import hmac
+import json
+import logging
+import os
+import re
+import threading
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from json.encoder import encode_basestring as _json_string
+from pathlib import Path
+from typing import Any, cast
+
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Connection,
+    Engine,
+    String,
+    Table,
+    Text,
+    create_engine,
+    event,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+)
+from sqlalchemy.exc import IntegrityError as SQLAlchemyIntegrityError
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.pool import NullPool
+
+from . import stored_tree
+from vault.actors import Actor, Purpose
+from vault.storage.catalog import Base, Setting, new_id, utcnow
+from .catalog_binding import CatalogReport, check_catalog
+from .checkpoint import (
+    LEGACY_ORIGIN,
+    Checkpoint,
+    LedgerSigner,
+    VerifierKey,
+    new_origin,
+    open_checkpoint,
+    peek_checkpoint,
+)
+from vault.storage.durable import replace_file
+from vault.errors import CatalogMismatch, ConfigError, InvalidInput, LedgerError, NotFound
+from .signing_keys import LedgerKeys, mac_key
+from .merkle import (
+    CompactRange,
+    leaf_hash,
+    verify_consistency,
+    verify_inclusion,
+)
+
+log = logging.getLogger(__name__)
+
+ENTRY_VERSION = 1
+GENESIS_PREV = "0" * 64
+MAX_SAFE_INTEGER = 2**53 - 1  # RFC 8785 / I-JSON: integers a double holds exactly
+MAX_JSON_DEPTH = 32
+#: ``details.key`` of the ``key_rotated`` event that hands the ledger to a new signing key.
+LEDGER_KEY = "ledger"
+INCLUSION_PROOF_FORMAT = "evidence-vault custody inclusion proof v1"
+CONSISTENCY_PROOF_FORMAT = "evidence-vault custody consistency proof v1"
+# pg_advisory_xact_lock key shared by every process appending to this catalog.
+PG_LOCK_KEY = int.from_bytes(
+    hashlib.sha256(b"evidence-vault custody ledger").digest()[:8], "big", signed=True
+)
+
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_TS_RE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
+_EXTENSION_ACTION = re.compile(r"[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+")
+_MAX_ID = 128
+_MAX_NAME = 256
+_READ_BATCH = 2000
+_HEAD_KEY = "vault.custody.head"  # session.info: (transaction, next seq, its prev hash)
+_HOOK_KEY = "vault.custody.after_commit"  # session.info: this ledger checkpoints after commits
+#: vault_meta key of the log origin derived at ``init``.
+ORIGIN_META_KEY = "ledger_origin"
+
+Clock = Callable[[], dt.datetime]
+
+
+class Action(str, enum.Enum):
+    """What was done. Extensions outside this list use a dotted name (``ingest.spool_gap``)."""
+
+    INGESTED = "ingested"
+    VIEWED = "viewed"
+    STREAMED = "streamed"
+    DOWNLOADED = "downloaded"
+    SEARCHED = "searched"
+    REDACTION_PLANNED = "redaction_planned"
+    REDACTION_RENDERED = "redaction_rendered"
+    HELD = "held"
+    RELEASED = "released"
+    SHARED = "shared"
+    SHARE_ACCESSED = "share_accessed"
+    SHARE_REVOKED = "share_revoked"
+    EXPORTED = "exported"
+    DELETED = "deleted"
+    KEY_ROTATED = "key_rotated"
+    USER_CHANGED = "user_changed"
+    ACCESS_DENIED = "access_denied"
+    GAP_RECORDED = "gap_recorded"
+    CASE_CREATED = "case_created"
+    CASE_LINKED = "case_linked"
+    CASE_UNLINKED = "case_unlinked"
+    FIXITY_CHECKED = "fixity_checked"
+
+
+_ACTIONS = {a.value: a for a in Action}
+
+#: Actions whose events are signed into a checkpoint as soon as they commit: the ones an insider
+#: would most want to remove from the unsigned tail (a refusal, a released hold, footage handed
+#: over or destroyed, a key or a user changed).
+SENSITIVE_ACTIONS = frozenset(
+    {
+        Action.ACCESS_DENIED,
+        Action.RELEASED,
+        Action.SHARED,
+        Action.SHARE_REVOKED,
+        Action.EXPORTED,
+        Action.DOWNLOADED,
+        Action.DELETED,
+        Action.KEY_ROTATED,
+        Action.USER_CHANGED,
+    }
+)
+
+
+def parse_action(value: Action | str) -> Action | str:
+    """The Action named ``value``, or ``value`` itself when it is a dotted extension name.
+
+    Raises InvalidInput for anything else, so a typo never becomes a new kind of event.
+    """
+    if isinstance(value, Action):
+        return value
+    known = _ACTIONS.get(value) if isinstance(value, str) else None
+    if known is not None:
+        return known
+    if isinstance(value, str) and len(value) <= 64 and _EXTENSION_ACTION.fullmatch(value):
+        return value
+    raise InvalidInput(f"unknown custody action {value!r} (extensions are dotted: 'area.name')")
+
+
+# --- canonical JSON (RFC 8785 JCS for the values custody events hold) ------------------------
+
+
+def canonical_json(value: Any) -> bytes:
+    """RFC 8785 canonical JSON of ``value``: keys sorted by UTF-16 code units, no whitespace.
+
+    Only null, booleans, integers within +/-(2**53-1), strings, lists and string-keyed maps are
+    allowed: floats have no single canonical text, so they are refused. Raises InvalidInput.
+    """
+    return _canonical(json_copy(value))
+
+
+def json_copy(value: Any, depth: int = 0) -> Any:
+    """A plain copy of ``value`` (dicts, lists, str, int, bool, None) fit for canonical JSON.
+
+    Raises InvalidInput for floats, unsafe integers, non-string keys and other types.
+    """
+    kind = type(value)
+    if kind is str or value is None or kind is bool:
+        return value
+    if kind is int:
+        if -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+            return value
+        raise InvalidInput("integers in custody events must lie within +/-(2**53-1); use a string")
+    if depth >= MAX_JSON_DEPTH:
+        raise InvalidInput(f"custody JSON nests deeper than {MAX_JSON_DEPTH}")
+    if isinstance(value, Mapping):
+        copy: dict[str, Any] = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise InvalidInput("custody JSON object keys must be strings")
+            copy[str.__str__(key)] = json_copy(item, depth + 1)
+        return copy
+    if isinstance(value, list | tuple):
+        return [json_copy(item, depth + 1) for item in value]
+    if isinstance(value, float):
+        raise InvalidInput("floats are not allowed in custody events; use a string or integer")
+    if isinstance(value, str):  # a str subclass such as a str-valued Enum: its text
+        return str.__str__(value)
+    if isinstance(value, int):  # an int subclass (IntEnum): its number
+        return json_copy(int(value), depth)
+    raise InvalidInput(f"a {kind.__name__} cannot go into a custody event")
+
+
+_dumps = json.JSONEncoder(
+    ensure_ascii=False, allow_nan=False, sort_keys=True, separators=(",", ":")
+).encode
+
+
+def _canonical(plain: Any) -> bytes:
+    # ``plain`` holds only JSON types (json_copy or json.loads made it). The C encoder sorts
+    # keys by code point, which is JCS's UTF-16 order whenever all text is ASCII; otherwise
+    # fall back to the exact (slower) JCS writer.
+    text_ = _dumps(plain)
+    if not text_.isascii():
+        text_ = _jcs(plain)
+    try:
+        return text_.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInput("custody JSON text must be valid Unicode (no lone surrogates)") from None
+
+
+def _jcs(value: Any) -> str:
+    if isinstance(value, dict):
+        keys = sorted(value, key=_utf16)  # JCS orders keys by UTF-16 code units
+        return "{" + ",".join(_json_string(k) + ":" + _jcs(value[k]) for k in keys) + "}"
+    if isinstance(value, list):
+        return "[" + ",".join(_jcs(v) for v in value) + "]"
+    return _dumps(value)
+
+
+def _utf16(key: str) -> bytes:
+    return key.encode("utf-16-be", "surrogatepass")
+
+
+def _loads(data: bytes | str) -> Any:
+    # Strict parse: UTF-8, no floats, no NaN/Infinity, only safe integers. Duplicate keys,
+    # whitespace, key order and escapes are caught by the caller re-encoding and comparing bytes.
+    try:
+        text_ = data.decode("utf-8") if isinstance(data, bytes) else data
+        return _DECODER.decode(text_)
+    except (UnicodeDecodeError, json.JSONDecodeError, InvalidInput, RecursionError) as exc:
+        raise LedgerError(f"custody entry is not strict JSON: {exc}") from None
+
+
+def _refuse_float(text_: str) -> Any:
+    raise InvalidInput(f"non-integer number {text_}")
+
+
+def _safe_int(text_: str) -> int:
+    value = int(text_)
+    if not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+        raise InvalidInput(f"integer {text_} is beyond +/-(2**53-1)")
+    return value
+
+
+_DECODER = json.JSONDecoder(
+    parse_float=_refuse_float, parse_constant=_refuse_float, parse_int=_safe_int
+)
+
+
+# --- events ----------------------------------------------------------------------------------
+
+
+def _format_ts(ts: dt.datetime) -> str:
+    # Always UTC, always microseconds: one text per instant.
+    return ts.astimezone(dt.UTC).isoformat(timespec="microseconds")[:-6] + "Z"
+
+
+def _parse_ts(value: Any) -> dt.datetime:
+    if not isinstance(value, str) or not _TS_RE.fullmatch(value):
+        raise InvalidInput("event time must be YYYY-MM-DDTHH:MM:SS.ffffffZ")
+    try:
+        return dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput("event time is not a valid date and time") from None
+
+
+def _text(name: str, value: Any, limit: int | None = None, *, required: bool = False) -> str | None:
+    if value is None or value == "":
+        if required:
+            raise InvalidInput(f"custody event needs a {name}")
+        return None  # one representation for "not given"
+    if not isinstance(value, str):
+        raise InvalidInput(f"custody event {name} must be text")
+    if limit is not None and len(value) > limit:
+        raise InvalidInput(f"custody event {name} is longer than {limit} characters")
+    return str.__str__(value)
+
+
+_OPTIONAL_TEXT = tuple(
+    (name, None if name == "purpose" else _MAX_NAME)
+    for name in (
+        "actor_role",
+        "actor_org",
+        "purpose",
+        "lawful_basis",
+        "reference",
+        "recipient",
+        "recipient_org",
+        "client_addr",
+    )
+)
+
+
+@dataclass(frozen=True)
+class CustodyEvent:
+    """One action on footage: who, what, when, why, to whom, from where.
+
+    Built events are normalised and checked (InvalidInput otherwise); empty strings become
+    None. ``to_bytes`` is the canonical JSON of :meth:`to_dict`; ``from_bytes`` accepts only
+    that exact text.
+    """
+
+    action: Action | str
+    actor: str
+    ts: dt.datetime
+    event_id: str = field(default_factory=new_id)
+    actor_role: str | None = None
+    actor_org: str | None = None
+    object_ids: tuple[str, ...] = ()
+    hashes: Mapping[str, str] = field(default_factory=dict)
+    purpose: str | None = None
+    lawful_basis: str | None = None
+    reference: str | None = None
+    recipient: str | None = None
+    recipient_org: str | None = None
+    client_addr: str | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+    _ts_text: str = field(default="", init=False, repr=False, compare=False)
+    _canonical: bytes = field(default=b"", init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        put = object.__setattr__
+        put(self, "action", parse_action(self.action))
+        put(self, "actor", _text("actor", self.actor, _MAX_NAME, required=True))
+        put(self, "event_id", _text("event id", self.event_id, _MAX_ID, required=True))
+        if not isinstance(self.ts, dt.datetime) or self.ts.tzinfo is None:
+            raise InvalidInput("custody event time must be an aware datetime")
+        put(self, "ts", self.ts.astimezone(dt.UTC))
+        put(self, "_ts_text", _format_ts(self.ts))
+        for name, limit in _OPTIONAL_TEXT:
+            value = getattr(self, name)
+            if value is not None:
+                put(self, name, _text(name, value, limit))
+        if isinstance(self.object_ids, str) or not isinstance(self.object_ids, Sequence):
+            raise InvalidInput("custody event object_ids must be a list of ids")
+        ids = tuple(self.object_ids)
+        for oid in ids:
+            if not isinstance(oid, str) or not oid or len(oid) > _MAX_ID:
+                raise InvalidInput(f"custody event object ids are 1-{_MAX_ID} characters of text")
+        if len(set(ids)) != len(ids):
+            raise InvalidInput("custody event names an object twice")
+        put(self, "object_ids", tuple(str.__str__(oid) for oid in ids))
+        if not isinstance(self.hashes, Mapping):
+            raise InvalidInput("custody event hashes must map object id to SHA-256 hex")
+        hashes: dict[str, str] = {}
+        for oid, digest in self.hashes.items():
+            if not isinstance(oid, str) or not oid or not isinstance(digest, str):
+                raise InvalidInput("custody event hashes must map object id to SHA-256 hex")
+            if not _HEX64.fullmatch(digest.lower()):
+                raise InvalidInput(f"hash of {oid} is not SHA-256 hex")
+            hashes[str.__str__(oid)] = digest.lower()
+        put(self, "hashes", hashes)
+        if not isinstance(self.details, Mapping):
+            raise InvalidInput("custody event details must be a mapping")
+        # A private copy, checked all through (no floats, string keys, safe integers).
+        put(self, "details", json_copy(self.details))
+        put(self, "_canonical", _canonical(self.to_dict()))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The event as JSON-ready data, every field present (None where not given)."""
+        return {
+            "action": self.action.value if isinstance(self.action, Action) else self.action,
+            "actor": self.actor,
+            "actor_org": self.actor_org,
+            "actor_role": self.actor_role,
+            "client_addr": self.client_addr,
+            "details": self.details,
+            "event_id": self.event_id,
+            "hashes": self.hashes,
+            "lawful_basis": self.lawful_basis,
+            "object_ids": list(self.object_ids),
+            "purpose": self.purpose,
+            "recipient": self.recipient,
+            "recipient_org": self.recipient_org,
+            "reference": self.reference,
+            "ts": self._ts_text,
+        }
+
+    def to_bytes(self) -> bytes:
+        """The canonical JSON of the event."""
+        return self._canonical
+
+    @classmethod
+    def from_dict(cls, data: Any) -> CustodyEvent:
+        """Rebuild an event from :meth:`to_dict` output. Raises InvalidInput."""
+        if not isinstance(data, dict) or set(data) != _EVENT_FIELDS:
+            raise InvalidInput("custody event does not have exactly the v1 fields")
+        fields = dict(data)
+        fields["ts"] = _parse_ts(fields["ts"])
+        if not isinstance(fields["object_ids"], list):
+            raise InvalidInput("custody event object_ids must be a list")
+        return cls(**fields)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> CustodyEvent:
+        """Parse canonical event JSON; anything but the exact canonical text raises LedgerError."""
+        try:
+            built = cls.from_dict(_loads(data))
+        except InvalidInput as exc:
+            raise LedgerError(f"not a custody event: {exc}") from None
+        if built.to_bytes() != data:
+            raise LedgerError("custody event is not in canonical form")
+        return built
+
+
+_EVENT_FIELDS = frozenset(
+    CustodyEvent(
+        action=Action.VIEWED, actor="x", ts=dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+    ).to_dict()
+)
+
+
+def entry_bytes(seq: int, prev: str, event: CustodyEvent) -> bytes:
+    """The canonical ledger entry of ``event`` at position ``seq`` after ``prev``."""
+    # Keys in JCS order: event < prev < seq < v.
+    return b'{"event":%s,"prev":"%s","seq":%d,"v":%d}' % (
+        event.to_bytes(),
+        prev.encode(),
+        seq,
+        ENTRY_VERSION,
+    )
+
+
+def parse_entry(entry: bytes) -> tuple[int, str, CustodyEvent]:
+    """Split a canonical ledger entry into (seq, prev, event). Raises LedgerError."""
+    data = _loads(entry)
+    if not isinstance(data, dict) or set(data) != {"event", "prev", "seq", "v"}:
+        raise LedgerError("custody entry does not have exactly event, prev, seq and v")
+    if data["v"] != ENTRY_VERSION or isinstance(data["v"], bool):
+        raise LedgerError(f"custody entry version {data['v']!r} is not {ENTRY_VERSION}")
+    seq, prev = data["seq"], data["prev"]
+    if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
+        raise LedgerError("custody entry seq is not a non-negative integer")
+    if not isinstance(prev, str) or not _HEX64.fullmatch(prev):
+        raise LedgerError("custody entry prev is not a SHA-256 hex digest")
+    try:
+        built = CustodyEvent.from_dict(data["event"])
+    except InvalidInput as exc:
+        raise LedgerError(f"custody entry holds no valid event: {exc}") from None
+    if entry_bytes(seq, prev, built) != entry:
+        raise LedgerError("custody entry is not in canonical form")
+    return seq, prev, built
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    """An event as stored in the ledger: its position, links and canonical entry."""
+
+    seq: int
+    prev_hash: str
+    event: CustodyEvent
+    entry: bytes
+    entry_hash: str
+    leaf_hash: str
+
+    @classmethod
+    def from_entry(cls, entry: bytes | str) -> EventRecord:
+        """Parse a canonical entry (as found in an inclusion proof). Raises LedgerError."""
+        data = entry.encode("utf-8") if isinstance(entry, str) else entry
+        seq, prev, ev = parse_entry(data)
+        return cls(seq, prev, ev, data, hashlib.sha256(data).hexdigest(), leaf_hash(data).hex())
+
+    @property
+    def action(self) -> Action | str:
+        return self.event.action
+
+    @property
+    def actor(self) -> str:
+        return self.event.actor
+
+    @property
+    def ts(self) -> dt.datetime:
+        return self.event.ts
+
+    @property
+    def object_ids(self) -> tuple[str, ...]:
+        return self.event.object_ids
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: seq, hashes and the event's fields."""
+        return {
+            "seq": self.seq,
+            "prev_hash": self.prev_hash,
+            "entry_hash": self.entry_hash,
+            "leaf_hash": self.leaf_hash,
+            "event": self.event.to_dict(),
+        }
+
+    def summary(self) -> str:
+        """One line for people: seq, time, action, actor, objects, why."""
+        ev = self.event
+        action = ev.action.value if isinstance(ev.action, Action) else ev.action
+        why = " ".join(x for x in (ev.reference, ev.purpose) if x)
+        objects = ",".join(ev.object_ids) or "-"
+        line = f"{self.seq:>6}  {_format_ts(ev.ts)}  {action:<18} {ev.actor}  {objects}  {why}"
+        return line.rstrip()
+
+
+# --- tables ----------------------------------------------------------------------------------
+
+
+class CustodyEventRow(Base):
+    """One ledger entry. ``payload`` is the canonical entry; the other columns index it."""
+
+    __tablename__ = "custody_events"
+
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    event_id: Mapped[str] = mapped_column(String(_MAX_ID), unique=True)
+    ts: Mapped[dt.datetime] = mapped_column(index=True)
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    actor: Mapped[str] = mapped_column(String(_MAX_NAME), index=True)
+    reference: Mapped[str | None] = mapped_column(String(_MAX_NAME), index=True)
+    payload: Mapped[str] = mapped_column(Text)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    entry_hash: Mapped[str] = mapped_column(String(64))
+    leaf_hash: Mapped[str] = mapped_column(String(64))
+    entry_mac: Mapped[str] = mapped_column(String(64))
+
+
+class CustodyEventObjectRow(Base):
+    """Which events name which object: the index behind ``events(object_id=...)``."""
+
+    __tablename__ = "custody_event_objects"
+
+    object_id: Mapped[str] = mapped_column(String(_MAX_ID), primary_key=True)
+    # Indexed alone too: verify streams the links in seq order from any point (migration 0010).
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False, index=True)
+
+
+class CustodyCheckpointRow(Base):
+    """A signed checkpoint; ``frontier`` lets the next one extend it without rereading the log."""
+
+    __tablename__ = "custody_checkpoints"
+
+    size: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    root_hash: Mapped[str] = mapped_column(String(64))
+    note: Mapped[str] = mapped_column(Text)
+    frontier: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime]
+
+
+_EVENTS = cast(Table, CustodyEventRow.__table__)
+_OBJECTS = cast(Table, CustodyEventObjectRow.__table__)
+_E = _EVENTS.c
+_O = _OBJECTS.c
+_C = cast(Table, CustodyCheckpointRow.__table__).c
+_VERIFY_COLUMNS = (
+    _E.seq,
+    _E.payload,
+    _E.prev_hash,
+    _E.entry_hash,
+    _E.leaf_hash,
+    _E.entry_mac,
+    _E.event_id,
+    _E.ts,
+    _E.action,
+    _E.actor,
+    _E.reference,
+)
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """What :meth:`CustodyLedger.verify` checked."""
+
+    events: int
+    checkpoints: int
+    root_hash: str
+    latest_checkpoint: int | None
+    witnessed: int | None
+    trusted: int | None
+    #: Events after the largest signed checkpoint (stored or witnessed): not yet under any
+    #: signature, so their removal could not be detected.
+    unsigned: int = 0
+    #: Catalog rows compared with the ledger's record of them (None: not checked).
+    recordings: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields."""
+        return {
+            "events": self.events,
+            "checkpoints": self.checkpoints,
+            "root_hash": self.root_hash,
+            "latest_checkpoint": self.latest_checkpoint,
+            "witnessed": self.witnessed,
+            "trusted": self.trusted,
+            "unsigned": self.unsigned,
+            "recordings": self.recordings,
+        }
+
+    def summary(self) -> str:
+        """One line for people."""
+        parts = [
+            f"{self.events} events",
+            f"{self.checkpoints} signed checkpoints",
+            f"{self.unsigned} events not yet covered by a signature",
+            f"root {self.root_hash}",
+        ]
+        if self.recordings is not None:
+            parts.append(f"{self.recordings} catalog rows match the ledger")
+        if self.witnessed is not None:
+            parts.append(f"witnessed checkpoint {self.witnessed} matches")
+        if self.trusted is not None:
+            parts.append(f"trusted checkpoint {self.trusted} matches")
+        return ", ".join(parts)
+
+
+def _rotation(ev: CustodyEvent, seq: int) -> tuple[str, str] | None:
+    """(old, new) verifier keys when ``ev`` hands the ledger to a new signing key, else None."""
+    if ev.action != Action.KEY_ROTATED or ev.details.get("key") != LEDGER_KEY:
+        return None
+    old, new = ev.details.get("old_key"), ev.details.get("new_key")
+    if not isinstance(old, str) or not isinstance(new, str):
+        raise LedgerError(f"event {seq} rotates the ledger key without naming both keys", seq=seq)
+    for vkey in (old, new):
+        try:
+            VerifierKey.parse(vkey)
+        except LedgerError:
+            raise LedgerError(f"event {seq} names a malformed verifier key", seq=seq) from None
+    return old, new
+
+
+def _short(vkey: str) -> str:
+    """``name+keyid`` of a verifier key, for messages."""
+    return vkey.rpartition("+")[0] or vkey
+
+
+@dataclass(frozen=True)
+class _Epochs:
+    """Which signing key was in effect at each size of the ledger.
+
+    ``rotations`` lists (seq, old key, new key) for every ledger key rotation, in order. Events
+    before the first rotation, and the rotation event itself, were written under its old key;
+    after it, under the new. With no rotation, the one key is ``current``.
+    """
+
+    rotations: tuple[tuple[int, str, str], ...]
+    current: str
+
+    def key_at(self, size: int) -> str:
+        """The key in effect once ``size`` events are written: it MACs event ``size`` and
+        signs checkpoints of ``size``."""
+        key = self.rotations[0][1] if self.rotations else self.current
+        for seq, _old, new in self.rotations:
+            if seq < size:
+                key = new
+        return key
+
+    def signers_of(self, size: int) -> list[str]:
+        """The keys that must have signed a checkpoint of ``size``: the key in effect, and
+        also the old key when the checkpoint ends with a rotation (the hand-over, cosigned)."""
+        keys = [self.key_at(size)]
+        keys += [old for seq, old, _new in self.rotations if seq == size - 1]
+        return keys
+
+
+class _ChainChecker:
+    """Checks stored rows one by one, in seq order, keeping the chain head and Merkle frontier,
+    and following the ledger's signing key through rotations."""
+
+    def __init__(
+        self,
+        macs: Mapping[str, bytes],
+        vkey: str,
+        *,
+        seq: int = 0,
+        prev: str = GENESIS_PREV,
+        tree: CompactRange | None = None,
+    ) -> None:
+        self.macs = macs
+        self.vkey = vkey
+        self.seq = seq
+        self.prev = prev
+        self.tree = tree or CompactRange()
+        self.rotations: list[tuple[int, str, str]] = []
+
+    def _mac_key(self, seq: int) -> bytes:
+        key = self.macs.get(self.vkey)
+        if key is None:
+            raise LedgerError(
+                f"event {seq} was written under signing key {_short(self.vkey)}, whose MAC key"
+                " this vault does not hold (see the retired ledger keys file)",
+                seq=seq,
+            )
+        return key
+
+    def check(self, row: Any) -> CustodyEvent:
+        """Check one row (columns as in _VERIFY_COLUMNS); returns its event or raises."""
+        (seq, text_, prev_hash, entry_hash_col, leaf_col, mac_col, event_id, ts, action, actor,
+         reference) = row  # fmt: skip
+        # 1. Positions are contiguous from 0: a gap is a deleted event, a repeat a reorder.
+        if seq != self.seq:
+            if seq > self.seq:
+                raise LedgerError(f"event {self.seq} is missing from the ledger", seq=self.seq)
+            raise LedgerError(f"event {seq} appears out of order", seq=seq)
+        payload = text_.encode("utf-8")
+        # 2. The entry is canonical custody JSON that names its own position.
+        try:
+            entry_seq, prev, ev = parse_entry(payload)
+        except LedgerError as exc:
+            raise LedgerError(f"event {seq}: {exc}", seq=seq) from None
+        if entry_seq != seq:
+            raise LedgerError(
+                f"event {seq} is stored at the position of event {entry_seq}'s entry", seq=seq
+            )
+        # 3. It links to the entry before it (the hash chain).
+        if prev != self.prev or prev_hash != prev:
+            raise LedgerError(f"event {seq} does not link to event {seq - 1}", seq=seq)
+        # 4. Its stored entry hash and Merkle leaf hash are those of the entry.
+        entry_hash = hashlib.sha256(payload).hexdigest()
+        if entry_hash_col != entry_hash:
+            raise LedgerError(f"event {seq} has been altered (entry hash differs)", seq=seq)
+        leaf = leaf_hash(payload)
+        if leaf_col != leaf.hex():
+            raise LedgerError(f"event {seq} has a wrong Merkle leaf hash", seq=seq)
+        # 5. It was written by a holder of the signing key then in effect (no forged,
+        #    re-chained events, none written with a retired key).
+        if not hmac.compare_digest(str(mac_col).encode(), _mac(self._mac_key(seq), payload).encode()):
+            raise LedgerError(
+                f"event {seq} was not written by this ledger (bad entry MAC)", seq=seq
+            )
+        # 6. The columns that queries filter on say what the entry says (no hidden events).
+        if (
+            event_id != ev.event_id
+            or ts != ev.ts
+            or action != _action_value(ev.action)
+            or actor != ev.actor
+            or reference != ev.reference
+        ):
+            raise LedgerError(f"event {seq}'s index columns differ from its entry", seq=seq)
+        # 7. A key rotation hands over from the key in effect; what follows is under the new one.
+        rotation = _rotation(ev, seq)
+        if rotation is not None:
+            old, new = rotation
+            if old != self.vkey:
+                raise LedgerError(
+                    f"event {seq} rotates away from key {_short(old)}, but"
+                    f" {_short(self.vkey)} was in effect",
+                    seq=seq,
+                )
+            self.vkey = new
+            self.rotations.append((seq, old, new))
+        self.tree.append(leaf)
+        self.prev = entry_hash
+        self.seq = seq + 1
+        return ev
+
+
+class _IndexCursor:
+    """The object index (``custody_event_objects``) streamed in seq order beside the events."""
+
+    def __init__(self, conn: Connection, start: int = 0) -> None:
+        rows = conn.execute(
+            select(_O.seq, _O.object_id)
+            .where(_O.seq >= start)
+            .order_by(_O.seq)
+            .execution_options(yield_per=_READ_BATCH)
+        )
+        self._rows = iter(rows)
+        self._next = next(self._rows, None)
+
+    def check(self, seq: int, object_ids: Sequence[str]) -> None:
+        """The index rows of event ``seq`` name exactly ``object_ids``; else LedgerError."""
+        listed: set[str] = set()
+        while self._next is not None and self._next.seq <= seq:
+            link, self._next = self._next, next(self._rows, None)
+            if link.seq < seq or link.object_id not in object_ids:
+                raise LedgerError(
+                    f"the object index ties {link.object_id} to event {link.seq},"
+                    " which does not name it",
+                    seq=link.seq,
+                )
+            listed.add(link.object_id)
+        hidden = [oid for oid in object_ids if oid not in listed]
+        if hidden:
+            raise LedgerError(
+                f"the object index hides event {seq} from queries about {min(hidden)}", seq=seq
+            )
+
+
+def _mac(key: bytes, payload: bytes) -> str:
+    return hmac.digest(key, payload, "sha256").hex()
+
+
+def _action_value(action: Action | str) -> str:
+    return action.value if isinstance(action, Action) else action
+
+
+def _frontier_text(tree: CompactRange) -> str:
+    return ",".join(h.hex() for h in tree.hashes)
+
+
+def _frontier_parse(size: int, value: str) -> CompactRange:
+    try:
+        hashes = [bytes.fromhex(h) for h in value.split(",")] if value else []
+    except ValueError:
+        raise LedgerError(f"checkpoint {size} has a corrupt frontier") from None
+    return CompactRange(size, hashes)
+
+
+class CustodyLedger:
+    """The append-only, tamper-evident custody log of one vault.
+
+    ``sessions`` is the catalog's session factory (or an engine). Checkpoints are signed by
+    ``signer`` for the log ``origin`` every ``checkpoint_every`` events, at once after a
+    sensitive event (:data:`SENSITIVE_ACTIONS`), and, with ``checkpoint_interval``, no later than
+    that after an event (a timer thread signs the tail of a ledger gone quiet); each is also
+    written to ``witness_path`` when given. ``clock`` supplies event and checkpoint times.
+    :meth:`close` signs whatever is left and stops the timer.
+    """
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session] | Engine,
+        signer: LedgerSigner | LedgerKeys,
+        *,
+        origin: str,
+        checkpoint_every: int = 256,
+        checkpoint_interval: dt.timedelta | None = None,
+        clock: Clock = utcnow,
+        witness_path: Path | str | None = None,
+    ) -> None:
+        if isinstance(sessions, Engine):
+            sessions = sessionmaker(sessions, expire_on_commit=False)
+        bind = sessions.kw.get("bind")
+        if not isinstance(bind, Engine):
+            raise InvalidInput("the custody ledger needs a sessionmaker bound to an engine")
+        if checkpoint_every < 1:
+            raise InvalidInput("checkpoint_every must be at least 1")
+        try:
+            Checkpoint(origin, 0, bytes(32))  # the origin must fit a checkpoint's first line
+        except LedgerError as exc:
+            raise InvalidInput(str(exc)) from None
+        self._sessions = sessions
+        self._engine = bind
+        # With the key files (LedgerKeys) the ledger can rotate its key and follow a rotation
+        # made by another process; with a bare signer it has one key for life.
+        self._keys = signer if isinstance(signer, LedgerKeys) else None
+        held = signer.signer if isinstance(signer, LedgerKeys) else signer
+        self._macs: dict[str, bytes] = dict(self._keys.macs) if self._keys else {}
+        self.origin = origin
+        self.checkpoint_every = checkpoint_every
+        self.checkpoint_interval = checkpoint_interval
+        self._clock = clock
+        self.witness_path = Path(witness_path) if witness_path is not None else None
+        self._use(held)
+        self._postgres = bind.dialect.name == "postgresql"
+        self._reader: Engine | None = None
+        # Hints (never trusted for correctness) that spare a locked round trip per append.
+        self._seen_size = 0
+        self._tree_hint: tuple[int, str, CompactRange] | None = None
+        self._seen_checkpoint: tuple[int, dt.datetime | None] | None = None
+        # The newest key_rotated event's seq when this process last confirmed its key
+        # (-1: not looked yet; None: there was none).
+        self._rotations_seen: int | None = -1
+        # A sensitive event was appended: sign at the next chance, whatever the count or time.
+        self._urgent = False
+        self._timer: threading.Timer | None = None
+        self._timer_pid = 0
+        self._timer_lock = threading.Lock()
+        self._closed = False
+
+    def _use(self, signer: LedgerSigner) -> None:
+        self._signer = signer
+        self._vkey_text = signer.verifier_key()
+        self._mac_key = mac_key(signer)
+        self._macs[self._vkey_text] = self._mac_key
+
+    # -- writing ------------------------------------------------------------------------------
+
+    @property
+    def signer(self) -> LedgerSigner:
+        """The key in effect: it signs checkpoints and certificates and MACs new events."""
+        return self._signer
+
+    def verifier_key(self) -> str:
+        """The C2SP verifier key that opens this ledger's current checkpoints."""
+        return self._vkey_text
+
+    def event(
+        self,
+        action: Action | str,
+        *,
+        actor: str | Actor,
+        actor_role: str | None = None,
+        actor_org: str | None = None,
+        object_ids: Iterable[str] = (),
+        hashes: Mapping[str, str] | None = None,
+        purpose: str | Purpose | None = None,
+        lawful_basis: str | None = None,
+        reference: str | None = None,
+        recipient: str | None = None,
+        recipient_org: str | None = None,
+        client_addr: str | None = None,
+        details: Mapping[str, Any] | None = None,
+        ts: dt.datetime | None = None,
+        event_id: str | None = None,
+    ) -> CustodyEvent:
+        """Build an event, taking who from an :class:`Actor` and why from a :class:`Purpose`.
+
+        Explicit arguments win over the Actor's and Purpose's fields; ``ts`` defaults to the
+        ledger's clock. Raises InvalidInput.
+        """
+        if isinstance(actor, Actor):
+            role = actor.role
+            actor_role = actor_role or (role.value if isinstance(role, enum.Enum) else role)
+            actor_org = actor_org or actor.organisation
+            client_addr = client_addr or actor.client_addr
+            actor = actor.user
+        if isinstance(purpose, Purpose):
+            lawful_basis = lawful_basis or purpose.lawful_basis
+            reference = reference or purpose.reference
+            purpose = purpose.purpose
+        return CustodyEvent(
+            action=action,
+            actor=actor,
+            ts=ts if ts is not None else self._clock(),
+            event_id=event_id or new_id(),
+            actor_role=actor_role,
+            actor_org=actor_org,
+            object_ids=tuple(object_ids),
+            hashes=hashes or {},
+            purpose=purpose,
+            lawful_basis=lawful_basis,
+            reference=reference,
+            recipient=recipient,
+            recipient_org=recipient_org,
+            client_addr=client_addr,
+            details=details or {},
+        )
+
+    def append(self, session: Session, action: Action | str, **fields: Any) -> EventRecord:
+        """Append one event inside the caller's transaction (the caller commits).
+
+        Takes the same keywords as :meth:`event`. Holds the ledger lock until the caller's
+        transaction ends, so append late and commit soon; call :meth:`maybe_checkpoint` after
+        the commit. Raises InvalidInput.
+        """
+        return self.append_many(session, [self.event(action, **fields)])[0]
+
+    def append_many(self, session: Session, events: Iterable[CustodyEvent]) -> list[EventRecord]:
+        """Append events, in order, inside the caller's transaction. Returns their records.
+
+        Raises InvalidInput for an event that would hand the ledger to another signing key:
+        only :meth:`rotate_key` writes those.
+        """
+        batch = list(events)
+        for seq, ev in enumerate(batch):
+            if isinstance(ev, CustodyEvent) and _rotation(ev, seq) is not None:
+                raise InvalidInput("the ledger's signing key is rotated by rotate_key only")
+        return self._append(session, batch)
+
+    def _append(self, session: Session, batch: list[CustodyEvent]) -> list[EventRecord]:
+        if not batch:
+            return []
+        conn = session.connection()  # begins the transaction (BEGIN IMMEDIATE on SQLite)
+        txn = session.get_nested_transaction() or session.get_transaction()
+        cached = session.info.get(_HEAD_KEY)
+        if cached is not None and cached[0] is txn:
+            # This transaction already holds the lock and wrote the head itself.
+            seq, prev = cached[1], cached[2]
+        else:
+            self._lock(session)
+            self._follow_rotation(conn)
+            head = conn.execute(
+                select(_E.seq, _E.entry_hash).order_by(_E.seq.desc()).limit(1)
+            ).first()
+            seq, prev = (head.seq + 1, head.entry_hash) if head else (0, GENESIS_PREV)
+        rows: list[dict[str, Any]] = []
+        links: list[dict[str, Any]] = []
+        records: list[EventRecord] = []
+        for ev in batch:
+            if not isinstance(ev, CustodyEvent):
+                raise InvalidInput("append_many takes CustodyEvent objects")
+            entry = entry_bytes(seq, prev, ev)
+            entry_hash = hashlib.sha256(entry).hexdigest()
+            leaf = leaf_hash(entry).hex()
+            rows.append(
+                {
+                    "seq": seq,
+                    "event_id": ev.event_id,
+                    "ts": ev.ts,
+                    "action": _action_value(ev.action),
+                    "actor": ev.actor,
+                    "reference": ev.reference,
+                    "payload": entry.decode("utf-8"),
+                    "prev_hash": prev,
+                    "entry_hash": entry_hash,
+                    "leaf_hash": leaf,
+                    "entry_mac": _mac(self._mac_key, entry),
+                }
+            )
+            links.extend({"object_id": oid, "seq": seq} for oid in ev.object_ids)
+            records.append(EventRecord(seq, prev, ev, entry, entry_hash, leaf))
+            prev, seq = entry_hash, seq + 1
+        conn.execute(insert(_EVENTS), rows)
+        # The Merkle nodes these leaves complete, in the same transaction (vault.ledger.stored_tree).
+        # The frontier this process left after its last append is reused when the head is the
+        # one it wrote (same seq and entry hash: the same history), sparing a read per append.
+        start, hint = rows[0]["seq"], self._tree_hint
+        frontier = hint[2].copy() if hint and hint[:2] == (start, rows[0]["prev_hash"]) else None
+        tree = stored_tree.extend(
+            conn, start, [bytes.fromhex(r["leaf_hash"]) for r in rows], frontier
+        )
+        self._tree_hint = (seq, prev, tree.copy())
+        if links:
+            conn.execute(insert(_OBJECTS), links)
+        # Keyed by the innermost transaction object: a rolled-back savepoint or a new
+        # transaction never sees a head it did not write.
+        session.info[_HEAD_KEY] = (txn, seq, prev)
+        self._seen_size = max(self._seen_size, seq)
+        if any(ev.action in SENSITIVE_ACTIONS for ev in batch):
+            self._urgent = True
+        # Whoever appended, and whether or not they remember to, the checkpoint that is due
+        # follows the commit (and a rollback just finds nothing new to sign).
+        if session.info.get(_HOOK_KEY) is not self:
+            event.listen(session, "after_commit", self._after_commit)
+            session.info[_HOOK_KEY] = self
+        return records
+
+    def _after_commit(self, session: Session) -> None:
+        # The caller's commit has succeeded: nothing here may make it look as if it failed.
+        # SQLAlchemy also calls this when a savepoint is released; the outer transaction then
+        # still holds the appenders' lock, and a checkpoint taking it would wait for ever. (At
+        # the outer commit the session still reports a transaction, but not a nested one.)
+        if self._closed or session.in_nested_transaction():
+            return
+        try:
+            self.maybe_checkpoint()
+        except (LedgerError, InvalidInput) as exc:
+            log.error("custody checkpoint refused: %s (seq=%s)", str(exc), getattr(exc, "seq", None))
+        except (SQLAlchemyError, OSError) as exc:
+            log.error("custody checkpoint failed: %s", str(exc))
+
+    def record(self, action: Action | str, **fields: Any) -> EventRecord:
+        """Append one event in a transaction of its own, commit, and checkpoint if one is due.
+
+        A checkpoint that fails after the event committed is logged, not raised (the event is
+        recorded; :meth:`verify` reports the problem). Raises InvalidInput.
+        """
+        with self._sessions.begin() as session:
+            rec = self.append(session, action, **fields)
+        self._checkpoint_after_commit()
+        return rec
+
+    def record_many(self, events: Iterable[CustodyEvent]) -> list[EventRecord]:
+        """:meth:`append_many` in a transaction of its own, then a checkpoint if one is due."""
+        with self._sessions.begin() as session:
+            recs = self.append_many(session, events)
+        self._checkpoint_after_commit()
+        return recs
+
+    def _checkpoint_after_commit(self) -> None:
+        try:
+            self.maybe_checkpoint()
+        except LedgerError as exc:
+            log.error("custody checkpoint refused: %s (seq=%s)", str(exc), exc.seq)
+
+    def _follow_rotation(self, conn: Connection) -> None:
+        """Under the ledger lock: make sure new events are written with the key the ledger
+        says is in effect, taking it up if another process rotated; else LedgerError."""
+        # Every append comes here: while no key_rotated event was added since the last look
+        # (seqs only grow), the answer stands, and one indexed MAX says so.
+        newest = conn.execute(
+            select(func.max(_E.seq)).where(_E.action == Action.KEY_ROTATED.value)
+        ).scalar()
+        if newest == self._rotations_seen:
+            return
+        rotations = self._epochs(conn).rotations
+        if not rotations or rotations[-1][2] == self._vkey_text:
+            self._rotations_seen = newest
+            return
+        seq, _old, wanted = rotations[-1]
+        adopted = self._keys.adopt(wanted) if self._keys is not None else None
+        if self._keys is None or adopted is None:
+            raise LedgerError(
+                f"the custody signing key was rotated to {_short(wanted)} at event {seq}, and"
+                " this process does not hold that key: give it the vault's current key files"
+                " and restart it",
+                seq=seq,
+            )
+        self._macs.update(self._keys.macs)
+        self._use(adopted)
+        self._rotations_seen = newest
+
+    def _epochs(self, conn: Connection | Session) -> _Epochs:
+        """The ledger's key rotations as stored (verify checks them against the chain)."""
+        rotations: list[tuple[int, str, str]] = []
+        rows = conn.execute(
+            select(_E.seq, _E.payload)
+            .where(_E.action == Action.KEY_ROTATED.value)
+            .order_by(_E.seq)
+        )
+        for row in rows:
+            try:
+                ev = parse_entry(row.payload.encode("utf-8"))[2]
+            except LedgerError as exc:
+                raise LedgerError(f"event {row.seq}: {exc}", seq=row.seq) from None
+            rotation = _rotation(ev, row.seq)
+            if rotation is not None:
+                rotations.append((row.seq, *rotation))
+        return _Epochs(tuple(rotations), self._vkey_text)
+
+    def _open(self, note: str, epochs: _Epochs) -> Checkpoint:
+        """Open a checkpoint note with the key(s) that must have signed one of its size."""
+        checkpoint: Checkpoint | None = None
+        for vkey in epochs.signers_of(peek_checkpoint(note).size):
+            checkpoint = open_checkpoint(note, vkey, origin=self.origin)
+        assert checkpoint is not None
+        return checkpoint
+
+    def _checker(self, epochs: _Epochs, **resume: Any) -> _ChainChecker:
+        return _ChainChecker(self._macs, epochs.key_at(resume.get("seq", 0)), **resume)
+
+    def _lock(self, session: Session) -> None:
+        # SQLite: the engine opened this transaction with BEGIN IMMEDIATE, which already holds
+        # the database's single write lock. PostgreSQL: one advisory lock for every appender,
+        # released when the transaction ends; READ COMMITTED then shows us the latest head.
+        if self._postgres:
+            session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PG_LOCK_KEY})
+
+    # -- checkpoints ---------------------------------------------------------------------------
+
+    def maybe_checkpoint(self) -> str | None:
+        """Sign a checkpoint if one is due; returns its signed note, or None.
+
+        Due when ``checkpoint_every`` events were added since the latest checkpoint, when a
+        sensitive event was added, or when ``checkpoint_interval`` has passed since it and any
+        event was added; when events wait but none of these holds yet, a timer is set to sign
+        them once the interval is up. Raises LedgerError when the ledger does not extend its
+        latest or witnessed checkpoint.
+        """
+        if self._seen_checkpoint is not None and not self._due(
+            self._seen_size, *self._seen_checkpoint
+        ):
+            self._arm_timer(self._seen_size, *self._seen_checkpoint)
+            return None
+        with self._sessions.begin() as session:
+            self._lock(session)
+            self._follow_rotation(session.connection())
+            size = self._size(session)
+            latest = session.execute(
+                select(_C.size, _C.created_at).order_by(_C.size.desc()).limit(1)
+            ).first()
+            self._seen_size = max(self._seen_size, size)
+            self._seen_checkpoint = (latest.size, latest.created_at) if latest else (0, None)
+            # Under the lock every appender has committed or rolled back: what is urgent is
+            # signed now or was never written.
+            urgent, self._urgent = self._urgent, False
+            if not urgent and not self._due(size, *self._seen_checkpoint):
+                self._arm_timer(size, *self._seen_checkpoint)
+                return None
+            note = self._checkpoint_locked(session, size)
+        self.witness(note)
+        return note
+
+    def _due(self, size: int, cp_size: int, cp_time: dt.datetime | None) -> bool:
+        if size <= cp_size:
+            return False
+        if self._urgent or size - cp_size >= self.checkpoint_every:
+            return True
+        interval = self.checkpoint_interval
+        if interval is None:
+            return False
+        return cp_time is None or self._clock() - cp_time >= interval
+
+    def _arm_timer(self, size: int, cp_size: int, cp_time: dt.datetime | None) -> None:
+        """Events wait for a signature: make sure one comes within ``checkpoint_interval``."""
+        interval = self.checkpoint_interval
+        if interval is None or size <= cp_size or self._closed:
+            return
+        if self._timer is not None and self._timer_pid == os.getpid():
+            return
+        with self._timer_lock:
+            # A timer armed before this process was forked did not come with it.
+            if (self._timer is not None and self._timer_pid == os.getpid()) or self._closed:
+                return
+            waited = self._clock() - cp_time if cp_time is not None else interval
+            delay = min(max((interval - waited).total_seconds(), 0.0), interval.total_seconds())
+            timer = threading.Timer(delay, self._on_timer)
+            timer.daemon = True  # never keeps a process alive; close() signs the rest
+            timer.name = "custody-checkpoint-timer"
+            self._timer, self._timer_pid = timer, os.getpid()
+            timer.start()
+
+    def _on_timer(self) -> None:
+        with self._timer_lock:
+            self._timer = None
+            if self._closed:
+                return
+        self.sign_pending()
+
+    def sign_pending(self) -> str | None:
+        """Sign a checkpoint now if any committed event is not yet covered by one.
+
+        Returns the new note, or None when nothing waited. Failures are logged, not raised (as
+        after a commit): :meth:`verify` reports them.
+        """
+        try:
+            with self._snapshot() as conn:
+                size = self._size(conn)
+                signed = conn.execute(select(func.max(_C.size))).scalar() or 0
+            if size <= signed:
+                return None
+            return self.checkpoint()
+        except (LedgerError, InvalidInput) as exc:
+            log.error("custody checkpoint refused: %s (seq=%s)", str(exc), getattr(exc, "seq", None))
+        except (SQLAlchemyError, OSError) as exc:
+            log.error("custody checkpoint failed: %s", str(exc))
+        return None
+
+    def close(self) -> None:
+        """Stop the checkpoint timer and sign any events still waiting (idempotent)."""
+        with self._timer_lock:
+            if self._closed:
+                return
+            self._closed = True
+            timer, self._timer = self._timer, None
+        if timer is not None:
+            timer.cancel()
+        self.sign_pending()
+        if self._reader is not None:
+            self._reader.dispose()
+
+    def checkpoint(self, session: Session | None = None) -> str:
+        """Sign a checkpoint of the whole ledger now (or return the latest if nothing is new).
+
+        With ``session``, inside the caller's transaction: the caller commits, then passes the
+        note to :meth:`witness`. Raises LedgerError as :meth:`maybe_checkpoint` does.
+        """
+        if session is not None:
+            self._lock(session)
+            self._follow_rotation(session.connection())
+            return self._checkpoint_locked(session, self._size(session))
+        with self._sessions.begin() as own:
+            self._lock(own)
+            self._follow_rotation(own.connection())
+            note = self._checkpoint_locked(own, self._size(own))
+        self.witness(note)
+        return note
+
+    def rotate_key(self, *, actor: str | Actor, reason: str) -> dict[str, Any]:
+        """Hand the ledger to a new signing key; returns the hand-over as JSON-ready fields.
+
+        In one transaction, under the ledger lock: every event since the latest checkpoint is
+        checked and signed with the old key, then a ``key_rotated`` event naming both verifier
+        keys is written (MACed with the old key), then a checkpoint ending with it is signed by
+        *both* keys. Anyone holding the old verifier key can so follow the hand-over: the old
+        key signed a tree whose last event names the new key. From then on the new key MACs
+        events and signs checkpoints; the old signing key is destroyed, its MAC key kept
+        (``<key>.retired``) so earlier events still verify.
+
+        Raises InvalidInput when the ledger was opened without its key files, LedgerError when
+        the ledger does not verify since its latest checkpoint (nothing is rotated then).
+        """
+        if self._keys is None:
+            raise InvalidInput("rotating the ledger key needs the vault's key files")
+        reason = _text("reason", reason, _MAX_NAME, required=True) or ""
+        with self._sessions.begin() as session:
+            self._lock(session)
+            self._follow_rotation(session.connection())
+            size = self._size(session)
+            self._checkpoint_locked(session, size)
+            old = self._signer
+            new = self._keys.begin_rotation()  # durable before the ledger names it
+            self._macs.update(self._keys.macs)
+            (record,) = self._append(session, [self.event(
+                Action.KEY_ROTATED,
+                actor=actor,
+                details={
+                    "key": LEDGER_KEY,
+                    "old_key": old.verifier_key(),
+                    "new_key": new.verifier_key(),
+                    "reason": reason,
+                },
+            )])
+            note = self._checkpoint_locked(session, size + 1, signers=[old, new])
+        adopted = self._keys.adopt(new.verifier_key())  # the successor replaces the key file
+        assert adopted is not None
+        self._use(adopted)
+        self.witness(note)
+        log.warning(
+            "custody signing key rotated at event %d: %s -> %s",
+            record.seq, _short(old.verifier_key()), _short(new.verifier_key()),
+        )
+        return {
+            "seq": record.seq,
+            "old_key": old.verifier_key(),
+            "new_key": new.verifier_key(),
+            "checkpoint": note,
+        }
+
+    def _size(self, session: Session | Connection) -> int:
+        head = session.execute(select(_E.seq).order_by(_E.seq.desc()).limit(1)).scalar()
+        return 0 if head is None else head + 1
+
+    def _checkpoint_locked(
+        self, session: Session, size: int, signers: Sequence[LedgerSigner] | None = None
+    ) -> str:
+        latest = session.execute(
+            select(CustodyCheckpointRow).order_by(_C.size.desc()).limit(1)
+        ).scalar_one_or_none()
+        # 1. The ledger must not have shrunk below what was already signed (rollback).
+        if latest is not None and latest.size > size:
+            raise LedgerError(
+                f"the ledger has {size} events but checkpoint {latest.size} was signed:"
+                " rolled back",
+                seq=size,
+            )
+        # 2. The database must still hold the checkpoint witnessed outside it.
+        epochs = self._epochs(session)
+        self._check_witness_in_db(session, epochs)
+        if latest is not None and latest.size == size:
+            return latest.note
+        # 3. Resume the tree from the latest checkpoint, after checking it is ours and intact.
+        if latest is None or latest.size == 0:  # nothing to resume from
+            checker = self._checker(epochs)
+        else:
+            cp = self._open(latest.note, epochs)
+            tree = _frontier_parse(latest.size, latest.frontier)
+            if cp.size != latest.size or tree.root() != cp.root_hash:
+                raise LedgerError(
+                    f"checkpoint {latest.size} does not match its frontier", seq=latest.size
+                )
+            before = session.execute(
+                select(_E.payload).where(_E.seq == latest.size - 1)
+            ).scalar_one_or_none()
+            if before is None:
+                raise LedgerError(f"event {latest.size - 1} is missing", seq=latest.size - 1)
+            checker = self._checker(
+                epochs,
+                seq=latest.size,
+                prev=hashlib.sha256(before.encode("utf-8")).hexdigest(),
+                tree=tree,
+            )
+        # 4. Check every event the new checkpoint adds: never sign what this ledger did not write.
+        rows = session.execute(
+            select(*_VERIFY_COLUMNS).where(_E.seq >= checker.seq, _E.seq < size).order_by(_E.seq)
+        )
+        # Closed also on failure: an unfinished SQLite statement would pin this pooled
+        # connection to an old snapshot, and its next write would fail as "locked".
+        with contextlib.closing(rows):
+            for row in rows:
+                checker.check(row)
+        if checker.seq != size:
+            raise LedgerError(f"event {checker.seq} is missing", seq=checker.seq)
+        # 5. Sign (the hand-over of a rotation by both keys) and store.
+        checkpoint = Checkpoint(self.origin, size, checker.tree.root())
+        first, *others = signers or [self._signer]
+        note = first.sign(checkpoint)
+        for other in others:
+            note = other.cosign(note)
+        now = self._clock()
+        session.execute(
+            insert(CustodyCheckpointRow),
+            [
+                {
+                    "size": size,
+                    "root_hash": checkpoint.root_hash.hex(),
+                    "note": note,
+                    "frontier": _frontier_text(checker.tree),
+                    "created_at": now,
+                }
+            ],
+        )
+        self._seen_checkpoint = (size, now)
+        return note
+
+    def _check_witness_in_db(self, session: Session, epochs: _Epochs) -> None:
+        witnessed = self._read_witness(epochs)
+        if witnessed is None:
+            return
+        stored = session.execute(
+            select(_C.root_hash).where(_C.size == witnessed.size)
+        ).scalar_one_or_none()
+        if stored != witnessed.root_hash.hex():
+            raise LedgerError(
+                f"the witnessed checkpoint {witnessed.size} is not in the ledger:"
+                " rolled back or forked",
+                seq=witnessed.size,
+            )
+
+    # -- the witness file ---------------------------------------------------------------------
+
+    def witness(self, note: str) -> None:
+        """Write a committed checkpoint to the witness file, unless a larger one is there.
+
+        The file lives outside the database, so a rollback of events and checkpoints together
+        still disagrees with it. Raises LedgerError when the note does not verify, or when the
+        witness file holds a different checkpoint of the same size (a fork).
+        """
+        if self.witness_path is None:
+            return
+        with self._snapshot() as conn:
+            epochs = self._epochs(conn)
+        cp = self._open(note, epochs)
+        path = self.witness_path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with _file_lock(path.with_name(path.name + ".lock")):
+            current = self._read_witness(epochs)
+            if current is not None and current.size >= cp.size:
+                if current.size == cp.size and current.root_hash != cp.root_hash:
+                    raise LedgerError(
+                        f"two different checkpoints of size {cp.size}: the ledger forked"
+                    )
+                return
+            replace_file(path, note.encode("utf-8"))
+
+    def _witness_note(self) -> str | None:
+        if self.witness_path is None or not self.witness_path.exists():
+            return None
+        return self.witness_path.read_text(encoding="utf-8")
+
+    def _read_witness(self, epochs: _Epochs, note: str | None = None) -> Checkpoint | None:
+        note = note if note is not None else self._witness_note()
+        if note is None:
+            return None
+        try:
+            return self._open(note, epochs)
+        except LedgerError as exc:
+            raise LedgerError(f"witness file {self.witness_path} does not verify: {exc}") from None
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def events(
+        self,
+        *,
+        object_id: str | None = None,
+        object_ids: Collection[str] | None = None,
+        actor: str | None = None,
+        action: Action | str | None = None,
+        since: dt.datetime | None = None,
+        until: dt.datetime | None = None,
+        reference: str | None = None,
+        where: ColumnElement[bool] | None = None,
+        limit: int = 1000,
+        offset: int = 0,
+    ) -> list[EventRecord]:
+        """Events matching every filter given, oldest first (``since`` <= ts < ``until``), and
+        ``where`` (a reader's boundary: :func:`vault.casework.policy.visible_events`).
+
+        ``object_ids`` selects events naming any of those objects (none for an empty
+        collection) in one statement, on the ``(object_id, seq)`` key of the event-object
+        links: a case's history is one query, not one per item.
+
+        Raises LedgerError when a stored entry does not parse (run :meth:`verify`).
+        """
+        query = select(_E.payload).order_by(_E.seq).limit(limit).offset(offset)
+        if where is not None:
+            query = query.where(where)
+        if object_id is not None:
+            query = query.where(_E.seq.in_(select(_O.seq).where(_O.object_id == object_id)))
+        if object_ids is not None:
+            query = query.where(_E.seq.in_(select(_O.seq).where(_O.object_id.in_(object_ids))))
+        if actor is not None:
+            query = query.where(_E.actor == actor)
+        if action is not None:
+            query = query.where(_E.action == _action_value(parse_action(action)))
+        if since is not None:
+            query = query.where(_E.ts >= since)
+        if until is not None:
+            query = query.where(_E.ts < until)
+        if reference is not None:
+            query = query.where(_E.reference == reference)
+        with self._snapshot() as session:
+            payloads = list(session.execute(query).scalars())
+        return [EventRecord.from_entry(p) for p in payloads]
+
+    def get(self, seq: int) -> EventRecord:
+        """The event at ``seq``. Raises NotFound, or LedgerError when it does not parse."""
+        with self._snapshot() as session:
+            payload = session.execute(select(_E.payload).where(_E.seq == seq)).scalar_one_or_none()
+        if payload is None:
+            raise NotFound(f"no custody event {seq}")
+        return EventRecord.from_entry(payload)
+
+    def size(self) -> int:
+        """The number of events in the ledger."""
+        with self._snapshot() as session:
+            return self._size(session)
+
+    # -- verification --------------------------------------------------------------------------
+
+    def verify(
+        self, *, trusted_checkpoint: str | None = None, catalog: bool = True
+    ) -> VerifyReport:
+        """Recompute every entry, link, leaf, MAC, Merkle root and signed checkpoint, and (with
+        ``catalog``) compare every catalog row with the ledger's record of it.
+
+        ``trusted_checkpoint`` is a signed note saved earlier outside the vault; the witness
+        file, when set and present, is checked the same way. Returns a VerifyReport, which
+        says how many events no signature covers yet; raises LedgerError naming (``seq``) the
+        first event that does not verify, CatalogMismatch listing the rows that differ.
+        """
+        # 1. Checkpoints kept outside the database, read before it (a rollback cannot reach them).
+        witness_note = self._witness_note()
+        with self._snapshot() as conn:
+            # Which key signed what: the rotations as stored, checked against the chain in 3.
+            epochs = self._epochs(conn)
+            outside: list[tuple[str, Checkpoint]] = []
+            if trusted_checkpoint is not None:
+                try:
+                    trusted = self._open(trusted_checkpoint, epochs)
+                except LedgerError as exc:
+                    raise LedgerError(f"the trusted checkpoint does not verify: {exc}") from None
+                outside.append(("trusted checkpoint", trusted))
+            witnessed = self._read_witness(epochs, witness_note)
+            if witnessed is not None:
+                outside.append(("witnessed checkpoint", witnessed))
+            # 2. Every stored checkpoint is a note signed for our origin by the key in effect
+            #    at its size (both keys at a hand-over), and its columns say what the note says.
+            targets: dict[int, list[tuple[str, bytes, bool]]] = {}
+            stored = list(conn.execute(select(_C.size, _C.root_hash, _C.note).order_by(_C.size)))
+            for cp_row in stored:
+                try:
+                    cp = self._open(cp_row.note, epochs)
+                except LedgerError as exc:
+                    raise LedgerError(f"checkpoint {cp_row.size} does not verify: {exc}") from None
+                if cp.size != cp_row.size or cp.root_hash.hex() != cp_row.root_hash:
+                    raise LedgerError(
+                        f"checkpoint {cp_row.size}'s columns differ from its signed note"
+                    )
+                targets.setdefault(cp.size, []).append(
+                    (f"signed checkpoint {cp.size}", cp.root_hash, False)
+                )
+            for label, cp in outside:
+                targets.setdefault(cp.size, []).append((label, cp.root_hash, True))
+            # 3. Stream the events once, checking each row (_ChainChecker's checks 1-6), and
+            # 4. at every size a checkpoint names, the recomputed root must equal the signed one
+            #    (so all checkpoints are prefixes of this one history: they only ever grew).
+            checker = self._checker(epochs)
+            # The largest size that matched, per kind (stored / outside): a mismatch can only
+            # say the change lies after it.
+            matched = {False: 0, True: 0}
+            self._check_roots(targets, checker, matched)
+            stream = conn.execute(
+                select(*_VERIFY_COLUMNS).order_by(_E.seq).execution_options(yield_per=_READ_BATCH)
+            )
+            # 6 (in the same pass). The object index, read alongside in seq order, lists exactly
+            #    the objects each entry names: memory stays one event's worth, whatever the size.
+            links = _IndexCursor(conn)
+            for event_row in stream:
+                ev = checker.check(event_row)
+                links.check(event_row.seq, ev.object_ids)
+                if checker.seq in targets:
+                    self._check_roots(targets, checker, matched)
+            size = checker.seq
+            if tuple(checker.rotations) != epochs.rotations:  # pragma: no cover - see check 6
+                raise LedgerError("the ledger's key rotations differ from its action index")
+            # 5. No checkpoint, stored or outside, may be larger than the ledger (rollback).
+            beyond = [s for s in targets if s > size]
+            if beyond:
+                labels = ", ".join(label for s in sorted(beyond) for label, _, _ in targets[s])
+                raise LedgerError(
+                    f"the ledger has {size} events but {labels} signed more: events were removed",
+                    seq=size,
+                )
+            # (Index rows beyond the last event name no event of this snapshot: ignored.)
+            # 7. Every catalog row says what the ledger recorded of it, in the same snapshot
+            #    as the events just verified (vault.ledger.catalog_binding).
+            recordings = None
+            if catalog:
+                recordings = _raise_mismatches(self._check_catalog(conn, epochs)).recordings
+        latest = stored[-1].size if stored else None
+        signed = max([0, *(row.size for row in stored), *(cp.size for _, cp in outside)])
+        return VerifyReport(
+            events=size,
+            checkpoints=len(stored),
+            root_hash=checker.tree.root().hex(),
+            latest_checkpoint=latest,
+            witnessed=witnessed.size if witnessed is not None else None,
+            trusted=outside[0][1].size if trusted_checkpoint is not None else None,
+            unsigned=max(0, size - signed),
+            recordings=recordings,
+        )
+
+    def check_catalog(self) -> CatalogReport:
+        """Compare every catalog row with the ledger's record of it (:mod:`vault.ledger.catalog_binding`).
+
+        Reads one snapshot; each event used is authenticated (entry MAC by the key then in
+        effect). Returns the report, mismatches listed, not raised; raises LedgerError when an
+        event it reads was not written by this ledger.
+        """
+        with self._snapshot() as conn:
+            return self._check_catalog(conn, self._epochs(conn))
+
+    def _check_catalog(self, conn: Connection, epochs: _Epochs) -> CatalogReport:
+        return check_catalog(conn, self._object_events(conn, epochs))
+
+    def _object_events(
+        self, conn: Connection, epochs: _Epochs
+    ) -> Iterator[tuple[str, int, CustodyEvent]]:
+        """(object id, seq, event) for every event that may create, move or delete a
+        recording, by object id (code points) then seq, each checked against its entry MAC."""
+        collation = "C" if conn.dialect.name == "postgresql" else "BINARY"
+        rows = conn.execute(
+            select(_O.object_id, _E.seq, _E.payload, _E.entry_mac)
+            .join_from(_OBJECTS, _EVENTS, _E.seq == _O.seq)
+            .where(
+                or_(
+                    _E.action == Action.DELETED.value,
+                    _E.payload.contains('"captured_start"'),
+                    _E.payload.contains('"retain_until"'),
+                )
+            )
+            .order_by(_O.object_id.collate(collation), _E.seq)
+            .execution_options(yield_per=_READ_BATCH)
+        )
+        for row in rows:
+            payload = row.payload.encode("utf-8")
+            key = self._macs.get(epochs.key_at(row.seq))
+            if key is None or not hmac.compare_digest(
+                str(row.entry_mac).encode(), _mac(key, payload).encode()
+            ):
+                raise LedgerError(
+                    f"event {row.seq} was not written by this ledger (bad entry MAC)", seq=row.seq
+                )
+            try:
+                seq, _prev, ev = parse_entry(payload)
+            except LedgerError as exc:
+                raise LedgerError(f"event {row.seq}: {exc}", seq=row.seq) from None
+            if seq != row.seq or row.object_id not in ev.object_ids:
+                raise LedgerError(
+                    f"the object index ties {row.object_id} to event {row.seq}, which does not"
+                    " name it",
+                    seq=row.seq,
+                )
+            yield row.object_id, seq, ev
+
+    @staticmethod
+    def _check_roots(
+        targets: dict[int, list[tuple[str, bytes, bool]]],
+        checker: _ChainChecker,
+        matched: dict[bool, int],
+    ) -> None:
+        size = checker.seq
+        root = checker.tree.root()
+        for label, expected, outside in targets.get(size, ()):
+            if expected != root:
+                # The chain and MACs held, so events were rewritten by a holder of the key or
+                # the checkpoint belongs to another history. A root cannot say which event
+                # changed, only that it lies after the last checkpoint of that kind that matched.
+                first = matched[outside]
+                raise LedgerError(f"events {first}..{size - 1} do not match the {label}", seq=first)
+            matched[outside] = size
+
+    @contextlib.contextmanager
+    def _snapshot(self) -> Iterator[Connection]:
+        # One consistent read (of checkpoints and events, say) that does not block appenders.
+        if self._postgres:
+            with self._engine.connect() as conn:
+                conn = conn.execution_options(isolation_level="REPEATABLE READ")
+                with conn.begin():
+                    yield conn
+            return
+        with self._read_engine().connect() as conn, conn.begin():
+            yield conn
+
+    def _read_engine(self) -> Engine:
+        # make_engine begins every SQLite transaction with BEGIN IMMEDIATE (the write lock);
+        # a long verify must not hold it, so read through a twin engine that begins a deferred
+        # transaction: in WAL mode that is a snapshot, and appenders carry on meanwhile.
+        engine = self._engine
+        if engine.dialect.name != "sqlite" or engine.url.database in (None, "", ":memory:"):
+            return engine
+        if self._reader is None:
+            reader = create_engine(
+                engine.url,
+                poolclass=NullPool,
+                connect_args={"timeout": 30, "isolation_level": None},
+            )
+            event.listen(reader, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
+            self._reader = reader
+        return self._reader
+
+    # -- proofs -------------------------------------------------------------------------------
+
+    def inclusion_proof(self, seq: int, *, checkpoint_size: int | None = None) -> dict[str, Any]:
+        """A JSON-ready proof that event ``seq`` is in the log, with the checkpoint it verifies
+        against: the latest (signed now if none covers the event yet), or the stored one of
+        ``checkpoint_size``.
+
+        Raises NotFound for an unknown seq or checkpoint, LedgerError when the stored tree
+        disagrees with the checkpoint (run :meth:`verify`).
+        """
+        # Proofs read O(log n) stored nodes (vault.ledger.stored_tree); a ledger from before they were
+        # stored is filled in first, in committed batches, then the read is retried.
+        signed = caught_up = False
+        while True:
+            with self._snapshot() as session:
+                payload = session.execute(
+                    select(_E.payload).where(_E.seq == seq)
+                ).scalar_one_or_none()
+                if payload is None:
+                    raise NotFound(f"no custody event {seq}")
+                query = select(_C.size, _C.note).order_by(_C.size.desc()).limit(1)
+                if checkpoint_size is not None:
+                    query = query.where(_C.size == checkpoint_size)
+                latest = session.execute(query).first()
+                if checkpoint_size is not None and (latest is None or latest.size <= seq):
+                    raise NotFound(f"no checkpoint of size {checkpoint_size} covers event {seq}")
+                size, note = 0, ""
+                if latest is not None and latest.size > seq:
+                    size, note = latest.size, latest.note
+                if size and _tree_ready(session, size):
+                    epochs = self._epochs(session)
+                    tree_root, paths = stored_tree.inclusion_proofs(session, [seq], size)
+                    break
+            if size and not caught_up:
+                stored_tree.catch_up(self._sessions, self._lock, size)
+                caught_up = True
+            elif not size and not signed:
+                self.checkpoint()
+                signed = True
+            else:  # pragma: no cover - checkpoint() always covers an existing event
+                raise LedgerError(f"no checkpoint covers event {seq}", seq=seq)
+        cp = self._open(note, epochs)
+        entry = payload.encode("utf-8")
+        leaf = leaf_hash(entry)
+        try:
+            if tree_root != cp.root_hash:
+                raise LedgerError("root differs")
+            verify_inclusion(leaf, seq, cp.size, paths[seq], cp.root_hash)
+        except LedgerError:
+            raise LedgerError(
+                f"the stored tree does not match checkpoint {cp.size}; run custody verify", seq=seq
+            ) from None
+        return {
+            "format": INCLUSION_PROOF_FORMAT,
+            "origin": self.origin,
+            "entry": payload,
+            "leaf_index": seq,
+            "tree_size": cp.size,
+            "leaf_hash": leaf.hex(),
+            "root_hash": cp.root_hash.hex(),
+            "proof": [h.hex() for h in paths[seq]],
+            "checkpoint": note,
+            "verifier_key": epochs.key_at(cp.size),
+        }
+
+    def handovers(self) -> list[dict[str, Any]]:
+        """Every rotation of the signing key, oldest first, each with the inclusion proof of its
+        ``key_rotated`` event against the hand-over checkpoint (signed by both keys).
+
+        With these, someone who trusts an older verifier key can follow the chain to the key
+        in effect now (``verify_export.py`` does, for export packages).
+        """
+        with self._snapshot() as conn:
+            rotations = self._epochs(conn).rotations
+        return [
+            {
+                "old_key": old,
+                "new_key": new,
+                "proof": self.inclusion_proof(seq, checkpoint_size=seq + 1),
+            }
+            for seq, old, new in rotations
+        ]
+
+    @staticmethod
+    def verify_inclusion_proof(
+        proof: Mapping[str, Any], vkey: str, *, origin: str | None = None,
+        opened: dict[tuple[str, str, Any], Checkpoint] | None = None,
+    ) -> None:
+        """Check an inclusion proof offline, with nothing but the proof and the verifier key.
+
+        ``vkey`` must come from the recipient's own trusted copy, not from the proof; ``origin``
+        (default: the proof's own ``origin``) is the log its checkpoint must name. ``opened``
+        is a cache kept by a caller checking many proofs: a checkpoint note opened (signature
+        verified) for this key and origin is not opened again. Returns None; raises
+        LedgerError when anything does not verify.
+        """
+        try:
+            # 1. The format is the one this function reads.
+            if proof.get("format") != INCLUSION_PROOF_FORMAT:
+                raise LedgerError("not a custody inclusion proof")
+            # 2. The checkpoint is signed by the trusted key and names the expected log (by
+            #    default the one the proof names: a checkpoint of another log proves nothing).
+            expected = origin if origin is not None else proof.get("origin")
+            opened_key = (proof["checkpoint"], vkey, expected)
+            cp = opened.get(opened_key) if opened is not None else None
+            if cp is None:
+                cp = open_checkpoint(proof["checkpoint"], vkey, origin=expected)
+                if opened is not None:
+                    opened[opened_key] = cp
+            # 3. The proof's own size and root, if a reader looks at them, are the signed ones.
+            if proof["tree_size"] != cp.size or proof["root_hash"] != cp.root_hash.hex():
+                raise LedgerError("proof's tree size or root differ from its checkpoint")
+            # 4. The entry is a canonical custody entry at the position the proof claims.
+            entry = proof["entry"].encode("utf-8")
+            seq, _prev, _event = parse_entry(entry)
+            index = proof["leaf_index"]
+            if seq != index or isinstance(index, bool):
+                raise LedgerError("the entry's seq is not the proof's leaf index")
+            leaf = leaf_hash(entry)
+            if proof.get("leaf_hash", leaf.hex()) != leaf.hex():
+                raise LedgerError("the proof's leaf hash is not the entry's")
+            # 5. The audit path leads from the entry's leaf to the signed root (RFC 9162 2.1.3.2).
+            path = [bytes.fromhex(h) for h in proof["proof"]]
+            verify_inclusion(leaf, index, cp.size, path, cp.root_hash)
+        except LedgerError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise LedgerError(f"malformed inclusion proof: {exc!r}") from None
+
+    def consistency_proof(self, old_size: int, new_size: int | None = None) -> dict[str, Any]:
+        """A JSON-ready proof that the log at ``old_size`` is a prefix of it at ``new_size``
+        (default: now), with the signed checkpoints of those sizes where they exist.
+
+        Raises InvalidInput unless 0 <= old_size <= new_size <= the ledger's size.
+        """
+        for attempt in range(2):
+            with self._snapshot() as session:
+                size = self._size(session)
+                new_size = size if new_size is None else new_size
+                if not 0 <= old_size <= new_size <= size:
+                    raise InvalidInput(
+                        f"no consistency proof from {old_size} to {new_size} (ledger has {size})"
+                    )
+                if _tree_ready(session, new_size) or attempt:
+                    old_root, new_root, path = stored_tree.consistency(session, old_size, new_size)
+                    notes = {
+                        row.size: row.note
+                        for row in session.execute(
+                            select(_C.size, _C.note).where(_C.size.in_([old_size, new_size]))
+                        )
+                    }
+                    break
+            stored_tree.catch_up(self._sessions, self._lock, new_size)
+        return {
+            "format": CONSISTENCY_PROOF_FORMAT,
+            "origin": self.origin,
+            "old_size": old_size,
+            "new_size": new_size,
+            "old_root": old_root.hex(),
+            "new_root": new_root.hex(),
+            "proof": [h.hex() for h in path],
+            "old_checkpoint": notes.get(old_size),
+            "new_checkpoint": notes.get(new_size),
+        }
+
+    @staticmethod
+    def verify_consistency_proof(
+        proof: Mapping[str, Any], vkey: str | Sequence[str] | None = None
+    ) -> None:
+        """Check a consistency proof; with ``vkey``, against the two signed checkpoints it carries.
+
+        ``vkey`` may list several trusted keys (the old and new keys of a rotation the proof
+        spans, followed through :meth:`handovers`): each checkpoint must be signed by one.
+        Returns None; raises LedgerError.
+        """
+        try:
+            if proof.get("format") != CONSISTENCY_PROOF_FORMAT:
+                raise LedgerError("not a custody consistency proof")
+            m, n = proof["old_size"], proof["new_size"]
+            old_root, new_root = bytes.fromhex(proof["old_root"]), bytes.fromhex(proof["new_root"])
+            # 1. With a key, both roots must be the signed ones of those sizes.
+            if vkey is not None:
+                for size, root, note in (
+                    (m, old_root, proof["old_checkpoint"]),
+                    (n, new_root, proof["new_checkpoint"]),
+                ):
+                    if note is None:
+                        raise LedgerError(f"no signed checkpoint of size {size} in the proof")
+                    cp = _open_with_any(note, [vkey] if isinstance(vkey, str) else list(vkey))
+                    if cp.size != size or cp.root_hash != root:
+                        raise LedgerError(f"checkpoint of size {size} does not match the proof")
+            # 2. The proof links the two roots (RFC 9162 2.1.4.2).
+            verify_consistency(m, n, old_root, new_root, [bytes.fromhex(h) for h in proof["proof"]])
+        except LedgerError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise LedgerError(f"malformed consistency proof: {exc!r}") from None
+
+
+def _tree_ready(conn: Connection, size: int) -> bool:
+    """Whether the stored Merkle tree holds every node a proof within ``size`` leaves needs."""
+    floor = size >> stored_tree.LOWEST_STORED_LEVEL << stored_tree.LOWEST_STORED_LEVEL
+    return stored_tree.covered(conn) >= floor
+
+
+def _raise_mismatches(report: CatalogReport) -> CatalogReport:
+    """``report``, or CatalogMismatch naming its first few problems."""
+    if report.passed:
+        return report
+    shown = "; ".join(str(p) for p in report.problems[:5])
+    more = len(report.problems) - 5
+    raise CatalogMismatch(
+        f"{len(report.problems)} catalog problem(s): {shown}"
+        + (f"; and {more} more" if more > 0 else ""),
+        problems=list(report.problems),
+        seq=report.problems[0].seq,
+    )
+
+
+def stored_origin(
+    sessions: sessionmaker[Session] | Engine, configured: str | None = None
+) -> str | None:
+    """The log origin stored in the catalog at ``init`` (None before that).
+
+    Raises ConfigError when ``configured`` (``Settings.ledger_origin``) names another: the
+    checkpoints already signed carry the stored one.
+    """
+    if isinstance(sessions, Engine):
+        sessions = sessionmaker(sessions)
+    with sessions() as session:
+        row = session.get(Setting, ORIGIN_META_KEY)
+    if row is None:
+        return None
+    if configured and configured != row.value:
+        raise ConfigError(
+            f"ledger_origin is set to {configured!r} but this vault's custody log is"
+            f" {row.value!r}; unset it (the origin is fixed at init)"
+        )
+    return row.value
+
+
+def resolve_origin(sessions: sessionmaker[Session] | Engine, configured: str | None = None) -> str:
+    """The origin to open this vault's ledger with: the stored one, else ``configured``, else
+    :data:`~vault.ledger.checkpoint.LEGACY_ORIGIN` (a vault from before origins were stored)."""
+    return stored_origin(sessions, configured) or configured or LEGACY_ORIGIN
+
+
+def establish_origin(
+    sessions: sessionmaker[Session] | Engine, configured: str | None = None
+) -> str:
+    """Store this vault's log origin once (at ``init``) and return it.
+
+    A new vault (no custody event yet) gets ``configured`` or a fresh unique
+    :func:`~vault.ledger.checkpoint.new_origin`; an existing one keeps the origin its checkpoints
+    already carry (``configured`` or the legacy default). Idempotent; raises ConfigError as
+    :func:`stored_origin` does, InvalidInput for an origin a checkpoint cannot carry.
+    """
+    if isinstance(sessions, Engine):
+        sessions = sessionmaker(sessions)
+    existing = stored_origin(sessions, configured)
+    if existing is not None:
+        return existing
+    try:
+        with sessions.begin() as session:
+            used = session.execute(select(_E.seq).limit(1)).first() is not None
+            origin = configured or (LEGACY_ORIGIN if used else new_origin())
+            try:
+                Checkpoint(origin, 0, bytes(32))
+            except LedgerError as exc:
+                raise InvalidInput(f"ledger origin {origin!r}: {exc}") from None
+            if session.get(Setting, ORIGIN_META_KEY) is None:
+                session.add(Setting(key=ORIGIN_META_KEY, value=origin))
+    except SQLAlchemyIntegrityError:
+        pass  # another process stored its origin first: that one stands
+    return stored_origin(sessions) or origin
+
+
+def _open_with_any(note: str, vkeys: list[str]) -> Checkpoint:
+    """The checkpoint in ``note``, signed by at least one of ``vkeys``; else LedgerError."""
+    if not vkeys:
+        raise LedgerError("no verifier key given")
+    last: LedgerError | None = None
+    for vkey in vkeys:
+        try:
+            return open_checkpoint(note, vkey)
+        except LedgerError as exc:
+            last = exc
+    assert last is not None
+    raise last
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    # Serialises witness updates between processes (POSIX); elsewhere best effort.
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    with open(path, "a+") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+__all__ = [
+    "SENSITIVE_ACTIONS",
+    "Action",
+    "CustodyCheckpointRow",
+    "CustodyEvent",
+    "CustodyEventObjectRow",
+    "CustodyEventRow",
+    "CustodyLedger",
+    "EventRecord",
+    "VerifyReport",
+    "canonical_json",
+    "entry_bytes",
+    "establish_origin",
+    "json_copy",
+    "parse_action",
+    "parse_entry",
+    "resolve_origin",
+    "stored_origin",
+]
