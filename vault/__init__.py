@@ -23,16 +23,17 @@ from .errors import (
     StorageError,
     VaultError,
 )
-from .casework.holds import active_holds, place_hold, release_hold
+from .casework.holds import place_hold, release_hold
 from .storage.keys import KeyProvider, LocalKeyring, WrappedKey
 from .storage.objectstore import LocalStore, ObjectInfo, ObjectStore, S3Store, open_store
 from .casework.retention import (
-    RetentionPolicy,
     RetentionReport,
     deletion_certificate,
     run_retention,
     verify_deletion_certificate,
 )
+from .storage.hold_rule import active_holds
+from .storage.retention_rule import RetentionPolicy
 from .vault import ByteRange, Vault
 
 __all__ = [

@@ -61,7 +61,8 @@ from .errors import (
 from .storage.keys import KeyProvider, WrappedKey, open_key_provider
 from .storage.objectstore import ObjectStore, S3Store, open_store
 from .plaintext import private_partial
-from .casework.retention import RetentionPolicy, future_capture
+from .storage.hold_rule import active_holds
+from .storage.retention_rule import RetentionPolicy, future_capture
 
 Clock = Callable[[], dt.datetime]
 log = logging.getLogger("evidence_vault")
@@ -497,8 +498,6 @@ class Vault:
     def _legal_hold_if_held(self, recording: Recording) -> None:
         # Footage arriving inside an already-held window (a SAR for "camera 3, 14:00-15:00",
         # an agent that was offline) is protected in storage too, not only by the reaper.
-        from .casework.holds import active_holds
-
         if not self.store.legal_holds:
             return  # nothing to place (the local store; S3 without object lock)
         with self.sessions() as session:

@@ -17,8 +17,8 @@ from vault.storage.catalog import CaseRecording, Case, HoldKind, Recording, Sour
 from vault.ledger.custody import Action
 from vault.errors import InvalidInput, LedgerError, NotFound, Shredded
 from vault.casework.holds import place_hold, release_hold
+from vault.storage.retention_rule import RetentionPolicy
 from vault.casework.retention import (
-    RetentionPolicy,
     deletion_certificate,
     run_retention,
     verify_deletion_certificate,

@@ -16,7 +16,7 @@ from vault.actors import Actor, Role
 from vault.storage.catalog import HoldKind, Recording, SourceKind
 from vault.config import Settings
 from vault.errors import InvalidInput, NotFound
-from vault.casework.holds import active_holds
+from vault.storage.hold_rule import active_holds
 from vault.casework.retention import run_retention
 from vault.casework.sar import SarStatus, add_months, due_date
 from vault.vault import Vault

@@ -3,7 +3,8 @@
 A hold names one recording, every recording linked to a case, or a source and a capture window
 ("camera 3, 14:00-15:00"). A window hold also covers footage that arrives after the hold was
 placed (an agent that was offline), which is why holds are matched when retention runs rather
-than copied onto recordings when placed. A held recording keeps its derived copies too.
+than copied onto recordings when placed. A held recording keeps its derived copies too. Which
+recordings a hold keeps is decided once, in :mod:`vault.storage.hold_rule`.
 
 Placing and releasing a hold are custody events. On an S3 bucket with object lock the held
 objects also get an S3 legal hold, so storage-side lifecycle rules cannot race the vault.
@@ -15,11 +16,12 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from sqlalchemy import ColumnElement, and_, exists, func, or_, select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from vault.actors import Actor
-from vault.storage.catalog import Case, CaseRecording, CaseStatus, Hold, HoldKind, Recording
+from vault.storage.catalog import CaseRecording, Hold, HoldKind, Recording
+from vault.storage.hold_rule import held_clause, is_held, overlaps
 from vault.ledger.custody import Action
 from vault.errors import InvalidInput, NotFound
 
@@ -213,108 +215,9 @@ def covered_recordings(session: Session, hold: Hold) -> list[Recording]:
         assert hold.window_start is not None and hold.window_end is not None
         query = query.where(
             Recording.source_id == hold.source_id,
-            _overlaps(hold.window_start, hold.window_end),
+            overlaps(hold.window_start, hold.window_end),
         )
     return list(session.scalars(query))
-
-
-def _overlaps(start: dt.datetime, end: dt.datetime):  # type: ignore[no-untyped-def]
-    # A recording without an end time is treated as the instant it started.
-    return and_(
-        Recording.captured_start < end,
-        or_(
-            and_(Recording.captured_end.is_(None), Recording.captured_start >= start),
-            Recording.captured_end > start,
-        ),
-    )
-
-
-def active_holds(session: Session, recording: Recording) -> list[Hold]:
-    """The unreleased holds that keep ``recording``: its own, its cases', its windows', those
-    of the recording it was derived from, and, as a hold of its own, each **open case** it is
-    evidence on (:func:`open_case_holds`)."""
-    holds: list[Hold] = []
-    seen: set[str] = set()
-    current: Recording | None = recording
-    while current is not None and current.id not in seen:
-        seen.add(current.id)
-        case_ids = select(CaseRecording.case_id).where(CaseRecording.recording_id == current.id)
-        window = and_(
-            Hold.source_id == current.source_id,
-            Hold.window_start < (current.captured_end or current.captured_start + dt.timedelta(microseconds=1)),
-            Hold.window_end > current.captured_start,
-        )
-        holds.extend(
-            session.scalars(
-                select(Hold).where(
-                    Hold.released_at.is_(None),
-                    or_(Hold.recording_id == current.id, Hold.case_id.in_(case_ids), window),
-                )
-            )
-        )
-        # An explicit hold on the same case already says why; one line per reason.
-        explicit = {h.case_id for h in holds if h.case_id is not None}
-        holds.extend(h for h in open_case_holds(session, current.id) if h.case_id not in explicit)
-        current = session.get(Recording, current.parent_id) if current.parent_id else None
-    return holds
-
-
-def open_case_holds(session: Session, recording_id: str) -> list[Hold]:
-    """One hold per open case the recording is linked to, as the rule "evidence on an open case
-    is kept" reads: derived from the link, never stored, so it cannot drift from it. It ends
-    when the recording is unlinked or the case is closed (both custody events). The holds are
-    transient (id ``case:<case id>``), for reports; they are not catalog rows."""
-    rows = session.execute(
-        select(Case.id, Case.reference)
-        .join(CaseRecording, CaseRecording.case_id == Case.id)
-        .where(CaseRecording.recording_id == recording_id, Case.status == CaseStatus.OPEN)
-        .order_by(Case.reference)
-    ).all()
-    return [
-        Hold(id=f"case:{case_id}", kind=HoldKind.CASE, case_id=case_id, reference=reference,
-             reason=f"evidence on open case {reference}")
-        for case_id, reference in rows
-    ]
-
-
-def on_open_case() -> ColumnElement[bool]:
-    """True for a ``Recording`` linked to an open case (kept by the open-case rule)."""
-    return Recording.id.in_(
-        select(CaseRecording.recording_id)
-        .join(Case, Case.id == CaseRecording.case_id)
-        .where(Case.status == CaseStatus.OPEN)
-    )
-
-
-def is_held(session: Session, recording: Recording) -> bool:
-    """Whether anything keeps ``recording`` past its retention date now."""
-    return bool(active_holds(session, recording))
-
-
-def held_clause() -> ColumnElement[bool]:
-    """True for a recording an active hold covers (its own, its case's or its window's) or that
-    is evidence on an open case (vault/casework/holds.py)."""
-    end = func.coalesce(Recording.captured_end, Recording.captured_start)
-    return on_open_case() | (
-        exists()
-        .where(
-            Hold.released_at.is_(None),
-            or_(
-                Hold.recording_id == Recording.id,
-                Hold.case_id.in_(
-                    select(CaseRecording.case_id)
-                    .where(CaseRecording.recording_id == Recording.id)
-                    .correlate(Recording)  # the outer recording, not every recording
-                ),
-                and_(
-                    Hold.source_id == Recording.source_id,
-                    Hold.window_start <= end,
-                    Hold.window_end > Recording.captured_start,
-                ),
-            ),
-        )
-        .correlate(Recording)
-    )
 
 
 def held_ids(vault: Vault, recording_ids: Iterable[str]) -> set[str]:

@@ -1,12 +1,12 @@
 """Retention: footage is deleted 23 days after capture unless a hold keeps it.
 
 The rule
-    A recording falls due ``days`` after its capture start, where ``days`` is
+    A recording falls due ``days`` after its capture start (:mod:`vault.storage.retention_rule`), where ``days`` is
     ``Settings.retention_days`` (23) or the override for its source kind
     (``Settings.retention_overrides``). Derived copies (redactions, clips) follow their parent:
     they are deleted with it unless separately held. A stored disclosure package holds copies
     of several recordings, so it goes with the first of them to go (unless held itself): a
-    package must not keep footage past that footage's own retention. An active hold (see ``vault/casework/holds.py``)
+    package must not keep footage past that footage's own retention. An active hold (see ``vault/storage/hold_rule.py``)
     keeps a recording however old it is; once released, the next run deletes it if due.
 
 Deletion (NIST SP 800-88 "cryptographic erase", then object delete)
@@ -34,85 +34,22 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from vault.actors import Actor, Role
-from vault.storage.catalog import Recording, SourceKind
+from vault.storage.catalog import Recording
 from vault.ledger._export_verifier import VerificationError, follow_handovers
 from vault.ledger.checkpoint import open_note
-from vault.config import Settings
 from vault.ledger.custody import Action, CustodyLedger, canonical_json
 from vault.storage.db import scrub_freed_pages
 from vault.errors import InvalidInput, LedgerError, NotFound, VaultError
-from .holds import active_holds
+from vault.storage.hold_rule import active_holds
+from vault.storage.retention_rule import RetentionPolicy
 
 if TYPE_CHECKING:
     from vault.vault import Vault
 
-DEFAULT_RETENTION_DAYS = 23
 CERTIFICATE_FORMAT = "evidence-vault/deletion-certificate/v1"
 _CERTIFICATE_HEADER = "evidence-vault deletion certificate v1"
 
 REAPER = Actor(user="system:retention", role=Role.ADMINISTRATOR)
-
-
-@dataclass(frozen=True)
-class RetentionPolicy:
-    """Days from capture to deletion, per source kind."""
-
-    default_days: int = DEFAULT_RETENTION_DAYS
-    overrides: Mapping[str, int] = field(default_factory=dict)
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> RetentionPolicy:
-        """The policy ``settings`` configure. Raises InvalidInput for an unknown kind."""
-        known = {k.value for k in SourceKind}
-        unknown = set(settings.retention_overrides) - known
-        if unknown:
-            raise InvalidInput(
-                f"retention override for unknown source kind(s) {sorted(unknown)}; known: {sorted(known)}"
-            )
-        return cls(settings.retention_days, dict(settings.retention_overrides))
-
-    def days(self, kind: SourceKind) -> int:
-        return self.overrides.get(kind.value, self.default_days)
-
-    def due(self, kind: SourceKind, captured_start: dt.datetime) -> dt.datetime:
-        """When footage of ``kind`` captured at ``captured_start`` falls due for deletion."""
-        return captured_start + dt.timedelta(days=self.days(kind))
-
-    def describe(self, kind: SourceKind) -> str:
-        return f"delete {self.days(kind)} days after capture ({kind.value})"
-
-
-def future_capture(
-    captured_start: dt.datetime,
-    captured_end: dt.datetime | None,
-    *,
-    received_at: dt.datetime,
-    tolerance: dt.timedelta,
-) -> dict[str, Any] | None:
-    """Why footage's capture times are in the future of its receipt, or None when they are not.
-
-    Footage cannot be captured after it was received, so a start (or end) later than
-    ``received_at + tolerance`` is a device clock error (issue #11 finding 7). Counting
-    retention from such a time would keep it until then (captured "2099": kept until 2099),
-    so the caller counts from the receipt instead. Returns ``{"ahead_s": int, "received_at":
-    str, "retention_from": "received_at", "reason": str}`` (whole seconds: custody events
-    hold no floats).
-    """
-    latest = max(captured_start, captured_end or captured_start)
-    ahead = latest - received_at
-    if ahead <= tolerance:
-        return None
-    which = "start" if captured_start - received_at > tolerance else "end"
-    return {
-        "ahead_s": int(ahead.total_seconds()),
-        "received_at": received_at.isoformat(),
-        "retention_from": "received_at",
-        "reason": (
-            f"capture {which} {latest.isoformat()} is {_span(ahead)} after the footage was "
-            f"received ({received_at.isoformat()}): the capture time is wrong; retention "
-            "counts from receipt"
-        ),
-    }
 
 
 def clock_note(recording: Recording) -> str | None:
@@ -126,15 +63,6 @@ def clock_note(recording: Recording) -> str | None:
     clock = (recording.media_info or {}).get("clock")
     reason = clock.get("reason") if isinstance(clock, dict) else None
     return str(reason) if reason else "the device clock was off: check the capture times"
-
-
-def _span(delta: dt.timedelta) -> str:
-    seconds = int(delta.total_seconds())
-    if seconds >= 2 * 86400:
-        return f"{seconds // 86400} days"
-    if seconds >= 7200:
-        return f"{seconds // 3600} hours"
-    return f"{seconds} s"
 
 
 @dataclass

@@ -30,7 +30,7 @@ from vault.storage.catalog import CaseRecording, MediaKind, Recording, Source
 from vault.ledger.custody import Action
 from vault.storage.db import read_sessions
 from vault.errors import InvalidInput
-from .holds import held_clause
+from vault.storage.hold_rule import held_clause
 
 if TYPE_CHECKING:
     from vault.vault import Vault
@@ -186,4 +186,4 @@ __all__ = [
     "page_cursor",
     "recordings_statement",
     "search_recordings",
-]  # held_clause: vault/casework/holds.py
+]  # held_clause: vault/storage/hold_rule.py

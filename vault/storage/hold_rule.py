@@ -1,0 +1,129 @@
+"""Which recordings a hold keeps: the one definition, beside the hold table.
+
+A recording is *held* when an unreleased hold covers it or any recording it was derived from
+(a clip or redacted copy of a held master is kept with it), or when it is evidence on an open
+case. A hold covers a recording when
+
+1. it names the recording (``Hold.recording_id``), or
+2. it names a case the recording is linked to (``Hold.case_id``), or
+3. it names the recording's source and a capture window that overlaps the recording. Windows
+   are half-open, ``[window_start, window_end)``; a recording without an end time is the
+   instant it started. A window that ends where a recording starts, or starts where it ends,
+   does not cover it.
+
+The same predicates build both forms the vault asks for: :func:`held_clause`, an SQL condition
+on ``Recording`` (listings, search, the hold filter), and :func:`active_holds`, the list of holds
+that keep one recording and why (retention reports, storage legal holds). Until issue #14 the
+two were written separately and disagreed: the SQL form ignored the parent rule and counted a
+window that only touched a recording's end. Placing and releasing holds, which are custody
+events, live in :mod:`vault.casework.holds`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, exists, or_, select
+from sqlalchemy.orm import Session
+
+from vault.storage.catalog import Case, CaseRecording, CaseStatus, Hold, HoldKind, Recording
+
+
+def overlaps(start: Any, end: Any) -> ColumnElement[bool]:
+    """True for a ``Recording`` whose capture overlaps ``[start, end)`` (values or columns)."""
+    return and_(
+        Recording.captured_start < end,
+        or_(
+            and_(Recording.captured_end.is_(None), Recording.captured_start >= start),
+            Recording.captured_end > start,
+        ),
+    )
+
+
+def covers() -> ColumnElement[bool]:
+    """True for a ``Hold`` and a ``Recording`` (both in the enclosing query) when the hold is
+    unreleased and covers the recording itself (rules 1-3 above; not its parents)."""
+    return and_(
+        Hold.released_at.is_(None),
+        or_(
+            Hold.recording_id == Recording.id,
+            Hold.case_id.in_(
+                select(CaseRecording.case_id)
+                .where(CaseRecording.recording_id == Recording.id)
+                .correlate(Recording)  # the outer recording, not every recording
+            ),
+            and_(Hold.source_id == Recording.source_id, overlaps(Hold.window_start, Hold.window_end)),
+        ),
+    )
+
+
+def on_open_case() -> ColumnElement[bool]:
+    """True for a ``Recording`` linked to an open case (kept by the open-case rule)."""
+    return Recording.id.in_(
+        select(CaseRecording.recording_id)
+        .join(Case, Case.id == CaseRecording.case_id)
+        .where(Case.status == CaseStatus.OPEN)
+    )
+
+
+def held_clause() -> ColumnElement[bool]:
+    """True for a ``Recording`` that something keeps now: a hold on it or on a recording it was
+    derived from (any number of generations), or an open case it or an ancestor is on."""
+    directly = select(Recording.id).where(
+        on_open_case() | exists().where(covers()).correlate(Recording)
+    )
+    # Descend from every directly held recording to its copies; UNION (not UNION ALL) drops
+    # repeats, so even a corrupt parent cycle ends.
+    held = directly.cte("held_recordings", recursive=True)
+    child = select(Recording.id).join(held, Recording.parent_id == held.c.id)
+    held = held.union(child)
+    return Recording.id.in_(select(held.c.id))
+
+
+def open_case_holds(session: Session, recording_id: str) -> list[Hold]:
+    """One hold per open case the recording is linked to, as the rule "evidence on an open case
+    is kept" reads: derived from the link, never stored, so it cannot drift from it. It ends
+    when the recording is unlinked or the case is closed (both custody events). The holds are
+    transient (id ``case:<case id>``), for reports; they are not catalog rows."""
+    rows = session.execute(
+        select(Case.id, Case.reference)
+        .join(CaseRecording, CaseRecording.case_id == Case.id)
+        .where(CaseRecording.recording_id == recording_id, Case.status == CaseStatus.OPEN)
+        .order_by(Case.reference)
+    ).all()
+    return [
+        Hold(id=f"case:{case_id}", kind=HoldKind.CASE, case_id=case_id, reference=reference,
+             reason=f"evidence on open case {reference}")
+        for case_id, reference in rows
+    ]
+
+
+def active_holds(session: Session, recording: Recording) -> list[Hold]:
+    """The unreleased holds that keep ``recording``: its own, its cases', its windows', those
+    of each recording it was derived from, and, as a hold of its own, each **open case** it or
+    an ancestor is evidence on (:func:`open_case_holds`). Empty exactly when
+    :func:`held_clause` is false for the recording."""
+    holds: list[Hold] = []
+    seen: set[str] = set()
+    current: Recording | None = recording
+    while current is not None and current.id not in seen:
+        seen.add(current.id)
+        holds.extend(session.scalars(
+            select(Hold).join(Recording, Recording.id == current.id).where(covers())
+        ))
+        # An explicit hold on the same case already says why; one line per reason.
+        explicit = {h.case_id for h in holds if h.case_id is not None}
+        holds.extend(h for h in open_case_holds(session, current.id) if h.case_id not in explicit)
+        current = session.get(Recording, current.parent_id) if current.parent_id else None
+    return holds
+
+
+def is_held(session: Session, recording: Recording) -> bool:
+    """Whether anything keeps ``recording`` past its retention date now."""
+    return bool(active_holds(session, recording))
+
+
+__all__ = [
+    "active_holds", "covers", "held_clause", "is_held", "on_open_case", "open_case_holds",
+    "overlaps",
+]
