@@ -35,6 +35,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vault.errors import Unauthenticated
 
+from .deps import PRINCIPAL_STATE, authenticate_request, get_principal
 from .errors import _handle_http_response, error_response
 
 #: The most bytes a request body may have on a route not named in :data:`BODY_LIMITS`.
@@ -44,8 +45,6 @@ BODY_LIMITS: dict[str, int | None] = {
     "POST /recordings": None,  # raw footage, encrypted as it streams in, never buffered
     "PUT /jobs/{job_id}/plan": 64 * 1024 * 1024,  # a redaction plan: boxes for every frame
 }
-#: Where :func:`api.deps.get_principal` finds the principal this gate authenticated.
-PRINCIPAL_STATE = "body_gate_principal"
 
 
 class BodyTooLarge(HTTPException):
@@ -71,8 +70,6 @@ def limit_for(route: str) -> int | None:
 
 
 def _needs_principal(dependant: Dependant) -> bool:
-    from .deps import get_principal
-
     return any(d.call is get_principal or _needs_principal(d) for d in dependant.dependencies)
 
 
@@ -165,8 +162,6 @@ class BodyGate:
 
 
 def _authenticate(scope: Scope, route: str) -> Any:
-    from .deps import authenticate_request
-
     return authenticate_request(Request(scope), route)
 
 

@@ -27,6 +27,9 @@ from vault.vault import Vault
 
 from .errors import MissingHeader
 
+#: Where :func:`get_principal` finds the principal the body gate (:mod:`api._body`) authenticated.
+PRINCIPAL_STATE = "body_gate_principal"
+
 MAX_PURPOSE = 2000
 MAX_FIELD = 256
 
@@ -96,8 +99,6 @@ def get_principal(
     A request with a body was authenticated before its body was read (:mod:`api._body`);
     that principal is used as it is, so the token is checked once per request.
     """
-    from ._body import PRINCIPAL_STATE
-
     early: Principal | None = getattr(request.state, PRINCIPAL_STATE, None)
     if early is None:
         early = authenticate_request(request, route)

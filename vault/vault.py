@@ -58,7 +58,8 @@ from .errors import (
     StorageError,
     VaultError,
 )
-from .storage.keys import KeyProvider, WrappedKey, open_key_provider
+from .storage.key_providers import open_key_provider
+from .storage.keys import KeyProvider, WrappedKey
 from .storage.objectstore import ObjectStore, S3Store, open_store
 from .plaintext import private_partial
 from .storage.hold_rule import active_holds

@@ -6,6 +6,7 @@ import datetime as dt
 import functools
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -129,3 +130,12 @@ def progress_bar(label: str, quiet: bool) -> Iterator[Callable[[int, int], None]
     with Progress(console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task(label, total=None)
         yield lambda done, total: bar.update(task, completed=done, total=total)
+
+
+def parse_interval(text: str) -> dt.timedelta:
+    """``15m``, ``1h``, ``30s``, ``1d`` -> timedelta. Raises InvalidInput."""
+    match = re.fullmatch(r"\s*(\d+)\s*([smhd])\s*", text)
+    if not match or int(match.group(1)) == 0:
+        raise InvalidInput(f"bad interval {text!r}: use a number and s, m, h or d (e.g. 15m)")
+    unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[match.group(2)]
+    return dt.timedelta(**{unit: int(match.group(1))})

@@ -25,7 +25,7 @@ import typer
 from vault.config import Settings
 from vault.errors import VaultError
 
-from ._common import load_settings, reports_errors
+from ._common import load_settings, parse_interval, reports_errors
 
 health_app = typer.Typer(
     help="Healthchecks for the long-running processes on this host (worker, retention worker).",
@@ -100,8 +100,6 @@ def check_worker(settings: Settings, now: dt.datetime, max_age: dt.timedelta) ->
 
 
 def _age(text: str) -> dt.timedelta:
-    from .retention import parse_interval
-
     return parse_interval(text)
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import re
 import signal
 import threading
 from typing import Annotated, Optional
@@ -19,6 +18,7 @@ from vault.casework.retention import RetentionReport, deletion_certificate, run_
 from vault.vault import Vault
 
 from ._common import load_settings, parse_time, print_json, reports_errors
+from ._common import parse_interval
 from .health import touch_retention_heartbeat
 
 log = logging.getLogger("evidence_vault.retention")
@@ -98,15 +98,6 @@ def run(
     _print_report(report, json_out)
     if report.errors:
         raise typer.Exit(5)
-
-
-def parse_interval(text: str) -> dt.timedelta:
-    """``15m``, ``1h``, ``30s``, ``1d`` -> timedelta. Raises InvalidInput."""
-    match = re.fullmatch(r"\s*(\d+)\s*([smhd])\s*", text)
-    if not match or int(match.group(1)) == 0:
-        raise InvalidInput(f"bad interval {text!r}: use a number and s, m, h or d (e.g. 15m)")
-    unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[match.group(2)]
-    return dt.timedelta(**{unit: int(match.group(1))})
 
 
 @retention_app.command("worker")

@@ -20,7 +20,8 @@ from vault import Settings, Vault
 from vault.actors import Actor, Purpose, Role
 from vault.storage.catalog import Recording, SourceKind
 from vault.errors import ConfigError, InvalidInput, KeyUnavailable
-from vault.storage.keys import WrappedKey, open_key_provider
+from vault.storage.key_providers import open_key_provider
+from vault.storage.keys import WrappedKey
 from vault.storage.pkcs11 import Pkcs11Keys
 from vault.casework.rekey import describe_keys, destroy, rewrap, rotate
 

@@ -34,14 +34,28 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from enum import Enum
+from typing import Any, Protocol
 
 from sqlalchemy import Connection, select
 
 from vault.storage.catalog import Recording
 
-if TYPE_CHECKING:
-    from .custody import CustodyEvent
+
+class CustodyEvent(Protocol):
+    """What this module reads of a custody event (:class:`vault.ledger.custody.CustodyEvent`).
+
+    A protocol rather than an import: the ledger's ``verify`` calls :func:`check_catalog`, so
+    importing the ledger here would close an import circle (issue #14)."""
+
+    @property
+    def action(self) -> Enum | str: ...
+    @property
+    def object_ids(self) -> tuple[str, ...]: ...
+    @property
+    def hashes(self) -> Mapping[str, str]: ...
+    @property
+    def details(self) -> Mapping[str, Any]: ...
 
 RECORD_VERSION = 1
 #: ``details`` key of the catalog record in a recording's creating event.

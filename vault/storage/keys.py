@@ -48,17 +48,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from .durable import replace_file
-from vault.errors import ConfigError, InvalidInput, KeyUnavailable, NotFound
-
-if TYPE_CHECKING:
-    from vault.config import Settings
+from vault.errors import ConfigError, InvalidInput, KeyUnavailable
 
 __all__ = [
     "KEYRING_FORMAT",
@@ -66,7 +63,6 @@ __all__ = [
     "KeyProvider",
     "LocalKeyring",
     "WrappedKey",
-    "open_key_provider",
     "rewrap",
 ]
 
@@ -170,28 +166,6 @@ def rewrap(provider: KeyProvider, wrapped: WrappedKey, *, context: str) -> Wrapp
         return wrapped
     dek = provider.unwrap(wrapped, context=context)
     return provider.wrap(dek, context=context)
-
-
-def open_key_provider(settings: Settings, *, create: bool = False) -> KeyProvider:
-    """The key provider ``settings.key_provider`` names: the local keyring file, or a PKCS#11
-    token (:class:`vault.storage.pkcs11.Pkcs11Keys`).
-
-    With ``create=True`` (``init``) a missing keyring file, or a token with no key under this
-    vault's label, gets its first KEK. Raises NotFound for a missing keyring file (without
-    ``create``), ConfigError for settings that cannot work, KeyUnavailable for a wrong
-    passphrase or PIN.
-    """
-    if settings.key_provider == "pkcs11":
-        from .pkcs11 import Pkcs11Keys
-
-        return Pkcs11Keys.from_settings(settings, create=create)
-    path = settings.keyring_file
-    passphrase = settings.keyring_passphrase.get_secret_value() if settings.keyring_passphrase else None
-    if not path.exists():
-        if create:
-            return LocalKeyring.create(path, passphrase=passphrase)
-        raise NotFound(f"keyring {path} not found: run 'evidence-vault init' first")
-    return LocalKeyring.open(path, passphrase=passphrase)
 
 
 def _wrap_ad(key_id: str, context: str) -> bytes:
