@@ -1,6 +1,6 @@
 """Who is acting, and what their role lets them do.
 
-Roles follow DESIGN.md: administrator, ASB officer, information-governance (SAR) officer,
+Roles follow docs/design.md: administrator, ASB officer, information-governance (SAR) officer,
 police liaison, auditor (read-only custody) and ingest agent (write-only). Every action on
 footage carries an :class:`Actor`, which the custody ledger records as who and from where.
 """

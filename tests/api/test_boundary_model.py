@@ -13,7 +13,7 @@ attacker would, a site name of another organisation.
 A small, independent model below says what each user may see; then every user asks every
 route the question over HTTP (search, metadata, holds list and release, SARs, cases, case
 history, custody events, shares) and the answers must equal the model's. The model is
-written from DESIGN.md's rules, not from vault/casework/policy.py's SQL:
+written from docs/design.md's rules, not from vault/casework/policy.py's SQL:
 
 - footage is its source's organisation's (unowned: everyone's); scoped roles (ASB officers)
   see only their organisation's footage at their sites or on their cases;

@@ -21,7 +21,7 @@ from vault.vault import Vault
 OP = Actor(user="local:test", role=Role.ADMINISTRATOR)
 T0 = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.UTC)
 
-# The DESIGN.md roles, as a table the code must match exactly.
+# The docs/design.md roles, as a table the code must match exactly.
 EXPECTED = {
     Role.ADMINISTRATOR: set(P),
     Role.ASB_OFFICER: set(P) - {P.UPLOAD, P.CUSTODY_READ, P.CUSTODY_VERIFY, P.SAR_READ, P.SAR_WRITE},

@@ -2,7 +2,7 @@
 
 Long work (redaction plans and renders, disclosure packages, retention runs) is a *job*: a row
 in the catalog's ``jobs`` table that people and the API read (state, progress, result), run by
-a Huey task that carries only the job id. Huey is the queue engine (DESIGN.md "Jobs and
+a Huey task that carries only the job id. Huey is the queue engine (docs/design.md "Jobs and
 scale-out"): SQLite storage at ``<home>/jobs.sqlite3`` by default (embedded, no server), so
 ``evidence-vault worker`` drains the queue with no setup; more worker processes, on this machine
 or others sharing the storage, drain it faster.

@@ -1,6 +1,6 @@
 """Access policy: which role may do what, and on which footage. The rules live here only.
 
-Roles (DESIGN.md "Access control") and what they may do:
+Roles (docs/design.md "Access control") and what they may do:
 
 =================  ======  ===  ==  ======  =======  ======
 permission          admin  asb  ig  police  auditor  ingest

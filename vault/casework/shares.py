@@ -1,4 +1,4 @@
-"""Shares: named recipients' time-limited access to specific recordings (DESIGN.md "Sharing").
+"""Shares: named recipients' time-limited access to specific recordings (docs/design.md "Sharing").
 
 A share grants one recipient (a person and their organisation: a police force, a partner ASB
 team) access to listed recordings, for a stated purpose and lawful basis, until it expires, up to

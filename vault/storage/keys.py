@@ -1,6 +1,6 @@
 """Key providers: the key-encryption keys (KEKs) that wrap every object's data key.
 
-Envelope encryption (DESIGN.md, "Encryption"): each stored object has its own random data key
+Envelope encryption (docs/design.md, "Encryption"): each stored object has its own random data key
 (DEK, :func:`vault.storage.crypto.new_data_key`); a :class:`KeyProvider` wraps it under the current KEK
 and the catalog keeps only the :class:`WrappedKey` (KEK id and blob). Destroying the wrapped DEK
 shreds the object. The wrap is bound to a *context*, the object id, so a wrapped DEK copied to
