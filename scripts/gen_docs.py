@@ -1,4 +1,4 @@
-"""Generate docs/settings.md and docs/cli-reference.md from the code.
+"""Generate docs/settings.md, docs/cli-reference.md and docs/custody-events.md from the code.
 
 Run ``python scripts/gen_docs.py`` after changing a setting or a command; tests/test_docs.py
 fails while the committed docs differ from what this script writes.
@@ -87,9 +87,16 @@ def _cli_markdown() -> str:
     return "\n".join(out)
 
 
+def custody_events_markdown() -> str:
+    from vault.ledger.events import vocabulary_markdown
+
+    return vocabulary_markdown()
+
+
 DOCS = {
     "docs/settings.md": settings_markdown,
     "docs/cli-reference.md": cli_markdown,
+    "docs/custody-events.md": custody_events_markdown,
 }
 
 

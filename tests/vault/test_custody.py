@@ -20,6 +20,7 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
 from vault.actors import Actor, Purpose, Role
+from vault.ledger.events import VOCABULARY, UndeclaredEvent
 from vault.storage.catalog import Base
 from vault.ledger.checkpoint import LedgerSigner, load_or_create_signing_key, open_checkpoint
 from vault.ledger.custody import (
@@ -329,7 +330,7 @@ def test_appends_around_a_rolled_back_savepoint_stay_contiguous(
 
 
 def test_append_many_and_record_many(ledger: CustodyLedger, engine: Engine) -> None:
-    events = [ledger.event(Action.SEARCHED, actor="ig-1", details={"q": i}) for i in range(10)]
+    events = [ledger.event(Action.SEARCHED, actor="ig-1", details={"results": i}) for i in range(10)]
     recs = ledger.record_many(events)
     assert [r.seq for r in recs] == list(range(10))
     with session_factory(engine).begin() as session:
@@ -372,7 +373,43 @@ def test_actor_and_purpose_fill_who_and_why(ledger: CustodyLedger) -> None:
 def test_unknown_action_refused(ledger: CustodyLedger) -> None:
     with pytest.raises(InvalidInput):
         ledger.record("vieweed", actor="x")
-    assert ledger.record("ingest.gap_found", actor="agent").action == "ingest.gap_found"
+    assert ledger.record("ingest.pull", actor="agent").action == "ingest.pull"
+
+
+def test_undeclared_event_kind_or_detail_refused_and_nothing_written(ledger: CustodyLedger) -> None:
+    """Issue #14 (one vocabulary of custody events): a dotted kind that vault/ledger/events.py
+    does not declare, or an undeclared ``details`` key on a closed kind, is refused at append
+    time, before anything is written; both were accepted before."""
+    before = len(ledger.events())
+    with pytest.raises(UndeclaredEvent, match="ingest.gap_found"):
+        ledger.record("ingest.gap_found", actor="agent")
+    with pytest.raises(UndeclaredEvent, match="colour"):
+        ledger.record(Action.SHARE_REVOKED, actor="x", details={"share_id": "s", "colour": "red"})
+    assert len(ledger.events()) == before
+    ledger.record(Action.SHARE_REVOKED, actor="x", details={"share_id": "s", "reason": "done"})
+    ledger.record(Action.VIEWED, actor="x", details={"anything": 1})  # an open kind
+
+
+def test_every_action_is_declared_once_and_entry_bytes_are_unchanged(ledger: CustodyLedger) -> None:
+    """Issue #14: every Action member has exactly one declaration, and checking an event
+    changes no byte of its entry (custody entry format v1)."""
+    names = [kind.name for kind in VOCABULARY]
+    assert len(names) == len(set(names))
+    assert {a.value for a in Action} <= set(names)
+    rec = ledger.record(
+        Action.SEARCHED, actor="x", ts=dt.datetime(2026, 12, 6, 9, 0, tzinfo=dt.timezone.utc),
+        event_id="e-1", details={"criteria": {"site": "A"}, "results": 2},
+    )
+    # The bytes the code before the vocabulary (commit 8b47096) wrote for the same event.
+    before = (
+        b'{"action":"searched","actor":"x","actor_org":null,"actor_role":null,"client_addr":null,'
+        b'"details":{"criteria":{"site":"A"},"results":2},"event_id":"e-1","hashes":{},'
+        b'"lawful_basis":null,"object_ids":[],"purpose":null,"recipient":null,'
+        b'"recipient_org":null,"reference":null,"ts":"2026-12-06T09:00:00.000000Z"}'
+    )
+    assert rec.event.to_bytes() == before
+    assert rec.entry == b'{"event":' + before + b',"prev":"' + rec.prev_hash.encode() + (
+        b'","seq":' + str(rec.seq).encode() + b',"v":1}')
 
 
 # --- checkpoints -----------------------------------------------------------------------------

@@ -94,6 +94,7 @@ from .checkpoint import (
 )
 from vault.storage.durable import replace_file
 from vault.errors import CatalogMismatch, ConfigError, InvalidInput, LedgerError, NotFound
+from .events import check_event
 from .signing_keys import LedgerKeys, mac_key
 from .merkle import (
     CompactRange,
@@ -1000,6 +1001,10 @@ class CustodyLedger:
     def _append(self, session: Session, batch: list[CustodyEvent]) -> list[EventRecord]:
         if not batch:
             return []
+        for ev in batch:
+            # The vocabulary is checked on the way in only: reading back never re-checks, so a
+            # ledger holding a kind retired since still verifies.
+            check_event(ev.action, ev.details)
         conn = session.connection()  # begins the transaction (BEGIN IMMEDIATE on SQLite)
         txn = session.get_nested_transaction() or session.get_transaction()
         cached = session.info.get(_HEAD_KEY)
