@@ -1,39 +1,14 @@
-"""Object store: one small interface, two backends.
-
-:class:`LocalStore` keeps objects as files under one directory (the embedded default, no server).
-:class:`S3Store` speaks plain S3 through the ``minio`` client, so any S3-compatible server works
-(MinIO, SeaweedFS, AWS); it uses S3 object lock (legal hold) and lifecycle where the bucket offers
-them. Both pass the same conformance suite (``tests/vault/test_objectstore.py``).
-
-The store only ever sees ciphertext; keys name objects, never people or footage.
-
-Rules both backends keep:
-
-1. Keys are 1-1024 characters of ``[A-Za-z0-9._/-]``, ``/``-separated, with no empty segment and
-   no segment starting with ``.`` (so no ``.``/``..`` and no clash with the local store's temp
-   files); anything else is :class:`~vault.errors.InvalidInput`.
-2. Objects are immutable: putting a key that exists raises :class:`~vault.errors.InvalidInput`.
-3. A missing object is :class:`~vault.errors.NotFound`; a store that fails or cannot be reached
-   is :class:`~vault.errors.StorageError`, one line naming the key or endpoint and the reason.
-4. ``read_at`` returns exactly the bytes asked for or raises :class:`~vault.errors.InvalidInput`
-   when the range runs past the end (a short read would hide truncation).
-5. ``delete`` removes every version (versioned and object-lock buckets too), is idempotent and
-   refuses, before removing anything, when a version is under legal hold.
-"""
+"""The S3 object store: plain S3 through the ``minio`` client, so any S3-compatible server
+works (MinIO, SeaweedFS, AWS), with object lock (legal hold) and lifecycle where the bucket
+offers them. Implements :class:`~vault.storage.objectstore.base.ObjectStore`."""
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import errno
 import io
-import os
 import re
-import secrets
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn, Protocol, cast, runtime_checkable
+from typing import Any, BinaryIO, NoReturn, cast
 
 import urllib3
 from minio import Minio
@@ -43,439 +18,52 @@ from minio.error import MinioException, S3Error
 from minio.helpers import DictType
 from minio.lifecycleconfig import Expiration, LifecycleConfig, NoncurrentVersionExpiration, Rule
 
-from . import durable
 from vault.errors import InvalidInput, NotFound, StorageError
 
-if TYPE_CHECKING:
-    from vault.config import Settings
+from .base import (
+    COPY_CHUNK,
+    ObjectInfo,
+    PartialUpload,
+    Partials,
+    _check_range,
+    _os_reason,
+    _past_end,
+    _validate_prefix,
+    validate_key,
+)
 
-__all__ = [
-    "LocalStore",
-    "ObjectInfo",
-    "ObjectStore",
-    "PartialUpload",
-    "S3Store",
-    "open_store",
-    "validate_key",
-]
 
-MAX_KEY_LENGTH = 1024
-COPY_CHUNK = 1 << 20
-DEFAULT_PART_SIZE = 16 << 20
-MIN_PART_SIZE = 5 << 20  # S3's floor for every multipart part but the last
-EXPIRY_RULE_ID = "evidence-vault-expiry"
-# Local temp files; never a key, because key segments cannot start with ".".
-_TMP_PREFIX = ".tmp-"
-
-_KEY_CHARS = re.compile(r"[A-Za-z0-9._/-]+")
 _URLLIB3_PREFIX = re.compile(r"^(<[^>]*>|HTTPS?Connection(Pool)?\([^)]*\))[:.] *")
-_ERRNO_REASONS = {
-    errno.ENOSPC: "disk full",
-    errno.EDQUOT: "disk quota exceeded",
-    errno.EROFS: "read-only file system",
-    errno.EACCES: "permission denied",
-    errno.EPERM: "operation not permitted",
-    errno.EIO: "I/O error",
-}
+
+
+DEFAULT_PART_SIZE = 16 << 20
+
+
+MIN_PART_SIZE = 5 << 20  # S3's floor for every multipart part but the last
+
+
+EXPIRY_RULE_ID = "evidence-vault-expiry"
+
+
 _NOT_FOUND_CODES = {"NoSuchKey", "NoSuchVersion", "NoSuchObject", "ResourceNotFound"}
+
+
 _NO_LOCK_CODES = {"ObjectLockConfigurationNotFoundError", "ObjectLockConfigurationNotFound"}
+
+
 _NO_HOLD_CODES = {
     "NoSuchObjectLegalHold",
     "NoSuchObjectLockConfiguration",
     "ObjectLockConfigurationNotFoundError",
 }
+
+
 # What the S3 client raises: its own errors, urllib3's (connection, timeout, protocol), OSError
 # from the socket, ValueError from its argument checks.
 _CLIENT_ERRORS = (MinioException, urllib3.exceptions.HTTPError, OSError, ValueError)
+
+
 _UNSUPPORTED_CODES = {"NotImplemented", "MethodNotAllowed", "UnsupportedOperation"}
-
-
-@dataclass(frozen=True)
-class ObjectInfo:
-    """What the store knows about one object: key, size in bytes, and the S3 ETag/version."""
-
-    key: str
-    size: int
-    etag: str | None = None
-    version_id: str | None = None
-    last_modified: dt.datetime | None = None
-
-
-@dataclass(frozen=True)
-class PartialUpload:
-    """An upload a killed process never finished: a local temp file or an S3 multipart upload.
-
-    It holds ciphertext whose data key was never written anywhere, so it is unreadable and
-    only takes space. ``key`` is the temp file's path under the store root, or the object key
-    of the multipart upload; ``handle`` is what :meth:`ObjectStore.remove_partial` needs (the
-    same path, or the upload id).
-    """
-
-    key: str
-    handle: str
-    size: int | None
-    started: dt.datetime
-
-
-#: What ``partials`` returns (an alias: inside the store classes ``list`` is their method).
-Partials = list[PartialUpload]
-
-
-@runtime_checkable
-class ObjectStore(Protocol):
-    """A flat namespace of immutable objects."""
-
-    def put(self, key: str, data: BinaryIO, *, length: int = -1) -> ObjectInfo:
-        """Stream ``data`` into a new object; ``length`` -1 means unknown (read to EOF).
-
-        Returns the stored object's info. Raises InvalidInput for a bad key, an existing key or
-        a stream shorter than ``length``; StorageError when the store fails.
-        """
-        ...
-
-    def read_at(self, key: str, offset: int, length: int) -> bytes:
-        """Return exactly ``length`` bytes from ``offset``.
-
-        Raises NotFound, InvalidInput (range outside the object) or StorageError.
-        """
-        ...
-
-    def open(self, key: str) -> BinaryIO:
-        """Return a stream of the whole object; the caller closes it. Raises NotFound."""
-        ...
-
-    def stat(self, key: str) -> ObjectInfo:
-        """Return the object's info. Raises NotFound."""
-        ...
-
-    def exists(self, key: str) -> bool:
-        """Return whether the object exists."""
-        ...
-
-    def delete(self, key: str) -> int:
-        """Delete every version of the object; return how many were removed (0 if none).
-
-        Raises StorageError when a version is under legal hold (nothing is removed then).
-        """
-        ...
-
-    def list(self, prefix: str = "") -> Iterator[str]:
-        """Yield the keys starting with ``prefix``, in lexicographic order."""
-        ...
-
-    def set_legal_hold(self, key: str, on: bool) -> bool:
-        """Place or release a legal hold; return False where the store has no object lock."""
-        ...
-
-    @property
-    def legal_holds(self) -> bool:
-        """True if :meth:`set_legal_hold` can place holds here (S3 object lock)."""
-        ...
-
-    def check(self) -> None:
-        """Return if the store is reachable and usable, else raise StorageError saying why."""
-        ...
-
-    def partials(self, older_than: dt.timedelta, *, now: dt.datetime) -> Partials:
-        """Unfinished uploads last written more than ``older_than`` before ``now``.
-
-        Younger ones may be uploads in progress and are not listed. Raises StorageError.
-        """
-        ...
-
-    def remove_partial(self, partial: PartialUpload) -> None:
-        """Remove one unfinished upload (gone already is fine). Raises StorageError."""
-        ...
-
-
-def validate_key(key: str) -> str:
-    """Return ``key`` if it is a valid object key; raise InvalidInput saying why otherwise."""
-    if not isinstance(key, str) or not key:
-        raise InvalidInput("object key must be a non-empty string")
-    if len(key) > MAX_KEY_LENGTH:
-        raise InvalidInput(f"object key longer than {MAX_KEY_LENGTH} characters")
-    if _KEY_CHARS.fullmatch(key) is None:
-        raise InvalidInput(f"object key {key!r} may only contain A-Z a-z 0-9 . _ / -")
-    if key.startswith("/"):
-        raise InvalidInput(f"object key {key!r} must be relative, not absolute")
-    for segment in key.split("/"):
-        if not segment:
-            raise InvalidInput(f"object key {key!r} has an empty path segment")
-        if segment.startswith("."):
-            raise InvalidInput(f"object key {key!r} has a segment starting with '.'")
-    return key
-
-
-def _validate_prefix(prefix: str) -> str:
-    if prefix and (
-        _KEY_CHARS.fullmatch(prefix) is None or prefix.startswith("/") or ".." in prefix
-    ):
-        raise InvalidInput(f"list prefix {prefix!r} is not a valid key prefix")
-    return prefix
-
-
-def _check_range(key: str, offset: int, length: int) -> None:
-    if offset < 0 or length < 0:
-        raise InvalidInput(f"bad byte range of {key}: offset {offset}, length {length}")
-
-
-def _past_end(key: str, offset: int, length: int, size: int) -> NoReturn:
-    raise InvalidInput(
-        f"byte range {offset}+{length} of {key} runs past the end of the object ({size} bytes)"
-    )
-
-
-def _os_reason(exc: OSError) -> str:
-    reason = _ERRNO_REASONS.get(exc.errno or 0)
-    detail = exc.strerror or str(exc) or type(exc).__name__
-    return f"{reason} ({detail})" if reason else detail
-
-
-# --------------------------------------------------------------------------------------------
-# Local directory
-# --------------------------------------------------------------------------------------------
-
-
-class LocalStore:
-    """Objects as files under ``root``: the embedded default.
-
-    Writes go to a temp file in the target directory, are fsynced and then linked into place, so
-    a crash or a full disk never leaves a half-written object under a key. Legal hold is not
-    supported (``set_legal_hold`` returns False).
-    """
-
-    def __init__(self, root: Path | str) -> None:
-        self.root = Path(root).expanduser().absolute()
-        self._staging = durable.StagingPool()
-
-    def __repr__(self) -> str:
-        return f"LocalStore({str(self.root)!r})"
-
-    # Every path comes through here: the key is validated and the real path must stay in root
-    # (a symlink planted inside the store must not lead out of it).
-    def _path(self, key: str) -> Path:
-        validate_key(key)
-        path = self.root.joinpath(*key.split("/"))
-        real_root = os.path.realpath(self.root)
-        real = os.path.realpath(path)
-        if os.path.commonpath([real_root, real]) != real_root or real == real_root:
-            raise InvalidInput(f"object key {key!r} resolves outside the store")
-        return path
-
-    def put(self, key: str, data: BinaryIO, *, length: int = -1) -> ObjectInfo:
-        path = self._path(key)
-        if path.is_dir():
-            raise StorageError(
-                f"cannot store object {key}: the key is a prefix of existing objects"
-            )
-        if path.exists():
-            raise InvalidInput(f"object {key} already exists; objects are immutable")
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except (FileExistsError, NotADirectoryError):
-            raise StorageError(
-                f"cannot store object {key}: the key lies below an existing object"
-            ) from None
-        except OSError as exc:
-            raise StorageError(f"cannot store object {key}: {_os_reason(exc)}") from exc
-        self._path(key)  # check again now the parents exist (a symlinked directory)
-        tmp: Path | None = None
-        try:
-            fd, tmp_name = _mkstemp(path.parent)
-            tmp = Path(tmp_name)
-            try:
-                size, _ = durable.write_stream(fd, data, chunk=COPY_CHUNK, length=length,
-                                               pool=self._staging)
-            finally:
-                os.close(fd)
-            if length >= 0 and size != length:
-                raise InvalidInput(f"stream for {key} ended after {size} of {length} bytes")
-            _publish(tmp, path, key)
-            durable.fsync_dir(path.parent)
-        except FileExistsError:
-            raise InvalidInput(f"object {key} already exists; objects are immutable") from None
-        except IsADirectoryError:
-            raise StorageError(
-                f"cannot store object {key}: the key is a prefix of existing objects"
-            ) from None
-        except OSError as exc:
-            raise StorageError(f"cannot store object {key}: {_os_reason(exc)}") from exc
-        finally:
-            if tmp is not None:
-                with contextlib.suppress(OSError):
-                    tmp.unlink(missing_ok=True)
-        return ObjectInfo(key=key, size=size)
-
-    def read_at(self, key: str, offset: int, length: int) -> bytes:
-        _check_range(key, offset, length)
-        with self.open(key) as f:
-            size = os.fstat(f.fileno()).st_size
-            if offset + length > size:
-                _past_end(key, offset, length, size)
-            f.seek(offset)
-            try:
-                chunk = f.read(length)
-            except OSError as exc:
-                raise StorageError(f"cannot read object {key}: {_os_reason(exc)}") from exc
-        if len(chunk) != length:
-            _past_end(key, offset, length, size)
-        return chunk
-
-    def open(self, key: str) -> BinaryIO:
-        path = self._path(key)
-        try:
-            if not path.is_file():
-                raise NotFound(f"object {key} not found")
-            return path.open("rb")
-        except FileNotFoundError:
-            raise NotFound(f"object {key} not found") from None
-        except OSError as exc:
-            raise StorageError(f"cannot open object {key}: {_os_reason(exc)}") from exc
-
-    def stat(self, key: str) -> ObjectInfo:
-        path = self._path(key)
-        try:
-            st = path.stat()
-        except (FileNotFoundError, NotADirectoryError):
-            raise NotFound(f"object {key} not found") from None
-        except OSError as exc:
-            raise StorageError(f"cannot stat object {key}: {_os_reason(exc)}") from exc
-        if not path.is_file():
-            raise NotFound(f"object {key} not found")
-        modified = dt.datetime.fromtimestamp(st.st_mtime, dt.timezone.utc)
-        return ObjectInfo(key=key, size=st.st_size, last_modified=modified)
-
-    def exists(self, key: str) -> bool:
-        try:
-            self.stat(key)
-        except NotFound:
-            return False
-        return True
-
-    def delete(self, key: str) -> int:
-        path = self._path(key)
-        if not path.is_file():
-            return 0
-        try:
-            path.unlink()
-        except FileNotFoundError:
-            return 0
-        except OSError as exc:
-            raise StorageError(f"cannot delete object {key}: {_os_reason(exc)}") from exc
-        durable.fsync_dir(path.parent)
-        # Drop directories the delete emptied, so the tree does not grow forever.
-        parent = path.parent
-        while parent != self.root and self.root in parent.parents:
-            try:
-                parent.rmdir()
-            except OSError:
-                break
-            parent = parent.parent
-        return 1
-
-    def list(self, prefix: str = "") -> Iterator[str]:
-        _validate_prefix(prefix)
-        # Walk only the deepest directory the prefix names, then filter and sort the keys:
-        # lexicographic key order ("a-b" < "a/b") differs from a directory walk's order.
-        base_parts = prefix.split("/")[:-1]
-        base = self.root.joinpath(*base_parts)
-        if not base.is_dir():
-            return iter(())
-        keys: list[str] = []
-        for dirpath, dirnames, filenames in os.walk(base):
-            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-            rel = os.path.relpath(dirpath, self.root)
-            for name in filenames:
-                if name.startswith("."):
-                    continue  # temp files and check probes
-                key = name if rel == "." else f"{rel.replace(os.sep, '/')}/{name}"
-                if key.startswith(prefix):
-                    keys.append(key)
-        keys.sort()
-        return iter(keys)
-
-    def set_legal_hold(self, key: str, on: bool) -> bool:
-        self.stat(key)
-        return False
-
-    def partials(self, older_than: dt.timedelta, *, now: dt.datetime) -> Partials:
-        # Temp files are dot-files, which list() hides; walk for them here. A put writes its
-        # temp file continuously, so an mtime older than the threshold means its writer died.
-        found: Partials = []
-        if not self.root.is_dir():
-            return found
-        for dirpath, _dirnames, filenames in os.walk(self.root):
-            for name in filenames:
-                if not name.startswith(_TMP_PREFIX):
-                    continue
-                path = Path(dirpath) / name
-                try:
-                    st = path.stat()
-                except FileNotFoundError:
-                    continue
-                except OSError as exc:
-                    raise StorageError(f"cannot stat {path}: {_os_reason(exc)}") from exc
-                modified = dt.datetime.fromtimestamp(st.st_mtime, dt.timezone.utc)
-                if now - modified < older_than:
-                    continue
-                rel = path.relative_to(self.root).as_posix()
-                found.append(PartialUpload(key=rel, handle=rel, size=st.st_size, started=modified))
-        return sorted(found, key=lambda p: p.handle)
-
-    def remove_partial(self, partial: PartialUpload) -> None:
-        name = partial.handle.rsplit("/", 1)[-1]
-        if not name.startswith(_TMP_PREFIX) or ".." in partial.handle.split("/"):
-            raise InvalidInput(f"{partial.handle!r} is not a temp file of this store")
-        try:
-            (self.root / partial.handle).unlink(missing_ok=True)
-        except OSError as exc:
-            raise StorageError(f"cannot remove {partial.handle}: {_os_reason(exc)}") from exc
-
-    @property
-    def legal_holds(self) -> bool:
-        return False
-
-    def check(self) -> None:
-        try:
-            self.root.mkdir(parents=True, exist_ok=True)
-            fd, probe = _mkstemp(self.root)
-            try:
-                os.write(fd, b"check")
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-                os.unlink(probe)
-        except OSError as exc:
-            raise StorageError(
-                f"local object store {self.root} is not usable: {_os_reason(exc)}"
-            ) from exc
-
-
-def _mkstemp(directory: Path) -> tuple[int, str]:
-    name = os.path.join(directory, f"{_TMP_PREFIX}{secrets.token_hex(8)}")
-    fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
-    return fd, name
-
-
-def _publish(tmp: Path, path: Path, key: str) -> None:
-    # link() refuses an existing name atomically, so two writers cannot both win; rename() would
-    # silently replace an object. Fall back to rename where the filesystem has no hard links.
-    # The caller removes the temp name afterwards.
-    try:
-        os.link(tmp, path)
-    except FileExistsError:
-        raise
-    except OSError as exc:
-        if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK):
-            raise
-        if path.exists():
-            raise FileExistsError(key) from None
-        os.replace(tmp, path)
-
-
-# --------------------------------------------------------------------------------------------
-# S3 (MinIO, SeaweedFS, AWS...)
-# --------------------------------------------------------------------------------------------
 
 
 #: Request bodies at least this large (object data, multipart parts) go with UNSIGNED-PAYLOAD.
@@ -950,24 +538,3 @@ def _root_cause(exc: BaseException) -> str:
     # endpoint is already in our message, so keep the human part.
     text = _URLLIB3_PREFIX.sub("", str(inner))
     return text.splitlines()[0] if text else type(inner).__name__
-
-
-# --------------------------------------------------------------------------------------------
-
-
-def open_store(settings: Settings) -> ObjectStore:
-    """Return the object store ``settings`` select (no network I/O; call ``check()`` to probe).
-
-    Raises InvalidInput for an impossible S3 part size.
-    """
-    if settings.store_backend == "s3":
-        return S3Store(
-            settings.s3_endpoint,
-            settings.s3_access_key.get_secret_value(),
-            settings.s3_secret_key.get_secret_value(),
-            settings.s3_bucket,
-            secure=settings.s3_secure,
-            region=settings.s3_region,
-            object_lock=settings.s3_object_lock,
-        )
-    return LocalStore(settings.objects_dir)
