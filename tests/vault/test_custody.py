@@ -28,13 +28,13 @@ from vault.ledger.custody import (
     Action,
     CustodyEvent,
     CustodyLedger,
-    canonical_json,
     entry_bytes,
     parse_entry,
 )
 from vault.storage.db import make_engine, session_factory
 from vault.errors import InvalidInput, LedgerError, NotFound
 from vault.ledger.merkle import leaf_hash, root_hash
+from vault.ledger.rfc8785 import canonical_json
 
 ORIGIN = "vault.test/custody"
 T0 = dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.UTC)

@@ -41,7 +41,7 @@ from vault.casework import sites
 from vault.actors import Actor, Purpose, Role
 from vault.storage.catalog import MediaKind, SourceKind
 from vault.config import Settings
-from vault.ledger.custody import canonical_json
+from vault.ledger.rfc8785 import canonical_json
 from vault.casework.disclosure import build_export
 from vault.casework.retention import run_retention, verify_deletion_certificate
 from vault.vault import Vault

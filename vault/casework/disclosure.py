@@ -76,7 +76,8 @@ from sqlalchemy import select
 from vault.ledger import _export_verifier, stored_tree
 from vault.actors import Actor, Purpose
 from vault.storage.catalog import MediaKind, Recording, new_id
-from vault.ledger.custody import Action, CustodyEventRow, canonical_json
+from vault.ledger.custody import Action, CustodyEventRow
+from vault.ledger.rfc8785 import canonical_json
 from vault.errors import InvalidInput, IntegrityError, LedgerError, NotFound
 from vault.ledger.merkle import leaf_hash, verify_inclusion
 from vault.plaintext import private_dir, private_partial

@@ -3,7 +3,7 @@ RFC 6962 Merkle tree, with C2SP tlog-checkpoint v1 signed notes (:mod:`vault.led
 :mod:`vault.ledger.checkpoint`).
 
 Every action on footage is one :class:`CustodyEvent`. Appending event number ``seq`` stores its
-*entry*, canonical JSON (RFC 8785 JCS: sorted keys, no insignificant whitespace, UTF-8, integers
+*entry*, canonical JSON (RFC 8785 JCS, :mod:`vault.ledger.rfc8785`: sorted keys, no insignificant whitespace, UTF-8, integers
 only, no floats)::
 
     {"event":{...the event's fields...},"prev":"<hex SHA-256 of entry seq-1>","seq":<seq>,"v":1}
@@ -54,7 +54,6 @@ import re
 import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from json.encoder import encode_basestring as _json_string
 from pathlib import Path
 from typing import Any, cast
 
@@ -95,6 +94,7 @@ from .checkpoint import (
 from vault.storage.durable import replace_file
 from vault.errors import CatalogMismatch, ConfigError, InvalidInput, LedgerError, NotFound
 from .events import check_event
+from .rfc8785 import DECODER, canonical_plain, json_copy
 from .signing_keys import LedgerKeys, mac_key
 from .merkle import (
     CompactRange,
@@ -107,8 +107,6 @@ log = logging.getLogger(__name__)
 
 ENTRY_VERSION = 1
 GENESIS_PREV = "0" * 64
-MAX_SAFE_INTEGER = 2**53 - 1  # RFC 8785 / I-JSON: integers a double holds exactly
-MAX_JSON_DEPTH = 32
 #: ``details.key`` of the ``key_rotated`` event that hands the ledger to a new signing key.
 LEDGER_KEY = "ledger"
 INCLUSION_PROOF_FORMAT = "evidence-vault custody inclusion proof v1"
@@ -194,79 +192,7 @@ def parse_action(value: Action | str) -> Action | str:
     raise InvalidInput(f"unknown custody action {value!r} (extensions are dotted: 'area.name')")
 
 
-# --- canonical JSON (RFC 8785 JCS for the values custody events hold) ------------------------
-
-
-def canonical_json(value: Any) -> bytes:
-    """RFC 8785 canonical JSON of ``value``: keys sorted by UTF-16 code units, no whitespace.
-
-    Only null, booleans, integers within +/-(2**53-1), strings, lists and string-keyed maps are
-    allowed: floats have no single canonical text, so they are refused. Raises InvalidInput.
-    """
-    return _canonical(json_copy(value))
-
-
-def json_copy(value: Any, depth: int = 0) -> Any:
-    """A plain copy of ``value`` (dicts, lists, str, int, bool, None) fit for canonical JSON.
-
-    Raises InvalidInput for floats, unsafe integers, non-string keys and other types.
-    """
-    kind = type(value)
-    if kind is str or value is None or kind is bool:
-        return value
-    if kind is int:
-        if -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
-            return value
-        raise InvalidInput("integers in custody events must lie within +/-(2**53-1); use a string")
-    if depth >= MAX_JSON_DEPTH:
-        raise InvalidInput(f"custody JSON nests deeper than {MAX_JSON_DEPTH}")
-    if isinstance(value, Mapping):
-        copy: dict[str, Any] = {}
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise InvalidInput("custody JSON object keys must be strings")
-            copy[str.__str__(key)] = json_copy(item, depth + 1)
-        return copy
-    if isinstance(value, list | tuple):
-        return [json_copy(item, depth + 1) for item in value]
-    if isinstance(value, float):
-        raise InvalidInput("floats are not allowed in custody events; use a string or integer")
-    if isinstance(value, str):  # a str subclass such as a str-valued Enum: its text
-        return str.__str__(value)
-    if isinstance(value, int):  # an int subclass (IntEnum): its number
-        return json_copy(int(value), depth)
-    raise InvalidInput(f"a {kind.__name__} cannot go into a custody event")
-
-
-_dumps = json.JSONEncoder(
-    ensure_ascii=False, allow_nan=False, sort_keys=True, separators=(",", ":")
-).encode
-
-
-def _canonical(plain: Any) -> bytes:
-    # ``plain`` holds only JSON types (json_copy or json.loads made it). The C encoder sorts
-    # keys by code point, which is JCS's UTF-16 order whenever all text is ASCII; otherwise
-    # fall back to the exact (slower) JCS writer.
-    text_ = _dumps(plain)
-    if not text_.isascii():
-        text_ = _jcs(plain)
-    try:
-        return text_.encode("utf-8")
-    except UnicodeEncodeError:
-        raise InvalidInput("custody JSON text must be valid Unicode (no lone surrogates)") from None
-
-
-def _jcs(value: Any) -> str:
-    if isinstance(value, dict):
-        keys = sorted(value, key=_utf16)  # JCS orders keys by UTF-16 code units
-        return "{" + ",".join(_json_string(k) + ":" + _jcs(value[k]) for k in keys) + "}"
-    if isinstance(value, list):
-        return "[" + ",".join(_jcs(v) for v in value) + "]"
-    return _dumps(value)
-
-
-def _utf16(key: str) -> bytes:
-    return key.encode("utf-16-be", "surrogatepass")
+# --- strict parsing of stored entries --------------------------------------------------------
 
 
 def _loads(data: bytes | str) -> Any:
@@ -274,25 +200,10 @@ def _loads(data: bytes | str) -> Any:
     # whitespace, key order and escapes are caught by the caller re-encoding and comparing bytes.
     try:
         text_ = data.decode("utf-8") if isinstance(data, bytes) else data
-        return _DECODER.decode(text_)
+        return DECODER.decode(text_)
     except (UnicodeDecodeError, json.JSONDecodeError, InvalidInput, RecursionError) as exc:
         raise LedgerError(f"custody entry is not strict JSON: {exc}") from None
 
-
-def _refuse_float(text_: str) -> Any:
-    raise InvalidInput(f"non-integer number {text_}")
-
-
-def _safe_int(text_: str) -> int:
-    value = int(text_)
-    if not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
-        raise InvalidInput(f"integer {text_} is beyond +/-(2**53-1)")
-    return value
-
-
-_DECODER = json.JSONDecoder(
-    parse_float=_refuse_float, parse_constant=_refuse_float, parse_int=_safe_int
-)
 
 
 # --- events ----------------------------------------------------------------------------------
@@ -402,7 +313,7 @@ class CustodyEvent:
             raise InvalidInput("custody event details must be a mapping")
         # A private copy, checked all through (no floats, string keys, safe integers).
         put(self, "details", json_copy(self.details))
-        put(self, "_canonical", _canonical(self.to_dict()))
+        put(self, "_canonical", canonical_plain(self.to_dict()))
 
     def to_dict(self) -> dict[str, Any]:
         """The event as JSON-ready data, every field present (None where not given)."""
@@ -2042,10 +1953,8 @@ __all__ = [
     "CustodyLedger",
     "EventRecord",
     "VerifyReport",
-    "canonical_json",
     "entry_bytes",
     "establish_origin",
-    "json_copy",
     "parse_action",
     "parse_entry",
     "resolve_origin",
