@@ -13,6 +13,10 @@ Write path (``put_stream``):
        written anywhere: unreadable. ``sweep_leftovers()`` removes such orphans and the
        store's unfinished uploads (temp files, multipart uploads) once old enough; every
        ingest agent runs it at start and hourly (docs/ingest-faults.md).
+
+Over 600 lines on purpose: every write and read of footage goes through this one object, and
+the write path, read path and orphan sweep share its invariants; the rules it applies live in
+their own modules (``storage/retention_rule.py``, ``storage/hold_rule.py``, the ledger).
 """
 
 from __future__ import annotations

@@ -28,6 +28,10 @@ Identity-provider accounts (OpenID Connect, vault/access/oidc.py)
     3. A token whose subject is linked to nobody never signs in, whatever its username claim
        says; in particular, renaming an account to another user's name takes over nothing.
     4. Linking, allowing, binding and unlinking are ``user_changed`` custody events.
+
+Over 600 lines on purpose: users, API tokens and identity-provider links are one concept (who
+the caller is) and share the authenticate path; the token checks of OpenID Connect are in
+``oidc.py`` and the refusal throttle in ``denials.py``.
 """
 
 from __future__ import annotations
