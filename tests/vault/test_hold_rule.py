@@ -6,18 +6,32 @@ from __future__ import annotations
 import datetime as dt
 import io
 import os
+from collections.abc import Iterator
+from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from vault.actors import Actor, Role
 from vault.casework.holds import held_ids, place_hold
 from vault.storage.catalog import HoldKind, Recording, SourceKind
 from vault.storage.hold_rule import active_holds, held_clause
+from vault.config import Settings
 from vault.vault import Vault
 
 ACTOR = Actor(user="ig-1", role=Role.IG_OFFICER, organisation="Housing")
 T0 = dt.datetime(2026, 10, 1, 12, 0, tzinfo=dt.timezone.utc)
 MINUTE = dt.timedelta(minutes=1)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def vault(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Vault]:
+    """A vault on each catalog: the rule is SQL (a recursive CTE), so both engines run it."""
+    options: dict[str, object] = {"home": tmp_path / "home"}
+    if request.param == "postgres":
+        options["database_url"] = request.getfixturevalue("fresh_postgres_url")
+    with Vault.init(Settings(**options)) as v:  # type: ignore[arg-type]
+        yield v
 
 
 def _put(vault: Vault, *, end: dt.datetime | None = None, parent: Recording | None = None) -> Recording:
