@@ -198,6 +198,24 @@ VOCABULARY: tuple[EventKind, ...] = (
     EventKind("keys.destroyed", "A retired KEK was destroyed.", {
         "key_id": "the KEK", "retired": "when it was retired", "reason": "why",
     }),
+    EventKind("export.stored", "A disclosure package was stored, encrypted, as a derived recording "
+              "of the footage it holds (an export job).", {
+                  "export_id": "the package", "job_id": "the export job",
+                  "catalog": "the catalog record the ledger binds",
+                  "parent_id": "the first recording it holds",
+              }, open_details=True),
+    EventKind("ingest.rejected", "An ingest agent refused a file that is not media; the spool copy "
+              "was dropped.", {
+                  "ingest_source": "the agent's source", "device": "the vault source",
+                  "name": "file name", "size": "bytes", "origin": "where it came from",
+                  "reason": "why it was refused", "agent_host": "the agent",
+              }),
+    EventKind("ingest.same_bytes", "An agent stored bytes another device already delivered, as a "
+              "recording of its own, and flagged it.", {
+                  "recording_id": "the new recording", "device": "its source",
+                  "sha256": "the bytes' hash", "same_as": "the other recordings and devices",
+                  "agent_host": "the agent",
+              }),
     EventKind("ingest.pull", "Footage was pulled from a site's NVR for a window.",
               open_details=True),
     EventKind("web.signed_in", "Someone signed in to the web app.", {
