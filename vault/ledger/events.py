@@ -143,6 +143,7 @@ VOCABULARY: tuple[EventKind, ...] = (
               "changed.", {
                   "change": "what changed (user_created, sites_set, token_issued, ...)",
                   "user": "the user's name", "role": "their role", "organisation": "theirs",
+                  "previous_role": "the role it replaced (a role change)",
                   "sites": "their sites", "token_id": "an API token", "expires_at": "its expiry",
                   "issuer": "OIDC issuer", "subject": "OIDC subject",
                   "replaced_subject": "the OIDC subject it replaced",
