@@ -68,15 +68,35 @@ def on_open_case() -> ColumnElement[bool]:
 
 def held_clause() -> ColumnElement[bool]:
     """True for a ``Recording`` that something keeps now: a hold on it or on a recording it was
-    derived from (any number of generations), or an open case it or an ancestor is on."""
-    directly = select(Recording.id).where(
-        on_open_case() | exists().where(covers()).correlate(Recording)
+    derived from (any number of generations), or an open case it or an ancestor is on.
+
+    The held set is built from the holds and open-case links (a council has a few thousand),
+    each branch reaching recordings through an index (the hold's recording, the case's links,
+    the source and capture start), then down ``parent_id`` to the copies. Asking "does a hold
+    cover this recording?" of every recording instead made each search and retention round
+    read the whole catalog, deleted rows included (issue #15)."""
+    active = Hold.released_at.is_(None)
+    named = select(Hold.recording_id.label("id")).where(active, Hold.recording_id.is_not(None))
+    by_case_hold = (
+        select(CaseRecording.recording_id.label("id"))
+        .join(Hold, Hold.case_id == CaseRecording.case_id)
+        .where(active)
     )
-    # Descend from every directly held recording to its copies; UNION (not UNION ALL) drops
-    # repeats, so even a corrupt parent cycle ends.
-    held = directly.cte("held_recordings", recursive=True)
-    child = select(Recording.id).join(held, Recording.parent_id == held.c.id)
-    held = held.union(child)
+    by_window = (
+        select(Recording.id.label("id"))
+        .join(Hold, Hold.source_id == Recording.source_id)
+        .where(active, overlaps(Hold.window_start, Hold.window_end))
+    )
+    by_open_case = (
+        select(CaseRecording.recording_id.label("id"))
+        .join(Case, Case.id == CaseRecording.case_id)
+        .where(Case.status == CaseStatus.OPEN)
+    )
+    directly = named.union(by_case_hold, by_window, by_open_case).subquery("directly_held")
+    held = select(directly.c.id).cte("held_recordings", recursive=True)
+    # Down to every copy; UNION (not UNION ALL) drops repeats, so even a corrupt parent cycle ends.
+    children = select(Recording.id.label("id")).join(held, Recording.parent_id == held.c.id)
+    held = held.union(children)
     return Recording.id.in_(select(held.c.id))
 
 
