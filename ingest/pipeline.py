@@ -49,6 +49,7 @@ from typing import Any, BinaryIO
 from sqlalchemy import select
 
 from vault.actors import Actor, Role
+from vault.ledger.events import UndeclaredEvent
 from vault.storage.catalog import MediaKind, Recording
 from vault.storage.durable import sync_sqlite
 from vault.ledger.custody import Action
@@ -197,6 +198,10 @@ class Pipeline:
             with self.vault.sessions.begin() as session:
                 self.vault.ledger.append(session, action, actor=self.actor, details=details)
             self.vault.ledger.maybe_checkpoint()
+        except UndeclaredEvent:
+            # A kind or detail the vocabulary does not declare is a defect in this code, not a
+            # fault of the moment: logging it would lose every such event without a trace.
+            raise
         except VaultError as error:  # the spool's local event log still has it
             log.error("could not record %s in the custody ledger: %s", action, error)
 
