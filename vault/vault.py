@@ -52,8 +52,9 @@ from ._home import prepare_home
 from .config import Settings
 from .ledger.catalog_binding import RECORD_KEY, catalog_record
 from .ledger.custody import Action, CustodyLedger, establish_origin, resolve_origin
-from .storage.db import make_engine, session_factory, upgrade
+from .storage.db import head_revision, make_engine, schema_revision, session_factory, upgrade
 from .errors import (
+    ConfigError,
     HashMismatch,
     InvalidInput,
     LedgerError,
@@ -221,6 +222,14 @@ class Vault:
             raise NotFound(f"no vault at {settings.home_dir}: run 'evidence-vault init' first")
         keys = open_key_provider(settings)
         engine = engine or make_engine(settings.catalog_url)
+        # After a software update the catalog may be a schema behind: say what to run, rather
+        # than fail later on a missing table in the middle of someone's work.
+        found, expected = schema_revision(engine), head_revision()
+        if found != expected:
+            raise ConfigError(
+                f"the catalog's schema is at revision {found or 'none'}, this version of the "
+                f"vault needs {expected}: run 'evidence-vault init' once to upgrade it (it "
+                "migrates in place and keeps everything)")
         origin = resolve_origin(engine, settings.ledger_origin)
         signer = LedgerKeys.load(settings.ledger_key_file, origin)
         return cls(

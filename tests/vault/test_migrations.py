@@ -15,6 +15,9 @@ import vault.access.credentials  # noqa: F401
 import vault.access.web_sessions  # noqa: F401
 from vault.storage.catalog import Base
 from vault.storage.db import make_engine, upgrade
+from vault.config import Settings
+from vault.errors import ConfigError
+from vault.vault import Vault
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -120,3 +123,27 @@ def test_origins_and_organisations_are_filled_from_earlier_rows(db_url: str) -> 
                        "package": {"seg-1", "seg-2"}}
     assert holds == {"h1": "Partner", "h2": "Northgate", "h3": None}
     assert sars == {"s1": "Northgate"}
+
+
+def test_opening_a_catalog_a_schema_behind_says_to_run_init(tmp_path: Path) -> None:
+    """A software update that adds a migration: ``Vault.open`` on the old catalog names the
+    revisions and the command to run, instead of failing later on a missing table; ``init``
+    upgrades it and the vault opens."""
+    from alembic import command
+    from alembic.config import Config
+
+    from vault.storage.db import MIGRATIONS_DIR, head_revision, make_engine
+
+    settings = Settings(home=tmp_path / "home")
+    Vault.init(settings).close()
+    engine = make_engine(settings.catalog_url)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with engine.begin() as connection:
+        cfg.attributes["connection"] = connection
+        command.downgrade(cfg, "-1")
+    engine.dispose()
+    with pytest.raises(ConfigError, match=f"needs {head_revision()}: run 'evidence-vault init'"):
+        Vault.open(settings)
+    Vault.init(settings).close()
+    Vault.open(settings).close()

@@ -7,6 +7,7 @@ can share the embedded catalog.
 
 from __future__ import annotations
 
+import functools
 import time
 from pathlib import Path
 from typing import Any
@@ -129,3 +130,24 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     with engine.begin() as connection:
         cfg.attributes["connection"] = connection
         command.upgrade(cfg, revision)
+
+
+@functools.cache
+def head_revision() -> str:
+    """The schema revision this code expects: the head of ``vault/storage/migrations``."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    head = ScriptDirectory.from_config(cfg).get_current_head()
+    assert head is not None, "the migrations have one head (tests/vault/test_migrations.py)"
+    return head
+
+
+def schema_revision(engine: Engine) -> str | None:
+    """The revision the catalog's schema is at (``None``: never migrated)."""
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
