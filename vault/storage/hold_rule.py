@@ -11,9 +11,11 @@ case. A hold covers a recording when
    instant it started. A window that ends where a recording starts, or starts where it ends,
    does not cover it.
 
-The same predicates build both forms the vault asks for: :func:`held_clause`, an SQL condition
-on ``Recording`` (listings, search, the hold filter), and :func:`active_holds`, the list of holds
-that keep one recording and why (retention reports, storage legal holds). Until issue #14 the
+Both forms the vault asks for follow these rules, with the window rule (:func:`overlaps`)
+written once: :func:`held_clause`, an SQL condition on ``Recording`` (listings, search,
+retention), built from the holds' side so that it reads only what is held; and
+:func:`active_holds`, the list of holds that keep one recording and why (retention reports,
+storage legal holds). ``tests/vault/test_hold_rule.py`` checks that the two agree. Until issue #14 the
 two were written separately and disagreed: the SQL form ignored the parent rule and counted a
 window that only touched a recording's end. Placing and releasing holds, which are custody
 events, live in :mod:`vault.casework.holds`.
@@ -23,7 +25,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, or_, select
+from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.orm import Session
 
 from vault.storage.catalog import Case, CaseRecording, CaseStatus, Hold, HoldKind, Recording
@@ -54,15 +56,6 @@ def covers() -> ColumnElement[bool]:
             ),
             and_(Hold.source_id == Recording.source_id, overlaps(Hold.window_start, Hold.window_end)),
         ),
-    )
-
-
-def on_open_case() -> ColumnElement[bool]:
-    """True for a ``Recording`` linked to an open case (kept by the open-case rule)."""
-    return Recording.id.in_(
-        select(CaseRecording.recording_id)
-        .join(Case, Case.id == CaseRecording.case_id)
-        .where(Case.status == CaseStatus.OPEN)
     )
 
 
@@ -144,6 +137,6 @@ def is_held(session: Session, recording: Recording) -> bool:
 
 
 __all__ = [
-    "active_holds", "covers", "held_clause", "is_held", "on_open_case", "open_case_holds",
+    "active_holds", "covers", "held_clause", "is_held", "open_case_holds",
     "overlaps",
 ]
