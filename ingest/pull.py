@@ -420,9 +420,9 @@ def _run(
         if stop.is_set():
             raise NvrError(f"pull {report.id} stopped before piece {index}", source_id=config.id)
 
-        def tell(received: int, message: str, *, _i: int = index) -> None:
+        def tell(received: int, message: str, *, _i: int = index, _done: float = done) -> None:
             if progress is not None:
-                progress(PullProgress(_i, len(pieces), done, total, received, message))
+                progress(PullProgress(_i, len(pieces), _done, total, received, message))
 
         pulled = _pull_piece(
             client, config, report, spool, pipeline, piece,

@@ -84,20 +84,20 @@ class Source(abc.ABC):
         """The vault's source kind (sets the retention rule)."""
         return self.config.vault_kind
 
-    def recover(self) -> None:
+    def recover(self) -> None:  # noqa: B027 (an optional hook: doing nothing is right)
         """Pick up work a crashed run left behind (called before :meth:`run`)."""
 
     @abc.abstractmethod
     def run(self) -> None:
         """Find footage and spool it until ``context.stop`` is set."""
 
-    def acknowledge(self, item: SpoolItem) -> None:
+    def acknowledge(self, item: SpoolItem) -> None:  # noqa: B027 (an optional hook: doing nothing is right)
         """The vault holds a verified copy of ``item``; the source may let go of its original."""
 
-    def reject(self, item: SpoolItem, reason: str) -> None:
+    def reject(self, item: SpoolItem, reason: str) -> None:  # noqa: B027 (an optional hook: doing nothing is right)
         """The pipeline refused ``item``; keep the original safe and say why."""
 
-    def interrupt(self) -> None:
+    def interrupt(self) -> None:  # noqa: B027 (an optional hook: doing nothing is right)
         """Stop at once (second signal): abandon in-flight work in a state recover() handles."""
 
     # -- status ------------------------------------------------------------------------------

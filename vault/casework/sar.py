@@ -500,7 +500,7 @@ def sar_recordings(vault: Vault, sar_id: str) -> list[Recording]:
     with vault.sessions() as session:
         sar = _load(session, sar_id)
         found: dict[str, Recording] = {}
-        for window, hold in session.execute(
+        for _window, hold in session.execute(
             select(SarWindow, Hold).join(Hold, Hold.id == SarWindow.hold_id)
             .where(SarWindow.sar_id == sar.id)
         ):

@@ -90,7 +90,8 @@ def _after_clause(cursor: str) -> ColumnElement[bool]:
         start_text, _, rid = raw.partition("|")
         start = dt.datetime.fromisoformat(start_text)
     except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise InvalidInput(f"bad paging cursor {cursor[:40]!r}: pass the one a page ended with")
+        raise InvalidInput(
+            f"bad paging cursor {cursor[:40]!r}: pass the one a page ended with") from None
     if start.tzinfo is None or not rid or len(rid) > 36:
         raise InvalidInput(f"bad paging cursor {cursor[:40]!r}: pass the one a page ended with")
     return tuple_(Recording.captured_start, Recording.id) > tuple_(start, rid)
