@@ -19,15 +19,19 @@ the vault, with the gaps and the clock check. A window is bounded by the NVR's
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Collection
 from typing import Any
 
 from fastapi import APIRouter, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from ingest import AgentsFile, NvrConfig, load_agents_file, pull, pull_spool_dir
+from ingest import AgentsFile, NvrConfig, PullReport, load_agents_file, pull, pull_spool_dir
+from vault.access.identity import Principal
+from vault.actors import Purpose, Role
 from vault.storage.catalog import SourceKind
 from vault.errors import NotFound
-from vault.casework.policy import Permission, require, require_source
+from vault.casework.policy import Permission, allowed, is_scoped, require, require_source
+from vault.vault import Vault
 
 from ..deps import PrincipalDep, PurposeDep, RouteDep, VaultDep
 from ..errors import responses
@@ -116,24 +120,63 @@ def create_pull(
     vault: VaultDep, principal: PrincipalDep, route: RouteDep, purpose: PurposeDep,
     body: PullCreate,
 ) -> dict[str, Any]:
-    require(vault, principal, Permission.HOLD_PLACE, route=route)
+    return pull_window(vault, principal, nvr=body.nvr, camera=body.camera, start=body.start,
+                       end=body.end, purpose=purpose.require, route=route).to_dict()
+
+
+def configured_agents(vault: Vault) -> AgentsFile:
+    """The agents file the ``agents_file`` setting names (empty without one). Raises
+    AgentsFileError when it is missing or invalid."""
     settings = vault.settings
-    agents = load_agents_file(settings.agents_file) if settings.agents_file else AgentsFile()
-    config = _nvr(agents, body.nvr)
-    if config is None or body.camera not in config.cameras:
+    return load_agents_file(settings.agents_file) if settings.agents_file else AgentsFile()
+
+
+def pull_window(
+    vault: Vault, principal: Principal, *, nvr: str, camera: str, start: dt.datetime,
+    end: dt.datetime, purpose: Callable[[], Purpose], route: str | None,
+) -> PullReport:
+    """Pull ``camera``'s ``start``-``end`` from NVR ``nvr`` for ``principal``: the one body of
+    ``POST /ingest/pulls`` and the web app's find page, so both ask the same questions.
+
+    ``purpose`` is called only once the caller may pull (a missing purpose is a 400 after the
+    403 a refused caller gets). Raises AccessDenied (logged), NotFound (no such NVR or camera in
+    the agents file), InvalidInput (purpose, window), and the ingest NVR errors (down, refused
+    credentials, another pull running).
+    """
+    require(vault, principal, Permission.HOLD_PLACE, route=route)
+    agents = configured_agents(vault)
+    config = _nvr(agents, nvr)
+    if config is None or camera not in config.cameras:
         # Asked as for any source: a scoped user is refused whether or not it exists.
-        require_source(vault, principal, Permission.HOLD_PLACE, body.camera, route=route)
-        raise NotFound(f"no NVR {body.nvr!r} with camera {body.camera!r} in the agents file")
+        require_source(vault, principal, Permission.HOLD_PLACE, camera, route=route)
+        raise NotFound(f"no NVR {nvr!r} with camera {camera!r} in the agents file")
     with vault.sessions.begin() as session:
-        vault.ensure_source(session, body.camera, kind=SourceKind.CCTV, site=config.site)
-    require_source(vault, principal, Permission.HOLD_PLACE, body.camera, route=route)
-    stated = purpose.require()
-    report = pull(
-        vault, agents, nvr_id=config.id, camera=body.camera, start=body.start, end=body.end,
+        vault.ensure_source(session, camera, kind=SourceKind.CCTV, site=config.site)
+    require_source(vault, principal, Permission.HOLD_PLACE, camera, route=route)
+    stated = purpose()
+    return pull(
+        vault, agents, nvr_id=config.id, camera=camera, start=start, end=end,
         requested_by=principal.actor, purpose=stated,
-        spool_dir=pull_spool_dir(settings, config.id), lock_wait_s=5.0,
+        spool_dir=pull_spool_dir(vault.settings, config.id), lock_wait_s=5.0,
     )
-    return report.to_dict()
 
 
-__all__ = ["PullCreate", "PullPublic", "router"]
+def pullable_cameras(principal: Principal, agents: AgentsFile,
+                     sites: Collection[str]) -> list[tuple[str, str, str | None]]:
+    """(NVR id, camera, site) of each camera the agents file maps that the page may offer
+    ``principal`` to pull: none without ``holds.place``; for scoped roles only their sites'; for
+    others the ``sites`` they already see footage of (administrators: all). An offer is not
+    the decision: :func:`pull_window` asks the policy again."""
+    if not allowed(principal.role, Permission.HOLD_PLACE):
+        return []
+    if is_scoped(principal):
+        shown: Collection[str] | None = principal.sites
+    elif principal.role is Role.ADMINISTRATOR:
+        shown = None
+    else:
+        shown = sites
+    return [(n.id, camera, n.site) for n in agents.nvrs for camera in sorted(n.cameras)
+            if shown is None or n.site in shown]
+
+
+__all__ = ["PullCreate", "PullPublic", "configured_agents", "pull_window", "pullable_cameras", "router"]

@@ -35,15 +35,19 @@ from vault.access.identity import ANONYMOUS, Principal, User, authenticate, log_
 from vault.casework.policy import (
     Permission,
     allowed,
+    case_scope,
     require,
     require_recording,
     visible_recordings,
 )
-from vault.casework.search import RecordingQuery, search_recordings
+from vault.casework.cases import list_cases
+from vault.casework.search import RecordingQuery, page_cursor, search_recordings
+from ingest.errors import AgentsFileError, NvrError, SpoolLocked
 from vault.vault import Vault
 from vault.access.web_sessions import ActiveSession, Stage
 
 from .._streaming import footage_response
+from ..routes.pulls import PullPublic, configured_agents, pull_window, pullable_cameras
 from ..deps import MAX_FIELD, MAX_PURPOSE, client_addr
 from ..schemas import UUID_PATTERN
 from . import _security as sec
@@ -59,6 +63,7 @@ _MAX_NAME = 128
 templates = Jinja2Templates(directory=str(TEMPLATES))
 templates.env.filters["uk"] = format_uk
 templates.env.filters["uk_zone"] = zone_name
+templates.env.filters["less_ms"] = lambda when, ms: when - dt.timedelta(milliseconds=ms)
 
 router = APIRouter(route_class=sec.make_route_class(templates), include_in_schema=False)
 
@@ -448,46 +453,167 @@ def _cameras(vault: Vault, principal: Principal) -> list[tuple[str, str | None, 
         return [(r.id, r.name, r.site) for r in session.execute(query)]
 
 
+@dataclass(frozen=True)
+class _Bar:
+    """One recording on a camera's timeline: where its bar starts and how wide it is, as
+    percentages of the searched window (clipped to it: a file may start before or end after)."""
+
+    recording: Recording
+    left: float
+    width: float
+
+
+def _timeline(results: list[Recording], since: dt.datetime,
+              until: dt.datetime) -> list[tuple[str, list[_Bar]]]:
+    """The page's results grouped per camera (in order of each camera's first recording), each
+    recording placed on the window ``since``-``until``. A bar is never narrower than 0.5 % so a
+    one-second file in a day's window still shows."""
+    span = (until - since).total_seconds()
+    groups: dict[str, list[_Bar]] = {}
+    for rec in results:
+        begin = max(rec.captured_start, since)
+        finish = min(rec.captured_end or rec.captured_start, until)
+        left = max(0.0, (begin - since).total_seconds() / span * 100)
+        width = max(0.5, (finish - begin).total_seconds() / span * 100)
+        groups.setdefault(rec.source_id, []).append(
+            _Bar(rec, round(left, 3), round(min(width, 100 - left), 3)))
+    return list(groups.items())
+
+
+def _find_cases(vault: Vault, principal: Principal) -> list[tuple[str, str]]:
+    """(case id, label) of the cases the principal may filter by: those they may read (ASB
+    officers: the ones they work). Empty without ``cases.read``."""
+    if not allowed(principal.role, Permission.CASE_READ):
+        return []
+    member, org = case_scope(principal)
+    rows = list_cases(vault, member_id=member, organisation=org, limit=200)
+    return [(case.id, case.reference + (f": {case.title}" if case.title else ""))
+            for case, _ in rows]
+
+
+def _pull_offers(vault: Vault, principal: Principal,
+                 cameras: list[tuple[str, str | None, str | None]]) -> list[tuple[str, str, str | None]]:
+    """The NVR cameras the find page offers to pull from (api/routes/pulls.py decides)."""
+    if vault.settings.agents_file is None:
+        return []
+    try:
+        agents = configured_agents(vault)
+    except AgentsFileError:
+        return []  # the API route and the CLI report the file's fault; the search still works
+    return pullable_cameras(principal, agents, {site for _, _, site in cameras if site})
+
+
+def _find_page(request: Request, user: WebUser, form: dict[str, str], *,
+               after: str | None = None, pulled: PullPublic | None = None,
+               errors: dict[str, str] | None = None, status: int = 200) -> Response:
+    """The find page for ``form`` (site, camera, case, day, from, to) and, with ``day``, the
+    search's results from cursor ``after``, grouped per camera on the window's timeline."""
+    vault, principal = _vault(request), user.principal
+    cameras = _cameras(vault, principal)
+    cases = _find_cases(vault, principal)
+    offers = _pull_offers(vault, principal, cameras)
+    errors = dict(errors or {})
+    context: dict[str, Any] = {
+        "form": form, "sites": sorted({s for _, _, s in cameras if s}), "cameras": cameras,
+        "cases": cases, "offers": offers, "errors": errors, "results": None, "after": after,
+        "purpose": user.session.purpose, "pulled": pulled, "csrf": user.csrf,
+    }
+    if not form["day"]:
+        return page(request, "find.html", context, status=status)
+    try:
+        since = parse_uk(form["day"], form["from"], field="From", edge="start")
+        until = parse_uk(form["day"], form["to"], field="To", edge="end")
+        if until <= since:
+            raise InvalidInput("To: the window must end after it starts")
+        if form["case"] and form["case"] not in {case_id for case_id, _ in cases}:
+            raise InvalidInput("Case: choose one of the cases listed (cases you work on)")
+        query = RecordingQuery(source_id=form["camera"] or None, site=form["site"] or None,
+                               case_id=form["case"] or None, since=since, until=until,
+                               limit=PAGE_SIZE + 1, after=after or None)
+        found = search_recordings(vault, query, actor=principal.actor,
+                                  scope=visible_recordings(principal))
+    except InvalidInput as error:
+        text = str(error)
+        field = ("to" if text.startswith("To") else "case" if text.startswith("Case")
+                 else "day")
+        errors[field] = text
+        return page(request, "find.html", context, status=400)
+    shown = found[:PAGE_SIZE]
+    query_form = {k: v for k, v in form.items() if v}
+    context.update({
+        "results": shown, "timeline": _timeline(shown, since, until), "since": since,
+        "until": until, "zone": zone_name(since), "query": query_form,
+        "next_after": page_cursor(shown[-1]) if len(found) > PAGE_SIZE else None,
+    })
+    return page(request, "find.html", context, status=status)
+
+
+def _find_form(site: str | None, camera: str | None, case: str | None, day: str | None,
+               start: str, end: str) -> dict[str, str]:
+    return {"site": site or "", "camera": camera or "", "case": case or "", "day": day or "",
+            "from": start, "to": end}
+
+
 @router.get("/find")
 def find(
     request: Request,
     user: WebUserDep,
     site: Annotated[str | None, Query(max_length=256)] = None,
     camera: Annotated[str | None, Query(max_length=128)] = None,
+    case: Annotated[str | None, Query(max_length=64)] = None,
     day: Annotated[str | None, Query(max_length=32)] = None,
     start: Annotated[str, Query(alias="from", max_length=16)] = "00:00",
     end: Annotated[str, Query(alias="to", max_length=16)] = "23:59",
-    page_no: Annotated[int, Query(alias="page", ge=1, le=10_000)] = 1,
+    after: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Response:
-    vault, principal = _vault(request), user.principal
-    require(vault, principal, Permission.SEARCH, route=_route(request))
-    cameras = _cameras(vault, principal)
-    sites = sorted({s for _, _, s in cameras if s})
-    form = {"site": site or "", "camera": camera or "", "day": day or "", "from": start,
-            "to": end}
-    context: dict[str, Any] = {"form": form, "sites": sites, "cameras": cameras, "errors": {},
-                               "results": None, "page": page_no, "purpose": user.session.purpose}
-    if not day:
-        return page(request, "find.html", context)
+    """Find footage: cameras, cases, a window in UK time; results a page at a time (keyset:
+    the Next link carries the last row's cursor as ``after``), grouped per camera on a
+    timeline of the window, each with a Watch link."""
+    require(_vault(request), user.principal, Permission.SEARCH, route=_route(request))
+    return _find_page(request, user, _find_form(site, camera, case, day, start, end),
+                      after=after)
+
+
+@router.post("/find/pull")
+def find_pull(
+    request: Request,
+    user: WebUserDep,
+    nvr: Annotated[str, Form(max_length=_MAX_NAME)],
+    camera: Annotated[str, Form(max_length=_MAX_NAME)],
+    day: Annotated[str, Form(max_length=32)],
+    start: Annotated[str, Form(alias="from", max_length=16)],
+    end: Annotated[str, Form(alias="to", max_length=16)],
+    site: Annotated[str, Form(max_length=256)] = "",
+    csrf_token: CsrfField = None,
+) -> Response:
+    """Pull the searched window of one camera from its site's NVR: the body of
+    ``POST /ingest/pulls`` (:func:`api.routes.pulls.pull_window`), with the task's stated
+    purpose; the page shows what came (recordings, gaps, the NVR's clock) or why nothing did."""
+    _checked(request, user, csrf_token)
+    vault, route = _vault(request), _route(request)
+    form = _find_form(site, camera, None, day, start, end)
     try:
         since = parse_uk(day, start, field="From", edge="start")
         until = parse_uk(day, end, field="To", edge="end")
-        if until <= since:
-            raise InvalidInput("To: the window must end after it starts")
     except InvalidInput as error:
-        field = "to" if str(error).startswith("To") else "day"
-        context["errors"] = {field: str(error)}
-        return page(request, "find.html", context, status=400)
-    query = RecordingQuery(source_id=camera or None, site=site or None, since=since, until=until,
-                           limit=PAGE_SIZE + 1, offset=(page_no - 1) * PAGE_SIZE)
-    found = search_recordings(vault, query, actor=principal.actor,
-                              scope=visible_recordings(principal))
-    context.update({
-        "results": found[:PAGE_SIZE], "more": len(found) > PAGE_SIZE, "since": since,
-        "until": until, "zone": zone_name(since),
-        "query": {k: v for k, v in form.items() if v},
-    })
-    return page(request, "find.html", context)
+        return _find_page(request, user, form, errors={"pull": str(error)}, status=400)
+
+    def purpose() -> Purpose:
+        if user.session.purpose is None:
+            raise InvalidInput("state the purpose of this task before pulling footage")
+        return user.session.purpose
+
+    try:
+        report = pull_window(vault, user.principal, nvr=nvr, camera=camera, start=since,
+                             end=until, purpose=purpose, route=route)
+    except (InvalidInput, NotFound) as error:
+        return _find_page(request, user, form, errors={"pull": str(error)}, status=400)
+    except SpoolLocked as error:
+        return _find_page(request, user, form, errors={"pull": str(error)}, status=409)
+    except NvrError as error:
+        return _find_page(request, user, form, errors={"pull": str(error)}, status=502)
+    # Read through the API's response model: the page shows what the route would answer.
+    return _find_page(request, user, form, pulled=PullPublic.model_validate(report.to_dict()))
 
 
 # --- watch -----------------------------------------------------------------------------------

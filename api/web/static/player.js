@@ -1,6 +1,7 @@
 // The watch page's player tools, as progressive enhancement: without this file the browser's
 // own controls still play and seek. Adds the UK wall-clock time of the frame on screen (the
-// recording's capture start plus the playback position), frame steps and playback speed.
+// recording's capture start plus the playback position; beside it the same corrected for a
+// flagged recorder clock), frame steps and playback speed.
 // Loaded as a module file: the Content-Security-Policy forbids inline script.
 
 const video = document.getElementById("player");
@@ -10,6 +11,9 @@ if (video && tools) {
   const start = Date.parse(video.dataset.start);
   const frame = 1 / (Number(video.dataset.fps) || 25);
   const clock = document.getElementById("player-clock");
+  // A flagged recorder clock: its offset (device minus vault, ms) also gives the vault's time.
+  const corrected = document.getElementById("player-clock-corrected");
+  const offset = Number(video.dataset.clockOffsetMs || "0");
   const ukTime = new Intl.DateTimeFormat("en-GB", {
     timeZone: "Europe/London", day: "numeric", month: "short", year: "numeric",
     hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false, timeZoneName: "short",
@@ -18,6 +22,9 @@ if (video && tools) {
   const showClock = () => {
     if (!Number.isNaN(start)) {
       clock.textContent = ukTime.format(new Date(start + video.currentTime * 1000));
+      if (corrected) {
+        corrected.textContent = ukTime.format(new Date(start + video.currentTime * 1000 - offset));
+      }
     }
   };
   const step = (frames) => {
