@@ -512,6 +512,9 @@ def _find_page(request: Request, user: WebUser, form: dict[str, str], *,
     cameras = _cameras(vault, principal)
     cases = _find_cases(vault, principal)
     offers = _pull_offers(vault, principal, cameras)
+    # An NVR camera the vault has no footage of yet is still one to choose: to pull from.
+    known = {source_id for source_id, _, _ in cameras}
+    cameras += [(cam, None, site) for _, cam, site in offers if cam not in known]
     errors = dict(errors or {})
     context: dict[str, Any] = {
         "form": form, "sites": sorted({s for _, _, s in cameras if s}), "cameras": cameras,

@@ -11,6 +11,7 @@ import io
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pyotp
 import pytest
@@ -21,7 +22,7 @@ from tests.ingest.nvr_servers import PASSWORD as NVR_PASSWORD
 from tests.ingest.nvr_servers import USER as NVR_USER
 from tests.ingest.nvr_servers import MediamtxNvrServer
 from tests.ingest.test_pull import write_agents
-from tests.web.conftest import PASSWORD, csrf_of
+from tests.web.conftest import PASSWORD, Checked, Served, csrf_of
 from tests.web.test_security import FIND, OPERATOR, ORG, T0, Web, _world
 from api.web.uktime import UK
 from ingest.pull import PULL_ACTION
@@ -193,7 +194,8 @@ def test_pull_this_window_from_the_nvr_from_the_find_page(
 ) -> None:
     """Issue #17 item 1 (the web app's search page): where the agents file maps the chosen
     camera to its site's NVR, the find page offers "Pull this window from the NVR" to an
-    officer who may pull it (``holds.place`` at that site), and posting it runs the same
+    officer who may pull it (``holds.place`` at that site; the camera is in the Camera list
+    before the vault has any footage of it), and posting it runs the same
     function as ``POST /ingest/pulls``: the footage is pulled, the page lists the recordings
     (Watch links) and the parts the NVR does not hold, and custody names the officer and the
     task's purpose. The form needs its CSRF token and a stated purpose; an officer of another
@@ -210,6 +212,7 @@ def test_pull_this_window_from_the_nvr_from_the_find_page(
         query = "&".join(f"{k}={v}" for k, v in window.items())
         jones = w.client()
         w.sign_in(jones, "jones")
+        assert '<option value="cam-03">cam-03 (Northgate Estate)</option>' in jones.get("/find").text
         found = jones.get(f"/find?camera=cam-03&{query}")
         assert found.status_code == 200
         assert "Pull this window from the NVR" in found.text
@@ -265,3 +268,68 @@ def test_without_an_agents_file_the_find_page_offers_no_pull(web: Web) -> None:
     assert r.status_code == 400
     assert "in the agents file" in r.text
 
+
+
+# --- in Chromium ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def context(browser: Any, axe_source: str) -> Iterator[Any]:
+    ctx = browser.new_context(viewport={"width": 1100, "height": 800}, locale="en-GB")
+    # Injected by the DevTools protocol, not as a <script>: the page's CSP stays intact.
+    ctx.add_init_script(script=axe_source)
+    try:
+        yield ctx
+    finally:
+        ctx.close()
+
+
+@pytest.mark.slow
+def test_find_journey_timeline_and_keyset_pages_by_keyboard_in_chromium(
+    context: Any, served: Served
+) -> None:
+    """Issue #12 item 3 in a real browser: 30 more recordings from a second Riverside camera
+    (14:00-14:29 yesterday) and the fixture's one at 14:30; a 13:00-16:00 search shows page one
+    as one camera's timeline (its first bar a third of the way along, as drawn), Next page
+    reached by keyboard alone shows the rest as two cameras' timelines with a First page link;
+    axe-core finds nothing serious on either page and the browser reports no CSP violation."""
+    start = dt.datetime.strptime(f"{served.day} 14:00", "%Y-%m-%d %H:%M").replace(tzinfo=UK)
+    with served.open_vault() as vault:
+        for i in range(30):
+            vault.put_stream(
+                io.BytesIO(f"river-2 {i}".encode()), source_id="cam-river-2",
+                source_kind=SourceKind.CCTV, site="Riverside", actor=OPERATOR,
+                captured_at=start + dt.timedelta(minutes=i),
+                captured_end=start + dt.timedelta(minutes=i, seconds=30),
+                media_kind=MediaKind.VIDEO)
+    checked = Checked(context, served)
+    page = checked.page
+    page.goto(served.url + "/sign-in")
+    page.fill("#username", "asb")
+    page.fill("#password", PASSWORD)
+    page.click("main button[type=submit]")
+    page.wait_for_url("**/sign-in/code**")
+    page.fill("#code", served.code("asb"))
+    page.click("main button[type=submit]")
+    page.wait_for_url("**/find")
+    page.fill("#day", served.day)
+    page.fill("#from", "13:00")
+    page.fill("#to", "16:00")
+    page.click("main form.ev-find button[type=submit]")
+    page.wait_for_selector("#results")
+    assert page.locator("section.ev-camera h3").all_inner_texts() == ["cam-river-2"]
+    bars = page.locator("rect.ev-bar")
+    assert bars.count() == 25
+    track = page.locator("svg.ev-timeline").first.bounding_box()
+    first = bars.first.bounding_box()
+    assert track and first and first["width"] > 0
+    assert abs((first["x"] - track["x"]) / track["width"] - 1 / 3) < 0.01  # 14:00 of 13-16
+    checked.audit("find-timeline")
+
+    page.focus("a[rel=next]")
+    page.keyboard.press("Enter")
+    page.wait_for_url("**after=**")
+    assert page.locator("section.ev-camera h3").all_inner_texts() == ["cam-river-2", "cam-river-1"]
+    assert page.locator("rect.ev-bar").count() == 6
+    assert page.locator("a[rel=next]").count() == 0 and page.locator("a[rel=first]").count() == 1
+    checked.audit("find-timeline-page-2")
