@@ -216,6 +216,7 @@ def test_pull_this_window_from_the_nvr_from_the_find_page(
         found = jones.get(f"/find?camera=cam-03&{query}")
         assert found.status_code == 200
         assert "Pull this window from the NVR" in found.text
+        assert 'id="pull-purpose"' in found.text  # no task stated yet: the page says so first
         form = {"nvr": "nvr-north", "camera": "cam-03", **window}
 
         no_token = jones.post("/find/pull", data=form)
