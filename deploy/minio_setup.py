@@ -8,7 +8,7 @@ one-shot container and never reach the vault's. It talks to MinIO's admin API th
 1. creates the vault's bucket with S3 object lock (so legal holds work) if it is missing, as
    root: the vault's user cannot create, delete or reconfigure buckets;
 2. writes the policy ``<bucket>-vault``: the object and listing actions the vault uses
-   (``vault/storage/objectstore.py``) on that bucket only, and not ``s3:BypassGovernanceRetention``,
+   (``vault/storage/objectstore/s3.py``) on that bucket only, and not ``s3:BypassGovernanceRetention``,
    ``s3:PutObjectRetention``, ``s3:PutBucketObjectLockConfiguration``, ``s3:PutBucketPolicy``,
    ``s3:DeleteBucket`` or any ``admin:`` action;
 3. creates (or updates the secret of) the vault's user and attaches that policy to it alone.
