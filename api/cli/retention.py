@@ -11,10 +11,11 @@ from typing import Annotated, Optional
 import typer
 
 from vault.actors import Actor
-from vault.errors import InvalidInput
+from vault.errors import InvalidInput, LedgerError
 from vault.casework.fixity import check_fixity
 from vault.casework.rekey import maintain
 from vault.casework.retention import RetentionReport, deletion_certificate, run_retention
+from vault.ledger.incremental_verify import verify_incremental
 from vault.vault import Vault
 
 from ._common import load_settings, parse_time, print_json, reports_errors
@@ -115,6 +116,12 @@ def worker(
                      "and destroy retired keys no live recording uses, an hour after their "
                      "retirement: catalog backups stop opening deleted footage's keys."),
     ] = None,
+    verify_custody: Annotated[
+        bool,
+        typer.Option(help="After each run, verify the custody events appended since the last "
+                     "verified checkpoint (the first round verifies the whole ledger). A "
+                     "failure is logged as an error and stops the health heartbeat."),
+    ] = True,
     json_out: Annotated[bool, typer.Option("--json", help="Print each report as JSON.")] = False,
 ) -> None:
     """Run retention now and then on a schedule until stopped (SIGTERM/SIGINT stop it cleanly).
@@ -131,19 +138,25 @@ def worker(
     with Vault.open(load_settings()) as vault:
         while not stop.is_set():
             # Each run finishes before a stop is honoured: a run is short and resumable anyway.
-            one_round(vault, fixity_sample=fixity_sample, rotate_keys_every=rotation,
-                      json_out=json_out)
-            # What 'evidence-vault health retention' (the container healthcheck) reads.
-            touch_retention_heartbeat(vault.settings, dt.datetime.now(dt.UTC))
+            intact = one_round(vault, fixity_sample=fixity_sample, rotate_keys_every=rotation,
+                               json_out=json_out, verify_custody=verify_custody)
+            # What 'evidence-vault health retention' (the container healthcheck) reads; a
+            # ledger that failed its check leaves it stale, so the container turns unhealthy.
+            if intact:
+                touch_retention_heartbeat(vault.settings, dt.datetime.now(dt.UTC))
             stop.wait(interval.total_seconds())
     typer.echo("retention worker stopped")
 
 
 def one_round(vault: Vault, *, fixity_sample: int = 0,
-              rotate_keys_every: dt.timedelta | None = None, json_out: bool = False) -> None:
-    """One round of the retention worker: the reaper, then the optional keyring schedule and
-    fixity spot check."""
+              rotate_keys_every: dt.timedelta | None = None, json_out: bool = False,
+              verify_custody: bool = False) -> bool:
+    """One round of the retention worker: the reaper, then the optional custody check, keyring
+    schedule and fixity spot check. Returns False when the custody ledger failed its check."""
     _print_report(run_retention(vault), json_out)
+    intact = True
+    if verify_custody:
+        intact = _verify_custody(vault, json_out)
     if rotate_keys_every is not None:
         keys = maintain(vault, actor=Actor.local_operator(), rotate_every=rotate_keys_every)
         if json_out:
@@ -152,7 +165,7 @@ def one_round(vault: Vault, *, fixity_sample: int = 0,
             typer.echo(f"keyring: rotated {keys['rotated'] or 'no'}, {keys['rewrapped']} data "
                        f"keys rewrapped, destroyed {', '.join(keys['destroyed']) or 'none'}")
     if not fixity_sample:
-        return
+        return intact
     report = check_fixity(vault, actor=Actor.local_operator(), sample=fixity_sample)
     for failure in report.failures:
         log.error("fixity: %s %s: %s", failure.outcome, failure.recording_id, failure.reason)
@@ -160,6 +173,29 @@ def one_round(vault: Vault, *, fixity_sample: int = 0,
         print_json({"fixity": report.to_dict()})
     else:
         typer.echo(f"fixity spot check: {report.summary()}")
+    return intact
+
+
+def _verify_custody(vault: Vault, json_out: bool) -> bool:
+    """The scheduled check of the custody ledger: what was appended since the last verified,
+    witnessed checkpoint (``vault/ledger/incremental_verify.py``; the first round checks it
+    all). A failure is logged as an error, not raised: the reaper keeps its schedule, and the
+    worker's health check reports the ledger (see :func:`worker`)."""
+    vault.ledger.checkpoint()  # the events of this round, signed, so the check reaches them
+    try:
+        report = verify_incremental(vault.ledger)
+    except LedgerError as error:
+        log.error("custody ledger check failed: %s", error)
+        if json_out:
+            print_json({"custody": {"ok": False, "error": str(error)}})
+        else:
+            typer.echo(f"custody ledger check FAILED: {error}", err=True)
+        return False
+    if json_out:
+        print_json({"custody": {"ok": True, "events": report.events}})
+    else:
+        typer.echo(f"custody ledger: {report.events} events, verified to the latest checkpoint")
+    return True
 
 
 @retention_app.command("certificate")

@@ -158,6 +158,38 @@ def test_retention_worker_round_with_a_fixity_spot_check(  # type: ignore[no-unt
     assert "3 data keys rewrapped" in out
 
 
+def test_retention_worker_round_verifies_custody_appended_since_the_last_check(  # type: ignore[no-untyped-def]
+        cli, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue #15 build 1, the scheduled check: each retention round verifies the custody events
+    appended since the last verified checkpoint; an entry altered after that mark makes the
+    round report the failure (and the worker then leaves its health heartbeat stale)."""
+    from sqlalchemy import text
+
+    from api.cli.retention import one_round
+    from vault.config import Settings
+    from vault.vault import Vault
+
+    clip = tmp_path / "0.wav"
+    clip.write_bytes(b"RIFF" + os.urandom(5000))
+    _put(cli, clip)
+    with Vault.open(Settings(home=tmp_path / "home")) as vault:
+        assert one_round(vault, verify_custody=True) is True
+        assert "custody ledger: " in capsys.readouterr().out
+        second = tmp_path / "1.wav"
+        second.write_bytes(b"RIFF" + os.urandom(5000))
+        _put(cli, second)
+        last = vault.ledger.size() - 1
+        with vault.engine.begin() as conn:
+            changed = conn.execute(text(
+                "UPDATE custody_events SET payload = REPLACE(payload, '1.wav', '2.wav') "
+                "WHERE seq = :s"), {"s": last}).rowcount
+            payload = conn.execute(text("SELECT payload FROM custody_events WHERE seq = :s"),
+                                   {"s": last}).scalar_one()
+        assert changed == 1 and "2.wav" in str(payload), payload
+        assert one_round(vault, verify_custody=True) is False
+    assert "custody ledger check FAILED" in capsys.readouterr().err
+
+
 def test_custody_verify_names_the_edited_event(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     for i in range(3):
         f = tmp_path / f"f{i}.mp4"
