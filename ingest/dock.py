@@ -326,7 +326,7 @@ class DockSource(Source):
         if len(parts) != len(layout):
             return {}
         out: dict[str, str] = {}
-        for pattern, value in zip(layout, parts):
+        for pattern, value in zip(layout, parts, strict=False):
             if pattern in ("{device}", "{wearer}"):
                 out[pattern[1:-1]] = value
         return out

@@ -263,7 +263,7 @@ def _box_at(obs: Sequence[Observation], frames: Sequence[int], f: int) -> Box | 
         return obs[i].box
     a, b = obs[i - 1], obs[i]
     u = (f - a.frame) / (b.frame - a.frame)
-    return cast(Box, tuple(x + (y - x) * u for x, y in zip(a.box, b.box)))
+    return cast(Box, tuple(x + (y - x) * u for x, y in zip(a.box, b.box, strict=False)))
 
 
 def _containment(a: Box, b: Box) -> float:
@@ -727,7 +727,7 @@ def _cut_plan(tracks: Sequence[TrackPlan], review: Sequence[ReviewSpan],
             out.append(t)
             continue
         starts = [t.start] + [lo for lo, _ in parts[1:]] + [t.end + 1]
-        for (_, part), lo, hi in zip(parts, starts, starts[1:]):
+        for (_, part), lo, hi in zip(parts, starts, starts[1:], strict=False):
             rows = t.boxes[lo - t.start:hi - t.start]
             keep = [i for i, b in enumerate(rows) if b is not None]
             if not keep:

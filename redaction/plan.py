@@ -267,9 +267,9 @@ class ManualBox(_Model):
             if a.frame <= frame <= b.frame:
                 u = (frame - a.frame) / (b.frame - a.frame)
                 # Outward rounding: an interpolated box never shrinks below its keyframes.
-                lo = [min(x, y) for x, y in zip(a.box, b.box)]
-                hi = [max(x, y) for x, y in zip(a.box, b.box)]
-                vals = [x + (y - x) * u for x, y in zip(a.box, b.box)]
+                lo = [min(x, y) for x, y in zip(a.box, b.box, strict=False)]
+                hi = [max(x, y) for x, y in zip(a.box, b.box, strict=False)]
+                vals = [x + (y - x) * u for x, y in zip(a.box, b.box, strict=False)]
                 x0 = max(lo[0], int(vals[0]))
                 y0 = max(lo[1], int(vals[1]))
                 x1 = min(hi[2], -int(-vals[2] // 1))

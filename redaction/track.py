@@ -414,7 +414,7 @@ class Tracker:
         a, b = obs[lo], obs[hi]
         span = b.frame - a.frame
         u = (t - a.frame) / span
-        box = tuple(av + (bv - av) * u for av, bv in zip(a.box, b.box))
+        box = tuple(av + (bv - av) * u for av, bv in zip(a.box, b.box, strict=False))
         bump = 4 * u * (1 - u)
         accel = [_accel(obs[i - 1], obs[i], obs[i + 1]) for i in (lo, hi)
                  if 0 < i < len(obs) - 1]
