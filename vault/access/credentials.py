@@ -67,6 +67,7 @@ from vault.errors import CiphertextError, InvalidInput, NotFound, Unauthenticate
 from .identity import User
 from vault.storage.keys import WrappedKey
 from vault.storage.keys import rewrap as rewrap_key
+from vault.storage.db import get_or_not_found
 from .web_sessions import WebSession
 
 if TYPE_CHECKING:
@@ -374,9 +375,7 @@ def begin_enrolment(vault: Vault, user_id: str, *, issuer: str) -> Enrolment:
     # Sealed before the transaction: a key provider may be a network service (KMS, transit).
     parts = _sealed(vault, user_id, secret)
     with vault.sessions.begin() as session:
-        user = session.get(User, user_id)
-        if user is None:
-            raise NotFound(f"no user with id {user_id}")
+        user = get_or_not_found(session, User, user_id, noun="user")
         row = _credential(session, user_id)
         if row.totp_confirmed_at is not None and row.has_second_factor:
             raise InvalidInput("a second factor is already set up; an administrator can reset it")

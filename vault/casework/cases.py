@@ -38,6 +38,7 @@ from vault.ledger.custody import Action
 from vault.errors import InvalidInput, NotFound
 from .holds import lift_legal_holds, place_legal_holds
 from vault.access.identity import User
+from vault.storage.db import get_or_not_found
 
 if TYPE_CHECKING:
     from vault.vault import Vault
@@ -69,10 +70,7 @@ class CaseMember(Base):
 
 
 def _case(session: Session, case_id: str) -> Case:
-    case = session.get(Case, case_id)
-    if case is None:
-        raise NotFound(f"no case with id {case_id}")
-    return case
+    return get_or_not_found(session, Case, case_id, noun="case")
 
 
 def create_case(
@@ -132,9 +130,7 @@ def create_case(
 def _add_member(
     session: Session, case: Case, organisation: str, user_id: str, actor: Actor, now: dt.datetime
 ) -> User:
-    user = session.get(User, user_id)
-    if user is None:
-        raise NotFound(f"no user with id {user_id}")
+    user = get_or_not_found(session, User, user_id, noun="user")
     if user.organisation != organisation:
         raise InvalidInput(
             f"user {user.name!r} belongs to {user.organisation!r}, case {case.reference!r} to "
@@ -206,9 +202,7 @@ def link_recording(
     """
     with vault.sessions.begin() as session:
         case = _case(session, case_id)
-        recording = session.get(Recording, recording_id)
-        if recording is None:
-            raise NotFound(f"no recording with id {recording_id}")
+        recording = get_or_not_found(session, Recording, recording_id, noun="recording")
         if case.status != CaseStatus.OPEN:
             raise InvalidInput(f"case {case.reference!r} is closed: reopen it to add evidence")
         origins = session.scalars(

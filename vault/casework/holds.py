@@ -24,6 +24,7 @@ from vault.storage.catalog import CaseRecording, Hold, HoldKind, Recording
 from vault.storage.hold_rule import held_clause, is_held, overlaps
 from vault.ledger.custody import Action
 from vault.errors import InvalidInput, NotFound
+from vault.storage.db import get_or_not_found
 
 if TYPE_CHECKING:
     from vault.vault import Vault
@@ -103,9 +104,7 @@ def release_hold(
     if not reason or not reason.strip():
         raise InvalidInput("say why the hold is released (a reason is required)")
     with vault.sessions.begin() as session:
-        hold = session.get(Hold, hold_id)
-        if hold is None:
-            raise NotFound(f"no hold with id {hold_id}")
+        hold = get_or_not_found(session, Hold, hold_id, noun="hold")
         if hold.kind == HoldKind.SAR and not sar_closing and _sar_of(session, hold.id):
             raise InvalidInput(
                 f"hold {hold_id} keeps footage for a subject access request ({hold.reference}); "

@@ -80,6 +80,7 @@ from vault.actors import Actor, Purpose, Role
 from vault.storage.catalog import Base, MediaKind, new_id, utcnow
 from vault.errors import InvalidInput, NotFound, VaultError
 from vault.plaintext import private_dir
+from vault.storage.db import get_or_not_found
 
 if TYPE_CHECKING:
     from huey import Huey
@@ -255,9 +256,7 @@ def cancel_job(vault: Vault, job_id: str) -> Job:
     Returns the row. Raises NotFound, InvalidInput when the job has already finished.
     """
     with vault.sessions.begin() as session:
-        job = session.get(Job, job_id)
-        if job is None:
-            raise NotFound(f"no job with id {job_id}")
+        job = get_or_not_found(session, Job, job_id, noun="job")
         if job.state in FINISHED:
             raise InvalidInput(f"job {job_id} has already finished ({job.state.value})")
         job.state = JobState.CANCELLED
@@ -273,9 +272,7 @@ def set_plan(vault: Vault, job_id: str, plan: dict[str, Any], *, edited_by: str)
     InvalidInput when the job is not a succeeded ``redaction_plan`` job.
     """
     with vault.sessions.begin() as session:
-        job = session.get(Job, job_id)
-        if job is None:
-            raise NotFound(f"no job with id {job_id}")
+        job = get_or_not_found(session, Job, job_id, noun="job")
         if job.kind != JobKind.REDACTION_PLAN or job.state != JobState.SUCCEEDED:
             raise InvalidInput(
                 f"job {job_id} is a {job.kind.value} job in state {job.state.value}: only a "

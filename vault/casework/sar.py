@@ -37,6 +37,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from vault.actors import Actor
 from vault.storage.catalog import Base, Hold, HoldKind, MediaKind, Recording, Source, new_id, utcnow
 from vault.errors import InvalidInput, NotFound
+from vault.storage.db import get_or_not_found
 from .holds import covered_recordings, place_hold, release_hold
 
 if TYPE_CHECKING:
@@ -399,9 +400,7 @@ def record_disclosure(
         _require_active(sar, "record a disclosure")
         recordings = []
         for rid in ids:
-            recording = session.get(Recording, rid)
-            if recording is None:
-                raise NotFound(f"no recording with id {rid}")
+            recording = get_or_not_found(session, Recording, rid, noun="recording")
             recordings.append(recording)
         windows = list(session.scalars(select(SarWindow).where(SarWindow.sar_id == sar.id)))
         unredacted = [r.id for r in recordings if not _is_redacted(r)]

@@ -44,6 +44,7 @@ from vault.ledger.custody import Action
 from vault.access.denials import DenialThrottle
 from vault.errors import AccessDenied, InvalidInput, NotFound, ShareUnavailable
 from vault.access.identity import hash_token, log_denial_summaries, new_token
+from vault.storage.db import get_or_not_found
 
 if TYPE_CHECKING:
     from vault.vault import Vault
@@ -236,9 +237,7 @@ def revoke_share(vault: Vault, share_id: str, *, actor: Actor, reason: str) -> S
     """
     reason = cast(str, _text("reason for revoking", reason, 2000))
     with vault.sessions.begin() as session:
-        share = session.get(Share, share_id)
-        if share is None:
-            raise NotFound(f"no share with id {share_id}")
+        share = get_or_not_found(session, Share, share_id, noun="share")
         if share.revoked_at is not None:
             raise InvalidInput(f"share {share_id} was already revoked on {share.revoked_at:%Y-%m-%d}")
         share.revoked_at = vault.clock()

@@ -10,12 +10,12 @@ from __future__ import annotations
 import functools
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
-from vault.errors import ConfigError
+from vault.errors import ConfigError, NotFound
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -151,3 +151,15 @@ def schema_revision(engine: Engine) -> str | None:
 
     with engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
+
+
+_Row = TypeVar("_Row")
+
+
+def get_or_not_found(session: Session, model: type[_Row], key: Any, *, noun: str) -> _Row:
+    """``session.get(model, key)``, or :class:`~vault.errors.NotFound` saying "no <noun> with
+    id <key>": the one lookup the casework and access modules make (issue #14 item 3)."""
+    found = session.get(model, key)
+    if found is None:
+        raise NotFound(f"no {noun} with id {key}")
+    return found
