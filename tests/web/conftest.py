@@ -24,7 +24,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -192,6 +192,26 @@ def axe_source() -> str:
             pytest.fail(message)
         pytest.skip(message)
     return AXE.read_text()
+
+
+@pytest.fixture
+def contexts(browser: Any, axe_source: str) -> Iterator[Callable[..., Any]]:
+    """Fresh browser contexts (each its own cookies and storage), closed after the test, with
+    axe-core injected by the DevTools protocol rather than as a <script>: the CSP stays intact."""
+    made: list[Any] = []
+
+    def new(**options: Any) -> Any:
+        ctx = browser.new_context(viewport={"width": 1100, "height": 800}, locale="en-GB",
+                                  **options)
+        ctx.add_init_script(script=axe_source)
+        made.append(ctx)
+        return ctx
+
+    try:
+        yield new
+    finally:
+        for ctx in made:
+            ctx.close()
 
 
 SHOTS = os.environ.get("EVIDENCE_VAULT_SCREENSHOTS")

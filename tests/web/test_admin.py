@@ -352,23 +352,6 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         yield Served(url=url, home=home, settings=settings, secrets=secrets)
 
 
-@pytest.fixture
-def contexts(browser: Any, axe_source: str) -> Iterator[Callable[..., Any]]:
-    made: list[Any] = []
-
-    def new(**options: Any) -> Any:
-        ctx = browser.new_context(viewport={"width": 1100, "height": 800}, locale="en-GB",
-                                  **options)
-        ctx.add_init_script(script=axe_source)
-        made.append(ctx)
-        return ctx
-
-    try:
-        yield new
-    finally:
-        for ctx in made:
-            ctx.close()
-
 
 def _sign_in(page: Any, served: Served, user: str, password: str = PASSWORD) -> None:
     page.goto(served.url + "/sign-in")

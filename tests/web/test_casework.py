@@ -106,25 +106,6 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
                      recordings=recordings, zone=zone)
 
 
-@pytest.fixture
-def contexts(browser: Any, axe_source: str) -> Iterator[Callable[..., Any]]:
-    """Fresh browser contexts (each its own cookies and storage), axe-core injected."""
-    made: list[Any] = []
-
-    def new(**options: Any) -> Any:
-        ctx = browser.new_context(viewport={"width": 1100, "height": 800}, locale="en-GB",
-                                  **options)
-        # Injected by the DevTools protocol, not as a <script>: the page's CSP stays intact.
-        ctx.add_init_script(script=axe_source)
-        made.append(ctx)
-        return ctx
-
-    try:
-        yield new
-    finally:
-        for ctx in made:
-            ctx.close()
-
 
 def _sign_in(checked: Checked, served: Served, user: str) -> None:
     page = checked.page

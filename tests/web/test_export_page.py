@@ -395,23 +395,6 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
                      recordings=recordings, zone=zone)
 
 
-@pytest.fixture
-def contexts(browser: Any, axe_source: str) -> Iterator[Callable[..., Any]]:
-    made: list[Any] = []
-
-    def new(**options: Any) -> Any:
-        ctx = browser.new_context(viewport={"width": 1100, "height": 800}, locale="en-GB",
-                                  **options)
-        ctx.add_init_script(script=axe_source)
-        made.append(ctx)
-        return ctx
-
-    try:
-        yield new
-    finally:
-        for ctx in made:
-            ctx.close()
-
 
 @pytest.mark.slow
 def test_asb_officer_exports_a_case_and_downloads_a_package_that_verifies(

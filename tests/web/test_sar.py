@@ -119,24 +119,6 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         yield world
 
 
-@pytest.fixture
-def contexts(browser: Any, axe_source: str) -> Iterator[Callable[..., Any]]:
-    """Fresh browser contexts, axe-core injected by the DevTools protocol (CSP intact)."""
-    made: list[Any] = []
-
-    def new(**options: Any) -> Any:
-        ctx = browser.new_context(viewport={"width": 1100, "height": 800}, locale="en-GB",
-                                  **options)
-        ctx.add_init_script(script=axe_source)
-        made.append(ctx)
-        return ctx
-
-    try:
-        yield new
-    finally:
-        for ctx in made:
-            ctx.close()
-
 
 def _sign_in(checked: Checked, served: Served, user: str) -> None:
     page = checked.page
