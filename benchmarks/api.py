@@ -197,6 +197,7 @@ def main() -> int:
     from vault.storage.catalog import MediaKind
     from vault.config import Settings
     from vault.vault import Vault
+    from vault.capture import Capture
 
     tmp = tempfile.TemporaryDirectory(prefix="bench-api-")
     home = Path(tmp.name) / "home"
@@ -208,8 +209,13 @@ def main() -> int:
     with Vault.init(settings) as vault:
         recording = vault.put_stream(
             Generated(block, args.size),  # type: ignore[arg-type]
-            source_id="bench-cam", actor=op, media_kind=MediaKind.VIDEO,
-            captured_at=dt.datetime.now(dt.UTC), original_name="bench.mp4",
+            Capture(
+                source_id="bench-cam",
+                media_kind=MediaKind.VIDEO,
+                captured_at=dt.datetime.now(dt.UTC),
+                original_name="bench.mp4",
+            ),
+            actor=op,
         )
         identity.create_user(vault, name="viewer", role=Role.IG_OFFICER, organisation="Bench", actor=op)
         token = identity.issue_token(vault, "viewer", actor=op).token

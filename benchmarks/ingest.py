@@ -51,6 +51,7 @@ from ingest.sources import SourceContext  # noqa: E402
 from ingest.spool import Spool  # noqa: E402
 from vault.config import Settings  # noqa: E402
 from vault.vault import Vault  # noqa: E402
+from vault.capture import Capture  # noqa: E402
 
 MB = 1_000_000
 FRAME = 1280 * 720 * 3 // 2  # one raw yuv420p 720p frame
@@ -166,8 +167,11 @@ def warm_vault(vault: Vault) -> None:
     from vault.storage.catalog import utcnow
     from vault.storage.durable import STAGE_SIZE
 
-    vault.put_stream(io.BytesIO(os.urandom(2 * STAGE_SIZE + 1)), source_id="bench-warmup",
-                     actor=Actor(user="bench", role=Role.INGEST_AGENT), captured_at=utcnow())
+    vault.put_stream(
+        io.BytesIO(os.urandom(2 * STAGE_SIZE + 1)),
+        Capture(source_id="bench-warmup", captured_at=utcnow()),
+        actor=Actor(user="bench", role=Role.INGEST_AGENT),
+    )
 
 
 @dataclass
@@ -246,7 +250,9 @@ def vault_put_alone(settings: Settings, files: list[Path], workers: int) -> floa
 
         def put(path: Path) -> None:
             with path.open("rb") as f:
-                vault.put_stream(f, source_id=f"bench-{tag}", actor=actor, captured_at=utcnow())
+                vault.put_stream(
+                    f, Capture(source_id=f"bench-{tag}", captured_at=utcnow()), actor=actor
+                )
 
         warm_vault(vault)
         settle()

@@ -28,6 +28,7 @@ from pydantic import SecretStr
 
 from tests.servers import start_minio, start_minio_cluster
 from vault import Settings, Vault
+from vault.capture import Capture
 from vault.actors import Actor, Purpose, Role
 from vault.storage.catalog import SourceKind
 
@@ -43,8 +44,15 @@ def measure(endpoint: str, access: str, secret: str, home: Path, payloads: list[
     mib = sum(len(p) for p in payloads) / (1 << 20)
     with Vault.init(settings) as vault:
         started = time.perf_counter()
-        ids = [vault.put_stream(io.BytesIO(p), source_id="cam-1", source_kind=SourceKind.CCTV,
-                                actor=ACTOR, captured_at=dt.datetime.now(dt.UTC)).id
+        ids = [vault.put_stream(
+            io.BytesIO(p),
+            Capture(
+                source_id="cam-1",
+                source_kind=SourceKind.CCTV,
+                captured_at=dt.datetime.now(dt.UTC),
+            ),
+            actor=ACTOR,
+        ).id
                for p in payloads]
         ingest = mib / (time.perf_counter() - started)
         started = time.perf_counter()

@@ -57,6 +57,7 @@ from vault.storage.catalog import MediaKind, Recording, Source, SourceKind, new_
 from vault.config import Settings
 from vault.ledger.custody import Action
 from vault.vault import Vault
+from vault.capture import Capture
 
 ORG = "Northside Homes"
 PASSWORD = "stairwell-door-2026"
@@ -247,10 +248,18 @@ def main() -> int:
             world = populate(vault, args.recordings, args.events, now)
             with footage(Path(tmp)).open("rb") as f:
                 video = vault.put_stream(
-                    f, source_id="cam-00", source_kind=SourceKind.CCTV, site=SITES[0],
-                    actor=OPERATOR, captured_at=now - dt.timedelta(hours=1),
-                    captured_end=now - dt.timedelta(hours=1) + dt.timedelta(seconds=6),
-                    media_kind=MediaKind.VIDEO, original_name="clip.mp4").id
+                    f,
+                    Capture(
+                        source_id="cam-00",
+                        source_kind=SourceKind.CCTV,
+                        site=SITES[0],
+                        captured_at=now - dt.timedelta(hours=1),
+                        captured_end=now - dt.timedelta(hours=1) + dt.timedelta(seconds=6),
+                        media_kind=MediaKind.VIDEO,
+                        original_name="clip.mp4",
+                    ),
+                    actor=OPERATOR,
+                ).id
             setup_s = time.perf_counter() - t
         clock_now = [now]
 

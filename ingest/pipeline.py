@@ -55,6 +55,7 @@ from vault.storage.durable import sync_sqlite
 from vault.ledger.custody import Action
 from vault.errors import HashMismatch, StorageError, VaultError
 from vault.vault import Vault
+from vault.capture import Capture
 
 from .clock import check_clock
 from .errors import NotMedia
@@ -235,22 +236,24 @@ class Pipeline:
         with self.spool.path_of(item).open("rb") as stream:
             recording = self.vault.put_stream(
                 stream,
-                source_id=item.vault_source,
+                Capture(
+                    source_id=item.vault_source,
+                    source_kind=item.source_kind,
+                    captured_at=item.captured_start,
+                    captured_end=item.captured_end,
+                    media_kind=MediaKind(media_info.get("media_kind", MediaKind.OTHER.value)),
+                    original_name=item.name,
+                    site=item.meta.get("site"),
+                    media_info=media_info,
+                    details=details,
+                    received_at=item.received_at,
+                    device_time=item.device_time,
+                    clock_offset_ms=details["clock_offset_ms"],
+                    clock_flagged=details["clock_flagged"],
+                    # Footage pulled from an NVR records what was asked for, of whom, by whom.
+                    provenance=item.meta.get("pull"),
+                ),
                 actor=self.actor,
-                source_kind=item.source_kind,
-                captured_at=item.captured_start,
-                captured_end=item.captured_end,
-                media_kind=MediaKind(media_info.get("media_kind", MediaKind.OTHER.value)),
-                original_name=item.name,
-                site=item.meta.get("site"),
-                media_info=media_info,
-                details=details,
-                received_at=item.received_at,
-                device_time=item.device_time,
-                clock_offset_ms=details["clock_offset_ms"],
-                clock_flagged=details["clock_flagged"],
-                # Footage pulled from an NVR records what was asked for, of whom, by whom.
-                provenance=item.meta.get("pull"),
             )
         self._crash_point(CrashPoint.AFTER_CATALOG)
         # A recording this item made (now, or before a crash) carries the item's receipt

@@ -51,6 +51,7 @@ import av.error
 from sqlalchemy import or_, select
 
 from vault import Actor, MediaKind, NotFound, Purpose, Recording, Vault
+from vault.capture import Capture
 from vault.errors import InvalidInput
 
 from .errors import EncodeError, MediaError
@@ -595,24 +596,26 @@ def assemble_clip(
         stamp = start.strftime("%Y%m%dT%H%M%SZ")
         clip = vault.put_file(
             output,
-            source_id=source_id,
+            Capture(
+                source_id=source_id,
+                captured_at=first_at,
+                captured_end=last_at,
+                media_kind=MediaKind.VIDEO,
+                original_name=f"{source_id}-{stamp}-clip.mp4",
+                parent_id=first_rec.id,
+                derived_from=[p.recording.id for p in pieces],
+                provenance=provenance,
+                details={
+                    "sources": [p.recording.id for p in pieces],
+                    "window": [start.isoformat(), end.isoformat()],
+                    "method": used,
+                    "frames": frames,
+                    "purpose": purpose.purpose,
+                    **({"reference": purpose.reference} if purpose.reference else {}),
+                },
+                action=CLIP_ASSEMBLED,
+            ),
             actor=actor,
-            captured_at=first_at,
-            captured_end=last_at,
-            media_kind=MediaKind.VIDEO,
-            original_name=f"{source_id}-{stamp}-clip.mp4",
-            parent_id=first_rec.id,
-            derived_from=[p.recording.id for p in pieces],
-            provenance=provenance,
-            details={
-                "sources": [p.recording.id for p in pieces],
-                "window": [start.isoformat(), end.isoformat()],
-                "method": used,
-                "frames": frames,
-                "purpose": purpose.purpose,
-                **({"reference": purpose.reference} if purpose.reference else {}),
-            },
-            action=CLIP_ASSEMBLED,
         )
         return IncidentClip(recording=clip, method=used, frame_count=frames,
                             source_ids=tuple(p.recording.id for p in pieces))

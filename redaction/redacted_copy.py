@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vault import Action, Actor, MediaKind, Purpose, Recording, Vault
+from vault.capture import Capture
 
 from .pipeline import EncodeParams, ProgressCallback, redact_video, render_plan
 from .plan import AudioEdit, MaskSpec, RedactionPlan, save_plan
@@ -73,32 +74,34 @@ def redact_recording(
         stem = Path(parent.original_name or parent.id).stem
         copy = vault.put_file(
             output,
-            source_id=parent.source_id,
+            Capture(
+                source_id=parent.source_id,
+                captured_at=parent.captured_start,
+                captured_end=parent.captured_end,
+                media_kind=MediaKind.VIDEO,
+                original_name=f"{stem}-redacted.mp4",
+                parent_id=parent.id,
+                provenance={
+                    "kind": "redaction",
+                    "parent_id": parent.id,
+                    "parent_sha256": parent.sha256,
+                    "plan_sha256": render.plan_sha256,
+                    "plan": plan.model_dump(mode="json"),
+                    "software_version": render.software_version,
+                    "parameters": render.parameters,
+                    "frame_count": render.frame_count,
+                    "duration": render.duration,
+                },
+                details={
+                    "parent_id": parent.id,
+                    "plan_sha256": render.plan_sha256,
+                    "tracks": len(plan.tracks),
+                    "review_spans": len(plan.review),
+                    "purpose": purpose.purpose,
+                },
+                action=Action.REDACTION_RENDERED,
+            ),
             actor=actor,
-            captured_at=parent.captured_start,
-            captured_end=parent.captured_end,
-            media_kind=MediaKind.VIDEO,
-            original_name=f"{stem}-redacted.mp4",
-            parent_id=parent.id,
-            provenance={
-                "kind": "redaction",
-                "parent_id": parent.id,
-                "parent_sha256": parent.sha256,
-                "plan_sha256": render.plan_sha256,
-                "plan": plan.model_dump(mode="json"),
-                "software_version": render.software_version,
-                "parameters": render.parameters,
-                "frame_count": render.frame_count,
-                "duration": render.duration,
-            },
-            details={
-                "parent_id": parent.id,
-                "plan_sha256": render.plan_sha256,
-                "tracks": len(plan.tracks),
-                "review_spans": len(plan.review),
-                "purpose": purpose.purpose,
-            },
-            action=Action.REDACTION_RENDERED,
         )
         return RedactedCopy(recording=copy, plan=plan, render=render)
     finally:

@@ -45,7 +45,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
      "vault._home"),
     ("vault.storage",),
     ("vault.ledger",),
-    ("vault.vault",),
+    ("vault.vault", "vault.capture"),
     ("vault.access",),
     ("vault.casework",),
     ("vault",),  # vault/__init__.py: the public surface, re-exporting the layers below

@@ -5,6 +5,7 @@ with an underscore are private to this package.
 """
 
 from .actors import Actor, Purpose, Role
+from .capture import Capture
 from .storage.catalog import Case, Hold, HoldKind, MediaKind, Recording, Source, SourceKind
 from .config import Settings
 from .ledger.custody import Action, CustodyLedger, VerifyReport
@@ -41,6 +42,7 @@ __all__ = [
     "Action",
     "Actor",
     "ByteRange",
+    "Capture",
     "Case",
     "CiphertextError",
     "ConfigError",

@@ -27,7 +27,7 @@ import logging
 import mimetypes
 import os
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import BinaryIO
 
@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from .storage import crypto
 from .actors import Actor, Purpose
+from .capture import Capture
 from .storage.catalog import (
     MediaKind,
     Recording,
@@ -74,20 +75,6 @@ Clock = Callable[[], dt.datetime]
 log = logging.getLogger("evidence_vault")
 # Storage-side expiry runs this many days after the longest retention period (defence in depth).
 LIFECYCLE_MARGIN_DAYS = 7
-
-_AUDIO_EXTS = {".wav", ".mp3", ".m4a", ".aac", ".flac", ".ogg", ".opus", ".amr"}
-_VIDEO_EXTS = {".mp4", ".mkv", ".avi", ".mov", ".ts", ".m2ts", ".mjpeg", ".mjpg", ".webm", ".264", ".h264", ".h265", ".hevc", ".3gp"}
-
-
-def guess_media_kind(name: str) -> MediaKind:
-    """The media kind suggested by a file name's extension (ingest probes properly)."""
-    ext = Path(name).suffix.lower()
-    if ext in _AUDIO_EXTS:
-        return MediaKind.AUDIO
-    if ext in _VIDEO_EXTS:
-        return MediaKind.VIDEO
-    return MediaKind.OTHER
-
 
 @dataclass(frozen=True)
 class Leftovers:
@@ -286,110 +273,33 @@ class Vault:
         """When footage captured at ``captured_start`` falls due for deletion."""
         return RetentionPolicy.from_settings(self.settings).due(kind, captured_start)
 
-    def put_file(
-        self,
-        path: Path,
-        *,
-        source_id: str,
-        actor: Actor,
-        source_kind: SourceKind = SourceKind.UPLOAD,
-        captured_at: dt.datetime | None = None,
-        captured_end: dt.datetime | None = None,
-        media_kind: MediaKind | None = None,
-        site: str | None = None,
-        media_info: dict[str, object] | None = None,
-        details: dict[str, object] | None = None,
-        received_at: dt.datetime | None = None,
-        parent_id: str | None = None,
-        provenance: dict[str, object] | None = None,
-        action: Action | str = Action.INGESTED,
-        original_name: str | None = None,
-        derived_from: Sequence[str] | None = None,
-    ) -> Recording:
-        """Store one file (see :meth:`put_stream`). Raises NotFound if the file is missing."""
+    def put_file(self, path: Path, capture: Capture, *, actor: Actor) -> Recording:
+        """Store one file (see :meth:`put_stream`), filling in what the file says where
+        ``capture`` is silent (:meth:`Capture.for_file`). Raises NotFound if the file is
+        missing."""
         path = Path(path)
         if not path.is_file():
             raise NotFound(f"no such file: {path}")
-        if captured_at is None:
-            # Without a stated capture time the file's modification time is the best evidence.
-            captured_at = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.timezone.utc)
         with path.open("rb") as f:
-            return self.put_stream(
-                f,
-                source_id=source_id,
-                actor=actor,
-                source_kind=source_kind,
-                captured_at=captured_at,
-                captured_end=captured_end,
-                media_kind=media_kind or guess_media_kind(path.name),
-                original_name=original_name or path.name,
-                site=site,
-                media_info=media_info,
-                details=details,
-                received_at=received_at,
-                parent_id=parent_id,
-                provenance=provenance,
-                action=action,
-                derived_from=derived_from,
-            )
+            return self.put_stream(f, capture.for_file(path), actor=actor)
 
-    def put_stream(
-        self,
-        stream: BinaryIO,
-        *,
-        source_id: str,
-        actor: Actor,
-        captured_at: dt.datetime,
-        source_kind: SourceKind = SourceKind.UPLOAD,
-        captured_end: dt.datetime | None = None,
-        media_kind: MediaKind = MediaKind.OTHER,
-        original_name: str | None = None,
-        site: str | None = None,
-        media_info: dict[str, object] | None = None,
-        parent_id: str | None = None,
-        provenance: dict[str, object] | None = None,
-        details: dict[str, object] | None = None,
-        received_at: dt.datetime | None = None,
-        device_time: dt.datetime | None = None,
-        clock_offset_ms: int | None = None,
-        clock_flagged: bool = False,
-        action: Action | str = Action.INGESTED,
-        derived_from: Sequence[str] | None = None,
-    ) -> Recording:
-        """Hash, encrypt and store a stream; catalog it and log ``ingested`` in one transaction.
+    def put_stream(self, stream: BinaryIO, capture: Capture, *, actor: Actor) -> Recording:
+        """Hash, encrypt and store a stream; catalog it and log its custody event (``ingested``
+        unless ``capture.action`` says otherwise) in one transaction.
 
         The same bytes from the same source twice give one recording: the second call returns
-        the first recording (and removes the duplicate upload). ``received_at`` is when the
-        footage reached the vault's agent (default: now); ``derived_from`` names every
-        recording a derived copy was made from (default: its parent), recorded flattened to
-        originals in ``recording_origins`` for the access policy; ``device_time``,
-        ``clock_offset_ms`` and ``clock_flagged`` record the device clock check made then.
+        the first recording (and removes the duplicate upload). Derived copies are recorded
+        flattened to their originals in ``recording_origins`` for the access policy.
 
         A capture time after the receipt (beyond ``capture_clock_tolerance_s``) is a clock
         error, not a reason to refuse evidence: the recording is stored, ``clock_flagged``,
         the reason goes into ``media_info["clock"]`` and the custody event, and retention
         counts from the receipt, so footage stamped in the future cannot outlive the policy
         (issue #11 finding 7). The stated capture times are kept as given.
-        Raises StorageError if the store fails, InvalidInput on bad arguments.
+        Raises StorageError if the store fails, InvalidInput on a capture without a capture
+        time or with one without a timezone, NotFound for an unknown parent.
         """
-        if captured_at.tzinfo is None:
-            raise InvalidInput("capture time must include a timezone (e.g. 2026-11-25T14:32:00Z)")
-        now = self.clock()
-        received_at = received_at or now
-        # A receipt time is the agent's word too: never later than the vault's own clock.
-        retention_start = captured_at
-        future = future_capture(
-            captured_at, captured_end, received_at=min(received_at, now),
-            tolerance=dt.timedelta(seconds=self.settings.capture_clock_tolerance_s),
-        )
-        if future is not None:
-            clock_flagged = True
-            retention_start = min(captured_at, received_at, now)
-            clock = dict(media_info.get("clock") or {}) if media_info else {}  # type: ignore[call-overload]
-            reasons = [r for r in (clock.get("reason"), future["reason"]) if r]
-            clock.update(flagged=True, future_capture=future, reason="; ".join(reasons))
-            media_info = {**(media_info or {}), "clock": clock}
-            details = {**(details or {}), "future_capture": future}
+        capture, retention_start = self._clock_checked(capture)
         recording_id = new_id()
         object_key = f"recordings/{recording_id[:2]}/{recording_id}"
         dek = crypto.new_data_key()
@@ -408,37 +318,12 @@ class Vault:
                 )
             wrapped = self.keys.wrap(dek, context=recording_id)
             with self.sessions.begin() as session:
-                duplicate = session.scalars(
-                    select(Recording).where(
-                        Recording.source_id == source_id,
-                        Recording.sha256 == reader.plaintext_sha256,
-                        Recording.deleted_at.is_(None),
-                    )
-                ).first()
+                duplicate = self._live_copy(session, capture.source_id, reader.plaintext_sha256)
                 if duplicate is not None:
                     self.store.delete(object_key)
                     return duplicate
-                source = self.ensure_source(session, source_id, kind=source_kind, site=site)
-                if parent_id is not None:
-                    parent = session.get(Recording, parent_id)
-                    if parent is None:
-                        raise NotFound(f"no recording with id {parent_id} (the parent)")
-                    # Derived copies follow their parent for retention.
-                    retain_until = parent.retain_until
-                else:
-                    retain_until = self.retention_date(source.kind, retention_start)
                 recording = Recording(
                     id=recording_id,
-                    source_id=source_id,
-                    media_kind=media_kind,
-                    captured_start=captured_at,
-                    captured_end=captured_end,
-                    received_at=received_at,
-                    device_time=device_time,
-                    clock_offset_ms=clock_offset_ms,
-                    clock_flagged=clock_flagged,
-                    original_name=original_name,
-                    content_type=mimetypes.guess_type(original_name or "")[0],
                     size=reader.plaintext_size,
                     sha256=reader.plaintext_sha256,
                     object_key=object_key,
@@ -446,32 +331,9 @@ class Vault:
                     enc_format=crypto.FORMAT,
                     wrapped_dek=wrapped.blob,
                     key_id=wrapped.key_id,
-                    retain_until=retain_until,
-                    parent_id=parent_id,
-                    provenance=provenance,
-                    media_info=media_info,
                 )
-                session.add(recording)
-                session.flush()
-                if parent_id is not None or derived_from:
-                    self._record_origins(session, recording_id, derived_from or [parent_id])
-                self.ledger.append(
-                    session,
-                    action,
-                    actor=actor,
-                    object_ids=[recording_id],
-                    hashes={recording_id: recording.sha256},
-                    details={
-                        "source": source_id,
-                        "size": recording.size,
-                        "original_name": original_name,
-                        "captured_start": captured_at.isoformat(),
-                        **({"parent_id": parent_id} if parent_id else {}),
-                        **(details or {}),
-                        # What the row says, bound to the ledger (vault.ledger.catalog_binding).
-                        RECORD_KEY: catalog_record(recording),
-                    },
-                )
+                self._catalog(session, recording, capture, retention_start)
+                self._log_ingest(session, recording, capture, actor)
         except BaseException:
             # Nothing half-written: the ciphertext goes if its catalog row did not commit.
             try:
@@ -483,6 +345,105 @@ class Vault:
         self._legal_hold_if_held(recording)
         self.checkpoint_if_due()
         return recording
+
+    def _clock_checked(self, capture: Capture) -> tuple[Capture, dt.datetime]:
+        # The capture with its receipt time settled and any future capture flagged, and the
+        # time retention counts from.
+        captured_at = capture.captured_at
+        if captured_at is None:
+            raise InvalidInput("a capture time is required (e.g. 2026-11-25T14:32:00Z)")
+        if captured_at.tzinfo is None:
+            raise InvalidInput("capture time must include a timezone (e.g. 2026-11-25T14:32:00Z)")
+        now = self.clock()
+        received_at = capture.received_at or now
+        capture = replace(capture, received_at=received_at)
+        # A receipt time is the agent's word too: never later than the vault's own clock.
+        future = future_capture(
+            captured_at, capture.captured_end, received_at=min(received_at, now),
+            tolerance=dt.timedelta(seconds=self.settings.capture_clock_tolerance_s),
+        )
+        if future is None:
+            return capture, captured_at
+        media_info = capture.media_info or {}
+        clock = dict(media_info.get("clock") or {})  # type: ignore[call-overload]
+        reasons = [r for r in (clock.get("reason"), future["reason"]) if r]
+        clock.update(flagged=True, future_capture=future, reason="; ".join(reasons))
+        flagged = replace(
+            capture,
+            clock_flagged=True,
+            media_info={**media_info, "clock": clock},
+            details={**(capture.details or {}), "future_capture": future},
+        )
+        return flagged, min(captured_at, received_at, now)
+
+    @staticmethod
+    def _live_copy(session: Session, source_id: str, sha256: str) -> Recording | None:
+        return session.scalars(
+            select(Recording).where(
+                Recording.source_id == source_id,
+                Recording.sha256 == sha256.lower(),
+                Recording.deleted_at.is_(None),
+            )
+        ).first()
+
+    def _catalog(
+        self, session: Session, recording: Recording, capture: Capture,
+        retention_start: dt.datetime,
+    ) -> None:
+        # Fills in the row from the capture, adds it and its origins to the session.
+        assert capture.captured_at is not None and capture.received_at is not None  # settled
+        source = self.ensure_source(
+            session, capture.source_id, kind=capture.source_kind, site=capture.site
+        )
+        if capture.parent_id is not None:
+            parent = session.get(Recording, capture.parent_id)
+            if parent is None:
+                raise NotFound(f"no recording with id {capture.parent_id} (the parent)")
+            # Derived copies follow their parent for retention.
+            recording.retain_until = parent.retain_until
+        else:
+            recording.retain_until = self.retention_date(source.kind, retention_start)
+        recording.source_id = capture.source_id
+        recording.media_kind = capture.media_kind or MediaKind.OTHER
+        recording.captured_start = capture.captured_at
+        recording.captured_end = capture.captured_end
+        recording.received_at = capture.received_at
+        recording.device_time = capture.device_time
+        recording.clock_offset_ms = capture.clock_offset_ms
+        recording.clock_flagged = capture.clock_flagged
+        recording.original_name = capture.original_name
+        recording.content_type = mimetypes.guess_type(capture.original_name or "")[0]
+        recording.parent_id = capture.parent_id
+        recording.provenance = capture.provenance
+        recording.media_info = capture.media_info
+        session.add(recording)
+        session.flush()
+        if capture.parent_id is not None or capture.derived_from:
+            self._record_origins(
+                session, recording.id, capture.derived_from or [capture.parent_id]
+            )
+
+    def _log_ingest(
+        self, session: Session, recording: Recording, capture: Capture, actor: Actor
+    ) -> None:
+        assert capture.captured_at is not None  # settled by _clock_checked
+        self.ledger.append(
+            session,
+            capture.action,
+            actor=actor,
+            object_ids=[recording.id],
+            hashes={recording.id: recording.sha256},
+            details={
+                "source": capture.source_id,
+                "size": recording.size,
+                "original_name": capture.original_name,
+                "captured_start": capture.captured_at.isoformat(),
+                **({"parent_id": capture.parent_id} if capture.parent_id else {}),
+                **(capture.details or {}),
+                # What the row says, bound to the ledger (vault.ledger.catalog_binding).
+                RECORD_KEY: catalog_record(recording),
+            },
+        )
 
     def _record_origins(
         self, session: Session, recording_id: str, made_from: Sequence[str | None]
@@ -534,13 +495,7 @@ class Vault:
     def find_by_hash(self, source_id: str, sha256: str) -> Recording | None:
         """The live recording of these bytes from this source, if the vault holds one."""
         with self.sessions() as session:
-            return session.scalars(
-                select(Recording).where(
-                    Recording.source_id == source_id,
-                    Recording.sha256 == sha256.lower(),
-                    Recording.deleted_at.is_(None),
-                )
-            ).first()
+            return self._live_copy(session, source_id, sha256)
 
     def orphans(self, *, older_than: dt.timedelta = dt.timedelta(hours=1)) -> list[str]:
         """Stored recording objects with no catalog row: uploads whose process died before the

@@ -15,6 +15,7 @@ from vault.casework.retention import clock_note
 from vault.casework.search import RecordingQuery, page_cursor
 from vault.casework.search import list_recordings as search_list
 from vault.vault import ByteRange, Vault
+from vault.capture import Capture
 
 from ._common import JsonOpt, load_settings, parse_time, print_json, reports_errors
 
@@ -93,10 +94,12 @@ def register_vault_commands(app: typer.Typer) -> None:
         with _open_vault() as vault:
             recording = vault.put_file(
                 file,
-                source_id=source,
-                source_kind=kind,
-                site=site,
-                captured_at=parse_time(captured_at, option="--captured-at"),
+                Capture(
+                    source_id=source,
+                    source_kind=kind,
+                    site=site,
+                    captured_at=parse_time(captured_at, option="--captured-at"),
+                ),
                 actor=Actor.local_operator(),
             )
         if json_out:

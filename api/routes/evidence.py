@@ -18,6 +18,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
 from vault.storage.catalog import MediaKind, SourceKind
+from vault.capture import Capture
 from vault.ledger.custody import Action
 from vault.errors import InvalidInput
 from vault.casework.holds import held_ids
@@ -233,14 +234,16 @@ async def upload(
     recording = await run_in_threadpool(
         lambda: vault.put_stream(
             reader,  # type: ignore[arg-type]
-            source_id=source,
+            Capture(
+                source_id=source,
+                captured_at=captured_at.astimezone(dt.UTC),
+                captured_end=captured_end.astimezone(dt.UTC) if captured_end else None,
+                source_kind=source_kind,
+                media_kind=media_kind,
+                original_name=name,
+                site=site,
+            ),
             actor=principal.actor,
-            captured_at=captured_at.astimezone(dt.UTC),
-            captured_end=captured_end.astimezone(dt.UTC) if captured_end else None,
-            source_kind=source_kind,
-            media_kind=media_kind,
-            original_name=name,
-            site=site,
         )
     )
     return RecordingPublic.of(recording)

@@ -33,6 +33,7 @@ from vault.actors import Actor, Role
 from vault.storage.catalog import MediaKind, Recording, SourceKind
 from vault.config import Settings
 from vault.vault import Vault
+from vault.capture import Capture
 
 SEGMENT = 4096
 SIZE = 50_000
@@ -85,14 +86,16 @@ class World:
 def _store(vault: Vault, source: str, site: str, data: bytes, start: dt.datetime) -> Recording:
     return vault.put_stream(
         io.BytesIO(data),
-        source_id=source,
-        source_kind=SourceKind.CCTV,
-        site=site,
+        Capture(
+            source_id=source,
+            source_kind=SourceKind.CCTV,
+            site=site,
+            captured_at=start,
+            captured_end=start + dt.timedelta(minutes=10),
+            media_kind=MediaKind.VIDEO,
+            original_name=f"{source}.mp4",
+        ),
         actor=OPERATOR,
-        captured_at=start,
-        captured_end=start + dt.timedelta(minutes=10),
-        media_kind=MediaKind.VIDEO,
-        original_name=f"{source}.mp4",
     )
 
 

@@ -20,6 +20,7 @@ import pytest
 
 from tests.api.conftest import OPERATOR, ORG, World
 from vault.casework import cases, shares
+from vault.capture import Capture
 from vault.storage.catalog import HoldKind
 from vault.casework.holds import place_hold
 from vault.access.identity import principal_for
@@ -113,8 +114,15 @@ def _clip_footage(w: World) -> str:
             start = CLIP_T0 + dt.timedelta(seconds=4 * n)
             w.vault.put_file(
                 make_segment(base / f"clip-seg{n}.mp4", 100 * n, audio=False),
-                source_id="cam-river-clip", source_kind=SourceKind.CCTV, site="Riverside",
-                actor=OPERATOR, captured_at=start, captured_end=start + dt.timedelta(seconds=4))
+                Capture(
+                    source_id="cam-river-clip",
+                    source_kind=SourceKind.CCTV,
+                    site="Riverside",
+                    captured_at=start,
+                    captured_end=start + dt.timedelta(seconds=4),
+                ),
+                actor=OPERATOR,
+            )
         w.data["clip_footage"] = b"1"
     return "/clips"
 

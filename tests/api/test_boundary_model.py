@@ -46,6 +46,7 @@ from vault.config import Settings
 from vault.casework.holds import list_holds, place_hold
 from vault.casework.sar import attach_window, register_sar
 from vault.vault import Vault
+from vault.capture import Capture
 
 T0 = dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.UTC)
 ROLES = [Role.ADMINISTRATOR, Role.ASB_OFFICER, Role.IG_OFFICER, Role.POLICE_LIAISON,
@@ -165,10 +166,18 @@ def build(seed: int, tmp_path: Path) -> tuple[Vault, TestClient, Model]:
             for n in range(rnd.randint(1, 2)):
                 start = T0 - dt.timedelta(hours=2, minutes=10 * n)
                 rec = vault.put_stream(
-                    io.BytesIO(rnd.randbytes(2000)), source_id=source, source_kind=SourceKind.CCTV,
-                    site=site, actor=admin, captured_at=start,
-                    captured_end=start + dt.timedelta(minutes=10), media_kind=MediaKind.VIDEO,
-                    original_name=f"{source}.mp4")
+                    io.BytesIO(rnd.randbytes(2000)),
+                    Capture(
+                        source_id=source,
+                        source_kind=SourceKind.CCTV,
+                        site=site,
+                        captured_at=start,
+                        captured_end=start + dt.timedelta(minutes=10),
+                        media_kind=MediaKind.VIDEO,
+                        original_name=f"{source}.mp4",
+                    ),
+                    actor=admin,
+                )
                 m.recs[rec.id] = Rec(rec.id, org, site, source)
     originals = list(m.recs.values())
     for _ in range(rnd.randint(4, 6)):
@@ -246,10 +255,19 @@ def build(seed: int, tmp_path: Path) -> tuple[Vault, TestClient, Model]:
 def _derive(vault: Vault, m: Model, actor: Actor, made_from: list[str]) -> None:
     first = m.recs[made_from[0]]
     copy = vault.put_stream(
-        io.BytesIO(random.randbytes(1500)), source_id=first.source, actor=actor,
-        captured_at=T0 - dt.timedelta(hours=2), media_kind=MediaKind.OTHER,
-        original_name="derived.bin", parent_id=made_from[0], derived_from=made_from,
-        provenance={"kind": "export", "recording_ids": made_from}, action="export.stored")
+        io.BytesIO(random.randbytes(1500)),
+        Capture(
+            source_id=first.source,
+            captured_at=T0 - dt.timedelta(hours=2),
+            media_kind=MediaKind.OTHER,
+            original_name="derived.bin",
+            parent_id=made_from[0],
+            derived_from=made_from,
+            provenance={"kind": "export", "recording_ids": made_from},
+            action="export.stored",
+        ),
+        actor=actor,
+    )
     origins: set[str] = set()
     for rid in made_from:
         origins |= set(m.recs[rid].origins or (rid,))

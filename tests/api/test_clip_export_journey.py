@@ -20,6 +20,7 @@ from api.jobs import open_job_queue
 from tests.api.conftest import OPERATOR, T0, World
 from tests.redaction.test_clips import FPS, SECONDS, make_segment
 from vault.storage.catalog import MediaKind, SourceKind
+from vault.capture import Capture
 
 START = T0 - dt.timedelta(hours=3)
 
@@ -31,10 +32,18 @@ def jw(world: World, tmp_path: Path) -> Iterator[World]:
     for n in range(2):
         path = make_segment(tmp_path / f"seg{n}.mp4", n * SECONDS * FPS)
         at = START + dt.timedelta(seconds=n * SECONDS)
-        world.vault.put_file(path, source_id="cam-river-7", source_kind=SourceKind.CCTV,
-                             site="Riverside", actor=OPERATOR, captured_at=at,
-                             captured_end=at + dt.timedelta(seconds=SECONDS),
-                             media_kind=MediaKind.VIDEO)
+        world.vault.put_file(
+            path,
+            Capture(
+                source_id="cam-river-7",
+                source_kind=SourceKind.CCTV,
+                site="Riverside",
+                captured_at=at,
+                captured_end=at + dt.timedelta(seconds=SECONDS),
+                media_kind=MediaKind.VIDEO,
+            ),
+            actor=OPERATOR,
+        )
     yield world
 
 

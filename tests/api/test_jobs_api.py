@@ -19,6 +19,7 @@ from tests.api.conftest import OPERATOR, T0, World
 from tests.redaction.conftest import two_people
 from redaction.synthetic import make_clip
 from vault.storage.catalog import MediaKind, Recording, SourceKind
+from vault.capture import Capture
 from vault.casework.disclosure import verify_export
 from vault.casework.jobs import Job, JobKind, JobState, get_job
 
@@ -32,9 +33,16 @@ def clip_bytes(tmp_path_factory: pytest.TempPathFactory) -> bytes:
 
 def _store_clip(w: World, data: bytes, *, site: str = "Riverside", source: str = "cam-river-9") -> Recording:
     return w.vault.put_stream(
-        io.BytesIO(data), source_id=source, source_kind=SourceKind.CCTV, site=site,
-        actor=OPERATOR, captured_at=T0 - dt.timedelta(hours=1), media_kind=MediaKind.VIDEO,
-        original_name=f"{source}.mp4",
+        io.BytesIO(data),
+        Capture(
+            source_id=source,
+            source_kind=SourceKind.CCTV,
+            site=site,
+            captured_at=T0 - dt.timedelta(hours=1),
+            media_kind=MediaKind.VIDEO,
+            original_name=f"{source}.mp4",
+        ),
+        actor=OPERATOR,
     )
 
 

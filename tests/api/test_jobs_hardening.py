@@ -21,6 +21,7 @@ from tests.api.conftest import OPERATOR, T0, World
 from tests.redaction.conftest import two_people
 from redaction.synthetic import make_clip
 from vault.storage.catalog import MediaKind, Recording, SourceKind
+from vault.capture import Capture
 from vault.casework.jobs import Job, JobState, WorkerHeartbeat, get_job
 
 
@@ -32,9 +33,17 @@ def clip_bytes(tmp_path_factory: pytest.TempPathFactory) -> bytes:
 
 def _store_clip(w: World, data: bytes) -> Recording:
     return w.vault.put_stream(
-        io.BytesIO(data), source_id="cam-river-9", source_kind=SourceKind.CCTV, site="Riverside",
-        actor=OPERATOR, captured_at=T0 - dt.timedelta(hours=1), media_kind=MediaKind.VIDEO,
-        original_name="cam-river-9.mp4")
+        io.BytesIO(data),
+        Capture(
+            source_id="cam-river-9",
+            source_kind=SourceKind.CCTV,
+            site="Riverside",
+            captured_at=T0 - dt.timedelta(hours=1),
+            media_kind=MediaKind.VIDEO,
+            original_name="cam-river-9.mp4",
+        ),
+        actor=OPERATOR,
+    )
 
 
 def _planned(w: World, data: bytes) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -27,6 +27,7 @@ from pathlib import Path
 from redaction.synthetic import Face, face_visibility, linear, make_clip, read_frames, still
 from tests.api.conftest import OPERATOR, T0, World
 from vault.storage.catalog import MediaKind, SourceKind
+from vault.capture import Capture
 
 SEG = 2.0  # seconds per segment
 START = T0 - dt.timedelta(hours=1)
@@ -42,10 +43,18 @@ def _segments(w: World, tmp_path: Path, source: str, site: str) -> list[str]:
                         gain=f.gain) for f in people]
         clip = make_clip(tmp_path / f"{source}-{n}.mp4", shifted, seconds=SEG, seed=7 + n)
         begin = START + dt.timedelta(seconds=n * SEG)
-        rec = w.vault.put_file(clip.path, source_id=source, source_kind=SourceKind.CCTV, site=site,
-                               actor=OPERATOR, captured_at=begin,
-                               captured_end=begin + dt.timedelta(seconds=SEG),
-                               media_kind=MediaKind.VIDEO)
+        rec = w.vault.put_file(
+            clip.path,
+            Capture(
+                source_id=source,
+                source_kind=SourceKind.CCTV,
+                site=site,
+                captured_at=begin,
+                captured_end=begin + dt.timedelta(seconds=SEG),
+                media_kind=MediaKind.VIDEO,
+            ),
+            actor=OPERATOR,
+        )
         ids.append(rec.id)
     return ids
 
@@ -159,10 +168,18 @@ def test_sar_window_redacted_keeping_the_requester_then_disclosed(jw: World, tmp
     requester = Face(still(90, 110), 40)
     passer = Face(linear(300, 120, 170, 120, 2.0), 36, mirror=True, gain=0.9)
     clip = make_clip(tmp_path / "lobby.mp4", [requester, passer], seconds=2.0, seed=3)
-    rec = w.vault.put_file(clip.path, source_id="cam-elm-7", source_kind=SourceKind.CCTV,
-                           site="Elm Court", actor=OPERATOR, captured_at=START,
-                           captured_end=START + dt.timedelta(seconds=2),
-                           media_kind=MediaKind.VIDEO)
+    rec = w.vault.put_file(
+        clip.path,
+        Capture(
+            source_id="cam-elm-7",
+            source_kind=SourceKind.CCTV,
+            site="Elm Court",
+            captured_at=START,
+            captured_end=START + dt.timedelta(seconds=2),
+            media_kind=MediaKind.VIDEO,
+        ),
+        actor=OPERATOR,
+    )
     ig = w.headers("ig", purpose=False)
     sar = w.client.post("/sars", headers=ig, json={
         "reference": "SAR-2026-77", "requester_name": "A. Resident",

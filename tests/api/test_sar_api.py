@@ -90,9 +90,16 @@ def test_clip_over_http(world: World) -> None:
     for n in range(2):
         at = start + dt.timedelta(seconds=4 * n)
         world.vault.put_file(
-            make_segment(base / f"s{n}.mp4", 100 * n, audio=False), source_id="cam-river-9",
-            source_kind=SourceKind.CCTV, site="Riverside", actor=OPERATOR, captured_at=at,
-            captured_end=at + dt.timedelta(seconds=4))
+            make_segment(base / f"s{n}.mp4", 100 * n, audio=False),
+            Capture(
+                source_id="cam-river-9",
+                source_kind=SourceKind.CCTV,
+                site="Riverside",
+                captured_at=at,
+                captured_end=at + dt.timedelta(seconds=4),
+            ),
+            actor=OPERATOR,
+        )
     body = {"source_id": "cam-river-9", "start": (start + dt.timedelta(seconds=2.3)).isoformat(),
             "end": (start + dt.timedelta(seconds=6.5)).isoformat()}
     made = world.client.post("/clips", json=body, headers=world.headers("asb"))
@@ -120,13 +127,21 @@ def test_sar_cli(tmp_path) -> None:  # type: ignore[no-untyped-def]
     from api.cli.sar import sar_app
     from vault.config import Settings
     from vault.vault import Vault
+    from vault.capture import Capture
 
     settings = Settings(home=tmp_path / "home")
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     with Vault.init(settings) as vault:
-        vault.put_stream(io.BytesIO(b"x" * 100), source_id="cam-1", source_kind=SourceKind.CCTV,
-                         actor=OPERATOR, captured_at=now - dt.timedelta(hours=1),
-                         captured_end=now - dt.timedelta(minutes=50))
+        vault.put_stream(
+            io.BytesIO(b"x" * 100),
+            Capture(
+                source_id="cam-1",
+                source_kind=SourceKind.CCTV,
+                captured_at=now - dt.timedelta(hours=1),
+                captured_end=now - dt.timedelta(minutes=50),
+            ),
+            actor=OPERATOR,
+        )
     app = typer.Typer()
     app.add_typer(sar_app, name="sar")
     env = {"EVIDENCE_VAULT_HOME": str(tmp_path / "home")}

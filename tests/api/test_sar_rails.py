@@ -16,6 +16,7 @@ from api.jobs import open_job_queue
 from tests.api.conftest import OPERATOR, T0, World
 from tests.redaction.test_clips import FPS, SECONDS, make_segment
 from vault.storage.catalog import MediaKind, Recording, SourceKind
+from vault.capture import Capture
 from vault.casework.sar import SarDisclosure
 
 START = T0 - dt.timedelta(hours=3)  # the two segments' capture start
@@ -30,9 +31,17 @@ def sw(world: World, tmp_path: Path) -> Iterator[World]:
         path = make_segment(tmp_path / f"seg{n}.mp4", n * SECONDS * FPS)
         at = START + dt.timedelta(seconds=n * SECONDS)
         world.rec[f"seg{n}"] = world.vault.put_file(
-            path, source_id="cam-elm-5", source_kind=SourceKind.CCTV, site="Elm Court",
-            actor=OPERATOR, captured_at=at, captured_end=at + dt.timedelta(seconds=SECONDS),
-            media_kind=MediaKind.VIDEO)
+            path,
+            Capture(
+                source_id="cam-elm-5",
+                source_kind=SourceKind.CCTV,
+                site="Elm Court",
+                captured_at=at,
+                captured_end=at + dt.timedelta(seconds=SECONDS),
+                media_kind=MediaKind.VIDEO,
+            ),
+            actor=OPERATOR,
+        )
     yield world
 
 

@@ -24,6 +24,7 @@ from pydantic import SecretStr
 
 from tests.servers import S3Server
 from vault import Settings, Vault
+from vault.capture import Capture
 from vault.actors import Actor, Purpose, Role
 from vault.storage.catalog import SourceKind
 from vault.errors import Shredded
@@ -98,12 +99,25 @@ def test_backup_wipe_restore_verifies_and_shredded_footage_stays_unreadable(
     with Vault.init(original) as vault:
         for i in range(3):
             data = os.urandom(20_000 + i)
-            rid = vault.put_stream(io.BytesIO(data), source_id=f"cam-{i}", source_kind=SourceKind.CCTV,
-                                   actor=ACTOR, captured_at=now - dt.timedelta(hours=1)).id
+            rid = vault.put_stream(
+                io.BytesIO(data),
+                Capture(
+                    source_id=f"cam-{i}",
+                    source_kind=SourceKind.CCTV,
+                    captured_at=now - dt.timedelta(hours=1),
+                ),
+                actor=ACTOR,
+            ).id
             payloads[rid] = data
-        old_recording = vault.put_stream(io.BytesIO(os.urandom(9_000)), source_id="cam-old",
-                                         source_kind=SourceKind.CCTV, actor=ACTOR,
-                                         captured_at=now - dt.timedelta(days=30))
+        old_recording = vault.put_stream(
+            io.BytesIO(os.urandom(9_000)),
+            Capture(
+                source_id="cam-old",
+                source_kind=SourceKind.CCTV,
+                captured_at=now - dt.timedelta(days=30),
+            ),
+            actor=ACTOR,
+        )
         old = old_recording.id
 
         # --- backup 1: the bucket (ciphertext only), copied while the old footage is in it --

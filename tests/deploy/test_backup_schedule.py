@@ -18,6 +18,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from vault import Settings, Vault
+from vault.capture import Capture
 from vault.actors import Actor, Role
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,8 +54,11 @@ def test_a_backup_round_holds_the_catalog_keys_and_witness_checksummed_and_priva
     removed, newer ones kept."""
     settings = Settings(home=tmp_path / "home", database_url=fresh_postgres_url, segment_size=4096)
     with Vault.init(settings) as vault:
-        vault.put_stream(io.BytesIO(b"footage" * 100), source_id="cam-1", actor=ACTOR,
-                         captured_at=dt.datetime.now(dt.UTC))
+        vault.put_stream(
+            io.BytesIO(b"footage" * 100),
+            Capture(source_id="cam-1", captured_at=dt.datetime.now(dt.UTC)),
+            actor=ACTOR,
+        )
     backups = tmp_path / "backups"
     backups.mkdir()
     old = backups / "20250101T000000Z"

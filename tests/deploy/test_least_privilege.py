@@ -23,6 +23,7 @@ from pydantic import SecretStr
 
 from tests.servers import S3Server
 from vault import Settings, Vault
+from vault.capture import Capture
 from vault.actors import Actor, Purpose, Role
 from vault.storage.catalog import SourceKind
 from vault.errors import Shredded
@@ -100,8 +101,15 @@ def test_the_vaults_minio_user_does_the_vaults_work_on_its_bucket_and_nothing_el
     now = dt.datetime.now(dt.UTC)
     data = os.urandom(30_000)
     with Vault.init(settings) as vault:
-        recording = vault.put_stream(io.BytesIO(data), source_id="cam-1", source_kind=SourceKind.CCTV,
-                                     actor=ACTOR, captured_at=now - dt.timedelta(days=30))
+        recording = vault.put_stream(
+            io.BytesIO(data),
+            Capture(
+                source_id="cam-1",
+                source_kind=SourceKind.CCTV,
+                captured_at=now - dt.timedelta(days=30),
+            ),
+            actor=ACTOR,
+        )
         _, _, chunks = vault.read(recording.id, actor=ACTOR, purpose=PURPOSE)
         assert b"".join(chunks) == data
         hold = place_hold(vault, kind=HoldKind.LEGAL, reason="proceedings", actor=ACTOR,
@@ -197,8 +205,11 @@ def test_postgres_init_gives_the_vault_a_role_that_runs_the_vault_and_nothing_mo
         settings = Settings(home=tmp_path / "home", segment_size=4096,
                             database_url=vault_url.render_as_string(hide_password=False))
         with Vault.init(settings) as vault:
-            rid = vault.put_stream(io.BytesIO(b"footage" * 100), source_id="cam-1", actor=ACTOR,
-                                   captured_at=dt.datetime.now(dt.UTC)).id
+            rid = vault.put_stream(
+                io.BytesIO(b"footage" * 100),
+                Capture(source_id="cam-1", captured_at=dt.datetime.now(dt.UTC)),
+                actor=ACTOR,
+            ).id
             _, _, chunks = vault.read(rid, actor=ACTOR, purpose=PURPOSE)
             assert b"".join(chunks) == b"footage" * 100
             assert vault.ledger.verify().events > 0

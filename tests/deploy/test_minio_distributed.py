@@ -20,6 +20,7 @@ from pydantic import SecretStr
 from tests.conftest import _server_or_skip
 from tests.servers import MinioCluster, start_minio_cluster
 from vault import Settings, Vault
+from vault.capture import Capture
 from vault.actors import Actor, Purpose, Role
 from vault.storage.catalog import Recording, SourceKind
 
@@ -71,9 +72,13 @@ class _Footage(io.RawIOBase):
 
 
 def _put(vault: Vault, stream: io.RawIOBase) -> str:
-    return vault.put_stream(io.BufferedReader(stream), source_id="cam-1",
-                            source_kind=SourceKind.CCTV, actor=ACTOR,
-                            captured_at=dt.datetime.now(dt.UTC)).id
+    return vault.put_stream(
+        io.BufferedReader(stream),
+        Capture(
+            source_id="cam-1", source_kind=SourceKind.CCTV, captured_at=dt.datetime.now(dt.UTC)
+        ),
+        actor=ACTOR,
+    ).id
 
 
 def _sha256_of(vault: Vault, rid: str, during: Callable[[], None] | None = None) -> str:

@@ -17,6 +17,7 @@ from pydantic import SecretStr
 
 from tests.servers import SoftHsm
 from vault import Settings, Vault
+from vault.capture import Capture
 from vault.actors import Actor, Purpose, Role
 from vault.storage.catalog import Recording, SourceKind
 from vault.errors import ConfigError, InvalidInput, KeyUnavailable
@@ -49,8 +50,13 @@ def vault(tmp_path: Path, softhsm: SoftHsm, label: str) -> Iterator[Vault]:
 
 
 def _put(vault: Vault, data: bytes) -> str:
-    return vault.put_stream(io.BytesIO(data), source_id="cam-1", source_kind=SourceKind.CCTV,
-                            actor=ACTOR, captured_at=dt.datetime.now(dt.UTC)).id
+    return vault.put_stream(
+        io.BytesIO(data),
+        Capture(
+            source_id="cam-1", source_kind=SourceKind.CCTV, captured_at=dt.datetime.now(dt.UTC)
+        ),
+        actor=ACTOR,
+    ).id
 
 
 def _read(vault: Vault, rid: str) -> bytes:

@@ -25,6 +25,7 @@ import pytest
 
 from tests.servers import HOST, free_port
 from vault import Settings, Vault
+from vault.capture import Capture
 from vault.access import identity
 from vault.casework import shares as share_ops
 from vault.actors import Actor, Role
@@ -137,8 +138,11 @@ def proxied(tmp_path: Path) -> Iterator[Proxied]:
         admin_token = identity.issue_token(vault, "admin", actor=OPERATOR).token
         import io
 
-        recording = vault.put_stream(io.BytesIO(FOOTAGE), source_id="cam-1", actor=OPERATOR,
-                                     captured_at=now - dt.timedelta(hours=1), site="Riverside")
+        recording = vault.put_stream(
+            io.BytesIO(FOOTAGE),
+            Capture(source_id="cam-1", captured_at=now - dt.timedelta(hours=1), site="Riverside"),
+            actor=OPERATOR,
+        )
         created = share_ops.create_share(
             vault, actor=OPERATOR, recipient="DC Sam Patel <sam@police.example.uk>",
             recipient_org="Northshire Police", purpose="Investigate the damage",

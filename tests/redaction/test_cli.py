@@ -86,12 +86,18 @@ def test_redact_a_vault_recording_by_id(tmp_path: Path) -> None:
     from redaction.synthetic import make_clip
     from tests.redaction.conftest import two_people
     from vault import Actor, Role, Settings, Vault
+    from vault.capture import Capture
 
     home = tmp_path / "home"
     clip = make_clip(tmp_path / "cam.mp4", two_people())
     with Vault.init(Settings(home=home)) as vault:
-        master = vault.put_file(clip.path, source_id="cam-03", actor=Actor(user="t", role=Role.ADMINISTRATOR),
-                                captured_at=dt.datetime(2026, 11, 20, tzinfo=dt.timezone.utc))
+        master = vault.put_file(
+            clip.path,
+            Capture(
+                source_id="cam-03", captured_at=dt.datetime(2026, 11, 20, tzinfo=dt.timezone.utc)
+            ),
+            actor=Actor(user="t", role=Role.ADMINISTRATOR),
+        )
     out = tmp_path / "copy.mp4"
     result = CliRunner().invoke(app, ["redact", master.id, "-o", str(out), "--json", "--reference", "SAR-1"],
                                 env={"EVIDENCE_VAULT_HOME": str(home)})

@@ -24,6 +24,7 @@ from vault import (
     SourceKind,
     Vault,
 )
+from vault.capture import Capture
 
 ACTOR = Actor(user="asb-1", role=Role.ASB_OFFICER, organisation="Housing")
 PURPOSE = Purpose(purpose="ASB incident, stairwell", reference="ASB/2026/31")
@@ -112,8 +113,16 @@ def _store_segments(vault: Vault, tmp_path: Path, **kw: object) -> list:  # type
         path = make_segment(tmp_path / f"seg{n}.mp4", n * SECONDS * FPS, **kw)  # type: ignore[arg-type]
         start = T0 + dt.timedelta(seconds=n * SECONDS)
         recs.append(vault.put_file(
-            path, source_id="cam-3", source_kind=SourceKind.CCTV, actor=ACTOR, captured_at=start,
-            captured_end=start + dt.timedelta(seconds=SECONDS), media_kind=MediaKind.VIDEO))
+            path,
+            Capture(
+                source_id="cam-3",
+                source_kind=SourceKind.CCTV,
+                captured_at=start,
+                captured_end=start + dt.timedelta(seconds=SECONDS),
+                media_kind=MediaKind.VIDEO,
+            ),
+            actor=ACTOR,
+        ))
     return recs
 
 
@@ -207,8 +216,16 @@ def test_clear_errors(vault: Vault, tmp_path: Path) -> None:
             out.mux(pkt)
         for pkt in stream.encode(None):
             out.mux(pkt)
-    vault.put_file(audio, source_id="bwv-7", source_kind=SourceKind.STAFF_DEVICE, actor=ACTOR,
-                   captured_at=T0, captured_end=T0 + dt.timedelta(seconds=1))
+    vault.put_file(
+        audio,
+        Capture(
+            source_id="bwv-7",
+            source_kind=SourceKind.STAFF_DEVICE,
+            captured_at=T0,
+            captured_end=T0 + dt.timedelta(seconds=1),
+        ),
+        actor=ACTOR,
+    )
     with pytest.raises(InvalidInput, match="audio-only"):
         assemble_clip(vault, "bwv-7", T0, T0 + dt.timedelta(seconds=1), actor=ACTOR, purpose=PURPOSE)
     assert not any(e.action == Action.INGESTED and (e.event.details or {}).get("window")

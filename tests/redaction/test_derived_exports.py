@@ -18,6 +18,7 @@ from redaction.clips import assemble_clip
 from redaction.redacted_copy import redact_recording
 from tests.redaction.test_clips import FPS, SECONDS, T0, make_segment
 from vault import Actor, IntegrityError, MediaKind, Purpose, Role, Settings, SourceKind, Vault
+from vault.capture import Capture
 from vault.casework import disclosure
 from vault.casework.disclosure import build_export, verify_export
 from vault.casework.jobs import JobKind, JobState, get_job, open_queue
@@ -39,9 +40,17 @@ def clip_and_copy(vault: Vault, tmp_path: Path):  # type: ignore[no-untyped-def]
     for n in range(2):
         path = make_segment(tmp_path / f"seg{n}.mp4", n * SECONDS * FPS)
         start = T0 + dt.timedelta(seconds=n * SECONDS)
-        vault.put_file(path, source_id="cam-3", source_kind=SourceKind.CCTV, actor=ACTOR,
-                       captured_at=start, captured_end=start + dt.timedelta(seconds=SECONDS),
-                       media_kind=MediaKind.VIDEO)
+        vault.put_file(
+            path,
+            Capture(
+                source_id="cam-3",
+                source_kind=SourceKind.CCTV,
+                captured_at=start,
+                captured_end=start + dt.timedelta(seconds=SECONDS),
+                media_kind=MediaKind.VIDEO,
+            ),
+            actor=ACTOR,
+        )
     clip = assemble_clip(vault, "cam-3", T0 + dt.timedelta(seconds=3), T0 + dt.timedelta(seconds=5),
                          actor=ACTOR, purpose=PURPOSE)
     copy = redact_recording(vault, clip.recording.id, actor=ACTOR, purpose=PURPOSE)

@@ -13,6 +13,7 @@ from redaction.errors import MediaError
 from tests.redaction.conftest import two_people
 from redaction.synthetic import face_visibility, make_clip, read_frames
 from vault import Action, Actor, Purpose, Role, Settings, SourceKind, Vault, run_retention
+from vault.capture import Capture
 
 ACTOR = Actor(user="ig-1", role=Role.IG_OFFICER, organisation="Housing")
 PURPOSE = Purpose(purpose="subject access request", reference="SAR-2026-7", lawful_basis="UK GDPR Art 15")
@@ -27,7 +28,11 @@ def vault(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 def test_redacted_copy_is_a_new_recording_with_provenance(vault: Vault, tmp_path: Path) -> None:
     clip = make_clip(tmp_path / "cam.mp4", two_people())
-    master = vault.put_file(clip.path, source_id="cam-03", source_kind=SourceKind.CCTV, actor=ACTOR, captured_at=T0)
+    master = vault.put_file(
+        clip.path,
+        Capture(source_id="cam-03", source_kind=SourceKind.CCTV, captured_at=T0),
+        actor=ACTOR,
+    )
 
     result = redact_recording(vault, master.id, actor=ACTOR, purpose=PURPOSE)
     copy = result.recording
@@ -66,7 +71,7 @@ def test_redacted_copy_is_a_new_recording_with_provenance(vault: Vault, tmp_path
 def test_non_video_recording_fails_cleanly(vault: Vault, tmp_path: Path) -> None:
     notes = tmp_path / "notes.mp4"
     notes.write_bytes(b"not a video at all" * 100)
-    rec = vault.put_file(notes, source_id="upload", actor=ACTOR, captured_at=T0)
+    rec = vault.put_file(notes, Capture(source_id="upload", captured_at=T0), actor=ACTOR)
     with pytest.raises(MediaError):
         redact_recording(vault, rec.id, actor=ACTOR, purpose=PURPOSE)
     assert [r.id for r in vault.recordings()] == [rec.id]

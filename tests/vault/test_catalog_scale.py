@@ -19,6 +19,7 @@ from sqlalchemy import Engine, event, inspect, select, text
 from sqlalchemy.exc import OperationalError
 
 from vault import Actor, InvalidInput, Role, Vault
+from vault.capture import Capture
 from vault.storage.catalog import Recording
 from vault.config import Settings
 from vault.storage.db import read_sessions
@@ -30,9 +31,15 @@ T0 = dt.datetime(2026, 11, 20, 22, 0, tzinfo=dt.UTC)
 
 
 def _put(vault: Vault, source: str, minute: int) -> str:
-    return vault.put_stream(io.BytesIO(os.urandom(500)), source_id=source, actor=ACTOR,
-                            captured_at=T0 + dt.timedelta(minutes=minute),
-                            original_name=f"{source}-{minute}.mp4").id
+    return vault.put_stream(
+        io.BytesIO(os.urandom(500)),
+        Capture(
+            source_id=source,
+            captured_at=T0 + dt.timedelta(minutes=minute),
+            original_name=f"{source}-{minute}.mp4",
+        ),
+        actor=ACTOR,
+    ).id
 
 
 def _plans(engine: Engine, run: Callable[[], Any]) -> list[str]:

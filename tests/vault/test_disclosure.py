@@ -15,6 +15,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from vault import Actor, IntegrityError, InvalidInput, Purpose, Role, Vault
+from vault.capture import Capture
 from vault.ledger import _export_verifier as verifier
 from vault.casework.disclosure import build_export, verify_export
 
@@ -28,8 +29,13 @@ def package(vault: Vault, tmp_path: Path) -> tuple[Vault, Path, list[str]]:
     ids = []
     for i in range(2):
         rec = vault.put_stream(
-            io.BytesIO(os.urandom(20_000 + i)), source_id="cam-03", actor=ACTOR,
-            captured_at=T0 + dt.timedelta(minutes=i), original_name=f"seg{i}.mp4",
+            io.BytesIO(os.urandom(20_000 + i)),
+            Capture(
+                source_id="cam-03",
+                captured_at=T0 + dt.timedelta(minutes=i),
+                original_name=f"seg{i}.mp4",
+            ),
+            actor=ACTOR,
         )
         ids.append(rec.id)
     out = tmp_path / "export.zip"
@@ -128,8 +134,11 @@ def test_wrong_key_is_refused(package, tmp_path: Path) -> None:  # type: ignore[
 def _export_after_rotations(vault: Vault, tmp_path: Path, rotations: int) -> tuple[Path, list[str]]:
     """Put footage, rotate the custody key ``rotations`` times, export it; the keys in order."""
     keys = [vault.ledger.verifier_key()]
-    rec = vault.put_stream(io.BytesIO(os.urandom(5000)), source_id="cam-03", actor=ACTOR,
-                           captured_at=T0, original_name="seg.mp4")
+    rec = vault.put_stream(
+        io.BytesIO(os.urandom(5000)),
+        Capture(source_id="cam-03", captured_at=T0, original_name="seg.mp4"),
+        actor=ACTOR,
+    )
     for n in range(rotations):
         keys.append(vault.ledger.rotate_key(actor="admin", reason=f"rotation {n}")["new_key"])
     out = tmp_path / "export.zip"
@@ -178,7 +187,7 @@ def test_bad_requests_are_refused(vault: Vault, tmp_path: Path) -> None:
     with pytest.raises(InvalidInput, match="at least one"):
         build_export(vault, [], tmp_path / "x.zip", actor=ACTOR, purpose=PURPOSE, recipient="a", recipient_org="b")
     (tmp_path / "exists.zip").write_bytes(b"")
-    rec = vault.put_stream(io.BytesIO(b"x"), source_id="c", actor=ACTOR, captured_at=T0)
+    rec = vault.put_stream(io.BytesIO(b"x"), Capture(source_id="c", captured_at=T0), actor=ACTOR)
     with pytest.raises(InvalidInput, match="already exists"):
         build_export(vault, [rec.id], tmp_path / "exists.zip", actor=ACTOR, purpose=PURPOSE, recipient="a", recipient_org="b")
     assert list(vault.settings.spool_dir.glob("export-*")) == []
@@ -226,8 +235,11 @@ def _busy_history(vault: Vault, tmp_path: Path) -> tuple[str, dict[str, str]]:
 
     ig = Actor(user="ig-priya", role=Role.IG_OFFICER, organisation="Northgate Housing",
                client_addr="10.9.8.7")
-    rec = vault.put_stream(io.BytesIO(os.urandom(30_000)), source_id="cam-03", actor=ACTOR,
-                           captured_at=T0, original_name="seg.mp4")
+    rec = vault.put_stream(
+        io.BytesIO(os.urandom(30_000)),
+        Capture(source_id="cam-03", captured_at=T0, original_name="seg.mp4"),
+        actor=ACTOR,
+    )
     vault.export_file(rec.id, tmp_path / "viewed.bin", actor=Actor(
         user="asb-jo", role=Role.ASB_OFFICER, organisation="Northgate Housing",
         client_addr="192.168.44.10"), purpose=Purpose(purpose="checking the stairwell camera"))

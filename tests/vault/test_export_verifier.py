@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from vault import Actor, Purpose, Role, Vault
+from vault.capture import Capture
 from vault.ledger import _export_verifier as verifier
 from vault.ledger.checkpoint import Checkpoint, LedgerSigner
 from vault.casework.disclosure import build_export
@@ -37,8 +38,11 @@ GO_SIG = ("— PeterNeumann x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN
 
 @pytest.fixture
 def package(vault: Vault, tmp_path: Path) -> tuple[Vault, Path]:
-    rec = vault.put_stream(io.BytesIO(os.urandom(9_000)), source_id="cam-03", actor=ACTOR,
-                           captured_at=T0, original_name="seg0.mp4")
+    rec = vault.put_stream(
+        io.BytesIO(os.urandom(9_000)),
+        Capture(source_id="cam-03", captured_at=T0, original_name="seg0.mp4"),
+        actor=ACTOR,
+    )
     out = tmp_path / "export.zip"
     build_export(vault, [rec.id], out, actor=ACTOR, purpose=PURPOSE, recipient="DC Amy Shaw",
                  recipient_org="West Yorkshire Police")

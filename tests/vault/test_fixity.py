@@ -19,6 +19,7 @@ from vault.casework.fixity import check_fixity
 from vault.storage.objectstore import LocalStore
 from vault.casework.retention import run_retention
 from vault.vault import Vault
+from vault.capture import Capture
 
 from .conftest import T0
 
@@ -27,8 +28,11 @@ AUDITOR = Actor(user="audit", role=Role.AUDITOR)
 
 def _put(vault: Vault, n: int) -> list[Recording]:
     return [
-        vault.put_stream(io.BytesIO(os.urandom(20_000 + i)), source_id="cam-01", actor=AUDITOR,
-                         captured_at=T0 + dt.timedelta(minutes=i))
+        vault.put_stream(
+            io.BytesIO(os.urandom(20_000 + i)),
+            Capture(source_id="cam-01", captured_at=T0 + dt.timedelta(minutes=i)),
+            actor=AUDITOR,
+        )
         for i in range(n)
     ]
 

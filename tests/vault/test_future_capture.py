@@ -19,6 +19,7 @@ from vault.config import Settings
 from vault.ledger.custody import Action
 from vault.casework.retention import run_retention
 from vault.vault import Vault
+from vault.capture import Capture
 
 NOW = dt.datetime(2026, 11, 25, 15, 0, tzinfo=dt.UTC)
 FUTURE = dt.datetime(2099, 1, 1, 12, 0, tzinfo=dt.UTC)
@@ -35,8 +36,9 @@ def test_future_capture_is_stored_flagged_and_retained_from_receipt(vault: Vault
     its stated capture time, flagged, the reason is in its clock record and custody event,
     and retention counts from receipt: the reaper deletes it 23 days later."""
     rec = vault.put_stream(
-        io.BytesIO(b"footage" * 100), source_id="cam-09", actor=OPERATOR,
-        captured_at=FUTURE, source_kind=SourceKind.CCTV,
+        io.BytesIO(b"footage" * 100),
+        Capture(source_id="cam-09", captured_at=FUTURE, source_kind=SourceKind.CCTV),
+        actor=OPERATOR,
     )
     assert rec.captured_start == FUTURE  # the evidence as stated, not rewritten
     assert rec.clock_flagged
@@ -54,13 +56,25 @@ def test_within_tolerance_and_past_times_are_untouched(vault: Vault) -> None:
     """Issue #11 finding 7: ordinary clock jitter (inside ``capture_clock_tolerance_s``) and
     old footage are not flagged; retention counts from capture as before. An end time past
     receipt flags the clock but never moves retention later than the capture start."""
-    jitter = vault.put_stream(io.BytesIO(b"a"), source_id="cam-1", actor=OPERATOR,
-                              captured_at=NOW + dt.timedelta(seconds=60))
-    old = vault.put_stream(io.BytesIO(b"b"), source_id="cam-1", actor=OPERATOR,
-                           captured_at=NOW - dt.timedelta(days=3))
-    late_end = vault.put_stream(io.BytesIO(b"c"), source_id="cam-1", actor=OPERATOR,
-                                captured_at=NOW - dt.timedelta(days=3),
-                                captured_end=NOW + dt.timedelta(days=1))
+    jitter = vault.put_stream(
+        io.BytesIO(b"a"),
+        Capture(source_id="cam-1", captured_at=NOW + dt.timedelta(seconds=60)),
+        actor=OPERATOR,
+    )
+    old = vault.put_stream(
+        io.BytesIO(b"b"),
+        Capture(source_id="cam-1", captured_at=NOW - dt.timedelta(days=3)),
+        actor=OPERATOR,
+    )
+    late_end = vault.put_stream(
+        io.BytesIO(b"c"),
+        Capture(
+            source_id="cam-1",
+            captured_at=NOW - dt.timedelta(days=3),
+            captured_end=NOW + dt.timedelta(days=1),
+        ),
+        actor=OPERATOR,
+    )
     assert not jitter.clock_flagged and not old.clock_flagged
     assert jitter.retain_until == NOW + dt.timedelta(seconds=60, days=23)
     assert old.retain_until == NOW + dt.timedelta(days=20)
@@ -71,6 +85,9 @@ def test_within_tolerance_and_past_times_are_untouched(vault: Vault) -> None:
 def test_a_receipt_time_in_the_future_does_not_help(vault: Vault) -> None:
     """Issue #11 finding 7: an agent stating a future receipt (its own clock off) cannot carry
     a future capture past the policy: the vault's clock bounds the receipt."""
-    rec = vault.put_stream(io.BytesIO(b"d"), source_id="cam-1", actor=OPERATOR,
-                           captured_at=FUTURE, received_at=FUTURE)
+    rec = vault.put_stream(
+        io.BytesIO(b"d"),
+        Capture(source_id="cam-1", captured_at=FUTURE, received_at=FUTURE),
+        actor=OPERATOR,
+    )
     assert rec.clock_flagged and rec.retain_until == NOW + dt.timedelta(days=23)

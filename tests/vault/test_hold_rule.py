@@ -18,6 +18,7 @@ from vault.storage.catalog import HoldKind, Recording, SourceKind
 from vault.storage.hold_rule import active_holds, held_clause
 from vault.config import Settings
 from vault.vault import Vault
+from vault.capture import Capture
 
 ACTOR = Actor(user="ig-1", role=Role.IG_OFFICER, organisation="Housing")
 T0 = dt.datetime(2026, 10, 1, 12, 0, tzinfo=dt.timezone.utc)
@@ -37,12 +38,14 @@ def vault(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Vault]:
 def _put(vault: Vault, *, end: dt.datetime | None = None, parent: Recording | None = None) -> Recording:
     return vault.put_stream(
         io.BytesIO(os.urandom(64)),
-        source_id="cam-01",
+        Capture(
+            source_id="cam-01",
+            captured_at=T0,
+            captured_end=end,
+            source_kind=SourceKind.CCTV,
+            parent_id=parent.id if parent else None,
+        ),
         actor=ACTOR,
-        captured_at=T0,
-        captured_end=end,
-        source_kind=SourceKind.CCTV,
-        parent_id=parent.id if parent else None,
     )
 
 

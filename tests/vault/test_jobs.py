@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from vault import Settings, Vault
+from vault.capture import Capture
 from vault.actors import Actor, Purpose, Role
 from vault.storage.catalog import SourceKind
 from vault.casework.disclosure import verify_export
@@ -53,8 +54,13 @@ def queue(vault: Vault) -> Iterator[JobQueue]:
 
 
 def _put(vault: Vault, data: bytes) -> str:
-    return vault.put_stream(io.BytesIO(data), source_id="cam-1", source_kind=SourceKind.CCTV,
-                            actor=ACTOR, captured_at=dt.datetime.now(dt.UTC)).id
+    return vault.put_stream(
+        io.BytesIO(data),
+        Capture(
+            source_id="cam-1", source_kind=SourceKind.CCTV, captured_at=dt.datetime.now(dt.UTC)
+        ),
+        actor=ACTOR,
+    ).id
 
 
 def test_export_job_stores_the_package_encrypted_and_it_verifies(vault: Vault, queue: JobQueue, tmp_path: Path) -> None:
@@ -292,11 +298,18 @@ def test_a_stored_package_goes_with_the_first_of_its_recordings_to_go(
     from vault.casework.retention import run_retention
 
     now = dt.datetime.now(dt.UTC)
-    later = vault.put_stream(io.BytesIO(os.urandom(9_000)), source_id="cam-1",
-                             source_kind=SourceKind.CCTV, actor=ACTOR, captured_at=now).id
-    earlier = vault.put_stream(io.BytesIO(os.urandom(9_000)), source_id="cam-2",
-                               source_kind=SourceKind.CCTV, actor=ACTOR,
-                               captured_at=now - dt.timedelta(days=5)).id
+    later = vault.put_stream(
+        io.BytesIO(os.urandom(9_000)),
+        Capture(source_id="cam-1", source_kind=SourceKind.CCTV, captured_at=now),
+        actor=ACTOR,
+    ).id
+    earlier = vault.put_stream(
+        io.BytesIO(os.urandom(9_000)),
+        Capture(
+            source_id="cam-2", source_kind=SourceKind.CCTV, captured_at=now - dt.timedelta(days=5)
+        ),
+        actor=ACTOR,
+    ).id
     # The package's catalog parent is its first item, the later recording.
     job = queue.submit(JobKind.EXPORT, actor=ACTOR, purpose=PURPOSE, params={
         "recording_ids": [later, earlier], "recipient": "DC Jones", "recipient_org": "Met Police"})

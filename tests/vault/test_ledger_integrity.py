@@ -20,6 +20,7 @@ import pytest
 from sqlalchemy import Engine, func, select, text
 
 from vault import Actor, Purpose, Role, Vault
+from vault.capture import Capture
 from vault.storage.catalog import Recording, Setting
 from vault.ledger.catalog_binding import RECORD_KEY
 from vault.ledger.checkpoint import LEGACY_ORIGIN, open_checkpoint
@@ -48,8 +49,13 @@ def vault(tmp_path: Path) -> Iterator[Vault]:
 
 def _put(vault: Vault, source: str = "cam-A1", minutes: int = 0, size: int = 6000) -> Recording:
     return vault.put_stream(
-        io.BytesIO(os.urandom(size)), source_id=source, actor=OFFICER,
-        captured_at=T0 + dt.timedelta(minutes=minutes), original_name=f"{source}-{minutes}.mp4",
+        io.BytesIO(os.urandom(size)),
+        Capture(
+            source_id=source,
+            captured_at=T0 + dt.timedelta(minutes=minutes),
+            original_name=f"{source}-{minutes}.mp4",
+        ),
+        actor=OFFICER,
     )
 
 
@@ -244,8 +250,11 @@ def test_legitimate_changes_keep_the_catalog_bound(vault: Vault) -> None:
     """Issue #11 finding 14: what the vault itself does (derived copies, retention deletion,
     a retention date moved by an event that records it) verifies; only unrecorded edits fail."""
     parent = _put(vault)
-    child = vault.put_stream(io.BytesIO(b"clip" * 500), source_id="cam-A1", actor=OFFICER,
-                             captured_at=T0, parent_id=parent.id, action="clip.assembled")
+    child = vault.put_stream(
+        io.BytesIO(b"clip" * 500),
+        Capture(source_id="cam-A1", captured_at=T0, parent_id=parent.id, action="clip.assembled"),
+        actor=OFFICER,
+    )
     run_retention(vault, now=T0 + dt.timedelta(days=60))
     assert vault.ledger.verify().recordings == 2
     fresh = _put(vault, minutes=3)
@@ -287,8 +296,11 @@ def test_the_catalog_check_streams(vault: Vault, monkeypatch: pytest.MonkeyPatch
 
     monkeypatch.setattr(binding, "_BATCH", 7)
     for i in range(300):
-        vault.put_stream(io.BytesIO(i.to_bytes(4, "big")), source_id=f"cam-{i % 5}",
-                         actor=OFFICER, captured_at=T0 + dt.timedelta(seconds=i))
+        vault.put_stream(
+            io.BytesIO(i.to_bytes(4, "big")),
+            Capture(source_id=f"cam-{i % 5}", captured_at=T0 + dt.timedelta(seconds=i)),
+            actor=OFFICER,
+        )
     report = vault.ledger.check_catalog()
     assert report.passed and report.recordings == 300
 

@@ -23,6 +23,7 @@ from vault.errors import InvalidInput
 from vault.casework.jobs import spool_dir
 from vault.plaintext import open_private, private_dir, private_partial
 from vault.vault import Vault
+from vault.capture import Capture
 
 OPERATOR = Actor(user="local:test", role=Role.ADMINISTRATOR)
 WHY = Purpose("test", reference="T/1")
@@ -50,8 +51,11 @@ def vault(tmp_path: Path) -> Iterator[Vault]:
 def _put(vault: Vault, data: bytes = b"footage " * 1000) -> str:
     import datetime as dt
 
-    return vault.put_stream(io.BytesIO(data), source_id="cam-1", actor=OPERATOR,
-                            captured_at=dt.datetime.now(dt.UTC), media_kind=MediaKind.VIDEO).id
+    return vault.put_stream(
+        io.BytesIO(data),
+        Capture(source_id="cam-1", captured_at=dt.datetime.now(dt.UTC), media_kind=MediaKind.VIDEO),
+        actor=OPERATOR,
+    ).id
 
 
 @pytest.mark.usefixtures("open_umask")

@@ -17,6 +17,7 @@ from vault.config import Settings
 from vault.errors import AccessDenied, NotFound
 from vault.casework.policy import Permission as P
 from vault.vault import Vault
+from vault.capture import Capture
 
 OP = Actor(user="local:test", role=Role.ADMINISTRATOR)
 T0 = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.UTC)
@@ -55,8 +56,9 @@ def vault(tmp_path: Path) -> Iterator[Vault]:
 
 def _put(vault: Vault, source: str, site: str) -> str:
     return vault.put_stream(
-        io.BytesIO(source.encode() * 100), source_id=source, source_kind=SourceKind.CCTV,
-        site=site, actor=OP, captured_at=T0,
+        io.BytesIO(source.encode() * 100),
+        Capture(source_id=source, source_kind=SourceKind.CCTV, site=site, captured_at=T0),
+        actor=OP,
     ).id
 
 

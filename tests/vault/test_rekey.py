@@ -20,6 +20,7 @@ from vault.storage.keys import LocalKeyring, WrappedKey
 from vault.casework.rekey import DESTROYED, REWRAPPED, destroy, maintain, rewrap, rotate
 from vault.casework.retention import run_retention
 from vault.vault import Vault
+from vault.capture import Capture
 
 from .conftest import T0
 
@@ -31,8 +32,11 @@ def _put(vault: Vault, n: int) -> list[tuple[str, bytes]]:
     out = []
     for i in range(n):
         data = os.urandom(9000 + i)
-        rec = vault.put_stream(io.BytesIO(data), source_id="cam-01", actor=ADMIN,
-                               captured_at=T0 + dt.timedelta(minutes=i))
+        rec = vault.put_stream(
+            io.BytesIO(data),
+            Capture(source_id="cam-01", captured_at=T0 + dt.timedelta(minutes=i)),
+            actor=ADMIN,
+        )
         out.append((rec.id, data))
     return out
 

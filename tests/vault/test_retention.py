@@ -24,6 +24,7 @@ from vault.casework.retention import (
     verify_deletion_certificate,
 )
 from vault.vault import Vault
+from vault.capture import Capture
 
 ACTOR = Actor(user="ig-1", role=Role.IG_OFFICER, organisation="Housing")
 PURPOSE = Purpose(purpose="check")
@@ -33,11 +34,9 @@ T0 = dt.datetime(2026, 10, 1, 12, 0, tzinfo=dt.timezone.utc)
 def _put(vault: Vault, tag: str, *, at: dt.datetime = T0, source: str = "cam-01", **kw) -> Recording:  # type: ignore[no-untyped-def]
     return vault.put_stream(
         io.BytesIO(tag.encode() * 500 + os.urandom(16)),
-        source_id=source,
+        Capture(source_id=source, captured_at=at,
+                source_kind=kw.pop("source_kind", SourceKind.CCTV), **kw),
         actor=ACTOR,
-        captured_at=at,
-        source_kind=kw.pop("source_kind", SourceKind.CCTV),
-        **kw,
     )
 
 

@@ -20,6 +20,7 @@ from vault.storage.hold_rule import active_holds
 from vault.casework.retention import run_retention
 from vault.casework.sar import SarStatus, add_months, due_date
 from vault.vault import Vault
+from vault.capture import Capture
 
 IG = Actor(user="ig-1", role=Role.IG_OFFICER, organisation="Northside Homes")
 T0 = dt.datetime(2026, 11, 3, 9, 0, tzinfo=dt.UTC)
@@ -46,8 +47,15 @@ def vault(tmp_path: Path, clock: Clock) -> Iterator[Vault]:
 
 def _footage(vault: Vault, source: str, start: dt.datetime, minutes: int = 10) -> Recording:
     return vault.put_stream(
-        io.BytesIO(os.urandom(5000)), source_id=source, source_kind=SourceKind.CCTV, site="Elm Court",
-        actor=IG, captured_at=start, captured_end=start + dt.timedelta(minutes=minutes),
+        io.BytesIO(os.urandom(5000)),
+        Capture(
+            source_id=source,
+            source_kind=SourceKind.CCTV,
+            site="Elm Court",
+            captured_at=start,
+            captured_end=start + dt.timedelta(minutes=minutes),
+        ),
+        actor=IG,
     )
 
 

@@ -17,6 +17,7 @@ from vault.errors import AccessDenied, InvalidInput, NotFound
 from vault.errors import ShareUnavailable
 from vault.casework.shares import ShareAccess
 from vault.vault import Vault
+from vault.capture import Capture
 
 from .conftest import T0, Clock
 
@@ -32,7 +33,7 @@ def vault(tmp_path: Path, clock: Clock) -> Iterator[Vault]:
 @pytest.fixture
 def rid(vault: Vault) -> str:
     rec = vault.put_stream(
-        io.BytesIO(b"footage" * 1000), source_id="cam-1", actor=OFFICER, captured_at=T0
+        io.BytesIO(b"footage" * 1000), Capture(source_id="cam-1", captured_at=T0), actor=OFFICER
     )
     return rec.id
 
@@ -125,7 +126,7 @@ def test_download_limit_holds_under_concurrency(any_vault: Vault) -> None:
     vault = any_vault
     vault.clock = lambda: T0  # type: ignore[method-assign]
     rid = vault.put_stream(
-        io.BytesIO(b"footage"), source_id="cam-1", actor=OFFICER, captured_at=T0
+        io.BytesIO(b"footage"), Capture(source_id="cam-1", captured_at=T0), actor=OFFICER
     ).id
     created = _share(vault, rid, max_downloads=3)
     outcomes: list[str] = []

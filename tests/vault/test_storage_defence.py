@@ -13,6 +13,7 @@ import pytest
 from minio import Minio
 
 from vault import Actor, HoldKind, Role, Settings, Vault, place_hold, release_hold, run_retention
+from vault.capture import Capture
 from vault.storage.objectstore import S3Store
 from vault.vault import LIFECYCLE_MARGIN_DAYS
 
@@ -48,13 +49,23 @@ def test_legal_hold_follows_vault_holds_including_late_footage(locked_vault: tup
     vault, _ = locked_vault
     store = vault.store
     assert isinstance(store, S3Store)
-    early = vault.put_stream(io.BytesIO(b"early" * 100), source_id="cam-9", actor=ACTOR, captured_at=T0)
+    early = vault.put_stream(
+        io.BytesIO(b"early" * 100), Capture(source_id="cam-9", captured_at=T0), actor=ACTOR
+    )
     hold = place_hold(vault, kind=HoldKind.SAR, reason="SAR", reference="SAR-9", source_id="cam-9",
                       window=(T0 - dt.timedelta(hours=1), T0 + dt.timedelta(hours=1)), actor=ACTOR)
     assert store.is_legal_hold(early.object_key)
     # Footage from an agent that was offline arrives later, inside the held window.
-    late = vault.put_stream(io.BytesIO(b"late" * 100), source_id="cam-9", actor=ACTOR, captured_at=T0 + dt.timedelta(minutes=30))
-    outside = vault.put_stream(io.BytesIO(b"out" * 100), source_id="cam-9", actor=ACTOR, captured_at=T0 + dt.timedelta(hours=5))
+    late = vault.put_stream(
+        io.BytesIO(b"late" * 100),
+        Capture(source_id="cam-9", captured_at=T0 + dt.timedelta(minutes=30)),
+        actor=ACTOR,
+    )
+    outside = vault.put_stream(
+        io.BytesIO(b"out" * 100),
+        Capture(source_id="cam-9", captured_at=T0 + dt.timedelta(hours=5)),
+        actor=ACTOR,
+    )
     assert store.is_legal_hold(late.object_key)
     assert not store.is_legal_hold(outside.object_key)
 

@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import Engine, text
 
 from vault import Actor, Purpose, Role, Vault
+from vault.capture import Capture
 from vault.ledger.checkpoint import LedgerSigner, load_or_create_signing_key
 from vault.config import Settings
 from vault.ledger.custody import Action, CustodyEvent, CustodyLedger
@@ -234,8 +235,15 @@ def test_an_export_reads_only_the_nodes_its_proofs_need(
         conn.execute(text("UPDATE custody_events SET leaf_hash = :h WHERE seq < 2048"),
                      {"h": "00" * 32})
     ids = [
-        vault.put_stream(io.BytesIO(os.urandom(5000)), source_id="cam-03", actor=ACTOR,
-                         captured_at=T0 + dt.timedelta(minutes=i), original_name=f"seg{i}.mp4").id
+        vault.put_stream(
+            io.BytesIO(os.urandom(5000)),
+            Capture(
+                source_id="cam-03",
+                captured_at=T0 + dt.timedelta(minutes=i),
+                original_name=f"seg{i}.mp4",
+            ),
+            actor=ACTOR,
+        ).id
         for i in range(3)
     ]
     out = tmp_path / "export.zip"

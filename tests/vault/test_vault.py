@@ -23,6 +23,7 @@ from vault.errors import (
     StorageError,
 )
 from vault.vault import ByteRange, Vault
+from vault.capture import Capture
 
 ACTOR = Actor(user="officer-1", role=Role.ASB_OFFICER, organisation="Housing", client_addr="127.0.0.1")
 PURPOSE = Purpose(purpose="incident review", reference="ASB/2026/001")
@@ -39,7 +40,9 @@ def test_round_trip_across_sizes(any_vault: Vault) -> None:
     for size in (0, 1, seg - 1, seg, seg + 1, 3 * seg + 17):
         data = os.urandom(size)
         rec = any_vault.put_stream(
-            io.BytesIO(data), source_id="cam-01", actor=ACTOR, captured_at=T0 + dt.timedelta(seconds=size)
+            io.BytesIO(data),
+            Capture(source_id="cam-01", captured_at=T0 + dt.timedelta(seconds=size)),
+            actor=ACTOR,
         )
         assert rec.size == size
         assert rec.sha256 == hashlib.sha256(data).hexdigest()
@@ -50,7 +53,9 @@ def test_round_trip_across_sizes(any_vault: Vault) -> None:
 def test_byte_ranges_equal_plaintext_slices(any_vault: Vault) -> None:
     seg = any_vault.settings.segment_size
     data = os.urandom(5 * seg + 123)
-    rec = any_vault.put_stream(io.BytesIO(data), source_id="cam-01", actor=ACTOR, captured_at=T0)
+    rec = any_vault.put_stream(
+        io.BytesIO(data), Capture(source_id="cam-01", captured_at=T0), actor=ACTOR
+    )
     cases = {
         "0-0": data[0:1],
         f"{seg - 1}-{seg}": data[seg - 1 : seg + 1],
@@ -73,8 +78,12 @@ def test_bad_range_text_is_refused(text: str) -> None:
 
 def test_same_file_twice_is_one_recording(vault: Vault) -> None:
     data = b"the same clip" * 1000
-    first = vault.put_stream(io.BytesIO(data), source_id="cam-02", actor=ACTOR, captured_at=T0)
-    second = vault.put_stream(io.BytesIO(data), source_id="cam-02", actor=ACTOR, captured_at=T0)
+    first = vault.put_stream(
+        io.BytesIO(data), Capture(source_id="cam-02", captured_at=T0), actor=ACTOR
+    )
+    second = vault.put_stream(
+        io.BytesIO(data), Capture(source_id="cam-02", captured_at=T0), actor=ACTOR
+    )
     assert first.id == second.id
     assert len(vault.recordings(source_id="cam-02")) == 1
     # The duplicate upload is removed: only one object is stored.
@@ -82,7 +91,9 @@ def test_same_file_twice_is_one_recording(vault: Vault) -> None:
 
 
 def test_every_access_is_logged_before_bytes_are_released(vault: Vault) -> None:
-    rec = vault.put_stream(io.BytesIO(b"x" * 10), source_id="cam-01", actor=ACTOR, captured_at=T0)
+    rec = vault.put_stream(
+        io.BytesIO(b"x" * 10), Capture(source_id="cam-01", captured_at=T0), actor=ACTOR
+    )
     _read_all(vault, rec.id, ByteRange.parse("0-4"))
     events = vault.ledger.events(object_id=rec.id)
     actions = [e.action.value if hasattr(e.action, "value") else e.action for e in events]
@@ -93,7 +104,9 @@ def test_every_access_is_logged_before_bytes_are_released(vault: Vault) -> None:
 
 def test_export_file_verifies_hash_and_leaves_no_partial_file(vault: Vault, tmp_path: Path) -> None:
     data = os.urandom(3 * vault.settings.segment_size)
-    rec = vault.put_stream(io.BytesIO(data), source_id="cam-01", actor=ACTOR, captured_at=T0)
+    rec = vault.put_stream(
+        io.BytesIO(data), Capture(source_id="cam-01", captured_at=T0), actor=ACTOR
+    )
     out = tmp_path / "out.bin"
     vault.export_file(rec.id, out, actor=ACTOR, purpose=PURPOSE)
     assert out.read_bytes() == data
@@ -120,7 +133,9 @@ def test_unknown_recording_is_not_found(vault: Vault) -> None:
 
 def test_shredded_recording_says_when_it_was_deleted(vault: Vault) -> None:
     data = b"evidence" * 100
-    rec = vault.put_stream(io.BytesIO(data), source_id="cam-01", actor=ACTOR, captured_at=T0)
+    rec = vault.put_stream(
+        io.BytesIO(data), Capture(source_id="cam-01", captured_at=T0), actor=ACTOR
+    )
     # Simulate retention: the wrapped key is destroyed; the ciphertext survives (a backup).
     with vault.sessions.begin() as session:
         row = session.get(Recording, rec.id)
@@ -135,7 +150,9 @@ def test_shredded_recording_says_when_it_was_deleted(vault: Vault) -> None:
 def test_wrong_keyring_fails_clearly(vault: Vault, tmp_path: Path) -> None:
     from vault.storage.keys import LocalKeyring
 
-    rec = vault.put_stream(io.BytesIO(b"abc"), source_id="cam-01", actor=ACTOR, captured_at=T0)
+    rec = vault.put_stream(
+        io.BytesIO(b"abc"), Capture(source_id="cam-01", captured_at=T0), actor=ACTOR
+    )
     other = LocalKeyring.create(tmp_path / "other-keyring.json")
     vault.keys = other
     with pytest.raises(KeyUnavailable):
@@ -159,19 +176,23 @@ def test_failed_upload_leaves_nothing_behind(vault: Vault) -> None:
             return n
 
     with pytest.raises((StorageError, OSError)):
-        vault.put_stream(Exploding(), source_id="cam-01", actor=ACTOR, captured_at=T0)  # type: ignore[arg-type]
+        vault.put_stream(Exploding(), Capture(source_id="cam-01", captured_at=T0), actor=ACTOR)  # type: ignore[arg-type]
     assert list(vault.store.list("")) == []
     assert vault.recordings() == []
 
 
 def test_naive_capture_time_is_refused(vault: Vault) -> None:
     with pytest.raises(InvalidInput, match="timezone"):
-        vault.put_stream(io.BytesIO(b"a"), source_id="c", actor=ACTOR, captured_at=dt.datetime(2026, 1, 1))
+        vault.put_stream(
+            io.BytesIO(b"a"),
+            Capture(source_id="c", captured_at=dt.datetime(2026, 1, 1)),
+            actor=ACTOR,
+        )
 
 
 def test_put_file_missing_is_not_found(vault: Vault, tmp_path: Path) -> None:
     with pytest.raises(NotFound, match="no such file"):
-        vault.put_file(tmp_path / "missing.mp4", source_id="c", actor=ACTOR)
+        vault.put_file(tmp_path / "missing.mp4", Capture(source_id="c"), actor=ACTOR)
 
 
 def test_open_without_init_says_what_to_do(tmp_path: Path) -> None:
@@ -181,14 +202,18 @@ def test_open_without_init_says_what_to_do(tmp_path: Path) -> None:
 
 def test_ciphertext_never_contains_plaintext(vault: Vault) -> None:
     marker = b"PLAINTEXT-MARKER-" * 64
-    rec = vault.put_stream(io.BytesIO(marker), source_id="cam-01", actor=ACTOR, captured_at=T0)
+    rec = vault.put_stream(
+        io.BytesIO(marker), Capture(source_id="cam-01", captured_at=T0), actor=ACTOR
+    )
     stored = (vault.settings.objects_dir / rec.object_key).read_bytes()
     assert b"PLAINTEXT-MARKER" not in stored
     assert len(stored) == crypto.ciphertext_size(len(marker), vault.settings.segment_size)
 
 
 def test_orphaned_upload_is_found_and_removed(vault: Vault) -> None:
-    kept = vault.put_stream(io.BytesIO(b"kept"), source_id="cam-01", actor=ACTOR, captured_at=T0)
+    kept = vault.put_stream(
+        io.BytesIO(b"kept"), Capture(source_id="cam-01", captured_at=T0), actor=ACTOR
+    )
     # An agent died after uploading but before the catalog commit: ciphertext, no row.
     vault.store.put("recordings/ab/abandoned", io.BytesIO(b"ciphertext"))
     assert vault.orphans() == []  # too young: could be a put still in flight
@@ -199,7 +224,11 @@ def test_orphaned_upload_is_found_and_removed(vault: Vault) -> None:
 
 def test_find_by_hash_and_received_at(vault: Vault) -> None:
     received = dt.datetime(2026, 11, 2, 9, 0, tzinfo=dt.timezone.utc)
-    rec = vault.put_stream(io.BytesIO(b"abc"), source_id="bwv-1", actor=ACTOR, captured_at=T0, received_at=received)
+    rec = vault.put_stream(
+        io.BytesIO(b"abc"),
+        Capture(source_id="bwv-1", captured_at=T0, received_at=received),
+        actor=ACTOR,
+    )
     assert rec.received_at == received
     assert vault.find_by_hash("bwv-1", hashlib.sha256(b"abc").hexdigest()).id == rec.id  # type: ignore[union-attr]
     assert vault.find_by_hash("bwv-2", rec.sha256) is None

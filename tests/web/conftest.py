@@ -41,6 +41,7 @@ from vault.actors import Actor, Role
 from vault.storage.catalog import MediaKind, SourceKind
 from vault.config import Settings
 from vault.vault import Vault
+from vault.capture import Capture
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = [
@@ -112,9 +113,18 @@ def _populate(settings: Settings, tmp: Path) -> tuple[dict[str, str], dict[str, 
             media = make_footage(tmp / f"{key}.mp4", frequency=hz)
             with media.open("rb") as f:
                 rec = vault.put_stream(
-                    f, source_id=source, source_kind=SourceKind.CCTV, site=site, actor=OPERATOR,
-                    captured_at=start, captured_end=start + dt.timedelta(seconds=6),
-                    media_kind=MediaKind.VIDEO, original_name=f"{source}.mp4")
+                    f,
+                    Capture(
+                        source_id=source,
+                        source_kind=SourceKind.CCTV,
+                        site=site,
+                        captured_at=start,
+                        captured_end=start + dt.timedelta(seconds=6),
+                        media_kind=MediaKind.VIDEO,
+                        original_name=f"{source}.mp4",
+                    ),
+                    actor=OPERATOR,
+                )
             recordings[key] = rec.id
     return secrets, recordings, yesterday.strftime(UK_FMT), start.astimezone(UK).tzname() or ""
 

@@ -38,6 +38,7 @@ from vault.access.credentials import Credential
 from vault.ledger.custody import Action
 from vault.errors import NotFound
 from vault.vault import Vault
+from vault.capture import Capture
 
 NORTH, EAST = "Northside Homes", "Eastgate Housing"
 T0 = dt.datetime(2026, 11, 25, 15, 0, tzinfo=dt.UTC)
@@ -235,9 +236,17 @@ def test_sites_and_organisations(world: World) -> None:
     """Issue #12 item 10: the sites page lists each organisation (users, sites) and site, warns
     of cameras no organisation owns; registering a site is confirmed and is the CLI's
     ``site.registered`` event, adopting the unowned cameras there."""
-    world.vault.put_stream(io.BytesIO(b"elm" * 100), source_id="cam-elm-1",
-                           source_kind=SourceKind.CCTV, site="Elm Court", actor=OPERATOR,
-                           captured_at=T0 - dt.timedelta(hours=1), media_kind=MediaKind.VIDEO)
+    world.vault.put_stream(
+        io.BytesIO(b"elm" * 100),
+        Capture(
+            source_id="cam-elm-1",
+            source_kind=SourceKind.CCTV,
+            site="Elm Court",
+            captured_at=T0 - dt.timedelta(hours=1),
+            media_kind=MediaKind.VIDEO,
+        ),
+        actor=OPERATOR,
+    )
     admin = world.client("admin")
     page = admin.get("/admin/sites")
     assert page.status_code == 200

@@ -42,6 +42,7 @@ from vault.errors import LedgerError
 from vault.access.identity import Principal
 from vault.casework.policy import visible_events
 from vault.vault import Vault
+from vault.capture import Capture
 
 NORTH, EAST = "Northside Homes", "Eastgate Housing"
 T0 = dt.datetime(2026, 11, 25, 15, 0, tzinfo=dt.UTC)
@@ -114,10 +115,18 @@ def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
     def put(source: str, site: str, k: int) -> str:
         start = T0 - dt.timedelta(hours=2, minutes=k)
         return vault.put_stream(
-            io.BytesIO(f"{source}-{k}".encode() * 50), source_id=source,
-            source_kind=SourceKind.CCTV, site=site, actor=ADMIN, captured_at=start,
-            captured_end=start + dt.timedelta(minutes=1), media_kind=MediaKind.VIDEO,
-            original_name=f"{source}-{k}.mp4").id
+            io.BytesIO(f"{source}-{k}".encode() * 50),
+            Capture(
+                source_id=source,
+                source_kind=SourceKind.CCTV,
+                site=site,
+                captured_at=start,
+                captured_end=start + dt.timedelta(minutes=1),
+                media_kind=MediaKind.VIDEO,
+                original_name=f"{source}-{k}.mp4",
+            ),
+            actor=ADMIN,
+        ).id
 
     recordings = [put("cam-river-1", "Riverside", k) for k in range(20)]
     east_recording = put("cam-east-1", "Eastgate", 0)

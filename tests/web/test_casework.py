@@ -45,6 +45,7 @@ from vault.ledger.rfc8785 import canonical_json
 from vault.casework.disclosure import build_export
 from vault.casework.retention import run_retention, verify_deletion_certificate
 from vault.vault import Vault
+from vault.capture import Capture
 
 pytestmark = pytest.mark.slow
 
@@ -80,17 +81,35 @@ def _populate(settings: Settings, tmp: Path) -> tuple[dict[str, str], dict[str, 
             at = start + dt.timedelta(seconds=offset)
             with media.open("rb") as f:
                 recordings[key] = vault.put_stream(
-                    f, source_id="cam-river-1", source_kind=SourceKind.CCTV, site="Riverside",
-                    actor=ADMIN, captured_at=at, captured_end=at + dt.timedelta(seconds=6),
-                    media_kind=MediaKind.VIDEO, original_name=f"river-{key}.mp4").id
+                    f,
+                    Capture(
+                        source_id="cam-river-1",
+                        source_kind=SourceKind.CCTV,
+                        site="Riverside",
+                        captured_at=at,
+                        captured_end=at + dt.timedelta(seconds=6),
+                        media_kind=MediaKind.VIDEO,
+                        original_name=f"river-{key}.mp4",
+                    ),
+                    actor=ADMIN,
+                ).id
         for key, source, site, days in (("river_due", "cam-river-2", "Riverside", 19),
                                         ("east_due", "cam-east-2", "Eastgate", 19),
                                         ("river_old", "cam-river-3", "Riverside", 30)):
             at = past - dt.timedelta(days=days)
             recordings[key] = vault.put_stream(
-                io.BytesIO(key.encode() * 100), source_id=source, source_kind=SourceKind.CCTV,
-                site=site, actor=ADMIN, captured_at=at, captured_end=at + dt.timedelta(minutes=5),
-                media_kind=MediaKind.VIDEO, original_name=f"{source}.mp4").id
+                io.BytesIO(key.encode() * 100),
+                Capture(
+                    source_id=source,
+                    source_kind=SourceKind.CCTV,
+                    site=site,
+                    captured_at=at,
+                    captured_end=at + dt.timedelta(minutes=5),
+                    media_kind=MediaKind.VIDEO,
+                    original_name=f"{source}.mp4",
+                ),
+                actor=ADMIN,
+            ).id
         run_retention(vault)
     return secrets, recordings, start.astimezone(UK).tzname() or ""
 

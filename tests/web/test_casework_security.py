@@ -31,6 +31,7 @@ from vault.config import Settings
 from vault.ledger.custody import Action
 from vault.casework.retention import run_retention
 from vault.vault import Vault
+from vault.capture import Capture
 
 NORTH, EAST = "Northside Homes", "Eastgate Housing"
 T0 = dt.datetime(2026, 11, 25, 15, 0, tzinfo=dt.UTC)
@@ -106,10 +107,18 @@ def world(tmp_path: Path) -> Iterator[World]:
                                    ("east_old", "cam-east-3", "Eastgate", 24 * 30)):
         start = T0 - dt.timedelta(hours=ago)
         w.rec[key] = vault.put_stream(
-            io.BytesIO(key.encode() * 500), source_id=source, source_kind=SourceKind.CCTV,
-            site=site, actor=ADMIN, captured_at=start,
-            captured_end=start + dt.timedelta(minutes=10), media_kind=MediaKind.VIDEO,
-            original_name=f"{source}.mp4").id
+            io.BytesIO(key.encode() * 500),
+            Capture(
+                source_id=source,
+                source_kind=SourceKind.CCTV,
+                site=site,
+                captured_at=start,
+                captured_end=start + dt.timedelta(minutes=10),
+                media_kind=MediaKind.VIDEO,
+                original_name=f"{source}.mp4",
+            ),
+            actor=ADMIN,
+        ).id
     run_retention(vault)  # the 30-day-old recordings go: their certificates exist
     asb = identity.get_user(vault, "asb")
     actor = Actor(user="asb", role=Role.ASB_OFFICER, organisation=NORTH)

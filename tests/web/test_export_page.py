@@ -46,6 +46,7 @@ from vault.ledger.custody import Action
 from vault.casework.disclosure import verify_export
 from vault.casework.jobs import Job, JobState
 from vault.vault import Vault
+from vault.capture import Capture
 
 NORTH, EAST = "Northside Homes", "Eastgate Housing"
 T0 = dt.datetime(2026, 11, 25, 15, 0, tzinfo=dt.UTC)
@@ -118,10 +119,18 @@ def world(tmp_path: Path) -> Iterator[World]:
                               ("east", "cam-east-1", "Eastgate")):
         start = T0 - dt.timedelta(hours=2)
         w.rec[key] = vault.put_stream(
-            io.BytesIO(key.encode() * 3000), source_id=source, source_kind=SourceKind.CCTV,
-            site=site, actor=ADMIN, captured_at=start,
-            captured_end=start + dt.timedelta(minutes=10), media_kind=MediaKind.VIDEO,
-            original_name=f"{source}.mp4").id
+            io.BytesIO(key.encode() * 3000),
+            Capture(
+                source_id=source,
+                source_kind=SourceKind.CCTV,
+                site=site,
+                captured_at=start,
+                captured_end=start + dt.timedelta(minutes=10),
+                media_kind=MediaKind.VIDEO,
+                original_name=f"{source}.mp4",
+            ),
+            actor=ADMIN,
+        ).id
     asb = identity.get_user(vault, "asb")
     officer = Actor(user="asb", role=Role.ASB_OFFICER, organisation=NORTH)
     case = case_ops.create_case(vault, reference="ASB/2026/0142", organisation=NORTH,
@@ -371,9 +380,18 @@ def _populate(settings: Settings, tmp: Path) -> tuple[dict[str, str], dict[str, 
             at = start + dt.timedelta(seconds=offset)
             with media.open("rb") as f:
                 recordings[key] = vault.put_stream(
-                    f, source_id="cam-river-1", source_kind=SourceKind.CCTV, site="Riverside",
-                    actor=ADMIN, captured_at=at, captured_end=at + dt.timedelta(seconds=6),
-                    media_kind=MediaKind.VIDEO, original_name=f"river-{key}.mp4").id
+                    f,
+                    Capture(
+                        source_id="cam-river-1",
+                        source_kind=SourceKind.CCTV,
+                        site="Riverside",
+                        captured_at=at,
+                        captured_end=at + dt.timedelta(seconds=6),
+                        media_kind=MediaKind.VIDEO,
+                        original_name=f"river-{key}.mp4",
+                    ),
+                    actor=ADMIN,
+                ).id
         officer = Actor(user="asb", role=Role.ASB_OFFICER, organisation=NORTH)
         case = case_ops.create_case(vault, reference="ASB/2026/0142", organisation=NORTH,
                                     actor=officer, title="Stairwell door, Riverside block B",

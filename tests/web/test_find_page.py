@@ -27,6 +27,7 @@ from tests.web.test_security import FIND, OPERATOR, ORG, T0, Web, _world
 from api.web.uktime import UK
 from ingest.pull import PULL_ACTION
 from vault.access import credentials, identity
+from vault.capture import Capture
 from vault.actors import Role
 from vault.casework import cases as case_ops
 from vault.config import Settings
@@ -48,9 +49,17 @@ def web(tmp_path: Path) -> Iterator[Web]:
 def _put(web: Web, source: str, start: dt.datetime, minutes: float = 1, site: str = "Riverside",
          body: bytes = b"") -> str:
     return web.vault.put_stream(
-        io.BytesIO(body or f"{source} {start.isoformat()}".encode()), source_id=source,
-        source_kind=SourceKind.CCTV, site=site, actor=OPERATOR, captured_at=start,
-        captured_end=start + dt.timedelta(minutes=minutes), media_kind=MediaKind.VIDEO).id
+        io.BytesIO(body or f"{source} {start.isoformat()}".encode()),
+        Capture(
+            source_id=source,
+            source_kind=SourceKind.CCTV,
+            site=site,
+            captured_at=start,
+            captured_end=start + dt.timedelta(minutes=minutes),
+            media_kind=MediaKind.VIDEO,
+        ),
+        actor=OPERATOR,
+    ).id
 
 
 def _watch_ids(html: str) -> list[str]:
@@ -301,11 +310,17 @@ def test_find_journey_timeline_keyset_pages_by_keyboard_and_flagged_clock_in_chr
     with served.open_vault() as vault:
         for i in range(30):
             vault.put_stream(
-                io.BytesIO(f"river-2 {i}".encode()), source_id="cam-river-2",
-                source_kind=SourceKind.CCTV, site="Riverside", actor=OPERATOR,
-                captured_at=start + dt.timedelta(minutes=i),
-                captured_end=start + dt.timedelta(minutes=i, seconds=30),
-                media_kind=MediaKind.VIDEO)
+                io.BytesIO(f"river-2 {i}".encode()),
+                Capture(
+                    source_id="cam-river-2",
+                    source_kind=SourceKind.CCTV,
+                    site="Riverside",
+                    captured_at=start + dt.timedelta(minutes=i),
+                    captured_end=start + dt.timedelta(minutes=i, seconds=30),
+                    media_kind=MediaKind.VIDEO,
+                ),
+                actor=OPERATOR,
+            )
     checked = Checked(context, served)
     page = checked.page
     page.goto(served.url + "/sign-in")

@@ -50,6 +50,7 @@ from vault.ledger.custody import Action
 from vault.casework.jobs import Job, JobKind, get_job
 from vault.casework.sar import SarStatus, get_sar
 from vault.vault import Vault
+from vault.capture import Capture
 
 pytestmark = pytest.mark.slow
 
@@ -93,10 +94,19 @@ def _populate(settings: Settings, tmp: Path) -> tuple[dict[str, str], Clip, str]
                                    enrolling=True)
             secrets[name] = enrolment.secret
         with clip.path.open("rb") as f:
-            vault.put_stream(f, source_id="cam-river-1", source_kind=SourceKind.CCTV,
-                             site="Riverside", actor=ADMIN, captured_at=start,
-                             captured_end=start + dt.timedelta(seconds=2),
-                             media_kind=MediaKind.VIDEO, original_name="cam-river-1.mp4")
+            vault.put_stream(
+                f,
+                Capture(
+                    source_id="cam-river-1",
+                    source_kind=SourceKind.CCTV,
+                    site="Riverside",
+                    captured_at=start,
+                    captured_end=start + dt.timedelta(seconds=2),
+                    media_kind=MediaKind.VIDEO,
+                    original_name="cam-river-1.mp4",
+                ),
+                actor=ADMIN,
+            )
     return secrets, clip, yesterday.strftime("%Y-%m-%d")
 
 

@@ -31,6 +31,7 @@ from vault.storage.catalog import MediaKind, SourceKind
 from vault.config import Settings
 from vault.casework.jobs import Job, JobKind, JobState
 from vault.vault import Vault
+from vault.capture import Capture
 
 NORTH = "Northside Homes"
 T0 = dt.datetime(2026, 11, 25, 15, 0, tzinfo=dt.UTC)
@@ -97,10 +98,19 @@ def world(tmp_path: Path) -> Iterator[World]:
     credentials.check_code(vault, user.id, pyotp.TOTP(enrolment.secret).at(clock.now),
                            enrolling=True)
     start = T0 - dt.timedelta(hours=1)
-    clip = vault.put_stream(io.BytesIO(b"clip" * 100), source_id="cam-river-1",
-                            source_kind=SourceKind.CCTV, site="Riverside", actor=ADMIN,
-                            captured_at=start, captured_end=start + dt.timedelta(seconds=1),
-                            media_kind=MediaKind.VIDEO, original_name="clip.mp4")
+    clip = vault.put_stream(
+        io.BytesIO(b"clip" * 100),
+        Capture(
+            source_id="cam-river-1",
+            source_kind=SourceKind.CCTV,
+            site="Riverside",
+            captured_at=start,
+            captured_end=start + dt.timedelta(seconds=1),
+            media_kind=MediaKind.VIDEO,
+            original_name="clip.mp4",
+        ),
+        actor=ADMIN,
+    )
     request = sars.register_sar(vault, reference="SAR-1", requester_name="J",
                                 received_on=T0.date(), actor=IG)
     window = sars.attach_window(vault, request.id, source_id="cam-river-1", start=start,

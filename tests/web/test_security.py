@@ -27,6 +27,7 @@ from vault.storage.catalog import MediaKind, SourceKind
 from vault.config import Settings
 from vault.ledger.custody import Action
 from vault.vault import Vault
+from vault.capture import Capture
 
 ORG = "Northside Homes"
 T0 = dt.datetime(2026, 11, 25, 15, 0, tzinfo=dt.UTC)  # 15:00 GMT
@@ -87,10 +88,18 @@ def _world(tmp_path: Path, settings: Settings | None = None) -> Web:
         web.secrets[name] = enrolment.secret
     for key, source, site in (("river", "cam-river-1", "Riverside"), ("oak", "cam-oak-1", "Oak Park")):
         web.rec[key] = vault.put_stream(
-            io.BytesIO(bytes(range(256)) * 40), source_id=source, source_kind=SourceKind.CCTV,
-            site=site, actor=OPERATOR, captured_at=T0 - dt.timedelta(hours=1),
-            captured_end=T0 - dt.timedelta(minutes=50), media_kind=MediaKind.VIDEO,
-            original_name=f"{source}.mp4").id
+            io.BytesIO(bytes(range(256)) * 40),
+            Capture(
+                source_id=source,
+                source_kind=SourceKind.CCTV,
+                site=site,
+                captured_at=T0 - dt.timedelta(hours=1),
+                captured_end=T0 - dt.timedelta(minutes=50),
+                media_kind=MediaKind.VIDEO,
+                original_name=f"{source}.mp4",
+            ),
+            actor=OPERATOR,
+        ).id
     return web
 
 
@@ -327,9 +336,17 @@ def test_find_pages_through_results_in_uk_time(web: Web) -> None:
     read in UK local time (GMT here)."""
     for i in range(28):
         web.vault.put_stream(
-            io.BytesIO(b"clip %d" % i), source_id="cam-river-1", source_kind=SourceKind.CCTV,
-            site="Riverside", actor=OPERATOR, captured_at=T0 - dt.timedelta(minutes=40 - i),
-            captured_end=T0 - dt.timedelta(minutes=39 - i), media_kind=MediaKind.VIDEO)
+            io.BytesIO(b"clip %d" % i),
+            Capture(
+                source_id="cam-river-1",
+                source_kind=SourceKind.CCTV,
+                site="Riverside",
+                captured_at=T0 - dt.timedelta(minutes=40 - i),
+                captured_end=T0 - dt.timedelta(minutes=39 - i),
+                media_kind=MediaKind.VIDEO,
+            ),
+            actor=OPERATOR,
+        )
     c = web.client()
     web.sign_in(c, "asb")
     first = c.get(FIND + "&site=Riverside")

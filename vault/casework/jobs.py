@@ -77,6 +77,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from vault.actors import Actor, Purpose, Role
+from vault.capture import Capture
 from vault.storage.catalog import Base, MediaKind, new_id, utcnow
 from vault.errors import InvalidInput, NotFound, VaultError
 from vault.plaintext import private_dir
@@ -883,17 +884,24 @@ def run_export(ctx: JobContext) -> dict[str, Any]:
         first = ctx.vault.recording(ids[0])
         stored = ctx.vault.put_file(
             work,
-            source_id=first.source_id,
+            Capture(
+                source_id=first.source_id,
+                captured_at=first.captured_start,
+                media_kind=MediaKind.OTHER,
+                original_name=f"disclosure-{result.export_id}.zip",
+                parent_id=first.id,
+                derived_from=ids,
+                provenance={
+                    "kind": "export",
+                    "export_id": result.export_id,
+                    "recording_ids": ids,
+                    "recipient": str(p["recipient"]),
+                    "recipient_org": str(p["recipient_org"]),
+                },
+                details={"export_id": result.export_id, "job_id": ctx.job.id},
+                action="export.stored",
+            ),
             actor=ctx.actor,
-            captured_at=first.captured_start,
-            media_kind=MediaKind.OTHER,
-            original_name=f"disclosure-{result.export_id}.zip",
-            parent_id=first.id,
-            derived_from=ids,
-            provenance={"kind": "export", "export_id": result.export_id, "recording_ids": ids,
-                        "recipient": str(p["recipient"]), "recipient_org": str(p["recipient_org"])},
-            details={"export_id": result.export_id, "job_id": ctx.job.id},
-            action="export.stored",
         )
     finally:
         work.unlink(missing_ok=True)
