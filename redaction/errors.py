@@ -7,7 +7,9 @@ data.
     VaultError
     └── RedactionError        anything the redaction pipeline refuses or cannot do
         ├── MediaError        the footage cannot be read: missing, zero-length, not a media
-        │                     file, corrupt, truncated, or without a video stream
+        │   │                 file, corrupt, truncated, or without a video stream
+        │   └── ChunkError    long footage could not be split, planned or joined in chunks
+        │                     as laid out (redaction/chunks.py)
         ├── PlanError         a redaction plan that does not validate, or that belongs to
         │                     another recording
         └── EncodeError       the redacted copy could not be written
@@ -19,7 +21,7 @@ from pathlib import Path
 
 from vault.errors import VaultError
 
-__all__ = ["EncodeError", "MediaError", "PlanError", "RedactionError"]
+__all__ = ["ChunkError", "EncodeError", "MediaError", "PlanError", "RedactionError"]
 
 
 class RedactionError(VaultError):
@@ -35,6 +37,11 @@ class MediaError(RedactionError):
     def __init__(self, message: str, *, path: str | Path | None = None) -> None:
         super().__init__(message)
         self.path = None if path is None else str(path)
+
+
+class ChunkError(MediaError):
+    """Footage could not be split, planned or joined in chunks as laid out: a cut that is not
+    the frames planned, chunk plans that do not fit the layout."""
 
 
 class PlanError(RedactionError):

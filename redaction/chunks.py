@@ -1,0 +1,852 @@
+"""Chunked redaction: long footage split at keyframes, planned and rendered in parallel.
+
+One long recording is cut into chunks at clean keyframes (stream copy: no decoding, no
+re-encoding); each chunk is planned on its own (a worker thread here, or a job on the queue,
+see :mod:`api.jobs`), with ``overlap`` seconds of footage planned on each side of its borders;
+the chunk plans are merged into one plan of the whole recording; the plan is rendered chunk by
+chunk in parallel and the rendered chunks are joined by copying their packets (no re-encode
+at the joins)::
+
+    frames   0 ............ b1 ............. b2 ............. N
+    owned    [  chunk 0     )[   chunk 1      )[   chunk 2     )
+    planned  [  chunk 0       ~~~)                               ~~~ overlap, planned twice
+                         (~~~   chunk 1         ~~~)
+                                             (~~~   chunk 2    )
+
+Borders and how a person stays one track: each chunk *owns* the frames from its first
+keyframe to the next chunk's, and its tracks' boxes on those frames are the plan's. On the
+overlap, both neighbours planned the same frames; a track of one and a track of the other
+whose boxes overlap there (mean IoU over the shared frames) are the same person and become
+one track of the merged plan, so "keep person P" keeps them on both sides of the border. On a
+frame it does not own, a chunk's box is kept only where the owner has no box over it (a face
+the owner missed near its edge: a missed face is a breach, so the merge errs towards masking).
+
+Cut points are keyframes where the stream splits cleanly: every packet before the keyframe
+(in decode order) is shown before it and every packet after it is shown at or after it
+(closed GOPs; open-GOP leading pictures would be lost). Footage without such keyframes near
+the chunk length, footage with a display rotation, and footage shorter than one and a half
+chunks is planned and rendered in one pass, as before.
+
+Rendering: each chunk's frames are cut (stream copy) and rendered with the part of the plan
+they own; the joined MP4's video packets are the chunks' packets, byte for byte, re-timed to
+the source's frame times; the audio is carried once over the whole source (muted and bleeped
+as the plan says). The join is checked before it is kept: exactly the source's frame count,
+each frame at the source's time. Intermediate files live in a hidden folder beside the output
+(the spool, for vault jobs) and are removed whatever happens; the output appears only when
+complete.
+"""
+
+from __future__ import annotations
+
+import bisect
+import functools
+import hashlib
+import shutil
+import tempfile
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+import av.error
+
+from redaction.detect import Detector
+from redaction.errors import ChunkError, EncodeError, MediaError, PlanError
+from redaction.media import _AudioCarrier, probe
+from redaction.pipeline import (
+    EncodeParams,
+    Progress,
+    ProgressCallback,
+    plan_video,
+    render_plan,
+    software_version,
+)
+from redaction.plan import (
+    AudioEdit,
+    BoxRun,
+    Keyframe,
+    ManualBox,
+    MaskSpec,
+    RedactionPlan,
+    ReviewSpan,
+    SourceInfo,
+    TrackPlan,
+)
+from redaction.render import RenderResult
+from redaction.scan import ScanParams
+from redaction.track import TrackParams
+
+__all__ = [
+    "JOIN_IOU",
+    "Chunk",
+    "ChunkLayout",
+    "chunk_layout",
+    "merge_chunk_plans",
+    "plan_chunk",
+    "plan_chunked",
+    "render_chunked",
+    "source_info",
+]
+
+#: Two tracks on either side of a border are one person when their boxes on the frames both
+#: chunks planned overlap by at least this mean IoU (the tracker's own association needs 0.3
+#: between consecutive looks; the same frames planned twice agree far more closely).
+JOIN_IOU = 0.3
+#: A chunk's box on a frame it does not own is dropped when an owner's box covers it this well.
+COVERED_IOU = 0.3
+_TICKS = Fraction(1, 90_000)
+
+FrameBox = tuple[int, int, int, int, float]
+
+# Defaults (immutable), as in redaction.pipeline.
+_SCAN = ScanParams()
+_TRACK = TrackParams()
+_MASK = MaskSpec()
+
+
+# --- where to cut ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Index:
+    """The source's video packets, read without decoding: display-order frame times and the
+    frames at which the stream can be cut cleanly."""
+
+    times: list[float]  # seconds from the container start, display order
+    pts: list[int]  # in ``tb``, display order
+    tb: Fraction
+    cuts: list[int]  # frame indices of clean cut points (0 included)
+    rotation: int
+
+    @property
+    def frame_count(self) -> int:
+        return len(self.times)
+
+
+def _time_base(stream: Any) -> Fraction:
+    if stream.time_base is None:
+        raise MediaError("a video stream without a time base")
+    return Fraction(stream.time_base)
+
+
+def _index(source: Path) -> _Index:
+    """Read the packet index. Raises MediaError for footage that cannot be read."""
+    info = probe(source)  # the clear errors for a missing, empty or non-media file
+    try:
+        with av.open(str(source)) as container:
+            vs = container.streams.video[0]
+            if vs.time_base is None:
+                raise MediaError(f"{source} has a video stream without a time base", path=source)
+            tb = Fraction(vs.time_base)
+            zero = 0 if container.start_time is None else Fraction(container.start_time,
+                                                                    av.time_base)
+            decode_order: list[tuple[int, bool]] = []
+            for packet in container.demux(vs):
+                if packet.pts is None or packet.size == 0:
+                    continue
+                decode_order.append((int(packet.pts), bool(packet.is_keyframe)))
+    except av.error.FFmpegError as exc:
+        raise MediaError(f"cannot read the packets of {source}: {exc}", path=source) from exc
+    if not decode_order:
+        raise MediaError(f"no video frames in {source}", path=source)
+    pts = sorted(p for p, _ in decode_order)
+    # A keyframe splits cleanly when nothing before it (decode order) shows after it and
+    # nothing after it shows before it.
+    n = len(decode_order)
+    suffix_min = [0] * (n + 1)
+    suffix_min[n] = 1 << 62
+    for j in range(n - 1, -1, -1):
+        suffix_min[j] = min(decode_order[j][0], suffix_min[j + 1])
+    position = {p: i for i, p in enumerate(pts)}
+    cuts: list[int] = []
+    prefix_max = -(1 << 62)
+    for j, (p, key) in enumerate(decode_order):
+        if key and prefix_max < p and suffix_min[j] >= p:
+            cuts.append(position[p])
+        prefix_max = max(prefix_max, p)
+    times = [float(p * tb - zero) for p in pts]
+    return _Index(times=times, pts=pts, tb=tb, cuts=sorted(set(cuts)), rotation=info.rotation)
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One chunk: it owns frames ``start`` to ``stop - 1`` and plans ``plan_start`` to
+    ``plan_stop - 1`` (its frames and the overlap on each side). All four are cut points or
+    the ends of the footage."""
+
+    index: int
+    start: int
+    stop: int
+    plan_start: int
+    plan_stop: int
+
+    def to_dict(self) -> dict[str, int]:
+        """JSON-ready (a chunk job's params)."""
+        return {"index": self.index, "start": self.start, "stop": self.stop,
+                "plan_start": self.plan_start, "plan_stop": self.plan_stop}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Chunk:
+        """Read :meth:`to_dict`'s output. Raises ChunkError when it is not a chunk."""
+        try:
+            chunk = cls(**{k: int(data[k]) for k in ("index", "start", "stop", "plan_start",
+                                                     "plan_stop")})
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ChunkError(f"not a chunk: {data!r}") from exc
+        if not (0 <= chunk.plan_start <= chunk.start < chunk.stop <= chunk.plan_stop):
+            raise ChunkError(f"chunk {chunk.index}: frames out of order ({chunk.to_dict()})")
+        return chunk
+
+
+@dataclass(frozen=True)
+class ChunkLayout:
+    """How one recording is split: its frame count and its chunks, in order."""
+
+    frame_count: int
+    chunks: tuple[Chunk, ...]
+    chunk_s: float
+    overlap_s: float
+
+    @property
+    def borders(self) -> list[int]:
+        """The first frame of every chunk after the first."""
+        return [c.start for c in self.chunks[1:]]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready (provenance and job results)."""
+        return {"frame_count": self.frame_count, "chunk_s": self.chunk_s,
+                "overlap_s": self.overlap_s, "chunks": [c.to_dict() for c in self.chunks]}
+
+
+def _layout(idx: _Index, chunk_s: float, overlap_s: float) -> ChunkLayout:
+    n = idx.frame_count
+    whole = ChunkLayout(n, (Chunk(0, 0, n, 0, n),), chunk_s, overlap_s)
+    duration = idx.times[-1] - idx.times[0]
+    if chunk_s <= 0 or idx.rotation or duration < 1.5 * chunk_s or len(idx.cuts) < 2:
+        return whole
+    cut_times = [idx.times[c] for c in idx.cuts]
+    borders = [0]
+    k = 1
+    while True:
+        target = idx.times[0] + k * chunk_s
+        k += 1
+        if target >= idx.times[-1]:
+            break
+        j = bisect.bisect_left(cut_times, target)
+        near = [c for c in (j - 1, j) if 0 <= c < len(idx.cuts)]
+        cut = min((idx.cuts[c] for c in near), key=lambda f: abs(idx.times[f] - target))
+        # Chunks shorter than half the length cost more in overlap than they gain.
+        if idx.times[cut] - idx.times[borders[-1]] < chunk_s / 2:
+            continue
+        if idx.times[-1] - idx.times[cut] < chunk_s / 2:
+            break
+        borders.append(cut)
+    if len(borders) < 2:
+        return whole
+    stops = [*borders[1:], n]
+    chunks = []
+    for i, (start, stop) in enumerate(zip(borders, stops, strict=True)):
+        lo = bisect.bisect_left(idx.times, idx.times[start] - overlap_s)
+        hi = bisect.bisect_left(idx.times, idx.times[stop - 1] + overlap_s) + 1
+        plan_start = max((c for c in idx.cuts if c <= lo), default=0)
+        plan_stop = min((c for c in idx.cuts if c >= hi), default=n)
+        chunks.append(Chunk(i, start, stop, min(plan_start, start), max(plan_stop, stop)))
+    return ChunkLayout(n, tuple(chunks), chunk_s, overlap_s)
+
+
+def chunk_layout(source: str | Path, *, chunk_s: float, overlap_s: float) -> ChunkLayout:
+    """Split ``source`` into chunks of about ``chunk_s`` seconds at clean keyframes, each
+    planned with ``overlap_s`` seconds more on each side (widened to the nearest cut points).
+
+    Returns a one-chunk layout when the footage cannot or need not be split (see the module
+    docstring). Raises MediaError for footage that cannot be read.
+    """
+    if overlap_s < 0:
+        raise ChunkError(f"chunk overlap must not be negative ({overlap_s} s)")
+    return _layout(_index(Path(source)), chunk_s, overlap_s)
+
+
+def _cut(source: Path, idx: _Index, first: int, stop: int, dest: Path) -> Path:
+    """Copy the packets of frames ``first`` to ``stop - 1`` (a cut point to a cut point or the
+    end) into an MP4, untouched. Raises ChunkError when the copy is not exactly
+    those frames."""
+    lo = idx.pts[first]
+    hi = idx.pts[stop] if stop < idx.frame_count else None
+    written = 0
+    try:
+        with av.open(str(source)) as inp, av.open(str(dest), mode="w", format="mp4") as out:
+            vs = inp.streams.video[0]
+            ovs = out.add_stream_from_template(vs)
+            ovs.time_base = vs.time_base  # the source's clock, untouched
+            inp.seek(lo, stream=vs, backward=True, any_frame=False)
+            started = False
+            for packet in inp.demux(vs):
+                if packet.pts is None or packet.size == 0:
+                    continue
+                if not started:
+                    if packet.pts != lo or not packet.is_keyframe:
+                        continue
+                    started = True
+                if hi is not None and packet.pts >= hi:
+                    break  # the next chunk's keyframe: a clean cut shows nothing after it
+                packet.stream = ovs
+                out.mux(packet)
+                written += 1
+    except av.error.FFmpegError as exc:
+        raise ChunkError(f"cutting frames {first}-{stop - 1} of {source.name} failed: {exc}") \
+            from exc
+    if written != stop - first:
+        raise ChunkError(f"cutting frames {first}-{stop - 1} of {source.name} copied {written} "
+                         f"frames, not {stop - first}")
+    return dest
+
+
+# --- planning ------------------------------------------------------------------------------
+
+
+def plan_chunk(source: str | Path, chunk: Chunk, *, work: str | Path,
+               scan: ScanParams = _SCAN, track: TrackParams = _TRACK,
+               mask: MaskSpec = _MASK, caption: str | None = None,
+               detector: Detector | None = None,
+               progress: ProgressCallback | None = None) -> RedactionPlan:
+    """Plan the frames ``chunk`` plans (its own and the overlap), cut from ``source`` into
+    ``work`` (removed afterwards). The plan's frames count from ``chunk.plan_start``; its
+    ``source`` is the cut, not the recording (:func:`merge_chunk_plans` puts it back).
+
+    Raises MediaError, ChunkError (the cut is not the frames planned).
+    """
+    src = Path(source)
+    idx = _index(src)
+    if chunk.plan_stop > idx.frame_count:
+        raise ChunkError(f"chunk {chunk.index} plans frames up to {chunk.plan_stop - 1}, "
+                         f"{src.name} has {idx.frame_count}: the layout is for other footage")
+    folder = Path(tempfile.mkdtemp(prefix=f".chunk-{chunk.index}-", dir=Path(work)))
+    try:
+        cut = _cut(src, idx, chunk.plan_start, chunk.plan_stop, folder / "plan.mp4")
+        plan = plan_video(cut, scan=scan, track=track, mask=mask, caption=caption,
+                          detector=detector, progress=progress)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    if plan.source.frame_count != chunk.plan_stop - chunk.plan_start:
+        raise ChunkError(f"chunk {chunk.index} decoded {plan.source.frame_count} frames, "
+                         f"not {chunk.plan_stop - chunk.plan_start}")
+    return plan
+
+
+def _iou(a: Sequence[float], b: Sequence[float]) -> float:
+    ix = min(a[2], b[2]) - max(a[0], b[0])
+    iy = min(a[3], b[3]) - max(a[1], b[1])
+    if ix <= 0 or iy <= 0:
+        return 0.0
+    inter = ix * iy
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+@dataclass
+class _Piece:
+    """One chunk's track, in the recording's frame numbers."""
+
+    chunk: int
+    track: TrackPlan
+    boxes: dict[int, list[FrameBox]]  # frame -> the track's boxes (its own first)
+    best_frame: int | None
+
+
+def _pieces(i: int, plan: RedactionPlan, offset: int) -> list[_Piece]:
+    out = []
+    for t in plan.tracks:
+        boxes: dict[int, list[FrameBox]] = {}
+        runs = [(t.start, t.boxes), *((r.start, r.boxes) for r in t.extra)]
+        for start, rows in runs:
+            for k, b in enumerate(rows):
+                if b is not None:
+                    boxes.setdefault(offset + start + k, []).append(
+                        (b[0], b[1], b[2], b[3], b[4]))
+        out.append(_Piece(i, t, boxes, None if t.best_frame is None else offset + t.best_frame))
+    return out
+
+
+class _People:
+    """Union-find over pieces: which pieces are one person."""
+
+    def __init__(self, n: int) -> None:
+        self.parent = list(range(n))
+
+    def find(self, a: int) -> int:
+        while self.parent[a] != a:
+            self.parent[a] = self.parent[self.parent[a]]
+            a = self.parent[a]
+        return a
+
+    def join(self, a: int, b: int) -> None:
+        self.parent[self.find(b)] = self.find(a)
+
+
+def _match(left: list[int], right: list[int], pieces: list[_Piece], frames: range,
+           people: _People) -> int:
+    """Join the pieces of two neighbouring chunks that follow the same face over ``frames``
+    (the frames both planned), best pairs first, each piece at most once. Returns the joins."""
+    pairs: list[tuple[float, int, int]] = []
+    for a in left:
+        for b in right:
+            ious = [_iou(pieces[a].boxes[f][0], pieces[b].boxes[f][0]) for f in frames
+                    if f in pieces[a].boxes and f in pieces[b].boxes]
+            if len(ious) >= 2 and (score := sum(ious) / len(ious)) >= JOIN_IOU:
+                pairs.append((score, a, b))
+    used: set[int] = set()
+    joins = 0
+    for _, a, b in sorted(pairs, reverse=True):
+        if a in used or b in used:
+            continue
+        used.update((a, b))
+        people.join(a, b)
+        joins += 1
+    return joins
+
+
+def _runs(frames: dict[int, FrameBox]) -> list[BoxRun]:
+    """Consecutive frames with a box, as runs."""
+    runs: list[BoxRun] = []
+    for f in sorted(frames):
+        if runs and runs[-1].end == f - 1:
+            last = runs[-1]
+            runs[-1] = BoxRun(start=last.start, boxes=[*last.boxes, frames[f]])
+        else:
+            runs.append(BoxRun(start=f, boxes=[frames[f]]))
+    return runs
+
+
+def merge_chunk_plans(layout: ChunkLayout, plans: Sequence[RedactionPlan], *,
+                      source: SourceInfo, times: Sequence[float],
+                      audio: Sequence[AudioEdit] = ()) -> RedactionPlan:
+    """One plan of the whole recording from the chunks' plans (in layout order).
+
+    Each chunk's boxes on the frames it owns are kept; a chunk's box on a frame its
+    neighbour owns is kept only where none of the owner's boxes covers it; tracks that follow
+    one face across a border are one track (see the module docstring). Track ids are
+    renumbered 1.. in order of first frame. ``times`` are the recording's frame times (review
+    spans' times). Raises ChunkError when the plans do not fit the layout.
+    """
+    chunks = layout.chunks
+    if len(plans) != len(chunks):
+        raise ChunkError(f"{len(plans)} chunk plans for a layout of {len(chunks)} chunks")
+    for c, p in zip(chunks, plans, strict=True):
+        if p.source.frame_count != c.plan_stop - c.plan_start:
+            raise ChunkError(f"chunk {c.index}'s plan has {p.source.frame_count} frames, the "
+                             f"layout plans {c.plan_stop - c.plan_start}")
+    pieces: list[_Piece] = []
+    per_chunk: list[list[int]] = []
+    for c, p in zip(chunks, plans, strict=True):
+        mine = _pieces(c.index, p, c.plan_start)
+        per_chunk.append(list(range(len(pieces), len(pieces) + len(mine))))
+        pieces += mine
+    owner = [0] * layout.frame_count
+    for c in chunks:
+        owner[c.start:c.stop] = [c.index] * (c.stop - c.start)
+
+    people = _People(len(pieces))
+    joins = 0
+    for left, right in zip(chunks, chunks[1:], strict=False):
+        shared = range(right.plan_start, left.plan_stop)
+        joins += _match(per_chunk[left.index], per_chunk[right.index], pieces, shared, people)
+
+    # Boxes kept per piece: its own frames, and a neighbour's frames where the neighbour
+    # has nothing over the same face.
+    owned_boxes: dict[int, list[FrameBox]] = {}
+    for piece in pieces:
+        for f, boxes in piece.boxes.items():
+            if owner[f] == piece.chunk:
+                owned_boxes.setdefault(f, []).extend(boxes)
+    kept: list[dict[int, list[FrameBox]]] = []
+    for piece in pieces:
+        keep: dict[int, list[FrameBox]] = {}
+        for f, boxes in piece.boxes.items():
+            if owner[f] == piece.chunk:
+                keep[f] = boxes
+                continue
+            rest = [b for b in boxes
+                    if not any(_iou(b, o) >= COVERED_IOU for o in owned_boxes.get(f, []))]
+            if rest:
+                keep[f] = rest
+        kept.append(keep)
+
+    groups: dict[int, list[int]] = {}
+    for n in range(len(pieces)):
+        groups.setdefault(people.find(n), []).append(n)
+    built: list[tuple[int, FrameBox, list[int], dict[int, list[FrameBox]]]] = []
+    for members in groups.values():
+        frames: dict[int, list[FrameBox]] = {}
+        # The owning chunk's boxes first on each frame: they are the track's own.
+        for n in sorted(members, key=lambda m: pieces[m].chunk):
+            for f, boxes in kept[n].items():
+                frames.setdefault(f, [])
+                if owner[f] == pieces[n].chunk:
+                    frames[f][:0] = boxes
+                else:
+                    frames[f] += boxes
+        if frames:
+            first = min(frames)
+            built.append((first, frames[first][0], members, frames))
+    built.sort(key=lambda b: (b[0], b[1][:4]))
+
+    ids: dict[int, int] = {}
+    tracks: list[TrackPlan] = []
+    for new_id, (first, _, members, frames) in enumerate(built, start=1):
+        for n in members:
+            ids[n] = new_id
+        last = max(frames)
+        rows: list[FrameBox | None] = [frames[f][0] if f in frames else None
+                                       for f in range(first, last + 1)]
+        extra_frames: list[dict[int, FrameBox]] = []
+        for f, boxes in frames.items():
+            for k, b in enumerate(boxes[1:]):
+                while len(extra_frames) <= k:
+                    extra_frames.append({})
+                extra_frames[k][f] = b
+        extra = [run for layer in extra_frames for run in _runs(layer)]
+        best = max((pieces[n] for n in members
+                    if pieces[n].best_frame in frames and pieces[n].track.quality is not None),
+                   key=lambda p: p.track.quality or 0.0, default=None)
+        tracks.append(TrackPlan(
+            id=new_id, start=first, boxes=rows, extra=extra,
+            quality=None if best is None else best.track.quality,
+            best_frame=None if best is None else best.best_frame))
+
+    review: set[ReviewSpan] = set()
+    for c, p in zip(chunks, plans, strict=True):
+        local = {pieces[n].track.id: n for n in per_chunk[c.index]}
+        for r in p.review:
+            lo = max(c.start, c.plan_start + r.start)
+            hi = min(c.stop - 1, c.plan_start + r.end)
+            if lo > hi or r.track_id not in local or local[r.track_id] not in ids:
+                continue
+            related = None
+            if r.related_track is not None and r.related_track in local:
+                related = ids.get(local[r.related_track])
+            tid = ids[local[r.track_id]]
+            if r.reason == "identity" and (related is None or related == tid):
+                continue  # the two were joined after all, or one was dropped
+            review.add(ReviewSpan(track_id=tid, start=lo, end=hi,
+                                  start_time=round(times[lo], 3), end_time=round(times[hi], 3),
+                                  reason=r.reason, min_confidence=r.min_confidence,
+                                  related_track=related))
+    spans = sorted(review, key=lambda r: (r.start, r.track_id, r.reason, r.end))
+
+    head = plans[0]
+    stats: dict[str, int] = {}
+    for p in plans:
+        for k, v in (p.parameters.get("stats") or {}).items():
+            if isinstance(v, int | float):
+                stats[k] = stats.get(k, 0) + int(v)
+    parameters = {**head.parameters, "stats": stats,
+                  "chunks": {**layout.to_dict(), "joined_at_borders": joins,
+                             "software_version": software_version()}}
+    return RedactionPlan(source=source, mask=head.mask, caption=head.caption, tracks=tracks,
+                         audio=list(audio), review=spans, parameters=parameters)
+
+
+def source_info(source: str | Path, frame_count: int, times: Sequence[float]) -> SourceInfo:
+    """The plan's record of ``source`` (name, SHA-256, size, frames, rate, duration), as a
+    one-pass plan records it. Raises MediaError."""
+    src = Path(source)
+    info = probe(src)
+    fps = Fraction(info.fps).limit_denominator(1_000_000) if info.fps else Fraction(25)
+    duration = times[-1] + 1.0 / float(fps)
+    if info.duration is not None and abs(info.duration - duration) < 2.0 / float(fps):
+        duration = info.duration
+    return SourceInfo(name=src.name, sha256=_sha256(src), width=info.width,
+                      height=info.height, frame_count=frame_count,
+                      fps=f"{fps.numerator}/{fps.denominator}", duration=round(duration, 6))
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+class _Cancelled(Exception):
+    """Another chunk failed: stop this one at its next progress report."""
+
+
+class _Combined:
+    """One progress report over chunks running at once (frames done of the whole)."""
+
+    def __init__(self, stage: str, total: int, progress: ProgressCallback | None) -> None:
+        self.stage, self.total, self.progress = stage, total, progress
+        self.done: dict[int, int] = {}
+        self.lock = threading.Lock()
+        self.failed = threading.Event()
+        import time
+
+        self._clock = time.perf_counter
+        self.started = self._clock()
+
+    def part(self, index: int) -> ProgressCallback:
+        def report(p: Progress) -> None:
+            if self.failed.is_set():
+                raise _Cancelled
+            with self.lock:
+                self.done[index] = p.done
+                done = sum(self.done.values())
+            if self.progress is not None:
+                self.progress(Progress(self.stage, min(done, self.total), self.total, p.tracks,
+                                       self._clock() - self.started))
+        return report
+
+
+def _parallel(jobs: Sequence[Callable[[], Any]], workers: int, combined: _Combined) -> list[Any]:
+    """Run ``jobs`` on ``workers`` threads; the first failure stops the rest and is raised."""
+    with ThreadPoolExecutor(max_workers=max(1, workers),
+                            thread_name_prefix="redaction-chunk") as pool:
+        futures = [pool.submit(job) for job in jobs]
+        errors: list[BaseException] = []
+        results = []
+        for fut in futures:
+            try:
+                results.append(fut.result())
+            except _Cancelled:
+                results.append(None)
+            except BaseException as exc:  # noqa: BLE001 - re-raised below, after the rest stop
+                combined.failed.set()
+                errors.append(exc)
+                results.append(None)
+    if errors:
+        raise errors[0]
+    return results
+
+
+def plan_chunked(source: str | Path, *, chunk_s: float, overlap_s: float, workers: int = 1,
+                 scan: ScanParams = _SCAN, track: TrackParams = _TRACK,
+                 mask: MaskSpec = _MASK, caption: str | None = None,
+                 audio: Sequence[AudioEdit] = (), detector: Detector | None = None,
+                 progress: ProgressCallback | None = None) -> RedactionPlan:
+    """Plan ``source`` in chunks on ``workers`` threads and merge the chunk plans (one pass,
+    as :func:`~redaction.pipeline.plan_video`, when the footage is not split).
+
+    Nothing is written beside a hidden working folder next to ``source``, removed afterwards.
+    Raises MediaError, ChunkError.
+    """
+    src = Path(source)
+    idx = _index(src)
+    layout = _layout(idx, chunk_s, overlap_s)
+    if len(layout.chunks) == 1:
+        return plan_video(src, scan=scan, track=track, mask=mask, caption=caption, audio=audio,
+                          detector=detector, progress=progress)
+    combined = _Combined("plan", sum(c.plan_stop - c.plan_start for c in layout.chunks),
+                         progress)
+    work = Path(tempfile.mkdtemp(prefix=f".{src.name}.chunks-", dir=src.parent))
+    try:
+        plans = _parallel([
+            functools.partial(plan_chunk, src, c, work=work, scan=scan, track=track, mask=mask,
+                              caption=caption, detector=detector,
+                              progress=combined.part(c.index))
+            for c in layout.chunks], workers, combined)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return merge_chunk_plans(layout, plans, source=source_info(src, idx.frame_count, idx.times),
+                             times=idx.times, audio=audio)
+
+
+# --- rendering -----------------------------------------------------------------------------
+
+
+def _sub_plan(plan: RedactionPlan, chunk: Chunk, cut: Path) -> RedactionPlan:
+    """The part of ``plan`` that ``chunk`` owns, in the cut's frame numbers (audio is
+    carried at the join, review spans are for people, not the render)."""
+    a, b = chunk.start, chunk.stop
+
+    def window(start: int, rows: Sequence[Any]) -> tuple[int, list[Any]] | None:
+        lo, hi = max(start, a), min(start + len(rows), b)
+        if lo >= hi:
+            return None
+        part = list(rows[lo - start:hi - start])
+        while part and part[0] is None:
+            part.pop(0)
+            lo += 1
+        while part and part[-1] is None:
+            part.pop()
+        return (lo - a, part) if part else None
+
+    tracks = []
+    for t in plan.tracks:
+        if t.keep:
+            continue  # left visible: nothing to render
+        own = window(t.start, t.boxes)
+        if own is None:
+            continue
+        extra = [BoxRun(start=w[0], boxes=w[1]) for r in t.extra
+                 if (w := window(r.start, r.boxes)) is not None]
+        end = own[0] + len(own[1]) - 1
+        extra = [r for r in extra if r.start >= own[0] and r.end <= end]
+        tracks.append(TrackPlan(id=t.id, start=own[0], boxes=own[1], extra=extra))
+    manual = []
+    for m in plan.manual:
+        frames = [f for f in range(max(a, m.start), min(b, m.last + 1))]
+        boxes = [(f - a, m.box_at(f)) for f in frames]
+        keys = [Keyframe(frame=f, box=box) for f, box in boxes if box is not None]
+        if keys:  # every frame a keyframe: the sub-plan masks exactly the plan's boxes
+            manual.append(ManualBox(id=m.id, keyframes=keys))
+    info = probe(cut)
+    source = plan.source.model_copy(update={
+        "name": cut.name, "sha256": _sha256(cut), "frame_count": b - a,
+        "width": info.width, "height": info.height})
+    return plan.model_copy(update={"source": source, "tracks": tracks, "manual": manual,
+                                   "audio": [], "review": []})
+
+
+def _join(parts: Sequence[Path], layout: ChunkLayout, idx: _Index, source: Path,
+          plan: RedactionPlan, dest: Path) -> None:
+    """Join the rendered chunks into ``dest`` (MP4): video packets copied, re-timed to the
+    source's frames; audio carried over the whole source. Raises EncodeError."""
+    try:
+        with av.open(str(parts[0])) as first:
+            template = first.streams.video[0]
+            extradata = template.codec_context.extradata
+            with av.open(str(dest), mode="w", format="mp4",
+                         options={"movflags": "+faststart"}) as out:
+                vout = out.add_stream_from_template(template)
+                vout.time_base = _TICKS
+                with av.open(str(source)) as s:
+                    has_audio = bool(s.streams.audio)
+                carrier = _AudioCarrier(
+                    source, out, [(e.start, e.end) for e in plan.audio if e.action == "mute"],
+                    [(e.start, e.end) for e in plan.audio if e.action == "bleep"],
+                ) if has_audio else None
+                last_dts: int | None = None
+                try:
+                    for part, chunk in zip(parts, layout.chunks, strict=True):
+                        last_dts = _copy_part(part, chunk, idx, extradata, vout, out, carrier,
+                                              last_dts)
+                    if carrier is not None:
+                        out.mux(list(carrier.packets_until(float("inf"))))
+                finally:
+                    if carrier is not None:
+                        carrier.close()
+    except av.error.FFmpegError as exc:
+        raise EncodeError(f"joining the rendered chunks failed: {exc}") from exc
+
+
+def _copy_part(part: Path, chunk: Chunk, idx: _Index, extradata: bytes | None, vout: Any,
+               out: Any, carrier: _AudioCarrier | None, last_dts: int | None) -> int | None:
+    with av.open(str(part)) as inp:
+        vs = inp.streams.video[0]
+        if vs.codec_context.extradata != extradata:
+            # Every chunk is one encoder's output with the same settings; parameter sets that
+            # differ would decode wrongly after the join, so it is refused, not hidden.
+            raise EncodeError(f"chunk {chunk.index}'s H.264 parameter sets differ from the "
+                              "first chunk's: its packets cannot be joined by copying")
+        tb = _time_base(vs)
+        packets = [(p, int(p.pts), int(p.pts if p.dts is None else p.dts))
+                   for p in inp.demux(vs) if p.pts is not None and p.size > 0]
+        order = {pts: k for k, pts in enumerate(sorted(pts for _, pts, _ in packets))}
+        if len(order) != chunk.stop - chunk.start:
+            raise EncodeError(f"chunk {chunk.index} rendered {len(order)} frames, not "
+                              f"{chunk.stop - chunk.start}")
+        for p, in_pts, in_dts in packets:
+            # The k-th frame shown in this chunk is the source's frame start + k, shown at
+            # the source's time; the encoder's reorder delay (pts - dts) is kept.
+            pts = round(Fraction(idx.times[chunk.start + order[in_pts]]) / _TICKS)
+            dts = pts - round((in_pts - in_dts) * tb / _TICKS)
+            if last_dts is not None and dts <= last_dts:
+                raise EncodeError(f"chunk {chunk.index}: timestamps do not rise at the join "
+                                  f"({dts} after {last_dts})")
+            last_dts = dts
+            if carrier is not None:
+                out.mux(list(carrier.packets_until(float(dts * _TICKS))))
+            p.stream = vout
+            p.time_base = _TICKS
+            p.pts, p.dts = pts, dts
+            out.mux(p)
+    return last_dts
+
+
+def _check_join(dest: Path, idx: _Index) -> None:
+    """The joined file has every source frame once, each at its source time (to the tick)."""
+    with av.open(str(dest)) as c:
+        vs = c.streams.video[0]
+        tb = _time_base(vs)
+        zero = 0 if c.start_time is None else Fraction(c.start_time, av.time_base)
+        got = sorted(float(p.pts * tb - zero) for p in c.demux(vs)
+                     if p.pts is not None and p.size > 0)
+    if len(got) != idx.frame_count:
+        raise EncodeError(f"the joined copy has {len(got)} frames, the source "
+                          f"{idx.frame_count}")
+    base = idx.times[0]
+    worst = max(abs(g - (t - base)) for g, t in zip(got, idx.times, strict=True))
+    if worst > float(_TICKS) * 2:
+        raise EncodeError(f"the joined copy's frame times are up to {worst * 1000:.2f} ms "
+                          "off the source's")
+
+
+def render_chunked(source: str | Path, plan: RedactionPlan, output: str | Path, *,
+                   chunk_s: float, workers: int = 1, encode: EncodeParams = EncodeParams(),
+                   progress: ProgressCallback | None = None) -> RenderResult:
+    """Render ``plan`` over ``source`` in chunks of about ``chunk_s`` seconds on ``workers``
+    threads and join them without re-encoding (one pass, as
+    :func:`~redaction.pipeline.render_plan`, when the footage is not split).
+
+    The copy shows the same masks on the same frames as :func:`render_plan`'s and keeps the
+    source's frame count and frame times. Raises like :func:`render_plan`, and ChunkError;
+    on any error no output file (and no intermediate) is left.
+    """
+    src, out = Path(source), Path(output)
+    if out.resolve() == src.resolve():
+        raise PlanError("output must not overwrite the source footage")
+    if not out.parent.is_dir():
+        raise PlanError(f"output directory does not exist: {out.parent}")
+    idx = _index(src)
+    layout = _layout(idx, chunk_s, 0.0)
+    if len(layout.chunks) == 1:
+        return render_plan(src, plan, out, encode=encode, progress=progress)
+    digest = _sha256(src)
+    if digest != plan.source.sha256:
+        raise PlanError(f"plan is for {plan.source.name} (sha256 {plan.source.sha256[:12]}...), "
+                        f"not {src.name} (sha256 {digest[:12]}...)")
+    if idx.frame_count != plan.source.frame_count:
+        raise PlanError(f"{src.name} has {idx.frame_count} frames, the plan "
+                        f"{plan.source.frame_count}: the plan is for other footage")
+    combined = _Combined("render", idx.frame_count, progress)
+    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.chunks-", dir=out.parent))
+    import time
+
+    started = time.perf_counter()
+    try:
+        def render(chunk: Chunk) -> Path:
+            cut = _cut(src, idx, chunk.start, chunk.stop, work / f"cut-{chunk.index}.mp4")
+            part = work / f"part-{chunk.index}.mp4"
+            render_plan(cut, _sub_plan(plan, chunk, cut), part, encode=encode,
+                        progress=combined.part(chunk.index))
+            cut.unlink()
+            return part
+
+        parts = _parallel([functools.partial(render, c) for c in layout.chunks], workers,
+                          combined)
+        joined = work / "joined.mp4"
+        _join(parts, layout, idx, src, plan, joined)
+        _check_join(joined, idx)
+        info = probe(joined)
+        digest = _sha256(joined)
+        joined.replace(out)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    elapsed = time.perf_counter() - started
+    return RenderResult(
+        output=str(out), sha256=digest, plan_sha256=plan.sha256(),
+        source_sha256=plan.source.sha256, software_version=software_version(),
+        parameters={"mask": plan.mask.model_dump(mode="json"), "caption": plan.caption,
+                    "audio": [a.model_dump(mode="json") for a in plan.audio],
+                    "encode": encode.to_dict(), "plan_parameters": plan.parameters,
+                    "chunks": {**layout.to_dict(), "workers": workers,
+                               "join": "stream copy"}},
+        frame_count=idx.frame_count,
+        duration=round(info.duration if info.duration is not None else plan.source.duration, 6),
+        stats={"fps": round(idx.frame_count / elapsed, 2) if elapsed else 0,
+               "tracks": len(plan.tracks), "review_spans": len(plan.review),
+               "seconds": round(elapsed, 3), "chunks": len(layout.chunks)})
