@@ -51,6 +51,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from vault.actors import Actor, Role
 from vault.storage.catalog import Base, new_id, utcnow
 from vault.ledger.custody import Action
+from vault.ending import Ending, end_record
 from .denials import DenialSummary, DenialThrottle
 from vault.errors import InvalidInput, NotFound, Unauthenticated
 from .oidc import OidcIdentity, OidcRefused, OidcVerifier, looks_like_jwt
@@ -97,6 +98,10 @@ class UserSite(Base):
 
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), primary_key=True)
     site: Mapped[str] = mapped_column(String(_MAX_SITE), primary_key=True)
+
+
+#: A token ends by revocation (:func:`revoke_token`); the table keeps no reason.
+TOKEN_REVOCATION = Ending("token", "revoked", "revoked_at", "revoked_by")
 
 
 class ApiToken(Base):
@@ -435,15 +440,9 @@ def revoke_token(vault: Vault, token_id: str, *, actor: Actor) -> ApiToken:
             row = session.get(ApiToken, token_id)
         if row is None:
             raise NotFound(f"no token with id {token_id[:36]!r}")
-        if row.revoked_at is not None:
-            raise InvalidInput(f"token {row.id} was already revoked on {row.revoked_at:%Y-%m-%d}")
-        row.revoked_at = vault.clock()
-        row.revoked_by = actor.user
-        vault.ledger.append(
-            session,
-            Action.USER_CHANGED,
-            actor=actor,
-            object_ids=[row.user_id],
+        end_record(
+            vault, session, row, TOKEN_REVOCATION, record_id=row.id, actor=actor,
+            action=Action.USER_CHANGED, object_ids=[row.user_id],
             details={"change": "token_revoked", "token_id": row.id},
         )
     vault.ledger.maybe_checkpoint()

@@ -25,9 +25,13 @@ from vault.storage.hold_rule import held_clause, is_held, overlaps
 from vault.ledger.custody import Action
 from vault.errors import InvalidInput, NotFound
 from vault.storage.db import get_or_not_found
+from vault.ending import Ending, end_record
 
 if TYPE_CHECKING:
     from vault.vault import Vault
+
+#: A hold ends by release, with a reason (:func:`release_hold`).
+HOLD_RELEASE = Ending("hold", "released", "released_at", "released_by", "release_reason")
 
 
 def place_hold(
@@ -110,17 +114,10 @@ def release_hold(
                 f"hold {hold_id} keeps footage for a subject access request ({hold.reference}); "
                 "it ends when that request is closed or refused, not on its own"
             )
-        if hold.released_at is not None:
-            raise InvalidInput(f"hold {hold_id} was already released on {hold.released_at:%Y-%m-%d}")
-        hold.released_at = vault.clock()
-        hold.released_by = actor.user
-        hold.release_reason = reason
         released = covered_recordings(session, hold)
-        vault.ledger.append(
-            session,
-            Action.RELEASED,
-            actor=actor,
-            reference=hold.reference,
+        end_record(
+            vault, session, hold, HOLD_RELEASE, record_id=hold_id, actor=actor, reason=reason,
+            action=Action.RELEASED, reference=hold.reference,
             object_ids=[r.id for r in released],
             details={**_hold_details(hold), "release_reason": reason},
         )

@@ -33,7 +33,7 @@ import enum
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, NoReturn, cast
 
 from sqlalchemy import Boolean, ForeignKey, Integer, String, Text, or_, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -45,6 +45,7 @@ from vault.access.denials import DenialThrottle
 from vault.errors import AccessDenied, InvalidInput, NotFound, ShareUnavailable
 from vault.access.identity import hash_token, log_denial_summaries, new_token
 from vault.storage.db import get_or_not_found
+from vault.ending import Ending, end_record
 
 if TYPE_CHECKING:
     from vault.vault import Vault
@@ -55,6 +56,9 @@ MAX_ITEMS = 500
 RECIPIENT_ROLE = Role.SHARE_RECIPIENT
 
 _SHARE_TOKEN_RE = re.compile(r"evs_[A-Za-z0-9_-]{43}")
+
+#: A share ends by revocation, with a reason (:func:`revoke_share`).
+SHARE_REVOCATION = Ending("share", "revoked", "revoked_at", "revoked_by", "revoke_reason")
 
 
 class ShareAccess(str, enum.Enum):
@@ -238,18 +242,10 @@ def revoke_share(vault: Vault, share_id: str, *, actor: Actor, reason: str) -> S
     reason = cast(str, _text("reason for revoking", reason, 2000))
     with vault.sessions.begin() as session:
         share = get_or_not_found(session, Share, share_id, noun="share")
-        if share.revoked_at is not None:
-            raise InvalidInput(f"share {share_id} was already revoked on {share.revoked_at:%Y-%m-%d}")
-        share.revoked_at = vault.clock()
-        share.revoked_by = actor.user
-        share.revoke_reason = reason
-        vault.ledger.append(
-            session,
-            Action.SHARE_REVOKED,
-            actor=actor,
-            reference=share.reference,
-            recipient=share.recipient,
-            recipient_org=share.recipient_org,
+        end_record(
+            vault, session, share, SHARE_REVOCATION, record_id=share_id, actor=actor,
+            reason=reason, action=Action.SHARE_REVOKED, reference=share.reference,
+            recipient=share.recipient, recipient_org=share.recipient_org,
             object_ids=[*_item_ids(session, share.id), share.id],
             details={"share_id": share.id, "reason": reason},
         )
@@ -301,15 +297,44 @@ def list_shares(
         return [(s, _item_ids(session, s.id)) for s in shares]
 
 
-def share_state(share: Share, now: dt.datetime) -> str:
-    """``active``, ``revoked``, ``expired`` or ``exhausted``."""
+@dataclass(frozen=True)
+class ShareStatus:
+    """Where a share stands at one moment: ``state`` is ``active``, ``revoked``, ``expired``
+    or ``exhausted``; ``message`` says so to its recipient (empty while active)."""
+
+    state: str
+    message: str = ""
+
+    @property
+    def opens(self) -> bool:
+        """Whether the link opens at all (an exhausted share still streams)."""
+        return self.state in ("active", "exhausted")
+
+
+def share_status(share: Share, now: dt.datetime) -> ShareStatus:
+    """The one decision of a share's state, used by the recipient's check
+    (:func:`access_share`), the API's and the web app's listings.
+
+    Revoked wins over expired, expired over exhausted; exhausted (no downloads left) still
+    lets the recipient stream, and the download counter itself is checked atomically when a
+    download is counted.
+    """
     if share.revoked_at is not None:
-        return "revoked"
+        return ShareStatus("revoked", f"this share was revoked on {share.revoked_at:%Y-%m-%d %H:%M}Z")
     if share.expires_at <= now:
-        return "expired"
+        return ShareStatus("expired", f"this share expired on {share.expires_at:%Y-%m-%d %H:%M}Z")
     if share.max_downloads is not None and share.downloads >= share.max_downloads:
-        return "exhausted"
-    return "active"
+        return ShareStatus("exhausted", _exhausted_message(share))
+    return ShareStatus("active")
+
+
+def _exhausted_message(share: Share) -> str:
+    return f"this share's download limit ({share.max_downloads}) has been reached"
+
+
+def share_state(share: Share, now: dt.datetime) -> str:
+    """``active``, ``revoked``, ``expired`` or ``exhausted`` (:func:`share_status`)."""
+    return share_status(share, now).state
 
 
 def access_share(
@@ -330,85 +355,111 @@ def access_share(
     AccessDenied (view-only share, recording not in the share).
     """
     now = vault.clock()
-    failure: tuple[type[AccessDenied | NotFound], str, str] | None = None
     with vault.sessions.begin() as session:
         # 1. The token names a share.
-        share = None
-        if isinstance(token, str) and _SHARE_TOKEN_RE.fullmatch(token):
-            share = session.scalars(select(Share).where(Share.token_hash == hash_token(token))).first()
+        share = _share_of_token(session, token)
         if share is None:
-            failure = (NotFound, "no share with this link: check it was copied whole", "unknown")
+            failure: _Refusal | None = (
+                NotFound, "no share with this link: check it was copied whole", "unknown"
+            )
         else:
             items = _item_ids(session, share.id)
-            if share.revoked_at is not None:
-                # 2. Not revoked.
-                failure = (
-                    ShareUnavailable,
-                    f"this share was revoked on {share.revoked_at:%Y-%m-%d %H:%M}Z",
-                    "revoked",
-                )
-            elif share.expires_at <= now:
-                # 3. Not expired.
-                failure = (
-                    ShareUnavailable,
-                    f"this share expired on {share.expires_at:%Y-%m-%d %H:%M}Z",
-                    "expired",
-                )
-            elif recording_id is not None and recording_id not in items:
-                # 4. The item asked for is shared.
-                failure = (AccessDenied, f"recording {recording_id} is not in this share", "not_shared")
-            elif access is ShareAccess.DOWNLOAD and not share.allow_download:
-                # 5. Downloads allowed.
-                failure = (AccessDenied, "this share is view-only: stream it instead", "view_only")
-            elif access is ShareAccess.DOWNLOAD:
-                # 6. Downloads left, counted atomically with the event that records the use.
-                counted = session.execute(
-                    update(Share)
-                    .where(Share.id == share.id)
-                    .where(or_(Share.max_downloads.is_(None), Share.downloads < Share.max_downloads))
-                    .values(downloads=Share.downloads + 1)
-                )
-                if counted.rowcount != 1:  # type: ignore[attr-defined]
-                    failure = (
-                        ShareUnavailable,
-                        f"this share's download limit ({share.max_downloads}) has been reached",
-                        "exhausted",
-                    )
-                else:
-                    session.refresh(share)
+            failure = _refusal(session, share, items, access, recording_id, now)
             if failure is None:
-                recordings = tuple(
-                    session.scalars(select(Recording).where(Recording.id.in_(items)).order_by(
-                        Recording.captured_start, Recording.id))
-                )
-                actor = recipient_actor(share, client_addr)
-                details: dict[str, object] = {"share_id": share.id, "access": access.value}
-                if access is ShareAccess.DOWNLOAD:
-                    details["downloads"] = share.downloads
-                    details["max_downloads"] = share.max_downloads
-                if route:
-                    details["route"] = route[:256]
-                vault.ledger.append(
-                    session,
-                    Action.SHARE_ACCESSED,
-                    actor=actor,
-                    purpose=share_purpose(share),
-                    recipient=share.recipient,
-                    recipient_org=share.recipient_org,
-                    object_ids=[recording_id, share.id] if recording_id else [share.id],
-                    details=details,
-                )
-                grant = ShareGrant(share, recordings, actor, share_purpose(share))
+                grant = _grant(vault, session, share, items, access, recording_id=recording_id,
+                               client_addr=client_addr, route=route)
     if failure is None:
         vault.ledger.maybe_checkpoint()
         return grant
-    error, message, reason = failure
+    _refuse(vault, share, failure, access, recording_id=recording_id, client_addr=client_addr,
+            route=route, throttle=throttle, now=now)
+
+
+#: Why a use of a share is refused: the error to raise, its message, the reason logged.
+_Refusal = tuple[type[AccessDenied | NotFound], str, str]
+
+
+def _share_of_token(session: Session, token: str) -> Share | None:
+    if not (isinstance(token, str) and _SHARE_TOKEN_RE.fullmatch(token)):
+        return None
+    return session.scalars(select(Share).where(Share.token_hash == hash_token(token))).first()
+
+
+def _refusal(
+    session: Session, share: Share, items: Sequence[str], access: ShareAccess,
+    recording_id: str | None, now: dt.datetime,
+) -> _Refusal | None:
+    # Checks 2 to 6 of the module's list; None when the use is allowed (and, for a download,
+    # counted).
+    status = share_status(share, now)
+    if not status.opens:
+        # 2. Not revoked. 3. Not expired.
+        return (ShareUnavailable, status.message, status.state)
+    if recording_id is not None and recording_id not in items:
+        # 4. The item asked for is shared.
+        return (AccessDenied, f"recording {recording_id} is not in this share", "not_shared")
+    if access is not ShareAccess.DOWNLOAD:
+        return None
+    if not share.allow_download:
+        # 5. Downloads allowed.
+        return (AccessDenied, "this share is view-only: stream it instead", "view_only")
+    # 6. Downloads left, counted atomically with the event that records the use (the row in
+    # this session may be stale: another download may have taken the last one).
+    counted = session.execute(
+        update(Share)
+        .where(Share.id == share.id)
+        .where(or_(Share.max_downloads.is_(None), Share.downloads < Share.max_downloads))
+        .values(downloads=Share.downloads + 1)
+    )
+    if counted.rowcount != 1:  # type: ignore[attr-defined]
+        return (ShareUnavailable, _exhausted_message(share), "exhausted")
+    session.refresh(share)
+    return None
+
+
+def _grant(
+    vault: Vault, session: Session, share: Share, items: Sequence[str], access: ShareAccess, *,
+    recording_id: str | None, client_addr: str | None, route: str | None,
+) -> ShareGrant:
+    # Logs share_accessed in the caller's transaction.
+    recordings = tuple(
+        session.scalars(select(Recording).where(Recording.id.in_(items)).order_by(
+            Recording.captured_start, Recording.id))
+    )
+    actor = recipient_actor(share, client_addr)
+    details: dict[str, object] = {"share_id": share.id, "access": access.value}
+    if access is ShareAccess.DOWNLOAD:
+        details["downloads"] = share.downloads
+        details["max_downloads"] = share.max_downloads
+    if route:
+        details["route"] = route[:256]
+    vault.ledger.append(
+        session,
+        Action.SHARE_ACCESSED,
+        actor=actor,
+        purpose=share_purpose(share),
+        recipient=share.recipient,
+        recipient_org=share.recipient_org,
+        object_ids=[recording_id, share.id] if recording_id else [share.id],
+        details=details,
+    )
+    return ShareGrant(share, recordings, actor, share_purpose(share))
+
+
+def _refuse(
+    vault: Vault, share: Share | None, refusal: _Refusal, access: ShareAccess, *,
+    recording_id: str | None, client_addr: str | None, route: str | None,
+    throttle: DenialThrottle | None, now: dt.datetime,
+) -> NoReturn:
+    # Logs access_denied (or, for a link naming no share, counts it in the throttle's
+    # summary) and raises the refusal's error.
+    error, message, reason = refusal
     if share is None and throttle is not None:
         alone, due = throttle.admit(client_addr, f"share: {reason}", now)
         log_denial_summaries(vault, due)
         if not alone:
             raise error(message)  # counted in the window's summary event instead
-    details = {"reason": f"share: {reason}", "access": access.value}
+    details: dict[str, object] = {"reason": f"share: {reason}", "access": access.value}
     if route:
         details["route"] = route[:256]
     if share is not None:
@@ -431,11 +482,13 @@ def access_share(
 
 __all__ = [
     "RECIPIENT_ROLE",
+    "SHARE_REVOCATION",
     "SHARE_TOKEN_PREFIX",
     "CreatedShare",
     "Share",
     "ShareAccess",
     "ShareGrant",
+    "ShareStatus",
     "ShareItem",
     "ShareUnavailable",
     "access_share",
@@ -446,4 +499,5 @@ __all__ = [
     "revoke_share",
     "share_purpose",
     "share_state",
+    "share_status",
 ]
