@@ -27,6 +27,10 @@ Events: gaps in a live stream are written to the custody ledger (``gap_recorded`
 are refusals (``ingest.rejected``): footage that reached an agent and was not stored leaves a
 trace. Everything else (back-pressure, retries, clock flags) goes to the spool's local event
 log and the log.
+
+Why this module is long: the agent's threads (watchers, workers, maintenance, status)
+share its stop event, spool and health state; spooling, the pipeline and the sources are in
+their own modules.
 """
 
 from __future__ import annotations

@@ -37,6 +37,10 @@ custody, verify). In order:
    error if it failed (an NVR that is down, refused credentials).
 
 Progress is reported through ``progress`` (:class:`PullProgress`) as bytes arrive.
+
+Why this module is long: a pull is one operation with one report: the request's checks,
+the gaps found, the window split into pieces, each piece downloaded or replayed and recorded;
+the NVR protocols themselves are in ``ingest/nvr/``.
 """
 
 from __future__ import annotations

@@ -31,6 +31,10 @@ Free space: besides ``limit_bytes`` (footage waiting), a spool keeps ``min_free_
 on its disk, which the vault's own store and catalog need to take the footage off it. Intake
 waits (:meth:`Spool.wait_for_room`) while a file would take the disk below that floor, and
 :meth:`Spool.add` refuses a copy that would (SpoolFull).
+
+Why this module is long: :class:`Spool` is the agent's one durable state store; adding,
+placing, settling, recovering and the free-space floor all run in its SQLite transactions under
+one directory lock, and the crash guarantees above hold only because they are read together.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ Write path (``put_stream``):
        store's unfinished uploads (temp files, multipart uploads) once old enough; every
        ingest agent runs it at start and hourly (docs/ingest-faults.md).
 
-Over 600 lines on purpose: every write and read of footage goes through this one object, and
+Why this module is long: every write and read of footage goes through this one object, and
 the write path, read path and orphan sweep share its invariants; the rules it applies live in
 their own modules (``storage/retention_rule.py``, ``storage/hold_rule.py``, the ledger).
 """

@@ -44,6 +44,12 @@ Limits, stated: H.264 only (an H.265 recording is refused with an NvrError sayin
 track only (audio is not set up); streams with B-frames are not reordered (NVR recordings are
 I/P; one with B-frames fails to save, with an NvrError); UDP transport and ``rtsps://`` are not
 offered.
+
+Why this module is long: it is one replay protocol, end to end: the frame journal that
+makes a pull crash-safe, the RTSP client and RTP depacketiser that fill it and the mux that
+reads it back share the journal's record format and the NVR's timing (RTP-Info, NTP). The
+client and depacketiser (``_Response`` to ``_Depacketiser``, about 450 lines) can move to
+``ingest/nvr/rtsp.py`` without a change of behaviour; that split is the next step.
 """
 
 from __future__ import annotations

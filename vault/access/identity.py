@@ -29,7 +29,7 @@ Identity-provider accounts (OpenID Connect, vault/access/oidc.py)
        says; in particular, renaming an account to another user's name takes over nothing.
     4. Linking, allowing, binding and unlinking are ``user_changed`` custody events.
 
-Over 600 lines on purpose: users, API tokens and identity-provider links are one concept (who
+Why this module is long: users, API tokens and identity-provider links are one concept (who
 the caller is) and share the authenticate path; the token checks of OpenID Connect are in
 ``oidc.py`` and the refusal throttle in ``denials.py``.
 """

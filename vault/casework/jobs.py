@@ -40,7 +40,7 @@ Handlers are plain functions ``handler(ctx: JobContext) -> dict`` registered per
 :class:`JobKind`; this module registers the vault's own (``export``, ``retention``) and
 ``api.jobs`` adds the redaction ones (which import ``redaction``, a layer above this one).
 
-Over 600 lines on purpose: the jobs table, its state machine and the Huey wiring share the
+Why this module is long: the jobs table, its state machine and the Huey wiring share the
 fencing rules numbered above; apart, the rules would sit in one file and their enforcement in
 another.
 """
@@ -113,6 +113,7 @@ class JobKind(str, enum.Enum):
     REDACTION_PLAN = "redaction_plan"  # detect and track faces: an editable plan
     REDACTION_RENDER = "redaction_render"  # render a (reviewed) plan: a redacted copy
     REDACT = "redact"  # plan and render in one job
+    REDACTION_CHUNK = "redaction_chunk"  # plan one chunk of a long recording (a child job)
     EXPORT = "export"  # build a disclosure package
     RETENTION = "retention"  # one run of the retention reaper
 
@@ -325,6 +326,9 @@ class JobContext:
     vault: Vault
     attempt: int
     plan: dict[str, Any] | None = None
+    #: The queue running the job: a handler that fans work out submits child jobs to it
+    #: (``parent_id``) and may run queued ones itself while it waits.
+    queue: JobQueue | None = field(default=None, repr=False)
     _last_write: float = field(default=0.0, repr=False)
     _last_message: str | None = field(default=None, repr=False)
 
@@ -526,7 +530,7 @@ class JobQueue:
         if attempt is None:
             return
         job = get_job(vault, job_id)
-        ctx = JobContext(job=job, vault=vault, attempt=attempt, plan=job.plan)
+        ctx = JobContext(job=job, vault=vault, attempt=attempt, plan=job.plan, queue=self)
         handler = self._handlers.get(job.kind)
         try:
             if handler is None:

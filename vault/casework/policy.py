@@ -37,6 +37,10 @@ agents only write. Footage access additionally needs a stated purpose (the API's
 Every refusal is an ``access_denied`` custody event naming who, what, the permission and why,
 logged *before* :class:`~vault.errors.AccessDenied` is raised. A scoped user asking for an item
 outside their scope is refused whether or not it exists, so ids cannot be probed.
+
+Why this module is long: it is the whole access policy, the permission table and every
+``require_*`` check beside it, so that the policy is reviewed in one file and no route decides
+access on its own.
 """
 
 from __future__ import annotations

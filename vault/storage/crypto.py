@@ -47,7 +47,7 @@ What each part defeats:
 Failures raise :class:`~vault.errors.CiphertextError` naming the object id and segment index;
 no plaintext is released from a segment that does not authenticate.
 
-About 600 lines on purpose: the format above and the streaming writer and reader that implement
+Why this module is long: the format above and the streaming writer and reader that implement
 it are reviewed together; the pure layout arithmetic is already apart, in ``_segments.py``.
 """
 

@@ -33,7 +33,7 @@ Keyring file (UTF-8 JSON, mode 0600, replaced atomically on every change)::
 Key states: ``active`` (the one current KEK: wraps and unwraps) and ``retired`` (unwraps only,
 kept so that objects wrapped before a rotation stay readable until :func:`rewrap` moves them).
 
-Over 600 lines on purpose: the ``KeyProvider`` protocol, the wrap format and the keyring file
+Why this module is long: the ``KeyProvider`` protocol, the wrap format and the keyring file
 (the embedded default) are read together when key handling is reviewed; the HSM backend is in
 ``pkcs11.py`` and the choice between them in ``key_providers.py``.
 """
