@@ -29,7 +29,7 @@ from .sar import sar_app
 from .sites import site_app
 from .serve import serve
 from .worker import worker
-from .vault_commands import custody_app, register_vault_commands
+from .vault_commands import custody_app, get, init, list_recordings, put
 
 app = typer.Typer(
     name="evidence-vault",
@@ -39,7 +39,10 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-register_vault_commands(app)
+app.command()(init)
+app.command()(put)
+app.command()(get)
+app.command("ls")(list_recordings)
 app.add_typer(custody_app, name="custody")
 app.add_typer(retention_app, name="retention")
 app.add_typer(ingest_app, name="ingest")

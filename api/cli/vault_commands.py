@@ -1,7 +1,9 @@
-"""CLI commands over the vault core: init, put, get, ls, and the custody ledger."""
+"""CLI commands over the vault core: init, put, get, ls (registered on the top-level app in
+``api/cli/__init__.py``), and the custody ledger."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -51,156 +53,159 @@ def _open_vault() -> Vault:
     return Vault.open(load_settings())
 
 
-def register_vault_commands(app: typer.Typer) -> None:
-    """Add the core commands to the top-level app."""
+@reports_errors
+def init(json_out: JsonOpt = False) -> None:
+    """Create the vault's data directory, keyring, signing key and catalog (safe to re-run)."""
+    settings = load_settings()
+    with Vault.init(settings) as vault:
+        info = {
+            "home": str(settings.home_dir),
+            "catalog": vault.engine.url.render_as_string(hide_password=True),
+            "store": settings.store_backend,
+            "key_id": vault.keys.current_key_id(),
+            "ledger_verifier_key": vault.ledger.verifier_key(),
+            "ledger_origin": vault.ledger.origin,
+        }
+    if json_out:
+        print_json(info)
+    else:
+        typer.echo(f"vault ready at {info['home']}")
+        for name, value in info.items():
+            typer.echo(f"  {name}: {value}")
 
-    @app.command()
-    @reports_errors
-    def init(json_out: JsonOpt = False) -> None:
-        """Create the vault's data directory, keyring, signing key and catalog (safe to re-run)."""
-        settings = load_settings()
-        with Vault.init(settings) as vault:
-            info = {
-                "home": str(settings.home_dir),
-                "catalog": vault.engine.url.render_as_string(hide_password=True),
-                "store": settings.store_backend,
-                "key_id": vault.keys.current_key_id(),
-                "ledger_verifier_key": vault.ledger.verifier_key(),
-                "ledger_origin": vault.ledger.origin,
-            }
-        if json_out:
-            print_json(info)
-        else:
-            typer.echo(f"vault ready at {info['home']}")
-            for name, value in info.items():
-                typer.echo(f"  {name}: {value}")
 
-    @app.command()
-    @reports_errors
-    def put(
-        file: Annotated[Path, typer.Argument(help="File to store.", show_default=False)],
-        source: Annotated[str, typer.Option("--source", "-s", help="Camera, device or route id.")],
-        captured_at: Annotated[
-            Optional[str],
-            typer.Option(help="Capture start, ISO-8601 with timezone (default: file mtime)."),
-        ] = None,
-        kind: Annotated[
-            SourceKind, typer.Option(help="Source kind (sets the retention rule).")
-        ] = SourceKind.UPLOAD,
-        site: Annotated[Optional[str], typer.Option(help="Site or estate name.")] = None,
-        json_out: JsonOpt = False,
-    ) -> None:
-        """Store one file: hash, encrypt, store, catalog and log custody."""
-        with _open_vault() as vault:
-            recording = vault.put_file(
-                file,
-                Capture(
-                    source_id=source,
-                    source_kind=kind,
-                    site=site,
-                    captured_at=parse_time(captured_at, option="--captured-at"),
-                ),
-                actor=Actor.local_operator(),
-            )
-        if json_out:
-            print_json(recording_dict(recording))
-        else:
-            typer.echo(f"stored {file} as {recording.id} (sha256 {recording.sha256})")
-        note = clock_note(recording)
-        if note:
-            # Stored, not refused (refusing loses evidence), but the operator must hear of it.
-            typer.echo(
-                f"warning: {note}; kept until {recording.retain_until:%Y-%m-%d %H:%M}Z unless held",
-                err=True,
-            )
+@reports_errors
+def put(
+    file: Annotated[Path, typer.Argument(help="File to store.", show_default=False)],
+    source: Annotated[str, typer.Option("--source", "-s", help="Camera, device or route id.")],
+    captured_at: Annotated[
+        Optional[str],
+        typer.Option(help="Capture start, ISO-8601 with timezone (default: file mtime)."),
+    ] = None,
+    kind: Annotated[
+        SourceKind, typer.Option(help="Source kind (sets the retention rule).")
+    ] = SourceKind.UPLOAD,
+    site: Annotated[Optional[str], typer.Option(help="Site or estate name.")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Store one file: hash, encrypt, store, catalog and log custody."""
+    with _open_vault() as vault:
+        recording = vault.put_file(
+            file,
+            Capture(
+                source_id=source,
+                source_kind=kind,
+                site=site,
+                captured_at=parse_time(captured_at, option="--captured-at"),
+            ),
+            actor=Actor.local_operator(),
+        )
+    if json_out:
+        print_json(recording_dict(recording))
+    else:
+        typer.echo(f"stored {file} as {recording.id} (sha256 {recording.sha256})")
+    note = clock_note(recording)
+    if note:
+        # Stored, not refused (refusing loses evidence), but the operator must hear of it.
+        typer.echo(
+            f"warning: {note}; kept until {recording.retain_until:%Y-%m-%d %H:%M}Z unless held",
+            err=True,
+        )
 
-    @app.command()
-    @reports_errors
-    def get(
-        recording_id: Annotated[str, typer.Argument(metavar="ID", help="Recording id.")],
-        output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the file.")],
-        byte_range: Annotated[
-            Optional[str],
-            typer.Option("--range", help="Inclusive byte range A-B, A- or -N, as in HTTP."),
-        ] = None,
-        purpose: Annotated[
-            str, typer.Option(help="Why you need the footage (recorded in the custody log).")
-        ] = "retrieval by vault operator",
-        reference: Annotated[
-            Optional[str], typer.Option(help="Case, crime or SAR reference.")
-        ] = None,
-        json_out: JsonOpt = False,
-    ) -> None:
-        """Decrypt a recording to a file, verifying its hash; the access is logged."""
-        with _open_vault() as vault:
-            recording = vault.export_file(
-                recording_id,
-                output,
-                actor=Actor.local_operator(),
-                purpose=Purpose(purpose=purpose, reference=reference),
-                byte_range=ByteRange.parse(byte_range) if byte_range else None,
-            )
-        if json_out:
-            print_json({**recording_dict(recording), "output": str(output), "range": byte_range})
-        else:
-            typer.echo(f"wrote {output} ({'range ' + byte_range if byte_range else 'verified'})")
 
-    @app.command("ls")
-    @reports_errors
-    def list_recordings(
-        source: Annotated[Optional[str], typer.Option(help="Only this source.")] = None,
-        since: Annotated[Optional[str], typer.Option(
-            help="Capture ends at or after (ISO-8601).")] = None,
-        until: Annotated[Optional[str], typer.Option(help="Captured before (ISO-8601).")] = None,
-        deleted: Annotated[bool, typer.Option(help="Include deleted recordings.")] = False,
-        limit: Annotated[Optional[int], typer.Option(
-            min=1, help="Show at most this many (default: all of them, read a page at a time).")
-        ] = None,
-        offset: Annotated[int, typer.Option(min=0, help="Skip this many first.")] = 0,
-        after: Annotated[Optional[str], typer.Option(
-            help="Start after this cursor (the one a cut listing names): as fast at any depth, "
-            "where --offset makes the catalog skip every earlier row.")] = None,
-        json_out: JsonOpt = False,
-    ) -> None:
-        """List recordings, oldest capture first, a page at a time; with --limit, says so when
-        more match than it shows and how to go on."""
-        rows: list[Recording] = []
-        kept: set[str] = set()
-        more = False
-        with _open_vault() as vault:
-            start = parse_time(since, option="--since")
-            end = parse_time(until, option="--until")
-            cursor, skip = after, offset
-            while limit is None or len(rows) < limit:
-                # One row more than needed: whether anything follows the last one shown.
-                want = _LS_PAGE if limit is None else min(_LS_PAGE, limit - len(rows))
-                page = search_list(vault, RecordingQuery(
-                    source_id=source, include_deleted=deleted, limit=want + 1, offset=skip,
-                    after=cursor, since=start, until=end))
-                skip, more = 0, len(page) > want
-                page = page[:want]
-                rows.extend(page)
-                kept |= held_ids(vault, (r.id for r in page))
-                if not more:
-                    break
-                cursor = page_cursor(page[-1])
-        if more:
-            # Never a silent cut: a list that stops at its limit looks like all there is.
-            typer.echo(f"showing {len(rows)} from {offset}; more match: "
-                       f"use --offset {offset + len(rows)}, or --after {cursor} (as fast at any "
-                       "depth)", err=True)
-        if json_out:
-            print_json([recording_dict(r, held=r.id in kept) for r in rows])
-            return
-        if not rows:
-            typer.echo("no recordings")
-        for r in rows:
-            state = ("deleted" if r.deleted_at else "held" if r.id in kept
-                     else f"keep until {r.retain_until:%Y-%m-%d}")
-            typer.echo(
-                f"{r.id}  {r.source_id:<16} {r.captured_start:%Y-%m-%d %H:%M:%S}Z "
-                f"{r.media_kind.value:<5} {r.size:>12} B  {state}"
-            )
+@reports_errors
+def get(
+    recording_id: Annotated[str, typer.Argument(metavar="ID", help="Recording id.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the file.")],
+    byte_range: Annotated[
+        Optional[str],
+        typer.Option("--range", help="Inclusive byte range A-B, A- or -N, as in HTTP."),
+    ] = None,
+    purpose: Annotated[
+        str, typer.Option(help="Why you need the footage (recorded in the custody log).")
+    ] = "retrieval by vault operator",
+    reference: Annotated[
+        Optional[str], typer.Option(help="Case, crime or SAR reference.")
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Decrypt a recording to a file, verifying its hash; the access is logged."""
+    with _open_vault() as vault:
+        recording = vault.export_file(
+            recording_id,
+            output,
+            actor=Actor.local_operator(),
+            purpose=Purpose(purpose=purpose, reference=reference),
+            byte_range=ByteRange.parse(byte_range) if byte_range else None,
+        )
+    if json_out:
+        print_json({**recording_dict(recording), "output": str(output), "range": byte_range})
+    else:
+        typer.echo(f"wrote {output} ({'range ' + byte_range if byte_range else 'verified'})")
+
+
+@reports_errors
+def list_recordings(
+    source: Annotated[Optional[str], typer.Option(help="Only this source.")] = None,
+    since: Annotated[Optional[str], typer.Option(
+        help="Capture ends at or after (ISO-8601).")] = None,
+    until: Annotated[Optional[str], typer.Option(help="Captured before (ISO-8601).")] = None,
+    deleted: Annotated[bool, typer.Option(help="Include deleted recordings.")] = False,
+    limit: Annotated[Optional[int], typer.Option(
+        min=1, help="Show at most this many (default: all of them, read a page at a time).")
+    ] = None,
+    offset: Annotated[int, typer.Option(min=0, help="Skip this many first.")] = 0,
+    after: Annotated[Optional[str], typer.Option(
+        help="Start after this cursor (the one a cut listing names): as fast at any depth, "
+        "where --offset makes the catalog skip every earlier row.")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """List recordings, oldest capture first, a page at a time; with --limit, says so when
+    more match than it shows and how to go on."""
+    query = RecordingQuery(
+        source_id=source, include_deleted=deleted, offset=offset, after=after,
+        since=parse_time(since, option="--since"), until=parse_time(until, option="--until"))
+    with _open_vault() as vault:
+        rows, kept, cursor = _listing(vault, query, limit)
+    if cursor is not None:
+        # Never a silent cut: a list that stops at its limit looks like all there is.
+        typer.echo(f"showing {len(rows)} from {offset}; more match: "
+                   f"use --offset {offset + len(rows)}, or --after {cursor} (as fast at any "
+                   "depth)", err=True)
+    if json_out:
+        print_json([recording_dict(r, held=r.id in kept) for r in rows])
+        return
+    if not rows:
+        typer.echo("no recordings")
+    for r in rows:
+        state = ("deleted" if r.deleted_at else "held" if r.id in kept
+                 else f"keep until {r.retain_until:%Y-%m-%d}")
+        typer.echo(
+            f"{r.id}  {r.source_id:<16} {r.captured_start:%Y-%m-%d %H:%M:%S}Z "
+            f"{r.media_kind.value:<5} {r.size:>12} B  {state}"
+        )
+
+
+def _listing(
+    vault: Vault, query: RecordingQuery, limit: int | None
+) -> tuple[list[Recording], set[str], str | None]:
+    """The recordings ``query`` matches, at most ``limit`` of them, read a page at a time; the
+    ids of those held; and the cursor to go on from when more match than were read."""
+    rows: list[Recording] = []
+    kept: set[str] = set()
+    cursor, skip = query.after, query.offset
+    while limit is None or len(rows) < limit:
+        # One row more than needed: whether anything follows the last one shown.
+        want = _LS_PAGE if limit is None else min(_LS_PAGE, limit - len(rows))
+        page = search_list(vault, replace(query, limit=want + 1, offset=skip, after=cursor))
+        skip, more = 0, len(page) > want
+        page = page[:want]
+        rows.extend(page)
+        kept |= held_ids(vault, (r.id for r in page))
+        if not more:
+            return rows, kept, None
+        cursor = page_cursor(page[-1])
+    return rows, kept, cursor
 
 
 custody_app = typer.Typer(help="The tamper-evident chain-of-custody ledger.", no_args_is_help=True)
