@@ -34,9 +34,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import redaction.pipeline  # noqa: E402
 from redaction import redact_video  # noqa: E402
-from redaction.detect import CenterFace  # noqa: E402
+from redaction.detect import Boxes, CenterFace  # noqa: E402
 from redaction.media import iter_frames  # noqa: E402
+from redaction.scan import FrameScanner  # noqa: E402
 from redaction.synthetic import face_visibility, make_clip  # noqa: E402
 
 def _bench() -> ModuleType:
@@ -85,6 +87,73 @@ def best_score(det: CenterFace, image: np.ndarray, box: tuple[float, ...], face_
         if _iou(fb, box) >= 0.3:
             best = max(best, float(f[4]))
     return best
+
+
+class _Looks:
+    """What the scanner did on each frame it looked at: the regions it searched (frame px,
+    scale, kind) and every box the detector returned there (frame px, score), before the
+    look's own filters (cut edges, tiny unsure boxes, NMS)."""
+
+    def __init__(self) -> None:
+        self.kind: dict[int, str] = {}
+        self.regions: dict[int, list[tuple[int, int, int, int, float, str]]] = {}
+        self.found: dict[int, list[tuple[float, float, float, float, float]]] = {}
+        self.kept: dict[int, list[tuple[float, float, float, float, float]]] = {}
+
+
+LOOKS = _Looks()
+
+
+class _RecordingScanner(FrameScanner):
+    """The pipeline's scanner, recording each look into :data:`LOOKS`."""
+
+    _index = -1
+
+    def scan(self, index: int, image: np.ndarray, predicted: list[tuple[float, float, float, float]],
+             *, full: bool = True) -> Boxes | None:
+        self._index = index
+        out = super().scan(index, image, predicted, full=full)
+        if out is not None:
+            LOOKS.kind[index] = "full" if full else "partial"
+            LOOKS.kept[index] = [tuple(map(float, b)) for b in out]  # type: ignore[misc]
+        return out
+
+    def _detect(self, image: np.ndarray, regions: list) -> list[Boxes]:  # type: ignore[type-arg]
+        LOOKS.regions[self._index] = [(r.x0, r.y0, r.x1, r.y1, r.scale, r.kind) for r in regions]
+        # The raw detector output: run the parent with the filters switched off is not
+        # possible, so record what each region's crop scores around the faces separately
+        # (best_score) and what survived here.
+        found = super()._detect(image, regions)
+        LOOKS.found[self._index] = [tuple(map(float, b)) for f in found for b in f]  # type: ignore[misc]
+        return found
+
+
+redaction.pipeline.FrameScanner = _RecordingScanner  # type: ignore[misc]
+
+
+def _look_cause(i: int, box: tuple[float, ...], face_h: float) -> str:
+    """Why the look nearest before frame ``i`` did not give a track over this face."""
+    looks = [f for f in LOOKS.kind if f <= i]
+    if not looks:
+        return "no look yet"
+    f = max(looks)
+    regions = LOOKS.regions.get(f, [])
+    inside = [r for r in regions if r[0] <= box[0] and r[1] <= box[1] and r[2] >= box[2]
+              and r[3] >= box[3]]
+    if not inside:
+        part = [r for r in regions if _iou((r[0], r[1], r[2], r[3]), box) > 0]
+        return ("not searched" + (" (cut by a region's edge)" if part else "")
+                + f" | look {f} ({LOOKS.kind[f]}, {i - f} back)")
+    best = max(r[4] for r in inside) * face_h
+    hits = [b for b in LOOKS.found.get(f, []) if _iou(b[:4], box) > 0.2]
+    kept = [b for b in LOOKS.kept.get(f, []) if _iou(b[:4], box) > 0.2]
+    if not hits:
+        return (f"searched ({'/'.join(sorted({r[5] for r in inside}))}), not found"
+                f" | look {f} ({LOOKS.kind[f]}, {i - f} back) at {best:.0f} px")
+    if not kept:
+        return f"found, filtered out | look {f}: {max(b[4] for b in hits):.2f}"
+    return (f"found and kept (the track or its mask failed) | look {f} ({i - f} back): "
+            f"{max(b[4] for b in kept):.2f}")
 
 
 def main() -> None:
@@ -141,7 +210,8 @@ def main() -> None:
                                  "h": h, "inside": inside, "blur": blur,
                                  "s28": best_score(det, a.image, box, 28),
                                  "s64": best_score(det, a.image, box, 64),
-                                 "touched": len(near), "dist": dist, "vis": vis})
+                                 "touched": len(near), "dist": dist, "vis": vis,
+                                 "look": _look_cause(i, box, h)})
                 elif args.hidden_sample and total % args.hidden_sample == 0:
                     hidden.append({"detail": detail, "h": h, "blur": blur,
                                    "s28": best_score(det, a.image, box, 28),
@@ -163,6 +233,14 @@ def main() -> None:
             return "detector never scores it >= 0.1"
 
         causes = Counter(cls(r) for r in rows)
+        ident = [r for r in rows if float(r["detail"]) > IDENTIFIABLE]
+        print(f"  identifiable misses by the nearest look before them ({len(ident)}):")
+        look_causes = Counter(str(r["look"]).split(" | ")[0] for r in ident)
+        for cause, n in look_causes.most_common():
+            print(f"    {n:4d}: {cause}")
+        for r in ident:
+            print("    ", " ".join(f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}"
+                                   for k, v in r.items()))
         smeared_out = sum(1 for r in rows if float(r["detail"]) <= IDENTIFIABLE)
         print(f"  {smeared_out} of {len(rows)} misses were not identifiable in the input "
               f"(identifiability <= {IDENTIFIABLE}: smear, noise, compression); identifiable "

@@ -67,6 +67,10 @@ _STILL_ZOOM = 0.002
 _EDGE_SCORE = 0.3
 #: What comes into view on a moving camera is cut into pieces this many motion-map px wide.
 _CUT = 32
+#: Camera speed (px/frame, as a share of ``min_face``) above which a look also searches
+#: its motion and track regions with faces shrunk to about ``min_face`` px (see
+#: :meth:`FrameScanner._smeared`).
+_SMEAR_SPEED = 0.25
 
 
 @dataclass(frozen=True)
@@ -408,8 +412,14 @@ class FrameScanner:
             boxes.append(_clip((bx0 - m, by0 - m, bx1 + m, by1 + m), self.width, self.height))
         return boxes
 
-    def _track_boxes(self, predicted: list[Box]) -> list[tuple[tuple[int, int, int, int], float]]:
-        """Boxes around where live tracks should be, with the scale each needs."""
+    def _track_boxes(self, predicted: list[Box], speed: float = 0.0,
+                     ) -> list[tuple[tuple[int, int, int, int], float]]:
+        """Boxes around where live tracks should be, with the scale each needs.
+
+        ``speed``: the camera's speed (px/frame) at this look. A face smeared by a pan is
+        found at the smallest size the detector is sure of, not enlarged (see
+        :meth:`_smeared`), so then each face is brought to about ``min_face`` px instead.
+        """
         p = self.params
         out = []
         for box in predicted:
@@ -418,6 +428,9 @@ class FrameScanner:
             m = 0.6 * size + 0.5 * p.min_face
             r = _clip((box[0] - m, box[1] - m, box[2] + m, box[3] + m), self.width, self.height)
             if r[2] <= r[0] or r[3] <= r[1]:
+                continue
+            if speed > _SMEAR_SPEED * p.min_face:
+                out.append((r, min(p.scale, p.min_face / max(h, 1.0))))
                 continue
             # A tracked face needs only to reach ~40 detector px, never above the full scale.
             out.append((r, min(p.scale, max(1.0, 40.0 / max(h, 1.0)))))
@@ -590,9 +603,10 @@ class FrameScanner:
         track boxes and its share of the sweep. A partial look (``full=False``, any frame)
         searches only around ``predicted``: the tracks due for an early look.
         """
+        speed = self._camera_speed(index)
         if not full:
             self.stats.partial_looks += 1
-            regions = self._focus_regions([], self._track_boxes(predicted), [])
+            regions = self._focus_regions([], self._track_boxes(predicted, speed), [])
             return self._finish_look(self._detect(image, regions) if regions else [])
         if not self.is_look(index):
             return None
@@ -613,8 +627,34 @@ class FrameScanner:
             if self._sweep_pos >= len(self._sweep):
                 self._sweep_pos -= len(self._sweep)
                 self.stats.sweeps += 1
-        regions = self._focus_regions(motion, self._track_boxes(predicted), sweep) + sweep
+        regions = self._focus_regions(motion, self._track_boxes(predicted, speed), sweep)
+        regions += self._smeared(regions, speed) + sweep
         return self._finish_look(self._detect(image, regions))
+
+    def _camera_speed(self, index: int) -> float:
+        """How far (px/frame) the camera moved the picture's centre into frame ``index``."""
+        if self._motion is None:
+            return 0.0
+        return math.hypot(*self._motion.velocity(index))
+
+    def _smeared(self, regions: list[_Region], speed: float) -> list[_Region]:
+        """On a fast-moving camera, the motion regions again with faces at ``min_face`` px.
+
+        Issue #13 (ptz): during a pan a sharp-enough face of 25-35 px, smeared by 7-20 px,
+        was searched in a motion region enlarged 1.4x (sized for the smallest, 20 px face)
+        and scored 0.02-0.07 there; the same face brought down to about 20 px scored
+        0.2-0.4. Enlarging a smeared face enlarges the smear the detector must see through,
+        shrinking it shrinks it. So above :data:`_SMEAR_SPEED` the look searches its motion
+        regions at both scales (the extra pass costs a quarter of the first: half the
+        scale); track regions are searched at the smaller scale alone
+        (:meth:`_track_boxes`).
+        """
+        p = self.params
+        if speed <= _SMEAR_SPEED * p.min_face:
+            return []
+        small = 1.0 / p.scale
+        return [_Region(r.x0, r.y0, r.x1, r.y1, min(r.scale, small), "smeared")
+                for r in regions if r.kind == "motion" and r.scale > small * 1.2]
 
     def _finish_look(self, found: list[Boxes]) -> Boxes:
         boxes = np.concatenate(found) if found else np.empty((0, 5), np.float32)
