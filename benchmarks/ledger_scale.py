@@ -60,6 +60,7 @@ from vault.ledger.custody import Action, CustodyEvent  # noqa: E402
 from vault.casework.disclosure import event_proofs  # noqa: E402
 from vault.ledger.incremental_verify import verify_incremental  # noqa: E402
 from vault.ledger.merkle import leaf_hash  # noqa: E402
+from vault.ledger.tables import pack_entry, unpack_entry  # noqa: E402
 from vault.casework.search import RecordingQuery, list_recordings, page_cursor  # noqa: E402
 from vault.vault import Vault  # noqa: E402
 
@@ -67,6 +68,7 @@ CAMERAS = 200
 SEGMENT = dt.timedelta(hours=1)
 LIVE_DAYS = 23
 NOW = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 ORG = "Northgate Housing"
 SHA = "5d" * 32
 _BATCH = 20_000
@@ -132,8 +134,10 @@ class LedgerBuilder:
     def resume(self) -> None:
         """Continue after whatever the ledger holds now (events appended the ordinary way)."""
         head = self.db.execute(
-            "SELECT seq, entry_hash FROM custody_events ORDER BY seq DESC LIMIT 1").fetchone()
-        self.seq, self.prev = (int(head[0]) + 1, str(head[1])) if head else (0, "0" * 64)
+            "SELECT seq, entry FROM custody_events ORDER BY seq DESC LIMIT 1").fetchone()
+        self.seq, self.prev = (
+            (int(head[0]) + 1, hashlib.sha256(unpack_entry(head[1])).hexdigest())
+            if head else (0, "0" * 64))
         with self.vault.engine.connect() as conn:
             self.tree = stored_tree._frontier(conn, self.seq)
 
@@ -176,17 +180,17 @@ class LedgerBuilder:
             entry_hash = hashlib.sha256(entry).hexdigest()
             leaf = leaf_hash(entry)
             self.tree.append(leaf)
-            mac = hmac.digest(self.mac_key, entry, "sha256").hex()
-            events.append((seq, eid, _ts(when), "viewed", f"officer-{seq % 40}",
-                           f"ASB/{seq % 997}", entry.decode(), self.prev, entry_hash, leaf.hex(),
-                           mac))
+            mac = hmac.digest(self.mac_key, entry, "sha256")
+            # Storage layout 2 (vault/ledger/tables.py): the entry once, packed; raw MAC; time
+            # in microseconds; a viewed event binds no catalog row.
+            events.append((seq, pack_entry(entry), mac, (when - EPOCH) // dt.timedelta(microseconds=1),
+                           "viewed", f"officer-{seq % 40}", f"ASB/{seq % 997}", None))
             links.append((rid, seq))
             self.prev, self.seq = entry_hash, seq + 1
             if len(events) == _BATCH or i == n - 1:
                 self.db.executemany(
-                    "INSERT INTO custody_events (seq, event_id, ts, action, actor, reference,"
-                    " payload, prev_hash, entry_hash, leaf_hash, entry_mac)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", events)
+                    "INSERT INTO custody_events (seq, entry, entry_mac, ts, action, actor,"
+                    " reference, binds_catalog) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", events)
                 self.db.executemany(
                     "INSERT INTO custody_event_objects (object_id, seq) VALUES (?, ?)", links)
                 self.db.commit()
@@ -235,12 +239,19 @@ def _ms(samples: list[float]) -> tuple[float, float]:
     return statistics.median(ordered) * 1000, p99 * 1000
 
 
-def _bytes_per_event(db: sqlite3.Connection, events: int) -> tuple[float, float]:
+def _custody_pages(db: sqlite3.Connection) -> dict[str, int]:
+    """Bytes of pages per custody table and index (SQLite ``dbstat``), checkpoints aside."""
     sizes = dict(db.execute("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name").fetchall())
-    custody = sum(v for k, v in sizes.items()
-                  if "custody" in k and "checkpoint" not in k)
+    return {k: v for k, v in sizes.items() if "custody" in k and "checkpoint" not in k}
+
+
+def _bytes_per_event(db: sqlite3.Connection, events: int) -> tuple[float, float]:
+    sizes = _custody_pages(db)
+    print("bytes per event by table and index: " + ", ".join(
+        f"{k} {v / events:.0f}" for k, v in sorted(sizes.items(), key=lambda kv: -kv[1])),
+        flush=True)
     nodes = sum(v for k, v in sizes.items() if "tree_nodes" in k)
-    return custody / events, nodes / events
+    return sum(sizes.values()) / events, nodes / events
 
 
 def measure(vault: Vault, home: Path, db: sqlite3.Connection, builder: LedgerBuilder,

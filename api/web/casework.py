@@ -29,6 +29,7 @@ from vault.casework import shares as share_ops
 from vault.storage.catalog import CaseStatus, Recording, Source
 from vault.ledger.checkpoint import Checkpoint
 from vault.ledger.custody import CustodyEventObjectRow, CustodyEventRow, CustodyLedger, EventRecord
+from vault.ledger.tables import unpack_entry
 from vault.casework.disclosure import event_proofs
 from vault.errors import InvalidInput, LedgerError, NotFound
 from vault.casework.holds import list_holds
@@ -328,7 +329,7 @@ def _visible_histories(vault: Vault, principal: Principal, ids: list[str],
         .subquery())
     shown = or_(*(and_(ranked.c.object_id == rid, ranked.c.n > starts.get(rid, 0),
                        ranked.c.n <= starts.get(rid, 0) + HISTORY_LIMIT) for rid in ids))
-    query = (select(ranked.c.object_id, ranked.c.total, CustodyEventRow.payload)
+    query = (select(ranked.c.object_id, ranked.c.total, CustodyEventRow.seq, CustodyEventRow.entry)
              .join(CustodyEventRow, CustodyEventRow.seq == ranked.c.seq)
              .where(shown).order_by(ranked.c.object_id, ranked.c.seq))
     # Items with no visible event at all have no row: they show an empty history.
@@ -336,7 +337,7 @@ def _visible_histories(vault: Vault, principal: Principal, ids: list[str],
     with vault.sessions() as session:
         for row in session.execute(query):
             total, records = out[row.object_id]
-            records.append(EventRecord.from_entry(row.payload))
+            records.append(EventRecord.from_entry(unpack_entry(row.entry, row.seq)))
             out[row.object_id] = (row.total, records)
     # An item whose shown window is past its end (a stale "more" link) still needs its count.
     missing = [rid for rid, (total, _) in out.items() if total == 0 and starts.get(rid)]

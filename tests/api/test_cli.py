@@ -7,13 +7,14 @@ import hashlib
 import json
 import os
 import socket
-import sqlite3
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine
 from typer.testing import CliRunner
 
 from api.cli import app
+from tests.vault.ledger_sql import edit_entries, stored_entry
 
 
 @pytest.fixture
@@ -163,7 +164,6 @@ def test_retention_worker_round_verifies_custody_appended_since_the_last_check( 
     """Issue #15 build 1, the scheduled check: each retention round verifies the custody events
     appended since the last verified checkpoint; an entry altered after that mark makes the
     round report the failure (and the worker then leaves its health heartbeat stale)."""
-    from sqlalchemy import text
 
     from api.cli.retention import one_round
     from vault.config import Settings
@@ -179,13 +179,10 @@ def test_retention_worker_round_verifies_custody_appended_since_the_last_check( 
         second.write_bytes(b"RIFF" + os.urandom(5000))
         _put(cli, second)
         last = vault.ledger.size() - 1
-        with vault.engine.begin() as conn:
-            changed = conn.execute(text(
-                "UPDATE custody_events SET payload = REPLACE(payload, '1.wav', '2.wav') "
-                "WHERE seq = :s"), {"s": last}).rowcount
-            payload = conn.execute(text("SELECT payload FROM custody_events WHERE seq = :s"),
-                                   {"s": last}).scalar_one()
-        assert changed == 1 and "2.wav" in str(payload), payload
+        changed = edit_entries(vault.engine, lambda e: e.replace("1.wav", "2.wav"),
+                               where=f"seq = {last}")
+        payload = stored_entry(vault.engine, last)
+        assert changed == 1 and "2.wav" in payload, payload
         assert one_round(vault, verify_custody=True) is False
     assert "custody ledger check FAILED" in capsys.readouterr().err
 
@@ -195,16 +192,9 @@ def test_custody_verify_names_the_edited_event(cli, tmp_path: Path) -> None:  # 
         f = tmp_path / f"f{i}.mp4"
         f.write_bytes(os.urandom(100 + i))
         _put(cli, f)
-    db = sqlite3.connect(tmp_path / "home" / "catalog.sqlite3")
-    table_cols = [r[1] for r in db.execute("PRAGMA table_info(custody_events)")]
-    payload_col = next(c for c in ("payload", "canonical", "entry") if c in table_cols)
-    row = db.execute(f"SELECT {payload_col} FROM custody_events WHERE seq = 1").fetchone()
-    value = row[0]
-    edited = value.replace(b"cam-03", b"cam-04") if isinstance(value, bytes) else value.replace("cam-03", "cam-04")
-    assert edited != value
-    db.execute(f"UPDATE custody_events SET {payload_col} = ? WHERE seq = 1", (edited,))
-    db.commit()
-    db.close()
+    engine = create_engine(f"sqlite:///{tmp_path / 'home' / 'catalog.sqlite3'}")
+    assert edit_entries(engine, lambda e: e.replace("cam-03", "cam-04"), where="seq = 1") == 1
+    engine.dispose()
     result = cli("custody", "verify")
     assert result.exit_code == 4, result.output
     assert "1" in result.stderr

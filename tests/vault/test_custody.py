@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, create_engine, insert, text
 from sqlalchemy.engine import make_url
 
 from vault.actors import Actor, Purpose, Role
@@ -35,6 +35,9 @@ from vault.storage.db import make_engine, session_factory
 from vault.errors import InvalidInput, LedgerError, NotFound
 from vault.ledger.merkle import leaf_hash, root_hash
 from vault.ledger.rfc8785 import canonical_json
+from vault.ledger.tables import CustodyEventRow, pack_entry
+
+from .ledger_sql import edit_entries, entry_hash, put_entry, stored_entry
 
 ORIGIN = "vault.test/custody"
 T0 = dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.UTC)
@@ -506,11 +509,7 @@ def test_untouched_ledger_verifies(ledger: CustodyLedger) -> None:
 
 def test_payload_edited(ledger: CustodyLedger, engine: Engine) -> None:
     fill(ledger, 10)
-    sql(
-        engine,
-        "UPDATE custody_events SET payload = REPLACE(payload, 'officer-2', 'officer-1')"
-        " WHERE seq = 5",
-    )
+    edit_entries(engine, lambda e: e.replace("officer-2", "officer-1"), where="seq = 5")
     expect_bad(ledger, 5)
 
 
@@ -518,24 +517,17 @@ def test_payload_edited_and_hashes_recomputed_without_key(
     ledger: CustodyLedger, engine: Engine
 ) -> None:
     # The unsigned tail (after checkpoint 8) rewritten consistently: only the MAC catches it.
+    # (Storage layout 2 keeps no hash columns: every hash is recomputed from the entry.)
     fill(ledger, 10)
-    old = row(engine, 9)
-    forged = old.payload.replace('"details":{"i":9}', '"details":{"i":99}')
-    sql(
-        engine,
-        "UPDATE custody_events SET payload = :p, entry_hash = :e, leaf_hash = :l WHERE seq = 9",
-        p=forged,
-        e=hashlib.sha256(forged.encode()).hexdigest(),
-        l=leaf_hash(forged.encode()).hex(),
-    )
+    forged = stored_entry(engine, 9).replace('"details":{"i":9}', '"details":{"i":99}')
+    put_entry(engine, 9, forged)
     err = expect_bad(ledger, 9)
     assert "MAC" in str(err)
 
 
 def test_payload_reformatted(ledger: CustodyLedger, engine: Engine) -> None:
     fill(ledger, 6)
-    payload = row(engine, 2).payload.replace('"seq":2', '"seq": 2')
-    sql(engine, "UPDATE custody_events SET payload = :p WHERE seq = 2", p=payload)
+    put_entry(engine, 2, stored_entry(engine, 2).replace('"seq":2', '"seq": 2'))
     expect_bad(ledger, 2)
 
 
@@ -557,34 +549,26 @@ def test_forged_event_inserted_in_the_middle(ledger: CustodyLedger, engine: Engi
     fill(ledger, 10)
     sql(engine, "UPDATE custody_events SET seq = -seq - 100 WHERE seq >= 5")
     sql(engine, "UPDATE custody_events SET seq = -seq - 99 WHERE seq < 0")
-    _insert_forged(engine, 5, prev=row(engine, 4).entry_hash)
+    _insert_forged(engine, 5, prev=entry_hash(engine, 4))
     expect_bad(ledger, 5)
 
 
 def _insert_forged(engine: Engine, seq: int, *, prev: str) -> None:
     ev = CustodyEvent(action=Action.DELETED, actor="officer-1", ts=T0, event_id=f"forged-{seq}")
     entry = entry_bytes(seq, prev, ev)
-    sql(
-        engine,
-        "INSERT INTO custody_events (seq, event_id, ts, action, actor, reference, payload, "
-        "prev_hash, entry_hash, leaf_hash, entry_mac) VALUES "
-        "(:seq, :eid, :ts, 'deleted', 'officer-1', NULL, :p, :prev, :e, :l, :m)",
-        seq=seq,
-        eid=ev.event_id,
-        ts=T0,
-        p=entry.decode(),
-        prev=prev,
-        e=hashlib.sha256(entry).hexdigest(),
-        l=leaf_hash(entry).hex(),
-        m="00" * 32,
-    )
+    with engine.begin() as conn:
+        conn.execute(
+            insert(CustodyEventRow),
+            [{"seq": seq, "entry": pack_entry(entry), "entry_mac": bytes(32), "ts": T0,
+              "action": "deleted", "actor": "officer-1", "reference": None, "binds_catalog": 1}],
+        )
 
 
 def test_forged_event_appended_with_valid_chain(
     ledger: CustodyLedger, engine: Engine, caplog: pytest.LogCaptureFixture
 ) -> None:
     fill(ledger, 10)
-    _insert_forged(engine, 10, prev=row(engine, 9).entry_hash)
+    _insert_forged(engine, 10, prev=entry_hash(engine, 9))
     expect_bad(ledger, 10)
     # ... and the ledger refuses to sign a checkpoint over it.
     with pytest.raises(LedgerError) as info:

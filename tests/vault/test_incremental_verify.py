@@ -22,6 +22,7 @@ from vault.ledger.incremental_verify import (
 )
 
 from ._counting import Counter, counting_engine
+from .ledger_sql import edit_entries
 
 ORIGIN = "vault.test/incremental"
 T0 = dt.datetime(2026, 11, 20, 22, 5, tzinfo=dt.UTC)
@@ -100,13 +101,11 @@ def test_incremental_verify_catches_tampering_after_the_mark(
     _grow(ledger, 300)
     ledger.checkpoint()
     # An altered entry after the mark.
-    _sql(engine, "UPDATE custody_events SET payload = REPLACE(payload, 'officer', 'officex')"
-         " WHERE seq = 700")
+    edit_entries(engine, lambda e: e.replace("officer", "officex"), where="seq = 700")
     with pytest.raises(LedgerError) as info:
         verify_incremental(ledger)
     assert info.value.seq == 700
-    _sql(engine, "UPDATE custody_events SET payload = REPLACE(payload, 'officex', 'officer')"
-         " WHERE seq = 700")
+    edit_entries(engine, lambda e: e.replace("officex", "officer"), where="seq = 700")
     # A hidden object link.
     with engine.connect() as conn:
         linked = conn.execute(text("SELECT object_id FROM custody_event_objects WHERE seq = 800"

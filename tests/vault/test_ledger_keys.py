@@ -3,6 +3,8 @@ middle, and what a retired or missing key can no longer do."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
 import stat
@@ -24,7 +26,7 @@ from vault.ledger.custody import (
 from vault.storage.db import make_engine
 from vault.errors import InvalidInput, LedgerError
 from vault.ledger.signing_keys import LedgerKeys, mac_key, next_path, retired_path
-from vault.ledger.merkle import leaf_hash
+from vault.ledger.tables import pack_entry, unpack_entry
 
 ORIGIN = "vault.test/custody"
 
@@ -166,20 +168,16 @@ def test_an_event_written_with_the_retired_key_fails_verification(
     # correctly chained event MACed with the old key.
     with engine.begin() as conn:
         head = conn.execute(
-            select(CustodyEventRow.seq, CustodyEventRow.entry_hash)
+            select(CustodyEventRow.seq, CustodyEventRow.entry)
             .order_by(CustodyEventRow.seq.desc()).limit(1)
         ).one()
         ev = led.event(Action.DOWNLOADED, actor="intruder", object_ids=["rec-1"])
-        entry = entry_bytes(head.seq + 1, head.entry_hash, ev)
-        import hashlib
-        import hmac
-
+        head_hash = hashlib.sha256(unpack_entry(head.entry)).hexdigest()
+        entry = entry_bytes(head.seq + 1, head_hash, ev)
         conn.execute(insert(CustodyEventRow), [{
-            "seq": head.seq + 1, "event_id": ev.event_id, "ts": ev.ts, "action": "downloaded",
-            "actor": "intruder", "reference": None, "payload": entry.decode(),
-            "prev_hash": head.entry_hash, "entry_hash": hashlib.sha256(entry).hexdigest(),
-            "leaf_hash": leaf_hash(entry).hex(),
-            "entry_mac": hmac.digest(mac_key(old_signer), entry, "sha256").hex(),
+            "seq": head.seq + 1, "entry": pack_entry(entry), "ts": ev.ts, "action": "downloaded",
+            "actor": "intruder", "reference": None, "binds_catalog": None,
+            "entry_mac": hmac.digest(mac_key(old_signer), entry, "sha256"),
         }])
     with pytest.raises(LedgerError, match="bad entry MAC") as caught:
         led.verify()

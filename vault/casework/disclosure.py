@@ -77,6 +77,7 @@ from vault.ledger import _export_verifier, stored_tree
 from vault.actors import Actor, Purpose
 from vault.storage.catalog import MediaKind, Recording, new_id
 from vault.ledger.custody import Action, CustodyEventRow
+from vault.ledger.tables import unpack_entry
 from vault.ledger.rfc8785 import canonical_json
 from vault.errors import InvalidInput, IntegrityError, LedgerError, NotFound
 from vault.ledger.merkle import leaf_hash, verify_inclusion
@@ -440,9 +441,9 @@ def _inclusion_proofs(vault: Vault, seqs: Sequence[int]) -> dict[int, dict[str, 
         tree_root, paths = stored_tree.inclusion_proofs(conn, seqs, size)
         entries: dict[int, str] = {}
         for start in range(0, len(seqs), 5000):
-            rows = conn.execute(select(CustodyEventRow.seq, CustodyEventRow.payload)
+            rows = conn.execute(select(CustodyEventRow.seq, CustodyEventRow.entry)
                                 .where(CustodyEventRow.seq.in_(seqs[start:start + 5000])))
-            entries.update((row.seq, row.payload) for row in rows)
+            entries.update((row.seq, unpack_entry(row.entry, row.seq).decode()) for row in rows)
     if tree_root != root:
         raise LedgerError(f"the stored tree does not match checkpoint {size}; run custody verify")
     proofs: dict[int, dict[str, Any]] = {}

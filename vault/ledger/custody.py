@@ -55,33 +55,39 @@ import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
     ColumnElement,
     Connection,
     Engine,
-    String,
-    Table,
-    Text,
     create_engine,
     event,
     func,
     insert,
-    or_,
     select,
     text,
 )
 from sqlalchemy.exc import IntegrityError as SQLAlchemyIntegrityError
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
 from . import stored_tree
 from vault.actors import Actor, Purpose
-from vault.storage.catalog import Base, Setting, new_id, utcnow
+from vault.storage.catalog import Setting, new_id, utcnow
 from .catalog_binding import CatalogReport, check_catalog
+from .tables import (
+    CHECKPOINTS,
+    EVENTS,
+    OBJECTS,
+    CustodyCheckpointRow,
+    CustodyEventObjectRow,
+    CustodyEventRow,
+    binds_catalog,
+    pack_entry,
+    unpack_entry,
+)
 from .checkpoint import (
     LEGACY_ORIGIN,
     Checkpoint,
@@ -455,66 +461,22 @@ class EventRecord:
         return line.rstrip()
 
 
-# --- tables ----------------------------------------------------------------------------------
+# --- tables (vault.ledger.tables) -----------------------------------------------------------
 
-
-class CustodyEventRow(Base):
-    """One ledger entry. ``payload`` is the canonical entry; the other columns index it."""
-
-    __tablename__ = "custody_events"
-
-    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    event_id: Mapped[str] = mapped_column(String(_MAX_ID), unique=True)
-    ts: Mapped[dt.datetime] = mapped_column(index=True)
-    action: Mapped[str] = mapped_column(String(64), index=True)
-    actor: Mapped[str] = mapped_column(String(_MAX_NAME), index=True)
-    reference: Mapped[str | None] = mapped_column(String(_MAX_NAME), index=True)
-    payload: Mapped[str] = mapped_column(Text)
-    prev_hash: Mapped[str] = mapped_column(String(64))
-    entry_hash: Mapped[str] = mapped_column(String(64))
-    leaf_hash: Mapped[str] = mapped_column(String(64))
-    entry_mac: Mapped[str] = mapped_column(String(64))
-
-
-class CustodyEventObjectRow(Base):
-    """Which events name which object: the index behind ``events(object_id=...)``."""
-
-    __tablename__ = "custody_event_objects"
-
-    object_id: Mapped[str] = mapped_column(String(_MAX_ID), primary_key=True)
-    # Indexed alone too: verify streams the links in seq order from any point (migration 0010).
-    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False, index=True)
-
-
-class CustodyCheckpointRow(Base):
-    """A signed checkpoint; ``frontier`` lets the next one extend it without rereading the log."""
-
-    __tablename__ = "custody_checkpoints"
-
-    size: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    root_hash: Mapped[str] = mapped_column(String(64))
-    note: Mapped[str] = mapped_column(Text)
-    frontier: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[dt.datetime]
-
-
-_EVENTS = cast(Table, CustodyEventRow.__table__)
-_OBJECTS = cast(Table, CustodyEventObjectRow.__table__)
+_EVENTS = EVENTS
+_OBJECTS = OBJECTS
 _E = _EVENTS.c
 _O = _OBJECTS.c
-_C = cast(Table, CustodyCheckpointRow.__table__).c
+_C = CHECKPOINTS.c
 _VERIFY_COLUMNS = (
     _E.seq,
-    _E.payload,
-    _E.prev_hash,
-    _E.entry_hash,
-    _E.leaf_hash,
+    _E.entry,
     _E.entry_mac,
-    _E.event_id,
     _E.ts,
     _E.action,
     _E.actor,
     _E.reference,
+    _E.binds_catalog,
 )
 
 
@@ -645,14 +607,13 @@ class _ChainChecker:
 
     def check(self, row: Any) -> CustodyEvent:
         """Check one row (columns as in _VERIFY_COLUMNS); returns its event or raises."""
-        (seq, text_, prev_hash, entry_hash_col, leaf_col, mac_col, event_id, ts, action, actor,
-         reference) = row  # fmt: skip
+        seq, stored, mac_col, ts, action, actor, reference, binds = row
         # 1. Positions are contiguous from 0: a gap is a deleted event, a repeat a reorder.
         if seq != self.seq:
             if seq > self.seq:
                 raise LedgerError(f"event {self.seq} is missing from the ledger", seq=self.seq)
             raise LedgerError(f"event {seq} appears out of order", seq=seq)
-        payload = text_.encode("utf-8")
+        payload = unpack_entry(stored, seq)
         # 2. The entry is canonical custody JSON that names its own position.
         try:
             entry_seq, prev, ev = parse_entry(payload)
@@ -663,28 +624,27 @@ class _ChainChecker:
                 f"event {seq} is stored at the position of event {entry_seq}'s entry", seq=seq
             )
         # 3. It links to the entry before it (the hash chain).
-        if prev != self.prev or prev_hash != prev:
+        if prev != self.prev:
             raise LedgerError(f"event {seq} does not link to event {seq - 1}", seq=seq)
-        # 4. Its stored entry hash and Merkle leaf hash are those of the entry.
+        # 4. Its entry hash (the next entry's prev) and Merkle leaf hash, recomputed: storage
+        #    layout 2 keeps no copy of them that could disagree.
         entry_hash = hashlib.sha256(payload).hexdigest()
-        if entry_hash_col != entry_hash:
-            raise LedgerError(f"event {seq} has been altered (entry hash differs)", seq=seq)
         leaf = leaf_hash(payload)
-        if leaf_col != leaf.hex():
-            raise LedgerError(f"event {seq} has a wrong Merkle leaf hash", seq=seq)
         # 5. It was written by a holder of the signing key then in effect (no forged,
         #    re-chained events, none written with a retired key).
-        if not hmac.compare_digest(str(mac_col).encode(), _mac(self._mac_key(seq), payload).encode()):
+        if not isinstance(mac_col, bytes | memoryview) or not hmac.compare_digest(
+            bytes(mac_col), _mac(self._mac_key(seq), payload)
+        ):
             raise LedgerError(
                 f"event {seq} was not written by this ledger (bad entry MAC)", seq=seq
             )
         # 6. The columns that queries filter on say what the entry says (no hidden events).
         if (
-            event_id != ev.event_id
-            or ts != ev.ts
+            ts != ev.ts
             or action != _action_value(ev.action)
             or actor != ev.actor
             or reference != ev.reference
+            or binds != binds_catalog(action, payload)
         ):
             raise LedgerError(f"event {seq}'s index columns differ from its entry", seq=seq)
         # 7. A key rotation hands over from the key in effect; what follows is under the new one.
@@ -737,8 +697,8 @@ class _IndexCursor:
             )
 
 
-def _mac(key: bytes, payload: bytes) -> str:
-    return hmac.digest(key, payload, "sha256").hex()
+def _mac(key: bytes, payload: bytes) -> bytes:
+    return hmac.digest(key, payload, "sha256")
 
 
 def _action_value(action: Action | str) -> str:
@@ -926,45 +886,48 @@ class CustodyLedger:
             self._lock(session)
             self._follow_rotation(conn)
             head = conn.execute(
-                select(_E.seq, _E.entry_hash).order_by(_E.seq.desc()).limit(1)
+                select(_E.seq, _E.entry).order_by(_E.seq.desc()).limit(1)
             ).first()
-            seq, prev = (head.seq + 1, head.entry_hash) if head else (0, GENESIS_PREV)
+            seq, prev = (
+                (head.seq + 1, hashlib.sha256(unpack_entry(head.entry, head.seq)).hexdigest())
+                if head
+                else (0, GENESIS_PREV)
+            )
         rows: list[dict[str, Any]] = []
         links: list[dict[str, Any]] = []
         records: list[EventRecord] = []
+        leaves: list[bytes] = []
+        first_prev = prev
         for ev in batch:
             if not isinstance(ev, CustodyEvent):
                 raise InvalidInput("append_many takes CustodyEvent objects")
             entry = entry_bytes(seq, prev, ev)
             entry_hash = hashlib.sha256(entry).hexdigest()
-            leaf = leaf_hash(entry).hex()
+            leaf = leaf_hash(entry)
+            action = _action_value(ev.action)
             rows.append(
                 {
                     "seq": seq,
-                    "event_id": ev.event_id,
+                    "entry": pack_entry(entry),
+                    "entry_mac": _mac(self._mac_key, entry),
                     "ts": ev.ts,
-                    "action": _action_value(ev.action),
+                    "action": action,
                     "actor": ev.actor,
                     "reference": ev.reference,
-                    "payload": entry.decode("utf-8"),
-                    "prev_hash": prev,
-                    "entry_hash": entry_hash,
-                    "leaf_hash": leaf,
-                    "entry_mac": _mac(self._mac_key, entry),
+                    "binds_catalog": binds_catalog(action, entry),
                 }
             )
+            leaves.append(leaf)
             links.extend({"object_id": oid, "seq": seq} for oid in ev.object_ids)
-            records.append(EventRecord(seq, prev, ev, entry, entry_hash, leaf))
+            records.append(EventRecord(seq, prev, ev, entry, entry_hash, leaf.hex()))
             prev, seq = entry_hash, seq + 1
         conn.execute(insert(_EVENTS), rows)
         # The Merkle nodes these leaves complete, in the same transaction (vault.ledger.stored_tree).
         # The frontier this process left after its last append is reused when the head is the
         # one it wrote (same seq and entry hash: the same history), sparing a read per append.
         start, hint = rows[0]["seq"], self._tree_hint
-        frontier = hint[2].copy() if hint and hint[:2] == (start, rows[0]["prev_hash"]) else None
-        tree = stored_tree.extend(
-            conn, start, [bytes.fromhex(r["leaf_hash"]) for r in rows], frontier
-        )
+        frontier = hint[2].copy() if hint and hint[:2] == (start, first_prev) else None
+        tree = stored_tree.extend(conn, start, leaves, frontier)
         self._tree_hint = (seq, prev, tree.copy())
         if links:
             conn.execute(insert(_OBJECTS), links)
@@ -1050,13 +1013,13 @@ class CustodyLedger:
         """The ledger's key rotations as stored (verify checks them against the chain)."""
         rotations: list[tuple[int, str, str]] = []
         rows = conn.execute(
-            select(_E.seq, _E.payload)
+            select(_E.seq, _E.entry)
             .where(_E.action == Action.KEY_ROTATED.value)
             .order_by(_E.seq)
         )
         for row in rows:
             try:
-                ev = parse_entry(row.payload.encode("utf-8"))[2]
+                ev = parse_entry(unpack_entry(row.entry, row.seq))[2]
             except LedgerError as exc:
                 raise LedgerError(f"event {row.seq}: {exc}", seq=row.seq) from None
             rotation = _rotation(ev, row.seq)
@@ -1286,14 +1249,14 @@ class CustodyLedger:
                     f"checkpoint {latest.size} does not match its frontier", seq=latest.size
                 )
             before = session.execute(
-                select(_E.payload).where(_E.seq == latest.size - 1)
+                select(_E.entry).where(_E.seq == latest.size - 1)
             ).scalar_one_or_none()
             if before is None:
                 raise LedgerError(f"event {latest.size - 1} is missing", seq=latest.size - 1)
             checker = self._checker(
                 epochs,
                 seq=latest.size,
-                prev=hashlib.sha256(before.encode("utf-8")).hexdigest(),
+                prev=hashlib.sha256(unpack_entry(before, latest.size - 1)).hexdigest(),
                 tree=tree,
             )
         # 4. Check every event the new checkpoint adds: never sign what this ledger did not write.
@@ -1408,7 +1371,7 @@ class CustodyLedger:
 
         Raises LedgerError when a stored entry does not parse (run :meth:`verify`).
         """
-        query = select(_E.payload).order_by(_E.seq).limit(limit).offset(offset)
+        query = select(_E.seq, _E.entry).order_by(_E.seq).limit(limit).offset(offset)
         if where is not None:
             query = query.where(where)
         if object_id is not None:
@@ -1426,16 +1389,16 @@ class CustodyLedger:
         if reference is not None:
             query = query.where(_E.reference == reference)
         with self._snapshot() as session:
-            payloads = list(session.execute(query).scalars())
-        return [EventRecord.from_entry(p) for p in payloads]
+            rows = list(session.execute(query))
+        return [EventRecord.from_entry(unpack_entry(r.entry, r.seq)) for r in rows]
 
     def get(self, seq: int) -> EventRecord:
         """The event at ``seq``. Raises NotFound, or LedgerError when it does not parse."""
         with self._snapshot() as session:
-            payload = session.execute(select(_E.payload).where(_E.seq == seq)).scalar_one_or_none()
-        if payload is None:
+            stored = session.execute(select(_E.entry).where(_E.seq == seq)).scalar_one_or_none()
+        if stored is None:
             raise NotFound(f"no custody event {seq}")
-        return EventRecord.from_entry(payload)
+        return EventRecord.from_entry(unpack_entry(stored, seq))
 
     def size(self) -> int:
         """The number of events in the ledger."""
@@ -1557,24 +1520,18 @@ class CustodyLedger:
         recording, by object id (code points) then seq, each checked against its entry MAC."""
         collation = "C" if conn.dialect.name == "postgresql" else "BINARY"
         rows = conn.execute(
-            select(_O.object_id, _E.seq, _E.payload, _E.entry_mac)
+            select(_O.object_id, _E.seq, _E.entry, _E.entry_mac)
             .join_from(_OBJECTS, _EVENTS, _E.seq == _O.seq)
-            .where(
-                or_(
-                    _E.action == Action.DELETED.value,
-                    _E.payload.contains('"captured_start"'),
-                    _E.payload.contains('"retain_until"'),
-                )
-            )
+            # The flag is checked against the entry by verify (check 6): an event whose flag
+            # was cleared is reported there, and here the row it moved is reported as altered.
+            .where(_E.binds_catalog == 1)
             .order_by(_O.object_id.collate(collation), _E.seq)
             .execution_options(yield_per=_READ_BATCH)
         )
         for row in rows:
-            payload = row.payload.encode("utf-8")
+            payload = unpack_entry(row.entry, row.seq)
             key = self._macs.get(epochs.key_at(row.seq))
-            if key is None or not hmac.compare_digest(
-                str(row.entry_mac).encode(), _mac(key, payload).encode()
-            ):
+            if key is None or not hmac.compare_digest(bytes(row.entry_mac), _mac(key, payload)):
                 raise LedgerError(
                     f"event {row.seq} was not written by this ledger (bad entry MAC)", seq=row.seq
                 )
@@ -1651,10 +1608,10 @@ class CustodyLedger:
         signed = caught_up = False
         while True:
             with self._snapshot() as session:
-                payload = session.execute(
-                    select(_E.payload).where(_E.seq == seq)
+                stored = session.execute(
+                    select(_E.entry).where(_E.seq == seq)
                 ).scalar_one_or_none()
-                if payload is None:
+                if stored is None:
                     raise NotFound(f"no custody event {seq}")
                 query = select(_C.size, _C.note).order_by(_C.size.desc()).limit(1)
                 if checkpoint_size is not None:
@@ -1678,7 +1635,7 @@ class CustodyLedger:
             else:  # pragma: no cover - checkpoint() always covers an existing event
                 raise LedgerError(f"no checkpoint covers event {seq}", seq=seq)
         cp = self._open(note, epochs)
-        entry = payload.encode("utf-8")
+        entry = unpack_entry(stored, seq)
         leaf = leaf_hash(entry)
         try:
             if tree_root != cp.root_hash:
@@ -1691,7 +1648,7 @@ class CustodyLedger:
         return {
             "format": INCLUSION_PROOF_FORMAT,
             "origin": self.origin,
-            "entry": payload,
+            "entry": entry.decode("utf-8"),
             "leaf_index": seq,
             "tree_size": cp.size,
             "leaf_hash": leaf.hex(),

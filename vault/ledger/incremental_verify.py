@@ -48,6 +48,7 @@ from .custody import (
     _Epochs,
     _IndexCursor,
 )
+from .tables import unpack_entry
 from vault.storage.durable import replace_file
 from vault.errors import LedgerError
 
@@ -217,11 +218,11 @@ def _resume(
         return ledger._checker(epochs)
     # The next event's prev must name this entry, and its MAC covers that link.
     before = conn.execute(
-        select(_E.payload).where(_E.seq == start.size - 1)
+        select(_E.entry).where(_E.seq == start.size - 1)
     ).scalar_one_or_none()
     if before is None:
         raise LedgerError(f"event {start.size - 1} is missing", seq=start.size - 1)
-    prev = hashlib.sha256(before.encode("utf-8")).hexdigest()
+    prev = hashlib.sha256(unpack_entry(before, start.size - 1)).hexdigest()
     return ledger._checker(epochs, seq=start.size, prev=prev, tree=tree)
 
 

@@ -5,7 +5,7 @@ The tree is RFC 6962's over the ledger's leaf hashes (:mod:`vault.ledger.merkle`
 subtree, once all its leaves are appended, never changes; this module keeps the root of each
 one of level :data:`LOWEST_STORED_LEVEL` or more in ``custody_tree_nodes`` (level, index,
 32-byte hash), written in the appending transaction, never updated. Nodes below that level are
-rehashed from at most ``2**LOWEST_STORED_LEVEL`` leaf hashes of ``custody_events``, which keeps
+rehashed from at most ``2**LOWEST_STORED_LEVEL`` entries of ``custody_events``, which keeps
 the table to a quarter of a row per event (about 50 bytes per event less than keeping every
 node). This is C2SP ``tlog-tiles`` with tiles one node wide: a 256-wide tile would be rewritten
 by every append of a ledger that commits one event per transaction, while these rows are
@@ -36,13 +36,11 @@ from sqlalchemy import (
     SmallInteger,
     Table,
     and_,
-    column,
     delete,
     func,
     insert,
     or_,
     select,
-    table,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -50,12 +48,14 @@ from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from vault.storage.catalog import Base
 from vault.errors import LedgerError
+from .tables import EVENTS, unpack_entry
 from .merkle import (
     CompactRange,
     NodeId,
     consistency_plan,
     fold,
     inclusion_plan,
+    leaf_hash,
     node_hash,
     plan_hashes,
     subtree_nodes,
@@ -83,9 +83,12 @@ class TreeNodeRow(Base):
 
 _NODES = cast(Table, TreeNodeRow.__table__)
 _N = _NODES.c
-# custody_events as this module sees it: position and leaf hash (vault.ledger.custody owns the table).
-_LEAVES = table("custody_events", column("seq", BigInteger), column("leaf_hash"))
-_L = _LEAVES.c
+_L = EVENTS.c
+
+
+def _leaf(seq: int, stored: bytes) -> bytes:
+    # Storage layout 2 keeps no leaf hash: it is the hash of the entry (RFC 6962 leaf).
+    return leaf_hash(unpack_entry(stored, seq))
 
 
 def covered(conn: Connection) -> int:
@@ -127,8 +130,8 @@ def read_nodes(conn: Connection, nodes: Collection[NodeId]) -> dict[NodeId, byte
         leaves: dict[int, bytes] = {}
         for start in range(0, len(seqs), _IN_CHUNK):
             chunk = seqs[start : start + _IN_CHUNK]
-            rows = conn.execute(select(_L.seq, _L.leaf_hash).where(_L.seq.in_(chunk)))
-            leaves.update((row.seq, bytes.fromhex(row.leaf_hash)) for row in rows)
+            rows = conn.execute(select(_L.seq, _L.entry).where(_L.seq.in_(chunk)))
+            leaves.update((row.seq, _leaf(row.seq, row.entry)) for row in rows)
         for level, index in low:
             try:
                 found[(level, index)] = _perfect_root([leaves[s] for s in _leaf_range(level, index)])
@@ -259,7 +262,7 @@ def _fill(conn: Connection, tree: CompactRange, stop: int) -> None:
     while tree.size < stop:
         end = min(stop, tree.size + BACKFILL_BATCH)
         rows = conn.execute(
-            select(_L.seq, _L.leaf_hash)
+            select(_L.seq, _L.entry)
             .where(_L.seq >= tree.size, _L.seq < end)
             .order_by(_L.seq)
         ).all()
@@ -268,7 +271,7 @@ def _fill(conn: Connection, tree: CompactRange, stop: int) -> None:
                 f"custody events {tree.size}..{end - 1} are not all there; run custody verify",
                 seq=tree.size,
             )
-        _store(conn, tree.extend(bytes.fromhex(row.leaf_hash) for row in rows))
+        _store(conn, tree.extend(_leaf(row.seq, row.entry) for row in rows))
 
 
 def _store(conn: Connection, done: Iterable[tuple[NodeId, bytes]]) -> None:
