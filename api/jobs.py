@@ -21,17 +21,36 @@ Redaction jobs (params: ``recording_ids``, ``mask`` {style, strength}, ``caption
   or the plan job's plan was edited after the render was queued, the render is refused
   (:class:`vault.casework.jobs.PlanChanged`) and the reviewer asks for a new one.
 - ``redact``: plan and render in one job; one pass over the footage when no track is kept.
+
+Long footage (settings ``redaction_chunk_s``, ``redaction_chunk_overlap_s``,
+``redaction_workers``; :mod:`redaction.chunks`): the plan or redact job is the *parent*. It
+lays the recording out in chunks at keyframes and submits one ``redaction_chunk`` child job
+per chunk (``parent_id``; params ``chunk`` and the recording's ``sha256``), which any worker
+on any host runs: decrypt into its own spool, plan the chunk with its overlap, save the chunk
+plan on the child row. While it waits, the parent runs queued children itself, so one worker
+alone still finishes (and N workers share the chunks); its progress is the children's
+together. It then merges the chunk plans into one plan (tracks joined across the borders) and,
+for a redact or render job, renders the chunks on ``redaction_workers`` threads and joins them
+without re-encoding. A child that fails (after its own retries) fails the parent with the
+child's error, the other children are cancelled and nothing is stored: submitting the job
+again starts afresh. Cancelling the parent cancels its children.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import os
+import socket
+import time
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
-from redaction import MaskSpec, Progress, RedactionPlan, plan_video
+from redaction import MaskSpec, Progress, RedactionPlan
+from redaction.chunks import Chunk, ChunkLayout, ChunkPlanner, plan_chunk, plan_chunked
 from redaction.clips import assemble_clip
+from redaction.errors import ChunkError
 from redaction.redacted_copy import redact_recording
 from vault.config import Settings
 from vault.ledger.custody import Action
@@ -40,7 +59,9 @@ from vault.casework.jobs import (
     JobContext,
     JobKind,
     JobQueue,
+    JobState,
     PlanChanged,
+    cancel_job,
     get_job,
     open_queue,
     spool_dir,
@@ -58,6 +79,7 @@ def open_job_queue(settings: Settings, *, immediate: bool = False, vault: Vault 
     queue.register(JobKind.REDACTION_PLAN, run_redaction_plan)
     queue.register(JobKind.REDACTION_RENDER, run_redaction_render)
     queue.register(JobKind.REDACT, run_redact)
+    queue.register(JobKind.REDACTION_CHUNK, run_redaction_chunk)
     return queue
 
 
@@ -124,8 +146,13 @@ def _plan(ctx: JobContext, rid: str, *, span: float) -> RedactionPlan:
         ctx.progress(0.0, "decrypting the recording", force=True)
         vault.export_file(rid, source, actor=ctx.actor, purpose=ctx.purpose,
                           action=Action.REDACTION_PLANNED)
-        plan = plan_video(source, mask=_mask(ctx), caption=ctx.params.get("caption"),
-                          progress=_reporter(ctx, 0.0, span))
+        settings = vault.settings
+        plan = plan_chunked(source, chunk_s=settings.redaction_chunk_s,
+                            overlap_s=settings.redaction_chunk_overlap_s,
+                            workers=settings.redaction_workers, mask=_mask(ctx),
+                            caption=ctx.params.get("caption"),
+                            progress=_reporter(ctx, 0.0, span),
+                            chunk_planner=_chunk_jobs(ctx, rid, recording.sha256, span=span))
     keep = {int(t) for t in ctx.params.get("keep_tracks") or []}
     if keep:
         plan = plan.with_keep(keep)
@@ -158,10 +185,29 @@ def run_redaction_plan(ctx: JobContext) -> dict[str, Any]:
 
 
 def _render(ctx: JobContext, rid: str, plan: RedactionPlan | None, *, start: float) -> dict[str, Any]:
+    settings = ctx.vault.settings
+    span = 1.0 - start
+    # Without a plan, long footage is planned by chunk jobs (the first half of the bar) and
+    # then rendered in chunks (the second); short footage in one pass (the whole bar).
+    plan_report, render_report = _reporter(ctx, start, span / 2), _reporter(
+        ctx, start + span / 2, span / 2)
+    whole = _reporter(ctx, start, span)
+
+    def report(p: Progress) -> None:
+        if plan is None and p.stage == "plan":
+            plan_report(p)
+        elif plan is None and p.stage == "render":
+            render_report(p)
+        else:
+            whole(p)
+
     copy = redact_recording(
         ctx.vault, rid, actor=ctx.actor, purpose=ctx.purpose, plan=plan,
-        mask=_mask(ctx), caption=ctx.params.get("caption"),
-        progress=_reporter(ctx, start, 1.0 - start),
+        mask=_mask(ctx), caption=ctx.params.get("caption"), progress=report,
+        chunk_s=settings.redaction_chunk_s, overlap_s=settings.redaction_chunk_overlap_s,
+        workers=settings.redaction_workers,
+        chunk_planner=_chunk_jobs(ctx, rid, ctx.vault.recording(rid).sha256,
+                                  start=start, span=span / 2),
     )
     ctx.plan = copy.plan.to_dict()
     return {
@@ -220,12 +266,115 @@ def run_redact(ctx: JobContext) -> dict[str, Any]:
     return {**_render(ctx, rid, None, start=0.0), **cut}
 
 
+# --- chunked planning on the queue ---------------------------------------------------------------
+
+#: How often a parent looks at its children while they run elsewhere.
+_POLL_S = 0.5
+
+
+def _chunk_jobs(ctx: JobContext, rid: str, sha256: str, *, start: float = 0.0,
+                span: float) -> ChunkPlanner | None:
+    """Plan the chunks of recording ``rid`` as child jobs of ``ctx``'s job (see the module
+    docstring); ``None`` where the job runs without a queue (chunks are then planned on
+    threads here)."""
+    queue = ctx.queue
+    if queue is None:
+        return None
+
+    def plan_chunks(layout: ChunkLayout) -> Sequence[RedactionPlan]:
+        assert queue is not None
+        children: list[str] = []
+        done = False
+        try:
+            for chunk in layout.chunks:
+                child = queue.submit(
+                    JobKind.REDACTION_CHUNK, actor=ctx.actor, purpose=ctx.purpose,
+                    vault=ctx.vault, parent_id=ctx.job.id,
+                    params={"recording_ids": [rid], "sha256": sha256, "chunk": chunk.to_dict(),
+                            "chunks": len(layout.chunks), "mask": ctx.params.get("mask"),
+                            "caption": ctx.params.get("caption")})
+                children.append(child.id)
+            plans = _gather(ctx, queue, children, layout, start=start, span=span)
+            done = True
+            return plans
+        finally:
+            if not done:  # failed, cancelled or requeued: no child goes on working for it
+                for child_id in children:
+                    try:
+                        cancel_job(ctx.vault, child_id)
+                    except InvalidInput:
+                        pass  # already finished
+
+    return plan_chunks
+
+
+def _gather(ctx: JobContext, queue: JobQueue, children: list[str], layout: ChunkLayout, *,
+            start: float, span: float) -> list[RedactionPlan]:
+    """Wait for the child jobs, running queued ones here; return their plans in order.
+    Raises ChunkError naming the first child that failed or was cancelled."""
+    while True:
+        rows = [get_job(ctx.vault, child_id) for child_id in children]
+        for n, row in enumerate(rows):
+            if row.state in (JobState.FAILED, JobState.CANCELLED):
+                chunk = layout.chunks[n]
+                raise ChunkError(
+                    f"chunk {n + 1} of {len(rows)} (frames {chunk.start}-{chunk.stop - 1}, job "
+                    f"{row.id}) {row.state.value}: {row.error or row.message}; nothing was "
+                    "stored: run the job again")
+        finished = sum(row.state == JobState.SUCCEEDED for row in rows)
+        running = sum(row.state == JobState.RUNNING for row in rows)
+        # Progress of the whole: every chunk's own, weighted by its frames.
+        frames = [c.plan_stop - c.plan_start for c in layout.chunks]
+        share = sum(f * (1.0 if r.state == JobState.SUCCEEDED else r.progress)
+                    for f, r in zip(frames, rows, strict=True)) / sum(frames)
+        ctx.progress(start + span * share,
+                     f"plan: {len(rows)} chunks, {finished} done, {running} running", force=True)
+        if finished == len(rows):
+            return [RedactionPlan.model_validate(row.plan) for row in rows]
+        waiting = next((row for row in rows if row.state == JobState.QUEUED), None)
+        if waiting is None:
+            time.sleep(_POLL_S)
+            continue
+        try:
+            # Claimed conditionally: if another worker took it first, this returns at once.
+            queue.run(waiting.id, retries_left=1)
+        except Exception:  # noqa: BLE001 - the child was requeued for another attempt
+            pass
+
+
+def run_redaction_chunk(ctx: JobContext) -> dict[str, Any]:
+    """Plan one chunk of a recording (a child of a plan or redact job): the chunk plan is
+    saved on the job, in the chunk's own frame numbers."""
+    chunk = Chunk.from_dict(ctx.params.get("chunk") or {})
+    rid = _recording_id(ctx)
+    vault = ctx.vault
+    recording = vault.recording(rid)
+    if recording.sha256 != ctx.params.get("sha256"):
+        raise ChunkError(f"chunk job {ctx.job.id} was laid out for other footage than "
+                         f"recording {rid}")
+    total = ctx.params.get("chunks")
+    with spool_dir(vault, "chunk-") as work:
+        source = work / "master.mp4"
+        ctx.progress(0.0, "decrypting the recording", force=True)
+        vault.export_file(rid, source, actor=ctx.actor, purpose=ctx.purpose,
+                          action=Action.REDACTION_PLANNED)
+        plan = plan_chunk(source, chunk, work=work, mask=_mask(ctx),
+                          caption=ctx.params.get("caption"), progress=_reporter(ctx, 0.0, 1.0))
+    ctx.plan = plan.to_dict()
+    return {"recording_id": rid, "chunk": chunk.index, "chunks": total,
+            "frames": [chunk.plan_start, chunk.plan_stop], "owns": [chunk.start, chunk.stop],
+            "tracks": len(plan.tracks),
+            # Which worker planned it (host:pid): chunks of one video spread over machines.
+            "worker": f"{socket.gethostname()}:{os.getpid()}"}
+
+
 __all__ = [
     "JobQueueDep",
     "bound_plan",
     "get_job_queue",
     "open_job_queue",
     "run_redact",
+    "run_redaction_chunk",
     "run_redaction_plan",
     "run_redaction_render",
 ]

@@ -84,6 +84,7 @@ __all__ = [
     "JOIN_IOU",
     "Chunk",
     "ChunkLayout",
+    "ChunkPlanner",
     "chunk_layout",
     "merge_chunk_plans",
     "plan_chunk",
@@ -101,6 +102,9 @@ COVERED_IOU = 0.3
 _TICKS = Fraction(1, 90_000)
 
 FrameBox = tuple[int, int, int, int, float]
+#: Plans every chunk of a layout and returns their plans in layout order: threads in this
+#: process (the default), or chunk jobs on the queue that any worker runs (api.jobs).
+ChunkPlanner = Callable[["ChunkLayout"], Sequence[RedactionPlan]]
 
 # Defaults (immutable), as in redaction.pipeline.
 _SCAN = ScanParams()
@@ -626,12 +630,14 @@ def plan_chunked(source: str | Path, *, chunk_s: float, overlap_s: float, worker
                  scan: ScanParams = _SCAN, track: TrackParams = _TRACK,
                  mask: MaskSpec = _MASK, caption: str | None = None,
                  audio: Sequence[AudioEdit] = (), detector: Detector | None = None,
-                 progress: ProgressCallback | None = None) -> RedactionPlan:
-    """Plan ``source`` in chunks on ``workers`` threads and merge the chunk plans (one pass,
-    as :func:`~redaction.pipeline.plan_video`, when the footage is not split).
+                 progress: ProgressCallback | None = None,
+                 chunk_planner: ChunkPlanner | None = None) -> RedactionPlan:
+    """Plan ``source`` in chunks on ``workers`` threads (or with ``chunk_planner``) and merge
+    the chunk plans (one pass, as :func:`~redaction.pipeline.plan_video`, when the footage
+    is not split).
 
     Nothing is written beside a hidden working folder next to ``source``, removed afterwards.
-    Raises MediaError, ChunkError.
+    Raises MediaError, ChunkError, and whatever ``chunk_planner`` raises.
     """
     src = Path(source)
     idx = _index(src)
@@ -639,6 +645,11 @@ def plan_chunked(source: str | Path, *, chunk_s: float, overlap_s: float, worker
     if len(layout.chunks) == 1:
         return plan_video(src, scan=scan, track=track, mask=mask, caption=caption, audio=audio,
                           detector=detector, progress=progress)
+    if chunk_planner is not None:
+        plans = list(chunk_planner(layout))
+        return merge_chunk_plans(layout, plans,
+                                 source=source_info(src, idx.frame_count, idx.times),
+                                 times=idx.times, audio=audio)
     combined = _Combined("plan", sum(c.plan_stop - c.plan_start for c in layout.chunks),
                          progress)
     work = Path(tempfile.mkdtemp(prefix=f".{src.name}.chunks-", dir=src.parent))

@@ -19,6 +19,7 @@ from pathlib import Path
 from vault import Action, Actor, MediaKind, Purpose, Recording, Vault
 from vault.capture import Capture
 
+from .chunks import ChunkPlanner, chunk_layout, plan_chunked, render_chunked
 from .pipeline import EncodeParams, ProgressCallback, redact_video, render_plan
 from .plan import AudioEdit, MaskSpec, RedactionPlan, save_plan
 from .render import RenderResult
@@ -45,11 +46,18 @@ def redact_recording(
     audio: Sequence[AudioEdit] = (),
     encode: EncodeParams = EncodeParams(),
     progress: ProgressCallback | None = None,
+    chunk_s: float = 0.0,
+    overlap_s: float = 2.0,
+    workers: int = 1,
+    chunk_planner: ChunkPlanner | None = None,
 ) -> RedactedCopy:
     """Redact a vault recording and store the result as a derived recording.
 
     With ``plan`` (e.g. one a reviewer edited), renders exactly that plan; otherwise detects,
-    tracks and renders in one pass. Returns the stored copy. Raises NotFound, Shredded,
+    tracks and renders in one pass. With ``chunk_s`` > 0, footage long enough to split is
+    planned in chunks (on ``workers`` threads, or by ``chunk_planner``: chunk jobs on the
+    queue) and rendered in chunks joined without re-encoding (:mod:`redaction.chunks`).
+    Returns the stored copy. Raises NotFound, Shredded,
     MediaError, PlanError, EncodeError; on any error nothing is stored and the spool is clean.
     """
     parent = vault.recording(recording_id)
@@ -63,11 +71,19 @@ def redact_recording(
             recording_id, source, actor=actor, purpose=purpose, action=Action.REDACTION_PLANNED
         )
         output = work / "redacted.mp4"
+        if plan is None and chunk_s > 0 and len(
+                chunk_layout(source, chunk_s=chunk_s, overlap_s=overlap_s).chunks) > 1:
+            plan = plan_chunked(source, chunk_s=chunk_s, overlap_s=overlap_s, workers=workers,
+                                mask=mask or MaskSpec(), caption=caption, audio=audio,
+                                progress=progress, chunk_planner=chunk_planner)
         if plan is None:
             plan, render = redact_video(
                 source, output, mask=mask or MaskSpec(), caption=caption, audio=audio,
                 encode=encode, progress=progress,
             )
+        elif chunk_s > 0:
+            render = render_chunked(source, plan, output, chunk_s=chunk_s, workers=workers,
+                                    encode=encode, progress=progress)
         else:
             render = render_plan(source, plan, output, encode=encode, progress=progress)
         save_plan(plan, work / "plan.json")

@@ -187,6 +187,25 @@ class Settings(BaseSettings):
         "in the queue (Redis restarted without persistence, flushed, or a lost queue file) is "
         "enqueued again; the job row is the truth.",
     )
+    redaction_chunk_s: float = Field(
+        default=0.0, ge=0,
+        description="Redaction: footage longer than one and a half chunks is split at keyframes "
+        "into chunks of about this many seconds (120 suits several workers), planned in "
+        "parallel (each chunk a job any worker on any host may run) and rendered in parallel, "
+        "joined without re-encoding (docs/redaction.md 'Chunked redaction'). 0 (the default): "
+        "one pass, however long, which is faster on a single two-core worker.",
+    )
+    redaction_chunk_overlap_s: float = Field(
+        default=2.0, ge=0,
+        description="Redaction: seconds each chunk plans beyond its borders, where the tracks "
+        "of neighbouring chunks are joined into one person (at least the tracker's one-second "
+        "gap).",
+    )
+    redaction_workers: int = Field(
+        default=2, ge=1,
+        description="Redaction: chunks one process plans or renders at once (the CLI's chunks, "
+        "a render job's chunks). More worker processes plan more chunks at once.",
+    )
     oidc_issuer: str | None = Field(
         default=None,
         description="API: sign-in through this OpenID Connect issuer (its 'iss', e.g. "

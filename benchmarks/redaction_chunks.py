@@ -1,0 +1,121 @@
+"""Benchmark: one long 1080p recording redacted in one pass and in chunks on 1 and 2 workers.
+
+The clip is a 1080p25 street scene like ``still`` in ``benchmarks/redaction.py`` (14 different
+real faces walking past a fixed camera, sensor noise, a 1/50 s shutter, x264 crf 26 with a 2 s
+keyframe interval, AAC audio): ``--segment`` seconds are drawn, then repeated by stream copy
+to ``--seconds`` (default 600: ten minutes), so a long clip costs seconds to make.
+
+Rows, in one run on the same clip:
+
+- ``one pass``: :func:`redaction.redact_video` (the anchor: plan and render concurrently);
+- ``chunks, N workers``: :func:`redaction.chunks.plan_chunked` then
+  :func:`redaction.chunks.render_chunked`, ``--chunk`` seconds a chunk with ``--overlap``
+  seconds planned twice at each border, on N threads of this process (as a render job, or the
+  CLI, runs them; on the queue each chunk's planning is a job any worker runs).
+
+Each row: wall seconds, fps (frames / wall seconds of the whole run: decode, detect, encode,
+cut and join) and the plan's tracks. Memory and CPU are shared with whatever else runs: the
+load average is printed before and after; compare rows of one run, not runs.
+
+Run: ``python benchmarks/redaction_chunks.py [--seconds 600] [--workers 1,2]``. Files go to
+``benchmarks/out/`` (git-ignored). Ends with one summary line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from redaction import redact_video  # noqa: E402
+from redaction.chunks import chunk_layout, plan_chunked, render_chunked  # noqa: E402
+from redaction.synthetic import Face, linear, make_clip, still  # noqa: E402
+
+W, H, FPS = 1920, 1080, 25
+
+
+def _faces(seconds: float) -> list[Face]:
+    rng = np.random.default_rng(13)
+    faces = [Face(still(1500, 200), 30)]
+    for k in range(13):
+        y = rng.uniform(0.25 * H, 0.95 * H)
+        size = 22 + 18 * (y - 0.25 * H) / (0.7 * H)
+        speed = rng.uniform(40, 110) * size / 30
+        xa = rng.uniform(0, W)
+        xb = xa + (speed if k % 2 else -speed) * seconds
+        faces.append(Face(linear(xa, y, xb, y, seconds), size, mirror=bool(k % 2),
+                          identity=k % 100))
+    return faces
+
+
+def make_long(out: Path, seconds: float, segment: float) -> Path:
+    """A ``seconds`` long clip: ``segment`` seconds drawn, repeated by stream copy."""
+    import imageio_ffmpeg
+
+    seg = out / f"segment-{segment:g}s.mp4"
+    if not seg.exists():
+        make_clip(seg, _faces(segment), width=W, height=H, fps=FPS, seconds=segment, seed=100,
+                  noise=4.0, crf=26, gop=2 * FPS, audio=True, shutter=0.02,
+                  background="rocket")
+    long = out / f"long-{seconds:g}s.mp4"
+    if not long.exists():
+        loops = max(0, int(round(seconds / segment)) - 1)
+        subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-y",
+                        "-stream_loop", str(loops), "-i", str(seg), "-c", "copy",
+                        "-t", f"{seconds:g}", str(long)], check=True)
+    return long
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    ap.add_argument("--seconds", type=float, default=600.0, help="length of the long clip")
+    ap.add_argument("--segment", type=float, default=20.0, help="seconds drawn, then repeated")
+    ap.add_argument("--chunk", type=float, default=120.0, help="chunk length, seconds")
+    ap.add_argument("--overlap", type=float, default=2.0, help="overlap at borders, seconds")
+    ap.add_argument("--workers", default="1,2", help="comma-separated worker counts")
+    ap.add_argument("--skip-one-pass", action="store_true", help="no one-pass anchor row")
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out")
+    args = ap.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    load0 = os.getloadavg()
+    print(f"machine: {os.cpu_count()} cores, load average {load0[0]:.2f} {load0[1]:.2f} "
+          f"{load0[2]:.2f} (shared: other work runs beside this)")
+    src = make_long(args.out, args.seconds, args.segment)
+    layout = chunk_layout(src, chunk_s=args.chunk, overlap_s=args.overlap)
+    n = layout.frame_count
+    print(f"clip: {W}x{H} {FPS} fps, {args.seconds:g} s, {n} frames; "
+          f"{len(layout.chunks)} chunks of ~{args.chunk:g} s, overlap {args.overlap:g} s")
+    rows: list[tuple[str, float, int]] = []
+    if not args.skip_one_pass:
+        t = time.perf_counter()
+        plan, _ = redact_video(src, args.out / "long-one-pass.mp4")
+        rows.append(("one pass", time.perf_counter() - t, len(plan.tracks)))
+        print(f"  {rows[-1][0]:20s} {rows[-1][1]:8.1f} s {n / rows[-1][1]:6.1f} fps "
+              f"{rows[-1][2]:4d} tracks", flush=True)
+    for workers in [int(w) for w in args.workers.split(",") if w]:
+        t = time.perf_counter()
+        plan = plan_chunked(src, chunk_s=args.chunk, overlap_s=args.overlap, workers=workers)
+        planned = time.perf_counter() - t
+        render_chunked(src, plan, args.out / f"long-chunks-{workers}.mp4", chunk_s=args.chunk,
+                       workers=workers)
+        rows.append((f"chunks, {workers} worker{'s' if workers > 1 else ''}",
+                     time.perf_counter() - t, len(plan.tracks)))
+        print(f"  {rows[-1][0]:20s} {rows[-1][1]:8.1f} s {n / rows[-1][1]:6.1f} fps "
+              f"{rows[-1][2]:4d} tracks (plan {planned:.1f} s)", flush=True)
+    load1 = os.getloadavg()
+    print(f"load average {load1[0]:.2f} {load1[1]:.2f} {load1[2]:.2f} at end")
+    summary = "; ".join(f"{label} {wall:.0f} s {n / wall:.1f} fps" for label, wall, _ in rows)
+    print(f"summary: {args.seconds:g} s 1080p, {len(layout.chunks)} chunks: {summary} "
+          f"(load {load0[0]:.1f}-{load1[0]:.1f} on {os.cpu_count()} shared cores)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,263 @@
+"""Issue #13 item 5: a long recording shared by workers through the job queue.
+
+A plan or redact job over footage longer than one and a half chunks is a parent: it submits
+one ``redaction_chunk`` job per chunk, runs queued ones itself while it waits, merges the
+chunk plans and (redact) renders in chunks joined without re-encoding. The footage is made on
+the fly (synthetic faces, libx264, a keyframe a second); the queue is Huey's immediate mode,
+and, marked slow, a real Redis with two worker processes as ``evidence-vault worker`` runs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+import pytest
+from sqlalchemy import select
+
+from api.jobs import open_job_queue, run_redaction_chunk
+from redaction import CenterFace, RedactionPlan
+from redaction.chunks import plan_chunked
+from redaction.errors import MediaError
+from redaction.synthetic import Clip, Face, circle, linear, make_clip
+from vault import Settings, Vault
+from vault.actors import Actor, Purpose, Role
+from vault.capture import Capture
+from vault.casework.jobs import Job, JobContext, JobKind, JobState, get_job
+from vault.ledger.custody import Action
+from vault.storage.catalog import MediaKind, Recording, SourceKind
+
+ROOT = Path(__file__).resolve().parents[2]
+ACTOR = Actor(user="ig-1", role=Role.IG_OFFICER, organisation="Housing", client_addr="10.0.0.5")
+PURPOSE = Purpose(purpose="subject access request", reference="SAR-2026-77")
+T0 = dt.datetime(2026, 12, 1, 9, 0, tzinfo=dt.UTC)
+
+
+def _settings(home: Path, **more: Any) -> Settings:
+    return Settings(home=home, segment_size=4096, redaction_chunk_s=3.0,
+                    redaction_chunk_overlap_s=1.0, redaction_workers=2, **more)
+
+
+def _faces(seconds: float) -> list[Face]:
+    return [Face(linear(30, 80, 290, 150, seconds), 30),
+            Face(circle(170, 150, 40, seconds / 2), 34, identity=3)]
+
+
+@pytest.fixture(scope="module")
+def long_clip(tmp_path_factory: pytest.TempPathFactory) -> Clip:
+    """8 s at 320x240 with a keyframe every second: three chunks of 3 s."""
+    return make_clip(tmp_path_factory.mktemp("chunked-jobs") / "long.mp4", _faces(8.0),
+                     seconds=8.0, gop=25)
+
+
+def _store(vault: Vault, clip: Clip) -> Recording:
+    return vault.put_file(clip.path, Capture(
+        source_id="cam-river-9", source_kind=SourceKind.CCTV, site="Riverside",
+        captured_at=T0, media_kind=MediaKind.VIDEO, original_name="cam-river-9.mp4"),
+        actor=ACTOR)
+
+
+@pytest.fixture
+def vault(tmp_path: Path) -> Iterator[Vault]:
+    with Vault.init(_settings(tmp_path / "home")) as v:
+        yield v
+
+
+def _children(vault: Vault, parent: str) -> list[Job]:
+    with vault.sessions() as session:
+        rows = session.scalars(select(Job).where(Job.parent_id == parent))
+        return sorted(rows, key=lambda j: int((j.params or {})["chunk"]["index"]))
+
+
+def _derived(vault: Vault, rid: str) -> list[Recording]:
+    with vault.sessions() as session:
+        return list(session.scalars(select(Recording).where(Recording.parent_id == rid)))
+
+
+def _times(path: Path) -> list[Fraction]:
+    with av.open(str(path)) as c:
+        vs = c.streams.video[0]
+        tb = Fraction(vs.time_base)
+        return sorted(p.pts * tb for p in c.demux(vs) if p.pts is not None and p.size > 0)
+
+
+def test_plan_job_fans_out_one_job_per_chunk_and_merges_their_plans(
+        vault: Vault, long_clip: Clip) -> None:
+    """Issue #13 item 5: a plan job over 8 s of footage in 3 s chunks submits three chunk jobs
+    (children of it) and its plan is their merge: the plan one process makes in chunks, with
+    each of the two people one track across both borders."""
+    rec = _store(vault, long_clip)
+    queue = open_job_queue(vault.settings, immediate=True, vault=vault)
+    job = queue.submit(JobKind.REDACTION_PLAN, actor=ACTOR, purpose=PURPOSE,
+                       params={"recording_ids": [rec.id]})
+    assert job.state == JobState.SUCCEEDED, job.error
+    children = _children(vault, job.id)
+    assert [c.kind for c in children] == [JobKind.REDACTION_CHUNK] * 3
+    assert all(c.state == JobState.SUCCEEDED for c in children)
+    assert [c.result["owns"] for c in children if c.result] == [[0, 75], [75, 150], [150, 200]]
+    plan = RedactionPlan.model_validate(job.plan)
+    assert plan.source.sha256 == rec.sha256 and plan.source.frame_count == 200
+    assert plan.parameters["chunks"]["joined_at_borders"] >= 4
+    assert len(plan.tracks) == 2 and all(t.start == 0 and t.end == 199 for t in plan.tracks)
+    local = plan_chunked(long_clip.path, chunk_s=3.0, overlap_s=1.0, detector=CenterFace())
+    assert [t.boxes for t in plan.tracks] == [t.boxes for t in local.tracks]
+    assert job.result is not None and job.result["plan_sha256"] == plan.sha256()
+
+
+def test_redact_job_stores_one_copy_joined_without_reencoding(
+        vault: Vault, long_clip: Clip, tmp_path: Path) -> None:
+    """Issue #13 item 5: a redact job plans in chunk jobs and renders in chunks; the vault
+    holds one redacted copy with every source frame at its source time, and its provenance
+    says the chunks were joined by stream copy."""
+    rec = _store(vault, long_clip)
+    queue = open_job_queue(vault.settings, immediate=True, vault=vault)
+    job = queue.submit(JobKind.REDACT, actor=ACTOR, purpose=PURPOSE,
+                       params={"recording_ids": [rec.id]})
+    assert job.state == JobState.SUCCEEDED, job.error
+    assert len(_children(vault, job.id)) == 3
+    (copy,) = _derived(vault, rec.id)
+    assert job.result is not None and job.result["redacted_recording_id"] == copy.id
+    out = tmp_path / "copy.mp4"
+    vault.export_file(copy.id, out, actor=ACTOR, purpose=PURPOSE)
+    assert _times(out) == _times(long_clip.path)
+    chunks = (copy.provenance or {})["parameters"]["chunks"]
+    assert chunks["join"] == "stream copy" and len(chunks["chunks"]) == 3
+    assert list(vault.settings.spool_dir.iterdir()) == []
+
+
+def test_a_failing_chunk_fails_the_job_cleanly_and_it_can_be_run_again(
+        vault: Vault, long_clip: Clip) -> None:
+    """Issue #13 item 5: when one chunk job fails (here its footage is refused: an injected
+    MediaError on the second chunk), the parent fails with that chunk's error and nothing is
+    stored: no redacted copy, no ``redaction_rendered`` event, an empty spool. Submitted again
+    once the chunk can be planned, the job succeeds."""
+    rec = _store(vault, long_clip)
+    queue = open_job_queue(vault.settings, immediate=True, vault=vault)
+
+    def second_chunk_unreadable(ctx: JobContext) -> dict[str, Any]:
+        if ctx.params["chunk"]["index"] == 1:
+            raise MediaError("corrupt video at frame 12 of master.mp4")
+        return run_redaction_chunk(ctx)
+
+    queue.register(JobKind.REDACTION_CHUNK, second_chunk_unreadable)
+    job = queue.submit(JobKind.REDACT, actor=ACTOR, purpose=PURPOSE,
+                       params={"recording_ids": [rec.id]})
+    assert job.state == JobState.FAILED
+    assert job.error is not None and "ChunkError: chunk 2 of 3 (frames 75-149" in job.error
+    assert "corrupt video at frame 12" in job.error and "run the job again" in job.error
+    states = [c.state for c in _children(vault, job.id)]
+    assert states[:2] == [JobState.SUCCEEDED, JobState.FAILED]  # the third is never started
+    assert _derived(vault, rec.id) == []
+    assert vault.ledger.events(object_id=rec.id, action=Action.REDACTION_RENDERED) == []
+    assert list(vault.settings.spool_dir.iterdir()) == []
+
+    queue.register(JobKind.REDACTION_CHUNK, run_redaction_chunk)
+    again = queue.submit(JobKind.REDACT, actor=ACTOR, purpose=PURPOSE,
+                         params={"recording_ids": [rec.id]})
+    assert again.state == JobState.SUCCEEDED, again.error
+    assert len(_derived(vault, rec.id)) == 1
+
+
+def test_cancelling_the_parent_cancels_its_chunks(vault: Vault, long_clip: Clip) -> None:
+    """A parent cancelled while its chunks are queued leaves no chunk to run: each is
+    cancelled with it (queued on SQLite storage here; no worker runs them)."""
+    from vault.casework.jobs import cancel_job
+
+    rec = _store(vault, long_clip)
+    queue = open_job_queue(vault.settings, vault=vault)  # a real (SQLite) queue, no worker
+    try:
+        job = queue.submit(JobKind.REDACTION_PLAN, actor=ACTOR, purpose=PURPOSE,
+                           params={"recording_ids": [rec.id]})
+        import threading
+
+        runner = threading.Thread(target=queue.run, args=(job.id,))
+        runner.start()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not _children(vault, job.id):
+            time.sleep(0.05)
+        cancel_job(vault, job.id)
+        runner.join(timeout=120)
+        assert not runner.is_alive()
+        children = _children(vault, job.id)
+        assert children and all(c.state in (JobState.CANCELLED, JobState.SUCCEEDED)
+                                for c in children)
+        assert any(c.state == JobState.CANCELLED for c in children)
+        assert get_job(vault, job.id).state == JobState.CANCELLED
+    finally:
+        queue.close()
+
+
+# --- a real Redis queue and two worker processes ---------------------------------------------
+
+
+def worker_main(home: str, redis_url: str) -> None:
+    """A worker process as ``evidence-vault worker`` runs one: a sweep, then the consumer."""
+    from pydantic import SecretStr
+
+    queue = open_job_queue(_settings(Path(home), queue_url=SecretStr(redis_url)))
+    queue.sweep()
+    queue.consumer(workers=1, periodic=True).run()
+
+
+@pytest.fixture
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    from tests.conftest import _server_or_skip
+    from tests.servers import start_redis
+
+    server = _server_or_skip("Redis", lambda: start_redis(tmp_path_factory.mktemp("redis")))
+    yield server.url
+    server.stop()
+
+
+@pytest.mark.slow
+def test_two_worker_processes_share_one_long_video_on_redis(
+        tmp_path: Path, redis_url: str, long_clip: Clip) -> None:
+    """Issue #13 item 5: on a real Redis queue, two worker processes (sharing nothing with the
+    test but Redis and the catalog) plan the chunks of one recording between them: the chunk
+    jobs are run by both, and the parent's plan is the merge."""
+    from pydantic import SecretStr
+
+    with Vault.init(_settings(tmp_path / "home", queue_url=SecretStr(redis_url))) as vault:
+        rec = _store(vault, long_clip)
+        procs = []
+        for n in range(2):
+            log = (tmp_path / f"worker-{n}.log").open("ab")
+            code = (f"from tests.api.test_chunked_jobs import worker_main; "
+                    f"worker_main({str(vault.settings.home_dir)!r}, {redis_url!r})")
+            procs.append(subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=log,
+                                          stderr=subprocess.STDOUT))
+        queue = open_job_queue(vault.settings, vault=vault)
+        try:
+            job = queue.submit(JobKind.REDACTION_PLAN, actor=ACTOR, purpose=PURPOSE,
+                               params={"recording_ids": [rec.id]})
+            deadline = time.monotonic() + 240
+            while time.monotonic() < deadline:
+                job = get_job(vault, job.id)
+                if job.state not in (JobState.QUEUED, JobState.RUNNING):
+                    break
+                time.sleep(0.2)
+            assert job.state == JobState.SUCCEEDED, (job.state, job.error, job.message)
+            children = _children(vault, job.id)
+            workers = {c.result["worker"] for c in children if c.result}
+            assert len(children) == 3 and all(c.state == JobState.SUCCEEDED for c in children)
+            assert len(workers) == 2, workers
+            plan = RedactionPlan.model_validate(job.plan)
+            assert len(plan.tracks) == 2 and plan.parameters["chunks"]["joined_at_borders"] >= 4
+        finally:
+            queue.close()
+            for proc in procs:
+                proc.send_signal(signal.SIGINT)
+            for proc in procs:
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
