@@ -10,12 +10,18 @@
   (:mod:`api._openapi`). :data:`OptionalPurposeDep` is for the few routes where it is not.
 - :data:`RouteDep`: the route as ``METHOD /template`` (never the concrete path, which for a
   share holds its token), for custody event details.
+- :data:`ContextDep`: the three together (:class:`RequestContext`), the one opening of every
+  authenticated API route; its ``require*`` methods are the policy checks of
+  :mod:`vault.casework.policy` with the vault, principal and route filled in (the same
+  functions, so there is no second authorisation path). The web pages' context
+  (:class:`api.web.routes.WebContext`) extends it with the signed-in session.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -23,6 +29,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from vault.actors import Purpose
 from vault.access.denials import DenialThrottle
 from vault.access.identity import Principal, authenticate
+from vault.casework import policy
+from vault.casework.jobs import require_job
+from vault.casework.policy import Permission
 from vault.vault import Vault
 
 from .errors import MissingHeader
@@ -109,6 +118,76 @@ def get_principal(
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
+if TYPE_CHECKING:
+    from vault.casework.jobs import Job
+    from vault.casework.shares import Share
+    from vault.storage.catalog import Case, Hold, Recording, Source
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    """Who asks (``principal``), of which vault, on which route (``METHOD /template``).
+
+    Each ``require*`` method is the policy function of the same name
+    (:mod:`vault.casework.policy`, :func:`vault.casework.jobs.require_job`) called with these
+    three: a refusal is logged with the route and raised as AccessDenied, exactly as a direct
+    call would, because it is that call."""
+
+    vault: Vault
+    principal: Principal
+    route: str
+
+    def require(self, permission: Permission, *, object_ids: Iterable[str] = ()) -> None:
+        """:func:`vault.casework.policy.require`: the role holds ``permission``."""
+        policy.require(self.vault, self.principal, permission, object_ids=object_ids,
+                       route=self.route)
+
+    def require_recording(self, permission: Permission, recording_id: str) -> Recording:
+        """:func:`vault.casework.policy.require_recording`."""
+        return policy.require_recording(self.vault, self.principal, permission, recording_id,
+                                        route=self.route)
+
+    def require_case(self, permission: Permission, case_id: str) -> Case:
+        """:func:`vault.casework.policy.require_case`."""
+        return policy.require_case(self.vault, self.principal, permission, case_id,
+                                   route=self.route)
+
+    def require_hold(self, permission: Permission, hold_id: str) -> Hold:
+        """:func:`vault.casework.policy.require_hold`."""
+        return policy.require_hold(self.vault, self.principal, permission, hold_id,
+                                   route=self.route)
+
+    def require_source(self, permission: Permission, source_id: str) -> Source:
+        """:func:`vault.casework.policy.require_source`."""
+        return policy.require_source(self.vault, self.principal, permission, source_id,
+                                     route=self.route)
+
+    def require_sar(self, permission: Permission, sar_id: str) -> None:
+        """:func:`vault.casework.policy.require_sar`."""
+        policy.require_sar(self.vault, self.principal, permission, sar_id, route=self.route)
+
+    def require_share(self, permission: Permission, share: Share | None,
+                      share_id: str) -> Share:
+        """:func:`vault.casework.policy.require_share`."""
+        return policy.require_share(self.vault, self.principal, permission, share, share_id,
+                                    route=self.route)
+
+    def require_event(self, seq: int) -> None:
+        """:func:`vault.casework.policy.require_event`."""
+        policy.require_event(self.vault, self.principal, seq, route=self.route)
+
+    def require_job(self, permission: Permission, job_id: str) -> Job:
+        """:func:`vault.casework.jobs.require_job`."""
+        return require_job(self.vault, self.principal, permission, job_id, route=self.route)
+
+
+def request_context(vault: VaultDep, principal: PrincipalDep, route: RouteDep) -> RequestContext:
+    """The context of an authenticated API request (401, logged, without a valid token)."""
+    return RequestContext(vault=vault, principal=principal, route=route)
+
+
+ContextDep = Annotated[RequestContext, Depends(request_context)]
+
 
 @dataclass(frozen=True)
 class PurposeHeaders:
@@ -183,11 +262,13 @@ ClientAddrDep = Annotated[str | None, Depends(client_addr)]
 
 __all__ = [
     "ClientAddrDep",
+    "ContextDep",
     "DenialsDep",
     "OptionalPurposeDep",
     "PrincipalDep",
     "PurposeDep",
     "PurposeHeaders",
+    "RequestContext",
     "RouteDep",
     "VaultDep",
     "bearer_scheme",
@@ -198,5 +279,6 @@ __all__ = [
     "get_principal",
     "get_purpose",
     "get_vault",
+    "request_context",
     "route_name",
 ]

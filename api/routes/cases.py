@@ -18,15 +18,11 @@ from vault.casework.policy import (
     Permission,
     case_scope,
     is_scoped,
-    require,
-    require_case,
-    require_hold,
     require_hold_target,
-    require_recording,
     visible_holds,
 )
 
-from ..deps import OptionalPurposeDep, PrincipalDep, RouteDep, VaultDep
+from ..deps import ContextDep, OptionalPurposeDep
 from ..errors import responses
 from ..schemas import (
     UUID_PATTERN,
@@ -62,15 +58,13 @@ def _detail(vault, case_id: str) -> CaseDetail:  # type: ignore[no-untyped-def]
     responses=responses(401, 403),
 )
 def list_cases(
-    vault: VaultDep,
-    principal: PrincipalDep,
-    route: RouteDep,
+    ctx: ContextDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> list[CasePublic]:
-    require(vault, principal, Permission.CASE_READ, route=route)
-    member, org = case_scope(principal)
-    rows = case_ops.list_cases(vault, member_id=member, organisation=org, limit=limit, offset=offset)
+    ctx.require(Permission.CASE_READ)
+    member, org = case_scope(ctx.principal)
+    rows = case_ops.list_cases(ctx.vault, member_id=member, organisation=org, limit=limit, offset=offset)
     return [CasePublic.of(c, o) for c, o in rows]
 
 
@@ -84,24 +78,24 @@ def list_cases(
     responses=responses(400, 401, 403, 404),
 )
 def create_case(
-    vault: VaultDep, principal: PrincipalDep, route: RouteDep, body: CaseCreate
+    ctx: ContextDep, body: CaseCreate
 ) -> CaseDetail:
-    require(vault, principal, Permission.CASE_CREATE, route=route)
+    ctx.require(Permission.CASE_CREATE)
     from vault.access.identity import get_user
 
-    members = [principal.user_id] + [
-        u.id for u in (get_user(vault, name) for name in body.members) if u.id != principal.user_id
+    members = [ctx.principal.user_id] + [
+        u.id for u in (get_user(ctx.vault, name) for name in body.members) if u.id != ctx.principal.user_id
     ]
     case = case_ops.create_case(
-        vault,
+        ctx.vault,
         reference=body.reference,
-        organisation=principal.organisation,
-        actor=principal.actor,
+        organisation=ctx.principal.organisation,
+        actor=ctx.principal.actor,
         title=body.title,
         crime_number=body.crime_number,
         member_ids=tuple(dict.fromkeys(members)),
     )
-    return _detail(vault, case.id)
+    return _detail(ctx.vault, case.id)
 
 
 @router.get(
@@ -111,9 +105,9 @@ def create_case(
     response_model=CaseDetail,
     responses=responses(401, 403, 404),
 )
-def get_case(vault: VaultDep, principal: PrincipalDep, route: RouteDep, case_id: CaseId) -> CaseDetail:
-    require_case(vault, principal, Permission.CASE_READ, case_id, route=route)
-    return _detail(vault, case_id)
+def get_case(ctx: ContextDep, case_id: CaseId) -> CaseDetail:
+    ctx.require_case(Permission.CASE_READ, case_id)
+    return _detail(ctx.vault, case_id)
 
 
 @router.post(
@@ -125,18 +119,16 @@ def get_case(vault: VaultDep, principal: PrincipalDep, route: RouteDep, case_id:
     responses=responses(400, 401, 403, 404),
 )
 def link_recording(
-    vault: VaultDep,
-    principal: PrincipalDep,
-    route: RouteDep,
+    ctx: ContextDep,
     purpose: OptionalPurposeDep,
     case_id: CaseId,
     body: CaseLink,
 ) -> CaseDetail:
-    require_case(vault, principal, Permission.CASE_WRITE, case_id, route=route)
-    require_recording(vault, principal, Permission.READ, body.recording_id, route=route)
+    ctx.require_case(Permission.CASE_WRITE, case_id)
+    ctx.require_recording(Permission.READ, body.recording_id)
     stated = purpose.require() if purpose.purpose else None
-    case_ops.link_recording(vault, case_id, body.recording_id, actor=principal.actor, purpose=stated)
-    return _detail(vault, case_id)
+    case_ops.link_recording(ctx.vault, case_id, body.recording_id, actor=ctx.principal.actor, purpose=stated)
+    return _detail(ctx.vault, case_id)
 
 
 @router.delete(
@@ -148,11 +140,11 @@ def link_recording(
     responses=responses(401, 403, 404),
 )
 def unlink_recording(
-    vault: VaultDep, principal: PrincipalDep, route: RouteDep, case_id: CaseId,
+    ctx: ContextDep, case_id: CaseId,
     recording_id: RecordingId,
 ) -> Response:
-    require_case(vault, principal, Permission.CASE_WRITE, case_id, route=route)
-    case_ops.unlink_recording(vault, case_id, recording_id, actor=principal.actor)
+    ctx.require_case(Permission.CASE_WRITE, case_id)
+    case_ops.unlink_recording(ctx.vault, case_id, recording_id, actor=ctx.principal.actor)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -164,11 +156,11 @@ def unlink_recording(
     responses=responses(400, 401, 403, 404),
 )
 def add_member(
-    vault: VaultDep, principal: PrincipalDep, route: RouteDep, case_id: CaseId, body: CaseMemberAdd
+    ctx: ContextDep, case_id: CaseId, body: CaseMemberAdd
 ) -> CaseDetail:
-    require_case(vault, principal, Permission.CASE_WRITE, case_id, route=route)
-    case_ops.add_member(vault, case_id, body.user, actor=principal.actor)
-    return _detail(vault, case_id)
+    ctx.require_case(Permission.CASE_WRITE, case_id)
+    case_ops.add_member(ctx.vault, case_id, body.user, actor=ctx.principal.actor)
+    return _detail(ctx.vault, case_id)
 
 
 @router.post(
@@ -181,11 +173,11 @@ def add_member(
     responses=responses(400, 401, 403, 404),
 )
 def close_case(
-    vault: VaultDep, principal: PrincipalDep, route: RouteDep, case_id: CaseId, body: CaseClose
+    ctx: ContextDep, case_id: CaseId, body: CaseClose
 ) -> CaseDetail:
-    require_case(vault, principal, Permission.CASE_WRITE, case_id, route=route)
-    case_ops.close_case(vault, case_id, actor=principal.actor, reason=body.reason)
-    return _detail(vault, case_id)
+    ctx.require_case(Permission.CASE_WRITE, case_id)
+    case_ops.close_case(ctx.vault, case_id, actor=ctx.principal.actor, reason=body.reason)
+    return _detail(ctx.vault, case_id)
 
 
 @router.post(
@@ -197,11 +189,11 @@ def close_case(
     responses=responses(400, 401, 403, 404),
 )
 def reopen_case(
-    vault: VaultDep, principal: PrincipalDep, route: RouteDep, case_id: CaseId, body: CaseClose
+    ctx: ContextDep, case_id: CaseId, body: CaseClose
 ) -> CaseDetail:
-    require_case(vault, principal, Permission.CASE_WRITE, case_id, route=route)
-    case_ops.reopen_case(vault, case_id, actor=principal.actor, reason=body.reason)
-    return _detail(vault, case_id)
+    ctx.require_case(Permission.CASE_WRITE, case_id)
+    case_ops.reopen_case(ctx.vault, case_id, actor=ctx.principal.actor, reason=body.reason)
+    return _detail(ctx.vault, case_id)
 
 
 # --- holds -----------------------------------------------------------------------------------
@@ -216,9 +208,7 @@ def reopen_case(
     responses=responses(401, 403, 404),
 )
 def holds(
-    vault: VaultDep,
-    principal: PrincipalDep,
-    route: RouteDep,
+    ctx: ContextDep,
     case_id: Annotated[str | None, Query(pattern=UUID_PATTERN)] = None,
     recording_id: Annotated[str | None, Query(pattern=UUID_PATTERN)] = None,
     kind: Annotated[HoldKind | None, Query()] = None,
@@ -227,14 +217,14 @@ def holds(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> list[HoldPublic]:
-    require(vault, principal, Permission.HOLD_READ, route=route)
-    if is_scoped(principal) and case_id is None:
+    ctx.require(Permission.HOLD_READ)
+    if is_scoped(ctx.principal) and case_id is None:
         raise InvalidInput("name a case (case_id) whose holds you want to see")
     if case_id is not None:
-        require_case(vault, principal, Permission.HOLD_READ, case_id, route=route)
+        ctx.require_case(Permission.HOLD_READ, case_id)
     rows = list_holds(
-        vault, case_id=case_id, recording_id=recording_id, kind=kind,
-        active=None if all else active, scope=visible_holds(principal), limit=limit,
+        ctx.vault, case_id=case_id, recording_id=recording_id, kind=kind,
+        active=None if all else active, scope=visible_holds(ctx.principal), limit=limit,
         offset=offset,
     )
     return [HoldPublic.of(h) for h in rows]
@@ -250,10 +240,10 @@ def holds(
     response_model=HoldPublic,
     responses=responses(400, 401, 403, 404),
 )
-def place(vault: VaultDep, principal: PrincipalDep, route: RouteDep, body: HoldCreate) -> HoldPublic:
+def place(ctx: ContextDep, body: HoldCreate) -> HoldPublic:
     require_hold_target(
-        vault, principal, recording_id=body.recording_id, case_id=body.case_id,
-        source_id=body.source_id, route=route,
+        ctx.vault, ctx.principal, recording_id=body.recording_id, case_id=body.case_id,
+        source_id=body.source_id, route=ctx.route,
     )
     if (body.window_start is None) != (body.window_end is None):
         raise InvalidInput("a hold window needs both window_start and window_end")
@@ -263,9 +253,9 @@ def place(vault: VaultDep, principal: PrincipalDep, route: RouteDep, body: HoldC
         raise InvalidInput("a subject access request holds footage by attaching a camera window "
                            "to the request (POST /sars/{id}/windows), which ends with it")
     window = (body.window_start, body.window_end) if body.window_start and body.window_end else None
-    owner = case_ops.case_details(vault, body.case_id)[1] if body.case_id else None
+    owner = case_ops.case_details(ctx.vault, body.case_id)[1] if body.case_id else None
     hold = place_hold(
-        vault, kind=body.kind, reason=body.reason, actor=principal.actor,
+        ctx.vault, kind=body.kind, reason=body.reason, actor=ctx.principal.actor,
         reference=body.reference, recording_id=body.recording_id, case_id=body.case_id,
         source_id=body.source_id, window=window, organisation=owner,
     )
@@ -283,10 +273,10 @@ def place(vault: VaultDep, principal: PrincipalDep, route: RouteDep, body: HoldC
     responses=responses(400, 401, 403, 404),
 )
 def release(
-    vault: VaultDep, principal: PrincipalDep, route: RouteDep, hold_id: HoldId, body: HoldRelease
+    ctx: ContextDep, hold_id: HoldId, body: HoldRelease
 ) -> HoldPublic:
-    require_hold(vault, principal, Permission.HOLD_RELEASE, hold_id, route=route)
-    return HoldPublic.of(release_hold(vault, hold_id, actor=principal.actor, reason=body.reason))
+    ctx.require_hold(Permission.HOLD_RELEASE, hold_id)
+    return HoldPublic.of(release_hold(ctx.vault, hold_id, actor=ctx.principal.actor, reason=body.reason))
 
 
 __all__ = ["router"]

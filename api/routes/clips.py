@@ -16,11 +16,9 @@ from pydantic import Field, StringConstraints
 
 from redaction.clips import MAX_WINDOW, assemble_clip, clip_sources
 from vault.errors import InvalidInput
-from vault.access.identity import Principal
-from vault.casework.policy import Permission, require, require_recording, require_source
-from vault.vault import Vault
+from vault.casework.policy import Permission
 
-from ..deps import PrincipalDep, PurposeDep, RouteDep, VaultDep
+from ..deps import ContextDep, RequestContext, PurposeDep
 from ..errors import responses
 from ..schemas import Instant, RecordingPublic, _Model
 
@@ -48,8 +46,7 @@ class ClipPublic(RecordingPublic):
 
 
 def authorise_clip(
-    vault: Vault, principal: Principal, source_id: str, start: dt.datetime, end: dt.datetime,
-    *, route: str | None = None,
+    ctx: RequestContext, source_id: str, start: dt.datetime, end: dt.datetime,
 ) -> tuple[dt.datetime, dt.datetime]:
     """The one decision on cutting a clip, for this route and the web app's watch page: the
     window in UTC, if ``principal`` may cut it.
@@ -58,18 +55,18 @@ def authorise_clip(
     without the download permission, or when any recording the clip would show is outside the
     principal's need-to-know (or, for a scoped user, the source is at none of their sites).
     """
-    require(vault, principal, Permission.DOWNLOAD, route=route)
+    ctx.require(Permission.DOWNLOAD)
     if end <= start:
         raise InvalidInput("the clip window must end after it starts")
     start, end = start.astimezone(dt.UTC), end.astimezone(dt.UTC)
     if end - start <= MAX_WINDOW:
-        sources = clip_sources(vault, source_id, start, end)
+        sources = clip_sources(ctx.vault, source_id, start, end)
         for recording in sources:  # need-to-know over every recording the clip shows
-            require_recording(vault, principal, Permission.DOWNLOAD, recording.id, route=route)
+            ctx.require_recording(Permission.DOWNLOAD, recording.id)
         if not sources:
             # An empty answer must not tell anyone about cameras outside their organisation
             # (or, for a scoped user, outside their sites).
-            require_source(vault, principal, Permission.DOWNLOAD, source_id, route=route)
+            ctx.require_source(Permission.DOWNLOAD, source_id)
     return start, end
 
 
@@ -85,12 +82,11 @@ def authorise_clip(
     responses=responses(400, 401, 403, 404, 410, 503),
 )
 def create_clip(
-    vault: VaultDep, principal: PrincipalDep, route: RouteDep, purpose: PurposeDep, body: ClipCreate
+    ctx: ContextDep, purpose: PurposeDep, body: ClipCreate
 ) -> ClipPublic:
-    start, end = authorise_clip(vault, principal, body.source_id, body.start, body.end,
-                                route=route)
+    start, end = authorise_clip(ctx, body.source_id, body.start, body.end)
     clip = assemble_clip(
-        vault, body.source_id, start, end, actor=principal.actor, purpose=purpose.require(),
+        ctx.vault, body.source_id, start, end, actor=ctx.principal.actor, purpose=purpose.require(),
         method=body.method,
     )
     return ClipPublic(

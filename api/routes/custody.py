@@ -16,9 +16,9 @@ from vault.ledger.checkpoint import open_checkpoint
 from vault.ledger.custody import EventRecord, parse_action
 from vault.errors import InvalidInput
 from vault.casework.fixity import check_fixity
-from vault.casework.policy import Permission, require, require_case, require_event, visible_events
+from vault.casework.policy import Permission, visible_events
 
-from ..deps import PrincipalDep, RouteDep, VaultDep
+from ..deps import ContextDep
 from ..errors import responses
 from ..schemas import (
     FixityRequest,
@@ -53,9 +53,7 @@ def _public(record: EventRecord) -> CustodyEventPublic:
     responses=responses(400, 401, 403, 404),
 )
 def events(
-    vault: VaultDep,
-    principal: PrincipalDep,
-    route: RouteDep,
+    ctx: ContextDep,
     item: Annotated[str | None, Query(max_length=128, description="Object id named by the event.")] = None,
     user: Annotated[str | None, Query(max_length=256, description="Who acted.")] = None,
     action: Annotated[str | None, Query(max_length=64, description="e.g. viewed, access_denied.")] = None,
@@ -66,22 +64,22 @@ def events(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> CustodyEventList:
-    require(vault, principal, Permission.CUSTODY_READ, route=route)
+    ctx.require(Permission.CUSTODY_READ)
     parsed = parse_action(action) if action else None
     # Narrowed by item, user, reference or case, the boundary is checked per candidate event;
     # over the whole log, once as a set (vault.casework.policy.visible_events says why).
     narrowed = any(x is not None for x in (item, user, reference, case_id))
     filters = {"actor": user, "action": parsed, "since": since, "until": until,
-               "where": visible_events(principal, narrowed=narrowed)}
+               "where": visible_events(ctx.principal, narrowed=narrowed)}
     if case_id is None:
-        found = vault.ledger.events(
+        found = ctx.vault.ledger.events(
             object_id=item, reference=reference, limit=limit, offset=offset, **filters  # type: ignore[arg-type]
         )
         return CustodyEventList(items=[_public(r) for r in found], limit=limit, offset=offset)
     if item is not None or reference is not None:
         raise InvalidInput("case_id gives a case's whole history: use it without item or reference")
-    require_case(vault, principal, Permission.CUSTODY_READ, case_id, route=route)
-    case, _org, recording_ids, _members = case_details(vault, case_id)
+    ctx.require_case(Permission.CUSTODY_READ, case_id)
+    case, _org, recording_ids, _members = case_details(ctx.vault, case_id)
     window = offset + limit
     merged: dict[int, EventRecord] = {}
     # One statement for the case and all its items (not one per item), one for its reference.
@@ -90,7 +88,7 @@ def events(
         {"reference": case.reference},
     ]
     for query in queries:
-        for record in vault.ledger.events(limit=window, **query, **filters):  # type: ignore[arg-type]
+        for record in ctx.vault.ledger.events(limit=window, **query, **filters):  # type: ignore[arg-type]
             merged[record.seq] = record
     page = [merged[s] for s in sorted(merged)][offset:window]
     return CustodyEventList(items=[_public(r) for r in page], limit=limit, offset=offset)
@@ -103,9 +101,9 @@ def events(
     response_model=CustodyEventPublic,
     responses=responses(401, 403, 404),
 )
-def event(vault: VaultDep, principal: PrincipalDep, route: RouteDep, seq: Seq) -> CustodyEventPublic:
-    require_event(vault, principal, seq, route=route)
-    return _public(vault.ledger.get(seq))
+def event(ctx: ContextDep, seq: Seq) -> CustodyEventPublic:
+    ctx.require_event(seq)
+    return _public(ctx.vault.ledger.get(seq))
 
 
 @router.get(
@@ -116,9 +114,9 @@ def event(vault: VaultDep, principal: PrincipalDep, route: RouteDep, seq: Seq) -
     response_model=InclusionProof,
     responses=responses(401, 403, 404, 409),
 )
-def proof(vault: VaultDep, principal: PrincipalDep, route: RouteDep, seq: Seq) -> InclusionProof:
-    require_event(vault, principal, seq, route=route)
-    return InclusionProof(**vault.ledger.inclusion_proof(seq))
+def proof(ctx: ContextDep, seq: Seq) -> InclusionProof:
+    ctx.require_event(seq)
+    return InclusionProof(**ctx.vault.ledger.inclusion_proof(seq))
 
 
 @router.get(
@@ -132,9 +130,9 @@ def proof(vault: VaultDep, principal: PrincipalDep, route: RouteDep, seq: Seq) -
     response_model=VerifyResult,
     responses=responses(401, 403, 409),
 )
-def verify(vault: VaultDep, principal: PrincipalDep, route: RouteDep) -> VerifyResult:
-    require(vault, principal, Permission.CUSTODY_VERIFY, route=route)
-    report = vault.ledger.verify()
+def verify(ctx: ContextDep) -> VerifyResult:
+    ctx.require(Permission.CUSTODY_VERIFY)
+    report = ctx.vault.ledger.verify()
     return VerifyResult(ok=True, summary=report.summary(), **report.to_dict())
 
 
@@ -148,12 +146,12 @@ def verify(vault: VaultDep, principal: PrincipalDep, route: RouteDep) -> VerifyR
     response_model=FixityResult,
     responses=responses(400, 401, 403, 404, 410),
 )
-def fixity(vault: VaultDep, principal: PrincipalDep, route: RouteDep,
+def fixity(ctx: ContextDep,
            body: FixityRequest) -> FixityResult:
-    require(vault, principal, Permission.CUSTODY_VERIFY, route=route)
+    ctx.require(Permission.CUSTODY_VERIFY)
     if not body.recording_ids and body.sample is None:
         raise InvalidInput("name recording_ids or give a sample size")
-    report = check_fixity(vault, actor=principal.actor, recording_ids=body.recording_ids or None,
+    report = check_fixity(ctx.vault, actor=ctx.principal.actor, recording_ids=body.recording_ids or None,
                           sample=body.sample)
     data = report.to_dict()
     return FixityResult(**data, summary=report.summary())
@@ -168,17 +166,17 @@ def fixity(vault: VaultDep, principal: PrincipalDep, route: RouteDep,
     response_model=CheckpointPublic,
     responses=responses(401, 403, 409),
 )
-def checkpoint(vault: VaultDep, principal: PrincipalDep, route: RouteDep) -> CheckpointPublic:
-    require(vault, principal, Permission.CUSTODY_READ, route=route)
-    note = vault.ledger.checkpoint()
-    vkey = vault.ledger.verifier_key()
-    cp = open_checkpoint(note, vkey, origin=vault.ledger.origin)
+def checkpoint(ctx: ContextDep) -> CheckpointPublic:
+    ctx.require(Permission.CUSTODY_READ)
+    note = ctx.vault.ledger.checkpoint()
+    vkey = ctx.vault.ledger.verifier_key()
+    cp = open_checkpoint(note, vkey, origin=ctx.vault.ledger.origin)
     return CheckpointPublic(
-        origin=vault.ledger.origin,
+        origin=ctx.vault.ledger.origin,
         size=cp.size,
         checkpoint=note,
         verifier_key=vkey,
-        key_handovers=[KeyHandover(**h) for h in vault.ledger.handovers()],
+        key_handovers=[KeyHandover(**h) for h in ctx.vault.ledger.handovers()],
     )
 
 

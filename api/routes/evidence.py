@@ -24,15 +24,12 @@ from vault.errors import InvalidInput
 from vault.casework.holds import held_ids
 from vault.casework.policy import (
     Permission,
-    require,
-    require_case,
-    require_recording,
     visible_recordings,
 )
 from vault.casework.search import MAX_LIMIT, RecordingQuery, page_cursor, search_recordings
 
 from .._streaming import footage_response
-from ..deps import PrincipalDep, PurposeDep, RouteDep, VaultDep
+from ..deps import ContextDep, PurposeDep
 from ..errors import responses
 from ..schemas import UUID_PATTERN, Instant, RecordingList, RecordingPublic
 
@@ -57,9 +54,7 @@ _MAX_NAME = 255
     responses=responses(400, 401, 403),
 )
 def search(
-    vault: VaultDep,
-    principal: PrincipalDep,
-    route: RouteDep,
+    ctx: ContextDep,
     source: Annotated[str | None, Query(max_length=128, description="Source id.")] = None,
     site: Annotated[str | None, Query(max_length=256, description="Site or estate.")] = None,
     since: Annotated[Instant | None, Query(description="Window start (ISO-8601).")] = None,
@@ -76,16 +71,16 @@ def search(
         "Keyset cursor: the previous page's next_after. Pages stay fast at any depth, where "
         "offset makes the catalog skip every earlier row."))] = None,
 ) -> RecordingList:
-    require(vault, principal, Permission.SEARCH, route=route)
+    ctx.require(Permission.SEARCH)
     if case_id is not None:
-        require_case(vault, principal, Permission.CASE_READ, case_id, route=route)
+        ctx.require_case(Permission.CASE_READ, case_id)
     query = RecordingQuery(
         source_id=source, site=site, since=since, until=until, media_kind=media_kind,
         case_id=case_id, held=held, clock_flagged=clock_flagged, include_deleted=include_deleted,
         limit=limit, offset=offset, after=after,
     )
-    found = search_recordings(vault, query, actor=principal.actor, scope=visible_recordings(principal))
-    kept = held_ids(vault, (r.id for r in found))
+    found = search_recordings(ctx.vault, query, actor=ctx.principal.actor, scope=visible_recordings(ctx.principal))
+    kept = held_ids(ctx.vault, (r.id for r in found))
     return RecordingList(items=[RecordingPublic.of(r, held=r.id in kept) for r in found],
                          limit=limit, offset=offset,
                          next_after=page_cursor(found[-1]) if len(found) == limit else None)
@@ -100,10 +95,10 @@ def search(
     responses=responses(401, 403, 404),
 )
 def metadata(
-    vault: VaultDep, principal: PrincipalDep, route: RouteDep, recording_id: RecordingId
+    ctx: ContextDep, recording_id: RecordingId
 ) -> RecordingPublic:
-    recording = require_recording(vault, principal, Permission.READ, recording_id, route=route)
-    return RecordingPublic.of(recording, held=bool(held_ids(vault, [recording.id])))
+    recording = ctx.require_recording(Permission.READ, recording_id)
+    return RecordingPublic.of(recording, held=bool(held_ids(ctx.vault, [recording.id])))
 
 
 @router.get(
@@ -118,16 +113,14 @@ def metadata(
                206: {"description": "The requested byte range"}, **_FOOTAGE_ERRORS},
 )
 def stream(
-    vault: VaultDep,
-    principal: PrincipalDep,
-    route: RouteDep,
+    ctx: ContextDep,
     purpose: PurposeDep,
     recording_id: RecordingId,
     range_header: RangeHeader = None,
 ) -> StreamingResponse:
-    recording = require_recording(vault, principal, Permission.VIEW, recording_id, route=route)
+    recording = ctx.require_recording(Permission.VIEW, recording_id)
     return footage_response(
-        vault, recording, actor=principal.actor, purpose=purpose.require(),
+        ctx.vault, recording, actor=ctx.principal.actor, purpose=purpose.require(),
         range_header=range_header, action=Action.STREAMED, attachment=False,
     )
 
@@ -142,16 +135,14 @@ def stream(
                206: {"description": "The requested byte range"}, **_FOOTAGE_ERRORS},
 )
 def download(
-    vault: VaultDep,
-    principal: PrincipalDep,
-    route: RouteDep,
+    ctx: ContextDep,
     purpose: PurposeDep,
     recording_id: RecordingId,
     range_header: RangeHeader = None,
 ) -> StreamingResponse:
-    recording = require_recording(vault, principal, Permission.DOWNLOAD, recording_id, route=route)
+    recording = ctx.require_recording(Permission.DOWNLOAD, recording_id)
     return footage_response(
-        vault, recording, actor=principal.actor, purpose=purpose.require(),
+        ctx.vault, recording, actor=ctx.principal.actor, purpose=purpose.require(),
         range_header=range_header, action=Action.DOWNLOADED, attachment=True,
     )
 
@@ -209,9 +200,7 @@ class _BodyReader:
 )
 async def upload(
     request: Request,
-    vault: VaultDep,
-    principal: PrincipalDep,
-    route: RouteDep,
+    ctx: ContextDep,
     source: Annotated[str, Query(min_length=1, max_length=128, description="Source id.")],
     captured_at: Annotated[Instant, Query(description="Capture start (ISO-8601).")],
     captured_end: Annotated[Instant | None, Query(description="Capture end.")] = None,
@@ -220,7 +209,7 @@ async def upload(
     site: Annotated[str | None, Query(max_length=256)] = None,
     name: Annotated[str | None, Query(max_length=_MAX_NAME, description="Original file name.")] = None,
 ) -> RecordingPublic:
-    await run_in_threadpool(require, vault, principal, Permission.UPLOAD, route=route)
+    await run_in_threadpool(ctx.require, Permission.UPLOAD)
     if name is not None and (
         not name.strip() or "/" in name or "\\" in name or name in (".", "..")
         or any(ord(c) < 32 or ord(c) == 127 for c in name)
@@ -232,7 +221,7 @@ async def upload(
     limit = int(length) if length and length.isdigit() else None
     reader = _BodyReader(request.stream().__aiter__(), limit)
     recording = await run_in_threadpool(
-        lambda: vault.put_stream(
+        lambda: ctx.vault.put_stream(
             reader,  # type: ignore[arg-type]
             Capture(
                 source_id=source,
@@ -243,7 +232,7 @@ async def upload(
                 original_name=name,
                 site=site,
             ),
-            actor=principal.actor,
+            actor=ctx.principal.actor,
         )
     )
     return RecordingPublic.of(recording)

@@ -21,10 +21,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from vault.actors import Purpose
 from vault.ledger.custody import Action
-from vault.casework.jobs import JobKind, package_recording_id, require_job
-from vault.casework.policy import Permission, require, require_recording
+from vault.casework.jobs import JobKind, package_recording_id
+from vault.casework.policy import Permission
 
-from ..deps import PrincipalDep, PurposeDep, RouteDep, VaultDep
+from ..deps import ContextDep, PurposeDep
 from .._streaming import footage_response
 from ..errors import responses
 from ..jobs import JobQueueDep
@@ -66,14 +66,14 @@ class ExportCreate(BaseModel):
     responses=responses(400, 401, 403, 404),
 )
 def create_export(
-    vault: VaultDep, queue: JobQueueDep, principal: PrincipalDep, route: RouteDep, body: ExportCreate,
+    ctx: ContextDep, queue: JobQueueDep, body: ExportCreate,
 ) -> JobPublic:
-    require(vault, principal, Permission.SHARE_CREATE, route=route)
+    ctx.require(Permission.SHARE_CREATE)
     ids = list(dict.fromkeys(body.recording_ids))
     for rid in ids:
-        require_recording(vault, principal, Permission.DOWNLOAD, rid, route=route)
+        ctx.require_recording(Permission.DOWNLOAD, rid)
     job = queue.submit(
-        JobKind.EXPORT, actor=principal.actor, vault=vault,
+        JobKind.EXPORT, actor=ctx.principal.actor, vault=ctx.vault,
         purpose=Purpose(purpose=body.purpose, lawful_basis=body.lawful_basis, reference=body.reference),
         params={"recording_ids": ids, "recipient": body.recipient, "recipient_org": body.recipient_org},
     )
@@ -90,18 +90,18 @@ def create_export(
                **responses(400, 401, 403, 404)},
 )
 def download_package(
-    vault: VaultDep, principal: PrincipalDep, route: RouteDep, purpose: PurposeDep, job_id: JobId,
+    ctx: ContextDep, purpose: PurposeDep, job_id: JobId,
     range_header: RangeHeader = None,
 ) -> StreamingResponse:
-    job = require_job(vault, principal, Permission.DOWNLOAD, job_id, route=route)
+    job = ctx.require_job(Permission.DOWNLOAD, job_id)
     stated = purpose.require()
     result = job.result or {}
     # Decrypted as it streams (Range resumes a large package); the read is the custody event.
     return footage_response(
-        vault, vault.recording(package_recording_id(job)), actor=principal.actor,
+        ctx.vault, ctx.vault.recording(package_recording_id(job)), actor=ctx.principal.actor,
         purpose=stated, range_header=range_header, action=Action.DOWNLOADED, attachment=True,
         details={"job_id": job.id, "export_id": result.get("export_id"),
-                 "recording_ids": job.recording_ids, "route": route},
+                 "recording_ids": job.recording_ids, "route": ctx.route},
     )
 
 

@@ -26,7 +26,6 @@ from redaction import MaskStyle, PlanError, RedactionPlan
 from vault.actors import Purpose
 from vault.ledger.custody import Action
 from vault.errors import InvalidInput, NotFound
-from vault.access.identity import Principal
 from vault.casework.jobs import (
     Job,
     JobKind,
@@ -34,13 +33,11 @@ from vault.casework.jobs import (
     JobState,
     get_job,
     planned_recording_id,
-    require_job,
     set_plan,
 )
-from vault.casework.policy import Permission, require_recording
-from vault.vault import Vault
+from vault.casework.policy import Permission
 
-from ..deps import PrincipalDep, PurposeDep, RouteDep, VaultDep
+from ..deps import ContextDep, RequestContext, PurposeDep
 from ..errors import responses
 from ..jobs import JobQueueDep
 from ..schemas import UUID_PATTERN
@@ -127,14 +124,14 @@ def plan_rejected(message: str) -> JSONResponse:
     responses=responses(400, 401, 403, 404),
 )
 def create_redaction_job(
-    vault: VaultDep, queue: JobQueueDep, principal: PrincipalDep, route: RouteDep,
+    ctx: ContextDep, queue: JobQueueDep,
     purpose: PurposeDep, recording_id: RecordingId, body: RedactionJobCreate,
 ) -> JobPublic:
-    require_recording(vault, principal, Permission.DOWNLOAD, recording_id, route=route)
+    ctx.require_recording(Permission.DOWNLOAD, recording_id)
     stated = purpose.require()
     kind = JobKind.REDACT if body.render else JobKind.REDACTION_PLAN
     job = queue.submit(
-        kind, actor=principal.actor, purpose=stated, vault=vault,
+        kind, actor=ctx.principal.actor, purpose=stated, vault=ctx.vault,
         params={"recording_ids": [recording_id], "mask": body.mask.model_dump(mode="json"),
                 "keep_tracks": sorted(set(body.keep_tracks)), "caption": body.caption},
     )
@@ -150,8 +147,8 @@ def create_redaction_job(
     response_model=JobPublic,
     responses=responses(401, 403, 404),
 )
-def read_job(vault: VaultDep, principal: PrincipalDep, route: RouteDep, job_id: JobId) -> JobPublic:
-    return JobPublic.of(require_job(vault, principal, Permission.READ, job_id, route=route))
+def read_job(ctx: ContextDep, job_id: JobId) -> JobPublic:
+    return JobPublic.of(ctx.require_job(Permission.READ, job_id))
 
 
 @router.get(
@@ -162,8 +159,8 @@ def read_job(vault: VaultDep, principal: PrincipalDep, route: RouteDep, job_id: 
     "spans flagged for review. 404 until then.",
     responses=responses(401, 403, 404),
 )
-def read_plan(vault: VaultDep, principal: PrincipalDep, route: RouteDep, job_id: JobId) -> dict[str, Any]:
-    job = require_job(vault, principal, Permission.READ, job_id, route=route)
+def read_plan(ctx: ContextDep, job_id: JobId) -> dict[str, Any]:
+    job = ctx.require_job(Permission.READ, job_id)
     if job.plan is None:
         raise NotFound(f"job {job_id} has no plan yet ({job.state.value})")
     return job.plan
@@ -182,18 +179,18 @@ def read_plan(vault: VaultDep, principal: PrincipalDep, route: RouteDep, job_id:
                422: {"description": "The plan does not validate or is for other footage"}},
 )
 def edit_plan(
-    vault: VaultDep, principal: PrincipalDep, route: RouteDep, purpose: PurposeDep,
+    ctx: ContextDep, purpose: PurposeDep,
     job_id: JobId, plan: Annotated[dict[str, Any], Body(description="The edited plan.")],
 ) -> Any:
     # Decided in the order the route always had: who may (logged), why, what state, the plan.
-    _editable(require_job(vault, principal, Permission.DOWNLOAD, job_id, route=route))
+    _editable(ctx.require_job(Permission.DOWNLOAD, job_id))
     stated = purpose.require()
     text = json.dumps(plan)
     if len(text) > MAX_PLAN_BYTES:
         return plan_rejected(f"plan is larger than {MAX_PLAN_BYTES} bytes")
     try:
         parsed = RedactionPlan.from_json(text)
-        updated = save_edited_plan(vault, principal, job_id, parsed, purpose=stated, route=route)
+        updated = save_edited_plan(ctx, job_id, parsed, purpose=stated)
     except PlanError as error:
         return plan_rejected(str(error))
     return JobPublic.of(updated)
@@ -208,8 +205,7 @@ def _editable(job: Job) -> Job:
 
 
 def save_edited_plan(
-    vault: Vault, principal: Principal, job_id: str, plan: RedactionPlan, *, purpose: Purpose,
-    route: str | None = None,
+    ctx: RequestContext, job_id: str, plan: RedactionPlan, *, purpose: Purpose,
 ) -> Job:
     """Replace a finished plan job's plan with a reviewer's edit (``PUT /jobs/{id}/plan`` and
     the web app's SAR workspace both call this). Returns the job as saved.
@@ -219,19 +215,19 @@ def save_edited_plan(
     plan's hash and the one it replaced. Raises AccessDenied (logged), NotFound,
     InvalidInput (not a finished plan job), PlanError (a plan for other footage).
     """
-    job = _editable(require_job(vault, principal, Permission.DOWNLOAD, job_id, route=route))
-    recording = vault.recording(planned_recording_id(job))
+    job = _editable(ctx.require_job(Permission.DOWNLOAD, job_id))
+    recording = ctx.vault.recording(planned_recording_id(job))
     if plan.source.sha256 != recording.sha256:
         raise PlanError(
             f"plan is for footage with sha256 {plan.source.sha256[:12]}..., not recording "
             f"{recording.id} (sha256 {recording.sha256[:12]}...)")
     previous = (job.result or {}).get("plan_sha256")
-    updated = set_plan(vault, job_id, plan.to_dict(), edited_by=principal.name)
-    vault.ledger.record(
-        Action.REDACTION_PLANNED, actor=principal.actor, purpose=purpose,
+    updated = set_plan(ctx.vault, job_id, plan.to_dict(), edited_by=ctx.principal.name)
+    ctx.vault.ledger.record(
+        Action.REDACTION_PLANNED, actor=ctx.principal.actor, purpose=purpose,
         object_ids=[recording.id], hashes={recording.id: recording.sha256},
         details={"job_id": job_id, "edited": True, "plan_sha256": plan.sha256(),
-                 "previous_plan_sha256": previous, "route": route},
+                 "previous_plan_sha256": previous, "route": ctx.route},
     )
     return updated
 
@@ -249,22 +245,21 @@ def save_edited_plan(
     responses=responses(400, 401, 403, 404),
 )
 def render(
-    vault: VaultDep, queue: JobQueueDep, principal: PrincipalDep, route: RouteDep,
+    ctx: ContextDep, queue: JobQueueDep,
     purpose: PurposeDep, job_id: JobId,
 ) -> JobPublic:
-    require_job(vault, principal, Permission.DOWNLOAD, job_id, route=route)  # before X-Purpose
+    ctx.require_job(Permission.DOWNLOAD, job_id)  # before X-Purpose
     stated = purpose.require()
-    return JobPublic.of(queue_render(vault, queue, principal, job_id, purpose=stated, route=route))
+    return JobPublic.of(queue_render(ctx, queue, job_id, purpose=stated))
 
 
 def queue_render(
-    vault: Vault, queue: JobQueue, principal: Principal, job_id: str, *, purpose: Purpose,
-    route: str | None = None,
+    ctx: RequestContext, queue: JobQueue, job_id: str, *, purpose: Purpose,
 ) -> Job:
     """Queue the render of a finished plan job's plan as it stands now (``POST
     /jobs/{id}/render`` and the web app's SAR workspace both call this). Returns the render
     job. Raises AccessDenied (logged), NotFound, InvalidInput (not a finished plan job)."""
-    job = require_job(vault, principal, Permission.DOWNLOAD, job_id, route=route)
+    job = ctx.require_job(Permission.DOWNLOAD, job_id)
     if job.kind != JobKind.REDACTION_PLAN or job.state != JobState.SUCCEEDED or job.plan is None:
         raise InvalidInput(f"job {job_id} is a {job.kind.value} job in state {job.state.value}: "
                            "only a finished redaction_plan job's plan can be rendered")
@@ -274,12 +269,12 @@ def queue_render(
     # never cut again).
     params = {k: v for k, v in job.params.items() if k != "window"}
     rendered = queue.submit(
-        JobKind.REDACTION_RENDER, actor=principal.actor, purpose=purpose, vault=vault,
+        JobKind.REDACTION_RENDER, actor=ctx.principal.actor, purpose=purpose, vault=ctx.vault,
         params={**params, "recording_ids": [planned_recording_id(job)],
                 "plan_sha256": plan.sha256(), "plan_job_id": job.id},
         plan=job.plan, parent_id=job.id,
     )
-    return get_job(vault, rendered.id)
+    return get_job(ctx.vault, rendered.id)
 
 
 __all__ = ["JobPublic", "RedactionJobCreate", "plan_rejected", "queue_render", "router",

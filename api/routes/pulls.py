@@ -30,10 +30,10 @@ from vault.access.identity import Principal
 from vault.actors import Purpose, Role
 from vault.storage.catalog import SourceKind
 from vault.errors import NotFound
-from vault.casework.policy import Permission, allowed, is_scoped, require, require_source
+from vault.casework.policy import Permission, allowed, is_scoped
 from vault.vault import Vault
 
-from ..deps import PrincipalDep, PurposeDep, RouteDep, VaultDep
+from ..deps import ContextDep, RequestContext, PurposeDep
 from ..errors import responses
 from ..schemas import Instant, ShortText
 
@@ -117,11 +117,11 @@ def _nvr(agents: AgentsFile, nvr_id: str) -> NvrConfig | None:
     responses=responses(400, 401, 403, 404, 409, 502),
 )
 def create_pull(
-    vault: VaultDep, principal: PrincipalDep, route: RouteDep, purpose: PurposeDep,
+    ctx: ContextDep, purpose: PurposeDep,
     body: PullCreate,
 ) -> dict[str, Any]:
-    return pull_window(vault, principal, nvr=body.nvr, camera=body.camera, start=body.start,
-                       end=body.end, purpose=purpose.require, route=route).to_dict()
+    return pull_window(ctx, nvr=body.nvr, camera=body.camera, start=body.start,
+                       end=body.end, purpose=purpose.require).to_dict()
 
 
 def configured_agents(vault: Vault) -> AgentsFile:
@@ -132,8 +132,8 @@ def configured_agents(vault: Vault) -> AgentsFile:
 
 
 def pull_window(
-    vault: Vault, principal: Principal, *, nvr: str, camera: str, start: dt.datetime,
-    end: dt.datetime, purpose: Callable[[], Purpose], route: str | None,
+    ctx: RequestContext, *, nvr: str, camera: str, start: dt.datetime,
+    end: dt.datetime, purpose: Callable[[], Purpose],
 ) -> PullReport:
     """Pull ``camera``'s ``start``-``end`` from NVR ``nvr`` for ``principal``: the one body of
     ``POST /ingest/pulls`` and the web app's find page, so both ask the same questions.
@@ -143,21 +143,21 @@ def pull_window(
     the agents file), InvalidInput (purpose, window), and the ingest NVR errors (down, refused
     credentials, another pull running).
     """
-    require(vault, principal, Permission.HOLD_PLACE, route=route)
-    agents = configured_agents(vault)
+    ctx.require(Permission.HOLD_PLACE)
+    agents = configured_agents(ctx.vault)
     config = _nvr(agents, nvr)
     if config is None or camera not in config.cameras:
         # Asked as for any source: a scoped user is refused whether or not it exists.
-        require_source(vault, principal, Permission.HOLD_PLACE, camera, route=route)
+        ctx.require_source(Permission.HOLD_PLACE, camera)
         raise NotFound(f"no NVR {nvr!r} with camera {camera!r} in the agents file")
-    with vault.sessions.begin() as session:
-        vault.ensure_source(session, camera, kind=SourceKind.CCTV, site=config.site)
-    require_source(vault, principal, Permission.HOLD_PLACE, camera, route=route)
+    with ctx.vault.sessions.begin() as session:
+        ctx.vault.ensure_source(session, camera, kind=SourceKind.CCTV, site=config.site)
+    ctx.require_source(Permission.HOLD_PLACE, camera)
     stated = purpose()
     return pull(
-        vault, agents, nvr_id=config.id, camera=camera, start=start, end=end,
-        requested_by=principal.actor, purpose=stated,
-        spool_dir=pull_spool_dir(vault.settings, config.id), lock_wait_s=5.0,
+        ctx.vault, agents, nvr_id=config.id, camera=camera, start=start, end=end,
+        requested_by=ctx.principal.actor, purpose=stated,
+        spool_dir=pull_spool_dir(ctx.vault.settings, config.id), lock_wait_s=5.0,
     )
 
 

@@ -18,20 +18,14 @@ from pydantic import BaseModel, Field, StringConstraints
 from vault.casework import sar as sars
 from vault.actors import Purpose
 from vault.errors import InvalidInput
-from vault.access.identity import Principal
 from vault.casework.jobs import Job, JobKind, JobQueue
 from vault.casework.policy import (
     Permission,
-    require,
-    require_recording,
-    require_sar,
-    require_source,
     visible_sars,
 )
 from vault.casework.sar import MAX_EXTENSION_MONTHS, SarStatus, SarView, SubjectAccessRequest
-from vault.vault import Vault
 
-from ..deps import PrincipalDep, RouteDep, VaultDep
+from ..deps import ContextDep, RequestContext
 from ..errors import responses
 from ..jobs import JobQueueDep
 from ..schemas import UUID_PATTERN, Id, Instant, LongText, ShortText, _Model
@@ -187,14 +181,14 @@ def _detail(vault, sar_id: str) -> SarDetail:  # type: ignore[no-untyped-def]
     response_model=SarDetail,
     responses=responses(400, 401, 403),
 )
-def register(vault: VaultDep, principal: PrincipalDep, route: RouteDep, body: SarCreate) -> SarDetail:
-    require(vault, principal, Permission.SAR_WRITE, route=route)
+def register(ctx: ContextDep, body: SarCreate) -> SarDetail:
+    ctx.require(Permission.SAR_WRITE)
     sar = sars.register_sar(
-        vault, reference=body.reference, requester_name=body.requester_name,
+        ctx.vault, reference=body.reference, requester_name=body.requester_name,
         requester_contact=body.requester_contact, received_on=body.received_on,
-        description=body.description, actor=principal.actor,
+        description=body.description, actor=ctx.principal.actor,
     )
-    return _detail(vault, sar.id)
+    return _detail(ctx.vault, sar.id)
 
 
 @router.get(
@@ -206,17 +200,15 @@ def register(vault: VaultDep, principal: PrincipalDep, route: RouteDep, body: Sa
     responses=responses(400, 401, 403),
 )
 def list_requests(
-    vault: VaultDep,
-    principal: PrincipalDep,
-    route: RouteDep,
+    ctx: ContextDep,
     due_within_days: Annotated[int | None, Query(ge=0, le=3660)] = None,
     status_: Annotated[SarStatus | None, Query(alias="status")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> list[SarPublic]:
-    require(vault, principal, Permission.SAR_READ, route=route)
-    rows = sars.list_sars(vault, status=status_, due_within_days=due_within_days,
-                          scope=visible_sars(principal), limit=limit, offset=offset)
+    ctx.require(Permission.SAR_READ)
+    rows = sars.list_sars(ctx.vault, status=status_, due_within_days=due_within_days,
+                          scope=visible_sars(ctx.principal), limit=limit, offset=offset)
     return [SarPublic.of(s) for s in rows]
 
 
@@ -228,9 +220,9 @@ def list_requests(
     response_model=SarDetail,
     responses=responses(401, 403, 404),
 )
-def get_request(vault: VaultDep, principal: PrincipalDep, route: RouteDep, sar_id: SarId) -> SarDetail:
-    require_sar(vault, principal, Permission.SAR_READ, sar_id, route=route)
-    return _detail(vault, sar_id)
+def get_request(ctx: ContextDep, sar_id: SarId) -> SarDetail:
+    ctx.require_sar(Permission.SAR_READ, sar_id)
+    return _detail(ctx.vault, sar_id)
 
 
 @router.post(
@@ -244,13 +236,13 @@ def get_request(vault: VaultDep, principal: PrincipalDep, route: RouteDep, sar_i
     responses=responses(400, 401, 403, 404),
 )
 def attach(
-    vault: VaultDep, principal: PrincipalDep, route: RouteDep, sar_id: SarId, body: SarWindowCreate
+    ctx: ContextDep, sar_id: SarId, body: SarWindowCreate
 ) -> SarDetail:
-    require_sar(vault, principal, Permission.SAR_WRITE, sar_id, route=route)
-    require_source(vault, principal, Permission.HOLD_PLACE, body.source_id, route=route)
-    sars.attach_window(vault, sar_id, source_id=body.source_id, start=body.start, end=body.end,
-                       note=body.note, actor=principal.actor)
-    return _detail(vault, sar_id)
+    ctx.require_sar(Permission.SAR_WRITE, sar_id)
+    ctx.require_source(Permission.HOLD_PLACE, body.source_id)
+    sars.attach_window(ctx.vault, sar_id, source_id=body.source_id, start=body.start, end=body.end,
+                       note=body.note, actor=ctx.principal.actor)
+    return _detail(ctx.vault, sar_id)
 
 
 @router.post(
@@ -261,11 +253,11 @@ def attach(
     responses=responses(400, 401, 403, 404),
 )
 def extend(
-    vault: VaultDep, principal: PrincipalDep, route: RouteDep, sar_id: SarId, body: SarExtend
+    ctx: ContextDep, sar_id: SarId, body: SarExtend
 ) -> SarDetail:
-    require_sar(vault, principal, Permission.SAR_WRITE, sar_id, route=route)
-    sars.extend_sar(vault, sar_id, months=body.months, reason=body.reason, actor=principal.actor)
-    return _detail(vault, sar_id)
+    ctx.require_sar(Permission.SAR_WRITE, sar_id)
+    sars.extend_sar(ctx.vault, sar_id, months=body.months, reason=body.reason, actor=ctx.principal.actor)
+    return _detail(ctx.vault, sar_id)
 
 
 @router.post(
@@ -281,14 +273,14 @@ def extend(
     responses=responses(400, 401, 403, 404),
 )
 def disclose(
-    vault: VaultDep, principal: PrincipalDep, route: RouteDep, sar_id: SarId,
+    ctx: ContextDep, sar_id: SarId,
     body: SarDisclosureCreate,
 ) -> SarDetail:
-    require_sar(vault, principal, Permission.SAR_WRITE, sar_id, route=route)
-    sars.record_disclosure(vault, sar_id, recording_ids=body.recording_ids, method=body.method,
+    ctx.require_sar(Permission.SAR_WRITE, sar_id)
+    sars.record_disclosure(ctx.vault, sar_id, recording_ids=body.recording_ids, method=body.method,
                            notes=body.notes, override_reason=body.override_reason,
-                           actor=principal.actor)
-    return _detail(vault, sar_id)
+                           actor=ctx.principal.actor)
+    return _detail(ctx.vault, sar_id)
 
 
 class SarRedactions(_Model):
@@ -322,17 +314,17 @@ class SarRedactionJobs(BaseModel):
     responses=responses(400, 401, 403, 404),
 )
 def plan_redactions(
-    vault: VaultDep, queue: JobQueueDep, principal: PrincipalDep, route: RouteDep,
+    ctx: ContextDep, queue: JobQueueDep,
     sar_id: SarId, body: SarRedactions,
 ) -> SarRedactionJobs:
-    request, jobs = queue_sar_redactions(vault, queue, principal, sar_id, mask=body.mask,
-                                         caption=body.caption, route=route)
+    request, jobs = queue_sar_redactions(ctx, queue, sar_id, mask=body.mask,
+                                         caption=body.caption)
     return SarRedactionJobs(sar_id=request.id, jobs=[JobPublic.of(j) for j in jobs])
 
 
 def queue_sar_redactions(
-    vault: Vault, queue: JobQueue, principal: Principal, sar_id: str, *,
-    mask: MaskParams | None = None, caption: str | None = None, route: str | None = None,
+    ctx: RequestContext, queue: JobQueue, sar_id: str, *,
+    mask: MaskParams | None = None, caption: str | None = None,
 ) -> tuple[SubjectAccessRequest, list[Job]]:
     """Queue one redaction-plan job per window the request still holds (the route above and
     the web app's SAR workspace both call this). Returns the request and the jobs.
@@ -342,19 +334,19 @@ def queue_sar_redactions(
     job is the request itself. Raises AccessDenied (logged), NotFound, InvalidInput (no video
     held yet).
     """
-    require_sar(vault, principal, Permission.SAR_WRITE, sar_id, route=route)
-    request = sars.get_sar(vault, sar_id).sar
-    windows = sars.redaction_windows(vault, request.id)
+    ctx.require_sar(Permission.SAR_WRITE, sar_id)
+    request = sars.get_sar(ctx.vault, sar_id).sar
+    windows = sars.redaction_windows(ctx.vault, request.id)
     if not windows:
         raise InvalidInput(f"subject access request {request.reference} holds no video yet: "
                            "attach a camera window first (POST /sars/{id}/windows)")
     for _, recordings in windows:
         for recording in recordings:
             # Cutting decrypts the footage: the caller must be allowed to, recording by recording.
-            require_recording(vault, principal, Permission.DOWNLOAD, recording.id, route=route)
+            ctx.require_recording(Permission.DOWNLOAD, recording.id)
     purpose = sar_purpose(request)
     jobs = [
-        queue.submit(JobKind.REDACTION_PLAN, actor=principal.actor, purpose=purpose, vault=vault,
+        queue.submit(JobKind.REDACTION_PLAN, actor=ctx.principal.actor, purpose=purpose, vault=ctx.vault,
                      params={"recording_ids": [r.id for r in recordings],
                              "window": {"source_id": window.source_id,
                                         "start": window.window_start.isoformat(),
@@ -383,11 +375,11 @@ def sar_purpose(request: SubjectAccessRequest) -> Purpose:
     responses=responses(400, 401, 403, 404),
 )
 def close(
-    vault: VaultDep, principal: PrincipalDep, route: RouteDep, sar_id: SarId, body: SarClose
+    ctx: ContextDep, sar_id: SarId, body: SarClose
 ) -> SarDetail:
-    require_sar(vault, principal, Permission.SAR_WRITE, sar_id, route=route)
-    sars.close_sar(vault, sar_id, reason=body.reason, refused=body.refused, actor=principal.actor)
-    return _detail(vault, sar_id)
+    ctx.require_sar(Permission.SAR_WRITE, sar_id)
+    sars.close_sar(ctx.vault, sar_id, reason=body.reason, refused=body.refused, actor=ctx.principal.actor)
+    return _detail(ctx.vault, sar_id)
 
 
 __all__ = ["queue_sar_redactions", "router", "sar_purpose"]

@@ -28,13 +28,10 @@ from vault.casework.policy import (
     ALL_ORGANISATIONS,
     Permission,
     is_scoped,
-    require,
-    require_recording,
-    require_share,
 )
 
 from .._streaming import footage_response
-from ..deps import ClientAddrDep, DenialsDep, PrincipalDep, RouteDep, VaultDep
+from ..deps import ContextDep, ClientAddrDep, DenialsDep, RouteDep, VaultDep
 from ..errors import responses
 from ..schemas import (
     UUID_PATTERN,
@@ -74,14 +71,14 @@ _FOOTAGE: dict[int | str, dict[str, Any]] = {
     response_model=ShareCreated,
     responses=responses(400, 401, 403, 404),
 )
-def create(vault: VaultDep, principal: PrincipalDep, route: RouteDep, body: ShareCreate) -> ShareCreated:
-    require(vault, principal, Permission.SHARE_CREATE, route=route)
+def create(ctx: ContextDep, body: ShareCreate) -> ShareCreated:
+    ctx.require(Permission.SHARE_CREATE)
     for rid in dict.fromkeys(body.recording_ids):
-        require_recording(vault, principal, Permission.SHARE_CREATE, rid, route=route)
-    expires_at = body.expires_at or vault.clock() + dt.timedelta(days=DEFAULT_SHARE_DAYS)
+        ctx.require_recording(Permission.SHARE_CREATE, rid)
+    expires_at = body.expires_at or ctx.vault.clock() + dt.timedelta(days=DEFAULT_SHARE_DAYS)
     created = share_ops.create_share(
-        vault,
-        actor=principal.actor,
+        ctx.vault,
+        actor=ctx.principal.actor,
         recipient=body.recipient,
         recipient_org=body.recipient_org,
         purpose=body.purpose,
@@ -93,7 +90,7 @@ def create(vault: VaultDep, principal: PrincipalDep, route: RouteDep, body: Shar
         max_downloads=body.max_downloads,
     )
     return ShareCreated(
-        share=SharePublic.of(created.share, list(created.recording_ids), vault.clock()),
+        share=SharePublic.of(created.share, list(created.recording_ids), ctx.vault.clock()),
         token=created.token,
         url=f"/share/{created.token}",
     )
@@ -108,25 +105,23 @@ def create(vault: VaultDep, principal: PrincipalDep, route: RouteDep, body: Shar
     responses=responses(401, 403),
 )
 def list_shares(
-    vault: VaultDep,
-    principal: PrincipalDep,
-    route: RouteDep,
+    ctx: ContextDep,
     recording_id: Annotated[str | None, Query(pattern=UUID_PATTERN)] = None,
     active: Annotated[bool, Query(description="Only shares still usable.")] = False,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> list[SharePublic]:
-    require(vault, principal, Permission.SHARE_READ, route=route)
+    ctx.require(Permission.SHARE_READ)
     created_by, org = None, None
-    if is_scoped(principal):
-        created_by = principal.name
-    elif principal.role not in ALL_ORGANISATIONS:
-        org = principal.organisation
+    if is_scoped(ctx.principal):
+        created_by = ctx.principal.name
+    elif ctx.principal.role not in ALL_ORGANISATIONS:
+        org = ctx.principal.organisation
     rows = share_ops.list_shares(
-        vault, created_by=created_by, organisation=org, recording_id=recording_id,
+        ctx.vault, created_by=created_by, organisation=org, recording_id=recording_id,
         active_only=active, limit=limit, offset=offset,
     )
-    now = vault.clock()
+    now = ctx.vault.clock()
     return [SharePublic.of(s, ids, now) for s, ids in rows]
 
 
@@ -137,11 +132,11 @@ def list_shares(
     response_model=SharePublic,
     responses=responses(401, 403, 404),
 )
-def get_share(vault: VaultDep, principal: PrincipalDep, route: RouteDep, share_id: ShareId) -> SharePublic:
-    found = share_ops.get_share(vault, share_id)
-    share = require_share(vault, principal, Permission.SHARE_READ, found[0] if found else None,
-                          share_id, route=route)
-    return SharePublic.of(share, found[1] if found else [], vault.clock())
+def get_share(ctx: ContextDep, share_id: ShareId) -> SharePublic:
+    found = share_ops.get_share(ctx.vault, share_id)
+    share = ctx.require_share(Permission.SHARE_READ, found[0] if found else None,
+                          share_id)
+    return SharePublic.of(share, found[1] if found else [], ctx.vault.clock())
 
 
 @router.post(
@@ -153,13 +148,13 @@ def get_share(vault: VaultDep, principal: PrincipalDep, route: RouteDep, share_i
     responses=responses(400, 401, 403, 404),
 )
 def revoke(
-    vault: VaultDep, principal: PrincipalDep, route: RouteDep, share_id: ShareId, body: ShareRevoke
+    ctx: ContextDep, share_id: ShareId, body: ShareRevoke
 ) -> SharePublic:
-    found = share_ops.get_share(vault, share_id)
-    require_share(vault, principal, Permission.SHARE_REVOKE, found[0] if found else None,
-                  share_id, route=route)
-    share = share_ops.revoke_share(vault, share_id, actor=principal.actor, reason=body.reason)
-    return SharePublic.of(share, found[1] if found else [], vault.clock())
+    found = share_ops.get_share(ctx.vault, share_id)
+    ctx.require_share(Permission.SHARE_REVOKE, found[0] if found else None,
+                  share_id)
+    share = share_ops.revoke_share(ctx.vault, share_id, actor=ctx.principal.actor, reason=body.reason)
+    return SharePublic.of(share, found[1] if found else [], ctx.vault.clock())
 
 
 # --- recipients ------------------------------------------------------------------------------

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from vault.casework.policy import Permission, require
+from vault.casework.policy import Permission
 
-from ..deps import PrincipalDep, RouteDep, VaultDep
+from ..deps import ContextDep
 from ..errors import responses
 from ..schemas import UserPublic
 
@@ -20,13 +20,13 @@ router = APIRouter(tags=["users"])
     response_model=UserPublic,
     responses=responses(401),
 )
-def me(vault: VaultDep, principal: PrincipalDep, route: RouteDep) -> UserPublic:
-    require(vault, principal, Permission.SELF, route=route)
+def me(ctx: ContextDep) -> UserPublic:
+    ctx.require(Permission.SELF)
     return UserPublic(
-        name=principal.name,
-        role=principal.role,
-        organisation=principal.organisation,
-        sites=sorted(principal.sites),
+        name=ctx.principal.name,
+        role=ctx.principal.role,
+        organisation=ctx.principal.organisation,
+        sites=sorted(ctx.principal.sites),
     )
 
 

@@ -51,7 +51,16 @@ from vault.casework.policy import Permission, require
 from vault.vault import Vault
 
 from . import _security as sec
-from .routes import CsrfField, WebUser, WebUserDep, _checked, _route, _vault, page, templates
+from .routes import (
+    WebContext,
+    WebFormDep,
+    WebUser,
+    WebUserDep,
+    _route,
+    _vault,
+    page,
+    templates,
+)
 
 router = APIRouter(route_class=sec.make_route_class(templates), include_in_schema=False)
 
@@ -81,14 +90,19 @@ def temporary_password() -> str:
     return secrets.token_urlsafe(TEMPORARY_PASSWORD_BYTES)
 
 
-def _admin(request: Request, user: WebUser, permission: Permission = Permission.USERS_MANAGE,
-           *, csrf: str | None = None, form: bool = False) -> Vault:
-    """Checks 1 and 2: the CSRF token of a form first, then the role. Both refusals logged."""
+def _admin(request: Request, user: WebUser,
+           permission: Permission = Permission.USERS_MANAGE) -> Vault:
+    """Check 2 for a page: the role (refusals logged)."""
     vault = _vault(request)
-    if form:
-        _checked(request, user, csrf)
     require(vault, user.principal, permission, route=_route(request))
     return vault
+
+
+def _admin_form(ctx: WebContext, permission: Permission = Permission.USERS_MANAGE) -> Vault:
+    """Checks 1 and 2 for a form: its CSRF token (checked by :data:`WebFormDep` before this
+    runs), then the role. Both refusals logged."""
+    ctx.require(permission)
+    return ctx.vault
 
 
 def _confirm(request: Request, user: WebUser, *, title: str, action: str, button: str,
@@ -207,9 +221,7 @@ def _site_list(text: str) -> list[str]:
 
 @router.post("/admin/users")
 def add_user(
-    request: Request,
-    user: WebUserDep,
-    csrf_token: CsrfField = None,
+    ctx: WebFormDep,
     name: Annotated[str, Form(max_length=129)] = "",
     role: Annotated[str, Form(max_length=32)] = "",
     organisation: Annotated[str, Form(max_length=257)] = "",
@@ -217,7 +229,7 @@ def add_user(
     confirm: Annotated[str, Form(max_length=8)] = "",
 ) -> Response:
     """Add a user (``identity.create_user``) with a temporary password shown once."""
-    vault = _admin(request, user, csrf=csrf_token, form=True)
+    vault = _admin_form(ctx)
     values = {"name": name.strip(), "role": role, "organisation": organisation.strip(),
               "sites": site_names.strip()}
     errors: dict[str, str] = {}
@@ -242,10 +254,10 @@ def add_user(
     if any(len(s) > 256 for s in site_list):
         errors["sites"] = "A site name is at most 256 characters"
     if errors:
-        return _new_user_page(request, user, values, errors, status=400)
+        return _new_user_page(ctx.request, ctx.user, values, errors, status=400)
     if confirm != CONFIRMED:
         return _confirm(
-            request, user, title=f"Add {values['name']}?", action="/admin/users",
+            ctx.request, ctx.user, title=f"Add {values['name']}?", action="/admin/users",
             button="Add user", back="/admin/users/new",
             rows=[("User name", values["name"]), ("Role", ROLE_NAMES[Role(role)]),
                   ("Organisation", values["organisation"]),
@@ -256,10 +268,10 @@ def add_user(
             "An administrator sees every organisation's footage and manages every user.")
     created = identity.create_user(vault, name=values["name"], role=role,
                                    organisation=values["organisation"], sites=site_list,
-                                   actor=user.principal.actor)
+                                   actor=ctx.principal.actor)
     password = temporary_password()
-    credentials.set_password(vault, created.name, password, actor=user.principal.actor)
-    return page(request, "admin_secret.html", {
+    credentials.set_password(vault, created.name, password, actor=ctx.principal.actor)
+    return page(ctx.request, "admin_secret.html", {
         "title": f"{created.name} added", "kind": "password", "secret": password,
         "name": created.name,
         "next": f"/admin/users/{created.name}"})
@@ -284,49 +296,49 @@ def _not_self(user: WebUser, name: str, what: str) -> None:
 
 
 @router.post("/admin/users/{name}/role")
-def set_role(request: Request, user: WebUserDep, name: UserName, csrf_token: CsrfField = None,
+def set_role(ctx: WebFormDep, name: UserName,
              role: Annotated[str, Form(max_length=32)] = "",
              confirm: Annotated[str, Form(max_length=8)] = "") -> Response:
-    vault = _admin(request, user, csrf=csrf_token, form=True)
+    vault = _admin_form(ctx)
     row = _one(vault, name)
     if role not in {r.value for r in ROLES}:
         raise InvalidInput("Choose one of the roles listed, then try again")
     if role != Role.ADMINISTRATOR.value:
-        _not_self(user, name, "take the administrator role from")
+        _not_self(ctx.user, name, "take the administrator role from")
     if confirm != CONFIRMED:
         return _confirm(
-            request, user, title=f"Change {name}'s role?", action=f"/admin/users/{name}/role",
+            ctx.request, ctx.user, title=f"Change {name}'s role?", action=f"/admin/users/{name}/role",
             button="Change role", back=f"/admin/users/{name}",
             rows=[("User", name), ("Role now", ROLE_NAMES[row.user.role]),
                   ("New role", ROLE_NAMES[Role(role)])],
             fields={"role": role},
             warning="It applies at their next request, to their web sessions and API tokens.")
-    identity.set_role(vault, name, role, actor=user.principal.actor)
+    identity.set_role(vault, name, role, actor=ctx.principal.actor)
     return sec.redirect(f"/admin/users/{name}?done=role")
 
 
 @router.post("/admin/users/{name}/sites")
-def set_sites(request: Request, user: WebUserDep, name: UserName, csrf_token: CsrfField = None,
+def set_sites(ctx: WebFormDep, name: UserName,
               site_names: Annotated[str, Form(alias="sites", max_length=8000)] = "",
               confirm: Annotated[str, Form(max_length=8)] = "") -> Response:
-    vault = _admin(request, user, csrf=csrf_token, form=True)
+    vault = _admin_form(ctx)
     row = _one(vault, name)
     chosen = _site_list(site_names)
     if confirm != CONFIRMED:
         return _confirm(
-            request, user, title=f"Change {name}'s sites?", action=f"/admin/users/{name}/sites",
+            ctx.request, ctx.user, title=f"Change {name}'s sites?", action=f"/admin/users/{name}/sites",
             button="Change sites", back=f"/admin/users/{name}",
             rows=[("User", name), ("Sites now", ", ".join(row.sites) or "None"),
                   ("New sites", ", ".join(chosen) or "None")],
             fields={"sites": "\n".join(chosen)},
             warning="An ASB officer sees the footage of their sites (within their organisation).")
-    identity.set_sites(vault, name, chosen, actor=user.principal.actor)
+    identity.set_sites(vault, name, chosen, actor=ctx.principal.actor)
     return sec.redirect(f"/admin/users/{name}?done=sites")
 
 
-def _set_active(request: Request, user: WebUser, name: str, csrf_token: str | None,
-                confirm: str, active: bool) -> Response:
-    vault = _admin(request, user, csrf=csrf_token, form=True)
+def _set_active(ctx: WebContext, name: str, confirm: str, active: bool) -> Response:
+    request, user = ctx.request, ctx.user
+    vault = _admin_form(ctx)
     _one(vault, name)
     if not active:
         _not_self(user, name, "disable")
@@ -344,68 +356,63 @@ def _set_active(request: Request, user: WebUser, name: str, csrf_token: str | No
 
 
 @router.post("/admin/users/{name}/disable")
-def disable_user(request: Request, user: WebUserDep, name: UserName,
-                 csrf_token: CsrfField = None,
+def disable_user(ctx: WebFormDep, name: UserName,
                  confirm: Annotated[str, Form(max_length=8)] = "") -> Response:
-    return _set_active(request, user, name, csrf_token, confirm, False)
+    return _set_active(ctx, name, confirm, False)
 
 
 @router.post("/admin/users/{name}/enable")
-def enable_user(request: Request, user: WebUserDep, name: UserName,
-                csrf_token: CsrfField = None,
+def enable_user(ctx: WebFormDep, name: UserName,
                 confirm: Annotated[str, Form(max_length=8)] = "") -> Response:
-    return _set_active(request, user, name, csrf_token, confirm, True)
+    return _set_active(ctx, name, confirm, True)
 
 
 @router.post("/admin/users/{name}/password")
-def new_password(request: Request, user: WebUserDep, name: UserName,
-                 csrf_token: CsrfField = None,
+def new_password(ctx: WebFormDep, name: UserName,
                  confirm: Annotated[str, Form(max_length=8)] = "") -> Response:
     """A new temporary password (``credentials.set_password``): clears a lock-out."""
-    vault = _admin(request, user, csrf=csrf_token, form=True)
+    vault = _admin_form(ctx)
     _one(vault, name)
     if confirm != CONFIRMED:
         return _confirm(
-            request, user, title=f"Give {name} a new password?",
+            ctx.request, ctx.user, title=f"Give {name} a new password?",
             action=f"/admin/users/{name}/password", button="Make a new password",
             back=f"/admin/users/{name}", rows=[("User", name)], fields={},
             warning="Their old password stops working and their web sessions end. The new "
                     "one is shown once, for you to pass on.")
     password = temporary_password()
-    credentials.set_password(vault, name, password, actor=user.principal.actor)
-    return page(request, "admin_secret.html", {
+    credentials.set_password(vault, name, password, actor=ctx.principal.actor)
+    return page(ctx.request, "admin_secret.html", {
         "title": f"New password for {name}", "kind": "password", "secret": password,
         "name": name, "next": f"/admin/users/{name}"})
 
 
 @router.post("/admin/users/{name}/reset-2fa")
-def reset_second_factor(request: Request, user: WebUserDep, name: UserName,
-                        csrf_token: CsrfField = None,
+def reset_second_factor(ctx: WebFormDep, name: UserName,
                         confirm: Annotated[str, Form(max_length=8)] = "") -> Response:
     """Forget their authenticator (``credentials.reset_second_factor``): they enrol a new one
     at their next sign-in."""
-    vault = _admin(request, user, csrf=csrf_token, form=True)
+    vault = _admin_form(ctx)
     _one(vault, name)
     if confirm != CONFIRMED:
         return _confirm(
-            request, user, title=f"Reset {name}'s second factor?",
+            ctx.request, ctx.user, title=f"Reset {name}'s second factor?",
             action=f"/admin/users/{name}/reset-2fa", button="Reset second factor",
             back=f"/admin/users/{name}", rows=[("User", name)], fields={},
             warning="Do this only when you are sure who is asking (a lost or replaced phone). "
                     "Their web sessions end; at their next sign-in they set up a new "
                     "authenticator with their password.")
-    credentials.reset_second_factor(vault, name, actor=user.principal.actor)
+    credentials.reset_second_factor(vault, name, actor=ctx.principal.actor)
     return sec.redirect(f"/admin/users/{name}?done=reset-2fa")
 
 
 @router.post("/admin/users/{name}/tokens")
-def issue_token(request: Request, user: WebUserDep, name: UserName,
-                csrf_token: CsrfField = None,
+def issue_token(ctx: WebFormDep, name: UserName,
                 label: Annotated[str, Form(max_length=257)] = "",
                 days: Annotated[str, Form(max_length=8)] = "",
                 confirm: Annotated[str, Form(max_length=8)] = "") -> Response:
     """Issue an API token (``identity.issue_token``), shown once."""
-    vault = _admin(request, user, csrf=csrf_token, form=True)
+    vault = _admin_form(ctx)
     row = _one(vault, name)
     text = days.strip() or str(DEFAULT_TOKEN_DAYS)
     if not text.isdigit() or not 1 <= int(text) <= MAX_TOKEN_DAYS:
@@ -418,7 +425,7 @@ def issue_token(request: Request, user: WebUserDep, name: UserName,
         raise InvalidInput("A token label is at most 256 characters: go back and shorten it")
     if confirm != CONFIRMED:
         return _confirm(
-            request, user, title=f"Issue an API token for {name}?",
+            ctx.request, ctx.user, title=f"Issue an API token for {name}?",
             action=f"/admin/users/{name}/tokens", button="Issue token",
             back=f"/admin/users/{name}",
             rows=[("User", name), ("Role", ROLE_NAMES[row.user.role]),
@@ -426,9 +433,9 @@ def issue_token(request: Request, user: WebUserDep, name: UserName,
             fields={"label": label, "days": text},
             warning="Whoever holds the token can use the API as this user until it expires "
                     "or is revoked. It is shown once.")
-    issued = identity.issue_token(vault, name, actor=user.principal.actor,
+    issued = identity.issue_token(vault, name, actor=ctx.principal.actor,
                                   expires_in=dt.timedelta(days=int(text)), label=label or None)
-    return page(request, "admin_secret.html", {
+    return page(ctx.request, "admin_secret.html", {
         "title": f"API token for {name}", "kind": "token", "secret": issued.token,
         "name": name, "token_id": issued.token_id, "expires": issued.expires_at,
         "next": f"/admin/users/{name}"})
@@ -443,11 +450,10 @@ def tokens(request: Request, user: WebUserDep) -> Response:
 
 
 @router.post("/admin/tokens/{token_id}/revoke")
-def revoke_token(request: Request, user: WebUserDep, token_id: TokenId,
-                 csrf_token: CsrfField = None,
+def revoke_token(ctx: WebFormDep, token_id: TokenId,
                  confirm: Annotated[str, Form(max_length=8)] = "") -> Response:
     """Revoke an API token (``identity.revoke_token``): it stops working at once."""
-    vault = _admin(request, user, csrf=csrf_token, form=True)
+    vault = _admin_form(ctx)
     found = next(((t, n) for t, n in identity.list_tokens(vault) if t.id == token_id), None)
     if found is None:
         raise NotFound(f"there is no API token {token_id}")
@@ -456,12 +462,12 @@ def revoke_token(request: Request, user: WebUserDep, token_id: TokenId,
         raise InvalidInput(f"Token {token_id} was already revoked")
     if confirm != CONFIRMED:
         return _confirm(
-            request, user, title="Revoke this API token?",
+            ctx.request, ctx.user, title="Revoke this API token?",
             action=f"/admin/tokens/{token_id}/revoke", button="Revoke token",
             back="/admin/tokens",
             rows=[("Token", token_id), ("User", owner), ("Label", token.label or "None")],
             fields={}, warning="Anything using it is refused from the next request.")
-    identity.revoke_token(vault, token_id, actor=user.principal.actor)
+    identity.revoke_token(vault, token_id, actor=ctx.principal.actor)
     return sec.redirect("/admin/tokens?done=revoked")
 
 
@@ -485,13 +491,13 @@ def sites_page(request: Request, user: WebUserDep) -> Response:
 
 
 @router.post("/admin/sites")
-def register_site(request: Request, user: WebUserDep, csrf_token: CsrfField = None,
+def register_site(ctx: WebFormDep,
                   site: Annotated[str, Form(max_length=257)] = "",
                   organisation: Annotated[str, Form(max_length=257)] = "",
                   confirm: Annotated[str, Form(max_length=8)] = "") -> Response:
     """Register a site to an organisation (``sites.register_site``): unowned sources there
     become its footage."""
-    vault = _admin(request, user, Permission.SITES_MANAGE, csrf=csrf_token, form=True)
+    vault = _admin_form(ctx, Permission.SITES_MANAGE)
     values = {"site": site.strip(), "organisation": organisation.strip()}
     errors: dict[str, str] = {}
     if not values["site"]:
@@ -502,11 +508,11 @@ def register_site(request: Request, user: WebUserDep, csrf_token: CsrfField = No
         if len(values[key]) > 256:
             errors[key] = "Use at most 256 characters"
     if errors:
-        return _sites_page(request, user, values, errors, status=400)
+        return _sites_page(ctx.request, ctx.user, values, errors, status=400)
     if confirm != CONFIRMED:
         here = [s for s in sites.unowned_sources(vault) if s.site == values["site"]]
         return _confirm(
-            request, user, title=f"Register {values['site']}?", action="/admin/sites",
+            ctx.request, ctx.user, title=f"Register {values['site']}?", action="/admin/sites",
             button="Register site", back="/admin/sites",
             rows=[("Site", values["site"]), ("Organisation", values["organisation"]),
                   ("Cameras that become its footage", ", ".join(s.id for s in here) or "None yet")],
@@ -514,9 +520,9 @@ def register_site(request: Request, user: WebUserDep, csrf_token: CsrfField = No
             warning="Footage does not change organisation afterwards by registering again.")
     try:
         sites.register_site(vault, values["site"], organisation=values["organisation"],
-                            actor=user.principal.actor)
+                            actor=ctx.principal.actor)
     except InvalidInput as error:
-        return _sites_page(request, user, values, {"site": str(error).capitalize()}, status=400)
+        return _sites_page(ctx.request, ctx.user, values, {"site": str(error).capitalize()}, status=400)
     return sec.redirect("/admin/sites?done=registered")
 
 

@@ -43,7 +43,6 @@ from vault.casework.policy import (
     require,
     require_case,
     require_recording,
-    require_share,
     visible_events,
     visible_holds,
     visible_recordings,
@@ -55,10 +54,10 @@ from ..routes.clips import authorise_clip
 from ..schemas import UUID_PATTERN
 from . import _security as sec
 from .routes import (
-    CsrfField,
+    WebContext,
+    WebFormDep,
     WebUser,
     WebUserDep,
-    _checked,
     _route,
     _settings,
     _vault,
@@ -165,21 +164,16 @@ def watch(request: Request, user: WebUserDep, recording_id: RecordingId) -> Resp
 
 @router.post("/watch/{recording_id}/clip")
 def cut_clip(
-    request: Request,
-    user: WebUserDep,
+    ctx: WebFormDep,
     recording_id: RecordingId,
-    csrf_token: CsrfField = None,
     day: Annotated[str, Form(max_length=32)] = "",
     start: Annotated[str, Form(max_length=32)] = "",
     end: Annotated[str, Form(max_length=32)] = "",
 ) -> Response:
     """Cut the marked window of this recording's camera into an incident clip: the API's
     ``POST /clips`` decision and assembly, with the task's purpose."""
-    vault, principal = _vault(request), user.principal
-    _checked(request, user, csrf_token)
-    recording = require_recording(vault, principal, Permission.VIEW, recording_id,
-                                  route=_route(request))
-    purpose = user.session.purpose
+    recording = ctx.require_recording(Permission.VIEW, recording_id)
+    purpose = ctx.user.session.purpose
     if purpose is None:
         return sec.redirect(f"/purpose?next=/watch/{recording.id}")
     form = {"day": day.strip(), "start": start.strip(), "end": end.strip()}
@@ -203,14 +197,13 @@ def cut_clip(
             errors["clip-end"] = (f"Clip end: a clip is at most "
                                   f"{int(MAX_WINDOW.total_seconds() // 60)} minutes; cut two")
     if errors or since is None or until is None:
-        return watch_page(request, user, recording, form=form, errors=errors, status=400)
-    since, until = authorise_clip(vault, principal, recording.source_id, since, until,
-                                  route=_route(request))
+        return watch_page(ctx.request, ctx.user, recording, form=form, errors=errors, status=400)
+    since, until = authorise_clip(ctx, recording.source_id, since, until)
     try:
-        clip = assemble_clip(vault, recording.source_id, since, until, actor=principal.actor,
+        clip = assemble_clip(ctx.vault, recording.source_id, since, until, actor=ctx.principal.actor,
                              purpose=purpose, method="auto")
     except (InvalidInput, NotFound) as error:  # e.g. no footage in the window
-        return watch_page(request, user, recording, form=form,
+        return watch_page(ctx.request, ctx.user, recording, form=form,
                           errors={"clip-start": f"The clip could not be cut: {error}"}, status=400)
     return sec.redirect(f"/watch/{clip.recording.id}?made=1")
 
@@ -247,41 +240,36 @@ def new_case(request: Request, user: WebUserDep,
 
 @router.post("/casework")
 def create_case(
-    request: Request,
-    user: WebUserDep,
-    csrf_token: CsrfField = None,
+    ctx: WebFormDep,
     reference: Annotated[str, Form(max_length=129)] = "",
     title: Annotated[str, Form(max_length=513)] = "",
     crime_number: Annotated[str, Form(max_length=129)] = "",
     recording: Annotated[str, Form(max_length=36)] = "",
 ) -> Response:
     """A new case with the officer as its member (and, from the watch page, its first item)."""
-    vault, principal = _vault(request), user.principal
-    _checked(request, user, csrf_token)
-    require(vault, principal, Permission.CASE_CREATE, route=_route(request))
+    ctx.require(Permission.CASE_CREATE)
     values = {"reference": reference.strip(), "title": title.strip(),
               "crime_number": crime_number.strip(), "recording": recording.strip()}
     if values["recording"]:
         if not re.fullmatch(UUID_PATTERN, values["recording"]):
             raise NotFound("there is no recording with that id")
         # Decided before the case exists, so a refusal leaves nothing behind.
-        require_recording(vault, principal, Permission.READ, values["recording"],
-                          route=_route(request))
+        ctx.require_recording(Permission.READ, values["recording"])
     if not values["reference"]:
-        return _new_case_page(request, user, values, {
+        return _new_case_page(ctx.request, ctx.user, values, {
             "reference": "Enter the case reference, for example ASB/2026/0142"}, status=400)
     try:
         case = case_ops.create_case(
-            vault, reference=values["reference"], organisation=principal.organisation,
-            actor=principal.actor, title=values["title"] or None,
-            crime_number=values["crime_number"] or None, member_ids=(principal.user_id,))
+            ctx.vault, reference=values["reference"], organisation=ctx.principal.organisation,
+            actor=ctx.principal.actor, title=values["title"] or None,
+            crime_number=values["crime_number"] or None, member_ids=(ctx.principal.user_id,))
     except InvalidInput as error:
         field = "crime_number" if "crime" in str(error) else (
             "title" if "title" in str(error) else "reference")
-        return _new_case_page(request, user, values, {field: str(error).capitalize()}, status=400)
+        return _new_case_page(ctx.request, ctx.user, values, {field: str(error).capitalize()}, status=400)
     if values["recording"]:
-        case_ops.link_recording(vault, case.id, values["recording"], actor=principal.actor,
-                                purpose=user.session.purpose)
+        case_ops.link_recording(ctx.vault, case.id, values["recording"], actor=ctx.principal.actor,
+                                purpose=ctx.user.session.purpose)
     return sec.redirect(f"/casework/{case.id}")
 
 
@@ -422,39 +410,33 @@ def case_page(
 
 
 @router.post("/casework/link")
-def add_item(request: Request, user: WebUserDep, csrf_token: CsrfField = None,
+def add_item(ctx: WebFormDep,
              case: Annotated[str, Form(max_length=36)] = "",
              recording: Annotated[str, Form(max_length=36)] = "") -> Response:
     """Add a recording (a clip brings the recordings it was cut from) to the chosen case."""
-    vault, principal = _vault(request), user.principal
-    _checked(request, user, csrf_token)
     if not re.fullmatch(UUID_PATTERN, case) or not re.fullmatch(UUID_PATTERN, recording):
         raise InvalidInput("Choose a case and a recording, then try again")
     case_id = case
-    require_case(vault, principal, Permission.CASE_WRITE, case_id, route=_route(request))
-    require_recording(vault, principal, Permission.READ, recording, route=_route(request))
-    case_ops.link_recording(vault, case_id, recording, actor=principal.actor,
-                            purpose=user.session.purpose)
+    ctx.require_case(Permission.CASE_WRITE, case_id)
+    ctx.require_recording(Permission.READ, recording)
+    case_ops.link_recording(ctx.vault, case_id, recording, actor=ctx.principal.actor,
+                            purpose=ctx.user.session.purpose)
     return sec.redirect(f"/casework/{case_id}#items")
 
 
 @router.post("/casework/{case_id}/members")
-def add_member(request: Request, user: WebUserDep, case_id: CaseId, csrf_token: CsrfField = None,
+def add_member(ctx: WebFormDep, case_id: CaseId,
                name: Annotated[str, Form(max_length=256)] = "") -> Response:
-    vault, principal = _vault(request), user.principal
-    _checked(request, user, csrf_token)
-    require_case(vault, principal, Permission.CASE_WRITE, case_id, route=_route(request))
+    ctx.require_case(Permission.CASE_WRITE, case_id)
     if not name.strip():
         raise InvalidInput("Enter the user name of the colleague to add, then try again")
-    case_ops.add_member(vault, case_id, name.strip(), actor=principal.actor)
+    case_ops.add_member(ctx.vault, case_id, name.strip(), actor=ctx.principal.actor)
     return sec.redirect(f"/casework/{case_id}#members")
 
 
-def _case_change(request: Request, user: WebUser, case_id: str, csrf_token: str | None,
-                 reason: str, *, close: bool) -> Response:
-    vault, principal = _vault(request), user.principal
-    _checked(request, user, csrf_token)
-    require_case(vault, principal, Permission.CASE_WRITE, case_id, route=_route(request))
+def _case_change(ctx: WebContext, case_id: str, reason: str, *, close: bool) -> Response:
+    vault, principal = ctx.vault, ctx.principal
+    ctx.require_case(Permission.CASE_WRITE, case_id)
     if not reason.strip():
         raise InvalidInput(f"Say why the case is being {'closed' if close else 'reopened'}: "
                            "go back and enter a reason")
@@ -464,17 +446,16 @@ def _case_change(request: Request, user: WebUser, case_id: str, csrf_token: str 
 
 
 @router.post("/casework/{case_id}/close")
-def close_case(request: Request, user: WebUserDep, case_id: CaseId, csrf_token: CsrfField = None,
+def close_case(ctx: WebFormDep, case_id: CaseId,
                reason: Annotated[str, Form(max_length=2000)] = "") -> Response:
     """Close the case: its items are no longer kept for it (other holds still keep them)."""
-    return _case_change(request, user, case_id, csrf_token, reason, close=True)
+    return _case_change(ctx, case_id, reason, close=True)
 
 
 @router.post("/casework/{case_id}/reopen")
-def reopen_case(request: Request, user: WebUserDep, case_id: CaseId,
-                csrf_token: CsrfField = None,
+def reopen_case(ctx: WebFormDep, case_id: CaseId,
                 reason: Annotated[str, Form(max_length=2000)] = "") -> Response:
-    return _case_change(request, user, case_id, csrf_token, reason, close=False)
+    return _case_change(ctx, case_id, reason, close=False)
 
 
 # --- shares ----------------------------------------------------------------------------------
@@ -519,9 +500,7 @@ def new_share(request: Request, user: WebUserDep,
 
 @router.post("/sharing")
 def create_share(
-    request: Request,
-    user: WebUserDep,
-    csrf_token: CsrfField = None,
+    ctx: WebFormDep,
     recording: Annotated[list[str], Form(max_length=50)] = [],  # noqa: B006
     recipient: Annotated[str, Form(max_length=257)] = "",
     email: Annotated[str, Form(max_length=257)] = "",
@@ -534,14 +513,12 @@ def create_share(
     max_downloads: Annotated[str, Form(max_length=8)] = "",
 ) -> Response:
     """Create the share and show its link once (only the token's hash is kept)."""
-    vault, principal = _vault(request), user.principal
-    _checked(request, user, csrf_token)
-    require(vault, principal, Permission.SHARE_CREATE, route=_route(request))
+    ctx.require(Permission.SHARE_CREATE)
     ids = [r for r in recording if re.fullmatch(UUID_PATTERN, r)]
     if not ids:
         raise InvalidInput("Choose what to share: open a recording or a case and use "
                            "'Share with someone outside'")
-    items = _shared_items(vault, principal, ids, _route(request))
+    items = _shared_items(ctx.vault, ctx.principal, ids, ctx.route)
     values = {"recipient": recipient.strip(), "email": email.strip(),
               "recipient_org": recipient_org.strip(), "purpose": purpose.strip(),
               "reference": reference.strip(), "lawful_basis": lawful_basis.strip(),
@@ -560,7 +537,7 @@ def create_share(
     expires_at = None
     try:
         expires_at = parse_uk(values["expires"], "23:59:59", field="Expiry", edge="end")
-        if expires_at <= vault.clock():
+        if expires_at <= ctx.vault.clock():
             errors["expires"] = "Expiry: choose a date from today on"
     except InvalidInput as error:
         errors["expires"] = str(error)
@@ -574,10 +551,10 @@ def create_share(
         else:
             limit = int(values["max_downloads"])
     if errors or expires_at is None:
-        return _share_form(request, user, items, values, errors, status=400)
+        return _share_form(ctx.request, ctx.user, items, values, errors, status=400)
     try:
         created = share_ops.create_share(
-            vault, actor=principal.actor,
+            ctx.vault, actor=ctx.principal.actor,
             # The share has one recipient field: the person and the address it was sent to,
             # as they appear in the custody log's `shared` event.
             recipient=f"{values['recipient']} <{values['email']}>",
@@ -586,9 +563,9 @@ def create_share(
             recording_ids=[r.id for r in items], expires_at=expires_at,
             allow_download=access == "download", max_downloads=limit)
     except InvalidInput as error:
-        return _share_form(request, user, items, values, {"recipient": str(error)}, status=400)
-    return page(request, "share_created.html", {
-        "share": created.share, "items": items, "link": share_link(request, created.token)})
+        return _share_form(ctx.request, ctx.user, items, values, {"recipient": str(error)}, status=400)
+    return page(ctx.request, "share_created.html", {
+        "share": created.share, "items": items, "link": share_link(ctx.request, created.token)})
 
 
 def _share_scope(principal: Principal) -> tuple[str | None, str | None]:
@@ -614,18 +591,15 @@ def shares(request: Request, user: WebUserDep) -> Response:
 
 
 @router.post("/sharing/{share_id}/revoke")
-def revoke_share(request: Request, user: WebUserDep, share_id: ShareId,
-                 csrf_token: CsrfField = None,
+def revoke_share(ctx: WebFormDep, share_id: ShareId,
                  reason: Annotated[str, Form(max_length=2000)] = "") -> Response:
     """Revoke a share: its link stops working at once."""
-    vault, principal = _vault(request), user.principal
-    _checked(request, user, csrf_token)
-    found = share_ops.get_share(vault, share_id)
-    require_share(vault, principal, Permission.SHARE_REVOKE, found[0] if found else None,
-                  share_id, route=_route(request))
+    found = share_ops.get_share(ctx.vault, share_id)
+    ctx.require_share(Permission.SHARE_REVOKE, found[0] if found else None,
+                  share_id)
     if not reason.strip():
         raise InvalidInput("Say why the share is being revoked: go back and enter a reason")
-    share_ops.revoke_share(vault, share_id, actor=principal.actor, reason=reason.strip())
+    share_ops.revoke_share(ctx.vault, share_id, actor=ctx.principal.actor, reason=reason.strip())
     return sec.redirect("/sharing")
 
 

@@ -58,7 +58,15 @@ from ..deps import MAX_FIELD, MAX_PURPOSE
 from ..jobs import get_job_queue
 from ..schemas import UUID_PATTERN
 from . import _security as sec
-from .routes import CsrfField, WebUser, WebUserDep, _checked, _route, _vault, page, templates
+from .routes import (
+    WebFormDep,
+    WebUser,
+    WebUserDep,
+    _route,
+    _vault,
+    page,
+    templates,
+)
 
 router = APIRouter(route_class=sec.make_route_class(templates), include_in_schema=False)
 
@@ -109,10 +117,8 @@ def export_form(request: Request, user: WebUserDep, case_id: CaseId) -> Response
 
 @router.post("/casework/{case_id}/export")
 def start_export(
-    request: Request,
-    user: WebUserDep,
+    ctx: WebFormDep,
     case_id: CaseId,
-    csrf_token: CsrfField = None,
     recipient: Annotated[str, Form(max_length=MAX_FIELD + 1)] = "",
     recipient_org: Annotated[str, Form(max_length=MAX_FIELD + 1)] = "",
     purpose: Annotated[str, Form(max_length=MAX_PURPOSE + 1)] = "",
@@ -120,9 +126,7 @@ def start_export(
     lawful_basis: Annotated[str, Form(max_length=MAX_FIELD + 1)] = "",
 ) -> Response:
     """Queue the export job (the API's ``POST /exports``) and go to its page."""
-    vault, principal = _vault(request), user.principal
-    _checked(request, user, csrf_token)
-    case, items = _authorise_start(vault, principal, case_id, _route(request))
+    case, items = _authorise_start(ctx.vault, ctx.principal, case_id, ctx.route)
     values = dict(zip(_FIELDS, (v.strip() for v in (recipient, recipient_org, purpose,
                                                     reference, lawful_basis)), strict=True))
     if not items:
@@ -142,9 +146,9 @@ def start_export(
         if len(values[name]) > limit:
             errors[name] = f"Use at most {limit} characters"
     if errors:
-        return _form(request, user, case, items, values, errors, status=400)
-    job = get_job_queue(request).submit(
-        JobKind.EXPORT, actor=principal.actor, vault=vault,
+        return _form(ctx.request, ctx.user, case, items, values, errors, status=400)
+    job = get_job_queue(ctx.request).submit(
+        JobKind.EXPORT, actor=ctx.principal.actor, vault=ctx.vault,
         purpose=Purpose(purpose=values["purpose"], lawful_basis=values["lawful_basis"],
                         reference=values["reference"] or None),
         # case_id ties the job to this case's pages (check 2); the rest is the API's params.

@@ -37,7 +37,6 @@ from vault.casework.policy import (
     allowed,
     case_scope,
     require,
-    require_recording,
     visible_recordings,
 )
 from vault.casework.cases import list_cases
@@ -48,7 +47,7 @@ from vault.access.web_sessions import ActiveSession, Stage
 
 from .._streaming import footage_response
 from ..routes.pulls import PullPublic, configured_agents, pull_window, pullable_cameras
-from ..deps import MAX_FIELD, MAX_PURPOSE, client_addr
+from ..deps import MAX_FIELD, MAX_PURPOSE, RequestContext, client_addr, route_name
 from ..schemas import UUID_PATTERN
 from . import _security as sec
 from ._oidc import PENDING_COOKIE, PENDING_MAX_AGE, PENDING_PATH, OidcClient, Pending
@@ -125,9 +124,31 @@ WebUserDep = Annotated[WebUser, Depends(web_user)]
 CsrfField = Annotated[str | None, Form(alias=sec.CSRF_FIELD)]
 
 
-def _route(request: Request) -> str:
-    route = request.scope.get("route")
-    return f"{request.method} {getattr(route, 'path', '?')}"
+_route = route_name
+
+
+@dataclass(frozen=True)
+class WebContext(RequestContext):
+    """A signed-in officer's request: the API's :class:`~api.deps.RequestContext` (vault,
+    principal, route, and the same ``require*`` policy checks) with their session and the
+    request, for rendering pages. :data:`WebFormDep` gives it to a form's handler only after
+    the form's CSRF token is checked."""
+
+    request: Request
+    user: WebUser
+
+    @property
+    def session(self) -> ActiveSession:
+        return self.user.session
+
+
+def web_context(request: Request, user: WebUserDep) -> WebContext:
+    """The signed-in officer's context (a redirect to sign in without a live session)."""
+    return WebContext(vault=_vault(request), principal=user.principal, route=_route(request),
+                      request=request, user=user)
+
+
+WebContextDep = Annotated[WebContext, Depends(web_context)]
 
 
 def _checked(request: Request, user: WebUser, sent: str | None) -> None:
@@ -144,6 +165,16 @@ def _checked(request: Request, user: WebUser, sent: str | None) -> None:
 def page(request: Request, name: str, context: dict[str, Any], *, status: int = 200) -> HTMLResponse:
     """Render a template with the signed-in officer (if any) in ``web``."""
     context.setdefault("web", getattr(request.state, "web", None))
+def web_form(ctx: WebContextDep, csrf_token: CsrfField = None) -> WebContext:
+    """:func:`web_context` for a form post, once its CSRF token is checked (a refusal is an
+    ``access_denied`` event and nothing else runs). The one opening of every signed-in form."""
+    _checked(ctx.request, ctx.user, csrf_token)
+    return ctx
+
+
+WebFormDep = Annotated[WebContext, Depends(web_form)]
+
+
     response: HTMLResponse = templates.TemplateResponse(request, name, context, status_code=status)
     return response
 
@@ -372,16 +403,15 @@ def oidc_callback(
 
 
 @router.post("/sign-out")
-def sign_out(request: Request, user: WebUserDep, csrf_token: CsrfField = None,
+def sign_out(ctx: WebFormDep,
              everywhere: Annotated[bool, Form()] = False) -> Response:
-    vault, settings = _vault(request), _settings(request)
-    _checked(request, user, csrf_token)
+    vault, settings = ctx.vault, _settings(ctx.request)
     if everywhere:
-        ended = web_sessions.end_all_sessions(vault, user.principal.user_id)
+        ended = web_sessions.end_all_sessions(vault, ctx.principal.user_id)
     else:
-        ended = int(web_sessions.end_session(vault, user.session.id))
-    vault.ledger.record(SIGNED_OUT, actor=user.principal.actor, object_ids=[user.principal.user_id],
-                        details={"session_id": user.session.id, "everywhere": everywhere,
+        ended = int(web_sessions.end_session(vault, ctx.user.session.id))
+    vault.ledger.record(SIGNED_OUT, actor=ctx.principal.actor, object_ids=[ctx.principal.user_id],
+                        details={"session_id": ctx.user.session.id, "everywhere": everywhere,
                                  "sessions_ended": ended})
     response = sec.redirect("/sign-in?signed_out=true")
     sec.clear_cookie(response, settings, sec.session_cookie_name(settings))
@@ -410,15 +440,12 @@ def purpose_form(request: Request, user: WebUserDep,
 
 @router.post("/purpose")
 def purpose_submit(
-    request: Request,
-    user: WebUserDep,
-    csrf_token: CsrfField = None,
+    ctx: WebFormDep,
     purpose: Annotated[str, Form(max_length=MAX_PURPOSE + 1)] = "",
     reference: Annotated[str, Form(max_length=MAX_FIELD + 1)] = "",
     lawful_basis: Annotated[str, Form(max_length=MAX_FIELD + 1)] = "",
     next: Annotated[str | None, Form(max_length=2000)] = None,
 ) -> Response:
-    _checked(request, user, csrf_token)
     values = {"purpose": purpose.strip(), "reference": reference.strip(),
               "lawful_basis": lawful_basis.strip()}
     errors: dict[str, str] = {}
@@ -433,10 +460,10 @@ def purpose_submit(
         if len(values[name]) > limit:
             errors[name] = f"Use at most {limit} characters"
     if errors:
-        return page(request, "purpose.html", {
-            "csrf": user.csrf, "next": sec.safe_next(next), "errors": errors, "values": values,
-            "current": user.session.purpose, "earlier": user.session.purposes}, status=400)
-    web_sessions.state_purpose(_vault(request), user.session.id, Purpose(**values))
+        return page(ctx.request, "purpose.html", {
+            "csrf": ctx.user.csrf, "next": sec.safe_next(next), "errors": errors, "values": values,
+            "current": ctx.user.session.purpose, "earlier": ctx.user.session.purposes}, status=400)
+    web_sessions.state_purpose(ctx.vault, ctx.user.session.id, Purpose(**values))
     return sec.redirect(sec.safe_next(next))
 
 
@@ -579,44 +606,40 @@ def find(
 
 @router.post("/find/pull")
 def find_pull(
-    request: Request,
-    user: WebUserDep,
+    ctx: WebFormDep,
     nvr: Annotated[str, Form(max_length=_MAX_NAME)],
     camera: Annotated[str, Form(max_length=_MAX_NAME)],
     day: Annotated[str, Form(max_length=32)],
     start: Annotated[str, Form(alias="from", max_length=16)],
     end: Annotated[str, Form(alias="to", max_length=16)],
     site: Annotated[str, Form(max_length=256)] = "",
-    csrf_token: CsrfField = None,
 ) -> Response:
     """Pull the searched window of one camera from its site's NVR: the body of
     ``POST /ingest/pulls`` (:func:`api.routes.pulls.pull_window`), with the task's stated
     purpose; the page shows what came (recordings, gaps, the NVR's clock) or why nothing did."""
-    _checked(request, user, csrf_token)
-    vault, route = _vault(request), _route(request)
     form = _find_form(site, camera, None, day, start, end)
     try:
         since = parse_uk(day, start, field="From", edge="start")
         until = parse_uk(day, end, field="To", edge="end")
     except InvalidInput as error:
-        return _find_page(request, user, form, errors={"pull": str(error)}, status=400)
+        return _find_page(ctx.request, ctx.user, form, errors={"pull": str(error)}, status=400)
 
     def purpose() -> Purpose:
-        if user.session.purpose is None:
+        if ctx.user.session.purpose is None:
             raise InvalidInput("state the purpose of this task before pulling footage")
-        return user.session.purpose
+        return ctx.user.session.purpose
 
     try:
-        report = pull_window(vault, user.principal, nvr=nvr, camera=camera, start=since,
-                             end=until, purpose=purpose, route=route)
+        report = pull_window(ctx, nvr=nvr, camera=camera, start=since, end=until,
+                             purpose=purpose)
     except (InvalidInput, NotFound) as error:
-        return _find_page(request, user, form, errors={"pull": str(error)}, status=400)
+        return _find_page(ctx.request, ctx.user, form, errors={"pull": str(error)}, status=400)
     except SpoolLocked as error:
-        return _find_page(request, user, form, errors={"pull": str(error)}, status=409)
+        return _find_page(ctx.request, ctx.user, form, errors={"pull": str(error)}, status=409)
     except NvrError as error:
-        return _find_page(request, user, form, errors={"pull": str(error)}, status=502)
+        return _find_page(ctx.request, ctx.user, form, errors={"pull": str(error)}, status=502)
     # Read through the API's response model: the page shows what the route would answer.
-    return _find_page(request, user, form, pulled=PullPublic.model_validate(report.to_dict()))
+    return _find_page(ctx.request, ctx.user, form, pulled=PullPublic.model_validate(report.to_dict()))
 
 
 # --- watch -----------------------------------------------------------------------------------
@@ -650,4 +673,5 @@ def watch_media(
     return response
 
 
-__all__ = ["PAGE_SIZE", "SIGNED_IN", "SIGNED_OUT", "WebUser", "router", "web_user"]
+__all__ = ["PAGE_SIZE", "SIGNED_IN", "SIGNED_OUT", "WebContext", "WebContextDep", "WebFormDep",
+           "WebUser", "router", "web_context", "web_form", "web_user"]

@@ -61,7 +61,6 @@ from vault.casework.policy import (
     require,
     require_recording,
     require_sar,
-    require_source,
     visible_sars,
 )
 from vault.casework.sar import MAX_EXTENSION_MONTHS, PENDING, SarView, SubjectAccessRequest
@@ -74,15 +73,15 @@ from ..routes.sar import queue_sar_redactions, sar_purpose
 from ..schemas import UUID_PATTERN
 from . import _security as sec
 from .routes import (
-    CsrfField,
+    _cameras,
+    page,
+    _route,
+    templates,
+    _vault,
+    WebContext,
+    WebFormDep,
     WebUser,
     WebUserDep,
-    _cameras,
-    _checked,
-    _route,
-    _vault,
-    page,
-    templates,
 )
 from .uktime import UK, parse_uk
 
@@ -241,9 +240,7 @@ def new_request(request: Request, user: WebUserDep) -> Response:
 
 @router.post(BASE)
 def register(
-    request: Request,
-    user: WebUserDep,
-    csrf_token: CsrfField = None,
+    ctx: WebFormDep,
     reference: Annotated[str, Form(max_length=129)] = "",
     requester_name: Annotated[str, Form(max_length=257)] = "",
     requester_contact: Annotated[str, Form(max_length=513)] = "",
@@ -251,9 +248,7 @@ def register(
     description: Annotated[str, Form(max_length=4001)] = "",
 ) -> Response:
     """Register a request (``sar.registered``); its deadline is one calendar month on."""
-    vault, principal = _vault(request), user.principal
-    _checked(request, user, csrf_token)
-    require(vault, principal, Permission.SAR_WRITE, route=_route(request))
+    ctx.require(Permission.SAR_WRITE)
     values = {"reference": reference.strip(), "requester_name": requester_name.strip(),
               "requester_contact": requester_contact.strip(), "received_on": received_on.strip(),
               "description": description.strip()}
@@ -265,21 +260,21 @@ def register(
     received = None
     try:
         received = dt.date.fromisoformat(values["received_on"])
-        if received > vault.clock().astimezone(UK).date():
+        if received > ctx.vault.clock().astimezone(UK).date():
             errors["received_on"] = "Date received: a request cannot be received in the future"
     except ValueError:
         errors["received_on"] = "Date received: enter it as YYYY-MM-DD, for example 2026-11-25"
     if errors or received is None:
-        return _register_page(request, user, values, errors, status=400)
+        return _register_page(ctx.request, ctx.user, values, errors, status=400)
     try:
         made = sars.register_sar(
-            vault, reference=values["reference"], requester_name=values["requester_name"],
+            ctx.vault, reference=values["reference"], requester_name=values["requester_name"],
             requester_contact=values["requester_contact"] or None, received_on=received,
-            description=values["description"] or None, actor=principal.actor)
+            description=values["description"] or None, actor=ctx.principal.actor)
     except InvalidInput as error:
         field = "reference" if "reference" in str(error) or "exists" in str(error) else (
             "requester_name" if "name" in str(error) else "description")
-        return _register_page(request, user, values, {field: str(error).capitalize()}, status=400)
+        return _register_page(ctx.request, ctx.user, values, {field: str(error).capitalize()}, status=400)
     return sec.redirect(f"{BASE}/{made.id}")
 
 
@@ -329,35 +324,31 @@ def progress(request: Request, user: WebUserDep, sar_id: SarId) -> Response:
 
 
 @router.post(f"{BASE}/{{sar_id}}/extend")
-def extend(request: Request, user: WebUserDep, sar_id: SarId, csrf_token: CsrfField = None,
+def extend(ctx: WebFormDep, sar_id: SarId,
            months: Annotated[str, Form(max_length=2)] = "",
            reason: Annotated[str, Form(max_length=2001)] = "") -> Response:
     """Extend the deadline by one or two months with the reason (``sar.extended``)."""
-    vault = _vault(request)
-    _checked(request, user, csrf_token)
-    view = _request(vault, user, sar_id, Permission.SAR_WRITE, _route(request))
+    view = _request(ctx.vault, ctx.user, sar_id, Permission.SAR_WRITE, ctx.route)
     if months not in ("1", "2"):
-        return request_page(request, user, view, errors={
+        return request_page(ctx.request, ctx.user, view, errors={
             "months": "Choose how many months to extend by (at most two in all)"}, status=400)
     if not reason.strip():
-        return request_page(request, user, view, errors={
+        return request_page(ctx.request, ctx.user, view, errors={
             "extension-reason": "Say why the request needs longer, for example it is complex"},
             status=400)
     try:
-        sars.extend_sar(vault, view.sar.id, months=int(months), reason=reason,
-                        actor=user.principal.actor)
+        sars.extend_sar(ctx.vault, view.sar.id, months=int(months), reason=reason,
+                        actor=ctx.principal.actor)
     except InvalidInput as error:
-        return request_page(request, user, view, errors={"months": str(error).capitalize()},
+        return request_page(ctx.request, ctx.user, view, errors={"months": str(error).capitalize()},
                             status=400)
     return sec.redirect(f"{BASE}/{view.sar.id}")
 
 
 @router.post(f"{BASE}/{{sar_id}}/windows")
 def attach(
-    request: Request,
-    user: WebUserDep,
+    ctx: WebFormDep,
     sar_id: SarId,
-    csrf_token: CsrfField = None,
     camera: Annotated[str, Form(max_length=128)] = "",
     day: Annotated[str, Form(max_length=32)] = "",
     start: Annotated[str, Form(max_length=32)] = "",
@@ -366,9 +357,7 @@ def attach(
 ) -> Response:
     """Attach a camera window typed in UK time; its footage is held at once (``held`` and
     ``sar.window_attached``), as ``POST /sars/{id}/windows`` does."""
-    vault, principal = _vault(request), user.principal
-    _checked(request, user, csrf_token)
-    view = _request(vault, user, sar_id, Permission.SAR_WRITE, _route(request))
+    view = _request(ctx.vault, ctx.user, sar_id, Permission.SAR_WRITE, ctx.route)
     form = {"camera": camera.strip(), "day": day.strip(), "start": start.strip(),
             "end": end.strip(), "note": note.strip()}
     errors: dict[str, str] = {}
@@ -386,34 +375,29 @@ def attach(
     if since is not None and until is not None and until <= since:
         errors["window-end"] = "To: the window must end after it starts (over midnight: two windows)"
     if errors or since is None or until is None:
-        return request_page(request, user, view, window_form=form, errors=errors, status=400)
+        return request_page(ctx.request, ctx.user, view, window_form=form, errors=errors, status=400)
     # The API's decision on the camera: the organisation's (and, for scoped roles, a site's).
-    require_source(vault, principal, Permission.HOLD_PLACE, form["camera"], route=_route(request))
-    sars.attach_window(vault, view.sar.id, source_id=form["camera"], start=since, end=until,
-                       note=form["note"] or None, actor=principal.actor)
+    ctx.require_source(Permission.HOLD_PLACE, form["camera"])
+    sars.attach_window(ctx.vault, view.sar.id, source_id=form["camera"], start=since, end=until,
+                       note=form["note"] or None, actor=ctx.principal.actor)
     return sec.redirect(f"{BASE}/{view.sar.id}#windows")
 
 
 @router.post(f"{BASE}/{{sar_id}}/redaction")
-def find_people(request: Request, user: WebUserDep, queue: JobQueueDep, sar_id: SarId,
-                csrf_token: CsrfField = None) -> Response:
+def find_people(ctx: WebFormDep, queue: JobQueueDep, sar_id: SarId) -> Response:
     """Queue one redaction-plan job per held window (the API's own decision and jobs)."""
-    vault = _vault(request)
-    _checked(request, user, csrf_token)
-    view = _request(vault, user, sar_id, Permission.SAR_WRITE, _route(request))
+    view = _request(ctx.vault, ctx.user, sar_id, Permission.SAR_WRITE, ctx.route)
     try:
-        queue_sar_redactions(vault, queue, user.principal, view.sar.id, route=_route(request))
+        queue_sar_redactions(ctx, queue, view.sar.id)
     except InvalidInput as error:
-        return request_page(request, user, view, errors={"find-people": str(error)}, status=400)
+        return request_page(ctx.request, ctx.user, view, errors={"find-people": str(error)}, status=400)
     return sec.redirect(f"{BASE}/{view.sar.id}#redaction")
 
 
 @router.post(f"{BASE}/{{sar_id}}/disclose")
 def disclose(
-    request: Request,
-    user: WebUserDep,
+    ctx: WebFormDep,
     sar_id: SarId,
-    csrf_token: CsrfField = None,
     recording: Annotated[list[str], Form(max_length=100)] = [],  # noqa: B006
     method: Annotated[str, Form(max_length=257)] = "",
     notes: Annotated[str, Form(max_length=4001)] = "",
@@ -421,9 +405,7 @@ def disclose(
     """Record which redacted copies went to the requester, how, and when (today): the
     ``sar.disclosed`` event with their hashes. Only the request's own rendered copies are
     offered; :func:`vault.casework.sar.record_disclosure` refuses anything else."""
-    vault, principal = _vault(request), user.principal
-    _checked(request, user, csrf_token)
-    view = _request(vault, user, sar_id, Permission.SAR_WRITE, _route(request))
+    view = _request(ctx.vault, ctx.user, sar_id, Permission.SAR_WRITE, ctx.route)
     ids = [r for r in recording if re.fullmatch(UUID_PATTERN, r)]
     errors: dict[str, str] = {}
     if not ids:
@@ -431,36 +413,34 @@ def disclose(
     if not method.strip():
         errors["method"] = "Say how they were sent, for example secure download link"
     if errors:
-        return request_page(request, user, view, errors=errors, status=400)
-    own = {rid for _, rid in _jobs(vault, view).copies()}
+        return request_page(ctx.request, ctx.user, view, errors=errors, status=400)
+    own = {rid for _, rid in _jobs(ctx.vault, view).copies()}
     if not set(ids) <= own:
         # A copy made for another request could pass the rails (redacted, inside a window of
         # the same camera) with other people kept visible: only this request's copies go.
-        return request_page(request, user, view, errors={
+        return request_page(ctx.request, ctx.user, view, errors={
             "disclose-copies": "Choose among the copies rendered for this request"}, status=400)
     for rid in ids:
-        require_recording(vault, principal, Permission.READ, rid, route=_route(request))
+        ctx.require_recording(Permission.READ, rid)
     try:
-        sars.record_disclosure(vault, view.sar.id, recording_ids=ids, method=method,
-                               notes=notes or None, actor=principal.actor)
+        sars.record_disclosure(ctx.vault, view.sar.id, recording_ids=ids, method=method,
+                               notes=notes or None, actor=ctx.principal.actor)
     except InvalidInput as error:
-        return request_page(request, user, view, errors={"disclose-copies": str(error)},
+        return request_page(ctx.request, ctx.user, view, errors={"disclose-copies": str(error)},
                             status=400)
     return sec.redirect(f"{BASE}/{view.sar.id}#disclosures")
 
 
 @router.post(f"{BASE}/{{sar_id}}/close")
-def close(request: Request, user: WebUserDep, sar_id: SarId, csrf_token: CsrfField = None,
+def close(ctx: WebFormDep, sar_id: SarId,
           reason: Annotated[str, Form(max_length=2001)] = "",
           refused: Annotated[bool, Form()] = False) -> Response:
     """Close (or refuse) the request; its holds are released (``released``, ``sar.closed``)."""
-    vault = _vault(request)
-    _checked(request, user, csrf_token)
-    view = _request(vault, user, sar_id, Permission.SAR_WRITE, _route(request))
+    view = _request(ctx.vault, ctx.user, sar_id, Permission.SAR_WRITE, ctx.route)
     if not reason.strip():
-        return request_page(request, user, view, errors={
+        return request_page(ctx.request, ctx.user, view, errors={
             "close-reason": "Say why the request is being closed"}, status=400)
-    sars.close_sar(vault, view.sar.id, reason=reason, refused=refused, actor=user.principal.actor)
+    sars.close_sar(ctx.vault, view.sar.id, reason=reason, refused=refused, actor=ctx.principal.actor)
     return sec.redirect(f"{BASE}/{view.sar.id}")
 
 
@@ -680,39 +660,35 @@ def waveform(request: Request, user: WebUserDep, sar_id: SarId, job_id: JobId) -
         **sec.PAGE_HEADERS, "Cross-Origin-Resource-Policy": "same-origin"})
 
 
-def _edit(request: Request, user: WebUser, view: SarView, job: Job,
-          plan: RedactionPlan) -> Response:
+def _edit(ctx: WebContext, view: SarView, job: Job, plan: RedactionPlan) -> Response:
     """Save the edited plan through the API's path and go back to the gallery."""
-    save_edited_plan(_vault(request), user.principal, job.id, plan, purpose=sar_purpose(view.sar),
-                     route=_route(request))
+    save_edited_plan(ctx, job.id, plan, purpose=sar_purpose(view.sar))
     return sec.redirect(f"{BASE}/{view.sar.id}/people/{job.id}")
 
 
-def _writable(request: Request, user: WebUser, sar_id: str, job_id: str,
-              csrf_token: str | None) -> tuple[SarView, Job, RedactionPlan]:
-    vault = _vault(request)
-    _checked(request, user, csrf_token)
-    view = _request(vault, user, sar_id, Permission.SAR_WRITE, _route(request))
+def _writable(ctx: WebContext, sar_id: str, job_id: str) -> tuple[SarView, Job, RedactionPlan]:
+    """The request, plan job and plan a form edits (its CSRF token already checked)."""
+    vault, user, route = ctx.vault, ctx.user, ctx.route
+    view = _request(vault, user, sar_id, Permission.SAR_WRITE, route)
     if view.sar.status not in sars.ACTIVE:
         raise InvalidInput(f"subject access request {view.sar.reference} is "
                            f"{view.sar.status.value}: its redactions can no longer change")
-    job = _plan_job(vault, user, view, job_id, Permission.DOWNLOAD, _route(request))
+    job = _plan_job(vault, user, view, job_id, Permission.DOWNLOAD, route)
     return view, job, _plan(job)
 
 
 @router.post(f"{BASE}/{{sar_id}}/people/{{job_id}}/keep")
-def keep(request: Request, user: WebUserDep, sar_id: SarId, job_id: JobId,
-         csrf_token: CsrfField = None,
+def keep(ctx: WebFormDep, sar_id: SarId, job_id: JobId,
          track: Annotated[list[int], Form(max_length=10_000)] = []) -> Response:  # noqa: B006
     """Keep exactly the ticked people visible (the requester); everyone else is masked."""
-    view, job, plan = _writable(request, user, sar_id, job_id, csrf_token)
+    view, job, plan = _writable(ctx, sar_id, job_id)
     chosen = set(track)
     unknown = chosen - {t.id for t in plan.tracks}
     if unknown:
         raise InvalidInput(f"there is no person {min(unknown)} in this window: reload the page")
     edited = plan.model_copy(update={"tracks": [
         t.model_copy(update={"keep": t.id in chosen}) for t in plan.tracks]})
-    return _edit(request, user, view, job, edited)
+    return _edit(ctx, view, job, edited)
 
 
 def _frame_number(text: str, field: str, last: int) -> int:
@@ -726,11 +702,9 @@ def _frame_number(text: str, field: str, last: int) -> int:
 
 @router.post(f"{BASE}/{{sar_id}}/people/{{job_id}}/boxes")
 def add_box(
-    request: Request,
-    user: WebUserDep,
+    ctx: WebFormDep,
     sar_id: SarId,
     job_id: JobId,
-    csrf_token: CsrfField = None,
     first: Annotated[str, Form(max_length=12)] = "",
     last: Annotated[str, Form(max_length=12)] = "",
     x0: Annotated[str, Form(max_length=8)] = "",
@@ -740,7 +714,7 @@ def add_box(
 ) -> Response:
     """Mask a face the detector missed: a box (frame pixels) over a range of frames, added to
     the plan as a manual box."""
-    view, job, plan = _writable(request, user, sar_id, job_id, csrf_token)
+    view, job, plan = _writable(ctx, sar_id, job_id)
     form = {"first": first.strip(), "last": last.strip(), "x0": x0.strip(), "y0": y0.strip(),
             "x1": x1.strip(), "y1": y1.strip()}
     end = plan.source.frame_count - 1
@@ -765,26 +739,25 @@ def add_box(
     if len(coords) == 4 and not (coords[0] < coords[2] and coords[1] < coords[3]):
         errors["box-x1"] = "Box: the right edge must be right of the left, the bottom below the top"
     if errors:
-        return people_page(request, user, view, job, box_form=form, errors=errors, status=400)
+        return people_page(ctx.request, ctx.user, view, job, box_form=form, errors=errors, status=400)
     taken = {m.id for m in plan.manual}
     number = next(n for n in range(1, len(taken) + 2) if f"web-{n}" not in taken)
     box = ManualBox(id=f"web-{number}",
                     keyframes=[Keyframe(frame=frames[0], box=(coords[0], coords[1], coords[2],
                                                               coords[3]))],
                     end=frames[1])
-    return _edit(request, user, view, job, plan.model_copy(update={"manual": [*plan.manual, box]}))
+    return _edit(ctx, view, job, plan.model_copy(update={"manual": [*plan.manual, box]}))
 
 
 @router.post(f"{BASE}/{{sar_id}}/people/{{job_id}}/boxes/{{box_id}}/remove")
-def remove_box(request: Request, user: WebUserDep, sar_id: SarId, job_id: JobId,
-               box_id: Annotated[str, Path(max_length=64)],
-               csrf_token: CsrfField = None) -> Response:
+def remove_box(ctx: WebFormDep, sar_id: SarId, job_id: JobId,
+               box_id: Annotated[str, Path(max_length=64)]) -> Response:
     """Take a manual box out of the plan."""
-    view, job, plan = _writable(request, user, sar_id, job_id, csrf_token)
+    view, job, plan = _writable(ctx, sar_id, job_id)
     kept = [m for m in plan.manual if m.id != box_id]
     if len(kept) == len(plan.manual):
         raise NotFound(f"there is no box {box_id} in this plan")
-    return _edit(request, user, view, job, plan.model_copy(update={"manual": kept}))
+    return _edit(ctx, view, job, plan.model_copy(update={"manual": kept}))
 
 
 def _clip_seconds(text: str, field: str, duration: float) -> float:
@@ -800,17 +773,15 @@ def _clip_seconds(text: str, field: str, duration: float) -> float:
 
 @router.post(f"{BASE}/{{sar_id}}/people/{{job_id}}/audio")
 def add_audio(
-    request: Request,
-    user: WebUserDep,
+    ctx: WebFormDep,
     sar_id: SarId,
     job_id: JobId,
-    csrf_token: CsrfField = None,
     audio_start: Annotated[str, Form(max_length=16)] = "",
     audio_end: Annotated[str, Form(max_length=16)] = "",
     action: Annotated[str, Form(max_length=8)] = "mute",
 ) -> Response:
     """Mute or bleep a range of the clip's sound (someone other than the requester speaking)."""
-    view, job, plan = _writable(request, user, sar_id, job_id, csrf_token)
+    view, job, plan = _writable(ctx, sar_id, job_id)
     form = {"audio_start": audio_start.strip(), "audio_end": audio_end.strip(), "action": action}
     errors: dict[str, str] = {}
     bounds: list[float] = []
@@ -824,30 +795,27 @@ def add_audio(
     if action not in ("mute", "bleep"):
         errors["action-mute"] = "Choose mute (silence) or bleep (a tone)"
     if errors:
-        return people_page(request, user, view, job, audio_form=form, errors=errors, status=400)
+        return people_page(ctx.request, ctx.user, view, job, audio_form=form, errors=errors, status=400)
     edit = AudioEdit(start=bounds[0], end=bounds[1], action="bleep" if action == "bleep" else "mute")
-    return _edit(request, user, view, job, plan.model_copy(update={"audio": [*plan.audio, edit]}))
+    return _edit(ctx, view, job, plan.model_copy(update={"audio": [*plan.audio, edit]}))
 
 
 @router.post(f"{BASE}/{{sar_id}}/people/{{job_id}}/audio/{{index}}/remove")
-def remove_audio(request: Request, user: WebUserDep, sar_id: SarId, job_id: JobId,
-                 index: Annotated[int, Path(ge=0, le=10_000)],
-                 csrf_token: CsrfField = None) -> Response:
+def remove_audio(ctx: WebFormDep, sar_id: SarId, job_id: JobId,
+                 index: Annotated[int, Path(ge=0, le=10_000)]) -> Response:
     """Take an audio range out of the plan."""
-    view, job, plan = _writable(request, user, sar_id, job_id, csrf_token)
+    view, job, plan = _writable(ctx, sar_id, job_id)
     if index >= len(plan.audio):
         raise NotFound("there is no such audio range in this plan")
     audio = [a for i, a in enumerate(plan.audio) if i != index]
-    return _edit(request, user, view, job, plan.model_copy(update={"audio": audio}))
+    return _edit(ctx, view, job, plan.model_copy(update={"audio": audio}))
 
 
 @router.post(f"{BASE}/{{sar_id}}/people/{{job_id}}/render")
-def render(request: Request, user: WebUserDep, queue: JobQueueDep, sar_id: SarId, job_id: JobId,
-           csrf_token: CsrfField = None) -> Response:
+def render(ctx: WebFormDep, queue: JobQueueDep, sar_id: SarId, job_id: JobId) -> Response:
     """Render the plan as it stands (the API's render job, bound to the plan's hash)."""
-    view, job, _plan_now = _writable(request, user, sar_id, job_id, csrf_token)
-    queue_render(_vault(request), queue, user.principal, job.id, purpose=sar_purpose(view.sar),
-                 route=_route(request))
+    view, job, _plan_now = _writable(ctx, sar_id, job_id)
+    queue_render(ctx, queue, job.id, purpose=sar_purpose(view.sar))
     return sec.redirect(f"{BASE}/{view.sar.id}/people/{job.id}#renders")
 
 

@@ -88,6 +88,12 @@ class Served:
     def open_vault(self) -> Vault:
         return Vault.open(self.settings)
 
+    def sign_in(self, page: Any, user: str, *, code: bool = True, **options: Any) -> None:
+        """Sign ``user`` in through the pages (:func:`sign_in_page`) with their current code,
+        or (``code=False``) only as far as the password, for a user who has none yet."""
+        sign_in_page(page, self.url, user, (lambda: self.code(user)) if code else None,
+                     **options)
+
 
 def _populate(settings: Settings, tmp: Path) -> tuple[dict[str, str], dict[str, str], str, str]:
     from api.web.uktime import UK
@@ -270,6 +276,53 @@ def csrf_of(html: str) -> str:
     match = re.search(r'name="csrf_token" value="([^"]+)"', html)
     assert match, "no CSRF field on the page"
     return match.group(1)
+
+
+def sign_in_page(page: Any, url: str, user: str, code: Callable[[], str] | None = None, *,
+                 password: str = PASSWORD, start: str = "/sign-in",
+                 at_step: Callable[[str], None] | None = None) -> None:
+    """Sign ``user`` in through the pages in Chromium: open ``start`` (which must lead to the
+    sign-in page), give the password, then, when ``code`` is given, the TOTP code it returns,
+    and wait for the find page. Without ``code`` it stops after the password (enrolment and
+    refusal tests go on from there). ``at_step`` is called with ``"sign-in"`` and ``"code"``
+    on each page before it is filled (for screenshots and cookie checks)."""
+    page.goto(url + start)
+    assert "/sign-in" in page.url, page.url
+    if at_step:
+        at_step("sign-in")
+    page.fill("#username", user)
+    page.fill("#password", password)
+    page.click("main button[type=submit]")
+    if code is None:
+        return
+    page.wait_for_url("**/sign-in/code**")
+    if at_step:
+        at_step("code")
+    page.fill("#code", code())
+    page.click("main button[type=submit]")
+    page.wait_for_url("**/find")
+
+
+def sign_in_client(client: Any, user: str, code: Callable[[], str], *,
+                   password: str = PASSWORD) -> Any:
+    """Sign ``user`` in through the forms with a FastAPI TestClient (password, then the code
+    ``code`` returns once the password is accepted); asserts the find page is reached and
+    returns that response."""
+    r = client.post("/sign-in", data={"username": user, "password": password,
+                                      "csrf_token": csrf_of(client.get("/sign-in").text)})
+    assert r.status_code == 200 and "/sign-in/code" in str(r.url), r.text[:300]
+    r = client.post("/sign-in/code", data={"code": code(), "csrf_token": csrf_of(r.text)})
+    assert r.status_code == 200 and str(r.url).endswith("/find"), r.text[:300]
+    return r
+
+
+def state_purpose(client: Any, reference: str = "ASB/1", purpose: str = "p",
+                  lawful_basis: str = "b") -> None:
+    """State the task's purpose through the purpose form (TestClient)."""
+    r = client.post("/purpose", data={"csrf_token": csrf_of(client.get("/purpose").text),
+                                      "purpose": purpose, "reference": reference,
+                                      "lawful_basis": lawful_basis}, follow_redirects=False)
+    assert r.status_code == 303, r.text[:300]
 
 
 @contextmanager

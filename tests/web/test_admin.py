@@ -28,7 +28,16 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from tests.api.conftest import Clock
-from tests.web.conftest import PASSWORD, SEGMENT, Checked, Served, csrf_of, run_serve
+from tests.web.conftest import (
+    PASSWORD,
+    SEGMENT,
+    Checked,
+    Served,
+    csrf_of,
+    run_serve,
+    sign_in_client,
+    sign_in_page,
+)
 from vault.access import credentials, identity
 from vault.casework import sites
 from vault.actors import Actor, Role
@@ -75,11 +84,8 @@ class World:
     def client(self, user: str, password: str = PASSWORD) -> TestClient:
         c = self.anonymous()
         self.clock.advance(seconds=31)  # a fresh TOTP step: codes are single-use
-        r = c.post("/sign-in", data={"username": user, "password": password,
-                                     "csrf_token": csrf_of(c.get("/sign-in").text)})
-        r = c.post("/sign-in/code", data={"code": pyotp.TOTP(self.secrets[user]).at(self.clock.now),
-                                          "csrf_token": csrf_of(r.text)})
-        assert str(r.url).endswith("/find"), r.text[:300]
+        sign_in_client(c, user, lambda: pyotp.TOTP(self.secrets[user]).at(self.clock.now),
+                       password=password)
         return c
 
     def events(self, action: str = Action.USER_CHANGED.value) -> list[Any]:
@@ -362,13 +368,6 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
 
 
 
-def _sign_in(page: Any, served: Served, user: str, password: str = PASSWORD) -> None:
-    page.goto(served.url + "/sign-in")
-    page.fill("#username", user)
-    page.fill("#password", password)
-    page.click("main button[type=submit]")
-
-
 def _api_me(served: Served, token: str) -> int:
     request = urllib.request.Request(served.url + "/me",
                                      headers={"Authorization": f"Bearer {token}"})
@@ -390,7 +389,7 @@ def test_admin_adds_a_user_resets_a_second_factor_and_revokes_a_token(
     the API refuses it. axe-core and CSP on every page."""
     admin = Checked(contexts(), served)
     page = admin.page
-    _sign_in(page, served, "admin")
+    sign_in_page(page, served.url, "admin")
     page.wait_for_url("**/sign-in/code**")
     page.fill("#code", served.code("admin"))
     page.click("main button[type=submit]")
@@ -415,7 +414,7 @@ def test_admin_adds_a_user_resets_a_second_factor_and_revokes_a_token(
 
     newcomer = Checked(contexts(), served)
     np = newcomer.page
-    _sign_in(np, served, "j.okafor", password)
+    sign_in_page(np, served.url, "j.okafor", password=password)
     np.wait_for_url("**/sign-in/enrol")
     secret = np.get_attribute("#totp-secret", "data-secret")
     assert secret
@@ -433,7 +432,7 @@ def test_admin_adds_a_user_resets_a_second_factor_and_revokes_a_token(
     page.wait_for_url("**/admin/users/asb?done=reset-2fa")
     assert "Not set up" in page.inner_text("#second-factor")
     officer = Checked(contexts(), served)
-    _sign_in(officer.page, served, "asb")
+    sign_in_page(officer.page, served.url, "asb")
     officer.page.wait_for_url("**/sign-in/enrol")
 
     # --- a token: issued once, works, revoked, refused ----------------------------------------

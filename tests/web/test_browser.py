@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.web.conftest import PASSWORD, Checked, Served
+from tests.web.conftest import Checked, Served
 from vault.ledger.custody import Action
 
 pytestmark = pytest.mark.slow
@@ -38,24 +38,18 @@ def _session_cookie(page: Any) -> dict[str, Any]:
 
 
 def _sign_in(checked: Checked, served: Served, user: str, *, shots: bool = False) -> tuple[str, str]:
-    """Sign in through the pages; returns the session cookie after the password and after
-    the code."""
-    page = checked.page
-    page.goto(served.url + "/")
-    assert page.url.startswith(served.url + "/sign-in")
-    if shots:
-        checked.audit("01-sign-in")
-    page.fill("#username", user)
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url("**/sign-in/code**")
-    pending = _session_cookie(page)["value"]
-    if shots:
-        checked.audit("02-security-code")
-    page.fill("#code", served.code(user))
-    page.click("main button[type=submit]")
-    page.wait_for_url("**/find")
-    return pending, _session_cookie(page)["value"]
+    """Sign in through the pages from ``/``; returns the session cookie after the password and
+    after the code."""
+    seen: list[str] = []
+
+    def step(name: str) -> None:
+        if name == "code":
+            seen.append(_session_cookie(checked.page)["value"])
+        if shots:
+            checked.audit({"sign-in": "01-sign-in", "code": "02-security-code"}[name])
+
+    served.sign_in(checked.page, user, start="/", at_step=step)
+    return seen[0], _session_cookie(checked.page)["value"]
 
 
 def test_asb_officer_signs_in_finds_a_window_and_the_video_plays_and_seeks(
@@ -143,10 +137,7 @@ def test_first_sign_in_sets_up_the_authenticator(context: Any, served: Served) -
 
     checked = Checked(context, served)
     page = checked.page
-    page.goto(served.url + "/sign-in")
-    page.fill("#username", "newcomer")
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
+    served.sign_in(page, "newcomer", code=False)
     page.wait_for_url("**/sign-in/enrol")
     checked.audit("07-set-up-authenticator")
     secret = page.get_attribute("#totp-secret", "data-secret")

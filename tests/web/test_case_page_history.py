@@ -29,7 +29,7 @@ from sqlalchemy.engine import Engine
 from api.app import create_app
 from api.web.casework import HISTORY_LIMIT
 from tests.api.conftest import Clock
-from tests.web.conftest import PASSWORD, csrf_of
+from tests.web.conftest import PASSWORD, sign_in_client
 from vault.casework import cases as case_ops
 from vault.access import credentials, identity
 from vault.casework import sites
@@ -65,11 +65,7 @@ class World:
         c = TestClient(create_app(self.vault.settings, vault=self.vault), base_url=BASE)
         self.clients.append(c)
         self.clock.advance(seconds=31)  # a fresh TOTP step: codes are single-use
-        r = c.post("/sign-in", data={"username": "ig", "password": PASSWORD,
-                                     "csrf_token": csrf_of(c.get("/sign-in").text)})
-        r = c.post("/sign-in/code", data={"code": pyotp.TOTP(self.secret).at(self.clock.now),
-                                          "csrf_token": csrf_of(r.text)})
-        assert str(r.url).endswith("/find"), r.text[:300]
+        sign_in_client(c, "ig", lambda: pyotp.TOTP(self.secret).at(self.clock.now))
         return c
 
     def case_of(self, recordings: list[str], reference: str) -> str:

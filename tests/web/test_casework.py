@@ -126,18 +126,6 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
 
 
 
-def _sign_in(checked: Checked, served: Served, user: str) -> None:
-    page = checked.page
-    page.goto(served.url + "/sign-in")
-    page.fill("#username", user)
-    page.fill("#password", PASSWORD)
-    page.click("main button[type=submit]")
-    page.wait_for_url("**/sign-in/code**")
-    page.fill("#code", served.code(user))
-    page.click("main button[type=submit]")
-    page.wait_for_url("**/find")
-
-
 def _play(page: Any, selector: str) -> None:
     """Play a <video> muted until a frame is decoded and time advances."""
     page.evaluate("(s) => { const v = document.querySelector(s); v.muted = true; "
@@ -207,7 +195,7 @@ def test_asb_clip_case_share_recipient_and_ig_review(contexts: Callable[..., Any
     7-day retention forecast and a deletion certificate. axe-core and CSP on every page."""
     officer = Checked(contexts(), served)
     page = officer.page
-    _sign_in(officer, served, "asb")
+    served.sign_in(officer.page, "asb")
 
     # --- clip: mark in on the first recording (keyboard), out on the next (button) ----------
     page.goto(served.url + f"/watch/{served.recordings['a']}")
@@ -355,7 +343,7 @@ def test_asb_clip_case_share_recipient_and_ig_review(contexts: Callable[..., Any
     # --- the IG officer: custody history verified, close the case, retention ------------------
     ig = Checked(contexts(accept_downloads=True), served)
     gp = ig.page
-    _sign_in(ig, served, "ig")
+    served.sign_in(ig.page, "ig")
     gp.goto(served.url + "/casework")
     gp.click("text=ASB/2026/0142")
     gp.wait_for_url(case_url)

@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from tests.api.conftest import Clock
-from tests.web.conftest import PASSWORD, csrf_of
+from tests.web.conftest import PASSWORD, csrf_of, sign_in_client, state_purpose
 from vault.casework import cases as case_ops
 from vault.access import credentials, identity
 from vault.casework import sites
@@ -59,18 +59,8 @@ class World:
 
     def sign_in(self, client: TestClient, user: str) -> None:
         self.clock.advance(seconds=31)  # a fresh TOTP step: codes are single-use
-        page = client.get("/sign-in")
-        r = client.post("/sign-in", data={"username": user, "password": PASSWORD,
-                                          "csrf_token": csrf_of(page.text)})
-        r = client.post("/sign-in/code", data={
-            "code": pyotp.TOTP(self.secrets[user]).at(self.clock.now),
-            "csrf_token": csrf_of(r.text)})
-        assert r.status_code == 200 and str(r.url).endswith("/find"), r.text[:300]
-        page = client.get("/purpose")
-        r = client.post("/purpose", data={"csrf_token": csrf_of(page.text), "purpose": "p",
-                                          "reference": "ASB/1", "lawful_basis": "b"},
-                        follow_redirects=False)
-        assert r.status_code == 303
+        sign_in_client(client, user, lambda: pyotp.TOTP(self.secrets[user]).at(self.clock.now))
+        state_purpose(client)
 
     def events(self, action: str) -> list[object]:
         return [e.event for e in self.vault.ledger.events(action=action, limit=100_000)]

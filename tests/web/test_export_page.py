@@ -35,6 +35,8 @@ from tests.web.conftest import (
     make_footage,
     run_serve,
     run_worker,
+    sign_in_client,
+    state_purpose,
 )
 from vault.casework import cases as case_ops
 from vault.access import credentials, identity
@@ -86,15 +88,8 @@ class World:
         c = TestClient(create_app(self.vault.settings, vault=self.vault), base_url=BASE)
         self.clients.append(c)
         self.clock.advance(seconds=31)  # a fresh TOTP step: codes are single-use
-        r = c.post("/sign-in", data={"username": user, "password": PASSWORD,
-                                     "csrf_token": csrf_of(c.get("/sign-in").text)})
-        r = c.post("/sign-in/code", data={"code": pyotp.TOTP(self.secrets[user]).at(self.clock.now),
-                                          "csrf_token": csrf_of(r.text)})
-        assert str(r.url).endswith("/find"), r.text[:300]
-        r = c.post("/purpose", data={"csrf_token": csrf_of(c.get("/purpose").text),
-                                     "purpose": "Prepare the disclosure", "reference": "ASB/1",
-                                     "lawful_basis": "DPA 2018 s.35"}, follow_redirects=False)
-        assert r.status_code == 303
+        sign_in_client(c, user, lambda: pyotp.TOTP(self.secrets[user]).at(self.clock.now))
+        state_purpose(c, purpose="Prepare the disclosure", lawful_basis="DPA 2018 s.35")
         return c
 
     def jobs(self) -> int:
@@ -425,14 +420,7 @@ def test_asb_officer_exports_a_case_and_downloads_a_package_that_verifies(
     CSP on every page; the download is no-store."""
     officer = Checked(contexts(accept_downloads=True), served)
     page = officer.page
-    page.goto(served.url + "/sign-in")
-    page.fill("#username", "asb")
-    page.fill("#password", PASSWORD)
-    page.click("main button[type=submit]")
-    page.wait_for_url("**/sign-in/code**")
-    page.fill("#code", served.code("asb"))
-    page.click("main button[type=submit]")
-    page.wait_for_url("**/find")
+    served.sign_in(page, "asb")
     case_url = f"{served.url}/casework/{served.recordings['case']}"
     page.goto(f"{served.url}/purpose?next=/casework/{served.recordings['case']}")
     page.fill("#reference", "ASB/2026/0142")

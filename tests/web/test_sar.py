@@ -130,18 +130,6 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 
 
 
-def _sign_in(checked: Checked, served: Served, user: str) -> None:
-    page = checked.page
-    page.goto(served.url + "/sign-in")
-    page.fill("#username", user)
-    page.fill("#password", PASSWORD)
-    page.click("main button[type=submit]")
-    page.wait_for_url("**/sign-in/code**")
-    page.fill("#code", served.code(user))
-    page.click("main button[type=submit]")
-    page.wait_for_url("**/find")
-
-
 def _requester_track(plan: dict[str, Any], clip: Clip) -> int:
     """The track that follows face 0 (the requester): the most overlap with its true box."""
     def overlap(track: dict[str, Any]) -> float:
@@ -182,7 +170,7 @@ def test_ig_officer_runs_a_sar_to_a_redacted_copy(contexts: Callable[..., Any], 
     two; its sound is silent in the muted range. axe-core and CSP on every SAR page."""
     ig = Checked(contexts(), served)
     page = ig.page
-    _sign_in(ig, served, "ig")
+    served.sign_in(ig.page, "ig")
 
     # --- the list, then register ------------------------------------------------------------
     page.click("nav >> text=Subject access")
@@ -553,7 +541,7 @@ def test_the_workspace_works_without_script(contexts: Callable[..., Any], served
         pytest.skip("the journey test did not get as far as a rendered copy")
     checked = Checked(contexts(java_script_enabled=False), served)
     page = checked.page
-    _sign_in(checked, served, "ig2")
+    served.sign_in(checked.page, "ig2")
     page.goto(f"{served.url}/subject-access/{state['sar']}")
     with page.expect_navigation():
         page.click("#find-people")

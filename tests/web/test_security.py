@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.web._security import CSP
 from tests.api.conftest import Clock
-from tests.web.conftest import PASSWORD, csrf_of
+from tests.web.conftest import PASSWORD, csrf_of, sign_in_client, state_purpose
 from vault.access import credentials, identity, web_sessions
 from vault.actors import Actor, Role
 from vault.storage.catalog import MediaKind, SourceKind
@@ -54,21 +54,11 @@ class Web:
     def sign_in(self, client: TestClient, user: str) -> str:
         """Sign in through the forms; returns the session cookie."""
         self.clock.advance(seconds=31)  # a fresh TOTP step: codes are single-use
-        page = client.get("/sign-in")
-        r = client.post("/sign-in", data={"username": user, "password": PASSWORD,
-                                          "csrf_token": csrf_of(page.text)})
-        assert r.status_code == 200 and "/sign-in/code" in str(r.url), r.text[:300]
-        r = client.post("/sign-in/code", data={"code": self.code(user),
-                                               "csrf_token": csrf_of(r.text)})
-        assert r.status_code == 200 and str(r.url).endswith("/find"), r.text[:300]
+        sign_in_client(client, user, lambda: self.code(user))
         return str(client.cookies["ev_session"])
 
     def state_purpose(self, client: TestClient, reference: str = "ASB/1") -> None:
-        page = client.get("/purpose")
-        r = client.post("/purpose", data={"csrf_token": csrf_of(page.text), "purpose": "p",
-                                          "reference": reference, "lawful_basis": "b"},
-                        follow_redirects=False)
-        assert r.status_code == 303
+        state_purpose(client, reference)
 
     def events(self, action: str) -> list[object]:
         return [e.event for e in self.vault.ledger.events(action=action, limit=100_000)]

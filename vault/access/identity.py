@@ -657,107 +657,136 @@ def authenticate(
             refused = exc
     # Decide inside a read session, log outside it: on SQLite every transaction takes the
     # write lock, so the refusal's own transaction must not nest inside this one.
-    user: User | None = None
-    token_id: str | None = None
-    principal: Principal | None = None
-    bind_user: User | None = None
-    denied_target: str | None = None
     with vault.sessions() as session:
         # 1. A token is there and has the right shape (cheap refusal of junk).
         if not token:
-            failure = ("no bearer token", "missing")
+            decision = _Decision(failure=("no bearer token", "missing"))
         elif refused is not None:
-            failure = (str(refused), refused.reason)
+            decision = _Decision(failure=(str(refused), refused.reason))
         elif identity is not None:
-            # 2'. The provider vouches for an account (issuer + subject); a link names its user.
-            token_id = identity.token_id
-            link = session.scalars(
-                select(OidcLink).where(
-                    OidcLink.issuer == identity.issuer, OidcLink.subject == identity.subject
-                )
-            ).first()
-            if link is not None:
-                user = session.get(User, link.user_id)
-                assert user is not None  # a foreign key
-                if not user.active:
-                    failure = (f"user {user.name!r} is disabled", "disabled")
-                else:
-                    principal = _principal(session, user, identity.token_id, client_addr)
-            else:
-                # 3'. No link: the username claim counts only for a bind an admin allowed.
-                named = None if identity.username is None else session.scalars(
-                    select(User).where(User.name == identity.username)
-                ).first()
-                pending = None if named is None else session.scalars(
-                    select(OidcLink).where(
-                        OidcLink.user_id == named.id, OidcLink.issuer == identity.issuer
-                    )
-                ).first()
-                how = (f"account {identity.subject!r} of {identity.issuer}"
-                       f" (username claim {identity.username!r})")
-                if named is None:
-                    failure = (f"{how} signed in through OIDC but is not a vault user",
-                               "oidc-unknown-user")
-                elif pending is not None and pending.subject is not None:
-                    # A changed username claim naming someone else's account: no takeover.
-                    failure = (f"{how} is not the account linked to user {named.name!r}",
-                               "oidc-subject-mismatch")
-                    denied_target = named.id
-                elif pending is None or pending.bind_until is None or pending.bind_until <= now:
-                    failure = (
-                        f"{how} is not linked to a vault user; an administrator links it with"
-                        f" 'evidence-vault admin user link-oidc {named.name} --issuer"
-                        f" {identity.issuer} --subject {identity.subject}'",
-                        "oidc-unlinked",
-                    )
-                elif not named.active:
-                    failure = (f"user {named.name!r} is disabled", "disabled")
-                else:
-                    bind_user = named
+            decision = _decide_oidc(session, identity, now, client_addr)
         elif not _TOKEN_RE.fullmatch(token):
-            failure = ("malformed bearer token", "malformed")
+            decision = _Decision(failure=("malformed bearer token", "malformed"))
         else:
-            # 2. Its hash names a stored token.
-            found = session.execute(
-                select(ApiToken, User)
-                .join(User, User.id == ApiToken.user_id)
-                .where(ApiToken.token_hash == hash_token(token))
-            ).first()
-            if found is None:
-                failure = ("unknown bearer token", "unknown")
-            else:
-                row, user = found
-                token_id = row.id
-                # 3. Not revoked, not expired, and its user still enabled.
-                if row.revoked_at is not None:
-                    failure = (f"token {row.id} was revoked on {row.revoked_at:%Y-%m-%d %H:%M}Z", "revoked")
-                elif row.expires_at <= now:
-                    failure = (f"token {row.id} expired on {row.expires_at:%Y-%m-%d %H:%M}Z", "expired")
-                elif not user.active:
-                    failure = (f"user {user.name!r} is disabled", "disabled")
-                else:
-                    principal = _principal(session, user, row.id, client_addr)
-    if bind_user is not None and identity is not None:
-        # A first-use bind the administrator allowed: write it (its own transaction, after
-        # the read session), then sign in through the link it made.
-        if _bind_first_use(vault, bind_user, identity):
-            with vault.sessions() as session:
-                principal = _principal(session, bind_user, identity.token_id, client_addr)
-        else:
-            failure = (f"the first-use bind for user {bind_user.name!r} was already used",
-                       "oidc-unlinked")
-    if principal is not None:
+            decision = _decide_api_token(session, token, now, client_addr)
+    if decision.bind_user is not None and identity is not None:
+        decision = _bind(vault, decision.bind_user, identity, client_addr)
+    if decision.principal is not None:
         if throttle is not None:
             log_denial_summaries(vault, throttle.flush(now))
-        return principal
-    if user is None and throttle is not None:
-        alone, due = throttle.admit(client_addr, failure[1], now)
+        return decision.principal
+    assert decision.failure is not None
+    message, reason = decision.failure
+    if decision.user is None and throttle is not None:
+        alone, due = throttle.admit(client_addr, reason, now)
         log_denial_summaries(vault, due)
         if not alone:
-            raise Unauthenticated(failure[0], reason=failure[1])
-    _refuse(vault, user, failure[0], failure[1], client_addr, route, token_id=token_id,
-            target=denied_target)
+            raise Unauthenticated(message, reason=reason)
+    _refuse(vault, decision.user, message, reason, client_addr, route,
+            token_id=decision.token_id, target=decision.denied_target)
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+@dataclass
+class _Decision:
+    """What :func:`authenticate` decided in its read session: a principal, or a failure
+    (message, reason) with what the refusal names; or a first-use OIDC bind still to write."""
+
+    principal: Principal | None = None
+    failure: tuple[str, str] | None = None
+    user: User | None = None  # the user the token named, refused or not
+    token_id: str | None = None
+    denied_target: str | None = None  # the user whose account another tried to take
+    bind_user: User | None = None
+
+
+def _decide_api_token(
+    session: Session, token: str, now: dt.datetime, client_addr: str | None
+) -> _Decision:
+    # 2. Its hash names a stored token.
+    found = session.execute(
+        select(ApiToken, User)
+        .join(User, User.id == ApiToken.user_id)
+        .where(ApiToken.token_hash == hash_token(token))
+    ).first()
+    if found is None:
+        return _Decision(failure=("unknown bearer token", "unknown"))
+    row, user = found
+    named = _Decision(user=user, token_id=row.id)
+    # 3. Not revoked, not expired, and its user still enabled.
+    if row.revoked_at is not None:
+        named.failure = (f"token {row.id} was revoked on {row.revoked_at:%Y-%m-%d %H:%M}Z", "revoked")
+    elif row.expires_at <= now:
+        named.failure = (f"token {row.id} expired on {row.expires_at:%Y-%m-%d %H:%M}Z", "expired")
+    elif not user.active:
+        named.failure = (f"user {user.name!r} is disabled", "disabled")
+    else:
+        named.principal = _principal(session, user, row.id, client_addr)
+    return named
+
+
+def _decide_oidc(
+    session: Session, identity: OidcIdentity, now: dt.datetime, client_addr: str | None
+) -> _Decision:
+    # 2'. The provider vouches for an account (issuer + subject); a link names its user.
+    link = session.scalars(
+        select(OidcLink).where(
+            OidcLink.issuer == identity.issuer, OidcLink.subject == identity.subject
+        )
+    ).first()
+    if link is not None:
+        user = session.get(User, link.user_id)
+        assert user is not None  # a foreign key
+        if not user.active:
+            return _Decision(failure=(f"user {user.name!r} is disabled", "disabled"), user=user,
+                             token_id=identity.token_id)
+        return _Decision(principal=_principal(session, user, identity.token_id, client_addr),
+                         user=user, token_id=identity.token_id)
+    # 3'. No link: the username claim counts only for a bind an admin allowed.
+    unlinked = _Decision(token_id=identity.token_id)
+    named = None if identity.username is None else session.scalars(
+        select(User).where(User.name == identity.username)
+    ).first()
+    pending = None if named is None else session.scalars(
+        select(OidcLink).where(OidcLink.user_id == named.id, OidcLink.issuer == identity.issuer)
+    ).first()
+    how = (f"account {identity.subject!r} of {identity.issuer}"
+           f" (username claim {identity.username!r})")
+    if named is None:
+        unlinked.failure = (f"{how} signed in through OIDC but is not a vault user",
+                            "oidc-unknown-user")
+    elif pending is not None and pending.subject is not None:
+        # A changed username claim naming someone else's account: no takeover.
+        unlinked.failure = (f"{how} is not the account linked to user {named.name!r}",
+                            "oidc-subject-mismatch")
+        unlinked.denied_target = named.id
+    elif pending is None or pending.bind_until is None or pending.bind_until <= now:
+        unlinked.failure = (
+            f"{how} is not linked to a vault user; an administrator links it with"
+            f" 'evidence-vault admin user link-oidc {named.name} --issuer"
+            f" {identity.issuer} --subject {identity.subject}'",
+            "oidc-unlinked",
+        )
+    elif not named.active:
+        unlinked.failure = (f"user {named.name!r} is disabled", "disabled")
+    else:
+        unlinked.bind_user = named
+    return unlinked
+
+
+def _bind(
+    vault: Vault, user: User, identity: OidcIdentity, client_addr: str | None
+) -> _Decision:
+    # A first-use bind the administrator allowed: write it (its own transaction, after the
+    # read session), then sign in through the link it made.
+    decided = _Decision(token_id=identity.token_id)
+    if _bind_first_use(vault, user, identity):
+        with vault.sessions() as session:
+            decided.principal = _principal(session, user, identity.token_id, client_addr)
+    else:
+        decided.failure = (f"the first-use bind for user {user.name!r} was already used",
+                           "oidc-unlinked")
+    return decided
 
 
 def log_denial_summaries(vault: Vault, summaries: list[DenialSummary]) -> None:
