@@ -243,6 +243,9 @@ class NvrHttpSource(Source):
     def _download(
         self, clip: dict[str, Any], *, server_time: dt.datetime | None, received_at: dt.datetime
     ) -> bool:
+        """Download one listed clip (resuming a partial one), check it and spool it; False
+        when the spool has no room for it yet. Raises SourceError (ChecksumMismatch) when the
+        download fails or its checks do."""
         clip_id = str(clip["id"])
         url = urljoin(self.config.url, str(clip["url"]))
         expected_size = clip.get("size") if isinstance(clip.get("size"), int) else None
@@ -250,6 +253,20 @@ class NvrHttpSource(Source):
         if expected_size is not None and not self.wait_for_room(expected_size):
             return False
         part, state_file = self._partial_paths(clip_id)
+        state = self._resume_state(part, state_file, url)
+        self.set_status(state=f"downloading {clip_id}")
+        header_sha, total = self._fetch(url, part, state, state_file, expected_size)
+        self._check(clip_id, part, state_file, sizes={"listing": expected_size,
+                                                      "Content-Range/Length": total},
+                    digests={"listing": expected_sha, "digest header": header_sha})
+        self._spool(clip, part, state_file, url=url, fingerprint=expected_sha or header_sha,
+                    server_time=server_time, received_at=received_at)
+        return True
+
+    @staticmethod
+    def _resume_state(part: Path, state_file: Path, url: str) -> dict[str, Any]:
+        # What an earlier, interrupted download of this clip left (its URL and ETag); a
+        # partial file from another URL is dropped.
         state: dict[str, Any] = {}
         if part.exists() and state_file.exists():
             try:
@@ -259,13 +276,21 @@ class NvrHttpSource(Source):
         if state.get("url") != url:
             part.unlink(missing_ok=True)
             state = {"url": url}
+        return state
+
+    def _fetch(
+        self, url: str, part: Path, state: dict[str, Any], state_file: Path,
+        expected_size: int | None,
+    ) -> tuple[str | None, int | None]:
+        # GET the clip into ``part``, from where it stopped when the server resumes (206,
+        # guarded by If-Range) or whole (200). Returns the SHA-256 a header gave and the total
+        # size the response stated.
         have = part.stat().st_size if part.exists() else 0
         headers = {}
         if have:
             headers["Range"] = f"bytes={have}-"
             if state.get("etag"):
                 headers["If-Range"] = state["etag"]
-        self.set_status(state=f"downloading {clip_id}")
         try:
             with self._http().stream("GET", url, headers=headers) as response:
                 if response.status_code == 416 and have and expected_size == have:
@@ -279,31 +304,46 @@ class NvrHttpSource(Source):
                     raise SourceError(
                         f"unexpected HTTP {response.status_code} for {url}", source_id=self.id
                     )
-                header_sha = _header_sha256(response.headers)
-                total = _content_total(response)
+                return _header_sha256(response.headers), _content_total(response)
         except httpx.HTTPError as error:
             raise SourceError(
                 f"download of {url} interrupted: {error}", source_id=self.id
             ) from None
-        # Checks, numbered: 1. size, 2. the listing's SHA-256, 3. the header's SHA-256.
+
+    def _check(
+        self, clip_id: str, part: Path, state_file: Path, *, sizes: dict[str, int | None],
+        digests: dict[str, str | None],
+    ) -> None:
+        # Checks, numbered: 1. size (the listing's, then the response's), 2. the listing's
+        # SHA-256, 3. the header's SHA-256. A download too long or with the wrong digest is
+        # discarded; one too short is kept to resume.
         size = part.stat().st_size
-        for name, want in (("listing", expected_size), ("Content-Range/Length", total)):
+        for name, want in sizes.items():
             if want is not None and size != want:
                 if size > want:
                     part.unlink(missing_ok=True)
                 raise SourceError(
                     f"clip {clip_id}: {size} bytes, the {name} says {want}", source_id=self.id
                 )
-        if expected_sha or header_sha:
-            digest = _sha256_file(part)
-            for name, want in (("listing", expected_sha), ("digest header", header_sha)):
-                if want and digest != want:
-                    part.unlink(missing_ok=True)
-                    state_file.unlink(missing_ok=True)
-                    raise ChecksumMismatch(
-                        f"clip {clip_id}: SHA-256 {digest} differs from the {name}'s {want}; discarded",
-                        source_id=self.id,
-                    )
+        if not any(digests.values()):
+            return
+        digest = _sha256_file(part)
+        for name, wanted in digests.items():
+            if wanted and digest != wanted:
+                part.unlink(missing_ok=True)
+                state_file.unlink(missing_ok=True)
+                raise ChecksumMismatch(
+                    f"clip {clip_id}: SHA-256 {digest} differs from the {name}'s {wanted}; discarded",
+                    source_id=self.id,
+                )
+
+    def _spool(
+        self, clip: dict[str, Any], part: Path, state_file: Path, *, url: str,
+        fingerprint: str | None,
+        server_time: dt.datetime | None, received_at: dt.datetime,
+    ) -> None:
+        # Move the checked download into the spool, filed under its camera.
+        clip_id = str(clip["id"])
         camera = self._camera(clip)
         assert camera is not None  # poll_once refused the clip otherwise
         name = Path(str(clip["url"]).split("?", 1)[0]).name or f"{clip_id}.bin"
@@ -317,7 +357,7 @@ class NvrHttpSource(Source):
             source_kind=self.vault_kind,
             mode="move",
             received_at=received_at,
-            fingerprint=expected_sha or header_sha,
+            fingerprint=fingerprint,
             device_time=server_time,
             captured_start=start,
             captured_end=end,
@@ -327,7 +367,7 @@ class NvrHttpSource(Source):
                 "camera": camera,
                 "clip_id": clip_id,
                 "url": url,
-                "checksum_offered": bool(expected_sha or header_sha),
+                "checksum_offered": bool(fingerprint),
             },
         )
         state_file.unlink(missing_ok=True)
@@ -336,7 +376,6 @@ class NvrHttpSource(Source):
             "%s: downloaded clip %s (%d bytes, camera %s)", self.id, clip_id, item.size, camera
         )
         self.context.on_spooled(item)
-        return True
 
     def _append(
         self,

@@ -162,9 +162,6 @@ def _checked(request: Request, user: WebUser, sent: str | None) -> None:
         raise
 
 
-def page(request: Request, name: str, context: dict[str, Any], *, status: int = 200) -> HTMLResponse:
-    """Render a template with the signed-in officer (if any) in ``web``."""
-    context.setdefault("web", getattr(request.state, "web", None))
 def web_form(ctx: WebContextDep, csrf_token: CsrfField = None) -> WebContext:
     """:func:`web_context` for a form post, once its CSRF token is checked (a refusal is an
     ``access_denied`` event and nothing else runs). The one opening of every signed-in form."""
@@ -175,6 +172,9 @@ def web_form(ctx: WebContextDep, csrf_token: CsrfField = None) -> WebContext:
 WebFormDep = Annotated[WebContext, Depends(web_form)]
 
 
+def page(request: Request, name: str, context: dict[str, Any], *, status: int = 200) -> HTMLResponse:
+    """Render a template with the signed-in officer (if any) in ``web``."""
+    context.setdefault("web", getattr(request.state, "web", None))
     response: HTMLResponse = templates.TemplateResponse(request, name, context, status_code=status)
     return response
 
