@@ -499,100 +499,22 @@ def assemble_clip(
     the source in the window), Shredded, MediaError, EncodeError. Nothing is stored on error
     and the spool is left clean.
     """
-    if start.tzinfo is None or end.tzinfo is None:
-        raise InvalidInput("clip window times must include a timezone (e.g. 2026-11-25T14:32:00Z)")
-    if end <= start:
-        raise InvalidInput(f"the clip window must end after it starts ({start.isoformat()} to {end.isoformat()})")
-    if end - start > max_window:
-        raise InvalidInput(
-            f"the clip window is {end - start}; at most {max_window} may be clipped at once")
-    if method not in ("auto", METHOD_REENCODE):
-        raise InvalidInput(f"unknown clip method {method!r}: use 'auto' or 'reencode'")
-    window = f"{start.isoformat()} to {end.isoformat()}"
-    recordings = clip_sources(vault, source_id, start, end)
-    if not recordings:
-        raise NotFound(f"no footage from source {source_id} between {window}")
-    audio_only = [r.id for r in recordings if r.media_kind == MediaKind.AUDIO]
-    if audio_only:
-        raise InvalidInput(
-            f"source {source_id} has audio-only recordings in the window ({', '.join(audio_only)}); "
-            "clips are cut from video: download the recordings instead")
-
+    _check_window(start, end, method=method, max_window=max_window)
+    recordings = _clip_recordings(vault, source_id, start, end)
     spool = vault.settings.spool_dir
     spool.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="clip-", dir=spool))
     try:
-        base = start  # times in the plan are seconds after the window's start
-        pieces: list[_Piece] = []
-        covered = Fraction(0)  # a later (overlapping) recording starts where the last ended
-        for n, recording in enumerate(recordings):
-            suffix = Path(recording.original_name or "").suffix or ".mp4"
-            path = work / f"source-{n}{suffix}"
-            vault.export_file(recording.id, path, actor=actor, purpose=purpose,
-                              action=CLIP_CUT)
-            offset = _seconds(recording.captured_start - base)
-            lo = max(Fraction(0), covered) - offset
-            hi = _seconds(end - base) - offset
-            piece = _analyse(recording, path, base, lo, hi)
-            if piece is None:
-                continue
-            pieces.append(piece)
-            covered = piece.offset + piece.frames[-1] + Fraction(1, 1_000_000)
-        if not pieces:
-            raise NotFound(f"no footage from source {source_id} between {window} (the recordings "
-                           "that overlap it have no frames there)")
-        origin = pieces[0].offset + pieces[0].frames[0]
-        for piece in pieces:  # the clip's clock: 0 at its first frame
-            piece.offset -= origin
-        smart = method == "auto" and all(
-            p.codec == "h264" and (p.width, p.height) == (pieces[0].width, pieces[0].height)
-            for p in pieces)
-        used = METHOD_SMART if smart else METHOD_REENCODE
-        fallback: str | None = None
-        if smart:
-            for piece in pieces:
-                _plan_smart(piece, _seconds(end - base) - origin - piece.offset)
-            if not any(kind == "copy" for p in pieces for kind, _, _ in p.parts):
-                used = METHOD_REENCODE  # the window lies inside one GOP: nothing to copy
-        try:
-            output, frames = _assemble(pieces, work, Fraction(0), used == METHOD_SMART)
-        except _SmartCutFailed as why:
-            fallback, used = str(why), METHOD_REENCODE
-            output, frames = _assemble(pieces, work, Fraction(0), False)
-
+        pieces, origin = _cut(vault, source_id, recordings, work, start, end, actor=actor,
+                              purpose=purpose)
+        output, frames, used, fallback = _encode(
+            pieces, work, method=method, stop=_seconds(end - start) - origin)
         last = pieces[-1]
-        step = 1 / last.fps
         first_at = start + dt.timedelta(seconds=float(origin))
-        last_at = start + dt.timedelta(seconds=float(origin + last.offset + last.frames[-1] + step))
-        sources = [
-            {
-                "id": p.recording.id,
-                "sha256": p.recording.sha256,
-                "captured_start": p.recording.captured_start.isoformat(),
-                "from_ms": int((p.frames[0]) * 1000),
-                "to_ms": int((p.frames[-1] + step) * 1000),
-                "frames": len(p.frames),
-                "parts": [[kind, int(a * 1000), int(b * 1000)] for kind, a, b in p.parts]
-                if used == METHOD_SMART else [["encode", int(p.frames[0] * 1000),
-                                               int(p.frames[-1] * 1000)]],
-            }
-            for p in pieces
-        ]
-        provenance: dict[str, object] = {
-            "kind": "clip",
-            "source_id": source_id,
-            "sources": sources,
-            "window": [start.isoformat(), end.isoformat()],
-            "first_frame_at": first_at.isoformat(),
-            "method": used,
-            "frame_count": frames,
-            "software_version": software_version(),
-            "parameters": {"codec": "libx264", "crf": _CRF, "preset": _PRESET,
-                           "audio": "aac" if any(p.has_audio for p in pieces) else None},
-        }
-        if fallback:
-            provenance["fallback_reason"] = fallback
-        first_rec = pieces[0].recording
+        last_at = start + dt.timedelta(
+            seconds=float(origin + last.offset + last.frames[-1] + 1 / last.fps))
+        provenance = _provenance(source_id, start, end, pieces, method=used, frames=frames,
+                                 first_at=first_at, fallback=fallback)
         stamp = start.strftime("%Y%m%dT%H%M%SZ")
         clip = vault.put_file(
             output,
@@ -602,7 +524,7 @@ def assemble_clip(
                 captured_end=last_at,
                 media_kind=MediaKind.VIDEO,
                 original_name=f"{source_id}-{stamp}-clip.mp4",
-                parent_id=first_rec.id,
+                parent_id=pieces[0].recording.id,
                 derived_from=[p.recording.id for p in pieces],
                 provenance=provenance,
                 details={
@@ -622,3 +544,131 @@ def assemble_clip(
     finally:
         # Plaintext leaves the spool as soon as the clip is stored or has failed.
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _check_window(
+    start: dt.datetime, end: dt.datetime, *, method: str, max_window: dt.timedelta
+) -> None:
+    # Raises InvalidInput for a window or method assemble_clip cannot cut.
+    if start.tzinfo is None or end.tzinfo is None:
+        raise InvalidInput("clip window times must include a timezone (e.g. 2026-11-25T14:32:00Z)")
+    if end <= start:
+        raise InvalidInput(f"the clip window must end after it starts ({start.isoformat()} to {end.isoformat()})")
+    if end - start > max_window:
+        raise InvalidInput(
+            f"the clip window is {end - start}; at most {max_window} may be clipped at once")
+    if method not in ("auto", METHOD_REENCODE):
+        raise InvalidInput(f"unknown clip method {method!r}: use 'auto' or 'reencode'")
+
+
+def _clip_recordings(
+    vault: Vault, source_id: str, start: dt.datetime, end: dt.datetime
+) -> list[Recording]:
+    # The recordings the window overlaps; NotFound for none, InvalidInput for audio-only ones.
+    recordings = clip_sources(vault, source_id, start, end)
+    if not recordings:
+        raise NotFound(f"no footage from source {source_id} between {_window(start, end)}")
+    audio_only = [r.id for r in recordings if r.media_kind == MediaKind.AUDIO]
+    if audio_only:
+        raise InvalidInput(
+            f"source {source_id} has audio-only recordings in the window ({', '.join(audio_only)}); "
+            "clips are cut from video: download the recordings instead")
+    return recordings
+
+
+def _window(start: dt.datetime, end: dt.datetime) -> str:
+    return f"{start.isoformat()} to {end.isoformat()}"
+
+
+def _cut(
+    vault: Vault, source_id: str, recordings: Sequence[Recording], work: Path,
+    start: dt.datetime, end: dt.datetime, *, actor: Actor, purpose: Purpose,
+) -> tuple[list[_Piece], Fraction]:
+    """Decrypt each recording into ``work`` (a ``clip.cut`` event each) and find the frames
+    of the window in it; returns the pieces, on the clip's clock (0 at its first frame), and
+    that first frame's time after ``start``. Raises NotFound when no recording has a frame
+    in the window."""
+    pieces: list[_Piece] = []
+    covered = Fraction(0)  # a later (overlapping) recording starts where the last ended
+    for n, recording in enumerate(recordings):
+        suffix = Path(recording.original_name or "").suffix or ".mp4"
+        path = work / f"source-{n}{suffix}"
+        vault.export_file(recording.id, path, actor=actor, purpose=purpose, action=CLIP_CUT)
+        # Times in the plan are seconds after the window's start.
+        offset = _seconds(recording.captured_start - start)
+        lo = max(Fraction(0), covered) - offset
+        hi = _seconds(end - start) - offset
+        piece = _analyse(recording, path, start, lo, hi)
+        if piece is None:
+            continue
+        pieces.append(piece)
+        covered = piece.offset + piece.frames[-1] + Fraction(1, 1_000_000)
+    if not pieces:
+        raise NotFound(f"no footage from source {source_id} between "
+                       f"{_window(start, end)} (the recordings that overlap it have no frames "
+                       "there)")
+    origin = pieces[0].offset + pieces[0].frames[0]
+    for piece in pieces:  # the clip's clock: 0 at its first frame
+        piece.offset -= origin
+    return pieces, origin
+
+
+def _encode(
+    pieces: Sequence[_Piece], work: Path, *, method: str, stop: Fraction
+) -> tuple[Path, int, str, str | None]:
+    """Write the clip: stream copy with re-encoded edges where ``method`` is ``auto`` and
+    every piece is H.264 of one size, else (or when the smart cut fails) a full re-encode.
+    ``stop`` is the window's end on the clip's clock. Returns the file, its frame count, the
+    method used and why the smart cut fell back, if it did."""
+    smart = method == "auto" and all(
+        p.codec == "h264" and (p.width, p.height) == (pieces[0].width, pieces[0].height)
+        for p in pieces)
+    used = METHOD_SMART if smart else METHOD_REENCODE
+    if smart:
+        for piece in pieces:
+            _plan_smart(piece, stop - piece.offset)
+        if not any(kind == "copy" for p in pieces for kind, _, _ in p.parts):
+            used = METHOD_REENCODE  # the window lies inside one GOP: nothing to copy
+    try:
+        output, frames = _assemble(pieces, work, Fraction(0), used == METHOD_SMART)
+    except _SmartCutFailed as why:
+        output, frames = _assemble(pieces, work, Fraction(0), False)
+        return output, frames, METHOD_REENCODE, str(why)
+    return output, frames, used, None
+
+
+def _provenance(
+    source_id: str, start: dt.datetime, end: dt.datetime, pieces: Sequence[_Piece], *,
+    method: str, frames: int, first_at: dt.datetime, fallback: str | None,
+) -> dict[str, object]:
+    # What the clip was made from and how, stored with it (docs/redaction.md).
+    step = 1 / pieces[-1].fps
+    sources = [
+        {
+            "id": p.recording.id,
+            "sha256": p.recording.sha256,
+            "captured_start": p.recording.captured_start.isoformat(),
+            "from_ms": int((p.frames[0]) * 1000),
+            "to_ms": int((p.frames[-1] + step) * 1000),
+            "frames": len(p.frames),
+            "parts": [[kind, int(a * 1000), int(b * 1000)] for kind, a, b in p.parts]
+            if method == METHOD_SMART else [["encode", int(p.frames[0] * 1000),
+                                             int(p.frames[-1] * 1000)]],
+        }
+        for p in pieces
+    ]
+    provenance: dict[str, object] = {
+        "kind": "clip",
+        "source_id": source_id,
+        "sources": sources,
+        "window": [start.isoformat(), end.isoformat()],
+        "first_frame_at": first_at.isoformat(),
+        "method": method,
+        "frame_count": frames,
+        "software_version": software_version(),
+        "parameters": {"codec": "libx264", "crf": _CRF, "preset": _PRESET,
+                       "audio": "aac" if any(p.has_audio for p in pieces) else None},
+    }
+    if fallback:
+        provenance["fallback_reason"] = fallback
+    return provenance

@@ -37,6 +37,7 @@ from vault.casework.policy import (
     allowed,
     case_scope,
     require,
+    require_recording,
     visible_recordings,
 )
 from vault.casework.cases import list_cases
