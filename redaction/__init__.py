@@ -10,11 +10,13 @@ Modules: :mod:`~redaction.media` (probe, decode, encode), :mod:`~redaction.detec
 motion), :mod:`~redaction.track` (tracks and mask boxes), :mod:`~redaction.identity` (one
 track per person), :mod:`~redaction.plan` (the JSON plan), :mod:`~redaction.render` (masks,
 caption, result), :mod:`~redaction.thumbnail` (a track's picture, on demand),
-:mod:`~redaction.pipeline` (concurrent stages), :mod:`~redaction.errors`.
+:mod:`~redaction.pipeline` (concurrent stages), :mod:`~redaction.chunks` (long footage in
+parallel chunks), :mod:`~redaction.errors`.
 """
 
+from redaction.chunks import plan_chunked, redact_chunked, render_chunked
 from redaction.detect import CenterFace, Detector
-from redaction.errors import EncodeError, MediaError, PlanError, RedactionError
+from redaction.errors import ChunkError, EncodeError, MediaError, PlanError, RedactionError
 from redaction.media import VideoInfo, probe
 from redaction.pipeline import (
     EncodeParams,
@@ -48,6 +50,7 @@ from redaction.track import TrackParams
 __all__ = [
     "AudioEdit",
     "CenterFace",
+    "ChunkError",
     "Detector",
     "EncodeError",
     "EncodeParams",
@@ -72,9 +75,12 @@ __all__ = [
     "TrackPlan",
     "VideoInfo",
     "load_plan",
+    "plan_chunked",
     "plan_video",
     "probe",
+    "redact_chunked",
     "redact_video",
+    "render_chunked",
     "render_plan",
     "save_plan",
     "software_version",

@@ -34,6 +34,11 @@ as the plan says). The join is checked before it is kept: exactly the source's f
 each frame at the source's time. Intermediate files live in a hidden folder beside the output
 (the spool, for vault jobs) and are removed whatever happens; the output appears only when
 complete.
+
+Why this module is long: it is one concept, chunked redaction, in three steps (cut at
+keyframes, merge at the borders, join by stream copy) that share the chunk layout and its frame
+numbering; the rules at a border (which chunk owns a frame, which boxes are kept, where the
+joined frames are shown) are read and reviewed together.
 """
 
 from __future__ import annotations
@@ -55,13 +60,14 @@ import av
 import av.error
 
 from redaction.detect import Detector
-from redaction.errors import ChunkError, EncodeError, MediaError, PlanError
+from redaction.errors import ChunkError, EncodeError, MediaError, PlanError, RedactionError
 from redaction.media import _AudioCarrier, probe
 from redaction.pipeline import (
     EncodeParams,
     Progress,
     ProgressCallback,
     plan_video,
+    redact_video,
     render_plan,
     software_version,
 )
@@ -89,6 +95,7 @@ __all__ = [
     "merge_chunk_plans",
     "plan_chunk",
     "plan_chunked",
+    "redact_chunked",
     "render_chunked",
     "source_info",
 ]
@@ -808,10 +815,11 @@ def render_chunked(source: str | Path, plan: RedactionPlan, output: str | Path, 
     on any error no output file (and no intermediate) is left.
     """
     src, out = Path(source), Path(output)
+    # The same refusals as render_plan's, in the same order.
     if out.resolve() == src.resolve():
-        raise PlanError("output must not overwrite the source footage")
+        raise RedactionError("output must not overwrite the source footage")
     if not out.parent.is_dir():
-        raise PlanError(f"output directory does not exist: {out.parent}")
+        raise RedactionError(f"output directory does not exist: {out.parent}")
     idx = _index(src)
     layout = _layout(idx, chunk_s, 0.0)
     if len(layout.chunks) == 1:
@@ -861,3 +869,25 @@ def render_chunked(source: str | Path, plan: RedactionPlan, output: str | Path, 
         stats={"fps": round(idx.frame_count / elapsed, 2) if elapsed else 0,
                "tracks": len(plan.tracks), "review_spans": len(plan.review),
                "seconds": round(elapsed, 3), "chunks": len(layout.chunks)})
+
+
+def redact_chunked(source: str | Path, output: str | Path, *, chunk_s: float, overlap_s: float,
+                   workers: int = 1, scan: ScanParams = _SCAN, track: TrackParams = _TRACK,
+                   mask: MaskSpec = _MASK, caption: str | None = None,
+                   audio: Sequence[AudioEdit] = (), encode: EncodeParams = EncodeParams(),
+                   detector: Detector | None = None,
+                   progress: ProgressCallback | None = None,
+                   ) -> tuple[RedactionPlan, RenderResult]:
+    """Plan and render ``source`` into ``output``: in chunks (:func:`plan_chunked`, then
+    :func:`render_chunked`) when it is long enough to split, otherwise in one pass
+    (:func:`~redaction.pipeline.redact_video`). Returns the plan and the render; raises like
+    them, and on any error no output file is left."""
+    src = Path(source)
+    if chunk_s <= 0 or len(chunk_layout(src, chunk_s=chunk_s, overlap_s=overlap_s).chunks) == 1:
+        return redact_video(src, output, scan=scan, track=track, mask=mask, caption=caption,
+                            audio=audio, encode=encode, detector=detector, progress=progress)
+    plan = plan_chunked(src, chunk_s=chunk_s, overlap_s=overlap_s, workers=workers, scan=scan,
+                        track=track, mask=mask, caption=caption, audio=audio,
+                        detector=detector, progress=progress)
+    return plan, render_chunked(src, plan, output, chunk_s=chunk_s, workers=workers,
+                                encode=encode, progress=progress)

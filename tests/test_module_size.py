@@ -25,7 +25,6 @@ PENDING = {
     "api/web/sar.py": "web app",
     "api/web/routes.py": "web app",
     "api/web/casework.py": "web app",
-    "redaction/chunks.py": "redaction",
     "redaction/identity.py": "redaction",
     "redaction/scan.py": "redaction",
     "redaction/pipeline.py": "redaction",

@@ -5,8 +5,11 @@
     evidence-vault redact render INPUT plan.json -o OUTPUT
 
 The bare form plans and renders in one pass; ``plan`` writes a reviewable JSON plan;
-``render`` applies a (reviewed, edited) plan. A thin layer: parse, call :mod:`redaction`,
-print. ``--json`` prints a machine-readable summary instead of the progress bar.
+``render`` applies a (reviewed, edited) plan. With ``--chunk-s`` (or the setting
+``redaction_chunk_s``), long footage is planned and rendered in chunks on ``--workers``
+threads and joined without re-encoding (:mod:`redaction.chunks`). A thin layer: parse, call
+:mod:`redaction`, print. ``--json`` prints a machine-readable summary instead of the progress
+bar.
 """
 
 from __future__ import annotations
@@ -32,9 +35,9 @@ from redaction import (
     RedactionError,
     ScanParams,
     load_plan,
-    plan_video,
-    redact_video,
-    render_plan,
+    plan_chunked,
+    redact_chunked,
+    render_chunked,
     save_plan,
 )
 from redaction.plan import RedactionPlan
@@ -186,6 +189,26 @@ PresetOpt = Annotated[str, typer.Option("--preset", help="x264 preset of the out
 CrfOpt = Annotated[int, typer.Option("--crf", min=0, max=51, help="x264 quality (lower: better).")]
 MinFaceOpt = Annotated[int, typer.Option(
     "--min-face", min=4, help="Smallest face to find, in pixels tall.")]
+ChunkOpt = Annotated[float | None, typer.Option(
+    "--chunk-s", min=0, show_default=False,
+    help="Split footage longer than 1.5 chunks into chunks of about this many seconds at "
+    "keyframes, planned and rendered in parallel (0: one pass). Default: the "
+    "redaction_chunk_s setting.")]
+OverlapOpt = Annotated[float | None, typer.Option(
+    "--overlap-s", min=0, show_default=False,
+    help="Seconds each chunk plans beyond its borders. Default: redaction_chunk_overlap_s.")]
+WorkersOpt = Annotated[int | None, typer.Option(
+    "--workers", min=1, show_default=False,
+    help="Chunks planned or rendered at once. Default: redaction_workers.")]
+
+
+def _chunking(chunk_s: float | None, overlap_s: float | None,
+              workers: int | None) -> tuple[float, float, int]:
+    """The options given, the settings for the rest."""
+    settings = load_settings()
+    return (settings.redaction_chunk_s if chunk_s is None else chunk_s,
+            settings.redaction_chunk_overlap_s if overlap_s is None else overlap_s,
+            settings.redaction_workers if workers is None else workers)
 
 
 _RECORDING_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -195,7 +218,7 @@ _RECORDING_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-
 def _redact_vault_recording(recording_id: str, output: Path, *, plan_out: Path | None,
                             mask: MaskSpec, caption: str | None, audio: list[AudioEdit],
                             encode: EncodeParams, purpose: str, reference: str | None,
-                            as_json: bool) -> None:
+                            as_json: bool, chunking: tuple[float, float, int]) -> None:
     from redaction.redacted_copy import redact_recording
     from vault import Actor, Purpose, Vault
 
@@ -203,7 +226,9 @@ def _redact_vault_recording(recording_id: str, output: Path, *, plan_out: Path |
     why = Purpose(purpose=purpose, reference=reference)
     with Vault.open(load_settings()) as vault, _progress("redact", as_json) as progress:
         copy = redact_recording(vault, recording_id, actor=actor, purpose=why, mask=mask,
-                                caption=caption, audio=audio, encode=encode, progress=progress)
+                                caption=caption, audio=audio, encode=encode, progress=progress,
+                                chunk_s=chunking[0], overlap_s=chunking[1],
+                                workers=chunking[2])
         vault.export_file(copy.recording.id, output, actor=actor, purpose=why)
     if plan_out is not None:
         save_plan(copy.plan, plan_out)
@@ -232,6 +257,9 @@ def run_cmd(
         help="With a vault recording id: why it is redacted (custody log).")] = "redaction for disclosure",
     reference: Annotated[str | None, typer.Option(
         help="With a vault recording id: case, crime or SAR reference.")] = None,
+    chunk_s: ChunkOpt = None,
+    overlap_s: OverlapOpt = None,
+    workers: WorkersOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Detect, track and blur faces in INPUT and write a redacted H.264/AAC MP4 (one pass).
@@ -240,19 +268,22 @@ def run_cmd(
     stored in the vault as a new recording with provenance, and the access is logged.
     """
     audio = _ranges(mute or [], "mute") + _ranges(bleep or [], "bleep")
+    chunking = _chunking(chunk_s, overlap_s, workers)
     if not input.exists() and _RECORDING_ID.fullmatch(str(input)):
         _redact_vault_recording(str(input), output, plan_out=plan_out,
                                 mask=MaskSpec(style=MaskStyle(mode.value), strength=strength),
                                 caption=caption, audio=audio,
                                 encode=EncodeParams(preset=preset, crf=crf),
-                                purpose=purpose, reference=reference, as_json=as_json)
+                                purpose=purpose, reference=reference, as_json=as_json,
+                                chunking=chunking)
         return
     scan = ScanParams(min_face=min_face)
     try:
         with _progress("redact", as_json) as progress:
-            plan, result = redact_video(
-                input, output, scan=scan, mask=MaskSpec(style=MaskStyle(mode.value),
-                                                        strength=strength),
+            plan, result = redact_chunked(
+                input, output, chunk_s=chunking[0], overlap_s=chunking[1],
+                workers=chunking[2], scan=scan,
+                mask=MaskSpec(style=MaskStyle(mode.value), strength=strength),
                 caption=caption, audio=audio, encode=EncodeParams(preset=preset, crf=crf),
                 progress=progress)
         if plan_out is not None:
@@ -273,15 +304,20 @@ def plan_cmd(
     mute: MuteOpt = None,
     bleep: BleepOpt = None,
     min_face: MinFaceOpt = 20,
+    chunk_s: ChunkOpt = None,
+    overlap_s: OverlapOpt = None,
+    workers: WorkersOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Detect and track faces in INPUT and write a redaction plan to review and edit."""
     audio = _ranges(mute or [], "mute") + _ranges(bleep or [], "bleep")
+    chunk, overlap, threads = _chunking(chunk_s, overlap_s, workers)
     try:
         with _progress("plan", as_json) as progress:
-            plan = plan_video(input, scan=ScanParams(min_face=min_face),
-                              mask=MaskSpec(style=MaskStyle(mode.value), strength=strength),
-                              caption=caption, audio=audio, progress=progress)
+            plan = plan_chunked(input, chunk_s=chunk, overlap_s=overlap, workers=threads,
+                                scan=ScanParams(min_face=min_face),
+                                mask=MaskSpec(style=MaskStyle(mode.value), strength=strength),
+                                caption=caption, audio=audio, progress=progress)
         save_plan(plan, output)
     except RedactionError as error:
         raise _fail(error) from None
@@ -299,16 +335,20 @@ def render_cmd(
         "--keep", help="Track id to leave visible (the data subject); repeatable.")] = None,
     preset: PresetOpt = _ENCODE.preset,
     crf: CrfOpt = _ENCODE.crf,
+    chunk_s: ChunkOpt = None,
+    workers: WorkersOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Render INPUT with the masks of PLAN into a redacted H.264/AAC MP4."""
+    chunk, _, threads = _chunking(chunk_s, None, workers)
     try:
         plan = load_plan(plan_path)
         if keep:
             plan = plan.with_keep(set(keep))
         with _progress("render", as_json) as progress:
-            result = render_plan(input, plan, output, encode=EncodeParams(preset=preset, crf=crf),
-                                 progress=progress)
+            result = render_chunked(input, plan, output, chunk_s=chunk, workers=threads,
+                                    encode=EncodeParams(preset=preset, crf=crf),
+                                    progress=progress)
     except RedactionError as error:
         raise _fail(error) from None
     _print(_summary(plan, result, None), as_json)

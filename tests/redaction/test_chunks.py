@@ -239,3 +239,33 @@ def test_bad_input_is_refused_clearly(long_clip: Clip, tmp_path: Path,
     with pytest.raises(PlanError, match="plan is for"):
         render_chunked(other.path, plans[1], tmp_path / "out.mp4", chunk_s=CHUNK_S)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["junk.mp4", "other.mp4"]
+
+
+def test_cli_redacts_plans_and_renders_in_chunks(long_clip: Clip, tmp_path: Path) -> None:
+    """``redact --chunk-s 3 --workers 2``: the copy and the plan are made in chunks (the plan
+    says so), with every frame; ``redact render --chunk-s`` renders a plan the same way; the
+    same footage with ``--chunk-s 0`` is one pass."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from api.cli.redact import redact_app
+
+    runner = CliRunner()
+    out, plan = tmp_path / "out.mp4", tmp_path / "plan.json"
+    r = runner.invoke(redact_app, [str(long_clip.path), "-o", str(out), "--plan-out", str(plan),
+                                   "--chunk-s", "3", "--overlap-s", "1", "--workers", "2",
+                                   "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["frames"] == 200 and _times(out) == _times(long_clip.path)
+    chunks = json.loads(plan.read_text())["parameters"]["chunks"]
+    assert [c["start"] for c in chunks["chunks"]] == [0, 75, 150]
+    again = tmp_path / "again.mp4"
+    r = runner.invoke(redact_app, ["render", str(long_clip.path), str(plan), "-o", str(again),
+                                   "--chunk-s", "3", "--json"])
+    assert r.exit_code == 0, r.output
+    assert _packets(again) == _packets(out)  # the same plan renders to the same packets
+    r = runner.invoke(redact_app, ["plan", str(long_clip.path), "-o", str(plan),
+                                   "--chunk-s", "0", "--json"])
+    assert r.exit_code == 0, r.output
+    assert "chunks" not in json.loads(plan.read_text())["parameters"]
