@@ -47,13 +47,10 @@ import datetime as dt
 import enum
 import hashlib
 import hmac
-import json
 import logging
 import os
-import re
 import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -68,14 +65,13 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.exc import IntegrityError as SQLAlchemyIntegrityError
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
 from . import stored_tree
 from vault.actors import Actor, Purpose
-from vault.storage.catalog import Setting, new_id, utcnow
+from vault.storage.catalog import new_id, utcnow
 from .catalog_binding import CatalogReport, check_catalog
 from .tables import (
     CHECKPOINTS,
@@ -89,18 +85,42 @@ from .tables import (
     unpack_entry,
 )
 from .checkpoint import (
-    LEGACY_ORIGIN,
     Checkpoint,
     LedgerSigner,
-    VerifierKey,
-    new_origin,
     open_checkpoint,
     peek_checkpoint,
 )
 from vault.storage.durable import replace_file
-from vault.errors import CatalogMismatch, ConfigError, InvalidInput, LedgerError, NotFound
+from vault.errors import CatalogMismatch, InvalidInput, LedgerError, NotFound
+from .entries import (
+    _MAX_NAME,
+    GENESIS_PREV,
+    SENSITIVE_ACTIONS,
+    Action,
+    CustodyEvent,
+    EventRecord,
+    _text,
+    action_value,
+    entry_bytes,
+    parse_action,
+    parse_entry,
+)
 from .events import check_event
-from .rfc8785 import DECODER, canonical_plain, json_copy
+from .origin import ORIGIN_META_KEY, establish_origin, resolve_origin, stored_origin
+from .verify import (
+    LEDGER_KEY,
+    READ_BATCH,
+    VERIFY_COLUMNS,
+    ChainChecker,
+    Epochs,
+    IndexCursor,
+    VerifyReport,
+    _frontier_parse,
+    _frontier_text,
+    _mac,
+    _rotation,
+    _short,
+)
 from .signing_keys import LedgerKeys, mac_key
 from .merkle import (
     CompactRange,
@@ -111,10 +131,6 @@ from .merkle import (
 
 log = logging.getLogger(__name__)
 
-ENTRY_VERSION = 1
-GENESIS_PREV = "0" * 64
-#: ``details.key`` of the ``key_rotated`` event that hands the ledger to a new signing key.
-LEDGER_KEY = "ledger"
 INCLUSION_PROOF_FORMAT = "evidence-vault custody inclusion proof v1"
 CONSISTENCY_PROOF_FORMAT = "evidence-vault custody consistency proof v1"
 # pg_advisory_xact_lock key shared by every process appending to this catalog.
@@ -122,343 +138,11 @@ PG_LOCK_KEY = int.from_bytes(
     hashlib.sha256(b"evidence-vault custody ledger").digest()[:8], "big", signed=True
 )
 
-_HEX64 = re.compile(r"[0-9a-f]{64}")
-_TS_RE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
-_EXTENSION_ACTION = re.compile(r"[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+")
-_MAX_ID = 128
-_MAX_NAME = 256
-_READ_BATCH = 2000
+_READ_BATCH = READ_BATCH
 _HEAD_KEY = "vault.custody.head"  # session.info: (transaction, next seq, its prev hash)
 _HOOK_KEY = "vault.custody.after_commit"  # session.info: this ledger checkpoints after commits
-#: vault_meta key of the log origin derived at ``init``.
-ORIGIN_META_KEY = "ledger_origin"
 
 Clock = Callable[[], dt.datetime]
-
-
-class Action(str, enum.Enum):
-    """What was done. Extensions outside this list use a dotted name (``ingest.spool_gap``)."""
-
-    INGESTED = "ingested"
-    VIEWED = "viewed"
-    STREAMED = "streamed"
-    DOWNLOADED = "downloaded"
-    SEARCHED = "searched"
-    REDACTION_PLANNED = "redaction_planned"
-    REDACTION_RENDERED = "redaction_rendered"
-    HELD = "held"
-    RELEASED = "released"
-    SHARED = "shared"
-    SHARE_ACCESSED = "share_accessed"
-    SHARE_REVOKED = "share_revoked"
-    EXPORTED = "exported"
-    DELETED = "deleted"
-    KEY_ROTATED = "key_rotated"
-    USER_CHANGED = "user_changed"
-    ACCESS_DENIED = "access_denied"
-    GAP_RECORDED = "gap_recorded"
-    CASE_CREATED = "case_created"
-    CASE_LINKED = "case_linked"
-    CASE_UNLINKED = "case_unlinked"
-    FIXITY_CHECKED = "fixity_checked"
-
-
-_ACTIONS = {a.value: a for a in Action}
-
-#: Actions whose events are signed into a checkpoint as soon as they commit: the ones an insider
-#: would most want to remove from the unsigned tail (a refusal, a released hold, footage handed
-#: over or destroyed, a key or a user changed).
-SENSITIVE_ACTIONS = frozenset(
-    {
-        Action.ACCESS_DENIED,
-        Action.RELEASED,
-        Action.SHARED,
-        Action.SHARE_REVOKED,
-        Action.EXPORTED,
-        Action.DOWNLOADED,
-        Action.DELETED,
-        Action.KEY_ROTATED,
-        Action.USER_CHANGED,
-    }
-)
-
-
-def parse_action(value: Action | str) -> Action | str:
-    """The Action named ``value``, or ``value`` itself when it is a dotted extension name.
-
-    Raises InvalidInput for anything else, so a typo never becomes a new kind of event.
-    """
-    if isinstance(value, Action):
-        return value
-    known = _ACTIONS.get(value) if isinstance(value, str) else None
-    if known is not None:
-        return known
-    if isinstance(value, str) and len(value) <= 64 and _EXTENSION_ACTION.fullmatch(value):
-        return value
-    raise InvalidInput(f"unknown custody action {value!r} (extensions are dotted: 'area.name')")
-
-
-# --- strict parsing of stored entries --------------------------------------------------------
-
-
-def _loads(data: bytes | str) -> Any:
-    # Strict parse: UTF-8, no floats, no NaN/Infinity, only safe integers. Duplicate keys,
-    # whitespace, key order and escapes are caught by the caller re-encoding and comparing bytes.
-    try:
-        text_ = data.decode("utf-8") if isinstance(data, bytes) else data
-        return DECODER.decode(text_)
-    except (UnicodeDecodeError, json.JSONDecodeError, InvalidInput, RecursionError) as exc:
-        raise LedgerError(f"custody entry is not strict JSON: {exc}") from None
-
-
-
-# --- events ----------------------------------------------------------------------------------
-
-
-def _format_ts(ts: dt.datetime) -> str:
-    # Always UTC, always microseconds: one text per instant.
-    return ts.astimezone(dt.UTC).isoformat(timespec="microseconds")[:-6] + "Z"
-
-
-def _parse_ts(value: Any) -> dt.datetime:
-    if not isinstance(value, str) or not _TS_RE.fullmatch(value):
-        raise InvalidInput("event time must be YYYY-MM-DDTHH:MM:SS.ffffffZ")
-    try:
-        return dt.datetime.fromisoformat(value)
-    except ValueError:
-        raise InvalidInput("event time is not a valid date and time") from None
-
-
-def _text(name: str, value: Any, limit: int | None = None, *, required: bool = False) -> str | None:
-    if value is None or value == "":
-        if required:
-            raise InvalidInput(f"custody event needs a {name}")
-        return None  # one representation for "not given"
-    if not isinstance(value, str):
-        raise InvalidInput(f"custody event {name} must be text")
-    if limit is not None and len(value) > limit:
-        raise InvalidInput(f"custody event {name} is longer than {limit} characters")
-    return str.__str__(value)
-
-
-_OPTIONAL_TEXT = tuple(
-    (name, None if name == "purpose" else _MAX_NAME)
-    for name in (
-        "actor_role",
-        "actor_org",
-        "purpose",
-        "lawful_basis",
-        "reference",
-        "recipient",
-        "recipient_org",
-        "client_addr",
-    )
-)
-
-
-@dataclass(frozen=True)
-class CustodyEvent:
-    """One action on footage: who, what, when, why, to whom, from where.
-
-    Built events are normalised and checked (InvalidInput otherwise); empty strings become
-    None. ``to_bytes`` is the canonical JSON of :meth:`to_dict`; ``from_bytes`` accepts only
-    that exact text.
-    """
-
-    action: Action | str
-    actor: str
-    ts: dt.datetime
-    event_id: str = field(default_factory=new_id)
-    actor_role: str | None = None
-    actor_org: str | None = None
-    object_ids: tuple[str, ...] = ()
-    hashes: Mapping[str, str] = field(default_factory=dict)
-    purpose: str | None = None
-    lawful_basis: str | None = None
-    reference: str | None = None
-    recipient: str | None = None
-    recipient_org: str | None = None
-    client_addr: str | None = None
-    details: Mapping[str, Any] = field(default_factory=dict)
-    _ts_text: str = field(default="", init=False, repr=False, compare=False)
-    _canonical: bytes = field(default=b"", init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        put = object.__setattr__
-        put(self, "action", parse_action(self.action))
-        put(self, "actor", _text("actor", self.actor, _MAX_NAME, required=True))
-        put(self, "event_id", _text("event id", self.event_id, _MAX_ID, required=True))
-        if not isinstance(self.ts, dt.datetime) or self.ts.tzinfo is None:
-            raise InvalidInput("custody event time must be an aware datetime")
-        put(self, "ts", self.ts.astimezone(dt.UTC))
-        put(self, "_ts_text", _format_ts(self.ts))
-        for name, limit in _OPTIONAL_TEXT:
-            value = getattr(self, name)
-            if value is not None:
-                put(self, name, _text(name, value, limit))
-        if isinstance(self.object_ids, str) or not isinstance(self.object_ids, Sequence):
-            raise InvalidInput("custody event object_ids must be a list of ids")
-        ids = tuple(self.object_ids)
-        for oid in ids:
-            if not isinstance(oid, str) or not oid or len(oid) > _MAX_ID:
-                raise InvalidInput(f"custody event object ids are 1-{_MAX_ID} characters of text")
-        if len(set(ids)) != len(ids):
-            raise InvalidInput("custody event names an object twice")
-        put(self, "object_ids", tuple(str.__str__(oid) for oid in ids))
-        if not isinstance(self.hashes, Mapping):
-            raise InvalidInput("custody event hashes must map object id to SHA-256 hex")
-        hashes: dict[str, str] = {}
-        for oid, digest in self.hashes.items():
-            if not isinstance(oid, str) or not oid or not isinstance(digest, str):
-                raise InvalidInput("custody event hashes must map object id to SHA-256 hex")
-            if not _HEX64.fullmatch(digest.lower()):
-                raise InvalidInput(f"hash of {oid} is not SHA-256 hex")
-            hashes[str.__str__(oid)] = digest.lower()
-        put(self, "hashes", hashes)
-        if not isinstance(self.details, Mapping):
-            raise InvalidInput("custody event details must be a mapping")
-        # A private copy, checked all through (no floats, string keys, safe integers).
-        put(self, "details", json_copy(self.details))
-        put(self, "_canonical", canonical_plain(self.to_dict()))
-
-    def to_dict(self) -> dict[str, Any]:
-        """The event as JSON-ready data, every field present (None where not given)."""
-        return {
-            "action": self.action.value if isinstance(self.action, Action) else self.action,
-            "actor": self.actor,
-            "actor_org": self.actor_org,
-            "actor_role": self.actor_role,
-            "client_addr": self.client_addr,
-            "details": self.details,
-            "event_id": self.event_id,
-            "hashes": self.hashes,
-            "lawful_basis": self.lawful_basis,
-            "object_ids": list(self.object_ids),
-            "purpose": self.purpose,
-            "recipient": self.recipient,
-            "recipient_org": self.recipient_org,
-            "reference": self.reference,
-            "ts": self._ts_text,
-        }
-
-    def to_bytes(self) -> bytes:
-        """The canonical JSON of the event."""
-        return self._canonical
-
-    @classmethod
-    def from_dict(cls, data: Any) -> CustodyEvent:
-        """Rebuild an event from :meth:`to_dict` output. Raises InvalidInput."""
-        if not isinstance(data, dict) or set(data) != _EVENT_FIELDS:
-            raise InvalidInput("custody event does not have exactly the v1 fields")
-        fields = dict(data)
-        fields["ts"] = _parse_ts(fields["ts"])
-        if not isinstance(fields["object_ids"], list):
-            raise InvalidInput("custody event object_ids must be a list")
-        return cls(**fields)
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> CustodyEvent:
-        """Parse canonical event JSON; anything but the exact canonical text raises LedgerError."""
-        try:
-            built = cls.from_dict(_loads(data))
-        except InvalidInput as exc:
-            raise LedgerError(f"not a custody event: {exc}") from None
-        if built.to_bytes() != data:
-            raise LedgerError("custody event is not in canonical form")
-        return built
-
-
-_EVENT_FIELDS = frozenset(
-    CustodyEvent(
-        action=Action.VIEWED, actor="x", ts=dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
-    ).to_dict()
-)
-
-
-def entry_bytes(seq: int, prev: str, event: CustodyEvent) -> bytes:
-    """The canonical ledger entry of ``event`` at position ``seq`` after ``prev``."""
-    # Keys in JCS order: event < prev < seq < v.
-    return b'{"event":%s,"prev":"%s","seq":%d,"v":%d}' % (
-        event.to_bytes(),
-        prev.encode(),
-        seq,
-        ENTRY_VERSION,
-    )
-
-
-def parse_entry(entry: bytes) -> tuple[int, str, CustodyEvent]:
-    """Split a canonical ledger entry into (seq, prev, event). Raises LedgerError."""
-    data = _loads(entry)
-    if not isinstance(data, dict) or set(data) != {"event", "prev", "seq", "v"}:
-        raise LedgerError("custody entry does not have exactly event, prev, seq and v")
-    if data["v"] != ENTRY_VERSION or isinstance(data["v"], bool):
-        raise LedgerError(f"custody entry version {data['v']!r} is not {ENTRY_VERSION}")
-    seq, prev = data["seq"], data["prev"]
-    if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
-        raise LedgerError("custody entry seq is not a non-negative integer")
-    if not isinstance(prev, str) or not _HEX64.fullmatch(prev):
-        raise LedgerError("custody entry prev is not a SHA-256 hex digest")
-    try:
-        built = CustodyEvent.from_dict(data["event"])
-    except InvalidInput as exc:
-        raise LedgerError(f"custody entry holds no valid event: {exc}") from None
-    if entry_bytes(seq, prev, built) != entry:
-        raise LedgerError("custody entry is not in canonical form")
-    return seq, prev, built
-
-
-@dataclass(frozen=True)
-class EventRecord:
-    """An event as stored in the ledger: its position, links and canonical entry."""
-
-    seq: int
-    prev_hash: str
-    event: CustodyEvent
-    entry: bytes
-    entry_hash: str
-    leaf_hash: str
-
-    @classmethod
-    def from_entry(cls, entry: bytes | str) -> EventRecord:
-        """Parse a canonical entry (as found in an inclusion proof). Raises LedgerError."""
-        data = entry.encode("utf-8") if isinstance(entry, str) else entry
-        seq, prev, ev = parse_entry(data)
-        return cls(seq, prev, ev, data, hashlib.sha256(data).hexdigest(), leaf_hash(data).hex())
-
-    @property
-    def action(self) -> Action | str:
-        return self.event.action
-
-    @property
-    def actor(self) -> str:
-        return self.event.actor
-
-    @property
-    def ts(self) -> dt.datetime:
-        return self.event.ts
-
-    @property
-    def object_ids(self) -> tuple[str, ...]:
-        return self.event.object_ids
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready: seq, hashes and the event's fields."""
-        return {
-            "seq": self.seq,
-            "prev_hash": self.prev_hash,
-            "entry_hash": self.entry_hash,
-            "leaf_hash": self.leaf_hash,
-            "event": self.event.to_dict(),
-        }
-
-    def summary(self) -> str:
-        """One line for people: seq, time, action, actor, objects, why."""
-        ev = self.event
-        action = ev.action.value if isinstance(ev.action, Action) else ev.action
-        why = " ".join(x for x in (ev.reference, ev.purpose) if x)
-        objects = ",".join(ev.object_ids) or "-"
-        line = f"{self.seq:>6}  {_format_ts(ev.ts)}  {action:<18} {ev.actor}  {objects}  {why}"
-        return line.rstrip()
 
 
 # --- tables (vault.ledger.tables) -----------------------------------------------------------
@@ -468,253 +152,11 @@ _OBJECTS = OBJECTS
 _E = _EVENTS.c
 _O = _OBJECTS.c
 _C = CHECKPOINTS.c
-_VERIFY_COLUMNS = (
-    _E.seq,
-    _E.entry,
-    _E.entry_mac,
-    _E.ts,
-    _E.action,
-    _E.actor,
-    _E.reference,
-    _E.binds_catalog,
-)
-
-
-@dataclass(frozen=True)
-class VerifyReport:
-    """What :meth:`CustodyLedger.verify` checked."""
-
-    events: int
-    checkpoints: int
-    root_hash: str
-    latest_checkpoint: int | None
-    witnessed: int | None
-    trusted: int | None
-    #: Events after the largest signed checkpoint (stored or witnessed): not yet under any
-    #: signature, so their removal could not be detected.
-    unsigned: int = 0
-    #: Catalog rows compared with the ledger's record of them (None: not checked).
-    recordings: int | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready fields."""
-        return {
-            "events": self.events,
-            "checkpoints": self.checkpoints,
-            "root_hash": self.root_hash,
-            "latest_checkpoint": self.latest_checkpoint,
-            "witnessed": self.witnessed,
-            "trusted": self.trusted,
-            "unsigned": self.unsigned,
-            "recordings": self.recordings,
-        }
-
-    def summary(self) -> str:
-        """One line for people."""
-        parts = [
-            f"{self.events} events",
-            f"{self.checkpoints} signed checkpoints",
-            f"{self.unsigned} events not yet covered by a signature",
-            f"root {self.root_hash}",
-        ]
-        if self.recordings is not None:
-            parts.append(f"{self.recordings} catalog rows match the ledger")
-        if self.witnessed is not None:
-            parts.append(f"witnessed checkpoint {self.witnessed} matches")
-        if self.trusted is not None:
-            parts.append(f"trusted checkpoint {self.trusted} matches")
-        return ", ".join(parts)
-
-
-def _rotation(ev: CustodyEvent, seq: int) -> tuple[str, str] | None:
-    """(old, new) verifier keys when ``ev`` hands the ledger to a new signing key, else None."""
-    if ev.action != Action.KEY_ROTATED or ev.details.get("key") != LEDGER_KEY:
-        return None
-    old, new = ev.details.get("old_key"), ev.details.get("new_key")
-    if not isinstance(old, str) or not isinstance(new, str):
-        raise LedgerError(f"event {seq} rotates the ledger key without naming both keys", seq=seq)
-    for vkey in (old, new):
-        try:
-            VerifierKey.parse(vkey)
-        except LedgerError:
-            raise LedgerError(f"event {seq} names a malformed verifier key", seq=seq) from None
-    return old, new
-
-
-def _short(vkey: str) -> str:
-    """``name+keyid`` of a verifier key, for messages."""
-    return vkey.rpartition("+")[0] or vkey
-
-
-@dataclass(frozen=True)
-class _Epochs:
-    """Which signing key was in effect at each size of the ledger.
-
-    ``rotations`` lists (seq, old key, new key) for every ledger key rotation, in order. Events
-    before the first rotation, and the rotation event itself, were written under its old key;
-    after it, under the new. With no rotation, the one key is ``current``.
-    """
-
-    rotations: tuple[tuple[int, str, str], ...]
-    current: str
-
-    def key_at(self, size: int) -> str:
-        """The key in effect once ``size`` events are written: it MACs event ``size`` and
-        signs checkpoints of ``size``."""
-        key = self.rotations[0][1] if self.rotations else self.current
-        for seq, _old, new in self.rotations:
-            if seq < size:
-                key = new
-        return key
-
-    def signers_of(self, size: int) -> list[str]:
-        """The keys that must have signed a checkpoint of ``size``: the key in effect, and
-        also the old key when the checkpoint ends with a rotation (the hand-over, cosigned)."""
-        keys = [self.key_at(size)]
-        keys += [old for seq, old, _new in self.rotations if seq == size - 1]
-        return keys
-
-
-class _ChainChecker:
-    """Checks stored rows one by one, in seq order, keeping the chain head and Merkle frontier,
-    and following the ledger's signing key through rotations."""
-
-    def __init__(
-        self,
-        macs: Mapping[str, bytes],
-        vkey: str,
-        *,
-        seq: int = 0,
-        prev: str = GENESIS_PREV,
-        tree: CompactRange | None = None,
-    ) -> None:
-        self.macs = macs
-        self.vkey = vkey
-        self.seq = seq
-        self.prev = prev
-        self.tree = tree or CompactRange()
-        self.rotations: list[tuple[int, str, str]] = []
-
-    def _mac_key(self, seq: int) -> bytes:
-        key = self.macs.get(self.vkey)
-        if key is None:
-            raise LedgerError(
-                f"event {seq} was written under signing key {_short(self.vkey)}, whose MAC key"
-                " this vault does not hold (see the retired ledger keys file)",
-                seq=seq,
-            )
-        return key
-
-    def check(self, row: Any) -> CustodyEvent:
-        """Check one row (columns as in _VERIFY_COLUMNS); returns its event or raises."""
-        seq, stored, mac_col, ts, action, actor, reference, binds = row
-        # 1. Positions are contiguous from 0: a gap is a deleted event, a repeat a reorder.
-        if seq != self.seq:
-            if seq > self.seq:
-                raise LedgerError(f"event {self.seq} is missing from the ledger", seq=self.seq)
-            raise LedgerError(f"event {seq} appears out of order", seq=seq)
-        payload = unpack_entry(stored, seq)
-        # 2. The entry is canonical custody JSON that names its own position.
-        try:
-            entry_seq, prev, ev = parse_entry(payload)
-        except LedgerError as exc:
-            raise LedgerError(f"event {seq}: {exc}", seq=seq) from None
-        if entry_seq != seq:
-            raise LedgerError(
-                f"event {seq} is stored at the position of event {entry_seq}'s entry", seq=seq
-            )
-        # 3. It links to the entry before it (the hash chain).
-        if prev != self.prev:
-            raise LedgerError(f"event {seq} does not link to event {seq - 1}", seq=seq)
-        # 4. Its entry hash (the next entry's prev) and Merkle leaf hash, recomputed: storage
-        #    layout 2 keeps no copy of them that could disagree.
-        entry_hash = hashlib.sha256(payload).hexdigest()
-        leaf = leaf_hash(payload)
-        # 5. It was written by a holder of the signing key then in effect (no forged,
-        #    re-chained events, none written with a retired key).
-        if not isinstance(mac_col, bytes | memoryview) or not hmac.compare_digest(
-            bytes(mac_col), _mac(self._mac_key(seq), payload)
-        ):
-            raise LedgerError(
-                f"event {seq} was not written by this ledger (bad entry MAC)", seq=seq
-            )
-        # 6. The columns that queries filter on say what the entry says (no hidden events).
-        if (
-            ts != ev.ts
-            or action != _action_value(ev.action)
-            or actor != ev.actor
-            or reference != ev.reference
-            or binds != binds_catalog(action, payload)
-        ):
-            raise LedgerError(f"event {seq}'s index columns differ from its entry", seq=seq)
-        # 7. A key rotation hands over from the key in effect; what follows is under the new one.
-        rotation = _rotation(ev, seq)
-        if rotation is not None:
-            old, new = rotation
-            if old != self.vkey:
-                raise LedgerError(
-                    f"event {seq} rotates away from key {_short(old)}, but"
-                    f" {_short(self.vkey)} was in effect",
-                    seq=seq,
-                )
-            self.vkey = new
-            self.rotations.append((seq, old, new))
-        self.tree.append(leaf)
-        self.prev = entry_hash
-        self.seq = seq + 1
-        return ev
-
-
-class _IndexCursor:
-    """The object index (``custody_event_objects``) streamed in seq order beside the events."""
-
-    def __init__(self, conn: Connection, start: int = 0) -> None:
-        rows = conn.execute(
-            select(_O.seq, _O.object_id)
-            .where(_O.seq >= start)
-            .order_by(_O.seq)
-            .execution_options(yield_per=_READ_BATCH)
-        )
-        self._rows = iter(rows)
-        self._next = next(self._rows, None)
-
-    def check(self, seq: int, object_ids: Sequence[str]) -> None:
-        """The index rows of event ``seq`` name exactly ``object_ids``; else LedgerError."""
-        listed: set[str] = set()
-        while self._next is not None and self._next.seq <= seq:
-            link, self._next = self._next, next(self._rows, None)
-            if link.seq < seq or link.object_id not in object_ids:
-                raise LedgerError(
-                    f"the object index ties {link.object_id} to event {link.seq},"
-                    " which does not name it",
-                    seq=link.seq,
-                )
-            listed.add(link.object_id)
-        hidden = [oid for oid in object_ids if oid not in listed]
-        if hidden:
-            raise LedgerError(
-                f"the object index hides event {seq} from queries about {min(hidden)}", seq=seq
-            )
-
-
-def _mac(key: bytes, payload: bytes) -> bytes:
-    return hmac.digest(key, payload, "sha256")
-
-
-def _action_value(action: Action | str) -> str:
-    return action.value if isinstance(action, Action) else action
-
-
-def _frontier_text(tree: CompactRange) -> str:
-    return ",".join(h.hex() for h in tree.hashes)
-
-
-def _frontier_parse(size: int, value: str) -> CompactRange:
-    try:
-        hashes = [bytes.fromhex(h) for h in value.split(",")] if value else []
-    except ValueError:
-        raise LedgerError(f"checkpoint {size} has a corrupt frontier") from None
-    return CompactRange(size, hashes)
+_VERIFY_COLUMNS = VERIFY_COLUMNS
+_Epochs = Epochs
+_ChainChecker = ChainChecker
+_IndexCursor = IndexCursor
+_action_value = action_value
 
 
 class CustodyLedger:
@@ -1812,64 +1254,6 @@ def _raise_mismatches(report: CatalogReport) -> CatalogReport:
     )
 
 
-def stored_origin(
-    sessions: sessionmaker[Session] | Engine, configured: str | None = None
-) -> str | None:
-    """The log origin stored in the catalog at ``init`` (None before that).
-
-    Raises ConfigError when ``configured`` (``Settings.ledger_origin``) names another: the
-    checkpoints already signed carry the stored one.
-    """
-    if isinstance(sessions, Engine):
-        sessions = sessionmaker(sessions)
-    with sessions() as session:
-        row = session.get(Setting, ORIGIN_META_KEY)
-    if row is None:
-        return None
-    if configured and configured != row.value:
-        raise ConfigError(
-            f"ledger_origin is set to {configured!r} but this vault's custody log is"
-            f" {row.value!r}; unset it (the origin is fixed at init)"
-        )
-    return row.value
-
-
-def resolve_origin(sessions: sessionmaker[Session] | Engine, configured: str | None = None) -> str:
-    """The origin to open this vault's ledger with: the stored one, else ``configured``, else
-    :data:`~vault.ledger.checkpoint.LEGACY_ORIGIN` (a vault from before origins were stored)."""
-    return stored_origin(sessions, configured) or configured or LEGACY_ORIGIN
-
-
-def establish_origin(
-    sessions: sessionmaker[Session] | Engine, configured: str | None = None
-) -> str:
-    """Store this vault's log origin once (at ``init``) and return it.
-
-    A new vault (no custody event yet) gets ``configured`` or a fresh unique
-    :func:`~vault.ledger.checkpoint.new_origin`; an existing one keeps the origin its checkpoints
-    already carry (``configured`` or the legacy default). Idempotent; raises ConfigError as
-    :func:`stored_origin` does, InvalidInput for an origin a checkpoint cannot carry.
-    """
-    if isinstance(sessions, Engine):
-        sessions = sessionmaker(sessions)
-    existing = stored_origin(sessions, configured)
-    if existing is not None:
-        return existing
-    try:
-        with sessions.begin() as session:
-            used = session.execute(select(_E.seq).limit(1)).first() is not None
-            origin = configured or (LEGACY_ORIGIN if used else new_origin())
-            try:
-                Checkpoint(origin, 0, bytes(32))
-            except LedgerError as exc:
-                raise InvalidInput(f"ledger origin {origin!r}: {exc}") from None
-            if session.get(Setting, ORIGIN_META_KEY) is None:
-                session.add(Setting(key=ORIGIN_META_KEY, value=origin))
-    except SQLAlchemyIntegrityError:
-        pass  # another process stored its origin first: that one stands
-    return stored_origin(sessions) or origin
-
-
 def _open_with_any(note: str, vkeys: list[str]) -> Checkpoint:
     """The checkpoint in ``note``, signed by at least one of ``vkeys``; else LedgerError."""
     if not vkeys:
@@ -1901,6 +1285,8 @@ def _file_lock(path: Path) -> Iterator[None]:
 
 
 __all__ = [
+    "GENESIS_PREV",
+    "ORIGIN_META_KEY",
     "SENSITIVE_ACTIONS",
     "Action",
     "CustodyCheckpointRow",

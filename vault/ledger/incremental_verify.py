@@ -35,24 +35,24 @@ from sqlalchemy.exc import IntegrityError as SQLAlchemyIntegrityError
 
 from vault.storage.catalog import Setting
 from .checkpoint import Checkpoint
-from .custody import (
-    _C,
-    _E,
-    _READ_BATCH,
-    _VERIFY_COLUMNS,
-    CustodyCheckpointRow,
-    CustodyLedger,
+from .custody import CustodyLedger
+from .tables import CHECKPOINTS, EVENTS
+from .verify import (
+    READ_BATCH as _READ_BATCH,
+    VERIFY_COLUMNS as _VERIFY_COLUMNS,
+    ChainChecker as _ChainChecker,
+    Epochs as _Epochs,
+    IndexCursor as _IndexCursor,
     VerifyReport,
     _frontier_parse,
-    _ChainChecker,
-    _Epochs,
-    _IndexCursor,
 )
 from .tables import unpack_entry
 from vault.storage.durable import replace_file
 from vault.errors import LedgerError
 
-_CHECKPOINTS = CustodyCheckpointRow.__table__
+_CHECKPOINTS = CHECKPOINTS
+_C = CHECKPOINTS.c
+_E = EVENTS.c
 
 #: vault_meta key of the verified mark when the ledger has no witness directory.
 VERIFIED_META_KEY = "ledger_verified_checkpoint"
