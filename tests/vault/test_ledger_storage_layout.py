@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
-import shutil
 import sqlite3
 from pathlib import Path
 from typing import Any
