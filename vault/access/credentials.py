@@ -63,6 +63,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from vault.actors import Actor
 from vault.storage.catalog import Base
 from vault.ledger.custody import Action
+from vault.event_details import UserChanged
 from vault.errors import CiphertextError, InvalidInput, NotFound, Unauthenticated
 from .identity import User
 from vault.storage.keys import WrappedKey
@@ -270,8 +271,9 @@ def set_password(vault: Vault, name: str, password: str, *, actor: Actor) -> Non
         row.locked_until = None
         ended = _end_sessions(session, user.id, vault.clock())
         vault.ledger.append(session, Action.USER_CHANGED, actor=actor, object_ids=[user.id],
-                            details={"change": "password_set", "user": name,
-                                     "web_sessions_ended": ended})
+                            details=UserChanged(
+                                change="password_set", user=name, web_sessions_ended=ended,
+                            ))
     vault.ledger.maybe_checkpoint()
 
 
@@ -289,8 +291,9 @@ def reset_second_factor(vault: Vault, name: str, *, actor: Actor) -> None:
         row.locked_until = None
         ended = _end_sessions(session, user.id, vault.clock())
         vault.ledger.append(session, Action.USER_CHANGED, actor=actor, object_ids=[user.id],
-                            details={"change": "second_factor_reset", "user": name,
-                                     "web_sessions_ended": ended})
+                            details=UserChanged(
+                                change="second_factor_reset", user=name, web_sessions_ended=ended,
+                            ))
     vault.ledger.maybe_checkpoint()
 
 
@@ -432,7 +435,7 @@ def check_code(vault: Vault, user_id: str, code: str, *, enrolling: bool = False
                 session, Action.USER_CHANGED,
                 actor=Actor(user=user.name, role=user.role, organisation=user.organisation),
                 object_ids=[user_id],
-                details={"change": "second_factor_enrolled", "user": user.name},
+                details=UserChanged(change="second_factor_enrolled", user=user.name),
             )
     vault.ledger.maybe_checkpoint()
 

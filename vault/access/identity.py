@@ -51,6 +51,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from vault.actors import Actor, Role
 from vault.storage.catalog import Base, new_id, utcnow
 from vault.ledger.custody import Action
+from vault.event_details import UserChanged
 from vault.ending import Ending, end_record
 from .denials import DenialSummary, DenialThrottle
 from vault.errors import InvalidInput, NotFound, Unauthenticated
@@ -270,13 +271,10 @@ def create_user(
             Action.USER_CHANGED,
             actor=actor,
             object_ids=[user.id],
-            details={
-                "change": "user_created",
-                "user": name,
-                "role": role.value,
-                "organisation": organisation,
-                "sites": site_list,
-            },
+            details=UserChanged(
+                change="user_created", user=name, role=role.value, organisation=organisation,
+                sites=site_list,
+            ),
         )
     vault.ledger.maybe_checkpoint()
     return user
@@ -296,7 +294,7 @@ def set_sites(vault: Vault, name: str, sites: Sequence[str], *, actor: Actor) ->
             Action.USER_CHANGED,
             actor=actor,
             object_ids=[user.id],
-            details={"change": "sites_set", "user": name, "sites": site_list},
+            details=UserChanged(change="sites_set", user=name, sites=site_list),
         )
     vault.ledger.maybe_checkpoint()
     return site_list
@@ -312,7 +310,7 @@ def set_active(vault: Vault, name: str, active: bool, *, actor: Actor) -> User:
             Action.USER_CHANGED,
             actor=actor,
             object_ids=[user.id],
-            details={"change": "enabled" if active else "disabled", "user": name},
+            details=UserChanged(change="enabled" if active else "disabled", user=name),
         )
     vault.ledger.maybe_checkpoint()
     return user
@@ -339,8 +337,9 @@ def set_role(vault: Vault, name: str, role: Role | str, *, actor: Actor) -> User
             Action.USER_CHANGED,
             actor=actor,
             object_ids=[user.id],
-            details={"change": "role_set", "user": name, "role": role.value,
-                     "previous_role": previous.value},
+            details=UserChanged(
+                change="role_set", user=name, role=role.value, previous_role=previous.value,
+            ),
         )
     vault.ledger.maybe_checkpoint()
     return user
@@ -415,12 +414,10 @@ def issue_token(
             Action.USER_CHANGED,
             actor=actor,
             object_ids=[user.id],
-            details={
-                "change": "token_issued",
-                "user": name,
-                "token_id": row.id,
-                "expires_at": row.expires_at.isoformat(),
-            },
+            details=UserChanged(
+                change="token_issued", user=name, token_id=row.id,
+                expires_at=row.expires_at.isoformat(),
+            ),
         )
     vault.ledger.maybe_checkpoint()
     return IssuedToken(token=token, token_id=row.id, user=name, expires_at=row.expires_at)
@@ -443,7 +440,7 @@ def revoke_token(vault: Vault, token_id: str, *, actor: Actor) -> ApiToken:
         end_record(
             vault, session, row, TOKEN_REVOCATION, record_id=row.id, actor=actor,
             action=Action.USER_CHANGED, object_ids=[row.user_id],
-            details={"change": "token_revoked", "token_id": row.id},
+            details=UserChanged(change="token_revoked", token_id=row.id),
         )
     vault.ledger.maybe_checkpoint()
     return row
@@ -507,8 +504,10 @@ def link_oidc(vault: Vault, name: str, *, issuer: str, subject: str, actor: Acto
             Action.USER_CHANGED,
             actor=actor,
             object_ids=[user.id],
-            details={"change": "oidc_linked", "user": name, "issuer": issuer,
-                     "subject": subject, "replaced_subject": previous},
+            details=UserChanged(
+                change="oidc_linked", user=name, issuer=issuer, subject=subject,
+                replaced_subject=previous,
+            ),
         )
     vault.ledger.maybe_checkpoint()
     return link
@@ -547,8 +546,10 @@ def allow_oidc_bind(
             Action.USER_CHANGED,
             actor=actor,
             object_ids=[user.id],
-            details={"change": "oidc_bind_allowed", "user": name, "issuer": issuer,
-                     "bind_until": link.bind_until.isoformat()},
+            details=UserChanged(
+                change="oidc_bind_allowed", user=name, issuer=issuer,
+                bind_until=link.bind_until.isoformat(),
+            ),
         )
     vault.ledger.maybe_checkpoint()
     return link
@@ -571,8 +572,9 @@ def unlink_oidc(vault: Vault, name: str, *, issuer: str, actor: Actor) -> None:
             Action.USER_CHANGED,
             actor=actor,
             object_ids=[user.id],
-            details={"change": "oidc_unlinked", "user": name, "issuer": issuer,
-                     "subject": link.subject},
+            details=UserChanged(
+                change="oidc_unlinked", user=name, issuer=issuer, subject=link.subject,
+            ),
         )
     vault.ledger.maybe_checkpoint()
 
@@ -621,8 +623,10 @@ def _bind_first_use(vault: Vault, user: User, identity: OidcIdentity) -> bool:
             Action.USER_CHANGED,
             actor=Actor(user=user.name, role=user.role, organisation=user.organisation),
             object_ids=[user.id],
-            details={"change": "oidc_bound", "user": user.name, "issuer": identity.issuer,
-                     "subject": identity.subject, "username_claim": identity.username},
+            details=UserChanged(
+                change="oidc_bound", user=user.name, issuer=identity.issuer,
+                subject=identity.subject, username_claim=identity.username,
+            ),
         )
     vault.ledger.maybe_checkpoint()
     return True

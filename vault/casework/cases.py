@@ -35,6 +35,7 @@ from vault.storage.catalog import (
     utcnow,
 )
 from vault.ledger.custody import Action
+from vault.event_details import CaseCreated, CaseEnded, CaseMembership, CaseUnlinked
 from vault.errors import InvalidInput, NotFound
 from .holds import lift_legal_holds, place_legal_holds
 from vault.access.identity import User
@@ -116,15 +117,19 @@ def create_case(
             actor=actor,
             reference=reference,
             object_ids=[case.id],
-            details={
-                "case_id": case.id,
-                "organisation": organisation,
-                "members": list(member_ids),
-                **({"crime_number": crime_number} if crime_number else {}),
-            },
+            details=_created(case.id, organisation, list(member_ids), crime_number),
         )
     vault.ledger.maybe_checkpoint()
     return case
+
+
+def _created(
+    case_id: str, organisation: str, members: list[str], crime_number: str | None
+) -> CaseCreated:
+    details = CaseCreated(case_id=case_id, organisation=organisation, members=members)
+    if crime_number:
+        details["crime_number"] = crime_number
+    return details
 
 
 def _add_member(
@@ -161,7 +166,7 @@ def add_member(vault: Vault, case_id: str, user_name: str, *, actor: Actor) -> N
             actor=actor,
             reference=case.reference,
             object_ids=[case.id, user.id],
-            details={"case_id": case.id, "user": user.name},
+            details=CaseMembership(case_id=case.id, user=user.name),
         )
     vault.ledger.maybe_checkpoint()
 
@@ -181,7 +186,7 @@ def remove_member(vault: Vault, case_id: str, user_name: str, *, actor: Actor) -
             actor=actor,
             reference=case.reference,
             object_ids=[case.id, user.id],
-            details={"case_id": case.id, "user": user.name},
+            details=CaseMembership(case_id=case.id, user=user.name),
         )
     vault.ledger.maybe_checkpoint()
 
@@ -259,7 +264,7 @@ def unlink_recording(vault: Vault, case_id: str, recording_id: str, *, actor: Ac
             actor=actor,
             reference=case.reference,
             object_ids=[recording_id, case.id],
-            details={"case_id": case.id},
+            details=CaseUnlinked(case_id=case.id),
         )
     lift_legal_holds(vault, [recording_id])
     vault.ledger.maybe_checkpoint()
@@ -281,7 +286,7 @@ def close_case(vault: Vault, case_id: str, *, actor: Actor, reason: str) -> Case
         ))
         vault.ledger.append(
             session, CLOSED, actor=actor, reference=case.reference,
-            object_ids=[case.id, *linked], details={"case_id": case.id, "reason": reason},
+            object_ids=[case.id, *linked], details=CaseEnded(case_id=case.id, reason=reason),
         )
     lift_legal_holds(vault, linked)
     vault.ledger.maybe_checkpoint()
@@ -305,7 +310,7 @@ def reopen_case(vault: Vault, case_id: str, *, actor: Actor, reason: str) -> Cas
         ))
         vault.ledger.append(
             session, REOPENED, actor=actor, reference=case.reference,
-            object_ids=[case.id], details={"case_id": case.id, "reason": reason},
+            object_ids=[case.id], details=CaseEnded(case_id=case.id, reason=reason),
         )
     place_legal_holds(vault, keys)
     vault.ledger.maybe_checkpoint()

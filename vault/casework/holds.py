@@ -23,6 +23,7 @@ from vault.actors import Actor
 from vault.storage.catalog import CaseRecording, Hold, HoldKind, Recording
 from vault.storage.hold_rule import held_clause, is_held, overlaps
 from vault.ledger.custody import Action
+from vault.event_details import Held, Released
 from vault.errors import InvalidInput, NotFound
 from vault.storage.db import get_or_not_found
 from vault.ending import Ending, end_record
@@ -119,7 +120,7 @@ def release_hold(
             vault, session, hold, HOLD_RELEASE, record_id=hold_id, actor=actor, reason=reason,
             action=Action.RELEASED, reference=hold.reference,
             object_ids=[r.id for r in released],
-            details={**_hold_details(hold), "release_reason": reason},
+            details=Released(**_hold_details(hold), release_reason=reason),
         )
     lift_legal_holds(vault, [r.id for r in released])
     vault.checkpoint_if_due()
@@ -188,8 +189,8 @@ def list_holds(
         return list(session.scalars(stmt))
 
 
-def _hold_details(hold: Hold) -> dict[str, object]:
-    details: dict[str, object] = {"hold_id": hold.id, "kind": hold.kind.value, "reason": hold.reason}
+def _hold_details(hold: Hold) -> Held:
+    details = Held(hold_id=hold.id, kind=hold.kind.value, reason=hold.reason)
     if hold.case_id:
         details["case_id"] = hold.case_id
     if hold.source_id and hold.window_start and hold.window_end:

@@ -35,6 +35,7 @@ from sqlalchemy import JSON, ColumnElement, Date, Enum, ForeignKey, Integer, Str
 from sqlalchemy.orm import Mapped, mapped_column
 
 from vault.actors import Actor
+from vault.event_details import SarClosed, SarExtended, SarRegistered, SarWindowAttached
 from vault.storage.catalog import Base, Hold, HoldKind, MediaKind, Recording, Source, new_id, utcnow
 from vault.errors import InvalidInput, NotFound
 from vault.storage.db import get_or_not_found
@@ -251,8 +252,9 @@ def register_sar(
         # permanent custody log carries only the reference.
         vault.ledger.append(
             session, REGISTERED, actor=actor, reference=ref, object_ids=[sar.id],
-            details={"sar_id": sar.id, "received_on": received_on.isoformat(),
-                     "due_on": sar.due_on.isoformat()},
+            details=SarRegistered(
+                sar_id=sar.id, received_on=received_on.isoformat(), due_on=sar.due_on.isoformat(),
+            ),
         )
     vault.checkpoint_if_due()
     return sar
@@ -299,8 +301,10 @@ def attach_window(
         vault.ledger.append(
             session, WINDOW_ATTACHED, actor=actor, reference=sar.reference,
             object_ids=[sar.id] + [r.id for r in held],
-            details={"sar_id": sar.id, "hold_id": hold.id, "source": source_id,
-                     "window": [start.isoformat(), end.isoformat()], "recordings": len(held)},
+            details=SarWindowAttached(
+                sar_id=sar.id, hold_id=hold.id, source=source_id,
+                window=[start.isoformat(), end.isoformat()], recordings=len(held),
+            ),
         )
     vault.checkpoint_if_due()
     return window
@@ -326,8 +330,10 @@ def extend_sar(vault: Vault, sar_id: str, *, months: int, reason: str, actor: Ac
         sar.status = SarStatus.EXTENDED
         vault.ledger.append(
             session, EXTENDED, actor=actor, reference=sar.reference, object_ids=[sar.id],
-            details={"sar_id": sar.id, "months": months, "extension_months": total,
-                     "deadline": sar.deadline.isoformat(), "reason": why},
+            details=SarExtended(
+                sar_id=sar.id, months=months, extension_months=total,
+                deadline=sar.deadline.isoformat(), reason=why,
+            ),
         )
     vault.checkpoint_if_due()
     return sar
@@ -468,8 +474,9 @@ def close_sar(
         sar.close_reason = why
         vault.ledger.append(
             session, CLOSED, actor=actor, reference=sar.reference, object_ids=[sar.id],
-            details={"sar_id": sar.id, "status": sar.status.value, "reason": why,
-                     "holds_released": hold_ids},
+            details=SarClosed(
+                sar_id=sar.id, status=sar.status.value, reason=why, holds_released=hold_ids,
+            ),
         )
     vault.checkpoint_if_due()
     return sar

@@ -41,6 +41,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from vault.actors import Actor, Purpose, Role
 from vault.storage.catalog import Base, Recording, new_id, utcnow
 from vault.ledger.custody import Action
+from vault.event_details import Shared, ShareRevoked
 from vault.access.denials import DenialThrottle
 from vault.errors import AccessDenied, InvalidInput, NotFound, ShareUnavailable
 from vault.access.identity import hash_token, log_denial_summaries, new_token
@@ -223,12 +224,10 @@ def create_share(
             recipient_org=recipient_org,
             object_ids=[*ids, share.id],
             hashes={rid: recordings[rid].sha256 for rid in ids},
-            details={
-                "share_id": share.id,
-                "expires_at": expires_at.isoformat(),
-                "allow_download": allow_download,
-                "max_downloads": max_downloads,
-            },
+            details=Shared(
+                share_id=share.id, expires_at=expires_at.isoformat(),
+                allow_download=allow_download, max_downloads=max_downloads,
+            ),
         )
     vault.ledger.maybe_checkpoint()
     return CreatedShare(share=share, token=token, recording_ids=tuple(ids))
@@ -247,7 +246,7 @@ def revoke_share(vault: Vault, share_id: str, *, actor: Actor, reason: str) -> S
             reason=reason, action=Action.SHARE_REVOKED, reference=share.reference,
             recipient=share.recipient, recipient_org=share.recipient_org,
             object_ids=[*_item_ids(session, share.id), share.id],
-            details={"share_id": share.id, "reason": reason},
+            details=ShareRevoked(share_id=share.id, reason=reason),
         )
     vault.ledger.maybe_checkpoint()
     return share
