@@ -42,7 +42,7 @@ from typing import Any
 
 import av
 
-from ingest.nvr.replay import NTP_UNIX_OFFSET, ONVIF_EXTENSION
+from ingest.nvr.rtsp_client import NTP_UNIX_OFFSET, ONVIF_EXTENSION
 
 REALM = "onvif-replay"
 _MTU = 1200

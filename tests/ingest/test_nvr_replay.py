@@ -1,4 +1,4 @@
-"""The ONVIF replay client's parts (ingest/nvr/replay.py) on hand-made packets and answers:
+"""The ONVIF replay client's parts (ingest/nvr/) on hand-made packets and answers:
 what the two replay servers of test_pull_onvif_replay.py never send (``STAP-A``, a lost
 packet, a stream without ONVIF timestamps, an H.265 recording, a garbled answer)."""
 
@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from ingest.errors import NvrError
-from ingest.nvr.replay import (
+from ingest.nvr.rtsp_client import (
     NTP_UNIX_OFFSET,
     ONVIF_EXTENSION,
     RtspReplayClient,
