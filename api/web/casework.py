@@ -54,15 +54,15 @@ from ..routes.clips import authorise_clip
 from ..schemas import UUID_PATTERN
 from . import _security as sec
 from .routes import (
+    page,
+    _route,
+    _settings,
+    templates,
+    _vault,
     WebContext,
     WebFormDep,
     WebUser,
     WebUserDep,
-    _route,
-    _settings,
-    _vault,
-    page,
-    templates,
 )
 from .uktime import parse_uk, to_uk
 
