@@ -142,6 +142,65 @@ class SarClosed(TypedDict):
     holds_released: list[str]
 
 
+class Searched(TypedDict):
+    """``searched``: the search as asked and how many recordings matched."""
+
+    criteria: dict[str, object]
+    results: int
+
+
+class Deleted(TypedDict, total=False):
+    """``deleted``: footage crypto-shredded and deleted by retention or by hand."""
+
+    reason: Required[str]
+    policy: Required[str]
+    source: Required[str]
+    size: Required[int]
+    captured_start: Required[str]
+    retain_until: Required[str]
+    key_id: Required[str | None]
+    method: Required[str]
+    parent_id: str
+
+
+class FixityChecked(TypedDict, total=False):
+    """``fixity_checked``: one batch of stored footage read back (the first batch, or an
+    event of its own, also carries the catalog's comparison with the ledger)."""
+
+    checked: Required[int]
+    ok: Required[int]
+    failed: Required[dict[str, dict[str, str]]]
+    catalog_rows: int
+    catalog_failed: dict[str, dict[str, str]]
+
+
+class KeyRotated(TypedDict, total=False):
+    """``key_rotated``: the ledger signing key or the keyring's KEK rotated."""
+
+    key: Required[str]
+    old_key: str
+    new_key: str
+    old_key_id: str
+    new_key_id: str
+    reason: Required[str]
+
+
+class KeysDestroyed(TypedDict):
+    """``keys.destroyed``: a retired KEK destroyed."""
+
+    key_id: str
+    retired: str | None
+    reason: str
+
+
+class SiteRegistered(TypedDict):
+    """``site.registered``: a site and its owner, and the sources it adopted."""
+
+    site: str
+    organisation: str
+    sources: list[str]
+
+
 #: Each type beside the event kinds it types (``tests/vault/test_event_details.py``).
 TYPED: dict[str, type] = {
     "user_changed": UserChanged,
@@ -159,6 +218,12 @@ TYPED: dict[str, type] = {
     "sar.window_attached": SarWindowAttached,
     "sar.extended": SarExtended,
     "sar.closed": SarClosed,
+    "searched": Searched,
+    "deleted": Deleted,
+    "fixity_checked": FixityChecked,
+    "key_rotated": KeyRotated,
+    "keys.destroyed": KeysDestroyed,
+    "site.registered": SiteRegistered,
 }
 
 __all__ = [
@@ -167,14 +232,20 @@ __all__ = [
     "CaseEnded",
     "CaseMembership",
     "CaseUnlinked",
+    "Deleted",
+    "FixityChecked",
     "Held",
+    "KeyRotated",
+    "KeysDestroyed",
     "Released",
     "SarClosed",
     "SarExtended",
     "SarRegistered",
     "SarWindowAttached",
+    "Searched",
     "ShareRevoked",
     "Shared",
+    "SiteRegistered",
     "UserChange",
     "UserChanged",
 ]

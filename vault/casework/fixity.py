@@ -35,6 +35,7 @@ from sqlalchemy import select
 from vault.actors import Actor
 from vault.storage.catalog import Recording
 from vault.ledger.custody import Action
+from vault.event_details import FixityChecked
 from vault.errors import IntegrityError, InvalidInput, KeyUnavailable, NotFound, StorageError
 
 if TYPE_CHECKING:
@@ -132,10 +133,10 @@ def check_fixity(
         failure = FixityFailure(problem.recording_id, f"catalog_{problem.kind}", problem.detail)
         report.failures.append(failure)
         catalog_failed.setdefault(problem.recording_id, failure.to_dict())
-    catalog_details = {"catalog_rows": binding.recordings, "catalog_failed": catalog_failed}
     if not ids and catalog_failed:
-        vault.ledger.record(Action.FIXITY_CHECKED, actor=actor, details={
-            "checked": 0, "ok": 0, "failed": {}, **catalog_details})
+        vault.ledger.record(Action.FIXITY_CHECKED, actor=actor, details=FixityChecked(
+            checked=0, ok=0, failed={}, catalog_rows=binding.recordings,
+            catalog_failed=catalog_failed))
     for start in range(0, len(ids), BATCH):
         batch = ids[start : start + BATCH]
         hashes: dict[str, str] = {}
@@ -157,15 +158,23 @@ def check_fixity(
             actor=actor,
             object_ids=batch,
             hashes=hashes,
-            details={
-                "checked": len(batch),
-                "ok": len(hashes),
-                "failed": failed,
-                **(catalog_details if start == 0 else {}),
-            },
+            details=_batch_details(batch, hashes, failed, binding.recordings if start == 0
+                                   else None, catalog_failed),
         )
         report.events.append(record.seq)
     return report
+
+
+def _batch_details(
+    batch: Sequence[str], hashes: dict[str, str], failed: dict[str, dict[str, str]],
+    catalog_rows: int | None, catalog_failed: dict[str, dict[str, str]],
+) -> FixityChecked:
+    # One batch's event; the first (``catalog_rows`` given) also carries the catalog check.
+    details = FixityChecked(checked=len(batch), ok=len(hashes), failed=failed)
+    if catalog_rows is not None:
+        details["catalog_rows"] = catalog_rows
+        details["catalog_failed"] = catalog_failed
+    return details
 
 
 def _check_one(vault: Vault, rid: str) -> Recording | FixityFailure:

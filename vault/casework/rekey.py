@@ -31,6 +31,7 @@ from sqlalchemy import func, select, update
 from vault.actors import Actor
 from vault.storage.catalog import Recording
 from vault.ledger.custody import Action
+from vault.event_details import KeyRotated, KeysDestroyed
 from vault.errors import InvalidInput
 from vault.storage.keys import KeyInfo, WrappedKey
 from vault.storage.keys import rewrap as rewrap_key
@@ -81,7 +82,7 @@ def rotate(vault: Vault, *, actor: Actor, reason: str) -> dict[str, str]:
     vault.ledger.record(
         Action.KEY_ROTATED,
         actor=actor,
-        details={"key": KEYRING, "old_key_id": old, "new_key_id": new, "reason": reason},
+        details=KeyRotated(key=KEYRING, old_key_id=old, new_key_id=new, reason=reason),
     )
     return {"old_key_id": old, "new_key_id": new}
 
@@ -196,8 +197,9 @@ def destroy(
         )
     vault.keys.destroy(key_id)
     vault.ledger.record(
-        DESTROYED, actor=actor, details={"key_id": key_id, "retired": info.retired,
-                                         "reason": reason},
+        DESTROYED, actor=actor, details=KeysDestroyed(
+            key_id=key_id, retired=info.retired, reason=reason,
+        ),
     )
     return {"key_id": key_id, "retired": info.retired}
 

@@ -38,6 +38,7 @@ from vault.storage.catalog import Recording
 from vault.ledger._export_verifier import VerificationError, follow_handovers
 from vault.ledger.checkpoint import open_note
 from vault.ledger.custody import Action, CustodyLedger
+from vault.event_details import Deleted
 from vault.ledger.rfc8785 import canonical_json
 from vault.storage.db import scrub_freed_pages
 from vault.errors import InvalidInput, LedgerError, NotFound, VaultError
@@ -227,19 +228,29 @@ def _decide_and_delete(
             actor=actor,
             object_ids=[recording.id],
             hashes={recording.id: recording.sha256},
-            details={
-                "reason": reason,
-                "policy": policy.describe(kind),
-                "source": recording.source_id,
-                "size": recording.size,
-                "captured_start": recording.captured_start.isoformat(),
-                "retain_until": recording.retain_until.isoformat(),
-                "key_id": key_id,
-                "method": "crypto-shred (wrapped data key destroyed) + delete of every stored version",
-                **({"parent_id": parent_id} if parent_id else {}),
-            },
+            details=_deleted(recording, reason=reason, policy=policy.describe(kind),
+                             key_id=key_id, parent_id=parent_id),
         )
     return decision
+
+
+def _deleted(
+    recording: Recording, *, reason: str, policy: str, key_id: str | None, parent_id: str | None
+) -> Deleted:
+    # The deleted event of one recording, read before its row was changed.
+    details = Deleted(
+        reason=reason,
+        policy=policy,
+        source=recording.source_id,
+        size=recording.size,
+        captured_start=recording.captured_start.isoformat(),
+        retain_until=recording.retain_until.isoformat(),
+        key_id=key_id,
+        method="crypto-shred (wrapped data key destroyed) + delete of every stored version",
+    )
+    if parent_id:
+        details["parent_id"] = parent_id
+    return details
 
 
 def _purge_pending(vault: Vault, report: RetentionReport) -> None:

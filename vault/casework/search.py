@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import ColumnElement, Select, func, select, true, tuple_
 
 from vault.actors import Actor
+from vault.event_details import Searched
 from vault.storage.catalog import CaseRecording, MediaKind, Recording, Source
 from vault.ledger.custody import Action
 from vault.storage.db import read_sessions
@@ -174,7 +175,7 @@ def search_recordings(
         Action.SEARCHED,
         actor=actor,
         reference=None,
-        details={"criteria": query.criteria(), "results": len(found)},
+        details=Searched(criteria=query.criteria(), results=len(found)),
     )
     return found
 

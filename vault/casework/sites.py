@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import func, select
 
 from vault.actors import Actor
+from vault.event_details import SiteRegistered
 from vault.storage.catalog import Site, Source
 from vault.errors import InvalidInput
 
@@ -76,7 +77,7 @@ def register_site(vault: Vault, name: str, *, organisation: str, actor: Actor) -
             source.organisation = organisation
         vault.ledger.append(
             session, REGISTERED, actor=actor, object_ids=[name, *adopted],
-            details={"site": name, "organisation": organisation, "sources": adopted},
+            details=SiteRegistered(site=name, organisation=organisation, sources=adopted),
         )
     vault.checkpoint_if_due()
     return SiteView(name=name, organisation=organisation, sources=len(sources))
