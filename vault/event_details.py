@@ -142,6 +142,14 @@ class SarClosed(TypedDict):
     holds_released: list[str]
 
 
+class Exported(TypedDict):
+    """``exported``: a disclosure package built (its manifest's hash, how many files)."""
+
+    export_id: str
+    manifest_sha256: str
+    files: int
+
+
 class Searched(TypedDict):
     """``searched``: the search as asked and how many recordings matched."""
 
@@ -219,6 +227,7 @@ TYPED: dict[str, type] = {
     "sar.extended": SarExtended,
     "sar.closed": SarClosed,
     "searched": Searched,
+    "exported": Exported,
     "deleted": Deleted,
     "fixity_checked": FixityChecked,
     "key_rotated": KeyRotated,
@@ -233,6 +242,7 @@ __all__ = [
     "CaseMembership",
     "CaseUnlinked",
     "Deleted",
+    "Exported",
     "FixityChecked",
     "Held",
     "KeyRotated",

@@ -75,6 +75,7 @@ from sqlalchemy import select
 
 from vault.ledger import _export_verifier, stored_tree
 from vault.actors import Actor, Purpose
+from vault.event_details import Exported
 from vault.storage.catalog import MediaKind, Recording, new_id
 from vault.ledger.custody import Action, CustodyEventRow
 from vault.ledger.tables import unpack_entry
@@ -219,7 +220,8 @@ def build_export(
                 recipient_org=recipient_org,
                 object_ids=[r.id for r in recordings],
                 hashes={r.id: r.sha256 for r in recordings},
-                details={"export_id": export_id, "manifest_sha256": manifest_sha256, "files": len(files)},
+                details=Exported(export_id=export_id, manifest_sha256=manifest_sha256,
+                                 files=len(files)),
             )
         vault.ledger.checkpoint()
         certificate = _certificate(vault, recordings, manifest_sha256, export_id, record.seq)
