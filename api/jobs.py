@@ -294,6 +294,8 @@ def _chunk_jobs(ctx: JobContext, rid: str, sha256: str, *, start: float = 0.0,
                             "chunks": len(layout.chunks), "mask": ctx.params.get("mask"),
                             "caption": ctx.params.get("caption")})
                 children.append(child.id)
+                if child.state in (JobState.FAILED, JobState.CANCELLED):
+                    break  # run at once (immediate queue) and failed: the rest is wasted
             plans = _gather(ctx, queue, children, layout, start=start, span=span)
             done = True
             return plans
@@ -318,13 +320,13 @@ def _gather(ctx: JobContext, queue: JobQueue, children: list[str], layout: Chunk
             if row.state in (JobState.FAILED, JobState.CANCELLED):
                 chunk = layout.chunks[n]
                 raise ChunkError(
-                    f"chunk {n + 1} of {len(rows)} (frames {chunk.start}-{chunk.stop - 1}, job "
+                    f"chunk {n + 1} of {len(layout.chunks)} (frames {chunk.start}-{chunk.stop - 1}, job "
                     f"{row.id}) {row.state.value}: {row.error or row.message}; nothing was "
                     "stored: run the job again")
         finished = sum(row.state == JobState.SUCCEEDED for row in rows)
         running = sum(row.state == JobState.RUNNING for row in rows)
         # Progress of the whole: every chunk's own, weighted by its frames.
-        frames = [c.plan_stop - c.plan_start for c in layout.chunks]
+        frames = [c.plan_stop - c.plan_start for c in layout.chunks[:len(rows)]]
         share = sum(f * (1.0 if r.state == JobState.SUCCEEDED else r.progress)
                     for f, r in zip(frames, rows, strict=True)) / sum(frames)
         ctx.progress(start + span * share,

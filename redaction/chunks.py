@@ -692,18 +692,14 @@ def _sub_plan(plan: RedactionPlan, chunk: Chunk, cut: Path) -> RedactionPlan:
             part.pop()
         return (lo - a, part) if part else None
 
-    tracks = []
+    # Each run of boxes (a track's own, each of its extra runs) is a track of the sub-plan:
+    # the masks are the same, and no run can fall outside its track's trimmed frames.
+    runs: list[tuple[int, Sequence[Any]]] = []
     for t in plan.tracks:
-        if t.keep:
-            continue  # left visible: nothing to render
-        own = window(t.start, t.boxes)
-        if own is None:
-            continue
-        extra = [BoxRun(start=w[0], boxes=w[1]) for r in t.extra
-                 if (w := window(r.start, r.boxes)) is not None]
-        end = own[0] + len(own[1]) - 1
-        extra = [r for r in extra if r.start >= own[0] and r.end <= end]
-        tracks.append(TrackPlan(id=t.id, start=own[0], boxes=own[1], extra=extra))
+        if not t.keep:  # kept: nothing to mask
+            runs += [(t.start, t.boxes), *((r.start, r.boxes) for r in t.extra)]
+    parts = [w for start, rows in runs if (w := window(start, rows)) is not None]
+    tracks = [TrackPlan(id=n, start=w[0], boxes=w[1]) for n, w in enumerate(parts, start=1)]
     manual = []
     for m in plan.manual:
         frames = [f for f in range(max(a, m.start), min(b, m.last + 1))]

@@ -154,7 +154,7 @@ def test_a_failing_chunk_fails_the_job_cleanly_and_it_can_be_run_again(
     assert job.error is not None and "ChunkError: chunk 2 of 3 (frames 75-149" in job.error
     assert "corrupt video at frame 12" in job.error and "run the job again" in job.error
     states = [c.state for c in _children(vault, job.id)]
-    assert states[:2] == [JobState.SUCCEEDED, JobState.FAILED]  # the third is never started
+    assert states == [JobState.SUCCEEDED, JobState.FAILED]  # the third is never submitted
     assert _derived(vault, rec.id) == []
     assert vault.ledger.events(object_id=rec.id, action=Action.REDACTION_RENDERED) == []
     assert list(vault.settings.spool_dir.iterdir()) == []
@@ -164,6 +164,25 @@ def test_a_failing_chunk_fails_the_job_cleanly_and_it_can_be_run_again(
                          params={"recording_ids": [rec.id]})
     assert again.state == JobState.SUCCEEDED, again.error
     assert len(_derived(vault, rec.id)) == 1
+
+
+def test_unreadable_footage_fails_before_any_chunk_with_the_reason(
+        vault: Vault, tmp_path: Path) -> None:
+    """Bad input as in one pass: a recording that is not footage fails the job with the
+    reader's error; no chunk job is made, nothing is stored and the spool is empty."""
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"not a video at all " * 500)
+    rec = vault.put_file(junk, Capture(
+        source_id="cam-river-9", source_kind=SourceKind.CCTV, site="Riverside",
+        captured_at=T0, media_kind=MediaKind.VIDEO, original_name="junk.mp4"), actor=ACTOR)
+    queue = open_job_queue(vault.settings, immediate=True, vault=vault)
+    for kind in (JobKind.REDACT, JobKind.REDACTION_PLAN):
+        job = queue.submit(kind, actor=ACTOR, purpose=PURPOSE, params={"recording_ids": [rec.id]})
+        assert job.state == JobState.FAILED and job.error is not None
+        assert job.error.startswith("MediaError: ") and "junk" not in job.error.split(":")[0]
+        assert _children(vault, job.id) == []
+    assert _derived(vault, rec.id) == []
+    assert list(vault.settings.spool_dir.iterdir()) == []
 
 
 def test_cancelling_the_parent_cancels_its_chunks(vault: Vault, long_clip: Clip) -> None:
