@@ -258,12 +258,16 @@ def test_two_worker_processes_share_one_long_video_on_redis(
             job = queue.submit(JobKind.REDACTION_PLAN, actor=ACTOR, purpose=PURPOSE,
                                params={"recording_ids": [rec.id]})
             deadline = time.monotonic() + 240
+            seen: list[tuple[float, str | None]] = []
             while time.monotonic() < deadline:
                 job = get_job(vault, job.id)
+                seen.append((job.progress, job.message))
                 if job.state not in (JobState.QUEUED, JobState.RUNNING):
                     break
                 time.sleep(0.2)
             assert job.state == JobState.SUCCEEDED, (job.state, job.error, job.message)
+            # The parent's progress is the whole video's: the chunks together.
+            assert any(m and m.startswith("plan: 3 chunks,") and 0 < p < 1 for p, m in seen)
             children = _children(vault, job.id)
             workers = {c.result["worker"] for c in children if c.result}
             assert len(children) == 3 and all(c.state == JobState.SUCCEEDED for c in children)

@@ -213,6 +213,28 @@ def test_b_frame_footage_keeps_its_frames_and_times(long_clip: Clip, tmp_path: P
         assert dark == (60 <= f <= 90), f
 
 
+def test_audio_is_carried_once_across_the_joins_with_its_mutes(
+        long_clip: Clip, plans: tuple[RedactionPlan, RedactionPlan], tmp_path: Path) -> None:
+    """The joined copy's audio is the source's over the whole length, muted only where the
+    plan says: a mute across the border at 3 s (2.5-3.5 s) silences just that range, and the
+    tone is there on both sides of every border."""
+    from redaction import AudioEdit
+    from redaction.synthetic import read_audio
+
+    plan = plans[1].model_copy(update={"audio": [AudioEdit(start=2.5, end=3.5)]})
+    out = tmp_path / "muted.mp4"
+    render_chunked(long_clip.path, plan, out, chunk_s=CHUNK_S, workers=2)
+    samples, rate = read_audio(out)
+    assert len(samples) / rate == pytest.approx(8.0, abs=0.05)
+
+    def level(t0: float, t1: float) -> float:
+        return float(np.sqrt(np.mean(samples[int(t0 * rate):int(t1 * rate)] ** 2)))
+
+    assert level(2.6, 3.4) < 0.01  # muted across the border at 3 s (frame 75)
+    for t in (1.0, 2.3, 3.7, 5.8, 6.2, 7.5):  # the 0.3 amplitude tone elsewhere
+        assert level(t - 0.1, t + 0.1) > 0.15, t
+
+
 def test_a_failing_chunk_leaves_no_output_and_no_intermediate(
         long_clip: Clip, plans: tuple[RedactionPlan, RedactionPlan], tmp_path: Path) -> None:
     """A chunk that cannot be rendered (here: an encoder preset x264 does not have) fails the
