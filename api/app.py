@@ -30,7 +30,7 @@ from ._docs import install_docs
 from .routes import cases, custody, evidence, health, shares, users
 from .routes import clips, sar
 from .routes import exports, jobs
-from .routes import pulls
+from .routes import pulls, thumbnails
 from .web import mount_web
 
 API_VERSION = "0.1.0"
@@ -101,6 +101,7 @@ def create_app(settings: Settings, *, vault: Vault | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(users.router)
     app.include_router(evidence.router)
+    app.include_router(thumbnails.router)
     app.include_router(cases.router)
     app.include_router(shares.router)
     app.include_router(shares.recipient_router)

@@ -54,6 +54,7 @@ from ..routes.clips import authorise_clip
 from ..schemas import UUID_PATTERN
 from . import _security as sec
 from .routes import (
+    SCRUB_TILES,
     page,
     _route,
     _settings,
@@ -149,6 +150,7 @@ def watch_page(request: Request, user: WebUser, recording: Recording, *,
         "made_from": _clip_sources(vault, user.principal, recording),
         "made": request.query_params.get("made") == "1",
         "max_clip_minutes": int(MAX_WINDOW.total_seconds() // 60),
+        "scrub_tiles": SCRUB_TILES,
     }, status=status)
 
 

@@ -37,7 +37,6 @@ from vault.casework.policy import (
     allowed,
     case_scope,
     require,
-    require_recording,
     visible_recordings,
 )
 from vault.casework.cases import list_cases
@@ -48,6 +47,7 @@ from vault.access.web_sessions import ActiveSession, Stage
 
 from .._streaming import footage_response
 from ..routes.pulls import PullPublic, configured_agents, pull_window, pullable_cameras
+from ..routes.thumbnails import Tiles, sheet_response, thumbnail_sheet
 from ..deps import MAX_FIELD, MAX_PURPOSE, RequestContext, client_addr, route_name
 from ..schemas import UUID_PATTERN
 from . import _security as sec
@@ -56,6 +56,8 @@ from .uktime import format_uk, parse_uk, zone_name
 
 TEMPLATES = FilePath(__file__).parent / "templates"
 PAGE_SIZE = 25
+#: Frames per recording on the find page's timeline, and on the player's scrub bar.
+TIMELINE_TILES, SCRUB_TILES = 4, 40
 SIGNED_IN = "web.signed_in"
 SIGNED_OUT = "web.signed_out"
 _MAX_NAME = 128
@@ -548,6 +550,7 @@ def _find_page(request: Request, user: WebUser, form: dict[str, str], *,
         "form": form, "sites": sorted({s for _, _, s in cameras if s}), "cameras": cameras,
         "cases": cases, "offers": offers, "errors": errors, "results": None, "after": after,
         "purpose": user.session.purpose, "pulled": pulled, "csrf": user.csrf,
+        "thumb_tiles": TIMELINE_TILES,
     }
     if not form["day"]:
         return page(request, "find.html", context, status=status)
@@ -649,6 +652,25 @@ def find_pull(
 RecordingId = Annotated[str, Path(pattern=UUID_PATTERN)]
 
 
+def _player(request: Request) -> tuple[RequestContext, ActiveSession]:
+    """The context of a request from the page's player (the video, its thumbnail sheet): the
+    session's officer, refused with 401 rather than sent to sign in (a media element cannot
+    follow a sign-in page)."""
+    active = _session(request)
+    if active is None or active.stage is not Stage.SIGNED_IN:
+        raise Unauthenticated("sign in to the web app to play footage", reason="no-session")
+    principal = web_sessions.session_principal(_vault(request), active,
+                                               client_addr=client_addr(request))
+    return RequestContext(vault=_vault(request), principal=principal,
+                          route=_route(request)), active
+
+
+def _task_purpose(active: ActiveSession) -> Purpose:
+    if active.purpose is None:
+        raise AccessDenied("state the purpose of this task before footage is shown")
+    return active.purpose
+
+
 @router.get("/watch/{recording_id}/media")
 def watch_media(
     request: Request,
@@ -656,22 +678,26 @@ def watch_media(
     range_header: Annotated[str | None, Header(alias="Range")] = None,
 ) -> Response:
     """The footage for the page's player: the API's stream, authorised by the session."""
-    vault = _vault(request)
-    active = _session(request)
-    if active is None or active.stage is not Stage.SIGNED_IN:
-        raise Unauthenticated("sign in to the web app to play footage", reason="no-session")
-    principal = web_sessions.session_principal(vault, active, client_addr=client_addr(request))
-    recording = require_recording(vault, principal, Permission.VIEW, recording_id,
-                                  route=_route(request))
-    if active.purpose is None:
-        raise AccessDenied("state the purpose of this task before footage is shown")
+    ctx, active = _player(request)
+    recording = ctx.require_recording(Permission.VIEW, recording_id)
     response = footage_response(
-        vault, recording, actor=principal.actor, purpose=active.purpose,
+        ctx.vault, recording, actor=ctx.principal.actor, purpose=_task_purpose(active),
         range_header=range_header, action=Action.STREAMED, attachment=False,
         details={"via": "web", "session_id": active.id},
     )
     response.headers["Cross-Origin-Resource-Policy"] = "same-origin"
     return response
+
+
+@router.get("/watch/{recording_id}/thumbnails")
+def watch_thumbnails(request: Request, recording_id: RecordingId, tiles: Tiles = 10) -> Response:
+    """The recording's thumbnail sheet for the find page's timeline and the player's scrub
+    bar: :func:`api.routes.thumbnails.thumbnail_sheet` (the stream's access check, one
+    ``viewed`` event per sheet with the task's purpose), authorised by the session."""
+    ctx, active = _player(request)
+    return sheet_response(thumbnail_sheet(
+        ctx, recording_id, tiles=tiles, purpose=lambda: _task_purpose(active),
+        details={"via": "web", "session_id": active.id}))
 
 
 __all__ = ["PAGE_SIZE", "SIGNED_IN", "SIGNED_OUT", "WebContext", "WebContextDep", "WebFormDep",

@@ -130,6 +130,23 @@ def _clip_footage(w: World) -> str:
 CLIP_T0 = dt.datetime(2026, 11, 25, 13, 0, tzinfo=dt.UTC)
 
 
+def _video(w: World, site: str) -> str:
+    """A real 2 s H.264 recording from a camera at ``site``, once per world (thumbnail sheets
+    need footage that decodes)."""
+    key = f"video {site}"
+    if key not in w.data:
+        from tests.web.conftest import make_footage
+        from vault.storage.catalog import MediaKind, SourceKind
+
+        media = make_footage(w.vault.settings.home_dir.parent / f"{uuid.uuid4()}.mp4", seconds=2)
+        rec = w.vault.put_file(media, Capture(
+            source_id=f"cam-{site.lower().replace(' ', '-')}-video", source_kind=SourceKind.CCTV,
+            site=site, captured_at=CLIP_T0, captured_end=CLIP_T0 + dt.timedelta(seconds=2),
+            media_kind=MediaKind.VIDEO), actor=OPERATOR)
+        w.data[key] = rec.id.encode()
+    return w.data[key].decode()
+
+
 def _fresh_case(w: World, *, closed: bool = False) -> str:
     """A fresh case of the organisation with the ASB officer as member (open or closed)."""
     case = cases.create_case(w.vault, reference=f"ASB/{uuid.uuid4()}", organisation=ORG,
@@ -173,6 +190,12 @@ CALLS: dict[str, Call] = {
     "stream out of scope": Call(
         "GET", "/recordings/{recording_id}/stream",
         lambda w: f"/recordings/{w.rec['rec_other'].id}/stream"),
+    "thumbnails by site": Call(
+        "GET", "/recordings/{recording_id}/thumbnails",
+        lambda w: f"/recordings/{_video(w, 'Riverside')}/thumbnails"),
+    "thumbnails out of scope": Call(
+        "GET", "/recordings/{recording_id}/thumbnails",
+        lambda w: f"/recordings/{_video(w, 'Oak Park')}/thumbnails"),
     "download by case": Call(
         "GET", "/recordings/{recording_id}/download",
         lambda w: f"/recordings/{w.rec['rec_case'].id}/download"),
@@ -282,6 +305,8 @@ ALLOWED: dict[str, set[str]] = {
     "metadata out of scope": UNSCOPED,
     "stream by site": STAFF,
     "stream out of scope": UNSCOPED,
+    "thumbnails by site": STAFF,
+    "thumbnails out of scope": UNSCOPED,
     "download by case": STAFF,
     "upload": {"admin", "ingest"},
     "list cases": STAFF | {"asb_other_org"},  # filtered to their own cases

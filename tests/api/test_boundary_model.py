@@ -11,9 +11,9 @@ and one user of every role per organisation; ASB officers get some of their site
 attacker would, a site name of another organisation.
 
 A small, independent model below says what each user may see; then every user asks every
-route the question over HTTP (search, metadata, holds list and release, SARs, cases, case
-history, custody events, shares) and the answers must equal the model's. The model is
-written from docs/design.md's rules, not from vault/casework/policy.py's SQL:
+route the question over HTTP (search, metadata, thumbnail sheets, holds list and release,
+SARs, cases, case history, custody events, shares) and the answers must equal the model's.
+The model is written from docs/design.md's rules, not from vault/casework/policy.py's SQL:
 
 - footage is its source's organisation's (unowned: everyone's); scoped roles (ASB officers)
   see only their organisation's footage at their sites or on their cases;
@@ -312,6 +312,15 @@ def test_every_route_answers_as_the_model_says(world: tuple[Vault, TestClient, M
             check(u, f"GET /recordings/{rid}", status == 200, m.sees(u, rid))
             if status != 200:
                 check(u, f"GET /recordings/{rid} refusal", status, 403)
+            # Thumbnails are footage (issue #12): the stream's decision for every user and
+            # recording. A permitted sheet decrypts the recording, whose random bytes then
+            # fail to decode (422; 400 for a derived copy that is not video); a refused one
+            # is a 403 before anything is decrypted.
+            sheet = client.get(f"/recordings/{rid}/thumbnails", params={"tiles": 1},
+                               headers=h).status_code
+            check(u, f"GET /recordings/{rid}/thumbnails", sheet != 403, m.sees(u, rid))
+            check(u, f"GET /recordings/{rid}/thumbnails status", sheet,
+                  sheet if sheet in (400, 422) else 403)
         # Holds: listing and releasing.
         if u.role in FOOTAGE_ROLES and u.role != Role.ASB_OFFICER:
             listed = client.get("/holds", params={"limit": 1000, "all": "true"}, headers=h)

@@ -33,6 +33,55 @@ if (video && tools) {
     video.currentTime = Math.min(end, Math.max(0, video.currentTime + frames * frame));
   };
 
+  // Thumbnails while scrubbing: one sheet of frames (api/routes/thumbnails.py), fetched the
+  // first time the slider moves, so a page view decrypts the recording for thumbnails once
+  // (one custody event) however long the officer scrubs; each position draws its tile from
+  // the sheet already here. The slider works by keyboard (arrow keys, Home, End).
+  const scrub = document.getElementById("scrub");
+  const preview = document.getElementById("scrub-preview");
+  if (scrub && preview) {
+    const tiles = Number(scrub.dataset.tiles) || 1;
+    const fraction = () => Number(scrub.value) / Number(scrub.max);
+    let sheet = null;
+    const draw = () => {
+      if (!sheet || !sheet.complete || !sheet.naturalWidth) return;
+      const width = sheet.naturalWidth / tiles;
+      const height = sheet.naturalHeight;
+      const tile = Math.min(tiles - 1, Math.floor(fraction() * tiles));
+      preview.width = Math.round(width);
+      preview.height = height;
+      preview.getContext("2d").drawImage(sheet, tile * width, 0, width, height, 0, 0, width, height);
+      preview.dataset.tile = String(tile);
+      preview.hidden = false;
+    };
+    const describe = () => {
+      if (!Number.isNaN(start) && Number.isFinite(video.duration)) {
+        scrub.setAttribute("aria-valuetext",
+          ukTime.format(new Date(start + fraction() * video.duration * 1000)));
+      }
+    };
+    const go = () => {
+      if (Number.isFinite(video.duration)) video.currentTime = fraction() * video.duration;
+    };
+    scrub.addEventListener("input", () => {
+      if (!sheet) {
+        sheet = new Image();
+        sheet.addEventListener("load", draw);
+        sheet.src = scrub.dataset.sheet;
+      }
+      draw();
+      describe();
+    });
+    scrub.addEventListener("change", go);
+    scrub.addEventListener("keydown", (event) => { if (event.key === "Enter") go(); });
+    video.addEventListener("timeupdate", () => {
+      if (document.activeElement !== scrub && Number.isFinite(video.duration) && video.duration > 0) {
+        scrub.value = String(Math.round((video.currentTime / video.duration) * Number(scrub.max)));
+        describe();
+      }
+    });
+  }
+
   video.addEventListener("timeupdate", showClock);
   video.addEventListener("seeked", showClock);
   video.addEventListener("loadedmetadata", showClock);
