@@ -41,7 +41,7 @@ from vault.casework.policy import (
 )
 from vault.casework.cases import list_cases
 from vault.casework.search import RecordingQuery, page_cursor, search_recordings
-from ingest.errors import AgentsFileError, NvrError, SpoolLocked
+from ingest.errors import AgentsFileError, NvrAuthFailed, NvrError, NvrUnreachable, SpoolLocked
 from vault.vault import Vault
 from vault.access.web_sessions import ActiveSession, Stage
 
@@ -638,12 +638,39 @@ def find_pull(
                              purpose=purpose)
     except (InvalidInput, NotFound) as error:
         return _find_page(ctx.request, ctx.user, form, errors={"pull": str(error)}, status=400)
-    except SpoolLocked as error:
-        return _find_page(ctx.request, ctx.user, form, errors={"pull": str(error)}, status=409)
+    except SpoolLocked:
+        return _find_page(ctx.request, ctx.user, form, errors={"pull": pull_busy(nvr)},
+                          status=409)
     except NvrError as error:
-        return _find_page(ctx.request, ctx.user, form, errors={"pull": str(error)}, status=502)
+        return _find_page(ctx.request, ctx.user, form, errors={"pull": pull_failed(nvr, error)},
+                          status=502)
     # Read through the API's response model: the page shows what the route would answer.
     return _find_page(ctx.request, ctx.user, form, pulled=PullPublic.model_validate(report.to_dict()))
+
+
+def pull_busy(nvr: str) -> str:
+    """What the officer is told when another pull from ``nvr`` holds its spool (409). The
+    spool's path stays in the server's log: it means nothing to them."""
+    return (f"Another pull from the recorder {nvr} is still running, so this one did not start "
+            "and nothing was pulled. Wait a few minutes for it to finish, then press Pull this "
+            "window from the NVR again: the window is still filled in.")
+
+
+def pull_failed(nvr: str, error: NvrError) -> str:
+    """What the officer is told when the recorder failed the pull (502): what happened, what
+    they can do, and the ingest error's own text for whoever they report it to."""
+    if isinstance(error, NvrUnreachable):
+        what = (f"The recorder {nvr} did not answer, so nothing was pulled. Try again in a few "
+                "minutes; if it still does not answer, ask IT to check that it is switched on "
+                "and connected to the network")
+    elif isinstance(error, NvrAuthFailed):
+        what = (f"The recorder {nvr} refused the vault's sign-in, so nothing was pulled. Ask "
+                "your vault administrator to check the recorder's account in the agents file, "
+                "then try again")
+    else:
+        what = (f"The recorder {nvr} answered with an error, so nothing was pulled. Try again; "
+                "if it happens again, report it to IT")
+    return f"{what}. Details for IT: {error}"
 
 
 # --- watch -----------------------------------------------------------------------------------
