@@ -20,7 +20,6 @@ MARK = "Why this module is long:"
 
 #: Over the limit, still to split or explain (issue #14 item 5), with whose they are.
 PENDING = {
-    "vault/ledger/custody.py": "ledger (split planned in docs/design.md)",
     "vault/ledger/_export_verifier.py": "ledger (states its reason in other words)",
     "api/web/sar.py": "web app",
     "api/web/routes.py": "web app",

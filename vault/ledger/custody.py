@@ -35,6 +35,13 @@ is MACed with the old key, the checkpoint that ends with it is signed by both ke
 later event and checkpoint uses the new key. Verification follows the chain from key to key;
 an event written with a retired key after its hand-over fails its MAC check.
 
+Why this module is long: one concept, the ledger class (about 950 lines with this text): it
+keeps the appenders' lock, the head and Merkle-frontier hints, the checkpoint timer and the
+witness file together, since every append and checkpoint reads and moves them under that lock. What can stand alone is in its own
+module: the entry format (:mod:`vault.ledger.entries`), storage (:mod:`vault.ledger.tables`),
+verifying (:mod:`vault.ledger.verify`), proofs (:mod:`vault.ledger.proofs`) and the origin
+(:mod:`vault.ledger.origin`).
+
 Concurrency: appends serialise on a lock taken before the head is read (PostgreSQL: an advisory
 transaction lock; SQLite: ``BEGIN IMMEDIATE``, which :func:`vault.storage.db.make_engine` issues), and the
 primary key on ``seq`` refuses a second event at the same position, so the chain never forks.
@@ -46,7 +53,6 @@ import contextlib
 import datetime as dt
 import enum
 import hashlib
-import hmac
 import logging
 import os
 import threading
@@ -69,10 +75,12 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
+from . import proofs as _proofs
 from . import stored_tree
+from . import verify as _verify
 from vault.actors import Actor, Purpose
 from vault.storage.catalog import new_id, utcnow
-from .catalog_binding import CatalogReport, check_catalog
+from .catalog_binding import CatalogReport
 from .tables import (
     CHECKPOINTS,
     EVENTS,
@@ -91,7 +99,7 @@ from .checkpoint import (
     peek_checkpoint,
 )
 from vault.storage.durable import replace_file
-from vault.errors import CatalogMismatch, InvalidInput, LedgerError, NotFound
+from vault.errors import InvalidInput, LedgerError, NotFound
 from .entries import (
     _MAX_NAME,
     GENESIS_PREV,
@@ -125,14 +133,10 @@ from .signing_keys import LedgerKeys, mac_key
 from .merkle import (
     CompactRange,
     leaf_hash,
-    verify_consistency,
-    verify_inclusion,
 )
 
 log = logging.getLogger(__name__)
 
-INCLUSION_PROOF_FORMAT = "evidence-vault custody inclusion proof v1"
-CONSISTENCY_PROOF_FORMAT = "evidence-vault custody consistency proof v1"
 # pg_advisory_xact_lock key shared by every process appending to this catalog.
 PG_LOCK_KEY = int.from_bytes(
     hashlib.sha256(b"evidence-vault custody ledger").digest()[:8], "big", signed=True
@@ -847,164 +851,22 @@ class CustodyLedger:
         with self._snapshot() as session:
             return self._size(session)
 
-    # -- verification --------------------------------------------------------------------------
+    # -- verification (vault.ledger.verify) --------------------------------------------------
 
     def verify(
         self, *, trusted_checkpoint: str | None = None, catalog: bool = True
     ) -> VerifyReport:
-        """Recompute every entry, link, leaf, MAC, Merkle root and signed checkpoint, and (with
-        ``catalog``) compare every catalog row with the ledger's record of it.
-
-        ``trusted_checkpoint`` is a signed note saved earlier outside the vault; the witness
-        file, when set and present, is checked the same way. Returns a VerifyReport, which
-        says how many events no signature covers yet; raises LedgerError naming (``seq``) the
-        first event that does not verify, CatalogMismatch listing the rows that differ.
-        """
-        # 1. Checkpoints kept outside the database, read before it (a rollback cannot reach them).
-        witness_note = self._witness_note()
-        with self._snapshot() as conn:
-            # Which key signed what: the rotations as stored, checked against the chain in 3.
-            epochs = self._epochs(conn)
-            outside: list[tuple[str, Checkpoint]] = []
-            if trusted_checkpoint is not None:
-                try:
-                    trusted = self._open(trusted_checkpoint, epochs)
-                except LedgerError as exc:
-                    raise LedgerError(f"the trusted checkpoint does not verify: {exc}") from None
-                outside.append(("trusted checkpoint", trusted))
-            witnessed = self._read_witness(epochs, witness_note)
-            if witnessed is not None:
-                outside.append(("witnessed checkpoint", witnessed))
-            # 2. Every stored checkpoint is a note signed for our origin by the key in effect
-            #    at its size (both keys at a hand-over), and its columns say what the note says.
-            targets: dict[int, list[tuple[str, bytes, bool]]] = {}
-            stored = list(conn.execute(select(_C.size, _C.root_hash, _C.note).order_by(_C.size)))
-            for cp_row in stored:
-                try:
-                    cp = self._open(cp_row.note, epochs)
-                except LedgerError as exc:
-                    raise LedgerError(f"checkpoint {cp_row.size} does not verify: {exc}") from None
-                if cp.size != cp_row.size or cp.root_hash.hex() != cp_row.root_hash:
-                    raise LedgerError(
-                        f"checkpoint {cp_row.size}'s columns differ from its signed note"
-                    )
-                targets.setdefault(cp.size, []).append(
-                    (f"signed checkpoint {cp.size}", cp.root_hash, False)
-                )
-            for label, cp in outside:
-                targets.setdefault(cp.size, []).append((label, cp.root_hash, True))
-            # 3. Stream the events once, checking each row (_ChainChecker's checks 1-6), and
-            # 4. at every size a checkpoint names, the recomputed root must equal the signed one
-            #    (so all checkpoints are prefixes of this one history: they only ever grew).
-            checker = self._checker(epochs)
-            # The largest size that matched, per kind (stored / outside): a mismatch can only
-            # say the change lies after it.
-            matched = {False: 0, True: 0}
-            self._check_roots(targets, checker, matched)
-            stream = conn.execute(
-                select(*_VERIFY_COLUMNS).order_by(_E.seq).execution_options(yield_per=_READ_BATCH)
-            )
-            # 6 (in the same pass). The object index, read alongside in seq order, lists exactly
-            #    the objects each entry names: memory stays one event's worth, whatever the size.
-            links = _IndexCursor(conn)
-            for event_row in stream:
-                ev = checker.check(event_row)
-                links.check(event_row.seq, ev.object_ids)
-                if checker.seq in targets:
-                    self._check_roots(targets, checker, matched)
-            size = checker.seq
-            if tuple(checker.rotations) != epochs.rotations:  # pragma: no cover - see check 6
-                raise LedgerError("the ledger's key rotations differ from its action index")
-            # 5. No checkpoint, stored or outside, may be larger than the ledger (rollback).
-            beyond = [s for s in targets if s > size]
-            if beyond:
-                labels = ", ".join(label for s in sorted(beyond) for label, _, _ in targets[s])
-                raise LedgerError(
-                    f"the ledger has {size} events but {labels} signed more: events were removed",
-                    seq=size,
-                )
-            # (Index rows beyond the last event name no event of this snapshot: ignored.)
-            # 7. Every catalog row says what the ledger recorded of it, in the same snapshot
-            #    as the events just verified (vault.ledger.catalog_binding).
-            recordings = None
-            if catalog:
-                recordings = _raise_mismatches(self._check_catalog(conn, epochs)).recordings
-        latest = stored[-1].size if stored else None
-        signed = max([0, *(row.size for row in stored), *(cp.size for _, cp in outside)])
-        return VerifyReport(
-            events=size,
-            checkpoints=len(stored),
-            root_hash=checker.tree.root().hex(),
-            latest_checkpoint=latest,
-            witnessed=witnessed.size if witnessed is not None else None,
-            trusted=outside[0][1].size if trusted_checkpoint is not None else None,
-            unsigned=max(0, size - signed),
-            recordings=recordings,
-        )
+        """:func:`vault.ledger.verify.verify_ledger`: recompute every entry, link, leaf, MAC,
+        Merkle root and signed checkpoint, and (with ``catalog``) compare the catalog with the
+        ledger. Raises LedgerError naming the first event that does not verify, CatalogMismatch."""
+        return _verify.verify_ledger(self, trusted_checkpoint=trusted_checkpoint, catalog=catalog)
 
     def check_catalog(self) -> CatalogReport:
-        """Compare every catalog row with the ledger's record of it (:mod:`vault.ledger.catalog_binding`).
+        """:func:`vault.ledger.verify.check_catalog`: every catalog row beside the ledger's
+        record of it; mismatches listed, not raised."""
+        return _verify.check_catalog(self)
 
-        Reads one snapshot; each event used is authenticated (entry MAC by the key then in
-        effect). Returns the report, mismatches listed, not raised; raises LedgerError when an
-        event it reads was not written by this ledger.
-        """
-        with self._snapshot() as conn:
-            return self._check_catalog(conn, self._epochs(conn))
-
-    def _check_catalog(self, conn: Connection, epochs: _Epochs) -> CatalogReport:
-        return check_catalog(conn, self._object_events(conn, epochs))
-
-    def _object_events(
-        self, conn: Connection, epochs: _Epochs
-    ) -> Iterator[tuple[str, int, CustodyEvent]]:
-        """(object id, seq, event) for every event that may create, move or delete a
-        recording, by object id (code points) then seq, each checked against its entry MAC."""
-        collation = "C" if conn.dialect.name == "postgresql" else "BINARY"
-        rows = conn.execute(
-            select(_O.object_id, _E.seq, _E.entry, _E.entry_mac)
-            .join_from(_OBJECTS, _EVENTS, _E.seq == _O.seq)
-            # The flag is checked against the entry by verify (check 6): an event whose flag
-            # was cleared is reported there, and here the row it moved is reported as altered.
-            .where(_E.binds_catalog == 1)
-            .order_by(_O.object_id.collate(collation), _E.seq)
-            .execution_options(yield_per=_READ_BATCH)
-        )
-        for row in rows:
-            payload = unpack_entry(row.entry, row.seq)
-            key = self._macs.get(epochs.key_at(row.seq))
-            if key is None or not hmac.compare_digest(bytes(row.entry_mac), _mac(key, payload)):
-                raise LedgerError(
-                    f"event {row.seq} was not written by this ledger (bad entry MAC)", seq=row.seq
-                )
-            try:
-                seq, _prev, ev = parse_entry(payload)
-            except LedgerError as exc:
-                raise LedgerError(f"event {row.seq}: {exc}", seq=row.seq) from None
-            if seq != row.seq or row.object_id not in ev.object_ids:
-                raise LedgerError(
-                    f"the object index ties {row.object_id} to event {row.seq}, which does not"
-                    " name it",
-                    seq=row.seq,
-                )
-            yield row.object_id, seq, ev
-
-    @staticmethod
-    def _check_roots(
-        targets: dict[int, list[tuple[str, bytes, bool]]],
-        checker: _ChainChecker,
-        matched: dict[bool, int],
-    ) -> None:
-        size = checker.seq
-        root = checker.tree.root()
-        for label, expected, outside in targets.get(size, ()):
-            if expected != root:
-                # The chain and MACs held, so events were rewritten by a holder of the key or
-                # the checkpoint belongs to another history. A root cannot say which event
-                # changed, only that it lies after the last checkpoint of that kind that matched.
-                first = matched[outside]
-                raise LedgerError(f"events {first}..{size - 1} do not match the {label}", seq=first)
-            matched[outside] = size
+    _check_roots = staticmethod(_verify.check_roots)
 
     @contextlib.contextmanager
     def _snapshot(self) -> Iterator[Connection]:
@@ -1035,237 +897,23 @@ class CustodyLedger:
             self._reader = reader
         return self._reader
 
-    # -- proofs -------------------------------------------------------------------------------
+    # -- proofs (vault.ledger.proofs) ---------------------------------------------------------
 
     def inclusion_proof(self, seq: int, *, checkpoint_size: int | None = None) -> dict[str, Any]:
-        """A JSON-ready proof that event ``seq`` is in the log, with the checkpoint it verifies
-        against: the latest (signed now if none covers the event yet), or the stored one of
-        ``checkpoint_size``.
-
-        Raises NotFound for an unknown seq or checkpoint, LedgerError when the stored tree
-        disagrees with the checkpoint (run :meth:`verify`).
-        """
-        # Proofs read O(log n) stored nodes (vault.ledger.stored_tree); a ledger from before they were
-        # stored is filled in first, in committed batches, then the read is retried.
-        signed = caught_up = False
-        while True:
-            with self._snapshot() as session:
-                stored = session.execute(
-                    select(_E.entry).where(_E.seq == seq)
-                ).scalar_one_or_none()
-                if stored is None:
-                    raise NotFound(f"no custody event {seq}")
-                query = select(_C.size, _C.note).order_by(_C.size.desc()).limit(1)
-                if checkpoint_size is not None:
-                    query = query.where(_C.size == checkpoint_size)
-                latest = session.execute(query).first()
-                if checkpoint_size is not None and (latest is None or latest.size <= seq):
-                    raise NotFound(f"no checkpoint of size {checkpoint_size} covers event {seq}")
-                size, note = 0, ""
-                if latest is not None and latest.size > seq:
-                    size, note = latest.size, latest.note
-                if size and _tree_ready(session, size):
-                    epochs = self._epochs(session)
-                    tree_root, paths = stored_tree.inclusion_proofs(session, [seq], size)
-                    break
-            if size and not caught_up:
-                stored_tree.catch_up(self._sessions, self._lock, size)
-                caught_up = True
-            elif not size and not signed:
-                self.checkpoint()
-                signed = True
-            else:  # pragma: no cover - checkpoint() always covers an existing event
-                raise LedgerError(f"no checkpoint covers event {seq}", seq=seq)
-        cp = self._open(note, epochs)
-        entry = unpack_entry(stored, seq)
-        leaf = leaf_hash(entry)
-        try:
-            if tree_root != cp.root_hash:
-                raise LedgerError("root differs")
-            verify_inclusion(leaf, seq, cp.size, paths[seq], cp.root_hash)
-        except LedgerError:
-            raise LedgerError(
-                f"the stored tree does not match checkpoint {cp.size}; run custody verify", seq=seq
-            ) from None
-        return {
-            "format": INCLUSION_PROOF_FORMAT,
-            "origin": self.origin,
-            "entry": entry.decode("utf-8"),
-            "leaf_index": seq,
-            "tree_size": cp.size,
-            "leaf_hash": leaf.hex(),
-            "root_hash": cp.root_hash.hex(),
-            "proof": [h.hex() for h in paths[seq]],
-            "checkpoint": note,
-            "verifier_key": epochs.key_at(cp.size),
-        }
+        """:func:`vault.ledger.proofs.inclusion_proof` of event ``seq``. Raises NotFound,
+        LedgerError."""
+        return _proofs.inclusion_proof(self, seq, checkpoint_size=checkpoint_size)
 
     def handovers(self) -> list[dict[str, Any]]:
-        """Every rotation of the signing key, oldest first, each with the inclusion proof of its
-        ``key_rotated`` event against the hand-over checkpoint (signed by both keys).
-
-        With these, someone who trusts an older verifier key can follow the chain to the key
-        in effect now (``verify_export.py`` does, for export packages).
-        """
-        with self._snapshot() as conn:
-            rotations = self._epochs(conn).rotations
-        return [
-            {
-                "old_key": old,
-                "new_key": new,
-                "proof": self.inclusion_proof(seq, checkpoint_size=seq + 1),
-            }
-            for seq, old, new in rotations
-        ]
-
-    @staticmethod
-    def verify_inclusion_proof(
-        proof: Mapping[str, Any], vkey: str, *, origin: str | None = None,
-        opened: dict[tuple[str, str, Any], Checkpoint] | None = None,
-    ) -> None:
-        """Check an inclusion proof offline, with nothing but the proof and the verifier key.
-
-        ``vkey`` must come from the recipient's own trusted copy, not from the proof; ``origin``
-        (default: the proof's own ``origin``) is the log its checkpoint must name. ``opened``
-        is a cache kept by a caller checking many proofs: a checkpoint note opened (signature
-        verified) for this key and origin is not opened again. Returns None; raises
-        LedgerError when anything does not verify.
-        """
-        try:
-            # 1. The format is the one this function reads.
-            if proof.get("format") != INCLUSION_PROOF_FORMAT:
-                raise LedgerError("not a custody inclusion proof")
-            # 2. The checkpoint is signed by the trusted key and names the expected log (by
-            #    default the one the proof names: a checkpoint of another log proves nothing).
-            expected = origin if origin is not None else proof.get("origin")
-            opened_key = (proof["checkpoint"], vkey, expected)
-            cp = opened.get(opened_key) if opened is not None else None
-            if cp is None:
-                cp = open_checkpoint(proof["checkpoint"], vkey, origin=expected)
-                if opened is not None:
-                    opened[opened_key] = cp
-            # 3. The proof's own size and root, if a reader looks at them, are the signed ones.
-            if proof["tree_size"] != cp.size or proof["root_hash"] != cp.root_hash.hex():
-                raise LedgerError("proof's tree size or root differ from its checkpoint")
-            # 4. The entry is a canonical custody entry at the position the proof claims.
-            entry = proof["entry"].encode("utf-8")
-            seq, _prev, _event = parse_entry(entry)
-            index = proof["leaf_index"]
-            if seq != index or isinstance(index, bool):
-                raise LedgerError("the entry's seq is not the proof's leaf index")
-            leaf = leaf_hash(entry)
-            if proof.get("leaf_hash", leaf.hex()) != leaf.hex():
-                raise LedgerError("the proof's leaf hash is not the entry's")
-            # 5. The audit path leads from the entry's leaf to the signed root (RFC 9162 2.1.3.2).
-            path = [bytes.fromhex(h) for h in proof["proof"]]
-            verify_inclusion(leaf, index, cp.size, path, cp.root_hash)
-        except LedgerError:
-            raise
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise LedgerError(f"malformed inclusion proof: {exc!r}") from None
+        """:func:`vault.ledger.proofs.handovers`: every key rotation with its proof."""
+        return _proofs.handovers(self)
 
     def consistency_proof(self, old_size: int, new_size: int | None = None) -> dict[str, Any]:
-        """A JSON-ready proof that the log at ``old_size`` is a prefix of it at ``new_size``
-        (default: now), with the signed checkpoints of those sizes where they exist.
+        """:func:`vault.ledger.proofs.consistency_proof`. Raises InvalidInput."""
+        return _proofs.consistency_proof(self, old_size, new_size)
 
-        Raises InvalidInput unless 0 <= old_size <= new_size <= the ledger's size.
-        """
-        for attempt in range(2):
-            with self._snapshot() as session:
-                size = self._size(session)
-                new_size = size if new_size is None else new_size
-                if not 0 <= old_size <= new_size <= size:
-                    raise InvalidInput(
-                        f"no consistency proof from {old_size} to {new_size} (ledger has {size})"
-                    )
-                if _tree_ready(session, new_size) or attempt:
-                    old_root, new_root, path = stored_tree.consistency(session, old_size, new_size)
-                    notes = {
-                        row.size: row.note
-                        for row in session.execute(
-                            select(_C.size, _C.note).where(_C.size.in_([old_size, new_size]))
-                        )
-                    }
-                    break
-            stored_tree.catch_up(self._sessions, self._lock, new_size)
-        return {
-            "format": CONSISTENCY_PROOF_FORMAT,
-            "origin": self.origin,
-            "old_size": old_size,
-            "new_size": new_size,
-            "old_root": old_root.hex(),
-            "new_root": new_root.hex(),
-            "proof": [h.hex() for h in path],
-            "old_checkpoint": notes.get(old_size),
-            "new_checkpoint": notes.get(new_size),
-        }
-
-    @staticmethod
-    def verify_consistency_proof(
-        proof: Mapping[str, Any], vkey: str | Sequence[str] | None = None
-    ) -> None:
-        """Check a consistency proof; with ``vkey``, against the two signed checkpoints it carries.
-
-        ``vkey`` may list several trusted keys (the old and new keys of a rotation the proof
-        spans, followed through :meth:`handovers`): each checkpoint must be signed by one.
-        Returns None; raises LedgerError.
-        """
-        try:
-            if proof.get("format") != CONSISTENCY_PROOF_FORMAT:
-                raise LedgerError("not a custody consistency proof")
-            m, n = proof["old_size"], proof["new_size"]
-            old_root, new_root = bytes.fromhex(proof["old_root"]), bytes.fromhex(proof["new_root"])
-            # 1. With a key, both roots must be the signed ones of those sizes.
-            if vkey is not None:
-                for size, root, note in (
-                    (m, old_root, proof["old_checkpoint"]),
-                    (n, new_root, proof["new_checkpoint"]),
-                ):
-                    if note is None:
-                        raise LedgerError(f"no signed checkpoint of size {size} in the proof")
-                    cp = _open_with_any(note, [vkey] if isinstance(vkey, str) else list(vkey))
-                    if cp.size != size or cp.root_hash != root:
-                        raise LedgerError(f"checkpoint of size {size} does not match the proof")
-            # 2. The proof links the two roots (RFC 9162 2.1.4.2).
-            verify_consistency(m, n, old_root, new_root, [bytes.fromhex(h) for h in proof["proof"]])
-        except LedgerError:
-            raise
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise LedgerError(f"malformed consistency proof: {exc!r}") from None
-
-
-def _tree_ready(conn: Connection, size: int) -> bool:
-    """Whether the stored Merkle tree holds every node a proof within ``size`` leaves needs."""
-    floor = size >> stored_tree.LOWEST_STORED_LEVEL << stored_tree.LOWEST_STORED_LEVEL
-    return stored_tree.covered(conn) >= floor
-
-
-def _raise_mismatches(report: CatalogReport) -> CatalogReport:
-    """``report``, or CatalogMismatch naming its first few problems."""
-    if report.passed:
-        return report
-    shown = "; ".join(str(p) for p in report.problems[:5])
-    more = len(report.problems) - 5
-    raise CatalogMismatch(
-        f"{len(report.problems)} catalog problem(s): {shown}"
-        + (f"; and {more} more" if more > 0 else ""),
-        problems=list(report.problems),
-        seq=report.problems[0].seq,
-    )
-
-
-def _open_with_any(note: str, vkeys: list[str]) -> Checkpoint:
-    """The checkpoint in ``note``, signed by at least one of ``vkeys``; else LedgerError."""
-    if not vkeys:
-        raise LedgerError("no verifier key given")
-    last: LedgerError | None = None
-    for vkey in vkeys:
-        try:
-            return open_checkpoint(note, vkey)
-        except LedgerError as exc:
-            last = exc
-    assert last is not None
-    raise last
+    verify_inclusion_proof = staticmethod(_proofs.verify_inclusion_proof)
+    verify_consistency_proof = staticmethod(_proofs.verify_consistency_proof)
 
 
 @contextlib.contextmanager

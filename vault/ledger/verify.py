@@ -2,7 +2,7 @@
 streamed beside the events (:class:`IndexCursor`), which signing key was in effect where
 (:class:`Epochs`), and what a verify reports (:class:`VerifyReport`).
 
-The checks are numbered as in :meth:`vault.ledger.custody.CustodyLedger.verify`; every failure
+The checks are numbered as in :meth:`vault.ledger.custody.LedgerView.verify`; every failure
 is a LedgerError naming the first event (``seq``) that does not verify.
 """
 
@@ -10,15 +10,20 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Connection, select
+from sqlalchemy.orm import Session, sessionmaker
 
-from vault.errors import LedgerError
+from vault.errors import CatalogMismatch, LedgerError
 
-from .checkpoint import VerifierKey
+from .catalog_binding import CatalogReport
+from .catalog_binding import check_catalog as compare_catalog
+
+from .checkpoint import Checkpoint, VerifierKey
 from .entries import GENESIS_PREV, Action, CustodyEvent, action_value, parse_entry
 from .merkle import CompactRange, leaf_hash
 from .tables import CHECKPOINTS, EVENTS, OBJECTS, binds_catalog, unpack_entry
@@ -44,7 +49,7 @@ VERIFY_COLUMNS = (
 
 @dataclass(frozen=True)
 class VerifyReport:
-    """What :meth:`CustodyLedger.verify` checked."""
+    """What :meth:`LedgerView.verify` checked."""
 
     events: int
     checkpoints: int
@@ -275,6 +280,198 @@ def _frontier_parse(size: int, value: str) -> CompactRange:
     return CompactRange(size, hashes)
 
 
+
+class LedgerView(Protocol):
+    """What verifying and proving read of a :class:`vault.ledger.custody.CustodyLedger` (a
+    protocol, so that these modules need not import the ledger that delegates to them)."""
+
+    origin: str
+    _macs: dict[str, bytes]
+    _sessions: sessionmaker[Session]
+
+    def _snapshot(self) -> AbstractContextManager[Connection]: ...
+    def _epochs(self, conn: Connection | Session) -> Epochs: ...
+    def _open(self, note: str, epochs: Epochs) -> Checkpoint: ...
+    def _read_witness(self, epochs: Epochs, note: str | None = None) -> Checkpoint | None: ...
+    def _witness_note(self) -> str | None: ...
+    def _checker(self, epochs: Epochs, **resume: Any) -> ChainChecker: ...
+    def _lock(self, session: Session) -> None: ...
+    def _size(self, session: Session | Connection) -> int: ...
+    def checkpoint(self, session: Session | None = None) -> str: ...
+
+
+def verify_ledger(
+    ledger: LedgerView, *, trusted_checkpoint: str | None = None, catalog: bool = True
+) -> VerifyReport:
+    """Recompute every entry, link, leaf, MAC, Merkle root and signed checkpoint, and (with
+    ``catalog``) compare every catalog row with the ledger's record of it.
+
+    ``trusted_checkpoint`` is a signed note saved earlier outside the vault; the witness
+    file, when set and present, is checked the same way. Returns a VerifyReport, which
+    says how many events no signature covers yet; raises LedgerError naming (``seq``) the
+    first event that does not verify, CatalogMismatch listing the rows that differ.
+    """
+    # 1. Checkpoints kept outside the database, read before it (a rollback cannot reach them).
+    witness_note = ledger._witness_note()
+    with ledger._snapshot() as conn:
+        # Which key signed what: the rotations as stored, checked against the chain in 3.
+        epochs = ledger._epochs(conn)
+        outside: list[tuple[str, Checkpoint]] = []
+        if trusted_checkpoint is not None:
+            try:
+                trusted = ledger._open(trusted_checkpoint, epochs)
+            except LedgerError as exc:
+                raise LedgerError(f"the trusted checkpoint does not verify: {exc}") from None
+            outside.append(("trusted checkpoint", trusted))
+        witnessed = ledger._read_witness(epochs, witness_note)
+        if witnessed is not None:
+            outside.append(("witnessed checkpoint", witnessed))
+        # 2. Every stored checkpoint is a note signed for our origin by the key in effect
+        #    at its size (both keys at a hand-over), and its columns say what the note says.
+        targets: dict[int, list[tuple[str, bytes, bool]]] = {}
+        stored = list(conn.execute(select(_C.size, _C.root_hash, _C.note).order_by(_C.size)))
+        for cp_row in stored:
+            try:
+                cp = ledger._open(cp_row.note, epochs)
+            except LedgerError as exc:
+                raise LedgerError(f"checkpoint {cp_row.size} does not verify: {exc}") from None
+            if cp.size != cp_row.size or cp.root_hash.hex() != cp_row.root_hash:
+                raise LedgerError(
+                    f"checkpoint {cp_row.size}'s columns differ from its signed note"
+                )
+            targets.setdefault(cp.size, []).append(
+                (f"signed checkpoint {cp.size}", cp.root_hash, False)
+            )
+        for label, cp in outside:
+            targets.setdefault(cp.size, []).append((label, cp.root_hash, True))
+        # 3. Stream the events once, checking each row (ChainChecker's checks 1-6), and
+        # 4. at every size a checkpoint names, the recomputed root must equal the signed one
+        #    (so all checkpoints are prefixes of this one history: they only ever grew).
+        checker = ledger._checker(epochs)
+        # The largest size that matched, per kind (stored / outside): a mismatch can only
+        # say the change lies after it.
+        matched = {False: 0, True: 0}
+        check_roots(targets, checker, matched)
+        stream = conn.execute(
+            select(*VERIFY_COLUMNS).order_by(_E.seq).execution_options(yield_per=READ_BATCH)
+        )
+        # 6 (in the same pass). The object index, read alongside in seq order, lists exactly
+        #    the objects each entry names: memory stays one event's worth, whatever the size.
+        links = IndexCursor(conn)
+        for event_row in stream:
+            ev = checker.check(event_row)
+            links.check(event_row.seq, ev.object_ids)
+            if checker.seq in targets:
+                check_roots(targets, checker, matched)
+        size = checker.seq
+        if tuple(checker.rotations) != epochs.rotations:  # pragma: no cover - see check 6
+            raise LedgerError("the ledger's key rotations differ from its action index")
+        # 5. No checkpoint, stored or outside, may be larger than the ledger (rollback).
+        beyond = [s for s in targets if s > size]
+        if beyond:
+            labels = ", ".join(label for s in sorted(beyond) for label, _, _ in targets[s])
+            raise LedgerError(
+                f"the ledger has {size} events but {labels} signed more: events were removed",
+                seq=size,
+            )
+        # (Index rows beyond the last event name no event of this snapshot: ignored.)
+        # 7. Every catalog row says what the ledger recorded of it, in the same snapshot
+        #    as the events just verified (vault.ledger.catalog_binding).
+        recordings = None
+        if catalog:
+            recordings = _raise_mismatches(_check_catalog(ledger, conn, epochs)).recordings
+    latest = stored[-1].size if stored else None
+    signed = max([0, *(row.size for row in stored), *(cp.size for _, cp in outside)])
+    return VerifyReport(
+        events=size,
+        checkpoints=len(stored),
+        root_hash=checker.tree.root().hex(),
+        latest_checkpoint=latest,
+        witnessed=witnessed.size if witnessed is not None else None,
+        trusted=outside[0][1].size if trusted_checkpoint is not None else None,
+        unsigned=max(0, size - signed),
+        recordings=recordings,
+    )
+
+def check_catalog(ledger: LedgerView) -> CatalogReport:
+    """Compare every catalog row with the ledger's record of it (:mod:`vault.ledger.catalog_binding`).
+
+    Reads one snapshot; each event used is authenticated (entry MAC by the key then in
+    effect). Returns the report, mismatches listed, not raised; raises LedgerError when an
+    event it reads was not written by this ledger.
+    """
+    with ledger._snapshot() as conn:
+        return _check_catalog(ledger, conn, ledger._epochs(conn))
+
+def _check_catalog(
+    ledger: LedgerView, conn: Connection, epochs: Epochs) -> CatalogReport:
+    return compare_catalog(conn, _object_events(ledger, conn, epochs))
+
+def _object_events(
+    ledger: LedgerView, conn: Connection, epochs: Epochs
+) -> Iterator[tuple[str, int, CustodyEvent]]:
+    """(object id, seq, event) for every event that may create, move or delete a
+    recording, by object id (code points) then seq, each checked against its entry MAC."""
+    collation = "C" if conn.dialect.name == "postgresql" else "BINARY"
+    rows = conn.execute(
+        select(_O.object_id, _E.seq, _E.entry, _E.entry_mac)
+        .join_from(OBJECTS, EVENTS, _E.seq == _O.seq)
+        # The flag is checked against the entry by verify (check 6): an event whose flag
+        # was cleared is reported there, and here the row it moved is reported as altered.
+        .where(_E.binds_catalog == 1)
+        .order_by(_O.object_id.collate(collation), _E.seq)
+        .execution_options(yield_per=READ_BATCH)
+    )
+    for row in rows:
+        payload = unpack_entry(row.entry, row.seq)
+        key = ledger._macs.get(epochs.key_at(row.seq))
+        if key is None or not hmac.compare_digest(bytes(row.entry_mac), _mac(key, payload)):
+            raise LedgerError(
+                f"event {row.seq} was not written by this ledger (bad entry MAC)", seq=row.seq
+            )
+        try:
+            seq, _prev, ev = parse_entry(payload)
+        except LedgerError as exc:
+            raise LedgerError(f"event {row.seq}: {exc}", seq=row.seq) from None
+        if seq != row.seq or row.object_id not in ev.object_ids:
+            raise LedgerError(
+                f"the object index ties {row.object_id} to event {row.seq}, which does not"
+                " name it",
+                seq=row.seq,
+            )
+        yield row.object_id, seq, ev
+
+def check_roots(
+    targets: dict[int, list[tuple[str, bytes, bool]]],
+    checker: ChainChecker,
+    matched: dict[bool, int],
+) -> None:
+    size = checker.seq
+    root = checker.tree.root()
+    for label, expected, outside in targets.get(size, ()):
+        if expected != root:
+            # The chain and MACs held, so events were rewritten by a holder of the key or
+            # the checkpoint belongs to another history. A root cannot say which event
+            # changed, only that it lies after the last checkpoint of that kind that matched.
+            first = matched[outside]
+            raise LedgerError(f"events {first}..{size - 1} do not match the {label}", seq=first)
+        matched[outside] = size
+
+
+def _raise_mismatches(report: CatalogReport) -> CatalogReport:
+    """``report``, or CatalogMismatch naming its first few problems."""
+    if report.passed:
+        return report
+    shown = "; ".join(str(p) for p in report.problems[:5])
+    more = len(report.problems) - 5
+    raise CatalogMismatch(
+        f"{len(report.problems)} catalog problem(s): {shown}"
+        + (f"; and {more} more" if more > 0 else ""),
+        problems=list(report.problems),
+        seq=report.problems[0].seq,
+    )
+
+
 __all__ = [
     "LEDGER_KEY",
     "READ_BATCH",
@@ -282,5 +479,9 @@ __all__ = [
     "ChainChecker",
     "Epochs",
     "IndexCursor",
+    "LedgerView",
     "VerifyReport",
+    "check_catalog",
+    "check_roots",
+    "verify_ledger",
 ]
