@@ -275,6 +275,14 @@ _EVENT_FIELDS = frozenset(
 )
 
 
+# (field, longest, required) for every text field of an event; purpose has no limit.
+_CHECKED_TEXT = (
+    ("actor", _MAX_NAME, True),
+    ("event_id", _MAX_ID, True),
+    *((name, limit, False) for name, limit in _OPTIONAL_TEXT),
+)
+
+
 def entry_bytes(seq: int, prev: str, event: CustodyEvent) -> bytes:
     """The canonical ledger entry of ``event`` at position ``seq`` after ``prev``."""
     # Keys in JCS order: event < prev < seq < v.
@@ -298,13 +306,65 @@ def parse_entry(entry: bytes) -> tuple[int, str, CustodyEvent]:
         raise LedgerError("custody entry seq is not a non-negative integer")
     if not isinstance(prev, str) or not _HEX64.fullmatch(prev):
         raise LedgerError("custody entry prev is not a SHA-256 hex digest")
+    # Canonical: the entry is exactly the JCS text of what it parses to (order, spacing,
+    # escapes, duplicate keys). One encoding, not the event rebuilt and encoded again: this is
+    # the per-event cost of every verify (issue #15: incremental verify of 100k events).
     try:
-        built = CustodyEvent.from_dict(data["event"])
+        canonical = canonical_plain(data) == entry
+    except InvalidInput:
+        canonical = False
+    if not canonical:
+        raise LedgerError("custody entry is not in canonical form")
+    event_text = entry[len(b'{"event":') : entry.rindex(b',"prev":"')]
+    try:
+        built = _parsed_event(data["event"], event_text)
     except InvalidInput as exc:
         raise LedgerError(f"custody entry holds no valid event: {exc}") from None
-    if entry_bytes(seq, prev, built) != entry:
-        raise LedgerError("custody entry is not in canonical form")
     return seq, prev, built
+
+
+def _parsed_event(data: Any, canonical: bytes) -> CustodyEvent:
+    """The event of canonical entry text already parsed into ``data`` (``canonical``: its
+    bytes), checked as :class:`CustodyEvent` checks a new one, but accepting only values that
+    event would keep as they are (so that entry and event bytes stay one and the same): no
+    empty text for a missing field, lower-case hashes, times as the ledger writes them."""
+    if not isinstance(data, dict) or data.keys() != _EVENT_FIELDS:
+        raise InvalidInput("custody event does not have exactly the v1 fields")
+    action = parse_action(data["action"])
+    for name, limit, required in _CHECKED_TEXT:
+        value = data[name]
+        if value is None and not required:
+            continue
+        if not isinstance(value, str) or not value:
+            raise InvalidInput(f"custody event {name} must be non-empty text")
+        if limit is not None and len(value) > limit:
+            raise InvalidInput(f"custody event {name} is longer than {limit} characters")
+    ts_text = data["ts"]
+    ts = _parse_ts(ts_text)
+    ids = data["object_ids"]
+    if not isinstance(ids, list):
+        raise InvalidInput("custody event object_ids must be a list")
+    for oid in ids:
+        if not isinstance(oid, str) or not oid or len(oid) > _MAX_ID:
+            raise InvalidInput(f"custody event object ids are 1-{_MAX_ID} characters of text")
+    if len(set(ids)) != len(ids):
+        raise InvalidInput("custody event names an object twice")
+    hashes = data["hashes"]
+    if not isinstance(hashes, dict):
+        raise InvalidInput("custody event hashes must map object id to SHA-256 hex")
+    for oid, digest in hashes.items():
+        if not oid or not isinstance(digest, str) or not _HEX64.fullmatch(digest):
+            raise InvalidInput(f"hash of {oid} is not lower-case SHA-256 hex")
+    if not isinstance(data["details"], dict):
+        raise InvalidInput("custody event details must be a mapping")
+    # Everything CustodyEvent would normalise is already in normal form: set the fields as
+    # they are (the parsed values are this event's own; nothing else holds them).
+    built = object.__new__(CustodyEvent)
+    fields = vars(built)  # a frozen dataclass's instance dict, filled as __init__ would
+    fields.update(data)
+    fields.update(action=action, ts=ts, object_ids=tuple(ids), _ts_text=ts_text,
+                  _canonical=canonical)
+    return built
 
 
 @dataclass(frozen=True)

@@ -102,7 +102,7 @@ def unpack_entry(stored: bytes | memoryview | None, seq: int | None = None) -> b
 
 def binds_catalog(action: str, entry: bytes) -> int | None:
     """The ``binds_catalog`` column of an entry: 1 or None (see the module text)."""
-    if action == "deleted" or any(marker in entry for marker in _CATALOG_MARKERS):
+    if action == "deleted" or _CATALOG_MARKERS[0] in entry or _CATALOG_MARKERS[1] in entry:
         return 1
     return None
 
