@@ -3,16 +3,18 @@
 Every clip is made on the fly (synthetic faces, libx264), cut at real keyframes and planned by
 the real detector. The tolerance of "the chunked plan gives the same masks as one pass":
 
-- per frame, the chunked plan's masks cover at least 85 % of the pixels one pass masks, and at
-  least 95 % on the median frame;
-- per frame, the chunked plan masks at most twice the area one pass does;
-- every face one pass hides (its centre inside a mask) the chunked plan hides too.
+- faces: on every frame, the chunked plan covers every ground-truth face box at least as
+  much as one pass does, less 5 % of the box (measured: never less at all);
+- area: on every frame, the chunked plan masks between half and three times the area one
+  pass masks, and on the median frame within 5 % of it.
 
 Why not identical: each chunk's scan and tracker start afresh at the chunk's first planned
 frame, so its looks fall every ``stride`` frames counted from there rather than from the
 recording's first frame, and the boxes between looks are interpolated from other detections:
-the same faces, edges a few pixels apart. Where a chunk's tracker splits a face into two
-tracklets that one pass did not, the plan masks both (a duplicate box, never a missing one).
+the same faces, edges a few pixels apart. And a tracker may follow one face twice for a while
+(a duplicate tracklet, a larger box over the same face): one pass and a chunk do so on
+different frames, so one masks a second box where the other has one. The faces are covered
+either way; the area differs by that second box.
 """
 
 from __future__ import annotations
@@ -92,25 +94,44 @@ def test_short_footage_is_planned_in_one_pass(people_clip: Clip, detector: Cente
         people_clip.path, detector=detector).sha256()
 
 
+def _within_tolerance(clip: Clip, one: RedactionPlan, chunked: RedactionPlan) -> None:
+    """The tolerance in the module docstring, on every frame of ``clip``."""
+    ratio = []
+    for f in range(one.source.frame_count):
+        a, b = _mask(one, f), _mask(chunked, f)
+        ratio.append(b.sum() / max(1, a.sum()))
+        for _, box in clip.gt[f]:
+            x0, y0 = int(box[0]), int(box[1])
+            x1, y1 = int(np.ceil(box[2])), int(np.ceil(box[3]))
+            one_cover, cover = a[y0:y1, x0:x1].mean(), b[y0:y1, x0:x1].mean()
+            assert cover >= one_cover - 0.05, f"frame {f}: face {box} {cover} < {one_cover}"
+    assert 0.5 <= min(ratio) and max(ratio) <= 3.0, (min(ratio), max(ratio))
+    assert abs(float(np.median(ratio)) - 1.0) <= 0.05
+
+
 def test_chunked_plan_gives_one_pass_masks_within_tolerance(
         long_clip: Clip, plans: tuple[RedactionPlan, RedactionPlan]) -> None:
     """Issue #13 item 5: the chunked plan's masks are one pass's within the tolerance in
-    the module docstring, on every frame, and hide every face one pass hides."""
+    the module docstring, on every frame: no face less covered, the area within bounds."""
     one, chunked = plans
     assert chunked.parameters["chunks"]["chunks"][2]["start"] == 150
     assert chunked.source == one.source  # the recording, not a chunk
-    covered, ratio = [], []
-    for f in range(one.source.frame_count):
-        a, b = _mask(one, f), _mask(chunked, f)
-        covered.append((a & b).sum() / max(1, a.sum()))
-        ratio.append(b.sum() / max(1, a.sum()))
-        for _, (x0, y0, x1, y1) in long_clip.gt[f]:
-            cx, cy = int((x0 + x1) / 2), int((y0 + y1) / 2)
-            if a[cy, cx]:
-                assert b[cy, cx], f"frame {f}: a face one pass hides is visible"
-    assert min(covered) >= 0.85, min(covered)
-    assert float(np.median(covered)) >= 0.95
-    assert max(ratio) <= 2.0, max(ratio)
+    _within_tolerance(long_clip, one, chunked)
+
+
+def test_three_people_in_four_second_chunks_within_tolerance(
+        clip_factory: Callable[..., Clip], detector: CenterFace) -> None:
+    """The same tolerance on 12 s with three people crossing, in three 4 s chunks, where one
+    pass follows the circling face twice for a while and the chunks do not."""
+    clip = clip_factory("three.mp4", [*_faces(12.0)[:1],
+                                      Face(circle(170, 150, 40, 4.0), 34, identity=3),
+                                      Face(linear(280, 60, 20, 200, 12.0), 28, identity=7)],
+                        seconds=12.0, gop=25)
+    one = plan_video(clip.path, detector=detector)
+    chunked = plan_chunked(clip.path, chunk_s=4.0, overlap_s=OVERLAP_S, workers=2,
+                           detector=detector)
+    assert len(chunked.parameters["chunks"]["chunks"]) == 3
+    _within_tolerance(clip, one, chunked)
 
 
 def test_each_person_is_one_track_across_the_borders(
