@@ -8,6 +8,7 @@ import datetime as dt
 from tests.api.conftest import OPERATOR, T0, World
 from vault.storage.catalog import SourceKind
 from vault.casework.retention import run_retention
+from vault.capture import Capture
 
 
 def test_sar_lifecycle_over_http(world: World) -> None:
@@ -127,7 +128,6 @@ def test_sar_cli(tmp_path) -> None:  # type: ignore[no-untyped-def]
     from api.cli.sar import sar_app
     from vault.config import Settings
     from vault.vault import Vault
-    from vault.capture import Capture
 
     settings = Settings(home=tmp_path / "home")
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
