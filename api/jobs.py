@@ -46,6 +46,7 @@ from collections.abc import Sequence
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from sqlalchemy import select
 
 from redaction import MaskSpec, Progress, RedactionPlan
 from redaction.chunks import Chunk, ChunkLayout, ChunkPlanner, plan_chunk, plan_chunked
@@ -56,6 +57,7 @@ from vault.config import Settings
 from vault.ledger.custody import Action
 from vault.errors import InvalidInput
 from vault.casework.jobs import (
+    Job,
     JobContext,
     JobKind,
     JobQueue,
@@ -283,6 +285,17 @@ def _chunk_jobs(ctx: JobContext, rid: str, sha256: str, *, start: float = 0.0,
 
     def plan_chunks(layout: ChunkLayout) -> Sequence[RedactionPlan]:
         assert queue is not None
+        # An earlier attempt of this job (its worker died, the sweep requeued it) may have
+        # left chunk jobs queued or running: their plans would not be used, so stop them.
+        with ctx.vault.sessions() as session:
+            stale = list(session.scalars(select(Job.id).where(
+                Job.parent_id == ctx.job.id, Job.kind == JobKind.REDACTION_CHUNK,
+                Job.state.in_([JobState.QUEUED, JobState.RUNNING]))))
+        for child_id in stale:
+            try:
+                cancel_job(ctx.vault, child_id)
+            except InvalidInput:
+                pass  # finished meanwhile
         children: list[str] = []
         done = False
         try:

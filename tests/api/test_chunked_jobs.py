@@ -185,6 +185,38 @@ def test_unreadable_footage_fails_before_any_chunk_with_the_reason(
     assert list(vault.settings.spool_dir.iterdir()) == []
 
 
+def test_a_requeued_parent_stops_the_chunks_of_its_earlier_attempt(
+        vault: Vault, long_clip: Clip) -> None:
+    """A parent whose worker died mid-wait is requeued by the sweep and fans out afresh; the
+    chunk jobs its first attempt left queued are cancelled, not run for nothing. A render
+    job queued for the plan (also a child by ``parent_id``) is left alone."""
+    rec = _store(vault, long_clip)
+    queue = open_job_queue(vault.settings, vault=vault)  # SQLite queue: nothing runs by itself
+    try:
+        job = queue.submit(JobKind.REDACTION_PLAN, actor=ACTOR, purpose=PURPOSE,
+                           params={"recording_ids": [rec.id]})
+        # What a first attempt leaves when its worker dies: chunk jobs still queued.
+        left = [queue.submit(JobKind.REDACTION_CHUNK, actor=ACTOR, purpose=PURPOSE,
+                             parent_id=job.id, params={"recording_ids": [rec.id]})
+                for _ in range(2)]
+        render = queue.submit(JobKind.REDACTION_RENDER, actor=ACTOR, purpose=PURPOSE,
+                              parent_id=job.id, params={"recording_ids": [rec.id]})
+        queue.run(job.id)
+        assert get_job(vault, job.id).state == JobState.SUCCEEDED
+        assert [get_job(vault, c.id).state for c in left] == [JobState.CANCELLED] * 2
+        assert get_job(vault, render.id).state == JobState.QUEUED
+        fresh = [c for c in _children_any(vault, job.id)
+                 if c.kind == JobKind.REDACTION_CHUNK and c.id not in {x.id for x in left}]
+        assert len(fresh) == 3 and all(c.state == JobState.SUCCEEDED for c in fresh)
+    finally:
+        queue.close()
+
+
+def _children_any(vault: Vault, parent: str) -> list[Job]:
+    with vault.sessions() as session:
+        return list(session.scalars(select(Job).where(Job.parent_id == parent)))
+
+
 def test_cancelling_the_parent_cancels_its_chunks(vault: Vault, long_clip: Clip) -> None:
     """A parent cancelled while its chunks are queued leaves no chunk to run: each is
     cancelled with it (queued on SQLite storage here; no worker runs them)."""
