@@ -33,7 +33,8 @@ together. It then merges the chunk plans into one plan (tracks joined across the
 for a redact or render job, renders the chunks on ``redaction_workers`` threads and joins them
 without re-encoding. A child that fails (after its own retries) fails the parent with the
 child's error, the other children are cancelled and nothing is stored: submitting the job
-again starts afresh. Cancelling the parent cancels its children.
+again starts afresh. Cancelling the parent cancels its children; a parent requeued after its
+worker died first cancels the chunk jobs its earlier attempt left.
 """
 
 from __future__ import annotations
