@@ -10,7 +10,8 @@ here:
 1. a record ends once: ending it again is refused with :class:`~vault.errors.InvalidInput`
    naming the date it ended, and nothing is written;
 2. a reason, where the table keeps one, is required and stored as given;
-3. the row is marked and the event appended in the caller's transaction.
+3. the row is marked and the event appended in the caller's transaction, the mark by one
+   conditional ``UPDATE`` so that two callers ending the same record at once end it once.
 """
 
 from __future__ import annotations
@@ -19,7 +20,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy import update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from .actors import Actor
 from .errors import InvalidInput
@@ -44,6 +48,12 @@ class Ending:
         return getattr(row, self.at)
 
 
+def _already_ended(row: object, ending: Ending, record_id: str) -> None:
+    when = ending.ended_at(row)
+    if when is not None:
+        raise InvalidInput(f"{ending.noun} {record_id} was already {ending.ended} on {when:%Y-%m-%d}")
+
+
 def end_record(
     vault: Vault,
     session: Session,
@@ -64,15 +74,31 @@ def end_record(
     Raises InvalidInput if it had already ended, or if the table keeps a reason and none was
     given; in both cases nothing is changed.
     """
-    when = ending.ended_at(row)
-    if when is not None:
-        raise InvalidInput(f"{ending.noun} {record_id} was already {ending.ended} on {when:%Y-%m-%d}")
+    if ending.reason is not None and (not reason or not reason.strip()):
+        raise InvalidInput(f"say why the {ending.noun} is {ending.ended} (a reason is required)")
+    _already_ended(row, ending, record_id)
+    values = {ending.at: vault.clock(), ending.by: actor.user}
     if ending.reason is not None:
-        if not reason or not reason.strip():
-            raise InvalidInput(f"say why the {ending.noun} is {ending.ended} (a reason is required)")
-        setattr(row, ending.reason, reason)
-    setattr(row, ending.at, vault.clock())
-    setattr(row, ending.by, actor.user)
+        values[ending.reason] = reason
+    # One conditional UPDATE, not a read then a write: of two callers ending the same record
+    # at once (two officers revoking one share), the second matches no row and is refused,
+    # so the ending and its event happen once (check 1), whatever the row in hand said.
+    table = type(row)
+    mapper = sa_inspect(table)
+    key = mapper.primary_key_from_instance(row)
+    ended = session.execute(
+        update(table)
+        .where(*(column == value for column, value in zip(mapper.primary_key, key, strict=True)))
+        .where(getattr(table, ending.at).is_(None))
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    if ended.rowcount != 1:  # type: ignore[attr-defined]
+        session.refresh(row)
+        _already_ended(row, ending, record_id)
+        raise InvalidInput(f"{ending.noun} {record_id} has already ended")  # pragma: no cover
+    for name, value in values.items():
+        set_committed_value(row, name, value)
     vault.ledger.append(
         session, action, actor=actor, object_ids=list(object_ids), details=dict(details),
         **envelope,

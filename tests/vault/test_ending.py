@@ -104,3 +104,37 @@ def test_a_share_state_is_decided_once(clocked_vault: Vault, clock: Clock) -> No
     with pytest.raises(ShareUnavailable) as refused:
         shares.access_share(clocked_vault, created.token, ShareAccess.STREAM)
     assert str(refused.value) == status.message
+
+
+def test_a_record_ended_by_someone_else_meanwhile_is_not_ended_twice(
+    clocked_vault: Vault, clock: Clock
+) -> None:
+    """Issue #14 item 3, ending once under concurrency: two officers revoking one share at
+    once both read it unrevoked; the ending used to trust the row in hand, so the second
+    revoked it again and logged a second share_revoked. Played deterministically here: the
+    second caller holds the row as read before the first revoked it."""
+    from vault.ending import end_record
+    from vault.ledger.custody import Action
+
+    rid = _recording(clocked_vault)
+    created = shares.create_share(
+        clocked_vault, actor=ADMIN, recipient="DC Smith", recipient_org="Met Police",
+        purpose="inquiry", lawful_basis="DPA 2018 s.35", reference="CR/1", recording_ids=[rid],
+        expires_at=T0 + dt.timedelta(days=1),
+    )
+    with clocked_vault.sessions() as session:
+        stale = session.get(shares.Share, created.share.id)
+        assert stale is not None and stale.revoked_at is None
+        session.expunge(stale)
+    shares.revoke_share(clocked_vault, created.share.id, actor=ADMIN, reason="first")
+    clock.now = T0 + dt.timedelta(hours=2)
+    with pytest.raises(InvalidInput, match="was already revoked on 2026-11-25"):
+        with clocked_vault.sessions.begin() as session:
+            row = session.merge(stale, load=False)
+            end_record(clocked_vault, session, row, shares.SHARE_REVOCATION,
+                       record_id=created.share.id, actor=ADMIN, reason="second",
+                       action=Action.SHARE_REVOKED, object_ids=[created.share.id],
+                       details={"share_id": created.share.id, "reason": "second"})
+    assert len(clocked_vault.ledger.events(action="share_revoked")) == 1
+    share = shares.get_share(clocked_vault, created.share.id)[0]  # type: ignore[index]
+    assert share.revoke_reason == "first"
