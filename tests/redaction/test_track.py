@@ -226,3 +226,36 @@ def test_a_track_missed_while_the_camera_smears_the_picture_is_kept() -> None:
     tr.update(12, NONE)
     assert len(tr.tracks) == 1 and tr.withdrawn == 0
     assert tr.boxes_at(12)
+
+
+def test_unsure_detections_far_from_a_track_do_not_chain_into_it() -> None:
+    """Issue #13 (crowd spill 1.19 %): a track linked any detection near its *prediction*,
+    and a track seen once any detection within half its size per frame, so texture
+    detections scored 0.1-0.4 in a crowd chained into tracks hopping up to 25 face sizes
+    across the picture, each hop masked as a box swept between the two places. An unsure
+    detection now links only where the face could have moved (0.3 of its size a frame, plus
+    half its size); one further off starts its own track, so it is masked all the same. A
+    sure one still links as before."""
+    tr = Tracker(TrackParams(), fps=25, width=1920, height=1080, stride=6)
+    tr.update(0, det(400, 400, 20, 0.15))
+    # 4 sizes away after 6 frames: within the old once-seen gate (1.5 + 0.5 * 6 sizes).
+    tr.update(6, det(480, 400, 20, 0.2))
+    assert len(tr.tracks) == 2
+    tr.finish()
+    # No mask sweeps the 80 px between the two textures.
+    for f in range(0, 7):
+        for m in tr.boxes_at(f):
+            assert not (covers(m.box, 400, 400, 20) and covers(m.box, 480, 400, 20)), (f, m.box)
+
+
+def test_a_sure_fast_face_and_an_unsure_slow_one_keep_their_tracks() -> None:
+    """Issue #13 (crowd spill): the link rule for unsure detections leaves real faces alone:
+    a face found sure at 0.4 of its size a frame (a run, a pan with no camera motion
+    measured) stays one track, and so does a walker found unsure at 0.1 of its size a
+    frame (a face in infrared noise scored 0.1-0.2)."""
+    tr = Tracker(TrackParams(), fps=25, width=4000, height=2000, stride=6)
+    for f in range(0, 60, 6):
+        tr.update(f, np.concatenate([det(100 + 12 * f, 500, 30, 0.8),
+                                     det(100 + 2 * f, 1200, 20, 0.12)]))
+    tr.finish()
+    assert len(tr.tracks) == 2
