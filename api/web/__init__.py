@@ -15,7 +15,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from . import admin, casework, exports, recipient, retention, sar
+from . import admin, casework, exports, recipient, retention, sar, sar_people
 from ._oidc import OidcClient
 from .routes import router
 
@@ -31,6 +31,7 @@ def mount_web(app: FastAPI) -> None:
     app.include_router(recipient.router)
     app.include_router(retention.router)
     app.include_router(sar.router)
+    app.include_router(sar_people.router)
     app.include_router(exports.router)
     app.include_router(admin.router)
     app.mount(STATIC_PATH, StaticFiles(directory=STATIC), name="web-static")

@@ -19,7 +19,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from api.web.sar import preview_masks
+from api.web.sar_people import preview_masks
 from redaction import RedactionPlan
 from tests.api.conftest import Clock
 from tests.web.conftest import PASSWORD, csrf_of
