@@ -4,25 +4,155 @@ The web app's gallery of people shows one small picture per track. The plan name
 (``TrackPlan.best_frame``) but holds no picture: plans are stored and shown as JSON, while
 footage (and so any crop of it) stays encrypted at rest. The caller decrypts the recording
 to a spool file as it does for playback, and asks for the crop.
+
+Reaching the frame costs one group of pictures, not the recording up to it: the packet index
+(read without decoding) maps the frame's display-order number to its timestamp and names the
+keyframe it can be decoded from; decoding starts there. H.264/HEVC decoding from a keyframe
+whose group refers to nothing before it gives the same pixels as decoding from the start, so
+the crop is the one the decode-from-start path gave. Footage the index cannot map safely
+(packets without timestamps, repeated timestamps, a keyframe the demuxer does not seek to)
+is decoded from the start, as before.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import av
+import av.error
 import cv2
 
 from redaction.errors import MediaError, PlanError
-from redaction.media import iter_frames
+from redaction.media import Frame, iter_frames, probe
 from redaction.plan import RedactionPlan
 
-__all__ = ["thumbnail"]
+__all__ = ["FrameRead", "frame_at", "thumbnail"]
+
+_ROTATE = {90: cv2.ROTATE_90_COUNTERCLOCKWISE, 180: cv2.ROTATE_180,
+           270: cv2.ROTATE_90_CLOCKWISE}
+
+
+@dataclass(frozen=True)
+class FrameRead:
+    """One frame read by :func:`frame_at`, and how many frames were decoded to reach it
+    (``seeked``: decoding started at a keyframe near it rather than at the start)."""
+
+    frame: Frame
+    decoded: int
+    seeked: bool
+
+
+@dataclass(frozen=True)
+class _Entry:
+    pts: int
+    key: bool
+
+
+def _start_pts(packets: list[_Entry], target: int) -> int | None:
+    """The pts of the keyframe to decode frame ``target`` (a pts) from, or None.
+
+    The keyframe is the last one at or before the target in decode order whose group holds
+    the target after it in display order, and whose own group refers to nothing before it:
+    no packet after the keyframe (decode order) is shown before it (an open group's leading
+    pictures would be). Failing that, None (decode from the start)."""
+    pos = next((i for i, e in enumerate(packets) if e.pts == target), None)
+    if pos is None:
+        return None
+    # suffix minimum of pts over decode order, to see whether anything after a keyframe is
+    # shown before it.
+    suffix_min = [0] * (len(packets) + 1)
+    suffix_min[-1] = 1 << 62
+    for j in range(len(packets) - 1, -1, -1):
+        suffix_min[j] = min(packets[j].pts, suffix_min[j + 1])
+    for i in range(pos, -1, -1):
+        e = packets[i]
+        if e.key and e.pts <= target and suffix_min[i] >= e.pts:
+            return e.pts
+    return None
+
+
+def _image(vf: Any) -> Any:
+    image = vf.to_ndarray(format="bgr24")
+    rotation = round(vf.rotation or 0) % 360
+    if rotation in _ROTATE:
+        image = cv2.rotate(image, _ROTATE[rotation])
+    return image
+
+
+def _decode_from(container: Any, vs: Any, key: int) -> Iterator[Any]:
+    """Decoded frames from keyframe ``key`` on, after a seek to it; nothing when the seek
+    landed past it. The demuxer may land on an earlier keyframe: packets before the chosen
+    one are skipped (the chosen keyframe's group needs none of them)."""
+    started = False
+    for packet in container.demux(vs):
+        if not started:
+            if packet.pts is None or packet.pts > key:
+                return
+            if packet.pts != key or not packet.is_keyframe:
+                continue
+            started = True
+        yield from packet.decode()  # the final, empty packet flushes the decoder
+
+
+def _from_start(source: Path, index: int) -> FrameRead:
+    for n, frame in enumerate(iter_frames(source), start=1):
+        if frame.index == index:
+            return FrameRead(frame, n, False)
+    raise MediaError(f"{source.name} ends before frame {index}", path=source)
+
+
+def frame_at(source: str | Path, index: int) -> FrameRead:
+    """Frame ``index`` (display order, as :func:`~redaction.media.iter_frames` numbers it) of
+    ``source``'s first video stream, decoded from the keyframe before it.
+
+    The pixels, time and index are those :func:`~redaction.media.iter_frames` yields for
+    that frame. Raises :class:`MediaError` when the footage cannot be read or ends before the
+    frame.
+    """
+    src = Path(source)
+    if index < 0:
+        raise MediaError(f"no frame {index}: frames count from 0", path=src)
+    probe(src)  # the clear errors for a missing, empty or non-media file
+    try:
+        with av.open(str(src)) as container:
+            vs = container.streams.video[0]
+            read = [(p.pts, bool(p.is_keyframe)) for p in container.demux(vs) if p.size > 0]
+            packets = [_Entry(int(pts), key) for pts, key in read if pts is not None]
+            display = sorted(e.pts for e in packets)
+            if (len(packets) != len(read) or len(set(display)) != len(display)
+                    or vs.time_base is None):
+                return _from_start(src, index)  # the index cannot name frames safely
+            if index >= len(display):
+                raise MediaError(f"{src.name} ends before frame {index} "
+                                 f"({len(display)} frames)", path=src)
+            target = display[index]
+            key = _start_pts(packets, target)
+            if key is None:
+                return _from_start(src, index)
+            zero = 0.0 if container.start_time is None else container.start_time / av.time_base
+            container.seek(key, stream=vs, backward=True, any_frame=False)
+            vs.thread_type = "AUTO"
+            decoded = 0
+            for vf in _decode_from(container, vs, key):
+                decoded += 1
+                if vf.pts == target:
+                    return FrameRead(Frame(index, float(vf.pts * vf.time_base) - zero,
+                                           _image(vf)), decoded, True)
+                if vf.pts is None or vf.pts > target:
+                    break  # passed it: the demuxer and the index disagree
+    except av.error.FFmpegError as exc:
+        raise MediaError(f"cannot read frame {index} of {src.name}: {exc}", path=src) from exc
+    return _from_start(src, index)
 
 
 def thumbnail(source: str | Path, plan: RedactionPlan, track_id: int, *,
               height: int = 64) -> bytes:
     """JPEG of track ``track_id``'s best view in ``source`` (its mask box), ``height`` px tall.
 
+    The frame is decoded from the keyframe before it (:func:`frame_at`), not from the start.
     Raises :class:`PlanError` for an unknown track, one without a ``best_frame`` (a
     version 1 plan) or whose box on that frame a reviewer removed; :class:`MediaError` when
     the footage cannot be read or ends before that frame.
@@ -36,14 +166,12 @@ def thumbnail(source: str | Path, plan: RedactionPlan, track_id: int, *,
     if box is None:
         # A reviewer's edit may shorten a track; its best view then no longer exists.
         raise PlanError(f"track {track_id} has no box on its best_frame {track.best_frame}")
-    for frame in iter_frames(source):
-        if frame.index == track.best_frame:
-            x0, y0, x1, y1 = box
-            crop = frame.image[y0:y1, x0:x1]
-            width = max(1, round(crop.shape[1] * height / max(1, crop.shape[0])))
-            small = cv2.resize(crop, (width, height), interpolation=cv2.INTER_AREA)
-            ok, data = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, 85])
-            if not ok:  # pragma: no cover - OpenCV always encodes a non-empty image
-                raise MediaError("cannot encode the thumbnail", path=source)
-            return data.tobytes()
-    raise MediaError(f"{Path(source).name} ends before frame {track.best_frame}", path=source)
+    image = frame_at(source, track.best_frame).frame.image
+    x0, y0, x1, y1 = box
+    crop = image[y0:y1, x0:x1]
+    width = max(1, round(crop.shape[1] * height / max(1, crop.shape[0])))
+    small = cv2.resize(crop, (width, height), interpolation=cv2.INTER_AREA)
+    ok, data = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, 85])
+    if not ok:  # pragma: no cover - OpenCV always encodes a non-empty image
+        raise MediaError("cannot encode the thumbnail", path=source)
+    return data.tobytes()
