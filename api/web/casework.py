@@ -9,6 +9,10 @@ one changes nothing. The custody history of a case's items carries a "verified" 
 item's events are proved against the ledger's signed checkpoint
 (:func:`vault.casework.disclosure.event_proofs`) and each proof checked with the ledger's verifier key
 (:meth:`vault.ledger.custody.CustodyLedger.verify_inclusion_proof`), as a recipient would check it.
+
+Why this module is long: it is one journey, watch → clip → case → share, whose pages post to
+one another (the watch page's clip and case forms, the case page's share link) and are reviewed
+together; the case page's batched, proved history is most of its length.
 """
 
 from __future__ import annotations

@@ -10,6 +10,11 @@ bearer token (vault/access/web_sessions.py). Sign-ins and sign-outs are ``web.si
 
 Every page is a plain ``def``: each reads the catalog (and sign-in hashes a password), so
 FastAPI runs it in a worker thread rather than on the event loop.
+
+Why this module is long: it holds who is asking for every page (the session, the request
+context, the CSRF check every other page module imports) beside the pages that establish it
+(sign in, second factor, identity provider, purpose) and the find and watch pages that first
+use it; splitting the sign-in pages off is the next step when it grows.
 """
 
 from __future__ import annotations
