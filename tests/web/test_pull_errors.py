@@ -81,7 +81,7 @@ def test_pull_errors_say_what_happened_and_what_to_do(
     assert "Try again in a few minutes" in summary and "ask IT" in summary
     assert "Details for IT:" in summary  # the ingest error, for whoever they report it to
     assert page.is_visible("#pull button[type=submit]")  # the window is still there
-    checked.audit("39-pull-recorder-down")
+    checked.audit("41-pull-recorder-down")
 
     spool = Spool(pull_spool_dir(served.settings, NVR))  # another pull holds the spool
     try:
@@ -94,7 +94,7 @@ def test_pull_errors_say_what_happened_and_what_to_do(
     assert "press Pull this window from the NVR again" in summary
     assert str(served.settings.spool_dir) not in page.content()
     assert page.is_visible("#pull button[type=submit]")
-    checked.audit("40-pull-busy")
+    checked.audit("42-pull-busy")
 
     with served.open_vault() as vault:
         pulls = vault.ledger.events(action=PULL_ACTION, limit=100)

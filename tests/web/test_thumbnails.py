@@ -54,7 +54,7 @@ def test_find_shows_frames_and_scrubbing_by_keyboard_shows_the_frame_there(
         "return i.complete && i.naturalWidth > 0; }", timeout=30_000)
     assert thumbs.first.evaluate("i => i.naturalHeight") == 90
     assert "frames from cam-river-1" in (thumbs.first.get_attribute("alt") or "")
-    checked.audit("04-find-results")
+    checked.audit("39-find-frames")
     assert len(_sheets(served, river)) == 1
 
     page.click("#results a")
@@ -81,7 +81,7 @@ def test_find_shows_frames_and_scrubbing_by_keyboard_shows_the_frame_there(
                         "+ d[i+2]; return s / (d.length / 4); }")
     assert lit > 30
     assert page.get_attribute("#scrub", "aria-valuetext")  # the UK time of that position
-    checked.audit("06-watch-scrub")
+    checked.audit("40-watch-scrub")
 
     sheets = _sheets(served, river)
     assert len(sheets) == 2  # the find page's and one for all the scrubbing
