@@ -9,7 +9,7 @@ Responses give UTC.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any
+from typing import Annotated, Any, Self
 
 from pydantic import (
     AfterValidator,
@@ -77,6 +77,21 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class _RowView(BaseModel):
+    """A public view of a table row, built from it (issue #14 item 3): each field is declared
+    once, here, and its value read from the row's attribute of the same name; ``of`` passes
+    only what is computed (a state, a unit change, a related row). Only the declared fields are
+    read, so a column that is not declared (key material, object-store keys) never reaches a
+    response, and a column renamed under a declared field fails validation instead of vanishing
+    (tests/api/test_schemas_from_models.py)."""
+
+    @classmethod
+    def _from_row(cls, row: object, **computed: object) -> Self:
+        values = {name: getattr(row, name) for name in cls.model_fields
+                  if name not in computed and hasattr(row, name)}
+        return cls.model_validate({**values, **computed})
+
+
 class ErrorBody(BaseModel):
     """Every error response."""
 
@@ -87,7 +102,7 @@ class ErrorBody(BaseModel):
 # --- recordings ------------------------------------------------------------------------------
 
 
-class RecordingPublic(BaseModel):
+class RecordingPublic(_RowView):
     """A recording's catalog entry (no key material)."""
 
     id: str
@@ -128,28 +143,10 @@ class RecordingPublic(BaseModel):
     @classmethod
     def of(cls, r: Recording, *, held: bool = False) -> RecordingPublic:
         """The public view of a catalog row (``held``: see :func:`vault.casework.holds.held_ids`)."""
-        return cls(
-            held=held,
-            kept_until=None if held or r.deleted_at else r.retain_until,
-            id=r.id,
-            source_id=r.source_id,
-            media_kind=r.media_kind,
-            captured_start=r.captured_start,
-            captured_end=r.captured_end,
-            received_at=r.received_at,
-            device_time=r.device_time,
+        return cls._from_row(
+            r, held=held, kept_until=None if held or r.deleted_at else r.retain_until,
             clock_offset_s=None if r.clock_offset_ms is None else r.clock_offset_ms / 1000,
-            clock_flagged=r.clock_flagged,
-            clock_note=clock_note(r),
-            original_name=r.original_name,
-            content_type=r.content_type,
-            size=r.size,
-            sha256=r.sha256,
-            retain_until=r.retain_until,
-            deleted_at=r.deleted_at,
-            deletion_reason=r.deletion_reason,
-            parent_id=r.parent_id,
-        )
+            clock_note=clock_note(r))
 
 
 class RecordingList(BaseModel):
@@ -176,7 +173,7 @@ class CaseCreate(_Model):
     )
 
 
-class CasePublic(BaseModel):
+class CasePublic(_RowView):
     """A case."""
 
     id: str
@@ -190,17 +187,8 @@ class CasePublic(BaseModel):
 
     @classmethod
     def of(cls, case: Case, organisation: str | None) -> CasePublic:
-        """The public view of a case row."""
-        return cls(
-            id=case.id,
-            reference=case.reference,
-            title=case.title,
-            crime_number=case.crime_number,
-            status=case.status,
-            organisation=organisation,
-            created_by=case.created_by,
-            created_at=case.created_at,
-        )
+        """The public view of a case row (``organisation``: its owner's name)."""
+        return cls._from_row(case, organisation=organisation)
 
 
 class CaseDetail(CasePublic):
@@ -247,7 +235,7 @@ class HoldRelease(_Model):
     reason: LongText
 
 
-class HoldPublic(BaseModel):
+class HoldPublic(_RowView):
     """A hold."""
 
     id: str
@@ -268,13 +256,7 @@ class HoldPublic(BaseModel):
     @classmethod
     def of(cls, h: Hold) -> HoldPublic:
         """The public view of a hold row."""
-        return cls(
-            id=h.id, kind=h.kind, reason=h.reason, reference=h.reference,
-            recording_id=h.recording_id, case_id=h.case_id, source_id=h.source_id,
-            window_start=h.window_start, window_end=h.window_end, created_by=h.created_by,
-            created_at=h.created_at, released_at=h.released_at, released_by=h.released_by,
-            release_reason=h.release_reason,
-        )
+        return cls._from_row(h)
 
 
 # --- shares ----------------------------------------------------------------------------------
@@ -296,7 +278,7 @@ class ShareCreate(_Model):
     max_downloads: int | None = Field(default=None, ge=1, le=1000)
 
 
-class SharePublic(BaseModel):
+class SharePublic(_RowView):
     """A share (never its token)."""
 
     id: str
@@ -318,16 +300,8 @@ class SharePublic(BaseModel):
 
     @classmethod
     def of(cls, share: Share, recording_ids: list[str], now: dt.datetime) -> SharePublic:
-        """The public view of a share row."""
-        return cls(
-            id=share.id, recipient=share.recipient, recipient_org=share.recipient_org,
-            purpose=share.purpose, lawful_basis=share.lawful_basis, reference=share.reference,
-            recording_ids=recording_ids, allow_download=share.allow_download,
-            max_downloads=share.max_downloads, downloads=share.downloads,
-            expires_at=share.expires_at, created_by=share.created_by,
-            created_at=share.created_at, revoked_at=share.revoked_at,
-            revoked_by=share.revoked_by, state=share_state(share, now),
-        )
+        """The public view of a share row (``recording_ids``: what it shares)."""
+        return cls._from_row(share, recording_ids=recording_ids, state=share_state(share, now))
 
 
 class ShareCreated(BaseModel):
