@@ -16,7 +16,7 @@ is decoded from the start, as before.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,7 @@ from redaction.errors import MediaError, PlanError
 from redaction.media import Frame, iter_frames, probe
 from redaction.plan import RedactionPlan
 
-__all__ = ["FrameRead", "frame_at", "thumbnail"]
+__all__ = ["FrameRead", "frame_at", "frames_at", "thumbnail"]
 
 _ROTATE = {90: cv2.ROTATE_90_COUNTERCLOCKWISE, 180: cv2.ROTATE_180,
            270: cv2.ROTATE_90_CLOCKWISE}
@@ -45,33 +45,31 @@ class FrameRead:
     seeked: bool
 
 
-@dataclass(frozen=True)
-class _Entry:
-    pts: int
-    key: bool
+class _Packets:
+    """The video packets of a file, read without decoding: display-order pts, and for each
+    frame the keyframe it can be decoded from."""
 
+    def __init__(self, read: Sequence[tuple[int, bool]]) -> None:
+        self.decode_order = list(read)
+        self.display = sorted(p for p, _ in read)
+        self.position = {p: i for i, (p, _) in enumerate(read)}
+        # Suffix minimum of pts over decode order: a keyframe with nothing after it shown
+        # before it refers to nothing before it (no open-group leading pictures).
+        n = len(read)
+        self.suffix_min = [0] * (n + 1)
+        self.suffix_min[n] = 1 << 62
+        for j in range(n - 1, -1, -1):
+            self.suffix_min[j] = min(read[j][0], self.suffix_min[j + 1])
 
-def _start_pts(packets: list[_Entry], target: int) -> int | None:
-    """The pts of the keyframe to decode frame ``target`` (a pts) from, or None.
-
-    The keyframe is the last one at or before the target in decode order whose group holds
-    the target after it in display order, and whose own group refers to nothing before it:
-    no packet after the keyframe (decode order) is shown before it (an open group's leading
-    pictures would be). Failing that, None (decode from the start)."""
-    pos = next((i for i, e in enumerate(packets) if e.pts == target), None)
-    if pos is None:
+    def key_for(self, target: int) -> int | None:
+        """The pts of the keyframe to decode ``target`` (a pts) from: the last keyframe at or
+        before it in decode order that is shown no later than it and whose group needs
+        nothing earlier; None when there is none (decode from the start)."""
+        for i in range(self.position[target], -1, -1):
+            pts, key = self.decode_order[i]
+            if key and pts <= target and self.suffix_min[i] >= pts:
+                return pts
         return None
-    # suffix minimum of pts over decode order, to see whether anything after a keyframe is
-    # shown before it.
-    suffix_min = [0] * (len(packets) + 1)
-    suffix_min[-1] = 1 << 62
-    for j in range(len(packets) - 1, -1, -1):
-        suffix_min[j] = min(packets[j].pts, suffix_min[j + 1])
-    for i in range(pos, -1, -1):
-        e = packets[i]
-        if e.key and e.pts <= target and suffix_min[i] >= e.pts:
-            return e.pts
-    return None
 
 
 def _image(vf: Any) -> Any:
@@ -97,55 +95,83 @@ def _decode_from(container: Any, vs: Any, key: int) -> Iterator[Any]:
         yield from packet.decode()  # the final, empty packet flushes the decoder
 
 
-def _from_start(source: Path, index: int) -> FrameRead:
+def _from_start(source: Path, wanted: Sequence[int]) -> Iterator[FrameRead]:
+    todo = set(wanted)
     for n, frame in enumerate(iter_frames(source), start=1):
-        if frame.index == index:
-            return FrameRead(frame, n, False)
-    raise MediaError(f"{source.name} ends before frame {index}", path=source)
+        if frame.index in todo:
+            todo.discard(frame.index)
+            yield FrameRead(frame, n, False)
+            if not todo:
+                return
+    raise MediaError(f"{source.name} ends before frame {min(todo)}", path=source)
 
 
-def frame_at(source: str | Path, index: int) -> FrameRead:
-    """Frame ``index`` (display order, as :func:`~redaction.media.iter_frames` numbers it) of
-    ``source``'s first video stream, decoded from the keyframe before it.
+def frames_at(source: str | Path, indices: Iterable[int]) -> Iterator[FrameRead]:
+    """Frames ``indices`` (display order, as :func:`~redaction.media.iter_frames` numbers
+    them) of ``source``'s first video stream, in rising order, each once, each decoded from
+    the keyframe before it or, where that keyframe is already behind, by decoding on.
 
     The pixels, time and index are those :func:`~redaction.media.iter_frames` yields for
-    that frame. Raises :class:`MediaError` when the footage cannot be read or ends before the
+    each frame. Raises :class:`MediaError` when the footage cannot be read or ends before a
     frame.
     """
     src = Path(source)
-    if index < 0:
-        raise MediaError(f"no frame {index}: frames count from 0", path=src)
+    wanted = sorted(set(indices))
+    if not wanted:
+        return
+    if wanted[0] < 0:
+        raise MediaError(f"no frame {wanted[0]}: frames count from 0", path=src)
     probe(src)  # the clear errors for a missing, empty or non-media file
     try:
         with av.open(str(src)) as container:
             vs = container.streams.video[0]
             read = [(p.pts, bool(p.is_keyframe)) for p in container.demux(vs) if p.size > 0]
-            packets = [_Entry(int(pts), key) for pts, key in read if pts is not None]
-            display = sorted(e.pts for e in packets)
-            if (len(packets) != len(read) or len(set(display)) != len(display)
+            index = _Packets([(int(pts), key) for pts, key in read if pts is not None])
+            display = index.display
+            if (len(display) != len(read) or len(set(display)) != len(display)
                     or vs.time_base is None):
-                return _from_start(src, index)  # the index cannot name frames safely
-            if index >= len(display):
-                raise MediaError(f"{src.name} ends before frame {index} "
+                yield from _from_start(src, wanted)  # the index cannot name frames safely
+                return
+            if wanted[-1] >= len(display):
+                raise MediaError(f"{src.name} ends before frame {wanted[-1]} "
                                  f"({len(display)} frames)", path=src)
-            target = display[index]
-            key = _start_pts(packets, target)
-            if key is None:
-                return _from_start(src, index)
             zero = 0.0 if container.start_time is None else container.start_time / av.time_base
-            container.seek(key, stream=vs, backward=True, any_frame=False)
             vs.thread_type = "AUTO"
-            decoded = 0
-            for vf in _decode_from(container, vs, key):
-                decoded += 1
-                if vf.pts == target:
-                    return FrameRead(Frame(index, float(vf.pts * vf.time_base) - zero,
-                                           _image(vf)), decoded, True)
-                if vf.pts is None or vf.pts > target:
-                    break  # passed it: the demuxer and the index disagree
+            frames: Iterator[Any] = iter(())
+            last: int | None = None  # pts of the last frame decoded
+            for k, frame_index in enumerate(wanted):
+                target = display[frame_index]
+                key = index.key_for(target)
+                if key is None:
+                    yield from _from_start(src, wanted[k:])
+                    return
+                if last is None or key > last:
+                    # Its keyframe is ahead: seek there (decoding on would cost more).
+                    container.seek(key, stream=vs, backward=True, any_frame=False)
+                    frames = _decode_from(container, vs, key)
+                decoded = 0
+                found = None
+                for vf in frames:
+                    decoded += 1
+                    last = vf.pts
+                    if vf.pts == target:
+                        found = vf
+                        break
+                    if vf.pts is None or vf.pts > target:
+                        break  # passed it: the demuxer and the index disagree
+                if found is None:
+                    yield from _from_start(src, wanted[k:])
+                    return
+                yield FrameRead(Frame(frame_index, float(found.pts * found.time_base) - zero,
+                                      _image(found)), decoded, True)
     except av.error.FFmpegError as exc:
-        raise MediaError(f"cannot read frame {index} of {src.name}: {exc}", path=src) from exc
-    return _from_start(src, index)
+        raise MediaError(f"cannot read {src.name}: {exc}", path=src) from exc
+
+
+def frame_at(source: str | Path, index: int) -> FrameRead:
+    """Frame ``index`` of ``source`` decoded from the keyframe before it (:func:`frames_at`).
+    Raises :class:`MediaError` when the footage cannot be read or ends before the frame."""
+    return next(frames_at(source, [index]))
 
 
 def thumbnail(source: str | Path, plan: RedactionPlan, track_id: int, *,
