@@ -49,7 +49,7 @@ from typing import Any, BinaryIO
 from sqlalchemy import select
 
 from vault.actors import Actor, Role
-from vault.ledger.events import UndeclaredEvent
+from vault.ledger.events import IngestRejected, IngestSameBytes, UndeclaredEvent
 from vault.storage.catalog import MediaKind, Recording
 from vault.storage.durable import sync_sqlite
 from vault.ledger.custody import Action
@@ -181,19 +181,19 @@ class Pipeline:
         # Footage that reached an agent and was not stored leaves a trace in custody too.
         self.record_custody(
             "ingest.rejected",
-            {
-                "ingest_source": item.source,
-                "device": item.vault_source,
-                "name": item.name,
-                "size": item.size,
-                "origin": item.origin,
-                "reason": reason,
-                "agent_host": self.agent_name,
-            },
+            IngestRejected(
+                ingest_source=item.source,
+                device=item.vault_source,
+                name=item.name,
+                size=item.size,
+                origin=item.origin,
+                reason=reason,
+                agent_host=self.agent_name,
+            ),
         )
         return item
 
-    def record_custody(self, action: Action | str, details: dict[str, Any]) -> None:
+    def record_custody(self, action: Action | str, details: Mapping[str, Any]) -> None:
         """Append a custody event by this agent (no footage object); log if that fails."""
         try:
             with self.vault.sessions.begin() as session:
@@ -373,13 +373,13 @@ class Pipeline:
         )
         self.record_custody(
             "ingest.same_bytes",
-            {
-                "recording_id": recording_id,
-                "device": source_id,
-                "sha256": sha256,
-                "same_as": [{"recording_id": rid, "device": src} for rid, src in others],
-                "agent_host": self.agent_name,
-            },
+            IngestSameBytes(
+                recording_id=recording_id,
+                device=source_id,
+                sha256=sha256,
+                same_as=[{"recording_id": rid, "device": src} for rid, src in others],
+                agent_host=self.agent_name,
+            ),
         )
 
     def _event(self, item: SpoolItem, kind: str, message: str, **details: Any) -> None:

@@ -45,7 +45,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
      "vault._home"),
     ("vault.storage",),
     ("vault.ledger",),
-    ("vault.vault", "vault.capture", "vault.ending", "vault.event_details"),
+    ("vault.vault", "vault.capture", "vault.ending"),
     ("vault.access",),
     ("vault.casework",),
     ("vault",),  # vault/__init__.py: the public surface, re-exporting the layers below

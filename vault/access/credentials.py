@@ -63,7 +63,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from vault.actors import Actor
 from vault.storage.catalog import Base
 from vault.ledger.custody import Action
-from vault.event_details import UserChanged
+from vault.ledger.events import UserChanged
 from vault.errors import CiphertextError, InvalidInput, NotFound, Unauthenticated
 from .identity import User
 from vault.storage.keys import WrappedKey

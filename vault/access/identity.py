@@ -51,7 +51,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from vault.actors import Actor, Role
 from vault.storage.catalog import Base, new_id, utcnow
 from vault.ledger.custody import Action
-from vault.event_details import UserChanged
+from vault.ledger.events import UserChanged
 from vault.ending import Ending, end_record
 from .denials import DenialSummary, DenialThrottle
 from vault.errors import InvalidInput, NotFound, Unauthenticated

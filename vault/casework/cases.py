@@ -35,7 +35,7 @@ from vault.storage.catalog import (
     utcnow,
 )
 from vault.ledger.custody import Action
-from vault.event_details import CaseCreated, CaseEnded, CaseMembership, CaseUnlinked
+from vault.ledger.events import CaseCreated, CaseEnded, CaseMembership, CaseRef
 from vault.errors import InvalidInput, NotFound
 from .holds import lift_legal_holds, place_legal_holds
 from vault.access.identity import User
@@ -264,7 +264,7 @@ def unlink_recording(vault: Vault, case_id: str, recording_id: str, *, actor: Ac
             actor=actor,
             reference=case.reference,
             object_ids=[recording_id, case.id],
-            details=CaseUnlinked(case_id=case.id),
+            details=CaseRef(case_id=case.id),
         )
     lift_legal_holds(vault, [recording_id])
     vault.ledger.maybe_checkpoint()

@@ -75,7 +75,7 @@ from sqlalchemy import select
 
 from vault.ledger import _export_verifier, stored_tree
 from vault.actors import Actor, Purpose
-from vault.event_details import Exported
+from vault.ledger.events import Exported
 from vault.storage.catalog import MediaKind, Recording, new_id
 from vault.ledger.custody import Action, CustodyEventRow
 from vault.ledger.tables import unpack_entry

@@ -35,7 +35,7 @@ from sqlalchemy import select
 from vault.actors import Actor
 from vault.storage.catalog import Recording
 from vault.ledger.custody import Action
-from vault.event_details import FixityChecked
+from vault.ledger.events import FixityChecked
 from vault.errors import IntegrityError, InvalidInput, KeyUnavailable, NotFound, StorageError
 
 if TYPE_CHECKING:

@@ -23,7 +23,7 @@ from vault.actors import Actor
 from vault.storage.catalog import CaseRecording, Hold, HoldKind, Recording
 from vault.storage.hold_rule import held_clause, is_held, overlaps
 from vault.ledger.custody import Action
-from vault.event_details import Held, Released
+from vault.ledger.events import Held, Released
 from vault.errors import InvalidInput, NotFound
 from vault.storage.db import get_or_not_found
 from vault.ending import Ending, end_record

@@ -31,7 +31,7 @@ from sqlalchemy import func, select, update
 from vault.actors import Actor
 from vault.storage.catalog import Recording
 from vault.ledger.custody import Action
-from vault.event_details import KeyRotated, KeysDestroyed
+from vault.ledger.events import KeyRotated, KeysDestroyed
 from vault.errors import InvalidInput
 from vault.storage.keys import KeyInfo, WrappedKey
 from vault.storage.keys import rewrap as rewrap_key

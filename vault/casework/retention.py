@@ -38,7 +38,7 @@ from vault.storage.catalog import Recording
 from vault.ledger._export_verifier import VerificationError, follow_handovers
 from vault.ledger.checkpoint import open_note
 from vault.ledger.custody import Action, CustodyLedger
-from vault.event_details import Deleted
+from vault.ledger.events import Deleted
 from vault.ledger.rfc8785 import canonical_json
 from vault.storage.db import scrub_freed_pages
 from vault.errors import InvalidInput, LedgerError, NotFound, VaultError

@@ -35,7 +35,7 @@ from sqlalchemy import JSON, ColumnElement, Date, Enum, ForeignKey, Integer, Str
 from sqlalchemy.orm import Mapped, mapped_column
 
 from vault.actors import Actor
-from vault.event_details import SarClosed, SarExtended, SarRegistered, SarWindowAttached
+from vault.ledger.events import SarClosed, SarExtended, SarRegistered, SarWindowAttached
 from vault.storage.catalog import Base, Hold, HoldKind, MediaKind, Recording, Source, new_id, utcnow
 from vault.errors import InvalidInput, NotFound
 from vault.storage.db import get_or_not_found

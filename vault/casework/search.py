@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import ColumnElement, Select, func, select, true, tuple_
 
 from vault.actors import Actor
-from vault.event_details import Searched
+from vault.ledger.events import Searched
 from vault.storage.catalog import CaseRecording, MediaKind, Recording, Source
 from vault.ledger.custody import Action
 from vault.storage.db import read_sessions

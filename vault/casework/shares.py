@@ -41,7 +41,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from vault.actors import Actor, Purpose, Role
 from vault.storage.catalog import Base, Recording, new_id, utcnow
 from vault.ledger.custody import Action
-from vault.event_details import Shared, ShareRevoked
+from vault.ledger.events import Shared, ShareRevoked
 from vault.access.denials import DenialThrottle
 from vault.errors import AccessDenied, InvalidInput, NotFound, ShareUnavailable
 from vault.access.identity import hash_token, log_denial_summaries, new_token

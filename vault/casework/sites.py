@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import func, select
 
 from vault.actors import Actor
-from vault.event_details import SiteRegistered
+from vault.ledger.events import SiteRegistered
 from vault.storage.catalog import Site, Source
 from vault.errors import InvalidInput
 
