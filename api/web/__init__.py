@@ -15,7 +15,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from . import admin, casework, exports, recipient, retention, sar, sar_people
+from . import admin, casework, exports, recipient, retention, sar, sar_people, signin
 from ._oidc import OidcClient
 from .routes import router
 
@@ -27,6 +27,7 @@ def mount_web(app: FastAPI) -> None:
     """Add the web pages and their static assets to ``app`` (the API's routes are untouched)."""
     app.state.web_oidc = OidcClient.from_settings(app.state.settings)  # None: passwords only
     app.include_router(router)
+    app.include_router(signin.router)
     app.include_router(casework.router)
     app.include_router(recipient.router)
     app.include_router(retention.router)

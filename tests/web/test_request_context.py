@@ -21,10 +21,11 @@ from api.routes import cases, clips, custody, evidence, exports, jobs, pulls, sa
 from api.web import admin, casework, recipient, retention, routes
 from api.web import exports as web_exports
 from api.web import sar as web_sar
-from api.web import sar_people
+from api.web import sar_people, signin
 
 API_ROUTERS = [cases, clips, custody, evidence, exports, jobs, pulls, sar, shares, users]
-WEB_ROUTERS = [routes, casework, recipient, retention, web_sar, sar_people, web_exports, admin]
+WEB_ROUTERS = [routes, signin, casework, recipient, retention, web_sar, sar_people, web_exports,
+               admin]
 #: Forms posted before there is a signed-in session: each checks its own token (the sign-in
 #: double-submit cookie, the pending session's token, the recipient's cookie).
 PRE_SESSION = {"/sign-in", "/sign-in/code", "/sign-in/enrol",
