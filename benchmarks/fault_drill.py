@@ -64,6 +64,8 @@ from ingest._ffmpeg import ffmpeg_exe  # noqa: E402
 from ingest.errors import SpoolError  # noqa: E402
 from ingest.spool import inspect_spool  # noqa: E402
 from vault.config import Settings  # noqa: E402
+from vault.storage.catalog import Recording  # noqa: E402
+from vault.storage.paging import page_cursor  # noqa: E402
 from vault.vault import Vault  # noqa: E402
 
 MB = 1_000_000
@@ -279,7 +281,11 @@ def _children(pid: int) -> list[int]:
 def count(run: Run, offered: dict[Path, str], result: Result) -> Result:
     """Compare what was offered with the dock, the catalog and the store (see the docstring)."""
     with Vault.open(run.settings) as vault:
-        recordings = vault.recordings(limit=100_000)
+        recordings: list[Recording] = []
+        after = None
+        while page := vault.recordings(after=after):
+            recordings += page
+            after = page_cursor(page[-1])
         by_device: dict[tuple[str, str], int] = {}
         for rec in recordings:
             by_device[(rec.source_id, rec.sha256)] = by_device.get((rec.source_id, rec.sha256), 0) + 1

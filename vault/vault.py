@@ -53,7 +53,15 @@ from ._home import prepare_home
 from .config import Settings
 from .ledger.catalog_binding import RECORD_KEY, catalog_record
 from .ledger.custody import Action, CustodyLedger, establish_origin, resolve_origin
-from .storage.db import head_revision, make_engine, schema_revision, session_factory, upgrade
+from .storage.db import (
+    head_revision,
+    make_engine,
+    read_sessions,
+    schema_revision,
+    session_factory,
+    upgrade,
+)
+from .storage.paging import after_clause
 from .errors import (
     ConfigError,
     HashMismatch,
@@ -75,6 +83,9 @@ Clock = Callable[[], dt.datetime]
 log = logging.getLogger("evidence_vault")
 # Storage-side expiry runs this many days after the longest retention period (defence in depth).
 LIFECYCLE_MARGIN_DAYS = 7
+#: The most recordings one page of :meth:`Vault.recordings` returns.
+MAX_PAGE = 1000
+
 
 @dataclass(frozen=True)
 class Leftovers:
@@ -582,13 +593,31 @@ class Vault:
         since: dt.datetime | None = None,
         until: dt.datetime | None = None,
         include_deleted: bool = False,
-        limit: int = 1000,
-        offset: int = 0,
+        limit: int = MAX_PAGE,
+        after: str | None = None,
     ) -> list[Recording]:
-        """Recordings, oldest capture first, filtered by source and capture window; at most
-        ``limit`` of them, after skipping ``offset``."""
-        query = (select(Recording).order_by(Recording.captured_start, Recording.id)
-                 .limit(limit).offset(offset))
+        """Recordings, oldest capture first, filtered by source and capture window: at most
+        ``limit`` (1 to :data:`MAX_PAGE`) of them, after the row the cursor ``after`` names
+        (:func:`vault.storage.paging.page_cursor` of the previous page's last recording).
+
+        The trusted, unfiltered service path: it takes no principal, checks no permission,
+        applies no scope and logs no custody event, so it returns footage whoever it belongs
+        to. Only the vault's own workers (code that runs as the service, not for a person),
+        benchmarks and tests may call it; a person's request goes through :func:`vault.casework.search.search_recordings` with
+        their scope (``tests/vault/test_recordings_paging.py`` holds that nothing under
+        ``api/``, ``redaction/``, ``vault/access/`` or ``vault/casework/`` calls it).
+
+        Pages are by keyset, so a deep page costs what the first does and rows added between
+        pages are neither repeated nor skipped; reads go through
+        :func:`vault.storage.db.read_sessions` (on SQLite: a snapshot, no write lock).
+        Raises InvalidInput for a limit out of range or a cursor :func:`page_cursor` did not
+        make.
+        """
+        if not 1 <= limit <= MAX_PAGE:
+            raise InvalidInput(f"limit is 1-{MAX_PAGE}; page on with after=page_cursor(last)")
+        query = select(Recording).order_by(Recording.captured_start, Recording.id).limit(limit)
+        if after:
+            query = query.where(after_clause(after))
         if source_id:
             query = query.where(Recording.source_id == source_id)
         if since:
@@ -597,7 +626,7 @@ class Vault:
             query = query.where(Recording.captured_start < until)
         if not include_deleted:
             query = query.where(Recording.deleted_at.is_(None))
-        with self.sessions() as session:
+        with read_sessions(self.engine)() as session:
             return list(session.scalars(query))
 
     @staticmethod

@@ -7,8 +7,8 @@ returns what the searcher may not see. A search is a custody event (``searched``
 criteria and the number of results), because who looked for footage of whom is itself personal
 data processing.
 
-Paging is by keyset: each page ends with a cursor (:func:`page_cursor`, the last row's capture
-start and id) that the next request passes as ``after``, so a deep page costs what the first
+Paging is by keyset (:mod:`vault.storage.paging`): each page ends with a cursor
+(:func:`page_cursor`, the last row's capture start and id) that the next request passes as ``after``, so a deep page costs what the first
 does (an ``offset`` makes the database sort and skip every earlier row). The live set's partial
 indexes (migration 0010) serve the order, the camera + window bounds (the window's lower bound
 through the index on where a capture ends) and the keyset. Searches read through
@@ -17,13 +17,11 @@ through the index on where a capture ends) and the keyset. Searches read through
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime as dt
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, Select, func, select, true, tuple_
+from sqlalchemy import ColumnElement, Select, func, select, true
 
 from vault.actors import Actor
 from vault.ledger.events import Searched
@@ -32,6 +30,7 @@ from vault.ledger.custody import Action
 from vault.storage.db import read_sessions
 from vault.errors import InvalidInput
 from vault.storage.hold_rule import held_clause
+from vault.storage.paging import after_clause, page_cursor
 
 if TYPE_CHECKING:
     from vault.vault import Vault
@@ -76,28 +75,6 @@ class RecordingQuery:
         return out
 
 
-def page_cursor(recording: Recording) -> str:
-    """The cursor that continues a listing after ``recording`` (pass it as ``after``): opaque
-    URL-safe text naming its capture start and id, the listing's sort key."""
-    start = recording.captured_start.astimezone(dt.UTC).isoformat(timespec="microseconds")
-    raw = f"{start}|{recording.id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _after_clause(cursor: str) -> ColumnElement[bool]:
-    """Rows after ``cursor`` in (captured_start, id) order. Raises InvalidInput."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        start_text, _, rid = raw.partition("|")
-        start = dt.datetime.fromisoformat(start_text)
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise InvalidInput(
-            f"bad paging cursor {cursor[:40]!r}: pass the one a page ended with") from None
-    if start.tzinfo is None or not rid or len(rid) > 36:
-        raise InvalidInput(f"bad paging cursor {cursor[:40]!r}: pass the one a page ended with")
-    return tuple_(Recording.captured_start, Recording.id) > tuple_(start, rid)
-
-
 def recordings_statement(
     query: RecordingQuery, scope: ColumnElement[bool] | None = None
 ) -> Select[Recording]:
@@ -121,7 +98,7 @@ def recordings_statement(
         .offset(query.offset)
     )
     if query.after:
-        stmt = stmt.where(_after_clause(query.after))
+        stmt = stmt.where(after_clause(query.after))
     if query.source_id:
         stmt = stmt.where(Recording.source_id == query.source_id)
     if query.site:
@@ -188,4 +165,4 @@ __all__ = [
     "page_cursor",
     "recordings_statement",
     "search_recordings",
-]  # held_clause: vault/storage/hold_rule.py
+]  # held_clause: vault/storage/hold_rule.py; page_cursor: vault/storage/paging.py
