@@ -69,8 +69,12 @@ _EDGE_SCORE = 0.3
 _CUT = 32
 #: Camera speed (px/frame, as a share of ``min_face``) above which a look also searches
 #: its motion and track regions with faces shrunk to about ``min_face`` px (see
-#: :meth:`FrameScanner._smeared`).
-_SMEAR_SPEED = 0.25
+#: :meth:`FrameScanner._smeared`): at 10 px/frame a 1/50 s shutter smears 5 px, about what
+#: the detector sees through at the enlarged scale. Lower, a body-worn camera's shake set
+#: it off on most looks, and the extra pass found textures (three extra tracks).
+_SMEAR_SPEED = 0.5
+#: Least score kept from that extra pass (see :meth:`FrameScanner._detect`).
+_SMEARED_SCORE = 0.12
 
 
 @dataclass(frozen=True)
@@ -412,14 +416,8 @@ class FrameScanner:
             boxes.append(_clip((bx0 - m, by0 - m, bx1 + m, by1 + m), self.width, self.height))
         return boxes
 
-    def _track_boxes(self, predicted: list[Box], speed: float = 0.0,
-                     ) -> list[tuple[tuple[int, int, int, int], float]]:
-        """Boxes around where live tracks should be, with the scale each needs.
-
-        ``speed``: the camera's speed (px/frame) at this look. A face smeared by a pan is
-        found at the smallest size the detector is sure of, not enlarged (see
-        :meth:`_smeared`), so then each face is brought to about ``min_face`` px instead.
-        """
+    def _track_boxes(self, predicted: list[Box]) -> list[tuple[tuple[int, int, int, int], float]]:
+        """Boxes around where live tracks should be, with the scale each needs."""
         p = self.params
         out = []
         for box in predicted:
@@ -428,9 +426,6 @@ class FrameScanner:
             m = 0.6 * size + 0.5 * p.min_face
             r = _clip((box[0] - m, box[1] - m, box[2] + m, box[3] + m), self.width, self.height)
             if r[2] <= r[0] or r[3] <= r[1]:
-                continue
-            if speed > _SMEAR_SPEED * p.min_face:
-                out.append((r, min(p.scale, p.min_face / max(h, 1.0))))
                 continue
             # A tracked face needs only to reach ~40 detector px, never above the full scale.
             out.append((r, min(p.scale, max(1.0, 40.0 / max(h, 1.0)))))
@@ -543,6 +538,11 @@ class FrameScanner:
                     mine[:, [0, 2]] = np.clip(mine[:, [0, 2]], px, px + crop.shape[1])
                     mine[:, [1, 3]] = np.clip(mine[:, [1, 3]], py, py + crop.shape[0])
                     mine = mine[~self._at_cut_edge(mine, region, crop, px, py)]
+                    if region.kind == "smeared":
+                        # Shrunk, a textured background scores like a face more often
+                        # (0.10-0.11 on the body-worn test clip's coffee shop: extra
+                        # tracks); the smeared faces this pass is for scored 0.12-0.4.
+                        mine = mine[mine[:, 4] >= _SMEARED_SCORE]
                     if len(mine):
                         out.append(self._to_frame(mine, region, crop, px, py))
         return out
@@ -606,7 +606,8 @@ class FrameScanner:
         speed = self._camera_speed(index)
         if not full:
             self.stats.partial_looks += 1
-            regions = self._focus_regions([], self._track_boxes(predicted, speed), [])
+            regions = self._focus_regions([], self._track_boxes(predicted), [])
+            regions += self._smeared(regions, speed)
             return self._finish_look(self._detect(image, regions) if regions else [])
         if not self.is_look(index):
             return None
@@ -627,7 +628,7 @@ class FrameScanner:
             if self._sweep_pos >= len(self._sweep):
                 self._sweep_pos -= len(self._sweep)
                 self.stats.sweeps += 1
-        regions = self._focus_regions(motion, self._track_boxes(predicted, speed), sweep)
+        regions = self._focus_regions(motion, self._track_boxes(predicted), sweep)
         regions += self._smeared(regions, speed) + sweep
         return self._finish_look(self._detect(image, regions))
 
@@ -638,23 +639,24 @@ class FrameScanner:
         return math.hypot(*self._motion.velocity(index))
 
     def _smeared(self, regions: list[_Region], speed: float) -> list[_Region]:
-        """On a fast-moving camera, the motion regions again with faces at ``min_face`` px.
+        """On a fast-moving camera, the motion and track regions again, with faces brought
+        to about ``min_face`` px instead of enlarged.
 
         Issue #13 (ptz): during a pan a sharp-enough face of 25-35 px, smeared by 7-20 px,
         was searched in a motion region enlarged 1.4x (sized for the smallest, 20 px face)
         and scored 0.02-0.07 there; the same face brought down to about 20 px scored
         0.2-0.4. Enlarging a smeared face enlarges the smear the detector must see through,
         shrinking it shrinks it. So above :data:`_SMEAR_SPEED` the look searches its motion
-        regions at both scales (the extra pass costs a quarter of the first: half the
-        scale); track regions are searched at the smaller scale alone
-        (:meth:`_track_boxes`).
+        and track regions at both scales (the extra pass costs a quarter of the first:
+        half the scale), keeping only what the second pass scores at least
+        :data:`_SMEARED_SCORE`.
         """
         p = self.params
         if speed <= _SMEAR_SPEED * p.min_face:
             return []
         small = 1.0 / p.scale
-        return [_Region(r.x0, r.y0, r.x1, r.y1, min(r.scale, small), "smeared")
-                for r in regions if r.kind == "motion" and r.scale > small * 1.2]
+        return [_Region(r.x0, r.y0, r.x1, r.y1, small, "smeared")
+                for r in regions if r.kind in ("motion", "track") and r.scale > small * 1.2]
 
     def _finish_look(self, found: list[Boxes]) -> Boxes:
         boxes = np.concatenate(found) if found else np.empty((0, 5), np.float32)

@@ -143,8 +143,8 @@ def test_faces_smeared_by_a_pan_are_searched_at_the_size_they_are_found(
     smeared 7-20 px by the pan scored 0.02-0.07 there, where the same face brought to 20 px
     scored 0.2-0.4 (benchmarks/redaction_misses.py: 23 identifiable misses on the 3 s clip,
     every one searched or near a search and not found). On a fast-moving camera a look now
-    also searches its motion regions with faces at the smallest size, and its track regions
-    at that size alone. Measured here: before, 7 of 21 faces found at the looks of a
+    also searches its motion and track regions with faces at the smallest size (keeping
+    what that pass scores 0.12 or more). Measured here: before, 7 of 21 faces found at the looks of a
     34 px/frame pan; after, 15 of 21 (the tracker carries each face between looks)."""
     before, there = _found_on_pan(detector, smear_speed=1e9)  # the extra pass never runs
     after, _ = _found_on_pan(detector)
