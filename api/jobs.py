@@ -26,8 +26,10 @@ Long footage (settings ``redaction_chunk_s``, ``redaction_chunk_overlap_s``,
 ``redaction_workers``; :mod:`redaction.chunks`): the plan or redact job is the *parent*. It
 lays the recording out in chunks at keyframes and submits one ``redaction_chunk`` child job
 per chunk (``parent_id``; params ``chunk`` and the recording's ``sha256``), which any worker
-on any host runs: decrypt into its own spool, plan the chunk with its overlap, save the chunk
-plan on the child row. While it waits, the parent runs queued children itself, so one worker
+on any host runs: decrypt only the chunk's byte ranges of the recording (the MP4 header and
+index and the chunk's packets, ``chunk.ranges``; the whole recording for other containers) into
+a sparse 0600 file in its own spool, plan the chunk with its overlap, save the chunk plan on
+the child row. While it waits, the parent runs queued children itself, so one worker
 alone still finishes (and N workers share the chunks); its progress is the children's
 together. It then merges the chunk plans into one plan (tracks joined across the borders) and,
 for a redact or render job, renders the chunks on ``redaction_workers`` threads and joins them
@@ -44,6 +46,7 @@ import os
 import socket
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -69,7 +72,7 @@ from vault.casework.jobs import (
     open_queue,
     spool_dir,
 )
-from vault.vault import Vault
+from vault.vault import ByteRange, Vault
 
 
 def open_job_queue(settings: Settings, *, immediate: bool = False, vault: Vault | None = None) -> JobQueue:
@@ -358,6 +361,44 @@ def _gather(ctx: JobContext, queue: JobQueue, children: list[str], layout: Chunk
             pass
 
 
+def _fetch_ranges(ctx: JobContext, rid: str, chunk: Chunk, dest: Path) -> int:
+    """Decrypt only ``chunk.ranges`` of recording ``rid`` into ``dest`` at their offsets.
+
+    ``dest`` is created 0600 (in the job's 0700 spool folder, removed afterwards) and sized
+    as the recording, a sparse file: the bytes not fetched read as zeros and take no disk.
+    The MP4's index is among the ranges, so the chunk's packets are found where they were;
+    :func:`redaction.chunks.plan_chunk` refuses a cut that needs a byte not fetched. Each
+    range is one read, one custody event naming its bytes. Returns the bytes decrypted.
+    Raises ChunkError when a range is not within the recording (a layout for other footage).
+    """
+    vault = ctx.vault
+    size = vault.recording(rid).size
+    if chunk.ranges[-1][1] > size:
+        raise ChunkError(f"chunk {chunk.index} asks for bytes up to {chunk.ranges[-1][1]} of "
+                         f"recording {rid}, which has {size}: the layout is for other footage")
+    fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    fetched = 0
+    try:
+        os.ftruncate(fd, size)
+        for a, b in chunk.ranges:
+            _, _, parts = vault.read(rid, actor=ctx.actor, purpose=ctx.purpose,
+                                     byte_range=ByteRange(a, b - 1),
+                                     action=Action.REDACTION_PLANNED,
+                                     details={"job_id": ctx.job.id, "chunk": chunk.index})
+            at = a
+            for part in parts:
+                os.pwrite(fd, part, at)
+                at += len(part)
+            if at != b:
+                raise ChunkError(f"chunk {chunk.index}: read {at - a} bytes of recording "
+                                 f"{rid} at {a}, not {b - a}")
+            fetched += b - a
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return fetched
+
+
 def run_redaction_chunk(ctx: JobContext) -> dict[str, Any]:
     """Plan one chunk of a recording (a child of a plan or redact job): the chunk plan is
     saved on the job, in the chunk's own frame numbers."""
@@ -371,15 +412,22 @@ def run_redaction_chunk(ctx: JobContext) -> dict[str, Any]:
     total = ctx.params.get("chunks")
     with spool_dir(vault, "chunk-") as work:
         source = work / "master.mp4"
-        ctx.progress(0.0, "decrypting the recording", force=True)
-        vault.export_file(rid, source, actor=ctx.actor, purpose=ctx.purpose,
-                          action=Action.REDACTION_PLANNED)
-        plan = plan_chunk(source, chunk, work=work, mask=_mask(ctx),
+        if chunk.ranges:
+            ctx.progress(0.0, "decrypting the chunk's part of the recording", force=True)
+            fetched = _fetch_ranges(ctx, rid, chunk, source)
+        else:
+            ctx.progress(0.0, "decrypting the recording", force=True)
+            vault.export_file(rid, source, actor=ctx.actor, purpose=ctx.purpose,
+                              action=Action.REDACTION_PLANNED)
+            fetched = recording.size
+        plan = plan_chunk(source, chunk, work=work, present=chunk.ranges, mask=_mask(ctx),
                           caption=ctx.params.get("caption"), progress=_reporter(ctx, 0.0, 1.0))
     ctx.plan = plan.to_dict()
     return {"recording_id": rid, "chunk": chunk.index, "chunks": total,
             "frames": [chunk.plan_start, chunk.plan_stop], "owns": [chunk.start, chunk.stop],
             "tracks": len(plan.tracks),
+            # Bytes of the recording this job decrypted (of "size").
+            "decrypted_bytes": fetched, "size": recording.size,
             # Which worker planned it (host:pid): chunks of one video spread over machines.
             "worker": f"{socket.gethostname()}:{os.getpid()}"}
 

@@ -47,6 +47,7 @@ joined frames are shown) are read and reviewed together.
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import functools
 import hashlib
 import itertools
@@ -140,6 +141,10 @@ class _Index:
     tb: Fraction
     cuts: list[int]  # frame indices of clean cut points (0 included)
     rotation: int
+    #: Where each video packet lies in the file, (start, end) bytes, in decode order, with
+    #: its pts; empty for containers whose packets cannot be fetched by byte range (not MP4).
+    spans: list[tuple[int, int, int]] = dataclasses.field(default_factory=list)
+    file_size: int = 0
 
     @property
     def frame_count(self) -> int:
@@ -164,10 +169,19 @@ def _index(source: Path) -> _Index:
             zero = 0 if container.start_time is None else Fraction(container.start_time,
                                                                     av.time_base)
             decode_order: list[tuple[int, bool]] = []
+            spans: list[tuple[int, int, int]] = []
+            # An MP4's index (moov) names every packet's bytes: a chunk job can fetch just
+            # the header and its own packets (see chunk_ranges).
+            ranged = "mp4" in (container.format.name or "").split(",")
             for packet in container.demux(vs):
                 if packet.pts is None or packet.size == 0:
                     continue
                 decode_order.append((int(packet.pts), bool(packet.is_keyframe)))
+                if ranged and packet.pos is not None and packet.pos >= 0:
+                    spans.append((int(packet.pos), int(packet.pos) + packet.size,
+                                  int(packet.pts)))
+                else:
+                    ranged = False
     except av.error.FFmpegError as exc:
         raise MediaError(f"cannot read the packets of {source}: {exc}", path=source) from exc
     if not decode_order:
@@ -188,7 +202,8 @@ def _index(source: Path) -> _Index:
             cuts.append(position[p])
         prefix_max = max(prefix_max, p)
     times = [float(p * tb - zero) for p in pts]
-    return _Index(times=times, pts=pts, tb=tb, cuts=sorted(set(cuts)), rotation=info.rotation)
+    return _Index(times=times, pts=pts, tb=tb, cuts=sorted(set(cuts)), rotation=info.rotation,
+                  spans=spans if ranged else [], file_size=source.stat().st_size)
 
 
 @dataclass(frozen=True)
@@ -202,20 +217,30 @@ class Chunk:
     stop: int
     plan_start: int
     plan_stop: int
+    #: The bytes of the recording a chunk job needs, (start, end) half-open, sorted (see
+    #: :func:`chunk_ranges`); empty: the whole recording.
+    ranges: tuple[tuple[int, int], ...] = ()
 
-    def to_dict(self) -> dict[str, int]:
-        """JSON-ready (a chunk job's params)."""
-        return {"index": self.index, "start": self.start, "stop": self.stop,
-                "plan_start": self.plan_start, "plan_stop": self.plan_stop}
+    def to_dict(self, *, ranges: bool = True) -> dict[str, Any]:
+        """JSON-ready (a chunk job's params; without ``ranges`` for provenance)."""
+        out: dict[str, Any] = {"index": self.index, "start": self.start, "stop": self.stop,
+                               "plan_start": self.plan_start, "plan_stop": self.plan_stop}
+        if ranges and self.ranges:
+            out["ranges"] = [list(r) for r in self.ranges]
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Chunk:
         """Read :meth:`to_dict`'s output. Raises ChunkError when it is not a chunk."""
         try:
             chunk = cls(**{k: int(data[k]) for k in ("index", "start", "stop", "plan_start",
-                                                     "plan_stop")})
+                                                     "plan_stop")},
+                        ranges=tuple((int(a), int(b)) for a, b in data.get("ranges") or ()))
         except (KeyError, TypeError, ValueError) as exc:
             raise ChunkError(f"not a chunk: {data!r}") from exc
+        if any(not 0 <= a < b for a, b in chunk.ranges) or list(chunk.ranges) != sorted(
+                chunk.ranges):
+            raise ChunkError(f"chunk {chunk.index}: byte ranges out of order ({data!r})")
         if not (0 <= chunk.plan_start <= chunk.start < chunk.stop <= chunk.plan_stop):
             raise ChunkError(f"chunk {chunk.index}: frames out of order ({chunk.to_dict()})")
         return chunk
@@ -238,7 +263,8 @@ class ChunkLayout:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready (provenance and job results)."""
         return {"frame_count": self.frame_count, "chunk_s": self.chunk_s,
-                "overlap_s": self.overlap_s, "chunks": [c.to_dict() for c in self.chunks]}
+                "overlap_s": self.overlap_s,
+                "chunks": [c.to_dict(ranges=False) for c in self.chunks]}
 
 
 def _layout(idx: _Index, chunk_s: float, overlap_s: float) -> ChunkLayout:
@@ -273,8 +299,43 @@ def _layout(idx: _Index, chunk_s: float, overlap_s: float) -> ChunkLayout:
         hi = bisect.bisect_left(idx.times, idx.times[stop - 1] + overlap_s) + 1
         plan_start = max((c for c in idx.cuts if c <= lo), default=0)
         plan_stop = min((c for c in idx.cuts if c >= hi), default=n)
-        chunks.append(Chunk(i, start, stop, min(plan_start, start), max(plan_stop, stop)))
+        chunk = Chunk(i, start, stop, min(plan_start, start), max(plan_stop, stop))
+        chunks.append(dataclasses.replace(chunk, ranges=_ranges(idx, chunk)))
     return ChunkLayout(n, tuple(chunks), chunk_s, overlap_s)
+
+
+#: Byte ranges closer than this are fetched as one (a custody event and a request fewer).
+_RANGE_GAP = 64 * 1024
+
+
+def _ranges(idx: _Index, chunk: Chunk) -> tuple[tuple[int, int], ...]:
+    """The bytes a job planning ``chunk`` needs from the recording: the header (everything
+    before the first video packet: ftyp, moov when it is at the front), the first packet
+    (the keyframe :func:`~redaction.media.probe` decodes), the packets from the chunk's first
+    planned keyframe to the packet after its last planned frame (audio between them comes
+    along), and everything after the last video packet (moov when it is at the end). Empty
+    when the container's packets cannot be fetched by byte range."""
+    if not idx.spans:
+        return ()
+    at = {pts: j for j, (_, _, pts) in enumerate(idx.spans)}
+    first = at[idx.pts[chunk.plan_start]]
+    last = at[idx.pts[chunk.plan_stop]] if chunk.plan_stop < idx.frame_count \
+        else len(idx.spans) - 1
+    own = idx.spans[first:last + 1]
+    data_start = min(a for a, _, _ in idx.spans)
+    data_end = max(b for _, b, _ in idx.spans)
+    wanted = sorted([(0, data_start), idx.spans[0][:2],
+                     (min(a for a, _, _ in own), max(b for _, b, _ in own)),
+                     (data_end, idx.file_size)])
+    merged: list[tuple[int, int]] = []
+    for a, b in wanted:
+        if a >= b:
+            continue
+        if merged and a <= merged[-1][1] + _RANGE_GAP:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], b))
+        else:
+            merged.append((a, b))
+    return tuple(merged)
 
 
 def chunk_layout(source: str | Path, *, chunk_s: float, overlap_s: float) -> ChunkLayout:
@@ -289,10 +350,13 @@ def chunk_layout(source: str | Path, *, chunk_s: float, overlap_s: float) -> Chu
     return _layout(_index(Path(source)), chunk_s, overlap_s)
 
 
-def _cut(source: Path, idx: _Index, first: int, stop: int, dest: Path) -> Path:
+def _cut(source: Path, idx: _Index, first: int, stop: int, dest: Path,
+         present: Sequence[tuple[int, int]] = ()) -> Path:
     """Copy the packets of frames ``first`` to ``stop - 1`` (a cut point to a cut point or the
-    end) into an MP4, untouched. Raises ChunkError when the copy is not exactly
-    those frames."""
+    end) into an MP4, untouched. ``present``: the only bytes of ``source`` that hold the
+    recording (a chunk job fetched just those); every packet copied must lie in them. Raises
+    ChunkError when the copy is not exactly those frames, or a packet lies outside
+    ``present``."""
     lo = idx.pts[first]
     hi = idx.pts[stop] if stop < idx.frame_count else None
     written = 0
@@ -312,6 +376,12 @@ def _cut(source: Path, idx: _Index, first: int, stop: int, dest: Path) -> Path:
                     started = True
                 if hi is not None and packet.pts >= hi:
                     break  # the next chunk's keyframe: a clean cut shows nothing after it
+                pos = -1 if packet.pos is None else int(packet.pos)
+                if present and not any(a <= pos and pos + packet.size <= b
+                                       for a, b in present):
+                    raise ChunkError(
+                        f"frames {first}-{stop - 1} of {source.name}: a packet at byte "
+                        f"{packet.pos} lies outside the byte ranges fetched for this chunk")
                 packet.stream = ovs
                 out.mux(packet)
                 written += 1
@@ -328,6 +398,7 @@ def _cut(source: Path, idx: _Index, first: int, stop: int, dest: Path) -> Path:
 
 
 def plan_chunk(source: str | Path, chunk: Chunk, *, work: str | Path,
+               present: Sequence[tuple[int, int]] = (),
                scan: ScanParams = _SCAN, track: TrackParams = _TRACK,
                mask: MaskSpec = _MASK, caption: str | None = None,
                detector: Detector | None = None,
@@ -335,6 +406,9 @@ def plan_chunk(source: str | Path, chunk: Chunk, *, work: str | Path,
     """Plan the frames ``chunk`` plans (its own and the overlap), cut from ``source`` into
     ``work`` (removed afterwards). The plan's frames count from ``chunk.plan_start``; its
     ``source`` is the cut, not the recording (:func:`merge_chunk_plans` puts it back).
+
+    ``present``: where ``source`` holds only some bytes of the recording (a chunk job
+    fetched ``chunk.ranges``), those bytes; a packet the cut needs outside them is an error.
 
     Raises MediaError, ChunkError (the cut is not the frames planned).
     """
@@ -345,7 +419,7 @@ def plan_chunk(source: str | Path, chunk: Chunk, *, work: str | Path,
                          f"{src.name} has {idx.frame_count}: the layout is for other footage")
     folder = Path(tempfile.mkdtemp(prefix=f".chunk-{chunk.index}-", dir=Path(work)))
     try:
-        cut = _cut(src, idx, chunk.plan_start, chunk.plan_stop, folder / "plan.mp4")
+        cut = _cut(src, idx, chunk.plan_start, chunk.plan_stop, folder / "plan.mp4", present)
         plan = plan_video(cut, scan=scan, track=track, mask=mask, caption=caption,
                           detector=detector, progress=progress)
     finally:

@@ -316,3 +316,32 @@ def test_two_worker_processes_share_one_long_video_on_redis(
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait()
+
+
+def test_chunk_jobs_decrypt_only_their_part_of_the_recording(
+        vault: Vault, long_clip: Clip) -> None:
+    """Issue #13 item 5 (K2 task 3): each chunk job decrypted the whole recording, so a long
+    recording was decrypted once per chunk. Now the parent's layout names each chunk's bytes
+    (the MP4 header and index, the first keyframe, the chunk's packets with their overlap,
+    the trailer) and the chunk job decrypts only those, into a 0600 sparse file in its own
+    spool; every read is a custody event naming its bytes. The plan is the one made from the
+    whole file (the first test compares it with plan_chunked on the clip itself)."""
+    rec = _store(vault, long_clip)
+    queue = open_job_queue(vault.settings, immediate=True, vault=vault)
+    job = queue.submit(JobKind.REDACTION_PLAN, actor=ACTOR, purpose=PURPOSE,
+                       params={"recording_ids": [rec.id]})
+    assert job.state == JobState.SUCCEEDED, job.error
+    children = _children(vault, job.id)
+    assert len(children) == 3
+    read = [c.result["decrypted_bytes"] for c in children if c.result]
+    assert all(c.result and c.result["size"] == rec.size for c in children)
+    # Each reads its part: under the whole, and all three together less than twice it
+    # (before: three times the whole).
+    assert all(n < 0.8 * rec.size for n in read), (read, rec.size)
+    assert sum(read) < 2 * rec.size, (read, rec.size)
+    details = [r.event.details for r in vault.ledger.events(
+        object_id=rec.id, action=Action.REDACTION_PLANNED) if r.event.details.get("range")]
+    assert {d["chunk"] for d in details} == {0, 1, 2}
+    assert sum(d["range"][1] - d["range"][0] + 1 for d in details) == sum(read)
+    plan = RedactionPlan.model_validate(job.plan)
+    assert len(plan.tracks) == 2 and plan.source.frame_count == 200

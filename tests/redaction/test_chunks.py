@@ -20,7 +20,7 @@ either way; the area differs by that second box.
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from fractions import Fraction
 from pathlib import Path
 
@@ -35,11 +35,12 @@ from redaction.chunks import (
     _index,
     _sub_plan,
     chunk_layout,
+    plan_chunk,
     plan_chunked,
     render_chunked,
     source_info,
 )
-from redaction.errors import EncodeError, MediaError, PlanError
+from redaction.errors import ChunkError, EncodeError, MediaError, PlanError
 from redaction.plan import Keyframe, ManualBox
 from redaction.synthetic import Clip, Face, circle, linear
 
@@ -400,3 +401,47 @@ def test_a_person_leaving_in_one_chunk_and_back_in_the_next_is_one_track(
     # Keeping the returning person keeps them on both sides of the gap.
     kept = chunked.with_keep({returning.id})
     assert all(not t.keep for t in kept.tracks if t.id != returning.id)
+
+
+def _sparse(source: Path, dest: Path, ranges: Sequence[tuple[int, int]]) -> Path:
+    """A copy of ``source`` holding only ``ranges`` (zeros elsewhere), as a chunk job has."""
+    data = source.read_bytes()
+    with dest.open("wb") as out:
+        out.truncate(len(data))
+        for a, b in ranges:
+            out.seek(a)
+            out.write(data[a:b])
+    return dest
+
+
+def test_a_chunk_plans_from_its_byte_ranges_alone(long_clip: Clip, tmp_path: Path,
+                                                  detector: CenterFace) -> None:
+    """Issue #13 item 5 (K2 task 3): a chunk names the bytes of the MP4 it needs (header and
+    index, first keyframe, its packets with the overlap, trailer); planned from a file
+    holding only those, it gives the plan the whole file gives. A packet it needs outside
+    the bytes present is refused, not decoded as zeros; footage that is not MP4 names no
+    ranges (the chunk job decrypts it whole)."""
+    layout = chunk_layout(long_clip.path, chunk_s=CHUNK_S, overlap_s=OVERLAP_S)
+    chunk = layout.chunks[1]
+    size = long_clip.path.stat().st_size
+    assert chunk.ranges and sum(b - a for a, b in chunk.ranges) < 0.8 * size
+    part = _sparse(long_clip.path, tmp_path / "part.mp4", chunk.ranges)
+    whole = plan_chunk(long_clip.path, chunk, work=tmp_path, detector=detector)
+    alone = plan_chunk(part, chunk, work=tmp_path, present=chunk.ranges, detector=detector)
+    assert [t.boxes for t in alone.tracks] == [t.boxes for t in whole.tracks]
+    # A 4 KiB hole in the middle of the largest range: the chunk's packets.
+    a, b = max(chunk.ranges, key=lambda r: r[1] - r[0])
+    mid = (a + b) // 2
+    lacking = tuple(sorted({*chunk.ranges} - {(a, b)} | {(a, mid), (mid + 4096, b)}))
+    with pytest.raises(ChunkError, match="outside the byte ranges"):
+        plan_chunk(_sparse(long_clip.path, tmp_path / "less.mp4", lacking), chunk,
+                   work=tmp_path, present=lacking, detector=detector)
+    mkv = tmp_path / "long.mkv"
+    with av.open(str(long_clip.path)) as src, av.open(str(mkv), mode="w") as dst:
+        vs = dst.add_stream_from_template(src.streams.video[0])
+        for packet in src.demux(src.streams.video[0]):
+            if packet.size:
+                packet.stream = vs
+                dst.mux(packet)
+    assert all(not c.ranges for c in chunk_layout(mkv, chunk_s=CHUNK_S,
+                                                  overlap_s=OVERLAP_S).chunks)
