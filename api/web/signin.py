@@ -20,9 +20,8 @@ from fastapi.responses import Response
 from sqlalchemy import select
 
 from vault.access import credentials, web_sessions
-from vault.ledger.custody import Action
 from vault.errors import InvalidInput, NotFound, Unauthenticated
-from vault.access.identity import ANONYMOUS, User, authenticate, log_denial_summaries
+from vault.access.identity import User, authenticate, log_denial_summaries, record_refusal
 from vault.vault import Vault
 from vault.access.web_sessions import ActiveSession, Stage
 
@@ -70,16 +69,8 @@ def _refusal(vault: Vault, request: Request, error: Unauthenticated, *, name: st
         log_denial_summaries(vault, due)
         if not alone:
             return
-    vault.ledger.record(
-        Action.ACCESS_DENIED,
-        actor=user.name if user else ANONYMOUS,
-        actor_role=user.role.value if user else None,
-        actor_org=user.organisation if user else None,
-        client_addr=addr,
-        object_ids=[user.id] if user else [],
-        # Never the name typed for an unknown user: people type passwords into that field.
-        details={"reason": f"sign-in: {error.reason}", "route": _route(request)},
-    )
+    record_refusal(vault, user, f"sign-in: {error.reason}", client_addr=addr,
+                   route=_route(request))
 
 
 @router.get("/")

@@ -121,3 +121,21 @@ def test_set_sites(vault: Vault) -> None:
     identity.create_user(vault, name="a", role="asb_officer", organisation="X", sites=["A"], actor=OP)
     assert identity.set_sites(vault, "a", ["B", "C"], actor=OP) == ["B", "C"]
     assert identity.principal_for(vault, "a").sites == frozenset({"B", "C"})
+
+
+def test_record_refusal_is_the_one_place_a_refused_sign_in_is_logged(vault: Vault) -> None:
+    """Issue #14 (S2, duplicates): the web sign-in and token authentication each built the
+    same ``access_denied`` event by hand; both now call identity.record_refusal. A known user
+    is the actor (with role, organisation and their id as the object); an unknown one is
+    ANONYMOUS about the target, and the route is cut to 256 characters."""
+    user = identity.create_user(vault, name="a", role="auditor", organisation="X", actor=OP)
+    identity.record_refusal(vault, user, "sign-in: wrong-password", client_addr="10.0.0.1",
+                            route="/sign-in")
+    identity.record_refusal(vault, None, "authentication: unknown-token", client_addr=None,
+                            route="/" + "r" * 300, token_id="t-1", target="t-1")
+    known, unknown = [e.event for e in vault.ledger.events(action="access_denied", limit=10)][-2:]
+    assert (known.actor, known.actor_role, known.actor_org, known.object_ids) == (
+        "a", "auditor", "X", (user.id,))
+    assert known.details == {"reason": "sign-in: wrong-password", "route": "/sign-in"}
+    assert unknown.actor == identity.ANONYMOUS and list(unknown.object_ids) == ["t-1"]
+    assert len(unknown.details["route"]) == 256 and unknown.details["token_id"] == "t-1"

@@ -51,7 +51,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from vault.actors import Actor, Role
 from vault.storage.catalog import Base, new_id, utcnow
 from vault.ledger.custody import Action
-from vault.ledger.events import UserChanged
+from vault.ledger.events import AccessDenied, UserChanged
 from vault.ending import Ending, end_record
 from .denials import DenialSummary, DenialThrottle
 from vault.errors import InvalidInput, NotFound, Unauthenticated
@@ -800,18 +800,21 @@ def log_denial_summaries(vault: Vault, summaries: list[DenialSummary]) -> None:
                             details=s.details())
 
 
-def _refuse(
+def record_refusal(
     vault: Vault,
     user: User | None,
-    message: str,
     reason: str,
+    *,
     client_addr: str | None,
     route: str | None,
-    *,
     token_id: str | None = None,
     target: str | None = None,
 ) -> None:
-    details: dict[str, object] = {"reason": f"authentication: {reason}"}
+    """Log a refused sign-in or authentication as ``access_denied``: as ``user`` when the
+    refusal names a known one (their role and organisation too, the object their id), else as
+    ``ANONYMOUS`` about ``target``; never the name typed for an unknown user, since people type
+    passwords into that field. ``route`` is cut to 256 characters."""
+    details = AccessDenied(reason=reason)
     if route:
         details["route"] = route[:256]
     if token_id:
@@ -825,6 +828,21 @@ def _refuse(
         object_ids=[user.id] if user else [target] if target else [],
         details=details,
     )
+
+
+def _refuse(
+    vault: Vault,
+    user: User | None,
+    message: str,
+    reason: str,
+    client_addr: str | None,
+    route: str | None,
+    *,
+    token_id: str | None = None,
+    target: str | None = None,
+) -> None:
+    record_refusal(vault, user, f"authentication: {reason}", client_addr=client_addr,
+                   route=route, token_id=token_id, target=target)
     raise Unauthenticated(message, reason=reason)
 
 

@@ -240,6 +240,7 @@ class AccessDenied(TypedDict, total=False):
     reason: Annotated[str, "why"]
     route: Annotated[str, "the route asked"]
     permission: Annotated[str, "what was asked for"]
+    token_id: Annotated[str, "the API token presented (a refused authentication)"]
 
 
 class GapRecorded(TypedDict, total=False):
