@@ -686,9 +686,9 @@ def authenticate(
         log_denial_summaries(vault, due)
         if not alone:
             raise Unauthenticated(message, reason=reason)
-    _refuse(vault, decision.user, message, reason, client_addr, route,
-            token_id=decision.token_id, target=decision.denied_target)
-    raise AssertionError("unreachable")  # pragma: no cover
+    record_refusal(vault, decision.user, f"authentication: {reason}", client_addr=client_addr,
+                   route=route, token_id=decision.token_id, target=decision.denied_target)
+    raise Unauthenticated(message, reason=reason)
 
 
 @dataclass
@@ -830,22 +830,6 @@ def record_refusal(
     )
 
 
-def _refuse(
-    vault: Vault,
-    user: User | None,
-    message: str,
-    reason: str,
-    client_addr: str | None,
-    route: str | None,
-    *,
-    token_id: str | None = None,
-    target: str | None = None,
-) -> None:
-    record_refusal(vault, user, f"authentication: {reason}", client_addr=client_addr,
-                   route=route, token_id=token_id, target=target)
-    raise Unauthenticated(message, reason=reason)
-
-
 __all__ = [
     "ANONYMOUS",
     "DEFAULT_BIND_WINDOW",
@@ -871,6 +855,7 @@ __all__ = [
     "log_denial_summaries",
     "new_token",
     "principal_for",
+    "record_refusal",
     "revoke_token",
     "set_active",
     "set_role",
