@@ -58,6 +58,7 @@ from redaction.clips import assemble_clip
 from redaction.errors import ChunkError
 from redaction.redacted_copy import redact_recording
 from vault.config import Settings
+from vault.actors import Actor, Purpose
 from vault.ledger.custody import Action
 from vault.errors import InvalidInput
 from vault.casework.jobs import (
@@ -361,17 +362,18 @@ def _gather(ctx: JobContext, queue: JobQueue, children: list[str], layout: Chunk
             pass
 
 
-def _fetch_ranges(ctx: JobContext, rid: str, chunk: Chunk, dest: Path) -> int:
+def fetch_chunk(vault: Vault, rid: str, chunk: Chunk, dest: Path, *, actor: Actor,
+                purpose: Purpose, details: dict[str, Any]) -> int:
     """Decrypt only ``chunk.ranges`` of recording ``rid`` into ``dest`` at their offsets.
 
     ``dest`` is created 0600 (in the job's 0700 spool folder, removed afterwards) and sized
     as the recording, a sparse file: the bytes not fetched read as zeros and take no disk.
     The MP4's index is among the ranges, so the chunk's packets are found where they were;
     :func:`redaction.chunks.plan_chunk` refuses a cut that needs a byte not fetched. Each
-    range is one read, one custody event naming its bytes. Returns the bytes decrypted.
-    Raises ChunkError when a range is not within the recording (a layout for other footage).
+    range is one read, one custody event (``redaction_planned``) naming its bytes and
+    ``details``. Returns the bytes decrypted. Raises ChunkError when a range is not within
+    the recording (a layout for other footage), and what :meth:`Vault.read` raises.
     """
-    vault = ctx.vault
     size = vault.recording(rid).size
     if chunk.ranges[-1][1] > size:
         raise ChunkError(f"chunk {chunk.index} asks for bytes up to {chunk.ranges[-1][1]} of "
@@ -381,10 +383,9 @@ def _fetch_ranges(ctx: JobContext, rid: str, chunk: Chunk, dest: Path) -> int:
     try:
         os.ftruncate(fd, size)
         for a, b in chunk.ranges:
-            _, _, parts = vault.read(rid, actor=ctx.actor, purpose=ctx.purpose,
+            _, _, parts = vault.read(rid, actor=actor, purpose=purpose,
                                      byte_range=ByteRange(a, b - 1),
-                                     action=Action.REDACTION_PLANNED,
-                                     details={"job_id": ctx.job.id, "chunk": chunk.index})
+                                     action=Action.REDACTION_PLANNED, details=details)
             at = a
             for part in parts:
                 os.pwrite(fd, part, at)
@@ -414,7 +415,9 @@ def run_redaction_chunk(ctx: JobContext) -> dict[str, Any]:
         source = work / "master.mp4"
         if chunk.ranges:
             ctx.progress(0.0, "decrypting the chunk's part of the recording", force=True)
-            fetched = _fetch_ranges(ctx, rid, chunk, source)
+            fetched = fetch_chunk(vault, rid, chunk, source, actor=ctx.actor,
+                                  purpose=ctx.purpose,
+                                  details={"job_id": ctx.job.id, "chunk": chunk.index})
         else:
             ctx.progress(0.0, "decrypting the recording", force=True)
             vault.export_file(rid, source, actor=ctx.actor, purpose=ctx.purpose,
@@ -435,6 +438,7 @@ def run_redaction_chunk(ctx: JobContext) -> dict[str, Any]:
 __all__ = [
     "JobQueueDep",
     "bound_plan",
+    "fetch_chunk",
     "get_job_queue",
     "open_job_queue",
     "run_redact",

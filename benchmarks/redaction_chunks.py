@@ -19,6 +19,12 @@ load average is printed before and after; compare rows of one run, not runs.
 
 Run: ``python benchmarks/redaction_chunks.py [--seconds 600] [--workers 1,2]``. Files go to
 ``benchmarks/out/`` (git-ignored). Ends with one summary line.
+
+``--decrypt``: instead, what each chunk job decrypts. The clip is stored in a vault made for
+the run (encrypted as any recording), and for each chunk of the layout the bytes it needs are
+decrypted as a chunk job does (:func:`api.jobs.fetch_chunk`), against the whole recording
+(``Vault.export_file``, what every chunk job did before). One summary line: bytes and seconds,
+per chunk and in all. No detection runs.
 """
 
 from __future__ import annotations
@@ -74,6 +80,55 @@ def make_long(out: Path, seconds: float, segment: float) -> Path:
     return long
 
 
+def decrypt_rows(src: Path, chunk_s: float, overlap_s: float, out: Path) -> str:
+    """Decrypt ``src``'s chunks as chunk jobs do, and whole; the summary line."""
+    import datetime as dt
+    import shutil
+    import tempfile
+
+    from api.jobs import fetch_chunk
+    from vault import Settings, Vault
+    from vault.actors import Actor, Purpose, Role
+    from vault.capture import Capture
+    from vault.storage.catalog import MediaKind, SourceKind
+
+    actor = Actor(user="bench", role=Role.IG_OFFICER, organisation="Bench")
+    purpose = Purpose(purpose="benchmark", reference="BENCH-1")
+    layout = chunk_layout(src, chunk_s=chunk_s, overlap_s=overlap_s)
+    home = Path(tempfile.mkdtemp(prefix="decrypt-", dir=out))
+    try:
+        with Vault.init(Settings(home=home)) as vault:
+            t = time.perf_counter()
+            rec = vault.put_file(src, Capture(
+                source_id="bench", source_kind=SourceKind.CCTV, site="Bench",
+                captured_at=dt.datetime(2026, 12, 1, tzinfo=dt.UTC),
+                media_kind=MediaKind.VIDEO, original_name=src.name), actor=actor)
+            print(f"stored {rec.size / 1e6:.1f} MB in {time.perf_counter() - t:.1f} s")
+            t = time.perf_counter()
+            vault.export_file(rec.id, home / "whole.mp4", actor=actor, purpose=purpose)
+            whole_s = time.perf_counter() - t
+            (home / "whole.mp4").unlink()
+            print(f"  whole recording: {rec.size / 1e6:8.1f} MB {whole_s:6.2f} s (each chunk "
+                  "job, before)")
+            total_b, total_s = 0, 0.0
+            for c in layout.chunks:
+                t = time.perf_counter()
+                n = fetch_chunk(vault, rec.id, c, home / f"chunk-{c.index}.mp4", actor=actor,
+                                purpose=purpose, details={"chunk": c.index})
+                took = time.perf_counter() - t
+                (home / f"chunk-{c.index}.mp4").unlink()
+                total_b, total_s = total_b + n, total_s + took
+                print(f"  chunk {c.index}: {n / 1e6:8.1f} MB {took:6.2f} s "
+                      f"({len(c.ranges)} ranges)")
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+    k = len(layout.chunks)
+    return (f"summary: decrypt for {k} chunk jobs of {src.name} ({rec.size / 1e6:.0f} MB): "
+            f"before {k} x whole = {k * rec.size / 1e6:.0f} MB {k * whole_s:.1f} s; after "
+            f"{total_b / 1e6:.0f} MB {total_s:.1f} s (load {os.getloadavg()[0]:.1f} on "
+            f"{os.cpu_count()} shared cores)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     ap.add_argument("--seconds", type=float, default=600.0, help="length of the long clip")
@@ -83,8 +138,14 @@ def main() -> None:
     ap.add_argument("--workers", default="1,2", help="comma-separated worker counts")
     ap.add_argument("--skip-one-pass", action="store_true", help="no one-pass anchor row")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out")
+    ap.add_argument("--decrypt", action="store_true",
+                    help="measure what chunk jobs decrypt (no detection)")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.decrypt:
+        print(decrypt_rows(make_long(args.out, args.seconds, args.segment), args.chunk,
+                           args.overlap, args.out))
+        return
     load0 = os.getloadavg()
     print(f"machine: {os.cpu_count()} cores, load average {load0[0]:.2f} {load0[1]:.2f} "
           f"{load0[2]:.2f} (shared: other work runs beside this)")
