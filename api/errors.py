@@ -164,6 +164,8 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         410: "Gone: deleted by retention, or a revoked, expired or used-up share",
         413: "The request body is larger than this route accepts",
         416: "Range not satisfiable",
+        422: "The footage cannot be decoded (corrupt, truncated, no video), or a redaction plan "
+             "does not validate or fit the footage (`unreadable_media`, `invalid_plan`)",
         502: "The site NVR is down, refused the vault's credentials or answered badly",
         503: "Storage or key service unavailable",
     }

@@ -79,7 +79,7 @@ def authorise_clip(
     "Needs `X-Purpose`; each source read is logged as `clip.cut`, the clip as `clip.assembled`.",
     status_code=status.HTTP_201_CREATED,
     response_model=ClipPublic,
-    responses=responses(400, 401, 403, 404, 410, 503),
+    responses=responses(400, 401, 403, 404, 410, 422, 503),
 )
 def create_clip(
     ctx: ContextDep, purpose: PurposeDep, body: ClipCreate

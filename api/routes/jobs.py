@@ -175,8 +175,7 @@ def read_plan(ctx: ContextDep, job_id: JobId) -> dict[str, Any]:
     "plan's hash. Render it with POST /jobs/{id}/render; a render queued before this edit is "
     "refused when it runs. Needs `X-Purpose` (400 without it).",
     response_model=JobPublic,
-    responses={**responses(400, 401, 403, 404),
-               422: {"description": "The plan does not validate or is for other footage"}},
+    responses=responses(400, 401, 403, 404, 422),
 )
 def edit_plan(
     ctx: ContextDep, purpose: PurposeDep,

@@ -169,8 +169,7 @@ def sheet_response(data: bytes) -> Response:
     "with `details.thumbnails`. Never cached (no-store).",
     response_class=Response,
     responses={200: {"content": {"image/jpeg": {}}, "description": "The sheet"},
-               **responses(400, 401, 403, 404, 410, 503),
-               422: {"description": "The recording's footage does not decode as video"}},
+               **responses(400, 401, 403, 404, 410, 422, 503)},
 )
 def thumbnails(ctx: ContextDep, purpose: PurposeDep, recording_id: RecordingId,
                tiles: Tiles = 10) -> Response:

@@ -13,11 +13,16 @@
    and media from this origin only (no inline script or style, no plugins, no framing),
    ``Cache-Control: no-store`` (pages show personal data, and footage pages above all), no
    MIME sniffing, no referrer to other sites.
+4. **Error pages.** Whatever a page's route raises is an HTML page (``error.html``), never the
+   API's JSON body nor a bare "Internal Server Error": a vault error (media and plan errors
+   from redaction, ingest errors included) with the API's status and a sentence saying what
+   to do (:func:`advice_for`); Starlette's own errors with theirs; anything else 500, logged.
 """
 
 from __future__ import annotations
 
 import hmac
+import logging
 import secrets
 import urllib.parse
 from collections.abc import Callable, Coroutine
@@ -28,9 +33,19 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse
 from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ingest.errors import NvrError
+from redaction.errors import ChunkError, EncodeError, MediaError, PlanError
 from vault.config import Settings
-from vault.errors import AccessDenied, VaultError
+from vault.errors import (
+    AccessDenied,
+    IntegrityError,
+    KeyUnavailable,
+    Shredded,
+    StorageError,
+    VaultError,
+)
 
 from ..errors import status_for
 
@@ -122,9 +137,57 @@ def redirect(url: str) -> RedirectResponse:
     return response
 
 
+_log = logging.getLogger(__name__)
+
+#: What a person can do about an error, by its class (most specific first; check 4). Errors
+#: not named here (refusals, bad input, not found) say what to do in their own message.
+ADVICE: tuple[tuple[type[VaultError], str], ...] = (
+    (ChunkError, "The footage is too long or too damaged to be handled in parts. Try a shorter "
+     "window; if it fails again, tell your administrator, quoting this page's address."),
+    (MediaError, "The footage of this recording cannot be decoded: the file may be damaged or "
+     "cut short, or it is not video. Try another recording from this camera, and tell your "
+     "administrator, quoting this page's address, so they can check it against the camera's "
+     "copy."),
+    (PlanError, "The redaction plan does not fit this footage. Go back, reload the page and "
+     "make the change again; if it fails again, tell your administrator."),
+    (EncodeError, "The redacted copy could not be written. Try again in a few minutes; if it "
+     "fails again, tell your administrator."),
+    (Shredded, "This footage was deleted by the retention schedule and cannot be recovered."),
+    (IntegrityError, "Stored data failed its integrity check, so nothing was shown. Do not use "
+     "another copy: tell your administrator, quoting this page's address, so they can run "
+     "'evidence-vault fixity check'."),
+    (KeyUnavailable, "The vault could not open an encryption key. Tell your administrator "
+     "(the key service or keyring may be unavailable)."),
+    (StorageError, "The vault's storage could not be reached. Wait a few minutes and try "
+     "again; if it persists, tell your administrator."),
+    (NvrError, "The camera's recorder did not answer as expected. Check it is switched on and "
+     "reachable, then try again; if it persists, tell your administrator."),
+)
+#: For an error nobody expected (a bug): the page gives no detail, the log has it.
+UNEXPECTED = ("Something went wrong in the vault and nothing was changed by this step. Try "
+              "again; if it happens again, tell your administrator the time and this page's "
+              "address.")
+
+
+def advice_for(error: VaultError) -> str | None:
+    """What a person can do about ``error`` (check 4), or None when its message says it."""
+    for cls, advice in ADVICE:
+        if isinstance(error, cls):
+            return advice
+    return None
+
+
 def make_route_class(templates: Jinja2Templates) -> type[APIRoute]:
-    """An APIRoute whose errors become HTML pages (not the API's JSON) and whose responses all
-    carry the page headers (check 3)."""
+    """An APIRoute whose errors become HTML pages (check 4: not the API's JSON) and whose
+    responses all carry the page headers (check 3)."""
+
+    def error_page(request: Request, status: int, kind: str, message: str,
+                   advice: str | None, headers: dict[str, str] | None = None) -> Response:
+        return templates.TemplateResponse(
+            request, "error.html",
+            {"status": status, "kind": kind, "message": message, "advice": advice,
+             "web": getattr(request.state, "web", None)},
+            status_code=status, headers=headers)
 
     class WebRoute(APIRoute):
         def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
@@ -138,21 +201,21 @@ def make_route_class(templates: Jinja2Templates) -> type[APIRoute]:
                     response = RedirectResponse(f"/sign-in?{query}", status_code=303)
                 except RequestValidationError:
                     # A malformed id or field (the API answers 422 JSON): a page, never a trace.
-                    response = templates.TemplateResponse(
-                        request, "error.html",
-                        {"status": 404, "kind": "not_found",
-                         "message": "There is no page at this address. Check it, or start again.",
-                         "web": getattr(request.state, "web", None)},
-                        status_code=404,
-                    )
+                    response = error_page(
+                        request, 404, "not_found",
+                        "There is no page at this address. Check it, or start again.", None)
                 except VaultError as error:
                     status, kind = status_for(error)
-                    response = templates.TemplateResponse(
-                        request, "error.html",
-                        {"status": status, "kind": kind, "message": str(error),
-                         "web": getattr(request.state, "web", None)},
-                        status_code=status,
-                    )
+                    response = error_page(request, status, kind, str(error), advice_for(error))
+                except StarletteHTTPException as error:
+                    response = error_page(
+                        request, error.status_code, "http_error", str(error.detail),
+                        "Go back and try again, or start again from the first page.",
+                        dict(error.headers or {}))
+                except Exception:
+                    _log.exception("web page %s failed", request.url.path)
+                    response = error_page(request, 500, "vault_error",
+                                          "There is a problem with the vault.", UNEXPECTED)
                 for name, value in PAGE_HEADERS.items():
                     response.headers.setdefault(name, value)
                 return response
@@ -163,11 +226,14 @@ def make_route_class(templates: Jinja2Templates) -> type[APIRoute]:
 
 
 __all__ = [
+    "ADVICE",
     "CSP",
     "CSRF_FIELD",
     "PAGE_HEADERS",
     "CsrfRefused",
     "SignInRequired",
+    "UNEXPECTED",
+    "advice_for",
     "check_csrf",
     "clear_cookie",
     "csrf_cookie_name",
