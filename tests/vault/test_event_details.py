@@ -142,7 +142,7 @@ def _free_form_details(path: Path) -> list[str]:
             continue
         candidates = [*node.args[:2], *(k.value for k in node.keywords if k.arg == "action")]
         kind = next((k for k in (_kind(c, constants) for c in candidates) if k), None)
-        if kind not in KINDS or KINDS[kind].open_details:
+        if kind is None or kind not in KINDS or KINDS[kind].open_details:
             continue
         values = [k.value for k in node.keywords if k.arg == "details"] + node.args[1:2]
         found += [f"{path.relative_to(ROOT)}:{node.lineno} ({kind})" for value in values
