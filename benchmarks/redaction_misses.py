@@ -12,6 +12,10 @@ and, for every ground-truth face box whose detail survives (a *miss*), records:
 - the same scores for faces that were hidden, to compare;
 - ``detail``: the face's identifiability in the input (the benchmark's flag: the decoded
   input against the same face drawn sharp), so misses split as its ``ident`` column does.
+- ``look``: for an identifiable miss, what the nearest look at or before its frame did
+  there (the scanner's regions and detections are recorded at every look): not searched
+  (or cut by a region's edge), searched (by which kinds of region, at what face size) and
+  not found, found but filtered out, or found and kept (then the track or its mask failed).
 
 Prints a breakdown and ends with one summary line. Run:
 ``python benchmarks/redaction_misses.py --only ptz --seconds 2``.
