@@ -118,6 +118,13 @@ class Settings(BaseSettings):
         "Point it at another disk or a mount of another host that database administrators "
         "cannot write (docs/ledger.md).",
     )
+    ledger_verify_workers: int | None = Field(
+        default=None,
+        ge=1,
+        description="Processes that check custody events during a ledger verify (full or "
+        "incremental); the hash chain and Merkle tree are still followed in order in one. "
+        "Default: one per CPU; 1 checks every event in the verifying process.",
+    )
     segment_size: int = Field(
         default=1 << 20,
         ge=4096,

@@ -184,6 +184,7 @@ class CustodyLedger:
         checkpoint_interval: dt.timedelta | None = None,
         clock: Clock = utcnow,
         witness_path: Path | str | None = None,
+        verify_workers: int | None = None,
     ) -> None:
         if isinstance(sessions, Engine):
             sessions = sessionmaker(sessions, expire_on_commit=False)
@@ -208,6 +209,8 @@ class CustodyLedger:
         self.checkpoint_interval = checkpoint_interval
         self._clock = clock
         self.witness_path = Path(witness_path) if witness_path is not None else None
+        #: Processes for a verify's per-event checks (None: one per CPU; 1: in this process).
+        self.verify_workers = verify_workers
         self._use(held)
         self._postgres = bind.dialect.name == "postgresql"
         self._reader: Engine | None = None
@@ -859,7 +862,10 @@ class CustodyLedger:
         """:func:`vault.ledger.verify.verify_ledger`: recompute every entry, link, leaf, MAC,
         Merkle root and signed checkpoint, and (with ``catalog``) compare the catalog with the
         ledger. Raises LedgerError naming the first event that does not verify, CatalogMismatch."""
-        return _verify.verify_ledger(self, trusted_checkpoint=trusted_checkpoint, catalog=catalog)
+        return _verify.verify_ledger(
+            self, trusted_checkpoint=trusted_checkpoint, catalog=catalog,
+            workers=self.verify_workers,
+        )
 
     def check_catalog(self) -> CatalogReport:
         """:func:`vault.ledger.verify.check_catalog`: every catalog row beside the ledger's

@@ -20,7 +20,8 @@ at tens of millions of events that is an hour's work. The scheduled check runs t
    recomputed at their size; none may be larger than the ledger.
 4. On success the mark moves to the latest stored checkpoint.
 
-Memory is one event and one frontier (O(log n)); time is linear in the events appended since
+Memory is a few batches of events and one frontier (O(log n)); each event's own checks run in
+``CustodyLedger.verify_workers`` processes (:mod:`vault.ledger.verify_pool`); time is linear in the events appended since
 the mark. Events before the mark are not re-read: a full verify (``custody verify``) still
 checks those, and the catalog binding, on its own schedule.
 """
@@ -45,6 +46,7 @@ from .verify import (
     IndexCursor as _IndexCursor,
     VerifyReport,
     _frontier_parse,
+    check_events,
 )
 from .tables import unpack_entry
 from vault.storage.durable import replace_file
@@ -165,11 +167,12 @@ def verify_incremental(
             .execution_options(yield_per=_READ_BATCH)
         )
         links = _IndexCursor(conn, start.size)
-        for event_row in stream:
-            ev = checker.check(event_row)
-            links.check(event_row.seq, ev.object_ids)
+
+        def at_size() -> None:
             if checker.seq in targets:
                 ledger._check_roots(targets, checker, matched)
+
+        check_events(checker, links, stream, epochs, ledger.verify_workers, at_size)
         size = checker.seq
         rotations = tuple(r for r in epochs.rotations if r[0] >= start.size)
         if tuple(checker.rotations) != rotations:  # pragma: no cover - check 7 catches it

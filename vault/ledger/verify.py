@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -27,6 +27,7 @@ from .checkpoint import Checkpoint, VerifierKey
 from .entries import GENESIS_PREV, Action, CustodyEvent, action_value, parse_entry
 from .merkle import CompactRange, leaf_hash
 from .tables import CHECKPOINTS, EVENTS, OBJECTS, binds_catalog, unpack_entry
+from .verify_pool import Facts, checked_batches, default_workers
 
 #: ``details.key`` of the ``key_rotated`` event that hands the ledger to a new signing key.
 LEDGER_KEY = "ledger"
@@ -172,6 +173,20 @@ class ChainChecker:
             )
         return key
 
+    def fold(self, facts: Facts | None) -> bool:
+        """Take in a row a worker checked (:mod:`vault.ledger.verify_pool`) when its facts
+        continue this chain exactly (position, link, key in effect): True. Else False, and
+        nothing changes: the caller checks the row with :meth:`check`."""
+        if facts is None:
+            return False
+        seq, prev, entry_hash, leaf, _ids, vkey = facts
+        if seq != self.seq or prev != self.prev or vkey != self.vkey:
+            return False
+        self.tree.append(leaf)
+        self.prev = entry_hash
+        self.seq = seq + 1
+        return True
+
     def check(self, row: Any) -> CustodyEvent:
         """Check one row (columns as in VERIFY_COLUMNS); returns its event or raises."""
         seq, stored, mac_col, ts, action, actor, reference, binds = row
@@ -264,6 +279,30 @@ class IndexCursor:
             )
 
 
+def check_events(
+    checker: ChainChecker,
+    links: IndexCursor,
+    rows: Iterable[Any],
+    epochs: Epochs,
+    workers: int | None,
+    at_size: Callable[[], None],
+) -> None:
+    """Check ``rows`` (VERIFY_COLUMNS, in seq order) with ``checker`` and their object links
+    with ``links``, calling ``at_size`` after each event; each event's own checks run in
+    ``workers`` processes (None: one per CPU; 1: here), see :mod:`vault.ledger.verify_pool`.
+    Raises LedgerError naming the first event that does not verify, as checking each row
+    here would."""
+    count = default_workers() if workers is None else max(1, workers)
+    for batch, facts in checked_batches(rows, count, checker.macs, epochs.rotations, epochs.current):
+        for row, fact in zip(batch, facts, strict=True):
+            if checker.fold(fact):
+                assert fact is not None
+                links.check(row[0], fact[4])
+            else:
+                links.check(row[0], checker.check(row).object_ids)
+            at_size()
+
+
 def _mac(key: bytes, payload: bytes) -> bytes:
     return hmac.digest(key, payload, "sha256")
 
@@ -301,7 +340,11 @@ class LedgerView(Protocol):
 
 
 def verify_ledger(
-    ledger: LedgerView, *, trusted_checkpoint: str | None = None, catalog: bool = True
+    ledger: LedgerView,
+    *,
+    trusted_checkpoint: str | None = None,
+    catalog: bool = True,
+    workers: int | None = None,
 ) -> VerifyReport:
     """Recompute every entry, link, leaf, MAC, Merkle root and signed checkpoint, and (with
     ``catalog``) compare every catalog row with the ledger's record of it.
@@ -310,6 +353,7 @@ def verify_ledger(
     file, when set and present, is checked the same way. Returns a VerifyReport, which
     says how many events no signature covers yet; raises LedgerError naming (``seq``) the
     first event that does not verify, CatalogMismatch listing the rows that differ.
+    ``workers``: processes for the per-event checks (:func:`check_events`).
     """
     # 1. Checkpoints kept outside the database, read before it (a rollback cannot reach them).
     witness_note = ledger._witness_note()
@@ -358,11 +402,12 @@ def verify_ledger(
         # 6 (in the same pass). The object index, read alongside in seq order, lists exactly
         #    the objects each entry names: memory stays one event's worth, whatever the size.
         links = IndexCursor(conn)
-        for event_row in stream:
-            ev = checker.check(event_row)
-            links.check(event_row.seq, ev.object_ids)
+
+        def at_size() -> None:
             if checker.seq in targets:
                 check_roots(targets, checker, matched)
+
+        check_events(checker, links, stream, epochs, workers, at_size)
         size = checker.seq
         if tuple(checker.rotations) != epochs.rotations:  # pragma: no cover - see check 6
             raise LedgerError("the ledger's key rotations differ from its action index")
@@ -482,6 +527,7 @@ __all__ = [
     "LedgerView",
     "VerifyReport",
     "check_catalog",
+    "check_events",
     "check_roots",
     "verify_ledger",
 ]
