@@ -62,6 +62,7 @@ from .storage.db import (
     upgrade,
 )
 from .storage.paging import after_clause
+from .storage.seekable import DecryptedReader
 from .errors import (
     ConfigError,
     HashMismatch,
@@ -689,6 +690,37 @@ class Vault:
             end=None if recording.size == 0 else end,
         )
         return recording, (start, end), chunks
+
+    def open_reader(
+        self,
+        recording_id: str,
+        *,
+        actor: Actor,
+        purpose: Purpose,
+        action: Action | str = Action.VIEWED,
+        details: dict[str, object] | None = None,
+    ) -> tuple[Recording, DecryptedReader]:
+        """The recording's plaintext as a seekable file that decrypts only what is read
+        (:class:`vault.storage.seekable.DecryptedReader`), logging the access first.
+
+        For a reader that needs parts of a recording (a demuxer seeking to keyframes), where
+        :meth:`read` would decrypt it all. Logs one event for the whole recording, as
+        :meth:`read` does, before the reader exists, however many reads follow. Decides
+        nothing: callers check policy first. Raises NotFound, Shredded, CiphertextError.
+        """
+        recording = self.recording(recording_id)
+        dek = self._data_key(recording)
+        with self.sessions.begin() as session:
+            self.ledger.append(
+                session, action, actor=actor, purpose=purpose, object_ids=[recording.id],
+                hashes={recording.id: recording.sha256}, details=dict(details or {}),
+            )
+        self.checkpoint_if_due()
+        reader = DecryptedReader(
+            lambda offset, length: self.store.read_at(recording.object_key, offset, length),
+            recording.stored_size, dek=dek, object_id=recording.id,
+        )
+        return recording, reader
 
     def export_file(
         self,

@@ -8,17 +8,18 @@ A thumbnail is footage, so it is treated as footage:
    not watch a recording gets no frame of it, across any organisation or site boundary, and the
    refusal is logged the same way.
 2. **The same decryption, audited once per sheet.** The frames are decoded from the recording
-   decrypted by :meth:`vault.vault.Vault.read`, the function the player's stream reads through,
-   which appends one ``viewed`` custody event (with the purpose stated for the task and
-   ``details.thumbnails``, the number of frames) before any byte is released. One sheet holds
+   opened by :meth:`vault.vault.Vault.open_reader`, which logs as :meth:`Vault.read` (the
+   function the player's stream reads through) does: one ``viewed`` custody event (with the
+   purpose stated for the task and ``details.thumbnails``, the number of frames) before any
+   byte is released. The reader decrypts only the segments the demuxer reads, so a sheet of a
+   long recording reads its index and the keyframes it shows, not the whole file. One sheet holds
    every frame a timeline or a scrub bar shows, and the page asks for it once: scrubbing draws
    tiles from the sheet already in the browser and asks the server nothing, so it writes no
    event per frame, while every decryption is still on the ledger with who, why and when.
    That is enough because the event names the whole recording: a sheet shows no more of it than
    the ``viewed`` event already admits was seen.
-3. **Never stored.** The decrypted copy lives in a private spool directory (0700, the file 0600)
-   for the time it takes to decode, and is removed whatever happens; the sheet is built in
-   memory and sent ``Cache-Control: no-store``. Nothing derived is cached, so there is nothing
+3. **Never stored.** Decrypted bytes stay in memory (the reader holds one segment); the sheet
+   is built in memory and sent ``Cache-Control: no-store``. Nothing derived is cached, so there is nothing
    to keep encrypted at rest, to expire with the recording, or to shred with its key.
 
 Tile ``i`` of ``n`` shows the recording at the middle of the ``i``-th of ``n`` equal parts of
@@ -29,10 +30,10 @@ to keyframes decodes a long recording in a fraction of the time); the page maps 
 
 from __future__ import annotations
 
-import os
+import io
 from collections.abc import Callable
 from pathlib import Path as FilePath
-from typing import Annotated, Any
+from typing import Annotated, Any, BinaryIO
 
 import av
 import cv2
@@ -42,7 +43,6 @@ from fastapi.responses import Response
 
 from redaction.errors import MediaError
 from vault.actors import Purpose
-from vault.casework.jobs import spool_dir
 from vault.casework.policy import Permission
 from vault.errors import InvalidInput
 from vault.ledger.custody import Action
@@ -66,30 +66,33 @@ RecordingId = Annotated[str, Path(pattern=UUID_PATTERN, description="Recording i
 Tiles = Annotated[int, Query(ge=1, le=MAX_TILES, description="How many frames the sheet holds.")]
 
 
-def sprite_sheet(path: str | FilePath, tiles: int, *, height: int = TILE_HEIGHT) -> bytes:
-    """A JPEG of ``tiles`` frames of the video at ``path`` side by side, each ``height`` px
+def sprite_sheet(path: str | FilePath | io.RawIOBase | BinaryIO, tiles: int, *,
+                 height: int = TILE_HEIGHT) -> bytes:
+    """A JPEG of ``tiles`` frames of the video at ``path`` (a file name, or a seekable binary
+    file such as :class:`vault.storage.seekable.DecryptedReader`) side by side, each ``height`` px
     tall: tile ``i`` is the keyframe at or before the middle of the ``i``-th of ``tiles``
     equal parts of the video. A part with no decodable frame repeats the one before.
 
     Raises MediaError when the file is not a video that decodes (corrupt, truncated, audio
     only) or ``tiles`` is not positive.
     """
+    where = path if isinstance(path, (str, FilePath)) else None
     if tiles < 1:
-        raise MediaError("a sheet needs at least one tile", path=path)
+        raise MediaError("a sheet needs at least one tile", path=where)
     try:
-        container = av.open(str(path))
+        container = av.open(path if where is None else str(path), mode="r")
     except (av.error.FFmpegError, OSError) as error:
-        raise MediaError(f"cannot open the footage as video: {error}", path=path) from None
+        raise MediaError(f"cannot open the footage as video: {error}", path=where) from None
     with container:
         if not container.streams.video:
-            raise MediaError("the recording has no video", path=path)
+            raise MediaError("the recording has no video", path=where)
         stream = container.streams.video[0]
         duration = _duration(container, stream)
         frames: list[np.ndarray[Any, Any] | None] = []
         for i in range(tiles):
             frames.append(_frame_at(container, stream, duration * (i + 0.5) / tiles))
     if all(f is None for f in frames):
-        raise MediaError("no frame of the footage decodes", path=path)
+        raise MediaError("no frame of the footage decodes", path=where)
     first = next(f for f in frames if f is not None)
     width = max(1, round(first.shape[1] * height / max(1, first.shape[0])))
     sheet = np.zeros((height, width * tiles, 3), dtype=np.uint8)
@@ -100,7 +103,7 @@ def sprite_sheet(path: str | FilePath, tiles: int, *, height: int = TILE_HEIGHT)
                                                           interpolation=cv2.INTER_AREA)
     ok, data = cv2.imencode(".jpg", sheet, [cv2.IMWRITE_JPEG_QUALITY, 80])
     if not ok:  # pragma: no cover - OpenCV always encodes a non-empty image
-        raise MediaError("cannot encode the sheet", path=path)
+        raise MediaError("cannot encode the sheet", path=where)
     return bytes(data.tobytes())
 
 
@@ -134,8 +137,8 @@ def thumbnail_sheet(ctx: RequestContext, recording_id: str, *, tiles: int,
 
     Decides as the stream does (``recordings.view`` on this recording, refusals logged), then
     asks ``purpose`` (so a refused caller is logged as refused whether or not they said why),
-    decrypts through :meth:`Vault.read` (one ``viewed`` event, ``details`` added) into a private
-    spool file, and builds the sheet in memory. Raises AccessDenied, NotFound, InvalidInput
+    opens the recording with :meth:`Vault.open_reader` (one ``viewed`` event, ``details``
+    added), and builds the sheet in memory from the parts the demuxer reads. Raises AccessDenied, NotFound, InvalidInput
     (not a video recording, or no purpose), MediaError (the footage does not decode).
     """
     recording = ctx.require_recording(Permission.VIEW, recording_id)
@@ -143,16 +146,11 @@ def thumbnail_sheet(ctx: RequestContext, recording_id: str, *, tiles: int,
     if recording.media_kind is not MediaKind.VIDEO:
         raise InvalidInput(f"recording {recording.id} is {recording.media_kind.value}, not "
                            "video: it has no frames to show")
-    with spool_dir(ctx.vault, "thumbnails-") as work:
-        path = work / "footage"
-        _, _, chunks = ctx.vault.read(
-            recording.id, actor=ctx.principal.actor, purpose=stated, action=Action.VIEWED,
-            details={"thumbnails": tiles, **(details or {})})
-        # 0600 from the moment it exists: plaintext footage (vault/storage/plaintext.py).
-        with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as out:
-            for chunk in chunks:
-                out.write(chunk)
-        return sprite_sheet(path, tiles)
+    _, reader = ctx.vault.open_reader(
+        recording.id, actor=ctx.principal.actor, purpose=stated, action=Action.VIEWED,
+        details={"thumbnails": tiles, **(details or {})})
+    with reader:
+        return sprite_sheet(reader, tiles)
 
 
 def sheet_response(data: bytes) -> Response:
