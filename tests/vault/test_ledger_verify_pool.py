@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import random
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -230,3 +231,41 @@ def test_workers_fold_the_events_and_verify_incrementally(
     with pytest.raises(LedgerError) as info:
         led.verify(catalog=False)
     assert info.value.seq == 75
+
+
+SCRIPT = """
+import datetime as dt, sys
+from pathlib import Path
+from vault.ledger import verify_pool
+from vault.ledger.checkpoint import load_or_create_signing_key
+from vault.ledger.custody import Action, CustodyEvent, CustodyLedger
+from vault.storage.db import make_engine, session_factory, upgrade
+here = Path(sys.argv[1])
+with open(here / "ran", "a") as marker:  # top-level side effect, no __main__ guard
+    marker.write("ran\\n")
+verify_pool.BATCH = 7
+engine = make_engine(f"sqlite:///{here / 'ledger.sqlite3'}")
+upgrade(engine)
+led = CustodyLedger(session_factory(engine), load_or_create_signing_key(here / "k", "o.test/x"),
+                    origin="o.test/x", verify_workers=2)
+led.record_many(CustodyEvent(action=Action.VIEWED, actor="a", ts=dt.datetime.now(dt.UTC),
+                             object_ids=("r",)) for _ in range(40))
+print(led.verify(catalog=False).events)
+"""
+
+
+def test_workers_do_not_rerun_the_callers_script(tmp_path: Path) -> None:
+    """Issue #15: a script that verifies with workers and has no ``__main__`` guard runs once;
+    multiprocessing's spawn re-ran the caller's main script in every worker, side effects and
+    all (a script that cleared its work directory at the top did so again under the ledger)."""
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    script = tmp_path / "verify_script.py"
+    script.write_text(SCRIPT)
+    repo = str(Path(__file__).resolve().parents[2])
+    out = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True,
+                         text=True, timeout=300, env={**os.environ, "PYTHONPATH": repo})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["40"]
+    assert (tmp_path / "ran").read_text() == "ran\n"

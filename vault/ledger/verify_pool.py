@@ -7,8 +7,8 @@ index columns) need nothing from the events around it. What does (the hash chain
 frontier, the key in effect as the chain itself hands it over) is cheap and stays in the parent,
 folded in seq order by :meth:`vault.ledger.verify.ChainChecker.fold`.
 
-So the parent reads rows in batches of :data:`BATCH` and sends each to a worker, at most two
-batches per worker in flight (memory stays bounded whatever the ledger's size), and takes the
+So the parent reads rows in batches of :data:`BATCH` and sends each to a worker, one batch
+per worker in flight (memory stays bounded whatever the ledger's size), and takes the
 answers back in order. A worker answers each row with its *facts* (seq, prev, entry hash, leaf
 hash, object ids, the key it checked the MAC with) or with None when any check failed or the
 event hands the ledger key over. The parent folds a row's facts only when they continue its
@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import multiprocessing
 import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from vault.errors import LedgerError
@@ -141,43 +142,110 @@ def checked_batches(
         for batch in batches:
             yield batch, [None] * len(batch)
         return
-    # spawn, not fork: the parent holds database connections and threads a fork would copy.
-    # (So, as with any spawn, a script that verifies must guard its top level with
-    # ``if __name__ == "__main__":``; when workers cannot start or die, the parent checks the
-    # rest itself: slower, never less checked.)
-    with ProcessPoolExecutor(
-        max_workers=workers,
-        mp_context=multiprocessing.get_context("spawn"),
-        initializer=_init,
-        initargs=(dict(macs), rotations, current),
-    ) as pool:
-        pending: deque[tuple[list[tuple[Any, ...]], Future[list[Facts | None]] | None]] = deque()
-        broken = False
+    # Workers are fresh interpreters running :func:`_serve`, not multiprocessing's
+    # spawn, which re-runs the caller's main script in each worker (a script with no
+    # ``if __name__ == "__main__":`` guard would run again, side effects and all), nor fork,
+    # which copies the parent's database connections and threads. One batch in flight per
+    # worker: the parent never writes to a worker that is writing to it (no pipe deadlock).
+    # When a worker cannot start or dies, the parent checks the rest itself: slower, never
+    # less checked.
+    pool = [_Worker(dict(macs), rotations, current) for _ in range(workers)]
+    idle = list(pool)
+    pending: deque[tuple[list[tuple[Any, ...]], _Worker, bool]] = deque()
+    try:
+        for batch in _chain(first, second, batches):
+            if not idle:
+                done, worker, sent = pending.popleft()
+                yield done, _answer(done, worker if sent else None)
+                idle.append(worker)
+            worker = idle.pop(0)
+            pending.append((batch, worker, worker.send(batch)))
+        while pending:
+            done, worker, sent = pending.popleft()
+            yield done, _answer(done, worker if sent else None)
+    finally:
+        for worker in pool:
+            worker.close()
 
-        def answer(batch: list[tuple[Any, ...]], future: Future[list[Facts | None]] | None,
-                   ) -> list[Facts | None]:
-            nonlocal broken
-            if future is not None and not broken:
-                try:
-                    return future.result()
-                except BrokenProcessPool:
-                    broken = True
-            return [None] * len(batch)
 
+def _answer(batch: list[tuple[Any, ...]], worker: _Worker | None) -> list[Facts | None]:
+    facts = worker.receive() if worker is not None else None
+    return facts if facts is not None and len(facts) == len(batch) else [None] * len(batch)
+
+
+def _child_env() -> dict[str, str]:
+    # The worker imports this package from where this process found it.
+    env = dict(os.environ)
+    here = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (here, env.get("PYTHONPATH")) if p)
+    return env
+
+
+class _Worker:
+    """One worker process (:func:`_serve`), spoken to in pickles over its pipes
+    (it runs only this module's checks, on data this process read)."""
+
+    def __init__(self, macs: Mapping[str, bytes], rotations: tuple[tuple[int, str, str], ...],
+                 current: str) -> None:
+        self.proc: subprocess.Popen[bytes] | None
         try:
-            for batch in _chain(first, second, batches):
-                pending.append((batch, None if broken else pool.submit(_batch_facts, batch)))
-                if len(pending) >= 2 * workers:
-                    done, future = pending.popleft()
-                    yield done, answer(done, future)
-            while pending:
-                done, future = pending.popleft()
-                yield done, answer(done, future)
-        finally:
-            # A failure found in the parent stops the verify: drop the work not yet begun.
-            for _batch, left in pending:
-                if left is not None:
-                    left.cancel()
+            self.proc = subprocess.Popen(
+                [sys.executable, "-c", "from vault.ledger.verify_pool import _serve; _serve()"],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=_child_env(),
+            )
+        except OSError:
+            self.proc = None
+        self.send((macs, rotations, current))
+
+    def send(self, message: Any) -> bool:
+        if self.proc is None or self.proc.stdin is None:
+            return False
+        try:
+            pickle.dump(message, self.proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+            self.proc.stdin.flush()
+        except (OSError, ValueError):
+            self.close()
+            return False
+        return True
+
+    def receive(self) -> list[Facts | None] | None:
+        if self.proc is None or self.proc.stdout is None:
+            return None
+        try:
+            answer: list[Facts | None] = pickle.load(self.proc.stdout)
+        except (OSError, EOFError, pickle.UnpicklingError, ValueError):
+            self.close()
+            return None
+        return answer
+
+    def close(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        for pipe in (proc.stdin, proc.stdout):
+            if pipe is not None:
+                try:
+                    pipe.close()
+                except OSError:
+                    pass
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _serve() -> None:
+    """A worker's loop: the keys first, then batches of rows in, their facts out, until EOF."""
+    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    try:
+        _init(*pickle.load(stdin))
+        while True:
+            batch = pickle.load(stdin)
+            pickle.dump(_batch_facts(batch), stdout, protocol=pickle.HIGHEST_PROTOCOL)
+            stdout.flush()
+    except EOFError:
+        return
 
 
 def _chain(
