@@ -17,24 +17,18 @@ import datetime as dt
 import json
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Path
 from fastapi.responses import Response
 from sqlalchemy import select
 
 from vault.storage.catalog import Recording
 from vault.casework.holds import list_holds
-from vault.casework.policy import (
-    Permission,
-    require,
-    require_recording,
-    visible_holds,
-    visible_recordings,
-)
+from vault.casework.policy import Permission, visible_holds, visible_recordings
 from vault.casework.retention import deletion_certificate, run_retention
 
 from ..schemas import UUID_PATTERN
 from . import _security as sec
-from .routes import WebUserDep, _route, _vault, page, templates
+from .routes import WebContextDep, page, templates
 
 router = APIRouter(route_class=sec.make_route_class(templates), include_in_schema=False)
 
@@ -45,10 +39,10 @@ CERTIFICATES_SHOWN = 100
 
 
 @router.get("/retention")
-def retention(request: Request, user: WebUserDep) -> Response:
-    vault, principal = _vault(request), user.principal
-    require(vault, principal, Permission.CUSTODY_READ, route=_route(request))
-    require(vault, principal, Permission.HOLD_READ, route=_route(request))
+def retention(ctx: WebContextDep) -> Response:
+    vault, principal = ctx.vault, ctx.principal
+    ctx.require(Permission.CUSTODY_READ)
+    ctx.require(Permission.HOLD_READ)
     now = vault.clock()
     report = run_retention(vault, now=now + HORIZON, dry_run=True)
     ids = [d.recording_id for d in report.deleted + report.kept]
@@ -66,19 +60,18 @@ def retention(request: Request, user: WebUserDep) -> Response:
     def when(value: str) -> dt.datetime:
         return dt.datetime.fromisoformat(value)
 
-    return page(request, "retention.html", {
+    return page(ctx.request, "retention.html", {
         "now": now, "until": now + HORIZON, "going": going, "kept": kept, "holds": holds,
         "deleted": deleted, "when": when, "days": HORIZON.days})
 
 
 @router.get("/retention/certificates/{recording_id}")
-def certificate(request: Request, user: WebUserDep,
+def certificate(ctx: WebContextDep,
                 recording_id: Annotated[str, Path(pattern=UUID_PATTERN)]) -> Response:
     """The signed deletion certificate of a deleted recording, as a JSON file."""
-    vault, principal = _vault(request), user.principal
-    require(vault, principal, Permission.CUSTODY_READ, route=_route(request))
-    require_recording(vault, principal, Permission.READ, recording_id, route=_route(request))
-    document = deletion_certificate(vault, recording_id)
+    ctx.require(Permission.CUSTODY_READ)
+    ctx.require_recording(Permission.READ, recording_id)
+    document = deletion_certificate(ctx.vault, recording_id)
     return Response(
         json.dumps(document, indent=2, sort_keys=True), media_type="application/json",
         headers={"Content-Disposition":
