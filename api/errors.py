@@ -169,9 +169,12 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         502: "The site NVR is down, refused the vault's credentials or answered badly",
         503: "Storage or key service unavailable",
     }
-    from .schemas import ErrorBody
+    from .schemas import ErrorBody, ValidationErrorBody
 
-    return {s: {"model": ErrorBody, "description": text[s]} for s in statuses}
+    # A 422 is either ours (footage or plan) or FastAPI's request validation, whose body has
+    # another shape: declaring only ours would make every validation answer break the schema.
+    return {s: {"model": ErrorBody | ValidationErrorBody if s == 422 else ErrorBody,
+                "description": text[s]} for s in statuses}
 
 
 __all__ = [

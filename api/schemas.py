@@ -99,6 +99,13 @@ class ErrorBody(BaseModel):
     detail: str = Field(description="What went wrong, for people.")
 
 
+class ValidationErrorBody(BaseModel):
+    """A request that does not match the route's schema (FastAPI's own 422 body): one item per
+    field at fault, each with its location, message and type."""
+
+    detail: list[dict[str, Any]] = Field(description="Each field at fault: loc, msg, type.")
+
+
 # --- recordings ------------------------------------------------------------------------------
 
 
