@@ -44,8 +44,6 @@ from vault.casework.policy import (
     allowed,
     case_scope,
     is_scoped,
-    require,
-    require_case,
     require_recording,
     visible_events,
     visible_holds,
@@ -60,14 +58,13 @@ from . import _security as sec
 from .routes import (
     SCRUB_TILES,
     page,
-    _route,
     _settings,
     templates,
     _vault,
     WebContext,
+    WebContextDep,
     WebFormDep,
     WebUser,
-    WebUserDep,
 )
 from .uktime import parse_uk, to_uk
 
@@ -159,13 +156,11 @@ def watch_page(request: Request, user: WebUser, recording: Recording, *,
 
 
 @router.get("/watch/{recording_id}")
-def watch(request: Request, user: WebUserDep, recording_id: RecordingId) -> Response:
-    vault = _vault(request)
-    recording = require_recording(vault, user.principal, Permission.VIEW, recording_id,
-                                  route=_route(request))
-    if user.session.purpose is None:
+def watch(ctx: WebContextDep, recording_id: RecordingId) -> Response:
+    recording = ctx.require_recording(Permission.VIEW, recording_id)
+    if ctx.session.purpose is None:
         return sec.redirect(f"/purpose?next=/watch/{recording.id}")
-    return watch_page(request, user, recording)
+    return watch_page(ctx.request, ctx.user, recording)
 
 
 @router.post("/watch/{recording_id}/clip")
@@ -218,12 +213,12 @@ def cut_clip(
 
 
 @router.get("/casework")
-def cases(request: Request, user: WebUserDep) -> Response:
-    vault, principal = _vault(request), user.principal
-    require(vault, principal, Permission.CASE_READ, route=_route(request))
+def cases(ctx: WebContextDep) -> Response:
+    principal = ctx.principal
+    ctx.require(Permission.CASE_READ)
     member, org = case_scope(principal)
-    rows = case_ops.list_cases(vault, member_id=member, organisation=org, limit=500)
-    return page(request, "cases.html", {
+    rows = case_ops.list_cases(ctx.vault, member_id=member, organisation=org, limit=500)
+    return page(ctx.request, "cases.html", {
         "cases": rows, "can_create": allowed(principal.role, Permission.CASE_CREATE)})
 
 
@@ -234,13 +229,12 @@ def _new_case_page(request: Request, user: WebUser, values: dict[str, str],
 
 
 @router.get("/casework/new")
-def new_case(request: Request, user: WebUserDep,
+def new_case(ctx: WebContextDep,
              recording: Annotated[str | None, Query(pattern=UUID_PATTERN)] = None) -> Response:
-    vault = _vault(request)
-    require(vault, user.principal, Permission.CASE_CREATE, route=_route(request))
+    ctx.require(Permission.CASE_CREATE)
     if recording:
-        require_recording(vault, user.principal, Permission.READ, recording, route=_route(request))
-    return _new_case_page(request, user, {"reference": "", "title": "", "crime_number": "",
+        ctx.require_recording(Permission.READ, recording)
+    return _new_case_page(ctx.request, ctx.user, {"reference": "", "title": "", "crime_number": "",
                                           "recording": recording or ""}, {})
 
 
@@ -387,14 +381,14 @@ def _histories(vault: Vault, principal: Principal, ids: list[str],
 
 @router.get("/casework/{case_id}")
 def case_page(
-    request: Request, user: WebUserDep, case_id: CaseId,
+    ctx: WebContextDep, case_id: CaseId,
     item: Annotated[str | None, Query(pattern=UUID_PATTERN)] = None,
     after: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> Response:
     """The case: items, holds, members and each item's custody history (``item`` and
     ``after``: that item's history from its event ``after`` + 1, the "more events" link)."""
-    vault, principal = _vault(request), user.principal
-    case = require_case(vault, principal, Permission.CASE_READ, case_id, route=_route(request))
+    request, user, vault, principal = ctx.request, ctx.user, ctx.vault, ctx.principal
+    case = ctx.require_case(Permission.CASE_READ, case_id)
     _case, org, recording_ids, members = case_ops.case_details(vault, case_id)
     with vault.sessions() as session:
         items = {r.id: r for r in session.scalars(select(Recording).where(
@@ -487,15 +481,15 @@ def _share_form(request: Request, user: WebUser, items: list[Recording], values:
 
 
 @router.get("/sharing/new")
-def new_share(request: Request, user: WebUserDep,
+def new_share(ctx: WebContextDep,
               recording: Annotated[list[str], Query(max_length=50)] = []) -> Response:  # noqa: B006
-    vault, principal = _vault(request), user.principal
-    require(vault, principal, Permission.SHARE_CREATE, route=_route(request))
+    request, user, vault, principal = ctx.request, ctx.user, ctx.vault, ctx.principal
+    ctx.require(Permission.SHARE_CREATE)
     ids = [r for r in recording if re.fullmatch(UUID_PATTERN, r)]
     if not ids:
         raise InvalidInput("Choose what to share: open a recording or a case and use "
                            "'Share with someone outside'")
-    items = _shared_items(vault, principal, ids, _route(request))
+    items = _shared_items(vault, principal, ids, ctx.route)
     expires = to_uk(vault.clock() + dt.timedelta(days=DEFAULT_SHARE_DAYS))
     values = {"recipient": "", "email": "", "recipient_org": "", "purpose": "",
               "reference": (user.session.purpose.reference or "") if user.session.purpose else "",
@@ -584,9 +578,9 @@ def _share_scope(principal: Principal) -> tuple[str | None, str | None]:
 
 
 @router.get("/sharing")
-def shares(request: Request, user: WebUserDep) -> Response:
-    vault, principal = _vault(request), user.principal
-    require(vault, principal, Permission.SHARE_READ, route=_route(request))
+def shares(ctx: WebContextDep) -> Response:
+    request, user, vault, principal = ctx.request, ctx.user, ctx.vault, ctx.principal
+    ctx.require(Permission.SHARE_READ)
     created_by, org = _share_scope(principal)
     rows = share_ops.list_shares(vault, created_by=created_by, organisation=org, limit=500)
     now = vault.clock()
