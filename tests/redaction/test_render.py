@@ -94,14 +94,12 @@ def _reference_ellipse_mask(image: np.ndarray, box: tuple[int, int, int, int],
     roi[inside] = hidden[inside]
 
 
-def test_ellipse_masks_are_the_same_pixels_and_cost_a_fraction(frame: np.ndarray) -> None:
+def test_ellipse_masks_are_the_same_pixels_as_before(frame: np.ndarray) -> None:
     """Issue #13 (speed; cProfile of the crowd clip): the render thread spent ~117 ms a
     frame in apply_mask over the crowd's ~190 masks, most of it copying each ellipse's
-    pixels by boolean indexing. A masked copy gives the very same pixels (plans render
-    deterministically, on frames' edges too) in a fraction of the time (measured here:
-    about a quarter; before, the same as the reference, which is the old code)."""
-    import time
-
+    pixels by boolean indexing. The masked copy that replaced it must give the very same
+    pixels (plans render deterministically, on frames' edges too). Its time is measured by
+    benchmarks/masks.py beside the old code, not here: a unit test does not time."""
     from redaction.plan import MaskShape
 
     rng = np.random.default_rng(7)
@@ -115,17 +113,3 @@ def test_ellipse_masks_are_the_same_pixels_and_cost_a_fraction(frame: np.ndarray
         apply_mask(ours, box, spec, MaskShape.ELLIPSE)
         _reference_ellipse_mask(ref, box, spec)
     assert np.array_equal(ours, ref)
-
-    def best(fn: object) -> float:
-        times = []
-        for _ in range(5):
-            img = big.copy()
-            t0 = time.perf_counter()
-            for box in boxes:
-                fn(img, box)  # type: ignore[operator]
-            times.append(time.perf_counter() - t0)
-        return min(times)
-
-    ellipse = best(lambda img, box: apply_mask(img, box, spec, MaskShape.ELLIPSE))
-    reference = best(lambda img, box: _reference_ellipse_mask(img, box, spec))
-    assert ellipse < 0.6 * reference, (ellipse, reference)
