@@ -35,7 +35,6 @@ from vault.casework.policy import (
     Permission,
     allowed,
     case_scope,
-    require,
     visible_recordings,
 )
 from vault.casework.cases import list_cases
@@ -184,13 +183,13 @@ def page(request: Request, name: str, context: dict[str, Any], *, status: int = 
 
 
 @router.get("/purpose")
-def purpose_form(request: Request, user: WebUserDep,
+def purpose_form(ctx: WebContextDep,
                  next: Annotated[str | None, Query(max_length=2000)] = None) -> Response:
-    current = user.session.purpose
-    return page(request, "purpose.html", {
-        "csrf": user.csrf, "next": sec.safe_next(next), "errors": {},
+    current = ctx.session.purpose
+    return page(ctx.request, "purpose.html", {
+        "csrf": ctx.user.csrf, "next": sec.safe_next(next), "errors": {},
         "values": {"purpose": "", "reference": "", "lawful_basis": ""},
-        "current": current, "earlier": user.session.purposes})
+        "current": current, "earlier": ctx.session.purposes})
 
 
 @router.post("/purpose")
@@ -342,8 +341,7 @@ def _find_form(site: str | None, camera: str | None, case: str | None, day: str 
 
 @router.get("/find")
 def find(
-    request: Request,
-    user: WebUserDep,
+    ctx: WebContextDep,
     site: Annotated[str | None, Query(max_length=256)] = None,
     camera: Annotated[str | None, Query(max_length=128)] = None,
     case: Annotated[str | None, Query(max_length=64)] = None,
@@ -355,8 +353,8 @@ def find(
     """Find footage: cameras, cases, a window in UK time; results a page at a time (keyset:
     the Next link carries the last row's cursor as ``after``), grouped per camera on a
     timeline of the window, each with a Watch link."""
-    require(_vault(request), user.principal, Permission.SEARCH, route=_route(request))
-    return _find_page(request, user, _find_form(site, camera, case, day, start, end),
+    ctx.require(Permission.SEARCH)
+    return _find_page(ctx.request, ctx.user, _find_form(site, camera, case, day, start, end),
                       after=after)
 
 
