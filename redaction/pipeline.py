@@ -15,6 +15,9 @@ default one-second gap.
 
 Outputs are written to a hidden ``.partial`` file beside the target and renamed into place
 only when complete, so a failure never leaves a partial copy behind.
+
+The per-frame bookkeeping between mask boxes and the plan (tracks, review spans, a plan's
+masks per frame) is :mod:`redaction.plan_builder`; this module is the stages and their threads.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import hashlib
 import importlib.metadata
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -33,17 +36,16 @@ import av
 
 from redaction.detect import CenterFace, Detector
 from redaction.errors import MediaError, PlanError, RedactionError
-from redaction.identity import AppearanceLog, IdentityParams, join_people
+from redaction.identity import IdentityParams, join_people
 from redaction.media import Frame, VideoWriter, iter_frames, probe
 from redaction.motion import CameraMotion
 from redaction.plan import (
     AudioEdit,
     MaskSpec,
     RedactionPlan,
-    ReviewSpan,
     SourceInfo,
-    TrackPlan,
 )
+from redaction.plan_builder import IntBox, PlanBuilder, PlanMasks
 from redaction.render import FrameMasker, RenderResult
 from redaction.scan import FrameScanner, ScanParams
 from redaction.track import MaskBox, Tracker, TrackParams
@@ -59,7 +61,6 @@ __all__ = [
     "software_version",
 ]
 
-IntBox = tuple[int, int, int, int]
 
 # Defaults (immutable), shared by the entry points' signatures.
 _SCAN = ScanParams()
@@ -257,94 +258,6 @@ class _Detection:
             return boxes
 
 
-class _PlanMasks:
-    """Per-frame masks of a plan, found by sweeping tracks in start order."""
-
-    def __init__(self, plan: RedactionPlan) -> None:
-        self._plan = plan
-        self._pending = sorted((t for t in plan.tracks if not t.keep), key=lambda t: t.start)
-        self._active: list[TrackPlan] = []
-        self._pos = 0
-
-    def __call__(self, index: int) -> tuple[list[IntBox], list[IntBox]]:
-        """(track boxes, manual boxes) to mask on frame ``index``."""
-        while self._pos < len(self._pending) and self._pending[self._pos].start <= index:
-            self._active.append(self._pending[self._pos])
-            self._pos += 1
-        self._active = [t for t in self._active if t.end >= index]
-        out = [b for t in self._active for b in t.boxes_at(index)]
-        manual = [b for m in self._plan.manual if (b := m.box_at(index)) is not None]
-        return out, manual
-
-
-class _PlanBuilder:
-    """Collects the per-frame mask boxes of each track into plan tracks and review spans."""
-
-    def __init__(self, review_confidence: float, merge_frames: int = 12) -> None:
-        self.review_confidence = review_confidence
-        # Flagged runs closer than this are one span: a reviewer checks a stretch of
-        # footage, not every flicker of the detector's score.
-        self.merge_frames = merge_frames
-        self.times: list[float] = []
-        self.appearance = AppearanceLog()
-        self._tracks: dict[int, tuple[int, list[Any], list[bool]]] = {}
-
-    def add(self, index: int, t: float, boxes: Sequence[MaskBox], image: Any = None) -> None:
-        self.times.append(t)
-        if image is not None:
-            self.appearance.add(index, image, boxes)
-        for m in boxes:
-            entry = self._tracks.get(m.track_id)
-            if entry is None:
-                entry = (index, [], [])
-                self._tracks[m.track_id] = entry
-            start, rows, bridged = entry
-            while start + len(rows) < index:
-                rows.append(None)
-                bridged.append(False)
-            rows.append([*m.box, m.confidence])
-            bridged.append(m.bridged)
-
-    @property
-    def track_count(self) -> int:
-        return len(self._tracks)
-
-    def _spans(self, tid: int, start: int, flags: list[bool], reason: str,
-               rows: list[Any]) -> Iterable[ReviewSpan]:
-        i = 0
-        while i < len(flags):
-            if not flags[i]:
-                i += 1
-                continue
-            j = i
-            while True:
-                while j + 1 < len(flags) and flags[j + 1]:
-                    j += 1
-                nxt = next((k for k in range(j + 1, min(len(flags), j + 2 + self.merge_frames))
-                            if flags[k]), None)
-                if nxt is None:
-                    break
-                j = nxt
-            confs = [r[4] for r in rows[i:j + 1] if r is not None]
-            a, b = start + i, start + j
-            yield ReviewSpan(track_id=tid, start=a, end=b, start_time=round(self.times[a], 3),
-                             end_time=round(self.times[b], 3), reason=reason,  # type: ignore[arg-type]
-                             min_confidence=min(confs) if confs else 0.0)
-            i = j + 1
-
-    def tracks(self) -> tuple[list[TrackPlan], list[ReviewSpan]]:
-        tracks: list[TrackPlan] = []
-        review: list[ReviewSpan] = []
-        for tid in sorted(self._tracks):
-            start, rows, bridged = self._tracks[tid]
-            tracks.append(TrackPlan(id=tid, start=start, boxes=rows))
-            low = [r is not None and r[4] < self.review_confidence for r in rows]
-            review += self._spans(tid, start, low, "low_confidence", rows)
-            review += self._spans(tid, start, bridged, "gap", rows)
-        review.sort(key=lambda r: (r.start, r.track_id, r.reason))
-        return tracks, review
-
-
 def _partial_path(output: Path) -> Path:
     # A redacted copy is still footage of people: its file exists 0600 before the encoder
     # opens it (opening truncates and keeps the mode), never world-readable (issue #11 f11).
@@ -359,8 +272,8 @@ def _format_fps(rate: Fraction) -> str:
     return f"{r.numerator}/{r.denominator}"
 
 
-def _run(source: Path, *, detection: _Detection | None, plan_masks: _PlanMasks | None,
-         builder: _PlanBuilder | None, writer_factory: Callable[[Frame], VideoWriter] | None,
+def _run(source: Path, *, detection: _Detection | None, plan_masks: PlanMasks | None,
+         builder: PlanBuilder | None, writer_factory: Callable[[Frame], VideoWriter] | None,
          masker: FrameMasker | None, stage: str, progress: ProgressCallback | None,
          total: int | None, window_size: int, expected_frames: int | None = None,
          ) -> tuple[int, float, float, dict[str, float]]:
@@ -486,7 +399,7 @@ def _detect_all(source: Path, *, scan: ScanParams, track: TrackParams,
     tracker = Tracker(track, fps=fps, width=info.width, height=info.height, stride=scan.stride,
                       motion=motion)
     detection = _Detection(scanner, tracker, motion)
-    builder = _PlanBuilder(track.review_confidence, merge_frames=max(1, round(fps / 2)))
+    builder = PlanBuilder(track.review_confidence, merge_frames=max(1, round(fps / 2)))
     masker = FrameMasker(mask, caption) if encode_to is not None else None
     factory = None
     if encode_to is not None:
@@ -600,7 +513,7 @@ def render_plan(source: str | Path, plan: RedactionPlan, output: str | Path, *,
                            preset=encode.preset, crf=encode.crf, threads=encode.threads)
 
     try:
-        frames, _, elapsed, cpu = _run(src, detection=None, plan_masks=_PlanMasks(plan), builder=None,
+        frames, _, elapsed, cpu = _run(src, detection=None, plan_masks=PlanMasks(plan), builder=None,
                                   writer_factory=factory, masker=masker, stage="render",
                                   progress=progress, total=plan.source.frame_count,
                                   window_size=8, expected_frames=plan.source.frame_count)

@@ -210,11 +210,11 @@ def test_rotation_metadata_is_applied(clip_factory: Callable[..., Clip], tmp_pat
 
 
 def test_review_lists_low_confidence_and_gap_spans() -> None:
-    from redaction.pipeline import _PlanBuilder
+    from redaction.plan_builder import PlanBuilder
     from redaction.track import Tracker, TrackParams
 
     tracker = Tracker(TrackParams(), fps=25, width=320, height=240, stride=2)
-    builder = _PlanBuilder(0.5)
+    builder = PlanBuilder(0.5)
     for f in range(0, 50, 2):
         if 20 <= f < 32:  # the detector blinks for half a second
             tracker.update(f, np.empty((0, 5), np.float32))
