@@ -1,9 +1,11 @@
 """The subject access (SAR) workspace: register a request, hold its camera windows, find the
 people in them, keep the requester visible, render, review and record the disclosure.
 
-One authorisation path. Every page and image asks :func:`vault.casework.policy.require_sar` first
-(``sars.read`` to look, ``sars.write`` to change: information-governance officers and
-administrators of the request's organisation; anyone else is refused and the refusal is an
+One authorisation path. Every page and image opens with the web request context
+(:data:`api.web.routes.WebContextDep`; a form with :data:`~api.web.routes.WebFormDep`) and asks
+its ``require_sar`` (:func:`vault.casework.policy.require_sar`) first (``sars.read`` to look,
+``sars.write`` to change: information-governance officers and administrators of the request's
+organisation; anyone else is refused and the refusal is an
 ``access_denied`` event), then the question the API asks of the thing touched:
 :func:`vault.casework.jobs.require_job` for a redaction job, :func:`vault.casework.policy.require_source` for a
 camera, :func:`vault.casework.policy.require_recording` for footage. Changes go through the functions
@@ -36,12 +38,9 @@ from sqlalchemy.orm import defer
 from vault.casework import sar as sars
 from vault.errors import InvalidInput, NotFound
 from vault.casework.jobs import FINISHED, Job, JobKind, JobState
-from vault.casework.jobs import require_job as _require_job
 from vault.casework.policy import (
     Permission,
     allowed,
-    require,
-    require_sar,
     visible_sars,
 )
 from vault.casework.sar import MAX_EXTENSION_MONTHS, PENDING, SarView, SubjectAccessRequest
@@ -51,15 +50,15 @@ from ..jobs import JobQueueDep
 from ..routes.sar import queue_sar_redactions
 from ..schemas import UUID_PATTERN
 from . import _security as sec
+from ..deps import RequestContext
 from .routes import (
     _cameras,
     page,
-    _route,
     templates,
     _vault,
     WebFormDep,
     WebUser,
-    WebUserDep,
+    WebContextDep,
 )
 from .uktime import UK, parse_uk
 
@@ -75,11 +74,11 @@ _EMPTY_WINDOW = {"camera": "", "day": "", "start": "", "end": "", "note": ""}
 # --- who may, and what belongs to the request -------------------------------------------------
 
 
-def _request(vault: Vault, user: WebUser, sar_id: str, permission: Permission,
-             route: str) -> SarView:
-    """The request, if the officer may ``permission`` it (refusals are logged)."""
-    require_sar(vault, user.principal, permission, sar_id, route=route)
-    return sars.get_sar(vault, sar_id)
+def _request(ctx: RequestContext, sar_id: str, permission: Permission) -> SarView:
+    """The request, if the officer may ``permission`` it (``ctx.require_sar``: refusals are
+    logged)."""
+    ctx.require_sar(permission, sar_id)
+    return sars.get_sar(ctx.vault, sar_id)
 
 
 def _window_ids(view: SarView) -> set[str]:
@@ -96,12 +95,11 @@ def _belongs(job: Job, view: SarView, plan_ids: set[str] | None = None) -> bool:
         and job.parent_id in plan_ids
 
 
-def _plan_job(vault: Vault, user: WebUser, view: SarView, job_id: str, permission: Permission,
-              route: str) -> Job:
+def _plan_job(ctx: RequestContext, view: SarView, job_id: str, permission: Permission) -> Job:
     """The request's plan job ``job_id``, if the officer may ``permission`` it: the API's
     job decision (need-to-know over the recordings it reads, the organisation). A job of
     another request answers 404, as an unknown one does."""
-    job = _require_job(vault, user.principal, permission, job_id, route=route)
+    job = ctx.require_job(permission, job_id)
     if not _belongs(job, view):
         raise NotFound(f"subject access request {view.sar.reference} has no redaction job {job_id}")
     return job
@@ -176,16 +174,16 @@ templates.env.filters["countdown"] = _countdown
 
 
 @router.get(BASE)
-def requests(request: Request, user: WebUserDep,
+def requests(ctx: WebContextDep,
              show: Annotated[str, Query(pattern="^(open|all)$")] = "open") -> Response:
     """The organisation's requests (``vault.casework.policy.visible_sars``), soonest deadline first:
     the open ones, or all (``show=all``)."""
-    vault, principal = _vault(request), user.principal
-    require(vault, principal, Permission.SAR_READ, route=_route(request))
+    vault, principal = ctx.vault, ctx.principal
+    ctx.require(Permission.SAR_READ)
     rows = sars.list_sars(vault, scope=visible_sars(principal), limit=500)
     if show == "open":
         rows = [r for r in rows if r.status in sars.ACTIVE]
-    return page(request, "sars.html", {
+    return page(ctx.request, "sars.html", {
         "rows": [(r, _days_left(vault, r)) for r in rows], "show": show,
         "pending": PENDING, "can_write": allowed(principal.role, Permission.SAR_WRITE)})
 
@@ -197,12 +195,11 @@ def _register_page(request: Request, user: WebUser, values: dict[str, str],
 
 
 @router.get(f"{BASE}/new")
-def new_request(request: Request, user: WebUserDep) -> Response:
+def new_request(ctx: WebContextDep) -> Response:
     """The register form, received today (UK date) unless changed."""
-    vault = _vault(request)
-    require(vault, user.principal, Permission.SAR_WRITE, route=_route(request))
-    today = vault.clock().astimezone(UK).date()
-    return _register_page(request, user, {"reference": "", "requester_name": "",
+    ctx.require(Permission.SAR_WRITE)
+    today = ctx.vault.clock().astimezone(UK).date()
+    return _register_page(ctx.request, ctx.user, {"reference": "", "requester_name": "",
                                           "requester_contact": "", "received_on": f"{today:%Y-%m-%d}",
                                           "description": ""}, {})
 
@@ -274,17 +271,17 @@ def request_page(request: Request, user: WebUser, view: SarView, *,
 
 
 @router.get(f"{BASE}/{{sar_id}}")
-def request_detail(request: Request, user: WebUserDep, sar_id: SarId) -> Response:
+def request_detail(ctx: WebContextDep, sar_id: SarId) -> Response:
     """One request (``sars.read``)."""
-    view = _request(_vault(request), user, sar_id, Permission.SAR_READ, _route(request))
-    return request_page(request, user, view)
+    view = _request(ctx, sar_id, Permission.SAR_READ)
+    return request_page(ctx.request, ctx.user, view)
 
 
 @router.get(f"{BASE}/{{sar_id}}/progress")
-def progress(request: Request, user: WebUserDep, sar_id: SarId) -> Response:
+def progress(ctx: WebContextDep, sar_id: SarId) -> Response:
     """The request's redaction jobs, for ``static/sar.js`` to poll (no-store JSON)."""
-    vault = _vault(request)
-    view = _request(vault, user, sar_id, Permission.SAR_READ, _route(request))
+    vault = ctx.vault
+    view = _request(ctx, sar_id, Permission.SAR_READ)
     return JSONResponse({"jobs": [
         {"id": j.id, "state": j.state.value, "progress": round(j.progress, 3),
          "message": j.message or "", "finished": j.state in FINISHED}
@@ -297,7 +294,7 @@ def extend(ctx: WebFormDep, sar_id: SarId,
            months: Annotated[str, Form(max_length=2)] = "",
            reason: Annotated[str, Form(max_length=2001)] = "") -> Response:
     """Extend the deadline by one or two months with the reason (``sar.extended``)."""
-    view = _request(ctx.vault, ctx.user, sar_id, Permission.SAR_WRITE, ctx.route)
+    view = _request(ctx, sar_id, Permission.SAR_WRITE)
     if months not in ("1", "2"):
         return request_page(ctx.request, ctx.user, view, errors={
             "months": "Choose how many months to extend by (at most two in all)"}, status=400)
@@ -326,7 +323,7 @@ def attach(
 ) -> Response:
     """Attach a camera window typed in UK time; its footage is held at once (``held`` and
     ``sar.window_attached``), as ``POST /sars/{id}/windows`` does."""
-    view = _request(ctx.vault, ctx.user, sar_id, Permission.SAR_WRITE, ctx.route)
+    view = _request(ctx, sar_id, Permission.SAR_WRITE)
     form = {"camera": camera.strip(), "day": day.strip(), "start": start.strip(),
             "end": end.strip(), "note": note.strip()}
     errors: dict[str, str] = {}
@@ -355,7 +352,7 @@ def attach(
 @router.post(f"{BASE}/{{sar_id}}/redaction")
 def find_people(ctx: WebFormDep, queue: JobQueueDep, sar_id: SarId) -> Response:
     """Queue one redaction-plan job per held window (the API's own decision and jobs)."""
-    view = _request(ctx.vault, ctx.user, sar_id, Permission.SAR_WRITE, ctx.route)
+    view = _request(ctx, sar_id, Permission.SAR_WRITE)
     try:
         queue_sar_redactions(ctx, queue, view.sar.id)
     except InvalidInput as error:
@@ -374,7 +371,7 @@ def disclose(
     """Record which redacted copies went to the requester, how, and when (today): the
     ``sar.disclosed`` event with their hashes. Only the request's own rendered copies are
     offered; :func:`vault.casework.sar.record_disclosure` refuses anything else."""
-    view = _request(ctx.vault, ctx.user, sar_id, Permission.SAR_WRITE, ctx.route)
+    view = _request(ctx, sar_id, Permission.SAR_WRITE)
     ids = [r for r in recording if re.fullmatch(UUID_PATTERN, r)]
     errors: dict[str, str] = {}
     if not ids:
@@ -405,7 +402,7 @@ def close(ctx: WebFormDep, sar_id: SarId,
           reason: Annotated[str, Form(max_length=2001)] = "",
           refused: Annotated[bool, Form()] = False) -> Response:
     """Close (or refuse) the request; its holds are released (``released``, ``sar.closed``)."""
-    view = _request(ctx.vault, ctx.user, sar_id, Permission.SAR_WRITE, ctx.route)
+    view = _request(ctx, sar_id, Permission.SAR_WRITE)
     if not reason.strip():
         return request_page(ctx.request, ctx.user, view, errors={
             "close-reason": "Say why the request is being closed"}, status=400)

@@ -37,30 +37,27 @@ from vault.casework import sar as sars
 from vault.storage.catalog import Recording
 from vault.ledger.custody import Action
 from vault.errors import InvalidInput, NotFound
-from vault.access.identity import Principal
 from vault.casework.jobs import FINISHED, Job, JobState, spool_dir
 from vault.casework.policy import (
     Permission,
     allowed,
-    require_recording,
 )
 from vault.casework.sar import SarView
-from vault.vault import Vault
 
 from .._streaming import footage_response
 from ..jobs import JobQueueDep
 from ..routes.jobs import queue_render, save_edited_plan
 from ..routes.sar import sar_purpose
 from . import _security as sec
+from ..deps import RequestContext
 from .routes import (
     page,
-    _route,
     templates,
     _vault,
     WebContext,
     WebFormDep,
     WebUser,
-    WebUserDep,
+    WebContextDep,
 )
 
 from .sar import (
@@ -157,25 +154,23 @@ def people_page(request: Request, user: WebUser, view: SarView, job: Job, *,
 
 
 @router.get(f"{BASE}/{{sar_id}}/people/{{job_id}}")
-def people(request: Request, user: WebUserDep, sar_id: SarId, job_id: JobId,
+def people(ctx: WebContextDep, sar_id: SarId, job_id: JobId,
            frame: Annotated[int | None, Query(ge=0, le=10_000_000)] = None) -> Response:
     """A window's people (``sars.read`` on the request, ``recordings.view`` on the job),
     previewed at ``frame`` (default: the best view of the best face)."""
-    vault = _vault(request)
-    view = _request(vault, user, sar_id, Permission.SAR_READ, _route(request))
-    job = _plan_job(vault, user, view, job_id, Permission.VIEW, _route(request))
-    return people_page(request, user, view, job, frame=frame)
+    view = _request(ctx, sar_id, Permission.SAR_READ)
+    job = _plan_job(ctx, view, job_id, Permission.VIEW)
+    return people_page(ctx.request, ctx.user, view, job, frame=frame)
 
 
 @contextmanager
-def _decrypted(vault: Vault, principal: Principal, view: SarView, job: Job,
-               route: str) -> Iterator[FilePath]:
+def _decrypted(ctx: RequestContext, view: SarView, job: Job) -> Iterator[FilePath]:
     """The window's clip decrypted into a private spool directory (a ``viewed`` event with
     the request as purpose), removed afterwards whatever happens."""
-    recording = require_recording(vault, principal, Permission.VIEW, _clip_id(job), route=route)
-    with spool_dir(vault, "sar-view-") as work:
+    recording = ctx.require_recording(Permission.VIEW, _clip_id(job))
+    with spool_dir(ctx.vault, "sar-view-") as work:
         path = work / "clip.mp4"
-        vault.export_file(recording.id, path, actor=principal.actor,
+        ctx.vault.export_file(recording.id, path, actor=ctx.principal.actor,
                           purpose=sar_purpose(view.sar), action=Action.VIEWED)
         yield path
 
@@ -186,16 +181,15 @@ def _jpeg(data: bytes) -> Response:
 
 
 @router.get(f"{BASE}/{{sar_id}}/people/{{job_id}}/thumbnails/{{track_id}}")
-def person_thumbnail(request: Request, user: WebUserDep, sar_id: SarId, job_id: JobId,
+def person_thumbnail(ctx: WebContextDep, sar_id: SarId, job_id: JobId,
                      track_id: Annotated[int, Path(ge=1, le=1_000_000)]) -> Response:
     """One person's best view, cropped from the clip now (never stored), no-store."""
-    vault = _vault(request)
-    view = _request(vault, user, sar_id, Permission.SAR_READ, _route(request))
-    job = _plan_job(vault, user, view, job_id, Permission.VIEW, _route(request))
+    view = _request(ctx, sar_id, Permission.SAR_READ)
+    job = _plan_job(ctx, view, job_id, Permission.VIEW)
     plan = _plan(job)
     if not any(t.id == track_id for t in plan.tracks):
         raise NotFound(f"there is no person {track_id} in this window")
-    with _decrypted(vault, user.principal, view, job, _route(request)) as clip:
+    with _decrypted(ctx, view, job) as clip:
         try:
             return _jpeg(thumbnail(clip, plan, track_id, height=THUMB_HEIGHT))
         except PlanError as error:
@@ -212,18 +206,17 @@ def preview_masks(plan: RedactionPlan, frame: int) -> tuple[list[IntBox], list[I
 
 
 @router.get(f"{BASE}/{{sar_id}}/people/{{job_id}}/frames/{{frame}}")
-def preview(request: Request, user: WebUserDep, sar_id: SarId, job_id: JobId,
+def preview(ctx: WebContextDep, sar_id: SarId, job_id: JobId,
             frame: Annotated[int, Path(ge=0, le=10_000_000)],
             masked: Annotated[bool, Query()] = True) -> Response:
     """Frame ``frame`` of the clip as it is (``masked=false``) or as the plan will render it
     (every track not kept and every manual box masked, the caption burned in), no-store."""
-    vault = _vault(request)
-    view = _request(vault, user, sar_id, Permission.SAR_READ, _route(request))
-    job = _plan_job(vault, user, view, job_id, Permission.VIEW, _route(request))
+    view = _request(ctx, sar_id, Permission.SAR_READ)
+    job = _plan_job(ctx, view, job_id, Permission.VIEW)
     plan = _plan(job)
     if frame >= plan.source.frame_count:
         raise NotFound(f"the clip has frames 0 to {plan.source.frame_count - 1}")
-    with _decrypted(vault, user.principal, view, job, _route(request)) as clip:
+    with _decrypted(ctx, view, job) as clip:
         try:
             image = next(f.image for f in iter_frames(clip) if f.index == frame)
         except StopIteration:
@@ -288,13 +281,12 @@ def _waveform(path: FilePath, plan: RedactionPlan) -> bytes:
 
 
 @router.get(f"{BASE}/{{sar_id}}/people/{{job_id}}/waveform")
-def waveform(request: Request, user: WebUserDep, sar_id: SarId, job_id: JobId) -> Response:
+def waveform(ctx: WebContextDep, sar_id: SarId, job_id: JobId) -> Response:
     """The clip's sound as a picture, with the ranges to hide shaded, no-store."""
-    vault = _vault(request)
-    view = _request(vault, user, sar_id, Permission.SAR_READ, _route(request))
-    job = _plan_job(vault, user, view, job_id, Permission.VIEW, _route(request))
+    view = _request(ctx, sar_id, Permission.SAR_READ)
+    job = _plan_job(ctx, view, job_id, Permission.VIEW)
     plan = _plan(job)
-    with _decrypted(vault, user.principal, view, job, _route(request)) as clip:
+    with _decrypted(ctx, view, job) as clip:
         try:
             picture = _waveform(clip, plan)
         except av.error.FFmpegError as error:
@@ -311,12 +303,11 @@ def _edit(ctx: WebContext, view: SarView, job: Job, plan: RedactionPlan) -> Resp
 
 def _writable(ctx: WebContext, sar_id: str, job_id: str) -> tuple[SarView, Job, RedactionPlan]:
     """The request, plan job and plan a form edits (its CSRF token already checked)."""
-    vault, user, route = ctx.vault, ctx.user, ctx.route
-    view = _request(vault, user, sar_id, Permission.SAR_WRITE, route)
+    view = _request(ctx, sar_id, Permission.SAR_WRITE)
     if view.sar.status not in sars.ACTIVE:
         raise InvalidInput(f"subject access request {view.sar.reference} is "
                            f"{view.sar.status.value}: its redactions can no longer change")
-    job = _plan_job(vault, user, view, job_id, Permission.DOWNLOAD, route)
+    job = _plan_job(ctx, view, job_id, Permission.DOWNLOAD)
     return view, job, _plan(job)
 
 
@@ -463,20 +454,19 @@ def render(ctx: WebFormDep, queue: JobQueueDep, sar_id: SarId, job_id: JobId) ->
 
 
 @router.get(f"{BASE}/{{sar_id}}/copies/{{recording_id}}/media")
-def copy_media(request: Request, user: WebUserDep, sar_id: SarId, recording_id: RecordingId,
+def copy_media(ctx: WebContextDep, sar_id: SarId, recording_id: RecordingId,
                range_header: Annotated[str | None, Header(alias="Range")] = None) -> Response:
     """A redacted copy of the request, for review in the page's player: the API's decrypting
     Range stream (a ``streamed`` event per request, the request as purpose), no-store."""
-    vault = _vault(request)
-    view = _request(vault, user, sar_id, Permission.SAR_READ, _route(request))
+    vault = ctx.vault
+    view = _request(ctx, sar_id, Permission.SAR_READ)
     if recording_id not in {rid for _, rid in _jobs(vault, view).copies()}:
         raise NotFound(f"subject access request {view.sar.reference} has no copy {recording_id}")
-    recording: Recording = require_recording(vault, user.principal, Permission.VIEW, recording_id,
-                                             route=_route(request))
+    recording: Recording = ctx.require_recording(Permission.VIEW, recording_id)
     response = footage_response(
-        vault, recording, actor=user.principal.actor, purpose=sar_purpose(view.sar),
+        vault, recording, actor=ctx.principal.actor, purpose=sar_purpose(view.sar),
         range_header=range_header, action=Action.STREAMED, attachment=False,
-        details={"via": "web", "session_id": user.session.id, "sar_id": view.sar.id})
+        details={"via": "web", "session_id": ctx.session.id, "sar_id": view.sar.id})
     response.headers["Cross-Origin-Resource-Policy"] = "same-origin"
     return response
 
