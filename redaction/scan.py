@@ -32,6 +32,10 @@ A moving camera would make the whole frame "motion": given the camera's motion
 comparison, so only what moves in the scene shows. When motion still covers most of the
 frame (a light switched on, a zoom) the motion regions merge into large ones and cost grows
 towards a full-frame scan: slower, never blind.
+
+The background model itself (what moved, on a still or a moving camera) is
+:class:`redaction.motion_map.MotionMap`; this module decides where to look and runs the
+detector there.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ from __future__ import annotations
 import math
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from typing import Any, cast
+from typing import Any
 
 import cv2
 import numpy as np
@@ -48,6 +52,7 @@ import numpy.typing as npt
 from redaction.detect import Boxes, Detector, nms
 from redaction.mosaic import pack
 from redaction.motion import CameraMotion
+from redaction.motion_map import MotionMap, clip_box
 
 __all__ = ["FrameScanner", "ScanParams", "ScanStats"]
 
@@ -58,15 +63,8 @@ Box = tuple[float, float, float, float]
 _MOSAIC_ITEM_MAX = 200_000
 #: Black gutter between packed regions (px): a few heat-map cells.
 _GUTTER = 16
-#: Spacing (motion-map px) of the grid of points whose flow measures the camera's motion.
-_FLOW_STEP = 16
-#: A zoom (or roll) smaller than this between two looks, with a pan under half a
-#: motion-map pixel, is a still camera.
-_STILL_ZOOM = 0.002
 #: Boxes scored under this that touch a crop's cut edge are dropped (see _at_cut_edge).
 _EDGE_SCORE = 0.3
-#: What comes into view on a moving camera is cut into pieces this many motion-map px wide.
-_CUT = 32
 #: Camera speed (px/frame, as a share of ``min_face``) above which a look also searches
 #: its motion and track regions with faces shrunk to about ``min_face`` px (see
 #: :meth:`FrameScanner._smeared`): at 10 px/frame a 1/50 s shutter smears 5 px, about what
@@ -159,12 +157,6 @@ class _Region:
         return (self.x1 - self.x0) * (self.y1 - self.y0)
 
 
-def _clip(box: Box, width: int, height: int) -> tuple[int, int, int, int]:
-    x0, y0, x1, y1 = box
-    return (max(0, math.floor(x0)), max(0, math.floor(y0)),
-            min(width, math.ceil(x1)), min(height, math.ceil(y1)))
-
-
 def _overlaps(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> bool:
     return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
@@ -218,19 +210,12 @@ class FrameScanner:
         self.stats = ScanStats()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="redaction-scan") \
             if workers > 1 else None
-        self._mw = min(params.motion_width, width)
-        self._mh = max(1, round(height * self._mw / width))
-        self._background: npt.NDArray[np.float32] | None = None
-        # With camera motion, the background model is moved with the picture before each
-        # comparison, so a pan or a shake is not "motion" everywhere.
         self._motion = motion
-        self._background_offset = (0.0, 0.0)
-        self._previous: npt.NDArray[np.float32] | None = None
-        # The previous look's picture as it was (8-bit, not moved with the camera): the
-        # reference for the optical flow that measures a zoom.
-        self._previous_grey: Image | None = None
-        # The background absorbs change with time constant background_seconds.
-        self._tc_frames = max(1.0, params.background_seconds * self.fps)
+        self._moved = MotionMap(width=width, height=height, fps=self.fps,
+                                map_width=params.motion_width,
+                                threshold=params.motion_threshold,
+                                background_seconds=params.background_seconds,
+                                min_face=params.min_face, motion=motion)
         self._sweep = self._sweep_regions()
         # Tiles per frame, fractional: a small frame is swept whole every few looks.
         self._per_frame = len(self._sweep) / max(1.0, params.sweep_seconds * self.fps)
@@ -260,162 +245,6 @@ class FrameScanner:
         area = max(1, (x1 - x0) * (y1 - y0))
         return min(scale, math.sqrt(self.params.max_region_pixels / area))
 
-    def _follow_camera(self, index: int) -> None:
-        """Move the background model (and the previous look) with the camera to frame
-        ``index``; what comes into view is taken from the nearest edge and shows as motion
-        only where it differs."""
-        if self._motion is None or self._background is None or self._previous is None:
-            return
-        ox, oy = self._motion.offset(index)
-        # Whole motion-map pixels only: a sub-pixel resampling blurs the model a little
-        # more at every look until it no longer matches any sharp frame; the remainder is
-        # carried to the next look.
-        dx = round((ox - self._background_offset[0]) * self._mw / self.width)
-        dy = round((oy - self._background_offset[1]) * self._mh / self.height)
-        if dx == 0 and dy == 0:
-            return
-        self._background_offset = (self._background_offset[0] + dx * self.width / self._mw,
-                                   self._background_offset[1] + dy * self.height / self._mh)
-        m = np.array([[1, 0, dx], [0, 1, dy]], np.float32)
-        size = (self._mw, self._mh)
-        self._background = cv2.warpAffine(self._background, m, size,  # type: ignore[assignment]
-                                          flags=cv2.INTER_NEAREST,
-                                          borderMode=cv2.BORDER_REPLICATE)
-        self._previous = cv2.warpAffine(self._previous, m, size,  # type: ignore[assignment]
-                                        flags=cv2.INTER_NEAREST,
-                                        borderMode=cv2.BORDER_REPLICATE)
-
-    def _camera_transform(self, grey: Image, index: int,
-                          elapsed: int) -> npt.NDArray[np.float64] | None:
-        """The similarity (2x3, motion-map px) taking the previous look's picture onto this
-        one, or ``None`` when the camera held still (or the estimate failed).
-
-        :mod:`redaction.motion` gives the pan between frames, not the zoom; but a PTZ zoom
-        or a body-worn camera walking forward moves the edges of the picture by several
-        motion-map pixels between two looks, which a translation leaves as "motion" all over
-        a textured scene (issue #13: the whole frame was one motion region, searched below
-        the scale that finds small faces). So the look measures the camera's pan, zoom and
-        roll itself: the optical flow of a grid of points (started at the measured pan) and
-        a RANSAC fit that ignores the people moving through the picture.
-        """
-        if self._motion is None or self._previous_grey is None:
-            return None
-        prev = self._previous_grey
-        step = _FLOW_STEP
-        ys, xs = np.mgrid[step // 2:self._mh - step // 2:step, step // 2:self._mw - step // 2:step]
-        pts = np.stack([xs.ravel(), ys.ravel()], axis=1).astype(np.float32)[:, None]
-        if len(pts) < 8:
-            return None
-        # Start each point where the frame-to-frame estimate (pan and zoom) puts it.
-        (ax, ay), za = self._motion.offset(index - elapsed), self._motion.zoom(index - elapsed)
-        (bx, by), zb = self._motion.offset(index), self._motion.zoom(index)
-        fx, fy = self.width / self._mw, self._mh / self.height
-        k = zb / za
-        guess = np.empty_like(pts)
-        guess[..., 0] = ((pts[..., 0] * fx - ax) * k + bx) / fx
-        guess[..., 1] = ((pts[..., 1] / fy - ay) * k + by) * fy
-        # Should the flow fail (a flash, a cut), the frame-to-frame estimate stands in.
-        fallback = None if (ax, ay, za) == (bx, by, zb) else np.array(
-            [[k, 0.0, (bx - ax * k) / fx], [0.0, k, (by - ay * k) * fy]], np.float64)
-        nxt, status, _ = cv2.calcOpticalFlowPyrLK(
-            prev, grey, pts, guess.copy(), winSize=(15, 15), maxLevel=2,
-            flags=cv2.OPTFLOW_USE_INITIAL_FLOW)
-        ok = status[:, 0] == 1
-        if ok.sum() < len(pts) // 4:
-            return fallback
-        m, inliers = cv2.estimateAffinePartial2D(pts[ok], nxt[ok], method=cv2.RANSAC,
-                                                 ransacReprojThreshold=1.0)
-        if m is None or inliers is None or int(inliers.sum()) < len(pts) // 4:
-            return fallback
-        zoom = math.hypot(m[0, 0], m[1, 0])
-        if abs(zoom - 1) < _STILL_ZOOM and abs(m[1, 0]) < _STILL_ZOOM and \
-                math.hypot(m[0, 2], m[1, 2]) < 0.5:
-            return None
-        return cast("npt.NDArray[np.float64]", m)
-
-    def _motion_boxes(self, image: Image, elapsed: int,
-                      index: int = 0) -> list[tuple[int, int, int, int]]:
-        """Boxes (frame px) around what moved against the background model since the look
-        ``elapsed`` frames ago.
-
-        On a moving camera (pan, zoom, shake: :meth:`_camera_transform`) the reference is the
-        previous look's picture carried onto this one, both slightly smoothed (the shutter's
-        smear changes with the camera's speed); what came into view since then counts as
-        motion, so faces the camera pans onto are searched at once.
-        """
-        p = self.params
-        small = cv2.resize(image, (self._mw, self._mh), interpolation=cv2.INTER_AREA)
-        grey8 = cast(Image, cv2.cvtColor(small, cv2.COLOR_BGR2GRAY))
-        grey = grey8.astype(np.float32)
-        if self._background is None:
-            self._background = grey
-            self._previous = grey.copy()
-            self._previous_grey = grey8
-            if self._motion is not None:
-                self._background_offset = self._motion.offset(index)
-            return []
-        camera = self._camera_transform(grey8, index, elapsed)
-        if camera is not None:
-            assert self._previous_grey is not None and self._motion is not None
-            size = (self._mw, self._mh)
-            carried = cv2.warpAffine(self._previous_grey, camera, size, flags=cv2.INTER_LINEAR,
-                                     borderMode=cv2.BORDER_REPLICATE)
-            seen = cv2.warpAffine(np.ones((self._mh, self._mw), np.uint8), camera, size,
-                                  flags=cv2.INTER_NEAREST, borderValue=0)
-            diff = cv2.absdiff(cv2.GaussianBlur(grey8, (0, 0), 1.0),
-                               cv2.GaussianBlur(carried, (0, 0), 1.0))
-            mask = (diff > p.motion_threshold).astype(np.uint8)
-            # What came into view is an L or a ring along the edges, whose bounding box is
-            # the whole frame: cut it into pieces, which _focus_regions joins along each
-            # edge again where that saves pixels.
-            unseen = (seen == 0).astype(np.uint8)
-            unseen[:, ::_CUT] = 0
-            unseen[::_CUT, :] = 0
-            # The still camera's model restarts from this picture when the camera stops.
-            self._background = grey
-            self._previous = grey.copy()
-            self._previous_grey = grey8
-            self._background_offset = self._motion.offset(index)
-            return self._blob_boxes(mask) + self._blob_boxes(unseen, grow=False)
-        self._follow_camera(index)
-        alpha = min(1.0, elapsed / self._tc_frames)
-        diff = cv2.absdiff(grey, self._background)
-        mask = (diff > p.motion_threshold).astype(np.uint8)
-        # The background follows the scene slowly where it matches (light, shadows), quickly
-        # where it differs but nothing moved since the last look (a parked car, the place a
-        # person stood in the first frame), and hardly where something moves, so a passer-by
-        # leaves no trail. A person who stops is absorbed too; the tracker follows them.
-        assert self._previous is not None
-        settled = (cv2.absdiff(grey, self._previous) < p.motion_threshold / 2).astype(np.uint8)
-        moving = mask & (1 - settled)
-        cv2.accumulateWeighted(grey, self._background, alpha, mask=1 - mask)
-        cv2.accumulateWeighted(grey, self._background, 0.5, mask=mask & settled)
-        cv2.accumulateWeighted(grey, self._background, alpha / 10, mask=moving)
-        self._previous = grey
-        self._previous_grey = grey8
-        return self._blob_boxes(mask)
-
-    def _blob_boxes(self, mask: npt.NDArray[np.uint8], *,
-                    grow: bool = True) -> list[tuple[int, int, int, int]]:
-        """Boxes (frame px) around the blobs of a motion-map mask, with a face's margin;
-        ``grow`` joins blobs a few pixels apart first."""
-        p = self.params
-        if grow:
-            mask = cv2.dilate(mask, np.ones((3, 3), np.uint8), iterations=2)  # type: ignore[assignment]
-        n, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-        fx = self.width / self._mw
-        fy = self.height / self._mh
-        boxes: list[tuple[int, int, int, int]] = []
-        for i in range(1, n):
-            x, y, w, h, area = (int(v) for v in stats[i])
-            if area < 6:  # isolated noise pixels, grown by the dilation
-                continue
-            bx0, by0, bx1, by1 = x * fx, y * fy, (x + w) * fx, (y + h) * fy
-            # Enough margin that a face at the blob's edge is whole in the region.
-            m = max(0.6 * p.min_face, 0.1 * max(bx1 - bx0, by1 - by0))
-            boxes.append(_clip((bx0 - m, by0 - m, bx1 + m, by1 + m), self.width, self.height))
-        return boxes
-
     def _track_boxes(self, predicted: list[Box]) -> list[tuple[tuple[int, int, int, int], float]]:
         """Boxes around where live tracks should be, with the scale each needs."""
         p = self.params
@@ -424,7 +253,7 @@ class FrameScanner:
             h = box[3] - box[1]
             size = max(box[2] - box[0], h, float(p.min_face))
             m = 0.6 * size + 0.5 * p.min_face
-            r = _clip((box[0] - m, box[1] - m, box[2] + m, box[3] + m), self.width, self.height)
+            r = clip_box((box[0] - m, box[1] - m, box[2] + m, box[3] + m), self.width, self.height)
             if r[2] <= r[0] or r[3] <= r[1]:
                 continue
             # A tracked face needs only to reach ~40 detector px, never above the full scale.
@@ -614,7 +443,7 @@ class FrameScanner:
         self.stats.looks += 1
         elapsed = index - self._last_look
         self._last_look = index
-        motion = self._motion_boxes(image, elapsed, index)
+        motion = self._moved.boxes(image, elapsed, index)
         self.stats.motion_share += sum((b[2] - b[0]) * (b[3] - b[1]) for b in motion) / (
             self.width * self.height)
         if index == 0:
