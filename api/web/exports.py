@@ -41,29 +41,25 @@ from vault.actors import Purpose
 from vault.storage.catalog import Case, Recording
 from vault.ledger.custody import Action
 from vault.errors import InvalidInput, NotFound
-from vault.access.identity import Principal
 from vault.casework.jobs import (
     Job,
     JobKind,
     JobState,
     package_recording_id,
     queue_health,
-    require_job,
 )
-from vault.casework.policy import Permission, allowed, require, require_case, require_recording
+from vault.casework.policy import Permission, allowed
 from vault.vault import Vault
 
 from .._streaming import footage_response
-from ..deps import MAX_FIELD, MAX_PURPOSE
+from ..deps import MAX_FIELD, MAX_PURPOSE, RequestContext
 from ..jobs import get_job_queue
 from ..schemas import UUID_PATTERN
 from . import _security as sec
 from .routes import (
     WebFormDep,
     WebUser,
-    WebUserDep,
-    _route,
-    _vault,
+    WebContextDep,
     page,
     templates,
 )
@@ -87,14 +83,13 @@ def _live_items(vault: Vault, case_id: str) -> list[Recording]:
     return [rows[i] for i in ids if i in rows and rows[i].deleted_at is None]
 
 
-def _authorise_start(vault: Vault, principal: Principal, case_id: str,
-                     route: str) -> tuple[Case, list[Recording]]:
+def _authorise_start(ctx: RequestContext, case_id: str) -> tuple[Case, list[Recording]]:
     """Check 1: sight of the case, the right to disclose, and download on every item."""
-    case = require_case(vault, principal, Permission.CASE_READ, case_id, route=route)
-    require(vault, principal, Permission.SHARE_CREATE, object_ids=[case_id], route=route)
-    items = _live_items(vault, case_id)
+    case = ctx.require_case(Permission.CASE_READ, case_id)
+    ctx.require(Permission.SHARE_CREATE, object_ids=[case_id])
+    items = _live_items(ctx.vault, case_id)
     for item in items:
-        require_recording(vault, principal, Permission.DOWNLOAD, item.id, route=route)
+        ctx.require_recording(Permission.DOWNLOAD, item.id)
     return case, items
 
 
@@ -105,14 +100,13 @@ def _form(request: Request, user: WebUser, case: Case, items: list[Recording],
 
 
 @router.get("/casework/{case_id}/export")
-def export_form(request: Request, user: WebUserDep, case_id: CaseId) -> Response:
-    vault = _vault(request)
-    case, items = _authorise_start(vault, user.principal, case_id, _route(request))
-    stated = user.session.purpose
+def export_form(ctx: WebContextDep, case_id: CaseId) -> Response:
+    case, items = _authorise_start(ctx, case_id)
+    stated = ctx.session.purpose
     values = {"recipient": "", "recipient_org": "", "purpose": "", "lawful_basis": "",
               "reference": case.crime_number or case.reference
               or (stated.reference if stated else "") or ""}
-    return _form(request, user, case, items, values, {})
+    return _form(ctx.request, ctx.user, case, items, values, {})
 
 
 @router.post("/casework/{case_id}/export")
@@ -126,7 +120,7 @@ def start_export(
     lawful_basis: Annotated[str, Form(max_length=MAX_FIELD + 1)] = "",
 ) -> Response:
     """Queue the export job (the API's ``POST /exports``) and go to its page."""
-    case, items = _authorise_start(ctx.vault, ctx.principal, case_id, ctx.route)
+    case, items = _authorise_start(ctx, case_id)
     values = dict(zip(_FIELDS, (v.strip() for v in (recipient, recipient_org, purpose,
                                                     reference, lawful_basis)), strict=True))
     if not items:
@@ -158,13 +152,12 @@ def start_export(
     return sec.redirect(f"/casework/{case_id}/exports/{job.id}")
 
 
-def _export_job(request: Request, user: WebUser, case_id: str, job_id: str,
+def _export_job(ctx: RequestContext, case_id: str, job_id: str,
                 permission: Permission) -> tuple[Case, Job]:
     """Check 2: sight of the case, then the API's job decision; the job must be this case's
     export (anything else is not found here)."""
-    vault, route = _vault(request), _route(request)
-    case = require_case(vault, user.principal, Permission.CASE_READ, case_id, route=route)
-    job = require_job(vault, user.principal, permission, job_id, route=route)
+    case = ctx.require_case(Permission.CASE_READ, case_id)
+    job = ctx.require_job(permission, job_id)
     if job.kind != JobKind.EXPORT or (job.params or {}).get("case_id") != case_id:
         raise NotFound(f"case {case.reference} has no export job {job_id}")
     return case, job
@@ -231,46 +224,43 @@ def _progress(vault: Vault, case_id: str, job: Job) -> dict[str, Any]:
 
 
 @router.get("/casework/{case_id}/exports/{job_id}")
-def export_job(request: Request, user: WebUserDep, case_id: CaseId, job_id: JobId) -> Response:
-    vault = _vault(request)
-    case, job = _export_job(request, user, case_id, job_id, Permission.READ)
-    return page(request, "export_job.html", {
-        "case": case, "job": job, "progress": _progress(vault, case_id, job),
+def export_job(ctx: WebContextDep, case_id: CaseId, job_id: JobId) -> Response:
+    case, job = _export_job(ctx, case_id, job_id, Permission.READ)
+    return page(ctx.request, "export_job.html", {
+        "case": case, "job": job, "progress": _progress(ctx.vault, case_id, job),
         "params": job.params or {}, "purpose": job.purpose, "poll_ms": POLL_MS,
-        "can_restart": allowed(user.principal.role, Permission.SHARE_CREATE)})
+        "can_restart": allowed(ctx.principal.role, Permission.SHARE_CREATE)})
 
 
 @router.get("/casework/{case_id}/exports/{job_id}/progress")
-def export_progress(request: Request, user: WebUserDep, case_id: CaseId,
-                    job_id: JobId) -> Response:
+def export_progress(ctx: WebContextDep, case_id: CaseId, job_id: JobId) -> Response:
     """The job's progress as JSON for static/progress.js (the page itself works without it)."""
-    _case, job = _export_job(request, user, case_id, job_id, Permission.READ)
-    return JSONResponse({**_progress(_vault(request), case_id, job), "poll_ms": POLL_MS},
+    _case, job = _export_job(ctx, case_id, job_id, Permission.READ)
+    return JSONResponse({**_progress(ctx.vault, case_id, job), "poll_ms": POLL_MS},
                         headers=sec.PAGE_HEADERS)
 
 
 @router.get("/casework/{case_id}/exports/{job_id}/package")
 def export_package(
-    request: Request,
-    user: WebUserDep,
+    ctx: WebContextDep,
     case_id: CaseId,
     job_id: JobId,
     range_header: Annotated[str | None, Header(alias="Range")] = None,
 ) -> Response:
     """The finished package (the API's ``GET /exports/{id}/package``), a ``downloaded``
     event with the task's purpose."""
-    vault = _vault(request)
-    _case, job = _export_job(request, user, case_id, job_id, Permission.DOWNLOAD)
-    stated = user.session.purpose
+    vault = ctx.vault
+    _case, job = _export_job(ctx, case_id, job_id, Permission.DOWNLOAD)
+    stated = ctx.session.purpose
     if stated is None:
         return sec.redirect(f"/purpose?next=/casework/{case_id}/exports/{job_id}")
     result = job.result or {}
     return footage_response(
-        vault, vault.recording(package_recording_id(job)), actor=user.principal.actor,
+        vault, vault.recording(package_recording_id(job)), actor=ctx.principal.actor,
         purpose=stated, range_header=range_header, action=Action.DOWNLOADED, attachment=True,
         details={"job_id": job.id, "export_id": result.get("export_id"),
                  "recording_ids": job.recording_ids, "case_id": case_id, "via": "web",
-                 "route": _route(request)},
+                 "route": ctx.route},
     )
 
 
