@@ -47,7 +47,7 @@ from vault.storage.catalog import Site
 from vault.access.credentials import Credential
 from vault.errors import InvalidInput, NotFound
 from vault.access.identity import ApiToken, OidcLink, User
-from vault.casework.policy import Permission, require
+from vault.casework.policy import Permission
 from vault.vault import Vault
 
 from . import _security as sec
@@ -55,8 +55,7 @@ from .routes import (
     WebContext,
     WebFormDep,
     WebUser,
-    WebUserDep,
-    _route,
+    WebContextDep,
     _vault,
     page,
     templates,
@@ -90,17 +89,9 @@ def temporary_password() -> str:
     return secrets.token_urlsafe(TEMPORARY_PASSWORD_BYTES)
 
 
-def _admin(request: Request, user: WebUser,
-           permission: Permission = Permission.USERS_MANAGE) -> Vault:
-    """Check 2 for a page: the role (refusals logged)."""
-    vault = _vault(request)
-    require(vault, user.principal, permission, route=_route(request))
-    return vault
-
-
-def _admin_form(ctx: WebContext, permission: Permission = Permission.USERS_MANAGE) -> Vault:
-    """Checks 1 and 2 for a form: its CSRF token (checked by :data:`WebFormDep` before this
-    runs), then the role. Both refusals logged."""
+def _admin(ctx: WebContext, permission: Permission = Permission.USERS_MANAGE) -> Vault:
+    """Check 2, the role (``ctx.require``: refusals logged), for a page and for a form; a
+    form's check 1, its CSRF token, is :data:`WebFormDep`'s, done before this runs."""
     ctx.require(permission)
     return ctx.vault
 
@@ -184,17 +175,17 @@ def _organisations(vault: Vault) -> list[dict[str, Any]]:
 
 
 @router.get("/admin")
-def admin_home(request: Request, user: WebUserDep) -> Response:
-    _admin(request, user)
+def admin_home(ctx: WebContextDep) -> Response:
+    _admin(ctx)
     return sec.redirect("/admin/users")
 
 
 @router.get("/admin/users")
-def users(request: Request, user: WebUserDep) -> Response:
-    vault = _admin(request, user)
-    return page(request, "admin_users.html", {
+def users(ctx: WebContextDep) -> Response:
+    vault = _admin(ctx)
+    return page(ctx.request, "admin_users.html", {
         "rows": _user_rows(vault), "roles": ROLE_NAMES,
-        "done": request.query_params.get("done")})
+        "done": ctx.request.query_params.get("done")})
 
 
 def _new_user_page(request: Request, user: WebUser, values: dict[str, str],
@@ -207,10 +198,10 @@ def _new_user_page(request: Request, user: WebUser, values: dict[str, str],
 
 
 @router.get("/admin/users/new")
-def new_user(request: Request, user: WebUserDep) -> Response:
-    _admin(request, user)
-    return _new_user_page(request, user, {"name": "", "role": Role.ASB_OFFICER.value,
-                                          "organisation": user.principal.organisation,
+def new_user(ctx: WebContextDep) -> Response:
+    _admin(ctx)
+    return _new_user_page(ctx.request, ctx.user, {"name": "", "role": Role.ASB_OFFICER.value,
+                                          "organisation": ctx.principal.organisation,
                                           "sites": ""}, {})
 
 
@@ -229,7 +220,7 @@ def add_user(
     confirm: Annotated[str, Form(max_length=8)] = "",
 ) -> Response:
     """Add a user (``identity.create_user``) with a temporary password shown once."""
-    vault = _admin_form(ctx)
+    vault = _admin(ctx)
     values = {"name": name.strip(), "role": role, "organisation": organisation.strip(),
               "sites": site_names.strip()}
     errors: dict[str, str] = {}
@@ -278,14 +269,14 @@ def add_user(
 
 
 @router.get("/admin/users/{name}")
-def user_page(request: Request, user: WebUserDep, name: UserName) -> Response:
-    vault = _admin(request, user)
+def user_page(ctx: WebContextDep, name: UserName) -> Response:
+    vault = _admin(ctx)
     row = _one(vault, name)
     tokens = [t for t, _n in identity.list_tokens(vault, name)]
-    return page(request, "admin_user.html", {
-        "csrf": user.csrf, "row": row, "roles": ROLE_NAMES, "tokens": tokens,
-        "now": vault.clock(), "is_self": name == user.principal.name,
-        "done": request.query_params.get("done"), "default_days": DEFAULT_TOKEN_DAYS,
+    return page(ctx.request, "admin_user.html", {
+        "csrf": ctx.user.csrf, "row": row, "roles": ROLE_NAMES, "tokens": tokens,
+        "now": vault.clock(), "is_self": name == ctx.principal.name,
+        "done": ctx.request.query_params.get("done"), "default_days": DEFAULT_TOKEN_DAYS,
         "max_days": MAX_TOKEN_DAYS})
 
 
@@ -299,7 +290,7 @@ def _not_self(user: WebUser, name: str, what: str) -> None:
 def set_role(ctx: WebFormDep, name: UserName,
              role: Annotated[str, Form(max_length=32)] = "",
              confirm: Annotated[str, Form(max_length=8)] = "") -> Response:
-    vault = _admin_form(ctx)
+    vault = _admin(ctx)
     row = _one(vault, name)
     if role not in {r.value for r in ROLES}:
         raise InvalidInput("Choose one of the roles listed, then try again")
@@ -321,7 +312,7 @@ def set_role(ctx: WebFormDep, name: UserName,
 def set_sites(ctx: WebFormDep, name: UserName,
               site_names: Annotated[str, Form(alias="sites", max_length=8000)] = "",
               confirm: Annotated[str, Form(max_length=8)] = "") -> Response:
-    vault = _admin_form(ctx)
+    vault = _admin(ctx)
     row = _one(vault, name)
     chosen = _site_list(site_names)
     if confirm != CONFIRMED:
@@ -338,7 +329,7 @@ def set_sites(ctx: WebFormDep, name: UserName,
 
 def _set_active(ctx: WebContext, name: str, confirm: str, active: bool) -> Response:
     request, user = ctx.request, ctx.user
-    vault = _admin_form(ctx)
+    vault = _admin(ctx)
     _one(vault, name)
     if not active:
         _not_self(user, name, "disable")
@@ -371,7 +362,7 @@ def enable_user(ctx: WebFormDep, name: UserName,
 def new_password(ctx: WebFormDep, name: UserName,
                  confirm: Annotated[str, Form(max_length=8)] = "") -> Response:
     """A new temporary password (``credentials.set_password``): clears a lock-out."""
-    vault = _admin_form(ctx)
+    vault = _admin(ctx)
     _one(vault, name)
     if confirm != CONFIRMED:
         return _confirm(
@@ -392,7 +383,7 @@ def reset_second_factor(ctx: WebFormDep, name: UserName,
                         confirm: Annotated[str, Form(max_length=8)] = "") -> Response:
     """Forget their authenticator (``credentials.reset_second_factor``): they enrol a new one
     at their next sign-in."""
-    vault = _admin_form(ctx)
+    vault = _admin(ctx)
     _one(vault, name)
     if confirm != CONFIRMED:
         return _confirm(
@@ -412,7 +403,7 @@ def issue_token(ctx: WebFormDep, name: UserName,
                 days: Annotated[str, Form(max_length=8)] = "",
                 confirm: Annotated[str, Form(max_length=8)] = "") -> Response:
     """Issue an API token (``identity.issue_token``), shown once."""
-    vault = _admin_form(ctx)
+    vault = _admin(ctx)
     row = _one(vault, name)
     text = days.strip() or str(DEFAULT_TOKEN_DAYS)
     if not text.isdigit() or not 1 <= int(text) <= MAX_TOKEN_DAYS:
@@ -442,18 +433,18 @@ def issue_token(ctx: WebFormDep, name: UserName,
 
 
 @router.get("/admin/tokens")
-def tokens(request: Request, user: WebUserDep) -> Response:
-    vault = _admin(request, user)
-    return page(request, "admin_tokens.html", {
-        "csrf": user.csrf, "tokens": identity.list_tokens(vault), "now": vault.clock(),
-        "done": request.query_params.get("done")})
+def tokens(ctx: WebContextDep) -> Response:
+    vault = _admin(ctx)
+    return page(ctx.request, "admin_tokens.html", {
+        "csrf": ctx.user.csrf, "tokens": identity.list_tokens(vault), "now": vault.clock(),
+        "done": ctx.request.query_params.get("done")})
 
 
 @router.post("/admin/tokens/{token_id}/revoke")
 def revoke_token(ctx: WebFormDep, token_id: TokenId,
                  confirm: Annotated[str, Form(max_length=8)] = "") -> Response:
     """Revoke an API token (``identity.revoke_token``): it stops working at once."""
-    vault = _admin_form(ctx)
+    vault = _admin(ctx)
     found = next(((t, n) for t, n in identity.list_tokens(vault) if t.id == token_id), None)
     if found is None:
         raise NotFound(f"there is no API token {token_id}")
@@ -485,9 +476,9 @@ def _sites_page(request: Request, user: WebUser, values: dict[str, str],
 
 
 @router.get("/admin/sites")
-def sites_page(request: Request, user: WebUserDep) -> Response:
-    _admin(request, user, Permission.SITES_MANAGE)
-    return _sites_page(request, user, {"site": "", "organisation": ""}, {})
+def sites_page(ctx: WebContextDep) -> Response:
+    _admin(ctx, Permission.SITES_MANAGE)
+    return _sites_page(ctx.request, ctx.user, {"site": "", "organisation": ""}, {})
 
 
 @router.post("/admin/sites")
@@ -497,7 +488,7 @@ def register_site(ctx: WebFormDep,
                   confirm: Annotated[str, Form(max_length=8)] = "") -> Response:
     """Register a site to an organisation (``sites.register_site``): unowned sources there
     become its footage."""
-    vault = _admin_form(ctx, Permission.SITES_MANAGE)
+    vault = _admin(ctx, Permission.SITES_MANAGE)
     values = {"site": site.strip(), "organisation": organisation.strip()}
     errors: dict[str, str] = {}
     if not values["site"]:
