@@ -8,8 +8,10 @@
 Modules: :mod:`~redaction.media` (probe, decode, encode), :mod:`~redaction.detect`
 (detectors), :mod:`~redaction.scan` (where to look), :mod:`~redaction.motion` (camera
 motion), :mod:`~redaction.track` (tracks and mask boxes), :mod:`~redaction.identity` (one
-track per person), :mod:`~redaction.appearance` (the face descriptor identity compares),
-:mod:`~redaction.plan` (the JSON plan), :mod:`~redaction.render` (masks, caption, result), :mod:`~redaction.thumbnail` (a track's picture, on demand),
+track per person), :mod:`~redaction.grouping` (which tracks are one person),
+:mod:`~redaction.appearance` (the face descriptor they compare), :mod:`~redaction.plan`
+(the JSON plan), :mod:`~redaction.render` (masks, caption, result),
+:mod:`~redaction.thumbnail` (a track's picture, on demand),
 :mod:`~redaction.pipeline` (concurrent stages), :mod:`~redaction.chunks` (long footage in
 parallel chunks), :mod:`~redaction.errors`.
 """

@@ -4,7 +4,7 @@
 histograms (texture, not brightness or size, so it survives lighting and distance);
 :func:`distance` compares two of them (or their means over a track); :class:`AppearanceLog`
 samples each track's faces as the frames stream past, in bounded memory. Which tracks are one
-person, given these, is :mod:`redaction.identity`'s decision; this module only measures.
+person, given these, is :mod:`redaction.grouping`'s decision; this module only measures.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ Image = npt.NDArray[np.uint8]
 Vector = npt.NDArray[np.float32]
 
 #: Faces smaller than this (px) are not compared by appearance: too little of their texture
-#: survives compression. :class:`redaction.identity.IdentityParams` defaults to it.
+#: survives compression. :class:`redaction.grouping.IdentityParams` defaults to it.
 MIN_FACE = 32.0
 
 #: The face inside a mask box: the tracker grows the face box by ``box_pad`` (a fifth) of
@@ -124,8 +124,9 @@ class AppearanceLog:
 
     every: int = 3
     limit: int = 96
-    #: Faces smaller than this (px) are not described: :func:`redaction.identity.group_people` does not compare
-    #: them (``IdentityParams.min_face``, the same default), and a crowd of them would cost the most.
+    #: Faces smaller than this (px) are not described: :func:`redaction.grouping.group_people`
+    #: does not compare them (``IdentityParams.min_face``, the same default), and a crowd of
+    #: them would cost the most.
     min_face: float = MIN_FACE
     _samples: dict[int, list[tuple[int, Vector]]] = field(default_factory=dict)
     _step: dict[int, int] = field(default_factory=dict)
