@@ -34,8 +34,8 @@ from .routes import (
     SIGNED_OUT,
     _MAX_NAME,
     CsrfField,
+    WebContextDep,
     WebFormDep,
-    WebUserDep,
     _route,
     _session,
     _settings,
@@ -279,10 +279,10 @@ def sign_out(ctx: WebFormDep,
 
 
 @router.get("/account")
-def account(request: Request, user: WebUserDep) -> Response:
-    sessions = web_sessions.live_sessions(_vault(request), user.principal.user_id)
-    return page(request, "account.html", {"csrf": user.csrf, "sessions": sessions,
-                                          "current": user.session.id})
+def account(ctx: WebContextDep) -> Response:
+    sessions = web_sessions.live_sessions(ctx.vault, ctx.principal.user_id)
+    return page(ctx.request, "account.html", {"csrf": ctx.user.csrf, "sessions": sessions,
+                                              "current": ctx.session.id})
 
 
 __all__ = ["router"]
