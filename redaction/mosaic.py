@@ -34,7 +34,7 @@ __all__ = ["MIN_WIDTHS", "Packing", "pack"]
 #: Fewest widths a packing is tried at; more while rectangles x widths stays under
 #: :data:`_WORK` (see the module's docstring).
 MIN_WIDTHS = 16
-_WORK = 2_400
+_WORK = 1_200
 
 
 @dataclass(frozen=True)
