@@ -35,6 +35,15 @@ class IdentityParams:
     - ``duplicate_share``: share of shared looks at the same place for two tracks to be one
       face (duplicates).
     - ``duplicate_iou``: least overlap (intersection over union) of two boxes of one face.
+    - ``inside``: an unsure box with at least this share of its area inside a sure track's
+      face box is that face too (a second detection of it at another scale: the eyes and
+      nose, the lower face), though the two boxes are not one box. Only inside: an unsure
+      box *around* a face may be around a neighbour's too.
+    - ``drift``: a duplicate moves with the face: over the looks the two tracks share, the
+      place of one relative to the other's face may drift by at most this many face sizes
+      (a person passing in front of another slides across their face). Applied where
+      appearance cannot compare the two (either is unsure, or their faces are too small
+      or too briefly seen): position is then all there is.
     - ``stray``: a duplicate's detections, sure or not, stay within this many face sizes of
       the other track's face while both are seen (further off, the tracker jumped).
     - ``apart_share``: tracks seen together at the same place at fewer of their shared looks
@@ -57,6 +66,8 @@ class IdentityParams:
     overlap: float = 0.5
     duplicate_share: float = 0.7
     duplicate_iou: float = 0.5
+    inside: float = 0.8
+    drift: float = 0.25
     stray: float = 2.0
     apart_share: float = 0.3
     same: float = 0.18
@@ -108,6 +119,32 @@ def _iou(a: Box, b: Box) -> float:
         return 0.0
     inter = ix * iy
     return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+def _inside(inner: Box, outer: Box) -> float:
+    """Share of ``inner``'s area that lies inside ``outer``."""
+    ix = min(inner[2], outer[2]) - max(inner[0], outer[0])
+    iy = min(inner[3], outer[3]) - max(inner[1], outer[1])
+    area = (inner[2] - inner[0]) * (inner[3] - inner[1])
+    return ix * iy / area if ix > 0 and iy > 0 and area > 0 else 0.0
+
+
+def _drift(pairs: Sequence[tuple[int, Box, Box]]) -> float:
+    """How far the first box of each ``(frame, box, box)`` moves relative to the second
+    over the frames, in the second's face sizes: the trend of their centres' offset (the
+    Theil-Sen slope, the median of the slopes between every two frames) times the frames
+    it spans. A trend, not the spread, so that the detector's jitter of a box about a face
+    does not count as moving; a median, so that one odd box (half a face at the edge of a
+    look, an interpolation across a curve) does not either. 0 for fewer than two frames."""
+    if len(pairs) < 2:
+        return 0.0
+    frames = np.array([f for f, _, _ in pairs], np.float64)
+    offsets = np.array([[(_centre(u)[0] - _centre(v)[0]) / _size(v),
+                         (_centre(u)[1] - _centre(v)[1]) / _size(v)] for _, u, v in pairs])
+    i, j = np.triu_indices(len(pairs), k=1)
+    slopes = (offsets[j] - offsets[i]) / (frames[j] - frames[i])[:, None]
+    slope = np.median(slopes, axis=0)
+    return float(np.hypot(*slope) * (frames[-1] - frames[0]))
 
 
 def _size(b: Box) -> float:
@@ -310,6 +347,8 @@ def group_people(tracks: Sequence[Track], appearance: AppearanceLog, *, fps: flo
     # Of the shared looks: how many at the same place and of the same size (one face), and
     # how many looks were shared at all.
     one_face: dict[tuple[int, int], float] = {}
+    # How far each pair's boxes slid past each other over their shared looks (face sizes).
+    drift: dict[tuple[int, int], float] = {}
     extent = {t.id: (min(o.box[0] for o in t.every), min(o.box[1] for o in t.every),
                      max(o.box[2] for o in t.every), max(o.box[3] for o in t.every))
               for t in ts}
@@ -331,16 +370,23 @@ def group_people(tracks: Sequence[Track], appearance: AppearanceLog, *, fps: flo
                                   and _containment(o.box, vb) >= p.overlap for o in u.every):
                     touches[u.id].add(v.id)
             same_place = same_face = 0
+            paired: list[tuple[int, Box, Box]] = []
             for f in looks:
                 ba, bb = _box_at(a.obs, a.frames, f), _box_at(b.obs, b.frames, f)
                 assert ba is not None and bb is not None
+                paired.append((f, ba, bb))
                 if _containment(ba, bb) >= p.overlap:
                     same_place += 1
                     # A box around two neighbours' faces contains each of them: it is at
-                    # their place, but it is neither face. One face is one box.
-                    same_face += _iou(ba, bb) >= p.duplicate_iou
+                    # their place, but it is neither face. One face is one box, or an
+                    # unsure box inside a sure face (another scale of that face: all it
+                    # covers is that face's).
+                    same_face += (_iou(ba, bb) >= p.duplicate_iou
+                                  or (b.sure and not a.sure and _inside(ba, bb) >= p.inside)
+                                  or (a.sure and not b.sure and _inside(bb, ba) >= p.inside))
             shares[a.id, b.id] = shares[b.id, a.id] = same_place / len(looks)
             one_face[a.id, b.id] = one_face[b.id, a.id] = same_face / len(looks)
+            drift[a.id, b.id] = drift[b.id, a.id] = _drift(paired)
     apart = {k for k, v in shares.items() if v < p.apart_share}
     for x, y in apart:
         groups.forbid(x, y)
@@ -363,8 +409,11 @@ def group_people(tracks: Sequence[Track], appearance: AppearanceLog, *, fps: flo
 
     def ambiguous(x: int, y: int) -> bool:
         # y is also often where a third track is, and that track is somebody other than
-        # x (a crossing): position alone cannot say whose face y followed.
-        return any(c != x and (x, c) in apart for c in (*near.get(y, ()), *touches[y]))
+        # x (a crossing): position alone cannot say whose face y followed. Or y is where
+        # x's track was cut because the face there changed (one face passed in front of
+        # another), before and after the cut: y was on whichever face was in front.
+        return any(c != x and ((x, c) in apart or source[c] == source[x])
+                   for c in (*near.get(y, ()), *touches[y]))
 
     duplicates: list[tuple[float, int, int]] = []
     for (x, y), share in shares.items():
@@ -376,7 +425,12 @@ def group_people(tracks: Sequence[Track], appearance: AppearanceLog, *, fps: flo
             continue  # two unsure tracks: neither is known to be a face, let alone whose
         # An unsure track's picture is mostly not a face: only its place counts.
         d = look_distance(a, b) if a.sure and b.sure else None
-        if (face_share >= p.duplicate_share and not ambiguous(x, y) and not ambiguous(y, x)
+        # A duplicate stays on the face it doubles; a track that slides across it is a
+        # person passing in front, however long their boxes coincide. Where the faces
+        # can be compared, they decide: a sure detection's box shape (half a face at the
+        # frame's edge, a turned head) moves its centre more than a slow walker does.
+        if (face_share >= p.duplicate_share and (d is not None or drift[x, y] <= p.drift)
+                and not ambiguous(x, y) and not ambiguous(y, x)
                 and not strayed(a, b) and not strayed(b, a)
                 and (d is None or d < p.different)):
             duplicates.append((1.0 - share, x, y))

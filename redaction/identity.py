@@ -12,11 +12,15 @@ people, in this order:
    crossed: the mean appearance of the samples either side differs by ``different``) is
    cut there, halfway between its last detection of one face and first of the other.
 2. **Same place, same time** (duplicates): two tracks seen at the same time whose face boxes
-   are one box (``duplicate_iou``) at most of the looks they share (``duplicate_share``)
-   are one face, unless their pictures are plainly different, either track's detections
-   (sure or not) stray more than ``stray`` face sizes from the other's face while both are
-   seen (the tracker jumped from somebody else), or either is also where a third person's
-   track is (a crossing: position alone cannot say whose face is whose).
+   are one box (``duplicate_iou``), or an unsure box lying inside a sure face's box
+   (``inside``: the face detected again at another scale), at most of the looks they share
+   (``duplicate_share``) are one face, unless their pictures are plainly different, either
+   track's detections (sure or not) stray more than ``stray`` face sizes from the other's
+   face while both are seen (the tracker jumped from somebody else), either is also where
+   a third person's track is, or is over a track both before and after it was cut at a
+   change of face (a crossing: position alone cannot say whose face is whose), or, where
+   appearance cannot compare them, one slides across the other by more than ``drift``
+   face sizes (a person passing in front).
 3. **Two places at once** (a person cannot be): two tracks seen at the same time in
    different places (overlapping at under ``apart_share`` of shared looks) are two people,
    and no later join may put them into one person.

@@ -130,13 +130,14 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 
 
 
-def _requester_track(plan: dict[str, Any], clip: Clip) -> int:
-    """The track that follows face 0 (the requester): the most overlap with its true box."""
+def _requester_track(plan: dict[str, Any], clip: Clip, face: int = 0) -> int:
+    """The track that follows ``face`` (0: the requester): the most overlap with its true
+    box."""
     def overlap(track: dict[str, Any]) -> float:
         total = 0.0
         for i, box in enumerate(track["boxes"]):
             frame = track["start"] + i
-            truth = dict(clip.gt[frame]).get(0)
+            truth = dict(clip.gt[frame]).get(face)
             if box is None or truth is None:
                 continue
             w = min(box[2], truth[2]) - max(box[0], truth[0])
@@ -236,16 +237,21 @@ def test_ig_officer_runs_a_sar_to_a_redacted_copy(contexts: Callable[..., Any], 
 
     # --- the gallery: one face per person, each cropped on demand, no-store -------------------
     people = page.locator("#gallery .ev-person")
-    assert people.count() >= 3, people.count()
+    # Issue #13 item 4: one card per person (three people, three tracks; the tracker's
+    # faint duplicates of a face are joined to its person, not shown as people).
+    assert people.count() == len(FACES), people.count()
     _loaded(page, "#gallery img.ev-thumb")
     thumbs = [r for r in ig.responses if "/thumbnails/" in r.url]
-    assert len(thumbs) >= 3
+    assert len(thumbs) >= len(FACES)
     assert all(r.status == 200 and "no-store" in r.headers["cache-control"]
                and r.headers["content-type"] == "image/jpeg" for r in thumbs)
     with served.open_vault() as vault:
         plan_job = get_job(vault, job_id)
         assert plan_job.plan is not None
         requester = _requester_track(plan_job.plan, served.clip)
+        # ... and each card is a different person's.
+        assert len({_requester_track(plan_job.plan, served.clip, k)
+                    for k in range(len(FACES))}) == len(FACES)
         clip_id = str((plan_job.result or {})["recording_id"])
     served.state["track"] = str(requester)
     ig.audit("35-sar-gallery")
@@ -360,11 +366,10 @@ def test_ig_officer_runs_a_sar_to_a_redacted_copy(contexts: Callable[..., Any], 
         for k, box in boxes:
             if face_visibility(source, frames[i], box) > VISIBLE:
                 shown[k] += 1
-    # The requester is visible. Not on every frame: on this clip the tracker also makes faint
-    # extra tracks (quality about 0.1, each its own picture in the gallery) that overlap a
-    # real face on some frames; every track not ticked is masked, so the redaction errs
-    # towards hiding the requester there (a few of 50 frames).
-    assert shown[0] >= 0.8 * served.clip.frame_count, shown
+    # Issue #13 item 4: keeping the requester's one track keeps them visible in >= 99 % of
+    # their frames (measured: all 50). It was >= 80 % while faint texture tracks beside
+    # another face, padded back in time, swept over the requester's face and stayed masked.
+    assert shown[0] >= 0.99 * served.clip.frame_count, shown
     assert shown[1] == 0 and shown[2] == 0, shown  # everyone else is hidden on every frame
     corner = [float(np.abs(served.clip.frame(i)[200:236, 4:40].astype(int)
                            - frames[i][200:236, 4:40].astype(int)).mean()) for i in (0, 25, 49)]
