@@ -24,6 +24,7 @@ from .catalog_binding import CatalogReport
 from .catalog_binding import check_catalog as compare_catalog
 
 from .checkpoint import Checkpoint, VerifierKey
+from .epochs import Epochs
 from .entries import GENESIS_PREV, Action, CustodyEvent, action_value, parse_entry
 from .merkle import CompactRange, leaf_hash
 from .tables import CHECKPOINTS, EVENTS, OBJECTS, binds_catalog, unpack_entry
@@ -112,35 +113,6 @@ def _rotation(ev: CustodyEvent, seq: int) -> tuple[str, str] | None:
 def _short(vkey: str) -> str:
     """``name+keyid`` of a verifier key, for messages."""
     return vkey.rpartition("+")[0] or vkey
-
-
-@dataclass(frozen=True)
-class Epochs:
-    """Which signing key was in effect at each size of the ledger.
-
-    ``rotations`` lists (seq, old key, new key) for every ledger key rotation, in order. Events
-    before the first rotation, and the rotation event itself, were written under its old key;
-    after it, under the new. With no rotation, the one key is ``current``.
-    """
-
-    rotations: tuple[tuple[int, str, str], ...]
-    current: str
-
-    def key_at(self, size: int) -> str:
-        """The key in effect once ``size`` events are written: it MACs event ``size`` and
-        signs checkpoints of ``size``."""
-        key = self.rotations[0][1] if self.rotations else self.current
-        for seq, _old, new in self.rotations:
-            if seq < size:
-                key = new
-        return key
-
-    def signers_of(self, size: int) -> list[str]:
-        """The keys that must have signed a checkpoint of ``size``: the key in effect, and
-        also the old key when the checkpoint ends with a rotation (the hand-over, cosigned)."""
-        keys = [self.key_at(size)]
-        keys += [old for seq, old, _new in self.rotations if seq == size - 1]
-        return keys
 
 
 class ChainChecker:

@@ -33,6 +33,7 @@ from typing import Any
 from vault.errors import LedgerError
 
 from .entries import Action, action_value, parse_entry
+from .epochs import Epochs
 from .merkle import leaf_hash
 from .tables import binds_catalog, unpack_entry
 
@@ -46,8 +47,7 @@ _LEDGER_KEY = "ledger"
 Facts = tuple[int, str, str, bytes, tuple[str, ...], str]
 
 _macs: Mapping[str, bytes] = {}
-_rotations: tuple[tuple[int, str, str], ...] = ()
-_current = ""
+_epochs = Epochs((), "")
 
 
 def default_workers() -> int:
@@ -60,17 +60,8 @@ def default_workers() -> int:
 
 def _init(macs: Mapping[str, bytes], rotations: tuple[tuple[int, str, str], ...],
           current: str) -> None:
-    global _macs, _rotations, _current
-    _macs, _rotations, _current = dict(macs), rotations, current
-
-
-def _key_at(size: int) -> str:
-    # As verify.Epochs.key_at: the key that MACs event ``size``.
-    key = _rotations[0][1] if _rotations else _current
-    for seq, _old, new in _rotations:
-        if seq < size:
-            key = new
-    return key
+    global _macs, _epochs
+    _macs, _epochs = dict(macs), Epochs(rotations, current)
 
 
 def row_facts(row: Sequence[Any]) -> Facts | None:
@@ -86,7 +77,7 @@ def row_facts(row: Sequence[Any]) -> Facts | None:
         return None
     if ev.action == Action.KEY_ROTATED and ev.details.get("key") == _LEDGER_KEY:
         return None
-    vkey = _key_at(seq)
+    vkey = _epochs.key_at(seq)
     key = _macs.get(vkey)
     if (
         key is None
