@@ -15,6 +15,7 @@ RangeNotSatisfiable     416    a Range outside the recording (``Content-Range: b
 InvalidInput            400    the vault refused the input
 PlanError               422    a redaction plan that does not validate or fit the footage
 MediaError              422    footage that cannot be decoded (corrupt, truncated, no video)
+DetectorUnavailable     503    the face detector cannot run on the device it was set to use
 NotFound                404    no such recording, case, hold, share or event
 Shredded                410    the footage was deleted by retention; its key is destroyed
 KeyUnavailable          503    a key cannot be had (keyring, KMS)
@@ -47,7 +48,7 @@ from vault.errors import (
     VaultError,
 )
 from ingest.errors import NvrError, SpoolLocked
-from redaction.errors import MediaError, PlanError
+from redaction.errors import DetectorUnavailable, MediaError, PlanError
 from vault.errors import ShareUnavailable, Unauthenticated
 
 
@@ -76,6 +77,7 @@ STATUS: list[tuple[type[VaultError], int, str]] = [
     (RangeNotSatisfiable, 416, "range_not_satisfiable"),
     (InvalidInput, 400, "invalid_input"),
     (PlanError, 422, "invalid_plan"),
+    (DetectorUnavailable, 503, "detector_unavailable"),
     (MediaError, 422, "unreadable_media"),
     (NotFound, 404, "not_found"),
     (Shredded, 410, "shredded"),

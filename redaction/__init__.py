@@ -18,7 +18,14 @@ parallel chunks), :mod:`~redaction.errors`.
 
 from redaction.chunks import plan_chunked, redact_chunked, render_chunked
 from redaction.detect import CenterFace, Detector
-from redaction.errors import ChunkError, EncodeError, MediaError, PlanError, RedactionError
+from redaction.errors import (
+    ChunkError,
+    DetectorUnavailable,
+    EncodeError,
+    MediaError,
+    PlanError,
+    RedactionError,
+)
 from redaction.media import VideoInfo, probe
 from redaction.pipeline import (
     EncodeParams,
@@ -54,6 +61,7 @@ __all__ = [
     "CenterFace",
     "ChunkError",
     "Detector",
+    "DetectorUnavailable",
     "EncodeError",
     "EncodeParams",
     "Keyframe",

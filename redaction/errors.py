@@ -50,3 +50,8 @@ class PlanError(RedactionError):
 
 class EncodeError(RedactionError):
     """The redacted copy could not be encoded or written."""
+
+
+class DetectorUnavailable(RedactionError):
+    """The face detector cannot run on the device it was asked to run on (say, CUDA with an
+    onnxruntime build that has none). Nothing was planned: no face would have been found."""

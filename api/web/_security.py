@@ -36,7 +36,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ingest.errors import NvrError
-from redaction.errors import ChunkError, EncodeError, MediaError, PlanError
+from redaction.errors import ChunkError, DetectorUnavailable, EncodeError, MediaError, PlanError
 from vault.config import Settings
 from vault.errors import (
     AccessDenied,
@@ -150,6 +150,8 @@ ADVICE: tuple[tuple[type[VaultError], str], ...] = (
      "copy."),
     (PlanError, "The redaction plan does not fit this footage. Go back, reload the page and "
      "make the change again; if it fails again, tell your administrator."),
+    (DetectorUnavailable, "The face detector could not start on the device this vault is set "
+     "to use, so nothing was redacted. Tell your administrator, quoting this page's address."),
     (EncodeError, "The redacted copy could not be written. Try again in a few minutes; if it "
      "fails again, tell your administrator."),
     (Shredded, "This footage was deleted by the retention schedule and cannot be recovered."),

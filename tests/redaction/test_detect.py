@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.resources
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -64,3 +65,53 @@ def test_free_image_dims_refuses_garbage() -> None:
         free_image_dims(b"\xff\xff\xff\xff")
     with pytest.raises(ValueError):
         free_image_dims(b"\x08\x01")  # a valid protobuf with no graph
+
+
+# -- where the detector runs (issue #13 item 6: the GPU when present) ---------------------
+# No GPU is lent to CI or to this project's sessions: the CUDA branch is checked against the
+# provider lists onnxruntime-gpu reports, and the CPU branch against the real build here.
+
+CUDA, CPU = "CUDAExecutionProvider", "CPUExecutionProvider"
+
+
+@pytest.mark.parametrize(("device", "available", "chosen"), [
+    ("auto", [CPU], [CPU]),
+    ("auto", ["TensorrtExecutionProvider", CUDA, CPU], [CUDA, CPU]),
+    ("cpu", [CUDA, CPU], [CPU]),
+    ("cuda", [CUDA, CPU], [CUDA, CPU]),
+])
+def test_the_gpu_is_used_where_the_build_has_one_and_the_cpu_backs_it(
+        device: str, available: list[str], chosen: list[str]) -> None:
+    """Issue #13 item 6: CUDA first where onnxruntime has it, the CPU after it for any
+    operator CUDA lacks; ``cpu`` keeps a GPU machine's detector on the CPU."""
+    from redaction.detect import execution_providers
+
+    assert execution_providers(device, available) == chosen
+
+
+def test_asking_for_a_gpu_the_build_lacks_is_an_error_that_says_what_to_install() -> None:
+    """Not a silent fall back to the CPU: a job sized for a GPU would run twenty times
+    slower without anyone being told."""
+    from redaction import DetectorUnavailable
+    from redaction.detect import execution_providers
+
+    with pytest.raises(DetectorUnavailable, match="install onnxruntime-gpu"):
+        execution_providers("cuda", [CPU])
+    with pytest.raises(ValueError, match="'auto', 'cpu' or 'cuda'"):
+        execution_providers("gpu", [CPU])
+
+
+def test_the_plan_records_the_provider_that_ran_the_detector(tmp_path: Path) -> None:
+    """A plan says what computed it: on this CPU-only build, the CPU provider."""
+    import onnxruntime
+
+    from redaction import plan_video
+    from redaction.synthetic import Face, make_clip, still
+
+    detector = CenterFace()
+    expected = CUDA if CUDA in onnxruntime.get_available_providers() else CPU
+    assert detector.provider == expected
+    path = tmp_path / "one.mp4"
+    make_clip(path, [Face(still(160, 120), 40)], seconds=0.4)
+    plan = plan_video(path, detector=detector)
+    assert plan.parameters["provider"] == expected
