@@ -35,10 +35,12 @@ class IdentityParams:
     - ``duplicate_share``: share of shared looks at the same place for two tracks to be one
       face (duplicates).
     - ``duplicate_iou``: least overlap (intersection over union) of two boxes of one face.
-    - ``inside``: an unsure box with at least this share of its area inside a sure track's
-      face box is that face too (a second detection of it at another scale: the eyes and
-      nose, the lower face), though the two boxes are not one box. Only inside: an unsure
-      box *around* a face may be around a neighbour's too.
+    - ``inside``: a box with at least this share of its area inside a sure track's face
+      box, and at most 0.7 of its size, is a part of that face (the face detected again at
+      another scale: the eyes and nose, the lower face), though the two boxes are not one
+      box. Used for a track that is unsure, or whose face cannot be compared (too small,
+      too briefly seen). Only inside: a box *around* a face may be around a neighbour's
+      too.
     - ``drift``: a duplicate moves with the face: over the looks the two tracks share, the
       place of one relative to the other's face may drift by at most this many face sizes
       (a person passing in front of another slides across their face). Applied where
@@ -127,6 +129,12 @@ def _inside(inner: Box, outer: Box) -> float:
     iy = min(inner[3], outer[3]) - max(inner[1], outer[1])
     area = (inner[2] - inner[0]) * (inner[3] - inner[1])
     return ix * iy / area if ix > 0 and iy > 0 and area > 0 else 0.0
+
+
+def _part_of(inner: Box, outer: Box, params: IdentityParams) -> bool:
+    """``inner`` is a part of the face in ``outer``: inside it (``params.inside``) and at
+    most 0.7 of its size (a box of about its size is the face itself, or another's)."""
+    return _size(inner) <= 0.7 * _size(outer) and _inside(inner, outer) >= params.inside
 
 
 def _drift(pairs: Sequence[tuple[int, Box, Box]]) -> float:
@@ -337,6 +345,11 @@ def group_people(tracks: Sequence[Track], appearance: AppearanceLog, *, fps: flo
     groups = _Groups([t.id for t in ts])
     doubts: list[tuple[int, int]] = []
 
+    def uncompared(t: _Tracklet) -> bool:
+        # Unsure, or sure but too small or too briefly seen for its face to be compared:
+        # its place is all there is to judge it by.
+        return not t.sure or t.look is None or t.samples < p.min_samples
+
     def look_distance(a: _Tracklet, b: _Tracklet) -> float | None:
         if a.look is None or b.look is None or min(a.samples, b.samples) < p.min_samples:
             return None
@@ -347,6 +360,9 @@ def group_people(tracks: Sequence[Track], appearance: AppearanceLog, *, fps: flo
     # Of the shared looks: how many at the same place and of the same size (one face), and
     # how many looks were shared at all.
     one_face: dict[tuple[int, int], float] = {}
+    # How many shared looks each pair had, and at how many they were at the same place.
+    looks_of: dict[tuple[int, int], int] = {}
+    placed: dict[tuple[int, int], int] = {}
     # How far each pair's boxes slid past each other over their shared looks (face sizes).
     drift: dict[tuple[int, int], float] = {}
     extent = {t.id: (min(o.box[0] for o in t.every), min(o.box[1] for o in t.every),
@@ -366,8 +382,11 @@ def group_people(tracks: Sequence[Track], appearance: AppearanceLog, *, fps: flo
                 shares[a.id, b.id] = shares[b.id, a.id] = 0.0  # never near each other
                 continue
             for u, v in ((a, b), (b, a)):
+                # A small box inside u's face (a part of that face detected on its own)
+                # is not u landing on somebody else.
                 if v.sure and any((vb := _box_at(v.obs, v.frames, o.frame)) is not None
-                                  and _containment(o.box, vb) >= p.overlap for o in u.every):
+                                  and _containment(o.box, vb) >= p.overlap
+                                  and not _part_of(vb, o.box, p) for o in u.every):
                     touches[u.id].add(v.id)
             same_place = same_face = 0
             paired: list[tuple[int, Box, Box]] = []
@@ -382,18 +401,25 @@ def group_people(tracks: Sequence[Track], appearance: AppearanceLog, *, fps: flo
                     # unsure box inside a sure face (another scale of that face: all it
                     # covers is that face's).
                     same_face += (_iou(ba, bb) >= p.duplicate_iou
-                                  or (b.sure and not a.sure and _inside(ba, bb) >= p.inside)
-                                  or (a.sure and not b.sure and _inside(bb, ba) >= p.inside))
+                                  or (b.sure and uncompared(a) and _part_of(ba, bb, p))
+                                  or (a.sure and uncompared(b) and _part_of(bb, ba, p)))
             shares[a.id, b.id] = shares[b.id, a.id] = same_place / len(looks)
+            placed[a.id, b.id] = placed[b.id, a.id] = same_place
+            looks_of[a.id, b.id] = looks_of[b.id, a.id] = len(looks)
             one_face[a.id, b.id] = one_face[b.id, a.id] = same_face / len(looks)
             drift[a.id, b.id] = drift[b.id, a.id] = _drift(paired)
     apart = {k for k, v in shares.items() if v < p.apart_share}
     for x, y in apart:
         groups.forbid(x, y)
 
+    # Which tracks are often where each track is: at its place for a share of *its* looks
+    # (not only of the few they share), so that a short partial box inside one face (its
+    # lower half, seen twice) does not make that face's whole track look like a box
+    # around two people.
     near: dict[int, list[int]] = {}
     for (x, y), share in shares.items():
-        if share >= p.apart_share:
+        if share >= p.apart_share and (placed[x, y] / max(len(by_id[x].frames), looks_of[x, y])
+                                       >= p.apart_share):
             near.setdefault(x, []).append(y)
 
     def strayed(u: _Tracklet, v: _Tracklet) -> bool:

@@ -484,6 +484,18 @@ def test_a_faint_duplicate_inside_the_requesters_face_joins_their_track(
     people = group_people(tracks, _decoded_log(clip, tracks), fps=25)
     assert people.groups == [[1, 3], [2]], people
 
+    # The scan, looking again where the faint track is, finds another part of the face
+    # (its lower right quarter, scored 0.31 once): a short box inside the requester's face
+    # beside the faint one. It neither makes the requester's track "a box around two
+    # people" nor keeps the faint duplicate from joining.
+    quarter = []
+    for f, score in ((60, 0.31), (63, 0.15)):
+        x0, y0, x1, y1 = dict(clip.gt[f])[0]
+        quarter.append(Observation(f, ((x0 + x1) / 2, (y0 + y1) / 2, x1, y1), score))
+    tracks = [requester, neighbour, faint, Track(4, quarter)]
+    people = group_people(tracks, _decoded_log(clip, tracks), fps=25)
+    assert {1, 3} <= set(next(g for g in people.groups if 1 in g)), people
+
     # Beside each other: a faint box around both faces is neither person's.
     pair = [Face(still(200, 120), 48, identity=5), Face(still(256, 120), 48, identity=12)]
     clip = make_clip(tmp_path / "pair.mp4", pair, width=W, height=H, seconds=2.0)
