@@ -13,8 +13,9 @@ large* to look is the scanner's job (:mod:`redaction.scan`).
 from __future__ import annotations
 
 import importlib.resources
+import threading
 from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import cv2
 import numpy as np
@@ -132,6 +133,15 @@ class CenterFace:
         providers = execution_providers(device, ort.get_available_providers())
         self.threshold = threshold
         self.threads = threads
+        self._ort = ort
+        self._providers = providers
+        self._sessions: dict[int, Any] = {threads: self._new_session(threads)}
+        self._lock = threading.Lock()
+        #: The execution provider that runs the model (recorded in every plan).
+        self.provider: str = self._sessions[threads].get_providers()[0]
+
+    def _new_session(self, threads: int) -> Any:
+        ort = self._ort
         options = ort.SessionOptions()
         options.log_severity_level = 3
         options.intra_op_num_threads = threads
@@ -139,12 +149,22 @@ class CenterFace:
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         # Idle pool threads must not spin: the cores are shared with decoding and encoding.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self._session = ort.InferenceSession(_model_bytes(), options, providers=providers)
-        #: The execution provider that runs the model (recorded in every plan).
-        self.provider: str = self._session.get_providers()[0]
+        return ort.InferenceSession(_model_bytes(), options, providers=self._providers)
 
-    def detect(self, image: npt.NDArray[np.uint8]) -> Boxes:
-        """Return the faces in ``image`` (RGB) as ``(N, 5)`` boxes, best first."""
+    def _session(self, threads: int | None) -> Any:
+        n = self.threads if threads is None else max(1, threads)
+        with self._lock:
+            if n not in self._sessions:
+                self._sessions[n] = self._new_session(n)
+            return self._sessions[n]
+
+    def detect(self, image: npt.NDArray[np.uint8], *, threads: int | None = None) -> Boxes:
+        """Return the faces in ``image`` (RGB) as ``(N, 5)`` boxes, best first.
+
+        ``threads`` runs this one call on that many intra-op threads (the same boxes: the
+        work is split, not changed), for a look that has one large input and a core that
+        would otherwise wait; by default the detector's own ``threads``.
+        """
         h, w = image.shape[:2]
         if h < 8 or w < 8:
             return np.empty((0, 5), np.float32)
@@ -153,7 +173,7 @@ class CenterFace:
             image = cv2.copyMakeBorder(image, 0, hp - h, 0, wp - w,  # type: ignore[assignment]
                                        cv2.BORDER_CONSTANT, value=0)
         blob = cv2.dnn.blobFromImage(image)  # HWC uint8 -> NCHW float32, no scaling
-        heat, scale, offset, _ = self._session.run(list(_OUTPUTS), {_INPUT: blob})
+        heat, scale, offset, _ = self._session(threads).run(list(_OUTPUTS), {_INPUT: blob})
         heat = heat[0, 0]
         ys, xs = np.nonzero(heat > self.threshold)
         if len(ys) == 0:

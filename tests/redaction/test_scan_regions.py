@@ -170,3 +170,28 @@ def test_a_look_with_little_to_search_stays_one_detector_call(
     scanner._detect(image, _regions(truth)[:4])
     scanner.close()
     assert scanner.stats.calls == 1
+
+
+def test_a_look_with_one_large_input_runs_it_on_both_threads_with_the_same_boxes(
+        shared_detector: CenterFace) -> None:
+    """Issue #13 (moving cameras): a look whose only input is one large region (a pan's
+    motion, up to a megapixel) ran on one core while the other waited. It now runs on the
+    scanner's two threads, and finds exactly what one thread finds."""
+    image, truth = _crowd_frame()
+    region = _Region(0, 0, 960, 720, 1.0, "motion")  # 691k px: one input, not packed
+    calls: list[int | None] = []
+
+    class Counting(CenterFace):
+        def detect(self, image: np.ndarray, *, threads: int | None = None) -> np.ndarray:
+            calls.append(threads)
+            return super().detect(image, threads=threads)
+
+    scanner = FrameScanner(Counting(), ScanParams(), width=1920, height=1080, fps=25,
+                           workers=2)
+    wide = np.concatenate(scanner._detect(image, [region]))
+    scanner.close()
+    assert calls == [2]
+    crop = np.ascontiguousarray(image[0:720, 0:960, ::-1])
+    narrow = shared_detector.detect(crop)
+    assert len(wide) == len(narrow) >= 10
+    assert np.allclose(np.sort(wide, axis=0), np.sort(narrow, axis=0), atol=1e-3)
