@@ -12,8 +12,9 @@ people, in this order:
    crossed: the mean appearance of the samples either side differs by ``different``) is
    cut there, halfway between its last detection of one face and first of the other.
 2. **Same place, same time** (duplicates): two tracks seen at the same time whose face boxes
-   are one box (``duplicate_iou``), or an unsure box lying inside a sure face's box
-   (``inside``: the face detected again at another scale), at most of the looks they share
+   are one box (``duplicate_iou``), or an unsure (or too small to compare) box lying inside
+   a sure face's box (``inside``: a part of the face detected again at another scale), at
+   most of the looks they share
    (``duplicate_share``) are one face, unless their pictures are plainly different, either
    track's detections (sure or not) stray more than ``stray`` face sizes from the other's
    face while both are seen (the tracker jumped from somebody else), either is also where
