@@ -139,7 +139,7 @@ def _part_of(inner: Box, outer: Box, params: IdentityParams) -> bool:
 
 def _drift(pairs: Sequence[tuple[int, Box, Box]]) -> float:
     """How far the first box of each ``(frame, box, box)`` moves relative to the second
-    over the frames, in the second's face sizes: the trend of their centres' offset (the
+    over the frames, in face sizes (the larger box's): the trend of their centres' offset (the
     Theil-Sen slope, the median of the slopes between every two frames) times the frames
     it spans. A trend, not the spread, so that the detector's jitter of a box about a face
     does not count as moving; a median, so that one odd box (half a face at the edge of a
@@ -147,8 +147,10 @@ def _drift(pairs: Sequence[tuple[int, Box, Box]]) -> float:
     if len(pairs) < 2:
         return 0.0
     frames = np.array([f for f, _, _ in pairs], np.float64)
-    offsets = np.array([[(_centre(u)[0] - _centre(v)[0]) / _size(v),
-                         (_centre(u)[1] - _centre(v)[1]) / _size(v)] for _, u, v in pairs])
+    # In the larger box's sizes: that is the face (the other may be a part of it).
+    offsets = np.array([[(_centre(u)[0] - _centre(v)[0]) / max(_size(u), _size(v)),
+                         (_centre(u)[1] - _centre(v)[1]) / max(_size(u), _size(v))]
+                        for _, u, v in pairs])
     i, j = np.triu_indices(len(pairs), k=1)
     slopes = (offsets[j] - offsets[i]) / (frames[j] - frames[i])[:, None]
     slope = np.median(slopes, axis=0)
