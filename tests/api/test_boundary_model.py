@@ -41,12 +41,13 @@ from tests.api.conftest import Clock
 from vault.casework import cases, shares, sites
 from vault.access import identity
 from vault.actors import Actor, Role
-from vault.storage.catalog import HoldKind, MediaKind, SourceKind
+from vault.storage.catalog import HoldKind, MediaKind
 from vault.config import Settings
 from vault.casework.holds import list_holds, place_hold
 from vault.casework.sar import attach_window, register_sar
 from vault.vault import Vault
 from vault.capture import Capture
+from tests.captures import cctv_video
 
 T0 = dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.UTC)
 ROLES = [Role.ADMINISTRATOR, Role.ASB_OFFICER, Role.IG_OFFICER, Role.POLICE_LIAISON,
@@ -167,15 +168,7 @@ def build(seed: int, tmp_path: Path) -> tuple[Vault, TestClient, Model]:
                 start = T0 - dt.timedelta(hours=2, minutes=10 * n)
                 rec = vault.put_stream(
                     io.BytesIO(rnd.randbytes(2000)),
-                    Capture(
-                        source_id=source,
-                        source_kind=SourceKind.CCTV,
-                        site=site,
-                        captured_at=start,
-                        captured_end=start + dt.timedelta(minutes=10),
-                        media_kind=MediaKind.VIDEO,
-                        original_name=f"{source}.mp4",
-                    ),
+                    cctv_video(source, site, start, dt.timedelta(minutes=10), name=f"{source}.mp4"),
                     actor=admin,
                 )
                 m.recs[rec.id] = Rec(rec.id, org, site, source)

@@ -39,13 +39,12 @@ from vault.casework import cases as case_ops
 from vault.access import credentials, identity
 from vault.casework import sites
 from vault.actors import Actor, Purpose, Role
-from vault.storage.catalog import MediaKind, SourceKind
 from vault.config import Settings
 from vault.ledger.rfc8785 import canonical_json
 from vault.casework.disclosure import build_export
 from vault.casework.retention import run_retention, verify_deletion_certificate
 from vault.vault import Vault
-from vault.capture import Capture
+from tests.captures import cctv_video
 
 pytestmark = pytest.mark.slow
 
@@ -82,15 +81,8 @@ def _populate(settings: Settings, tmp: Path) -> tuple[dict[str, str], dict[str, 
             with media.open("rb") as f:
                 recordings[key] = vault.put_stream(
                     f,
-                    Capture(
-                        source_id="cam-river-1",
-                        source_kind=SourceKind.CCTV,
-                        site="Riverside",
-                        captured_at=at,
-                        captured_end=at + dt.timedelta(seconds=6),
-                        media_kind=MediaKind.VIDEO,
-                        original_name=f"river-{key}.mp4",
-                    ),
+                    cctv_video("cam-river-1", "Riverside", at, dt.timedelta(seconds=6),
+                               name=f"river-{key}.mp4"),
                     actor=ADMIN,
                 ).id
         for key, source, site, days in (("river_due", "cam-river-2", "Riverside", 19),
@@ -99,15 +91,7 @@ def _populate(settings: Settings, tmp: Path) -> tuple[dict[str, str], dict[str, 
             at = past - dt.timedelta(days=days)
             recordings[key] = vault.put_stream(
                 io.BytesIO(key.encode() * 100),
-                Capture(
-                    source_id=source,
-                    source_kind=SourceKind.CCTV,
-                    site=site,
-                    captured_at=at,
-                    captured_end=at + dt.timedelta(minutes=5),
-                    media_kind=MediaKind.VIDEO,
-                    original_name=f"{source}.mp4",
-                ),
+                cctv_video(source, site, at, dt.timedelta(minutes=5), name=f"{source}.mp4"),
                 actor=ADMIN,
             ).id
         run_retention(vault)

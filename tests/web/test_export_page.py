@@ -42,13 +42,13 @@ from vault.casework import cases as case_ops
 from vault.access import credentials, identity
 from vault.casework import sites
 from vault.actors import Actor, Role
-from vault.storage.catalog import MediaKind, Recording, SourceKind
+from vault.storage.catalog import Recording
 from vault.config import Settings
 from vault.ledger.custody import Action
 from vault.casework.disclosure import verify_export
 from vault.casework.jobs import Job, JobState
 from vault.vault import Vault
-from vault.capture import Capture
+from tests.captures import cctv_video
 
 NORTH, EAST = "Northside Homes", "Eastgate Housing"
 T0 = dt.datetime(2026, 11, 25, 15, 0, tzinfo=dt.UTC)
@@ -115,15 +115,7 @@ def world(tmp_path: Path) -> Iterator[World]:
         start = T0 - dt.timedelta(hours=2)
         w.rec[key] = vault.put_stream(
             io.BytesIO(key.encode() * 3000),
-            Capture(
-                source_id=source,
-                source_kind=SourceKind.CCTV,
-                site=site,
-                captured_at=start,
-                captured_end=start + dt.timedelta(minutes=10),
-                media_kind=MediaKind.VIDEO,
-                original_name=f"{source}.mp4",
-            ),
+            cctv_video(source, site, start, dt.timedelta(minutes=10), name=f"{source}.mp4"),
             actor=ADMIN,
         ).id
     asb = identity.get_user(vault, "asb")
@@ -376,15 +368,8 @@ def _populate(settings: Settings, tmp: Path) -> tuple[dict[str, str], dict[str, 
             with media.open("rb") as f:
                 recordings[key] = vault.put_stream(
                     f,
-                    Capture(
-                        source_id="cam-river-1",
-                        source_kind=SourceKind.CCTV,
-                        site="Riverside",
-                        captured_at=at,
-                        captured_end=at + dt.timedelta(seconds=6),
-                        media_kind=MediaKind.VIDEO,
-                        original_name=f"river-{key}.mp4",
-                    ),
+                    cctv_video("cam-river-1", "Riverside", at, dt.timedelta(seconds=6),
+                               name=f"river-{key}.mp4"),
                     actor=ADMIN,
                 ).id
         officer = Actor(user="asb", role=Role.ASB_OFFICER, organisation=NORTH)

@@ -33,6 +33,7 @@ from vault.casework import cases as case_ops
 from vault.config import Settings
 from vault.ledger.custody import Action
 from vault.storage.catalog import MediaKind, Recording, SourceKind
+from tests.captures import cctv_video
 
 
 @pytest.fixture
@@ -50,14 +51,7 @@ def _put(web: Web, source: str, start: dt.datetime, minutes: float = 1, site: st
          body: bytes = b"") -> str:
     return web.vault.put_stream(
         io.BytesIO(body or f"{source} {start.isoformat()}".encode()),
-        Capture(
-            source_id=source,
-            source_kind=SourceKind.CCTV,
-            site=site,
-            captured_at=start,
-            captured_end=start + dt.timedelta(minutes=minutes),
-            media_kind=MediaKind.VIDEO,
-        ),
+        cctv_video(source, site, start, dt.timedelta(minutes=minutes)),
         actor=OPERATOR,
     ).id
 

@@ -23,11 +23,10 @@ from tests.api.conftest import Clock
 from tests.web.conftest import PASSWORD, csrf_of, sign_in_client, state_purpose
 from vault.access import credentials, identity, web_sessions
 from vault.actors import Actor, Role
-from vault.storage.catalog import MediaKind, SourceKind
 from vault.config import Settings
 from vault.ledger.custody import Action
 from vault.vault import Vault
-from vault.capture import Capture
+from tests.captures import cctv_video
 
 ORG = "Northside Homes"
 T0 = dt.datetime(2026, 11, 25, 15, 0, tzinfo=dt.UTC)  # 15:00 GMT
@@ -79,15 +78,8 @@ def _world(tmp_path: Path, settings: Settings | None = None) -> Web:
     for key, source, site in (("river", "cam-river-1", "Riverside"), ("oak", "cam-oak-1", "Oak Park")):
         web.rec[key] = vault.put_stream(
             io.BytesIO(bytes(range(256)) * 40),
-            Capture(
-                source_id=source,
-                source_kind=SourceKind.CCTV,
-                site=site,
-                captured_at=T0 - dt.timedelta(hours=1),
-                captured_end=T0 - dt.timedelta(minutes=50),
-                media_kind=MediaKind.VIDEO,
-                original_name=f"{source}.mp4",
-            ),
+            cctv_video(source, site, T0 - dt.timedelta(hours=1), dt.timedelta(minutes=10),
+                       name=f"{source}.mp4"),
             actor=OPERATOR,
         ).id
     return web
@@ -327,14 +319,8 @@ def test_find_pages_through_results_in_uk_time(web: Web) -> None:
     for i in range(28):
         web.vault.put_stream(
             io.BytesIO(b"clip %d" % i),
-            Capture(
-                source_id="cam-river-1",
-                source_kind=SourceKind.CCTV,
-                site="Riverside",
-                captured_at=T0 - dt.timedelta(minutes=40 - i),
-                captured_end=T0 - dt.timedelta(minutes=39 - i),
-                media_kind=MediaKind.VIDEO,
-            ),
+            cctv_video("cam-river-1", "Riverside", T0 - dt.timedelta(minutes=40 - i),
+                       dt.timedelta(minutes=1)),
             actor=OPERATOR,
         )
     c = web.client()
