@@ -413,27 +413,21 @@ class Tracker:
         if t <= first.frame or t >= last.frame:
             # Extrapolation: along the velocity, growing slowly as the guess gets older. A
             # face seen once has no velocity, so its box grows as a slow walker moves.
-            # Issue #13 (crowd spill): the velocity is taken only over at least a stride.
-            # A track whose looks all lie within a stride (two looks three frames apart: a
-            # full look and the partial look that followed it) has no velocity either, as
-            # a face seen once: the difference of two boxes three frames apart is the
-            # detector's jitter, or a texture linked beside the face, and extrapolated for
-            # a second it threw the mask nine face sizes across a crowd.
             if t <= first.frame:
                 o, far = first, next((x for x in obs if x.frame - first.frame >= self.stride),
-                                     None)
+                                     obs[-1])
             else:
                 o, far = last, next((x for x in reversed(obs)
-                                     if last.frame - x.frame >= self.stride), None)
+                                     if last.frame - x.frame >= self.stride), obs[0])
             dt = abs(t - o.frame)
             size = _size(o.box)
-            if far is None:
+            if far is o:
                 v = (0.0, 0.0)
                 grow = 0.15 * size * dt
             else:
-                # Two looks a few frames apart give a velocity as noisy as the detector's
-                # boxes, and a long extrapolation of it flies off. Over a stride it is
-                # still uncertain by about half.
+                # Velocity over at least a stride: two looks a few frames apart give a
+                # velocity as noisy as the detector's boxes, and a long extrapolation of it
+                # flies off. It is still uncertain by about half.
                 v = _velocity(far, o) if far.frame < o.frame else _velocity(o, far)
                 grow = dt * 0.5 * math.hypot(*v)
             # However old the guess, the face is not further than a head's size from the

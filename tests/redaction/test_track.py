@@ -261,36 +261,30 @@ def test_a_sure_fast_face_and_an_unsure_slow_one_keep_their_tracks() -> None:
     assert len(tr.tracks) == 2
 
 
-def test_two_looks_within_a_stride_give_no_velocity_to_extrapolate() -> None:
-    """Issue #13 (crowd spill 0.82-0.86 %): a track's mask before its first and after its
-    last look was extrapolated along the velocity between its end look and the first look a
-    stride away, or, when there was none, the other end look however close. Two looks three
-    frames apart (a full look and the partial look after it) then gave a velocity made of the
-    detector's jitter or a texture linked beside the face, and the mask flew along it for a
-    second: on the benchmark's crowd a texture track seen at frames 36 and 39, one size apart,
-    was masked nine sizes away. Such a track now has no velocity, as a face seen once: its
-    mask stays where it was seen and grows at most a head's size."""
-    tr = Tracker(TrackParams(), fps=25, width=1920, height=1080, stride=6)
-    tr.update(36, det(930, 870, 19, 0.15))
-    tr.update(39, det(945, 885, 19, 0.13))
-    tr.finish()
-    assert len(tr.tracks) == 1
-    for f in range(36 - tr.pad_frames, 39 + tr.pad_frames + 1):
-        (m,) = tr.boxes_at(f)
-        seen = 930 if f <= 36 else 945, 870 if f <= 36 else 885
-        assert covers(m.box, *seen, 19), (f, m.box)
-        # The face box grown by box_pad and at most a head's size on each side (plus the
-        # jitter and the smear of its seeming motion): not swept along a velocity.
-        assert m.box[2] - m.box[0] <= 4 * 19, (f, m.box)
-
-
 def test_a_walker_seen_over_a_stride_is_still_extrapolated_along_its_path() -> None:
-    """Issue #13: the velocity rule above leaves a face seen over a stride alone: a walker
-    found at frames 30, 36 and 42 and lost is masked along its path for ``pad_seconds``
-    either side."""
+    """Issue #13 (crowd spill, a guard): most of the crowd's spill is masks extrapolated
+    before a track's first look and after its last; any rule that trims them must leave a
+    walker found at frames 30, 36 and 42 and lost masked along its path for
+    ``pad_seconds`` either side."""
     tr = Tracker(TrackParams(), fps=25, width=1920, height=1080, stride=6)
     for f in (30, 36, 42):
         tr.update(f, det(400 + 3 * f, 500, 24, 0.9))
     tr.finish()
     for f in range(30 - tr.pad_frames, 42 + tr.pad_frames + 1):
+        assert any(covers(m.box, 400 + 3 * f, 500) for m in tr.boxes_at(f)), f
+
+
+def test_a_walker_found_unsure_first_keeps_its_velocity_before_the_track() -> None:
+    """Issue #13 (crowd spill, a guard): crowd tracks that begin with a texture scored 0.1
+    beside the face are extrapolated along the texture's offset; a rule that distrusts an
+    unsure first look must still mask a walker found unsure (0.15) at its first look and
+    sure after, moving 3 px a frame throughout, along its path for ``pad_seconds`` before
+    that look. (Taking the slower of the first two strides' velocities past an unsure end
+    look passed this and cut the crowd's spill 0.91 -> 0.86 %, but left seven more
+    identifiable boxes of walkers visible on the body-worn clip: not built.)"""
+    tr = Tracker(TrackParams(), fps=25, width=1920, height=1080, stride=6)
+    for f in (30, 36, 42, 48, 54):
+        tr.update(f, det(400 + 3 * f, 500, 24, 0.15 if f == 30 else 0.8))
+    tr.finish()
+    for f in range(30 - tr.pad_frames, 31):
         assert any(covers(m.box, 400 + 3 * f, 500) for m in tr.boxes_at(f)), f
