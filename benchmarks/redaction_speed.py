@@ -14,8 +14,9 @@ the wall-clock fps:
   better overlap;
 - **by thread**: CPU seconds of each pipeline thread: ``detect`` (motion, scan, tracking
   and detector calls made there), ``scan pool`` (detector calls shared over the scanner's
-  threads), ``render`` (masking and handing frames to the encoder), ``codec`` (FFmpeg's
-  decoder and x264's own threads), ``decode`` (demuxing);
+  threads), ``render`` (masking and handing frames to the encoder), ``native``
+  (threads C libraries start, which Python cannot name: FFmpeg's decoder, x264, and
+  onnxruntime's second thread for a look's one large input), ``decode`` (demuxing);
 - **Mpx**: detector input, millions of pixels;
 - the **anchor**, in the same run: the same clip decoded and re-encoded with no mask by our
   own reader and writer (``floor``), the least any redaction of it can cost.
@@ -81,7 +82,7 @@ def _stage(name: str) -> str:
         return name.removeprefix("redaction-")
     if name == "MainThread":
         return "render"
-    return "codec"
+    return "native"
 
 
 class _ThreadClock:
