@@ -24,13 +24,11 @@ Prints a breakdown and ends with one summary line. Run:
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import math
 import statistics
 import sys
 from collections import Counter
 from pathlib import Path
-from types import ModuleType
 
 import cv2
 import numpy as np
@@ -39,24 +37,15 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import redaction.pipeline  # noqa: E402
+import _redaction_bench  # noqa: E402  (beside this script)
 from redaction import redact_video  # noqa: E402
 from redaction.detect import Boxes, CenterFace  # noqa: E402
 from redaction.media import iter_frames  # noqa: E402
 from redaction.scan import FrameScanner  # noqa: E402
 from redaction.synthetic import face_visibility, make_clip  # noqa: E402
 
-def _bench() -> ModuleType:
-    """benchmarks/redaction.py, loaded under another name (it shares the package's)."""
-    spec = importlib.util.spec_from_file_location("redaction_bench",
-                                                  ROOT / "benchmarks" / "redaction.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
 
-
-_B = _bench()
+_B = _redaction_bench.load()
 FPS, H, VISIBLE, W, scenes = _B.FPS, _B.H, _B.VISIBLE, _B.W, _B.scenes
 IDENTIFIABLE, identifiability, sharp_frame = _B.IDENTIFIABLE, _B.identifiability, _B.sharp_frame
 

@@ -28,36 +28,28 @@ Clips go to ``benchmarks/out/speed/`` (git-ignored). Ends with one summary line.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import statistics
 import sys
 import threading
 import time
-from collections import Counter
+from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
+from typing import TypeVar
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import _redaction_bench  # noqa: E402  (beside this script)
 from redaction import redact_video  # noqa: E402
 from redaction.media import VideoWriter, iter_frames, probe  # noqa: E402
 from redaction.synthetic import make_clip  # noqa: E402
 
+T = TypeVar("T")
+
 _HZ = os.sysconf("SC_CLK_TCK")
-
-
-def _bench() -> ModuleType:
-    """benchmarks/redaction.py, for its scenes (it is a script, not a package)."""
-    spec = importlib.util.spec_from_file_location("redaction_bench",
-                                                  ROOT / "benchmarks" / "redaction.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
 
 
 def _thread_cpu() -> dict[int, tuple[str, float]]:
@@ -100,16 +92,16 @@ class _ThreadClock:
             self._last.update(_thread_cpu())
             self._stop.wait(0.02)
 
-    def stop(self) -> Counter[str]:
+    def stop(self) -> dict[str, float]:
         self._last.update(_thread_cpu())
         self._stop.set()
         self._thread.join()
-        by: Counter[str] = Counter()
+        by: defaultdict[str, float] = defaultdict(float)
         for tid, (name, cpu) in self._last.items():
             if name == "speed-clock":
                 continue
             by[_stage(name)] += cpu - self._base.get(tid, ("", 0.0))[1]
-        return by
+        return dict(by)
 
 
 @dataclass
@@ -117,7 +109,7 @@ class Run:
     frames: int
     wall: float
     cpu: float
-    threads: Counter[str]
+    threads: dict[str, float]
     mpx: float
 
     @property
@@ -133,10 +125,10 @@ class Run:
         return 2.0 / self.cpu_per_frame
 
 
-def _measure(fn: object) -> tuple[float, float, Counter[str], object]:
+def _measure(fn: Callable[[], T]) -> tuple[float, float, dict[str, float], T]:
     clock = _ThreadClock()
     t0, c0 = time.perf_counter(), os.times()
-    result = fn()  # type: ignore[operator]
+    result = fn()
     wall, c1 = time.perf_counter() - t0, os.times()
     threads = clock.stop()
     return wall, (c1.user - c0.user) + (c1.system - c0.system), threads, result
@@ -144,7 +136,7 @@ def _measure(fn: object) -> tuple[float, float, Counter[str], object]:
 
 def redact(src: Path, out: Path) -> Run:
     wall, cpu, threads, result = _measure(lambda: redact_video(src, out))
-    plan, render = result  # type: ignore[misc]
+    plan, render = result
     stats = plan.parameters["stats"]
     return Run(render.frame_count, wall, cpu, threads, stats["detector_pixels"] / 1e6)
 
@@ -167,7 +159,7 @@ def floor(src: Path, out: Path) -> Run:
         return n
 
     wall, cpu, threads, n = _measure(run)
-    return Run(int(n), wall, cpu, threads, 0.0)  # type: ignore[call-overload]
+    return Run(n, wall, cpu, threads, 0.0)
 
 
 def main() -> None:
@@ -178,7 +170,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out" / "speed")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    bench = _bench()
+    bench = _redaction_bench.load()
     load = os.getloadavg()
     print(f"machine: {os.cpu_count()} cores, load average {load[0]:.2f} {load[1]:.2f} "
           f"{load[2]:.2f} at start; clips of {args.seconds:g} s at {bench.W}x{bench.H}")
@@ -199,7 +191,7 @@ def main() -> None:
         anchor = sorted(base, key=lambda r: r.wall)[len(base) // 2]
         target = bench.TARGET_FPS[scene.kind]
         bounds[scene.name] = statistics.median(r.bound for r in ours)
-        threads = ", ".join(f"{name} {cpu:.2f}" for name, cpu in mid.threads.most_common()
+        threads = ", ".join(f"{name} {cpu:.2f}" for name, cpu in sorted(mid.threads.items(), key=lambda kv: -kv[1])
                             if cpu >= 0.01)
         print(f"  {scene.name:8s} {target:6.0f} {mid.fps:5.1f} {bounds[scene.name]:5.1f} "
               f"{1000 * mid.cpu_per_frame:7.1f}ms {mid.mpx:5.1f} {anchor.fps:9.1f} "

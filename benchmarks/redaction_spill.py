@@ -22,12 +22,10 @@ Prints the tracks that spill most, the texture tracks and the unsure real ones s
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import math
 import statistics
 import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import cv2
@@ -37,6 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import redaction.pipeline  # noqa: E402
+import _redaction_bench  # noqa: E402  (beside this script)
 from redaction import redact_video  # noqa: E402
 from redaction.detect import CenterFace  # noqa: E402
 from redaction.media import iter_frames  # noqa: E402
@@ -44,18 +43,7 @@ from redaction.synthetic import away_map, changed_map, make_clip  # noqa: E402
 from redaction.track import Observation, Track, Tracker  # noqa: E402
 
 
-def _bench() -> ModuleType:
-    """benchmarks/redaction.py, loaded under another name (it shares the package's)."""
-    spec = importlib.util.spec_from_file_location("redaction_bench",
-                                                  ROOT / "benchmarks" / "redaction.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
-_B = _bench()
+_B = _redaction_bench.load()
 FPS, H, W, scenes = _B.FPS, _B.H, _B.W, _B.scenes
 RESCALES = (20, 28, 40, 56)
 UNSURE = 0.45
