@@ -64,6 +64,7 @@ from typing import Any
 import av
 import av.error
 
+from redaction.boxes import iou as _iou
 from redaction.detect import Detector
 from redaction.errors import ChunkError, EncodeError, MediaError, PlanError, RedactionError
 from redaction.identity import AppearanceLog, IdentityParams, group_people, merge_tracks
@@ -428,15 +429,6 @@ def plan_chunk(source: str | Path, chunk: Chunk, *, work: str | Path,
         raise ChunkError(f"chunk {chunk.index} decoded {plan.source.frame_count} frames, "
                          f"not {chunk.plan_stop - chunk.plan_start}")
     return plan
-
-
-def _iou(a: Sequence[float], b: Sequence[float]) -> float:
-    ix = min(a[2], b[2]) - max(a[0], b[0])
-    iy = min(a[3], b[3]) - max(a[1], b[1])
-    if ix <= 0 or iy <= 0:
-        return 0.0
-    inter = ix * iy
-    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
 
 
 @dataclass

@@ -19,6 +19,7 @@ from typing import Any, cast
 
 import numpy as np
 
+from redaction.boxes import centre as _centre, iou as _iou, size as _size
 from redaction.appearance import MIN_FACE, AppearanceLog, Vector, distance
 from redaction.track import Observation, Track
 
@@ -114,15 +115,6 @@ def _containment(a: Box, b: Box) -> float:
     return ix * iy / small if small > 0 else 0.0
 
 
-def _iou(a: Box, b: Box) -> float:
-    ix = min(a[2], b[2]) - max(a[0], b[0])
-    iy = min(a[3], b[3]) - max(a[1], b[1])
-    if ix <= 0 or iy <= 0:
-        return 0.0
-    inter = ix * iy
-    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
-
-
 def _inside(inner: Box, outer: Box) -> float:
     """Share of ``inner``'s area that lies inside ``outer``."""
     ix = min(inner[2], outer[2]) - max(inner[0], outer[0])
@@ -155,14 +147,6 @@ def _drift(pairs: Sequence[tuple[int, Box, Box]]) -> float:
     slopes = (offsets[j] - offsets[i]) / (frames[j] - frames[i])[:, None]
     slope = np.median(slopes, axis=0)
     return float(np.hypot(*slope) * (frames[-1] - frames[0]))
-
-
-def _size(b: Box) -> float:
-    return max(b[2] - b[0], b[3] - b[1], 1.0)
-
-
-def _centre(b: Box) -> tuple[float, float]:
-    return (b[0] + b[2]) / 2, (b[1] + b[3]) / 2
 
 
 @dataclass

@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from redaction.boxes import centre as _centre, iou as _iou, size as _size
 from redaction.motion import CameraMotion
 
 __all__ = ["MaskBox", "Observation", "Track", "TrackParams", "Tracker"]
@@ -141,24 +142,6 @@ class MaskBox:
     box: IntBox
     confidence: float
     bridged: bool
-
-
-def _iou(a: Box, b: Box) -> float:
-    ix = min(a[2], b[2]) - max(a[0], b[0])
-    iy = min(a[3], b[3]) - max(a[1], b[1])
-    if ix <= 0 or iy <= 0:
-        return 0.0
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
-def _centre(b: Box) -> tuple[float, float]:
-    return (b[0] + b[2]) / 2, (b[1] + b[3]) / 2
-
-
-def _size(b: Box) -> float:
-    return max(b[2] - b[0], b[3] - b[1], 1.0)
 
 
 def _velocity(a: Observation, b: Observation) -> tuple[float, float]:
