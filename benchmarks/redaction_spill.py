@@ -37,6 +37,7 @@ sys.path.insert(0, str(ROOT))
 import redaction.pipeline  # noqa: E402
 import _redaction_bench  # noqa: E402  (beside this script)
 from redaction import redact_video  # noqa: E402
+from redaction.boxes import iou as _iou  # noqa: E402
 from redaction.detect import CenterFace  # noqa: E402
 from redaction.media import iter_frames  # noqa: E402
 from redaction.synthetic import away_map, changed_map, make_clip  # noqa: E402
@@ -60,15 +61,6 @@ class _RecordingTracker(Tracker):
 
 
 redaction.pipeline.Tracker = _RecordingTracker  # type: ignore[attr-defined]
-
-
-def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
-    ix = min(a[2], b[2]) - max(a[0], b[0])
-    iy = min(a[3], b[3]) - max(a[1], b[1])
-    if ix <= 0 or iy <= 0:
-        return 0.0
-    inter = ix * iy
-    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
 
 
 def rescore(det: CenterFace, image: np.ndarray, box: tuple[float, ...], face_px: float) -> float:

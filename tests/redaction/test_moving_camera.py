@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from redaction.boxes import iou as _iou
 from redaction import CenterFace, redact_video
 from redaction.motion import CameraMotion
 from redaction.scan import FrameScanner, ScanParams
@@ -125,15 +126,6 @@ def _found_on_pan(detector: CenterFace, smear_speed: float | None = None,
         scan_module._SMEAR_SPEED = old
         scanner.close()
     return found, there
-
-
-def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
-    ix = min(a[2], b[2]) - max(a[0], b[0])
-    iy = min(a[3], b[3]) - max(a[1], b[1])
-    if ix <= 0 or iy <= 0:
-        return 0.0
-    inter = ix * iy
-    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
 
 
 def test_faces_smeared_by_a_pan_are_searched_at_the_size_they_are_found(

@@ -14,6 +14,7 @@ import threading
 import numpy as np
 import pytest
 
+from redaction.boxes import iou as _iou
 from redaction import CenterFace
 from redaction.scan import FrameScanner, ScanParams, _merge_overlapping, _Region
 from redaction.synthetic import Face, render_frame, still
@@ -151,14 +152,6 @@ def test_a_crowded_look_shares_the_detector_over_the_pool_and_finds_the_same_fac
     for x, y in zip(a, b, strict=True):
         if x is not None and y is not None:
             assert np.abs(x[:4] - y[:4]).max() <= 0.15 * (y[3] - y[1]), (x, y)
-
-
-def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def test_a_look_with_little_to_search_stays_one_detector_call(
