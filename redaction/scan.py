@@ -67,6 +67,10 @@ _SPLIT_PIXELS = 300_000
 _WIDE_PIXELS = 300_000
 #: Black gutter between packed regions (px): a few heat-map cells.
 _GUTTER = 16
+#: A crop whose long side exceeds this many times its short side, and _LONG_SIDE px, is
+#: packed apart from the look's other crops (see _by_shape).
+_THIN = 4
+_LONG_SIDE = 256
 #: Boxes scored under this that touch a crop's cut edge are dropped (see _at_cut_edge).
 _EDGE_SCORE = 0.3
 #: Camera speed (px/frame, as a share of ``min_face``) above which a look also searches
@@ -216,6 +220,29 @@ def _merge_overlapping(items: list[_Item]) -> list[_Item]:
             i = k
     return [((int(b[0]), int(b[1]), int(b[2]), int(b[3])), s, k)
             for b, s, k in zip(boxes.tolist(), scales, kinds, strict=True)]
+
+
+def _by_shape(crops: list[tuple[_Region, Image]]) -> list[list[tuple[_Region, Image]]]:
+    """Crops split into those of ordinary shape, long wide strips and long tall strips.
+
+    Issue #13 (moving-camera speed): a panning camera's motion includes the strip of scene
+    it has just uncovered (2342x24 detector px along an edge), and the smeared pass repeats
+    a walker's whole height (78x741). Packed with the look's other crops, one such strip
+    sets the mosaic's width or height on its own and the rest are packed around it: on the
+    benchmark's pan the mosaics held 3.2 detector pixels for each pixel of picture. Strips
+    pack well with each other (stacked or side by side), so each shape gets its own mosaic.
+    Every crop is searched whole, as before.
+    """
+    groups: list[list[tuple[_Region, Image]]] = [[], [], []]
+    for item in crops:
+        h, w = item[1].shape[:2]
+        if w > max(_THIN * h, _LONG_SIDE):
+            groups[1].append(item)
+        elif h > max(_THIN * w, _LONG_SIDE):
+            groups[2].append(item)
+        else:
+            groups[0].append(item)
+    return [g for g in groups if g]
 
 
 def _tiles(width: int, height: int, max_area: float,
@@ -381,8 +408,9 @@ class FrameScanner:
                 jobs.append((crop, [(region, crop, 0, 0)]))
             else:
                 small.append((region, crop))
-        for group in self._mosaic_groups(small, busy=len(jobs)):
-            jobs.append(self._mosaic(group))
+        for shape in _by_shape(small):
+            for group in self._mosaic_groups(shape, busy=len(jobs)):
+                jobs.append(self._mosaic(group))
         for rgb, placed in jobs:
             self._count(rgb, [r.kind for r, _, _, _ in placed])
         inputs = [rgb for rgb, _ in jobs]
