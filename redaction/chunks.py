@@ -69,6 +69,7 @@ from redaction.detect import Detector
 from redaction.errors import ChunkError, EncodeError, MediaError, PlanError, RedactionError
 from redaction.identity import AppearanceLog, IdentityParams, group_people, merge_tracks
 from redaction.media import _AudioCarrier, probe
+from redaction.partition import Partition
 from redaction.pipeline import (
     EncodeParams,
     Progress,
@@ -455,24 +456,8 @@ def _pieces(i: int, plan: RedactionPlan, offset: int) -> list[_Piece]:
     return out
 
 
-class _People:
-    """Union-find over pieces: which pieces are one person."""
-
-    def __init__(self, n: int) -> None:
-        self.parent = list(range(n))
-
-    def find(self, a: int) -> int:
-        while self.parent[a] != a:
-            self.parent[a] = self.parent[self.parent[a]]
-            a = self.parent[a]
-        return a
-
-    def join(self, a: int, b: int) -> None:
-        self.parent[self.find(b)] = self.find(a)
-
-
 def _match(left: list[int], right: list[int], pieces: list[_Piece], frames: range,
-           people: _People) -> int:
+           people: Partition) -> int:
     """Join the pieces of two neighbouring chunks that follow the same face over ``frames``
     (the frames both planned), best pairs first, each piece at most once. Returns the joins."""
     pairs: list[tuple[float, int, int]] = []
@@ -488,7 +473,7 @@ def _match(left: list[int], right: list[int], pieces: list[_Piece], frames: rang
         if a in used or b in used:
             continue
         used.update((a, b))
-        people.join(a, b)
+        people.union(a, b)
         joins += 1
     return joins
 
@@ -533,7 +518,7 @@ def merge_chunk_plans(layout: ChunkLayout, plans: Sequence[RedactionPlan], *,
     for c in chunks:
         owner[c.start:c.stop] = [c.index] * (c.stop - c.start)
 
-    people = _People(len(pieces))
+    people = Partition(range(len(pieces)))
     joins = 0
     for left, right in zip(chunks, chunks[1:], strict=False):
         shared = range(right.plan_start, left.plan_stop)
@@ -715,7 +700,7 @@ def join_across_chunks(source: str | Path, plan: RedactionPlan, layout: ChunkLay
     fps = float(Fraction(plan.source.fps))
     people = group_people(tracklets, log, fps=fps, params=params)
     unseen = {frozenset(pair) for pair in pairs}
-    joined = _People(len(plan.tracks))
+    joined = Partition(range(len(plan.tracks)))
     slot = {t.id: n for n, t in enumerate(plan.tracks)}
     joins = 0
     # Swaps inside a chunk's window were that chunk's to cut; a piece group_people cut here
@@ -725,7 +710,7 @@ def join_across_chunks(source: str | Path, plan: RedactionPlan, layout: ChunkLay
         members = sorted({origin.get(i, i) for i in group} & by_id.keys())
         for x, y in itertools.combinations(members, 2):
             if frozenset((x, y)) in unseen and joined.find(slot[x]) != joined.find(slot[y]):
-                joined.join(slot[x], slot[y])
+                joined.union(slot[x], slot[y])
                 joins += 1
     groups: dict[int, list[int]] = {}
     for t in plan.tracks:

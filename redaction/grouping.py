@@ -21,6 +21,7 @@ import numpy as np
 
 from redaction.boxes import centre as _centre, iou as _iou, size as _size
 from redaction.appearance import MIN_FACE, AppearanceLog, Vector, distance
+from redaction.partition import Partition
 from redaction.track import Observation, Track
 
 __all__ = ["IdentityParams", "People", "group_people"]
@@ -204,46 +205,6 @@ class People:
     pieces: dict[int, list[tuple[int, Track]]] = field(default_factory=dict)
 
 
-class _Groups:
-    """Union-find over track ids, with "never the same person" constraints between groups."""
-
-    def __init__(self, ids: Sequence[int]) -> None:
-        self.parent = {i: i for i in ids}
-        self.apart: dict[int, set[int]] = {i: set() for i in ids}
-
-    def find(self, i: int) -> int:
-        while self.parent[i] != i:
-            self.parent[i] = self.parent[self.parent[i]]
-            i = self.parent[i]
-        return i
-
-    def forbid(self, a: int, b: int) -> None:
-        ra, rb = self.find(a), self.find(b)
-        self.apart[ra].add(rb)
-        self.apart[rb].add(ra)
-
-    def allowed(self, a: int, b: int) -> bool:
-        ra, rb = self.find(a), self.find(b)
-        return ra == rb or (rb not in {self.find(x) for x in self.apart[ra]})
-
-    def union(self, a: int, b: int) -> None:
-        ra, rb = self.find(a), self.find(b)
-        if ra == rb:
-            return
-        self.parent[rb] = ra
-        self.apart[ra] |= self.apart.pop(rb)
-        for s in self.apart.values():
-            if rb in s:
-                s.discard(rb)
-                s.add(ra)
-
-    def members(self) -> dict[int, list[int]]:
-        out: dict[int, list[int]] = {}
-        for i in self.parent:
-            out.setdefault(self.find(i), []).append(i)
-        return out
-
-
 def _shared_looks(a: _Tracklet, b: _Tracklet) -> list[int]:
     lo, hi = max(a.first, b.first), min(a.last, b.last)
     if lo > hi:
@@ -328,7 +289,7 @@ def group_people(tracks: Sequence[Track], appearance: AppearanceLog, *, fps: flo
     cut, source, pieces = _cut(tracks, appearance, p)
     ts = [_tracklet(t, appearance, p, source[t.id]) for t in cut]
     by_id = {t.id: t for t in ts}
-    groups = _Groups([t.id for t in ts])
+    groups = Partition(t.id for t in ts)
     doubts: list[tuple[int, int]] = []
 
     def uncompared(t: _Tracklet) -> bool:
