@@ -52,7 +52,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from sqlalchemy import select
 
-from redaction import MaskSpec, Progress, RedactionPlan
+from redaction import CenterFace, MaskSpec, Progress, RedactionPlan
 from redaction.chunks import Chunk, ChunkLayout, ChunkPlanner, plan_chunk, plan_chunked
 from redaction.clips import assemble_clip
 from redaction.errors import ChunkError
@@ -144,6 +144,13 @@ def _target(ctx: JobContext) -> tuple[str, dict[str, Any]]:
     }
 
 
+def _detector(ctx: JobContext) -> CenterFace:
+    """The face detector on the device the settings name (``redaction_device``). Raises
+    DetectorUnavailable (``cuda`` without a CUDA build), which fails the job at once: a retry
+    on the same worker would fail the same way."""
+    return CenterFace(device=ctx.vault.settings.redaction_device)
+
+
 def _plan(ctx: JobContext, rid: str, *, span: float) -> RedactionPlan:
     """Detect and track faces in recording ``rid``; the named tracks are kept visible."""
     vault = ctx.vault
@@ -159,7 +166,8 @@ def _plan(ctx: JobContext, rid: str, *, span: float) -> RedactionPlan:
                             workers=settings.redaction_workers, mask=_mask(ctx),
                             caption=ctx.params.get("caption"),
                             progress=_reporter(ctx, 0.0, span),
-                            chunk_planner=_chunk_jobs(ctx, rid, recording.sha256, span=span))
+                            chunk_planner=_chunk_jobs(ctx, rid, recording.sha256, span=span),
+                            detector=_detector(ctx))
     keep = {int(t) for t in ctx.params.get("keep_tracks") or []}
     if keep:
         plan = plan.with_keep(keep)
@@ -215,6 +223,7 @@ def _render(ctx: JobContext, rid: str, plan: RedactionPlan | None, *, start: flo
         workers=settings.redaction_workers,
         chunk_planner=_chunk_jobs(ctx, rid, ctx.vault.recording(rid).sha256,
                                   start=start, span=span / 2),
+        detector=_detector(ctx) if plan is None else None,
     )
     ctx.plan = copy.plan.to_dict()
     return {
@@ -424,7 +433,8 @@ def run_redaction_chunk(ctx: JobContext) -> dict[str, Any]:
                               action=Action.REDACTION_PLANNED)
             fetched = recording.size
         plan = plan_chunk(source, chunk, work=work, present=chunk.ranges, mask=_mask(ctx),
-                          caption=ctx.params.get("caption"), progress=_reporter(ctx, 0.0, 1.0))
+                          caption=ctx.params.get("caption"), progress=_reporter(ctx, 0.0, 1.0),
+                          detector=_detector(ctx))
     ctx.plan = plan.to_dict()
     return {"recording_id": rid, "chunk": chunk.index, "chunks": total,
             "frames": [chunk.plan_start, chunk.plan_stop], "owns": [chunk.start, chunk.stop],

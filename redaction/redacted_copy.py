@@ -20,6 +20,7 @@ from vault import Action, Actor, MediaKind, Purpose, Recording, Vault
 from vault.capture import Capture
 
 from .chunks import ChunkPlanner, chunk_layout, plan_chunked, render_chunked
+from .detect import Detector
 from .pipeline import EncodeParams, ProgressCallback, redact_video, render_plan
 from .plan import AudioEdit, MaskSpec, RedactionPlan, save_plan
 from .render import RenderResult
@@ -50,6 +51,7 @@ def redact_recording(
     overlap_s: float = 2.0,
     workers: int = 1,
     chunk_planner: ChunkPlanner | None = None,
+    detector: Detector | None = None,
 ) -> RedactedCopy:
     """Redact a vault recording and store the result as a derived recording.
 
@@ -57,6 +59,7 @@ def redact_recording(
     tracks and renders in one pass. With ``chunk_s`` > 0, footage long enough to split is
     planned in chunks (on ``workers`` threads, or by ``chunk_planner``: chunk jobs on the
     queue) and rendered in chunks joined without re-encoding (:mod:`redaction.chunks`).
+    ``detector``: the face detector to plan with (default: CenterFace on ``auto``).
     Returns the stored copy. Raises NotFound, Shredded,
     MediaError, PlanError, EncodeError; on any error nothing is stored and the spool is clean.
     """
@@ -75,11 +78,12 @@ def redact_recording(
                 chunk_layout(source, chunk_s=chunk_s, overlap_s=overlap_s).chunks) > 1:
             plan = plan_chunked(source, chunk_s=chunk_s, overlap_s=overlap_s, workers=workers,
                                 mask=mask or MaskSpec(), caption=caption, audio=audio,
-                                progress=progress, chunk_planner=chunk_planner)
+                                progress=progress, chunk_planner=chunk_planner,
+                                detector=detector)
         if plan is None:
             plan, render = redact_video(
                 source, output, mask=mask or MaskSpec(), caption=caption, audio=audio,
-                encode=encode, progress=progress,
+                encode=encode, progress=progress, detector=detector,
             )
         elif chunk_s > 0:
             render = render_chunked(source, plan, output, chunk_s=chunk_s, workers=workers,

@@ -213,6 +213,14 @@ class Settings(BaseSettings):
         description="Redaction: chunks one process plans or renders at once (the CLI's chunks, "
         "a render job's chunks). More worker processes plan more chunks at once.",
     )
+    redaction_device: Literal["auto", "cpu", "cuda"] = Field(
+        default="auto",
+        description="Redaction: where the face detector runs. 'auto': an NVIDIA GPU where "
+        "onnxruntime-gpu is installed in place of onnxruntime and a GPU answers, else the CPU; "
+        "'cpu': always the CPU (a GPU kept for other work); 'cuda': the GPU or an error "
+        "(detector_unavailable), never a silent fall back to the CPU. Each plan records the "
+        "provider that ran it (docs/redaction.md, Stages: Detect).",
+    )
     oidc_issuer: str | None = Field(
         default=None,
         description="API: sign-in through this OpenID Connect issuer (its 'iss', e.g. "

@@ -28,6 +28,7 @@ from typer.core import TyperGroup
 
 from redaction import (
     AudioEdit,
+    CenterFace,
     EncodeParams,
     MaskSpec,
     MaskStyle,
@@ -200,6 +201,26 @@ OverlapOpt = Annotated[float | None, typer.Option(
 WorkersOpt = Annotated[int | None, typer.Option(
     "--workers", min=1, show_default=False,
     help="Chunks planned or rendered at once. Default: redaction_workers.")]
+class Device(str, Enum):
+    """Where the face detector may run (redaction.detect.execution_providers)."""
+
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+DeviceOpt = Annotated[Device | None, typer.Option(
+    "--device", show_default=False,
+    help="Where the face detector runs: auto (an NVIDIA GPU where onnxruntime-gpu is "
+    "installed, else the CPU), cpu, or cuda (the GPU or an error). Default: the "
+    "redaction_device setting.")]
+
+
+def _detector(device: Device | None) -> CenterFace:
+    """CenterFace on ``device``, or on the ``redaction_device`` setting. Raises
+    DetectorUnavailable."""
+    return CenterFace(device=load_settings().redaction_device if device is None
+                      else device.value)
 
 
 def _chunking(chunk_s: float | None, overlap_s: float | None,
@@ -218,7 +239,8 @@ _RECORDING_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-
 def _redact_vault_recording(recording_id: str, output: Path, *, plan_out: Path | None,
                             mask: MaskSpec, caption: str | None, audio: list[AudioEdit],
                             encode: EncodeParams, purpose: str, reference: str | None,
-                            as_json: bool, chunking: tuple[float, float, int]) -> None:
+                            as_json: bool, chunking: tuple[float, float, int],
+                            device: Device | None) -> None:
     from redaction.redacted_copy import redact_recording
     from vault import Actor, Purpose, Vault
 
@@ -228,7 +250,7 @@ def _redact_vault_recording(recording_id: str, output: Path, *, plan_out: Path |
         copy = redact_recording(vault, recording_id, actor=actor, purpose=why, mask=mask,
                                 caption=caption, audio=audio, encode=encode, progress=progress,
                                 chunk_s=chunking[0], overlap_s=chunking[1],
-                                workers=chunking[2])
+                                workers=chunking[2], detector=_detector(device))
         vault.export_file(copy.recording.id, output, actor=actor, purpose=why)
     if plan_out is not None:
         save_plan(copy.plan, plan_out)
@@ -260,6 +282,7 @@ def run_cmd(
     chunk_s: ChunkOpt = None,
     overlap_s: OverlapOpt = None,
     workers: WorkersOpt = None,
+    device: DeviceOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Detect, track and blur faces in INPUT and write a redacted H.264/AAC MP4 (one pass).
@@ -275,7 +298,7 @@ def run_cmd(
                                 caption=caption, audio=audio,
                                 encode=EncodeParams(preset=preset, crf=crf),
                                 purpose=purpose, reference=reference, as_json=as_json,
-                                chunking=chunking)
+                                chunking=chunking, device=device)
         return
     scan = ScanParams(min_face=min_face)
     try:
@@ -285,7 +308,7 @@ def run_cmd(
                 workers=chunking[2], scan=scan,
                 mask=MaskSpec(style=MaskStyle(mode.value), strength=strength),
                 caption=caption, audio=audio, encode=EncodeParams(preset=preset, crf=crf),
-                progress=progress)
+                detector=_detector(device), progress=progress)
         if plan_out is not None:
             save_plan(plan, plan_out)
     except RedactionError as error:
@@ -307,6 +330,7 @@ def plan_cmd(
     chunk_s: ChunkOpt = None,
     overlap_s: OverlapOpt = None,
     workers: WorkersOpt = None,
+    device: DeviceOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Detect and track faces in INPUT and write a redaction plan to review and edit."""
@@ -317,7 +341,8 @@ def plan_cmd(
             plan = plan_chunked(input, chunk_s=chunk, overlap_s=overlap, workers=threads,
                                 scan=ScanParams(min_face=min_face),
                                 mask=MaskSpec(style=MaskStyle(mode.value), strength=strength),
-                                caption=caption, audio=audio, progress=progress)
+                                caption=caption, audio=audio, detector=_detector(device),
+                                progress=progress)
         save_plan(plan, output)
     except RedactionError as error:
         raise _fail(error) from None

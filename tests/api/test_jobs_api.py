@@ -113,6 +113,30 @@ def test_plan_and_render_in_one_job(jw: World, clip_bytes: bytes) -> None:
     assert r.status_code == 400 and "redaction_plan" in r.json()["detail"]
 
 
+def test_the_detector_runs_where_the_redaction_device_setting_says(
+        jw: World, clip_bytes: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue #13 item 6: ``redaction_device`` reaches the job's detector. ``cpu`` plans on the
+    CPU provider (recorded in the plan); ``cuda`` on this CPU-only build fails the job at
+    once with advice, stores nothing and is not retried (no GPU is lent to CI: the CUDA
+    path itself is tested against onnxruntime's provider lists in
+    tests/redaction/test_detect.py)."""
+    w = jw
+    master = _store_clip(w, clip_bytes)
+    monkeypatch.setattr(w.vault.settings, "redaction_device", "cpu")
+    job = _plan_job(w, master.id)
+    assert job["state"] == "succeeded", job
+    plan = w.client.get(f"/jobs/{job['id']}/plan", headers=w.headers("asb")).json()
+    assert plan["parameters"]["provider"] == "CPUExecutionProvider"
+
+    monkeypatch.setattr(w.vault.settings, "redaction_device", "cuda")
+    before = len(w.vault.recordings())
+    job = _plan_job(w, master.id, render=True)
+    assert job["state"] == "failed" and job["attempts"] == 1, job
+    assert job["error"].startswith("DetectorUnavailable") and "onnxruntime-gpu" in job["error"]
+    assert len(w.vault.recordings()) == before
+    assert list(w.vault.settings.spool_dir.iterdir()) == []
+
+
 def test_bad_plan_edit_is_422_with_a_clear_message(jw: World, clip_bytes: bytes) -> None:
     w = jw
     master = _store_clip(w, clip_bytes)

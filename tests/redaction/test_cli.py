@@ -110,3 +110,19 @@ def test_redact_a_vault_recording_by_id(tmp_path: Path) -> None:
     missing = CliRunner().invoke(app, ["redact", "00000000-0000-4000-8000-000000000000", "-o", str(tmp_path / "x.mp4")],
                                  env={"EVIDENCE_VAULT_HOME": str(home)})
     assert missing.exit_code == 3 and "no recording with id" in missing.stderr
+
+
+def test_device_cuda_without_a_gpu_build_is_a_clear_error_and_writes_nothing(
+        people_clip: Clip, tmp_path: Path) -> None:
+    """Issue #13 item 6: ``--device cuda`` on onnxruntime without CUDA (this CPU-only build)
+    says what to install, exits non-zero and leaves no output or plan; ``--device cpu``
+    plans on the CPU and the plan says so."""
+    out, plan = tmp_path / "o.mp4", tmp_path / "plan.json"
+    r = runner.invoke(redact_app, ["run", str(people_clip.path), "-o", str(out),
+                                   "--plan-out", str(plan), "--device", "cuda"])
+    assert r.exit_code != 0 and "onnxruntime-gpu" in r.output, r.output
+    assert not out.exists() and not plan.exists()
+    r = runner.invoke(redact_app, ["plan", str(people_clip.path), "-o", str(plan),
+                                   "--device", "cpu", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(plan.read_text())["parameters"]["provider"] == "CPUExecutionProvider"
