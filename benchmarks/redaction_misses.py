@@ -148,18 +148,22 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out")
     ap.add_argument("--hidden-sample", type=int, default=4,
                     help="score every n-th hidden face too (0: none)")
+    ap.add_argument("--noise-seed", type=int, default=0, metavar="N",
+                    help="the clip under noise seed N, as benchmarks/redaction.py "
+                         "--noise-seeds makes it (0: the benchmark's own clip)")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     det = CenterFace(threshold=0.01)
     for k, scene in enumerate(scenes(args.seconds)):
         if scene.name not in args.only.split(","):
             continue
-        src = args.out / f"{scene.name}_1080p.mp4"
+        tag = f"_n{args.noise_seed}" if args.noise_seed else ""
+        src = args.out / f"{scene.name}{tag}_1080p.mp4"
         clip = make_clip(src, scene.faces, width=W, height=H, fps=FPS, seconds=args.seconds,
-                         seed=100 + k, noise=scene.noise, crf=26, gop=2 * FPS, audio=True,
+                         seed=100 + k + args.noise_seed, noise=scene.noise, crf=26, gop=2 * FPS, audio=True,
                          shutter=0.02, camera=scene.camera, mono=scene.mono,
                          background=scene.background)
-        out = args.out / f"{scene.name}_diag.mp4"
+        out = args.out / f"{scene.name}{tag}_diag.mp4"
         plan, _ = redact_video(src, out)
         rows: list[dict[str, float | int | str]] = []
         hidden: list[dict[str, float]] = []
