@@ -169,6 +169,18 @@ def scenes(seconds: float) -> list[Scene]:
     ]
 
 
+def scene_clip(k: int, scene: Scene, seconds: float, out: Path, noise_seed: int = 0) -> Clip:
+    """Scene ``k`` of :func:`scenes` as a clip in ``out``, under sensor-noise seed
+    ``noise_seed``: the same people, camera and background, other noise (and so other
+    compression). Seed 0 is the clip every run measures; ``k`` is the scene's place in the
+    full list whichever scenes are chosen, so every script measures the same clip."""
+    tag = f"_n{noise_seed}" if noise_seed else ""
+    return make_clip(out / f"{scene.name}{tag}_1080p.mp4", scene.faces, width=W, height=H,
+                     fps=FPS, seconds=seconds, seed=100 + k + noise_seed, noise=scene.noise,
+                     crf=26, gop=2 * FPS, audio=True, shutter=0.02, camera=scene.camera,
+                     mono=scene.mono, background=scene.background)
+
+
 def sharp_frame(clip: Clip, i: int) -> np.ndarray:
     """Frame ``i`` as the camera would show it with a still shutter and no sensor noise:
     every face at its full drawn detail, at the same place, size and camera view."""
@@ -379,11 +391,8 @@ def main() -> None:
             # Noise seed n: the same scene under other sensor noise (and so other
             # compression). Seed 0 is the clip every earlier run measured.
             tag = f"_n{n}" if n else ""
-            src = args.out / f"{scene.name}{tag}_1080p.mp4"
-            clip = make_clip(src, scene.faces, width=W, height=H, fps=FPS,
-                             seconds=args.seconds, seed=100 + k + n, noise=scene.noise, crf=26,
-                             gop=2 * FPS, audio=True, shutter=0.02, camera=scene.camera,
-                             mono=scene.mono, background=scene.background)
+            clip = scene_clip(k, scene, args.seconds, args.out, n)
+            src = clip.path
             idf = identifiable_scores(clip)
             if n == 0:
                 faces_per_frame = sum(len(g) for g in clip.gt) / clip.frame_count

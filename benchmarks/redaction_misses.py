@@ -43,11 +43,11 @@ from redaction.boxes import iou as _iou  # noqa: E402
 from redaction.detect import Boxes, CenterFace  # noqa: E402
 from redaction.media import iter_frames  # noqa: E402
 from redaction.scan import FrameScanner  # noqa: E402
-from redaction.synthetic import face_visibility, make_clip  # noqa: E402
+from redaction.synthetic import face_visibility  # noqa: E402
 
 
 _B = _redaction_bench.load()
-FPS, H, VISIBLE, W, scenes = _B.FPS, _B.H, _B.VISIBLE, _B.W, _B.scenes
+H, VISIBLE, W, scenes, scene_clip = _B.H, _B.VISIBLE, _B.W, _B.scenes, _B.scene_clip
 IDENTIFIABLE, identifiability, sharp_frame = _B.IDENTIFIABLE, _B.identifiability, _B.sharp_frame
 
 
@@ -158,11 +158,8 @@ def main() -> None:
         if scene.name not in args.only.split(","):
             continue
         tag = f"_n{args.noise_seed}" if args.noise_seed else ""
-        src = args.out / f"{scene.name}{tag}_1080p.mp4"
-        clip = make_clip(src, scene.faces, width=W, height=H, fps=FPS, seconds=args.seconds,
-                         seed=100 + k + args.noise_seed, noise=scene.noise, crf=26, gop=2 * FPS, audio=True,
-                         shutter=0.02, camera=scene.camera, mono=scene.mono,
-                         background=scene.background)
+        clip = scene_clip(k, scene, args.seconds, args.out, args.noise_seed)
+        src = clip.path
         out = args.out / f"{scene.name}{tag}_diag.mp4"
         plan, _ = redact_video(src, out)
         rows: list[dict[str, float | int | str]] = []

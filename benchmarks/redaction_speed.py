@@ -45,7 +45,6 @@ sys.path.insert(0, str(ROOT))
 import _redaction_bench  # noqa: E402  (beside this script)
 from redaction import redact_video  # noqa: E402
 from redaction.media import VideoWriter, iter_frames, probe  # noqa: E402
-from redaction.synthetic import make_clip  # noqa: E402
 
 T = TypeVar("T")
 
@@ -180,11 +179,7 @@ def main() -> None:
     for k, scene in enumerate(bench.scenes(args.seconds)):
         if args.only and scene.name not in args.only.split(","):
             continue
-        src = args.out / f"{scene.name}_1080p.mp4"
-        make_clip(src, scene.faces, width=bench.W, height=bench.H, fps=bench.FPS,
-                  seconds=args.seconds, seed=100 + k, noise=scene.noise, crf=26,
-                  gop=2 * bench.FPS, audio=True, shutter=0.02, camera=scene.camera,
-                  mono=scene.mono, background=scene.background)
+        src = bench.scene_clip(k, scene, args.seconds, args.out).path
         ours = [redact(src, args.out / f"{scene.name}_ours.mp4") for _ in range(args.repeat)]
         base = [floor(src, args.out / f"{scene.name}_floor.mp4") for _ in range(args.repeat)]
         mid = sorted(ours, key=lambda r: r.wall)[len(ours) // 2]

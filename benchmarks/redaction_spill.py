@@ -40,12 +40,12 @@ from redaction import redact_video  # noqa: E402
 from redaction.boxes import iou as _iou  # noqa: E402
 from redaction.detect import CenterFace  # noqa: E402
 from redaction.media import iter_frames  # noqa: E402
-from redaction.synthetic import away_map, changed_map, make_clip  # noqa: E402
+from redaction.synthetic import away_map, changed_map  # noqa: E402
 from redaction.track import Observation, Track, Tracker  # noqa: E402
 
 
 _B = _redaction_bench.load()
-FPS, H, W, scenes = _B.FPS, _B.H, _B.W, _B.scenes
+scenes, scene_clip = _B.scenes, _B.scene_clip
 RESCALES = (20, 28, 40, 56)
 UNSURE = 0.45
 
@@ -108,12 +108,9 @@ def main() -> None:
     for k, scene in enumerate(scenes(args.seconds)):
         if scene.name not in args.only.split(","):
             continue
-        tag = f"_seed{args.seed}" if args.seed else ""
-        src = args.out / f"{scene.name}{tag}_1080p.mp4"
-        clip = make_clip(src, scene.faces, width=W, height=H, fps=FPS, seconds=args.seconds,
-                         seed=100 + k + args.seed, noise=scene.noise, crf=26, gop=2 * FPS, audio=True,
-                         shutter=0.02, camera=scene.camera, mono=scene.mono,
-                         background=scene.background)
+        tag = f"_n{args.seed}" if args.seed else ""
+        clip = scene_clip(k, scene, args.seconds, args.out, args.seed)
+        src = clip.path
         out = args.out / f"{scene.name}{tag}_spill.mp4"
         redact_video(src, out)
         tracker = _RecordingTracker.last
