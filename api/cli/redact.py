@@ -201,6 +201,8 @@ OverlapOpt = Annotated[float | None, typer.Option(
 WorkersOpt = Annotated[int | None, typer.Option(
     "--workers", min=1, show_default=False,
     help="Chunks planned or rendered at once. Default: redaction_workers.")]
+
+
 class Device(str, Enum):
     """Where the face detector may run (redaction.detect.execution_providers)."""
 
