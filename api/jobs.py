@@ -41,11 +41,13 @@ worker died first cancels the chunk jobs its earlier attempt left.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -53,8 +55,18 @@ from fastapi import Depends, Request
 from sqlalchemy import select
 
 from redaction import CenterFace, MaskSpec, Progress, RedactionPlan
-from redaction.chunks import Chunk, ChunkLayout, ChunkPlanner, plan_chunk, plan_chunked
+from redaction.chunks import (
+    Chunk,
+    ChunkLayout,
+    ChunkPlanner,
+    ChunkRenderer,
+    owned_plan,
+    plan_chunk,
+    plan_chunked,
+    render_chunk,
+)
 from redaction.clips import assemble_clip
+from redaction.pipeline import EncodeParams
 from redaction.errors import ChunkError
 from redaction.redacted_copy import redact_recording
 from vault.config import Settings
@@ -73,6 +85,7 @@ from vault.casework.jobs import (
     open_queue,
     spool_dir,
 )
+from vault.casework.intermediates import discard_intermediates, fetch_intermediate, store_intermediate
 from vault.vault import ByteRange, Vault
 
 
@@ -87,6 +100,7 @@ def open_job_queue(settings: Settings, *, immediate: bool = False, vault: Vault 
     queue.register(JobKind.REDACTION_RENDER, run_redaction_render)
     queue.register(JobKind.REDACT, run_redact)
     queue.register(JobKind.REDACTION_CHUNK, run_redaction_chunk)
+    queue.register(JobKind.REDACTION_CHUNK_RENDER, run_redaction_chunk_render)
     return queue
 
 
@@ -207,6 +221,7 @@ def _render(ctx: JobContext, rid: str, plan: RedactionPlan | None, *, start: flo
     plan_report, render_report = _reporter(ctx, start, span / 2), _reporter(
         ctx, start + span / 2, span / 2)
     whole = _reporter(ctx, start, span)
+    sha256 = ctx.vault.recording(rid).sha256
 
     def report(p: Progress) -> None:
         if plan is None and p.stage == "plan":
@@ -221,8 +236,12 @@ def _render(ctx: JobContext, rid: str, plan: RedactionPlan | None, *, start: flo
         mask=_mask(ctx), caption=ctx.params.get("caption"), progress=report,
         chunk_s=settings.redaction_chunk_s, overlap_s=settings.redaction_chunk_overlap_s,
         workers=settings.redaction_workers,
-        chunk_planner=_chunk_jobs(ctx, rid, ctx.vault.recording(rid).sha256,
-                                  start=start, span=span / 2),
+        chunk_planner=_chunk_jobs(ctx, rid, sha256, start=start, span=span / 2),
+        # Rendered by chunk render jobs: the second half of the bar without a plan, the
+        # whole bar with one.
+        chunk_renderer=_chunk_render_jobs(
+            ctx, rid, sha256, start=start if plan is not None else start + span / 2,
+            span=span if plan is not None else span / 2),
         detector=_detector(ctx) if plan is None else None,
     )
     ctx.plan = copy.plan.to_dict()
@@ -288,6 +307,51 @@ def run_redact(ctx: JobContext) -> dict[str, Any]:
 _POLL_S = 0.5
 
 
+def _cancel_children(ctx: JobContext, kind: JobKind, *,
+                     ids: Sequence[str] | None = None) -> None:
+    """Cancel this job's ``kind`` children that are still queued or running: ``ids``, or
+    (``None``) those an earlier attempt of this job left (its worker died, the sweep requeued
+    it): their work would not be used."""
+    if ids is None:
+        with ctx.vault.sessions() as session:
+            ids = list(session.scalars(select(Job.id).where(
+                Job.parent_id == ctx.job.id, Job.kind == kind,
+                Job.state.in_([JobState.QUEUED, JobState.RUNNING]))))
+    for child_id in ids:
+        try:
+            cancel_job(ctx.vault, child_id)
+        except InvalidInput:
+            pass  # finished meanwhile
+
+
+def _fan_out(ctx: JobContext, queue: JobQueue, kind: JobKind, rid: str, layout: ChunkLayout,
+             params: Callable[[Chunk], tuple[dict[str, Any], dict[str, Any] | None]], *,
+             stage: str, start: float, span: float) -> list[Job]:
+    """Submit one ``kind`` child per chunk (``params`` gives its params and plan) and wait for
+    them all (:func:`_gather`); returns the finished rows in chunk order. If this does not
+    return (a child failed, this job was cancelled), no child goes on working for it."""
+    _cancel_children(ctx, kind)
+    children: list[str] = []
+    done = False
+    try:
+        for chunk in layout.chunks:
+            more, plan = params(chunk)
+            child = queue.submit(
+                kind, actor=ctx.actor, purpose=ctx.purpose, vault=ctx.vault,
+                parent_id=ctx.job.id, plan=plan,
+                params={"recording_ids": [rid], "chunk": chunk.to_dict(),
+                        "chunks": len(layout.chunks), **more})
+            children.append(child.id)
+            if child.state in (JobState.FAILED, JobState.CANCELLED):
+                break  # run at once (immediate queue) and failed: the rest is wasted
+        rows = _gather(ctx, queue, children, layout, stage=stage, start=start, span=span)
+        done = True
+        return rows
+    finally:
+        if not done:
+            _cancel_children(ctx, kind, ids=children)
+
+
 def _chunk_jobs(ctx: JobContext, rid: str, sha256: str, *, start: float = 0.0,
                 span: float) -> ChunkPlanner | None:
     """Plan the chunks of recording ``rid`` as child jobs of ``ctx``'s job (see the module
@@ -299,76 +363,96 @@ def _chunk_jobs(ctx: JobContext, rid: str, sha256: str, *, start: float = 0.0,
 
     def plan_chunks(layout: ChunkLayout) -> Sequence[RedactionPlan]:
         assert queue is not None
-        # An earlier attempt of this job (its worker died, the sweep requeued it) may have
-        # left chunk jobs queued or running: their plans would not be used, so stop them.
-        with ctx.vault.sessions() as session:
-            stale = list(session.scalars(select(Job.id).where(
-                Job.parent_id == ctx.job.id, Job.kind == JobKind.REDACTION_CHUNK,
-                Job.state.in_([JobState.QUEUED, JobState.RUNNING]))))
-        for child_id in stale:
-            try:
-                cancel_job(ctx.vault, child_id)
-            except InvalidInput:
-                pass  # finished meanwhile
-        children: list[str] = []
-        done = False
-        try:
-            for chunk in layout.chunks:
-                child = queue.submit(
-                    JobKind.REDACTION_CHUNK, actor=ctx.actor, purpose=ctx.purpose,
-                    vault=ctx.vault, parent_id=ctx.job.id,
-                    params={"recording_ids": [rid], "sha256": sha256, "chunk": chunk.to_dict(),
-                            "chunks": len(layout.chunks), "mask": ctx.params.get("mask"),
-                            "caption": ctx.params.get("caption")})
-                children.append(child.id)
-                if child.state in (JobState.FAILED, JobState.CANCELLED):
-                    break  # run at once (immediate queue) and failed: the rest is wasted
-            plans = _gather(ctx, queue, children, layout, start=start, span=span)
-            done = True
-            return plans
-        finally:
-            if not done:  # failed, cancelled or requeued: no child goes on working for it
-                for child_id in children:
-                    try:
-                        cancel_job(ctx.vault, child_id)
-                    except InvalidInput:
-                        pass  # already finished
+        rows = _fan_out(ctx, queue, JobKind.REDACTION_CHUNK, rid, layout, lambda chunk: (
+            {"sha256": sha256, "mask": ctx.params.get("mask"),
+             "caption": ctx.params.get("caption")}, None),
+            stage="plan", start=start, span=span)
+        return [RedactionPlan.model_validate(row.plan) for row in rows]
 
     return plan_chunks
 
 
-def _gather(ctx: JobContext, queue: JobQueue, children: list[str], layout: ChunkLayout, *,
-            start: float, span: float) -> list[RedactionPlan]:
-    """Wait for the child jobs, running queued ones here; return their plans in order.
-    Raises ChunkError naming the first child that failed or was cancelled."""
-    while True:
-        rows = [get_job(ctx.vault, child_id) for child_id in children]
-        for n, row in enumerate(rows):
-            if row.state in (JobState.FAILED, JobState.CANCELLED):
-                chunk = layout.chunks[n]
-                raise ChunkError(
-                    f"chunk {n + 1} of {len(layout.chunks)} (frames {chunk.start}-{chunk.stop - 1}, job "
-                    f"{row.id}) {row.state.value}: {row.error or row.message}; nothing was "
-                    "stored: run the job again")
-        finished = sum(row.state == JobState.SUCCEEDED for row in rows)
-        running = sum(row.state == JobState.RUNNING for row in rows)
-        # Progress of the whole: every chunk's own, weighted by its frames.
-        frames = [c.plan_stop - c.plan_start for c in layout.chunks[:len(rows)]]
-        share = sum(f * (1.0 if r.state == JobState.SUCCEEDED else r.progress)
-                    for f, r in zip(frames, rows, strict=True)) / sum(frames)
-        ctx.progress(start + span * share,
-                     f"plan: {len(rows)} chunks, {finished} done, {running} running", force=True)
-        if finished == len(rows):
-            return [RedactionPlan.model_validate(row.plan) for row in rows]
-        waiting = next((row for row in rows if row.state == JobState.QUEUED), None)
-        if waiting is None:
-            time.sleep(_POLL_S)
-            continue
+def _chunk_render_jobs(ctx: JobContext, rid: str, sha256: str, *, start: float,
+                       span: float) -> ChunkRenderer | None:
+    """Render the chunks of recording ``rid`` as child jobs of ``ctx``'s job, each on any
+    worker on any host: the child renders its part of the plan into an encrypted intermediate
+    (:mod:`vault.casework.intermediates`), which this job fetches to join. ``None`` where the
+    job runs without a queue (chunks are then rendered on threads here). This job's
+    intermediates are discarded when it has them, or fails."""
+    queue = ctx.queue
+    if queue is None:
+        return None
+
+    def render_chunks(layout: ChunkLayout, plan: RedactionPlan, encode: EncodeParams,
+                      work: Path) -> list[Path]:
+        assert queue is not None
+
+        def child(chunk: Chunk) -> tuple[dict[str, Any], dict[str, Any]]:
+            owned = owned_plan(plan, chunk)
+            return ({"sha256": sha256, "plan_sha256": owned.sha256(),
+                     "encode": dataclasses.asdict(encode)}, owned.to_dict())
+
         try:
-            # Claimed conditionally: if another worker took it first, this returns at once.
-            queue.run(waiting.id, retries_left=1)
-        except Exception:  # noqa: BLE001 - the child was requeued for another attempt
-            pass
+            rows = _fan_out(ctx, queue, JobKind.REDACTION_CHUNK_RENDER, rid, layout, child,
+                            stage="render", start=start, span=span)
+            ctx.progress(start + span, "joining the rendered chunks", force=True)
+            return [fetch_intermediate(ctx.vault, str((row.result or {}).get("intermediate_id")),
+                                       work / f"part-{chunk.index}.mp4", owner_job_id=ctx.job.id)
+                    for row, chunk in zip(rows, layout.chunks, strict=True)]
+        finally:
+            discard_intermediates(ctx.vault, ctx.job.id)
+
+    return render_chunks
+
+
+def _gather(ctx: JobContext, queue: JobQueue, children: list[str], layout: ChunkLayout, *,
+            stage: str, start: float, span: float) -> list[Job]:
+    """Wait for the child jobs, running up to ``redaction_workers`` queued ones here at once
+    (claimed conditionally: a child another worker took first is left to it); return their
+    rows in order. Raises ChunkError naming the first child that failed or was cancelled."""
+    workers = max(1, ctx.vault.settings.redaction_workers)
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"chunk-{stage}")
+    here: dict[str, Future[None]] = {}
+    try:
+        while True:
+            rows = [get_job(ctx.vault, child_id) for child_id in children]
+            for n, row in enumerate(rows):
+                if row.state in (JobState.FAILED, JobState.CANCELLED):
+                    chunk = layout.chunks[n]
+                    raise ChunkError(
+                        f"chunk {n + 1} of {len(layout.chunks)} (frames {chunk.start}-"
+                        f"{chunk.stop - 1}, job {row.id}) {row.state.value}: "
+                        f"{row.error or row.message}; nothing was stored: run the job again")
+            finished = sum(row.state == JobState.SUCCEEDED for row in rows)
+            running = sum(row.state == JobState.RUNNING for row in rows)
+            # Progress of the whole: every chunk's own, weighted by its frames.
+            frames = [c.plan_stop - c.plan_start for c in layout.chunks[:len(rows)]]
+            share = sum(f * (1.0 if r.state == JobState.SUCCEEDED else r.progress)
+                        for f, r in zip(frames, rows, strict=True)) / sum(frames)
+            ctx.progress(start + span * share,
+                         f"{stage}: {len(rows)} chunks, {finished} done, {running} running",
+                         force=True)
+            if finished == len(rows):
+                return rows
+            here = {k: f for k, f in here.items() if not f.done()}
+            waiting = next((row for row in rows
+                            if row.state == JobState.QUEUED and row.id not in here), None)
+            if waiting is not None and len(here) < workers:
+                here[waiting.id] = pool.submit(_run_here, queue, waiting.id)
+                continue
+            time.sleep(_POLL_S)
+    finally:
+        # On success every child is done; otherwise the caller cancels them, and the ones
+        # running here stop at their next progress report: do not wait for them.
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _run_here(queue: JobQueue, job_id: str) -> None:
+    try:
+        # Claimed conditionally: if another worker took it first, this returns at once.
+        queue.run(job_id, retries_left=1)
+    except Exception:  # noqa: BLE001 - the child was requeued for another attempt
+        pass
 
 
 def fetch_chunk(vault: Vault, rid: str, chunk: Chunk, dest: Path, *, actor: Actor,
@@ -445,6 +529,56 @@ def run_redaction_chunk(ctx: JobContext) -> dict[str, Any]:
             "worker": f"{socket.gethostname()}:{os.getpid()}"}
 
 
+def run_redaction_chunk_render(ctx: JobContext) -> dict[str, Any]:
+    """Render one chunk of a recording (a child of a render or redact job): decrypt the
+    chunk's bytes of the recording, render the part of the plan it owns (the plan saved on
+    this job, bound by ``params.plan_sha256``), and store the rendered chunk as an encrypted
+    intermediate of the parent, which joins the chunks. The result names the intermediate;
+    its key stays in the catalog."""
+    from redaction import PlanError
+
+    chunk = Chunk.from_dict(ctx.params.get("chunk") or {})
+    rid = _recording_id(ctx)
+    vault = ctx.vault
+    recording = vault.recording(rid)
+    if recording.sha256 != ctx.params.get("sha256"):
+        raise ChunkError(f"chunk render job {ctx.job.id} was laid out for other footage than "
+                         f"recording {rid}")
+    parent = ctx.job.parent_id
+    if parent is None:
+        raise ChunkError(f"chunk render job {ctx.job.id} has no parent job to render for")
+    if ctx.plan is None:
+        raise PlanError(f"chunk render job {ctx.job.id} has no plan to render")
+    owned = RedactionPlan.model_validate(ctx.plan)
+    if owned.sha256() != ctx.params.get("plan_sha256"):
+        raise PlanChanged(f"chunk render job {ctx.job.id}: its plan is not the one it was "
+                          "queued with; nothing was rendered: run the job again")
+    encode = EncodeParams(**(ctx.params.get("encode") or {}))
+    with spool_dir(vault, "chunk-render-") as work:
+        source = work / "master.mp4"
+        details = {"job_id": ctx.job.id, "chunk": chunk.index, "stage": "render"}
+        if chunk.ranges:
+            ctx.progress(0.0, "decrypting the chunk's part of the recording", force=True)
+            fetched = fetch_chunk(vault, rid, chunk, source, actor=ctx.actor,
+                                  purpose=ctx.purpose, details=details)
+        else:
+            ctx.progress(0.0, "decrypting the recording", force=True)
+            vault.export_file(rid, source, actor=ctx.actor, purpose=ctx.purpose,
+                              action=Action.REDACTION_PLANNED)
+            fetched = recording.size
+        part = render_chunk(source, chunk, owned, work / f"part-{chunk.index}.mp4",
+                            present=chunk.ranges, encode=encode,
+                            progress=_reporter(ctx, 0.0, 0.95))
+        ctx.progress(0.95, "storing the rendered chunk encrypted", force=True)
+        stored = store_intermediate(vault, part, owner_job_id=parent, made_by_job_id=ctx.job.id,
+                                    recording_id=rid, name=f"chunk-{chunk.index}")
+    return {"recording_id": rid, "chunk": chunk.index, "chunks": ctx.params.get("chunks"),
+            "owns": [chunk.start, chunk.stop], "intermediate_id": stored.id,
+            "sha256": stored.sha256, "size": stored.size,
+            "decrypted_bytes": fetched, "recording_size": recording.size,
+            "worker": f"{socket.gethostname()}:{os.getpid()}"}
+
+
 __all__ = [
     "JobQueueDep",
     "bound_plan",
@@ -453,6 +587,7 @@ __all__ = [
     "open_job_queue",
     "run_redact",
     "run_redaction_chunk",
+    "run_redaction_chunk_render",
     "run_redaction_plan",
     "run_redaction_render",
 ]

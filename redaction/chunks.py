@@ -100,12 +100,15 @@ __all__ = [
     "Chunk",
     "ChunkLayout",
     "ChunkPlanner",
+    "ChunkRenderer",
     "chunk_layout",
     "join_across_chunks",
     "merge_chunk_plans",
     "plan_chunk",
     "plan_chunked",
+    "owned_plan",
     "redact_chunked",
+    "render_chunk",
     "render_chunked",
     "source_info",
 ]
@@ -863,9 +866,11 @@ def plan_chunked(source: str | Path, *, chunk_s: float, overlap_s: float, worker
 # --- rendering -----------------------------------------------------------------------------
 
 
-def _sub_plan(plan: RedactionPlan, chunk: Chunk, cut: Path) -> RedactionPlan:
-    """The part of ``plan`` that ``chunk`` owns, in the cut's frame numbers (audio is
-    carried at the join, review spans are for people, not the render)."""
+def owned_plan(plan: RedactionPlan, chunk: Chunk) -> RedactionPlan:
+    """The part of ``plan`` that ``chunk`` owns, in the chunk's frame numbers: what a render
+    of the chunk masks (a chunk render job's plan). Its ``source`` is still the recording's,
+    with the chunk's frame count; :func:`render_chunk` binds it to the cut. Audio is carried
+    at the join and review spans are for people, not the render, so neither is kept."""
     a, b = chunk.start, chunk.stop
 
     def window(start: int, rows: Sequence[Any]) -> tuple[int, list[Any]] | None:
@@ -895,12 +900,42 @@ def _sub_plan(plan: RedactionPlan, chunk: Chunk, cut: Path) -> RedactionPlan:
         keys = [Keyframe(frame=f, box=box) for f, box in boxes if box is not None]
         if keys:  # every frame a keyframe: the sub-plan masks exactly the plan's boxes
             manual.append(ManualBox(id=m.id, keyframes=keys))
-    info = probe(cut)
-    source = plan.source.model_copy(update={
-        "name": cut.name, "sha256": _sha256(cut), "frame_count": b - a,
-        "width": info.width, "height": info.height})
+    source = plan.source.model_copy(update={"frame_count": b - a})
     return plan.model_copy(update={"source": source, "tracks": tracks, "manual": manual,
                                    "audio": [], "review": []})
+
+
+def render_chunk(source: str | Path, chunk: Chunk, owned: RedactionPlan, output: str | Path, *,
+                 present: Sequence[tuple[int, int]] = (),
+                 encode: EncodeParams = EncodeParams(),
+                 progress: ProgressCallback | None = None) -> Path:
+    """Cut ``chunk``'s frames from ``source`` (stream copy) and render ``owned``
+    (:func:`owned_plan`) over them into ``output``: one part of a chunked render, joined by
+    :func:`render_chunked`. ``present`` as for :func:`plan_chunk`. Raises ChunkError (the
+    cut is not the chunk's frames, or the plan is another chunk's), and what
+    :func:`~redaction.pipeline.render_plan` raises; on any error no output is left."""
+    src, out = Path(source), Path(output)
+    if owned.source.frame_count != chunk.stop - chunk.start:
+        raise ChunkError(f"the plan given for chunk {chunk.index} covers "
+                         f"{owned.source.frame_count} frames, the chunk "
+                         f"{chunk.stop - chunk.start}: it is another chunk's")
+    cut = out.with_name(f".{out.name}.cut.mp4")
+    try:
+        _cut(src, _index(src), chunk.start, chunk.stop, cut, present)
+        info = probe(cut)
+        bound = owned.model_copy(update={"source": owned.source.model_copy(update={
+            "name": cut.name, "sha256": _sha256(cut), "width": info.width,
+            "height": info.height})})
+        render_plan(cut, bound, out, encode=encode, progress=progress)
+    finally:
+        cut.unlink(missing_ok=True)
+    return out
+
+
+#: Renders a layout's chunks elsewhere (chunk render jobs on the queue, see :mod:`api.jobs`):
+#: given the layout, the whole plan, the encoder settings and a folder, it returns each
+#: chunk's rendered part (:func:`render_chunk`'s output) in that folder, in chunk order.
+ChunkRenderer = Callable[[ChunkLayout, RedactionPlan, EncodeParams, Path], Sequence[Path]]
 
 
 def _join(parts: Sequence[Path], layout: ChunkLayout, idx: _Index, source: Path,
@@ -989,10 +1024,12 @@ def _check_join(dest: Path, idx: _Index) -> None:
 
 def render_chunked(source: str | Path, plan: RedactionPlan, output: str | Path, *,
                    chunk_s: float, workers: int = 1, encode: EncodeParams = EncodeParams(),
-                   progress: ProgressCallback | None = None) -> RenderResult:
+                   progress: ProgressCallback | None = None,
+                   chunk_renderer: ChunkRenderer | None = None) -> RenderResult:
     """Render ``plan`` over ``source`` in chunks of about ``chunk_s`` seconds on ``workers``
-    threads and join them without re-encoding (one pass, as
-    :func:`~redaction.pipeline.render_plan`, when the footage is not split).
+    threads (or by ``chunk_renderer``: chunk render jobs on the queue) and join them without
+    re-encoding (one pass, as :func:`~redaction.pipeline.render_plan`, when the footage is
+    not split).
 
     The copy shows the same masks on the same frames as :func:`render_plan`'s and keeps the
     source's frame count and frame times. Raises like :func:`render_plan`, and ChunkError;
@@ -1022,15 +1059,15 @@ def render_chunked(source: str | Path, plan: RedactionPlan, output: str | Path, 
     started = time.perf_counter()
     try:
         def render(chunk: Chunk) -> Path:
-            cut = _cut(src, idx, chunk.start, chunk.stop, work / f"cut-{chunk.index}.mp4")
-            part = work / f"part-{chunk.index}.mp4"
-            render_plan(cut, _sub_plan(plan, chunk, cut), part, encode=encode,
-                        progress=combined.part(chunk.index))
-            cut.unlink()
-            return part
+            return render_chunk(src, chunk, owned_plan(plan, chunk),
+                                work / f"part-{chunk.index}.mp4", encode=encode,
+                                progress=combined.part(chunk.index))
 
-        parts = _parallel([functools.partial(render, c) for c in layout.chunks], workers,
-                          combined)
+        if chunk_renderer is not None:
+            parts = list(chunk_renderer(layout, plan, encode, work))
+        else:
+            parts = _parallel([functools.partial(render, c) for c in layout.chunks], workers,
+                              combined)
         joined = work / "joined.mp4"
         _join(parts, layout, idx, src, plan, joined)
         _check_join(joined, idx)

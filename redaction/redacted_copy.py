@@ -19,7 +19,7 @@ from pathlib import Path
 from vault import Action, Actor, MediaKind, Purpose, Recording, Vault
 from vault.capture import Capture
 
-from .chunks import ChunkPlanner, chunk_layout, plan_chunked, render_chunked
+from .chunks import ChunkPlanner, ChunkRenderer, chunk_layout, plan_chunked, render_chunked
 from .detect import Detector
 from .pipeline import EncodeParams, ProgressCallback, redact_video, render_plan
 from .plan import AudioEdit, MaskSpec, RedactionPlan, save_plan
@@ -51,6 +51,7 @@ def redact_recording(
     overlap_s: float = 2.0,
     workers: int = 1,
     chunk_planner: ChunkPlanner | None = None,
+    chunk_renderer: ChunkRenderer | None = None,
     detector: Detector | None = None,
 ) -> RedactedCopy:
     """Redact a vault recording and store the result as a derived recording.
@@ -58,7 +59,8 @@ def redact_recording(
     With ``plan`` (e.g. one a reviewer edited), renders exactly that plan; otherwise detects,
     tracks and renders in one pass. With ``chunk_s`` > 0, footage long enough to split is
     planned in chunks (on ``workers`` threads, or by ``chunk_planner``: chunk jobs on the
-    queue) and rendered in chunks joined without re-encoding (:mod:`redaction.chunks`).
+    queue) and rendered in chunks (on ``workers`` threads, or by ``chunk_renderer``: chunk
+    render jobs) joined without re-encoding (:mod:`redaction.chunks`).
     ``detector``: the face detector to plan with (default: CenterFace on ``auto``).
     Returns the stored copy. Raises NotFound, Shredded,
     MediaError, PlanError, EncodeError; on any error nothing is stored and the spool is clean.
@@ -87,7 +89,8 @@ def redact_recording(
             )
         elif chunk_s > 0:
             render = render_chunked(source, plan, output, chunk_s=chunk_s, workers=workers,
-                                    encode=encode, progress=progress)
+                                    encode=encode, progress=progress,
+                                    chunk_renderer=chunk_renderer)
         else:
             render = render_plan(source, plan, output, encode=encode, progress=progress)
         save_plan(plan, work / "plan.json")

@@ -25,12 +25,13 @@ from sqlalchemy import select
 
 from api.jobs import open_job_queue, run_redaction_chunk
 from redaction import CenterFace, RedactionPlan
-from redaction.chunks import plan_chunked
+from redaction.chunks import plan_chunked, render_chunked
 from redaction.errors import MediaError
 from redaction.synthetic import Clip, Face, circle, linear, make_clip
 from vault import Settings, Vault
 from vault.actors import Actor, Purpose, Role
 from vault.capture import Capture
+from vault.casework.intermediates import PREFIX, JobIntermediate
 from vault.casework.jobs import Job, JobContext, JobKind, JobState, get_job
 from vault.ledger.custody import Action
 from vault.storage.catalog import MediaKind, Recording, SourceKind
@@ -71,15 +72,27 @@ def vault(tmp_path: Path) -> Iterator[Vault]:
         yield v
 
 
-def _children(vault: Vault, parent: str) -> list[Job]:
+def _children(vault: Vault, parent: str, kind: JobKind = JobKind.REDACTION_CHUNK) -> list[Job]:
     with vault.sessions() as session:
-        rows = session.scalars(select(Job).where(Job.parent_id == parent))
+        rows = session.scalars(select(Job).where(Job.parent_id == parent, Job.kind == kind))
         return sorted(rows, key=lambda j: int((j.params or {})["chunk"]["index"]))
 
 
 def _derived(vault: Vault, rid: str) -> list[Recording]:
     with vault.sessions() as session:
         return list(session.scalars(select(Recording).where(Recording.parent_id == rid)))
+
+
+def _intermediates(vault: Vault) -> tuple[list[str], list[str]]:
+    """The intermediates' rows (ids) and objects (keys) the vault holds."""
+    with vault.sessions() as session:
+        rows = list(session.scalars(select(JobIntermediate.id)))
+    return rows, list(vault.store.list(PREFIX))
+
+
+def _packets(path: Path) -> list[bytes]:
+    with av.open(str(path)) as c:
+        return [bytes(p) for p in c.demux(c.streams.video[0]) if p.size > 0]
 
 
 def _times(path: Path) -> list[Fraction]:
@@ -131,6 +144,17 @@ def test_redact_job_stores_one_copy_joined_without_reencoding(
     chunks = (copy.provenance or {})["parameters"]["chunks"]
     assert chunks["join"] == "stream copy" and len(chunks["chunks"]) == 3
     assert list(vault.settings.spool_dir.iterdir()) == []
+    # Rendered by chunk render jobs (any worker on any host) through encrypted
+    # intermediates, which are gone once the copy is stored: no key, no object.
+    renders = _children(vault, job.id, JobKind.REDACTION_CHUNK_RENDER)
+    assert [c.state for c in renders] == [JobState.SUCCEEDED] * 3
+    assert [c.result["owns"] for c in renders if c.result] == [[0, 75], [75, 150], [150, 200]]
+    assert _intermediates(vault) == ([], [])
+    # The copy is the one a single process renders in chunks from the same plan, packet for
+    # packet: the parts came back byte for byte.
+    local = tmp_path / "local.mp4"
+    render_chunked(long_clip.path, RedactionPlan.model_validate(job.plan), local, chunk_s=3.0)
+    assert _packets(out) == _packets(local)
 
 
 def test_a_failing_chunk_fails_the_job_cleanly_and_it_can_be_run_again(

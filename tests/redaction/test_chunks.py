@@ -28,15 +28,15 @@ import av
 import numpy as np
 import pytest
 
-from redaction import CenterFace, MaskSpec, MaskStyle, RedactionPlan, plan_video, render_plan
+from redaction import CenterFace, MaskSpec, MaskStyle, RedactionPlan, plan_video
 from redaction.chunks import (
     ChunkLayout,
-    _cut,
     _index,
-    _sub_plan,
     chunk_layout,
     plan_chunk,
+    owned_plan,
     plan_chunked,
+    render_chunk,
     render_chunked,
     source_info,
 )
@@ -190,16 +190,13 @@ def test_chunked_render_joins_by_stream_copy_without_losing_a_frame(
     assert _times(out) == _times(long_clip.path)
     assert [p.name for p in tmp_path.iterdir()] == ["joined.mp4"]  # no intermediates left
 
-    idx = _index(long_clip.path)
     layout: ChunkLayout = chunk_layout(long_clip.path, chunk_s=CHUNK_S, overlap_s=0)
     expected: list[tuple[bytes, bool]] = []
     for chunk in layout.chunks:
-        cut = _cut(long_clip.path, idx, chunk.start, chunk.stop, tmp_path / f"c{chunk.index}.mp4")
-        sub = _sub_plan(plan, chunk, cut)
+        sub = owned_plan(plan, chunk)
         for f in range(chunk.start, chunk.stop):
             assert sorted(sub.masks_at(f - chunk.start)) == sorted(plan.masks_at(f)), f
-        part = tmp_path / f"p{chunk.index}.mp4"
-        render_plan(cut, sub, part)
+        part = render_chunk(long_clip.path, chunk, sub, tmp_path / f"p{chunk.index}.mp4")
         expected += _packets(part)
     joined = _packets(out)
     assert joined == expected

@@ -9,6 +9,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 import vault.casework.jobs  # noqa: F401  (every table module registers on Base.metadata)
+import vault.casework.intermediates  # noqa: F401
 import vault.casework.sar  # noqa: F401
 import vault.casework.shares  # noqa: F401
 import vault.access.credentials  # noqa: F401

@@ -114,6 +114,8 @@ class JobKind(str, enum.Enum):
     REDACTION_RENDER = "redaction_render"  # render a (reviewed) plan: a redacted copy
     REDACT = "redact"  # plan and render in one job
     REDACTION_CHUNK = "redaction_chunk"  # plan one chunk of a long recording (a child job)
+    # render one chunk of a long recording into an encrypted intermediate (a child job)
+    REDACTION_CHUNK_RENDER = "redaction_chunk_render"
     EXPORT = "export"  # build a disclosure package
     RETENTION = "retention"  # one run of the retention reaper
 
@@ -408,11 +410,13 @@ Handler = Callable[[JobContext], dict[str, Any]]
 @dataclass(frozen=True)
 class SweepReport:
     """What a sweep found (job ids): running jobs requeued and given up on because their
-    worker was gone, and queued jobs enqueued again because their message was gone."""
+    worker was gone, queued jobs enqueued again because their message was gone, and the
+    intermediates (ids) and orphan intermediate objects (keys) that ended jobs left."""
 
     requeued: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     resent: list[str] = field(default_factory=list)
+    intermediates: list[str] = field(default_factory=list)
 
 
 class JobQueue:
@@ -636,6 +640,13 @@ class JobQueue:
             log.warning("swept job %s (%s)", job_id, "requeued" if job_id in report.requeued else "failed")
         for job_id in report.resent:
             log.warning("swept job %s (queued, its message was lost: enqueued again)", job_id)
+        from .intermediates import sweep_intermediates  # it reads the jobs table: no cycle
+
+        left = sweep_intermediates(vault, now=now)
+        report.intermediates.extend([*left.discarded, *left.orphans])
+        if report.intermediates:
+            log.warning("swept %d intermediate(s) left by jobs that ended without discarding "
+                        "them", len(report.intermediates))
         return report
 
     def _resend_lost(self, vault: Vault, now: dt.datetime, resend_after: dt.timedelta) -> list[str]:

@@ -35,6 +35,7 @@ from sqlalchemy import select
 
 from vault.actors import Actor, Role
 from vault.storage.catalog import Recording
+from vault.casework.intermediates import forget_intermediates_of
 from vault.ledger._export_verifier import VerificationError, follow_handovers
 from vault.ledger.checkpoint import open_note
 from vault.ledger.custody import Action, CustodyLedger
@@ -220,6 +221,9 @@ def _decide_and_delete(
             return decision
         key_id = recording.key_id
         recording.wrapped_dek = None
+        # What jobs made from it and have not yet discarded goes with it (their keys now;
+        # their objects are orphans the queue's sweep removes).
+        forget_intermediates_of(session, recording.id)
         recording.deleted_at = now
         recording.deletion_reason = reason
         vault.ledger.append(

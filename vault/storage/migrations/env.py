@@ -15,6 +15,7 @@ import vault.casework.cases  # noqa: F401  (case_owners, case_members)
 import vault.casework.shares  # noqa: F401  (shares, share_items)
 import vault.casework.sar  # noqa: F401  (subject_access_requests, sar_windows, sar_disclosures)
 import vault.casework.jobs  # noqa: F401  (jobs)
+import vault.casework.intermediates  # noqa: F401  (job_intermediates)
 import vault.access.credentials  # noqa: F401  (user_credentials)
 import vault.access.web_sessions  # noqa: F401  (web_sessions)
 
