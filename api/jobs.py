@@ -29,11 +29,14 @@ per chunk (``parent_id``; params ``chunk`` and the recording's ``sha256``), whic
 on any host runs: decrypt only the chunk's byte ranges of the recording (the MP4 header and
 index and the chunk's packets, ``chunk.ranges``; the whole recording for other containers) into
 a sparse 0600 file in its own spool, plan the chunk with its overlap, save the chunk plan on
-the child row. While it waits, the parent runs queued children itself, so one worker
-alone still finishes (and N workers share the chunks); its progress is the children's
-together. It then merges the chunk plans into one plan (tracks joined across the borders) and,
-for a redact or render job, renders the chunks on ``redaction_workers`` threads and joins them
-without re-encoding. A child that fails (after its own retries) fails the parent with the
+the child row. While it waits, the parent runs up to ``redaction_workers`` queued children
+itself, so one worker alone still finishes (and N workers share the chunks); its progress is
+the children's together. It then merges the chunk plans into one plan (tracks joined across
+the borders) and, for a redact or render job, submits one ``redaction_chunk_render`` child per
+chunk: it decrypts the chunk's byte ranges, renders the part of the plan the chunk owns (on its
+row, bound by ``params.plan_sha256``) and stores the rendered chunk as an encrypted
+intermediate of the parent (:mod:`vault.casework.intermediates`), which the parent fetches
+and joins without re-encoding, then destroys. A child that fails (after its own retries) fails the parent with the
 child's error, the other children are cancelled and nothing is stored: submitting the job
 again starts afresh. Cancelling the parent cancels its children; a parent requeued after its
 worker died first cancels the chunk jobs its earlier attempt left.

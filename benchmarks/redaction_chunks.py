@@ -20,6 +20,13 @@ load average is printed before and after; compare rows of one run, not runs.
 Run: ``python benchmarks/redaction_chunks.py [--seconds 600] [--workers 1,2]``. Files go to
 ``benchmarks/out/`` (git-ignored). Ends with one summary line.
 
+``--render-queue 1x2,2x1``: instead, the render alone (of one plan made first, not timed):
+on 2 threads of this process (the anchor), then as a render job on the job queue (SQLite
+Huey, a vault made for the run) drained by P worker processes of T chunks each, whose chunk
+render jobs store their parts as encrypted intermediates that the parent fetches and joins
+(:mod:`vault.casework.intermediates`). On one host this measures what the intermediates cost;
+on several it would measure what they buy.
+
 ``--decrypt``: instead, what each chunk job decrypts. The clip is stored in a vault made for
 the run (encrypted as any recording), and for each chunk of the layout the bytes it needs are
 decrypted as a chunk job does (:func:`api.jobs.fetch_chunk`), against the whole recording
@@ -129,6 +136,98 @@ def decrypt_rows(src: Path, chunk_s: float, overlap_s: float, out: Path) -> str:
             f"{os.cpu_count()} shared cores)")
 
 
+_WORKER = """
+import sys
+from pathlib import Path
+from api.jobs import open_job_queue
+from vault import Settings
+settings = Settings(home=Path(sys.argv[1]), redaction_chunk_s=float(sys.argv[2]),
+                    redaction_workers=int(sys.argv[3]), spool_path=Path(sys.argv[4]))
+consumer = open_job_queue(settings).consumer(workers=1, periodic=False)
+Path(sys.argv[4]).mkdir(parents=True, exist_ok=True)
+(Path(sys.argv[4]) / "ready").touch()  # imported and connected: the clock may start
+consumer.run()
+"""
+
+
+def render_queue_rows(src: Path, chunk_s: float, overlap_s: float, out: Path,
+                      layouts: list[tuple[int, int]]) -> str:
+    """Render one plan of ``src`` in chunks on threads of this process (the anchor), then as
+    a render job on the queue whose chunks are rendered by chunk render jobs and travel as
+    encrypted intermediates, with ``processes`` worker processes of ``threads`` chunks each
+    (``layouts``); the summary line."""
+    import datetime as dt
+    import shutil
+    import tempfile
+
+    from api.jobs import open_job_queue
+    from vault import Settings, Vault
+    from vault.actors import Actor, Purpose, Role
+    from vault.capture import Capture
+    from vault.casework.jobs import JobKind, JobState, get_job
+    from vault.storage.catalog import MediaKind, SourceKind
+
+    actor = Actor(user="bench", role=Role.IG_OFFICER, organisation="Bench")
+    purpose = Purpose(purpose="benchmark", reference="BENCH-1")
+    n = chunk_layout(src, chunk_s=chunk_s, overlap_s=0).frame_count
+    t = time.perf_counter()
+    plan = plan_chunked(src, chunk_s=chunk_s, overlap_s=overlap_s, workers=2)
+    print(f"planned once in {time.perf_counter() - t:.1f} s: {len(plan.tracks)} tracks "
+          "(not timed below)", flush=True)
+    rows: list[tuple[str, float]] = []
+    t = time.perf_counter()
+    render_chunked(src, plan, out / "long-render-threads.mp4", chunk_s=chunk_s, workers=2)
+    rows.append(("threads, 2", time.perf_counter() - t))
+    print(f"  {rows[-1][0]:28s} {rows[-1][1]:8.1f} s {n / rows[-1][1]:6.1f} fps", flush=True)
+    for processes, threads in layouts:
+        home = Path(tempfile.mkdtemp(prefix="render-queue-", dir=out))
+        procs: list[subprocess.Popen[bytes]] = []
+        try:
+            settings = Settings(home=home, redaction_chunk_s=chunk_s, redaction_workers=threads)
+            with Vault.init(settings) as vault:
+                rec = vault.put_file(src, Capture(
+                    source_id="bench", source_kind=SourceKind.CCTV, site="Bench",
+                    captured_at=dt.datetime(2026, 12, 1, tzinfo=dt.UTC),
+                    media_kind=MediaKind.VIDEO, original_name=src.name), actor=actor)
+                for k in range(processes):
+                    procs.append(subprocess.Popen(
+                        [sys.executable, "-c", _WORKER, str(home), str(chunk_s), str(threads),
+                         str(home / f"spool-{k}")], cwd=ROOT))
+                deadline = time.monotonic() + 120
+                while not all((home / f"spool-{k}" / "ready").exists()
+                              for k in range(processes)) and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                for k in range(processes):
+                    (home / f"spool-{k}" / "ready").unlink(missing_ok=True)
+                queue = open_job_queue(settings, vault=vault)
+                try:
+                    t = time.perf_counter()
+                    job = queue.submit(JobKind.REDACTION_RENDER, actor=actor, purpose=purpose,
+                                       params={"recording_ids": [rec.id],
+                                               "plan_sha256": plan.sha256()},
+                                       plan=plan.to_dict())
+                    while (job := get_job(vault, job.id)).state in (JobState.QUEUED,
+                                                                    JobState.RUNNING):
+                        time.sleep(0.2)
+                    took = time.perf_counter() - t
+                finally:
+                    queue.close()
+                if job.state != JobState.SUCCEEDED:
+                    raise SystemExit(f"render job {job.state.value}: {job.error}")
+        finally:
+            for proc in procs:
+                proc.terminate()
+            for proc in procs:
+                proc.wait()
+            shutil.rmtree(home, ignore_errors=True)
+        label = f"queue, {processes} process{'es' if processes > 1 else ''} x {threads}"
+        rows.append((label, took))
+        print(f"  {label:28s} {took:8.1f} s {n / took:6.1f} fps", flush=True)
+    summary = "; ".join(f"{label} {wall:.0f} s {n / wall:.1f} fps" for label, wall in rows)
+    return (f"summary: render of {src.name} in chunks of {chunk_s:g} s: {summary} (load "
+            f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} shared cores)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     ap.add_argument("--seconds", type=float, default=600.0, help="length of the long clip")
@@ -140,8 +239,17 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out")
     ap.add_argument("--decrypt", action="store_true",
                     help="measure what chunk jobs decrypt (no detection)")
+    ap.add_argument("--render-queue", default=None, metavar="PxT,...",
+                    help="measure the render only: threads here, then a render job on the queue "
+                         "with P worker processes of T chunks each (e.g. 1x2,2x1)")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.render_queue:
+        layouts = [(int(p), int(t)) for p, t in
+                   (x.split("x") for x in args.render_queue.split(",") if x)]
+        print(render_queue_rows(make_long(args.out, args.seconds, args.segment), args.chunk,
+                                args.overlap, args.out, layouts))
+        return
     if args.decrypt:
         print(decrypt_rows(make_long(args.out, args.seconds, args.segment), args.chunk,
                            args.overlap, args.out))

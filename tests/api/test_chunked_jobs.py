@@ -23,7 +23,7 @@ import av
 import pytest
 from sqlalchemy import select
 
-from api.jobs import open_job_queue, run_redaction_chunk
+from api.jobs import open_job_queue, run_redaction_chunk, run_redaction_chunk_render
 from redaction import CenterFace, RedactionPlan
 from redaction.chunks import plan_chunked, render_chunked
 from redaction.errors import MediaError
@@ -43,8 +43,8 @@ T0 = dt.datetime(2026, 12, 1, 9, 0, tzinfo=dt.UTC)
 
 
 def _settings(home: Path, **more: Any) -> Settings:
-    return Settings(home=home, segment_size=4096, redaction_chunk_s=3.0,
-                    redaction_chunk_overlap_s=1.0, redaction_workers=2, **more)
+    return Settings(**{"home": home, "segment_size": 4096, "redaction_chunk_s": 3.0,
+                       "redaction_chunk_overlap_s": 1.0, "redaction_workers": 2, **more})
 
 
 def _faces(seconds: float) -> list[Face]:
@@ -190,6 +190,36 @@ def test_a_failing_chunk_fails_the_job_cleanly_and_it_can_be_run_again(
     assert len(_derived(vault, rec.id)) == 1
 
 
+def test_a_failing_chunk_render_fails_the_job_and_leaves_no_intermediate(
+        vault: Vault, long_clip: Clip) -> None:
+    """When one chunk render job fails (an injected EncodeError on the second chunk), the
+    parent fails with that chunk's error and nothing is stored; the first chunk's rendered
+    part, already stored encrypted for the parent, is destroyed (key and object) with it."""
+    from redaction.errors import EncodeError
+
+    rec = _store(vault, long_clip)
+    queue = open_job_queue(vault.settings, immediate=True, vault=vault)
+
+    def second_render_fails(ctx: JobContext) -> dict[str, Any]:
+        if ctx.params["chunk"]["index"] == 1:
+            raise EncodeError("x264 could not open the output")
+        return run_redaction_chunk_render(ctx)
+
+    queue.register(JobKind.REDACTION_CHUNK_RENDER, second_render_fails)
+    job = queue.submit(JobKind.REDACT, actor=ACTOR, purpose=PURPOSE,
+                       params={"recording_ids": [rec.id]})
+    assert job.state == JobState.FAILED
+    assert job.error is not None and "ChunkError: chunk 2 of 3 (frames 75-149" in job.error
+    assert "x264 could not open the output" in job.error
+    renders = _children(vault, job.id, JobKind.REDACTION_CHUNK_RENDER)
+    assert [c.state for c in renders] == [JobState.SUCCEEDED, JobState.FAILED]
+    assert renders[0].result is not None and renders[0].result["intermediate_id"]
+    assert _intermediates(vault) == ([], [])
+    assert _derived(vault, rec.id) == []
+    assert vault.ledger.events(object_id=rec.id, action=Action.REDACTION_RENDERED) == []
+    assert list(vault.settings.spool_dir.iterdir()) == []
+
+
 def test_unreadable_footage_fails_before_any_chunk_with_the_reason(
         vault: Vault, tmp_path: Path) -> None:
     """Bad input as in one pass: a recording that is not footage fails the job with the
@@ -273,13 +303,50 @@ def test_cancelling_the_parent_cancels_its_chunks(vault: Vault, long_clip: Clip)
 # --- a real Redis queue and two worker processes ---------------------------------------------
 
 
-def worker_main(home: str, redis_url: str) -> None:
-    """A worker process as ``evidence-vault worker`` runs one: a sweep, then the consumer."""
+def worker_main(home: str, redis_url: str, **more: Any) -> None:
+    """A worker process as ``evidence-vault worker`` runs one: a sweep, then the consumer.
+    ``more``: settings of its own (secrets as plain strings)."""
     from pydantic import SecretStr
 
-    queue = open_job_queue(_settings(Path(home), queue_url=SecretStr(redis_url)))
+    secrets = {k: SecretStr(v) for k, v in more.items() if k.endswith("_key")}
+    queue = open_job_queue(_settings(Path(home), queue_url=SecretStr(redis_url),
+                                     **{**more, **secrets}))
     queue.sweep()
     queue.consumer(workers=1, periodic=True).run()
+
+
+def _workers(tmp_path: Path, home: Path, redis_url: str,
+             settings: list[dict[str, Any]]) -> list[subprocess.Popen[bytes]]:
+    procs = []
+    for n, more in enumerate(settings):
+        log = (tmp_path / f"worker-{n}.log").open("ab")
+        code = (f"from tests.api.test_chunked_jobs import worker_main; "
+                f"worker_main({str(home)!r}, {redis_url!r}, **{more!r})")
+        procs.append(subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=log,
+                                      stderr=subprocess.STDOUT))
+    return procs
+
+
+def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    for proc in procs:
+        proc.send_signal(signal.SIGINT)
+    for proc in procs:
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _wait(vault: Vault, job_id: str, seconds: float) -> tuple[Job, list[tuple[float, str | None]]]:
+    deadline = time.monotonic() + seconds
+    seen: list[tuple[float, str | None]] = []
+    while True:
+        job = get_job(vault, job_id)
+        seen.append((job.progress, job.message))
+        if job.state not in (JobState.QUEUED, JobState.RUNNING) or time.monotonic() > deadline:
+            return job, seen
+        time.sleep(0.2)
 
 
 @pytest.fixture
@@ -302,25 +369,12 @@ def test_two_worker_processes_share_one_long_video_on_redis(
 
     with Vault.init(_settings(tmp_path / "home", queue_url=SecretStr(redis_url))) as vault:
         rec = _store(vault, long_clip)
-        procs = []
-        for n in range(2):
-            log = (tmp_path / f"worker-{n}.log").open("ab")
-            code = (f"from tests.api.test_chunked_jobs import worker_main; "
-                    f"worker_main({str(vault.settings.home_dir)!r}, {redis_url!r})")
-            procs.append(subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=log,
-                                          stderr=subprocess.STDOUT))
+        procs = _workers(tmp_path, vault.settings.home_dir, redis_url, [{}, {}])
         queue = open_job_queue(vault.settings, vault=vault)
         try:
             job = queue.submit(JobKind.REDACTION_PLAN, actor=ACTOR, purpose=PURPOSE,
                                params={"recording_ids": [rec.id]})
-            deadline = time.monotonic() + 240
-            seen: list[tuple[float, str | None]] = []
-            while time.monotonic() < deadline:
-                job = get_job(vault, job.id)
-                seen.append((job.progress, job.message))
-                if job.state not in (JobState.QUEUED, JobState.RUNNING):
-                    break
-                time.sleep(0.2)
+            job, seen = _wait(vault, job.id, 240)
             assert job.state == JobState.SUCCEEDED, (job.state, job.error, job.message)
             # The parent's progress is the whole video's: the chunks together.
             assert any(m and m.startswith("plan: 3 chunks,") and 0 < p < 1 for p, m in seen)
@@ -332,14 +386,55 @@ def test_two_worker_processes_share_one_long_video_on_redis(
             assert len(plan.tracks) == 2 and plan.parameters["chunks"]["joined_at_borders"] >= 4
         finally:
             queue.close()
-            for proc in procs:
-                proc.send_signal(signal.SIGINT)
-            for proc in procs:
-                try:
-                    proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            _stop(procs)
+
+
+@pytest.mark.slow
+def test_two_workers_render_one_video_through_encrypted_intermediates_in_minio(
+        tmp_path: Path, redis_url: str, minio_server: Any, long_clip: Clip) -> None:
+    """Issue #13 item 5, the render spread over machines: two worker processes that share
+    only Redis, the catalog and a MinIO bucket (each its own spool folder, as on two hosts)
+    plan and render one recording's chunks between them. Each rendered chunk crosses from
+    one worker to the other only as ciphertext in MinIO; the stored copy has every source
+    frame at its source time, and once it is stored no intermediate is left: no key in the
+    catalog, no object in the bucket."""
+    import secrets
+
+    from pydantic import SecretStr
+
+    store = {"store_backend": "s3", "s3_endpoint": minio_server.endpoint,
+             "s3_bucket": f"chunks-{secrets.token_hex(4)}", "s3_object_lock": False,
+             "s3_access_key": minio_server.access_key, "s3_secret_key": minio_server.secret_key,
+             # One chunk at a time in the parent's worker: the others are for the other host.
+             "redaction_workers": 1}
+    local = {**store, "s3_access_key": SecretStr(minio_server.access_key),
+             "s3_secret_key": SecretStr(minio_server.secret_key)}
+    with Vault.init(_settings(tmp_path / "home", queue_url=SecretStr(redis_url),
+                              **local)) as vault:
+        rec = _store(vault, long_clip)
+        spools = [tmp_path / f"spool-{n}" for n in range(2)]
+        procs = _workers(tmp_path, vault.settings.home_dir, redis_url,
+                         [{**store, "spool_path": str(p)} for p in spools])
+        queue = open_job_queue(vault.settings, vault=vault)
+        try:
+            job = queue.submit(JobKind.REDACT, actor=ACTOR, purpose=PURPOSE,
+                               params={"recording_ids": [rec.id]})
+            job, seen = _wait(vault, job.id, 300)
+            assert job.state == JobState.SUCCEEDED, (job.state, job.error, job.message)
+            assert any(m and m.startswith("render: 3 chunks,") for _, m in seen)
+            renders = _children(vault, job.id, JobKind.REDACTION_CHUNK_RENDER)
+            assert [c.state for c in renders] == [JobState.SUCCEEDED] * 3
+            workers = {c.result["worker"] for c in renders if c.result}
+            assert len(workers) == 2, workers
+            assert _intermediates(vault) == ([], [])
+            (copy,) = _derived(vault, rec.id)
+            out = tmp_path / "copy.mp4"
+            vault.export_file(copy.id, out, actor=ACTOR, purpose=PURPOSE)
+            assert _times(out) == _times(long_clip.path)
+            assert all(list(p.iterdir()) == [] for p in spools if p.exists())
+        finally:
+            queue.close()
+            _stop(procs)
 
 
 def test_chunk_jobs_decrypt_only_their_part_of_the_recording(

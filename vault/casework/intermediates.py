@@ -34,6 +34,7 @@ import datetime as dt
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Callable, Set
 from typing import TYPE_CHECKING
 
 from sqlalchemy import BigInteger, ForeignKey, LargeBinary, String, delete, select
@@ -44,8 +45,6 @@ from vault.plaintext import private_partial
 from vault.storage import crypto
 from vault.storage.catalog import Base, new_id, utcnow
 from vault.storage.keys import WrappedKey
-
-from .jobs import FINISHED, Job
 
 if TYPE_CHECKING:
     from vault.vault import Vault
@@ -195,17 +194,19 @@ def forget_intermediates_of(session: Session, recording_id: str) -> None:
     session.execute(delete(JobIntermediate).where(JobIntermediate.recording_id == recording_id))
 
 
-def sweep_intermediates(vault: Vault, *, now: dt.datetime | None = None,
+def sweep_intermediates(vault: Vault, *, ended: Callable[[Set[str]], Set[str]],
+                        now: dt.datetime | None = None,
                         orphan_after: dt.timedelta = ORPHAN_AFTER) -> IntermediateSweep:
     """Remove what jobs that ended without discarding (a dead worker) left: intermediates
-    whose owner job is finished, and objects under :data:`PREFIX` with no row that are older
-    than ``orphan_after``. Safe to run from several workers at once."""
+    whose owner job has ended, and objects under :data:`PREFIX` with no row that are older
+    than ``orphan_after``. ``ended``: which of the given job ids have ended (the queue's
+    sweep passes its own reading of the jobs table). Safe to run from several workers at
+    once."""
     now = now or vault.clock()
     report = IntermediateSweep()
     with vault.sessions() as session:
         rows = list(session.scalars(select(JobIntermediate)))
-        finished = set(session.scalars(select(Job.id).where(
-            Job.id.in_({r.owner_job_id for r in rows}), Job.state.in_(FINISHED))))
+    finished = ended({r.owner_job_id for r in rows}) if rows else set()
     report.discarded = _discard(vault, [r for r in rows if r.owner_job_id in finished])
     known = {r.object_key for r in rows if r.owner_job_id not in finished}
     for key in vault.store.list(PREFIX):

@@ -55,7 +55,7 @@ import shutil
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence, Set
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,6 +82,8 @@ from vault.storage.catalog import Base, MediaKind, new_id, utcnow
 from vault.errors import InvalidInput, NotFound, VaultError
 from vault.plaintext import private_dir
 from vault.storage.db import get_or_not_found
+
+from .intermediates import sweep_intermediates
 
 if TYPE_CHECKING:
     from huey import Huey
@@ -252,6 +254,14 @@ def list_jobs(
         query = query.where(Job.created_by == created_by)
     with vault.sessions() as session:
         return list(session.scalars(query))
+
+
+def ended_jobs(vault: Vault, job_ids: Set[str]) -> set[str]:
+    """Which of ``job_ids`` have finished (succeeded, failed or cancelled), or no longer exist."""
+    with vault.sessions() as session:
+        live = set(session.scalars(select(Job.id).where(
+            Job.id.in_(job_ids), Job.state.not_in(FINISHED))))
+    return set(job_ids) - live
 
 
 def cancel_job(vault: Vault, job_id: str) -> Job:
@@ -623,8 +633,8 @@ class JobQueue:
             running = list(session.scalars(select(Job).where(Job.state == JobState.RUNNING)))
         for job in running:
             stale = job.heartbeat_at is None or now - job.heartbeat_at > stale_after
-            if not (_worker_gone(job.worker) or stale):
-                continue
+            if not (_worker_gone(job.worker) or stale) or job.kind not in self._tasks:
+                continue  # alive, or a kind only a queue with its handler may requeue
             who = job.worker or "an unknown worker"
             if job.attempts < job.max_attempts:
                 if self._requeue(vault, job.id, job.attempts,
@@ -640,9 +650,7 @@ class JobQueue:
             log.warning("swept job %s (%s)", job_id, "requeued" if job_id in report.requeued else "failed")
         for job_id in report.resent:
             log.warning("swept job %s (queued, its message was lost: enqueued again)", job_id)
-        from .intermediates import sweep_intermediates  # it reads the jobs table: no cycle
-
-        left = sweep_intermediates(vault, now=now)
+        left = sweep_intermediates(vault, ended=lambda ids: ended_jobs(vault, ids), now=now)
         report.intermediates.extend([*left.discarded, *left.orphans])
         if report.intermediates:
             log.warning("swept %d intermediate(s) left by jobs that ended without discarding "
@@ -1038,6 +1046,7 @@ __all__ = [
     "SweepReport",
     "WorkerHeartbeat",
     "cancel_job",
+    "ended_jobs",
     "get_job",
     "job_summary",
     "list_jobs",

@@ -130,6 +130,9 @@ class RedactionPlanned(TypedDict, total=False):
     edited: Annotated[bool, "the plan was edited by a person"]
     previous_plan_sha256: Annotated[str | None, "the plan it replaced"]
     route: Annotated[str | None, "the API route"]
+    range: Annotated[list[int], "first and last byte read (a chunk job reads its part)"]
+    chunk: Annotated[int, "the chunk a chunk job plans or renders"]
+    stage: Annotated[str, "render: read by a chunk render job (absent: to plan)"]
 
 
 class RedactionRendered(TypedDict, total=False):
