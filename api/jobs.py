@@ -85,6 +85,7 @@ from vault.casework.jobs import (
     PlanChanged,
     cancel_job,
     get_job,
+    job_statuses,
     open_queue,
     spool_dir,
 )
@@ -418,7 +419,7 @@ def _gather(ctx: JobContext, queue: JobQueue, children: list[str], layout: Chunk
     here: dict[str, Future[None]] = {}
     try:
         while True:
-            rows = [get_job(ctx.vault, child_id) for child_id in children]
+            rows = job_statuses(ctx.vault, children)
             for n, row in enumerate(rows):
                 if row.state in (JobState.FAILED, JobState.CANCELLED):
                     chunk = layout.chunks[n]
@@ -436,7 +437,7 @@ def _gather(ctx: JobContext, queue: JobQueue, children: list[str], layout: Chunk
                          f"{stage}: {len(rows)} chunks, {finished} done, {running} running",
                          force=True)
             if finished == len(rows):
-                return rows
+                return [get_job(ctx.vault, child_id) for child_id in children]
             here = {k: f for k, f in here.items() if not f.done()}
             waiting = next((row for row in rows
                             if row.state == JobState.QUEUED and row.id not in here), None)

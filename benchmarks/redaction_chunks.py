@@ -20,12 +20,16 @@ load average is printed before and after; compare rows of one run, not runs.
 Run: ``python benchmarks/redaction_chunks.py [--seconds 600] [--workers 1,2]``. Files go to
 ``benchmarks/out/`` (git-ignored). Ends with one summary line.
 
-``--render-queue 1x2,2x1``: instead, the render alone (of one plan made first, not timed):
-on 2 threads of this process (the anchor), then as a render job on the job queue (SQLite
-Huey, a vault made for the run) drained by P worker processes of T chunks each, whose chunk
-render jobs store their parts as encrypted intermediates that the parent fetches and joins
-(:mod:`vault.casework.intermediates`). On one host this measures what the intermediates cost;
-on several it would measure what they buy.
+``--queue 1x2,2x1 [--job render|redact] [--pin]``: instead, a job on the job queue (SQLite
+Huey, a vault made for the run) drained by P worker processes of T chunks each, after an
+anchor: the same job's work (decrypt the recording, redact, store the copy) in this process
+without a queue. ``render`` (the default) renders one plan made first (not timed), anchored
+by rendering its chunks on threads; its chunk render jobs store their parts as encrypted
+intermediates that the parent fetches and joins (:mod:`vault.casework.intermediates`).
+``redact`` plans and renders, anchored by one pass.
+``--pin`` puts every process, the anchor's included, on a core of its own: P one-core
+machines against one, the nearest this two-core host comes to workers on separate machines
+(they still share memory bandwidth and the disk).
 
 ``--decrypt``: instead, what each chunk job decrypts. The clip is stored in a vault made for
 the run (encrypted as any recording), and for each chunk of the layout the bytes it needs are
@@ -50,6 +54,7 @@ sys.path.insert(0, str(ROOT))
 
 from redaction import redact_video  # noqa: E402
 from redaction.chunks import chunk_layout, plan_chunked, render_chunked  # noqa: E402
+from redaction.plan import RedactionPlan  # noqa: E402
 from redaction.synthetic import Face, linear, make_clip, still  # noqa: E402
 
 W, H, FPS = 1920, 1080, 25
@@ -137,11 +142,15 @@ def decrypt_rows(src: Path, chunk_s: float, overlap_s: float, out: Path) -> str:
 
 
 _WORKER = """
+import os
 import sys
 from pathlib import Path
+if sys.argv[5] != "-":
+    os.sched_setaffinity(0, {int(sys.argv[5])})  # a one-core machine of its own
 from api.jobs import open_job_queue
 from vault import Settings
 settings = Settings(home=Path(sys.argv[1]), redaction_chunk_s=float(sys.argv[2]),
+                    redaction_chunk_overlap_s=float(sys.argv[6]),
                     redaction_workers=int(sys.argv[3]), spool_path=Path(sys.argv[4]))
 consumer = open_job_queue(settings).consumer(workers=1, periodic=False)
 Path(sys.argv[4]).mkdir(parents=True, exist_ok=True)
@@ -150,12 +159,12 @@ consumer.run()
 """
 
 
-def render_queue_rows(src: Path, chunk_s: float, overlap_s: float, out: Path,
-                      layouts: list[tuple[int, int]]) -> str:
-    """Render one plan of ``src`` in chunks on threads of this process (the anchor), then as
-    a render job on the queue whose chunks are rendered by chunk render jobs and travel as
-    encrypted intermediates, with ``processes`` worker processes of ``threads`` chunks each
-    (``layouts``); the summary line."""
+def _queue_run(src: Path, out: Path, *, job: str, chunk_s: float, overlap_s: float,
+               processes: int, threads: int, pin: bool, plan: RedactionPlan | None) -> float:
+    """Seconds for one ``job`` (render: of ``plan``; redact: plan and render) on the job
+    queue of a vault made for the run, drained by ``processes`` worker processes (each on a
+    core of its own with ``pin``); with no processes, the same work (decrypt, redact, store)
+    in this process by :func:`redaction.redacted_copy.redact_recording`, on ``threads``."""
     import datetime as dt
     import shutil
     import tempfile
@@ -164,67 +173,108 @@ def render_queue_rows(src: Path, chunk_s: float, overlap_s: float, out: Path,
     from vault import Settings, Vault
     from vault.actors import Actor, Purpose, Role
     from vault.capture import Capture
-    from vault.casework.jobs import JobKind, JobState, get_job
+    from vault.casework.jobs import JobKind, JobState, get_job, job_statuses
     from vault.storage.catalog import MediaKind, SourceKind
 
     actor = Actor(user="bench", role=Role.IG_OFFICER, organisation="Bench")
     purpose = Purpose(purpose="benchmark", reference="BENCH-1")
-    n = chunk_layout(src, chunk_s=chunk_s, overlap_s=0).frame_count
-    t = time.perf_counter()
-    plan = plan_chunked(src, chunk_s=chunk_s, overlap_s=overlap_s, workers=2)
-    print(f"planned once in {time.perf_counter() - t:.1f} s: {len(plan.tracks)} tracks "
-          "(not timed below)", flush=True)
-    rows: list[tuple[str, float]] = []
-    t = time.perf_counter()
-    render_chunked(src, plan, out / "long-render-threads.mp4", chunk_s=chunk_s, workers=2)
-    rows.append(("threads, 2", time.perf_counter() - t))
-    print(f"  {rows[-1][0]:28s} {rows[-1][1]:8.1f} s {n / rows[-1][1]:6.1f} fps", flush=True)
-    for processes, threads in layouts:
-        home = Path(tempfile.mkdtemp(prefix="render-queue-", dir=out))
-        procs: list[subprocess.Popen[bytes]] = []
-        try:
-            settings = Settings(home=home, redaction_chunk_s=chunk_s, redaction_workers=threads)
-            with Vault.init(settings) as vault:
-                rec = vault.put_file(src, Capture(
-                    source_id="bench", source_kind=SourceKind.CCTV, site="Bench",
-                    captured_at=dt.datetime(2026, 12, 1, tzinfo=dt.UTC),
-                    media_kind=MediaKind.VIDEO, original_name=src.name), actor=actor)
-                for k in range(processes):
-                    procs.append(subprocess.Popen(
-                        [sys.executable, "-c", _WORKER, str(home), str(chunk_s), str(threads),
-                         str(home / f"spool-{k}")], cwd=ROOT))
-                deadline = time.monotonic() + 120
-                while not all((home / f"spool-{k}" / "ready").exists()
-                              for k in range(processes)) and time.monotonic() < deadline:
-                    time.sleep(0.1)
-                for k in range(processes):
-                    (home / f"spool-{k}" / "ready").unlink(missing_ok=True)
-                queue = open_job_queue(settings, vault=vault)
+    home = Path(tempfile.mkdtemp(prefix="queue-", dir=out))
+    procs: list[subprocess.Popen[bytes]] = []
+    cores = sorted(os.sched_getaffinity(0))
+    try:
+        settings = Settings(home=home, redaction_chunk_s=chunk_s,
+                            redaction_chunk_overlap_s=overlap_s, redaction_workers=threads)
+        with Vault.init(settings) as vault:
+            rec = vault.put_file(src, Capture(
+                source_id="bench", source_kind=SourceKind.CCTV, site="Bench",
+                captured_at=dt.datetime(2026, 12, 1, tzinfo=dt.UTC),
+                media_kind=MediaKind.VIDEO, original_name=src.name), actor=actor)
+            if processes == 0:  # the anchor: the same work in this process, no queue
+                from redaction.redacted_copy import redact_recording
+
+                everywhere = os.sched_getaffinity(0)
+                if pin:
+                    os.sched_setaffinity(0, {cores[0]})
                 try:
                     t = time.perf_counter()
-                    job = queue.submit(JobKind.REDACTION_RENDER, actor=actor, purpose=purpose,
+                    redact_recording(vault, rec.id, actor=actor, purpose=purpose, plan=plan,
+                                     chunk_s=chunk_s if plan is not None else 0.0,
+                                     overlap_s=overlap_s, workers=threads)
+                    return time.perf_counter() - t
+                finally:
+                    os.sched_setaffinity(0, everywhere)
+            for k in range(processes):
+                core = str(cores[k % len(cores)]) if pin else "-"
+                procs.append(subprocess.Popen(
+                    [sys.executable, "-c", _WORKER, str(home), str(chunk_s), str(threads),
+                     str(home / f"spool-{k}"), core, str(overlap_s)], cwd=ROOT))
+            deadline = time.monotonic() + 120
+            while not all((home / f"spool-{k}" / "ready").exists()
+                          for k in range(processes)) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            for k in range(processes):
+                (home / f"spool-{k}" / "ready").unlink(missing_ok=True)
+            queue = open_job_queue(settings, vault=vault)
+            try:
+                t = time.perf_counter()
+                if job == "render":
+                    assert plan is not None
+                    row = queue.submit(JobKind.REDACTION_RENDER, actor=actor, purpose=purpose,
                                        params={"recording_ids": [rec.id],
                                                "plan_sha256": plan.sha256()},
                                        plan=plan.to_dict())
-                    while (job := get_job(vault, job.id)).state in (JobState.QUEUED,
-                                                                    JobState.RUNNING):
-                        time.sleep(0.2)
-                    took = time.perf_counter() - t
-                finally:
-                    queue.close()
-                if job.state != JobState.SUCCEEDED:
-                    raise SystemExit(f"render job {job.state.value}: {job.error}")
-        finally:
-            for proc in procs:
-                proc.terminate()
-            for proc in procs:
-                proc.wait()
-            shutil.rmtree(home, ignore_errors=True)
-        label = f"queue, {processes} process{'es' if processes > 1 else ''} x {threads}"
+                else:
+                    row = queue.submit(JobKind.REDACT, actor=actor, purpose=purpose,
+                                       params={"recording_ids": [rec.id]})
+                # The status alone: the row holds the plan, megabytes of JSON to parse.
+                while job_statuses(vault, [row.id])[0].state in (JobState.QUEUED,
+                                                                 JobState.RUNNING):
+                    time.sleep(0.2)
+                took = time.perf_counter() - t
+                row = get_job(vault, row.id)
+            finally:
+                queue.close()
+            if row.state != JobState.SUCCEEDED:
+                raise SystemExit(f"{job} job {row.state.value}: {row.error}")
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait()
+        shutil.rmtree(home, ignore_errors=True)
+    return took
+
+
+def queue_rows(src: Path, chunk_s: float, overlap_s: float, out: Path,
+               layouts: list[tuple[int, int]], *, job: str, pin: bool) -> str:
+    """The anchor in this process, then ``job`` on the queue with each (processes, threads)
+    of ``layouts``; the summary line. With ``pin``, every process (the anchor's included)
+    runs on one core of its own: one-core machines, as many as there are processes."""
+    n = chunk_layout(src, chunk_s=chunk_s, overlap_s=0).frame_count
+    plan = None
+    if job == "render":
+        t = time.perf_counter()
+        plan = plan_chunked(src, chunk_s=chunk_s, overlap_s=overlap_s, workers=2)
+        print(f"planned once in {time.perf_counter() - t:.1f} s: {len(plan.tracks)} tracks "
+              "(not timed below)", flush=True)
+    # The anchor: the same job's work (decrypt, redact, store the copy) in this process:
+    # the plan rendered in chunks on threads (render), or one pass (redact).
+    threads = 1 if pin else 2
+    took = _queue_run(src, out, job=job, chunk_s=chunk_s, overlap_s=overlap_s, processes=0,
+                      threads=threads, pin=pin, plan=plan)
+    label = (f"here, no queue, {threads} thread{'s' if threads > 1 else ''}" if job == "render"
+             else "here, no queue, one pass") + (" (1 core)" if pin else "")
+    rows: list[tuple[str, float]] = [(label, took)]
+    print(f"  {label:32s} {took:8.1f} s {n / took:6.1f} fps", flush=True)
+    for processes, threads in layouts:
+        took = _queue_run(src, out, job=job, chunk_s=chunk_s, overlap_s=overlap_s,
+                          processes=processes, threads=threads, pin=pin, plan=plan)
+        label = (f"queue, {processes} process{'es' if processes > 1 else ''} x {threads}"
+                 + (" (1 core each)" if pin else ""))
         rows.append((label, took))
-        print(f"  {label:28s} {took:8.1f} s {n / took:6.1f} fps", flush=True)
+        print(f"  {label:32s} {took:8.1f} s {n / took:6.1f} fps", flush=True)
     summary = "; ".join(f"{label} {wall:.0f} s {n / wall:.1f} fps" for label, wall in rows)
-    return (f"summary: render of {src.name} in chunks of {chunk_s:g} s: {summary} (load "
+    return (f"summary: {job} of {src.name} in chunks of {chunk_s:g} s: {summary} (load "
             f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} shared cores)")
 
 
@@ -239,16 +289,20 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out")
     ap.add_argument("--decrypt", action="store_true",
                     help="measure what chunk jobs decrypt (no detection)")
-    ap.add_argument("--render-queue", default=None, metavar="PxT,...",
-                    help="measure the render only: threads here, then a render job on the queue "
-                         "with P worker processes of T chunks each (e.g. 1x2,2x1)")
+    ap.add_argument("--queue", default=None, metavar="PxT,...",
+                    help="measure a job on the queue with P worker processes of T chunks each "
+                         "(e.g. 1x2,2x1), after an anchor here")
+    ap.add_argument("--job", choices=["render", "redact"], default="render",
+                    help="with --queue: render a plan made first, or plan and render")
+    ap.add_argument("--pin", action="store_true",
+                    help="with --queue: every process on a core of its own (one-core machines)")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    if args.render_queue:
+    if args.queue:
         layouts = [(int(p), int(t)) for p, t in
-                   (x.split("x") for x in args.render_queue.split(",") if x)]
-        print(render_queue_rows(make_long(args.out, args.seconds, args.segment), args.chunk,
-                                args.overlap, args.out, layouts))
+                   (x.split("x") for x in args.queue.split(",") if x)]
+        print(queue_rows(make_long(args.out, args.seconds, args.segment), args.chunk,
+                         args.overlap, args.out, layouts, job=args.job, pin=args.pin))
         return
     if args.decrypt:
         print(decrypt_rows(make_long(args.out, args.seconds, args.segment), args.chunk,

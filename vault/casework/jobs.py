@@ -81,7 +81,7 @@ from vault.capture import Capture
 from vault.storage.catalog import Base, MediaKind, new_id, utcnow
 from vault.errors import InvalidInput, NotFound, VaultError
 from vault.plaintext import private_dir
-from vault.storage.db import get_or_not_found
+from vault.storage.db import get_or_not_found, read_sessions
 
 from .intermediates import sweep_intermediates
 
@@ -254,6 +254,32 @@ def list_jobs(
         query = query.where(Job.created_by == created_by)
     with vault.sessions() as session:
         return list(session.scalars(query))
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """Where a job stands, without its params, plan or result (a plan is megabytes of JSON
+    on long footage: a parent watching its children reads this twice a second)."""
+
+    id: str
+    state: JobState
+    progress: float
+    message: str | None
+    error: str | None
+
+
+def job_statuses(vault: Vault, job_ids: Sequence[str]) -> list[JobStatus]:
+    """The status of each of ``job_ids``, in that order (a snapshot read: no write lock).
+    Raises NotFound for an id with no job."""
+    with read_sessions(vault.engine)() as session:
+        rows = {r.id: JobStatus(id=r.id, state=r.state, progress=r.progress, message=r.message,
+                                error=r.error)
+                for r in session.execute(select(Job.id, Job.state, Job.progress, Job.message,
+                                                Job.error).where(Job.id.in_(job_ids)))}
+    missing = [i for i in job_ids if i not in rows]
+    if missing:
+        raise NotFound(f"no job with id {missing[0]}")
+    return [rows[i] for i in job_ids]
 
 
 def ended_jobs(vault: Vault, job_ids: Set[str]) -> set[str]:
@@ -1040,6 +1066,7 @@ __all__ = [
     "JobKind",
     "JobQueue",
     "JobState",
+    "JobStatus",
     "JobWorker",
     "PlanChanged",
     "QueueHealth",
@@ -1048,6 +1075,7 @@ __all__ = [
     "cancel_job",
     "ended_jobs",
     "get_job",
+    "job_statuses",
     "job_summary",
     "list_jobs",
     "open_queue",
