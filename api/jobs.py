@@ -90,6 +90,7 @@ from vault.casework.jobs import (
     spool_dir,
 )
 from vault.casework.intermediates import discard_intermediates, fetch_intermediate, store_intermediate
+from vault.storage.catalog import Recording
 from vault.vault import ByteRange, Vault
 
 
@@ -497,29 +498,42 @@ def fetch_chunk(vault: Vault, rid: str, chunk: Chunk, dest: Path, *, actor: Acto
     return fetched
 
 
+def _chunk_of(ctx: JobContext) -> tuple[Chunk, str, Recording]:
+    """A chunk job's chunk and recording. Raises ChunkError when the recording is not the
+    footage the chunk was laid out for."""
+    chunk = Chunk.from_dict(ctx.params.get("chunk") or {})
+    rid = _recording_id(ctx)
+    recording = ctx.vault.recording(rid)
+    if recording.sha256 != ctx.params.get("sha256"):
+        raise ChunkError(f"{ctx.job.kind.value} job {ctx.job.id} was laid out for other "
+                         f"footage than recording {rid}")
+    return chunk, rid, recording
+
+
+def _decrypt_chunk(ctx: JobContext, chunk: Chunk, recording: Recording, source: Path,
+                   details: dict[str, Any]) -> int:
+    """Decrypt what a chunk job needs of ``recording`` into ``source``: the chunk's byte
+    ranges (:func:`fetch_chunk`, each read a custody event with ``details``), or the whole
+    recording for a container that names none. Returns the bytes decrypted."""
+    if not chunk.ranges:
+        ctx.progress(0.0, "decrypting the recording", force=True)
+        ctx.vault.export_file(recording.id, source, actor=ctx.actor, purpose=ctx.purpose,
+                              action=Action.REDACTION_PLANNED)
+        return recording.size
+    ctx.progress(0.0, "decrypting the chunk's part of the recording", force=True)
+    return fetch_chunk(ctx.vault, recording.id, chunk, source, actor=ctx.actor,
+                       purpose=ctx.purpose,
+                       details={"job_id": ctx.job.id, "chunk": chunk.index, **details})
+
+
 def run_redaction_chunk(ctx: JobContext) -> dict[str, Any]:
     """Plan one chunk of a recording (a child of a plan or redact job): the chunk plan is
     saved on the job, in the chunk's own frame numbers."""
-    chunk = Chunk.from_dict(ctx.params.get("chunk") or {})
-    rid = _recording_id(ctx)
-    vault = ctx.vault
-    recording = vault.recording(rid)
-    if recording.sha256 != ctx.params.get("sha256"):
-        raise ChunkError(f"chunk job {ctx.job.id} was laid out for other footage than "
-                         f"recording {rid}")
+    chunk, rid, recording = _chunk_of(ctx)
     total = ctx.params.get("chunks")
-    with spool_dir(vault, "chunk-") as work:
+    with spool_dir(ctx.vault, "chunk-") as work:
         source = work / "master.mp4"
-        if chunk.ranges:
-            ctx.progress(0.0, "decrypting the chunk's part of the recording", force=True)
-            fetched = fetch_chunk(vault, rid, chunk, source, actor=ctx.actor,
-                                  purpose=ctx.purpose,
-                                  details={"job_id": ctx.job.id, "chunk": chunk.index})
-        else:
-            ctx.progress(0.0, "decrypting the recording", force=True)
-            vault.export_file(rid, source, actor=ctx.actor, purpose=ctx.purpose,
-                              action=Action.REDACTION_PLANNED)
-            fetched = recording.size
+        fetched = _decrypt_chunk(ctx, chunk, recording, source, {})
         plan = plan_chunk(source, chunk, work=work, present=chunk.ranges, mask=_mask(ctx),
                           caption=ctx.params.get("caption"), progress=_reporter(ctx, 0.0, 1.0),
                           detector=_detector(ctx))
@@ -541,13 +555,8 @@ def run_redaction_chunk_render(ctx: JobContext) -> dict[str, Any]:
     its key stays in the catalog."""
     from redaction import PlanError
 
-    chunk = Chunk.from_dict(ctx.params.get("chunk") or {})
-    rid = _recording_id(ctx)
+    chunk, rid, recording = _chunk_of(ctx)
     vault = ctx.vault
-    recording = vault.recording(rid)
-    if recording.sha256 != ctx.params.get("sha256"):
-        raise ChunkError(f"chunk render job {ctx.job.id} was laid out for other footage than "
-                         f"recording {rid}")
     parent = ctx.job.parent_id
     if parent is None:
         raise ChunkError(f"chunk render job {ctx.job.id} has no parent job to render for")
@@ -560,16 +569,7 @@ def run_redaction_chunk_render(ctx: JobContext) -> dict[str, Any]:
     encode = EncodeParams(**(ctx.params.get("encode") or {}))
     with spool_dir(vault, "chunk-render-") as work:
         source = work / "master.mp4"
-        details = {"job_id": ctx.job.id, "chunk": chunk.index, "stage": "render"}
-        if chunk.ranges:
-            ctx.progress(0.0, "decrypting the chunk's part of the recording", force=True)
-            fetched = fetch_chunk(vault, rid, chunk, source, actor=ctx.actor,
-                                  purpose=ctx.purpose, details=details)
-        else:
-            ctx.progress(0.0, "decrypting the recording", force=True)
-            vault.export_file(rid, source, actor=ctx.actor, purpose=ctx.purpose,
-                              action=Action.REDACTION_PLANNED)
-            fetched = recording.size
+        fetched = _decrypt_chunk(ctx, chunk, recording, source, {"stage": "render"})
         part = render_chunk(source, chunk, owned, work / f"part-{chunk.index}.mp4",
                             present=chunk.ranges, encode=encode,
                             progress=_reporter(ctx, 0.0, 0.95))

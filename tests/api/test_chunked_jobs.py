@@ -220,6 +220,36 @@ def test_a_failing_chunk_render_fails_the_job_and_leaves_no_intermediate(
     assert list(vault.settings.spool_dir.iterdir()) == []
 
 
+def test_a_chunk_render_job_refuses_other_footage_and_an_altered_plan(
+        vault: Vault, long_clip: Clip) -> None:
+    """A chunk render job renders only what it was laid out for: a recording whose bytes are
+    not the ones the chunk was cut from, or a plan on its row that is not the one it was
+    queued with (an edit behind the reviewer's back), fails it with the reason, before any
+    footage is decrypted, and stores nothing."""
+    rec = _store(vault, long_clip)
+    queue = open_job_queue(vault.settings, immediate=True, vault=vault)
+    parent = queue.submit(JobKind.REDACTION_PLAN, actor=ACTOR, purpose=PURPOSE,
+                          params={"recording_ids": [rec.id]})
+    plan = RedactionPlan.model_validate(parent.plan)
+    chunk = _children(vault, parent.id)[0].params["chunk"]
+    reads = len(vault.ledger.events(object_id=rec.id, action=Action.REDACTION_PLANNED))
+    base = {"recording_ids": [rec.id], "chunk": chunk, "chunks": 3,
+            "plan_sha256": plan.sha256()}
+    other = queue.submit(JobKind.REDACTION_CHUNK_RENDER, actor=ACTOR, purpose=PURPOSE,
+                         parent_id=parent.id, plan=plan.to_dict(),
+                         params={**base, "sha256": "0" * 64})
+    altered = plan.model_copy(update={"tracks": plan.tracks[1:]})
+    edited = queue.submit(JobKind.REDACTION_CHUNK_RENDER, actor=ACTOR, purpose=PURPOSE,
+                          parent_id=parent.id, plan=altered.to_dict(),
+                          params={**base, "sha256": rec.sha256})
+    assert other.state == JobState.FAILED and other.error is not None
+    assert "was laid out for other footage than recording" in other.error
+    assert edited.state == JobState.FAILED and edited.error is not None
+    assert "PlanChanged" in edited.error and "not the one it was queued with" in edited.error
+    assert len(vault.ledger.events(object_id=rec.id, action=Action.REDACTION_PLANNED)) == reads
+    assert _intermediates(vault) == ([], [])
+
+
 def test_unreadable_footage_fails_before_any_chunk_with_the_reason(
         vault: Vault, tmp_path: Path) -> None:
     """Bad input as in one pass: a recording that is not footage fails the job with the
