@@ -176,9 +176,11 @@ class RequestContext:
         """:func:`vault.casework.policy.require_event`."""
         policy.require_event(self.vault, self.principal, seq, route=self.route)
 
-    def require_job(self, permission: Permission, job_id: str) -> Job:
+    def require_job(self, permission: Permission, job_id: str, *,
+                    with_plan: bool = True) -> Job:
         """:func:`vault.casework.jobs.require_job`."""
-        return require_job(self.vault, self.principal, permission, job_id, route=self.route)
+        return require_job(self.vault, self.principal, permission, job_id, route=self.route,
+                           with_plan=with_plan)
 
 
 def request_context(vault: VaultDep, principal: PrincipalDep, route: RouteDep) -> RequestContext:

@@ -6,7 +6,15 @@ from typing import Annotated, Any
 
 import typer
 
-from vault.casework.jobs import Job, JobKind, JobState, cancel_job, get_job, list_jobs
+from vault.casework.jobs import (
+    Job,
+    JobKind,
+    JobState,
+    cancel_job,
+    get_job,
+    job_has_plan,
+    list_jobs,
+)
 from vault.vault import Vault
 
 from ._common import JsonOpt, load_settings, print_json, reports_errors
@@ -22,7 +30,7 @@ def _public(job: Job, *, full: bool = False) -> dict[str, Any]:
     }
     if full:
         data["result"] = job.result
-        data["has_plan"] = job.plan is not None
+        data["has_plan"] = job_has_plan(job)
     return data
 
 

@@ -32,6 +32,7 @@ from vault.casework.jobs import (
     JobQueue,
     JobState,
     get_job,
+    job_has_plan,
     planned_recording_id,
     set_plan,
 )
@@ -103,7 +104,7 @@ class JobPublic(BaseModel):
             recording_ids=job.recording_ids, created_by=job.created_by, created_at=job.created_at,
             started_at=job.started_at, finished_at=job.finished_at, attempts=job.attempts,
             error=job.error, result=job.result, parent_id=job.parent_id,
-            has_plan=job.plan is not None,
+            has_plan=job_has_plan(job),
         )
 
 
@@ -148,7 +149,8 @@ def create_redaction_job(
     responses=responses(401, 403, 404),
 )
 def read_job(ctx: ContextDep, job_id: JobId) -> JobPublic:
-    return JobPublic.of(ctx.require_job(Permission.READ, job_id))
+    # Polled while a job runs: the row without its plan (megabytes of JSON on long footage).
+    return JobPublic.of(ctx.require_job(Permission.READ, job_id, with_plan=False))
 
 
 @router.get(

@@ -322,3 +322,38 @@ def test_a_stored_package_goes_with_the_first_of_its_recordings_to_go(
     assert set(gone) == {earlier, package}
     assert gone[package] == f"disclosure package holding a copy of {earlier}, which was deleted"
     assert vault.recording(later).deleted_at is None
+
+
+def test_status_reads_leave_the_plan_in_the_catalog(any_vault: Vault) -> None:
+    """A plan is megabytes of JSON on long footage, and job status is polled: a parent reads
+    its children's statuses twice a second, clients poll ``GET /jobs/{id}``. Those reads
+    (``job_statuses``, ``list_jobs``, ``require_job(with_plan=False)``) load no plan:
+    reading it raises rather than loading it behind the caller's back, and ``has_plan`` is
+    read in SQL, right for a plan, for none (stored as JSON null) and for an edited row."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from vault.access.identity import Principal
+    from vault.casework.jobs import Job, job_has_plan, job_statuses, list_jobs, require_job
+    from vault.casework.policy import Permission
+
+    vault = any_vault  # SQLite and PostgreSQL store a JSON null differently from SQL NULL
+
+    with vault.sessions.begin() as session:
+        for job_id, plan in (("with-plan", {"tracks": [1] * 1000}), ("without-plan", None)):
+            session.add(Job(id=job_id, kind=JobKind.REDACTION_PLAN, state=JobState.SUCCEEDED,
+                            params={}, plan=plan, created_by="ig-1", created_role="administrator"))
+    rows = {j.id: j for j in list_jobs(vault)}
+    assert {i: job_has_plan(j) for i, j in rows.items()} == {"with-plan": True,
+                                                             "without-plan": False}
+    with pytest.raises(SQLAlchemyError):
+        _ = rows["with-plan"].plan
+    admin = Principal(user_id="admin-1", name="Admin", role=Role.ADMINISTRATOR, organisation="Housing")
+    polled = require_job(vault, admin, Permission.READ, "with-plan", with_plan=False)
+    assert job_has_plan(polled)
+    with pytest.raises(SQLAlchemyError):
+        _ = polled.plan
+    assert require_job(vault, admin, Permission.READ, "with-plan").plan == {"tracks": [1] * 1000}
+    assert [s.state for s in job_statuses(vault, ["without-plan", "with-plan"])] == [
+        JobState.SUCCEEDED, JobState.SUCCEEDED]
+    with pytest.raises(NotFound):
+        job_statuses(vault, ["with-plan", "no-such-job"])

@@ -70,11 +70,14 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    and_,
+    cast,
     func,
+    inspect as sa_inspect,
     select,
     update,
 )
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, column_property, defer, mapped_column
 
 from vault.actors import Actor, Purpose, Role
 from vault.capture import Capture
@@ -151,6 +154,11 @@ class Job(Base):
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     # The editable document a job works on: a redaction plan (see redaction/plan.py).
     plan: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # Whether there is a plan, read in SQL: a plan is megabytes of JSON on long footage, and
+    # a status poll (GET /jobs/{id}, a job list) loads the row without it (``with_plan``).
+    # A plan of None is stored as JSON null, not SQL NULL.
+    has_plan: Mapped[bool] = column_property(
+        and_(plan.is_not(None), cast(plan, Text) != "null"))
     error: Mapped[str | None] = mapped_column(Text)
     # Who asked, as the custody ledger records them; the job acts on their behalf.
     created_by: Mapped[str] = mapped_column(String(128))
@@ -227,6 +235,18 @@ class PlanChanged(InvalidInput):
 # --- reading and changing rows ----------------------------------------------------------------
 
 
+#: Load a job row without its plan: reading ``job.plan`` then raises, never lazily loads.
+_WITHOUT_PLAN = defer(Job.plan, raiseload=True)
+
+
+def job_has_plan(job: Job) -> bool:
+    """Whether ``job`` has a plan, from what its row loaded: the plan itself, or, for a row
+    loaded without it, ``has_plan`` (a row whose plan was just changed has only the plan)."""
+    if "plan" not in sa_inspect(job).unloaded:
+        return job.plan is not None
+    return bool(job.has_plan)
+
+
 def get_job(vault: Vault, job_id: str) -> Job:
     """The job's row. Raises NotFound."""
     with vault.sessions() as session:
@@ -244,8 +264,10 @@ def list_jobs(
     created_by: str | None = None,
     limit: int = 100,
 ) -> list[Job]:
-    """Jobs, newest first, filtered by state, kind and creator."""
-    query = select(Job).order_by(Job.created_at.desc(), Job.id).limit(limit)
+    """Jobs, newest first, filtered by state, kind and creator; without their plans
+    (``job.has_plan`` says whether there is one; reading ``job.plan`` raises)."""
+    query = select(Job).options(_WITHOUT_PLAN).order_by(
+        Job.created_at.desc(), Job.id).limit(limit)
     if state is not None:
         query = query.where(Job.state == state)
     if kind is not None:
@@ -1000,9 +1022,10 @@ def run_retention_job(ctx: JobContext) -> dict[str, Any]:
 
 def require_job(
     vault: Vault, principal: Principal, permission: Permission, job_id: str, *,
-    route: str | None = None,
+    route: str | None = None, with_plan: bool = True,
 ) -> Job:
-    """The job, if the principal may do ``permission`` to it.
+    """The job, if the principal may do ``permission`` to it (without ``with_plan``, its row
+    without the plan: ``job.has_plan`` says whether there is one).
 
     Rules (need-to-know, as for footage): the role must hold ``permission``; every recording
     the job reads must be within the principal's scope; and, except for administrators, the
@@ -1016,7 +1039,7 @@ def require_job(
     # (Every catalog transaction takes the write lock, so each read ends before a denial is
     # logged in a transaction of its own.)
     with vault.sessions() as session:
-        job = session.get(Job, job_id)
+        job = session.get(Job, job_id, options=None if with_plan else [_WITHOUT_PLAN])
         outside = [] if job is None else [
             r for r in job.recording_ids if not can_see_recording(session, principal, r)]
     if job is None:
@@ -1075,6 +1098,7 @@ __all__ = [
     "cancel_job",
     "ended_jobs",
     "get_job",
+    "job_has_plan",
     "job_statuses",
     "job_summary",
     "list_jobs",
