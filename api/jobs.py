@@ -36,9 +36,9 @@ the borders) and, for a redact or render job, submits one ``redaction_chunk_rend
 chunk: it decrypts the chunk's byte ranges, renders the part of the plan the chunk owns (on its
 row, bound by ``params.plan_sha256``) and stores the rendered chunk as an encrypted
 intermediate of the parent (:mod:`vault.casework.intermediates`), which the parent fetches
-and joins without re-encoding, then destroys. A child that fails (after its own retries) fails the parent with the
-child's error, the other children are cancelled and nothing is stored: submitting the job
-again starts afresh. Cancelling the parent cancels its children; a parent requeued after its
+and joins without re-encoding, then destroys. A child that fails (after its own retries)
+fails the parent with the child's error, the other children are cancelled and nothing is
+stored: submitting the job again starts afresh. Cancelling the parent cancels its children; a parent requeued after its
 worker died first cancels the chunk jobs its earlier attempt left.
 """
 

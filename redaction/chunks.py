@@ -914,14 +914,23 @@ def render_chunk(source: str | Path, chunk: Chunk, owned: RedactionPlan, output:
     :func:`render_chunked`. ``present`` as for :func:`plan_chunk`. Raises ChunkError (the
     cut is not the chunk's frames, or the plan is another chunk's), and what
     :func:`~redaction.pipeline.render_plan` raises; on any error no output is left."""
-    src, out = Path(source), Path(output)
+    src = Path(source)
+    return _render_chunk(src, _index(src), chunk, owned, Path(output), present=present,
+                         encode=encode, progress=progress)
+
+
+def _render_chunk(src: Path, idx: _Index, chunk: Chunk, owned: RedactionPlan, out: Path, *,
+                  present: Sequence[tuple[int, int]], encode: EncodeParams,
+                  progress: ProgressCallback | None) -> Path:
+    """:func:`render_chunk` with the source's packet index already read (a render of every
+    chunk on threads reads it once, not once a chunk)."""
     if owned.source.frame_count != chunk.stop - chunk.start:
         raise ChunkError(f"the plan given for chunk {chunk.index} covers "
                          f"{owned.source.frame_count} frames, the chunk "
                          f"{chunk.stop - chunk.start}: it is another chunk's")
     cut = out.with_name(f".{out.name}.cut.mp4")
     try:
-        _cut(src, _index(src), chunk.start, chunk.stop, cut, present)
+        _cut(src, idx, chunk.start, chunk.stop, cut, present)
         info = probe(cut)
         bound = owned.model_copy(update={"source": owned.source.model_copy(update={
             "name": cut.name, "sha256": _sha256(cut), "width": info.width,
@@ -1059,9 +1068,9 @@ def render_chunked(source: str | Path, plan: RedactionPlan, output: str | Path, 
     started = time.perf_counter()
     try:
         def render(chunk: Chunk) -> Path:
-            return render_chunk(src, chunk, owned_plan(plan, chunk),
-                                work / f"part-{chunk.index}.mp4", encode=encode,
-                                progress=combined.part(chunk.index))
+            return _render_chunk(src, idx, chunk, owned_plan(plan, chunk),
+                                 work / f"part-{chunk.index}.mp4", present=(), encode=encode,
+                                 progress=combined.part(chunk.index))
 
         if chunk_renderer is not None:
             parts = list(chunk_renderer(layout, plan, encode, work))
