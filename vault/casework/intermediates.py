@@ -3,7 +3,7 @@
 A long redaction is rendered in chunks, each by a job any worker on any host may run
 (:mod:`api.jobs`); the parent job that joins them needs the rendered chunks back. A rendered
 chunk is footage: faces masked by a plan nobody has reviewed yet, everything else as filmed.
-So it is kept as footage is (DESIGN.md, "Encryption at rest"):
+So it is kept as footage is (docs/design.md, "Encryption"):
 
 1. **Encrypted like a recording.** A fresh data key per intermediate, the same ``evs1``
    segmented AES-GCM bound to the intermediate's id (:mod:`vault.storage.crypto`), the key
@@ -32,15 +32,15 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
+from collections.abc import Callable, Set
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Callable, Set
 from typing import TYPE_CHECKING
 
 from sqlalchemy import BigInteger, ForeignKey, LargeBinary, String, delete, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from vault.errors import HashMismatch, NotFound, VaultError
+from vault.errors import HashMismatch, NotFound, StorageError, VaultError
 from vault.plaintext import private_partial
 from vault.storage import crypto
 from vault.storage.catalog import Base, new_id, utcnow
@@ -117,6 +117,11 @@ def store_intermediate(vault: Vault, path: Path, *, owner_job_id: str, made_by_j
         finally:
             reader.close()
     try:
+        # The check Vault.put_stream makes of a recording: a short object is a failed store.
+        expected = crypto.ciphertext_size(reader.plaintext_size, vault.settings.segment_size)
+        if info.size != expected:
+            raise StorageError(f"stored object {object_key} is {info.size} bytes, expected "
+                               f"{expected}")
         wrapped = vault.keys.wrap(dek, context=intermediate_id)
         row = JobIntermediate(
             id=intermediate_id, owner_job_id=owner_job_id, made_by_job_id=made_by_job_id,

@@ -77,7 +77,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.orm import Mapped, column_property, defer, mapped_column
+from sqlalchemy.orm import Mapped, column_property, defer, mapped_column, undefer
 
 from vault.actors import Actor, Purpose, Role
 from vault.capture import Capture
@@ -157,8 +157,9 @@ class Job(Base):
     # Whether there is a plan, read in SQL: a plan is megabytes of JSON on long footage, and
     # a status poll (GET /jobs/{id}, a job list) loads the row without it (``with_plan``).
     # A plan of None is stored as JSON null, not SQL NULL.
+    # Deferred: a load with the plan reads it from the plan, not from a second cast of it.
     has_plan: Mapped[bool] = column_property(
-        and_(plan.is_not(None), cast(plan, Text) != "null"))
+        and_(plan.is_not(None), cast(plan, Text) != "null"), deferred=True)
     error: Mapped[str | None] = mapped_column(Text)
     # Who asked, as the custody ledger records them; the job acts on their behalf.
     created_by: Mapped[str] = mapped_column(String(128))
@@ -235,8 +236,9 @@ class PlanChanged(InvalidInput):
 # --- reading and changing rows ----------------------------------------------------------------
 
 
-#: Load a job row without its plan: reading ``job.plan`` then raises, never lazily loads.
-_WITHOUT_PLAN = defer(Job.plan, raiseload=True)
+#: Load a job row without its plan, with ``has_plan``: reading ``job.plan`` then raises,
+#: never lazily loads.
+_WITHOUT_PLAN = (defer(Job.plan, raiseload=True), undefer(Job.has_plan))
 
 
 def job_has_plan(job: Job) -> bool:
@@ -266,7 +268,7 @@ def list_jobs(
 ) -> list[Job]:
     """Jobs, newest first, filtered by state, kind and creator; without their plans
     (``job.has_plan`` says whether there is one; reading ``job.plan`` raises)."""
-    query = select(Job).options(_WITHOUT_PLAN).order_by(
+    query = select(Job).options(*_WITHOUT_PLAN).order_by(
         Job.created_at.desc(), Job.id).limit(limit)
     if state is not None:
         query = query.where(Job.state == state)
@@ -306,7 +308,7 @@ def job_statuses(vault: Vault, job_ids: Sequence[str]) -> list[JobStatus]:
 
 def ended_jobs(vault: Vault, job_ids: Set[str]) -> set[str]:
     """Which of ``job_ids`` have finished (succeeded, failed or cancelled), or no longer exist."""
-    with vault.sessions() as session:
+    with read_sessions(vault.engine)() as session:
         live = set(session.scalars(select(Job.id).where(
             Job.id.in_(job_ids), Job.state.not_in(FINISHED))))
     return set(job_ids) - live
@@ -1039,7 +1041,7 @@ def require_job(
     # (Every catalog transaction takes the write lock, so each read ends before a denial is
     # logged in a transaction of its own.)
     with vault.sessions() as session:
-        job = session.get(Job, job_id, options=None if with_plan else [_WITHOUT_PLAN])
+        job = session.get(Job, job_id, options=None if with_plan else list(_WITHOUT_PLAN))
         outside = [] if job is None else [
             r for r in job.recording_ids if not can_see_recording(session, principal, r)]
     if job is None:
