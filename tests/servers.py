@@ -148,6 +148,21 @@ class PostgresServer:
 _GIVEN: set[int] = set()
 
 
+def stop_workers(procs: list[subprocess.Popen[bytes]], *, timeout: float = 30) -> None:
+    """Stop ``evidence-vault worker`` processes as a service manager would: SIGINT (a worker
+    finishes its job and removes its heartbeat), then SIGKILL to any still running after
+    ``timeout`` seconds."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+    for proc in procs:
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def free_port() -> int:
     """A loopback port nothing listens on now, never one this process was given before: a
     port just closed often comes straight back, and two servers of one test then collide."""

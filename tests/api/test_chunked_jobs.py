@@ -10,7 +10,6 @@ and, marked slow, a real Redis with two worker processes as ``evidence-vault wor
 from __future__ import annotations
 
 import datetime as dt
-import signal
 import subprocess
 import sys
 import time
@@ -35,6 +34,7 @@ from vault.casework.intermediates import PREFIX, JobIntermediate
 from vault.casework.jobs import Job, JobContext, JobKind, JobState, get_job
 from vault.ledger.custody import Action
 from vault.storage.catalog import MediaKind, Recording, SourceKind
+from tests.servers import stop_workers
 
 ROOT = Path(__file__).resolve().parents[2]
 ACTOR = Actor(user="ig-1", role=Role.IG_OFFICER, organisation="Housing", client_addr="10.0.0.5")
@@ -357,17 +357,6 @@ def _workers(tmp_path: Path, home: Path, redis_url: str,
     return procs
 
 
-def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
-    for proc in procs:
-        proc.send_signal(signal.SIGINT)
-    for proc in procs:
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 def _wait(vault: Vault, job_id: str, seconds: float) -> tuple[Job, list[tuple[float, str | None]]]:
     deadline = time.monotonic() + seconds
     seen: list[tuple[float, str | None]] = []
@@ -416,7 +405,7 @@ def test_two_worker_processes_share_one_long_video_on_redis(
             assert len(plan.tracks) == 2 and plan.parameters["chunks"]["joined_at_borders"] >= 4
         finally:
             queue.close()
-            _stop(procs)
+            stop_workers(procs)
 
 
 @pytest.mark.slow
@@ -464,7 +453,7 @@ def test_two_workers_render_one_video_through_encrypted_intermediates_in_minio(
             assert all(list(p.iterdir()) == [] for p in spools if p.exists())
         finally:
             queue.close()
-            _stop(procs)
+            stop_workers(procs)
 
 
 def test_chunk_jobs_decrypt_only_their_part_of_the_recording(

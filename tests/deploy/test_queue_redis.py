@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.servers import RedisServer
+from tests.servers import RedisServer, stop_workers
 from vault import Settings, Vault
 from vault.actors import Actor, Role
 from vault.casework.jobs import Job, JobContext, JobKind, JobState, get_job, open_queue, queue_path
@@ -98,15 +98,7 @@ def workers(vault: Vault, tmp_path: Path, redis_server: RedisServer) -> Iterator
     procs = [_start_worker(vault.settings.home_dir, redis_server.url, tmp_path / f"worker-{i}.log")
              for i in range(3)]
     yield procs
-    for proc in procs:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-    for proc in procs:
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    stop_workers(procs)
 
 
 def test_queue_url_puts_the_queue_on_redis_not_on_the_local_disk(vault: Vault, redis_server: RedisServer) -> None:
@@ -201,13 +193,7 @@ def test_the_real_worker_command_drains_the_redis_queue_from_settings_in_the_env
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    stop_workers([proc])
 
 
 def test_a_job_whose_message_was_flushed_from_redis_runs_exactly_once_more_and_completes(
