@@ -22,8 +22,11 @@ margin for what the tracker does not know, and no more:
   (the face may have turned); the miss is listed for review rather than masked wider;
 - before the first / after the last observation: ``pad_seconds`` of extrapolation along the
   track's velocity, growing slowly as the guess gets older;
-- always: the detector's own jitter (a few per cent of the size) and half a frame's motion
-  (a face moves while the shutter is open), rounded outwards to whole pixels.
+- always: the detector's own jitter (a few per cent of the size), the error of an unsure
+  box (a face scored 0.15 is boxed smaller and further off its centre than a sure one: up
+  to 0.15 of its size more each side, measured by ``benchmarks/redaction_boxes.py``) and
+  half a frame's motion (a face moves while the shutter is open), rounded outwards to whole
+  pixels.
 
 When the tracker is unsure it asks the scanner to look again (:meth:`Tracker.schedule`) rather
 than growing the box. The renderer draws the mask as the ellipse inscribed in the box.
@@ -161,6 +164,18 @@ def _accel(a: Observation, b: Observation, c: Observation) -> float:
 
 #: The detector's box wobbles by a few per cent of the face's size from look to look.
 _JITTER = 0.05
+#: An unsure detection's box is itself off: measured against ground truth on the benchmark's
+#: five clips (docs/redaction.md, "Unsure boxes"), boxes scored under 0.2 are 0.76-0.82 of
+#: the face's height (sure ones 0.91-0.96) and their centre is off by 0.17-0.34 of it at the
+#: 90th-98th percentile (sure: 0.08-0.13). Up to this share of the size is added to the margin
+#: on every side, from nothing at :data:`_SURE` to all of it at :data:`_UNSURE_FLOOR`.
+_UNSURE_BOX = 0.15
+_UNSURE_FLOOR = 0.15
+
+
+def _box_error(score: float) -> float:
+    """How far off (a share of the face's size, each side) a box scored ``score`` may be."""
+    return _UNSURE_BOX * min(1.0, max(0.0, (_SURE - score) / (_SURE - _UNSURE_FLOOR)))
 
 
 def _shift(b: Box, dx: float, dy: float) -> Box:
@@ -415,7 +430,8 @@ class Tracker:
                 grow = dt * 0.5 * math.hypot(*v)
             # However old the guess, the face is not further than a head's size from the
             # line: beyond that the next look (or the track's end) answers, not a wider box.
-            grow = min(grow + 0.3 * size * dt / max(1, self.pad_frames), 1.0 * size)
+            grow = min(grow + 0.3 * size * dt / max(1, self.pad_frames)
+                       + _box_error(o.score) * size, 1.0 * size)
             step = t - o.frame
             return _shift(o.box, v[0] * step, v[1] * step), grow, o.score, False
         # Binary search for the observations either side of t.
@@ -440,6 +456,9 @@ class Tracker:
             grow = max(accel) * span * span / 8 * bump
         else:
             grow = 0.5 * moved * bump
+        # Each end's own box error, carried along the line.
+        grow += ((1 - u) * _box_error(a.score) * _size(a.box)
+                 + u * _box_error(b.score) * _size(b.box))
         bridged = span > self.stride and t != a.frame
         if bridged:
             grow += 0.15 * max(_size(a.box), _size(b.box)) * bump

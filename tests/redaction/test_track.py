@@ -288,3 +288,29 @@ def test_a_walker_found_unsure_first_keeps_its_velocity_before_the_track() -> No
     tr.finish()
     for f in range(30 - tr.pad_frames, 31):
         assert any(covers(m.box, 400 + 3 * f, 500) for m in tr.boxes_at(f)), f
+
+
+def test_an_unsure_box_is_masked_for_the_error_such_boxes_have() -> None:
+    """Issue #13: the detector's box for a face it scores 0.1-0.2 is itself off. Measured
+    against ground truth on the benchmark's clips, such boxes are 0.76-0.82 of the face's
+    height and their centre off by up to a fifth of it (90th percentile); the bodycam's misses
+    included a face found and tracked at 0.12-0.18 whose mask left a third of it visible.
+    Such a face's mask covers it wherever its boxes put it within that error; a sure face's
+    mask stays as tight as before (the counterweight)."""
+    face = 40.0
+    for dx, dy in itertools.product((-0.2, 0.2), (-0.2, 0.2)):
+        tr = Tracker(TrackParams(), fps=25, width=640, height=480, stride=3)
+        for f in range(0, 30, 3):
+            x, y = 200 + 2 * f, 200
+            side = 0.78 * face
+            # The unsure box: undersized, and off-centre alternately to either side.
+            s = 1 if (f // 3) % 2 else -1
+            cx, cy = x + face / 2 + s * dx * face, y + face / 2 + s * dy * face
+            tr.update(f, np.array([[cx - side / 2, cy - side / 2, cx + side / 2,
+                                    cy + side / 2, 0.15]], np.float32))
+        tr.finish()
+        for f in range(28):
+            (m,) = tr.boxes_at(f)
+            assert covers(m.box, 200 + 2 * f, 200, face), (f, dx, dy, m.box)
+    # The counterweight: the same face found sure keeps the mask it had.
+    assert _mask_area_ratio(0.0, 6) <= 2.4
