@@ -41,18 +41,6 @@ def clip_box(box: Box, width: int, height: int) -> tuple[int, int, int, int]:
             min(width, math.ceil(x1)), min(height, math.ceil(y1)))
 
 
-#: What came into view is searched at least this many smallest faces deep. Between two
-#: looks a body-worn camera's shake or a slow pan brings in a strip of 10-25 px, narrower
-#: than a face, so a person standing at the edge of the scene came in a slice at a time
-#: and was never searched whole until the sweep came round (10 s). Measured on the
-#: benchmark's moving clips over six noise seeds (docs/redaction.md, "Into view"):
-#: identifiable faces left visible 0.71 -> 0.42 % (ptz), 0.95 -> 0.57 % (bodycam), for
-#: 3-5 % more detector pixels. Only narrow strips are deepened: deepening every strip
-#: too (a fast pan's are wide already) made ptz's larger, searched at a lower scale, and
-#: left 2.7 % visible.
-_INTO_VIEW_DEPTH = 2.0
-
-
 class MotionMap:
     """The background model of one video, fed the frames of successive looks in order.
 
@@ -196,7 +184,7 @@ class MotionMap:
             self._previous = grey.copy()
             self._previous_grey = grey8
             self._background_offset = self._motion.offset(index)
-            return self._blob_boxes(mask) + self._blob_boxes(unseen, into_view=True)
+            return self._blob_boxes(mask) + self._blob_boxes(unseen, grow=False)
         self._follow_camera(index)
         alpha = min(1.0, elapsed / self._tc_frames)
         diff = cv2.absdiff(grey, self._background)
@@ -216,18 +204,14 @@ class MotionMap:
         return self._blob_boxes(mask)
 
     def _blob_boxes(self, mask: npt.NDArray[np.uint8], *,
-                    into_view: bool = False) -> list[tuple[int, int, int, int]]:
-        """Boxes (frame px) around the blobs of a motion-map mask, with a face's margin.
-
-        Motion blobs a few pixels apart are joined first. ``into_view``: the mask is what
-        came into view on a moving camera, already cut into pieces; each narrow piece is
-        searched :data:`_INTO_VIEW_DEPTH` smallest faces deep."""
-        if not into_view:
+                    grow: bool = True) -> list[tuple[int, int, int, int]]:
+        """Boxes (frame px) around the blobs of a motion-map mask, with a face's margin;
+        ``grow`` joins blobs a few pixels apart first."""
+        if grow:
             mask = cv2.dilate(mask, np.ones((3, 3), np.uint8), iterations=2)  # type: ignore[assignment]
         n, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
         fx = self.width / self._mw
         fy = self.height / self._mh
-        deep = _INTO_VIEW_DEPTH * self.min_face
         boxes: list[tuple[int, int, int, int]] = []
         for i in range(1, n):
             x, y, w, h, area = (int(v) for v in stats[i])
@@ -236,7 +220,5 @@ class MotionMap:
             bx0, by0, bx1, by1 = x * fx, y * fy, (x + w) * fx, (y + h) * fy
             # Enough margin that a face at the blob's edge is whole in the region.
             m = max(0.6 * self.min_face, 0.1 * max(bx1 - bx0, by1 - by0))
-            if into_view and min(bx1 - bx0, by1 - by0) < deep:
-                m = max(m, deep)
             boxes.append(clip_box((bx0 - m, by0 - m, bx1 + m, by1 + m), self.width, self.height))
         return boxes
