@@ -38,8 +38,9 @@ row, bound by ``params.plan_sha256``) and stores the rendered chunk as an encryp
 intermediate of the parent (:mod:`vault.casework.intermediates`), which the parent fetches
 and joins without re-encoding, then destroys. A child that fails (after its own retries)
 fails the parent with the child's error, the other children are cancelled and nothing is
-stored: submitting the job again starts afresh. Cancelling the parent cancels its children; a parent requeued after its
-worker died first cancels the chunk jobs its earlier attempt left.
+stored: submitting the job again starts afresh. Cancelling the parent cancels its
+children; a parent requeued after its worker died first cancels the chunk jobs its earlier
+attempt left.
 """
 
 from __future__ import annotations

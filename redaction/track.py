@@ -166,9 +166,10 @@ def _accel(a: Observation, b: Observation, c: Observation) -> float:
 _JITTER = 0.05
 #: An unsure detection's box is itself off: measured against ground truth on the benchmark's
 #: five clips (docs/redaction.md, "Unsure boxes"), boxes scored under 0.2 are 0.76-0.82 of
-#: the face's height (sure ones 0.91-0.96) and their centre is off by 0.17-0.34 of it at the
-#: 90th-98th percentile (sure: 0.08-0.13). Up to this share of the size is added to the margin
-#: on every side, from nothing at :data:`_SURE` to all of it at :data:`_UNSURE_FLOOR`.
+#: the face's height (sure ones 0.91-0.96) and their centre is off by 0.12-0.22 of it at the
+#: 90th percentile, up to 0.34 at the 98th (sure: 0.08-0.11 at the 90th). Up to this share of
+#: the size is added to the margin on every side, from nothing at :data:`_SURE` to all of it
+#: at :data:`_UNSURE_FLOOR`.
 _UNSURE_BOX = 0.15
 _UNSURE_FLOOR = 0.15
 
