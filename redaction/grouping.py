@@ -312,6 +312,9 @@ def group_people(tracks: Sequence[Track], appearance: AppearanceLog, *, fps: flo
     placed: dict[tuple[int, int], int] = {}
     # How far each pair's boxes slid past each other over their shared looks (face sizes).
     drift: dict[tuple[int, int], float] = {}
+    # (inner, outer): inner's boxes were parts of outer's sure, compared face (another
+    # scale of it, its lower half) at this share of their shared looks.
+    part: dict[tuple[int, int], float] = {}
     extent = {t.id: (min(o.box[0] for o in t.every), min(o.box[1] for o in t.every),
                      max(o.box[2] for o in t.every), max(o.box[3] for o in t.every))
               for t in ts}
@@ -335,7 +338,7 @@ def group_people(tracks: Sequence[Track], appearance: AppearanceLog, *, fps: flo
                                   and _containment(o.box, vb) >= p.overlap
                                   and not _part_of(vb, o.box, p) for o in u.every):
                     touches[u.id].add(v.id)
-            same_place = same_face = 0
+            same_place = same_face = a_in_b = b_in_a = 0
             paired: list[tuple[int, Box, Box]] = []
             for f in looks:
                 ba, bb = _box_at(a.obs, a.frames, f), _box_at(b.obs, b.frames, f)
@@ -347,6 +350,10 @@ def group_people(tracks: Sequence[Track], appearance: AppearanceLog, *, fps: flo
                     # their place, but it is neither face. One face is one box, or an
                     # unsure box inside a sure face (another scale of that face: all it
                     # covers is that face's).
+                    # (A part only of a face whose picture was compared: a box around
+                    # two neighbours' faces has each of them inside it.)
+                    a_in_b += not uncompared(b) and uncompared(a) and _part_of(ba, bb, p)
+                    b_in_a += not uncompared(a) and uncompared(b) and _part_of(bb, ba, p)
                     same_face += (_iou(ba, bb) >= p.duplicate_iou
                                   or (b.sure and uncompared(a) and _part_of(ba, bb, p))
                                   or (a.sure and uncompared(b) and _part_of(bb, ba, p)))
@@ -355,7 +362,17 @@ def group_people(tracks: Sequence[Track], appearance: AppearanceLog, *, fps: flo
             looks_of[a.id, b.id] = looks_of[b.id, a.id] = len(looks)
             one_face[a.id, b.id] = one_face[b.id, a.id] = same_face / len(looks)
             drift[a.id, b.id] = drift[b.id, a.id] = _drift(paired)
-    apart = {k for k, v in shares.items() if v < p.apart_share}
+            part[a.id, b.id], part[b.id, a.id] = a_in_b / len(looks), b_in_a / len(looks)
+    # Two parts of one sure face found on their own (its middle at another scale, its
+    # chin cut by a crop's edge) are apart from each other and are both that face: on the
+    # SAR journey's footage the chin stayed a track of its own, forbidden the person its
+    # face's middle had joined (issue #13).
+    parts_of: dict[int, set[int]] = {}
+    for (inner, outer), share in part.items():
+        if share >= p.duplicate_share:
+            parts_of.setdefault(inner, set()).add(outer)
+    apart = {(x, y) for (x, y), v in shares.items() if v < p.apart_share
+             and not parts_of.get(x, set()) & parts_of.get(y, set())}
     for x, y in apart:
         groups.forbid(x, y)
 

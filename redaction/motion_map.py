@@ -32,6 +32,12 @@ _FLOW_STEP = 16
 _STILL_ZOOM = 0.002
 #: What comes into view on a moving camera is cut into pieces this many motion-map px wide.
 _CUT = 32
+#: What came into view within this many smallest faces of an edge is searched as far again
+#: further in. Between two looks a body-worn camera's shake or a slow pan brings in a strip
+#: of 10-25 px, narrower than a face, so a person standing at the edge of the scene came in
+#: a slice at a time and was never searched whole until the sweep came round (10 s).
+#: Measured in docs/redaction.md ("Into view, cut edges and parts of a face").
+_INTO_VIEW_DEPTH = 2.0
 
 
 def clip_box(box: Box, width: int, height: int) -> tuple[int, int, int, int]:
@@ -177,14 +183,15 @@ class MotionMap:
             # the whole frame: cut it into pieces, which the scanner joins along each
             # edge again where that saves pixels.
             unseen = (seen == 0).astype(np.uint8)
-            unseen[:, ::_CUT] = 0
-            unseen[::_CUT, :] = 0
+            # (Not along the first row and column: a strip one pixel wide came in there.)
+            unseen[:, _CUT::_CUT] = 0
+            unseen[_CUT::_CUT, :] = 0
             # The still camera's model restarts from this picture when the camera stops.
             self._background = grey
             self._previous = grey.copy()
             self._previous_grey = grey8
             self._background_offset = self._motion.offset(index)
-            return self._blob_boxes(mask) + self._blob_boxes(unseen, grow=False)
+            return self._blob_boxes(mask) + self._blob_boxes(unseen, into_view=True)
         self._follow_camera(index)
         alpha = min(1.0, elapsed / self._tc_frames)
         diff = cv2.absdiff(grey, self._background)
@@ -204,14 +211,19 @@ class MotionMap:
         return self._blob_boxes(mask)
 
     def _blob_boxes(self, mask: npt.NDArray[np.uint8], *,
-                    grow: bool = True) -> list[tuple[int, int, int, int]]:
-        """Boxes (frame px) around the blobs of a motion-map mask, with a face's margin;
-        ``grow`` joins blobs a few pixels apart first."""
-        if grow:
+                    into_view: bool = False) -> list[tuple[int, int, int, int]]:
+        """Boxes (frame px) around the blobs of a motion-map mask, with a face's margin.
+
+        Motion blobs a few pixels apart are joined first. ``into_view``: the mask is what
+        came into view on a moving camera, already cut into pieces along the edges; each
+        piece within :data:`_INTO_VIEW_DEPTH` smallest faces of an edge is searched as far
+        again further in."""
+        if not into_view:
             mask = cv2.dilate(mask, np.ones((3, 3), np.uint8), iterations=2)  # type: ignore[assignment]
         n, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
         fx = self.width / self._mw
         fy = self.height / self._mh
+        deep = _INTO_VIEW_DEPTH * self.min_face
         boxes: list[tuple[int, int, int, int]] = []
         for i in range(1, n):
             x, y, w, h, area = (int(v) for v in stats[i])
@@ -220,5 +232,17 @@ class MotionMap:
             bx0, by0, bx1, by1 = x * fx, y * fy, (x + w) * fx, (y + h) * fy
             # Enough margin that a face at the blob's edge is whole in the region.
             m = max(0.6 * self.min_face, 0.1 * max(bx1 - bx0, by1 - by0))
-            boxes.append(clip_box((bx0 - m, by0 - m, bx1 + m, by1 + m), self.width, self.height))
+            x0, y0, x1, y1 = bx0 - m, by0 - m, bx1 + m, by1 + m
+            if into_view:
+                # A piece within ``deep`` of an edge (the cut lines may have split the
+                # strip along it) is searched ``deep`` further in.
+                if bx1 < deep:
+                    x1 = max(x1, bx1 + deep)
+                if bx0 > self.width - deep:
+                    x0 = min(x0, bx0 - deep)
+                if by1 < deep:
+                    y1 = max(y1, by1 + deep)
+                if by0 > self.height - deep:
+                    y0 = min(y0, by0 - deep)
+            boxes.append(clip_box((x0, y0, x1, y1), self.width, self.height))
         return boxes

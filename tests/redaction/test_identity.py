@@ -355,6 +355,22 @@ def test_a_box_around_two_neighbours_is_neither() -> None:
     assert [3] in group_people([left, right, both], AppearanceLog(), fps=25).groups
 
 
+def test_two_parts_of_one_face_found_apart_both_join_it() -> None:
+    """Issue #13 item 4, the SAR journey: a face's faint middle (found again at another
+    scale) and its chin (a partial box where a crop's edge cut the face) are each inside
+    the face and apart from each other. Both are that face. Before, the middle joined the
+    person first and the chin, "somebody other" than the middle, stayed a track of its own
+    whose padded mask covered the requester's face for a second."""
+    frames = range(0, 60, 3)
+    face = _walk(1, frames, 100, 100, 1.0, size=48.0)
+    middle = _track(2, [(f, 100 + (f - frames[0]), 102) for f in frames], size=22.0,
+                    score=0.15)
+    x = 100 + 48
+    chin = Track(3, [Observation(48, (x - 13, 110, x + 13, 122), 0.49)])
+    log = _log([(5, face)], 60)
+    assert group_people([face, middle, chin], log, fps=25).groups == [[1, 2, 3]]
+
+
 def test_a_gap_too_far_to_walk_is_not_joined() -> None:
     """Issue #13 item 4: across a short gap a head can only move so far; the same face
     reappearing 300 px away 0.2 s later is somebody else (or needs a person to say so)."""

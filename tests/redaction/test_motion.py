@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+import numpy as np
+
 from redaction.motion import CameraMotion
 from redaction.synthetic import Camera, Face, pan_zoom, render_frame, still, walk_shake
 
@@ -88,3 +90,83 @@ def test_identical_frames_do_not_move(size: tuple[int, int]) -> None:
     for i in range(5):
         motion.update(i, image)
     assert motion.offset(4) == (0.0, 0.0)
+
+
+
+def _searched(boxes: list[tuple[int, int, int, int]], w: int, h: int) -> np.ndarray:
+    out = np.zeros((h, w), bool)
+    for x0, y0, x1, y1 in boxes:
+        out[y0:y1, x0:x1] = True
+    return out
+
+
+_MOVES = {"right": (1, 0, 0.0), "left": (-1, 0, 0.0), "down": (0, 1, 0.0), "up": (0, -1, 0.0),
+          "zoom out": (0, 0, -1.0)}
+
+
+@pytest.mark.parametrize("speed", [2.0, 4.0])
+@pytest.mark.parametrize("move", list(_MOVES))
+def test_what_comes_into_view_is_searched_a_face_deep(move: str, speed: float) -> None:
+    """Issue #13 (moving-camera misses): on a moving camera what came into view since the
+    last look is searched as pieces along the edge it came in at. At a shake's or a slow
+    pan's speed that is a few pixels a frame, 12-24 px between looks: narrower than a face,
+    so a person standing at the edge of the scene was searched a slice at a time, never
+    whole, until the sweep came round (10 s). Now each piece is searched two smallest faces
+    further in, and the first row and column are not lost to the cuts (a zoom's strip along
+    the top was one motion-map pixel tall). The counterweight: no deeper than that, so a
+    slow pan or a zoom searches strips along the edges, not the frame."""
+    from redaction.motion_map import MotionMap
+
+    w, h, min_face, look = 640, 360, 20, 6
+    dx, dy, dz = _MOVES[move]
+    rate = speed * 25 / w
+
+    def view(t: float) -> tuple[float, float, float]:
+        z = 1.0 + dz * rate * t if dz else 1.0
+        cx, cy = 1.5 * w + dx * speed * 25 * t, 1.5 * h + dy * speed * 25 * t
+        return cx - w / 2 / z, cy - h / 2 / z, z
+
+    def band(depth: tuple[float, float]) -> np.ndarray:
+        """The frame within ``depth`` (across, down) of the edges the scene comes in at."""
+        out = np.zeros((h, w), bool)
+        ax, ay = round(depth[0]), round(depth[1])
+        if dx > 0 or dz:
+            out[:, w - ax:] = True
+        if dx < 0 or dz:
+            out[:, :ax] = True
+        if dy > 0 or dz:
+            out[h - ay:, :] = True
+        if dy < 0 or dz:
+            out[:ay, :] = True
+        return out
+
+    cam = Camera((3 * w, 3 * h), view)
+    motion = CameraMotion(w, h)
+    moved = MotionMap(width=w, height=h, fps=25, map_width=240, threshold=14,
+                      background_seconds=2.0, min_face=min_face, motion=motion)
+    cell = w / 240  # a motion-map pixel
+    deep = 2 * min_face
+    covered = []
+    for i in range(4 * look + 1):
+        image = render_frame(w, h, i / 25, [], i, 4.0, "coffee", 0.01, camera=cam)
+        motion.update(i, image)
+        if i % look:
+            continue
+        searched = _searched(moved.boxes(image, look, i), w, h)
+        if not i:
+            continue
+        # What came in since the last look, across each edge.
+        if dz:
+            grown = 1 - view(i / 25)[2] / view((i - look) / 25)[2]
+            strip = (w / 2 * grown, h / 2 * grown)
+        else:
+            strip = (abs(dx) * speed * look, abs(dy) * speed * look)
+        inner = band((strip[0] + deep - cell, strip[1] + deep - cell))
+        outer = band((strip[0] + deep + cell + 0.6 * min_face,
+                      strip[1] + deep + cell + 0.6 * min_face))
+        covered.append((float(searched[inner].mean()), float(searched.mean()),
+                        float(outer.mean())))
+    assert all(inside == 1.0 for inside, _, _ in covered), covered
+    # The counterweight. On a pan the scene's texture moving at the incoming edge adds
+    # up to 5 % of the frame.
+    assert all(frame <= limit + 0.06 for _, frame, limit in covered), covered

@@ -221,3 +221,38 @@ def test_long_strips_are_packed_apart_and_the_look_costs_a_third_fewer_pixels(
     assert max(w for _, w in sizes) >= 2688  # the strip is searched whole, not cut
     for t in truth[:12]:
         assert max(_iou(tuple(map(float, b[:4])), t) for b in found) > 0.4, t
+
+
+class _NoDetector:
+    threshold = 0.1
+    name = "none"
+
+    def detect(self, image: np.ndarray) -> np.ndarray:  # type: ignore[type-arg]
+        return np.zeros((0, 5), np.float32)
+
+
+@pytest.mark.parametrize("kind", ["motion", "sweep", "smeared", "track"])
+def test_unsure_boxes_beside_a_cut_are_dropped_by_their_size(kind: str) -> None:
+    """Issue #13 (spill on a walking camera): the black edge of a crop makes the detector
+    score the texture beside it as a face. Such a box, 35 detector px tall and 10 px from
+    a cut through the picture, started a track padded a second either side (1.6 % of a
+    640x360 walk's picture); it is dropped. A 20 px box as far from the cut (a face smeared
+    by a pan, which the smeared pass finds at about that size) is kept, as are a sure box,
+    a box beside the frame's own edge, and anything in a track's region."""
+    scanner = FrameScanner(_NoDetector(), ScanParams(), width=1920, height=1080,  # type: ignore[arg-type]
+                           fps=25, workers=1)
+    try:
+        crop = np.zeros((200, 300, 3), np.uint8)
+        inner = _Region(500, 400, 700, 533, 1.5, kind)  # every edge a cut
+        at_frame_edge = _Region(1720, 400, 1920, 533, 1.5, kind)  # right edge: the frame's
+        # x0, y0, x1, y1, score: each 10 px from the crop's right edge (x = 300).
+        boxes = np.array([[255, 80, 290, 115, 0.15],   # a texture, 35 px
+                          [270, 90, 290, 110, 0.15],   # a small unsure face, 20 px
+                          [255, 80, 290, 115, 0.45]],  # a sure face
+                         np.float32)
+        dropped = scanner._at_cut_edge(boxes, inner, crop, 0, 0).tolist()
+        assert dropped == ([False, False, False] if kind == "track" else [True, False, False])
+        assert scanner._at_cut_edge(boxes, at_frame_edge, crop, 0, 0).tolist() == \
+            [False, False, False]
+    finally:
+        scanner.close()
