@@ -461,13 +461,8 @@ class FrameScanner:
         face's margin, sweep tiles overlap) and a sure face is kept wherever it is. Track
         regions are exempt: there a box on the edge is the tracked face leaving the place it
         was predicted at (a swerve), and may be all the evidence of it.
-
-        Near the edge is within two heat-map cells (8 detector px) for a small box and
-        three (12) for one 30 px tall or more: a texture boxed at a face's size in an
-        enlarged motion region lay 10 px from the edge and started a track padded a second
-        either side (1.6 % spill on a 640x360 walk). Three cells for every box lost smeared
-        pan faces, which the smeared pass finds at about 20 px; 0.4 of every box's height
-        (up to 22 px) lost unsure night faces. Measured in docs/redaction.md ("Cut edges").
+        Near is 8-12 detector px by the box's size: 12 for all lost smeared pan faces, 0.4
+        of any height lost night faces (docs/redaction.md, "Into view, cut edges...").
         """
         tol = np.clip(_EDGE_NEAR * (boxes[:, 3] - boxes[:, 1]), 8.0, 12.0)
         h, w = crop.shape[:2]
