@@ -350,13 +350,14 @@ def group_people(tracks: Sequence[Track], appearance: AppearanceLog, *, fps: flo
                     # their place, but it is neither face. One face is one box, or an
                     # unsure box inside a sure face (another scale of that face: all it
                     # covers is that face's).
+                    a_part = uncompared(a) and _part_of(ba, bb, p)
+                    b_part = uncompared(b) and _part_of(bb, ba, p)
+                    same_face += (_iou(ba, bb) >= p.duplicate_iou
+                                  or (b.sure and a_part) or (a.sure and b_part))
                     # (A part only of a face whose picture was compared: a box around
                     # two neighbours' faces has each of them inside it.)
-                    a_in_b += not uncompared(b) and uncompared(a) and _part_of(ba, bb, p)
-                    b_in_a += not uncompared(a) and uncompared(b) and _part_of(bb, ba, p)
-                    same_face += (_iou(ba, bb) >= p.duplicate_iou
-                                  or (b.sure and uncompared(a) and _part_of(ba, bb, p))
-                                  or (a.sure and uncompared(b) and _part_of(bb, ba, p)))
+                    a_in_b += a_part and not uncompared(b)
+                    b_in_a += b_part and not uncompared(a)
             shares[a.id, b.id] = shares[b.id, a.id] = same_place / len(looks)
             placed[a.id, b.id] = placed[b.id, a.id] = same_place
             looks_of[a.id, b.id] = looks_of[b.id, a.id] = len(looks)

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import pytest
-
 import numpy as np
+import pytest
 
 from redaction.motion import CameraMotion
 from redaction.synthetic import Camera, Face, pan_zoom, render_frame, still, walk_shake
@@ -90,7 +89,6 @@ def test_identical_frames_do_not_move(size: tuple[int, int]) -> None:
     for i in range(5):
         motion.update(i, image)
     assert motion.offset(4) == (0.0, 0.0)
-
 
 
 def _searched(boxes: list[tuple[int, int, int, int]], w: int, h: int) -> np.ndarray:

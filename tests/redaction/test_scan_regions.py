@@ -223,24 +223,17 @@ def test_long_strips_are_packed_apart_and_the_look_costs_a_third_fewer_pixels(
         assert max(_iou(tuple(map(float, b[:4])), t) for b in found) > 0.4, t
 
 
-class _NoDetector:
-    threshold = 0.1
-    name = "none"
-
-    def detect(self, image: np.ndarray) -> np.ndarray:  # type: ignore[type-arg]
-        return np.zeros((0, 5), np.float32)
-
-
 @pytest.mark.parametrize("kind", ["motion", "sweep", "smeared", "track"])
-def test_unsure_boxes_beside_a_cut_are_dropped_by_their_size(kind: str) -> None:
+def test_unsure_boxes_beside_a_cut_are_dropped_by_their_size(
+        kind: str, shared_detector: CenterFace) -> None:
     """Issue #13 (spill on a walking camera): the black edge of a crop makes the detector
     score the texture beside it as a face. Such a box, 35 detector px tall and 10 px from
     a cut through the picture, started a track padded a second either side (1.6 % of a
     640x360 walk's picture); it is dropped. A 20 px box as far from the cut (a face smeared
     by a pan, which the smeared pass finds at about that size) is kept, as are a sure box,
     a box beside the frame's own edge, and anything in a track's region."""
-    scanner = FrameScanner(_NoDetector(), ScanParams(), width=1920, height=1080,  # type: ignore[arg-type]
-                           fps=25, workers=1)
+    scanner = FrameScanner(shared_detector, ScanParams(), width=1920, height=1080, fps=25,
+                           workers=1)
     try:
         crop = np.zeros((200, 300, 3), np.uint8)
         inner = _Region(500, 400, 700, 533, 1.5, kind)  # every edge a cut
