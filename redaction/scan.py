@@ -33,6 +33,10 @@ comparison, so only what moves in the scene shows. When motion still covers most
 frame (a light switched on, a zoom) the motion regions merge into large ones and cost grows
 towards a full-frame scan: slower, never blind.
 
+On a noisy picture (an infrared camera at night) the detector sees each region twice, as
+it is and smoothed (:mod:`redaction.noise`): the noise's grain, enlarged with a small face,
+hides faces the detector finds once it is smoothed.
+
 The background model itself (what moved, on a still or a moving camera) is
 :class:`redaction.motion_map.MotionMap`; this module decides where to look and runs the
 detector there.
@@ -42,7 +46,7 @@ from __future__ import annotations
 
 import math
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import cv2
@@ -53,6 +57,8 @@ from redaction.detect import Boxes, CenterFace, Detector, nms
 from redaction.mosaic import pack
 from redaction.motion import CameraMotion
 from redaction.motion_map import MotionMap, clip_box
+from redaction.noise import noise_sigma, smoothed
+from redaction.regions import Region, merge_overlapping, sweep_tiles
 
 __all__ = ["FrameScanner", "ScanParams", "ScanStats"]
 
@@ -83,6 +89,12 @@ _EDGE_NEAR = 0.4
 _SMEAR_SPEED = 0.5
 #: Least score kept from that extra pass (see :meth:`FrameScanner._detect`).
 _SMEARED_SCORE = 0.12
+#: In a region the detector sees smoothed (a noisy picture), unsure boxes (under
+#: _EDGE_SCORE) taller than this many times ``detect_face`` are dropped. Smoothed, the
+#: night clip's coffee-shop wall scored 0.11-0.15 as a face 300 px tall, two tracks that
+#: were 98 % of the clip's spill (issue #13); a face that large scores far higher, and the
+#: coarse pass (shrunk, never smoothed) is where it is found first.
+_SMOOTHED_FACE = 4
 
 
 @dataclass(frozen=True)
@@ -103,6 +115,10 @@ class ScanParams:
     - ``max_region_pixels``: largest detector input for one region or sweep tile; bigger
       motion regions are searched at a lower scale.
     - ``coarse_width``: width of the coarse whole-frame pass of the sweep.
+    - ``smooth_above``: sensor noise (grey levels, estimated from the picture each second:
+      :func:`redaction.noise.noise_sigma`) above which the detector sees every region it
+      sees at full size or enlarged twice, as it is and smoothed
+      (:func:`redaction.noise.smoothed`): an infrared night picture. 0 does so always.
     """
 
     min_face: int = 20
@@ -116,6 +132,7 @@ class ScanParams:
     background_seconds: float = 2.0
     max_region_pixels: int = 1_000_000
     coarse_width: int = 640
+    smooth_above: float = 5.0
 
     def __post_init__(self) -> None:
         if self.min_face < 4 or self.detect_face < 8:
@@ -151,80 +168,13 @@ class ScanStats:
     #: Share of the frame in motion regions, summed over full looks (over ``looks``: the
     #: mean). Near 1 means the motion model saw the whole frame move: it vouches for nothing.
     motion_share: float = 0.0
+    #: The sensor noise last estimated (grey levels), and the full looks whose regions the
+    #: detector saw smoothed because it was over ``ScanParams.smooth_above``.
+    noise: float = 0.0
+    smoothed_looks: int = 0
 
 
-@dataclass(frozen=True)
-class _Region:
-    x0: int
-    y0: int
-    x1: int
-    y1: int
-    scale: float
-    kind: str
-
-    @property
-    def area(self) -> int:
-        return (self.x1 - self.x0) * (self.y1 - self.y0)
-
-
-_Item = tuple[tuple[int, int, int, int], float, str]
-
-
-def _merge_overlapping(items: list[_Item]) -> list[_Item]:
-    """Merge overlapping boxes wherever their union costs no more pixels than the two apart.
-
-    The rule is greedy and order-dependent: the first mergeable pair in list order (``i``
-    then ``j > i``) is merged into ``i``'s place, and the search starts again from the top.
-    Restarting literally is cubic, and a crowd's 150 boxes a look made it a second of
-    Python per look (issue #13). This gives the same result in far fewer steps: after a
-    merge at ``i`` only pairs involving the new box can have become mergeable, since every
-    pair before it was refused and is unchanged. So the new box is first offered to the
-    boxes before it (the restart would find such a pair first), then to those after it.
-    """
-    if len(items) < 2:
-        return items
-    boxes = np.array([b for b, _, _ in items], np.int64).reshape(-1, 4)
-    scales = [s for _, s, _ in items]
-    kinds = [k for _, _, k in items]
-
-    def first_mergeable(i: int, lo: int, hi: int) -> int | None:
-        a = boxes[i]
-        cand = boxes[lo:hi]
-        if len(cand) == 0:
-            return None
-        over = ((a[0] < cand[:, 2]) & (cand[:, 0] < a[2]) &
-                (a[1] < cand[:, 3]) & (cand[:, 1] < a[3]))
-        union = ((np.maximum(cand[:, 2], a[2]) - np.minimum(cand[:, 0], a[0])) *
-                 (np.maximum(cand[:, 3], a[3]) - np.minimum(cand[:, 1], a[1])))
-        sizes = ((cand[:, 2] - cand[:, 0]) * (cand[:, 3] - cand[:, 1]) +
-                 (a[2] - a[0]) * (a[3] - a[1]))
-        hit = np.flatnonzero(over & (union <= sizes))
-        return lo + int(hit[0]) if len(hit) else None
-
-    def merge(keep: int, drop: int) -> None:
-        nonlocal boxes
-        a, b = boxes[keep], boxes[drop]
-        boxes[keep] = (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
-        scales[keep] = max(scales[keep], scales[drop])
-        kinds[keep] = "motion" if "motion" in (kinds[keep], kinds[drop]) else "track"
-        boxes = np.delete(boxes, drop, axis=0)
-        del scales[drop], kinds[drop]
-
-    i = 0
-    while i < len(boxes):
-        j = first_mergeable(i, i + 1, len(boxes))
-        if j is None:
-            i += 1
-            continue
-        merge(i, j)
-        while (k := first_mergeable(i, 0, i)) is not None:
-            merge(k, i)
-            i = k
-    return [((int(b[0]), int(b[1]), int(b[2]), int(b[3])), s, k)
-            for b, s, k in zip(boxes.tolist(), scales, kinds, strict=True)]
-
-
-def _by_shape(crops: list[tuple[_Region, Image]]) -> list[list[tuple[_Region, Image]]]:
+def _by_shape(crops: list[tuple[Region, Image]]) -> list[list[tuple[Region, Image]]]:
     """Crops split into those of ordinary shape, long wide strips and long tall strips.
 
     Issue #13 (moving-camera speed): a panning camera's motion includes the strip of scene
@@ -235,7 +185,7 @@ def _by_shape(crops: list[tuple[_Region, Image]]) -> list[list[tuple[_Region, Im
     pack well with each other (stacked or side by side), so each shape gets its own mosaic.
     Every crop is searched whole, as before.
     """
-    groups: list[list[tuple[_Region, Image]]] = [[], [], []]
+    groups: list[list[tuple[Region, Image]]] = [[], [], []]
     for item in crops:
         h, w = item[1].shape[:2]
         if w > max(_THIN * h, _LONG_SIDE):
@@ -245,38 +195,6 @@ def _by_shape(crops: list[tuple[_Region, Image]]) -> list[list[tuple[_Region, Im
         else:
             groups[0].append(item)
     return [g for g in groups if g]
-
-
-def _tiles(width: int, height: int, max_area: float,
-           overlap: int) -> list[tuple[int, int, int, int]]:
-    """The cheapest grid of overlapping tiles covering the frame, each at most ``max_area``
-    px (frame pixels); neighbours share ``overlap`` px so a face at a seam is whole in one.
-    """
-    best: tuple[float, int, int] | None = None
-    for rows in range(1, 17):
-        th = (height + (rows - 1) * overlap) / rows
-        for cols in range(1, 33):
-            tw = (width + (cols - 1) * overlap) / cols
-            if tw * th > max_area or (rows > 1 and th <= overlap) or (cols > 1 and tw <= overlap):
-                continue
-            cost = rows * cols * tw * th
-            if best is None or cost < best[0]:
-                best = (cost, rows, cols)
-            break  # more columns only cost more
-    if best is None:
-        raise ValueError("tiles cannot be that small")
-    _, rows, cols = best
-    tw = math.ceil((width + (cols - 1) * overlap) / cols)
-    th = math.ceil((height + (rows - 1) * overlap) / rows)
-
-    def starts(length: int, tile: int, n: int) -> list[int]:
-        if n == 1:
-            return [0]
-        step = (length - tile) / (n - 1)
-        return [round(k * step) for k in range(n)]
-
-    return [(x, y, min(width, x + tw), min(height, y + th))
-            for y in starts(height, th, rows) for x in starts(width, tw, cols)]
 
 
 class FrameScanner:
@@ -309,23 +227,25 @@ class FrameScanner:
         self._credit = 0.0
         self._sweep_pos = 0
         self._last_look = 0
+        self._noise_at: int | None = None
+        self._smooth = False
 
     # -- regions -----------------------------------------------------------------------
 
-    def _sweep_regions(self) -> list[_Region]:
+    def _sweep_regions(self) -> list[Region]:
         p = self.params
         scale = p.scale
         if self.width * self.height * scale * scale <= p.max_region_pixels:
-            return [_Region(0, 0, self.width, self.height, scale, "sweep")]
-        regions: list[_Region] = []
+            return [Region(0, 0, self.width, self.height, scale, "sweep")]
+        regions: list[Region] = []
         if self.width > p.coarse_width:
-            regions.append(_Region(0, 0, self.width, self.height,
+            regions.append(Region(0, 0, self.width, self.height,
                                    p.coarse_width / self.width, "coarse"))
         # Neighbouring tiles share more than the smallest face the coarse pass finds, so
         # every face is whole in some tile or found by the coarse pass.
         overlap = int(1.2 * p.detect_face * max(1.0, self.width / p.coarse_width))
-        for box in _tiles(self.width, self.height, p.max_region_pixels / scale**2, overlap):
-            regions.append(_Region(*box, scale, "sweep"))
+        for box in sweep_tiles(self.width, self.height, p.max_region_pixels / scale**2, overlap):
+            regions.append(Region(*box, scale, "sweep"))
         return regions
 
     def _region_scale(self, x0: int, y0: int, x1: int, y1: int, scale: float) -> float:
@@ -349,7 +269,7 @@ class FrameScanner:
 
     def _focus_regions(self, motion: list[tuple[int, int, int, int]],
                        tracks: list[tuple[tuple[int, int, int, int], float]],
-                       sweep: list[_Region]) -> list[_Region]:
+                       sweep: list[Region]) -> list[Region]:
         """Motion and track boxes, overlapping ones merged where that saves pixels."""
         items = [(b, self.params.scale, "motion") for b in motion]
         for b, scale in tracks:
@@ -359,16 +279,18 @@ class FrameScanner:
                 continue
             items.append((b, scale, "track"))
 
-        items = _merge_overlapping(items)
-        return [_Region(*b, self._region_scale(*b, scale), kind) for b, scale, kind in items]
+        items = merge_overlapping(items)
+        return [Region(*b, self._region_scale(*b, scale), kind) for b, scale, kind in items]
 
     # -- detection ---------------------------------------------------------------------
 
-    def _crop(self, image: Image, region: _Region) -> Image | None:
+    def _crop(self, image: Image, region: Region) -> Image | None:
         """The region, scaled for the detector, as RGB; ``None`` if too small to search."""
         crop = image[region.y0:region.y1, region.x0:region.x1]
         if crop.shape[0] < 8 or crop.shape[1] < 8:
             return None
+        if region.smoothed:
+            crop = smoothed(crop)
         if abs(region.scale - 1.0) > 1e-3:
             w = max(8, round(crop.shape[1] * region.scale))
             h = max(8, round(crop.shape[0] * region.scale))
@@ -383,7 +305,7 @@ class FrameScanner:
             self.stats.by_kind[kind] = self.stats.by_kind.get(kind, 0) + 1
 
     @staticmethod
-    def _to_frame(found: Boxes, region: _Region, crop: Image, ox: int, oy: int) -> Boxes:
+    def _to_frame(found: Boxes, region: Region, crop: Image, ox: int, oy: int) -> Boxes:
         """Map boxes found at (ox, oy) of the detector input back to frame pixels."""
         sx = (region.x1 - region.x0) / crop.shape[1]
         sy = (region.y1 - region.y0) / crop.shape[0]
@@ -392,7 +314,7 @@ class FrameScanner:
         out[:, [1, 3]] = (out[:, [1, 3]] - oy) * sy + region.y0
         return out
 
-    def _detect(self, image: Image, regions: list[_Region]) -> list[Boxes]:
+    def _detect(self, image: Image, regions: list[Region]) -> list[Boxes]:
         """Run the detector over the regions: big ones alone, small ones packed together.
 
         Small regions are packed into one mosaic (:mod:`redaction.mosaic`, with black gutters
@@ -402,8 +324,9 @@ class FrameScanner:
         left idle by decoding and encoding - at the start, while the first frame is swept -
         is put to work.
         """
+        regions = self._with_smoothed(regions)
         crops = [(r, c) for r in regions if (c := self._crop(image, r)) is not None]
-        jobs: list[tuple[Image, list[tuple[_Region, Image, int, int]]]] = []
+        jobs: list[tuple[Image, list[tuple[Region, Image, int, int]]]] = []
         small = []
         for region, crop in crops:
             if crop.shape[0] * crop.shape[1] > _MOSAIC_ITEM_MAX:
@@ -446,11 +369,14 @@ class FrameScanner:
                         # (0.10-0.11 on the body-worn test clip's coffee shop: extra
                         # tracks); the smeared faces this pass is for scored 0.12-0.4.
                         mine = mine[mine[:, 4] >= _SMEARED_SCORE]
+                    if region.smoothed:
+                        giant = _SMOOTHED_FACE * self.params.detect_face
+                        mine = mine[(mine[:, 4] >= _EDGE_SCORE) | (mine[:, 3] - mine[:, 1] <= giant)]
                     if len(mine):
                         out.append(self._to_frame(mine, region, crop, px, py))
         return out
 
-    def _at_cut_edge(self, boxes: Boxes, region: _Region, crop: Image, px: int,
+    def _at_cut_edge(self, boxes: Boxes, region: Region, crop: Image, px: int,
                      py: int) -> npt.NDArray[np.bool_]:
         """Which unsure boxes (under :data:`_EDGE_SCORE`) touch an edge of their crop that
         is a cut through the picture, not the frame's own edge.
@@ -479,8 +405,8 @@ class FrameScanner:
             cut |= boxes[:, 3] >= py + h - tol
         return cut & (boxes[:, 4] < _EDGE_SCORE)
 
-    def _mosaic_groups(self, small: list[tuple[_Region, Image]],
-                       busy: int) -> list[list[tuple[_Region, Image]]]:
+    def _mosaic_groups(self, small: list[tuple[Region, Image]],
+                       busy: int) -> list[list[tuple[Region, Image]]]:
         """The small crops, split into as many mosaics as the pool has idle threads.
 
         One mosaic a look is one detector call on one core. On a dense crowd that call
@@ -495,7 +421,7 @@ class FrameScanner:
         n = min(max(1, self._workers - busy), len(small), max(1, area // _SPLIT_PIXELS))
         if n == 1:
             return [small]
-        groups: list[list[tuple[_Region, Image]]] = [[] for _ in range(n)]
+        groups: list[list[tuple[Region, Image]]] = [[] for _ in range(n)]
         load = [0] * n
         for item in sorted(small, key=lambda rc: -rc[1].shape[0] * rc[1].shape[1]):
             k = load.index(min(load))
@@ -504,8 +430,8 @@ class FrameScanner:
         return groups
 
     @staticmethod
-    def _mosaic(small: list[tuple[_Region, Image]],
-                ) -> tuple[Image, list[tuple[_Region, Image, int, int]]]:
+    def _mosaic(small: list[tuple[Region, Image]],
+                ) -> tuple[Image, list[tuple[Region, Image, int, int]]]:
         """Pack crops into one image; returns it and where each crop went."""
         packing = pack([(c.shape[1], c.shape[0]) for _, c in small], gutter=_GUTTER)
         mosaic = np.zeros((packing.height, packing.width, 3), np.uint8)
@@ -541,6 +467,7 @@ class FrameScanner:
         if not self.is_look(index):
             return None
         self.stats.looks += 1
+        self._judge_noise(index, image)
         elapsed = index - self._last_look
         self._last_look = index
         motion = self._moved.boxes(image, elapsed, index)
@@ -561,13 +488,32 @@ class FrameScanner:
         regions += self._smeared(regions, speed) + sweep
         return self._finish_look(self._detect(image, regions))
 
+    def _with_smoothed(self, regions: list[Region]) -> list[Region]:
+        """On a noisy picture, each region the detector sees at full size or enlarged
+        again, smoothed. Smoothing finds faces the noise hides (the 12 s night clip's faces
+        found at a look: 55 -> 78 %), but loses small faces whose features are as fine as
+        the smoothing (a 22 px face in noise 6, found unsmoothed at some looks, at none
+        smoothed), so the detector sees both. A shrunk region (the coarse pass, a large
+        motion region) is averaged by the shrinking."""
+        if not self._smooth:
+            return regions
+        return regions + [replace(r, smoothed=True) for r in regions if r.scale >= 1]
+
+    def _judge_noise(self, index: int, image: Image) -> None:
+        """Estimate the picture's noise about once a second; it changes with the light."""
+        if self._noise_at is None or index - self._noise_at >= self.fps:
+            self._noise_at = index
+            self.stats.noise = noise_sigma(image)
+            self._smooth = self.stats.noise > self.params.smooth_above
+        self.stats.smoothed_looks += self._smooth
+
     def _camera_speed(self, index: int) -> float:
         """How far (px/frame) the camera moved the picture's centre into frame ``index``."""
         if self._motion is None:
             return 0.0
         return math.hypot(*self._motion.velocity(index))
 
-    def _smeared(self, regions: list[_Region], speed: float) -> list[_Region]:
+    def _smeared(self, regions: list[Region], speed: float) -> list[Region]:
         """On a fast-moving camera, the motion and track regions again, with faces brought
         to about ``min_face`` px instead of enlarged.
 
@@ -584,7 +530,7 @@ class FrameScanner:
         if speed <= _SMEAR_SPEED * p.min_face:
             return []
         small = 1.0 / p.scale
-        return [_Region(r.x0, r.y0, r.x1, r.y1, small, "smeared")
+        return [Region(r.x0, r.y0, r.x1, r.y1, small, "smeared")
                 for r in regions if r.kind in ("motion", "track") and r.scale > small * 1.2]
 
     def _finish_look(self, found: list[Boxes]) -> Boxes:

@@ -16,7 +16,8 @@ import pytest
 
 from redaction.boxes import iou as _iou
 from redaction import CenterFace
-from redaction.scan import FrameScanner, ScanParams, _merge_overlapping, _Region
+from redaction.regions import Region, merge_overlapping
+from redaction.scan import FrameScanner, ScanParams
 from redaction.synthetic import Face, render_frame, still
 
 Item = tuple[tuple[int, int, int, int], float, str]
@@ -74,7 +75,7 @@ def test_merging_regions_follows_the_restarting_rule_exactly() -> None:
             items += [((cx + rng.randint(-150, 150), cy + rng.randint(-150, 150),
                         cx + rng.randint(160, 300), cy + rng.randint(160, 300)), 1.4, "track")
                       for _ in range(rng.randint(2, 30))]
-        assert _merge_overlapping(items) == _restart_merge(items), trial
+        assert merge_overlapping(items) == _restart_merge(items), trial
 
 
 def _crowd_frame() -> tuple[np.ndarray, list[tuple[float, float, float, float]]]:
@@ -85,12 +86,12 @@ def _crowd_frame() -> tuple[np.ndarray, list[tuple[float, float, float, float]]]
     return image, truth
 
 
-def _regions(truth: list[tuple[float, float, float, float]]) -> list[_Region]:
+def _regions(truth: list[tuple[float, float, float, float]]) -> list[Region]:
     """One small region around each face, as track regions would be."""
     out = []
     for x0, y0, x1, y1 in truth:
         m = 0.6 * (y1 - y0) + 10
-        out.append(_Region(int(max(0, x0 - m)), int(max(0, y0 - m)), int(min(1920, x1 + m)),
+        out.append(Region(int(max(0, x0 - m)), int(max(0, y0 - m)), int(min(1920, x1 + m)),
                            int(min(1080, y1 + m)), 1.4, "track"))
     return out
 
@@ -171,7 +172,7 @@ def test_a_look_with_one_large_input_runs_it_on_both_threads_with_the_same_boxes
     motion, up to a megapixel) ran on one core while the other waited. It now runs on the
     scanner's two threads, and finds exactly what one thread finds."""
     image, truth = _crowd_frame()
-    region = _Region(0, 0, 960, 720, 1.0, "motion")  # 691k px: one input, not packed
+    region = Region(0, 0, 960, 720, 1.0, "motion")  # 691k px: one input, not packed
     calls: list[int | None] = []
 
     class Counting(CenterFace):
@@ -199,8 +200,8 @@ def test_long_strips_are_packed_apart_and_the_look_costs_a_third_fewer_pixels(
     look costs under 1.6 per pixel, every crop is searched whole, and the faces are found."""
     image, truth = _crowd_frame()
     regions = _regions(truth[:12])
-    regions.append(_Region(0, 1063, 1920, 1080, 1.4, "motion"))  # the uncovered edge
-    regions.append(_Region(1800, 100, 1900, 1000, 0.7, "smeared"))  # a walker's height
+    regions.append(Region(0, 1063, 1920, 1080, 1.4, "motion"))  # the uncovered edge
+    regions.append(Region(1800, 100, 1900, 1000, 0.7, "smeared"))  # a walker's height
     sizes: list[tuple[int, int]] = []
 
     class Recording:
@@ -236,8 +237,8 @@ def test_unsure_boxes_beside_a_cut_are_dropped_by_their_size(
                            workers=1)
     try:
         crop = np.zeros((200, 300, 3), np.uint8)
-        inner = _Region(500, 400, 700, 533, 1.5, kind)  # every edge a cut
-        at_frame_edge = _Region(1720, 400, 1920, 533, 1.5, kind)  # right edge: the frame's
+        inner = Region(500, 400, 700, 533, 1.5, kind)  # every edge a cut
+        at_frame_edge = Region(1720, 400, 1920, 533, 1.5, kind)  # right edge: the frame's
         # x0, y0, x1, y1, score: each 10 px from the crop's right edge (x = 300).
         boxes = np.array([[255, 80, 290, 115, 0.15],   # a texture, 35 px
                           [270, 90, 290, 110, 0.15],   # a small unsure face, 20 px

@@ -1,0 +1,135 @@
+"""A noisy (infrared night) picture is seen by the detector smoothed; a day picture is not.
+
+Issue #13: on the benchmark's night clip at 12 s, 10.7 % of the identifiable faces were left
+visible, nearly all of them faces CenterFace never scored through the sensor noise.
+"""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+import pytest
+
+from redaction import CenterFace
+from redaction.boxes import iou
+from redaction.noise import noise_sigma
+from redaction.regions import Region
+from redaction.scan import FrameScanner, ScanParams
+from redaction.synthetic import Face, render_frame, still
+
+W, H = 960, 540
+
+
+@pytest.mark.parametrize("sigma", [2.0, 5.0, 10.0])
+@pytest.mark.parametrize("picture", ["flat", "coffee", "rocket"])
+def test_noise_is_measured_through_the_picture(picture: str, sigma: float) -> None:
+    """White noise of a known deviation is read back within 15 %, on a flat grey picture
+    and on the benchmark's textured backgrounds; the texture alone reads as a little noise
+    (coffee's fine grain 1.7), far under the bar that smooths the picture."""
+    base = (np.full((H, W, 3), 128, np.uint8) if picture == "flat"
+            else render_frame(W, H, 0.0, [], seed=0, noise=0.0, background=picture))
+    texture = noise_sigma(base)
+    assert texture < 2.0, texture
+    noise = np.random.default_rng(int(sigma)).normal(0, sigma, (H, W, 1))
+    noisy = np.clip(base.astype(np.float32) + noise, 0, 255).astype(np.uint8)
+    assert noise_sigma(noisy) == pytest.approx(math.hypot(texture, sigma), rel=0.15)
+
+
+def _crowd_of_strangers(rng: np.random.Generator) -> list[Face]:
+    """18 different people, 22-36 px tall, standing in a 3x6 grid."""
+    return [Face(still(80 + c * 160 + rng.uniform(-20, 20), 110 + r * 160 + rng.uniform(-20, 20)),
+                 float(rng.uniform(22, 36)), identity=int(rng.integers(0, 100)),
+                 gain=float(rng.uniform(0.85, 1.1)))
+            for r in range(3) for c in range(6)]
+
+
+def _first_look(detector: CenterFace, params: ScanParams, *, mono: bool, noise: float,
+                ) -> tuple[int, int, int, FrameScanner]:
+    """(faces found, faces, boxes over no face) at the first look of six scenes."""
+    rng = np.random.default_rng(0)
+    found = total = stray = 0
+    for k in range(6):
+        faces = _crowd_of_strangers(rng)
+        img = render_frame(W, H, 0.0, faces, seed=k, noise=noise, background="coffee", mono=mono)
+        scanner = FrameScanner(detector, params, width=W, height=H, fps=25, workers=1)
+        boxes = scanner.scan(0, img, [])
+        scanner.close()
+        assert boxes is not None
+        truth = [b for f in faces if (b := f.box(0.0)) is not None]
+        total += len(truth)
+        found += sum(any(iou(tuple(b[:4]), t) >= 0.3 for b in boxes) for t in truth)
+        stray += sum(all(iou(tuple(b[:4]), t) < 0.1 for t in truth) for b in boxes)
+    return found, total, stray, scanner
+
+
+def test_night_faces_are_found_through_the_noise(detector: CenterFace) -> None:
+    """On an infrared picture (grey, flat, noise 10) the first look finds three quarters of
+    108 faces of different people; searched as a day picture is (once, as it is), two thirds.
+    """
+    found, total, stray, scanner = _first_look(detector, ScanParams(), mono=True, noise=10.0)
+    assert scanner.stats.smoothed_looks == 1 and scanner.stats.noise > 8
+    raw_found, _, raw_stray, _ = _first_look(detector, ScanParams(smooth_above=1e9),
+                                             mono=True, noise=10.0)
+    assert found >= 0.75 * total, (found, total, raw_found)
+    assert raw_found <= found - 12, (raw_found, found)  # the smoothed view is what finds them
+    # Counterweight: the second view finds a few textures more, not a picture of them.
+    assert stray <= raw_stray + 4, (stray, raw_stray)
+
+
+def test_a_day_picture_is_not_smoothed(detector: CenterFace) -> None:
+    """The benchmark's day noise (4 before compression) stays under the bar: smoothing
+    lowers the small faces of a crowd, so it is kept for noisy pictures."""
+    _, _, _, scanner = _first_look(detector, ScanParams(), mono=False, noise=4.0)
+    assert scanner.stats.smoothed_looks == 0 and scanner.stats.noise < 5.0
+
+
+class _Recorder:
+    """A detector that returns fixed boxes (detector px) and keeps what it was shown."""
+
+    def __init__(self, boxes: list[list[float]]) -> None:
+        self.boxes = np.array(boxes, np.float32)
+        self.seen: list[np.ndarray] = []
+
+    def detect(self, rgb: np.ndarray, threads: int | None = None) -> np.ndarray:
+        self.seen.append(rgb)
+        return self.boxes.copy()
+
+
+@pytest.mark.parametrize("noise", [4.0, 10.0])
+def test_a_noisy_picture_is_searched_as_it_is_and_smoothed(noise: float) -> None:
+    """On a noisy picture each region the detector sees at full size or enlarged is searched
+    twice, as it is and smoothed: smoothing finds faces the noise hides and loses small
+    faces as fine as itself, so the detector sees both. A shrunk region (the coarse pass)
+    is searched once: shrinking averages the noise already. Smoothed, the night clip's
+    coffee-shop wall scored 0.11-0.15 as a face 300 px tall (two tracks, 98 % of that
+    clip's spill), so from a smoothed view an unsure box over four times ``detect_face`` is
+    dropped; a sure one of that size, and an unsure one of a face's size, are kept. On a
+    day picture each region is searched once, as it is, and nothing is dropped."""
+    detector = _Recorder([[10, 10, 350, 430, 0.15],   # an unsure giant: 420 detector px
+                          [10, 10, 350, 430, 0.6],    # a sure giant
+                          [400, 300, 430, 340, 0.15]])  # an unsure face, 40 px
+    img = render_frame(1920, 1080, 0.0, [], seed=1, noise=noise, background="coffee",
+                       mono=True)
+    scanner = FrameScanner(detector, ScanParams(), width=1920, height=1080, fps=25,  # type: ignore[arg-type]
+                           workers=1)
+    try:
+        scanner._judge_noise(0, img)
+        enlarged = Region(0, 0, 600, 500, 1.4, "motion")
+        shrunk = Region(0, 0, 1920, 1080, 1 / 3, "coarse")
+        from_enlarged = scanner._detect(img, [enlarged])
+        calls = len(detector.seen)
+        from_shrunk = scanner._detect(img, [shrunk])
+        shown = [noise_sigma(rgb) for rgb in detector.seen]
+    finally:
+        scanner.close()
+    as_it_is = noise_sigma(cv2.resize(img[:500, :600], (840, 700)))
+    if noise > 5:
+        assert [len(b) for b in from_enlarged] == [3, 2]  # as it is, then smoothed
+        assert calls == 2 and shown[0] == pytest.approx(as_it_is, rel=0.05)
+        assert shown[1] < 0.6 * as_it_is
+    else:
+        assert [len(b) for b in from_enlarged] == [3]
+        assert calls == 1 and shown[0] == pytest.approx(as_it_is, rel=0.05)
+    assert [len(b) for b in from_shrunk] == [3] and len(shown) == calls + 1
