@@ -93,7 +93,7 @@ _SMEARED_SCORE = 0.12
 #: _EDGE_SCORE) taller than this many times ``detect_face`` are dropped. Smoothed, the
 #: night clip's coffee-shop wall scored 0.11-0.15 as a face 300 px tall, two tracks that
 #: were 98 % of the clip's spill (issue #13); a face that large scores far higher, and the
-#: coarse pass (shrunk, never smoothed) is where it is found first.
+#: same region's view as it is (searched beside the smoothed one) still sees it.
 _SMOOTHED_FACE = 4
 
 
