@@ -74,8 +74,9 @@ def test_night_faces_are_found_through_the_noise(detector: CenterFace) -> None:
                                              mono=True, noise=10.0)
     assert found >= 0.75 * total, (found, total, raw_found)
     assert raw_found <= found - 12, (raw_found, found)  # the smoothed view is what finds them
-    # Counterweight: the second view finds a few textures more, not a picture of them.
-    assert stray <= raw_stray + 4, (stray, raw_stray)
+    # Counterweight: the second view finds a few textures more (measured: 7 boxes over no
+    # face against 4), not a picture of them; the margin is for another CPU's last digits.
+    assert stray <= raw_stray + 8, (stray, raw_stray)
 
 
 def test_a_day_picture_is_not_smoothed(detector: CenterFace) -> None:
