@@ -444,6 +444,9 @@ def _detect_all(source: Path, *, scan: ScanParams, track: TrackParams,
                               "detector_calls": scanner.stats.calls,
                               "detector_pixels": scanner.stats.pixels,
                               "detections": scanner.stats.detections,
+                              # Looks a noisy picture had searched smoothed as well
+                              # (redaction/noise.py): a night plan's cost, in the record.
+                              "smoothed_looks": scanner.stats.smoothed_looks,
                               "tracklets": tracklets,
                               "withdrawn_tracks": tracker.withdrawn}})
     timing = {"seconds": elapsed, **{f"cpu_{k}": round(v, 3) for k, v in cpu.items()}}

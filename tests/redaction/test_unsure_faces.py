@@ -33,6 +33,9 @@ def test_still_unsure_seated_faces_stay_masked_on_every_frame(
     # review threshold).
     scores = [row[4] for t in plan.tracks for row in t.boxes if row is not None]
     assert scores and max(scores) < 0.5, max(scores, default=None)
+    # Noise 8 reads about 6 after compression: the scanner searched this picture smoothed as
+    # well (redaction/noise.py), which alone loses the right-hand face, and the plan says so.
+    assert plan.parameters["stats"]["smoothed_looks"] > 0
     shown = [(i, fid) for i, frame in enumerate(iter_frames(out))
              for fid, box in clip.gt[i] if face_visibility(clip.frame(i), frame.image, box) > 0.3]
     assert shown == []
