@@ -333,27 +333,45 @@ def test_cancelling_the_parent_cancels_its_chunks(vault: Vault, long_clip: Clip)
 # --- a real Redis queue and two worker processes ---------------------------------------------
 
 
-def worker_main(home: str, redis_url: str, **more: Any) -> None:
+def worker_main(home: str, redis_url: str, ready: str, **more: Any) -> None:
     """A worker process as ``evidence-vault worker`` runs one: a sweep, then the consumer.
-    ``more``: settings of its own (secrets as plain strings)."""
+    ``ready``: a file it creates once it is about to consume; ``more``: settings of its own
+    (secrets as plain strings)."""
     from pydantic import SecretStr
 
     secrets = {k: SecretStr(v) for k, v in more.items() if k.endswith("_key")}
     queue = open_job_queue(_settings(Path(home), queue_url=SecretStr(redis_url),
                                      **{**more, **secrets}))
     queue.sweep()
-    queue.consumer(workers=1, periodic=True).run()
+    consumer = queue.consumer(workers=1, periodic=True)
+    Path(ready).touch()
+    consumer.run()
 
 
 def _workers(tmp_path: Path, home: Path, redis_url: str,
              settings: list[dict[str, Any]]) -> list[subprocess.Popen[bytes]]:
-    procs = []
+    """Start a worker process per ``settings`` and return once each is consuming.
+
+    A job submitted while one worker is still starting can go wholly to the other: the
+    tests that need the chunks shared between the two would then measure the start-up, not
+    the sharing (a clean-clone rehearsal saw all three renders on one worker, and two of
+    three runs straight after it; the cause was not pinned down, the race is removed)."""
+    procs, ready = [], []
     for n, more in enumerate(settings):
         log = (tmp_path / f"worker-{n}.log").open("ab")
+        ready.append(tmp_path / f"worker-{n}.ready")
         code = (f"from tests.api.test_chunked_jobs import worker_main; "
-                f"worker_main({str(home)!r}, {redis_url!r}, **{more!r})")
+                f"worker_main({str(home)!r}, {redis_url!r}, {str(ready[-1])!r}, **{more!r})")
         procs.append(subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=log,
                                       stderr=subprocess.STDOUT))
+    deadline = time.monotonic() + 120
+    while not all(r.exists() for r in ready):
+        if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
+            for p in procs:
+                p.kill()
+            logs = [(tmp_path / f"worker-{n}.log").read_text() for n in range(len(procs))]
+            raise AssertionError(f"a worker did not start: {logs}")
+        time.sleep(0.1)
     return procs
 
 
