@@ -52,12 +52,10 @@ def noise_sigma(image: Image) -> float:
     response = cv2.filter2D(grey.astype(np.float32), -1, _KERNEL)[1:-1, 1:-1]
     # Every other row and column: the noise is independent pixel to pixel, and a quarter
     # of a 1080p frame's half a million responses pins the median as well as all of them.
-    sample = np.abs(response[::2, ::2])
-    return float(np.median(sample)) * _TO_SIGMA if sample.size else 0.0
+    return float(np.median(np.abs(response[::2, ::2]))) * _TO_SIGMA
 
 
 def smoothed(crop: Image) -> Image:
     """``crop`` with its pixel-to-pixel noise smoothed for the detector: a 3x3 Gaussian
     (sigma 0.8), which leaves a face's features (several pixels wide at 20 px) in place."""
     return cv2.GaussianBlur(crop, (3, 3), 0)  # type: ignore[return-value]
-

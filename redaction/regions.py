@@ -93,10 +93,8 @@ def merge_overlapping(items: list[Item]) -> list[Item]:
             for b, s, k in zip(boxes.tolist(), scales, kinds, strict=True)]
 
 
-
-
 def sweep_tiles(width: int, height: int, max_area: float,
-           overlap: int) -> list[tuple[int, int, int, int]]:
+                overlap: int) -> list[tuple[int, int, int, int]]:
     """The cheapest grid of overlapping tiles covering the frame, each at most ``max_area``
     px (frame pixels); neighbours share ``overlap`` px so a face at a seam is whole in one.
     """

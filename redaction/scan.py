@@ -228,7 +228,6 @@ class FrameScanner:
         self._sweep_pos = 0
         self._last_look = 0
         self._noise_at: int | None = None
-        self._smooth = False
 
     # -- regions -----------------------------------------------------------------------
 
@@ -495,7 +494,7 @@ class FrameScanner:
         the smoothing (a 22 px face in noise 6, found unsmoothed at some looks, at none
         smoothed), so the detector sees both. A shrunk region (the coarse pass, a large
         motion region) is averaged by the shrinking."""
-        if not self._smooth:
+        if not self._noisy():
             return regions
         return regions + [replace(r, smoothed=True) for r in regions if r.scale >= 1]
 
@@ -504,8 +503,10 @@ class FrameScanner:
         if self._noise_at is None or index - self._noise_at >= self.fps:
             self._noise_at = index
             self.stats.noise = noise_sigma(image)
-            self._smooth = self.stats.noise > self.params.smooth_above
-        self.stats.smoothed_looks += self._smooth
+        self.stats.smoothed_looks += self._noisy()
+
+    def _noisy(self) -> bool:
+        return self.stats.noise > self.params.smooth_above
 
     def _camera_speed(self, index: int) -> float:
         """How far (px/frame) the camera moved the picture's centre into frame ``index``."""
