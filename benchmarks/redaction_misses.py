@@ -28,6 +28,7 @@ import math
 import statistics
 import sys
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
@@ -103,12 +104,13 @@ class _RecordingScanner(FrameScanner):
             LOOKS.kept[index] = [tuple(map(float, b)) for b in out]  # type: ignore[misc]
         return out
 
-    def _detect(self, image: np.ndarray, regions: list) -> list[Boxes]:  # type: ignore[type-arg]
+    def _detect(self, image: np.ndarray, regions: list,  # type: ignore[type-arg]
+                before: Sequence[np.ndarray] = ()) -> list[Boxes]:
         LOOKS.regions[self._index] = [(r.x0, r.y0, r.x1, r.y1, r.scale, r.kind) for r in regions]
         # The raw detector output: run the parent with the filters switched off is not
         # possible, so record what each region's crop scores around the faces separately
         # (best_score) and what survived here.
-        found = super()._detect(image, regions)
+        found = super()._detect(image, regions, before)
         LOOKS.found[self._index] = [tuple(map(float, b)) for f in found for b in f]  # type: ignore[misc]
         return found
 

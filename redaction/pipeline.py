@@ -239,6 +239,7 @@ class _Detection:
                     self.tracker.schedule(i, looked, p.min_stride, p.stride,
                                           p.swerve_tolerance)
                     self.lock.notify_all()
+            self.scanner.see(i, frame.image)
             i += 1
         self.scanner.close()
         with self.lock:

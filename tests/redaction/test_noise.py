@@ -1,4 +1,5 @@
-"""A noisy (infrared night) picture is seen by the detector smoothed; a day picture is not.
+"""A noisy (infrared night) picture is seen by the detector averaged with the frames before
+it and smoothed; a day picture is not.
 
 Issue #13: on the benchmark's night clip at 12 s, 10.7 % of the identifiable faces were left
 visible, nearly all of them faces CenterFace never scored through the sensor noise.
@@ -14,10 +15,10 @@ import pytest
 
 from redaction import CenterFace
 from redaction.boxes import iou
-from redaction.noise import noise_sigma
+from redaction.noise import aligned_mean, noise_sigma
 from redaction.regions import Region
 from redaction.scan import FrameScanner, ScanParams
-from redaction.synthetic import Face, render_frame, still
+from redaction.synthetic import Face, linear, render_frame, still
 
 W, H = 960, 540
 
@@ -134,3 +135,89 @@ def test_a_noisy_picture_is_searched_as_it_is_and_smoothed(noise: float) -> None
         assert [len(b) for b in from_enlarged] == [3]
         assert calls == 1 and shown[0] == pytest.approx(as_it_is, rel=0.05)
     assert [len(b) for b in from_shrunk] == [3] and len(shown) == calls + 1
+
+
+def _walking_face(t: float, seed: int, noise: float) -> np.ndarray:
+    """A 40 px face walking right at 5 px a frame over the coffee shop (grey), at ``t``."""
+    face = Face(linear(60, 80, 60 + 125 * 2, 80, 2.0), 40, identity=7)
+    return render_frame(200, 160, t, [face], seed=seed, noise=noise, background="coffee",
+                        mono=True)
+
+
+def test_frames_are_averaged_where_the_face_is_now() -> None:
+    """Averaged with the two frames before, each moved onto it by optical flow, a noisy
+    picture of a walker comes out nearer the clean one than the picture alone (the noise
+    divided by about the square root of three; measured 4.6 against 8.0 grey levels), and
+    nearer than the same frames averaged as they are, which smear the walker by the 10 px
+    it moved (8.9); without noise, the smear alone: 1.8 against 6.6."""
+    clean = _walking_face(0.08, 0, 0.0).astype(np.float32)
+    face = (slice(55, 105), slice(45, 100))  # the face at t = 0.08, with its edges
+
+    def errors(noise: float) -> tuple[float, float, float]:
+        frames = [_walking_face(k * 0.04, 10 + k, noise) for k in range(3)]  # oldest first
+        out = []
+        for picture in (aligned_mean(frames[2], frames[:2]), frames[2],
+                        np.mean(np.stack(frames), axis=0)):
+            out.append(float(np.abs(picture.astype(np.float32) - clean)[face].mean()))
+        return out[0], out[1], out[2]
+
+    aligned, alone, as_they_are = errors(10.0)
+    assert aligned < 0.75 * alone, (aligned, alone)
+    assert aligned < 0.7 * as_they_are, (aligned, as_they_are)
+    aligned, _, as_they_are = errors(0.0)
+    assert aligned < 0.4 * as_they_are, (aligned, as_they_are)
+    # Nothing before it, or a picture too small for the flow's patches: left as it is.
+    picture = _walking_face(0.0, 1, 10.0)
+    assert aligned_mean(picture, []) is picture
+    small = picture[:10, :10]
+    assert aligned_mean(small, [small.copy()]) is small
+
+
+def _walkers(rng: np.random.Generator) -> list[Face]:
+    """18 different people, 22-36 px tall, walking left or right at 2-4 px a frame."""
+    out = []
+    for r in range(3):
+        for c in range(6):
+            x, y = 80 + c * 160 + rng.uniform(-20, 20), 110 + r * 160 + rng.uniform(-20, 20)
+            v = float(rng.uniform(50, 100)) * (1 if rng.random() < 0.5 else -1)
+            out.append(Face(linear(x, y, x + v, y, 1.0), float(rng.uniform(22, 36)),
+                            identity=int(rng.integers(0, 100)),
+                            gain=float(rng.uniform(0.85, 1.1))))
+    return out
+
+
+def _second_look(detector: CenterFace, *, keep_frames: bool) -> tuple[int, int, int]:
+    """(faces found, faces, boxes over no face) at the second full look (frame 6) of six
+    scenes of walkers at night, with the scanner shown every frame before or not."""
+    rng = np.random.default_rng(1)
+    found = total = stray = 0
+    for k in range(6):
+        faces = _walkers(rng)
+        scanner = FrameScanner(detector, ScanParams(), width=W, height=H, fps=25, workers=1)
+        try:
+            for i in range(7):
+                img = render_frame(W, H, i / 25, faces, seed=10 * k + i, noise=10.0,
+                                   background="coffee", mono=True)
+                boxes = scanner.scan(i, img, [])
+                if keep_frames:
+                    scanner.see(i, img)
+        finally:
+            scanner.close()
+        assert boxes is not None and scanner.stats.smoothed_looks == 2
+        truth = [b for f in faces if (b := f.box(6 / 25)) is not None]
+        total += len(truth)
+        found += sum(any(iou(tuple(b[:4]), t) >= 0.3 for b in boxes) for t in truth)
+        stray += sum(all(iou(tuple(b[:4]), t) < 0.1 for t in truth) for b in boxes)
+    return found, total, stray
+
+
+def test_walkers_at_night_are_found_in_frames_averaged_along_their_motion(
+        detector: CenterFace) -> None:
+    """At a look after the first (motion regions: where the walkers are), the smoothed view
+    averaged with the two frames before finds more of 108 walking faces of different people
+    in noise 10 than the frame alone smoothed; the textures it scores are not many more."""
+    found, total, stray = _second_look(detector, keep_frames=True)
+    alone, _, alone_stray = _second_look(detector, keep_frames=False)
+    # Measured: 97 of 108 against 88.
+    assert found >= alone + 6 and found >= 0.85 * total, (found, alone, total)
+    assert stray <= alone_stray + 4, (stray, alone_stray)
