@@ -148,10 +148,11 @@ class MotionMap:
             return None
         return cast("npt.NDArray[np.float64]", m)
 
-    def boxes(self, image: Image, elapsed: int,
-              index: int = 0) -> list[tuple[int, int, int, int]]:
+    def boxes(self, image: Image, elapsed: int, index: int = 0, *,
+              keep: bool = False) -> list[tuple[int, int, int, int]]:
         """Boxes (frame px) around what moved against the background model since the look
-        ``elapsed`` frames ago.
+        ``elapsed`` frames ago. With ``keep`` the model is left as it was (a look between
+        the regular ones): the next look compares with the same reference.
 
         On a moving camera (pan, zoom, shake: :meth:`_camera_transform`) the reference is the
         previous look's picture carried onto this one, both slightly smoothed (the shutter's
@@ -186,6 +187,8 @@ class MotionMap:
             # (Not along the first row and column: a strip one pixel wide came in there.)
             unseen[:, _CUT::_CUT] = 0
             unseen[_CUT::_CUT, :] = 0
+            if keep:
+                return self._blob_boxes(mask) + self._blob_boxes(unseen, into_view=True)
             # The still camera's model restarts from this picture when the camera stops.
             self._background = grey
             self._previous = grey.copy()
@@ -196,6 +199,8 @@ class MotionMap:
         alpha = min(1.0, elapsed / self._tc_frames)
         diff = cv2.absdiff(grey, self._background)
         mask = (diff > self.threshold).astype(np.uint8)
+        if keep:
+            return self._blob_boxes(mask)
         # The background follows the scene slowly where it matches (light, shadows), quickly
         # where it differs but nothing moved since the last look (a parked car, the place a
         # person stood in the first frame), and hardly where something moves, so a passer-by

@@ -56,7 +56,7 @@ import numpy as np
 import numpy.typing as npt
 
 from redaction.detect import Boxes, CenterFace, Detector, nms
-from redaction.mosaic import pack
+from redaction.mosaic import by_shape, pack
 from redaction.motion import CameraMotion
 from redaction.motion_map import MotionMap, clip_box
 from redaction.noise import aligned_mean, noise_sigma, smoothed
@@ -75,10 +75,6 @@ _SPLIT_PIXELS = 300_000
 _WIDE_PIXELS = 300_000
 #: Black gutter between packed regions (px): a few heat-map cells.
 _GUTTER = 16
-#: A crop whose long side exceeds this many times its short side, and _LONG_SIDE px, is
-#: packed apart from the look's other crops (see _by_shape).
-_THIN = 4
-_LONG_SIDE = 256
 #: Boxes scored under this that touch a crop's cut edge are dropped (see _at_cut_edge).
 _EDGE_SCORE = 0.3
 #: ... and lie within this share of their own height of it (two to three heat-map cells).
@@ -89,6 +85,11 @@ _EDGE_NEAR = 0.4
 #: the detector sees through at the enlarged scale. Lower, a body-worn camera's shake set
 #: it off on most looks, and the extra pass found textures (three extra tracks).
 _SMEAR_SPEED = 0.5
+#: Camera speed (px/frame, as a share of ``min_face``) above which full looks come every
+#: ``min_stride`` frames instead of every ``stride`` (see :meth:`FrameScanner._fast`): a
+#: face's width a frame. The benchmark's 3 s PTZ pan runs over it on 72 % of its frames,
+#: the body-worn walk's shake on 8 %, the 12 s pan never (median 31, 10 and 8 px/frame).
+_FAST_SPEED = 1.0
 #: Least score kept from that extra pass (see :meth:`FrameScanner._detect`).
 _SMEARED_SCORE = 0.12
 #: In a region the detector sees smoothed (a noisy picture), unsure boxes (under
@@ -178,29 +179,6 @@ class ScanStats:
     #: detector saw smoothed because it was over ``ScanParams.smooth_above``.
     noise: float = 0.0
     smoothed_looks: int = 0
-
-
-def _by_shape(crops: list[tuple[Region, Image]]) -> list[list[tuple[Region, Image]]]:
-    """Crops split into those of ordinary shape, long wide strips and long tall strips.
-
-    Issue #13 (moving-camera speed): a panning camera's motion includes the strip of scene
-    it has just uncovered (2342x24 detector px along an edge), and the smeared pass repeats
-    a walker's whole height (78x741). Packed with the look's other crops, one such strip
-    sets the mosaic's width or height on its own and the rest are packed around it: on the
-    benchmark's pan the mosaics held 3.2 detector pixels for each pixel of picture. Strips
-    pack well with each other (stacked or side by side), so each shape gets its own mosaic.
-    Every crop is searched whole, as before.
-    """
-    groups: list[list[tuple[Region, Image]]] = [[], [], []]
-    for item in crops:
-        h, w = item[1].shape[:2]
-        if w > max(_THIN * h, _LONG_SIDE):
-            groups[1].append(item)
-        elif h > max(_THIN * w, _LONG_SIDE):
-            groups[2].append(item)
-        else:
-            groups[0].append(item)
-    return [g for g in groups if g]
 
 
 class FrameScanner:
@@ -345,8 +323,8 @@ class FrameScanner:
                 jobs.append((crop, [(region, crop, 0, 0)]))
             else:
                 small.append((region, crop))
-        for shape in _by_shape(small):
-            for group in self._mosaic_groups(shape, busy=len(jobs)):
+        for shape in by_shape([(c.shape[1], c.shape[0]) for _, c in small]):
+            for group in self._mosaic_groups([small[k] for k in shape], busy=len(jobs)):
                 jobs.append(self._mosaic(group))
         for rgb, placed in jobs:
             self._count(rgb, [r.kind for r, _, _, _ in placed])
@@ -459,8 +437,17 @@ class FrameScanner:
             self._pool.shutdown(wait=True)
 
     def is_look(self, index: int) -> bool:
-        """True for the frames of full looks: every ``stride``-th, from the first."""
-        return index % self.params.stride == 0
+        """True for the frames of full looks: every ``stride``-th, from the first, and every
+        ``min_stride``-th while the camera moves fast (:meth:`_fast`)."""
+        p = self.params
+        return index % p.stride == 0 or (index % p.min_stride == 0 and self._fast(index))
+
+    def _fast(self, index: int) -> bool:
+        """Whether the camera moves so fast that a face may come into view and leave it
+        between two looks a stride apart. Issue #13 (ptz, 3 s): at a pan's turn, a walker at
+        the frame's edge was in view for seven frames, smeared 23 px at the one look that
+        fell among them (not found), sharp enough to recognise at the four after."""
+        return self._camera_speed(index) > _FAST_SPEED * self.params.min_face
 
     def scan(self, index: int, image: Image, predicted: list[Box], *,
              full: bool = True) -> Boxes | None:
@@ -481,13 +468,22 @@ class FrameScanner:
             return None
         self.stats.looks += 1
         self._judge_noise(index, image)
+        # A look between strides (a fast camera's) compares the picture with the last
+        # stride look's and leaves the motion model as it was: a walker moves half as far
+        # in half the frames, and a slow one compared over three frames fell under the
+        # motion threshold and was searched at no look (ptz, noise seed 3: 9 % of
+        # identifiable boxes visible). So such a look only adds to the stride's.
+        between = index % self.params.stride != 0
         elapsed = index - self._last_look
-        self._last_look = index
-        motion = self._moved.boxes(image, elapsed, index)
+        if not between:
+            self._last_look = index
+        motion = self._moved.boxes(image, elapsed, index, keep=between)
         self.stats.motion_share += sum((b[2] - b[0]) * (b[3] - b[1]) for b in motion) / (
             self.width * self.height)
         if index == 0:
             sweep = list(self._sweep)
+        elif between:
+            sweep = []
         else:
             self._credit += self._per_frame * elapsed
             take = int(self._credit)

@@ -58,3 +58,13 @@ def test_deterministic() -> None:
 def test_rejects_bad_sizes(sizes: list[tuple[int, int]]) -> None:
     with pytest.raises(ValueError):
         pack(sizes)
+
+
+def test_long_strips_are_grouped_apart_from_ordinary_crops() -> None:
+    """A strip along a panned frame's edge (2342x24) and a walker's whole height (78x741)
+    would set a shared mosaic's width or height on their own: each shape is a group."""
+    from redaction.mosaic import by_shape
+
+    sizes = [(60, 70), (2342, 24), (78, 741), (300, 40), (100, 500), (1000, 300)]
+    assert by_shape(sizes) == [[0, 5], [1, 3], [2, 4]]
+    assert by_shape([(60, 70)]) == [[0]] and by_shape([]) == []
