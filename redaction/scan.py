@@ -112,7 +112,9 @@ class ScanParams:
     - ``detect_face``: height that face is scaled to for the detector.
     - ``stride``: interval of full looks (frames); frames between are covered by the tracker.
     - ``min_stride``: interval of partial looks around a tracked face that is new, was missed
-      at its last look, or swerves (see :meth:`redaction.track.Tracker.schedule`).
+      at its last look, or swerves (see :meth:`redaction.track.Tracker.schedule`); and of
+      full looks while the camera moves more than ``min_face`` px a frame
+      (:meth:`FrameScanner.is_look`).
     - ``swerve_tolerance``: how far (fraction of its size) a face may stray from the straight
       line between two looks before looks come closer together.
     - ``sweep_seconds``: every part of the frame is searched at full scale this often.
