@@ -105,12 +105,12 @@ class _RecordingScanner(FrameScanner):
         return out
 
     def _detect(self, image: np.ndarray, regions: list,  # type: ignore[type-arg]
-                before: Sequence[np.ndarray] = ()) -> list[Boxes]:
+                before: Sequence[np.ndarray] = (), straight: bool = True) -> list[Boxes]:
         LOOKS.regions[self._index] = [(r.x0, r.y0, r.x1, r.y1, r.scale, r.kind) for r in regions]
         # The raw detector output: run the parent with the filters switched off is not
         # possible, so record what each region's crop scores around the faces separately
         # (best_score) and what survived here.
-        found = super()._detect(image, regions, before)
+        found = super()._detect(image, regions, before, straight)
         LOOKS.found[self._index] = [tuple(map(float, b)) for f in found for b in f]  # type: ignore[misc]
         return found
 

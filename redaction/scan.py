@@ -102,6 +102,10 @@ _SMOOTHED_FACE = 4
 #: before it (five measured worse: the optical flow errs further back; see
 #: :func:`redaction.noise.aligned_mean`).
 _AVERAGED = 3
+#: Change of the camera's motion (px/frame) from one frame to the next under which the
+#: frames averaged for that view are aligned by one flow (a half-pixel error in the middle
+#: frame at most); over it, a shaking camera, each gets its own.
+_STRAIGHT = 1.0
 
 
 @dataclass(frozen=True)
@@ -272,16 +276,18 @@ class FrameScanner:
 
     # -- detection ---------------------------------------------------------------------
 
-    def _crop(self, image: Image, region: Region,
-              before: Sequence[Image] = ()) -> Image | None:
+    def _crop(self, image: Image, region: Region, before: Sequence[Image] = (),
+              straight: bool = True) -> Image | None:
         """The region, scaled for the detector, as RGB; ``None`` if too small to search.
-        A smoothed region is averaged with the same place in ``before`` first."""
+        A smoothed region is averaged with the same place in ``before`` first (see
+        :func:`redaction.noise.aligned_mean` for ``straight``)."""
         crop = image[region.y0:region.y1, region.x0:region.x1]
         if crop.shape[0] < 8 or crop.shape[1] < 8:
             return None
         if region.smoothed:
             crop = smoothed(aligned_mean(
-                crop, [b[region.y0:region.y1, region.x0:region.x1] for b in before]))
+                crop, [b[region.y0:region.y1, region.x0:region.x1] for b in before],
+                straight=straight))
         if abs(region.scale - 1.0) > 1e-3:
             w = max(8, round(crop.shape[1] * region.scale))
             h = max(8, round(crop.shape[0] * region.scale))
@@ -305,8 +311,8 @@ class FrameScanner:
         out[:, [1, 3]] = (out[:, [1, 3]] - oy) * sy + region.y0
         return out
 
-    def _detect(self, image: Image, regions: list[Region],
-                before: Sequence[Image] = ()) -> list[Boxes]:
+    def _detect(self, image: Image, regions: list[Region], before: Sequence[Image] = (),
+                straight: bool = True) -> list[Boxes]:
         """Run the detector over the regions: big ones alone, small ones packed together.
 
         Small regions are packed into one mosaic (:mod:`redaction.mosaic`, with black gutters
@@ -317,7 +323,8 @@ class FrameScanner:
         is put to work.
         """
         regions = self._with_smoothed(regions)
-        crops = [(r, c) for r in regions if (c := self._crop(image, r, before)) is not None]
+        crops = [(r, c) for r in regions
+                 if (c := self._crop(image, r, before, straight)) is not None]
         jobs: list[tuple[Image, list[tuple[Region, Image, int, int]]]] = []
         small = []
         for region, crop in crops:
@@ -464,8 +471,9 @@ class FrameScanner:
             self.stats.partial_looks += 1
             regions = self._focus_regions([], self._track_boxes(predicted), [])
             regions += self._smeared(regions, speed)
-            return self._finish_look(
-                self._detect(image, regions, self._frames_before(index)) if regions else [])
+            return self._finish_look(self._detect(
+                image, regions, self._frames_before(index), self._straight(index))
+                if regions else [])
         if not self.is_look(index):
             return None
         self.stats.looks += 1
@@ -497,7 +505,8 @@ class FrameScanner:
                 self.stats.sweeps += 1
         regions = self._focus_regions(motion, self._track_boxes(predicted), sweep)
         regions += self._smeared(regions, speed) + sweep
-        return self._finish_look(self._detect(image, regions, self._frames_before(index)))
+        return self._finish_look(self._detect(image, regions, self._frames_before(index),
+                                              self._straight(index)))
 
     def see(self, index: int, image: Image) -> None:
         """Show the scanner frame ``index`` (BGR), looked at or not, after any look at it.
@@ -513,6 +522,15 @@ class FrameScanner:
 
     def _frames_before(self, index: int) -> list[Image]:
         return [b for i, b in self._before if index - _AVERAGED < i < index]
+
+    def _straight(self, index: int) -> bool:
+        """Whether the camera moved the picture the same way into frame ``index`` as into
+        the one before (within :data:`_STRAIGHT` px): still, or panning steadily, so the
+        frames before a look can be aligned by one flow (:func:`redaction.noise.aligned_mean`)."""
+        if self._motion is None:
+            return True
+        (ax, ay), (bx, by) = self._motion.velocity(index - 1), self._motion.velocity(index)
+        return math.hypot(bx - ax, by - ay) <= _STRAIGHT
 
     def _with_smoothed(self, regions: list[Region]) -> list[Region]:
         """On a noisy picture, each region the detector sees at full size or enlarged
