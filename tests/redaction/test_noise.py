@@ -187,9 +187,12 @@ def _walkers(rng: np.random.Generator) -> list[Face]:
     return out
 
 
-def _second_look(detector: CenterFace, *, keep_frames: bool) -> tuple[int, int, int]:
+def _second_look(detector: CenterFace, *, keep_frames: bool,
+                 masked_after: bool = False) -> tuple[int, int, int]:
     """(faces found, faces, boxes over no face) at the second full look (frame 6) of six
-    scenes of walkers at night, with the scanner shown every frame before or not."""
+    scenes of walkers at night, with the scanner shown every frame before or not; with
+    ``masked_after``, each frame is blacked out once shown, as the render thread masks
+    frames in place."""
     rng = np.random.default_rng(1)
     found = total = stray = 0
     for k in range(6):
@@ -202,6 +205,8 @@ def _second_look(detector: CenterFace, *, keep_frames: bool) -> tuple[int, int, 
                 boxes = scanner.scan(i, img, [])
                 if keep_frames:
                     scanner.see(i, img)
+                if masked_after:
+                    img[:] = 0
         finally:
             scanner.close()
         assert boxes is not None and scanner.stats.smoothed_looks == 2
@@ -222,6 +227,14 @@ def test_walkers_at_night_are_found_in_frames_averaged_along_their_motion(
     # Measured: 97 of 108 against 88.
     assert found >= alone + 6 and found >= 0.85 * total, (found, alone, total)
     assert stray <= alone_stray + 4, (stray, alone_stray)
+
+
+def test_frames_kept_for_averaging_are_the_pictures_as_decoded(detector: CenterFace) -> None:
+    """The render thread masks each frame in place once it is planned; the scanner keeps
+    copies of the frames it averages, so what it finds does not depend on what happens to
+    a frame after it was shown."""
+    assert _second_look(detector, keep_frames=True, masked_after=True) == \
+        _second_look(detector, keep_frames=True)
 
 
 def test_a_shaking_camera_s_frames_are_each_aligned_by_their_own_flow() -> None:
