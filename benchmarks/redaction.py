@@ -387,7 +387,7 @@ def main() -> None:
         results: dict[str, Score] = {label: Score() for label in labels}
         floor = Score()
         by_seed: list[float] = []
-        noise: list[tuple[int, int]] = []
+        smoothed_looks: list[tuple[int, int]] = []
         for n in range(args.noise_seeds):
             # Noise seed n: the same scene under other sensor noise (and so other
             # compression). Seed 0 is the clip every earlier run measured.
@@ -417,7 +417,7 @@ def main() -> None:
                     plan, _ = redact_video(src, out)
                     secs = time.perf_counter() - t0
                     stats = plan.parameters["stats"]
-                    noise.append((stats["smoothed_looks"], stats["looks"]))
+                    smoothed_looks.append((stats["smoothed_looks"], stats["looks"]))
                 else:
                     secs = run_deface(src, out,
                                       [] if label == "deface" else ["--scale", "640x360"])
@@ -439,11 +439,11 @@ def main() -> None:
                   f"{100 * s.cover:6.2f}% {100 * s.spill:6.2f}% {s.mask_per_face:8.1f}x")
         if len(by_seed) > 1:
             print(f"  ours' ident by noise seed: {' '.join(f'{v:.2f}%' for v in by_seed)}")
-        if any(smoothed for smoothed, _ in noise):
+        if any(smoothed for smoothed, _ in smoothed_looks):
             # A noisy picture is searched smoothed as well (redaction/noise.py): say so, so
             # that a night figure is read with its cost.
             print("  ours' looks also searched smoothed (noisy picture), by noise seed: " +
-                  ", ".join(f"{sm} of {lk}" for sm, lk in noise))
+                  ", ".join(f"{sm} of {lk}" for sm, lk in smoothed_looks))
         ours = results["ours"]
         misses = []
         if ours.spill > 0.005:

@@ -110,12 +110,10 @@ def aligned_mean(current: Image, earlier: Sequence[Image], *, straight: bool = T
     moved: npt.NDArray[np.float32] | None = None
     for back, before in zip(range(len(earlier), 0, -1), earlier, strict=True):
         if moved is None or not straight:
-            # Flow from current to this picture: where each of current's pixels was there.
+            # Flow from current to this picture (the oldest first): where each of current's
+            # pixels was there.
             moved = flow.calc(grey, _flow_grey(before), None)  # type: ignore[call-overload]
-            share = 1.0
-            flown = back
-        else:
-            share = back / flown
+        share = back / len(earlier) if straight else 1.0
         total += cv2.remap(before, gx + share * moved[..., 0], gy + share * moved[..., 1],
                            cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     total *= 1.0 / (1 + len(earlier))
