@@ -33,9 +33,14 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["aligned_mean", "noise_sigma", "smoothed"]
+__all__ = ["AVERAGED", "RecentFrames", "aligned_mean", "noise_sigma", "smoothed"]
 
 Image = npt.NDArray[np.uint8]
+
+#: Frames averaged for the smoothed view of a noisy picture: the looked-at one and the two
+#: before it (five measured worse: the optical flow errs further back; see
+#: :func:`aligned_mean`).
+AVERAGED = 3
 
 _KERNEL = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
 #: For white noise of standard deviation s the kernel's response has standard deviation
@@ -123,3 +128,24 @@ def aligned_mean(current: Image, earlier: Sequence[Image], *, straight: bool = T
 def _flow_grey(image: Image) -> Image:
     grey = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
     return cv2.GaussianBlur(grey, (0, 0), _FLOW_BLUR)  # type: ignore[return-value]
+
+
+class RecentFrames:
+    """The :data:`AVERAGED` - 1 frames before the one being looked at, copied (the render
+    thread masks frames in place), for :func:`aligned_mean`; kept only while the picture
+    is noisy."""
+
+    def __init__(self) -> None:
+        self._frames: list[tuple[int, Image]] = []  # (index, picture), oldest first
+
+    def add(self, index: int, image: Image, *, keep: bool) -> None:
+        """Frame ``index`` has passed; ``keep``: the picture is noisy."""
+        if not keep:
+            self._frames.clear()
+            return
+        self._frames.append((index, image.copy()))
+        del self._frames[:-(AVERAGED - 1)]
+
+    def before(self, index: int) -> list[Image]:
+        """The frames kept from just before frame ``index``, oldest first."""
+        return [b for i, b in self._frames if index - AVERAGED < i < index]

@@ -33,10 +33,13 @@ from pathlib import Path
 from typing import Any
 
 import av
+import numpy as np
+import numpy.typing as npt
 
 from redaction.detect import CenterFace, Detector
 from redaction.errors import MediaError, PlanError, RedactionError
 from redaction.identity import IdentityParams, join_people
+from redaction.look_back import look_back
 from redaction.media import Frame, VideoWriter, iter_frames, probe
 from redaction.motion import CameraMotion
 from redaction.plan import (
@@ -189,6 +192,13 @@ class _Window:
                     return None
                 self._cond.wait(0.5)
 
+    def picture(self, index: int) -> npt.NDArray[np.uint8]:
+        """Frame ``index``'s picture, held (a frame not yet rendered)."""
+        frame = self.get(index)
+        if frame is None:
+            raise IndexError(f"frame {index} is past the end")
+        return frame.image
+
     def release(self, index: int) -> None:
         with self._cond:
             self._frames.pop(index, None)
@@ -239,6 +249,9 @@ class _Detection:
                     self.tracker.schedule(i, looked, p.min_stride, p.stride,
                                           p.swerve_tolerance)
                     self.lock.notify_all()
+                if full:
+                    look_back(i, self.tracker, self.scanner, window.picture, self.lock,
+                              step=p.stride)
             self.scanner.see(i, frame.image)
             i += 1
         self.scanner.close()

@@ -59,7 +59,7 @@ from redaction.detect import Boxes, CenterFace, Detector, nms
 from redaction.mosaic import by_shape, pack
 from redaction.motion import CameraMotion
 from redaction.motion_map import MotionMap, clip_box
-from redaction.noise import aligned_mean, noise_sigma, smoothed
+from redaction.noise import RecentFrames, aligned_mean, noise_sigma, smoothed
 from redaction.regions import Region, merge_overlapping, sweep_tiles
 
 __all__ = ["FrameScanner", "ScanParams", "ScanStats"]
@@ -98,10 +98,6 @@ _SMEARED_SCORE = 0.12
 #: were 98 % of the clip's spill (issue #13); a face that large scores far higher, and the
 #: same region's view as it is (searched beside the smoothed one) still sees it.
 _SMOOTHED_FACE = 4
-#: Frames averaged for the smoothed view of a noisy picture: the looked-at one and the two
-#: before it (five measured worse: the optical flow errs further back; see
-#: :func:`redaction.noise.aligned_mean`).
-_AVERAGED = 3
 #: Change of the camera's motion (px/frame) from one frame to the next under which the
 #: frames averaged for that view are aligned by one flow (a half-pixel error in the middle
 #: frame at most); over it, a shaking camera, each gets its own.
@@ -185,6 +181,8 @@ class ScanStats:
     #: detector saw smoothed because it was over ``ScanParams.smooth_above``.
     noise: float = 0.0
     smoothed_looks: int = 0
+    #: Searches of a frame already passed, around a new track (:mod:`redaction.look_back`).
+    back_looks: int = 0
 
 
 class FrameScanner:
@@ -218,9 +216,7 @@ class FrameScanner:
         self._sweep_pos = 0
         self._last_look = 0
         self._noise_at: int | None = None
-        # The frames just before the one being scanned, copied (the render thread masks
-        # frames in place): (index, picture), oldest first; kept only on a noisy picture.
-        self._before: list[tuple[int, Image]] = []
+        self._before = RecentFrames()
 
     # -- regions -----------------------------------------------------------------------
 
@@ -472,7 +468,7 @@ class FrameScanner:
             regions = self._focus_regions([], self._track_boxes(predicted), [])
             regions += self._smeared(regions, speed)
             return self._finish_look(self._detect(
-                image, regions, self._frames_before(index), self._straight(index))
+                image, regions, self._before.before(index), self._straight(index))
                 if regions else [])
         if not self.is_look(index):
             return None
@@ -505,23 +501,20 @@ class FrameScanner:
                 self.stats.sweeps += 1
         regions = self._focus_regions(motion, self._track_boxes(predicted), sweep)
         regions += self._smeared(regions, speed) + sweep
-        return self._finish_look(self._detect(image, regions, self._frames_before(index),
+        return self._finish_look(self._detect(image, regions, self._before.before(index),
                                               self._straight(index)))
 
+    def look_back(self, index: int, image: Image, boxes: list[Box]) -> Boxes:
+        """Search frame ``index`` (BGR), already passed, around ``boxes`` only."""
+        self.stats.back_looks += 1
+        regions = self._focus_regions([], self._track_boxes(boxes), [])
+        regions += self._smeared(regions, self._camera_speed(index))
+        return self._finish_look(self._detect(image, regions) if regions else [])
+
     def see(self, index: int, image: Image) -> None:
-        """Show the scanner frame ``index`` (BGR), looked at or not, after any look at it.
-
-        On a noisy picture the scanner keeps the last :data:`_AVERAGED` - 1 frames, to
-        average with the next look's (:meth:`_with_smoothed`); on a clean one it keeps none.
-        """
-        if not self._noisy():
-            self._before.clear()
-            return
-        self._before.append((index, image.copy()))
-        del self._before[:-(_AVERAGED - 1)]
-
-    def _frames_before(self, index: int) -> list[Image]:
-        return [b for i, b in self._before if index - _AVERAGED < i < index]
+        """Show the scanner frame ``index`` (BGR), looked at or not, after any look at it:
+        on a noisy picture the next look's smoothed view averages it in."""
+        self._before.add(index, image, keep=self._noisy())
 
     def _straight(self, index: int) -> bool:
         """Whether the camera moved the picture the same way into frame ``index`` as into

@@ -29,7 +29,9 @@ margin for what the tracker does not know, and no more:
   pixels.
 
 When the tracker is unsure it asks the scanner to look again (:meth:`Tracker.schedule`) rather
-than growing the box. The renderer draws the mask as the ellipse inscribed in the box.
+than growing the box; a track a look has just started, on a moving camera, is looked for in
+the frames before it (:mod:`redaction.look_back`). The renderer draws the mask as the
+ellipse inscribed in the box.
 
 A box for frame ``t`` is final once detection has passed frame ``t + lookahead``; the
 pipeline renders that far behind detection.
@@ -120,6 +122,10 @@ class Track:
     #: Looks that searched where the track was expected, on a picture sharp enough to find
     #: it, and found nothing (see :meth:`Tracker.update`).
     sharp_misses: int = 0
+    #: The earliest frame its mask may cover (0 for most tracks). A look back
+    #: (:mod:`redaction.look_back`) adds observations before the first, on frames not yet
+    #: rendered; the mask range stays where it began, so frames already final keep theirs.
+    floor: int = 0
 
     @property
     def first(self) -> int:
@@ -393,6 +399,35 @@ class Tracker:
         return [(t.id, self._to_frame(self._predict(t, frame), frame)) for t in self._live
                 if frame - t.last <= self.gap_frames and self._due.get(t.id, frame) <= frame]
 
+    def born(self, frame: int) -> list[Track]:
+        """Tracks started by the look at ``frame`` (seen once, there)."""
+        return [t for t in self._live if t.first == frame and len(t.observations) == 1]
+
+    def still_or_carried(self, track: Track, frame: int) -> tuple[Box, Box]:
+        """Where ``track``'s face was on ``frame``, before its first observation, on two
+        guesses (frame px): still in the scene (as the mask extrapolates a face seen once)
+        and still in the picture (a person walking with the camera, or the camera-motion
+        estimate wrong there)."""
+        first = track.observations[0]
+        return self._to_frame(first.box, frame), self._to_frame(first.box, first.frame)
+
+    def could_reach(self, track: Track, frame: int, box: Box) -> bool:
+        """Whether ``track``'s face could have been at ``box`` (frame px) on ``frame``,
+        before its first observation, moving as fast as a face does (:meth:`_reachable`)."""
+        first = track.observations[0]
+        # The same distance over the same time, the other way round.
+        then = Observation(frame, first.box, first.score)
+        return self._reachable(then, self._to_scene(box, frame), first.frame)
+
+    def add_before(self, track: Track, frame: int, box: Box, score: float) -> None:
+        """Add a detection (frame px) on ``frame``, before ``track``'s first, found by a
+        look back. Its mask range does not move earlier (:attr:`Track.floor`)."""
+        if frame >= track.first:
+            raise ValueError("a look back adds observations before the track's first")
+        if track.floor == 0:
+            track.floor = max(0, track.first - self.pad_frames)
+        track.observations.insert(0, Observation(frame, self._to_scene(box, frame), score))
+
     def live_ids(self, frame: int) -> list[int]:
         """Ids of the tracks alive on ``frame`` (as searched by :meth:`predicted`)."""
         return [t.id for t in self._live if frame - t.last <= self.gap_frames]
@@ -484,7 +519,7 @@ class Tracker:
         return math.hypot(vx, vy)
 
     def _range(self, track: Track) -> tuple[int, int]:
-        return max(0, track.first - self.pad_frames), track.last + self.pad_frames
+        return max(0, track.first - self.pad_frames, track.floor), track.last + self.pad_frames
 
     def _mask(self, track: Track, t: int) -> MaskBox | None:
         lo, hi = self._range(track)
