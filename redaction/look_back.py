@@ -20,11 +20,13 @@ from the earliest detection so far. What it finds is added to the track
 It is not looked back for where it is not needed or cannot help: a track whose two
 guesses lie within half its size of each other (a still camera, a slow pan: its mask's
 margin covers both), and a frame where the carried guess is further than a face can move
-(:meth:`redaction.track.Tracker.could_reach`: a PTZ pan faster than anyone runs). Measured
-on the benchmark's 3 s clips, three noise seeds (docs/redaction.md, "Looking back"): body-
-worn identifiable faces left visible 1.09 -> 0.28 %, for 4 % of its speed. Searching the
-fast pan's frames as well took the PTZ clip's from 0.87 to 0.58 %, but for 11 % of its
-speed, under its 20 fps target.
+(:meth:`redaction.track.Tracker.could_reach`: a PTZ pan faster than anyone runs). All the
+tracks a look started are searched for together, one detector input a frame back.
+
+Measured on the benchmark's 3 s clips (docs/redaction.md, "Looking back"): body-worn
+identifiable faces left visible 1.30 -> 0.61 % over six noise seeds, for 3 % of its
+speed. Searching the fast pan's frames as well took the PTZ clip's from 0.87 to 0.58 %,
+but for 11 % of its speed, under its 20 fps target.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ import numpy.typing as npt
 
 from redaction.boxes import centre, size
 from redaction.scan import FrameScanner
-from redaction.track import Box, Tracker
+from redaction.track import Box, Track, Tracker
 
 __all__ = ["look_back"]
 
@@ -61,6 +63,13 @@ def _off_line(point: tuple[float, float], a: tuple[float, float], b: tuple[float
     return math.hypot(point[0] - a[0] - u * dx, point[1] - a[1] - u * dy)
 
 
+def _wanted(tracker: Tracker, track: Track, lo: int) -> bool:
+    """Whether ``track``, just started, is worth looking back for."""
+    still, carried = tracker.still_or_carried(track, lo)
+    (sx, sy), (cx, cy) = centre(still), centre(carried)
+    return math.hypot(sx - cx, sy - cy) > _APART * size(carried)
+
+
 def look_back(frame: int, tracker: Tracker, scanner: FrameScanner,
               picture: Callable[[int], Image], lock: threading.Condition, *, step: int,
               ) -> int:
@@ -68,39 +77,40 @@ def look_back(frame: int, tracker: Tracker, scanner: FrameScanner,
     tracks that look started; ``picture(j)`` is frame ``j`` as decoded (not yet masked).
     Returns the number of detections added."""
     with lock:
-        tracks = tracker.born(frame)
         lo = max(0, frame - tracker.pad_frames, tracker.final_through() + 1)
+        tracks = [t for t in tracker.born(frame) if _wanted(tracker, t, lo)]
     added = 0
-    for track in tracks:
+    # Halfway between the stride's looks: those looked at the frame and did not find it.
+    for j in range(frame - step // 2, lo - 1, -step) if tracks else ():
+        wanted: list[tuple[Track, Box, Box]] = []
         with lock:
-            still, carried = tracker.still_or_carried(track, lo)
-        face = size(carried)
-        (sx, sy), (cx, cy) = centre(still), centre(carried)
-        if math.hypot(sx - cx, sy - cy) <= _APART * face:
-            continue
-        # Halfway between the stride's looks: those looked at the frame and did not find it.
-        j = frame - step // 2
-        while j >= lo:
-            with lock:
+            for track in tracks:
                 still, carried = tracker.still_or_carried(track, j)
-                reach = tracker.could_reach(track, j, carried)
-            if not reach:  # a camera faster than anyone runs (a PTZ pan): not carried
-                j -= step
-                continue
-            guesses: list[Box] = [still, carried]
-            found = scanner.look_back(j, picture(j), guesses)
-            best: tuple[float, Box] | None = None
-            for x0, y0, x1, y1, score in found.tolist():
+                # Not where a camera faster than anyone runs (a PTZ pan) would have
+                # carried a face.
+                if tracker.could_reach(track, j, carried):
+                    wanted.append((track, still, carried))
+        if not wanted:
+            continue
+        # One search of the frame for every track: their crops packed together.
+        guesses = [b for _, still, carried in wanted for b in (still, carried)]
+        found = scanner.look_back(j, picture(j), guesses).tolist()
+        taken: set[int] = set()
+        for track, still, carried in wanted:
+            face = size(carried)
+            best: tuple[float, int] | None = None
+            for k, (x0, y0, x1, y1, score) in enumerate(found):
                 box = (x0, y0, x1, y1)
-                if not 0.5 <= size(box) / face <= 2.0:
+                if k in taken or not 0.5 <= size(box) / face <= 2.0:
                     continue
                 if _off_line(centre(box), centre(still), centre(carried)) > _NEAR * face:
                     continue
                 if best is None or score > best[0]:
-                    best = (score, box)
+                    best = (score, k)
             if best is not None:
+                taken.add(best[1])
+                x0, y0, x1, y1, score = found[best[1]]
                 with lock:
-                    tracker.add_before(track, j, best[1], best[0])
+                    tracker.add_before(track, j, (x0, y0, x1, y1), score)
                 added += 1
-            j -= step
     return added
