@@ -79,9 +79,11 @@ def look_back(frame: int, tracker: Tracker, scanner: FrameScanner,
     with lock:
         lo = max(0, frame - tracker.pad_frames, tracker.final_through() + 1)
         tracks = [t for t in tracker.born(frame) if _wanted(tracker, t, lo)]
+    if not tracks:
+        return 0
     added = 0
     # Halfway between the stride's looks: those looked at the frame and did not find it.
-    for j in range(frame - step // 2, lo - 1, -step) if tracks else ():
+    for j in range(frame - step // 2, lo - 1, -step):
         wanted: list[tuple[Track, Box, Box]] = []
         with lock:
             for track in tracks:

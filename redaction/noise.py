@@ -33,14 +33,14 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["AVERAGED", "RecentFrames", "aligned_mean", "noise_sigma", "smoothed"]
+__all__ = ["RecentFrames", "aligned_mean", "noise_sigma", "smoothed"]
 
 Image = npt.NDArray[np.uint8]
 
 #: Frames averaged for the smoothed view of a noisy picture: the looked-at one and the two
 #: before it (five measured worse: the optical flow errs further back; see
 #: :func:`aligned_mean`).
-AVERAGED = 3
+_AVERAGED = 3
 
 _KERNEL = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
 #: For white noise of standard deviation s the kernel's response has standard deviation
@@ -131,7 +131,7 @@ def _flow_grey(image: Image) -> Image:
 
 
 class RecentFrames:
-    """The :data:`AVERAGED` - 1 frames before the one being looked at, copied (the render
+    """The :data:`_AVERAGED` - 1 frames before the one being looked at, copied (the render
     thread masks frames in place), for :func:`aligned_mean`; kept only while the picture
     is noisy."""
 
@@ -144,8 +144,8 @@ class RecentFrames:
             self._frames.clear()
             return
         self._frames.append((index, image.copy()))
-        del self._frames[:-(AVERAGED - 1)]
+        del self._frames[:-(_AVERAGED - 1)]
 
     def before(self, index: int) -> list[Image]:
         """The frames kept from just before frame ``index``, oldest first."""
-        return [b for i, b in self._frames if index - AVERAGED < i < index]
+        return [b for i, b in self._frames if index - _AVERAGED < i < index]
