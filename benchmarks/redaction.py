@@ -388,6 +388,7 @@ def main() -> None:
         floor = Score()
         by_seed: list[float] = []
         smoothed_looks: list[tuple[int, int]] = []
+        back_looks: list[int] = []
         for n in range(args.noise_seeds):
             # Noise seed n: the same scene under other sensor noise (and so other
             # compression). Seed 0 is the clip every earlier run measured.
@@ -418,6 +419,7 @@ def main() -> None:
                     secs = time.perf_counter() - t0
                     stats = plan.parameters["stats"]
                     smoothed_looks.append((stats["smoothed_looks"], stats["looks"]))
+                    back_looks.append(stats["back_looks"])
                 else:
                     secs = run_deface(src, out,
                                       [] if label == "deface" else ["--scale", "640x360"])
@@ -444,6 +446,11 @@ def main() -> None:
             # that a night figure is read with its cost.
             print("  ours' looks also searched smoothed (noisy picture), by noise seed: " +
                   ", ".join(f"{sm} of {lk}" for sm, lk in smoothed_looks))
+        if any(back_looks):
+            # Frames searched again for faces first found late on a moving camera
+            # (redaction/look_back.py): part of the fps above.
+            print("  ours' looks back (frames searched again), by noise seed: "
+                  + ", ".join(map(str, back_looks)))
         ours = results["ours"]
         misses = []
         if ours.spill > 0.005:

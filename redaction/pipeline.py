@@ -461,6 +461,9 @@ def _detect_all(source: Path, *, scan: ScanParams, track: TrackParams,
                               # Looks a noisy picture had searched smoothed as well
                               # (redaction/noise.py): a night plan's cost, in the record.
                               "smoothed_looks": scanner.stats.smoothed_looks,
+                              # Frames searched again for a face first found late
+                              # (redaction/look_back.py).
+                              "back_looks": scanner.stats.back_looks,
                               "tracklets": tracklets,
                               "withdrawn_tracks": tracker.withdrawn}})
     timing = {"seconds": elapsed, **{f"cpu_{k}": round(v, 3) for k, v in cpu.items()}}

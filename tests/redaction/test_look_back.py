@@ -58,6 +58,7 @@ def test_a_face_carried_along_by_the_camera_is_found_in_the_frames_before(
     plan, _ = redact_video(beside_clip.path, out, detector=detector)
     assert leaks(beside_clip, out) == []
     assert len(plan.tracks) == 1
+    assert plan.parameters["stats"]["back_looks"] >= 4  # frames 27, 21, 15 and 9, in the record
 
     monkeypatch.setattr(redaction.pipeline, "look_back", lambda *args, **kwargs: 0)
     blind = tmp_path / "blind.mp4"
