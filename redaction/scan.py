@@ -465,11 +465,8 @@ class FrameScanner:
         speed = self._camera_speed(index)
         if not full:
             self.stats.partial_looks += 1
-            regions = self._focus_regions([], self._track_boxes(predicted), [])
-            regions += self._smeared(regions, speed)
-            return self._finish_look(self._detect(
-                image, regions, self._before.before(index), self._straight(index))
-                if regions else [])
+            return self._around(image, predicted, speed, self._before.before(index),
+                                self._straight(index))
         if not self.is_look(index):
             return None
         self.stats.looks += 1
@@ -507,9 +504,15 @@ class FrameScanner:
     def look_back(self, index: int, image: Image, boxes: list[Box]) -> Boxes:
         """Search frame ``index`` (BGR), already passed, around ``boxes`` only."""
         self.stats.back_looks += 1
+        return self._around(image, boxes, self._camera_speed(index))
+
+    def _around(self, image: Image, boxes: list[Box], speed: float,
+                before: Sequence[Image] = (), straight: bool = True) -> Boxes:
+        """Search only around ``boxes`` (a partial look, a look back)."""
         regions = self._focus_regions([], self._track_boxes(boxes), [])
-        regions += self._smeared(regions, self._camera_speed(index))
-        return self._finish_look(self._detect(image, regions) if regions else [])
+        regions += self._smeared(regions, speed)
+        return self._finish_look(
+            self._detect(image, regions, before, straight) if regions else [])
 
     def see(self, index: int, image: Image) -> None:
         """Show the scanner frame ``index`` (BGR), looked at or not, after any look at it:
