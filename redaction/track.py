@@ -83,7 +83,10 @@ class TrackParams:
       face: a face in plain view is found again). Off (0) by default: at 0.3 it took the
       benchmark's crowd spill from 3.06 % to 0.66 %, but on the night clip faces scored
       0.1-0.15 in infrared noise are found as intermittently as textures, and 15 % of them
-      were left visible (2.3 % without it). A missed face is a breach; spill is not.
+      were left visible (2.3 % without it). Measured again with today's scanner
+      (docs/redaction.md, "Crowd spill again"): crowd 0.73 -> 0.48 %, night unchanged, but
+      the still clip's walkers the detector sees once are withdrawn (0.03 -> 0.21 % left
+      visible). A missed face is a breach; spill is not.
     """
 
     max_gap_seconds: float = 1.0
