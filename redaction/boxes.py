@@ -5,7 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-__all__ = ["centre", "iou", "size"]
+__all__ = ["TRACK_ONLY", "centre", "iou", "size"]
+
+#: A look's boxes (:meth:`redaction.scan.FrameScanner.scan`) carry a sixth column, at this
+#: index: 1 where the face was found only in the crops searched around tracks, 0 where a
+#: region that looks for new faces (motion, the sweep) found it too.
+TRACK_ONLY = 5
 
 
 def iou(a: Sequence[float], b: Sequence[float]) -> float:

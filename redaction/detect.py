@@ -52,7 +52,9 @@ class Detector(Protocol):
 def nms(boxes: Boxes, iou: float = 0.3) -> Boxes:
     """Greedy non-maximum suppression: keep the best box of each overlapping group.
 
-    Returns the kept rows, highest score first.
+    Returns the kept rows, highest score first. Boxes may carry a sixth column, a flag
+    (:data:`redaction.boxes.TRACK_ONLY`): the kept box keeps it only if every box of its
+    group had it (the face was found only where all of them were).
     """
     if len(boxes) == 0:
         return boxes
@@ -73,6 +75,10 @@ def nms(boxes: Boxes, iou: float = 0.3) -> Boxes:
         inter = np.maximum(xx1 - xx0, 0) * np.maximum(yy1 - yy0, 0)
         union = area[i] + area[i + 1:] - inter
         overlap = np.where(union > 0, inter / np.maximum(union, 1e-9), 0)
+        if b.shape[1] > 5:
+            group = alive[i + 1:] & (overlap >= iou)
+            if group.any():
+                b[i, 5] = min(b[i, 5], float(b[i + 1:, 5][group].min()))
         alive[i + 1:] &= overlap < iou
     return b[keep]
 

@@ -96,7 +96,7 @@ def look_back(frame: int, tracker: Tracker, scanner: FrameScanner,
             continue
         # One search of the frame for every track: their crops packed together.
         guesses = [b for _, still, carried in wanted for b in (still, carried)]
-        found = scanner.look_back(j, picture(j), guesses).tolist()
+        found = scanner.look_back(j, picture(j), guesses)[:, :5].tolist()
         taken: set[int] = set()
         for track, still, carried in wanted:
             face = size(carried)

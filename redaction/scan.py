@@ -368,7 +368,9 @@ class FrameScanner:
                         giant = _SMOOTHED_FACE * self.params.detect_face
                         mine = mine[(mine[:, 4] >= _EDGE_SCORE) | (mine[:, 3] - mine[:, 1] <= giant)]
                     if len(mine):
-                        out.append(self._to_frame(mine, region, crop, px, py))
+                        out.append(np.column_stack([
+                            self._to_frame(mine[:, :5], region, crop, px, py),
+                            np.full(len(mine), region.kind == "track", np.float32)]))
         return out
 
     def _at_cut_edge(self, boxes: Boxes, region: Region, crop: Image, px: int,
@@ -456,7 +458,8 @@ class FrameScanner:
 
     def scan(self, index: int, image: Image, predicted: list[Box], *,
              full: bool = True) -> Boxes | None:
-        """Look at frame ``index`` (BGR). Returns ``(N, 5)`` boxes, or ``None`` if skipped.
+        """Look at frame ``index`` (BGR). Returns ``(N, 6)`` boxes (x0, y0, x1, y1, score,
+        :data:`redaction.boxes.TRACK_ONLY`), or ``None`` if skipped.
 
         A full look (only on :meth:`is_look` frames) searches motion, the ``predicted``
         track boxes and its share of the sweep. A partial look (``full=False``, any frame)
@@ -578,7 +581,7 @@ class FrameScanner:
                 for r in regions if r.kind in ("motion", "track") and r.scale > small * 1.2]
 
     def _finish_look(self, found: list[Boxes]) -> Boxes:
-        boxes = np.concatenate(found) if found else np.empty((0, 5), np.float32)
+        boxes = np.concatenate(found) if found else np.empty((0, 6), np.float32)
         if len(boxes):
             # An unsure box well under the smallest face the scan is sized for is texture
             # (issue #13: an 11x14 px box scored 0.13 on a walking camera became a track

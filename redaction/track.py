@@ -48,7 +48,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from redaction.boxes import centre as _centre, iou as _iou, size as _size
+from redaction.boxes import TRACK_ONLY, centre as _centre, iou as _iou, size as _size
 from redaction.motion import CameraMotion
 
 __all__ = ["MaskBox", "Observation", "Track", "TrackParams", "Tracker"]
@@ -253,11 +253,19 @@ class Tracker:
 
     def update(self, frame: int, detections: npt.NDArray[np.float32], *,
                only: Collection[int] | None = None) -> None:
-        """Link the detections ``(N, 5)`` found on ``frame`` (frames in rising order).
+        """Link the detections ``(N, 5)`` or ``(N, 6)`` found on ``frame`` (frames in rising
+        order; the sixth column, where given, is :data:`redaction.boxes.TRACK_ONLY`).
 
         ``only``: the look searched just around these tracks (ids); detections link to them
         alone and start no track. Finding new faces is the full looks' job: a partial look's
         small crops, scored at the low threshold, would otherwise start spurious tracks.
+
+        The same holds for the crops a full look searches around its tracks: an unsure
+        detection (under :data:`_SURE`) found only there (:data:`redaction.boxes.TRACK_ONLY`)
+        that no track takes starts none. Issue #13 (crowd spill, docs/redaction.md "Crowd
+        spill again"): on the 12 s crowd, 208 of 298 texture tracks began so, beside a
+        tracked face, and each added a crop of its own to the next look; a new face is
+        searched by the look's motion regions and sweep, at their own scales.
         """
         if frame <= self._last_frame:
             raise ValueError("frames must be given in rising order")
@@ -309,7 +317,9 @@ class Tracker:
                                            if ti not in used_t and t.last < frame
                                            and (only is None or t.id in only)])
         for di, (box, score) in enumerate(dets):
-            if di in used_d or only is not None:
+            if di in used_d or only is not None or (
+                    score < _SURE and detections.shape[1] > TRACK_ONLY
+                    and detections[di, TRACK_ONLY] > 0):
                 continue
             track = Track(self._next_id, [Observation(frame, box, score)])
             self._next_id += 1

@@ -11,6 +11,7 @@ import pytest
 
 from redaction import CenterFace, Detector
 from redaction._onnx import free_image_dims
+from redaction.boxes import TRACK_ONLY
 from redaction.detect import nms
 
 
@@ -45,6 +46,20 @@ def test_nms_keeps_the_best_of_overlapping_boxes() -> None:
     b = np.array([[0, 0, 10, 10, 0.5], [1, 1, 11, 11, 0.9], [50, 50, 60, 60, 0.3]], np.float32)
     kept = nms(b)
     assert kept.shape == (2, 5) and kept[0, 4] == pytest.approx(0.9)
+
+
+def test_nms_keeps_the_track_only_flag_only_where_the_whole_group_had_it() -> None:
+    """A look's boxes carry a sixth column: found only in the crops around tracks
+    (issue #13, crowd spill). Where a motion region found the same face, the box kept is
+    not track-only, whichever of the two scored higher."""
+    b = np.array([[10, 10, 50, 50, 0.35, 1],      # a track's crop: best score
+                  [12, 11, 51, 50, 0.30, 0],      # the same face in a motion region
+                  [200, 200, 240, 240, 0.25, 1],  # a box found in a track's crop only
+                  [202, 200, 240, 241, 0.20, 1]], np.float32)
+    kept = nms(b)
+    assert kept[:, :5].tolist() == b[[0, 2], :5].tolist()
+    assert kept[:, TRACK_ONLY].tolist() == [0, 1]
+    assert b[0, TRACK_ONLY] == 1  # the input is left as it was
 
 
 def test_free_image_dims_rewrites_only_the_shapes() -> None:

@@ -14,7 +14,7 @@ import threading
 import numpy as np
 import pytest
 
-from redaction.boxes import iou as _iou
+from redaction.boxes import TRACK_ONLY, iou as _iou
 from redaction import CenterFace
 from redaction.regions import Region, merge_overlapping
 from redaction.scan import FrameScanner, ScanParams
@@ -150,6 +150,8 @@ def test_a_crowded_look_shares_the_detector_over_the_pool_and_finds_the_same_fac
     a, b = match(split), match(whole)
     assert [x is None for x in a] == [x is None for x in b]
     assert sum(x is not None for x in a) >= 40
+    # Every box came from a track's crop, and says so (redaction.boxes.TRACK_ONLY).
+    assert split[:, TRACK_ONLY].all() and whole[:, TRACK_ONLY].all()
     for x, y in zip(a, b, strict=True):
         if x is not None and y is not None:
             assert np.abs(x[:4] - y[:4]).max() <= 0.15 * (y[3] - y[1]), (x, y)
@@ -188,7 +190,8 @@ def test_a_look_with_one_large_input_runs_it_on_both_threads_with_the_same_boxes
     crop = np.ascontiguousarray(image[0:720, 0:960, ::-1])
     narrow = shared_detector.detect(crop)
     assert len(wide) == len(narrow) >= 10
-    assert np.allclose(np.sort(wide, axis=0), np.sort(narrow, axis=0), atol=1e-3)
+    assert np.allclose(np.sort(wide[:, :5], axis=0), np.sort(narrow, axis=0), atol=1e-3)
+    assert not wide[:, TRACK_ONLY].any()  # a motion region looks for new faces
 
 
 def test_long_strips_are_packed_apart_and_the_look_costs_a_third_fewer_pixels(
