@@ -15,7 +15,9 @@ For one benchmark clip (``benchmarks/redaction.py``'s scenes), redacts it with o
   confirming look at another scale), in the decoded source.
 
 Prints the tracks that spill most, the texture tracks and the unsure real ones side by side
-(so a rule separating them can be read off), and ends with one summary line. Run:
+(so a rule separating them can be read off), and ends with one summary line. ``--births``
+also counts where tracks began (which regions of which look found their first detection),
+as docs/redaction.md "Crowd spill again" reads them. Run:
 ``python benchmarks/redaction_spill.py --only crowd --seconds 3``.
 """
 
@@ -89,6 +91,28 @@ def _size(b: tuple[float, ...]) -> float:
     return max(b[2] - b[0], b[3] - b[1], 1.0)
 
 
+def _births(tracks: list[Track], real: dict[int, bool],
+            frame_box: dict[int, tuple[float, ...]]) -> None:
+    """Print how many tracks (real / texture) began in each way, by 3 s of the clip."""
+    from redaction_misses import LOOKS
+
+    tally: dict[tuple[str, int, str, str, str], int] = {}
+    for t in tracks:
+        o = t.observations[0]
+        b = frame_box[id(o)]
+        kinds = {r[5] for r in LOOKS.regions.get(o.frame, [])
+                 if r[0] <= b[0] and r[1] <= b[1] and r[2] >= b[2] and r[3] >= b[3]}
+        key = ("real" if real[t.id] else "texture", o.frame // 75,
+               LOOKS.kind.get(o.frame, "?"),
+               "track crops only" if kinds == {"track"} else "+".join(sorted(kinds)) or "none",
+               "sure" if o.score >= 0.4 else "unsure")
+        tally[key] = tally.get(key, 0) + 1
+    for key in sorted(tally):
+        label, third, look, where, sure = key
+        print(f"  births: {label:7s} {3 * third:2d}-{3 * third + 3:2d} s  {look:7s} look  "
+              f"{where:24s} {sure:6s} {tally[key]}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     ap.add_argument("--only", default="crowd")
@@ -102,8 +126,14 @@ def main() -> None:
                     help="also measure identifiable faces left visible, as the benchmark does")
     ap.add_argument("--observations", action="store_true",
                     help="list the observations of the tracks listed by spill")
+    ap.add_argument("--births", action="store_true",
+                    help="where tracks began, by 3 s of the clip: at a full or partial look, "
+                         "found only in the crops around tracks or also by a region that "
+                         "looks for new faces (motion, the sweep), unsure (< 0.4) or sure")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.births:
+        import redaction_misses  # noqa: F401  (beside this script: records each look's regions)
     det = CenterFace(threshold=0.01)
     for k, scene in enumerate(scenes(args.seconds)):
         if scene.name not in args.only.split(","):
@@ -209,6 +239,8 @@ def main() -> None:
         print(f"  unsure real tracks (max score < 0.5): {len(unsure_real)}")
         for r in sorted(unsure_real, key=lambda r: r["max"]):
             print("   ", fmt(r))
+        if args.births:
+            _births(tracks, {int(r["id"]): r["real"] >= 0.5 for r in rows}, frame_box)
         if args.ident:
             score = _B.measure(clip, out, 0.0)
             print(f"  ident (the benchmark's measure): "
