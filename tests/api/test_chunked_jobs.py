@@ -333,12 +333,31 @@ def test_cancelling_the_parent_cancels_its_chunks(vault: Vault, long_clip: Clip)
 # --- a real Redis queue and two worker processes ---------------------------------------------
 
 
-def worker_main(home: str, redis_url: str, ready: str, **more: Any) -> None:
+def _at_least(handler: Any, seconds: float) -> Any:
+    def slow(ctx: JobContext) -> dict[str, Any]:
+        start = time.monotonic()
+        out = handler(ctx)
+        time.sleep(max(0.0, seconds - (time.monotonic() - start)))
+        return out  # type: ignore[no-any-return]
+    return slow
+
+
+def worker_main(home: str, redis_url: str, ready: str, chunk_s: float = 0.0,
+                **more: Any) -> None:
     """A worker process as ``evidence-vault worker`` runs one: a sweep, then the consumer.
     ``ready``: a file it creates once it is about to consume; ``more``: settings of its own
-    (secrets as plain strings)."""
+    (secrets as plain strings). ``chunk_s``: each chunk job takes at least this long, as a
+    chunk of real footage does (the test clip's take a fifth of a second). An idle Huey
+    consumer sleeps up to ``max_delay`` (2 s) between polls of the queue, so the parent's
+    worker, which runs queued chunks itself while it waits, could run all three before the
+    other woke (a clean-clone rehearsal saw it: three renders in 0.5 s on one worker)."""
     from pydantic import SecretStr
 
+    import api.jobs
+
+    if chunk_s:
+        for name in ("run_redaction_chunk", "run_redaction_chunk_render"):
+            setattr(api.jobs, name, _at_least(getattr(api.jobs, name), chunk_s))
     secrets = {k: SecretStr(v) for k, v in more.items() if k.endswith("_key")}
     queue = open_job_queue(_settings(Path(home), queue_url=SecretStr(redis_url),
                                      **{**more, **secrets}))
@@ -346,6 +365,11 @@ def worker_main(home: str, redis_url: str, ready: str, **more: Any) -> None:
     consumer = queue.consumer(workers=1, periodic=True)
     Path(ready).touch()
     consumer.run()
+
+
+#: How long each chunk job takes in the two-worker tests: longer than an idle consumer's
+#: longest sleep between polls (2 s), so the second worker is awake to take a chunk.
+_CHUNK_S = 3.0
 
 
 def _workers(tmp_path: Path, home: Path, redis_url: str,
@@ -406,7 +430,8 @@ def test_two_worker_processes_share_one_long_video_on_redis(
 
     with Vault.init(_settings(tmp_path / "home", queue_url=SecretStr(redis_url))) as vault:
         rec = _store(vault, long_clip)
-        procs = _workers(tmp_path, vault.settings.home_dir, redis_url, [{}, {}])
+        procs = _workers(tmp_path, vault.settings.home_dir, redis_url,
+                         [{"chunk_s": _CHUNK_S}, {"chunk_s": _CHUNK_S}])
         queue = open_job_queue(vault.settings, vault=vault)
         try:
             job = queue.submit(JobKind.REDACTION_PLAN, actor=ACTOR, purpose=PURPOSE,
@@ -451,7 +476,7 @@ def test_two_workers_render_one_video_through_encrypted_intermediates_in_minio(
         rec = _store(vault, long_clip)
         spools = [tmp_path / f"spool-{n}" for n in range(2)]
         procs = _workers(tmp_path, vault.settings.home_dir, redis_url,
-                         [{**store, "spool_path": str(p)} for p in spools])
+                         [{**store, "spool_path": str(p), "chunk_s": _CHUNK_S} for p in spools])
         queue = open_job_queue(vault.settings, vault=vault)
         try:
             job = queue.submit(JobKind.REDACT, actor=ACTOR, purpose=PURPOSE,
