@@ -86,6 +86,12 @@ class _Looks:
         self.found: dict[int, list[tuple[float, float, float, float, float]]] = {}
         self.kept: dict[int, list[tuple[float, float, float, float, float]]] = {}
 
+    def holding(self, frame: int, box: tuple[float, ...]
+                ) -> list[tuple[int, int, int, int, float, str]]:
+        """The regions searched on ``frame`` that hold all of ``box`` (frame px)."""
+        return [r for r in self.regions.get(frame, []) if r[0] <= box[0] and r[1] <= box[1]
+                and r[2] >= box[2] and r[3] >= box[3]]
+
 
 LOOKS = _Looks()
 
@@ -125,8 +131,7 @@ def _look_cause(i: int, box: tuple[float, ...], face_h: float) -> str:
         return "no look yet"
     f = max(looks)
     regions = LOOKS.regions.get(f, [])
-    inside = [r for r in regions if r[0] <= box[0] and r[1] <= box[1] and r[2] >= box[2]
-              and r[3] >= box[3]]
+    inside = LOOKS.holding(f, box)
     if not inside:
         part = [r for r in regions if _iou((r[0], r[1], r[2], r[3]), box) > 0]
         return ("not searched" + (" (cut by a region's edge)" if part else "")

@@ -99,9 +99,7 @@ def _births(tracks: list[Track], real: dict[int, bool],
     tally: dict[tuple[str, int, str, str, str], int] = {}
     for t in tracks:
         o = t.observations[0]
-        b = frame_box[id(o)]
-        kinds = {r[5] for r in LOOKS.regions.get(o.frame, [])
-                 if r[0] <= b[0] and r[1] <= b[1] and r[2] >= b[2] and r[3] >= b[3]}
+        kinds = {r[5] for r in LOOKS.holding(o.frame, frame_box[id(o)])}
         key = ("real" if real[t.id] else "texture", o.frame // 75,
                LOOKS.kind.get(o.frame, "?"),
                "track crops only" if kinds == {"track"} else "+".join(sorted(kinds)) or "none",

@@ -369,7 +369,7 @@ class FrameScanner:
                         mine = mine[(mine[:, 4] >= _EDGE_SCORE) | (mine[:, 3] - mine[:, 1] <= giant)]
                     if len(mine):
                         out.append(np.column_stack([
-                            self._to_frame(mine[:, :5], region, crop, px, py),
+                            self._to_frame(mine, region, crop, px, py),
                             np.full(len(mine), region.kind == "track", np.float32)]))
         return out
 

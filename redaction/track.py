@@ -316,10 +316,10 @@ class Tracker:
         self._withdraw_unconfirmed(frame, [t for ti, t in enumerate(self._live)
                                            if ti not in used_t and t.last < frame
                                            and (only is None or t.id in only)])
+        track_only = (detections[:, TRACK_ONLY] > 0 if detections.shape[1] > TRACK_ONLY
+                      else np.zeros(len(detections), bool))
         for di, (box, score) in enumerate(dets):
-            if di in used_d or only is not None or (
-                    score < _SURE and detections.shape[1] > TRACK_ONLY
-                    and detections[di, TRACK_ONLY] > 0):
+            if di in used_d or only is not None or (score < _SURE and track_only[di]):
                 continue
             track = Track(self._next_id, [Observation(frame, box, score)])
             self._next_id += 1
